@@ -1,0 +1,65 @@
+/* cli.c — see cli.h. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+void cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "digits %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n(run 'digits %s --help' for the flags)\n", cmd);
+    va_end(ap);
+    exit(EXIT_USAGE);
+}
+
+void cli_fail(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "digits %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(EXIT_RUNTIME);
+}
+
+int cli_int(const char *cmd, const char *flag, const char *s, int lo, int hi) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || errno) cli_usage_error(cmd, "%s: '%s' is not an integer", flag, s);
+    if (v < lo || v > hi) cli_usage_error(cmd, "%s: %ld is out of range %d..%d", flag, v, lo, hi);
+    return (int)v;
+}
+
+float cli_float(const char *cmd, const char *flag, const char *s, float lo, float hi) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (*s == '\0' || *end != '\0' || errno || !isfinite(v)) cli_usage_error(cmd, "%s: '%s' is not a number", flag, s);
+    if (v < lo || v > hi) cli_usage_error(cmd, "%s: %s is out of range %g..%g", flag, s, lo, hi);
+    return (float)v;
+}
+
+uint64_t cli_u64(const char *cmd, const char *flag, const char *s) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*s == '\0' || *s == '-' || *end != '\0' || errno) cli_usage_error(cmd, "%s: '%s' is not a non-negative integer", flag, s);
+    return (uint64_t)v;
+}
+
+void cli_set_threads(int threads) {
+#ifdef _OPENMP
+    if (threads > 0) omp_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
+}

@@ -1,0 +1,30 @@
+/* cli.h — shared helpers of the digits subcommands: the exit-status
+ * convention (0 ok, 1 runtime failure, 2 usage error), number parsing for
+ * flags, and the per-subcommand entry points. */
+#ifndef DG_CLI_H
+#define DG_CLI_H
+
+#include <stdint.h>
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+/* Print "digits CMD: message" (+ a hint to run --help) and exit 2. */
+void cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+/* Print "digits CMD: message" and exit 1. */
+void cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+
+/* Flag value parsers: exit 2 naming the flag on a bad value. */
+int cli_int(const char *cmd, const char *flag, const char *s, int lo, int hi);
+float cli_float(const char *cmd, const char *flag, const char *s, float lo, float hi);
+uint64_t cli_u64(const char *cmd, const char *flag, const char *s);
+
+/* Sets the OpenMP thread count (<= 0: all cores). */
+void cli_set_threads(int threads);
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+
+#endif

@@ -1,0 +1,42 @@
+/* digits.c — the command-line entry point: dispatches to a subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "digits.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "digits %s — handwritten-digit recognition\n\n"
+            "usage: digits COMMAND [flags]\n\n"
+            "commands:\n"
+            "  train     train a model from the zoo (models/*.spec) or a spec file\n"
+            "  eval      accuracy, per-class precision/recall/F1, confusion matrix\n"
+            "  predict   classify image files (PNG, PGM)\n"
+            "  convert   convert between MNIST IDX and Kaggle CSV\n\n"
+            "'digits COMMAND --help' lists a command's flags and their defaults.\n",
+            DIGITS_VERSION);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("digits %s\n", DIGITS_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1);
+    if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 1, argv + 1);
+    if (strcmp(cmd, "predict") == 0) return cmd_predict(argc - 1, argv + 1);
+    if (strcmp(cmd, "convert") == 0) return cmd_convert(argc - 1, argv + 1);
+    fprintf(stderr, "digits: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,307 @@
+/* bench_models.c — digits' side of the model benchmark (bench/run.sh runs
+ * it next to bench/bench_torch.py, which does the same work in PyTorch).
+ *
+ * For each zoo model: build it, initialise it (seed 42), and measure
+ *   train_img_s        Adam training steps at batch B, exactly the step
+ *                      src/train/train.c takes (load pixels, forward,
+ *                      softmax cross-entropy, backward, optimiser step);
+ *   infer_img_s        eval-mode forward at batch 1000 (what eval/predict do);
+ *   latency_median_us  one image, load pixels + forward, median of 1000 calls;
+ *   latency_p99_us     the same calls' 99th percentile.
+ * Inputs are seeded random uint8 images and labels (the speed does not depend
+ * on the pixels), so no data files are needed.
+ *
+ * Output: one CSV line per model and metric on stdout, `impl,model,metric,value`
+ * (impl = digits), with no header; notes (threads, OpenBLAS core, MACs) go to
+ * stderr so the CSV stays clean.
+ *
+ * Leaves out on purpose: data loading, shuffling and augmentation (the
+ * trainer's per-epoch costs), and accuracy — this measures speed only.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "core/blas.h"
+#include "digits.h"
+#include "ops/ops.h"
+
+#define INFER_BATCH 1000
+#define POOL_IMAGES 1024 /* distinct random images the batches cycle through */
+
+/* ==== options ============================================================= */
+
+typedef struct {
+    char models[1024];   /* comma-separated zoo names or spec paths */
+    int batch;           /* training batch */
+    int threads;         /* <= 0: all cores */
+    double seconds;      /* minimum timed seconds per throughput figure */
+    int latency_calls;   /* single-image calls timed */
+    uint64_t seed;
+} Options;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: bench_models [options]\n"
+            "  --models a,b,c     zoo names or spec paths (default lenet5,cnn,cnn-bn)\n"
+            "  --batch N          training batch size (default 64)\n"
+            "  --threads N        threads; 0 = all cores (default 0)\n"
+            "  --seconds S        minimum timed seconds per throughput figure (default 2)\n"
+            "  --latency-calls N  single-image calls for the latency figures (default 1000)\n"
+            "  --seed N           seed for weights and random inputs (default 42)\n"
+            "prints impl,model,metric,value lines (impl=digits) on stdout\n");
+}
+
+/* Tier-3 error: print file:line, the problem and a hint, then exit non-zero. */
+#define BENCH_CHECK(cond, ...)                                                  \
+    do {                                                                        \
+        if (!(cond)) {                                                          \
+            fprintf(stderr, "%s:%d: error: ", __FILE__, __LINE__);              \
+            fprintf(stderr, __VA_ARGS__);                                       \
+            fprintf(stderr, "\n");                                              \
+            exit(1);                                                            \
+        }                                                                       \
+    } while (0)
+
+static long parse_long(const char *flag, const char *s, long lo, long hi) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < lo || v > hi) {
+        fprintf(stderr, "bench_models: %s: '%s' should be an integer in %ld..%ld\n", flag, s, lo, hi);
+        exit(2);
+    }
+    return v;
+}
+
+static void parse_options(Options *o, int argc, char **argv) {
+    snprintf(o->models, sizeof o->models, "lenet5,cnn,cnn-bn");
+    o->batch = 64;
+    o->threads = 0;
+    o->seconds = 2.0;
+    o->latency_calls = 1000;
+    o->seed = 42;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            exit(0);
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "bench_models: %s needs a value (or unknown option)\n", a);
+            usage(stderr);
+            exit(2);
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--models")) {
+            snprintf(o->models, sizeof o->models, "%s", v);
+        } else if (!strcmp(a, "--batch")) {
+            o->batch = (int)parse_long(a, v, 1, 100000);
+        } else if (!strcmp(a, "--threads")) {
+            o->threads = (int)parse_long(a, v, 0, 1024);
+        } else if (!strcmp(a, "--seconds")) {
+            char *end;
+            o->seconds = strtod(v, &end);
+            if (*v == '\0' || *end != '\0' || !(o->seconds > 0 && o->seconds <= 3600)) {
+                fprintf(stderr, "bench_models: --seconds: '%s' should be a number in (0, 3600]\n", v);
+                exit(2);
+            }
+        } else if (!strcmp(a, "--latency-calls")) {
+            o->latency_calls = (int)parse_long(a, v, 10, 10000000);
+        } else if (!strcmp(a, "--seed")) {
+            o->seed = (uint64_t)parse_long(a, v, 0, 0x7fffffffffffffffL);
+        } else {
+            fprintf(stderr, "bench_models: unknown option '%s'\n", a);
+            usage(stderr);
+            exit(2);
+        }
+    }
+}
+
+/* ==== helpers ============================================================= */
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Quantile q (0..1) of a sorted array, linear interpolation (numpy's default). */
+static double quantile(const double *sorted, int n, double q) {
+    double pos = q * (n - 1);
+    int i = (int)pos;
+    if (i >= n - 1) return sorted[n - 1];
+    return sorted[i] + (pos - i) * (sorted[i + 1] - sorted[i]);
+}
+
+static void emit(const char *model, const char *metric, double value) {
+    printf("digits,%s,%s,%.6g\n", model, metric, value);
+    fflush(stdout);
+}
+
+/* ==== the three measurements ============================================== */
+
+/* Adam steps at batch B, as train_run takes them. Returns images/s. */
+static double bench_train(Model *m, const Options *o, const uint8_t *pool, const uint8_t *labels) {
+    const int B = o->batch;
+    const size_t img = shape_size(m->input_shape);
+    model_set_batch(m, B, 1, o->threads);
+    Optimizer opt;
+    optim_init(&opt, OPTIM_ADAM, m->n_param);
+    uint8_t *px = dg_xmalloc((size_t)B * img), *y = dg_xmalloc((size_t)B);
+    float *probs = dg_xmalloc((size_t)B * MODEL_NUM_CLASSES * sizeof(float));
+    Layer *last = &m->layers[m->n_layers - 1];
+    int cursor = 0;
+
+    /* one training step on the next B pool images (wrapping around) */
+#define TRAIN_STEP()                                                                    \
+    do {                                                                                \
+        for (int i = 0; i < B; i++, cursor = (cursor + 1) % POOL_IMAGES) {              \
+            memcpy(px + (size_t)i * img, pool + (size_t)cursor * img, img);             \
+            y[i] = labels[cursor];                                                      \
+        }                                                                               \
+        model_load_pixels(m, px, B);                                                    \
+        float *logits = model_forward(m, B, 1);                                         \
+        loss = softmax_xent_forward(probs, logits, y, B, MODEL_NUM_CLASSES);            \
+        softmax_xent_backward(last->dy, probs, y, B, MODEL_NUM_CLASSES);                \
+        model_zero_grad(m);                                                             \
+        model_backward(m, last->dy, B);                                                 \
+        optim_step(&opt, m->params, m->grads, 1e-3f);                                   \
+    } while (0)
+
+    float loss = 0;
+    double t0 = now();
+    int warm = 0; /* warm-up: at least 3 steps and 10 % of the timed budget */
+    while (warm < 3 || now() - t0 < 0.1 * o->seconds) {
+        TRAIN_STEP();
+        warm++;
+    }
+    long steps = 0;
+    t0 = now();
+    double elapsed;
+    do {
+        TRAIN_STEP();
+        steps++;
+        elapsed = now() - t0;
+    } while (elapsed < o->seconds || steps < 5);
+#undef TRAIN_STEP
+    BENCH_CHECK(loss == loss, "%s: training loss is NaN; the kernels are broken", m->spec_name);
+    fprintf(stderr, "  train: %ld steps of %d in %.2f s, last loss %.4f\n", steps, B, elapsed, loss);
+    free(px);
+    free(y);
+    free(probs);
+    optim_free(&opt);
+    return steps * B / elapsed;
+}
+
+/* Eval-mode forward at batch 1000. Returns images/s. */
+static double bench_infer(Model *m, const Options *o, const uint8_t *pool) {
+    const int B = INFER_BATCH;
+    const size_t img = shape_size(m->input_shape);
+    model_set_batch(m, B, 0, o->threads);
+    uint8_t *px = dg_xmalloc((size_t)B * img);
+    for (int i = 0; i < B; i++) memcpy(px + (size_t)i * img, pool + (size_t)(i % POOL_IMAGES) * img, img);
+    float sink = 0;
+    double t0 = now();
+    int warm = 0;
+    while (warm < 2 || now() - t0 < 0.1 * o->seconds) {
+        model_load_pixels(m, px, B);
+        sink += model_forward(m, B, 0)[0];
+        warm++;
+    }
+    long calls = 0;
+    t0 = now();
+    double elapsed;
+    do {
+        model_load_pixels(m, px, B);
+        sink += model_forward(m, B, 0)[0];
+        calls++;
+        elapsed = now() - t0;
+    } while (elapsed < o->seconds || calls < 3);
+    BENCH_CHECK(sink == sink, "%s: inference gives NaN logits; the kernels are broken", m->spec_name);
+    fprintf(stderr, "  infer: %ld batches of %d in %.2f s\n", calls, B, elapsed);
+    free(px);
+    return calls * B / elapsed;
+}
+
+/* Single-image load + forward; fills median and p99 in microseconds. */
+static void bench_latency(Model *m, const Options *o, const uint8_t *pool, double *median, double *p99) {
+    const size_t img = shape_size(m->input_shape);
+    const int n = o->latency_calls;
+    model_set_batch(m, 1, 0, o->threads);
+    double *t = dg_xmalloc((size_t)n * sizeof(double));
+    float sink = 0;
+    for (int i = 0; i < 50; i++) { /* warm-up */
+        model_load_pixels(m, pool + (size_t)(i % POOL_IMAGES) * img, 1);
+        sink += model_forward(m, 1, 0)[0];
+    }
+    for (int i = 0; i < n; i++) {
+        const uint8_t *px = pool + (size_t)(i % POOL_IMAGES) * img;
+        double t0 = now();
+        model_load_pixels(m, px, 1);
+        sink += model_forward(m, 1, 0)[0];
+        t[i] = (now() - t0) * 1e6;
+    }
+    BENCH_CHECK(sink == sink, "%s: inference gives NaN logits; the kernels are broken", m->spec_name);
+    qsort(t, (size_t)n, sizeof(double), cmp_double);
+    *median = quantile(t, n, 0.5);
+    *p99 = quantile(t, n, 0.99);
+    free(t);
+}
+
+/* ==== main ================================================================ */
+
+int main(int argc, char **argv) {
+    Options o;
+    parse_options(&o, argc, argv);
+#ifdef _OPENMP
+    if (o.threads > 0) omp_set_num_threads(o.threads);
+    else o.threads = omp_get_max_threads();
+#else
+    o.threads = 1;
+#endif
+    fprintf(stderr, "bench_models: threads %d, train batch %d, >= %.1f s per figure, %s\n", o.threads,
+            o.batch, o.seconds, dg_blas_info());
+
+    char list[sizeof o.models];
+    snprintf(list, sizeof list, "%s", o.models);
+    char *save = NULL;
+    for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+        Model m;
+        BENCH_CHECK(model_build_named(&m, name) == 0, "%s\nHINT: run from the repository root, or set DIGITS_MODELS",
+                    dg_errmsg());
+        model_init_params(&m, o.seed);
+        m.norm_mean = 0.1307f; /* MNIST's, as training sets them */
+        m.norm_std = 0.3081f;
+        fprintf(stderr, "%s: %zu parameters, %.3g M MACs/image\n", m.spec_name, m.n_param, model_macs(&m) / 1e6);
+
+        /* seeded random images and labels */
+        const size_t img = shape_size(m.input_shape);
+        uint8_t *pool = dg_xmalloc(POOL_IMAGES * img), *labels = dg_xmalloc(POOL_IMAGES);
+        Rng rng;
+        rng_seed(&rng, o.seed, "bench");
+        for (size_t i = 0; i < POOL_IMAGES * img; i++) pool[i] = (uint8_t)rng_below(&rng, 256);
+        for (int i = 0; i < POOL_IMAGES; i++) labels[i] = (uint8_t)rng_below(&rng, MODEL_NUM_CLASSES);
+
+        emit(m.spec_name, "train_img_s", bench_train(&m, &o, pool, labels));
+        emit(m.spec_name, "infer_img_s", bench_infer(&m, &o, pool));
+        double median, p99;
+        bench_latency(&m, &o, pool, &median, &p99);
+        emit(m.spec_name, "latency_median_us", median);
+        emit(m.spec_name, "latency_p99_us", p99);
+
+        free(pool);
+        free(labels);
+        model_free(&m);
+    }
+    return 0;
+}

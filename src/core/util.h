@@ -1,0 +1,29 @@
+/* util.h — small shared helpers: whole-file reads with a size cap, atomic
+ * file writes, wall-clock time. */
+#ifndef DG_UTIL_H
+#define DG_UTIL_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+/* Read a whole file (NUL-terminated, owned *data) if at most max_bytes;
+ * -1 with "path: problem" otherwise. */
+int read_whole_file(const char *path, size_t max_bytes, char **data, size_t *len);
+
+/* Atomic write: open "<path>.tmp.<pid>" for writing; after writing, commit
+ * with atomic_file_commit (fflush, fsync, rename over path, fsync the
+ * folder) or give up with atomic_file_abort (removes the temp file).
+ * The previous file at path stays intact until the rename. */
+typedef struct {
+    FILE *f;
+    char path[4096];
+    char tmp[4200];
+} AtomicFile;
+int atomic_file_open(AtomicFile *af, const char *path);
+int atomic_file_commit(AtomicFile *af);
+void atomic_file_abort(AtomicFile *af);
+
+/* Monotonic seconds. */
+double now_seconds(void);
+
+#endif

@@ -1,0 +1,329 @@
+/* checkpoint.c — the model file: safetensors with digits metadata.
+ *
+ * Layout: u64 little-endian N, N bytes of JSON header (padded with spaces to
+ * a multiple of 8), then the tensors' raw little-endian float32 data.
+ *   {"__metadata__": {"digits.format": "1", "digits.spec": "...", ...},
+ *    "0.weight": {"dtype": "F32", "shape": [6,1,5,5], "data_offsets": [0, 600]}, ...}
+ * PyTorch users read it with safetensors.torch.load_file. The reader trusts
+ * nothing: the header length, every offset and every shape is checked
+ * against the file size and the spec before any copy.
+ * Leaves out: dtypes other than F32 (bf16 export comes with mixed precision).
+ */
+#include <cjson/cJSON.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/check.h"
+#include "core/util.h"
+#include "model/model.h"
+
+#define FORMAT_VERSION "1"
+#define MAX_MODEL_FILE (2ULL << 30)
+#define MAX_HEADER (64u << 20)
+#define MAX_TENSORS_PER_LAYER 8
+
+typedef struct {
+    char name[64];
+    int ndim, shape[4];
+    const float *data; /* in the model's blocks */
+    float *dest;
+    size_t count;
+} TensorRef;
+
+/* Enumerate the model's tensors in file order; returns the count. */
+static int model_tensors(const Model *m, TensorRef *out, int max) {
+    int n = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const Layer *l = &m->layers[i];
+        const char *names[MAX_TENSORS_PER_LAYER];
+        int shapes[MAX_TENSORS_PER_LAYER][4], ndims[MAX_TENSORS_PER_LAYER], is_buf[MAX_TENSORS_PER_LAYER];
+        int k = l->kind->tensors(l, names, shapes, ndims, is_buf);
+        size_t po = 0, bo = 0;
+        for (int t = 0; t < k; t++) {
+            DG_ASSERT(n < max);
+            TensorRef *r = &out[n++];
+            snprintf(r->name, sizeof r->name, "%d.%s", l->index, names[t]);
+            r->ndim = ndims[t];
+            r->count = 1;
+            for (int d = 0; d < ndims[t]; d++) {
+                r->shape[d] = shapes[t][d];
+                r->count *= (size_t)shapes[t][d];
+            }
+            if (is_buf[t]) {
+                r->dest = l->buffer + bo;
+                bo += r->count;
+            } else {
+                r->dest = l->param + po;
+                po += r->count;
+            }
+            r->data = r->dest;
+        }
+        DG_ASSERT(po == l->n_param && bo == l->n_buffer);
+    }
+    return n;
+}
+
+static void meta_float(cJSON *meta, const char *key, float v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.9g", v);
+    cJSON_AddStringToObject(meta, key, buf);
+}
+
+int model_save(const Model *m, const char *path) {
+    int cap = m->n_layers * MAX_TENSORS_PER_LAYER + 1;
+    TensorRef *t = dg_xcalloc((size_t)cap, sizeof *t);
+    int nt = model_tensors(m, t, cap);
+
+    cJSON *root = cJSON_CreateObject();
+    cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
+    cJSON_AddStringToObject(meta, "format", "pt");
+    cJSON_AddStringToObject(meta, "digits.format", FORMAT_VERSION);
+    cJSON_AddStringToObject(meta, "digits.name", m->spec_name);
+    cJSON_AddStringToObject(meta, "digits.spec", m->spec_text);
+    meta_float(meta, "digits.norm_mean", m->norm_mean);
+    meta_float(meta, "digits.norm_std", m->norm_std);
+    if (m->train_config_json) cJSON_AddStringToObject(meta, "digits.train_config", m->train_config_json);
+    if (m->metrics_json) cJSON_AddStringToObject(meta, "digits.metrics", m->metrics_json);
+    size_t off = 0;
+    for (int i = 0; i < nt; i++) {
+        cJSON *e = cJSON_AddObjectToObject(root, t[i].name);
+        cJSON_AddStringToObject(e, "dtype", "F32");
+        cJSON *shape = cJSON_AddArrayToObject(e, "shape");
+        for (int d = 0; d < t[i].ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber(t[i].shape[d]));
+        cJSON *offs = cJSON_AddArrayToObject(e, "data_offsets");
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+        off += t[i].count * sizeof(float);
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+    }
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    DG_ASSERT(json);
+    size_t hlen = strlen(json), padded = (hlen + 7) / 8 * 8;
+
+    AtomicFile af;
+    if (atomic_file_open(&af, path) < 0) {
+        free(json);
+        free(t);
+        return -1;
+    }
+    uint8_t lenbuf[8];
+    for (int i = 0; i < 8; i++) lenbuf[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+    int ok = fwrite(lenbuf, 1, 8, af.f) == 8 && fwrite(json, 1, hlen, af.f) == hlen;
+    for (size_t i = hlen; ok && i < padded; i++) ok = fputc(' ', af.f) != EOF;
+    for (int i = 0; ok && i < nt; i++)
+        ok = fwrite(t[i].data, sizeof(float), t[i].count, af.f) == t[i].count;
+    free(json);
+    free(t);
+    if (!ok) {
+        atomic_file_abort(&af);
+        return dg_set_error("%s: write failed (disk full?); previous file left intact", path);
+    }
+    return atomic_file_commit(&af);
+}
+
+/* ==== loading ============================================================= */
+
+typedef struct {
+    char *data;
+    size_t len;
+    cJSON *header;
+    size_t data_start;
+} StFile;
+
+static void st_close(StFile *s) {
+    free(s->data);
+    cJSON_Delete(s->header);
+    memset(s, 0, sizeof *s);
+}
+
+static int st_open(StFile *s, const char *path) {
+    memset(s, 0, sizeof *s);
+    if (read_whole_file(path, MAX_MODEL_FILE, &s->data, &s->len) < 0) return -1;
+    size_t len = s->len;
+    if (len < 8) {
+        st_close(s);
+        return dg_set_error("%s: not a model file: %zu bytes, too short for a safetensors header", path, len);
+    }
+    uint64_t hlen = 0;
+    for (int i = 0; i < 8; i++) hlen |= (uint64_t)(uint8_t)s->data[i] << (8 * i);
+    if (hlen > MAX_HEADER || hlen > len - 8) {
+        st_close(s);
+        return dg_set_error("%s: not a model file or truncated: header length %llu, file has %zu bytes",
+                            path, (unsigned long long)hlen, len);
+    }
+    s->header = cJSON_ParseWithLength(s->data + 8, (size_t)hlen);
+    if (!s->header || !cJSON_IsObject(s->header)) {
+        st_close(s);
+        return dg_set_error("%s: corrupted model file: header is not valid JSON", path);
+    }
+    s->data_start = 8 + (size_t)hlen;
+    return 0;
+}
+
+static const char *st_meta(const StFile *s, const char *key) {
+    cJSON *meta = cJSON_GetObjectItemCaseSensitive(s->header, "__metadata__");
+    cJSON *v = meta ? cJSON_GetObjectItemCaseSensitive(meta, key) : NULL;
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void format_shape(char *buf, size_t len, const int *shape, int ndim) {
+    size_t o = (size_t)snprintf(buf, len, "[");
+    for (int d = 0; d < ndim && o < len; d++) o += (size_t)snprintf(buf + o, len - o, d ? ",%d" : "%d", shape[d]);
+    if (o < len) snprintf(buf + o, len - o, "]");
+}
+
+/* Copy every tensor the model expects from s, checking name, dtype, shape
+ * and offsets; then reject tensors the model does not know. */
+static int st_copy_weights(Model *m, const StFile *s, const char *path) {
+    int cap = m->n_layers * MAX_TENSORS_PER_LAYER + 1;
+    TensorRef *t = dg_xcalloc((size_t)cap, sizeof *t);
+    int nt = model_tensors(m, t, cap), rc = -1;
+    size_t data_len = s->len - s->data_start;
+    for (int i = 0; i < nt; i++) {
+        char want[64], got[64];
+        format_shape(want, sizeof want, t[i].shape, t[i].ndim);
+        cJSON *e = cJSON_GetObjectItemCaseSensitive(s->header, t[i].name);
+        if (!cJSON_IsObject(e)) {
+            dg_set_error("%s: missing tensor %s (shape %s) expected by the spec", path, t[i].name, want);
+            goto out;
+        }
+        cJSON *dtype = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+        if (!cJSON_IsString(dtype) || strcmp(dtype->valuestring, "F32") != 0) {
+            dg_set_error("%s: tensor %s: dtype %s, expected F32", path, t[i].name,
+                         cJSON_IsString(dtype) ? dtype->valuestring : "(missing)");
+            goto out;
+        }
+        cJSON *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
+        int ndim = cJSON_IsArray(shape) ? cJSON_GetArraySize(shape) : -1;
+        int dims[4] = {0};
+        int shape_ok = ndim == t[i].ndim;
+        for (int d = 0; d < ndim && d < 4; d++) {
+            cJSON *v = cJSON_GetArrayItem(shape, d);
+            dims[d] = cJSON_IsNumber(v) ? (int)v->valuedouble : -1;
+            if (dims[d] != t[i].shape[d]) shape_ok = 0;
+        }
+        if (!shape_ok) {
+            if (ndim < 0 || ndim > 4)
+                snprintf(got, sizeof got, "(invalid)");
+            else
+                format_shape(got, sizeof got, dims, ndim);
+            dg_set_error("%s: tensor %s: shape %s, expected %s", path, t[i].name, got, want);
+            goto out;
+        }
+        cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+        cJSON *o0 = cJSON_GetArrayItem(offs, 0), *o1 = cJSON_GetArrayItem(offs, 1);
+        if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 || !cJSON_IsNumber(o0) ||
+            !cJSON_IsNumber(o1) || o0->valuedouble < 0 || o1->valuedouble < o0->valuedouble ||
+            o1->valuedouble > (double)data_len ||
+            (size_t)(o1->valuedouble - o0->valuedouble) != t[i].count * sizeof(float)) {
+            dg_set_error("%s: tensor %s: data offsets are invalid or outside the file "
+                         "(truncated or corrupted model file)", path, t[i].name);
+            goto out;
+        }
+        memcpy(t[i].dest, s->data + s->data_start + (size_t)o0->valuedouble, t[i].count * sizeof(float));
+    }
+    for (cJSON *e = s->header->child; e; e = e->next) {
+        if (strcmp(e->string, "__metadata__") == 0) continue;
+        if (strstr(e->string, "num_batches_tracked")) continue; /* PyTorch BN counter */
+        int known = 0;
+        for (int i = 0; i < nt && !known; i++) known = strcmp(t[i].name, e->string) == 0;
+        if (!known) {
+            dg_set_error("%s: unexpected tensor %s (not in the spec)", path, e->string);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(t);
+    return rc;
+}
+
+int model_load_weights(Model *m, const char *path) {
+    StFile s;
+    if (st_open(&s, path) < 0) return -1;
+    int rc = st_copy_weights(m, &s, path);
+    st_close(&s);
+    return rc;
+}
+
+static int parse_meta_float(const StFile *s, const char *key, float *out, const char *path) {
+    const char *v = st_meta(s, key);
+    if (!v) return 0; /* optional: defaults stay */
+    char *end;
+    double d = strtod(v, &end);
+    if (*v == '\0' || *end != '\0' || !(d > -1e6 && d < 1e6))
+        return dg_set_error("%s: metadata %s='%s' is not a number", path, key, v);
+    *out = (float)d;
+    return 0;
+}
+
+int model_load(Model *m, const char *path) {
+    StFile s;
+    memset(m, 0, sizeof *m);
+    if (st_open(&s, path) < 0) return -1;
+    const char *version = st_meta(&s, "digits.format");
+    const char *spec = st_meta(&s, "digits.spec");
+    if (!version || !spec) {
+        st_close(&s);
+        return dg_set_error("%s: not a digits model file (no digits.format/digits.spec metadata)", path);
+    }
+    if (strcmp(version, FORMAT_VERSION) != 0) {
+        st_close(&s);
+        return dg_set_error("%s: model file format %s, this digits reads format %s", path, version,
+                            FORMAT_VERSION);
+    }
+    char origin[4200];
+    snprintf(origin, sizeof origin, "%s (embedded spec)", path);
+    if (model_build(m, spec, origin) < 0) {
+        st_close(&s);
+        return -1;
+    }
+    const char *name = st_meta(&s, "digits.name");
+    if (name) snprintf(m->spec_name, sizeof m->spec_name, "%s", name);
+    float std = 1.0f;
+    if (parse_meta_float(&s, "digits.norm_mean", &m->norm_mean, path) < 0 ||
+        parse_meta_float(&s, "digits.norm_std", &std, path) < 0 || st_copy_weights(m, &s, path) < 0) {
+        st_close(&s);
+        model_free(m);
+        return -1;
+    }
+    if (!(std > 1e-6f)) {
+        st_close(&s);
+        model_free(m);
+        return dg_set_error("%s: metadata digits.norm_std must be positive", path);
+    }
+    m->norm_std = std;
+    const char *cfg = st_meta(&s, "digits.train_config");
+    const char *metrics = st_meta(&s, "digits.metrics");
+    if (cfg) m->train_config_json = strdup(cfg);
+    if (metrics) m->metrics_json = strdup(metrics);
+    st_close(&s);
+    return 0;
+}
+
+int safetensors_read(const char *path, const char *name, float **data, size_t *count) {
+    StFile s;
+    if (st_open(&s, path) < 0) return -1;
+    cJSON *e = cJSON_GetObjectItemCaseSensitive(s.header, name);
+    cJSON *dtype = e ? cJSON_GetObjectItemCaseSensitive(e, "dtype") : NULL;
+    cJSON *offs = e ? cJSON_GetObjectItemCaseSensitive(e, "data_offsets") : NULL;
+    cJSON *o0 = cJSON_GetArrayItem(offs, 0), *o1 = cJSON_GetArrayItem(offs, 1);
+    size_t data_len = s.len - s.data_start;
+    if (!cJSON_IsObject(e)) {
+        st_close(&s);
+        return dg_set_error("%s: no tensor %s", path, name);
+    }
+    if (!cJSON_IsString(dtype) || strcmp(dtype->valuestring, "F32") != 0 || !cJSON_IsNumber(o0) ||
+        !cJSON_IsNumber(o1) || o0->valuedouble < 0 || o1->valuedouble < o0->valuedouble ||
+        o1->valuedouble > (double)data_len || ((size_t)(o1->valuedouble - o0->valuedouble)) % 4) {
+        st_close(&s);
+        return dg_set_error("%s: tensor %s: not F32 or bad offsets", path, name);
+    }
+    size_t bytes = (size_t)(o1->valuedouble - o0->valuedouble);
+    *data = dg_xmalloc(bytes ? bytes : 4);
+    memcpy(*data, s.data + s.data_start + (size_t)o0->valuedouble, bytes);
+    *count = bytes / 4;
+    st_close(&s);
+    return 0;
+}

@@ -1,0 +1,381 @@
+/* layers.c — every layer type: spec arguments, shape planning, PyTorch
+ * default initialisation, and the calls into the kernels of src/ops/.
+ *
+ * Tensor names follow PyTorch's nn.Sequential ("3.weight", "3.running_mean")
+ * so a model file loads into the equivalent torch module with
+ * load_state_dict(strict=False) (BN's num_batches_tracked is not stored).
+ * Leaves out: graph layers with several inputs (residual add, concat).
+ */
+#include "model/layer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/check.h"
+#include "ops/ops.h"
+
+/* ==== spec argument getters ============================================== */
+
+static int find_arg(SpecArgs *a, const char *key) {
+    for (int i = 0; i < a->n; i++)
+        if (strcmp(a->key[i], key) == 0) {
+            a->used[i] = 1;
+            return i;
+        }
+    return -1;
+}
+
+int spec_get_int(SpecArgs *a, const char *key, int def, int lo, int hi, int *out) {
+    int i = find_arg(a, key);
+    if (i < 0) {
+        *out = def;
+        return 0;
+    }
+    char *end;
+    long v = strtol(a->val[i], &end, 10);
+    if (*a->val[i] == '\0' || *end != '\0')
+        return dg_set_error("%s=%s is not an integer", key, a->val[i]);
+    if (v < lo || v > hi) return dg_set_error("%s=%ld is out of range %d..%d", key, v, lo, hi);
+    *out = (int)v;
+    return 0;
+}
+
+int spec_get_float(SpecArgs *a, const char *key, float def, float lo, float hi, float *out) {
+    int i = find_arg(a, key);
+    if (i < 0) {
+        *out = def;
+        return 0;
+    }
+    char *end;
+    double v = strtod(a->val[i], &end);
+    if (*a->val[i] == '\0' || *end != '\0') return dg_set_error("%s=%s is not a number", key, a->val[i]);
+    if (!(v >= lo && v <= hi)) return dg_set_error("%s=%s is out of range %g..%g", key, a->val[i], lo, hi);
+    *out = (float)v;
+    return 0;
+}
+
+/* U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias: what PyTorch's
+ * kaiming_uniform_(a=sqrt(5)) default amounts to for conv and linear. */
+static void init_fan_in(float *w, size_t nw, float *b, size_t nb, int fan_in, Rng *rng) {
+    float bound = 1.0f / sqrtf((float)fan_in);
+    for (size_t i = 0; i < nw; i++) w[i] = rng_uniform_range(rng, -bound, bound);
+    for (size_t i = 0; i < nb; i++) b[i] = rng_uniform_range(rng, -bound, bound);
+}
+
+static int no_args(Layer *l, SpecArgs *a) { return 0; }
+static void no_init(Layer *l, Rng *rng) {}
+static int no_tensors(const Layer *l, const char **names, int shapes[][4], int *ndims, int *is_buffer) {
+    return 0;
+}
+
+/* ==== conv2d ============================================================== */
+
+static int conv2d_configure(Layer *l, SpecArgs *a) {
+    if (find_arg(a, "out") < 0) return dg_set_error("conv2d needs out=CHANNELS");
+    if (find_arg(a, "kernel") < 0) return dg_set_error("conv2d needs kernel=SIZE");
+    if (spec_get_int(a, "out", 0, 1, 4096, &l->out_features) ||
+        spec_get_int(a, "kernel", 0, 1, 64, &l->kernel) ||
+        spec_get_int(a, "stride", 1, 1, 64, &l->stride) ||
+        spec_get_int(a, "pad", 0, 0, 64, &l->pad) || spec_get_int(a, "bias", 1, 0, 1, &l->bias))
+        return -1;
+    return 0;
+}
+
+static int conv2d_plan(Layer *l) {
+    int H = l->in.h + 2 * l->pad, W = l->in.w + 2 * l->pad;
+    if (l->kernel > H || l->kernel > W)
+        return dg_set_error("conv2d kernel %d is larger than its padded input %dx%d", l->kernel, H, W);
+    l->out = (Shape){l->out_features, (H - l->kernel) / l->stride + 1, (W - l->kernel) / l->stride + 1};
+    size_t nw = (size_t)l->out_features * l->in.c * l->kernel * l->kernel;
+    l->n_param = nw + (l->bias ? (size_t)l->out_features : 0);
+    l->n_workspace = conv2d_workspace_floats(l->in.c, l->in.h, l->in.w, l->out_features,
+                                             l->kernel, l->kernel, l->stride, l->pad);
+    l->n_partial = nw + (size_t)l->out_features;
+    return 0;
+}
+
+static void conv2d_init(Layer *l, Rng *rng) {
+    size_t nw = (size_t)l->out_features * l->in.c * l->kernel * l->kernel;
+    init_fan_in(l->param, nw, l->param + nw, l->bias ? l->out_features : 0,
+                l->in.c * l->kernel * l->kernel, rng);
+}
+
+static void conv2d_layer_forward(Layer *l, int n, int training) {
+    size_t nw = (size_t)l->out_features * l->in.c * l->kernel * l->kernel;
+    conv2d_forward(l->y, l->x, l->param, l->bias ? l->param + nw : NULL, n, l->in.c, l->in.h,
+                   l->in.w, l->out_features, l->kernel, l->kernel, l->stride, l->pad,
+                   l->workspace, l->nthreads);
+}
+
+static void conv2d_layer_backward(Layer *l, int n) {
+    size_t nw = (size_t)l->out_features * l->in.c * l->kernel * l->kernel;
+    conv2d_backward(l->dx, l->dparam, l->bias ? l->dparam + nw : NULL, l->dy, l->x, l->param, n,
+                    l->in.c, l->in.h, l->in.w, l->out_features, l->kernel, l->kernel, l->stride,
+                    l->pad, l->workspace, l->partial, l->nthreads);
+}
+
+static int conv2d_tensors(const Layer *l, const char **names, int shapes[][4], int *ndims, int *is_buffer) {
+    names[0] = "weight";
+    ndims[0] = 4;
+    shapes[0][0] = l->out_features;
+    shapes[0][1] = l->in.c;
+    shapes[0][2] = shapes[0][3] = l->kernel;
+    is_buffer[0] = 0;
+    if (!l->bias) return 1;
+    names[1] = "bias";
+    ndims[1] = 1;
+    shapes[1][0] = l->out_features;
+    is_buffer[1] = 0;
+    return 2;
+}
+
+static const LayerKind conv2d_kind = {
+    "conv2d", "conv2d out=K kernel=R [stride=1] [pad=0] [bias=1]", conv2d_configure,
+    conv2d_plan, conv2d_init, conv2d_layer_forward, conv2d_layer_backward, conv2d_tensors};
+
+/* ==== linear ============================================================== */
+
+static int linear_configure(Layer *l, SpecArgs *a) {
+    if (find_arg(a, "out") < 0) return dg_set_error("linear needs out=FEATURES");
+    return spec_get_int(a, "out", 0, 1, 1 << 20, &l->out_features) ||
+           spec_get_int(a, "bias", 1, 0, 1, &l->bias);
+}
+
+static int linear_plan(Layer *l) {
+    l->out = (Shape){l->out_features, 1, 1};
+    l->n_param = (size_t)l->out_features * shape_size(l->in) + (l->bias ? l->out_features : 0);
+    return 0;
+}
+
+static void linear_init(Layer *l, Rng *rng) {
+    int D = (int)shape_size(l->in);
+    size_t nw = (size_t)l->out_features * D;
+    init_fan_in(l->param, nw, l->param + nw, l->bias ? l->out_features : 0, D, rng);
+}
+
+static void linear_layer_forward(Layer *l, int n, int training) {
+    int D = (int)shape_size(l->in);
+    size_t nw = (size_t)l->out_features * D;
+    linear_forward(l->y, l->x, l->param, l->bias ? l->param + nw : NULL, n, D, l->out_features);
+}
+
+static void linear_layer_backward(Layer *l, int n) {
+    int D = (int)shape_size(l->in);
+    size_t nw = (size_t)l->out_features * D;
+    linear_backward(l->dx, l->dparam, l->bias ? l->dparam + nw : NULL, l->dy, l->x, l->param, n,
+                    D, l->out_features);
+}
+
+static int linear_tensors(const Layer *l, const char **names, int shapes[][4], int *ndims, int *is_buffer) {
+    names[0] = "weight";
+    ndims[0] = 2;
+    shapes[0][0] = l->out_features;
+    shapes[0][1] = (int)shape_size(l->in);
+    is_buffer[0] = 0;
+    if (!l->bias) return 1;
+    names[1] = "bias";
+    ndims[1] = 1;
+    shapes[1][0] = l->out_features;
+    is_buffer[1] = 0;
+    return 2;
+}
+
+static const LayerKind linear_kind = {"linear", "linear out=M [bias=1]", linear_configure,
+                                      linear_plan, linear_init, linear_layer_forward,
+                                      linear_layer_backward, linear_tensors};
+
+/* ==== pooling ============================================================= */
+
+static int pool_configure(Layer *l, SpecArgs *a) {
+    if (spec_get_int(a, "size", 2, 1, 64, &l->kernel)) return -1;
+    return spec_get_int(a, "stride", l->kernel, 1, 64, &l->stride);
+}
+
+static int pool_plan(Layer *l) {
+    if (l->kernel > l->in.h || l->kernel > l->in.w)
+        return dg_set_error("pool size %d is larger than its input %dx%d", l->kernel, l->in.h, l->in.w);
+    l->out = (Shape){l->in.c, (l->in.h - l->kernel) / l->stride + 1,
+                     (l->in.w - l->kernel) / l->stride + 1};
+    if (l->type == LAYER_MAXPOOL) l->n_scratch = shape_size(l->out); /* int32 argmax */
+    return 0;
+}
+
+static void maxpool_layer_forward(Layer *l, int n, int training) {
+    maxpool_forward(l->y, (int32_t *)l->scratch, l->x, n, l->in.c, l->in.h, l->in.w, l->kernel, l->stride);
+}
+static void maxpool_layer_backward(Layer *l, int n) {
+    if (l->dx)
+        maxpool_backward(l->dx, l->dy, (const int32_t *)l->scratch, n, l->in.c, l->in.h, l->in.w,
+                         l->kernel, l->stride);
+}
+static void avgpool_layer_forward(Layer *l, int n, int training) {
+    avgpool_forward(l->y, l->x, n, l->in.c, l->in.h, l->in.w, l->kernel, l->stride);
+}
+static void avgpool_layer_backward(Layer *l, int n) {
+    if (l->dx) avgpool_backward(l->dx, l->dy, n, l->in.c, l->in.h, l->in.w, l->kernel, l->stride);
+}
+
+static const LayerKind maxpool_kind = {"maxpool", "maxpool [size=2] [stride=size]", pool_configure,
+                                       pool_plan, no_init, maxpool_layer_forward,
+                                       maxpool_layer_backward, no_tensors};
+static const LayerKind avgpool_kind = {"avgpool", "avgpool [size=2] [stride=size]", pool_configure,
+                                       pool_plan, no_init, avgpool_layer_forward,
+                                       avgpool_layer_backward, no_tensors};
+
+/* ==== element-wise: relu, tanh, flatten =================================== */
+
+static int same_shape_plan(Layer *l) {
+    l->out = l->in;
+    return 0;
+}
+static int flatten_plan(Layer *l) {
+    l->out = (Shape){(int)shape_size(l->in), 1, 1};
+    return 0;
+}
+
+static void relu_layer_forward(Layer *l, int n, int training) {
+    relu_forward(l->y, l->x, (size_t)n * shape_size(l->in));
+}
+static void relu_layer_backward(Layer *l, int n) {
+    if (l->dx) relu_backward(l->dx, l->dy, l->y, (size_t)n * shape_size(l->in));
+}
+static void tanh_layer_forward(Layer *l, int n, int training) {
+    tanh_forward(l->y, l->x, (size_t)n * shape_size(l->in));
+}
+static void tanh_layer_backward(Layer *l, int n) {
+    if (l->dx) tanh_backward(l->dx, l->dy, l->y, (size_t)n * shape_size(l->in));
+}
+static void copy_forward(Layer *l, int n, int training) {
+    memcpy(l->y, l->x, (size_t)n * shape_size(l->in) * sizeof(float));
+}
+static void copy_backward(Layer *l, int n) {
+    if (l->dx) memcpy(l->dx, l->dy, (size_t)n * shape_size(l->in) * sizeof(float));
+}
+
+static const LayerKind relu_kind = {"relu", "relu", no_args, same_shape_plan, no_init,
+                                    relu_layer_forward, relu_layer_backward, no_tensors};
+static const LayerKind tanh_kind = {"tanh", "tanh", no_args, same_shape_plan, no_init,
+                                    tanh_layer_forward, tanh_layer_backward, no_tensors};
+static const LayerKind flatten_kind = {"flatten", "flatten", no_args, flatten_plan, no_init,
+                                       copy_forward, copy_backward, no_tensors};
+
+/* ==== batchnorm (2d on (C,H,W), 1d on (D,1,1)) =========================== */
+
+static int batchnorm_configure(Layer *l, SpecArgs *a) {
+    return spec_get_float(a, "eps", 1e-5f, 0, 1, &l->eps) ||
+           spec_get_float(a, "momentum", 0.1f, 0, 1, &l->momentum);
+}
+
+static int batchnorm_plan(Layer *l) {
+    l->out = l->in;
+    l->n_param = 2 * (size_t)l->in.c;         /* gamma, beta */
+    l->n_buffer = 2 * (size_t)l->in.c;        /* running mean, running var */
+    l->n_scratch_fixed = 2 * (size_t)l->in.c; /* saved batch mean, rstd */
+    return 0;
+}
+
+static void batchnorm_init(Layer *l, Rng *rng) {
+    int C = l->in.c;
+    for (int c = 0; c < C; c++) {
+        l->param[c] = 1.0f;
+        l->param[C + c] = 0.0f;
+        l->buffer[c] = 0.0f;
+        l->buffer[C + c] = 1.0f;
+    }
+}
+
+static void batchnorm_layer_forward(Layer *l, int n, int training) {
+    int C = l->in.c, L = l->in.h * l->in.w;
+    if (training)
+        batchnorm_forward_train(l->y, l->scratch, l->scratch + C, l->buffer, l->buffer + C, l->x,
+                                l->param, l->param + C, n, C, L, l->eps, l->momentum);
+    else
+        batchnorm_forward_eval(l->y, l->x, l->param, l->param + C, l->buffer, l->buffer + C, n,
+                               C, L, l->eps);
+}
+
+static void batchnorm_layer_backward(Layer *l, int n) {
+    int C = l->in.c, L = l->in.h * l->in.w;
+    batchnorm_backward(l->dx, l->dparam, l->dparam + C, l->dy, l->x, l->param, l->scratch,
+                       l->scratch + C, n, C, L);
+}
+
+static int batchnorm_tensors(const Layer *l, const char **names, int shapes[][4], int *ndims, int *is_buffer) {
+    static const char *nm[4] = {"weight", "bias", "running_mean", "running_var"};
+    for (int i = 0; i < 4; i++) {
+        names[i] = nm[i];
+        ndims[i] = 1;
+        shapes[i][0] = l->in.c;
+        is_buffer[i] = i >= 2;
+    }
+    return 4;
+}
+
+static const LayerKind batchnorm_kind = {
+    "batchnorm", "batchnorm [eps=1e-5] [momentum=0.1]", batchnorm_configure, batchnorm_plan,
+    batchnorm_init, batchnorm_layer_forward, batchnorm_layer_backward, batchnorm_tensors};
+
+/* ==== dropout, dropout2d ================================================== */
+
+static int dropout_configure(Layer *l, SpecArgs *a) {
+    if (find_arg(a, "p") < 0) return dg_set_error("%s needs p=PROBABILITY", l->kind->name);
+    return spec_get_float(a, "p", 0.5f, 0.0f, 0.99f, &l->p);
+}
+
+static int dropout_plan(Layer *l) {
+    l->out = l->in;
+    l->n_scratch = l->type == LAYER_DROPOUT ? shape_size(l->in) : (size_t)l->in.c; /* mask */
+    return 0;
+}
+
+static void dropout_layer_forward(Layer *l, int n, int training) {
+    if (!training || l->p == 0.0f) {
+        copy_forward(l, n, training);
+        return;
+    }
+    size_t count = (size_t)n * l->n_scratch;
+    for (size_t i = 0; i < count; i++) l->noise[i] = rng_uniform(l->rng);
+    if (l->type == LAYER_DROPOUT)
+        dropout_forward(l->y, l->scratch, l->x, l->noise, count, l->p);
+    else
+        dropout2d_forward(l->y, l->scratch, l->x, l->noise, n, l->in.c, l->in.h * l->in.w, l->p);
+}
+
+static void dropout_layer_backward(Layer *l, int n) {
+    if (!l->dx) return;
+    if (l->p == 0.0f) {
+        copy_backward(l, n);
+        return;
+    }
+    if (l->type == LAYER_DROPOUT)
+        dropout_backward(l->dx, l->dy, l->scratch, (size_t)n * shape_size(l->in));
+    else
+        dropout2d_backward(l->dx, l->dy, l->scratch, n, l->in.c, l->in.h * l->in.w);
+}
+
+static const LayerKind dropout_kind = {"dropout", "dropout p=P", dropout_configure, dropout_plan,
+                                       no_init, dropout_layer_forward, dropout_layer_backward,
+                                       no_tensors};
+static const LayerKind dropout2d_kind = {"dropout2d", "dropout2d p=P", dropout_configure,
+                                         dropout_plan, no_init, dropout_layer_forward,
+                                         dropout_layer_backward, no_tensors};
+
+/* ==== the table =========================================================== */
+
+const LayerKind *const layer_kinds[LAYER_KIND_COUNT] = {
+    [LAYER_CONV2D] = &conv2d_kind,   [LAYER_LINEAR] = &linear_kind,
+    [LAYER_MAXPOOL] = &maxpool_kind, [LAYER_AVGPOOL] = &avgpool_kind,
+    [LAYER_RELU] = &relu_kind,       [LAYER_TANH] = &tanh_kind,
+    [LAYER_BATCHNORM] = &batchnorm_kind, [LAYER_DROPOUT] = &dropout_kind,
+    [LAYER_DROPOUT2D] = &dropout2d_kind, [LAYER_FLATTEN] = &flatten_kind,
+};
+
+const LayerKind *layer_kind_find(const char *name, LayerType *type) {
+    for (int t = 0; t < LAYER_KIND_COUNT; t++)
+        if (strcmp(layer_kinds[t]->name, name) == 0) {
+            *type = (LayerType)t;
+            return layer_kinds[t];
+        }
+    return NULL;
+}

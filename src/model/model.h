@@ -1,0 +1,103 @@
+/* model.h — a network built from a spec, its memory, forward/backward,
+ * summary, and the model file (safetensors).
+ *
+ * A spec is plain text, one layer per line (the files in models/):
+ *     # comment
+ *     input 1x28x28              (optional, this is the default)
+ *     conv2d out=32 kernel=3 pad=1
+ *     batchnorm
+ *     relu
+ *     maxpool size=2
+ *     flatten
+ *     linear out=10
+ * The last layer must produce 10 features (the logits).
+ *
+ * Memory (llm.c style): sizes first, then one allocation per family:
+ * parameters, gradients, buffers (BN running stats), activations for the
+ * largest batch, scratch. Layers point into those blocks.
+ */
+#ifndef DG_MODEL_H
+#define DG_MODEL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/rng.h"
+#include "model/layer.h"
+
+#define MODEL_NUM_CLASSES 10
+#define MODEL_MAX_LAYERS 256
+
+typedef struct {
+    char *spec_text;     /* owned copy of the spec (stored in the model file) */
+    char spec_name[128]; /* zoo name or file name, for messages and metadata */
+    Shape input_shape;  /* per-sample input (C, H, W) */
+    int n_layers;
+    Layer *layers;
+
+    size_t n_param, n_buffer;
+    float *params, *grads, *buffers; /* (n_param), (n_param), (n_buffer) */
+
+    int max_batch;     /* activations are sized for this many samples */
+    int with_grad;     /* gradient activations allocated */
+    float *acts;       /* one block: input, every layer's y (and dy) */
+    float *scratch;    /* one block: masks, argmax, BN saved stats, noise, partial sums */
+    float *workspace;  /* im2col, nthreads slices */
+    float *input;      /* (max_batch, input) — callers write the batch here */
+    int nthreads;
+    Rng dropout_rng;
+
+    /* normalisation applied to pixels/255 before the network */
+    float norm_mean, norm_std;
+    /* free-form JSON strings carried in the model file's metadata (owned, may be NULL) */
+    char *train_config_json;
+    char *metrics_json;
+} Model;
+
+/* Build the layer list and parameter blocks from spec text; `origin` names
+ * the spec in messages ("models/cnn.spec"). Returns -1 with
+ * "origin:line: problem" in dg_errmsg(). Parameters are zero until
+ * model_init_params or a load. */
+int model_build(Model *m, const char *spec_text, const char *origin);
+/* Resolve a zoo name ("cnn-bn") or a spec path and build from it. */
+int model_build_named(Model *m, const char *name_or_path);
+/* Path of models/NAME.spec (searched: $DIGITS_MODELS, ./models, <exe>/../models). */
+int model_find_spec(const char *name, char *path, size_t len);
+void model_free(Model *m);
+
+/* PyTorch default initialisation from Rng(seed, "init"); also seeds dropout. */
+void model_init_params(Model *m, uint64_t seed);
+/* (Re)allocate activations for up to max_batch samples; threads <= 0: all. */
+void model_set_batch(Model *m, int max_batch, int with_grad, int threads);
+
+/* Forward the first n rows of m->input; returns the logits (n, 10), owned
+ * by the model. training=1: batch statistics and dropout. */
+float *model_forward(Model *m, int n, int training);
+/* Backward from dlogits (n, 10) (written into the last layer's dy by the
+ * caller or passed here); adds parameter gradients into m->grads. */
+void model_backward(Model *m, const float *dlogits, int n);
+void model_zero_grad(Model *m);
+/* Fill m->input rows from uint8 pixels (n, H*W), normalised. */
+void model_load_pixels(Model *m, const uint8_t *pixels, int n);
+
+/* Keras-style table: layer, output shape, parameters. */
+void model_summary(const Model *m, FILE *f);
+/* Multiply-accumulates per image for the forward pass. */
+double model_macs(const Model *m);
+
+/* ---- model file: safetensors ------------------------------------------------
+ * 8-byte little-endian header length, JSON header (tensor name -> dtype F32,
+ * shape, data_offsets; "__metadata__" -> string map), raw little-endian data.
+ * Metadata: digits.format, digits.spec, digits.norm_mean, digits.norm_std,
+ * digits.train_config, digits.metrics. Saving is atomic (temp file, fsync,
+ * rename). Loading checks every name, shape and offset and reports which is
+ * wrong: "m.safetensors: tensor 3.weight: shape [32,1,3,3], expected [16,1,3,3]". */
+int model_save(const Model *m, const char *path);
+int model_load(Model *m, const char *path);
+/* Load tensors from a safetensors file into an already built model (the
+ * names must match the spec). Used by load and by the PyTorch parity tests. */
+int model_load_weights(Model *m, const char *path);
+/* Read one F32 tensor by name from any safetensors file (owned *data). */
+int safetensors_read(const char *path, const char *name, float **data, size_t *count);
+
+#endif

@@ -1,0 +1,406 @@
+/* conv2d.c — 2-D convolution (cross-correlation, as PyTorch), forward and
+ * backward, in two versions:
+ *   - conv2d_*_ref: plain nested loops with double accumulators; the
+ *     reference the tests trust, and a readable statement of the math;
+ *   - conv2d_forward / conv2d_backward: per-sample im2col (in bands of
+ *     output rows, one band for every zoo shape) into the calling thread's
+ *     workspace slice + cblas_sgemm, OpenMP over the batch.
+ * Square or rectangular kernels, one stride and one zero padding for both
+ * axes. Left out on purpose: dilation, groups, other padding modes.
+ *
+ * Threading and determinism: the batch is cut into `nthreads` fixed
+ * contiguous chunks (chunk t = samples [t*N/nt, (t+1)*N/nt)); chunk t uses
+ * workspace slice t and dw_partial slice t, whichever OS thread runs it.
+ * Per-chunk weight gradients are then summed in chunk order 0..nt-1, so
+ * dw/db are bit-identical for the same nthreads, however many threads the
+ * OpenMP runtime actually grants. Inside the parallel region each sgemm
+ * runs single-threaded (OpenBLAS's OpenMP build does that by itself; the
+ * pthreads build does not, and oversubscribes the cores). With one chunk
+ * (nthreads == 1, or N == 1) no region is opened, so the BLAS is free to
+ * thread each sgemm itself: a single image still uses every core.
+ * The 1x1 stride-1 unpadded case skips im2col (x already is the col matrix).
+ */
+#include "ops/ops.h"
+
+#include <cblas.h>
+#include <string.h>
+
+#include "core/check.h"
+
+static inline int conv_out_size(int in, int k, int stride, int pad) {
+    return (in + 2 * pad - k) / stride + 1;
+}
+
+/* ======================================================================
+ * Reference
+ * ====================================================================== */
+
+/* y[n,k,p,q] = b[k] + sum_{c,r,s} w[k,c,r,s] * x[n,c,p*stride+r-pad,q*stride+s-pad] */
+void conv2d_forward_ref(float *y, const float *x, const float *w, const float *b,
+                        int N, int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
+    DG_ASSERT(P > 0 && Q > 0 && stride > 0 && pad >= 0);
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++)
+            for (int p = 0; p < P; p++)
+                for (int q = 0; q < Q; q++) {
+                    double acc = b ? b[k] : 0.0;
+                    for (int c = 0; c < C; c++)
+                        for (int r = 0; r < R; r++) {
+                            int h = p * stride + r - pad;
+                            if (h < 0 || h >= H) continue;
+                            for (int s = 0; s < S; s++) {
+                                int ww = q * stride + s - pad;
+                                if (ww < 0 || ww >= W) continue;
+                                acc += (double)w[((size_t)(k * C + c) * R + r) * S + s] *
+                                       x[((size_t)(n * C + c) * H + h) * W + ww];
+                            }
+                        }
+                    y[((size_t)(n * K + k) * P + p) * Q + q] = (float)acc;
+                }
+}
+
+/* dx[n,c,h,w]   = sum_{k,r,s: h=p*stride+r-pad, w=q*stride+s-pad} w[k,c,r,s] dy[n,k,p,q]
+ * dw[k,c,r,s] += sum_{n,p,q} dy[n,k,p,q] x[n,c,p*stride+r-pad,q*stride+s-pad]
+ * db[k]       += sum_{n,p,q} dy[n,k,p,q]
+ * Each output element is gathered in one double sum (no scatter), so the
+ * reference is as exact as a float result can be.                        */
+void conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x,
+                         const float *w, int N, int C, int H, int W, int K, int R, int S,
+                         int stride, int pad) {
+    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
+    DG_ASSERT(P > 0 && Q > 0 && stride > 0 && pad >= 0);
+    if (db)
+        for (int k = 0; k < K; k++) {
+            double acc = 0;
+            for (int n = 0; n < N; n++)
+                for (int i = 0; i < P * Q; i++) acc += dy[(size_t)(n * K + k) * P * Q + i];
+            db[k] += (float)acc;
+        }
+    if (dw)
+        for (int k = 0; k < K; k++)
+            for (int c = 0; c < C; c++)
+                for (int r = 0; r < R; r++)
+                    for (int s = 0; s < S; s++) {
+                        double acc = 0;
+                        for (int n = 0; n < N; n++)
+                            for (int p = 0; p < P; p++) {
+                                int h = p * stride + r - pad;
+                                if (h < 0 || h >= H) continue;
+                                for (int q = 0; q < Q; q++) {
+                                    int ww = q * stride + s - pad;
+                                    if (ww < 0 || ww >= W) continue;
+                                    acc += (double)dy[((size_t)(n * K + k) * P + p) * Q + q] *
+                                           x[((size_t)(n * C + c) * H + h) * W + ww];
+                                }
+                            }
+                        dw[((size_t)(k * C + c) * R + r) * S + s] += (float)acc;
+                    }
+    if (dx)
+        for (int n = 0; n < N; n++)
+            for (int c = 0; c < C; c++)
+                for (int h = 0; h < H; h++)
+                    for (int ww = 0; ww < W; ww++) {
+                        double acc = 0;
+                        for (int r = 0; r < R; r++) {
+                            int ph = h + pad - r; /* = p*stride */
+                            if (ph < 0 || ph % stride) continue;
+                            int p = ph / stride;
+                            if (p >= P) continue;
+                            for (int s = 0; s < S; s++) {
+                                int qw = ww + pad - s;
+                                if (qw < 0 || qw % stride) continue;
+                                int q = qw / stride;
+                                if (q >= Q) continue;
+                                for (int k = 0; k < K; k++)
+                                    acc += (double)w[((size_t)(k * C + c) * R + r) * S + s] *
+                                           dy[((size_t)(n * K + k) * P + p) * Q + q];
+                            }
+                        }
+                        dx[((size_t)(n * C + c) * H + h) * W + ww] = (float)acc;
+                    }
+}
+
+/* ======================================================================
+ * im2col / col2im
+ * ====================================================================== */
+
+/* Valid outputs [*o0, *o1) along one axis for kernel offset k: those whose
+ * input index o*stride+k-pad lies in [0, in). */
+static inline void valid_range(int *o0, int *o1, int k, int stride, int pad, int in, int out) {
+    int lo = pad - k; /* need o*stride >= lo */
+    int a = lo <= 0 ? 0 : (lo + stride - 1) / stride;
+    int hi = in + pad - k; /* need o*stride < hi */
+    int b = hi <= 0 ? 0 : (hi + stride - 1) / stride;
+    if (b > out) b = out;
+    if (a > b) a = b;
+    *o0 = a;
+    *o1 = b;
+}
+
+/* With stride 1 and Q == W ("same" padding along the rows), output (p,q)
+ * and input (p+r-pad, q+s-pad) sit a constant offset apart, so a row of
+ * col maps onto x as ONE contiguous run covering the valid rows; only the
+ * few padded entries at each row's ends wrap onto a neighbouring image row
+ * and are fixed up separately. One long loop instead of P short ones:
+ * 28-float rows cost more in loop overhead than in data movement. */
+static inline int rows_line_up(int stride, int W, int Q) { return stride == 1 && Q == W; }
+
+/* The output rows [pb, pe) of col, as a (C*R*S, (pe-pb)*Q) matrix:
+ * row (c,r,s), column (p-pb, q) = x[c, p*stride+r-pad, q*stride+s-pad],
+ * zero outside the image. x is one sample (C,H,W). Working on a band of
+ * output rows bounds the workspace (see BAND_FLOATS). */
+static void im2col(float *restrict col, const float *restrict x, int C, int H, int W, int R,
+                   int S, int stride, int pad, int P, int Q, int pb, int pe) {
+    const int TQ = (pe - pb) * Q, line_up = rows_line_up(stride, W, Q);
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++)
+            for (int s = 0; s < S; s++) {
+                float *restrict row = col + ((size_t)(c * R + r) * S + s) * TQ; /* band row p-pb */
+                const float *restrict xc = x + (size_t)c * H * W;
+                int p0, p1, q0, q1; /* valid output rows/columns for this (r,s) */
+                valid_range(&p0, &p1, r, stride, pad, H, P);
+                valid_range(&q0, &q1, s, stride, pad, W, Q);
+                if (p0 < pb) p0 = pb;
+                if (p1 > pe) p1 = pe;
+                if (p0 >= p1 || q0 >= q1) {
+                    memset(row, 0, sizeof(float) * TQ);
+                    continue;
+                }
+                /* rows of the band above and below the image */
+                memset(row, 0, sizeof(float) * (p0 - pb) * Q);
+                memset(row + (size_t)(p1 - pb) * Q, 0, sizeof(float) * (pe - p1) * Q);
+                if (line_up) {
+                    const size_t first = (size_t)(p0 - pb) * Q + q0, last = (size_t)(p1 - 1 - pb) * Q + q1;
+                    const float *src = xc + (size_t)(p0 + r - pad) * W + (q0 + s - pad);
+                    memcpy(row + first, src, sizeof(float) * (last - first));
+                    for (int p = p0; p < p1; p++) { /* padded ends got wrapped values */
+                        for (int q = 0; q < q0; q++) row[(size_t)(p - pb) * Q + q] = 0;
+                        for (int q = q1; q < Q; q++) row[(size_t)(p - pb) * Q + q] = 0;
+                    }
+                    continue;
+                }
+                for (int p = p0; p < p1; p++) {
+                    float *restrict out = row + (size_t)(p - pb) * Q;
+                    const float *restrict in =
+                        xc + (size_t)(p * stride + r - pad) * W + (q0 * stride + s - pad);
+                    for (int q = 0; q < q0; q++) out[q] = 0;
+                    if (stride == 1)
+                        memcpy(out + q0, in, sizeof(float) * (q1 - q0));
+                    else
+                        for (int q = q0; q < q1; q++) out[q] = in[(q - q0) * stride];
+                    for (int q = q1; q < Q; q++) out[q] = 0;
+                }
+            }
+}
+
+/* x (C,H,W) += the entries of the band col (rows [pb,pe), layout as
+ * im2col) landing on each pixel: the adjoint of im2col; the caller zeroes
+ * x first. col is scratch: its padded entries may be zeroed (they are
+ * gradients w.r.t. the padding, never used), which lets the lined-up case
+ * add one contiguous run whose wrapped entries add an exact +0. The result
+ * is bit-identical to the row-by-row loop. */
+static void col2im(float *restrict x, float *restrict col, int C, int H, int W, int R, int S,
+                   int stride, int pad, int P, int Q, int pb, int pe) {
+    const int TQ = (pe - pb) * Q, line_up = rows_line_up(stride, W, Q);
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++)
+            for (int s = 0; s < S; s++) {
+                float *restrict row = col + ((size_t)(c * R + r) * S + s) * TQ; /* band row p-pb */
+                float *restrict xc = x + (size_t)c * H * W;
+                int p0, p1, q0, q1;
+                valid_range(&p0, &p1, r, stride, pad, H, P);
+                valid_range(&q0, &q1, s, stride, pad, W, Q);
+                if (p0 < pb) p0 = pb;
+                if (p1 > pe) p1 = pe;
+                if (p0 >= p1 || q0 >= q1) continue;
+                if (line_up) {
+                    for (int p = p0; p < p1; p++) {
+                        for (int q = 0; q < q0; q++) row[(size_t)(p - pb) * Q + q] = 0;
+                        for (int q = q1; q < Q; q++) row[(size_t)(p - pb) * Q + q] = 0;
+                    }
+                    const size_t first = (size_t)(p0 - pb) * Q + q0, len = (size_t)(p1 - 1 - pb) * Q + q1 - first;
+                    const float *restrict in = row + first;
+                    float *restrict out = xc + (size_t)(p0 + r - pad) * W + (q0 + s - pad);
+                    for (size_t i = 0; i < len; i++) out[i] += in[i];
+                    continue;
+                }
+                for (int p = p0; p < p1; p++) {
+                    const float *restrict in = row + (size_t)(p - pb) * Q + q0;
+                    float *restrict out =
+                        xc + (size_t)(p * stride + r - pad) * W + (q0 * stride + s - pad);
+                    if (stride == 1)
+                        for (int q = 0; q < q1 - q0; q++) out[q] += in[q];
+                    else
+                        for (int q = 0; q < q1 - q0; q++) out[q * stride] += in[q];
+                }
+            }
+}
+
+/* ======================================================================
+ * Fast path
+ * ====================================================================== */
+
+/* A 1x1, stride-1, unpadded conv is a plain matrix product on x itself. */
+static inline int is_pointwise(int R, int S, int stride, int pad) {
+    return R == 1 && S == 1 && stride == 1 && pad == 0;
+}
+
+/* col is built one band of output rows at a time, at most BAND_FLOATS
+ * (4 MB) each: the bound keeps the workspace modest for large images. It
+ * is deliberately not L2-sized: measured on the target (32->32 3x3, 28x28),
+ * 256 KB bands made the narrower sgemms ~15% slower than the cache saved,
+ * so every image of the model zoo runs as one band. */
+#define BAND_FLOATS (1 << 20)
+
+/* Output rows per band: at least 1, at most P. */
+static inline int band_rows(int CRS, int P, int Q) {
+    long t = BAND_FLOATS / ((long)CRS * Q);
+    return t < 1 ? 1 : t > P ? P : (int)t;
+}
+
+/* Floats of workspace one thread needs: one band of col, (C*R*S, rows*Q). */
+size_t conv2d_workspace_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    (void)K;
+    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
+    if (is_pointwise(R, S, stride, pad)) return 1;
+    const int CRS = C * R * S;
+    return (size_t)CRS * band_rows(CRS, P, Q) * Q;
+}
+
+/* Number of batch chunks: nthreads, but no empty chunks (never more than N).
+ * Depends only on (N, nthreads), which keeps the reduction order fixed. */
+static inline int chunk_count(int N, int nthreads) {
+    if (nthreads > N) nthreads = N;
+    return nthreads < 1 ? 1 : nthreads;
+}
+
+static inline int chunk_begin(int t, int N, int nt) { return (int)((long long)t * N / nt); }
+
+void conv2d_forward(float *y, const float *x, const float *w, const float *b, int N, int C,
+                    int H, int W, int K, int R, int S, int stride, int pad, float *workspace,
+                    int nthreads) {
+    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
+    DG_ASSERT(P > 0 && Q > 0 && stride > 0 && pad >= 0);
+    const int PQ = P * Q, CRS = C * R * S;
+    const int nt = chunk_count(N, nthreads);
+    const int pointwise = is_pointwise(R, S, stride, pad);
+    const size_t ws = conv2d_workspace_floats(C, H, W, K, R, S, stride, pad);
+    const int band = band_rows(CRS, P, Q);
+
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
+    for (int t = 0; t < nt; t++) {
+        float *col = workspace + (size_t)t * ws;
+        for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
+            const float *xn = x + (size_t)n * C * H * W;
+            float *yn = y + (size_t)n * K * PQ;
+            if (pointwise) /* y[n] (K,PQ) = w (K,C) . x[n] (C,PQ) */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, PQ, CRS, 1.0f, w, CRS,
+                            xn, PQ, 0.0f, yn, PQ);
+            else
+                for (int pb = 0; pb < P; pb += band) {
+                    const int pe = pb + band < P ? pb + band : P, TQ = (pe - pb) * Q;
+                    im2col(col, xn, C, H, W, R, S, stride, pad, P, Q, pb, pe);
+                    /* y[n][:, band] (K,TQ) = w (K,CRS) . col (CRS,TQ) */
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, TQ, CRS, 1.0f, w,
+                                CRS, col, TQ, 0.0f, yn + (size_t)pb * Q, PQ);
+                }
+            if (b)
+                for (int k = 0; k < K; k++) {
+                    float *restrict yk = yn + (size_t)k * PQ;
+                    const float bk = b[k];
+                    for (int i = 0; i < PQ; i++) yk[i] += bk;
+                }
+        }
+    }
+}
+
+void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                     const float *w, int N, int C, int H, int W, int K, int R, int S, int stride,
+                     int pad, float *workspace, float *dw_partial, int nthreads) {
+    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
+    DG_ASSERT(P > 0 && Q > 0 && stride > 0 && pad >= 0);
+    const int PQ = P * Q, CRS = C * R * S, HW = H * W;
+    const int nt = chunk_count(N, nthreads);
+    const int pointwise = is_pointwise(R, S, stride, pad);
+    const size_t ws = conv2d_workspace_floats(C, H, W, K, R, S, stride, pad);
+    const int band = band_rows(CRS, P, Q);
+    const size_t nwb = (size_t)K * CRS + K; /* one dw_partial slice: dw then db */
+    const int want_w = dw != NULL, want_b = db != NULL;
+
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
+    for (int t = 0; t < nt; t++) {
+        float *col = workspace + (size_t)t * ws;
+        float *pw = NULL, *pdb = NULL; /* this chunk's partial dw (K,CRS) and db (K) */
+        if (want_w || want_b) {
+            pw = dw_partial + (size_t)t * nwb;
+            pdb = pw + (size_t)K * CRS;
+            memset(pw, 0, sizeof(float) * nwb);
+        }
+        for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
+            const float *xn = x + (size_t)n * C * HW;
+            const float *dyn = dy + (size_t)n * K * PQ;
+            float *dxn = dx ? dx + (size_t)n * C * HW : NULL;
+            if (want_b)
+                for (int k = 0; k < K; k++) {
+                    const float *restrict d = dyn + (size_t)k * PQ;
+                    float acc = 0;
+#ifdef _OPENMP
+#pragma omp simd reduction(+ : acc)
+#endif
+                    for (int i = 0; i < PQ; i++) acc += d[i];
+                    pdb[k] += acc;
+                }
+            if (pointwise) {
+                if (want_w) /* pw (K,C) += dy[n] (K,PQ) . x[n]^T (PQ,C) */
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, K, CRS, PQ, 1.0f, dyn, PQ,
+                                xn, PQ, 1.0f, pw, CRS);
+                if (dxn) /* dx[n] (C,PQ) = w^T (C,K) . dy[n] (K,PQ) */
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, PQ, K, 1.0f, w, CRS,
+                                dyn, PQ, 0.0f, dxn, PQ);
+                continue;
+            }
+            if (dxn) memset(dxn, 0, sizeof(float) * C * HW);
+            for (int pb = 0; pb < P; pb += band) {
+                const int pe = pb + band < P ? pb + band : P, TQ = (pe - pb) * Q;
+                const float *dyb = dyn + (size_t)pb * Q; /* dy[n][:, band] (K,TQ), ld PQ */
+                if (want_w) {
+                    im2col(col, xn, C, H, W, R, S, stride, pad, P, Q, pb, pe);
+                    /* pw (K,CRS) += dy band (K,TQ) . col^T (TQ,CRS) */
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, K, CRS, TQ, 1.0f, dyb, PQ,
+                                col, TQ, 1.0f, pw, CRS);
+                }
+                if (dxn) {
+                    /* dcol (CRS,TQ) = w^T (CRS,K) . dy band (K,TQ), then scatter-add */
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CRS, TQ, K, 1.0f, w, CRS,
+                                dyb, PQ, 0.0f, col, TQ);
+                    col2im(dxn, col, C, H, W, R, S, stride, pad, P, Q, pb, pe);
+                }
+            }
+        }
+    }
+
+    /* Reduce the chunk partials in chunk order: same nthreads, same bits.
+     * Each element's sum is independent, so the loop itself may be split. */
+    const size_t nw = (size_t)K * CRS;
+    if (want_w) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && nw >= 16384)
+#endif
+        for (size_t i = 0; i < nw; i++) {
+            float acc = 0;
+            for (int t = 0; t < nt; t++) acc += dw_partial[(size_t)t * nwb + i];
+            dw[i] += acc;
+        }
+    }
+    if (want_b)
+        for (int k = 0; k < K; k++) {
+            float acc = 0;
+            for (int t = 0; t < nt; t++) acc += dw_partial[(size_t)t * nwb + nw + k];
+            db[k] += acc;
+        }
+}

@@ -1,0 +1,104 @@
+/* ops.h — the numeric kernels: one forward/backward pair per op.
+ *
+ * Dimension letters, used in every comment and signature below:
+ *   N  batch size            C  input channels      H, W   input height, width
+ *   K  output channels       R, S kernel height, width
+ *   P, Q output height, width (P = (H + 2*pad - R) / stride + 1)
+ *   D  input features (linear)   M  output features (linear)
+ * Tensors are float32, row-major, NCHW.
+ *
+ * Conventions (as in llm.c): outputs first, then inputs, then sizes.
+ * Backward functions OVERWRITE the input gradient dx (NULL = not wanted) and
+ * ADD INTO parameter gradients (dw, db, ...), so one model_zero_grad clears
+ * parameter gradients per step.
+ *
+ * Every op has a plain `_ref` implementation kept for tests, and a fast
+ * path (im2col + BLAS sgemm, OpenMP over the batch) used by the layers.
+ * Fast paths must match the reference within float rounding.
+ */
+#ifndef DG_OPS_H
+#define DG_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- conv2d ------------------------------------------------------------
+ * y[n,k,p,q] = b[k] + sum_{c,r,s} w[k,c,r,s] * x[n,c,p*stride+r-pad,q*stride+s-pad]
+ * x (N,C,H,W)  w (K,C,R,S)  b (K) or NULL  y (N,K,P,Q)
+ * The fast versions need a workspace of conv2d_workspace_floats() floats
+ * per thread (nthreads slices, laid out one after another).              */
+void conv2d_forward_ref(float *y, const float *x, const float *w, const float *b,
+                        int N, int C, int H, int W, int K, int R, int S, int stride, int pad);
+void conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x,
+                         const float *w, int N, int C, int H, int W, int K, int R, int S,
+                         int stride, int pad);
+size_t conv2d_workspace_floats(int C, int H, int W, int K, int R, int S, int stride, int pad);
+void conv2d_forward(float *y, const float *x, const float *w, const float *b, int N, int C,
+                    int H, int W, int K, int R, int S, int stride, int pad, float *workspace,
+                    int nthreads);
+/* dw_partial: nthreads * (K*C*R*S + K) floats of scratch for per-thread
+ * weight-gradient sums, reduced in a fixed order (determinism).          */
+void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                     const float *w, int N, int C, int H, int W, int K, int R, int S, int stride,
+                     int pad, float *workspace, float *dw_partial, int nthreads);
+
+/* ---- linear ------------------------------------------------------------
+ * y[n,m] = b[m] + sum_d w[m,d] x[n,d]      (PyTorch nn.Linear layout)
+ * x (N,D)  w (M,D)  b (M) or NULL  y (N,M)                               */
+void linear_forward_ref(float *y, const float *x, const float *w, const float *b, int N, int D, int M);
+void linear_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x,
+                         const float *w, int N, int D, int M);
+void linear_forward(float *y, const float *x, const float *w, const float *b, int N, int D, int M);
+void linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                     const float *w, int N, int D, int M);
+
+/* ---- pooling (window F, stride T, no padding) ---------------------------
+ * maxpool: y = max over window; argmax (N,C,P,Q) int32 index into the
+ * input plane (h*W+w), saved for backward; ties go to the first maximum.
+ * avgpool: y = mean over window.                                          */
+void maxpool_forward(float *y, int32_t *argmax, const float *x, int N, int C, int H, int W, int F, int T);
+void maxpool_backward(float *dx, const float *dy, const int32_t *argmax, int N, int C, int H, int W, int F, int T);
+void maxpool_forward_ref(float *y, const float *x, int N, int C, int H, int W, int F, int T);
+void avgpool_forward(float *y, const float *x, int N, int C, int H, int W, int F, int T);
+void avgpool_backward(float *dx, const float *dy, int N, int C, int H, int W, int F, int T);
+
+/* ---- element-wise activations (n = total element count) ----------------
+ * relu: y = max(x,0), dx = dy*(y>0).  tanh: dx = dy*(1-y^2).              */
+void relu_forward(float *y, const float *x, size_t n);
+void relu_backward(float *dx, const float *dy, const float *y, size_t n);
+void tanh_forward(float *y, const float *x, size_t n);
+void tanh_backward(float *dx, const float *dy, const float *y, size_t n);
+
+/* ---- batch norm over (N, C, L): L = H*W for 2d, 1 for 1d ----------------
+ * Training: per-channel batch mean/var (biased var for normalising,
+ * unbiased for the running estimate, as PyTorch); running = (1-m)*running + m*batch.
+ * xhat = (x-mean)*rstd, y = gamma*xhat + beta. Saves mean, rstd (C) for backward.
+ * Eval: uses running_mean/running_var.                                    */
+void batchnorm_forward_train(float *y, float *save_mean, float *save_rstd, float *running_mean,
+                             float *running_var, const float *x, const float *gamma,
+                             const float *beta, int N, int C, int L, float eps, float momentum);
+void batchnorm_forward_eval(float *y, const float *x, const float *gamma, const float *beta,
+                            const float *running_mean, const float *running_var, int N, int C,
+                            int L, float eps);
+void batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                        const float *gamma, const float *save_mean, const float *save_rstd,
+                        int N, int C, int L);
+
+/* ---- dropout (inverted: kept units scaled by 1/(1-p) in training) -------
+ * mask holds the per-element scale (0 or 1/(1-p)); dropout2d draws one
+ * mask value per (n, c) plane of L elements. u: uniform random numbers
+ * supplied by the caller (N*C*L for dropout, N*C for dropout2d) so the
+ * kernel stays pure and the RNG stays in the layer.                       */
+void dropout_forward(float *y, float *mask, const float *x, const float *u, size_t n, float p);
+void dropout2d_forward(float *y, float *mask, const float *x, const float *u, int N, int C, int L, float p);
+void dropout_backward(float *dx, const float *dy, const float *mask, size_t n);
+void dropout2d_backward(float *dx, const float *dy, const float *mask, int N, int C, int L);
+
+/* ---- softmax + cross-entropy (mean over the batch) ----------------------
+ * logits (N,M), labels (N) -> probs (N,M), returns mean loss;
+ * dlogits = (probs - onehot) / N.                                         */
+float softmax_xent_forward(float *probs, const float *logits, const uint8_t *labels, int N, int M);
+void softmax_xent_backward(float *dlogits, const float *probs, const uint8_t *labels, int N, int M);
+void softmax_forward(float *probs, const float *logits, int N, int M);
+
+#endif

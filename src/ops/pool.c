@@ -1,0 +1,178 @@
+/* pool.c — max and average pooling over F x F windows with stride T and no
+ * padding (P = (H-F)/T + 1), forward and backward, on NCHW planes.
+ * Max pooling saves an int32 argmax per output (index h*W+w into its input
+ * plane; ties go to the first maximum in row-major window order) so the
+ * backward pass is a scatter. maxpool_forward_ref is the plain version the
+ * fast one is tested against. Left out: padding, ceil mode, dilation,
+ * rectangular windows.
+ *
+ * The N*C planes are independent, so the loops split over them with
+ * OpenMP when there is enough work to pay for waking the threads.
+ */
+#include "ops/ops.h"
+
+#include <string.h>
+
+#include "core/check.h"
+
+/* Below this many input elements the parallel region costs more than it saves. */
+#define POOL_PAR_MIN (1 << 16)
+
+static inline int pool_out_size(int in, int F, int T) { return (in - F) / T + 1; }
+
+/* ======================================================================
+ * Max pooling
+ * ====================================================================== */
+
+/* y[n,c,p,q] = max_{i,j<F} x[n,c,p*T+i,q*T+j]   x (N,C,H,W)  y (N,C,P,Q) */
+void maxpool_forward_ref(float *y, const float *x, int N, int C, int H, int W, int F, int T) {
+    const int P = pool_out_size(H, F, T), Q = pool_out_size(W, F, T);
+    DG_ASSERT(P > 0 && Q > 0 && F > 0 && T > 0);
+    for (int nc = 0; nc < N * C; nc++)
+        for (int p = 0; p < P; p++)
+            for (int q = 0; q < Q; q++) {
+                float m = x[((size_t)nc * H + p * T) * W + q * T];
+                for (int i = 0; i < F; i++)
+                    for (int j = 0; j < F; j++) {
+                        float v = x[((size_t)nc * H + p * T + i) * W + q * T + j];
+                        if (v > m) m = v;
+                    }
+                y[((size_t)nc * P + p) * Q + q] = m;
+            }
+}
+
+/* 2x2 stride-2 windows, the common case: four loads and three compares
+ * per output, branch-free so the q loop vectorises. */
+static void maxpool_plane_2x2(float *restrict y, int32_t *restrict am, const float *restrict x,
+                              int W, int P, int Q) {
+    for (int p = 0; p < P; p++) {
+        const float *restrict r0 = x + (size_t)(2 * p) * W;
+        const float *restrict r1 = r0 + W;
+        float *restrict yp = y + (size_t)p * Q;
+        int32_t *restrict ap = am + (size_t)p * Q;
+        const int32_t base = 2 * p * W;
+        for (int q = 0; q < Q; q++) {
+            float a = r0[2 * q], b = r0[2 * q + 1], c = r1[2 * q], d = r1[2 * q + 1];
+            /* strict '>' in scan order a,b,c,d keeps the first maximum */
+            float m = a;
+            int32_t i = base + 2 * q;
+            if (b > m) { m = b; i = base + 2 * q + 1; }
+            if (c > m) { m = c; i = base + W + 2 * q; }
+            if (d > m) { m = d; i = base + W + 2 * q + 1; }
+            yp[q] = m;
+            ap[q] = i;
+        }
+    }
+}
+
+static void maxpool_plane(float *restrict y, int32_t *restrict am, const float *restrict x, int W,
+                          int F, int T, int P, int Q) {
+    for (int p = 0; p < P; p++)
+        for (int q = 0; q < Q; q++) {
+            int32_t best = p * T * W + q * T;
+            float m = x[best];
+            for (int i = 0; i < F; i++) {
+                const float *row = x + (size_t)(p * T + i) * W + q * T;
+                for (int j = 0; j < F; j++)
+                    if (row[j] > m) {
+                        m = row[j];
+                        best = (p * T + i) * W + q * T + j;
+                    }
+            }
+            y[(size_t)p * Q + q] = m;
+            am[(size_t)p * Q + q] = best;
+        }
+}
+
+/* As maxpool_forward_ref, plus argmax (N,C,P,Q) for the backward pass. */
+void maxpool_forward(float *y, int32_t *argmax, const float *x, int N, int C, int H, int W, int F,
+                     int T) {
+    const int P = pool_out_size(H, F, T), Q = pool_out_size(W, F, T);
+    DG_ASSERT(P > 0 && Q > 0 && F > 0 && T > 0);
+    const int NC = N * C;
+    const int twobytwo = F == 2 && T == 2;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if ((size_t)NC * H * W >= POOL_PAR_MIN)
+#endif
+    for (int nc = 0; nc < NC; nc++) {
+        const float *xp = x + (size_t)nc * H * W;
+        float *yp = y + (size_t)nc * P * Q;
+        int32_t *ap = argmax + (size_t)nc * P * Q;
+        if (twobytwo)
+            maxpool_plane_2x2(yp, ap, xp, W, P, Q);
+        else
+            maxpool_plane(yp, ap, xp, W, F, T, P, Q);
+    }
+}
+
+/* dx[n,c,argmax] += dy[n,c,p,q]; every other dx is 0 (dx overwritten). */
+void maxpool_backward(float *dx, const float *dy, const int32_t *argmax, int N, int C, int H,
+                      int W, int F, int T) {
+    const int P = pool_out_size(H, F, T), Q = pool_out_size(W, F, T);
+    const int NC = N * C;
+    if (!dx) return;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if ((size_t)NC * H * W >= POOL_PAR_MIN)
+#endif
+    for (int nc = 0; nc < NC; nc++) {
+        float *restrict dxp = dx + (size_t)nc * H * W;
+        const float *restrict dyp = dy + (size_t)nc * P * Q;
+        const int32_t *restrict ap = argmax + (size_t)nc * P * Q;
+        memset(dxp, 0, sizeof(float) * H * W);
+        /* '+=' not '=': overlapping windows (T < F) can share a maximum */
+        for (int i = 0; i < P * Q; i++) dxp[ap[i]] += dyp[i];
+    }
+}
+
+/* ======================================================================
+ * Average pooling
+ * ====================================================================== */
+
+/* y[n,c,p,q] = (1/F^2) sum_{i,j<F} x[n,c,p*T+i,q*T+j] */
+void avgpool_forward(float *y, const float *x, int N, int C, int H, int W, int F, int T) {
+    const int P = pool_out_size(H, F, T), Q = pool_out_size(W, F, T);
+    DG_ASSERT(P > 0 && Q > 0 && F > 0 && T > 0);
+    const int NC = N * C;
+    const float inv = 1.0f / (float)(F * F);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if ((size_t)NC * H * W >= POOL_PAR_MIN)
+#endif
+    for (int nc = 0; nc < NC; nc++) {
+        const float *restrict xp = x + (size_t)nc * H * W;
+        float *restrict yp = y + (size_t)nc * P * Q;
+        for (int p = 0; p < P; p++) {
+            float *restrict yr = yp + (size_t)p * Q;
+            for (int q = 0; q < Q; q++) yr[q] = 0;
+            for (int i = 0; i < F; i++) {
+                const float *restrict row = xp + (size_t)(p * T + i) * W;
+                for (int j = 0; j < F; j++)
+                    for (int q = 0; q < Q; q++) yr[q] += row[q * T + j];
+            }
+            for (int q = 0; q < Q; q++) yr[q] *= inv;
+        }
+    }
+}
+
+/* dx[n,c,h,w] = (1/F^2) sum over the windows containing (h,w) of dy (dx overwritten). */
+void avgpool_backward(float *dx, const float *dy, int N, int C, int H, int W, int F, int T) {
+    const int P = pool_out_size(H, F, T), Q = pool_out_size(W, F, T);
+    const int NC = N * C;
+    const float inv = 1.0f / (float)(F * F);
+    if (!dx) return;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if ((size_t)NC * H * W >= POOL_PAR_MIN)
+#endif
+    for (int nc = 0; nc < NC; nc++) {
+        float *restrict dxp = dx + (size_t)nc * H * W;
+        const float *restrict dyp = dy + (size_t)nc * P * Q;
+        memset(dxp, 0, sizeof(float) * H * W);
+        for (int p = 0; p < P; p++) {
+            const float *restrict dyr = dyp + (size_t)p * Q;
+            for (int i = 0; i < F; i++) {
+                float *restrict row = dxp + (size_t)(p * T + i) * W;
+                for (int j = 0; j < F; j++)
+                    for (int q = 0; q < Q; q++) row[q * T + j] += dyr[q] * inv;
+            }
+        }
+    }
+}

@@ -1,0 +1,52 @@
+/* train.h — the training loop: shuffled mini-batches, forward, softmax
+ * cross-entropy, backward, optimiser step, LR schedule, validation each
+ * epoch, early stopping that restores the best weights, the best model saved
+ * (atomically) as training goes, and a CSV log.
+ * Leaves out: augmentation (zoo issue) and resume (reliability issue). */
+#ifndef DG_TRAIN_H
+#define DG_TRAIN_H
+
+#include <stdint.h>
+
+#include "data/data.h"
+#include "model/model.h"
+#include "optim/optim.h"
+
+typedef struct {
+    int epochs;           /* 10 */
+    int batch_size;       /* 64 */
+    float lr;             /* 1e-3 */
+    OptimType optim;      /* adam */
+    float momentum;       /* 0.9 (SGD) */
+    int nesterov;         /* 0 */
+    float weight_decay;   /* 0 */
+    SchedType schedule;   /* constant */
+    float gamma;          /* step/exp factor; <= 0: schedule's default */
+    int step_size;        /* step: epochs between decays */
+    int patience;         /* early stopping on val loss; 0 = off */
+    uint64_t seed;        /* 42 */
+    int threads;          /* <= 0: all cores */
+    const char *out_path; /* best model written here as training goes (may be NULL) */
+    const char *log_path; /* CSV: epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds (may be NULL) */
+    long max_steps;       /* stop after this many steps (0 = no limit); for tests */
+    int quiet;            /* no per-epoch lines */
+} TrainConfig;
+
+typedef struct {
+    int epochs_run;
+    int best_epoch;        /* 1-based; 0 if no validation */
+    double best_val_loss, best_val_acc;
+    double train_loss, train_acc; /* last epoch */
+    double seconds;        /* training time, excluding validation */
+    long steps;
+} TrainResult;
+
+void train_config_defaults(TrainConfig *c);
+/* JSON text of the configuration (stored in the model file). Owned by caller. */
+char *train_config_json(const TrainConfig *c, const char *model_name, int n_train, int n_val);
+/* Train m (already built and initialised; normalisation set) on train,
+ * validating on val (may be NULL or empty). Returns 0, or -1 if saving failed. */
+int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainConfig *cfg,
+              TrainResult *res);
+
+#endif

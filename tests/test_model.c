@@ -1,0 +1,363 @@
+/* test_model.c — spec parser (good and bad specs), model file save/load
+ * (round trip, atomicity, corrupted files), optimiser and schedule values,
+ * metrics, and determinism of training (same seed -> identical weights). */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "digits.h"
+#include "ops/ops.h"
+#include "testutil.h"
+
+static char tmpdir[256];
+
+static const char *tmp_path(const char *name) {
+    static char buf[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
+    return buf[k];
+}
+
+static int setup(void **state) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/digits-test-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd);
+}
+
+/* ==== spec parser ========================================================= */
+
+static void test_zoo_specs_build(void **state) {
+    const char *names[] = {"lenet5", "cnn", "cnn-deep", "cnn-bn"};
+    const size_t params[] = {44426, 44426, 0, 872426};
+    for (int i = 0; i < 4; i++) {
+        Model m;
+        int r = model_build_named(&m, names[i]);
+        if (r) print_error("%s\n", dg_errmsg());
+        assert_int_equal(r, 0);
+        if (params[i]) assert_int_equal(m.n_param + m.n_buffer, params[i]);
+        model_free(&m);
+    }
+}
+
+static void test_bad_specs(void **state) {
+    struct {
+        const char *spec, *expect;
+    } cases[] = {
+        {"conv3d out=6\n", "t.spec:1: unknown layer 'conv3d'"},
+        {"# c\nconv2d out=6 kernal=5\n", "t.spec:2: conv2d: unknown argument 'kernal'"},
+        {"conv2d out=six kernel=5\n", "t.spec:1: conv2d: out=six is not an integer"},
+        {"conv2d out=6\n", "t.spec:1: conv2d: conv2d needs kernel=SIZE"},
+        {"conv2d out=6 kernel=29\n", "t.spec:1: conv2d: conv2d kernel 29 is larger"},
+        {"conv2d out=6 kernel=5 stride=0\n", "t.spec:1: conv2d: stride=0 is out of range"},
+        {"flatten\nlinear out=11\n", "t.spec:2: the last layer gives 11x1x1 outputs, expected 10 logits"},
+        {"relu\ninput 1x28x28\n", "t.spec:2: 'input' must come before the first layer"},
+        {"input 1x28\nflatten\nlinear out=10\n", "t.spec:1: input shape should be CxHxW"},
+        {"# nothing\n\n", "t.spec: no layers"},
+        {"dropout\n", "t.spec:1: dropout: dropout needs p=PROBABILITY"},
+        {"dropout p=1.5\n", "t.spec:1: dropout: p=1.5 is out of range"},
+        {"linear out=10 bias\n", "t.spec:1: 'bias' is not of the form key=value"},
+        {"linear out=10 out=10\n", "t.spec:1: argument 'out' given twice"},
+        {"maxpool size=40\n", "t.spec:1: maxpool: pool size 40 is larger than its input"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        Model m;
+        int r = model_build(&m, cases[i].spec, "t.spec");
+        print_message("%-45s -> %s\n", cases[i].expect, dg_errmsg());
+        assert_int_equal(r, -1);
+        assert_non_null(strstr(dg_errmsg(), cases[i].expect));
+    }
+}
+
+static void test_unknown_zoo_name(void **state) {
+    Model m;
+    assert_int_equal(model_build_named(&m, "no-such-model"), -1);
+    assert_non_null(strstr(dg_errmsg(), "unknown model 'no-such-model'"));
+}
+
+/* ==== model file ========================================================== */
+
+static void random_pixels(uint8_t *px, size_t n, uint64_t seed) {
+    Rng r;
+    rng_seed(&r, seed, "test");
+    for (size_t i = 0; i < n; i++) px[i] = (uint8_t)rng_below(&r, 256);
+}
+
+static void test_save_load_identical_predictions(void **state) {
+    Model a, b;
+    assert_int_equal(model_build_named(&a, "cnn-bn"), 0);
+    model_init_params(&a, 7);
+    for (size_t i = 0; i < a.n_buffer; i++) a.buffers[i] = 0.5f + 0.001f * (float)i; /* non-trivial BN stats */
+    a.norm_mean = 0.13f;
+    a.norm_std = 0.31f;
+    a.metrics_json = strdup("{\"test_accuracy\":0.5}");
+    const char *path = tmp_path("m.safetensors");
+    assert_int_equal(model_save(&a, path), 0);
+    int r = model_load(&b, path);
+    if (r) print_error("%s\n", dg_errmsg());
+    assert_int_equal(r, 0);
+    assert_int_equal(a.n_param, b.n_param);
+    assert_memory_equal(a.params, b.params, a.n_param * sizeof(float));
+    assert_memory_equal(a.buffers, b.buffers, a.n_buffer * sizeof(float));
+    assert_true(b.norm_mean == a.norm_mean && b.norm_std == a.norm_std);
+    assert_string_equal(b.metrics_json, a.metrics_json);
+
+    uint8_t px[16 * 784];
+    random_pixels(px, sizeof px, 3);
+    model_set_batch(&a, 16, 0, 1);
+    model_set_batch(&b, 16, 0, 1);
+    model_load_pixels(&a, px, 16);
+    model_load_pixels(&b, px, 16);
+    float *la = model_forward(&a, 16, 0), *lb = model_forward(&b, 16, 0);
+    assert_memory_equal(la, lb, 16 * 10 * sizeof(float));
+    model_free(&a);
+    model_free(&b);
+}
+
+static void write_bytes(const char *path, const char *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *d = malloc(*n);
+    assert_int_equal(fread(d, 1, *n, f), *n);
+    fclose(f);
+    return d;
+}
+
+/* Replace the first occurrence of `from` by `to` (same length) in a copy. */
+static void patch_file(const char *src, const char *dst, const char *from, const char *to) {
+    size_t n;
+    char *d = slurp(src, &n);
+    assert_int_equal(strlen(from), strlen(to));
+    char *p = memmem(d, n, from, strlen(from));
+    assert_non_null(p);
+    memcpy(p, to, strlen(to));
+    write_bytes(dst, d, n);
+    free(d);
+}
+
+static void test_bad_model_files(void **state) {
+    Model m;
+    assert_int_equal(model_build_named(&m, "lenet5"), 0);
+    model_init_params(&m, 1);
+    char good[512];
+    snprintf(good, sizeof good, "%s", tmp_path("good.safetensors"));
+    assert_int_equal(model_save(&m, good), 0);
+    model_free(&m);
+    size_t n;
+    char *d = slurp(good, &n);
+
+    typedef struct {
+        const char *name, *expect;
+    } BadCase;
+    BadCase cases[8];
+    int k = 0;
+    /* truncated in the tensor data */
+    write_bytes(tmp_path("trunc.safetensors"), d, n - 100);
+    cases[k++] = (BadCase){"trunc.safetensors", "data offsets are invalid or outside the file"};
+    /* truncated inside the header */
+    write_bytes(tmp_path("trunc2.safetensors"), d, 50);
+    cases[k++] = (BadCase){"trunc2.safetensors", "header length"};
+    /* too short for anything */
+    write_bytes(tmp_path("tiny.safetensors"), d, 5);
+    cases[k++] = (BadCase){"tiny.safetensors", "too short"};
+    /* garbage header */
+    char junk[64];
+    memset(junk, 'x', sizeof junk);
+    junk[0] = 40;
+    for (int i = 1; i < 8; i++) junk[i] = 0;
+    write_bytes(tmp_path("junk.safetensors"), junk, sizeof junk);
+    cases[k++] = (BadCase){"junk.safetensors", "header is not valid JSON"};
+    /* wrong tensor name */
+    patch_file(good, tmp_path("name.safetensors"), "\"0.weight\"", "\"0.wxight\"");
+    cases[k++] = (BadCase){"name.safetensors", "missing tensor 0.weight"};
+    /* wrong shape */
+    patch_file(good, tmp_path("shape.safetensors"), "[6,1,5,5]", "[6,1,5,4]");
+    cases[k++] = (BadCase){"shape.safetensors", "tensor 0.weight: shape [6,1,5,4], expected [6,1,5,5]"};
+    /* missing file */
+    cases[k++] = (BadCase){"absent.safetensors", "No such file"};
+    /* a spec inside that does not parse */
+    patch_file(good, tmp_path("spec.safetensors"), "conv2d out=6", "convXd out=6");
+    cases[k++] = (BadCase){"spec.safetensors", "(embedded spec):"};
+    for (int i = 0; i < k; i++) {
+        int r = model_load(&m, tmp_path(cases[i].name));
+        print_message("%-20s -> %s\n", cases[i].name, dg_errmsg());
+        assert_int_equal(r, -1);
+        assert_non_null(strstr(dg_errmsg(), cases[i].name));
+        assert_non_null(strstr(dg_errmsg(), cases[i].expect));
+    }
+    free(d);
+}
+
+static void test_atomic_save_keeps_previous(void **state) {
+    Model m;
+    assert_int_equal(model_build_named(&m, "cnn"), 0);
+    model_init_params(&m, 1);
+    char path[512];
+    snprintf(path, sizeof path, "%s", tmp_path("keep.safetensors"));
+    assert_int_equal(model_save(&m, path), 0);
+    size_t n1;
+    char *before = slurp(path, &n1);
+    /* an unwritable destination fails with the path named, nothing half-written */
+    assert_int_equal(model_save(&m, tmp_path("no/such/dir/m.safetensors")), -1);
+    assert_non_null(strstr(dg_errmsg(), "no/such/dir/m.safetensors"));
+    /* a directory in the way of the rename: the old file is untouched */
+    const char *dir_path = tmp_path("adir");
+    mkdir(dir_path, 0755);
+    assert_int_equal(model_save(&m, dir_path), -1);
+    size_t n2;
+    char *after = slurp(path, &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(before, after, n1);
+    /* no temp files left behind */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -q tmp", tmpdir);
+    assert_int_not_equal(system(cmd), 0);
+    free(before);
+    free(after);
+    model_free(&m);
+}
+
+/* ==== optimiser and schedules ============================================= */
+
+static void test_sgd_nesterov_by_hand(void **state) {
+    Optimizer o;
+    optim_init(&o, OPTIM_SGD, 1);
+    o.momentum = 0.9f;
+    o.nesterov = 1;
+    float p = 1.0f, g = 0.5f;
+    optim_step(&o, &p, &g, 0.1f); /* buf = 0.5; d = 0.5 + 0.9*0.5 = 0.95 */
+    assert_float_equal(p, 1.0f - 0.095f, 1e-7);
+    optim_step(&o, &p, &g, 0.1f); /* buf = 0.9*0.5+0.5 = 0.95; d = 0.5+0.855 = 1.355 */
+    assert_float_equal(p, 0.905f - 0.1355f, 1e-6);
+    optim_free(&o);
+}
+
+static void test_adam_first_step_is_lr(void **state) {
+    /* Adam's first step moves each parameter by lr * sign(g) (up to eps). */
+    Optimizer o;
+    optim_init(&o, OPTIM_ADAM, 2);
+    float p[2] = {1, 1}, g[2] = {3, -0.01f};
+    optim_step(&o, p, g, 0.01f);
+    assert_float_equal(p[0], 0.99f, 1e-6);
+    assert_float_equal(p[1], 1.01f, 1e-5);
+    optim_free(&o);
+}
+
+static void test_schedules(void **state) {
+    Schedule s;
+    sched_init(&s, SCHED_EXP, 1.0f, 100);
+    assert_float_equal(sched_lr(&s, 0, 2), 0.95f * 0.95f, 1e-6);
+    sched_init(&s, SCHED_STEP, 1.0f, 100);
+    s.step_size = 3;
+    assert_float_equal(sched_lr(&s, 0, 2), 1.0f, 1e-6);
+    assert_float_equal(sched_lr(&s, 0, 3), 0.1f, 1e-6);
+    sched_init(&s, SCHED_ONECYCLE, 1.0f, 1000);
+    assert_float_equal(sched_lr(&s, 0, 0), 1.0f / 25, 1e-6);          /* starts at max/25 */
+    assert_float_equal(sched_lr(&s, 299, 0), 1.0f, 1e-5);              /* peaks at 30 % */
+    assert_true(sched_lr(&s, 999, 0) < 1e-5f);                        /* ends near zero */
+    assert_true(sched_lr(&s, 150, 0) < sched_lr(&s, 250, 0));
+    assert_true(sched_lr(&s, 600, 0) > sched_lr(&s, 800, 0));
+    sched_init(&s, SCHED_PLATEAU, 1.0f, 100);
+    s.patience = 1;
+    sched_epoch_end(&s, 1.0f);
+    sched_epoch_end(&s, 1.0f); /* 1 bad epoch: not yet */
+    assert_float_equal(sched_lr(&s, 0, 0), 1.0f, 1e-7);
+    sched_epoch_end(&s, 1.0f); /* 2 > patience: halve */
+    assert_float_equal(sched_lr(&s, 0, 0), 0.5f, 1e-7);
+    sched_init(&s, SCHED_COSINE, 1.0f, 100);
+    assert_float_equal(sched_lr(&s, 50, 0), 0.5f, 1e-6);
+}
+
+/* ==== metrics ============================================================= */
+
+static void test_metrics_by_hand(void **state) {
+    uint8_t y[] = {0, 0, 1, 1, 1, 2};
+    uint8_t p[] = {0, 1, 1, 1, 0, 2};
+    Metrics mt;
+    metrics_compute(&mt, y, p, 6);
+    assert_float_equal(mt.accuracy, 4.0 / 6, 1e-12);
+    assert_int_equal(mt.confusion[1][0], 1);
+    assert_float_equal(mt.precision[0], 0.5, 1e-12);
+    assert_float_equal(mt.recall[1], 2.0 / 3, 1e-12);
+    assert_float_equal(mt.f1[1], 2 * (2.0 / 3) * (2.0 / 3) / (4.0 / 3), 1e-12);
+    assert_int_equal(mt.support[1], 3);
+    char *json = metrics_to_json(&mt, NULL);
+    assert_non_null(strstr(json, "\"accuracy\":"));
+    assert_non_null(strstr(json, "\"confusion\":[[1,1,0"));
+    free(json);
+}
+
+/* ==== determinism ========================================================= */
+
+static void train_synthetic(Model *m, int threads, uint64_t seed) {
+    Dataset ds = {0};
+    ds.n = 256;
+    ds.rows = ds.cols = 28;
+    ds.pixels = malloc((size_t)ds.n * 784);
+    ds.labels = malloc((size_t)ds.n);
+    random_pixels(ds.pixels, (size_t)ds.n * 784, 11);
+    for (int i = 0; i < ds.n; i++) ds.labels[i] = (uint8_t)(i % 10);
+    assert_int_equal(model_build_named(m, "cnn-bn"), 0);
+    model_init_params(m, seed);
+    TrainConfig cfg;
+    train_config_defaults(&cfg);
+    cfg.batch_size = 16;
+    cfg.epochs = 10;
+    cfg.max_steps = 50;
+    cfg.seed = seed;
+    cfg.threads = threads;
+    cfg.quiet = 1;
+    TrainResult res;
+    assert_int_equal(train_run(m, &ds, NULL, &cfg, &res), 0);
+    assert_int_equal(res.steps, 50);
+    dataset_free(&ds);
+}
+
+static void test_same_seed_same_weights(void **state) {
+    for (int threads = 1; threads <= 2; threads++) {
+        Model a, b;
+        train_synthetic(&a, threads, 5);
+        train_synthetic(&b, threads, 5);
+        assert_memory_equal(a.params, b.params, a.n_param * sizeof(float));
+        assert_memory_equal(a.buffers, b.buffers, a.n_buffer * sizeof(float));
+        Model c;
+        train_synthetic(&c, threads, 6);
+        assert_true(memcmp(a.params, c.params, a.n_param * sizeof(float)) != 0);
+        model_free(&a);
+        model_free(&b);
+        model_free(&c);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_zoo_specs_build),
+        cmocka_unit_test(test_bad_specs),
+        cmocka_unit_test(test_unknown_zoo_name),
+        cmocka_unit_test(test_save_load_identical_predictions),
+        cmocka_unit_test(test_bad_model_files),
+        cmocka_unit_test(test_atomic_save_keeps_previous),
+        cmocka_unit_test(test_sgd_nesterov_by_hand),
+        cmocka_unit_test(test_adam_first_step_is_lr),
+        cmocka_unit_test(test_schedules),
+        cmocka_unit_test(test_metrics_by_hand),
+        cmocka_unit_test(test_same_seed_same_weights),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,383 @@
+/* test_ops_grad.c — finite-difference gradient checks for every op's
+ * backward pass, with respect to its input and each of its parameters.
+ *
+ * Method: a scalar loss L = sum_i y[i] * g[i] for a fixed random g, so the
+ * upstream gradient dy is exactly g; the analytic gradient from backward is
+ * compared with central differences (L(p+h) - L(p-h)) / 2h, evaluated in
+ * double over the fp32 forward (tu_grad_check). The softmax-xent check uses
+ * the op's own loss instead.
+ *
+ * Tolerance: GRAD_TOL = 1e-2 in tu_grad_check's metric
+ * |fd - an| / max(1e-2, |fd| + |an|), with h = 1e-2. The fp32 forward's
+ * rounding (~1e-7 relative) divided by 2h gives ~1e-5 absolute, and the
+ * O(h^2) truncation of smooth ops (tanh, batchnorm, softmax) is ~1e-4:
+ * both far under the tolerance, which still catches any wrong term.
+ * Kinks are kept out of reach rather than tolerated: ReLU inputs are at
+ * least 0.1 from 0, and max-pool inputs are distinct values 0.03 apart
+ * within each plane, so no +-h step changes which branch or window wins.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/check.h"
+#include "ops/ops.h"
+#include "testutil.h"
+
+#define GRAD_TOL 1e-2
+#define GRAD_H 1e-2
+#define MAX_CHECKS 150
+
+static float *randv(size_t n, Rng *rng) {
+    float *a = dg_xmalloc(sizeof(float) * (n ? n : 1));
+    tu_fill_uniform(a, n, rng);
+    return a;
+}
+
+static float *zerov(size_t n) { return dg_xcalloc(n ? n : 1, sizeof(float)); }
+
+/* L = sum y*g, in double. */
+static double dot_g(const float *y, const float *g, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)y[i] * g[i];
+    return s;
+}
+
+/* Run one check, print it, and assert the tolerance. */
+static void check_grad(const char *name, tu_loss_fn f, void *ctx, float *param, const float *grad,
+                       size_t n) {
+    double e = tu_grad_check(f, ctx, param, grad, n, GRAD_H, MAX_CHECKS);
+    print_message("%-48s max rel err %.3g (tol %.0e)\n", name, e, GRAD_TOL);
+    assert_true(e <= GRAD_TOL);
+}
+
+/* ======================================================================
+ * conv2d
+ * ====================================================================== */
+
+typedef struct {
+    int N, C, H, W, K, R, S, stride, pad, P, Q;
+    float *x, *w, *b, *y, *g, *work;
+} ConvCtx;
+
+static double conv_loss(void *p) {
+    ConvCtx *c = p;
+    conv2d_forward(c->y, c->x, c->w, c->b, c->N, c->C, c->H, c->W, c->K, c->R, c->S, c->stride,
+                   c->pad, c->work, 1);
+    return dot_g(c->y, c->g, (size_t)c->N * c->K * c->P * c->Q);
+}
+
+static void grad_conv(const char *label, int N, int C, int H, int W, int K, int R, int S,
+                      int stride, int pad) {
+    Rng rng;
+    rng_seed(&rng, 1, label);
+    ConvCtx c = {N, C, H, W, K, R, S, stride, pad, (H + 2 * pad - R) / stride + 1,
+                 (W + 2 * pad - S) / stride + 1, NULL, NULL, NULL, NULL, NULL, NULL};
+    const size_t nx = (size_t)N * C * H * W, nw = (size_t)K * C * R * S;
+    const size_t ny = (size_t)N * K * c.P * c.Q;
+    const size_t ws = conv2d_workspace_floats(C, H, W, K, R, S, stride, pad);
+    c.x = randv(nx, &rng), c.w = randv(nw, &rng), c.b = randv(K, &rng), c.g = randv(ny, &rng);
+    c.y = zerov(ny), c.work = zerov(ws * 2);
+    float *part = zerov((nw + K) * 2);
+    char name[128];
+    /* the fast backward (2 threads) and the reference, against the same differences */
+    for (int fast = 1; fast >= 0; fast--) {
+        float *dx = zerov(nx), *dw = zerov(nw), *db = zerov(K);
+        if (fast)
+            conv2d_backward(dx, dw, db, c.g, c.x, c.w, N, C, H, W, K, R, S, stride, pad, c.work,
+                            part, 2);
+        else
+            conv2d_backward_ref(dx, dw, db, c.g, c.x, c.w, N, C, H, W, K, R, S, stride, pad);
+        const char *kind = fast ? "" : " (ref)";
+        snprintf(name, sizeof name, "conv %s dx%s", label, kind);
+        check_grad(name, conv_loss, &c, c.x, dx, nx);
+        snprintf(name, sizeof name, "conv %s dw%s", label, kind);
+        check_grad(name, conv_loss, &c, c.w, dw, nw);
+        snprintf(name, sizeof name, "conv %s db%s", label, kind);
+        check_grad(name, conv_loss, &c, c.b, db, K);
+        free(dx), free(dw), free(db);
+    }
+    free(c.x), free(c.w), free(c.b), free(c.g), free(c.y), free(c.work), free(part);
+}
+
+static void test_conv2d_grad(void **state) {
+    (void)state;
+    grad_conv("3->4 3x3 7x6", 2, 3, 7, 6, 4, 3, 3, 1, 0);
+    grad_conv("2->3 3x3 pad1 8x8", 2, 2, 8, 8, 3, 3, 3, 1, 1);
+    grad_conv("2->3 3x3 stride2 pad1 8x8", 2, 2, 8, 8, 3, 3, 3, 2, 1);
+    grad_conv("2->3 3x3 stride2 9x9", 3, 2, 9, 9, 3, 3, 3, 2, 0);
+    grad_conv("1->2 5x5 12x12", 2, 1, 12, 12, 2, 5, 5, 1, 0);
+    grad_conv("3->5 1x1 5x5", 2, 3, 5, 5, 5, 1, 1, 1, 0);
+    grad_conv("3->2 5x3 stride2 pad2 9x7", 2, 3, 9, 7, 2, 5, 3, 2, 2);
+    grad_conv("2->3 5x5 pad2 7x6 (same)", 2, 2, 7, 6, 3, 5, 5, 1, 2);
+}
+
+/* ======================================================================
+ * linear
+ * ====================================================================== */
+
+typedef struct {
+    int N, D, M;
+    float *x, *w, *b, *y, *g;
+} LinCtx;
+
+static double linear_loss(void *p) {
+    LinCtx *c = p;
+    linear_forward(c->y, c->x, c->w, c->b, c->N, c->D, c->M);
+    return dot_g(c->y, c->g, (size_t)c->N * c->M);
+}
+
+static void test_linear_grad(void **state) {
+    (void)state;
+    Rng rng;
+    rng_seed(&rng, 2, "linear-grad");
+    LinCtx c = {4, 9, 5, NULL, NULL, NULL, NULL, NULL};
+    const size_t nx = (size_t)c.N * c.D, nw = (size_t)c.M * c.D, ny = (size_t)c.N * c.M;
+    c.x = randv(nx, &rng), c.w = randv(nw, &rng), c.b = randv(c.M, &rng), c.g = randv(ny, &rng);
+    c.y = zerov(ny);
+    for (int fast = 1; fast >= 0; fast--) {
+        float *dx = zerov(nx), *dw = zerov(nw), *db = zerov(c.M);
+        (fast ? linear_backward : linear_backward_ref)(dx, dw, db, c.g, c.x, c.w, c.N, c.D, c.M);
+        check_grad(fast ? "linear 4x9->5 dx" : "linear 4x9->5 dx (ref)", linear_loss, &c, c.x, dx, nx);
+        check_grad(fast ? "linear 4x9->5 dw" : "linear 4x9->5 dw (ref)", linear_loss, &c, c.w, dw, nw);
+        check_grad(fast ? "linear 4x9->5 db" : "linear 4x9->5 db (ref)", linear_loss, &c, c.b, db, c.M);
+        free(dx), free(dw), free(db);
+    }
+    free(c.x), free(c.w), free(c.b), free(c.g), free(c.y);
+}
+
+/* ======================================================================
+ * pooling
+ * ====================================================================== */
+
+typedef struct {
+    int N, C, H, W, F, T, P, Q, is_max;
+    float *x, *y, *g;
+    int32_t *am;
+} PoolCtx;
+
+static double pool_loss(void *p) {
+    PoolCtx *c = p;
+    if (c->is_max)
+        maxpool_forward(c->y, c->am, c->x, c->N, c->C, c->H, c->W, c->F, c->T);
+    else
+        avgpool_forward(c->y, c->x, c->N, c->C, c->H, c->W, c->F, c->T);
+    return dot_g(c->y, c->g, (size_t)c->N * c->C * c->P * c->Q);
+}
+
+static void grad_pool(int is_max, int N, int C, int H, int W, int F, int T) {
+    Rng rng;
+    rng_seed(&rng, 3, is_max ? "maxpool-grad" : "avgpool-grad");
+    PoolCtx c = {N, C, H, W, F, T, (H - F) / T + 1, (W - F) / T + 1, is_max, NULL, NULL, NULL, NULL};
+    const size_t nx = (size_t)N * C * H * W, ny = (size_t)N * C * c.P * c.Q;
+    c.x = randv(nx, &rng), c.g = randv(ny, &rng), c.y = zerov(ny);
+    c.am = dg_xmalloc(sizeof(int32_t) * ny);
+    if (is_max) {
+        /* distinct values 0.03 apart in each plane: no tie within reach of +-h */
+        int *perm = dg_xmalloc(sizeof(int) * H * W);
+        for (int nc = 0; nc < N * C; nc++) {
+            for (int i = 0; i < H * W; i++) perm[i] = i;
+            rng_shuffle(&rng, perm, H * W);
+            for (int i = 0; i < H * W; i++) c.x[(size_t)nc * H * W + i] = 0.03f * (perm[i] - H * W / 2);
+        }
+        free(perm);
+    }
+    float *dx = zerov(nx);
+    pool_loss(&c); /* argmax of the unperturbed input */
+    if (is_max)
+        maxpool_backward(dx, c.g, c.am, N, C, H, W, F, T);
+    else
+        avgpool_backward(dx, c.g, N, C, H, W, F, T);
+    char name[96];
+    snprintf(name, sizeof name, "%s %dx%dx%dx%d F%d T%d dx", is_max ? "maxpool" : "avgpool", N, C, H,
+             W, F, T);
+    check_grad(name, pool_loss, &c, c.x, dx, nx);
+    free(c.x), free(c.g), free(c.y), free(c.am), free(dx);
+}
+
+static void test_maxpool_grad(void **state) {
+    (void)state;
+    grad_pool(1, 2, 3, 8, 8, 2, 2);
+    grad_pool(1, 2, 2, 7, 9, 2, 2); /* odd sizes: last row/column unused */
+    grad_pool(1, 2, 2, 9, 9, 3, 2); /* overlapping windows */
+}
+
+static void test_avgpool_grad(void **state) {
+    (void)state;
+    grad_pool(0, 2, 3, 8, 8, 2, 2);
+    grad_pool(0, 2, 2, 9, 7, 3, 2);
+    grad_pool(0, 1, 2, 10, 10, 3, 3);
+}
+
+/* ======================================================================
+ * activations
+ * ====================================================================== */
+
+typedef struct {
+    size_t n;
+    int is_tanh;
+    float *x, *y, *g;
+} ActCtx;
+
+static double act_loss(void *p) {
+    ActCtx *c = p;
+    (c->is_tanh ? tanh_forward : relu_forward)(c->y, c->x, c->n);
+    return dot_g(c->y, c->g, c->n);
+}
+
+static void grad_act(int is_tanh) {
+    Rng rng;
+    rng_seed(&rng, 4, is_tanh ? "tanh-grad" : "relu-grad");
+    ActCtx c = {300, is_tanh, NULL, NULL, NULL};
+    c.x = randv(c.n, &rng), c.g = randv(c.n, &rng), c.y = zerov(c.n);
+    for (size_t i = 0; i < c.n; i++)
+        /* relu: |x| in [0.1, 1] keeps +-h off the kink; tanh: spread over (-2, 2) */
+        c.x[i] = is_tanh ? 2.0f * c.x[i] : copysignf(0.1f + 0.9f * fabsf(c.x[i]), c.x[i]);
+    float *dx = zerov(c.n);
+    act_loss(&c);
+    (is_tanh ? tanh_backward : relu_backward)(dx, c.g, c.y, c.n);
+    check_grad(is_tanh ? "tanh dx" : "relu dx", act_loss, &c, c.x, dx, c.n);
+    free(c.x), free(c.g), free(c.y), free(dx);
+}
+
+static void test_relu_grad(void **state) {
+    (void)state;
+    grad_act(0);
+}
+
+static void test_tanh_grad(void **state) {
+    (void)state;
+    grad_act(1);
+}
+
+/* ======================================================================
+ * batchnorm
+ * ====================================================================== */
+
+typedef struct {
+    int N, C, L;
+    float *x, *gamma, *beta, *y, *g, *mean, *rstd, *rm, *rv;
+} BnCtx;
+
+static double bn_loss(void *p) {
+    BnCtx *c = p;
+    batchnorm_forward_train(c->y, c->mean, c->rstd, c->rm, c->rv, c->x, c->gamma, c->beta, c->N,
+                            c->C, c->L, 1e-5f, 0.1f);
+    return dot_g(c->y, c->g, (size_t)c->N * c->C * c->L);
+}
+
+static void grad_bn(const char *label, int N, int C, int L) {
+    Rng rng;
+    rng_seed(&rng, 5, label);
+    BnCtx c = {N, C, L, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    const size_t n = (size_t)N * C * L;
+    c.x = randv(n, &rng), c.g = randv(n, &rng), c.y = zerov(n);
+    c.gamma = randv(C, &rng), c.beta = randv(C, &rng);
+    for (int i = 0; i < C; i++) c.gamma[i] = 1.0f + 0.5f * c.gamma[i]; /* in (0.5, 1.5) */
+    c.mean = zerov(C), c.rstd = zerov(C), c.rm = zerov(C), c.rv = zerov(C);
+    float *dx = zerov(n), *dgamma = zerov(C), *dbeta = zerov(C);
+    bn_loss(&c);
+    batchnorm_backward(dx, dgamma, dbeta, c.g, c.x, c.gamma, c.mean, c.rstd, N, C, L);
+    char name[96];
+    snprintf(name, sizeof name, "batchnorm %s dx", label);
+    check_grad(name, bn_loss, &c, c.x, dx, n);
+    snprintf(name, sizeof name, "batchnorm %s dgamma", label);
+    check_grad(name, bn_loss, &c, c.gamma, dgamma, C);
+    snprintf(name, sizeof name, "batchnorm %s dbeta", label);
+    check_grad(name, bn_loss, &c, c.beta, dbeta, C);
+    free(c.x), free(c.g), free(c.y), free(c.gamma), free(c.beta), free(c.mean), free(c.rstd);
+    free(c.rm), free(c.rv), free(dx), free(dgamma), free(dbeta);
+}
+
+static void test_batchnorm_grad(void **state) {
+    (void)state;
+    grad_bn("2d 4x3x5x5", 4, 3, 25);
+    grad_bn("1d 6x4", 6, 4, 1);
+}
+
+/* ======================================================================
+ * dropout (fixed u, hence a fixed mask across the +-h evaluations)
+ * ====================================================================== */
+
+typedef struct {
+    int N, C, L, spatial;
+    float p;
+    float *x, *u, *y, *mask, *g;
+} DropCtx;
+
+static double drop_loss(void *p) {
+    DropCtx *c = p;
+    const size_t n = (size_t)c->N * c->C * c->L;
+    if (c->spatial)
+        dropout2d_forward(c->y, c->mask, c->x, c->u, c->N, c->C, c->L, c->p);
+    else
+        dropout_forward(c->y, c->mask, c->x, c->u, n, c->p);
+    return dot_g(c->y, c->g, n);
+}
+
+static void grad_drop(int spatial) {
+    Rng rng;
+    rng_seed(&rng, 6, spatial ? "dropout2d-grad" : "dropout-grad");
+    DropCtx c = {3, 4, 6, spatial, 0.4f, NULL, NULL, NULL, NULL, NULL};
+    const size_t n = (size_t)c.N * c.C * c.L;
+    c.x = randv(n, &rng), c.g = randv(n, &rng), c.y = zerov(n), c.mask = zerov(n);
+    c.u = zerov(n);
+    for (size_t i = 0; i < n; i++) c.u[i] = rng_uniform(&rng);
+    float *dx = zerov(n);
+    drop_loss(&c);
+    if (spatial)
+        dropout2d_backward(dx, c.g, c.mask, c.N, c.C, c.L);
+    else
+        dropout_backward(dx, c.g, c.mask, n);
+    check_grad(spatial ? "dropout2d p=0.4 dx" : "dropout p=0.4 dx", drop_loss, &c, c.x, dx, n);
+    free(c.x), free(c.g), free(c.y), free(c.mask), free(c.u), free(dx);
+}
+
+static void test_dropout_grad(void **state) {
+    (void)state;
+    grad_drop(0);
+    grad_drop(1);
+}
+
+/* ======================================================================
+ * softmax + cross-entropy, w.r.t. the logits
+ * ====================================================================== */
+
+typedef struct {
+    int N, M;
+    float *z, *probs;
+    const uint8_t *labels;
+} XentCtx;
+
+static double xent_loss(void *p) {
+    XentCtx *c = p;
+    return softmax_xent_forward(c->probs, c->z, c->labels, c->N, c->M);
+}
+
+static void test_softmax_xent_grad(void **state) {
+    (void)state;
+    Rng rng;
+    rng_seed(&rng, 7, "xent-grad");
+    static const uint8_t labels[5] = {2, 0, 9, 4, 4};
+    XentCtx c = {5, 10, NULL, NULL, labels};
+    const size_t n = (size_t)c.N * c.M;
+    c.z = randv(n, &rng), c.probs = zerov(n);
+    for (size_t i = 0; i < n; i++) c.z[i] *= 3;
+    float *dz = zerov(n);
+    xent_loss(&c);
+    softmax_xent_backward(dz, c.probs, labels, c.N, c.M);
+    check_grad("softmax_xent 5x10 dlogits", xent_loss, &c, c.z, dz, n);
+    free(c.z), free(c.probs), free(dz);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv2d_grad),    cmocka_unit_test(test_linear_grad),
+        cmocka_unit_test(test_maxpool_grad),   cmocka_unit_test(test_avgpool_grad),
+        cmocka_unit_test(test_relu_grad),      cmocka_unit_test(test_tanh_grad),
+        cmocka_unit_test(test_batchnorm_grad), cmocka_unit_test(test_dropout_grad),
+        cmocka_unit_test(test_softmax_xent_grad),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

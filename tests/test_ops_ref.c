@@ -1,0 +1,448 @@
+/* test_ops_ref.c — fast kernels against their plain references, plus the
+ * semantics the reference alone cannot vouch for:
+ *   - conv2d im2col+sgemm vs nested loops on the shapes of the zoo's models
+ *     (batch 1, 3, 8; 1 and 2 threads): y, dx, dw, db within 1e-4;
+ *   - conv2d_backward overwrites dx, adds into dw/db, accepts dx == NULL,
+ *     and is bit-for-bit repeatable for a fixed thread count;
+ *   - linear sgemm vs loops; maxpool fast vs ref, argmax = first maximum;
+ *   - avgpool, batchnorm (running statistics as PyTorch), dropout masks and
+ *     softmax/cross-entropy against values computed here in double.
+ * Tolerances: 1e-4 in tu_max_rel_diff's metric (relative above 1, absolute
+ * below) — float rounding of sums of a few thousand terms stays well under.
+ * The reference kernels accumulate in double, so they are the "truth".
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/check.h"
+#include "ops/ops.h"
+#include "testutil.h"
+
+#define TOL 1e-4f
+
+static float *randv(size_t n, Rng *rng) {
+    float *a = dg_xmalloc(sizeof(float) * (n ? n : 1));
+    tu_fill_uniform(a, n, rng);
+    return a;
+}
+
+static float *fillv(size_t n, float v) {
+    float *a = dg_xmalloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) a[i] = v;
+    return a;
+}
+
+/* Largest diff over a family of runs, asserted per run, printed once. */
+typedef struct {
+    const char *name;
+    float worst;
+} DiffLog;
+
+static void diff_track(DiffLog *d, const float *a, const float *b, size_t n) {
+    float e = tu_max_rel_diff(a, b, n);
+    if (!(e <= d->worst)) d->worst = e;
+    if (!(e <= TOL)) print_message("  %s: diff %.3g exceeds %.3g\n", d->name, (double)e, (double)TOL);
+    assert_true(e <= TOL);
+}
+
+/* ======================================================================
+ * conv2d
+ * ====================================================================== */
+
+typedef struct {
+    const char *label;
+    int C, H, W, K, R, S, stride, pad;
+} ConvShape;
+
+static const ConvShape conv_shapes[] = {
+    {"lenet c1 1->6 5x5 28x28", 1, 28, 28, 6, 5, 5, 1, 0},
+    {"lenet c3 6->16 5x5 12x12", 6, 12, 12, 16, 5, 5, 1, 0},
+    {"1->32 3x3 pad1 28x28", 1, 28, 28, 32, 3, 3, 1, 1},
+    {"32->32 3x3 pad1 28x28", 32, 28, 28, 32, 3, 3, 1, 1},
+    {"32->64 3x3 pad1 14x14", 32, 14, 14, 64, 3, 3, 1, 1},
+    {"32->32 3x3 stride2 14x14", 32, 14, 14, 32, 3, 3, 2, 0},
+    {"32->32 3x3 stride2 pad1 14x14", 32, 14, 14, 32, 3, 3, 2, 1},
+    {"16->8 1x1 14x14 (pointwise)", 16, 14, 14, 8, 1, 1, 1, 0},
+    {"3->5 1x1 stride2 9x9", 3, 9, 9, 5, 1, 1, 2, 0},
+    {"3->4 5x3 stride2 pad2 11x9", 3, 11, 9, 4, 5, 3, 2, 2},
+    {"4->6 5x5 pad2 13x11 (same)", 4, 13, 11, 6, 5, 5, 1, 2},
+    {"2->3 1x3 pad1 6x10 (P = H+2)", 2, 6, 10, 3, 1, 3, 1, 1},
+    {"2->2 3x3 pad3 5x5 (all-pad rows)", 2, 5, 5, 2, 3, 3, 1, 3},
+    /* col over 2^20 floats: computed in bands of output rows */
+    {"128->2 3x3 pad1 32x32 (2 bands)", 128, 32, 32, 2, 3, 3, 1, 1},
+    {"256->1 5x5 stride2 40x40 (2 bands)", 256, 40, 40, 1, 5, 5, 2, 0},
+    {"256->2 5x5 30x30 (5 bands)", 256, 30, 30, 2, 5, 5, 1, 0},
+};
+
+static void conv_out(const ConvShape *s, int *P, int *Q) {
+    *P = (s->H + 2 * s->pad - s->R) / s->stride + 1;
+    *Q = (s->W + 2 * s->pad - s->S) / s->stride + 1;
+}
+
+static void check_conv_shape(const ConvShape *s) {
+    static const int batches[] = {1, 3, 8};
+    Rng rng;
+    rng_seed(&rng, 42, s->label);
+    int P, Q;
+    conv_out(s, &P, &Q);
+    const size_t nw = (size_t)s->K * s->C * s->R * s->S;
+    const size_t ws = conv2d_workspace_floats(s->C, s->H, s->W, s->K, s->R, s->S, s->stride, s->pad);
+    DiffLog ly = {"y", 0}, ldx = {"dx", 0}, ldw = {"dw", 0}, ldb = {"db", 0};
+    for (int bi = 0; bi < 3; bi++) {
+        const int N = batches[bi];
+        const size_t nx = (size_t)N * s->C * s->H * s->W, ny = (size_t)N * s->K * P * Q;
+        float *x = randv(nx, &rng), *w = randv(nw, &rng), *b = randv(s->K, &rng);
+        float *dy = randv(ny, &rng);
+        float *dw0 = randv(nw, &rng), *db0 = randv(s->K, &rng); /* gradients already there */
+        float *y_ref = fillv(ny, 0), *dx_ref = fillv(nx, 0);
+        float *dw_ref = fillv(nw, 0), *db_ref = fillv(s->K, 0);
+        memcpy(dw_ref, dw0, sizeof(float) * nw);
+        memcpy(db_ref, db0, sizeof(float) * s->K);
+        conv2d_forward_ref(y_ref, x, w, b, N, s->C, s->H, s->W, s->K, s->R, s->S, s->stride, s->pad);
+        conv2d_backward_ref(dx_ref, dw_ref, db_ref, dy, x, w, N, s->C, s->H, s->W, s->K, s->R, s->S,
+                            s->stride, s->pad);
+        for (int nt = 1; nt <= 2; nt++) {
+            float *work = fillv(ws * nt, NAN), *part = fillv((nw + s->K) * nt, NAN);
+            float *y = fillv(ny, NAN), *dx = fillv(nx, NAN); /* garbage: must be overwritten */
+            float *dw = fillv(nw, 0), *db = fillv(s->K, 0);
+            memcpy(dw, dw0, sizeof(float) * nw);
+            memcpy(db, db0, sizeof(float) * s->K);
+            conv2d_forward(y, x, w, b, N, s->C, s->H, s->W, s->K, s->R, s->S, s->stride, s->pad,
+                           work, nt);
+            conv2d_backward(dx, dw, db, dy, x, w, N, s->C, s->H, s->W, s->K, s->R, s->S, s->stride,
+                            s->pad, work, part, nt);
+            diff_track(&ly, y, y_ref, ny);
+            diff_track(&ldx, dx, dx_ref, nx);
+            diff_track(&ldw, dw, dw_ref, nw);
+            diff_track(&ldb, db, db_ref, s->K);
+            free(work), free(part), free(y), free(dx), free(dw), free(db);
+        }
+        free(x), free(w), free(b), free(dy), free(dw0), free(db0);
+        free(y_ref), free(dx_ref), free(dw_ref), free(db_ref);
+    }
+    print_message("conv %-32s max diff y %.2g dx %.2g dw %.2g db %.2g (tol %.0e)\n", s->label,
+                  (double)ly.worst, (double)ldx.worst, (double)ldw.worst, (double)ldb.worst,
+                  (double)TOL);
+}
+
+static void test_conv2d_fast_vs_ref(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof conv_shapes / sizeof conv_shapes[0]; i++)
+        check_conv_shape(&conv_shapes[i]);
+}
+
+/* No bias, dx not wanted, dw not wanted: each optional output on its own. */
+static void test_conv2d_optional_outputs(void **state) {
+    (void)state;
+    const int N = 3, C = 4, H = 10, W = 10, K = 5, R = 3, S = 3, st = 1, pd = 1;
+    const int P = 10, Q = 10;
+    const size_t nx = (size_t)N * C * H * W, ny = (size_t)N * K * P * Q, nw = (size_t)K * C * R * S;
+    Rng rng;
+    rng_seed(&rng, 7, "conv-opt");
+    float *x = randv(nx, &rng), *w = randv(nw, &rng), *dy = randv(ny, &rng);
+    float *y = fillv(ny, 0), *y_ref = fillv(ny, 0);
+    const size_t ws = conv2d_workspace_floats(C, H, W, K, R, S, st, pd);
+    float *work = fillv(ws * 2, 0), *part = fillv((nw + K) * 2, 0);
+    conv2d_forward_ref(y_ref, x, w, NULL, N, C, H, W, K, R, S, st, pd);
+    conv2d_forward(y, x, w, NULL, N, C, H, W, K, R, S, st, pd, work, 2);
+    TU_ASSERT_CLOSE(y, y_ref, ny, TOL, "conv no-bias y");
+
+    float *dw = fillv(nw, 0), *dw_ref = fillv(nw, 0), *db = fillv(K, 0), *db_ref = fillv(K, 0);
+    conv2d_backward_ref(NULL, dw_ref, db_ref, dy, x, w, N, C, H, W, K, R, S, st, pd);
+    conv2d_backward(NULL, dw, db, dy, x, w, N, C, H, W, K, R, S, st, pd, work, part, 2);
+    TU_ASSERT_CLOSE(dw, dw_ref, nw, TOL, "conv dx=NULL dw");
+    TU_ASSERT_CLOSE(db, db_ref, K, TOL, "conv dx=NULL db");
+
+    float *dx = fillv(nx, NAN), *dx_ref = fillv(nx, 0);
+    conv2d_backward_ref(dx_ref, NULL, NULL, dy, x, w, N, C, H, W, K, R, S, st, pd);
+    conv2d_backward(dx, NULL, NULL, dy, x, w, N, C, H, W, K, R, S, st, pd, work, NULL, 2);
+    TU_ASSERT_CLOSE(dx, dx_ref, nx, TOL, "conv dw=db=NULL dx");
+    free(x), free(w), free(dy), free(y), free(y_ref), free(work), free(part);
+    free(dw), free(dw_ref), free(db), free(db_ref), free(dx), free(dx_ref);
+}
+
+/* Same inputs, same thread count: bit-identical dw and db (and dx). */
+static void test_conv2d_deterministic(void **state) {
+    (void)state;
+    const int N = 7, C = 32, H = 14, W = 14, K = 64, R = 3, S = 3, st = 1, pd = 1;
+    const size_t nx = (size_t)N * C * H * W, ny = (size_t)N * K * H * W, nw = (size_t)K * C * R * S;
+    Rng rng;
+    rng_seed(&rng, 9, "conv-det");
+    float *x = randv(nx, &rng), *w = randv(nw, &rng), *dy = randv(ny, &rng);
+    const size_t ws = conv2d_workspace_floats(C, H, W, K, R, S, st, pd);
+    for (int nt = 1; nt <= 2; nt++) {
+        float *work = fillv(ws * nt, 0), *part = fillv((nw + K) * nt, 0);
+        float *dx[2], *dw[2], *db[2];
+        for (int run = 0; run < 2; run++) {
+            dx[run] = fillv(nx, 0), dw[run] = fillv(nw, 0), db[run] = fillv(K, 0);
+            conv2d_backward(dx[run], dw[run], db[run], dy, x, w, N, C, H, W, K, R, S, st, pd, work,
+                            part, nt);
+        }
+        print_message("conv backward nthreads=%d repeat: dw %s, db %s, dx %s\n", nt,
+                      memcmp(dw[0], dw[1], nw * 4) ? "DIFFER" : "identical",
+                      memcmp(db[0], db[1], K * 4) ? "DIFFER" : "identical",
+                      memcmp(dx[0], dx[1], nx * 4) ? "DIFFER" : "identical");
+        assert_memory_equal(dw[0], dw[1], nw * sizeof(float));
+        assert_memory_equal(db[0], db[1], K * sizeof(float));
+        assert_memory_equal(dx[0], dx[1], nx * sizeof(float));
+        for (int run = 0; run < 2; run++) free(dx[run]), free(dw[run]), free(db[run]);
+        free(work), free(part);
+    }
+    free(x), free(w), free(dy);
+}
+
+/* ======================================================================
+ * linear
+ * ====================================================================== */
+
+static void test_linear_fast_vs_ref(void **state) {
+    (void)state;
+    static const int shapes[][3] = {{1, 784, 10}, {3, 400, 120}, {8, 120, 84}, {64, 256, 10}, {5, 7, 3}};
+    Rng rng;
+    rng_seed(&rng, 3, "linear");
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int N = shapes[i][0], D = shapes[i][1], M = shapes[i][2];
+        const size_t nx = (size_t)N * D, ny = (size_t)N * M, nw = (size_t)M * D;
+        float *x = randv(nx, &rng), *w = randv(nw, &rng), *b = randv(M, &rng), *dy = randv(ny, &rng);
+        float *y = fillv(ny, NAN), *y_ref = fillv(ny, 0), *dx = fillv(nx, NAN), *dx_ref = fillv(nx, 0);
+        float *dw = randv(nw, &rng), *dw_ref = fillv(nw, 0), *db = randv(M, &rng), *db_ref = fillv(M, 0);
+        memcpy(dw_ref, dw, nw * 4);
+        memcpy(db_ref, db, M * 4);
+        DiffLog ly = {"y", 0}, ldx = {"dx", 0}, ldw = {"dw", 0}, ldb = {"db", 0};
+        for (int use_bias = 0; use_bias < 2; use_bias++) {
+            linear_forward(y, x, w, use_bias ? b : NULL, N, D, M);
+            linear_forward_ref(y_ref, x, w, use_bias ? b : NULL, N, D, M);
+            diff_track(&ly, y, y_ref, ny);
+        }
+        linear_backward(dx, dw, db, dy, x, w, N, D, M);
+        linear_backward_ref(dx_ref, dw_ref, db_ref, dy, x, w, N, D, M);
+        diff_track(&ldx, dx, dx_ref, nx);
+        diff_track(&ldw, dw, dw_ref, nw);
+        diff_track(&ldb, db, db_ref, M);
+        print_message("linear %3dx%3d->%3d max diff y %.2g dx %.2g dw %.2g db %.2g (tol %.0e)\n", N, D,
+                      M, (double)ly.worst, (double)ldx.worst, (double)ldw.worst, (double)ldb.worst,
+                      (double)TOL);
+        free(x), free(w), free(b), free(dy), free(y), free(y_ref), free(dx), free(dx_ref);
+        free(dw), free(dw_ref), free(db), free(db_ref);
+    }
+}
+
+/* ======================================================================
+ * pooling
+ * ====================================================================== */
+
+static void test_maxpool_fast_vs_ref(void **state) {
+    (void)state;
+    /* N, C, H, W, F, T */
+    static const int shapes[][6] = {{8, 6, 24, 24, 2, 2}, {3, 16, 8, 8, 2, 2}, {2, 32, 28, 28, 2, 2},
+                                    {2, 3, 7, 7, 2, 2},   {2, 3, 9, 11, 3, 2}, {1, 2, 10, 10, 3, 3},
+                                    {64, 32, 28, 28, 2, 2}};
+    Rng rng;
+    rng_seed(&rng, 5, "maxpool");
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int N = shapes[i][0], C = shapes[i][1], H = shapes[i][2], W = shapes[i][3];
+        const int F = shapes[i][4], T = shapes[i][5];
+        const int P = (H - F) / T + 1, Q = (W - F) / T + 1;
+        const size_t nx = (size_t)N * C * H * W, ny = (size_t)N * C * P * Q;
+        float *x = randv(nx, &rng);
+        /* Coarse values (5 levels, half the plane zero as after a ReLU): many ties. */
+        for (size_t j = 0; j < nx; j++) x[j] = x[j] < 0 ? 0.0f : floorf(x[j] * 4) / 4;
+        float *y = fillv(ny, NAN), *y_ref = fillv(ny, 0);
+        int32_t *am = dg_xmalloc(ny * sizeof(int32_t));
+        maxpool_forward(y, am, x, N, C, H, W, F, T);
+        maxpool_forward_ref(y_ref, x, N, C, H, W, F, T);
+        char name[96];
+        snprintf(name, sizeof name, "maxpool %dx%dx%dx%d F%d T%d y", N, C, H, W, F, T);
+        TU_ASSERT_CLOSE(y, y_ref, ny, 0.0f, name);
+        /* argmax: the first window position (row-major) holding the max */
+        size_t bad = 0;
+        for (int nc = 0; nc < N * C; nc++)
+            for (int p = 0; p < P; p++)
+                for (int q = 0; q < Q; q++) {
+                    const float *xp = x + (size_t)nc * H * W;
+                    float m = y_ref[((size_t)nc * P + p) * Q + q];
+                    int first = -1;
+                    for (int a = 0; a < F && first < 0; a++)
+                        for (int c = 0; c < F; c++)
+                            if (xp[(p * T + a) * W + q * T + c] == m) {
+                                first = (p * T + a) * W + q * T + c;
+                                break;
+                            }
+                    bad += am[((size_t)nc * P + p) * Q + q] != first;
+                }
+        if (bad) print_message("%s: %zu wrong argmax\n", name, bad);
+        assert_int_equal(bad, 0);
+        /* backward: every dy lands on its argmax, the rest is zero */
+        float *dy = randv(ny, &rng), *dx = fillv(nx, NAN), *dx_ref = fillv(nx, 0);
+        for (size_t j = 0; j < ny; j++) {
+            size_t plane = j / ((size_t)P * Q);
+            dx_ref[plane * H * W + am[j]] += dy[j];
+        }
+        maxpool_backward(dx, dy, am, N, C, H, W, F, T);
+        snprintf(name, sizeof name, "maxpool %dx%dx%dx%d F%d T%d dx", N, C, H, W, F, T);
+        TU_ASSERT_CLOSE(dx, dx_ref, nx, 0.0f, name);
+        free(x), free(y), free(y_ref), free(am), free(dy), free(dx), free(dx_ref);
+    }
+}
+
+static void test_avgpool_values(void **state) {
+    (void)state;
+    static const int shapes[][6] = {{2, 3, 8, 8, 2, 2}, {2, 3, 7, 9, 3, 2}, {1, 4, 10, 10, 3, 3}};
+    Rng rng;
+    rng_seed(&rng, 6, "avgpool");
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int N = shapes[i][0], C = shapes[i][1], H = shapes[i][2], W = shapes[i][3];
+        const int F = shapes[i][4], T = shapes[i][5];
+        const int P = (H - F) / T + 1, Q = (W - F) / T + 1;
+        const size_t nx = (size_t)N * C * H * W, ny = (size_t)N * C * P * Q;
+        float *x = randv(nx, &rng), *dy = randv(ny, &rng);
+        float *y = fillv(ny, NAN), *y_ref = fillv(ny, 0), *dx = fillv(nx, NAN), *dx_ref = fillv(nx, 0);
+        for (int nc = 0; nc < N * C; nc++)
+            for (int p = 0; p < P; p++)
+                for (int q = 0; q < Q; q++) {
+                    double s = 0;
+                    for (int a = 0; a < F; a++)
+                        for (int c = 0; c < F; c++) s += x[((size_t)nc * H + p * T + a) * W + q * T + c];
+                    y_ref[((size_t)nc * P + p) * Q + q] = (float)(s / (F * F));
+                    float g = dy[((size_t)nc * P + p) * Q + q] / (F * F);
+                    for (int a = 0; a < F; a++)
+                        for (int c = 0; c < F; c++) dx_ref[((size_t)nc * H + p * T + a) * W + q * T + c] += g;
+                }
+        avgpool_forward(y, x, N, C, H, W, F, T);
+        avgpool_backward(dx, dy, N, C, H, W, F, T);
+        char name[96];
+        snprintf(name, sizeof name, "avgpool %dx%dx%dx%d F%d T%d y", N, C, H, W, F, T);
+        TU_ASSERT_CLOSE(y, y_ref, ny, 1e-6f, name);
+        snprintf(name, sizeof name, "avgpool %dx%dx%dx%d F%d T%d dx", N, C, H, W, F, T);
+        TU_ASSERT_CLOSE(dx, dx_ref, nx, 1e-6f, name);
+        free(x), free(dy), free(y), free(y_ref), free(dx), free(dx_ref);
+    }
+}
+
+/* ======================================================================
+ * batchnorm, dropout, softmax: values computed here in double
+ * ====================================================================== */
+
+static void test_batchnorm_semantics(void **state) {
+    (void)state;
+    const int N = 5, C = 3, L = 6;
+    const float eps = 1e-5f, mom = 0.1f;
+    const size_t n = (size_t)N * C * L;
+    Rng rng;
+    rng_seed(&rng, 11, "bn");
+    float *x = randv(n, &rng), *gamma = randv(C, &rng), *beta = randv(C, &rng);
+    for (size_t i = 0; i < n; i++) x[i] = 3.0f + 2.0f * x[i]; /* mean far from 0 */
+    float *y = fillv(n, NAN), *y_ref = fillv(n, 0), mean[3], rstd[3];
+    float rm[3] = {0.5f, -1, 2}, rv[3] = {1, 2, 0.5f}, rm_ref[3], rv_ref[3];
+    for (int c = 0; c < C; c++) {
+        double s = 0, ss = 0;
+        for (int i = 0; i < N; i++)
+            for (int l = 0; l < L; l++) s += x[((size_t)i * C + c) * L + l];
+        double mu = s / (N * L);
+        for (int i = 0; i < N; i++)
+            for (int l = 0; l < L; l++) ss += pow(x[((size_t)i * C + c) * L + l] - mu, 2);
+        double var = ss / (N * L), r = 1 / sqrt(var + eps);
+        for (int i = 0; i < N; i++)
+            for (int l = 0; l < L; l++) {
+                size_t j = ((size_t)i * C + c) * L + l;
+                y_ref[j] = (float)(gamma[c] * (x[j] - mu) * r + beta[c]);
+            }
+        rm_ref[c] = (float)(0.9 * rm[c] + 0.1 * mu);
+        rv_ref[c] = (float)(0.9 * rv[c] + 0.1 * var * (N * L) / (N * L - 1)); /* unbiased */
+    }
+    batchnorm_forward_train(y, mean, rstd, rm, rv, x, gamma, beta, N, C, L, eps, mom);
+    TU_ASSERT_CLOSE(y, y_ref, n, 1e-5f, "batchnorm train y");
+    TU_ASSERT_CLOSE(rm, rm_ref, C, 1e-6f, "batchnorm running_mean");
+    TU_ASSERT_CLOSE(rv, rv_ref, C, 1e-6f, "batchnorm running_var (unbiased)");
+    /* eval uses the running statistics */
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < N; i++)
+            for (int l = 0; l < L; l++) {
+                size_t j = ((size_t)i * C + c) * L + l;
+                y_ref[j] = (float)(gamma[c] * (x[j] - rm[c]) / sqrt(rv[c] + (double)eps) + beta[c]);
+            }
+    batchnorm_forward_eval(y, x, gamma, beta, rm, rv, N, C, L, eps);
+    TU_ASSERT_CLOSE(y, y_ref, n, 1e-5f, "batchnorm eval y");
+    free(x), free(gamma), free(beta), free(y), free(y_ref);
+}
+
+static void test_dropout_masks(void **state) {
+    (void)state;
+    const int N = 4, C = 5, L = 7;
+    const size_t n = (size_t)N * C * L;
+    Rng rng;
+    rng_seed(&rng, 12, "dropout");
+    float *x = randv(n, &rng), *u = dg_xmalloc(n * 4), *y = fillv(n, NAN), *mask = fillv(n, NAN);
+    for (size_t i = 0; i < n; i++) u[i] = rng_uniform(&rng);
+    u[0] = 0.25f; /* exactly p: kept (u >= p) */
+    const float p = 0.25f, s = 1.0f / 0.75f;
+    dropout_forward(y, mask, x, u, n, p);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        float m = u[i] >= p ? s : 0.0f;
+        bad += mask[i] != m || y[i] != x[i] * m;
+    }
+    assert_int_equal(bad, 0);
+    dropout_forward(y, mask, x, u, n, 0.0f); /* p = 0: identity */
+    for (size_t i = 0; i < n; i++) bad += mask[i] != 1.0f || y[i] != x[i];
+    assert_int_equal(bad, 0);
+    dropout2d_forward(y, mask, x, u, N, C, L, p); /* one mask value per (n,c) plane */
+    for (size_t i = 0; i < n; i++) {
+        size_t plane = i / L;
+        float m = u[plane] >= p ? s : 0.0f;
+        bad += mask[plane] != m || y[i] != x[i] * m;
+    }
+    assert_int_equal(bad, 0);
+    print_message("dropout / dropout2d masks: %zu mismatches\n", bad);
+    free(x), free(u), free(y), free(mask);
+}
+
+static void test_softmax_xent_values(void **state) {
+    (void)state;
+    const int N = 6, M = 10;
+    Rng rng;
+    rng_seed(&rng, 13, "softmax");
+    float *z = randv((size_t)N * M, &rng), *p = fillv((size_t)N * M, NAN), *p_ref = fillv((size_t)N * M, 0);
+    float *dz = fillv((size_t)N * M, NAN), *dz_ref = fillv((size_t)N * M, 0);
+    uint8_t labels[6] = {0, 3, 9, 9, 1, 5};
+    for (int i = 0; i < N * M; i++) z[i] *= 10;
+    z[7] = 80; /* exp(80) overflows float without the max shift */
+    double loss_ref = 0;
+    for (int i = 0; i < N; i++) {
+        double mx = -INFINITY, s = 0;
+        for (int m = 0; m < M; m++) mx = fmax(mx, z[i * M + m]);
+        for (int m = 0; m < M; m++) s += exp(z[i * M + m] - mx);
+        for (int m = 0; m < M; m++) {
+            p_ref[i * M + m] = (float)(exp(z[i * M + m] - mx) / s);
+            dz_ref[i * M + m] = (float)((exp(z[i * M + m] - mx) / s - (m == labels[i])) / N);
+        }
+        loss_ref += (log(s) + mx - z[i * M + labels[i]]) / N;
+    }
+    float loss = softmax_xent_forward(p, z, labels, N, M);
+    TU_ASSERT_CLOSE(p, p_ref, (size_t)N * M, 1e-6f, "softmax_xent probs");
+    float lf = (float)loss_ref;
+    TU_ASSERT_CLOSE(&loss, &lf, 1, 1e-6f, "softmax_xent loss");
+    softmax_xent_backward(dz, p, labels, N, M);
+    TU_ASSERT_CLOSE(dz, dz_ref, (size_t)N * M, 1e-6f, "softmax_xent dlogits");
+    memset(p, 0, sizeof(float) * N * M);
+    softmax_forward(p, z, N, M);
+    TU_ASSERT_CLOSE(p, p_ref, (size_t)N * M, 1e-6f, "softmax probs");
+    free(z), free(p), free(p_ref), free(dz), free(dz_ref);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv2d_fast_vs_ref),
+        cmocka_unit_test(test_conv2d_optional_outputs),
+        cmocka_unit_test(test_conv2d_deterministic),
+        cmocka_unit_test(test_linear_fast_vs_ref),
+        cmocka_unit_test(test_maxpool_fast_vs_ref),
+        cmocka_unit_test(test_avgpool_values),
+        cmocka_unit_test(test_batchnorm_semantics),
+        cmocka_unit_test(test_dropout_masks),
+        cmocka_unit_test(test_softmax_xent_values),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,45 @@
+/* testutil.c — see testutil.h. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+float tu_max_rel_diff(const float *a, const float *b, size_t n) {
+    float m = 0;
+    for (size_t i = 0; i < n; i++) {
+        float d = fabsf(a[i] - b[i]) / fmaxf(1.0f, fabsf(b[i]));
+        if (!(d <= m)) m = d; /* NaN propagates as a failure */
+    }
+    return m;
+}
+
+void tu_fill_uniform(float *a, size_t n, Rng *rng) {
+    for (size_t i = 0; i < n; i++) a[i] = rng_uniform_range(rng, -1.0f, 1.0f);
+}
+
+double tu_grad_check(tu_loss_fn f, void *ctx, float *param, const float *grad, size_t n,
+                     double h, int max_checks) {
+    double worst = 0;
+    size_t step = n > (size_t)max_checks ? n / (size_t)max_checks : 1;
+    for (size_t i = 0; i < n; i += step) {
+        float keep = param[i];
+        param[i] = (float)(keep + h);
+        double fp = f(ctx);
+        param[i] = (float)(keep - h);
+        double fm = f(ctx);
+        param[i] = keep;
+        double fd = (fp - fm) / (2 * h);
+        double an = grad[i];
+        double err = fabs(fd - an) / fmax(1e-2, fabs(fd) + fabs(an));
+        if (err > worst) worst = err;
+    }
+    return worst;
+}
+
+const char *tu_fixture(const char *rel) {
+    static char buf[1024];
+    const char *root = getenv("DIGITS_TEST_ROOT");
+    snprintf(buf, sizeof buf, "%s/tests/%s", root ? root : ".", rel);
+    return buf;
+}

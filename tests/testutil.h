@@ -1,0 +1,38 @@
+/* testutil.h — helpers shared by the C tests: tolerant comparisons,
+ * finite-difference gradient checks, random tensors, fixture paths. */
+#ifndef DG_TESTUTIL_H
+#define DG_TESTUTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/rng.h"
+
+/* Largest |a[i]-b[i]| / max(1, |b[i]|) (relative for big values, absolute for small). */
+float tu_max_rel_diff(const float *a, const float *b, size_t n);
+/* Fill with U(-1,1) from a seeded stream. */
+void tu_fill_uniform(float *a, size_t n, Rng *rng);
+/* Fail the test (with the name and the diff printed) unless max diff <= tol. */
+#define TU_ASSERT_CLOSE(a, b, n, tol, name)                                           \
+    do {                                                                              \
+        float d_ = tu_max_rel_diff((a), (b), (n));                                    \
+        print_message("%-40s max diff %.3g (tol %.3g)\n", (name), (double)d_, (double)(tol)); \
+        assert_true(d_ <= (tol));                                                     \
+    } while (0)
+
+/* Finite-difference check of a scalar function f(ctx) w.r.t. the n floats at
+ * `param`: compares analytic gradient `grad` against central differences with
+ * step h, in double; returns the max relative error
+ * |fd - an| / max(1e-2, |fd| + |an|). Checks at most `max_checks` entries
+ * (spread over the array). */
+typedef double (*tu_loss_fn)(void *ctx);
+double tu_grad_check(tu_loss_fn f, void *ctx, float *param, const float *grad, size_t n,
+                     double h, int max_checks);
+
+/* Path of a file under tests/ref (fixtures) or tests/data. */
+const char *tu_fixture(const char *rel);
+
+#endif
