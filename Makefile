@@ -36,7 +36,7 @@ endif
 
 # OpenBLAS: the OpenMP build (libopenblas0-openmp) so that one runtime owns
 # the threads; see docs/ARCHITECTURE.md "Threads".
-LDLIBS  := -lopenblas -lcjson -lpng -ljpeg -lz -lm -ldl -lpthread
+LDLIBS  := -lcjson -lpng -ljpeg -lz -lm -ldl -lpthread
 
 LIB_SRC  := $(shell find src -name '*.c' | sort)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# bad_input.sh — every bad input gives one line naming the file (and
+# line/column or tensor) and the problem, a non-zero exit, no crash, and
+# nothing existing overwritten.
+source "$(dirname "$0")/lib.sh"
+require_data
+D="$DIGITS"
+mkdir -p "$TMP/idx"
+# a model to evaluate with, and a sentinel output that must survive failures
+"$D" train --model cnn --data "$DATA" --limit 500 --epochs 1 --test none --quiet --out "$TMP/m.safetensors" >/dev/null
+cp "$TMP/m.safetensors" "$TMP/sentinel.safetensors"
+
+# --- usage errors: exit 2
+expect_error 2 "unknown or incomplete flag '--bogus'" -- "$D" train --bogus 3
+expect_error 2 "--epochs: 'x' is not an integer" -- "$D" train --epochs x
+expect_error 2 "--optimizer: 'rmsprop' is not sgd or adam" -- "$D" train --optimizer rmsprop
+expect_error 2 "--model FILE is required" -- "$D" eval
+expect_error 2 "unknown command 'fly'" -- "$D" fly
+
+# --- data files: exit 1, file named
+expect_error 1 "$TMP/nope: cannot open: No such file" -- "$D" eval --model "$TMP/m.safetensors" --data "$TMP/nope"
+printf '\x00\x00\x08\x01\x00\x00\x00\x01\x00\x00\x00\x00' > "$TMP/idx/t10k-images-idx3-ubyte"
+cp "$DATA/t10k-labels-idx1-ubyte" "$TMP/idx/"
+expect_error 1 "t10k-images-idx3-ubyte: wrong magic" -- "$D" eval --model "$TMP/m.safetensors" --data "$TMP/idx"
+head -c 5000 "$DATA/t10k-images-idx3-ubyte" > "$TMP/idx/t10k-images-idx3-ubyte"
+expect_error 1 "truncated" -- "$D" eval --model "$TMP/m.safetensors" --data "$TMP/idx"
+"$D" convert --in "$DATA" --split test --limit 100 --out "$TMP/idx" >/dev/null
+printf '\x00\x00\x08\x01\x00\x00\x00\x63' > "$TMP/idx/t10k-labels-idx1-ubyte"
+head -c 99 /dev/zero >> "$TMP/idx/t10k-labels-idx1-ubyte"
+expect_error 1 "count mismatch" -- "$D" eval --model "$TMP/m.safetensors" --data "$TMP/idx"
+
+# --- CSV
+printf 'label,pixel0\n1,2,3\n' > "$TMP/cols.csv"
+expect_error 1 "cols.csv:2" -- "$D" train --data "$TMP/cols.csv" --out "$TMP/sentinel.safetensors"
+"$D" convert --in "$DATA" --split test --limit 3 --out "$TMP/ok.csv" >/dev/null
+sed '3s/^\([0-9]*\),0,/\1,abc,/' "$TMP/ok.csv" > "$TMP/nonnum.csv"
+expect_error 1 "nonnum.csv:3" -- "$D" eval --model "$TMP/m.safetensors" --data "$TMP/nonnum.csv"
+sed '2s/^\([0-9]*\),0,/\1,256,/' "$TMP/ok.csv" > "$TMP/range.csv"
+expect_error 1 "range.csv:2" -- "$D" eval --model "$TMP/m.safetensors" --data "$TMP/range.csv"
+
+# --- specs
+printf 'conv2d out=6 kernel=5\nwobble\n' > "$TMP/bad.spec"
+expect_error 1 "bad.spec:2: unknown layer 'wobble'" -- "$D" train --model "$TMP/bad.spec" --out "$TMP/sentinel.safetensors"
+expect_error 1 "unknown model 'resnet99'" -- "$D" train --model resnet99
+
+# --- model files
+head -c 3000 "$TMP/m.safetensors" > "$TMP/trunc.safetensors"
+expect_error 1 "trunc.safetensors" -- "$D" eval --model "$TMP/trunc.safetensors" --data "$DATA" --limit 10
+echo "garbage" > "$TMP/garbage.safetensors"
+expect_error 1 "garbage.safetensors: not a model file" -- "$D" eval --model "$TMP/garbage.safetensors"
+expect_error 1 "predict: $TMP/nothere.png" -- "$D" predict --model "$TMP/m.safetensors" "$TMP/nothere.png"
+
+# nothing existing was overwritten by the failed runs
+cmp -s "$TMP/m.safetensors" "$TMP/sentinel.safetensors" || fail "a failed run overwrote the output model"
+ls "$TMP" | grep -q '\.tmp\.' && fail "temporary files left behind"
+echo "all bad inputs rejected cleanly"
