@@ -58,7 +58,8 @@ $(BUILD)/libdigits.a: $(LIB_OBJ)
 $(BUILD)/digits: $(APP_OBJ) $(BUILD)/libdigits.a
 	$(CC) $(LDFLAGS) -o $@ $(APP_OBJ) $(BUILD)/libdigits.a $(LDLIBS)
 
-$(BUILD)/%.o: %.c
+# flags live here: a changed Makefile rebuilds everything
+$(BUILD)/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 

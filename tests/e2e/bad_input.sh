@@ -2,7 +2,7 @@
 # bad_input.sh — every bad input gives one line naming the file (and
 # line/column or tensor) and the problem, a non-zero exit, no crash, and
 # nothing existing overwritten.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib.bash"
 require_data
 D="$DIGITS"
 mkdir -p "$TMP/idx"

@@ -2,7 +2,7 @@
 # convert_roundtrip.sh — IDX -> Kaggle CSV -> IDX is byte-exact; the Kaggle
 # train.csv path trains and evaluates end to end; test.csv (no labels) is
 # refused by eval with a clear message.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib.bash"
 require_data
 "$DIGITS" convert --in "$DATA" --split test --out "$TMP/test_labelled.csv"
 "$DIGITS" convert --in "$TMP/test_labelled.csv" --split test --out "$TMP/idx"

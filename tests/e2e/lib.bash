@@ -1,4 +1,4 @@
-# lib.sh — helpers for the end-to-end scripts (sourced).
+# lib.bash — helpers for the end-to-end scripts (sourced).
 set -euo pipefail
 BUILD=${BUILD:-build}
 DIGITS="$PWD/$BUILD/digits"
