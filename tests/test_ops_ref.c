@@ -432,6 +432,23 @@ static void test_softmax_xent_values(void **state) {
     free(z), free(p), free(p_ref), free(dz), free(dz_ref);
 }
 
+/* The vectorised rational tanh against libm's tanhf, over the whole range
+ * (tiny, moderate, saturated, both signs). */
+static void test_tanh_fast_vs_ref(void **state) {
+    (void)state;
+    enum { N = 20001 };
+    static float x[N], fast[N], ref[N];
+    for (int i = 0; i < N; i++) x[i] = -12.0f + 24.0f * (float)i / (N - 1);
+    x[0] = 1e-8f;
+    x[1] = -3e-5f;
+    tanh_forward(fast, x, N);
+    tanh_forward_ref(ref, x, N);
+    float worst = 0;
+    for (int i = 0; i < N; i++) worst = fmaxf(worst, fabsf(fast[i] - ref[i]));
+    print_message("tanh rational vs tanhf: max abs diff %.3g\n", (double)worst);
+    assert_true(worst <= 5e-7f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv2d_fast_vs_ref),
@@ -443,6 +460,7 @@ int main(void) {
         cmocka_unit_test(test_batchnorm_semantics),
         cmocka_unit_test(test_dropout_masks),
         cmocka_unit_test(test_softmax_xent_values),
+        cmocka_unit_test(test_tanh_fast_vs_ref),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

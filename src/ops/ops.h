@@ -67,6 +67,7 @@ void avgpool_backward(float *dx, const float *dy, int N, int C, int H, int W, in
 void relu_forward(float *y, const float *x, size_t n);
 void relu_backward(float *dx, const float *dy, const float *y, size_t n);
 void tanh_forward(float *y, const float *x, size_t n);
+void tanh_forward_ref(float *y, const float *x, size_t n);
 void tanh_backward(float *dx, const float *dy, const float *y, size_t n);
 
 /* ---- batch norm over (N, C, L): L = H*W for 2d, 1 for 1d ----------------
