@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core/runtime.h"
 #include "digits.h"
 
 static void usage(FILE *f) {
@@ -19,6 +20,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    dg_runtime_init(argv);
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

@@ -28,6 +28,7 @@
 #endif
 
 #include "core/blas.h"
+#include "core/runtime.h"
 #include "digits.h"
 #include "ops/ops.h"
 
@@ -261,6 +262,7 @@ static void bench_latency(Model *m, const Options *o, const uint8_t *pool, doubl
 /* ==== main ================================================================ */
 
 int main(int argc, char **argv) {
+    dg_runtime_init(argv); /* OpenBLAS core type, thread ownership: as the CLI runs */
     Options o;
     parse_options(&o, argc, argv);
 #ifdef _OPENMP

@@ -2,6 +2,9 @@
 #include "core/blas.h"
 
 #include <dlfcn.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,21 +27,13 @@ static const char *const candidates[] = {
     "libopenblas.so",
 };
 
-static void choose_coretype(void) {
-    if (getenv("OPENBLAS_CORETYPE")) return; /* the user's choice wins */
-    __builtin_cpu_init();
-    const char *core = NULL;
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))
-        core = "SkylakeX";
-    else if (__builtin_cpu_supports("avx2"))
-        core = "Haswell";
-    if (core) setenv("OPENBLAS_CORETYPE", core, 0);
-}
-
 static void bind(void) {
-    choose_coretype();
+    /* OPENBLAS_CORETYPE / OPENBLAS_NUM_THREADS are arranged by
+     * dg_runtime_init before the process (re)starts: OpenBLAS does not see
+     * a setenv() made now. */
     void *lib = NULL;
-    const char *path = NULL;
+    const char *path = getenv("DIGITS_BLAS_LIB"); /* for experiments: another BLAS build */
+    if (path) lib = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
     for (size_t i = 0; i < sizeof candidates / sizeof *candidates && !lib; i++) {
         lib = dlopen(candidates[i], RTLD_NOW | RTLD_GLOBAL);
         path = candidates[i];
@@ -66,4 +61,38 @@ void dg_sgemm(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, 
 const char *dg_blas_info(void) {
     pthread_once(&once, bind);
     return info;
+}
+
+/* Products below this many multiply-adds are not worth waking a thread for. */
+#define PARALLEL_MIN_MACS (1L << 20)
+
+void dg_sgemm_parallel(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N,
+                       int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                       float beta, float *C, int ldc) {
+    int nt = 1;
+#ifdef _OPENMP
+    if (!omp_in_parallel()) nt = omp_get_max_threads();
+#endif
+    if (nt <= 1 || (long)M * N * K < PARALLEL_MIN_MACS || order != CblasRowMajor) {
+        dg_sgemm(order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    if (!sgemm_ptr) pthread_once(&once, bind);
+    const int split_rows = M >= 4 * nt || M >= N;
+    const int extent = split_rows ? M : N;
+    if (nt > extent) nt = extent;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int t = 0; t < nt; t++) {
+        const int lo = (int)((long)t * extent / nt), hi = (int)((long)(t + 1) * extent / nt);
+        if (hi <= lo) continue;
+        if (split_rows) {
+            const float *At = ta == CblasNoTrans ? A + (size_t)lo * lda : A + lo;
+            sgemm_ptr(order, ta, tb, hi - lo, N, K, alpha, At, lda, B, ldb, beta, C + (size_t)lo * ldc, ldc);
+        } else {
+            const float *Bt = tb == CblasNoTrans ? B + lo : B + (size_t)lo * ldb;
+            sgemm_ptr(order, ta, tb, M, hi - lo, K, alpha, A, lda, Bt, ldb, beta, C + lo, ldc);
+        }
+    }
 }

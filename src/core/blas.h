@@ -3,11 +3,13 @@
  * Why not link -lopenblas directly: Debian's OpenBLAS 0.3.21 does not
  * recognise recent CPUs and falls back to slow kernels unless
  * OPENBLAS_CORETYPE is set *before the library loads*. A user must never
- * need to know that, so digits dlopen()s OpenBLAS on first use, after
- * choosing OPENBLAS_CORETYPE from the CPU's features (a value the user set
- * wins). It prefers the OpenMP build (libopenblas0-openmp) so that one
- * runtime owns the threads: called inside digits' own `omp parallel`
- * regions it runs single-threaded, outside them it uses all threads.
+ * need to know that: dg_runtime_init (runtime.h) arranges the variable, and
+ * digits dlopen()s the OpenMP build of OpenBLAS on first use (no link-time
+ * dependency on one variant). digits owns the threads: every large
+ * product is split by digits' own OpenMP loops (dg_sgemm_parallel), inside
+ * which the OpenMP build of OpenBLAS runs single-threaded. Measured here: letting OpenBLAS's OpenMP team and
+ * digits' team take turns made a batch-1 cnn-bn forward 10x slower (idle
+ * spinning threads fighting for the two cores).
  */
 #ifndef DG_BLAS_H
 #define DG_BLAS_H
@@ -17,6 +19,14 @@
 void dg_sgemm(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K,
               float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C,
               int ldc);
+/* The same product split over digits' OpenMP threads (rows of C, or columns
+ * when C has few rows), each block one single-threaded sgemm; inside a
+ * parallel region, or for small products, it is plain dg_sgemm. Each
+ * element of C is computed by one thread: deterministic for a given thread
+ * count. Row-major only. */
+void dg_sgemm_parallel(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N,
+                       int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                       float beta, float *C, int ldc);
 /* The OpenBLAS core in use (e.g. "SkylakeX") and the library path, for logs and benchmarks. */
 const char *dg_blas_info(void);
 

@@ -297,14 +297,14 @@ void conv2d_forward(float *y, const float *x, const float *w, const float *b, in
             const float *xn = x + (size_t)n * C * H * W;
             float *yn = y + (size_t)n * K * PQ;
             if (pointwise) /* y[n] (K,PQ) = w (K,C) . x[n] (C,PQ) */
-                dg_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, PQ, CRS, 1.0f, w, CRS,
+                dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, PQ, CRS, 1.0f, w, CRS,
                             xn, PQ, 0.0f, yn, PQ);
             else
                 for (int pb = 0; pb < P; pb += band) {
                     const int pe = pb + band < P ? pb + band : P, TQ = (pe - pb) * Q;
                     im2col(col, xn, C, H, W, R, S, stride, pad, P, Q, pb, pe);
                     /* y[n][:, band] (K,TQ) = w (K,CRS) . col (CRS,TQ) */
-                    dg_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, TQ, CRS, 1.0f, w,
+                    dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, TQ, CRS, 1.0f, w,
                                 CRS, col, TQ, 0.0f, yn + (size_t)pb * Q, PQ);
                 }
             if (b)
@@ -357,10 +357,10 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
                 }
             if (pointwise) {
                 if (want_w) /* pw (K,C) += dy[n] (K,PQ) . x[n]^T (PQ,C) */
-                    dg_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, K, CRS, PQ, 1.0f, dyn, PQ,
+                    dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasTrans, K, CRS, PQ, 1.0f, dyn, PQ,
                                 xn, PQ, 1.0f, pw, CRS);
                 if (dxn) /* dx[n] (C,PQ) = w^T (C,K) . dy[n] (K,PQ) */
-                    dg_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, PQ, K, 1.0f, w, CRS,
+                    dg_sgemm_parallel(CblasRowMajor, CblasTrans, CblasNoTrans, C, PQ, K, 1.0f, w, CRS,
                                 dyn, PQ, 0.0f, dxn, PQ);
                 continue;
             }
@@ -371,12 +371,12 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
                 if (want_w) {
                     im2col(col, xn, C, H, W, R, S, stride, pad, P, Q, pb, pe);
                     /* pw (K,CRS) += dy band (K,TQ) . col^T (TQ,CRS) */
-                    dg_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, K, CRS, TQ, 1.0f, dyb, PQ,
+                    dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasTrans, K, CRS, TQ, 1.0f, dyb, PQ,
                                 col, TQ, 1.0f, pw, CRS);
                 }
                 if (dxn) {
                     /* dcol (CRS,TQ) = w^T (CRS,K) . dy band (K,TQ), then scatter-add */
-                    dg_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CRS, TQ, K, 1.0f, w, CRS,
+                    dg_sgemm_parallel(CblasRowMajor, CblasTrans, CblasNoTrans, CRS, TQ, K, 1.0f, w, CRS,
                                 dyb, PQ, 0.0f, col, TQ);
                     col2im(dxn, col, C, H, W, R, S, stride, pad, P, Q, pb, pe);
                 }

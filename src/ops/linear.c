@@ -67,17 +67,17 @@ void linear_forward(float *y, const float *x, const float *w, const float *b, in
         beta = 1.0f;
     }
     /* y (N,M) = x (N,D) . w^T (D,M) */
-    dg_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, M, D, 1.0f, x, D, w, D, beta, y, M);
+    dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasTrans, N, M, D, 1.0f, x, D, w, D, beta, y, M);
 }
 
 void linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                      const float *w, int N, int D, int M) {
     if (N <= 0) return;
     if (dx) /* dx (N,D) = dy (N,M) . w (M,D) */
-        dg_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, D, M, 1.0f, dy, M, w, D, 0.0f,
+        dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, D, M, 1.0f, dy, M, w, D, 0.0f,
                     dx, D);
     if (dw) /* dw (M,D) += dy^T (M,N) . x (N,D) */
-        dg_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, D, N, 1.0f, dy, M, x, D, 1.0f,
+        dg_sgemm_parallel(CblasRowMajor, CblasTrans, CblasNoTrans, M, D, N, 1.0f, dy, M, x, D, 1.0f,
                     dw, D);
     if (db) /* row order fixed: deterministic */
         for (int n = 0; n < N; n++) {

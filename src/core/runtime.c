@@ -1,0 +1,34 @@
+/* runtime.c — see runtime.h. */
+#include "core/runtime.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int set_default(const char *name, const char *value) {
+    if (getenv(name)) return 0;
+    setenv(name, value, 0);
+    return 1;
+}
+
+void dg_runtime_init(char **argv) {
+    if (getenv("DIGITS_NO_REEXEC") || getenv("DIGITS_REEXECED")) return;
+    __builtin_cpu_init();
+    int changed = 0;
+    /* OPENBLAS_CORETYPE is digits' choice even when the environment already
+     * names one (machines here export OPENBLAS_CORETYPE=Haswell): pick
+     * another with DIGITS_BLAS_CORETYPE. */
+    const char *core = getenv("DIGITS_BLAS_CORETYPE");
+    if (!core && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))
+        core = __builtin_cpu_supports("avx512bf16") ? "Cooperlake" : "SkylakeX";
+    const char *have = getenv("OPENBLAS_CORETYPE");
+    if (core && (!have || strcmp(have, core) != 0)) {
+        setenv("OPENBLAS_CORETYPE", core, 1);
+        changed = 1;
+    }
+    changed |= set_default("GOMP_SPINCOUNT", "10000");
+    if (!changed) return;
+    setenv("DIGITS_REEXECED", "1", 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed (no /proc?): carry on with the defaults as they are */
+}
