@@ -345,6 +345,61 @@ static void test_same_seed_same_weights(void **state) {
     }
 }
 
+/* Early stopping: with a learning rate far too high the validation loss gets
+ * worse after the first epochs; training must stop after `patience` bad
+ * epochs, end with the best epoch's weights, and the file saved during
+ * training must hold exactly those weights. */
+static void test_early_stopping_restores_best(void **state) {
+    Dataset train = {0}, val = {0};
+    train.n = 320;
+    val.n = 64;
+    train.rows = train.cols = val.rows = val.cols = 28;
+    train.pixels = malloc((size_t)train.n * 784);
+    train.labels = malloc((size_t)train.n);
+    val.pixels = malloc((size_t)val.n * 784);
+    val.labels = malloc((size_t)val.n);
+    /* learnable: the label is the brightness level of the whole image */
+    for (int i = 0; i < train.n + val.n; i++) {
+        int label = i % 10;
+        uint8_t *px = i < train.n ? train.pixels + (size_t)i * 784 : val.pixels + (size_t)(i - train.n) * 784;
+        memset(px, label * 25, 784);
+        px[i % 784] = 255; /* a little variety */
+        if (i < train.n) train.labels[i] = (uint8_t)label;
+        else val.labels[i - train.n] = (uint8_t)label;
+    }
+    Model m;
+    assert_int_equal(model_build_named(&m, "cnn"), 0);
+    model_init_params(&m, 3);
+    m.norm_mean = 0.5f;
+    m.norm_std = 0.3f;
+    TrainConfig cfg;
+    train_config_defaults(&cfg);
+    cfg.epochs = 30;
+    cfg.batch_size = 32;
+    cfg.lr = 0.05f; /* too high for Adam: the validation loss goes up and down */
+    cfg.patience = 2;
+    cfg.quiet = 1;
+    cfg.threads = 1;
+    char path[512];
+    snprintf(path, sizeof path, "%s", tmp_path("best.safetensors"));
+    cfg.out_path = path;
+    TrainResult res;
+    assert_int_equal(train_run(&m, &train, &val, &cfg, &res), 0);
+    print_message("ran %d epochs, best epoch %d (val loss %.4f)\n", res.epochs_run, res.best_epoch, res.best_val_loss);
+    assert_true(res.epochs_run < cfg.epochs);
+    assert_int_equal(res.epochs_run, res.best_epoch + cfg.patience);
+    double loss;
+    model_predict_dataset(&m, &val, 64, NULL, NULL, &loss);
+    assert_float_equal(loss, res.best_val_loss, 1e-6); /* the weights in memory are the best epoch's */
+    Model saved;
+    assert_int_equal(model_load(&saved, path), 0);
+    assert_memory_equal(saved.params, m.params, m.n_param * sizeof(float));
+    model_free(&saved);
+    model_free(&m);
+    dataset_free(&train);
+    dataset_free(&val);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_zoo_specs_build),
@@ -358,6 +413,7 @@ int main(void) {
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_metrics_by_hand),
         cmocka_unit_test(test_same_seed_same_weights),
+        cmocka_unit_test(test_early_stopping_restores_best),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
