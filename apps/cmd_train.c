@@ -140,6 +140,7 @@ int cmd_train(int argc, char **argv) {
 
     model_init_params(&m, cfg.seed);
     dataset_mean_std(&train, &m.norm_mean, &m.norm_std);
+    if (!(m.norm_std > 1e-6f)) m.norm_std = 1.0f; /* a blank data set: do not divide by zero */
     m.train_config_json = train_config_json(&cfg, m.spec_name, train.n, val.n);
     printf("model %s: %zu parameters, %.2f M MACs/image; %d train / %d validation images from %s\n",
            m.spec_name, m.n_param + m.n_buffer, model_macs(&m) / 1e6, train.n, val.n, data);
