@@ -49,6 +49,8 @@ BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all test bench clean
+# keep intermediate objects (testutil.o): no "rm" after the test summary
+.SECONDARY:
 all: $(BUILD)/digits
 
 $(BUILD)/libdigits.a: $(LIB_OBJ)
