@@ -149,89 +149,102 @@ static void emit(const char *model, const char *metric, double value) {
     fflush(stdout);
 }
 
+/* Warm up (at least min_warm calls and 10 % of the budget), then call
+ * step(ctx) until at least `seconds` have passed and min_timed calls were
+ * made. Returns the timed calls; *elapsed gets their wall time. */
+static long timed_loop(void (*step)(void *), void *ctx, double seconds, int min_warm, int min_timed,
+                       double *elapsed) {
+    double t0 = now();
+    for (int warm = 0; warm < min_warm || now() - t0 < 0.1 * seconds; warm++) step(ctx);
+    long calls = 0;
+    t0 = now();
+    do {
+        step(ctx);
+        calls++;
+        *elapsed = now() - t0;
+    } while (*elapsed < seconds || calls < min_timed);
+    return calls;
+}
+
 /* ==== the three measurements ============================================== */
+
+typedef struct {
+    Model *m;
+    Optimizer opt;
+    int B;
+    size_t img;
+    const uint8_t *pool, *labels; /* (POOL_IMAGES, img), (POOL_IMAGES) */
+    uint8_t *px, *y;              /* (B, img), (B): the batch */
+    float *probs;                 /* (B, 10) */
+    int cursor;                   /* next pool image */
+    float loss;                   /* last step's */
+} TrainBench;
+
+/* One training step on the next B pool images (wrapping around), the
+ * step train_run takes: gather the batch, load pixels, forward, softmax
+ * cross-entropy into the last layer's dy, zero grads, backward, Adam. */
+static void train_step(void *ctx) {
+    TrainBench *t = ctx;
+    Model *m = t->m;
+    for (int i = 0; i < t->B; i++, t->cursor = (t->cursor + 1) % POOL_IMAGES) {
+        memcpy(t->px + (size_t)i * t->img, t->pool + (size_t)t->cursor * t->img, t->img);
+        t->y[i] = t->labels[t->cursor];
+    }
+    Layer *last = &m->layers[m->n_layers - 1];
+    model_load_pixels(m, t->px, t->B);
+    float *logits = model_forward(m, t->B, 1);
+    t->loss = softmax_xent_forward(t->probs, logits, t->y, t->B, MODEL_NUM_CLASSES);
+    softmax_xent_backward(last->dy, t->probs, t->y, t->B, MODEL_NUM_CLASSES);
+    model_zero_grad(m);
+    model_backward(m, last->dy, t->B);
+    optim_step(&t->opt, m->params, m->grads, 1e-3f);
+}
 
 /* Adam steps at batch B, as train_run takes them. Returns images/s. */
 static double bench_train(Model *m, const Options *o, const uint8_t *pool, const uint8_t *labels) {
-    const int B = o->batch;
-    const size_t img = shape_size(m->input_shape);
-    model_set_batch(m, B, 1, o->threads);
-    Optimizer opt;
-    optim_init(&opt, OPTIM_ADAM, m->n_param);
-    uint8_t *px = dg_xmalloc((size_t)B * img), *y = dg_xmalloc((size_t)B);
-    float *probs = dg_xmalloc((size_t)B * MODEL_NUM_CLASSES * sizeof(float));
-    Layer *last = &m->layers[m->n_layers - 1];
-    int cursor = 0;
-
-    /* one training step on the next B pool images (wrapping around) */
-#define TRAIN_STEP()                                                                    \
-    do {                                                                                \
-        for (int i = 0; i < B; i++, cursor = (cursor + 1) % POOL_IMAGES) {              \
-            memcpy(px + (size_t)i * img, pool + (size_t)cursor * img, img);             \
-            y[i] = labels[cursor];                                                      \
-        }                                                                               \
-        model_load_pixels(m, px, B);                                                    \
-        float *logits = model_forward(m, B, 1);                                         \
-        loss = softmax_xent_forward(probs, logits, y, B, MODEL_NUM_CLASSES);            \
-        softmax_xent_backward(last->dy, probs, y, B, MODEL_NUM_CLASSES);                \
-        model_zero_grad(m);                                                             \
-        model_backward(m, last->dy, B);                                                 \
-        optim_step(&opt, m->params, m->grads, 1e-3f);                                   \
-    } while (0)
-
-    float loss = 0;
-    double t0 = now();
-    int warm = 0; /* warm-up: at least 3 steps and 10 % of the timed budget */
-    while (warm < 3 || now() - t0 < 0.1 * o->seconds) {
-        TRAIN_STEP();
-        warm++;
-    }
-    long steps = 0;
-    t0 = now();
+    TrainBench t = {.m = m, .B = o->batch, .img = shape_size(m->input_shape), .pool = pool, .labels = labels};
+    model_set_batch(m, t.B, 1, o->threads);
+    optim_init(&t.opt, OPTIM_ADAM, m->n_param);
+    t.px = dg_xmalloc((size_t)t.B * t.img);
+    t.y = dg_xmalloc((size_t)t.B);
+    t.probs = dg_xmalloc((size_t)t.B * MODEL_NUM_CLASSES * sizeof(float));
     double elapsed;
-    do {
-        TRAIN_STEP();
-        steps++;
-        elapsed = now() - t0;
-    } while (elapsed < o->seconds || steps < 5);
-#undef TRAIN_STEP
-    BENCH_CHECK(loss == loss, "%s: training loss is NaN; the kernels are broken", m->spec_name);
-    fprintf(stderr, "  train: %ld steps of %d in %.2f s, last loss %.4f\n", steps, B, elapsed, loss);
-    free(px);
-    free(y);
-    free(probs);
-    optim_free(&opt);
-    return steps * B / elapsed;
+    long steps = timed_loop(train_step, &t, o->seconds, 3, 5, &elapsed);
+    BENCH_CHECK(t.loss == t.loss, "%s: training loss is NaN; the kernels are broken", m->spec_name);
+    fprintf(stderr, "  train: %ld steps of %d in %.2f s, last loss %.4f\n", steps, t.B, elapsed, t.loss);
+    free(t.px);
+    free(t.y);
+    free(t.probs);
+    optim_free(&t.opt);
+    return steps * t.B / elapsed;
+}
+
+typedef struct {
+    Model *m;
+    const uint8_t *px; /* (INFER_BATCH, img) */
+    float sink;        /* a logit from every call, checked for NaN */
+} InferBench;
+
+static void infer_step(void *ctx) {
+    InferBench *b = ctx;
+    model_load_pixels(b->m, b->px, INFER_BATCH);
+    b->sink += model_forward(b->m, INFER_BATCH, 0)[0];
 }
 
 /* Eval-mode forward at batch 1000. Returns images/s. */
 static double bench_infer(Model *m, const Options *o, const uint8_t *pool) {
-    const int B = INFER_BATCH;
     const size_t img = shape_size(m->input_shape);
-    model_set_batch(m, B, 0, o->threads);
-    uint8_t *px = dg_xmalloc((size_t)B * img);
-    for (int i = 0; i < B; i++) memcpy(px + (size_t)i * img, pool + (size_t)(i % POOL_IMAGES) * img, img);
-    float sink = 0;
-    double t0 = now();
-    int warm = 0;
-    while (warm < 2 || now() - t0 < 0.1 * o->seconds) {
-        model_load_pixels(m, px, B);
-        sink += model_forward(m, B, 0)[0];
-        warm++;
-    }
-    long calls = 0;
-    t0 = now();
+    model_set_batch(m, INFER_BATCH, 0, o->threads);
+    uint8_t *px = dg_xmalloc((size_t)INFER_BATCH * img);
+    for (int i = 0; i < INFER_BATCH; i++)
+        memcpy(px + (size_t)i * img, pool + (size_t)(i % POOL_IMAGES) * img, img);
+    InferBench b = {.m = m, .px = px};
     double elapsed;
-    do {
-        model_load_pixels(m, px, B);
-        sink += model_forward(m, B, 0)[0];
-        calls++;
-        elapsed = now() - t0;
-    } while (elapsed < o->seconds || calls < 3);
-    BENCH_CHECK(sink == sink, "%s: inference gives NaN logits; the kernels are broken", m->spec_name);
-    fprintf(stderr, "  infer: %ld batches of %d in %.2f s\n", calls, B, elapsed);
+    long calls = timed_loop(infer_step, &b, o->seconds, 2, 3, &elapsed);
+    BENCH_CHECK(b.sink == b.sink, "%s: inference gives NaN logits; the kernels are broken", m->spec_name);
+    fprintf(stderr, "  infer: %ld batches of %d in %.2f s\n", calls, INFER_BATCH, elapsed);
     free(px);
-    return calls * B / elapsed;
+    return calls * INFER_BATCH / elapsed;
 }
 
 /* Single-image load + forward; fills median and p99 in microseconds. */

@@ -4,15 +4,18 @@
 #
 #   bench/run.sh [MODELS] [BATCH]        e.g. bench/run.sh lenet5,cnn,cnn-bn 64
 #
-# Environment knobs: BENCH_SECONDS (minimum timed seconds per throughput
-# figure, default 2), BENCH_THREADS (default: nproc), BENCH_WAIT_IDLE (wait
-# up to this many seconds before each model for the CPU to be idle; default
-# 0 = do not wait), PYTHON (default /usr/bin/python3, Debian's interpreter
-# with python3-torch).
+# Environment knobs:
+#   BENCH_SECONDS    minimum timed seconds per throughput figure (default 2)
+#   BENCH_THREADS    threads for both sides (default: nproc)
+#   BENCH_REPEAT     rounds; the table keeps each figure's best round (default 3)
+#   BENCH_WAIT_IDLE  wait up to this many seconds before each model for the
+#                    CPU to be idle (default 0: do not wait)
+#   PYTHON           default /usr/bin/python3 (Debian's, with python3-torch)
 #
-# Writes bench/results/latest.csv (impl,model,metric,value) and prints a
-# Markdown table; ratios are digits/torch for throughput and torch/digits for
-# latency, so > 1 always means digits is faster. See bench/README.md.
+# Writes bench/results/latest.csv (impl,model,metric,value: the best round),
+# bench/results/latest-all.csv (every round), and prints a Markdown table;
+# ratios are digits/torch for throughput and torch/digits for latency, so
+# > 1 always means digits is faster. See bench/README.md.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -20,40 +23,45 @@ MODELS=${1:-lenet5,cnn,cnn-bn}
 BATCH=${2:-64}
 SECS=${BENCH_SECONDS:-2}
 THREADS=${BENCH_THREADS:-$(nproc)}
-PYTHON=${PYTHON:-/usr/bin/python3}
+REPEAT=${BENCH_REPEAT:-3}
 WAIT_IDLE=${BENCH_WAIT_IDLE:-0}
+PYTHON=${PYTHON:-/usr/bin/python3}
 OUT=bench/results
 CSV=$OUT/latest.csv
+ALL=$OUT/latest-all.csv
 TUNED_ENV="OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS=1"
 
-case $BATCH in '' | *[!0-9]* | 0) echo "run.sh: BATCH must be a positive integer, got '$BATCH'" >&2; exit 2 ;; esac
-case $WAIT_IDLE in '' | *[!0-9]*) echo "run.sh: BENCH_WAIT_IDLE must be whole seconds, got '$WAIT_IDLE'" >&2; exit 2 ;; esac
+usage_error() { echo "run.sh: $*" >&2; echo "usage: bench/run.sh [MODELS] [BATCH]  (see the header of bench/run.sh)" >&2; exit 2; }
+is_count() { case $1 in '' | *[!0-9]* | 0) return 1 ;; esac; }
+is_count "$BATCH" || usage_error "BATCH must be a positive integer, got '$BATCH'"
+is_count "$THREADS" || usage_error "BENCH_THREADS must be a positive integer, got '$THREADS'"
+is_count "$REPEAT" || usage_error "BENCH_REPEAT must be a positive integer, got '$REPEAT'"
+is_count "$WAIT_IDLE" || [ "$WAIT_IDLE" = 0 ] || usage_error "BENCH_WAIT_IDLE must be whole seconds, got '$WAIT_IDLE'"
 
-# Percentage of all cores busy over the next second (other jobs: we are idle).
-cpu_busy() {
-    local a b
-    read -r -a a < <(grep '^cpu ' /proc/stat)
-    sleep 1
-    read -r -a b < <(grep '^cpu ' /proc/stat)
-    # fields: user nice system idle iowait irq softirq steal
-    local busy=$(((b[1] + b[2] + b[3] + b[6] + b[7] + b[8]) - (a[1] + a[2] + a[3] + a[6] + a[7] + a[8])))
-    local idle=$(((b[4] + b[5]) - (a[4] + a[5])))
-    echo $((100 * busy / (busy + idle > 0 ? busy + idle : 1)))
-}
+# ---- CPU accounting: is anyone else using the machine? -----------------------
 
-# "busy total" CPU ticks of the whole machine, and ticks used by this
-# script's finished children (fields cutime, cstime of /proc/$$/stat).
+# "busy total" CPU ticks of the whole machine since boot.
 cpu_ticks() {
     local a
-    read -r -a a < <(grep '^cpu ' /proc/stat)
+    read -r -a a < <(grep '^cpu ' /proc/stat) # cpu user nice system idle iowait irq softirq steal
     echo "$((a[1] + a[2] + a[3] + a[6] + a[7] + a[8])) $((a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7] + a[8]))"
 }
+# Ticks used by this script's finished children (cutime + cstime).
 child_ticks() {
-    local s
-    s=$(sed 's/^.*) //' /proc/$$/stat) # drop "pid (comm) ", which may contain spaces
-    read -r -a f <<<"$s"
-    echo $((f[13] + f[14])) # fields 16 and 17 of the full line
+    local f
+    read -r -a f <<<"$(sed 's/^.*) //' /proc/$$/stat)" # drop "pid (comm) ": comm may hold spaces
+    echo $((f[13] + f[14]))                            # fields 16 and 17 of the full line
 }
+# Percentage of all cores busy over the next second (other jobs: we are idle).
+cpu_busy() {
+    local b0 t0 b1 t1
+    read -r b0 t0 < <(cpu_ticks)
+    sleep 1
+    read -r b1 t1 < <(cpu_ticks)
+    echo $((100 * (b1 - b0) / (t1 - t0 > 0 ? t1 - t0 : 1)))
+}
+
+# ---- build ---------------------------------------------------------------------
 
 # Every implementation starts from a clean OpenBLAS environment: "as
 # shipped" means what a user gets without knowing any variable, and a
@@ -61,18 +69,19 @@ child_ticks() {
 clean_env=(env)
 for v in $(compgen -e | grep '^OPENBLAS_' || true); do clean_env+=(-u "$v"); done
 
-echo "== build: make -j2 bench"
-if ! make -j2 bench >/tmp/digits-bench-build.$$ 2>&1; then
-    cat /tmp/digits-bench-build.$$ >&2
-    rm -f /tmp/digits-bench-build.$$
+echo "== build: make -j2 bench" >&2
+build_log=$(mktemp)
+if ! make -j2 bench >"$build_log" 2>&1; then
+    cat "$build_log" >&2
+    rm -f "$build_log"
     echo "run.sh: the build failed (above)" >&2
     exit 1
 fi
-rm -f /tmp/digits-bench-build.$$
+rm -f "$build_log"
 
 mkdir -p "$OUT"
 [ -f "$OUT/.gitignore" ] || printf '# benchmark results are machine-specific: never committed\n*\n!.gitignore\n' >"$OUT/.gitignore"
-echo "impl,model,metric,value" >"$CSV"
+echo "impl,model,metric,value" >"$ALL"
 
 have_torch=1
 if ! "$PYTHON" -c 'import torch' 2>/dev/null; then
@@ -81,65 +90,74 @@ if ! "$PYTHON" -c 'import torch' 2>/dev/null; then
          "showing digits' numbers only" >&2
 fi
 
-# ---- run: per model, the three implementations back to back, so that a
-# ---- slow patch of machine time (other jobs) hits all three alike ----------
+# ---- run: per model, the three implementations back to back, so that a slow
+# ---- patch of machine time (other jobs) hits all three alike; then again ------
 digits_cmd="build/bench/bench_models --batch $BATCH --threads $THREADS --seconds $SECS"
 torch_cmd="$PYTHON bench/bench_torch.py --batch $BATCH --threads $THREADS --seconds $SECS"
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+IFS=, read -r -a model_list <<<"$MODELS"
+declare -A busy_before
+max_busy=0
 read -r busy0 total0 < <(cpu_ticks)
 child0=$(child_ticks)
-busy_notes=""
-IFS=, read -r -a model_list <<<"$MODELS"
-for model in "${model_list[@]}"; do
-    busy=$(cpu_busy)
-    waited=0
-    while [ "$busy" -gt 20 ] && [ $waited -lt "$WAIT_IDLE" ]; do
-        [ $waited = 0 ] && echo "run.sh: other jobs keep ${busy}% of the CPU busy; waiting up to ${WAIT_IDLE}s" >&2
-        sleep 4
-        waited=$((waited + 5))
+for round in $(seq 1 "$REPEAT"); do
+    for model in "${model_list[@]}"; do
         busy=$(cpu_busy)
+        waited=0
+        while [ "$busy" -gt 20 ] && [ $waited -lt "$WAIT_IDLE" ]; do
+            [ $waited = 0 ] && echo "run.sh: other jobs keep ${busy}% of the CPU busy; waiting up to ${WAIT_IDLE}s" >&2
+            sleep 4
+            waited=$((waited + 5))
+            busy=$(cpu_busy)
+        done
+        busy_before[$model]+="${busy_before[$model]:+/}$busy"
+        max_busy=$((busy > max_busy ? busy : max_busy))
+        echo "== round $round/$REPEAT: $model (CPU busy with other jobs just before: ${busy}%)" >&2
+        "${clean_env[@]}" $digits_cmd --models "$model" >>"$ALL" ||
+            echo "run.sh: digits' benchmark failed on $model (exit status $?); its numbers are missing" >&2
+        if [ $have_torch = 1 ]; then
+            "${clean_env[@]}" $torch_cmd --models "$model" --impl torch >>"$ALL" ||
+                echo "run.sh: PyTorch's benchmark failed on $model" >&2
+            "${clean_env[@]}" $TUNED_ENV $torch_cmd --models "$model" --impl torch-tuned >>"$ALL" ||
+                echo "run.sh: tuned PyTorch's benchmark failed on $model" >&2
+        fi
     done
-    busy_notes+="${busy_notes:+, }$model ${busy}%"
-    echo "== $model (CPU busy with other jobs just before: ${busy}%)" >&2
-    if ! "${clean_env[@]}" $digits_cmd --models "$model" >>"$CSV"; then
-        echo "run.sh: digits' benchmark failed on $model (exit status above); its numbers are missing" >&2
-    fi
-    if [ $have_torch = 1 ]; then
-        "${clean_env[@]}" $torch_cmd --models "$model" --impl torch >>"$CSV" ||
-            echo "run.sh: PyTorch's benchmark failed on $model" >&2
-        "${clean_env[@]}" $TUNED_ENV $torch_cmd --models "$model" --impl torch-tuned >>"$CSV" ||
-            echo "run.sh: tuned PyTorch's benchmark failed on $model" >&2
-    fi
 done
-load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 read -r busy1 total1 < <(cpu_ticks)
 child1=$(child_ticks)
 others=$(((busy1 - busy0) - (child1 - child0)))
-others=$((others < 0 ? 0 : others))
-others_pct=$((100 * others / (total1 - total0 > 0 ? total1 - total0 : 1)))
+others_pct=$((100 * (others > 0 ? others : 0) / (total1 - total0 > 0 ? total1 - total0 : 1)))
+
+# best round per figure: highest throughput, lowest latency (first-seen order)
+awk -F, 'NR == 1 { print; next }
+{
+    k = $1 FS $2 FS $3
+    if (!(k in best)) { order[++n] = k; best[k] = $4 }
+    else if ($3 ~ /_us$/ ? $4 + 0 < best[k] + 0 : $4 + 0 > best[k] + 0) best[k] = $4
+}
+END { for (i = 1; i <= n; i++) print order[i] FS best[order[i]] }' "$ALL" >"$CSV"
 
 # ---- report -------------------------------------------------------------------
-echo
+notes=""
+for model in "${model_list[@]}"; do notes+="${notes:+, }$model ${busy_before[$model]}%"; done
 echo "## digits vs PyTorch — $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
-echo "- machine: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), nproc $(nproc)," \
-     "load average $load_before before, $load_after after"
+echo "- machine: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), nproc $(nproc)"
 if [ $have_torch = 1 ]; then
-    echo "- PyTorch: $("$PYTHON" -c 'import torch; print(torch.__version__)' 2>/dev/null)," \
-         "torch-tuned = $TUNED_ENV"
+    echo "- PyTorch $("$PYTHON" -c 'import torch; print(torch.__version__)' 2>/dev/null);" \
+         "torch = as shipped (no OPENBLAS_* variables), torch-tuned = $TUNED_ENV"
 fi
-echo "- threads $THREADS, training batch $BATCH, inference batch 1000, latency over 1000 single-image calls," \
-     ">= $SECS s timed per throughput figure"
-echo "- command: bench/run.sh $MODELS $BATCH  (BENCH_SECONDS=$SECS BENCH_THREADS=$THREADS)"
+echo "- threads $THREADS, training batch $BATCH (Adam), inference batch 1000, latency over 1000 single-image" \
+     "calls; >= $SECS s timed per throughput figure; best of $REPEAT round(s)"
+echo "- command: bench/run.sh $MODELS $BATCH  (BENCH_SECONDS=$SECS BENCH_THREADS=$THREADS BENCH_REPEAT=$REPEAT)"
 echo "  - digits: $digits_cmd --models M"
-echo "  - torch:  $torch_cmd --models M [--impl torch-tuned with $TUNED_ENV]"
-echo "- other jobs' share of the CPU: ${others_pct}% during the run; just before each model: $busy_notes"
-if [ "$others_pct" -ge 10 ] || [[ $busy_notes =~ ([2-9][0-9]|100)% ]]; then
-    echo "- WARNING: other jobs were using the CPU while this ran; the figures are noisy." \
-         "Rerun on an idle machine (BENCH_WAIT_IDLE=600 waits for one)"
+echo "  - torch:  $torch_cmd --models M [--impl torch-tuned, with $TUNED_ENV]"
+echo "- other jobs' share of the CPU: ${others_pct}% during the run; just before each model and round: $notes"
+if [ "$others_pct" -ge 10 ] || [ "$max_busy" -gt 20 ]; then
+    echo "- WARNING: other jobs were using the CPU while this ran, so some figures are noisy" \
+         "(best of $REPEAT rounds kept). Rerun on an idle machine (BENCH_WAIT_IDLE=600 waits for one)."
 fi
 echo
-awk -F, -v models="$MODELS" '
+awk -F, -v models="$MODELS" -v batch="$BATCH" '
 NR == 1 { next }
 { v[$1, $2, $3] = $4 }
 function fmt(metric, x) {
@@ -152,7 +170,7 @@ function ratio(metric, d, t) {
 }
 END {
     split("train_img_s infer_img_s latency_median_us latency_p99_us", metrics, " ")
-    split("train img/s (batch B)|infer img/s (batch 1000)|latency median µs|latency p99 µs", names, "|")
+    split("train img/s (batch " batch ")|infer img/s (batch 1000)|latency median µs|latency p99 µs", names, "|")
     print "| model | metric | digits | torch | ratio | torch-tuned | ratio |"
     print "|---|---|---:|---:|---:|---:|---:|"
     n = split(models, ms, ",")
@@ -165,6 +183,7 @@ END {
                    ratio(k, d, t), fmt(k, tt), ratio(k, d, tt)
         }
     }
-}' "$CSV" | sed "s/(batch B)/(batch $BATCH)/"
+}' "$CSV"
 echo
-echo "ratio > 1: digits is faster (throughput digits/torch, latency torch/digits). Raw numbers: $CSV"
+echo "ratio > 1: digits is faster (throughput digits/torch, latency torch/digits)." \
+     "Raw numbers: $CSV (best round), $ALL (every round)"
