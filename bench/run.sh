@@ -29,7 +29,7 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 OUT=bench/results
 CSV=$OUT/latest.csv
 ALL=$OUT/latest-all.csv
-TUNED_ENV="OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS=1"
+TUNED_ENV=(OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS=1)
 
 usage_error() { echo "run.sh: $*" >&2; echo "usage: bench/run.sh [MODELS] [BATCH]  (see the header of bench/run.sh)" >&2; exit 2; }
 is_count() { case $1 in '' | *[!0-9]* | 0) return 1 ;; esac; }
@@ -92,8 +92,8 @@ fi
 
 # ---- run: per model, the three implementations back to back, so that a slow
 # ---- patch of machine time (other jobs) hits all three alike; then again ------
-digits_cmd="build/bench/bench_models --batch $BATCH --threads $THREADS --seconds $SECS"
-torch_cmd="$PYTHON bench/bench_torch.py --batch $BATCH --threads $THREADS --seconds $SECS"
+digits_cmd=(build/bench/bench_models --batch "$BATCH" --threads "$THREADS" --seconds "$SECS")
+torch_cmd=("$PYTHON" bench/bench_torch.py --batch "$BATCH" --threads "$THREADS" --seconds "$SECS")
 IFS=, read -r -a model_list <<<"$MODELS"
 declare -A busy_before
 max_busy=0
@@ -112,12 +112,12 @@ for round in $(seq 1 "$REPEAT"); do
         busy_before[$model]+="${busy_before[$model]:+/}$busy"
         max_busy=$((busy > max_busy ? busy : max_busy))
         echo "== round $round/$REPEAT: $model (CPU busy with other jobs just before: ${busy}%)" >&2
-        "${clean_env[@]}" $digits_cmd --models "$model" >>"$ALL" ||
+        "${clean_env[@]}" "${digits_cmd[@]}" --models "$model" >>"$ALL" ||
             echo "run.sh: digits' benchmark failed on $model (exit status $?); its numbers are missing" >&2
         if [ $have_torch = 1 ]; then
-            "${clean_env[@]}" $torch_cmd --models "$model" --impl torch >>"$ALL" ||
+            "${clean_env[@]}" "${torch_cmd[@]}" --models "$model" --impl torch >>"$ALL" ||
                 echo "run.sh: PyTorch's benchmark failed on $model" >&2
-            "${clean_env[@]}" $TUNED_ENV $torch_cmd --models "$model" --impl torch-tuned >>"$ALL" ||
+            "${clean_env[@]}" "${TUNED_ENV[@]}" "${torch_cmd[@]}" --models "$model" --impl torch-tuned >>"$ALL" ||
                 echo "run.sh: tuned PyTorch's benchmark failed on $model" >&2
         fi
     done
@@ -144,13 +144,13 @@ echo
 echo "- machine: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), nproc $(nproc)"
 if [ $have_torch = 1 ]; then
     echo "- PyTorch $("$PYTHON" -c 'import torch; print(torch.__version__)' 2>/dev/null);" \
-         "torch = as shipped (no OPENBLAS_* variables), torch-tuned = $TUNED_ENV"
+         "torch = as shipped (no OPENBLAS_* variables), torch-tuned = ${TUNED_ENV[*]}"
 fi
 echo "- threads $THREADS, training batch $BATCH (Adam), inference batch 1000, latency over 1000 single-image" \
      "calls; >= $SECS s timed per throughput figure; best of $REPEAT round(s)"
 echo "- command: bench/run.sh $MODELS $BATCH  (BENCH_SECONDS=$SECS BENCH_THREADS=$THREADS BENCH_REPEAT=$REPEAT)"
-echo "  - digits: $digits_cmd --models M"
-echo "  - torch:  $torch_cmd --models M [--impl torch-tuned, with $TUNED_ENV]"
+echo "  - digits: ${digits_cmd[*]} --models M"
+[ $have_torch = 0 ] || echo "  - torch:  ${torch_cmd[*]} --models M [--impl torch-tuned, with ${TUNED_ENV[*]}]"
 echo "- other jobs' share of the CPU: ${others_pct}% during the run; just before each model and round: $notes"
 if [ "$others_pct" -ge 10 ] || [ "$max_busy" -gt 20 ]; then
     echo "- WARNING: other jobs were using the CPU while this ran, so some figures are noisy" \
