@@ -51,24 +51,23 @@ int cmd_eval(int argc, char **argv) {
     if (!model_path) cli_usage_error(CMD, "--model FILE is required");
     cli_set_threads(threads);
 
-    Model m;
-    if (model_load(&m, model_path) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    Classifier m;
+    if (classifier_load(&m, model_path, batch, threads) < 0) cli_fail(CMD, "%s", dg_errmsg());
     Dataset ds = {0};
     if (dataset_load(data, split, &ds) < 0) cli_fail(CMD, "%s", dg_errmsg());
     if (!ds.labels) cli_fail(CMD, "%s: has no labels to evaluate against (use 'digits predict' or a labelled set)", data);
-    if (ds.rows != m.input_shape.h || ds.cols != m.input_shape.w)
-        cli_fail(CMD, "%s: images are %dx%d, the model expects %dx%d", data, ds.rows, ds.cols, m.input_shape.h, m.input_shape.w);
+    if (ds.rows != m.height || ds.cols != m.width)
+        cli_fail(CMD, "%s: images are %dx%d, the model expects %dx%d", data, ds.rows, ds.cols, m.height, m.width);
     if (limit && limit < ds.n) ds.n = limit;
 
-    model_set_batch(&m, batch, 0, threads);
     uint8_t *pred = dg_xmalloc((size_t)ds.n);
     double loss;
-    model_predict_dataset(&m, &ds, batch, pred, NULL, &loss);
+    classifier_predict_dataset(&m, &ds, pred, NULL, &loss);
     Metrics mt;
     metrics_compute(&mt, ds.labels, pred, ds.n);
     if (json) {
         char extra[512];
-        snprintf(extra, sizeof extra, "{\"loss\":%.6f,\"model\":\"%s\",\"data\":\"%s\"}", loss, m.spec_name, split);
+        snprintf(extra, sizeof extra, "{\"loss\":%.6f,\"model\":\"%s\",\"data\":\"%s\"}", loss, m.name, split);
         char *s = metrics_to_json(&mt, extra);
         printf("%s\n", s);
         free(s);
@@ -78,6 +77,6 @@ int cmd_eval(int argc, char **argv) {
     }
     free(pred);
     dataset_free(&ds);
-    model_free(&m);
+    classifier_free(&m);
     return 0;
 }

@@ -57,9 +57,8 @@ int cmd_predict(int argc, char **argv) {
     if (!model_path) cli_usage_error(CMD, "--model FILE is required");
     if (optind >= argc) cli_usage_error(CMD, "no image files given");
     cli_set_threads(threads);
-    Model m;
-    if (model_load(&m, model_path) < 0) cli_fail(CMD, "%s", dg_errmsg());
-    model_set_batch(&m, 1, 0, threads);
+    Classifier m;
+    if (classifier_load(&m, model_path, 1, threads) < 0) cli_fail(CMD, "%s", dg_errmsg());
     int failures = 0;
     for (int i = optind; i < argc; i++) {
         uint8_t *px;
@@ -69,17 +68,16 @@ int cmd_predict(int argc, char **argv) {
             failures++;
             continue;
         }
-        if (w != m.input_shape.w || h != m.input_shape.h) {
+        if (w != m.width || h != m.height) {
             fprintf(stderr, "digits predict: %s: image is %dx%d, the model expects %dx%d\n", argv[i], w, h,
-                    m.input_shape.w, m.input_shape.h);
+                    m.width, m.height);
             free(px);
             failures++;
             continue;
         }
         to_mnist_polarity(px, w, h);
-        model_load_pixels(&m, px, 1);
         float probs[MODEL_NUM_CLASSES];
-        softmax_forward(probs, model_forward(&m, 1, 0), 1, MODEL_NUM_CLASSES);
+        classifier_predict(&m, px, 1, probs, NULL);
         int best = 0;
         for (int k = 1; k < MODEL_NUM_CLASSES; k++)
             if (probs[k] > probs[best]) best = k;
@@ -92,6 +90,6 @@ int cmd_predict(int argc, char **argv) {
         }
         free(px);
     }
-    model_free(&m);
+    classifier_free(&m);
     return failures ? EXIT_RUNTIME : 0;
 }

@@ -34,6 +34,7 @@
 
 #include "core/check.h"
 #include "data/data.h"
+#include "eval/classifier.h"
 #include "eval/metrics.h"
 #include "model/model.h"
 #include "optim/optim.h"

@@ -327,3 +327,13 @@ int safetensors_read(const char *path, const char *name, float **data, size_t *c
     st_close(&s);
     return 0;
 }
+
+char *safetensors_metadata(const char *path) {
+    StFile s;
+    if (st_open(&s, path) < 0) return NULL;
+    cJSON *meta = cJSON_GetObjectItemCaseSensitive(s.header, "__metadata__");
+    char *out = cJSON_IsObject(meta) ? cJSON_PrintUnformatted(meta) : strdup("{}");
+    st_close(&s);
+    if (!out) dg_set_error("%s: out of memory reading metadata", path);
+    return out;
+}

@@ -99,5 +99,8 @@ int model_load(Model *m, const char *path);
 int model_load_weights(Model *m, const char *path);
 /* Read one F32 tensor by name from any safetensors file (owned *data). */
 int safetensors_read(const char *path, const char *name, float **data, size_t *count);
+/* The file's "__metadata__" object as JSON text (malloc'd; "{}" if none);
+ * NULL with dg_errmsg() if the file is not a readable safetensors file. */
+char *safetensors_metadata(const char *path);
 
 #endif
