@@ -38,14 +38,21 @@ static float *fillv(size_t n, float v) {
 typedef struct {
     const char *name;
     float worst;
+    float tol; /* 0: TOL */
 } DiffLog;
 
 static void diff_track(DiffLog *d, const float *a, const float *b, size_t n) {
-    float e = tu_max_rel_diff(a, b, n);
+    float e = tu_max_rel_diff(a, b, n), tol = d->tol > 0 ? d->tol : TOL;
     if (!(e <= d->worst)) d->worst = e;
-    if (!(e <= TOL)) print_message("  %s: diff %.3g exceeds %.3g\n", d->name, (double)e, (double)TOL);
-    assert_true(e <= TOL);
+    if (!(e <= tol)) print_message("  %s: diff %.3g exceeds %.3g\n", d->name, (double)e, (double)tol);
+    assert_true(e <= tol);
 }
+
+/* Float rounding of a depth-D sum grows like sqrt(D): a direct kernel that
+ * accumulates a long sum in one register per output (as oneDNN's do) ends
+ * near 1e-4 at D = 6400, where blocked GEMM stays lower. TOL holds up to
+ * depth 1024, then scales with sqrt(D / 1024). */
+static float depth_tol(int D) { return D <= 1024 ? TOL : TOL * sqrtf((float)D / 1024.0f); }
 
 /* ======================================================================
  * conv2d
@@ -89,7 +96,8 @@ static void check_conv_shape(const ConvShape *s) {
     conv_out(s, &P, &Q);
     const size_t nw = (size_t)s->K * s->C * s->R * s->S;
     const size_t ws = conv2d_workspace_floats(s->C, s->H, s->W, s->K, s->R, s->S, s->stride, s->pad);
-    DiffLog ly = {"y", 0}, ldx = {"dx", 0}, ldw = {"dw", 0}, ldb = {"db", 0};
+    DiffLog ly = {"y", 0, depth_tol(s->C * s->R * s->S)}, ldx = {"dx", 0, depth_tol(s->K * s->R * s->S)},
+            ldw = {"dw", 0, 0}, ldb = {"db", 0, 0};
     for (int bi = 0; bi < 3; bi++) {
         const int N = batches[bi];
         const size_t nx = (size_t)N * s->C * s->H * s->W, ny = (size_t)N * s->K * P * Q;
@@ -122,9 +130,9 @@ static void check_conv_shape(const ConvShape *s) {
         free(x), free(w), free(b), free(dy), free(dw0), free(db0);
         free(y_ref), free(dx_ref), free(dw_ref), free(db_ref);
     }
-    print_message("conv %-32s max diff y %.2g dx %.2g dw %.2g db %.2g (tol %.0e)\n", s->label,
+    print_message("conv %-32s max diff y %.2g dx %.2g dw %.2g db %.2g (tol %.0e, y %.1e)\n", s->label,
                   (double)ly.worst, (double)ldx.worst, (double)ldw.worst, (double)ldb.worst,
-                  (double)TOL);
+                  (double)TOL, (double)ly.tol);
 }
 
 static void test_conv2d_fast_vs_ref(void **state) {
@@ -210,7 +218,7 @@ static void test_linear_fast_vs_ref(void **state) {
         float *dw = randv(nw, &rng), *dw_ref = fillv(nw, 0), *db = randv(M, &rng), *db_ref = fillv(M, 0);
         memcpy(dw_ref, dw, nw * 4);
         memcpy(db_ref, db, M * 4);
-        DiffLog ly = {"y", 0}, ldx = {"dx", 0}, ldw = {"dw", 0}, ldb = {"db", 0};
+        DiffLog ly = {"y", 0, 0}, ldx = {"dx", 0, 0}, ldw = {"dw", 0, 0}, ldb = {"db", 0, 0};
         for (int use_bias = 0; use_bias < 2; use_bias++) {
             linear_forward(y, x, w, use_bias ? b : NULL, N, D, M);
             linear_forward_ref(y_ref, x, w, use_bias ? b : NULL, N, D, M);

@@ -24,8 +24,12 @@
 
 #include "core/blas.h"
 #include <string.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 #include "core/check.h"
+#include "ops/conv2d_direct.h"
 
 static inline int conv_out_size(int in, int k, int stride, int pad) {
     return (in + 2 * pad - k) / stride + 1;
@@ -125,6 +129,27 @@ void conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const
  * im2col / col2im
  * ====================================================================== */
 
+/* Short-row copy / zero / add. im2col and col2im move rows of Q floats
+ * (24, 28, 14, 10 in the zoo): a memcpy call per row costs more than the
+ * copy, so rows up to 64 floats go through masked AVX-512 moves inline. */
+static inline void copy_row(float *restrict out, const float *restrict in, int n) {
+#ifdef __AVX512F__
+    if (n <= 64) {
+        for (; n >= 16; n -= 16, in += 16, out += 16) _mm512_storeu_ps(out, _mm512_loadu_ps(in));
+        if (n) {
+            const __mmask16 m = (__mmask16)((1u << n) - 1);
+            _mm512_mask_storeu_ps(out, m, _mm512_maskz_loadu_ps(m, in));
+        }
+        return;
+    }
+#endif
+    memcpy(out, in, sizeof(float) * (size_t)n);
+}
+
+static inline void zero_row(float *restrict out, int n) {
+    for (int i = 0; i < n; i++) out[i] = 0;
+}
+
 /* Valid outputs [*o0, *o1) along one axis for kernel offset k: those whose
  * input index o*stride+k-pad lies in [0, in). */
 static inline void valid_range(int *o0, int *o1, int k, int stride, int pad, int in, int out) {
@@ -184,12 +209,12 @@ static void im2col(float *restrict col, const float *restrict x, int C, int H, i
                     float *restrict out = row + (size_t)(p - pb) * Q;
                     const float *restrict in =
                         xc + (size_t)(p * stride + r - pad) * W + (q0 * stride + s - pad);
-                    for (int q = 0; q < q0; q++) out[q] = 0;
+                    zero_row(out, q0);
                     if (stride == 1)
-                        memcpy(out + q0, in, sizeof(float) * (q1 - q0));
+                        copy_row(out + q0, in, q1 - q0);
                     else
                         for (int q = q0; q < q1; q++) out[q] = in[(q - q0) * stride];
-                    for (int q = q1; q < Q; q++) out[q] = 0;
+                    zero_row(out + q1, Q - q1);
                 }
             }
 }
@@ -259,13 +284,26 @@ static inline int band_rows(int CRS, int P, int Q) {
     return t < 1 ? 1 : t > P ? P : (int)t;
 }
 
+/* One band of col, (C*R*S, rows*Q). */
+static size_t im2col_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    (void)K;
+    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad), CRS = C * R * S;
+    return (size_t)CRS * band_rows(CRS, P, Q) * Q;
+}
+
+/* Packed weights for the direct kernels (after the col band in a slice:
+ * a pass may use both, e.g. direct dw and im2col dx). */
+static size_t packed_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    size_t a = 0, b = 0;
+    if (conv2d_direct_ok(H, W, R, S, stride, pad, C * R * S)) a = conv2d_direct_packed_floats(K, C, R, S);
+    if (conv2d_direct_dx_ok(H, W, R, S, stride, pad, K * R * S)) b = conv2d_direct_packed_floats(C, K, R, S);
+    return a > b ? a : b;
+}
+
 /* Floats of workspace one thread needs: one band of col, (C*R*S, rows*Q). */
 size_t conv2d_workspace_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
-    (void)K;
-    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
     if (is_pointwise(R, S, stride, pad)) return 1;
-    const int CRS = C * R * S;
-    return (size_t)CRS * band_rows(CRS, P, Q) * Q;
+    return im2col_floats(C, H, W, K, R, S, stride, pad) + packed_floats(C, H, W, K, R, S, stride, pad);
 }
 
 /* Number of batch chunks: nthreads, but no empty chunks (never more than N).
@@ -287,12 +325,21 @@ void conv2d_forward(float *y, const float *x, const float *w, const float *b, in
     const int pointwise = is_pointwise(R, S, stride, pad);
     const size_t ws = conv2d_workspace_floats(C, H, W, K, R, S, stride, pad);
     const int band = band_rows(CRS, P, Q);
+    const int direct = !pointwise && conv2d_direct_ok(H, W, R, S, stride, pad, CRS);
 
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
 #endif
     for (int t = 0; t < nt; t++) {
         float *col = workspace + (size_t)t * ws;
+        if (direct) { /* each chunk packs its own copy: a few KB, no barrier */
+            float *wp = col + im2col_floats(C, H, W, K, R, S, stride, pad);
+            conv2d_direct_pack(wp, w, K, C, R, S, 0);
+            for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++)
+                conv2d_direct_forward(y + (size_t)n * K * PQ, x + (size_t)n * C * H * W, wp, b, C, H, W, K, R, S,
+                                      pad);
+            continue;
+        }
         for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
             const float *xn = x + (size_t)n * C * H * W;
             float *yn = y + (size_t)n * K * PQ;
@@ -328,6 +375,8 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
     const size_t ws = conv2d_workspace_floats(C, H, W, K, R, S, stride, pad);
     const int band = band_rows(CRS, P, Q);
     const size_t nwb = (size_t)K * CRS + K; /* one dw_partial slice: dw then db */
+    const int direct_w = !pointwise && conv2d_direct_ok(H, W, R, S, stride, pad, CRS);
+    const int direct_x = !pointwise && conv2d_direct_dx_ok(H, W, R, S, stride, pad, K * R * S);
     const int want_w = dw != NULL, want_b = db != NULL;
 
 #ifdef _OPENMP
@@ -341,6 +390,7 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
             pdb = pw + (size_t)K * CRS;
             memset(pw, 0, sizeof(float) * nwb);
         }
+        int packed = 0; /* dx weights packed into this chunk's workspace */
         for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
             const float *xn = x + (size_t)n * C * HW;
             const float *dyn = dy + (size_t)n * K * PQ;
@@ -364,17 +414,33 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
                                 dyn, PQ, 0.0f, dxn, PQ);
                 continue;
             }
-            if (dxn) memset(dxn, 0, sizeof(float) * C * HW);
+            int dw_done = !want_w, dx_done = dxn == NULL;
+            if (direct_w && want_w) {
+                conv2d_direct_dw(pw, dyn, xn, C, H, W, K, R, S, pad);
+                dw_done = 1;
+            }
+            if (direct_x && dxn) {
+                float *wp = col + im2col_floats(C, H, W, K, R, S, stride, pad);
+                if (!packed) {
+                    conv2d_direct_pack(wp, w, K, C, R, S, 1);
+                    packed = 1;
+                }
+                /* dx[n] (C,H,W) = conv(dy[n] (K,P,Q), flipped w^T, pad R-1-pad) */
+                conv2d_direct_forward(dxn, dyn, wp, NULL, K, P, Q, C, R, S, R - 1 - pad);
+                dx_done = 1;
+            }
+            if (dw_done && dx_done) continue;
+            if (!dx_done) memset(dxn, 0, sizeof(float) * C * HW);
             for (int pb = 0; pb < P; pb += band) {
                 const int pe = pb + band < P ? pb + band : P, TQ = (pe - pb) * Q;
                 const float *dyb = dyn + (size_t)pb * Q; /* dy[n][:, band] (K,TQ), ld PQ */
-                if (want_w) {
+                if (!dw_done) {
                     im2col(col, xn, C, H, W, R, S, stride, pad, P, Q, pb, pe);
                     /* pw (K,CRS) += dy band (K,TQ) . col^T (TQ,CRS) */
                     dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasTrans, K, CRS, TQ, 1.0f, dyb, PQ,
                                 col, TQ, 1.0f, pw, CRS);
                 }
-                if (dxn) {
+                if (!dx_done) {
                     /* dcol (CRS,TQ) = w^T (CRS,K) . dy band (K,TQ), then scatter-add */
                     dg_sgemm_parallel(CblasRowMajor, CblasTrans, CblasNoTrans, CRS, TQ, K, 1.0f, w, CRS,
                                 dyb, PQ, 0.0f, col, TQ);

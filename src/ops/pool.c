@@ -140,6 +140,14 @@ void avgpool_forward(float *y, const float *x, int N, int C, int H, int W, int F
     for (int nc = 0; nc < NC; nc++) {
         const float *restrict xp = x + (size_t)nc * H * W;
         float *restrict yp = y + (size_t)nc * P * Q;
+        if (F == 2 && T == 2) { /* the zoo's case: pair sums, vectorised by the compiler */
+            for (int p = 0; p < P; p++) {
+                const float *restrict a = xp + (size_t)(2 * p) * W, *restrict b = a + W;
+                float *restrict yr = yp + (size_t)p * Q;
+                for (int q = 0; q < Q; q++) yr[q] = ((a[2 * q] + a[2 * q + 1]) + (b[2 * q] + b[2 * q + 1])) * inv;
+            }
+            continue;
+        }
         for (int p = 0; p < P; p++) {
             float *restrict yr = yp + (size_t)p * Q;
             for (int q = 0; q < Q; q++) yr[q] = 0;
@@ -165,6 +173,17 @@ void avgpool_backward(float *dx, const float *dy, int N, int C, int H, int W, in
     for (int nc = 0; nc < NC; nc++) {
         float *restrict dxp = dx + (size_t)nc * H * W;
         const float *restrict dyp = dy + (size_t)nc * P * Q;
+        if (F == 2 && T == 2 && H == 2 * P && W == 2 * Q) { /* every pixel in exactly one window */
+            for (int p = 0; p < P; p++) {
+                const float *restrict dyr = dyp + (size_t)p * Q;
+                float *restrict a = dxp + (size_t)(2 * p) * W, *restrict b = a + W;
+                for (int q = 0; q < Q; q++) {
+                    const float g = dyr[q] * inv;
+                    a[2 * q] = g, a[2 * q + 1] = g, b[2 * q] = g, b[2 * q + 1] = g;
+                }
+            }
+            continue;
+        }
         memset(dxp, 0, sizeof(float) * H * W);
         for (int p = 0; p < P; p++) {
             const float *restrict dyr = dyp + (size_t)p * Q;
