@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -318,6 +319,10 @@ int main(int argc, char **argv) {
         bench_latency(&m, &o, pool, &median, &p99);
         emit(m.spec_name, "latency_median_us", median);
         emit(m.spec_name, "latency_p99_us", p99);
+        /* peak resident set of the process (run.sh runs one model per process) */
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        emit(m.spec_name, "peak_rss_mb", ru.ru_maxrss / 1024.0);
 
         free(pool);
         free(labels);

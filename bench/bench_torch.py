@@ -220,6 +220,9 @@ def main():
         median, p99 = bench_latency(model, pool, a.latency_calls)
         emit("latency_median_us", median)
         emit("latency_p99_us", p99)
+        # peak resident set of this process (one model per process under run.sh)
+        import resource
+        emit("peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
 
 
 if __name__ == "__main__":

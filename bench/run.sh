@@ -19,7 +19,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-MODELS=${1:-lenet5,cnn,cnn-bn}
+MODELS=${1:-lenet5,cnn,cnn-bn,kaggle-deep}
 BATCH=${2:-64}
 SECS=${BENCH_SECONDS:-2}
 THREADS=${BENCH_THREADS:-$(nproc)}
@@ -132,7 +132,7 @@ awk -F, 'NR == 1 { print; next }
 {
     k = $1 FS $2 FS $3
     if (!(k in best)) { order[++n] = k; best[k] = $4 }
-    else if ($3 ~ /_us$/ ? $4 + 0 < best[k] + 0 : $4 + 0 > best[k] + 0) best[k] = $4
+    else if ($3 ~ /_us$|_mb$/ ? $4 + 0 < best[k] + 0 : $4 + 0 > best[k] + 0) best[k] = $4
 }
 END { for (i = 1; i <= n; i++) print order[i] FS best[order[i]] }' "$ALL" >"$CSV"
 
@@ -162,14 +162,14 @@ NR == 1 { next }
 { v[$1, $2, $3] = $4 }
 function fmt(metric, x) {
     if (x == "") return "–"
-    return metric ~ /_us$/ ? sprintf("%.1f", x) : sprintf("%.0f", x)
+    return metric ~ /_us$|_mb$/ ? sprintf("%.1f", x) : sprintf("%.0f", x)
 }
 function ratio(metric, d, t) {
     if (d == "" || t == "" || d == 0 || t == 0) return "–"
-    return sprintf("%.2f", metric ~ /_us$/ ? t / d : d / t)
+    return sprintf("%.2f", metric ~ /_us$|_mb$/ ? t / d : d / t)
 }
 END {
-    split("train_img_s infer_img_s latency_median_us latency_p99_us", metrics, " ")
+    split("train_img_s infer_img_s latency_median_us latency_p99_us peak_rss_mb", metrics, " ")
     split("train img/s (batch " batch ")|infer img/s (batch 1000)|latency median µs|latency p99 µs", names, "|")
     print "| model | metric | digits | torch | ratio | torch-tuned | ratio |"
     print "|---|---|---:|---:|---:|---:|---:|"
