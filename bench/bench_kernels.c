@@ -45,8 +45,8 @@ __attribute__((target("avx512f"), noinline)) static float fma_loop(long n) {
     __m512 a[16];
     for (int i = 0; i < 16; i++) a[i] = _mm512_set1_ps(1.0f + i * 1e-3f);
     const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
-    for (long it = 0; it < n; it++)
-        for (int i = 0; i < 16; i++) a[i] = _mm512_fmadd_ps(a[i], m, c);
+    for (long it = 0; it < n; it++) /* unrolled, or a[] lives in memory and the loop measures stores */
+        _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) a[i] = _mm512_fmadd_ps(a[i], m, c);
     __m512 s = a[0];
     for (int i = 1; i < 16; i++) s = _mm512_add_ps(s, a[i]);
     return _mm512_reduce_add_ps(s);

@@ -45,6 +45,7 @@ typedef struct {
     double seconds;      /* minimum timed seconds per throughput figure */
     int latency_calls;   /* single-image calls timed */
     uint64_t seed;
+    int bf16;            /* --precision bf16 */
 } Options;
 
 static void usage(FILE *f) {
@@ -56,6 +57,7 @@ static void usage(FILE *f) {
             "  --seconds S        minimum timed seconds per throughput figure (default 2)\n"
             "  --latency-calls N  single-image calls for the latency figures (default 1000)\n"
             "  --seed N           seed for weights and random inputs (default 42)\n"
+            "  --precision P      fp32 or bf16 (bf16 convolutions; needs AVX512_BF16)\n"
             "prints impl,model,metric,value lines (impl=digits) on stdout\n");
 }
 
@@ -87,6 +89,7 @@ static void parse_options(Options *o, int argc, char **argv) {
     o->seconds = 2.0;
     o->latency_calls = 1000;
     o->seed = 42;
+    o->bf16 = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -114,6 +117,12 @@ static void parse_options(Options *o, int argc, char **argv) {
             }
         } else if (!strcmp(a, "--latency-calls")) {
             o->latency_calls = (int)parse_long(a, v, 10, 10000000);
+        } else if (!strcmp(a, "--precision")) {
+            if (strcmp(v, "fp32") && strcmp(v, "bf16")) {
+                fprintf(stderr, "bench_models: --precision: '%s' is not fp32 or bf16\n", v);
+                exit(2);
+            }
+            o->bf16 = !strcmp(v, "bf16");
         } else if (!strcmp(a, "--seed")) {
             o->seed = (uint64_t)parse_long(a, v, 0, 0x7fffffffffffffffL);
         } else {
@@ -290,6 +299,10 @@ int main(int argc, char **argv) {
 #else
     o.threads = 1;
 #endif
+    if (o.bf16 && !conv2d_set_bf16(1)) {
+        fprintf(stderr, "bench_models: --precision bf16: this CPU or build has no AVX512_BF16\n");
+        return 1;
+    }
     fprintf(stderr, "bench_models: threads %d, train batch %d, >= %.1f s per figure, %s\n", o.threads,
             o.batch, o.seconds, dg_blas_info());
 

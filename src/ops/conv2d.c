@@ -30,6 +30,7 @@
 
 #include "core/check.h"
 #include "ops/conv2d_direct.h"
+#include "ops/gemm_bf16.h"
 
 static inline int conv_out_size(int in, int k, int stride, int pad) {
     return (in + 2 * pad - k) / stride + 1;
@@ -300,10 +301,63 @@ static size_t packed_floats(int C, int H, int W, int K, int R, int S, int stride
     return a > b ? a : b;
 }
 
+/* ---- bf16 (--precision bf16) ----------------------------------------------
+ * The im2col layers run their three products through gemm_bf16 (bf16
+ * inputs, fp32 accumulation; twice the FLOP rate of fp32 FMAs here):
+ *   forward  y (K,PQ)      = W (K,CRS) . col (CRS,PQ)
+ *   dx       dcol (CRS,PQ) = W^T (CRS,K) . dy (K,PQ)       then col2im
+ *   dw^T     (CRS,K)      += col (CRS,PQ) . dy^T (PQ,K)    (partials kept transposed)
+ * Weights are converted once per call and chunk; activations per image.
+ * The direct (shallow) layers stay fp32: they are a few % of the FLOPs. */
+static int use_bf16;
+
+int conv2d_set_bf16(int on) {
+    use_bf16 = on && gemm_bf16_available();
+    return use_bf16;
+}
+
+/* Does this layer take the bf16 path (im2col layers in one band)? */
+static int bf16_layer(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    (void)K;
+    if (!gemm_bf16_available() || is_pointwise(R, S, stride, pad)) return 0;
+    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad), CRS = C * R * S;
+    return band_rows(CRS, P, Q) == P;
+}
+
+/* Words (floats) of bf16 scratch after the col band and packed weights. */
+static size_t bf16_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    if (!bf16_layer(C, H, W, K, R, S, stride, pad)) return 0;
+    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad), PQ = P * Q;
+    const int CRS = C * R * S;
+    size_t bp = bf16_packed_b_words(CRS, PQ), b2 = bf16_packed_b_words(K, PQ), b3 = bf16_packed_b_words(PQ, K);
+    if (b2 > bp) bp = b2;
+    if (b3 > bp) bp = b3;
+    return (size_t)K * bf16_pair_words(CRS) + (size_t)CRS * bf16_pair_words(K) + (size_t)CRS * bf16_pair_words(PQ) +
+           bp;
+}
+
+typedef struct { /* one chunk's bf16 scratch, carved from its workspace slice */
+    uint32_t *w;    /* (K, pairs(CRS))   forward weights */
+    uint32_t *wt;   /* (CRS, pairs(K))   dx weights, W^T */
+    uint32_t *col;  /* (CRS, pairs(PQ))  dw: the image's col */
+    uint32_t *pack; /* packed B operand */
+} Bf16Scratch;
+
+static Bf16Scratch bf16_scratch(float *base, int C, int K, int R, int S, int PQ) {
+    const int CRS = C * R * S;
+    Bf16Scratch b;
+    b.w = (uint32_t *)base;
+    b.wt = b.w + (size_t)K * bf16_pair_words(CRS);
+    b.col = b.wt + (size_t)CRS * bf16_pair_words(K);
+    b.pack = b.col + (size_t)CRS * bf16_pair_words(PQ);
+    return b;
+}
+
 /* Floats of workspace one thread needs: one band of col, (C*R*S, rows*Q). */
 size_t conv2d_workspace_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
     if (is_pointwise(R, S, stride, pad)) return 1;
-    return im2col_floats(C, H, W, K, R, S, stride, pad) + packed_floats(C, H, W, K, R, S, stride, pad);
+    return im2col_floats(C, H, W, K, R, S, stride, pad) + packed_floats(C, H, W, K, R, S, stride, pad) +
+           bf16_floats(C, H, W, K, R, S, stride, pad);
 }
 
 /* Number of batch chunks: nthreads, but no empty chunks (never more than N).
@@ -326,6 +380,7 @@ void conv2d_forward(float *y, const float *x, const float *w, const float *b, in
     const size_t ws = conv2d_workspace_floats(C, H, W, K, R, S, stride, pad);
     const int band = band_rows(CRS, P, Q);
     const int direct = !pointwise && conv2d_direct_ok(H, W, R, S, stride, pad, CRS);
+    const int bf16 = use_bf16 && !direct && bf16_layer(C, H, W, K, R, S, stride, pad);
 
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
@@ -338,6 +393,24 @@ void conv2d_forward(float *y, const float *x, const float *w, const float *b, in
             for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++)
                 conv2d_direct_forward(y + (size_t)n * K * PQ, x + (size_t)n * C * H * W, wp, b, C, H, W, K, R, S,
                                       pad);
+            continue;
+        }
+        if (bf16) {
+            Bf16Scratch bs = bf16_scratch(col + im2col_floats(C, H, W, K, R, S, stride, pad) +
+                                              packed_floats(C, H, W, K, R, S, stride, pad), C, K, R, S, PQ);
+            const size_t lw = bf16_pair_words(CRS);
+            bf16_convert_rows(bs.w, lw, w, CRS, K, CRS);
+            for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
+                float *yn = y + (size_t)n * K * PQ;
+                im2col(col, x + (size_t)n * C * H * W, C, H, W, R, S, stride, pad, P, Q, 0, P);
+                bf16_pack_b(bs.pack, col, PQ, CRS, PQ);
+                gemm_bf16(yn, PQ, bs.w, lw, bs.pack, K, PQ, CRS, 0); /* y[n] (K,PQ) = w . col */
+                if (b)
+                    for (int k = 0; k < K; k++) {
+                        float *restrict yk = yn + (size_t)k * PQ;
+                        for (int i = 0; i < PQ; i++) yk[i] += b[k];
+                    }
+            }
             continue;
         }
         for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
@@ -377,6 +450,8 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
     const size_t nwb = (size_t)K * CRS + K; /* one dw_partial slice: dw then db */
     const int direct_w = !pointwise && conv2d_direct_ok(H, W, R, S, stride, pad, CRS);
     const int direct_x = !pointwise && conv2d_direct_dx_ok(H, W, R, S, stride, pad, K * R * S);
+    const int bf16_ok = use_bf16 && bf16_layer(C, H, W, K, R, S, stride, pad);
+    const int bf16_w = bf16_ok && !direct_w, bf16_x = bf16_ok && !direct_x; /* dw partials transposed if bf16_w */
     const int want_w = dw != NULL, want_b = db != NULL;
 
 #ifdef _OPENMP
@@ -390,7 +465,10 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
             pdb = pw + (size_t)K * CRS;
             memset(pw, 0, sizeof(float) * nwb);
         }
-        int packed = 0; /* dx weights packed into this chunk's workspace */
+        int packed = 0;   /* dx weights packed into this chunk's workspace (direct) */
+        int wt_ready = 0; /* W^T pair words ready (bf16) */
+        Bf16Scratch bs = bf16_scratch(col + im2col_floats(C, H, W, K, R, S, stride, pad) +
+                                          packed_floats(C, H, W, K, R, S, stride, pad), C, K, R, S, PQ);
         for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
             const float *xn = x + (size_t)n * C * HW;
             const float *dyn = dy + (size_t)n * K * PQ;
@@ -429,6 +507,26 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
                 conv2d_direct_forward(dxn, dyn, wp, NULL, K, P, Q, C, R, S, R - 1 - pad);
                 dx_done = 1;
             }
+            if (!dw_done && bf16_w) { /* pw^T (CRS,K) += col (CRS,PQ) . dy[n]^T (PQ,K) */
+                im2col(col, xn, C, H, W, R, S, stride, pad, P, Q, 0, P);
+                bf16_convert_rows(bs.col, bf16_pair_words(PQ), col, PQ, CRS, PQ);
+                bf16_pack_b_transposed(bs.pack, dyn, PQ, PQ, K);
+                gemm_bf16(pw, K, bs.col, bf16_pair_words(PQ), bs.pack, CRS, K, PQ, 1);
+                dw_done = 1;
+            }
+            if (!dx_done && bf16_x) { /* dcol (CRS,PQ) = w^T (CRS,K) . dy[n] (K,PQ), then scatter-add */
+                if (!wt_ready) {
+                    for (int k = 0; k < K; k++) /* W^T in fp32 through col, then pair words */
+                        for (int i = 0; i < CRS; i++) col[(size_t)i * K + k] = w[(size_t)k * CRS + i];
+                    bf16_convert_rows(bs.wt, bf16_pair_words(K), col, K, CRS, K);
+                    wt_ready = 1;
+                }
+                bf16_pack_b(bs.pack, dyn, PQ, K, PQ);
+                gemm_bf16(col, PQ, bs.wt, bf16_pair_words(K), bs.pack, CRS, PQ, K, 0);
+                memset(dxn, 0, sizeof(float) * C * HW);
+                col2im(dxn, col, C, H, W, R, S, stride, pad, P, Q, 0, P);
+                dx_done = 1;
+            }
             if (dw_done && dx_done) continue;
             if (!dx_done) memset(dxn, 0, sizeof(float) * C * HW);
             for (int pb = 0; pb < P; pb += band) {
@@ -458,8 +556,10 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && nw >= 16384)
 #endif
         for (size_t i = 0; i < nw; i++) {
+            /* bf16 partials are (CRS,K): element i = (k, crs) of dw sits at crs*K + k */
+            const size_t j = bf16_w ? (i % CRS) * K + i / CRS : i;
             float acc = 0;
-            for (int t = 0; t < nt; t++) acc += dw_partial[(size_t)t * nwb + i];
+            for (int t = 0; t < nt; t++) acc += dw_partial[(size_t)t * nwb + j];
             dw[i] += acc;
         }
     }
