@@ -16,7 +16,7 @@ static const char *CMD = "serve";
 static void help(void) {
     printf("usage: digits serve --model FILE [flags]\n\n"
            "  --model FILE      model file written by 'digits train' (any kind)   (required)\n"
-           "  --host ADDR       address to bind (0.0.0.0: every interface)    [127.0.0.1]\n"
+           "  --host ADDR       IP address to bind (0.0.0.0: every interface) [127.0.0.1]\n"
            "  --port N          TCP port (0: any free port, printed)          [8080]\n"
            "  --threads N       connection threads = model copies (0: cores)   [0]\n"
            "  --max-body BYTES  largest request body                          [8388608]\n"

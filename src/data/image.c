@@ -117,12 +117,12 @@ static void rgba_row_to_gray(uint8_t *gray, const uint8_t *rgba, size_t w) {
 
 static int png_decode_gray(const uint8_t *data, size_t len, const char *name, uint8_t **pixels,
                            int *width, int *height, ImageStatus *st) {
-    /* The IHDR chunk is always first (bytes 8..32): its dimensions decide
-     * "too large" before libpng is involved. libpng's own user limits below
-     * stay as the enforcement and give the message. */
+    /* The IHDR chunk is always first (bytes 8..32): a bomb is refused from
+     * its dimensions before libpng reads anything (libpng's user limits
+     * below are the second line). */
     if (len >= 24 && memcmp(data + 12, "IHDR", 4) == 0) {
         uint32_t w = be32(data + 16), h = be32(data + 20);
-        if (w > DATA_MAX_SIDE || h > DATA_MAX_SIDE) *st = IMAGE_TOO_LARGE;
+        if (w > DATA_MAX_SIDE || h > DATA_MAX_SIDE) return too_large(st, name, w, h);
     }
     PngCtx ctx = {.name = name, .data = data, .len = len};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, png_on_error,

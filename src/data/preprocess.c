@@ -65,8 +65,8 @@ int preprocess_digit(uint8_t *out, const uint8_t *gray, int width, int height, P
     const int hi = inf.inverted ? 255 - darkest : brightest;  /* the strongest ink */
     inf.background = bg;
     if (hi - bg < PREP_MIN_CONTRAST)
-        return dg_set_error("no digit found: the image is blank (ink differs from the background by %d "
-                            "of 255, need %d)", hi - bg, PREP_MIN_CONTRAST);
+        return dg_set_error("no digit found: the image is blank, all background (ink contrast %d of 255, "
+                            "need %d)", hi - bg, PREP_MIN_CONTRAST);
 
     /* Ink-bright, background-free, stretched to 0..255, faint noise cleared;
      * and the ink's bounding box. */

@@ -291,12 +291,15 @@ int serve_start(Server **out, const ServeConfig *cfg) {
     if (s->cfg.timeout_s <= 0) s->cfg.timeout_s = 15;
     const char *host = s->cfg.host ? s->cfg.host : "127.0.0.1";
 
-    /* the address first: a typo fails before the model is loaded */
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
+    /* The address first, so a typo fails before the model is loaded. Numeric
+     * only (no DNS lookup that could hang without a network), plus "localhost". */
+    if (strcasecmp(host, "localhost") == 0) host = "127.0.0.1";
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICHOST}, *ai;
     int gai = getaddrinfo(host, NULL, &hints, &ai);
     if (gai != 0) {
         free(s);
-        return dg_set_error("cannot listen on '%s': %s", host, gai_strerror(gai));
+        return dg_set_error("cannot listen on '%s': not an IP address (%s)", host, gai_strerror(gai));
     }
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof addr);
@@ -314,11 +317,12 @@ int serve_start(Server **out, const ServeConfig *cfg) {
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
     starting = 1;
     dg_set_error("unknown libmicrohttpd error");
+    /* The logger first: options are applied in order. A pool of one is no pool. */
     s->daemon = MHD_start_daemon(
-        flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg.threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)s->cfg.timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_EXTERNAL_LOGGER,
-        on_mhd_log, s, MHD_OPTION_END);
+        flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.timeout_s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)(s->cfg.threads > 1 ? s->cfg.threads : 0), MHD_OPTION_END);
     starting = 0;
     if (!s->daemon) {
         char why[400];

@@ -25,7 +25,7 @@
 
 typedef struct {
     const char *model_path;  /* any model file classifier_load reads (required) */
-    const char *host;        /* address to bind: "127.0.0.1", "::1", "0.0.0.0", "localhost" */
+    const char *host;        /* IP address to bind ("127.0.0.1", "::1", "0.0.0.0") or "localhost" */
     int port;                /* 0: an ephemeral port (serve_start returns it) */
     int threads;             /* connection threads = classifiers loaded; <= 0: one per core */
     size_t max_body;         /* largest request body in bytes; larger: 413 */
