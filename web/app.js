@@ -209,14 +209,16 @@ async function showModel() {
   }
 }
 
-// ---- demo: a handwritten-looking 3, a little off-centre ------------------------------------
+// ---- demo: a handwritten-looking 3, small and up in a corner -----------------------------
+// (the server crops, scales and centres it: see "what the model sees")
 
 function demo() {
+  const at = (p) => [24 + 0.62 * p[0], 14 + 0.62 * p[1]];
   const strokes = [
     [[92, 66], [118, 50], [152, 46], [178, 58], [186, 82], [176, 106], [150, 124], [126, 130]],
     [[132, 128], [164, 136], [188, 156], [192, 186], [178, 212], [150, 226], [116, 226], [88, 210]],
   ];
-  for (const s of strokes) {
+  for (const s of strokes.map((st) => st.map(at))) {
     // a smooth curve through the points (quadratic segments between midpoints)
     ctx.beginPath();
     ctx.moveTo(s[0][0], s[0][1]);
