@@ -59,7 +59,7 @@ typedef struct {
     Route route;
     SBuf body;               /* the raw body, or the chosen multipart part */
     uint64_t received;       /* body bytes seen, kept or not */
-    int too_large, oom, bad_multipart, refused;
+    int too_large, oom, bad_multipart;
     struct MHD_PostProcessor *pp;
     int part_chosen;
     char part_key[64];
@@ -156,7 +156,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         const char *allow = NULL;
         int st = routes_match(method, url, &c->route, &allow);
         if (st) {
-            c->refused = 1;
             Reply rep = {0};
             if (st == 404) reply_error(&rep, 404, "no such path: %s (try /, /api/predict, /api/model, /healthz)", c->path);
             else reply_error(&rep, 405, "%s is not allowed on %s (allowed: %s)", c->method, c->path, allow);
@@ -171,7 +170,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
             if (n > s->cfg.max_body) {
                 char msg[128];
                 snprintf(msg, sizeof msg, "body of %llu bytes is over the %zu-byte limit", n, s->cfg.max_body);
-                c->refused = 1;
                 return send_error(mc, c, 413, msg);
             }
         }
@@ -179,7 +177,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         if (starts_with_ci(type, "multipart/form-data")) {
             c->pp = MHD_create_post_processor(mc, 16 * 1024, on_part, c);
             if (!c->pp) {
-                c->refused = 1;
                 return send_error(mc, c, 400, "multipart/form-data without a boundary");
             }
         }

@@ -1,0 +1,21 @@
+-- load.lua — wrk script for bench/load.sh: POSTs one PNG to /api/predict
+-- and prints a summary (requests, req/s, latency percentiles, errors).
+--   wrk -s bench/load.lua URL -- BODY_FILE
+function init(args)
+  local f = assert(io.open(args[1], "rb"))
+  wrk.method = "POST"
+  wrk.body = f:read("*a")
+  wrk.headers["Content-Type"] = "image/png"
+  f:close()
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("requests %d\nseconds %.2f\nrequests_per_s %.1f\n", summary.requests,
+    summary.duration / 1e6, summary.requests / (summary.duration / 1e6)))
+  for _, p in ipairs({ 50, 90, 99, 99.9 }) do
+    io.write(string.format("p%s_ms %.2f\n", tostring(p), latency:percentile(p) / 1000))
+  end
+  io.write(string.format("max_ms %.2f\nnon_2xx %d\nsocket_errors %d\n", latency.max / 1000, e.status,
+    e.connect + e.read + e.write + e.timeout))
+end
