@@ -7,7 +7,8 @@
 #   bench/load.sh [MODEL] [REQUESTS]     default runs/cnn-bn.safetensors 100000
 #
 # Knobs: LOAD_THREADS (server threads, default nproc), LOAD_CONNECTIONS
-# (concurrent clients, default 16), WRK_THREADS (default 1). Needs wrk
+# (concurrent clients, default 16). One wrk thread (it stops the run after
+# REQUESTS responses; see load.lua): enough for loopback. Needs wrk
 # (DIGITS_DEV=1 tools/install_deps.sh) and MNIST in data/mnist (the digit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,6 @@ MODEL=${1:-runs/cnn-bn.safetensors}
 N=${2:-100000}
 THREADS=${LOAD_THREADS:-$(nproc)}
 CONNS=${LOAD_CONNECTIONS:-16}
-WRK_T=${WRK_THREADS:-1}
 command -v wrk >/dev/null || { echo "load.sh: wrk not found (DIGITS_DEV=1 tools/install_deps.sh)" >&2; exit 1; }
 make -j2 build/digits >/dev/null
 tmp=$(mktemp -d)
@@ -43,23 +43,19 @@ answer=$(curl -s --noproxy '*' -H 'Content-Type: image/png' --data-binary @"$tmp
 [[ $answer == '{"digit":7,'* ]] || { echo "load.sh: unexpected answer: ${answer:0:200}" >&2; exit 1; }
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
 
-# Warm-up (every server thread has touched its classifier and buffers), and
-# the rate, to size the measured run: wrk runs for a duration, so the run
-# lasts long enough for at least N requests at the warm-up's rate (+10 %).
-wrk -t"$WRK_T" -c"$CONNS" -d3s -s bench/load.lua "$URL" -- "$tmp/body.png" > "$tmp/warm.txt"
-rate=$(awk '$1 == "requests_per_s" {print $2}' "$tmp/warm.txt")
-secs=$(awk -v n="$N" -v r="$rate" 'BEGIN { s = int(1.1 * n / r) + 1; print (s < 5 ? 5 : s) }')
-echo "warm-up: $rate req/s; measuring for ${secs}s (~$N requests)" >&2
+# warm-up: every server thread has touched its classifier and buffers
+wrk -t1 -c"$CONNS" -d3s -s bench/load.lua "$URL" -- "$tmp/body.png" > "$tmp/warm.txt"
+echo "warm-up: $(awk '$1 == "requests_per_s" {print $2}' "$tmp/warm.txt") req/s" >&2
 rss_before=$(rss)
-wrk -t"$WRK_T" -c"$CONNS" -d"${secs}s" -s bench/load.lua "$URL" -- "$tmp/body.png" > "$tmp/wrk.txt"
+wrk -t1 -c"$CONNS" -d3600s -s bench/load.lua "$URL" -- "$tmp/body.png" "$N" > "$tmp/wrk.txt"
 rss_after=$(rss)
 kill -TERM "$pid"
 wait "$pid" || true
 pid=
 
 get() { awk -v k="$1" '$1 == k {print $2}' "$tmp/wrk.txt"; }
-[[ $(get requests) -ge $N ]] || echo "load.sh: only $(get requests) requests (the machine got slower than the warm-up)" >&2
-echo "digits serve --threads $THREADS, model $(basename "$MODEL"), wrk -t$WRK_T -c$CONNS, PNG body $(stat -c %s "$tmp/body.png") bytes ($(nproc) cores)"
+[[ $(get requests) -ge $N ]] || echo "load.sh: only $(get requests) requests of $N" >&2
+echo "digits serve --threads $THREADS, model $(basename "$MODEL"), wrk -t1 -c$CONNS, PNG body $(stat -c %s "$tmp/body.png") bytes ($(nproc) cores)"
 echo
 echo "| requests | req/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | socket errors | RSS before | RSS after |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
