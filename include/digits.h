@@ -34,6 +34,7 @@
 
 #include "core/check.h"
 #include "data/data.h"
+#include "data/preprocess.h"
 #include "eval/classifier.h"
 #include "eval/metrics.h"
 #include "model/model.h"
