@@ -36,7 +36,9 @@ endif
 
 # OpenBLAS: the OpenMP build (libopenblas0-openmp) so that one runtime owns
 # the threads; see docs/ARCHITECTURE.md "Threads".
-LDLIBS  := -lcjson -lpng -ljpeg -lz -lm -ldl -lpthread
+# cairo draws the report's pictures, libsvm trains the classical baseline;
+# LAPACK comes from the same run-time OpenBLAS (src/core/blas.h).
+LDLIBS  := -lcjson -lpng -ljpeg -lz -lm -ldl -lpthread -lcairo -lsvm
 
 LIB_SRC  := $(shell find src -name '*.c' | sort)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
