@@ -47,6 +47,8 @@ APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(BUILD)/tests/testutil.o
+# helper programs the end-to-end tests call (not tests themselves)
+TEST_TOOLS := $(BUILD)/tests/check_png
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
@@ -71,11 +73,15 @@ $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) $(BUILD)/libdigits.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(TEST_HELPERS) $(BUILD)/libdigits.a $(LDLIBS) -lcmocka $(LDFLAGS)
 
+$(BUILD)/tests/check_png: tests/check_png.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< -lpng -lm $(LDFLAGS)
+
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libdigits.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdigits.a $(LDLIBS) $(LDFLAGS)
 
-test: $(BUILD)/digits $(TEST_BIN)
+test: $(BUILD)/digits $(TEST_BIN) $(TEST_TOOLS)
 	BUILD=$(BUILD) bash tests/run_tests.sh
 
 bench: $(BUILD)/digits $(BENCH_BIN)
