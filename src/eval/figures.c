@@ -38,12 +38,14 @@ static void curves_panel(cairo_t *cr, const TrainLog *log, double x, double y, d
     min_max(log->col[col_val], log->n, &lo, &hi);
     if (!isfinite(lo)) lo = 0, hi = 1;
     if (accuracy) {
+        lo -= (hi - lo) * 0.04; /* headroom so the end markers are not cut */
         if (hi > 1) hi = 1;
         plot_nice_range(&lo, &hi, 6);
         if (hi > 1) hi = 1;
         if (lo < 0) lo = 0;
     } else {
         lo = 0;
+        hi *= 1.04;
         plot_nice_range(&lo, &hi, 6);
     }
     double x0 = ep[0] - 0.5, x1 = ep[log->n - 1] + 0.5;

@@ -5,6 +5,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "core/blas.h"
 #include "core/check.h"
@@ -74,7 +77,14 @@ static int fit(Pca *p, const Rows *src, int n, int d, int k) {
     free(cf);
     free(mean);
 
-    /* all eigenvalues and eigenvectors (ascending); workspace query first */
+    /* all eigenvalues and eigenvectors (ascending); workspace query first.
+     * dsyevr is thousands of small BLAS-2 calls: run single-threaded, the
+     * OpenMP build of OpenBLAS would open a parallel region for each, which
+     * costs seconds on a busy machine (it follows omp_get_max_threads). */
+#ifdef _OPENMP
+    const int omp_threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+#endif
     double *w = dg_xmalloc((size_t)d * sizeof(double));
     double *z = dg_xmalloc((size_t)d * d * sizeof(double));
     int *isuppz = dg_xmalloc(2 * (size_t)d * sizeof(int));
@@ -88,6 +98,9 @@ static int fit(Pca *p, const Rows *src, int n, int d, int k) {
     int *iwork = dg_xmalloc((size_t)(liwork > 1 ? liwork : 1) * sizeof(int));
     dsyevr("V", "A", "U", &d, cov, &d, &dzero, &dzero, &zero, &zero, &abstol, &found, w, z, &d, isuppz, work,
            &lwork, iwork, &liwork, &info, 1, 1, 1);
+#ifdef _OPENMP
+    omp_set_num_threads(omp_threads);
+#endif
     free(work);
     free(iwork);
     free(isuppz);

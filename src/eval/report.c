@@ -227,7 +227,7 @@ static void section_model(Rep *r, const Classifier *c, const cJSON *meta) {
 static int find_log(const ReportConfig *cfg, const cJSON *meta, char *out, size_t len, const char **how) {
     if (cfg->log_path) {
         snprintf(out, len, "%s", cfg->log_path);
-        *how = "--log";
+        *how = "given with --log";
         return 1;
     }
     char dir[PATH_MAX];
@@ -247,7 +247,7 @@ static int find_log(const ReportConfig *cfg, const cJSON *meta, char *out, size_
         } else if (snprintf(out, len, "%s%s", dir, base) < (int)len && is_file(out)) {
             found = 1;
         }
-        *how = "the training configuration";
+        *how = "recorded in the training configuration";
     }
     cJSON_Delete(tc);
     if (found) return 1;
@@ -256,7 +256,7 @@ static int find_log(const ReportConfig *cfg, const cJSON *meta, char *out, size_
     if (dot && strcmp(dot, ".safetensors") == 0) *dot = '\0';
     size_t l = strlen(out);
     snprintf(out + l, len - l, ".log.csv");
-    *how = "beside the model file";
+    *how = "found beside the model file";
     return is_file(out);
 }
 
@@ -276,7 +276,7 @@ static int section_curves(Rep *r, const cJSON *meta) {
     if (trainlog_read(path, &log) < 0) {
         if (r->cfg->log_path) return -1; /* asked for explicitly: a bad file is an error */
         char note[1200];
-        snprintf(note, sizeof note, "The training log found %s could not be read (%s): learning curves skipped.", how,
+        snprintf(note, sizeof note, "The training log (%s) could not be read: %s. Learning curves skipped.", how,
                  dg_errmsg());
         html_note(r, note);
         return 0;
@@ -296,7 +296,7 @@ static int section_curves(Rep *r, const cJSON *meta) {
         fclose(ms);
     }
     o = (int)strlen(cap);
-    o += snprintf(cap + o, sizeof cap - (size_t)o, "</code> (found %s).", how);
+    o += snprintf(cap + o, sizeof cap - (size_t)o, "</code> (%s).", how);
     if (best >= 0)
         snprintf(cap + o, sizeof cap - (size_t)o,
                  " Best epoch %d: validation loss %.4f, accuracy %.4f (dashed line, ringed point).",

@@ -20,6 +20,10 @@
 #include "core/util.h"
 #include "eval/pca.h"
 
+/* Below this many points every loop stays on one thread: a parallel region
+ * per iteration costs more than the work, above all on a busy machine. */
+#define PARALLEL_MIN_POINTS 1000
+
 void tsne_config_defaults(TsneConfig *c) {
     memset(c, 0, sizeof *c);
     c->perplexity = 30;
@@ -79,7 +83,7 @@ static void knn(const float *x, int n, int d, int K, int *nbr, float *dist) {
         dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, d, 1.0f, x + (size_t)r0 * d, d, x, d, 0.0f,
                           dot, n);
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_POINTS)
 #endif
         for (int a = 0; a < m; a++) {
             int i = r0 + a, size = 0;
@@ -104,7 +108,7 @@ static void knn(const float *x, int n, int d, int K, int *nbr, float *dist) {
 static void conditional_p(const float *dist, int n, int K, double perplexity, float *p) {
     const double target = log(perplexity);
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_POINTS)
 #endif
     for (int i = 0; i < n; i++) {
         const float *di = dist + (size_t)i * K;
@@ -322,16 +326,23 @@ static void qt_repulse(const QTree *t, const float *y, int i, float theta2, doub
 
 /* Exact KL(P || Q) for the final embedding. */
 static double kl_divergence(const Csr *P, const double *y, int n) {
-    double z = 0;
+    /* row sums by one thread each, added in order: the same value for any thread count */
+    double *zrow = dg_xmalloc((size_t)n * sizeof(double));
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) reduction(+ : z)
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_POINTS)
 #endif
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        double s = 0;
         for (int j = 0; j < n; j++) {
             if (i == j) continue;
             double dx = y[2 * i] - y[2 * j], dy = y[2 * i + 1] - y[2 * j + 1];
-            z += 1.0 / (1.0 + dx * dx + dy * dy);
+            s += 1.0 / (1.0 + dx * dx + dy * dy);
         }
+        zrow[i] = s;
+    }
+    double z = 0;
+    for (int i = 0; i < n; i++) z += zrow[i];
+    free(zrow);
     double kl = 0;
     for (int i = 0; i < n; i++)
         for (int t = P->row[i]; t < P->row[i + 1]; t++) {
@@ -407,9 +418,9 @@ int tsne_run(const float *x, int n, int d, const TsneConfig *cfg, float *yout, T
         }
         for (int i = 0; i < 2 * n; i++) yf[i] = (float)y[i];
         qt_rebuild(&tree, yf, n);
-        /* every point's forces by one thread: no dependence on the thread count */
+        /* every point's forces by one thread, in a fixed order */
 #ifdef _OPENMP
-#pragma omp parallel
+#pragma omp parallel if (n >= PARALLEL_MIN_POINTS)
 #endif
         {
 #ifdef _OPENMP

@@ -11,9 +11,11 @@
  *   - the repulsive forces by a quadtree with opening angle theta = 0.5.
  * The embedding is re-centred every iteration (as in van der Maaten's bhtsne).
  *
- * Deterministic: no random numbers are drawn (PCA initialisation), and every
- * per-point sum is computed by one thread, so the result does not depend on
- * the thread count.
+ * Deterministic: no random numbers are drawn (PCA initialisation) and every
+ * per-point sum is computed by one thread, so the same input and thread
+ * count give the same embedding. Across thread counts the BLAS products
+ * (neighbour distances, the PCA) may round differently, and t-SNE amplifies
+ * such differences into a different (equally good) layout.
  *
  * Leaves out: dimensions other than 2, the exact O(n^2) gradient, approximate
  * nearest neighbours (exact search is a few hundred ms at n = 10 000).
