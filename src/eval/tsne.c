@@ -230,8 +230,9 @@ typedef struct {
 static int qt_new(QTree *t) {
     if (t->n_nodes == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 1024;
-        QNode *nn = realloc(t->node, (size_t)t->cap * sizeof(QNode));
-        DG_ASSERT(nn);
+        QNode *nn = dg_xmalloc((size_t)t->cap * sizeof(QNode));
+        if (t->n_nodes) memcpy(nn, t->node, (size_t)t->n_nodes * sizeof(QNode));
+        free(t->node);
         t->node = nn;
     }
     return t->n_nodes++;
