@@ -420,11 +420,21 @@ static void draw_act(cairo_t *cr, int w, int h, const void *vctx) {
     plot_text(cr, w / 2.0, 14, a->title, 15, 0.5, 0, 1, 0, PLOT_BLACK);
     plot_text(cr, 20, ACT_TOP, "input", 12, 0, 0, 1, 0, PLOT_BLACK);
     plot_gray_image(cr, a->input, a->in_w, a->in_h, 20, ACT_TOP + 18, 112, 112, 0);
-    plot_text(cr, 20, ACT_TOP + 140, "each map scaled", 11, 0, 0, 0, 0, PLOT_BLACK);
-    plot_text(cr, 20, ACT_TOP + 155, "to its own range", 11, 0, 0, 0, 0, PLOT_BLACK);
+    /* 1x1 maps have no range of their own: one scale for all channels then */
+    const int shared = a->mh * a->mw == 1;
+    float lo = 0, hi = 0;
+    if (shared) {
+        lo = INFINITY, hi = -INFINITY;
+        for (int k = 0; k < a->c; k++) {
+            if (a->maps[k] < lo) lo = a->maps[k];
+            if (a->maps[k] > hi) hi = a->maps[k];
+        }
+    }
+    plot_text(cr, 20, ACT_TOP + 140, shared ? "one scale for" : "each map scaled", 11, 0, 0, 0, 0, PLOT_BLACK);
+    plot_text(cr, 20, ACT_TOP + 155, shared ? "all channels" : "to its own range", 11, 0, 0, 0, 0, PLOT_BLACK);
     float ramp[32];
     for (int i = 0; i < 32; i++) ramp[i] = (float)i;
-    plot_float_map(cr, ramp, 32, 1, 20, ACT_TOP + 174, 112, 10);
+    plot_float_map(cr, ramp, 32, 1, 20, ACT_TOP + 174, 112, 10, 0, 0);
     plot_text(cr, 20, ACT_TOP + 188, "low", 10, 0, 0, 0, 0, PLOT_BLACK);
     plot_text(cr, 132, ACT_TOP + 188, "high", 10, 1, 0, 0, 0, PLOT_BLACK);
     int cols = act_cols(a->c);
@@ -434,7 +444,7 @@ static void draw_act(cairo_t *cr, int w, int h, const void *vctx) {
         double x = ACT_LEFT + c * (ACT_MAP + ACT_GAP), y = ACT_TOP + r * (ACT_MAP + ACT_GAP + 12);
         snprintf(buf, sizeof buf, "%d", k);
         plot_text(cr, x, y, buf, 9, 0, 0, 0, 0, PLOT_GRAY);
-        plot_float_map(cr, a->maps + (size_t)k * a->mh * a->mw, a->mw, a->mh, x, y + 11, ACT_MAP, ACT_MAP);
+        plot_float_map(cr, a->maps + (size_t)k * a->mh * a->mw, a->mw, a->mh, x, y + 11, ACT_MAP, ACT_MAP, lo, hi);
     }
     (void)h;
 }

@@ -455,11 +455,15 @@ void plot_gray_image(cairo_t *cr, const uint8_t *px, int w, int h, double x, dou
     cairo_surface_destroy(img);
 }
 
-void plot_float_map(cairo_t *cr, const float *v, int w, int h, double x, double y, double size_w, double size_h) {
-    float lo = INFINITY, hi = -INFINITY;
-    for (int i = 0; i < w * h; i++) {
-        if (v[i] < lo) lo = v[i];
-        if (v[i] > hi) hi = v[i];
+void plot_float_map(cairo_t *cr, const float *v, int w, int h, double x, double y, double size_w, double size_h,
+                    float lo, float hi) {
+    if (!(lo < hi)) {
+        lo = INFINITY;
+        hi = -INFINITY;
+        for (int i = 0; i < w * h; i++) {
+            if (v[i] < lo) lo = v[i];
+            if (v[i] > hi) hi = v[i];
+        }
     }
     double span = hi > lo ? hi - lo : 1;
     unsigned char *data;
@@ -468,7 +472,7 @@ void plot_float_map(cairo_t *cr, const float *v, int w, int h, double x, double 
     for (int r = 0; r < h; r++) {
         uint32_t *row = (uint32_t *)(data + (size_t)r * stride);
         for (int c = 0; c < w; c++) {
-            Rgb col = plot_viridis(hi > lo ? (v[(size_t)r * w + c] - lo) / span : 0);
+            Rgb col = plot_viridis(hi > lo ? (v[(size_t)r * w + c] - lo) / span : 0); /* clamped */
             row[c] = (uint32_t)lround(col.r * 255) << 16 | (uint32_t)lround(col.g * 255) << 8 |
                      (uint32_t)lround(col.b * 255);
         }

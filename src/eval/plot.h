@@ -98,8 +98,10 @@ void plot_legend_row(cairo_t *cr, double cx, double y, const char *const *names,
  * size_h) with nearest-neighbour scaling; invert: ink dark on white. */
 void plot_gray_image(cairo_t *cr, const uint8_t *px, int w, int h, double x, double y, double size_w, double size_h,
                      int invert);
-/* A float map (h, w) through viridis, min-max normalised. */
-void plot_float_map(cairo_t *cr, const float *v, int w, int h, double x, double y, double size_w, double size_h);
+/* A float map (h, w) through viridis over [lo, hi]; lo >= hi: the map's own
+ * minimum and maximum. */
+void plot_float_map(cairo_t *cr, const float *v, int w, int h, double x, double y, double size_w, double size_h,
+                    float lo, float hi);
 
 /* A vertical colour bar for cmap over [lo, hi] (bottom to top), ticks and
  * label on its right. */
