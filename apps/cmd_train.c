@@ -47,7 +47,8 @@ static int is_dir(const char *p) {
 int cmd_train(int argc, char **argv) {
     /* the classical baseline has flags of its own (--gamma is the RBF width there) */
     for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--model=svm") == 0 || (strcmp(argv[i], "--model") == 0 && i + 1 < argc && strcmp(argv[i + 1], "svm") == 0))
+        if (strcmp(argv[i], "--model=svm") == 0 ||
+            (strcmp(argv[i], "--model") == 0 && i + 1 < argc && strcmp(argv[i + 1], "svm") == 0))
             return cmd_train_svm(argc, argv);
     TrainConfig cfg;
     train_config_defaults(&cfg);

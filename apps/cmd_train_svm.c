@@ -109,7 +109,8 @@ int cmd_train_svm(int argc, char **argv) {
     if (dataset_load(data, "train", &all) < 0) cli_fail(CMD, "%s", dg_errmsg());
     if (!all.labels) cli_fail(CMD, "%s: has no labels (a Kaggle test.csv?); training needs train.csv", data);
     if (cfg.components > all.rows * all.cols)
-        cli_usage_error(CMD, "--components: %d is more than the %d pixels of an image", cfg.components, all.rows * all.cols);
+        cli_usage_error(CMD, "--components: %d is more than the %d pixels of an image", cfg.components,
+                        all.rows * all.cols);
     if (limit && limit < all.n) all.n = limit;
     int *tr_idx, *va_idx, n_tr, n_va;
     split_stratified(all.labels, all.n, val_split, seed, &tr_idx, &n_tr, &va_idx, &n_va);

@@ -18,7 +18,8 @@
 typedef void (*dsyevr_fn)(const char *jobz, const char *range, const char *uplo, const int *n, double *a,
                           const int *lda, const double *vl, const double *vu, const int *il, const int *iu,
                           const double *abstol, int *m, double *w, double *z, const int *ldz, int *isuppz,
-                          double *work, const int *lwork, int *iwork, const int *liwork, int *info, size_t, size_t, size_t);
+                          double *work, const int *lwork, int *iwork, const int *liwork, int *info, size_t, size_t,
+                          size_t);
 
 #define CHUNK_ROWS 2048
 

@@ -648,7 +648,8 @@ int report_write(const ReportConfig *cfg) {
         model_forward(m, 1, 0);
         int k = cfg->digit, shown = 0;
         fprintf(f, "<p>Every convolution layer's output channels for test image %d (label %d, predicted %d with "
-                   "probability %.3f); each map is scaled to its own range (1x1 maps share one). Choose the image with --digit.</p>\n",
+                   "probability %.3f); each map is scaled to its own range (1x1 maps share one). "
+                   "Choose the image with --digit.</p>\n",
                 k, test.labels[k], pred[k], probs[(size_t)k * 10 + pred[k]]);
         for (int i = 0; i < m->n_layers; i++) {
             const Layer *l = &m->layers[i];
