@@ -260,9 +260,13 @@ static int find_log(const ReportConfig *cfg, const cJSON *meta, char *out, size_
     return is_file(out);
 }
 
-static int section_curves(Rep *r, const cJSON *meta) {
+static int section_curves(Rep *r, const Classifier *c, const cJSON *meta) {
     FILE *f = r->body;
     fprintf(f, "<h2 id=\"curves\">Learning curves</h2>\n");
+    if (c->kind == CLASSIFIER_SVM && !r->cfg->log_path) {
+        html_note(r, "The SVM baseline is trained in one solve, without epochs: there are no learning curves.");
+        return 0;
+    }
     char path[PATH_MAX], base[PATH_MAX];
     const char *how = "";
     if (!find_log(r->cfg, meta, path, sizeof path, &how)) {
@@ -357,7 +361,7 @@ int report_write(const ReportConfig *cfg) {
     const int D = test.rows * test.cols;
 
     section_model(&r, &c, meta);
-    if (section_curves(&r, meta) < 0) goto out;
+    if (section_curves(&r, &c, meta) < 0) goto out;
 
     /* ---- test metrics -------------------------------------------------- */
     pred = dg_xmalloc((size_t)test.n);
