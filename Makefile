@@ -36,7 +36,10 @@ endif
 
 # OpenBLAS: the OpenMP build (libopenblas0-openmp) so that one runtime owns
 # the threads; see docs/ARCHITECTURE.md "Threads".
-LDLIBS  := -lcjson -lpng -ljpeg -lz -lm -ldl -lpthread -lmicrohttpd
+# libmicrohttpd serves the web app; cairo draws the report's pictures, libsvm
+# trains the classical baseline; LAPACK comes from the same run-time OpenBLAS
+# (src/core/blas.h).
+LDLIBS  := -lcjson -lpng -ljpeg -lz -lm -ldl -lpthread -lmicrohttpd -lcairo -lsvm
 
 LIB_SRC  := $(shell find src -name '*.c' | sort)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -48,6 +51,8 @@ TEST_HELPERS := $(BUILD)/tests/testutil.o
 # the web page of `digits serve`, embedded in the library at build time
 WEB_SRC  := web/index.html web/app.js web/style.css
 WEB_OBJ  := $(BUILD)/gen/web_assets.o
+# helper programs the end-to-end tests call (not tests themselves)
+TEST_TOOLS := $(BUILD)/tests/check_png
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
@@ -83,11 +88,15 @@ $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) $(BUILD)/libdigits.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(TEST_HELPERS) $(BUILD)/libdigits.a $(LDLIBS) -lcmocka $(LDFLAGS)
 
+$(BUILD)/tests/check_png: tests/check_png.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< -lpng -lm $(LDFLAGS)
+
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libdigits.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdigits.a $(LDLIBS) $(LDFLAGS)
 
-test: $(BUILD)/digits $(TEST_BIN)
+test: $(BUILD)/digits $(TEST_BIN) $(TEST_TOOLS)
 	BUILD=$(BUILD) bash tests/run_tests.sh
 
 bench: $(BUILD)/digits $(BENCH_BIN)

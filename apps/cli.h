@@ -23,9 +23,11 @@ uint64_t cli_u64(const char *cmd, const char *flag, const char *s);
 void cli_set_threads(int threads);
 
 int cmd_train(int argc, char **argv);
+int cmd_train_svm(int argc, char **argv); /* `train --model svm` */
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif

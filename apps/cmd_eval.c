@@ -1,5 +1,7 @@
-/* cmd_eval.c — `digits eval`: accuracy, per-class report and confusion
- * matrix of a saved model on a labelled data set, as text or JSON. */
+/* cmd_eval.c — `digits eval`: accuracy, top-k accuracy, per-class report,
+ * confusion matrix and the misclassified items of a saved model (any kind
+ * the Classifier API loads) on a labelled data set, as text or JSON. */
+#include <cjson/cJSON.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,16 +19,20 @@ static void help(void) {
            "  --limit N             evaluate only the first N images            [all]\n"
            "  --batch-size N        images per forward pass                     [1000]\n"
            "  --threads N           worker threads (0 = all cores)              [0]\n"
+           "  --top-k K             top-1..K accuracy                           [3]\n"
+           "  --misclassified N     list the N most confident mistakes (index, true,\n"
+           "                        predicted, confidence); with --json: keep N  [text 0, json all]\n"
            "  --json                print one JSON object instead of the report\n");
 }
 
 int cmd_eval(int argc, char **argv) {
     const char *model_path = NULL, *data = "data/mnist", *split = "test";
-    int limit = 0, batch = 1000, threads = 0, json = 0;
-    enum { O_MODEL = 256, O_DATA, O_SPLIT, O_LIMIT, O_BATCH, O_THREADS, O_JSON, O_HELP };
+    int limit = 0, batch = 1000, threads = 0, json = 0, top_k = 3, n_mis = -1;
+    enum { O_MODEL = 256, O_DATA, O_SPLIT, O_LIMIT, O_BATCH, O_THREADS, O_TOPK, O_MIS, O_JSON, O_HELP };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL}, {"data", 1, 0, O_DATA}, {"split", 1, 0, O_SPLIT},
         {"limit", 1, 0, O_LIMIT}, {"batch-size", 1, 0, O_BATCH}, {"threads", 1, 0, O_THREADS},
+        {"top-k", 1, 0, O_TOPK}, {"misclassified", 1, 0, O_MIS},
         {"json", 0, 0, O_JSON}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
     opterr = 0;
     optind = 1;
@@ -42,6 +48,8 @@ int cmd_eval(int argc, char **argv) {
         case O_LIMIT: limit = cli_int(CMD, "--limit", optarg, 1, 100000000); break;
         case O_BATCH: batch = cli_int(CMD, "--batch-size", optarg, 1, 65536); break;
         case O_THREADS: threads = cli_int(CMD, "--threads", optarg, 0, 1024); break;
+        case O_TOPK: top_k = cli_int(CMD, "--top-k", optarg, 1, MODEL_NUM_CLASSES); break;
+        case O_MIS: n_mis = cli_int(CMD, "--misclassified", optarg, 0, 100000000); break;
         case O_JSON: json = 1; break;
         case O_HELP: help(); return 0;
         default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
@@ -61,20 +69,43 @@ int cmd_eval(int argc, char **argv) {
     if (limit && limit < ds.n) ds.n = limit;
 
     uint8_t *pred = dg_xmalloc((size_t)ds.n);
+    float *probs = dg_xmalloc((size_t)ds.n * MODEL_NUM_CLASSES * sizeof(float));
     double loss;
-    classifier_predict_dataset(&m, &ds, pred, NULL, &loss);
+    classifier_predict_dataset(&m, &ds, pred, probs, &loss);
     Metrics mt;
     metrics_compute(&mt, ds.labels, pred, ds.n);
+    metrics_set_top_k(&mt, probs, ds.labels, ds.n, top_k);
+    Misclassified *mis;
+    int total_mis = metrics_misclassified(ds.labels, pred, probs, ds.n, &mis);
+    if (n_mis < 0) n_mis = json ? total_mis : 0;
+    if (n_mis > total_mis) n_mis = total_mis;
     if (json) {
-        char extra[512];
-        snprintf(extra, sizeof extra, "{\"loss\":%.6f,\"model\":\"%s\",\"data\":\"%s\"}", loss, m.name, split);
-        char *s = metrics_to_json(&mt, extra);
+        char *list = misclassified_to_json(mis, n_mis);
+        cJSON *extra = cJSON_CreateObject();
+        cJSON_AddNumberToObject(extra, "loss", loss);
+        cJSON_AddStringToObject(extra, "model", m.name);
+        cJSON_AddStringToObject(extra, "data", split);
+        cJSON_AddNumberToObject(extra, "n_misclassified", total_mis);
+        cJSON_AddItemToObject(extra, "misclassified", cJSON_Parse(list));
+        char *extra_s = cJSON_PrintUnformatted(extra);
+        char *s = metrics_to_json(&mt, extra_s);
         printf("%s\n", s);
         free(s);
+        free(extra_s);
+        free(list);
+        cJSON_Delete(extra);
     } else {
         printf("model %s on %s (%s): %d images, loss %.4f\n\n", model_path, data, split, ds.n, loss);
         metrics_print(stdout, &mt);
+        if (n_mis > 0) {
+            printf("\n%d misclassified; the %d most confident:\n%8s %5s %9s %10s\n", total_mis, n_mis, "index",
+                   "true", "predicted", "confidence");
+            for (int i = 0; i < n_mis; i++)
+                printf("%8d %5d %9d %10.4f\n", mis[i].index, mis[i].truth, mis[i].pred, mis[i].confidence);
+        }
     }
+    free(mis);
+    free(probs);
     free(pred);
     dataset_free(&ds);
     classifier_free(&m);

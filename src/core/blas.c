@@ -15,6 +15,7 @@ typedef void (*sgemm_fn)(CBLAS_ORDER, CBLAS_TRANSPOSE, CBLAS_TRANSPOSE, int, int
 typedef char *(*corename_fn)(void);
 
 static sgemm_fn sgemm_ptr;
+static void *blas_lib;
 static corename_fn corename_ptr;
 static char info[256];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -42,6 +43,7 @@ static void bind(void) {
         fprintf(stderr, "digits: cannot load OpenBLAS (%s); install libopenblas0-openmp\n", dlerror());
         abort();
     }
+    blas_lib = lib;
     sgemm_ptr = (sgemm_fn)dlsym(lib, "cblas_sgemm");
     corename_ptr = (corename_fn)dlsym(lib, "openblas_get_corename");
     if (!sgemm_ptr) {
@@ -56,6 +58,11 @@ void dg_sgemm(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, 
               int ldc) {
     if (!sgemm_ptr) pthread_once(&once, bind);
     sgemm_ptr(order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void *dg_blas_symbol(const char *name) {
+    pthread_once(&once, bind);
+    return dlsym(blas_lib, name);
 }
 
 const char *dg_blas_info(void) {

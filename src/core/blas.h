@@ -27,6 +27,12 @@ void dg_sgemm(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, 
 void dg_sgemm_parallel(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N,
                        int K, float alpha, const float *A, int lda, const float *B, int ldb,
                        float beta, float *C, int ldc);
+/* Any other routine of the bound OpenBLAS by symbol name, e.g. LAPACK's
+ * "dsyevr_" (OpenBLAS ships LAPACK). Linking -llapack instead would load a
+ * second BLAS at start-up: liblapack.so.3 is an alternatives link to some
+ * OpenBLAS variant (here the pthread one), before OPENBLAS_CORETYPE is
+ * arranged and beside the OpenMP build digits binds. NULL if absent. */
+void *dg_blas_symbol(const char *name);
 /* The OpenBLAS core in use (e.g. "SkylakeX") and the library path, for logs and benchmarks. */
 const char *dg_blas_info(void);
 

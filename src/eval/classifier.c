@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/check.h"
+#include "eval/svm.h"
 #include "ops/ops.h"
 
 /* The "digits.kind" metadata value, or "cnn" when absent. */
@@ -54,11 +55,29 @@ int classifier_load(Classifier *c, const char *path, int max_batch, int threads)
         c->batch = max_batch;
         return 0;
     }
+    if (strcmp(kind, "svm") == 0) {
+        PcaSvm *s = dg_xmalloc(sizeof *s);
+        if (pcasvm_load(s, path) < 0) {
+            free(s);
+            free(meta);
+            return -1;
+        }
+        c->kind = CLASSIFIER_SVM;
+        c->impl = s;
+        c->width = s->width;
+        c->height = s->height;
+        c->batch = max_batch;
+        c->metadata_json = meta;
+        snprintf(c->name, sizeof c->name, "svm (PCA-%d, RBF)", s->pca.k);
+        return 0;
+    }
     free(meta);
     return dg_set_error("%s: model kind '%s' is not supported by this build of digits", path, kind);
 }
 
 void classifier_free(Classifier *c) {
+    if (c->kind == CLASSIFIER_SVM && c->impl) pcasvm_free(c->impl);
+    free(c->impl);
     for (int i = 0; i < c->n_models; i++) model_free(&c->models[i]);
     free(c->models);
     free(c->metadata_json);
@@ -77,6 +96,9 @@ static void predict_chunk(Classifier *c, const uint8_t *pixels, int n, float *pr
         softmax_forward(probs, z, n, K);
         break;
     }
+    case CLASSIFIER_SVM:
+        pcasvm_predict(c->impl, pixels, n, probs, logits);
+        break;
     default:
         DG_ASSERT(!"classifier kind without a predict implementation");
     }

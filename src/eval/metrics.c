@@ -49,7 +49,6 @@ void metrics_compute(Metrics *mt, const uint8_t *labels, const uint8_t *pred, in
         correct += labels[i] == pred[i];
     }
     mt->accuracy = n ? (double)correct / n : 0;
-    int classes = 0;
     for (int k = 0; k < 10; k++) {
         int tp = mt->confusion[k][k], col = 0, row = 0;
         for (int j = 0; j < 10; j++) {
@@ -62,7 +61,9 @@ void metrics_compute(Metrics *mt, const uint8_t *labels, const uint8_t *pred, in
         mt->recall[k] = row ? (double)tp / row : 0;
         double pr = mt->precision[k] + mt->recall[k];
         mt->f1[k] = pr > 0 ? 2 * mt->precision[k] * mt->recall[k] / pr : 0;
-        classes++;
+        mt->present[k] = row > 0 || col > 0;
+        if (!mt->present[k]) continue;
+        mt->n_present++;
         mt->macro_p += mt->precision[k];
         mt->macro_r += mt->recall[k];
         mt->macro_f1 += mt->f1[k];
@@ -72,19 +73,45 @@ void metrics_compute(Metrics *mt, const uint8_t *labels, const uint8_t *pred, in
             mt->weighted_f1 += mt->f1[k] * row / n;
         }
     }
-    mt->macro_p /= classes;
-    mt->macro_r /= classes;
-    mt->macro_f1 /= classes;
+    if (mt->n_present) {
+        mt->macro_p /= mt->n_present;
+        mt->macro_r /= mt->n_present;
+        mt->macro_f1 /= mt->n_present;
+    }
+}
+
+void metrics_set_top_k(Metrics *mt, const float *probs, const uint8_t *labels, int n, int k) {
+    DG_ASSERT(k >= 1 && k <= 10);
+    long hits[10] = {0};
+    for (int i = 0; i < n; i++) {
+        const float *row = probs + (size_t)i * 10;
+        int rank = 0; /* classes strictly more probable than the label */
+        for (int c = 0; c < 10; c++) rank += row[c] > row[labels[i]];
+        if (rank < k) hits[rank]++;
+    }
+    mt->top_k = k;
+    long cum = 0;
+    for (int j = 0; j < k; j++) {
+        cum += hits[j];
+        mt->top_k_acc[j] = n ? (double)cum / n : 0;
+    }
 }
 
 void metrics_print(FILE *f, const Metrics *mt) {
-    fprintf(f, "accuracy: %.4f (%d / %d)\n\n", mt->accuracy, (int)lround(mt->accuracy * mt->n), mt->n);
-    fprintf(f, "%12s %9s %9s %9s %9s\n", "", "precision", "recall", "f1-score", "support");
+    fprintf(f, "accuracy: %.4f (%d / %d)\n", mt->accuracy, (int)lround(mt->accuracy * mt->n), mt->n);
+    if (mt->top_k) {
+        fprintf(f, "top-k accuracy:");
+        for (int j = 0; j < mt->top_k; j++) fprintf(f, "  top-%d %.4f", j + 1, mt->top_k_acc[j]);
+        fprintf(f, "\n");
+    }
+    /* scikit-learn: "{:>12s} " then " {:>9}" per column, a blank line after the header */
+    fprintf(f, "\n%12s  %9s %9s %9s %9s\n\n", "", "precision", "recall", "f1-score", "support");
     for (int k = 0; k < 10; k++)
-        fprintf(f, "%12d %9.4f %9.4f %9.4f %9d\n", k, mt->precision[k], mt->recall[k], mt->f1[k], mt->support[k]);
-    fprintf(f, "\n%12s %9s %9s %9.4f %9d\n", "accuracy", "", "", mt->accuracy, mt->n);
-    fprintf(f, "%12s %9.4f %9.4f %9.4f %9d\n", "macro avg", mt->macro_p, mt->macro_r, mt->macro_f1, mt->n);
-    fprintf(f, "%12s %9.4f %9.4f %9.4f %9d\n\n", "weighted avg", mt->weighted_p, mt->weighted_r,
+        if (mt->present[k])
+            fprintf(f, "%12d  %9.4f %9.4f %9.4f %9d\n", k, mt->precision[k], mt->recall[k], mt->f1[k], mt->support[k]);
+    fprintf(f, "\n%12s  %9s %9s %9.4f %9d\n", "accuracy", "", "", mt->accuracy, mt->n);
+    fprintf(f, "%12s  %9.4f %9.4f %9.4f %9d\n", "macro avg", mt->macro_p, mt->macro_r, mt->macro_f1, mt->n);
+    fprintf(f, "%12s  %9.4f %9.4f %9.4f %9d\n\n", "weighted avg", mt->weighted_p, mt->weighted_r,
             mt->weighted_f1, mt->n);
     fprintf(f, "confusion matrix (rows: true, columns: predicted)\n      ");
     for (int k = 0; k < 10; k++) fprintf(f, "%6d", k);
@@ -113,12 +140,21 @@ char *metrics_to_json(const Metrics *mt, const char *extra_json) {
     for (int i = 0; i < 10; i++) cJSON_AddItemToArray(conf, cJSON_CreateIntArray(mt->confusion[i], 10));
     cJSON *pc = cJSON_AddArrayToObject(root, "per_class");
     for (int k = 0; k < 10; k++) {
+        if (!mt->present[k]) continue;
         cJSON *o = prf(mt->precision[k], mt->recall[k], mt->f1[k], mt->support[k]);
         cJSON_AddNumberToObject(o, "class", k);
         cJSON_AddItemToArray(pc, o);
     }
     cJSON_AddItemToObject(root, "macro_avg", prf(mt->macro_p, mt->macro_r, mt->macro_f1, mt->n));
     cJSON_AddItemToObject(root, "weighted_avg", prf(mt->weighted_p, mt->weighted_r, mt->weighted_f1, mt->n));
+    if (mt->top_k) {
+        cJSON *tk = cJSON_AddObjectToObject(root, "top_k");
+        for (int j = 0; j < mt->top_k; j++) {
+            char key[16];
+            snprintf(key, sizeof key, "%d", j + 1);
+            cJSON_AddNumberToObject(tk, key, mt->top_k_acc[j]);
+        }
+    }
     if (extra_json) {
         cJSON *extra = cJSON_Parse(extra_json);
         for (cJSON *e = extra ? extra->child : NULL; e; e = e->next)
@@ -127,5 +163,50 @@ char *metrics_to_json(const Metrics *mt, const char *extra_json) {
     }
     char *s = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
+    return s;
+}
+
+/* qsort order: most confident first, then by index */
+static int cmp_mis(const void *a, const void *b) {
+    const Misclassified *x = a, *y = b;
+    if (x->confidence != y->confidence) return x->confidence > y->confidence ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+int metrics_misclassified(const uint8_t *labels, const uint8_t *pred, const float *probs, int n,
+                          Misclassified **out) {
+    int count = 0;
+    for (int i = 0; i < n; i++) count += labels[i] != pred[i];
+    *out = NULL;
+    if (!count) return 0;
+    Misclassified *m = dg_xmalloc((size_t)count * sizeof *m);
+    int j = 0;
+    for (int i = 0; i < n; i++) {
+        if (labels[i] == pred[i]) continue;
+        m[j].index = i;
+        m[j].truth = labels[i];
+        m[j].pred = pred[i];
+        m[j].confidence = probs ? probs[(size_t)i * 10 + pred[i]] : 0.0f;
+        j++;
+    }
+    qsort(m, (size_t)count, sizeof *m, cmp_mis);
+    *out = m;
+    return count;
+}
+
+char *misclassified_to_json(const Misclassified *m, int n) {
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "index", m[i].index);
+        cJSON_AddNumberToObject(o, "true", m[i].truth);
+        cJSON_AddNumberToObject(o, "predicted", m[i].pred);
+        /* 6 digits are plenty and keep the list short */
+        cJSON_AddItemToObject(o, "confidence", cJSON_CreateNumber(round(m[i].confidence * 1e6) / 1e6));
+        cJSON_AddItemToArray(arr, o);
+    }
+    char *s = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    DG_ASSERT(s);
     return s;
 }

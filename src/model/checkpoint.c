@@ -337,3 +337,129 @@ char *safetensors_metadata(const char *path) {
     if (!out) dg_set_error("%s: out of memory reading metadata", path);
     return out;
 }
+
+/* ==== generic tensors ===================================================== */
+
+struct SafetensorsFile {
+    StFile s;
+    char path[4096];
+};
+
+int safetensors_write(const char *path, const char *meta_json, const StTensor *t, int n) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON *meta = meta_json ? cJSON_Parse(meta_json) : cJSON_CreateObject();
+    DG_ASSERT(cJSON_IsObject(meta));
+    cJSON_AddItemToObject(root, "__metadata__", meta);
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        cJSON *e = cJSON_AddObjectToObject(root, t[i].name);
+        cJSON_AddStringToObject(e, "dtype", "F32");
+        cJSON *shape = cJSON_AddArrayToObject(e, "shape");
+        size_t count = 1;
+        for (int d = 0; d < t[i].ndim; d++) {
+            cJSON_AddItemToArray(shape, cJSON_CreateNumber(t[i].shape[d]));
+            count *= (size_t)t[i].shape[d];
+        }
+        cJSON *offs = cJSON_AddArrayToObject(e, "data_offsets");
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+        off += count * sizeof(float);
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+    }
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    DG_ASSERT(json);
+    size_t hlen = strlen(json), padded = (hlen + 7) / 8 * 8;
+    AtomicFile af;
+    if (atomic_file_open(&af, path) < 0) {
+        free(json);
+        return -1;
+    }
+    uint8_t lenbuf[8];
+    for (int i = 0; i < 8; i++) lenbuf[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+    int ok = fwrite(lenbuf, 1, 8, af.f) == 8 && fwrite(json, 1, hlen, af.f) == hlen;
+    for (size_t i = hlen; ok && i < padded; i++) ok = fputc(' ', af.f) != EOF;
+    for (int i = 0; ok && i < n; i++) {
+        size_t count = 1;
+        for (int d = 0; d < t[i].ndim; d++) count *= (size_t)t[i].shape[d];
+        ok = fwrite(t[i].data, sizeof(float), count, af.f) == count;
+    }
+    free(json);
+    if (!ok) {
+        atomic_file_abort(&af);
+        return dg_set_error("%s: write failed (disk full?); previous file left intact", path);
+    }
+    return atomic_file_commit(&af);
+}
+
+SafetensorsFile *safetensors_open(const char *path) {
+    SafetensorsFile *f = dg_xcalloc(1, sizeof *f);
+    if (st_open(&f->s, path) < 0) {
+        free(f);
+        return NULL;
+    }
+    snprintf(f->path, sizeof f->path, "%s", path);
+    return f;
+}
+
+void safetensors_close(SafetensorsFile *f) {
+    if (!f) return;
+    st_close(&f->s);
+    free(f);
+}
+
+const char *safetensors_meta(const SafetensorsFile *f, const char *key) { return st_meta(&f->s, key); }
+
+int safetensors_get(const SafetensorsFile *f, const char *name, int ndim, const int *shape, float **data) {
+    *data = NULL;
+    const char *path = f->path;
+    char want[64], got[64];
+    format_shape(want, sizeof want, shape, ndim);
+    cJSON *e = cJSON_GetObjectItemCaseSensitive(f->s.header, name);
+    if (!cJSON_IsObject(e)) return dg_set_error("%s: missing tensor %s (shape %s)", path, name, want);
+    cJSON *dtype = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+    if (!cJSON_IsString(dtype) || strcmp(dtype->valuestring, "F32") != 0)
+        return dg_set_error("%s: tensor %s: dtype %s, expected F32", path, name,
+                            cJSON_IsString(dtype) ? dtype->valuestring : "(missing)");
+    cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
+    int nd = cJSON_IsArray(sh) ? cJSON_GetArraySize(sh) : -1;
+    int dims[4] = {0}, ok = nd == ndim;
+    size_t count = 1;
+    for (int d = 0; d < ndim; d++) count *= (size_t)shape[d];
+    for (int d = 0; d < nd && d < 4; d++) {
+        cJSON *v = cJSON_GetArrayItem(sh, d);
+        /* a non-integer or absurd dimension reads as -1: never equal to a wanted size */
+        dims[d] = cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 2e9 &&
+                          v->valuedouble == (double)(int)v->valuedouble
+                      ? (int)v->valuedouble
+                      : -1;
+        if (d < ndim && dims[d] != shape[d]) ok = 0;
+    }
+    if (!ok) {
+        if (nd < 0 || nd > 4)
+            snprintf(got, sizeof got, "(invalid)");
+        else
+            format_shape(got, sizeof got, dims, nd);
+        return dg_set_error("%s: tensor %s: shape %s, expected %s", path, name, got, want);
+    }
+    size_t data_len = f->s.len - f->s.data_start;
+    cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+    cJSON *o0 = cJSON_GetArrayItem(offs, 0), *o1 = cJSON_GetArrayItem(offs, 1);
+    if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 || !cJSON_IsNumber(o0) || !cJSON_IsNumber(o1) ||
+        o0->valuedouble < 0 || o1->valuedouble < o0->valuedouble || o1->valuedouble > (double)data_len ||
+        (size_t)(o1->valuedouble - o0->valuedouble) != count * sizeof(float))
+        return dg_set_error("%s: tensor %s: data offsets are invalid or outside the file "
+                            "(truncated or corrupted model file)", path, name);
+    *data = dg_xmalloc(count ? count * sizeof(float) : sizeof(float));
+    memcpy(*data, f->s.data + f->s.data_start + (size_t)o0->valuedouble, count * sizeof(float));
+    return 0;
+}
+
+int safetensors_only(const SafetensorsFile *f, const char *const *names, int n) {
+    for (cJSON *e = f->s.header->child; e; e = e->next) {
+        if (strcmp(e->string, "__metadata__") == 0) continue;
+        int known = 0;
+        for (int i = 0; i < n && !known; i++) known = strcmp(names[i], e->string) == 0;
+        if (!known) return dg_set_error("%s: unexpected tensor %s", f->path, e->string);
+    }
+    return 0;
+}

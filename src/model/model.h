@@ -103,4 +103,28 @@ int safetensors_read(const char *path, const char *name, float **data, size_t *c
  * NULL with dg_errmsg() if the file is not a readable safetensors file. */
 char *safetensors_metadata(const char *path);
 
+/* ---- generic safetensors: model files that are not one network ------------
+ * (the PCA + SVM baseline): named F32 tensors and string metadata, with the
+ * same checks as model_load. */
+typedef struct {
+    const char *name;
+    int ndim, shape[4];
+    const float *data;
+} StTensor;
+/* Atomic write of n tensors; meta_json: a JSON object of string values
+ * (the "__metadata__"), or NULL. */
+int safetensors_write(const char *path, const char *meta_json, const StTensor *t, int n);
+typedef struct SafetensorsFile SafetensorsFile;
+/* Read and parse the header (NULL + message if not a safetensors file). */
+SafetensorsFile *safetensors_open(const char *path);
+void safetensors_close(SafetensorsFile *f);
+/* A metadata string, NULL if absent. Owned by f. */
+const char *safetensors_meta(const SafetensorsFile *f, const char *key);
+/* Copy tensor `name` into *data (malloc'd) after checking dtype F32, that its
+ * shape is exactly shape[0..ndim) and its offsets lie in the file:
+ * "m.safetensors: tensor svm.sv: shape [3,154], expected [20,154]". */
+int safetensors_get(const SafetensorsFile *f, const char *name, int ndim, const int *shape, float **data);
+/* -1 naming the first tensor of the file that is not one of names[n]. */
+int safetensors_only(const SafetensorsFile *f, const char *const *names, int n);
+
 #endif

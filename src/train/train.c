@@ -42,6 +42,7 @@ char *train_config_json(const TrainConfig *c, const char *model_name, int n_trai
     cJSON_AddNumberToObject(o, "threads", c->threads);
     cJSON_AddNumberToObject(o, "n_train", n_train);
     cJSON_AddNumberToObject(o, "n_val", n_val);
+    if (c->log_path) cJSON_AddStringToObject(o, "log", c->log_path); /* digits report draws it */
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;

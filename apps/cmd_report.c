@@ -1,0 +1,80 @@
+/* cmd_report.c — `digits report`: every picture of a model's evaluation
+ * and a self-contained index.html (src/eval/report.h). */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "digits.h"
+#include "eval/report.h"
+
+static const char *CMD = "report";
+
+static void help(void) {
+    printf("usage: digits report --model FILE --out DIR [flags]\n\n"
+           "  --model FILE          model file (any kind: cnn, svm, ...)         (required)\n"
+           "  --out DIR             where the pictures and index.html go         (required)\n"
+           "  --data DIR|FILE.csv   MNIST IDX folder or labelled Kaggle CSV      [data/mnist]\n"
+           "  --log FILE.csv        training log for the learning curves         [recorded in the model, or MODEL.log.csv]\n"
+           "  --limit N             evaluate only the first N test images        [all]\n"
+           "  --tsne N              points per t-SNE picture (0 = none)          [2000]\n"
+           "  --pair T,P            the mistake grid for true T predicted as P   [most frequent confusion]\n"
+           "  --digit I             test image for the activation maps           [0]\n"
+           "  --samples N           digits in the sample grid                    [50]\n"
+           "  --mistakes N          digits in the mistake grid                   [40]\n"
+           "  --svg                 an SVG beside every PNG\n"
+           "  --seed N              untrained network's initialisation, samples  [42]\n"
+           "  --threads N           worker threads (0 = all cores)               [0]\n"
+           "  --quiet               no progress lines\n");
+}
+
+int cmd_report(int argc, char **argv) {
+    ReportConfig cfg;
+    report_config_defaults(&cfg);
+    enum { O_MODEL = 256, O_OUT, O_DATA, O_LOG, O_LIMIT, O_TSNE, O_PAIR, O_DIGIT, O_SAMPLES, O_MISTAKES, O_SVG,
+           O_SEED, O_THREADS, O_QUIET, O_HELP };
+    static const struct option opts[] = {
+        {"model", 1, 0, O_MODEL}, {"out", 1, 0, O_OUT}, {"data", 1, 0, O_DATA}, {"log", 1, 0, O_LOG},
+        {"limit", 1, 0, O_LIMIT}, {"tsne", 1, 0, O_TSNE}, {"pair", 1, 0, O_PAIR}, {"digit", 1, 0, O_DIGIT},
+        {"samples", 1, 0, O_SAMPLES}, {"mistakes", 1, 0, O_MISTAKES}, {"svg", 0, 0, O_SVG},
+        {"seed", 1, 0, O_SEED}, {"threads", 1, 0, O_THREADS}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
+        {0, 0, 0, 0}};
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case O_MODEL: cfg.model_path = optarg; break;
+        case O_OUT: cfg.out_dir = optarg; break;
+        case O_DATA: cfg.data = optarg; break;
+        case O_LOG: cfg.log_path = optarg; break;
+        case O_LIMIT: cfg.limit = cli_int(CMD, "--limit", optarg, 1, 100000000); break;
+        case O_TSNE: cfg.tsne_n = cli_int(CMD, "--tsne", optarg, 0, 100000); break;
+        case O_PAIR: {
+            int a, b, end = 0;
+            if (sscanf(optarg, "%d,%d%n", &a, &b, &end) != 2 || optarg[end] != '\0' || a < 0 || a > 9 || b < 0 ||
+                b > 9 || a == b)
+                cli_usage_error(CMD, "--pair: '%s' is not TRUE,PREDICTED (two different digits, e.g. 9,7)", optarg);
+            cfg.pair_true = a;
+            cfg.pair_pred = b;
+            break;
+        }
+        case O_DIGIT: cfg.digit = cli_int(CMD, "--digit", optarg, 0, 100000000); break;
+        case O_SAMPLES: cfg.n_samples = cli_int(CMD, "--samples", optarg, 1, 1000); break;
+        case O_MISTAKES: cfg.n_mis = cli_int(CMD, "--mistakes", optarg, 1, 1000); break;
+        case O_SVG: cfg.svg = 1; break;
+        case O_SEED: cfg.seed = cli_u64(CMD, "--seed", optarg); break;
+        case O_THREADS: cfg.threads = cli_int(CMD, "--threads", optarg, 0, 1024); break;
+        case O_QUIET: cfg.quiet = 1; break;
+        case O_HELP: help(); return 0;
+        default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+    if (!cfg.model_path) cli_usage_error(CMD, "--model FILE is required");
+    if (!cfg.out_dir) cli_usage_error(CMD, "--out DIR is required");
+    cli_set_threads(cfg.threads);
+    if (report_write(&cfg) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    if (!cfg.quiet) printf("open %s/index.html\n", cfg.out_dir);
+    return 0;
+}
