@@ -19,7 +19,7 @@ static void help(void) {
            "  --epochs N            passes over the training set               [10]\n"
            "  --batch-size N        images per step                            [64]\n"
            "  --lr X                learning rate (max lr for onecycle)        [0.001]\n"
-           "  --optimizer sgd|adam                                             [adam]\n"
+           "  --optimizer NAME      sgd|adam|nadam|adamw (adamw: decoupled decay) [adam]\n"
            "  --momentum X          SGD momentum                               [0.9]\n"
            "  --nesterov            Nesterov momentum (SGD)                    [off]\n"
            "  --weight-decay X      L2 penalty added to gradients              [0]\n"
@@ -73,7 +73,7 @@ int cmd_train(int argc, char **argv) {
         case O_BATCH: cfg.batch_size = cli_int(CMD, "--batch-size", optarg, 1, 65536); break;
         case O_LR: cfg.lr = cli_float(CMD, "--lr", optarg, 0, 100); break;
         case O_OPT:
-            if (optim_parse(optarg, &cfg.optim) < 0) cli_usage_error(CMD, "--optimizer: '%s' is not sgd or adam", optarg);
+            if (optim_parse(optarg, &cfg.optim) < 0) cli_usage_error(CMD, "--optimizer: '%s' is not sgd, adam, nadam or adamw", optarg);
             break;
         case O_MOM: cfg.momentum = cli_float(CMD, "--momentum", optarg, 0, 1); break;
         case O_NEST: cfg.nesterov = 1; break;

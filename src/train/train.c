@@ -30,7 +30,7 @@ char *train_config_json(const TrainConfig *c, const char *model_name, int n_trai
     cJSON_AddNumberToObject(o, "epochs", c->epochs);
     cJSON_AddNumberToObject(o, "batch_size", c->batch_size);
     cJSON_AddNumberToObject(o, "lr", c->lr);
-    cJSON_AddStringToObject(o, "optimizer", c->optim == OPTIM_SGD ? "sgd" : "adam");
+    cJSON_AddStringToObject(o, "optimizer", optim_name(c->optim));
     if (c->optim == OPTIM_SGD) {
         cJSON_AddNumberToObject(o, "momentum", c->momentum);
         cJSON_AddBoolToObject(o, "nesterov", c->nesterov);
