@@ -26,5 +26,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_augment(int argc, char **argv);
+int cmd_submit(int argc, char **argv);
 
 #endif

@@ -17,17 +17,18 @@ static void help(void) {
            "  --limit N             evaluate only the first N images            [all]\n"
            "  --batch-size N        images per forward pass                     [1000]\n"
            "  --threads N           worker threads (0 = all cores)              [0]\n"
+           "  --tta N               average N test-time augmentations (1 = off) [1]\n"
            "  --json                print one JSON object instead of the report\n");
 }
 
 int cmd_eval(int argc, char **argv) {
     const char *model_path = NULL, *data = "data/mnist", *split = "test";
-    int limit = 0, batch = 1000, threads = 0, json = 0;
-    enum { O_MODEL = 256, O_DATA, O_SPLIT, O_LIMIT, O_BATCH, O_THREADS, O_JSON, O_HELP };
+    int limit = 0, batch = 1000, threads = 0, json = 0, tta = 1;
+    enum { O_MODEL = 256, O_DATA, O_SPLIT, O_LIMIT, O_BATCH, O_THREADS, O_JSON, O_HELP, O_TTA };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL}, {"data", 1, 0, O_DATA}, {"split", 1, 0, O_SPLIT},
         {"limit", 1, 0, O_LIMIT}, {"batch-size", 1, 0, O_BATCH}, {"threads", 1, 0, O_THREADS},
-        {"json", 0, 0, O_JSON}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"json", 0, 0, O_JSON}, {"help", 0, 0, O_HELP}, {"tta", 1, 0, O_TTA}, {0, 0, 0, 0}};
     opterr = 0;
     optind = 1;
     int c;
@@ -43,6 +44,7 @@ int cmd_eval(int argc, char **argv) {
         case O_BATCH: batch = cli_int(CMD, "--batch-size", optarg, 1, 65536); break;
         case O_THREADS: threads = cli_int(CMD, "--threads", optarg, 0, 1024); break;
         case O_JSON: json = 1; break;
+        case O_TTA: tta = cli_int(CMD, "--tta", optarg, 1, 64); break;
         case O_HELP: help(); return 0;
         default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
         }
@@ -53,6 +55,7 @@ int cmd_eval(int argc, char **argv) {
 
     Classifier m;
     if (classifier_load(&m, model_path, batch, threads) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    m.tta = tta;
     Dataset ds = {0};
     if (dataset_load(data, split, &ds) < 0) cli_fail(CMD, "%s", dg_errmsg());
     if (!ds.labels) cli_fail(CMD, "%s: has no labels to evaluate against (use 'digits predict' or a labelled set)", data);

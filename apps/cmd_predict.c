@@ -17,6 +17,7 @@ static void help(void) {
            "  --model FILE     model file written by 'digits train'   (required)\n"
            "  --json           one JSON object per image\n"
            "  --threads N      worker threads (0 = all cores)         [0]\n"
+           "  --tta N          average N test-time augmentations      [1]\n"
            "IMAGE: PNG or PGM, 28x28, grayscale or colour (converted).\n");
 }
 
@@ -38,10 +39,11 @@ static void to_mnist_polarity(uint8_t *px, int w, int h) {
 
 int cmd_predict(int argc, char **argv) {
     const char *model_path = NULL;
-    int json = 0, threads = 0;
-    enum { O_MODEL = 256, O_JSON, O_THREADS, O_HELP };
+    int json = 0, threads = 0, tta = 1;
+    enum { O_MODEL = 256, O_JSON, O_THREADS, O_HELP, O_TTA };
     static const struct option opts[] = {{"model", 1, 0, O_MODEL}, {"json", 0, 0, O_JSON},
-                                         {"threads", 1, 0, O_THREADS}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+                                         {"threads", 1, 0, O_THREADS}, {"help", 0, 0, O_HELP},
+                                         {"tta", 1, 0, O_TTA}, {0, 0, 0, 0}};
     opterr = 0;
     optind = 1;
     int c;
@@ -50,6 +52,7 @@ int cmd_predict(int argc, char **argv) {
         case O_MODEL: model_path = optarg; break;
         case O_JSON: json = 1; break;
         case O_THREADS: threads = cli_int(CMD, "--threads", optarg, 0, 1024); break;
+        case O_TTA: tta = cli_int(CMD, "--tta", optarg, 1, 64); break;
         case O_HELP: help(); return 0;
         default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
         }
@@ -59,6 +62,7 @@ int cmd_predict(int argc, char **argv) {
     cli_set_threads(threads);
     Classifier m;
     if (classifier_load(&m, model_path, 1, threads) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    m.tta = tta;
     int failures = 0;
     for (int i = optind; i < argc; i++) {
         uint8_t *px;

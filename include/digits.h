@@ -33,6 +33,7 @@
 #define DIGITS_H
 
 #include "core/check.h"
+#include "data/augment.h"
 #include "data/data.h"
 #include "eval/classifier.h"
 #include "eval/metrics.h"

@@ -97,6 +97,14 @@ int model_load(Model *m, const char *path);
 /* Load tensors from a safetensors file into an already built model (the
  * names must match the spec). Used by load and by the PyTorch parity tests. */
 int model_load_weights(Model *m, const char *path);
+/* Several models in one file (an ensemble): model k's tensors are named
+ * prefixes[k] + "3.weight". metadata_json: a JSON object of string values
+ * written as "__metadata__" (digits.format is added). Atomic. */
+int models_save(const char *path, const Model *const *models, const char *const *prefixes, int n,
+                const char *metadata_json);
+/* Load such a file's tensors into already built models; every tensor in
+ * the file must belong to one of them. */
+int models_load_weights(Model *const *models, const char *const *prefixes, int n, const char *path);
 /* Read one F32 tensor by name from any safetensors file (owned *data). */
 int safetensors_read(const char *path, const char *name, float **data, size_t *count);
 /* The file's "__metadata__" object as JSON text (malloc'd; "{}" if none);
