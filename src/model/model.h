@@ -12,6 +12,27 @@
  *     linear out=10
  * The last layer must produce 10 features (the logits).
  *
+ * Graphs. A line may name its output (name=N) and say what it reads
+ * (inputs=A,B,...: names, `prev` = the line before (the default), `input` =
+ * the model input). add (element-wise sum) and concat (channels) take two
+ * or more inputs; every other layer one. A residual block:
+ *     relu name=stem
+ *     conv2d out=32 kernel=3 pad=1
+ *     batchnorm name=res
+ *     add inputs=res,stem
+ * A spatial transformer is a block: the lines between `stn` and `end` are
+ * its localisation net, reading the stn's input and ending in
+ * `linear out=6` (initialised to the identity transform); at `end` the
+ * input is resampled through affine_grid + grid_sample (PyTorch semantics):
+ *     stn
+ *       conv2d out=8 kernel=7
+ *       ...
+ *       linear out=6
+ *     end
+ * Layers are numbered in creation order (the stn layer after its
+ * localisation net); tensor names stay "<index>.weight". Every output but
+ * the last must be read by some layer.
+ *
  * Memory (llm.c style): sizes first, then one allocation per family:
  * parameters, gradients, buffers (BN running stats), activations for the
  * largest batch, scratch. Layers point into those blocks.
