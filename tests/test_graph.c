@@ -102,6 +102,34 @@ static void test_graph_spec_errors(void **state) {
     }
 }
 
+/* The zoo's new specs build, with the parameter counts of the equivalent
+ * PyTorch modules (tools/make_fixtures.py for resnet5 and stn: trainable +
+ * BN running statistics; the others counted by hand from their specs). */
+static void test_zoo_graph_specs(void **state) {
+    struct {
+        const char *name;
+        size_t trainable, buffers;
+    } zoo[] = {
+        {"resnet5", 77290, 576},    {"stn", 829978, 0},          {"bigkernel", 857930, 192},
+        {"mlp", 159410, 400},       {"kfold-net", 140778, 640},  {"twobranch", 26222158, 0},
+    };
+    for (size_t i = 0; i < sizeof zoo / sizeof *zoo; i++) {
+        Model m;
+        int r = model_build_named(&m, zoo[i].name);
+        if (r) print_error("%s\n", dg_errmsg());
+        assert_int_equal(r, 0);
+        print_message("%-10s %9zu trainable, %4zu buffers, %7.2f M MACs\n", zoo[i].name, m.n_param, m.n_buffer,
+                      model_macs(&m) / 1e6);
+        assert_int_equal(m.n_param, zoo[i].trainable);
+        assert_int_equal(m.n_buffer, zoo[i].buffers);
+        model_free(&m);
+    }
+    /* a name given on the stn line must not collide with one inside the block */
+    Model m;
+    assert_int_equal(model_build(&m, "stn name=t\nflatten name=t\nlinear out=6\nend\nflatten\nlinear out=10\n", "t.spec"), -1);
+    assert_non_null(strstr(dg_errmsg(), "t.spec:1: stn: name='t' is already layer 0's"));
+}
+
 /* Plain sequential specs keep their layer numbering and tensor names
  * (model files and torch fixtures depend on "<index>.weight"). */
 static void test_sequential_unchanged(void **state) {
@@ -208,6 +236,7 @@ int main(void) {
         cmocka_unit_test(test_graph_spec_builds),
         cmocka_unit_test(test_graph_spec_errors),
         cmocka_unit_test(test_sequential_unchanged),
+        cmocka_unit_test(test_zoo_graph_specs),
         cmocka_unit_test(test_graph_gradients),
         cmocka_unit_test(test_graph_threads),
     };

@@ -172,6 +172,20 @@ void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
     free(first_reader);
 }
 
+void model_release_batch(Model *m) {
+    free(m->acts);
+    free(m->scratch);
+    free(m->workspace);
+    m->acts = m->scratch = m->workspace = m->input = NULL;
+    m->max_batch = m->with_grad = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        Layer *l = &m->layers[i];
+        l->x = l->dx = l->y = l->dy = l->scratch = l->workspace = l->partial = l->noise = NULL;
+        memset(l->xs, 0, sizeof l->xs);
+        memset(l->dxs, 0, sizeof l->dxs);
+    }
+}
+
 /* ==== forward / backward ================================================== */
 
 void model_load_pixels(Model *m, const uint8_t *pixels, int n) {

@@ -90,6 +90,9 @@ void model_free(Model *m);
 void model_init_params(Model *m, uint64_t seed);
 /* (Re)allocate activations for up to max_batch samples; threads <= 0: all. */
 void model_set_batch(Model *m, int max_batch, int with_grad, int threads);
+/* Free the activations, scratch and workspace (model_set_batch makes new
+ * ones): e.g. a trained ensemble member going from training to inference. */
+void model_release_batch(Model *m);
 
 /* Forward the first n rows of m->input; returns the logits (n, 10), owned
  * by the model. training=1: batch statistics and dropout. */

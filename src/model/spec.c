@@ -291,6 +291,10 @@ int model_build(Model *m, const char *spec_text, const char *origin) {
                              lineno - 1);
                 goto fail;
             }
+            if (stn_name[0] && check_name(m, stn_name) < 0) { /* taken inside the block? */
+                line_error(origin, stn_line, "stn");
+                goto fail;
+            }
             loc->init_affine_identity = 1;
             int stn_ids[2] = {stn_src, m->n_layers - 1};
             memset(&args, 0, sizeof args);

@@ -101,6 +101,10 @@ int ensemble_train(const EnsembleTrainConfig *ec, const Dataset *all, const Trai
             fflush(stdout);
         }
         if (train_run(m, tr, va, &mc, &res->member[k]) < 0) goto member_fail;
+        /* training activations (with gradients) are the bulk of a member's
+         * memory: keep inference-sized ones only */
+        model_release_batch(m);
+        model_set_batch(m, mc.batch_size, 0, mc.threads);
         res->seconds += res->member[k].seconds;
         res->member_val_acc[k] = va->n ? res->member[k].best_val_acc : NAN;
         if (va->n && res->member[k].best_epoch == 0) /* no epoch finished with validation */
