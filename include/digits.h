@@ -20,11 +20,24 @@
  *     train_run(&m, &train, NULL, &cfg, &res);
  *     model_save(&m, "cnn-bn.safetensors");             // atomic
  *
+ *     // optional: on-the-fly augmentation (data/augment.h)
+ *     AugmentConfig aug;
+ *     augment_parse("seed000", &aug);                   // or "rotate=10,shift=0.1,..."
+ *     cfg.augment = &aug;
+ *
  *     uint8_t *pred = malloc(test.n);
  *     model_predict_dataset(&m, &test, 1000, pred, NULL, NULL);
  *     Metrics mt;
  *     metrics_compute(&mt, test.labels, pred, test.n);
  *     metrics_print(stdout, &mt);
+ *
+ * Any saved model file — one network or an ensemble (eval/ensemble.h,
+ * trained with train/ensemble_train.h) — predicts through a Classifier:
+ *
+ *     Classifier c;
+ *     classifier_load(&c, "runs/cnn-bn-ensemble5.safetensors", 1000, 0);
+ *     c.tta = 4;                                        // optional test-time augmentation
+ *     classifier_predict_dataset(&c, &test, pred, NULL, NULL);
  *
  * The kernels (src/ops) and layer internals (src/model/layer.h) are not
  * part of this API.
@@ -36,9 +49,11 @@
 #include "data/augment.h"
 #include "data/data.h"
 #include "eval/classifier.h"
+#include "eval/ensemble.h"
 #include "eval/metrics.h"
 #include "model/model.h"
 #include "optim/optim.h"
+#include "train/ensemble_train.h"
 #include "train/train.h"
 
 #define DIGITS_VERSION "0.1.0"

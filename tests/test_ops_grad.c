@@ -15,6 +15,9 @@
  * Kinks are kept out of reach rather than tolerated: ReLU inputs are at
  * least 0.1 from 0, and max-pool inputs are distinct values 0.03 apart
  * within each plane, so no +-h step changes which branch or window wins.
+ * ELU inputs are at least 0.05 from 0; grid_sample's sample points at
+ * least 0.15 pixels from a pixel boundary (its kinks), and affine_grid,
+ * linear in theta, is checked on its own.
  */
 #include <math.h>
 #include <stdio.h>
