@@ -67,11 +67,15 @@ void affine_grid_backward(float *dtheta, const float *dgrid, int N, int P, int Q
 
 /* ==== grid_sample ========================================================= */
 
-/* The four neighbours of (ix, iy) and their bilinear weights. */
+static inline int inside(int x, int y, int H, int W) { return x >= 0 && x < W && y >= 0 && y < H; }
+
+/* The four neighbours of (ix, iy), their bilinear weights, and which of
+ * them lie inside the image (the others read as 0). */
 typedef struct {
     int x0, y0;             /* north-west corner: floor(ix), floor(iy) */
     float nw, ne, sw, se;   /* weights; ne is (x0+1, y0), sw is (x0, y0+1) */
     float fx, fy;           /* ix - x0, iy - y0 */
+    int in_nw, in_ne, in_sw, in_se;
 } Bilinear;
 
 static inline Bilinear bilinear_at(float gx, float gy, int H, int W) {
@@ -87,10 +91,10 @@ static inline Bilinear bilinear_at(float gx, float gy, int H, int W) {
     b.ne = b.fx * (1.0f - b.fy);
     b.sw = (1.0f - b.fx) * b.fy;
     b.se = b.fx * b.fy;
+    b.in_nw = inside(b.x0, b.y0, H, W), b.in_ne = inside(b.x0 + 1, b.y0, H, W);
+    b.in_sw = inside(b.x0, b.y0 + 1, H, W), b.in_se = inside(b.x0 + 1, b.y0 + 1, H, W);
     return b;
 }
-
-static inline int inside(int x, int y, int H, int W) { return x >= 0 && x < W && y >= 0 && y < H; }
 
 /* y[n,c,p,q] = bilinear(x[n,c], grid[n,p,q])   x (N,C,H,W) grid (N,P,Q,2) y (N,C,P,Q) */
 void grid_sample_forward(float *y, const float *x, const float *grid, int N, int C, int H, int W,
@@ -104,15 +108,13 @@ void grid_sample_forward(float *y, const float *x, const float *grid, int N, int
         for (size_t i = 0; i < PQ; i++) {
             Bilinear b = bilinear_at(g[2 * i], g[2 * i + 1], H, W);
             const int x1 = b.x0 + 1, y1 = b.y0 + 1;
-            const int in_nw = inside(b.x0, b.y0, H, W), in_ne = inside(x1, b.y0, H, W);
-            const int in_sw = inside(b.x0, y1, H, W), in_se = inside(x1, y1, H, W);
             for (int c = 0; c < C; c++) {
                 const float *xc = x + ((size_t)n * C + c) * HW;
                 float v = 0.0f;
-                if (in_nw) v += xc[(size_t)b.y0 * W + b.x0] * b.nw;
-                if (in_ne) v += xc[(size_t)b.y0 * W + x1] * b.ne;
-                if (in_sw) v += xc[(size_t)y1 * W + b.x0] * b.sw;
-                if (in_se) v += xc[(size_t)y1 * W + x1] * b.se;
+                if (b.in_nw) v += xc[(size_t)b.y0 * W + b.x0] * b.nw;
+                if (b.in_ne) v += xc[(size_t)b.y0 * W + x1] * b.ne;
+                if (b.in_sw) v += xc[(size_t)y1 * W + b.x0] * b.sw;
+                if (b.in_se) v += xc[(size_t)y1 * W + x1] * b.se;
                 y[((size_t)n * C + c) * PQ + i] = v;
             }
         }
@@ -134,8 +136,6 @@ void grid_sample_backward(float *dx, float *dgrid, const float *dy, const float 
         for (size_t i = 0; i < PQ; i++) {
             Bilinear b = bilinear_at(g[2 * i], g[2 * i + 1], H, W);
             const int x1 = b.x0 + 1, y1 = b.y0 + 1;
-            const int in_nw = inside(b.x0, b.y0, H, W), in_ne = inside(x1, b.y0, H, W);
-            const int in_sw = inside(b.x0, y1, H, W), in_se = inside(x1, y1, H, W);
             float gix = 0.0f, giy = 0.0f;
             for (int c = 0; c < C; c++) {
                 const float go = dy[((size_t)n * C + c) * PQ + i];
@@ -143,25 +143,25 @@ void grid_sample_backward(float *dx, float *dgrid, const float *dy, const float 
                 float *dxc = dxn ? dxn + (size_t)c * HW : NULL;
                 /* value of each corner (0 outside), its weight's slopes:
                  * d nw/d ix = -(1-fy), d nw/d iy = -(1-fx), and so on */
-                if (in_nw) {
+                if (b.in_nw) {
                     const float v = xc[(size_t)b.y0 * W + b.x0];
                     gix -= v * (1.0f - b.fy) * go;
                     giy -= v * (1.0f - b.fx) * go;
                     if (dxc) dxc[(size_t)b.y0 * W + b.x0] += b.nw * go;
                 }
-                if (in_ne) {
+                if (b.in_ne) {
                     const float v = xc[(size_t)b.y0 * W + x1];
                     gix += v * (1.0f - b.fy) * go;
                     giy -= v * b.fx * go;
                     if (dxc) dxc[(size_t)b.y0 * W + x1] += b.ne * go;
                 }
-                if (in_sw) {
+                if (b.in_sw) {
                     const float v = xc[(size_t)y1 * W + b.x0];
                     gix -= v * b.fy * go;
                     giy += v * (1.0f - b.fx) * go;
                     if (dxc) dxc[(size_t)y1 * W + b.x0] += b.sw * go;
                 }
-                if (in_se) {
+                if (b.in_se) {
                     const float v = xc[(size_t)y1 * W + x1];
                     gix += v * b.fy * go;
                     giy += v * b.fx * go;
