@@ -161,8 +161,11 @@ int cmd_train(int argc, char **argv) {
     if (test_path && !testset.labels) cli_fail(CMD, "%s: test set has no labels", test_path);
     if (ensemble_mode) {
         ens.val_split = val_split;
+        /* members split `all` themselves (shared split or folds) */
         int rc = train_ensemble_run(&ens, &all, test_path ? &testset : NULL, test_path, &cfg, out);
         dataset_free(&all);
+        dataset_free(&train);
+        dataset_free(&val);
         dataset_free(&testset);
         model_free(&m);
         return rc;
