@@ -36,7 +36,7 @@ endif
 
 # OpenBLAS: the OpenMP build (libopenblas0-openmp) so that one runtime owns
 # the threads; see docs/ARCHITECTURE.md "Threads".
-LDLIBS  := -lcjson -lpng -ljpeg -lz -lm -ldl -lpthread
+LDLIBS  := -lcjson -lpng -ljpeg -lz -lm -ldl -lpthread -lmicrohttpd
 
 LIB_SRC  := $(shell find src -name '*.c' | sort)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -45,6 +45,9 @@ APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(BUILD)/tests/testutil.o
+# the web page of `digits serve`, embedded in the library at build time
+WEB_SRC  := web/index.html web/app.js web/style.css
+WEB_OBJ  := $(BUILD)/gen/web_assets.o
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
@@ -53,7 +56,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 .SECONDARY:
 all: $(BUILD)/digits
 
-$(BUILD)/libdigits.a: $(LIB_OBJ)
+$(BUILD)/libdigits.a: $(LIB_OBJ) $(WEB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
@@ -64,6 +67,17 @@ $(BUILD)/digits: $(APP_OBJ) $(BUILD)/libdigits.a
 $(BUILD)/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+# web/* -> const byte arrays web_index_html[], web_index_html_len, ... (xxd -i)
+$(BUILD)/gen/web_assets.c: $(WEB_SRC) Makefile
+	@mkdir -p $(dir $@)
+	for f in $(WEB_SRC); do xxd -i -n web_$$(basename $$f | tr .- __) $$f | sed 's/^unsigned/const unsigned/'; \
+	done > $@.tmp && mv $@.tmp $@
+
+$(WEB_OBJ): $(BUILD)/gen/web_assets.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/test_serve: LDLIBS += -lcurl
 
 $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) $(BUILD)/libdigits.a
 	@mkdir -p $(dir $@)

@@ -28,5 +28,6 @@ int cmd_predict(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_augment(int argc, char **argv);
 int cmd_submit(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -1,7 +1,7 @@
-/* cmd_predict.c — `digits predict`: classify image files. Images must be
- * the model's size (28x28) and grayscale after decoding; dark-on-light
- * images are inverted to MNIST's light-on-dark. The full upload
- * preprocessing (crop, rescale, centre of mass) comes with `digits serve`. */
+/* cmd_predict.c — `digits predict`: classify image files. Any size and
+ * polarity: every image goes through the MNIST-style preprocessing
+ * (data/preprocess.h: crop, scale to 20 px, centre of mass), the same as
+ * `digits serve` applies to uploads. */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,23 +18,7 @@ static void help(void) {
            "  --json           one JSON object per image\n"
            "  --threads N      worker threads (0 = all cores)         [0]\n"
            "  --tta N          average N test-time augmentations      [1]\n"
-           "IMAGE: PNG or PGM, 28x28, grayscale or colour (converted).\n");
-}
-
-/* MNIST digits are light ink on a dark background: invert images whose
- * border is mostly light. */
-static void to_mnist_polarity(uint8_t *px, int w, int h) {
-    long sum = 0, count = 0;
-    for (int x = 0; x < w; x++) {
-        sum += px[x] + px[(size_t)(h - 1) * w + x];
-        count += 2;
-    }
-    for (int y = 0; y < h; y++) {
-        sum += px[(size_t)y * w] + px[(size_t)y * w + w - 1];
-        count += 2;
-    }
-    if (sum > 127 * count)
-        for (size_t i = 0; i < (size_t)w * h; i++) px[i] = (uint8_t)(255 - px[i]);
+           "IMAGE: PNG, JPEG, BMP or PGM of one digit, any size, dark-on-light or light-on-dark.\n");
 }
 
 int cmd_predict(int argc, char **argv) {
@@ -62,6 +46,9 @@ int cmd_predict(int argc, char **argv) {
     cli_set_threads(threads);
     Classifier m;
     if (classifier_load(&m, model_path, 1, threads) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    if (m.width != PREP_SIDE || m.height != PREP_SIDE)
+        cli_fail(CMD, "%s: the model takes %dx%d images, preprocessing makes %dx%d", model_path, m.width,
+                 m.height, PREP_SIDE, PREP_SIDE);
     m.tta = tta;
     int failures = 0;
     for (int i = optind; i < argc; i++) {
@@ -72,16 +59,16 @@ int cmd_predict(int argc, char **argv) {
             failures++;
             continue;
         }
-        if (w != m.width || h != m.height) {
-            fprintf(stderr, "digits predict: %s: image is %dx%d, the model expects %dx%d\n", argv[i], w, h,
-                    m.width, m.height);
-            free(px);
+        uint8_t input[PREP_SIDE * PREP_SIDE];
+        int rc = preprocess_digit(input, px, w, h, NULL);
+        free(px);
+        if (rc < 0) {
+            fprintf(stderr, "digits predict: %s: %s\n", argv[i], dg_errmsg());
             failures++;
             continue;
         }
-        to_mnist_polarity(px, w, h);
         float probs[MODEL_NUM_CLASSES];
-        classifier_predict(&m, px, 1, probs, NULL);
+        classifier_predict(&m, input, 1, probs, NULL);
         int best = 0;
         for (int k = 1; k < MODEL_NUM_CLASSES; k++)
             if (probs[k] > probs[best]) best = k;
@@ -92,7 +79,6 @@ int cmd_predict(int argc, char **argv) {
         } else {
             printf("%s: %d (p=%.4f)\n", argv[i], best, probs[best]);
         }
-        free(px);
     }
     classifier_free(&m);
     return failures ? EXIT_RUNTIME : 0;

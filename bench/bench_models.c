@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -44,6 +45,7 @@ typedef struct {
     double seconds;      /* minimum timed seconds per throughput figure */
     int latency_calls;   /* single-image calls timed */
     uint64_t seed;
+    int bf16;            /* --precision bf16 */
 } Options;
 
 static void usage(FILE *f) {
@@ -55,6 +57,7 @@ static void usage(FILE *f) {
             "  --seconds S        minimum timed seconds per throughput figure (default 2)\n"
             "  --latency-calls N  single-image calls for the latency figures (default 1000)\n"
             "  --seed N           seed for weights and random inputs (default 42)\n"
+            "  --precision P      fp32 or bf16 (bf16 convolutions; needs AVX512_BF16)\n"
             "prints impl,model,metric,value lines (impl=digits) on stdout\n");
 }
 
@@ -86,6 +89,7 @@ static void parse_options(Options *o, int argc, char **argv) {
     o->seconds = 2.0;
     o->latency_calls = 1000;
     o->seed = 42;
+    o->bf16 = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -113,6 +117,12 @@ static void parse_options(Options *o, int argc, char **argv) {
             }
         } else if (!strcmp(a, "--latency-calls")) {
             o->latency_calls = (int)parse_long(a, v, 10, 10000000);
+        } else if (!strcmp(a, "--precision")) {
+            if (strcmp(v, "fp32") && strcmp(v, "bf16")) {
+                fprintf(stderr, "bench_models: --precision: '%s' is not fp32 or bf16\n", v);
+                exit(2);
+            }
+            o->bf16 = !strcmp(v, "bf16");
         } else if (!strcmp(a, "--seed")) {
             o->seed = (uint64_t)parse_long(a, v, 0, 0x7fffffffffffffffL);
         } else {
@@ -127,7 +137,12 @@ static void parse_options(Options *o, int argc, char **argv) {
 
 static double now(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    /* BENCH_CLOCK=cpu: process CPU time instead of wall time. With --threads 1
+     * it measures the work itself while other jobs share the machine (for
+     * A/B comparisons during development; reported figures are wall time). */
+    static int cpu = -1;
+    if (cpu < 0) cpu = getenv("BENCH_CLOCK") && strcmp(getenv("BENCH_CLOCK"), "cpu") == 0;
+    clock_gettime(cpu ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -284,6 +299,10 @@ int main(int argc, char **argv) {
 #else
     o.threads = 1;
 #endif
+    if (o.bf16 && !conv2d_set_bf16(1)) {
+        fprintf(stderr, "bench_models: --precision bf16: this CPU or build has no AVX512_BF16\n");
+        return 1;
+    }
     fprintf(stderr, "bench_models: threads %d, train batch %d, >= %.1f s per figure, %s\n", o.threads,
             o.batch, o.seconds, dg_blas_info());
 
@@ -313,6 +332,10 @@ int main(int argc, char **argv) {
         bench_latency(&m, &o, pool, &median, &p99);
         emit(m.spec_name, "latency_median_us", median);
         emit(m.spec_name, "latency_p99_us", p99);
+        /* peak resident set of the process (run.sh runs one model per process) */
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        emit(m.spec_name, "peak_rss_mb", ru.ru_maxrss / 1024.0);
 
         free(pool);
         free(labels);

@@ -110,6 +110,13 @@ def build_from_spec(path):
 
 # ---- the three measurements --------------------------------------------------
 
+BF16 = [False]  # --bf16: torch.autocast('cpu', torch.bfloat16), PyTorch's own bf16 path (oneDNN)
+
+
+def autocast():
+    import contextlib
+    return torch.autocast("cpu", dtype=torch.bfloat16) if BF16[0] else contextlib.nullcontext()
+
 def to_input(u8):
     """uint8 (N, C, H, W) -> normalised float, the work of model_load_pixels."""
     return u8.float().mul_(1.0 / (255.0 * NORM_STD)).add_(-NORM_MEAN / NORM_STD)
@@ -141,7 +148,8 @@ def bench_train(model, pool, labels, batch, seconds):
         idx = (torch.arange(batch) + cursor[0]) % POOL_IMAGES
         cursor[0] = (cursor[0] + batch) % POOL_IMAGES
         x, y = to_input(pool[idx]), labels[idx]
-        loss = F.cross_entropy(model(x), y)
+        with autocast():
+            loss = F.cross_entropy(model(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -158,7 +166,7 @@ def bench_infer(model, pool, seconds):
     px = pool[torch.arange(INFER_BATCH) % POOL_IMAGES]
 
     def step():
-        with torch.no_grad():
+        with torch.no_grad(), autocast():
             model(to_input(px))
 
     calls, elapsed = timed_loop(step, seconds, 2, 3)
@@ -169,7 +177,7 @@ def bench_infer(model, pool, seconds):
 def bench_latency(model, pool, calls):
     model.eval()
     times = []
-    with torch.no_grad():
+    with torch.no_grad(), autocast():
         for i in range(50):  # warm-up
             model(to_input(pool[i % POOL_IMAGES:i % POOL_IMAGES + 1]))
         for i in range(calls):
@@ -193,7 +201,9 @@ def main():
     ap.add_argument("--latency-calls", type=int, default=1000, help="single-image calls (default 1000)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--impl", default="torch", help="the impl column (e.g. torch-tuned)")
+    ap.add_argument("--bf16", action="store_true", help="run under torch.autocast('cpu', torch.bfloat16)")
     a = ap.parse_args()
+    BF16[0] = a.bf16
 
     torch.set_num_threads(a.threads)
     env = " ".join(f"{k}={os.environ[k]}" for k in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS")
@@ -220,6 +230,9 @@ def main():
         median, p99 = bench_latency(model, pool, a.latency_calls)
         emit("latency_median_us", median)
         emit("latency_p99_us", p99)
+        # peak resident set of this process (one model per process under run.sh)
+        import resource
+        emit("peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@
 #   BENCH_REPEAT     rounds; the table keeps each figure's best round (default 3)
 #   BENCH_WAIT_IDLE  wait up to this many seconds before each model for the
 #                    CPU to be idle (default 0: do not wait)
+#   BENCH_BF16       1: also digits --precision bf16 against PyTorch's own bf16
+#                    path (torch.autocast('cpu', torch.bfloat16), oneDNN)
 #   PYTHON           default /usr/bin/python3 (Debian's, with python3-torch)
 #
 # Writes bench/results/latest.csv (impl,model,metric,value: the best round),
@@ -19,12 +21,13 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-MODELS=${1:-lenet5,cnn,cnn-bn}
+MODELS=${1:-lenet5,cnn,cnn-bn,kaggle-deep}
 BATCH=${2:-64}
 SECS=${BENCH_SECONDS:-2}
 THREADS=${BENCH_THREADS:-$(nproc)}
 REPEAT=${BENCH_REPEAT:-3}
 WAIT_IDLE=${BENCH_WAIT_IDLE:-0}
+BF16=${BENCH_BF16:-0}
 PYTHON=${PYTHON:-/usr/bin/python3}
 OUT=bench/results
 CSV=$OUT/latest.csv
@@ -120,6 +123,12 @@ for round in $(seq 1 "$REPEAT"); do
             "${clean_env[@]}" "${TUNED_ENV[@]}" "${torch_cmd[@]}" --models "$model" --impl torch-tuned >>"$ALL" ||
                 echo "run.sh: tuned PyTorch's benchmark failed on $model" >&2
         fi
+        if [ "$BF16" = 1 ]; then
+            "${clean_env[@]}" "${digits_cmd[@]}" --models "$model" --precision bf16 | sed 's/^digits,/digits-bf16,/' >>"$ALL" ||
+                echo "run.sh: digits' bf16 benchmark failed on $model" >&2
+            [ $have_torch = 1 ] && { "${clean_env[@]}" "${TUNED_ENV[@]}" "${torch_cmd[@]}" --models "$model" --bf16 \
+                --impl torch-bf16 >>"$ALL" || echo "run.sh: PyTorch's bf16 benchmark failed on $model" >&2; }
+        fi
     done
 done
 read -r busy1 total1 < <(cpu_ticks)
@@ -132,7 +141,7 @@ awk -F, 'NR == 1 { print; next }
 {
     k = $1 FS $2 FS $3
     if (!(k in best)) { order[++n] = k; best[k] = $4 }
-    else if ($3 ~ /_us$/ ? $4 + 0 < best[k] + 0 : $4 + 0 > best[k] + 0) best[k] = $4
+    else if ($3 ~ /_us$|_mb$/ ? $4 + 0 < best[k] + 0 : $4 + 0 > best[k] + 0) best[k] = $4
 }
 END { for (i = 1; i <= n; i++) print order[i] FS best[order[i]] }' "$ALL" >"$CSV"
 
@@ -157,30 +166,45 @@ if [ "$others_pct" -ge 10 ] || [ "$max_busy" -gt 20 ]; then
          "(best of $REPEAT rounds kept). Rerun on an idle machine (BENCH_WAIT_IDLE=600 waits for one)."
 fi
 echo
-awk -F, -v models="$MODELS" -v batch="$BATCH" '
+awk -F, -v models="$MODELS" -v batch="$BATCH" -v bf16="$BF16" '
 NR == 1 { next }
 { v[$1, $2, $3] = $4 }
 function fmt(metric, x) {
     if (x == "") return "–"
-    return metric ~ /_us$/ ? sprintf("%.1f", x) : sprintf("%.0f", x)
+    return metric ~ /_us$|_mb$/ ? sprintf("%.1f", x) : sprintf("%.0f", x)
 }
 function ratio(metric, d, t) {
     if (d == "" || t == "" || d == 0 || t == 0) return "–"
-    return sprintf("%.2f", metric ~ /_us$/ ? t / d : d / t)
+    return sprintf("%.2f", metric ~ /_us$|_mb$/ ? t / d : d / t)
 }
 END {
-    split("train_img_s infer_img_s latency_median_us latency_p99_us", metrics, " ")
-    split("train img/s (batch " batch ")|infer img/s (batch 1000)|latency median µs|latency p99 µs", names, "|")
+    split("train_img_s infer_img_s latency_median_us latency_p99_us peak_rss_mb", metrics, " ")
+    split("train img/s (batch " batch ")|infer img/s (batch 1000)|latency median µs|latency p99 µs|peak RSS MB", names, "|")
     print "| model | metric | digits | torch | ratio | torch-tuned | ratio |"
     print "|---|---|---:|---:|---:|---:|---:|"
     n = split(models, ms, ",")
     for (i = 1; i <= n; i++) {
         m = ms[i]; sub(/^.*\//, "", m); sub(/\.spec$/, "", m)
-        for (j = 1; j <= 4; j++) {
+        for (j = 1; j <= 5; j++) {
             k = metrics[j]
             d = v["digits", m, k]; t = v["torch", m, k]; tt = v["torch-tuned", m, k]
             printf "| %s | %s | %s | %s | %s | %s | %s |\n", m, names[j], fmt(k, d), fmt(k, t),
                    ratio(k, d, t), fmt(k, tt), ratio(k, d, tt)
+        }
+    }
+    if (bf16 != 1) exit
+    print ""
+    print "bf16: digits --precision bf16 vs torch.autocast(cpu, bfloat16)"
+    print ""
+    print "| model | metric | digits-bf16 | torch-bf16 | ratio | digits fp32 | bf16 speed-up |"
+    print "|---|---|---:|---:|---:|---:|---:|"
+    for (i = 1; i <= n; i++) {
+        m = ms[i]; sub(/^.*\//, "", m); sub(/\.spec$/, "", m)
+        for (j = 1; j <= 3; j++) {
+            k = metrics[j]
+            b = v["digits-bf16", m, k]; t = v["torch-bf16", m, k]; d = v["digits", m, k]
+            printf "| %s | %s | %s | %s | %s | %s | %s |\n", m, names[j], fmt(k, b), fmt(k, t), ratio(k, b, t),
+                   fmt(k, d), ratio(k, b, d)
         }
     }
 }' "$CSV"

@@ -48,6 +48,7 @@
 #include "core/check.h"
 #include "data/augment.h"
 #include "data/data.h"
+#include "data/preprocess.h"
 #include "eval/classifier.h"
 #include "eval/ensemble.h"
 #include "eval/metrics.h"

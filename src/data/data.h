@@ -61,9 +61,24 @@ int csv_write_submission(const char *path, const uint8_t *pred, int n);
  * For a .csv, split is ignored.                                                 */
 int dataset_load(const char *path, const char *split, Dataset *ds);
 
-/* ---- Single images (PNG via libpng, binary/ASCII PGM P5/P2) --------------------
- * Decodes to 8-bit grayscale (alpha composited on white), owned *pixels.       */
+/* ---- Single images (PNG via libpng, JPEG via libjpeg, BMP, PGM P5/P2) -----------
+ * Decodes to 8-bit grayscale (alpha composited on white), owned *pixels. The
+ * format comes from the first bytes. Dimensions are checked against
+ * DATA_MAX_SIDE from the header, before any pixel is decoded.                 */
 int image_read_gray(const char *path, uint8_t **pixels, int *width, int *height);
+
+/* Why image_decode_gray failed, for callers that answer differently (the
+ * server: 400, 415, 413). */
+typedef enum {
+    IMAGE_OK = 0,
+    IMAGE_BAD,          /* corrupt or truncated data in a format we read */
+    IMAGE_UNSUPPORTED,  /* not PNG/JPEG/BMP/PGM, or an unsupported variant (RLE BMP, P6) */
+    IMAGE_TOO_LARGE,    /* the header claims more than DATA_MAX_SIDE per side */
+} ImageStatus;
+/* The same from a buffer; `name` labels messages ("upload.png"). *status
+ * (may be NULL) says why on failure. Returns 0 or -1 with dg_errmsg(). */
+int image_decode_gray(const uint8_t *data, size_t len, const char *name, uint8_t **pixels,
+                      int *width, int *height, ImageStatus *status);
 /* Writes an 8-bit grayscale PNG. */
 int image_write_png_gray(const char *path, const uint8_t *pixels, int width, int height);
 

@@ -1,7 +1,7 @@
-/* image.c — single images from disk as 8-bit grayscale, and 8-bit grayscale
- * PNG output.
+/* image.c — single images as 8-bit grayscale, decoded from memory or from a
+ * file, and 8-bit grayscale PNG output.
  *
- * Formats are recognised by their first bytes, never by the file name:
+ * Formats are recognised by their first bytes, never by a name or a MIME type:
  *   PNG  (89 'PNG')  through libpng: every colour type and bit depth is
  *                     expanded to 8-bit RGBA, then reduced to gray with the
  *                     Rec. 601 luma weights and composited on white:
@@ -9,17 +9,24 @@
  *                     canvas is ink on paper).
  *   PGM  ('P5'/'P2') by hand: binary 8- or 16-bit, or ASCII; any maxval is
  *                     rescaled to 0..255.
+ *   BMP  ('BM')      by hand: uncompressed 1/4/8-bit (palette), 24-bit and
+ *                     32-bit (BI_RGB or BI_BITFIELDS), bottom-up or top-down;
+ *                     a 32-bit alpha channel, when the header declares one,
+ *                     is composited on white like PNG's.
  *   JPEG (ff d8 ff)  through libjpeg, only when built with -DDG_HAVE_JPEG
  *                     (and linked with -ljpeg); otherwise a clear error.
- * Width and height are checked against DATA_MAX_SIDE before any pixel buffer
- * is allocated, so a small file that claims a huge image (a decompression
- * bomb) is refused cheaply.
+ * Width and height are read from the header and checked against
+ * DATA_MAX_SIDE before any pixel buffer is allocated, so a small file that
+ * claims a huge image (a decompression bomb) is refused cheaply; a failed
+ * decode also says why (ImageStatus) so the server can answer 413/415/400.
+ * Every offset read from a BMP or PGM header is bounds-checked against the
+ * buffer; libpng and libjpeg read through a bounded memory source.
  *
  * Left out on purpose: colour inversion, cropping, centring and resizing —
- * the MNIST convention (white ink on black) is a preprocessing decision and
- * belongs to the caller (serve/preprocess), not to the decoder. Also left
- * out: gamma and colour-profile handling (irrelevant for digit strokes),
- * multi-image PGM files (only the first image is read).
+ * the MNIST convention (white ink on black) is a preprocessing decision
+ * (data/preprocess.c), not the decoder's. Also left out: gamma and
+ * colour-profile handling (irrelevant for digit strokes), multi-image PGM
+ * files (only the first image is read), RLE-compressed and OS/2 BMPs.
  */
 #include "data/data.h"
 
@@ -29,7 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #ifdef DG_HAVE_JPEG
 #include <jpeglib.h>
@@ -38,7 +44,7 @@
 #include "core/check.h"
 
 /* Raw PGM is at most 4096*4096*2 bytes of pixels; ASCII PGM allows generous
- * whitespace and comments on top. */
+ * whitespace and comments on top. No image file we read is larger. */
 #define IMAGE_MAX_FILE_BYTES (512u << 20)
 
 /* Composites gray g with alpha a (both 0..255) on white, rounded. */
@@ -46,10 +52,31 @@ static inline uint8_t on_white(unsigned g, unsigned a) {
     return (uint8_t)((g * a + 255u * (255u - a) + 127u) / 255u);
 }
 
+/* Rec. 601 luma of an 8-bit RGB triple, rounded. */
+static inline unsigned luma(unsigned r, unsigned g, unsigned b) {
+    return (299u * r + 587u * g + 114u * b + 500u) / 1000u;
+}
+
+/* The refusal of an image whose header claims too many pixels. */
+static int too_large(ImageStatus *st, const char *name, long long w, long long h) {
+    *st = IMAGE_TOO_LARGE;
+    return dg_set_error("%s: image is %lldx%lld, outside 1..%d per side", name, w, h, DATA_MAX_SIDE);
+}
+
+static uint32_t be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static uint32_t le32(const uint8_t *p) {
+    return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
+}
+static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[1] << 8 | p[0]); }
+
 /* ---- PNG --------------------------------------------------------------------- */
 
 typedef struct {
-    const char *path;
+    const char *name;
+    const uint8_t *data;  /* the whole file; libpng reads it through png_read_mem */
+    size_t len, pos;
     char warning[160];  /* the last warning: often the detail behind an error */
     jmp_buf jmp;
 } PngCtx;
@@ -61,9 +88,9 @@ typedef struct {
 static void png_on_error(png_structp png, png_const_charp msg) {
     PngCtx *ctx = png_get_error_ptr(png);
     if (ctx->warning[0])
-        dg_set_error("%s: bad PNG: %s (%s)", ctx->path, msg, ctx->warning);
+        dg_set_error("%s: bad PNG: %s (%s)", ctx->name, msg, ctx->warning);
     else
-        dg_set_error("%s: bad PNG: %s", ctx->path, msg);
+        dg_set_error("%s: bad PNG: %s", ctx->name, msg);
     longjmp(ctx->jmp, 1);
 }
 
@@ -74,19 +101,33 @@ static void png_on_warning(png_structp png, png_const_charp msg) {
     snprintf(ctx->warning, sizeof ctx->warning, "%s", msg);
 }
 
-/* Replaces libpng's default reader only to say "truncated" instead of its
- * generic "Read Error" when the file ends early. */
-static void png_read_file(png_structp png, png_bytep out, size_t len) {
-    FILE *fp = png_get_io_ptr(png);
-    if (fread(out, 1, len, fp) != len)
-        png_error(png, ferror(fp) ? "read error" : "truncated: file ends before the image does");
+/* libpng's input: the memory buffer, saying "truncated" (rather than a
+ * generic "Read Error") when the data ends early. */
+static void png_read_mem(png_structp png, png_bytep out, size_t n) {
+    PngCtx *ctx = png_get_io_ptr(png);
+    if (n > ctx->len - ctx->pos) png_error(png, "truncated: file ends before the image does");
+    memcpy(out, ctx->data + ctx->pos, n);
+    ctx->pos += n;
 }
 
-static int png_read_gray(FILE *fp, const char *path, uint8_t **pixels, int *width, int *height) {
-    PngCtx ctx = {.path = path};
+/* One RGBA row to gray on white. */
+static void rgba_row_to_gray(uint8_t *gray, const uint8_t *rgba, size_t w) {
+    for (size_t x = 0; x < w; x++, rgba += 4) gray[x] = on_white(luma(rgba[0], rgba[1], rgba[2]), rgba[3]);
+}
+
+static int png_decode_gray(const uint8_t *data, size_t len, const char *name, uint8_t **pixels,
+                           int *width, int *height, ImageStatus *st) {
+    /* The IHDR chunk is always first (bytes 8..32): a bomb is refused from
+     * its dimensions before libpng reads anything (libpng's user limits
+     * below are the second line). */
+    if (len >= 24 && memcmp(data + 12, "IHDR", 4) == 0) {
+        uint32_t w = be32(data + 16), h = be32(data + 20);
+        if (w > DATA_MAX_SIDE || h > DATA_MAX_SIDE) return too_large(st, name, w, h);
+    }
+    PngCtx ctx = {.name = name, .data = data, .len = len};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, png_on_error,
                                              png_on_warning);
-    if (!png) return dg_set_error("%s: out of memory in libpng", path);
+    if (!png) return dg_set_error("%s: out of memory in libpng", name);
     png_infop info = png_create_info_struct(png);
     /* Written after setjmp and read after longjmp: must be volatile. */
     uint8_t *volatile rgba = NULL;
@@ -94,7 +135,7 @@ static int png_read_gray(FILE *fp, const char *path, uint8_t **pixels, int *widt
     png_bytep *volatile rowp = NULL;
     if (!info) {
         png_destroy_read_struct(&png, NULL, NULL);
-        return dg_set_error("%s: out of memory in libpng", path);
+        return dg_set_error("%s: out of memory in libpng", name);
     }
     if (setjmp(ctx.jmp)) {
         png_destroy_read_struct(&png, &info, NULL);
@@ -107,14 +148,13 @@ static int png_read_gray(FILE *fp, const char *path, uint8_t **pixels, int *widt
      * ancillary chunk memory (e.g. a huge zTXt). */
     png_set_user_limits(png, DATA_MAX_SIDE, DATA_MAX_SIDE);
     png_set_chunk_malloc_max(png, 8u << 20);
-    png_set_read_fn(png, fp, png_read_file);
+    png_set_read_fn(png, &ctx, png_read_mem);
     png_read_info(png, info);
     png_uint_32 w, h;
     int depth, ctype, interlace;
     png_get_IHDR(png, info, &w, &h, &depth, &ctype, &interlace, NULL, NULL);
     if (w < 1 || h < 1 || w > DATA_MAX_SIDE || h > DATA_MAX_SIDE) {
-        dg_set_error("%s: image is %ux%u, outside 1..%d per side", path, (unsigned)w,
-                     (unsigned)h, DATA_MAX_SIDE);
+        too_large(st, name, (long long)w, (long long)h);
         longjmp(ctx.jmp, 1);
     }
 
@@ -128,31 +168,35 @@ static int png_read_gray(FILE *fp, const char *path, uint8_t **pixels, int *widt
     if (ctype == PNG_COLOR_TYPE_GRAY || ctype == PNG_COLOR_TYPE_GRAY_ALPHA)
         png_set_gray_to_rgb(png);
     if (!(ctype & PNG_COLOR_MASK_ALPHA) && !trns) png_set_filler(png, 0xff, PNG_FILLER_AFTER);
-    png_set_interlace_handling(png);
+    int passes = png_set_interlace_handling(png);
     png_read_update_info(png, info);
     if (png_get_rowbytes(png, info) != (size_t)w * 4) {
-        dg_set_error("%s: unexpected PNG layout after conversion (%zu bytes per row)", path,
+        dg_set_error("%s: unexpected PNG layout after conversion (%zu bytes per row)", name,
                      (size_t)png_get_rowbytes(png, info));
         longjmp(ctx.jmp, 1);
     }
 
     size_t npx = (size_t)w * h;
-    rgba = malloc(npx * 4);
     gray = malloc(npx);
-    rowp = malloc(h * sizeof(png_bytep));
-    if (!rgba || !gray || !rowp) {
-        dg_set_error("%s: out of memory for a %ux%u image", path, (unsigned)w, (unsigned)h);
+    /* A plain PNG is converted row by row through one RGBA row (the peak is
+     * the gray image); an interlaced one needs the whole RGBA image. */
+    rgba = malloc(passes > 1 ? npx * 4 : (size_t)w * 4);
+    rowp = passes > 1 ? malloc(h * sizeof(png_bytep)) : NULL;
+    if (!gray || !rgba || (passes > 1 && !rowp)) {
+        dg_set_error("%s: out of memory for a %ux%u image", name, (unsigned)w, (unsigned)h);
         longjmp(ctx.jmp, 1);
     }
-    for (png_uint_32 y = 0; y < h; y++) rowp[y] = rgba + (size_t)y * w * 4;
-    png_read_image(png, rowp);
-    png_read_end(png, NULL);
-
-    for (size_t i = 0; i < npx; i++) {
-        const uint8_t *q = rgba + 4 * i;
-        unsigned g = (299u * q[0] + 587u * q[1] + 114u * q[2] + 500u) / 1000u;
-        gray[i] = on_white(g, q[3]);
+    if (passes > 1) {
+        for (png_uint_32 y = 0; y < h; y++) rowp[y] = rgba + (size_t)y * w * 4;
+        png_read_image(png, rowp);
+        for (png_uint_32 y = 0; y < h; y++) rgba_row_to_gray(gray + (size_t)y * w, rowp[y], w);
+    } else {
+        for (png_uint_32 y = 0; y < h; y++) {
+            png_read_row(png, rgba, NULL);
+            rgba_row_to_gray(gray + (size_t)y * w, rgba, w);
+        }
     }
+    png_read_end(png, NULL);
     png_destroy_read_struct(&png, &info, NULL);
     free(rgba);
     free(rowp);
@@ -192,8 +236,8 @@ static long pgm_uint(const uint8_t **pp, const uint8_t *end) {
     return v;
 }
 
-static int pgm_read_gray(const uint8_t *buf, size_t len, const char *path, uint8_t **pixels,
-                         int *width, int *height) {
+static int pgm_decode_gray(const uint8_t *buf, size_t len, const char *path, uint8_t **pixels,
+                           int *width, int *height, ImageStatus *st) {
     const uint8_t *p = buf + 2, *end = buf + len;
     int ascii = buf[1] == '2';
     long v[3];
@@ -205,9 +249,7 @@ static int pgm_read_gray(const uint8_t *buf, size_t len, const char *path, uint8
             return dg_set_error("%s: bad PGM header: %s missing or not a number", path, names[i]);
     }
     long w = v[0], h = v[1], maxval = v[2];
-    if (w < 1 || h < 1 || w > DATA_MAX_SIDE || h > DATA_MAX_SIDE)
-        return dg_set_error("%s: image is %ldx%ld, outside 1..%d per side", path, w, h,
-                            DATA_MAX_SIDE);
+    if (w < 1 || h < 1 || w > DATA_MAX_SIDE || h > DATA_MAX_SIDE) return too_large(st, path, w, h);
     if (maxval < 1 || maxval > 65535)
         return dg_set_error("%s: bad PGM header: maxval %ld outside 1..65535", path, maxval);
     size_t npx = (size_t)w * (size_t)h;
@@ -257,6 +299,143 @@ static int pgm_read_gray(const uint8_t *buf, size_t len, const char *path, uint8
     return 0;
 }
 
+/* ---- BMP ----------------------------------------------------------------------
+ * Layout: a 14-byte file header ('BM', size, reserved, pixel-data offset at
+ * 10), then an info header whose first 4 bytes give its size: 40
+ * (BITMAPINFOHEADER) or larger (V2..V5: 52, 56, 108, 124). Rows are padded
+ * to 4 bytes and stored bottom-up unless the height is negative. Palettes
+ * (1/4/8 bit) are B,G,R,0 entries right after the info header.            */
+
+enum { BI_RGB = 0, BI_BITFIELDS = 3, BI_ALPHABITFIELDS = 6 };  /* 1, 2: RLE8, RLE4 */
+
+/* A channel of a BI_BITFIELDS pixel: mask, shift to its lowest bit and the
+ * maximum value, for rescaling to 0..255. */
+typedef struct {
+    uint32_t mask;
+    int shift;
+    uint32_t max;
+} BmpChannel;
+
+static BmpChannel bmp_channel(uint32_t mask) {
+    BmpChannel c = {mask, 0, 0};
+    if (!mask) return c;
+    while (!(mask & 1u)) {
+        mask >>= 1;
+        c.shift++;
+    }
+    c.max = mask;  /* masks must be contiguous: checked by the caller */
+    return c;
+}
+
+static inline unsigned bmp_get(const BmpChannel *c, uint32_t px) {
+    return c->max ? (unsigned)((((px & c->mask) >> c->shift) * 255u + c->max / 2) / c->max) : 0u;
+}
+
+static int bmp_decode_gray(const uint8_t *d, size_t len, const char *name, uint8_t **pixels,
+                           int *width, int *height, ImageStatus *st) {
+    if (len < 14 + 40) return dg_set_error("%s: truncated: BMP headers need 54 bytes, file has %zu", name, len);
+    uint32_t data_off = le32(d + 10), hdr = le32(d + 14);
+    if (hdr == 12) {
+        *st = IMAGE_UNSUPPORTED;
+        return dg_set_error("%s: OS/2 BMP (12-byte header) is not supported", name);
+    }
+    if (hdr < 40 || hdr > len - 14)
+        return dg_set_error("%s: bad BMP header: info header size %u", name, (unsigned)hdr);
+    int32_t w = (int32_t)le32(d + 18), hs = (int32_t)le32(d + 22);
+    unsigned planes = le16(d + 26), bpp = le16(d + 28);
+    uint32_t comp = le32(d + 30), ncolors = le32(d + 46);
+    int top_down = hs < 0;
+    long long h = top_down ? -(long long)hs : hs;  /* INT32_MIN negates safely in 64 bits */
+    if (w < 1 || h < 1 || w > DATA_MAX_SIDE || h > DATA_MAX_SIDE) return too_large(st, name, w, h);
+    if (planes != 1) return dg_set_error("%s: bad BMP header: %u planes", name, planes);
+    if (comp != BI_RGB && comp != BI_BITFIELDS && comp != BI_ALPHABITFIELDS) {  /* RLE, JPEG, PNG */
+        *st = IMAGE_UNSUPPORTED;
+        return dg_set_error("%s: compressed BMP (compression %u) is not supported, only uncompressed",
+                            name, (unsigned)comp);
+    }
+    if (bpp != 1 && bpp != 4 && bpp != 8 && bpp != 24 && bpp != 32) {
+        *st = IMAGE_UNSUPPORTED;
+        return dg_set_error("%s: %u-bit BMP is not supported (1, 4, 8, 24 or 32 bits)", name, bpp);
+    }
+    if (comp != BI_RGB && bpp != 32) {
+        *st = IMAGE_UNSUPPORTED;
+        return dg_set_error("%s: BMP bit fields are supported for 32-bit images only", name);
+    }
+
+    /* Channels: 24/32-bit BI_RGB is B,G,R(,unused); bit fields come from the
+     * V2+ header or, with a 40-byte header, the 12 or 16 bytes after it. */
+    BmpChannel ch[4] = {bmp_channel(0x00ff0000u), bmp_channel(0x0000ff00u), bmp_channel(0x000000ffu),
+                        bmp_channel(0)};
+    size_t after_hdr = 14 + (size_t)hdr;
+    if (comp != BI_RGB) {
+        size_t nmask = comp == BI_ALPHABITFIELDS ? 4 : 3;
+        size_t at = 14 + 40;
+        if (hdr == 40) {
+            if (len < at + 4 * nmask) return dg_set_error("%s: truncated: BMP bit-field masks missing", name);
+            after_hdr += 4 * nmask;
+        } else if (hdr >= 56) {
+            nmask = 4;
+        } else if (hdr < 52) {
+            return dg_set_error("%s: bad BMP header: %u bytes, too short for bit fields", name, (unsigned)hdr);
+        }
+        for (size_t k = 0; k < nmask; k++) {
+            uint32_t m = le32(d + at + 4 * k);
+            /* contiguous: adding the lowest set bit leaves a single run of zeros below */
+            uint32_t low = m & (~m + 1u);
+            if (m && ((m + low) & m)) return dg_set_error("%s: bad BMP bit-field mask 0x%08x", name, (unsigned)m);
+            ch[k] = bmp_channel(m);
+        }
+    }
+
+    /* Palette for 1/4/8-bit: at most 2^bpp B,G,R,x entries, converted to gray. */
+    uint8_t pal[256];
+    int npal = 0;
+    if (bpp <= 8) {
+        uint32_t maxc = 1u << bpp;
+        npal = (int)(ncolors == 0 || ncolors > maxc ? maxc : ncolors);
+        if (after_hdr > len || (size_t)npal * 4 > len - after_hdr)
+            return dg_set_error("%s: truncated: BMP palette of %d colours missing", name, npal);
+        for (int i = 0; i < npal; i++) {
+            const uint8_t *e = d + after_hdr + 4 * (size_t)i;
+            pal[i] = (uint8_t)luma(e[2], e[1], e[0]);
+        }
+    }
+
+    size_t stride = (((size_t)bpp * (size_t)w + 31) / 32) * 4;
+    if (data_off > len || stride * (size_t)h > len - data_off)
+        return dg_set_error("%s: truncated: BMP header says %dx%lld at %u bits (%zu bytes from offset "
+                            "%u), file has %zu", name, w, h, bpp, stride * (size_t)h, (unsigned)data_off, len);
+    uint8_t *out = malloc((size_t)w * (size_t)h);
+    if (!out) return dg_set_error("%s: out of memory for a %dx%lld image", name, w, h);
+    for (long long y = 0; y < h; y++) {
+        const uint8_t *row = d + data_off + stride * (size_t)(top_down ? y : h - 1 - y);
+        uint8_t *o = out + (size_t)y * (size_t)w;
+        for (int32_t x = 0; x < w; x++) {
+            if (bpp <= 8) {
+                unsigned per = 8 / bpp, shift = 8 - bpp * (1 + (unsigned)x % per);
+                unsigned idx = (row[(size_t)x / per] >> shift) & ((1u << bpp) - 1u);
+                if ((int)idx >= npal) {
+                    free(out);
+                    return dg_set_error("%s: pixel (%d,%lld): palette index %u, palette has %d colours",
+                                        name, x, y, idx, npal);
+                }
+                o[x] = pal[idx];
+            } else if (bpp == 24) {
+                const uint8_t *q = row + 3 * (size_t)x;
+                o[x] = (uint8_t)luma(q[2], q[1], q[0]);
+            } else {
+                uint32_t px = le32(row + 4 * (size_t)x);
+                unsigned g = luma(bmp_get(&ch[0], px), bmp_get(&ch[1], px), bmp_get(&ch[2], px));
+                o[x] = ch[3].mask ? on_white(g, bmp_get(&ch[3], px)) : (uint8_t)g;
+            }
+        }
+    }
+    *pixels = out;
+    *width = w;
+    *height = (int)h;
+    return 0;
+}
+
 /* ---- JPEG ---------------------------------------------------------------------- */
 
 #ifdef DG_HAVE_JPEG
@@ -276,8 +455,8 @@ static void jpeg_on_error(j_common_ptr cinfo) {
 
 static void jpeg_on_message(j_common_ptr cinfo) { (void)cinfo; /* warnings: ignore */ }
 
-static int jpeg_read_gray(FILE *fp, const char *path, uint8_t **pixels, int *width,
-                          int *height) {
+static int jpeg_decode_gray(const uint8_t *data, size_t len, const char *path, uint8_t **pixels,
+                            int *width, int *height, ImageStatus *st) {
     struct jpeg_decompress_struct cinfo;
     JpegErr err;
     uint8_t *volatile out = NULL;
@@ -291,12 +470,11 @@ static int jpeg_read_gray(FILE *fp, const char *path, uint8_t **pixels, int *wid
         return -1;
     }
     jpeg_create_decompress(&cinfo);
-    jpeg_stdio_src(&cinfo, fp);
-    jpeg_read_header(&cinfo, TRUE);
+    jpeg_mem_src(&cinfo, data, (unsigned long)len);
+    jpeg_read_header(&cinfo, TRUE);  /* markers only: no pixel is decoded yet */
     if (cinfo.image_width < 1 || cinfo.image_height < 1 || cinfo.image_width > DATA_MAX_SIDE ||
         cinfo.image_height > DATA_MAX_SIDE) {
-        dg_set_error("%s: image is %ux%u, outside 1..%d per side", path,
-                     (unsigned)cinfo.image_width, (unsigned)cinfo.image_height, DATA_MAX_SIDE);
+        too_large(st, path, cinfo.image_width, cinfo.image_height);
         longjmp(err.jmp, 1);
     }
     /* libjpeg converts YCbCr to gray by keeping Y (the luma): what we want. */
@@ -323,32 +501,42 @@ static int jpeg_read_gray(FILE *fp, const char *path, uint8_t **pixels, int *wid
 
 /* ---- dispatch ------------------------------------------------------------------ */
 
-/* Reads a whole (bounded) file for the hand-parsed formats. */
-static uint8_t *image_slurp(FILE *fp, const char *path, size_t *len) {
-    struct stat st;
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-        dg_set_error("%s: not a regular file", path);
-        return NULL;
+int image_decode_gray(const uint8_t *data, size_t len, const char *name, uint8_t **pixels,
+                      int *width, int *height, ImageStatus *status) {
+    ImageStatus st_local;
+    ImageStatus *st = status ? status : &st_local;
+    *st = IMAGE_BAD;  /* the decoders say otherwise where it applies */
+    *pixels = NULL;
+    *width = *height = 0;
+    int rc;
+    if (len >= 8 && png_sig_cmp(data, 0, 8) == 0) {
+        rc = png_decode_gray(data, len, name, pixels, width, height, st);
+    } else if (len >= 2 && data[0] == 'P' && (data[1] == '5' || data[1] == '2')) {
+        rc = pgm_decode_gray(data, len, name, pixels, width, height, st);
+    } else if (len >= 2 && data[0] == 'B' && data[1] == 'M') {
+        rc = bmp_decode_gray(data, len, name, pixels, width, height, st);
+    } else if (len >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff) {
+#ifdef DG_HAVE_JPEG
+        rc = jpeg_decode_gray(data, len, name, pixels, width, height, st);
+#else
+        *st = IMAGE_UNSUPPORTED;
+        rc = dg_set_error("%s: JPEG support not built in (rebuild with -DDG_HAVE_JPEG -ljpeg), "
+                          "convert to PNG", name);
+#endif
+    } else if (len == 0) {
+        rc = dg_set_error("%s: empty file", name);
+    } else if (len >= 2 && data[0] == 'P' && data[1] >= '1' && data[1] <= '7') {
+        *st = IMAGE_UNSUPPORTED;
+        rc = dg_set_error("%s: Netpbm P%c is not supported, only grayscale PGM (P5, P2)", name, data[1]);
+    } else {
+        uint8_t sig[4] = {0};
+        memcpy(sig, data, len < 4 ? len : 4);
+        *st = IMAGE_UNSUPPORTED;
+        rc = dg_set_error("%s: unknown image format (starts with %02x %02x %02x %02x), "
+                          "expected PNG, JPEG, BMP or PGM", name, sig[0], sig[1], sig[2], sig[3]);
     }
-    if ((uint64_t)st.st_size > IMAGE_MAX_FILE_BYTES) {
-        dg_set_error("%s: file is %lld bytes, more than the %u MiB limit for PGM", path,
-                     (long long)st.st_size, IMAGE_MAX_FILE_BYTES >> 20);
-        return NULL;
-    }
-    size_t size = (size_t)st.st_size;
-    uint8_t *buf = malloc(size + 1);
-    if (!buf) {
-        dg_set_error("%s: out of memory reading %zu bytes", path, size);
-        return NULL;
-    }
-    rewind(fp);
-    *len = fread(buf, 1, size, fp);
-    if (*len < size && ferror(fp)) {
-        dg_set_error("%s: read error: %s", path, strerror(errno));
-        free(buf);
-        return NULL;
-    }
-    return buf;
+    if (rc == 0) *st = IMAGE_OK;
+    return rc;
 }
 
 int image_read_gray(const char *path, uint8_t **pixels, int *width, int *height) {
@@ -356,35 +544,37 @@ int image_read_gray(const char *path, uint8_t **pixels, int *width, int *height)
     *width = *height = 0;
     FILE *fp = fopen(path, "rb");
     if (!fp) return dg_set_error("%s: cannot open: %s", path, strerror(errno));
-    uint8_t sig[8] = {0};
-    size_t got = fread(sig, 1, sizeof sig, fp);
-    int rc;
-    if (got == 8 && png_sig_cmp(sig, 0, 8) == 0) {
-        rewind(fp);
-        rc = png_read_gray(fp, path, pixels, width, height);
-    } else if (got >= 2 && sig[0] == 'P' && (sig[1] == '5' || sig[1] == '2')) {
-        size_t len;
-        uint8_t *buf = image_slurp(fp, path, &len);
-        rc = buf ? pgm_read_gray(buf, len, path, pixels, width, height) : -1;
-        free(buf);
-    } else if (got >= 3 && sig[0] == 0xff && sig[1] == 0xd8 && sig[2] == 0xff) {
-#ifdef DG_HAVE_JPEG
-        rewind(fp);
-        rc = jpeg_read_gray(fp, path, pixels, width, height);
-#else
-        rc = dg_set_error("%s: JPEG support not built in (rebuild with -DDG_HAVE_JPEG -ljpeg), "
-                          "convert to PNG", path);
-#endif
-    } else if (got == 0) {
-        rc = dg_set_error("%s: empty file", path);
-    } else if (got >= 2 && sig[0] == 'P' && sig[1] >= '1' && sig[1] <= '7') {
-        rc = dg_set_error("%s: Netpbm P%c is not supported, only grayscale PGM (P5, P2)", path,
-                          sig[1]);
-    } else {
-        rc = dg_set_error("%s: unknown image format (starts with %02x %02x %02x %02x), "
-                          "expected PNG, PGM or JPEG", path, sig[0], sig[1], sig[2], sig[3]);
+    /* Read in growing chunks rather than trusting a file size: works for
+     * pipes too, and stops at the limit. */
+    size_t cap = 1 << 16, len = 0;
+    uint8_t *buf = malloc(cap);
+    int rc = 0;
+    if (!buf) rc = dg_set_error("%s: out of memory", path);
+    while (rc == 0) {
+        if (len == cap) {
+            if (cap >= IMAGE_MAX_FILE_BYTES) {
+                rc = dg_set_error("%s: file is larger than the %u MiB limit for an image", path,
+                                  IMAGE_MAX_FILE_BYTES >> 20);
+                break;
+            }
+            uint8_t *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                rc = dg_set_error("%s: out of memory reading %zu bytes", path, cap * 2);
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t got = fread(buf + len, 1, cap - len, fp);
+        len += got;
+        if (got == 0) {
+            if (ferror(fp)) rc = dg_set_error("%s: read error: %s", path, strerror(errno));
+            break;
+        }
     }
     fclose(fp);
+    if (rc == 0) rc = image_decode_gray(buf, len, path, pixels, width, height, NULL);
+    free(buf);
     return rc;
 }
 
@@ -395,7 +585,7 @@ int image_write_png_gray(const char *path, const uint8_t *pixels, int width, int
         return dg_set_error("%s: cannot write a %dx%d image", path, width, height);
     FILE *fp = fopen(path, "wb");
     if (!fp) return dg_set_error("%s: cannot create: %s", path, strerror(errno));
-    PngCtx ctx = {.path = path};
+    PngCtx ctx = {.name = path};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, png_on_error,
                                               png_on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;

@@ -10,16 +10,27 @@
 #include <math.h>
 
 /* Below this many elements tanh stays on one thread (relu is memory-bound
- * and never worth the wake-up on this machine). */
+ * and is split only over large batches, see RELU_PAR_MIN). */
 #define TANH_PAR_MIN (1 << 15)
+
+/* ReLU over a training batch of cnn-bn is 1.6 M floats: two cores move it
+ * faster than one (measured ~5 % of a step single-threaded); below this
+ * the wake-up costs more than it saves. */
+#define RELU_PAR_MIN (1 << 18)
 
 /* y = max(x, 0) */
 void relu_forward(float *y, const float *x, size_t n) {
+#ifdef _OPENMP
+#pragma omp parallel for simd schedule(static) if (n >= RELU_PAR_MIN)
+#endif
     for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
 /* dx = dy * (y > 0) */
 void relu_backward(float *dx, const float *dy, const float *y, size_t n) {
+#ifdef _OPENMP
+#pragma omp parallel for simd schedule(static) if (n >= RELU_PAR_MIN)
+#endif
     for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 

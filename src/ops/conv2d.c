@@ -24,8 +24,13 @@
 
 #include "core/blas.h"
 #include <string.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 #include "core/check.h"
+#include "ops/conv2d_direct.h"
+#include "ops/gemm_bf16.h"
 
 static inline int conv_out_size(int in, int k, int stride, int pad) {
     return (in + 2 * pad - k) / stride + 1;
@@ -125,6 +130,27 @@ void conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const
  * im2col / col2im
  * ====================================================================== */
 
+/* Short-row copy / zero / add. im2col and col2im move rows of Q floats
+ * (24, 28, 14, 10 in the zoo): a memcpy call per row costs more than the
+ * copy, so rows up to 64 floats go through masked AVX-512 moves inline. */
+static inline void copy_row(float *restrict out, const float *restrict in, int n) {
+#ifdef __AVX512F__
+    if (n <= 64) {
+        for (; n >= 16; n -= 16, in += 16, out += 16) _mm512_storeu_ps(out, _mm512_loadu_ps(in));
+        if (n) {
+            const __mmask16 m = (__mmask16)((1u << n) - 1);
+            _mm512_mask_storeu_ps(out, m, _mm512_maskz_loadu_ps(m, in));
+        }
+        return;
+    }
+#endif
+    memcpy(out, in, sizeof(float) * (size_t)n);
+}
+
+static inline void zero_row(float *restrict out, int n) {
+    for (int i = 0; i < n; i++) out[i] = 0;
+}
+
 /* Valid outputs [*o0, *o1) along one axis for kernel offset k: those whose
  * input index o*stride+k-pad lies in [0, in). */
 static inline void valid_range(int *o0, int *o1, int k, int stride, int pad, int in, int out) {
@@ -184,12 +210,12 @@ static void im2col(float *restrict col, const float *restrict x, int C, int H, i
                     float *restrict out = row + (size_t)(p - pb) * Q;
                     const float *restrict in =
                         xc + (size_t)(p * stride + r - pad) * W + (q0 * stride + s - pad);
-                    for (int q = 0; q < q0; q++) out[q] = 0;
+                    zero_row(out, q0);
                     if (stride == 1)
-                        memcpy(out + q0, in, sizeof(float) * (q1 - q0));
+                        copy_row(out + q0, in, q1 - q0);
                     else
                         for (int q = q0; q < q1; q++) out[q] = in[(q - q0) * stride];
-                    for (int q = q1; q < Q; q++) out[q] = 0;
+                    zero_row(out + q1, Q - q1);
                 }
             }
 }
@@ -259,13 +285,79 @@ static inline int band_rows(int CRS, int P, int Q) {
     return t < 1 ? 1 : t > P ? P : (int)t;
 }
 
+/* One band of col, (C*R*S, rows*Q). */
+static size_t im2col_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    (void)K;
+    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad), CRS = C * R * S;
+    return (size_t)CRS * band_rows(CRS, P, Q) * Q;
+}
+
+/* Packed weights for the direct kernels (after the col band in a slice:
+ * a pass may use both, e.g. direct dw and im2col dx). */
+static size_t packed_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    size_t a = 0, b = 0;
+    if (conv2d_direct_ok(H, W, R, S, stride, pad, C * R * S)) a = conv2d_direct_packed_floats(K, C, R, S);
+    if (conv2d_direct_dx_ok(H, W, R, S, stride, pad, K * R * S)) b = conv2d_direct_packed_floats(C, K, R, S);
+    return a > b ? a : b;
+}
+
+/* ---- bf16 (--precision bf16) ----------------------------------------------
+ * The im2col layers run their three products through gemm_bf16 (bf16
+ * inputs, fp32 accumulation; twice the FLOP rate of fp32 FMAs here):
+ *   forward  y (K,PQ)      = W (K,CRS) . col (CRS,PQ)
+ *   dx       dcol (CRS,PQ) = W^T (CRS,K) . dy (K,PQ)       then col2im
+ *   dw^T     (CRS,K)      += col (CRS,PQ) . dy^T (PQ,K)    (partials kept transposed)
+ * Weights are converted once per call and chunk; activations per image.
+ * The direct (shallow) layers stay fp32: they are a few % of the FLOPs. */
+static int use_bf16;
+
+int conv2d_set_bf16(int on) {
+    use_bf16 = on && gemm_bf16_available();
+    return use_bf16;
+}
+
+/* Does this layer take the bf16 path (im2col layers in one band)? */
+static int bf16_layer(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    (void)K;
+    if (!gemm_bf16_available() || is_pointwise(R, S, stride, pad)) return 0;
+    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad), CRS = C * R * S;
+    return band_rows(CRS, P, Q) == P;
+}
+
+/* Words (floats) of bf16 scratch after the col band and packed weights. */
+static size_t bf16_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    if (!bf16_layer(C, H, W, K, R, S, stride, pad)) return 0;
+    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad), PQ = P * Q;
+    const int CRS = C * R * S;
+    size_t bp = bf16_packed_b_words(CRS, PQ), b2 = bf16_packed_b_words(K, PQ), b3 = bf16_packed_b_words(PQ, K);
+    if (b2 > bp) bp = b2;
+    if (b3 > bp) bp = b3;
+    return (size_t)K * bf16_pair_words(CRS) + (size_t)CRS * bf16_pair_words(K) + (size_t)CRS * bf16_pair_words(PQ) +
+           bp;
+}
+
+typedef struct { /* one chunk's bf16 scratch, carved from its workspace slice */
+    uint32_t *w;    /* (K, pairs(CRS))   forward weights */
+    uint32_t *wt;   /* (CRS, pairs(K))   dx weights, W^T */
+    uint32_t *col;  /* (CRS, pairs(PQ))  dw: the image's col */
+    uint32_t *pack; /* packed B operand */
+} Bf16Scratch;
+
+static Bf16Scratch bf16_scratch(float *base, int C, int K, int R, int S, int PQ) {
+    const int CRS = C * R * S;
+    Bf16Scratch b;
+    b.w = (uint32_t *)base;
+    b.wt = b.w + (size_t)K * bf16_pair_words(CRS);
+    b.col = b.wt + (size_t)CRS * bf16_pair_words(K);
+    b.pack = b.col + (size_t)CRS * bf16_pair_words(PQ);
+    return b;
+}
+
 /* Floats of workspace one thread needs: one band of col, (C*R*S, rows*Q). */
 size_t conv2d_workspace_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
-    (void)K;
-    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
     if (is_pointwise(R, S, stride, pad)) return 1;
-    const int CRS = C * R * S;
-    return (size_t)CRS * band_rows(CRS, P, Q) * Q;
+    return im2col_floats(C, H, W, K, R, S, stride, pad) + packed_floats(C, H, W, K, R, S, stride, pad) +
+           bf16_floats(C, H, W, K, R, S, stride, pad);
 }
 
 /* Number of batch chunks: nthreads, but no empty chunks (never more than N).
@@ -287,12 +379,40 @@ void conv2d_forward(float *y, const float *x, const float *w, const float *b, in
     const int pointwise = is_pointwise(R, S, stride, pad);
     const size_t ws = conv2d_workspace_floats(C, H, W, K, R, S, stride, pad);
     const int band = band_rows(CRS, P, Q);
+    const int direct = !pointwise && conv2d_direct_ok(H, W, R, S, stride, pad, CRS);
+    const int bf16 = use_bf16 && !direct && bf16_layer(C, H, W, K, R, S, stride, pad);
 
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
 #endif
     for (int t = 0; t < nt; t++) {
         float *col = workspace + (size_t)t * ws;
+        if (direct) { /* each chunk packs its own copy: a few KB, no barrier */
+            float *wp = col + im2col_floats(C, H, W, K, R, S, stride, pad);
+            conv2d_direct_pack(wp, w, K, C, R, S, 0);
+            for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++)
+                conv2d_direct_forward(y + (size_t)n * K * PQ, x + (size_t)n * C * H * W, wp, b, C, H, W, K, R, S,
+                                      pad);
+            continue;
+        }
+        if (bf16) {
+            Bf16Scratch bs = bf16_scratch(col + im2col_floats(C, H, W, K, R, S, stride, pad) +
+                                              packed_floats(C, H, W, K, R, S, stride, pad), C, K, R, S, PQ);
+            const size_t lw = bf16_pair_words(CRS);
+            bf16_convert_rows(bs.w, lw, w, CRS, K, CRS);
+            for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
+                float *yn = y + (size_t)n * K * PQ;
+                im2col(col, x + (size_t)n * C * H * W, C, H, W, R, S, stride, pad, P, Q, 0, P);
+                bf16_pack_b(bs.pack, col, PQ, CRS, PQ);
+                gemm_bf16(yn, PQ, bs.w, lw, bs.pack, K, PQ, CRS, 0); /* y[n] (K,PQ) = w . col */
+                if (b)
+                    for (int k = 0; k < K; k++) {
+                        float *restrict yk = yn + (size_t)k * PQ;
+                        for (int i = 0; i < PQ; i++) yk[i] += b[k];
+                    }
+            }
+            continue;
+        }
         for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
             const float *xn = x + (size_t)n * C * H * W;
             float *yn = y + (size_t)n * K * PQ;
@@ -328,6 +448,10 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
     const size_t ws = conv2d_workspace_floats(C, H, W, K, R, S, stride, pad);
     const int band = band_rows(CRS, P, Q);
     const size_t nwb = (size_t)K * CRS + K; /* one dw_partial slice: dw then db */
+    const int direct_w = !pointwise && conv2d_direct_ok(H, W, R, S, stride, pad, CRS);
+    const int direct_x = !pointwise && conv2d_direct_dx_ok(H, W, R, S, stride, pad, K * R * S);
+    const int bf16_ok = use_bf16 && bf16_layer(C, H, W, K, R, S, stride, pad);
+    const int bf16_w = bf16_ok && !direct_w, bf16_x = bf16_ok && !direct_x; /* dw partials transposed if bf16_w */
     const int want_w = dw != NULL, want_b = db != NULL;
 
 #ifdef _OPENMP
@@ -341,6 +465,10 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
             pdb = pw + (size_t)K * CRS;
             memset(pw, 0, sizeof(float) * nwb);
         }
+        int packed = 0;   /* dx weights packed into this chunk's workspace (direct) */
+        int wt_ready = 0; /* W^T pair words ready (bf16) */
+        Bf16Scratch bs = bf16_scratch(col + im2col_floats(C, H, W, K, R, S, stride, pad) +
+                                          packed_floats(C, H, W, K, R, S, stride, pad), C, K, R, S, PQ);
         for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
             const float *xn = x + (size_t)n * C * HW;
             const float *dyn = dy + (size_t)n * K * PQ;
@@ -364,17 +492,53 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
                                 dyn, PQ, 0.0f, dxn, PQ);
                 continue;
             }
-            if (dxn) memset(dxn, 0, sizeof(float) * C * HW);
+            int dw_done = !want_w, dx_done = dxn == NULL;
+            if (direct_w && want_w) {
+                conv2d_direct_dw(pw, dyn, xn, C, H, W, K, R, S, pad);
+                dw_done = 1;
+            }
+            if (direct_x && dxn) {
+                float *wp = col + im2col_floats(C, H, W, K, R, S, stride, pad);
+                if (!packed) {
+                    conv2d_direct_pack(wp, w, K, C, R, S, 1);
+                    packed = 1;
+                }
+                /* dx[n] (C,H,W) = conv(dy[n] (K,P,Q), flipped w^T, pad R-1-pad) */
+                conv2d_direct_forward(dxn, dyn, wp, NULL, K, P, Q, C, R, S, R - 1 - pad);
+                dx_done = 1;
+            }
+            if (!dw_done && bf16_w) { /* pw^T (CRS,K) += col (CRS,PQ) . dy[n]^T (PQ,K) */
+                im2col(col, xn, C, H, W, R, S, stride, pad, P, Q, 0, P);
+                bf16_convert_rows(bs.col, bf16_pair_words(PQ), col, PQ, CRS, PQ);
+                bf16_pack_b_transposed(bs.pack, dyn, PQ, PQ, K);
+                gemm_bf16(pw, K, bs.col, bf16_pair_words(PQ), bs.pack, CRS, K, PQ, 1);
+                dw_done = 1;
+            }
+            if (!dx_done && bf16_x) { /* dcol (CRS,PQ) = w^T (CRS,K) . dy[n] (K,PQ), then scatter-add */
+                if (!wt_ready) {
+                    for (int k = 0; k < K; k++) /* W^T in fp32 through col, then pair words */
+                        for (int i = 0; i < CRS; i++) col[(size_t)i * K + k] = w[(size_t)k * CRS + i];
+                    bf16_convert_rows(bs.wt, bf16_pair_words(K), col, K, CRS, K);
+                    wt_ready = 1;
+                }
+                bf16_pack_b(bs.pack, dyn, PQ, K, PQ);
+                gemm_bf16(col, PQ, bs.wt, bf16_pair_words(K), bs.pack, CRS, PQ, K, 0);
+                memset(dxn, 0, sizeof(float) * C * HW);
+                col2im(dxn, col, C, H, W, R, S, stride, pad, P, Q, 0, P);
+                dx_done = 1;
+            }
+            if (dw_done && dx_done) continue;
+            if (!dx_done) memset(dxn, 0, sizeof(float) * C * HW);
             for (int pb = 0; pb < P; pb += band) {
                 const int pe = pb + band < P ? pb + band : P, TQ = (pe - pb) * Q;
                 const float *dyb = dyn + (size_t)pb * Q; /* dy[n][:, band] (K,TQ), ld PQ */
-                if (want_w) {
+                if (!dw_done) {
                     im2col(col, xn, C, H, W, R, S, stride, pad, P, Q, pb, pe);
                     /* pw (K,CRS) += dy band (K,TQ) . col^T (TQ,CRS) */
                     dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasTrans, K, CRS, TQ, 1.0f, dyb, PQ,
                                 col, TQ, 1.0f, pw, CRS);
                 }
-                if (dxn) {
+                if (!dx_done) {
                     /* dcol (CRS,TQ) = w^T (CRS,K) . dy band (K,TQ), then scatter-add */
                     dg_sgemm_parallel(CblasRowMajor, CblasTrans, CblasNoTrans, CRS, TQ, K, 1.0f, w, CRS,
                                 dyb, PQ, 0.0f, col, TQ);
@@ -392,8 +556,10 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && nw >= 16384)
 #endif
         for (size_t i = 0; i < nw; i++) {
+            /* bf16 partials are (CRS,K): element i = (k, crs) of dw sits at crs*K + k */
+            const size_t j = bf16_w ? (i % CRS) * K + i / CRS : i;
             float acc = 0;
-            for (int t = 0; t < nt; t++) acc += dw_partial[(size_t)t * nwb + i];
+            for (int t = 0; t < nt; t++) acc += dw_partial[(size_t)t * nwb + j];
             dw[i] += acc;
         }
     }

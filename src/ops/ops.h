@@ -42,6 +42,10 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
                      const float *w, int N, int C, int H, int W, int K, int R, int S, int stride,
                      int pad, float *workspace, float *dw_partial, int nthreads);
 
+/* bf16 compute for the im2col convolutions (fp32 master weights and
+ * accumulation; see conv2d.c). Returns whether it is on: off when the CPU
+ * or the build lacks AVX512_BF16. Process-wide; set before training. */
+int conv2d_set_bf16(int on);
 /* ---- linear ------------------------------------------------------------
  * y[n,m] = b[m] + sum_d w[m,d] x[n,d]      (PyTorch nn.Linear layout)
  * x (N,D)  w (M,D)  b (M) or NULL  y (N,M)                               */

@@ -11,6 +11,10 @@
  */
 #include "ops/ops.h"
 
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
 #include <string.h>
 
 #include "core/check.h"
@@ -43,6 +47,7 @@ void maxpool_forward_ref(float *y, const float *x, int N, int C, int H, int W, i
 
 /* 2x2 stride-2 windows, the common case: four loads and three compares
  * per output, branch-free so the q loop vectorises. */
+#ifndef __AVX512F__
 static void maxpool_plane_2x2(float *restrict y, int32_t *restrict am, const float *restrict x,
                               int W, int P, int Q) {
     for (int p = 0; p < P; p++) {
@@ -64,6 +69,50 @@ static void maxpool_plane_2x2(float *restrict y, int32_t *restrict am, const flo
         }
     }
 }
+
+#endif
+
+#ifdef __AVX512F__
+/* The same with AVX-512, 16 outputs per step: the even and odd columns of
+ * the two input rows are split with one permute each, then the scan order
+ * a, b, c, d and the strict '>' of the scalar loop are kept exactly (same
+ * maxima, same argmax). The scalar loop did not vectorise (stride-2 loads
+ * plus index tracking) and was 13 % of a cnn-bn training step. */
+static void maxpool_plane_2x2_avx512(float *restrict y, int32_t *restrict am, const float *restrict x, int W,
+                                     int P, int Q) {
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i lane2 = _mm512_slli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 1);
+    for (int p = 0; p < P; p++) {
+        const float *r0 = x + (size_t)(2 * p) * W, *r1 = r0 + W;
+        for (int q = 0; q < Q; q += 16) {
+            const int nq = Q - q < 16 ? Q - q : 16;
+            const int nin = 2 * nq; /* input floats of this step, <= 32 */
+            const __mmask16 mlo = (__mmask16)(nin >= 16 ? 0xffff : (1u << nin) - 1);
+            const __mmask16 mhi = (__mmask16)(nin >= 32 ? 0xffff : nin > 16 ? (1u << (nin - 16)) - 1 : 0);
+            const __m512 r0lo = _mm512_maskz_loadu_ps(mlo, r0 + 2 * q), r0hi = _mm512_maskz_loadu_ps(mhi, r0 + 2 * q + 16);
+            const __m512 r1lo = _mm512_maskz_loadu_ps(mlo, r1 + 2 * q), r1hi = _mm512_maskz_loadu_ps(mhi, r1 + 2 * q + 16);
+            const __m512 a = _mm512_permutex2var_ps(r0lo, even, r0hi), b = _mm512_permutex2var_ps(r0lo, odd, r0hi);
+            const __m512 c = _mm512_permutex2var_ps(r1lo, even, r1hi), d = _mm512_permutex2var_ps(r1lo, odd, r1hi);
+            __m512i i = _mm512_add_epi32(_mm512_set1_epi32(2 * p * W + 2 * q), lane2);
+            __m512 m = a;
+            __mmask16 k = _mm512_cmp_ps_mask(b, m, _CMP_GT_OQ);
+            m = _mm512_mask_blend_ps(k, m, b);
+            i = _mm512_mask_add_epi32(i, k, i, _mm512_set1_epi32(1));
+            const __m512i ic = _mm512_add_epi32(_mm512_set1_epi32(2 * p * W + W + 2 * q), lane2);
+            k = _mm512_cmp_ps_mask(c, m, _CMP_GT_OQ);
+            m = _mm512_mask_blend_ps(k, m, c);
+            i = _mm512_mask_blend_epi32(k, i, ic);
+            k = _mm512_cmp_ps_mask(d, m, _CMP_GT_OQ);
+            m = _mm512_mask_blend_ps(k, m, d);
+            i = _mm512_mask_blend_epi32(k, i, _mm512_add_epi32(ic, _mm512_set1_epi32(1)));
+            const __mmask16 mo = (__mmask16)(nq >= 16 ? 0xffff : (1u << nq) - 1);
+            _mm512_mask_storeu_ps(y + (size_t)p * Q + q, mo, m);
+            _mm512_mask_storeu_epi32(am + (size_t)p * Q + q, mo, i);
+        }
+    }
+}
+#endif
 
 static void maxpool_plane(float *restrict y, int32_t *restrict am, const float *restrict x, int W,
                           int F, int T, int P, int Q) {
@@ -99,7 +148,11 @@ void maxpool_forward(float *y, int32_t *argmax, const float *x, int N, int C, in
         float *yp = y + (size_t)nc * P * Q;
         int32_t *ap = argmax + (size_t)nc * P * Q;
         if (twobytwo)
+#ifdef __AVX512F__
+            maxpool_plane_2x2_avx512(yp, ap, xp, W, P, Q);
+#else
             maxpool_plane_2x2(yp, ap, xp, W, P, Q);
+#endif
         else
             maxpool_plane(yp, ap, xp, W, F, T, P, Q);
     }
@@ -140,6 +193,14 @@ void avgpool_forward(float *y, const float *x, int N, int C, int H, int W, int F
     for (int nc = 0; nc < NC; nc++) {
         const float *restrict xp = x + (size_t)nc * H * W;
         float *restrict yp = y + (size_t)nc * P * Q;
+        if (F == 2 && T == 2) { /* the zoo's case: pair sums, vectorised by the compiler */
+            for (int p = 0; p < P; p++) {
+                const float *restrict a = xp + (size_t)(2 * p) * W, *restrict b = a + W;
+                float *restrict yr = yp + (size_t)p * Q;
+                for (int q = 0; q < Q; q++) yr[q] = ((a[2 * q] + a[2 * q + 1]) + (b[2 * q] + b[2 * q + 1])) * inv;
+            }
+            continue;
+        }
         for (int p = 0; p < P; p++) {
             float *restrict yr = yp + (size_t)p * Q;
             for (int q = 0; q < Q; q++) yr[q] = 0;
@@ -165,6 +226,17 @@ void avgpool_backward(float *dx, const float *dy, int N, int C, int H, int W, in
     for (int nc = 0; nc < NC; nc++) {
         float *restrict dxp = dx + (size_t)nc * H * W;
         const float *restrict dyp = dy + (size_t)nc * P * Q;
+        if (F == 2 && T == 2 && H == 2 * P && W == 2 * Q) { /* every pixel in exactly one window */
+            for (int p = 0; p < P; p++) {
+                const float *restrict dyr = dyp + (size_t)p * Q;
+                float *restrict a = dxp + (size_t)(2 * p) * W, *restrict b = a + W;
+                for (int q = 0; q < Q; q++) {
+                    const float g = dyr[q] * inv;
+                    a[2 * q] = g, a[2 * q + 1] = g, b[2 * q] = g, b[2 * q + 1] = g;
+                }
+            }
+            continue;
+        }
         memset(dxp, 0, sizeof(float) * H * W);
         for (int p = 0; p < P; p++) {
             const float *restrict dyr = dyp + (size_t)p * Q;

@@ -1,0 +1,80 @@
+/* cmd_serve.c — `digits serve`: the web app and HTTP API (src/serve) until
+ * SIGINT or SIGTERM. Prints where it listens on stderr (the port too when
+ * --port 0 picked one) and one access-log line per request on stdout. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "digits.h"
+#include "serve/serve.h"
+
+static const char *CMD = "serve";
+
+static void help(void) {
+    printf("usage: digits serve --model FILE [flags]\n\n"
+           "  --model FILE      model file written by 'digits train' (any kind)   (required)\n"
+           "  --host ADDR       IP address to bind (0.0.0.0: every interface) [127.0.0.1]\n"
+           "  --port N          TCP port (0: any free port, printed)          [8080]\n"
+           "  --threads N       connection threads = model copies (0: cores)   [0]\n"
+           "  --max-body BYTES  largest request body                          [8388608]\n"
+           "  --timeout S       close connections idle this long              [15]\n"
+           "  --quiet           no access log\n\n"
+           "GET /            the page: draw or upload a digit\n"
+           "POST /api/predict  an image (PNG, JPEG, BMP, PGM; raw or multipart) or\n"
+           "                 JSON {\"pixels\": [784 numbers 0..255]} -> digit, probabilities\n"
+           "GET /api/model   the model's architecture, parameters, training metrics\n"
+           "GET /healthz     liveness\n");
+}
+
+int cmd_serve(int argc, char **argv) {
+    ServeConfig cfg;
+    serve_config_defaults(&cfg);
+    enum { O_MODEL = 256, O_HOST, O_PORT, O_THREADS, O_MAX_BODY, O_TIMEOUT, O_QUIET, O_HELP };
+    static const struct option opts[] = {
+        {"model", 1, 0, O_MODEL},       {"host", 1, 0, O_HOST},       {"port", 1, 0, O_PORT},
+        {"threads", 1, 0, O_THREADS},   {"max-body", 1, 0, O_MAX_BODY}, {"timeout", 1, 0, O_TIMEOUT},
+        {"quiet", 0, 0, O_QUIET},       {"help", 0, 0, O_HELP},       {0, 0, 0, 0}};
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case O_MODEL: cfg.model_path = optarg; break;
+        case O_HOST: cfg.host = optarg; break;
+        case O_PORT: cfg.port = cli_int(CMD, "--port", optarg, 0, 65535); break;
+        case O_THREADS: cfg.threads = cli_int(CMD, "--threads", optarg, 0, 256); break;
+        case O_MAX_BODY: cfg.max_body = (size_t)cli_int(CMD, "--max-body", optarg, 1024, 1 << 30); break;
+        case O_TIMEOUT: cfg.timeout_s = cli_int(CMD, "--timeout", optarg, 1, 3600); break;
+        case O_QUIET: cfg.log = NULL; break;
+        case O_HELP: help(); return 0;
+        default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
+        }
+    }
+    if (!cfg.model_path) cli_usage_error(CMD, "--model FILE is required");
+    if (optind < argc) cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+
+    /* Block the stop signals before the server's threads exist (they
+     * inherit the mask), then wait for one here. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    Server *srv;
+    int port = serve_start(&srv, &cfg);
+    if (port < 0) cli_fail(CMD, "%s", dg_errmsg());
+    const char *host = cfg.host;
+    int v6 = strchr(host, ':') != NULL;
+    fprintf(stderr, "digits serve: listening on http://%s%s%s:%d/ (model %s)\n", v6 ? "[" : "", host,
+            v6 ? "]" : "", port, cfg.model_path);
+    int sig;
+    sigwait(&stop, &sig);
+    fprintf(stderr, "digits serve: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    serve_stop(srv);
+    return 0;
+}

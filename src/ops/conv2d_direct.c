@@ -1,0 +1,223 @@
+/* conv2d_direct.c — direct AVX-512 convolution for stride-1 layers on
+ * small images (output and input rows of at most 32 floats: every
+ * stride-1 conv of the zoo), used by conv2d.c in place of im2col + sgemm.
+ *
+ * Why: at 28x28 and below, im2col copies R*S times the input for a GEMM
+ * that is only C*R*S deep; profiling lenet5 showed im2col at 40 % of the
+ * training step, and the packing inside sgemm copies it again. Here an
+ * output row (one or two 16-float vectors) of KB output channels stays in
+ * registers while the kernel walks c, r, s, loading each input row segment
+ * once per tap (a masked load does the horizontal zero padding) and
+ * broadcasting one weight per output channel:
+ *     y[k, p, 0:Q] += w[k,c,r,s] * x[c, p+r-pad, s-pad : s-pad+Q]
+ * The weights are repacked per call to [k-block][c][r][s][KB] so the KB
+ * broadcasts of a tap are adjacent.
+ *
+ * Backward:
+ *   - dx is the same kernel on dy with the weights flipped and transposed,
+ *     dx[c,h,:] = sum_{k,r,s} w[k,c,R-1-r,S-1-s] dy[k, h+r-(R-1-pad), ...],
+ *     valid when pad <= R-1 (otherwise conv2d.c keeps im2col);
+ *   - dw[k,c,r,s] += sum_{p,q} dy[k,p,q] x[c,p+r-pad,q+s-pad]: per image,
+ *     KB output channels x S taps of vector accumulators per (c, r),
+ *     reduced across lanes at the end of the image.
+ * Left out: strides other than 1 and rows over 32 floats (im2col handles
+ * them), and builds without AVX-512 (conv2d_direct_ok says no).
+ */
+#include "ops/conv2d_direct.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
+#define KB 8 /* output channels per register block */
+#define DIRECT_MAX_DEPTH 256 /* C*R*S (K*R*S for dx) at and above which im2col + sgemm is faster */
+
+static inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+/* DIGITS_CONV=im2col turns the direct kernels off (A/B measurements). */
+static int direct_disabled(void) {
+    static int disabled = -1;
+    if (disabled < 0) {
+        const char *v = getenv("DIGITS_CONV");
+        disabled = v && strcmp(v, "im2col") == 0;
+    }
+    return disabled;
+}
+
+int conv2d_direct_ok(int H, int W, int R, int S, int stride, int pad, int depth) {
+#ifdef __AVX512F__
+    /* Measured per layer (bench/bench_kernels, README): the direct kernel
+     * wins where the reduction is shallow (lenet5's convs, every first conv:
+     * 2-3x im2col + sgemm, whose copies dominate there) and loses to the
+     * blocked sgemm on deep ones (cnn-bn's 32/64-channel 3x3: depth 288+). */
+    if (direct_disabled() || depth >= DIRECT_MAX_DEPTH) return 0;
+    const int P = H + 2 * pad - R + 1, Q = W + 2 * pad - S + 1;
+    /* Q >= 8: at least half the lanes of a vector do work (a 1x1 output
+     * would waste 15 of 16; im2col + sgemm is better there) */
+    return stride == 1 && P > 0 && Q >= 8 && Q <= 32 && W <= 32 && pad < 16 && S <= 32;
+#else
+    (void)H, (void)W, (void)R, (void)S, (void)stride, (void)pad, (void)depth;
+    return 0;
+#endif
+}
+
+int conv2d_direct_dx_ok(int H, int W, int R, int S, int stride, int pad, int depth) {
+    return conv2d_direct_ok(H, W, R, S, stride, pad, depth) && R == S && pad <= R - 1;
+}
+
+size_t conv2d_direct_packed_floats(int K, int C, int R, int S) {
+    return (size_t)ceil_div(K, KB) * KB * C * R * S;
+}
+
+void conv2d_direct_pack(float *wp, const float *w, int K, int C, int R, int S, int flip_transpose) {
+    /* forward:  out channel k, in channel c, tap (r,s) = w[k,c,r,s]
+     * dx:       out channel c, in channel k, tap (r,s) = w[k,c,R-1-r,S-1-s]  */
+    const int Ko = flip_transpose ? C : K, Ci = flip_transpose ? K : C;
+    const int nb = ceil_div(Ko, KB);
+    for (int b = 0; b < nb; b++)
+        for (int c = 0; c < Ci; c++)
+            for (int r = 0; r < R; r++)
+                for (int s = 0; s < S; s++)
+                    _Pragma("GCC unroll 16") for (int j = 0; j < KB; j++) {
+                        const int k = b * KB + j;
+                        float v = 0;
+                        if (k < Ko)
+                            v = flip_transpose ? w[(((size_t)c * C + k) * R + (R - 1 - r)) * S + (S - 1 - s)]
+                                               : w[(((size_t)k * C + c) * R + r) * S + s];
+                        wp[((((size_t)b * Ci + c) * R + r) * S + s) * KB + j] = v;
+                    }
+}
+
+#ifdef __AVX512F__
+
+/* Lanes [lo, hi) of a 16-lane vector set. */
+static inline __mmask16 lane_mask(int lo, int hi) {
+    if (lo < 0) lo = 0;
+    if (hi > 16) hi = 16;
+    if (hi <= lo) return 0;
+    return (__mmask16)(((1u << (hi - lo)) - 1) << lo);
+}
+
+/* One image: y (K,P,Q) = conv(x (C,H,W), packed weights) (+ bias). NV = 1
+ * or 2 vectors per output row (Q <= 16 or <= 32). */
+#define DEFINE_FORWARD(NV)                                                                                    \
+    static void forward_nv##NV(float *y, const float *x, const float *wp, const float *bias, int C, int H,      \
+                               int W, int K, int R, int S, int pad, int P, int Q) {                            \
+        __mmask16 in_mask[32][NV]; /* per tap column s: lanes whose input column is inside the row */          \
+        for (int s = 0; s < S; s++)                                                                            \
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {                                                                     \
+                /* lane l of vector v is output column q = 16v + l, input column q + s - pad */                \
+                int lo = pad - s - 16 * v, hi = W + pad - s - 16 * v;                                          \
+                in_mask[s][v] = lane_mask(lo, hi) & lane_mask(0, Q - 16 * v);                                  \
+            }                                                                                                  \
+        __mmask16 out_mask[NV];                                                                                \
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) out_mask[v] = lane_mask(0, Q - 16 * v);                                   \
+        const int nb = ceil_div(K, KB);                                                                        \
+        for (int b = 0; b < nb; b++) {                                                                         \
+            const float *wb = wp + (size_t)b * C * R * S * KB;                                                 \
+            const int kn = K - b * KB < KB ? K - b * KB : KB;                                                  \
+            for (int p = 0; p < P; p++) {                                                                      \
+                __m512 acc[KB][NV];                                                                            \
+                _Pragma("GCC unroll 16") for (int j = 0; j < KB; j++)                                                                   \
+                    _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                                               \
+                        acc[j][v] = _mm512_set1_ps(bias && j < kn ? bias[b * KB + j] : 0.0f);                  \
+                for (int c = 0; c < C; c++)                                                                    \
+                    for (int r = 0; r < R; r++) {                                                              \
+                        const int h = p + r - pad;                                                             \
+                        if (h < 0 || h >= H) continue;                                                         \
+                        const float *xrow = x + ((size_t)c * H + h) * W - pad;                                 \
+                        const float *wt = wb + ((size_t)c * R + r) * S * KB;                                   \
+                        for (int s = 0; s < S; s++, wt += KB) {                                                \
+                            __m512 xv[NV];                                                                     \
+                            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                                       \
+                                xv[v] = _mm512_maskz_loadu_ps(in_mask[s][v], xrow + s + 16 * v);               \
+                            _Pragma("GCC unroll 16") for (int j = 0; j < KB; j++) {                                                     \
+                                const __m512 wv = _mm512_set1_ps(wt[j]);                                       \
+                                _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[j][v] = _mm512_fmadd_ps(xv[v], wv, acc[j][v]); \
+                            }                                                                                  \
+                        }                                                                                      \
+                    }                                                                                          \
+                _Pragma("GCC unroll 16") for (int j = 0; j < KB; j++)                                          \
+                    _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                       \
+                        if (j < kn) /* constant bounds keep acc[][] in registers */                            \
+                            _mm512_mask_storeu_ps(y + ((size_t)(b * KB + j) * P + p) * Q + 16 * v,             \
+                                                  out_mask[v], acc[j][v]);                                     \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+DEFINE_FORWARD(1)
+DEFINE_FORWARD(2)
+
+void conv2d_direct_forward(float *y, const float *x, const float *wp, const float *bias, int C, int H, int W,
+                           int K, int R, int S, int pad) {
+    const int P = H + 2 * pad - R + 1, Q = W + 2 * pad - S + 1;
+    if (Q <= 16)
+        forward_nv1(y, x, wp, bias, C, H, W, K, R, S, pad, P, Q);
+    else
+        forward_nv2(y, x, wp, bias, C, H, W, K, R, S, pad, P, Q);
+}
+
+/* dw (K, C, R, S) += weight gradient of one image. DB output channels per
+ * block, every tap s of one kernel row r in registers. */
+#define DB 4
+#define TB 5 /* taps per block: DB*TB = 20 accumulators + DB dy vectors + 1 input vector fit the 32 registers */
+void conv2d_direct_dw(float *dw, const float *dy, const float *x, int C, int H, int W, int K, int R, int S,
+                      int pad) {
+    const int P = H + 2 * pad - R + 1, Q = W + 2 * pad - S + 1;
+    const int NV = Q <= 16 ? 1 : 2;
+    __mmask16 in_mask[32][2] = {{0}}, out_mask[2] = {0};
+    for (int s = 0; s < S; s++)
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)
+            in_mask[s][v] = lane_mask(pad - s - 16 * v, W + pad - s - 16 * v) & lane_mask(0, Q - 16 * v);
+    _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) out_mask[v] = lane_mask(0, Q - 16 * v);
+    for (int k0 = 0; k0 < K; k0 += DB) {
+        const int kn = K - k0 < DB ? K - k0 : DB;
+        for (int c = 0; c < C; c++)
+            for (int r = 0; r < R; r++)
+                for (int s0 = 0; s0 < S; s0 += TB) {
+                    const int sn = S - s0 < TB ? S - s0 : TB;
+                    __m512 acc[DB][TB];
+                    _Pragma("GCC unroll 4") for (int j = 0; j < DB; j++)
+                        _Pragma("GCC unroll 8") for (int s = 0; s < TB; s++) acc[j][s] = _mm512_setzero_ps();
+                    for (int p = 0; p < P; p++) {
+                        const int h = p + r - pad;
+                        if (h < 0 || h >= H) continue;
+                        const float *xrow = x + ((size_t)c * H + h) * W - pad;
+                        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {
+                            __m512 g[DB];
+                            _Pragma("GCC unroll 4") for (int j = 0; j < DB; j++) /* rows past K read as 0 */
+                                g[j] = _mm512_maskz_loadu_ps(j < kn ? out_mask[v] : 0,
+                                                             dy + ((size_t)(k0 + (j < kn ? j : 0)) * P + p) * Q + 16 * v);
+                            _Pragma("GCC unroll 8") for (int s = 0; s < TB; s++) {
+                                if (s < sn) {
+                                    const __m512 xv =
+                                        _mm512_maskz_loadu_ps(in_mask[s0 + s][v], xrow + s0 + s + 16 * v);
+                                    _Pragma("GCC unroll 4") for (int j = 0; j < DB; j++)
+                                        acc[j][s] = _mm512_fmadd_ps(g[j], xv, acc[j][s]);
+                                }
+                            }
+                        }
+                    }
+                    _Pragma("GCC unroll 4") for (int j = 0; j < DB; j++)
+                        _Pragma("GCC unroll 8") for (int s = 0; s < TB; s++)
+                            if (j < kn && s < sn)
+                                dw[(((size_t)(k0 + j) * C + c) * R + r) * S + s0 + s] += _mm512_reduce_add_ps(acc[j][s]);
+                }
+    }
+}
+
+#else /* no AVX-512: conv2d_direct_ok() is 0 and these are never called */
+
+void conv2d_direct_forward(float *y, const float *x, const float *wp, const float *bias, int C, int H, int W,
+                           int K, int R, int S, int pad) {
+    (void)y, (void)x, (void)wp, (void)bias, (void)C, (void)H, (void)W, (void)K, (void)R, (void)S, (void)pad;
+}
+void conv2d_direct_dw(float *dw, const float *dy, const float *x, int C, int H, int W, int K, int R, int S,
+                      int pad) {
+    (void)dw, (void)dy, (void)x, (void)C, (void)H, (void)W, (void)K, (void)R, (void)S, (void)pad;
+}
+
+#endif

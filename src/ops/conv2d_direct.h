@@ -1,0 +1,25 @@
+/* conv2d_direct.h — direct AVX-512 stride-1 convolution on small images;
+ * see conv2d_direct.c. Internal to src/ops (conv2d.c dispatches to it). */
+#ifndef DG_CONV2D_DIRECT_H
+#define DG_CONV2D_DIRECT_H
+
+#include <stddef.h>
+
+/* Should the direct kernels run this shape (forward and dw: depth = C*R*S)?
+ * Stride 1, rows of 8..32 floats, a shallow reduction, AVX-512. */
+int conv2d_direct_ok(int H, int W, int R, int S, int stride, int pad, int depth);
+/* ... and dx (a forward pass with flipped, transposed weights: depth = K*R*S)? */
+int conv2d_direct_dx_ok(int H, int W, int R, int S, int stride, int pad, int depth);
+/* Floats of packed weights for K output and C input channels. */
+size_t conv2d_direct_packed_floats(int K, int C, int R, int S);
+/* Pack w (K,C,R,S) for conv2d_direct_forward; flip_transpose = 1 packs the
+ * weights of the dx pass (C outputs, K inputs, taps flipped). */
+void conv2d_direct_pack(float *wp, const float *w, int K, int C, int R, int S, int flip_transpose);
+/* One image: y (K,P,Q) = bias + conv(x (C,H,W)), P = H+2pad-R+1, Q = W+2pad-S+1. */
+void conv2d_direct_forward(float *y, const float *x, const float *wp, const float *bias, int C, int H, int W,
+                           int K, int R, int S, int pad);
+/* One image: dw (K,C,R,S) += sum_{p,q} dy[k,p,q] x[c,p+r-pad,q+s-pad]. */
+void conv2d_direct_dw(float *dw, const float *dy, const float *x, int C, int H, int W, int K, int R, int S,
+                      int pad);
+
+#endif

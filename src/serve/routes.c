@@ -1,0 +1,416 @@
+/* routes.c — the endpoints of `digits serve`: the embedded page, the model's
+ * metadata, health, and prediction from an image or a JSON pixel array.
+ *
+ * Prediction: decode (data/image.c: PNG, JPEG, BMP, PGM, with the pixel cap
+ * checked from the header) -> MNIST-style preprocessing (data/preprocess.c)
+ * -> a Classifier borrowed from the pool -> JSON. Status codes: 400 bad
+ * request (corrupt image, bad JSON), 413 too large (image dimensions; body
+ * size is http.c's), 415 not an image we read, 422 nothing to recognise
+ * (blank image).
+ *
+ * Threads: the pool holds one Classifier per connection thread. A request
+ * takes one for the forward pass only (decoding and preprocessing run
+ * outside), so requests never wait on each other's decoding, and with as
+ * many classifiers as threads a request never waits at all. The forward
+ * pass runs on the request's own thread (OpenMP limited to 1 there):
+ * parallelism comes from serving requests side by side, not from splitting
+ * one 28x28 image.
+ *
+ * Left out on purpose: batching concurrent requests into one forward pass
+ * (throughput at the cost of latency and complexity), CORS (the page is
+ * served from the same origin).
+ */
+#include "serve/routes.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "digits.h"
+
+/* web/index.html, web/app.js, web/style.css: generated into
+ * $(BUILD)/gen/web_assets.c by the Makefile (xxd -i). */
+extern const unsigned char web_index_html[], web_app_js[], web_style_css[];
+extern const unsigned int web_index_html_len, web_app_js_len, web_style_css_len;
+
+/* ---- buffers --------------------------------------------------------------------- */
+
+int sbuf_append(SBuf *b, const void *p, size_t n) {
+    if (n > SIZE_MAX / 2 - b->len) return -1;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n) cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d) return -1;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+int sbuf_printf(SBuf *b, const char *fmt, ...) {
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) return -1;
+    if ((size_t)n < sizeof small) return sbuf_append(b, small, (size_t)n);
+    char *big = malloc((size_t)n + 1);
+    if (!big) return -1;
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    int rc = sbuf_append(b, big, (size_t)n);
+    free(big);
+    return rc;
+}
+
+void sbuf_free(SBuf *b) {
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+/* A JSON string literal: quotes, backslashes and control bytes escaped. */
+static int sbuf_json_string(SBuf *b, const char *s) {
+    int rc = sbuf_append(b, "\"", 1);
+    for (; *s && rc == 0; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') rc = sbuf_printf(b, "\\%c", ch);
+        else if (ch < 0x20) rc = sbuf_printf(b, "\\u%04x", ch);
+        else rc = sbuf_append(b, s, 1);
+    }
+    return rc ? rc : sbuf_append(b, "\"", 1);
+}
+
+/* ---- replies ----------------------------------------------------------------------- */
+
+static void reply_json(Reply *rep, int status, SBuf *b) {
+    rep->status = status;
+    rep->content_type = "application/json";
+    rep->body = b->data;
+    rep->len = b->len;
+    rep->is_static = 0;
+    memset(b, 0, sizeof *b);  /* ownership moves to the reply */
+}
+
+static void reply_static(Reply *rep, int status, const char *type, const void *body, size_t len) {
+    rep->status = status;
+    rep->content_type = type;
+    rep->body = (char *)body;
+    rep->len = len;
+    rep->is_static = 1;
+}
+
+void reply_error(Reply *rep, int status, const char *fmt, ...) {
+    static const char oom[] = "{\"error\":\"out of memory\"}";
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    SBuf b = {0};
+    if (sbuf_append(&b, "{\"error\":", 9) || sbuf_json_string(&b, msg) || sbuf_append(&b, "}", 1)) {
+        sbuf_free(&b);
+        reply_static(rep, 500, "application/json", oom, sizeof oom - 1);
+        return;
+    }
+    reply_json(rep, status, &b);
+}
+
+/* ---- the classifier pool ----------------------------------------------------------- */
+
+struct Routes {
+    Classifier *cls;  /* (n) loaded from the same file */
+    int n;
+    int *idle;        /* stack of indices of idle classifiers */
+    int n_idle;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char *model_json, *health_json;  /* built once: GET /api/model, GET /healthz */
+    size_t model_json_len, health_json_len;
+};
+
+static Classifier *pool_take(Routes *r) {
+    pthread_mutex_lock(&r->mu);
+    while (r->n_idle == 0) pthread_cond_wait(&r->cv, &r->mu);
+    Classifier *c = &r->cls[r->idle[--r->n_idle]];
+    pthread_mutex_unlock(&r->mu);
+    return c;
+}
+
+static void pool_give(Routes *r, Classifier *c) {
+    pthread_mutex_lock(&r->mu);
+    r->idle[r->n_idle++] = (int)(c - r->cls);
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* ---- GET /api/model ----------------------------------------------------------------- */
+
+/* A metadata value that is itself JSON text (train_config, metrics) as an
+ * object; otherwise the string as it is. */
+static cJSON *meta_value(const cJSON *meta, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, key);
+    if (!cJSON_IsString(v)) return cJSON_CreateNull();
+    cJSON *parsed = cJSON_ParseWithOpts(v->valuestring, NULL, 1);  /* whole string, or not JSON */
+    return parsed ? parsed : cJSON_CreateString(v->valuestring);
+}
+
+static char *model_info_json(const Classifier *c) {
+    static const char *kinds[] = {"cnn", "ensemble", "svm"};
+    cJSON *o = cJSON_CreateObject(), *meta = cJSON_Parse(c->metadata_json ? c->metadata_json : "{}");
+    double params = 0;  /* the networks' weights (an ensemble: all members); 0 for an SVM */
+    for (int i = 0; i < c->n_models; i++) params += (double)c->models[i].n_param;
+    cJSON_AddStringToObject(o, "name", c->name);
+    cJSON_AddStringToObject(o, "kind", (unsigned)c->kind < 3 ? kinds[c->kind] : "unknown");
+    int shape[2] = {c->width, c->height};
+    cJSON_AddItemToObject(o, "input", cJSON_CreateIntArray(shape, 2));
+    cJSON_AddNumberToObject(o, "parameters", params);
+    cJSON_AddNumberToObject(o, "models", c->n_models);
+    cJSON_AddItemToObject(o, "architecture", meta_value(meta, "digits.spec"));
+    cJSON_AddItemToObject(o, "train_config", meta_value(meta, "digits.train_config"));
+    cJSON_AddItemToObject(o, "metrics", meta_value(meta, "digits.metrics"));
+    cJSON_AddItemToObject(o, "metadata", meta ? meta : cJSON_CreateObject());
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+/* ---- lifetime ------------------------------------------------------------------------ */
+
+Routes *routes_new(const char *model_path, int workers) {
+    if (workers < 1) workers = 1;
+    Routes *r = calloc(1, sizeof *r);
+    if (!r) {
+        dg_set_error("out of memory");
+        return NULL;
+    }
+    r->cls = calloc((size_t)workers, sizeof *r->cls);
+    r->idle = calloc((size_t)workers, sizeof *r->idle);
+    if (!r->cls || !r->idle) {
+        free(r->cls);
+        free(r->idle);
+        free(r);
+        dg_set_error("out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    for (; r->n < workers; r->n++) {
+        /* one image per request, one thread per forward pass (see top) */
+        if (classifier_load(&r->cls[r->n], model_path, 1, 1) < 0) goto fail;
+        r->idle[r->n_idle++] = r->n;
+    }
+    if (r->cls[0].width != PREP_SIDE || r->cls[0].height != PREP_SIDE) {
+        dg_set_error("%s: the model takes %dx%d images, the server prepares %dx%d", model_path,
+                     r->cls[0].width, r->cls[0].height, PREP_SIDE, PREP_SIDE);
+        goto fail;
+    }
+    r->model_json = model_info_json(&r->cls[0]);
+    SBuf h = {0};
+    if (sbuf_append(&h, "{\"status\":\"ok\",\"model\":", 23) || sbuf_json_string(&h, r->cls[0].name) ||
+        sbuf_append(&h, "}", 1) || !r->model_json) {
+        sbuf_free(&h);
+        dg_set_error("out of memory");
+        goto fail;
+    }
+    r->health_json = h.data;
+    r->health_json_len = h.len;
+    r->model_json_len = strlen(r->model_json);
+    return r;
+fail:
+    routes_free(r);
+    return NULL;
+}
+
+void routes_free(Routes *r) {
+    if (!r) return;
+    for (int i = 0; i < r->n; i++) classifier_free(&r->cls[i]);
+    free(r->cls);
+    free(r->idle);
+    free(r->model_json);  /* cJSON's default allocator is malloc */
+    free(r->health_json);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(r);
+}
+
+/* ---- routing ------------------------------------------------------------------------- */
+
+int routes_match(const char *method, const char *path, Route *route, const char **allow) {
+    static const struct {
+        const char *path;
+        Route route;
+    } table[] = {{"/", ROUTE_PAGE},          {"/index.html", ROUTE_PAGE},  {"/app.js", ROUTE_JS},
+                 {"/style.css", ROUTE_CSS},  {"/healthz", ROUTE_HEALTH},   {"/api/model", ROUTE_MODEL},
+                 {"/api/predict", ROUTE_PREDICT}};
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        if (strcmp(path, table[i].path) != 0) continue;
+        *route = table[i].route;
+        int post = table[i].route == ROUTE_PREDICT;
+        *allow = post ? "POST" : "GET, HEAD";
+        if (post ? strcmp(method, "POST") == 0 : strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+            return 0;
+        return 405;
+    }
+    return 404;
+}
+
+/* ---- POST /api/predict ------------------------------------------------------------------ */
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int is_json(const char *type) {
+    if (!type) return 0;
+    size_t n = strcspn(type, ";");  /* "application/json; charset=utf-8" */
+    while (n && (type[n - 1] == ' ' || type[n - 1] == '\t')) n--;
+    return (n == 16 && strncasecmp(type, "application/json", 16) == 0) ||
+           (n > 5 && strncasecmp(type + n - 5, "+json", 5) == 0);
+}
+
+/* {"pixels": [784 numbers 0..255], "preprocess": true|false} -> input.
+ * preprocess (default true) treats the pixels as any 28x28 drawing; false
+ * takes them as they are (already MNIST-style). Returns 0, or -1 with the
+ * reply filled (400/422). */
+static int pixels_from_json(const Request *req, uint8_t *input, Reply *rep) {
+    const int npx = PREP_SIDE * PREP_SIDE;
+    const char *end = NULL;
+    cJSON *doc = cJSON_ParseWithLengthOpts((const char *)req->body, req->len, &end, 0);
+    if (!doc) {
+        size_t at = end && end >= (const char *)req->body ? (size_t)(end - (const char *)req->body) : 0;
+        reply_error(rep, 400, "invalid JSON near byte %zu", at);
+        return -1;
+    }
+    int rc = -1;
+    const cJSON *pixels = cJSON_GetObjectItemCaseSensitive(doc, "pixels");
+    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(doc, "preprocess");
+    if (!cJSON_IsObject(doc) || !cJSON_IsArray(pixels)) {
+        reply_error(rep, 400, "expected a JSON object {\"pixels\": [%d numbers 0..255]}", npx);
+        goto done;
+    }
+    if (pre && !cJSON_IsBool(pre)) {
+        reply_error(rep, 400, "\"preprocess\" must be true or false");
+        goto done;
+    }
+    int n = cJSON_GetArraySize(pixels);
+    if (n != npx) {
+        reply_error(rep, 400, "\"pixels\" has %d values, expected %d (28x28, row by row)", n, npx);
+        goto done;
+    }
+    uint8_t raw[PREP_SIDE * PREP_SIDE];
+    int i = 0, any = 0;
+    for (const cJSON *v = pixels->child; v; v = v->next, i++) {
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0 || v->valuedouble > 255) {
+            reply_error(rep, 400, "\"pixels\"[%d] is not a number in 0..255", i);
+            goto done;
+        }
+        raw[i] = (uint8_t)lround(v->valuedouble);
+        any |= raw[i];
+    }
+    if (pre && cJSON_IsFalse(pre)) {
+        if (!any) {
+            reply_error(rep, 422, "no digit found: every pixel is 0");
+            goto done;
+        }
+        memcpy(input, raw, (size_t)npx);
+    } else if (preprocess_digit(input, raw, PREP_SIDE, PREP_SIDE, NULL) < 0) {
+        reply_error(rep, 422, "%s", dg_errmsg());
+        goto done;
+    }
+    rc = 0;
+done:
+    cJSON_Delete(doc);
+    return rc;
+}
+
+static void predict(Routes *r, const Request *req, Reply *rep) {
+    const double t0 = now_ms();
+    uint8_t input[PREP_SIDE * PREP_SIDE];
+    if (req->len == 0) {
+        reply_error(rep, 400, "empty body: send an image (PNG, JPEG, BMP, PGM) or JSON {\"pixels\": [784 numbers]}");
+        return;
+    }
+    if (is_json(req->content_type)) {
+        if (pixels_from_json(req, input, rep) < 0) return;
+    } else {
+        /* Any other content type: the bytes say what the image is (curl
+         * --data-binary labels a PNG as a form, browsers label BMP oddly). */
+        uint8_t *gray;
+        int w, h;
+        ImageStatus st;
+        if (image_decode_gray(req->body, req->len, "upload", &gray, &w, &h, &st) < 0) {
+            reply_error(rep, st == IMAGE_UNSUPPORTED ? 415 : st == IMAGE_TOO_LARGE ? 413 : 400, "%s", dg_errmsg());
+            return;
+        }
+        int rc = preprocess_digit(input, gray, w, h, NULL);
+        free(gray);
+        if (rc < 0) {
+            reply_error(rep, 422, "%s", dg_errmsg());
+            return;
+        }
+    }
+
+#ifdef _OPENMP
+    if (omp_get_max_threads() != 1) omp_set_num_threads(1);  /* this thread only (see top) */
+#endif
+    float probs[MODEL_NUM_CLASSES];
+    Classifier *c = pool_take(r);
+    classifier_predict(c, input, 1, probs, NULL);
+    pool_give(r, c);
+    int best = 0;
+    for (int k = 1; k < MODEL_NUM_CLASSES; k++)
+        if (probs[k] > probs[best]) best = k;
+
+    SBuf b = {0};
+    int err = sbuf_printf(&b, "{\"digit\":%d,\"confidence\":%.6f,\"probabilities\":[", best, probs[best]);
+    for (int k = 0; k < MODEL_NUM_CLASSES && !err; k++) err = sbuf_printf(&b, "%s%.6f", k ? "," : "", probs[k]);
+    err = err || sbuf_append(&b, "],\"input\":[", 11);
+    for (int i = 0; i < PREP_SIDE * PREP_SIDE && !err; i++) err = sbuf_printf(&b, "%s%d", i ? "," : "", input[i]);
+    err = err || sbuf_printf(&b, "],\"ms\":%.3f}", now_ms() - t0);
+    if (err) {
+        sbuf_free(&b);
+        reply_error(rep, 500, "out of memory");
+        return;
+    }
+    reply_json(rep, 200, &b);
+}
+
+void routes_handle(Routes *r, Route route, const Request *req, Reply *rep) {
+    memset(rep, 0, sizeof *rep);
+    switch (route) {
+    case ROUTE_PAGE:
+        reply_static(rep, 200, "text/html; charset=utf-8", web_index_html, web_index_html_len);
+        break;
+    case ROUTE_JS:
+        reply_static(rep, 200, "text/javascript; charset=utf-8", web_app_js, web_app_js_len);
+        break;
+    case ROUTE_CSS:
+        reply_static(rep, 200, "text/css; charset=utf-8", web_style_css, web_style_css_len);
+        break;
+    case ROUTE_HEALTH:
+        reply_static(rep, 200, "application/json", r->health_json, r->health_json_len);
+        break;
+    case ROUTE_MODEL:
+        reply_static(rep, 200, "application/json", r->model_json, r->model_json_len);
+        break;
+    case ROUTE_PREDICT:
+        predict(r, req, rep);
+        break;
+    }
+}

@@ -1,0 +1,55 @@
+/* routes.h — the endpoints of `digits serve`, apart from HTTP transport:
+ * http.c receives a request (line, headers, bounded body), routes.c turns it
+ * into a Reply. Internal to src/serve.
+ */
+#ifndef DG_ROUTES_H
+#define DG_ROUTES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A growable byte buffer (response bodies, request bodies). */
+typedef struct {
+    char *data;
+    size_t len, cap;
+} SBuf;
+/* Append; -1 on out of memory (the buffer is kept as it was). */
+int sbuf_append(SBuf *b, const void *p, size_t n);
+int sbuf_printf(SBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sbuf_free(SBuf *b);
+
+typedef enum { ROUTE_PAGE, ROUTE_JS, ROUTE_CSS, ROUTE_HEALTH, ROUTE_MODEL, ROUTE_PREDICT } Route;
+
+typedef struct {
+    const char *content_type;  /* of the body (or of the multipart file part); may be NULL */
+    const uint8_t *body;
+    size_t len;
+} Request;
+
+typedef struct {
+    int status;
+    const char *content_type;
+    char *body;      /* owned (malloc) unless is_static */
+    size_t len;
+    int is_static;   /* body lives as long as the server (assets, /api/model) */
+    const char *allow;  /* 405: the Allow header */
+} Reply;
+
+typedef struct Routes Routes;
+
+/* Loads `workers` classifiers from model_path. NULL with dg_errmsg(). */
+Routes *routes_new(const char *model_path, int workers);
+void routes_free(Routes *r);
+
+/* The route for a request line, decided before any body is read: 0 and
+ * *route, or 404 (unknown path) or 405 (known path, wrong method; *allow
+ * lists the methods). */
+int routes_match(const char *method, const char *path, Route *route, const char **allow);
+
+/* Answer a matched request. Never fails: errors are replies. */
+void routes_handle(Routes *r, Route route, const Request *req, Reply *rep);
+
+/* A JSON error reply {"error": message} (printf-style). */
+void reply_error(Reply *rep, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif
