@@ -13,8 +13,9 @@ static void usage(FILE *f) {
             "commands:\n"
             "  train     train a model from the zoo (models/*.spec) or a spec file\n"
             "  eval      accuracy, per-class precision/recall/F1, confusion matrix\n"
-            "  predict   classify image files (PNG, PGM)\n"
+            "  predict   classify image files (PNG, JPEG, BMP, PGM)\n"
             "  convert   convert between MNIST IDX and Kaggle CSV\n"
+            "  serve     web app and HTTP API: draw or upload a digit\n"
             "  submit    write a Kaggle submission.csv for test.csv\n"
             "  augment   preview or benchmark data augmentation\n\n"
             "'digits COMMAND --help' lists a command's flags and their defaults.\n",
@@ -40,6 +41,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "predict") == 0) return cmd_predict(argc - 1, argv + 1);
     if (strcmp(cmd, "convert") == 0) return cmd_convert(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "submit") == 0) return cmd_submit(argc - 1, argv + 1);
     if (strcmp(cmd, "augment") == 0) return cmd_augment(argc - 1, argv + 1);
     fprintf(stderr, "digits: unknown command '%s'\n\n", cmd);
