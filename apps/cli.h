@@ -27,6 +27,8 @@ int cmd_train_svm(int argc, char **argv); /* `train --model svm` */
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_augment(int argc, char **argv);
+int cmd_submit(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 

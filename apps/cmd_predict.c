@@ -17,15 +17,17 @@ static void help(void) {
            "  --model FILE     model file written by 'digits train'   (required)\n"
            "  --json           one JSON object per image\n"
            "  --threads N      worker threads (0 = all cores)         [0]\n"
+           "  --tta N          average N test-time augmentations      [1]\n"
            "IMAGE: PNG, JPEG, BMP or PGM of one digit, any size, dark-on-light or light-on-dark.\n");
 }
 
 int cmd_predict(int argc, char **argv) {
     const char *model_path = NULL;
-    int json = 0, threads = 0;
-    enum { O_MODEL = 256, O_JSON, O_THREADS, O_HELP };
+    int json = 0, threads = 0, tta = 1;
+    enum { O_MODEL = 256, O_JSON, O_THREADS, O_HELP, O_TTA };
     static const struct option opts[] = {{"model", 1, 0, O_MODEL}, {"json", 0, 0, O_JSON},
-                                         {"threads", 1, 0, O_THREADS}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+                                         {"threads", 1, 0, O_THREADS}, {"help", 0, 0, O_HELP},
+                                         {"tta", 1, 0, O_TTA}, {0, 0, 0, 0}};
     opterr = 0;
     optind = 1;
     int c;
@@ -34,6 +36,7 @@ int cmd_predict(int argc, char **argv) {
         case O_MODEL: model_path = optarg; break;
         case O_JSON: json = 1; break;
         case O_THREADS: threads = cli_int(CMD, "--threads", optarg, 0, 1024); break;
+        case O_TTA: tta = cli_int(CMD, "--tta", optarg, 1, 64); break;
         case O_HELP: help(); return 0;
         default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
         }
@@ -46,6 +49,7 @@ int cmd_predict(int argc, char **argv) {
     if (m.width != PREP_SIDE || m.height != PREP_SIDE)
         cli_fail(CMD, "%s: the model takes %dx%d images, preprocessing makes %dx%d", model_path, m.width,
                  m.height, PREP_SIDE, PREP_SIDE);
+    m.tta = tta;
     int failures = 0;
     for (int i = optind; i < argc; i++) {
         uint8_t *px;

@@ -1,6 +1,8 @@
 /* cmd_train.c — `digits train`: build a model from the zoo or a spec file,
  * train it on MNIST (IDX folder) or a Kaggle train.csv with a stratified
- * validation split, save the best model, evaluate on the test split. */
+ * validation split, save the best model, evaluate on the test split.
+ * With --ensemble N, --ensemble-models or --kfold K it trains an ensemble
+ * instead (train/ensemble_train.h) and saves it as one model file. */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +10,7 @@
 
 #include "cli.h"
 #include "digits.h"
+#include "train_ensemble.h"
 
 static const char *CMD = "train";
 
@@ -20,7 +23,7 @@ static void help(void) {
            "  --epochs N            passes over the training set               [10]\n"
            "  --batch-size N        images per step                            [64]\n"
            "  --lr X                learning rate (max lr for onecycle)        [0.001]\n"
-           "  --optimizer sgd|adam                                             [adam]\n"
+           "  --optimizer NAME      sgd|adam|nadam|adamw (adamw: decoupled decay) [adam]\n"
            "  --momentum X          SGD momentum                               [0.9]\n"
            "  --nesterov            Nesterov momentum (SGD)                    [off]\n"
            "  --weight-decay X      L2 penalty added to gradients              [0]\n"
@@ -35,6 +38,15 @@ static void help(void) {
            "  --threads N           worker threads (0 = all cores)             [0]\n"
            "  --out FILE            model file (safetensors)                   [runs/MODEL.safetensors]\n"
            "  --log FILE.csv        per-epoch log                              [none]\n"
+           "  --augment SPEC        on-the-fly augmentation: preset (seed000, seed002, seed003, mnist)\n"
+           "                        or rotate=DEG,shift=F,zoom=Z,zoomxy=Z,shear=DEG,perspective=D:P,\n"
+           "                        elastic=ALPHA:SIGMA[:P] (see 'digits augment --help')  [none]\n"
+           "  --ensemble N          train N members of --model, seeds seed..seed+N-1    [1]\n"
+           "  --ensemble-models L   train one member per name in the comma list L\n"
+           "                        (e.g. cnn-bn,cnn-bn,bigkernel,resnet5,stn)\n"
+           "  --kfold K             stratified K-fold: one member per fold, each validated\n"
+           "                        and early-stopped on its own held-out fold\n"
+           "  --vote logits|probs   ensemble vote: sum of logits or mean of probabilities [probs]\n"
            "  --summary             print the model summary and exit\n"
            "  --quiet               no per-epoch lines\n");
 }
@@ -55,9 +67,12 @@ int cmd_train(int argc, char **argv) {
     const char *model_name = "cnn-bn", *data = "data/mnist", *test = NULL, *out = NULL;
     float val_split = 0.1f;
     int limit = 0, summary = 0;
+    static AugmentConfig aug;
+    EnsembleTrainConfig ens = {.n = 1, .vote_logits = 0};
+    char *ens_list = NULL; /* --ensemble-models (argv, split in place) */
     enum { O_MODEL = 256, O_DATA, O_TEST, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOM, O_NEST, O_WD, O_SCHED,
            O_GAMMA, O_STEPSIZE, O_PATIENCE, O_VAL, O_LIMIT, O_MAXSTEPS, O_SEED, O_THREADS, O_OUT,
-           O_LOG, O_SUMMARY, O_QUIET, O_HELP };
+           O_LOG, O_SUMMARY, O_QUIET, O_HELP, O_AUG, O_ENS, O_ENS_MODELS, O_KFOLD, O_VOTE };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL}, {"data", 1, 0, O_DATA}, {"test", 1, 0, O_TEST},
         {"epochs", 1, 0, O_EPOCHS}, {"batch-size", 1, 0, O_BATCH}, {"lr", 1, 0, O_LR},
@@ -66,7 +81,9 @@ int cmd_train(int argc, char **argv) {
         {"step-size", 1, 0, O_STEPSIZE}, {"patience", 1, 0, O_PATIENCE}, {"val-split", 1, 0, O_VAL},
         {"limit", 1, 0, O_LIMIT}, {"max-steps", 1, 0, O_MAXSTEPS}, {"seed", 1, 0, O_SEED},
         {"threads", 1, 0, O_THREADS}, {"out", 1, 0, O_OUT}, {"log", 1, 0, O_LOG},
-        {"summary", 0, 0, O_SUMMARY}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"summary", 0, 0, O_SUMMARY}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
+        {"augment", 1, 0, O_AUG}, {"ensemble", 1, 0, O_ENS}, {"ensemble-models", 1, 0, O_ENS_MODELS},
+        {"kfold", 1, 0, O_KFOLD}, {"vote", 1, 0, O_VOTE}, {0, 0, 0, 0}};
     opterr = 0;
     optind = 1;
     int c;
@@ -79,7 +96,7 @@ int cmd_train(int argc, char **argv) {
         case O_BATCH: cfg.batch_size = cli_int(CMD, "--batch-size", optarg, 1, 65536); break;
         case O_LR: cfg.lr = cli_float(CMD, "--lr", optarg, 0, 100); break;
         case O_OPT:
-            if (optim_parse(optarg, &cfg.optim) < 0) cli_usage_error(CMD, "--optimizer: '%s' is not sgd or adam", optarg);
+            if (optim_parse(optarg, &cfg.optim) < 0) cli_usage_error(CMD, "--optimizer: '%s' is not sgd, adam, nadam or adamw", optarg);
             break;
         case O_MOM: cfg.momentum = cli_float(CMD, "--momentum", optarg, 0, 1); break;
         case O_NEST: cfg.nesterov = 1; break;
@@ -101,11 +118,24 @@ int cmd_train(int argc, char **argv) {
         case O_SUMMARY: summary = 1; break;
         case O_QUIET: cfg.quiet = 1; break;
         case O_HELP: help(); return 0;
+        case O_AUG:
+            if (augment_parse(optarg, &aug) < 0) cli_usage_error(CMD, "%s", dg_errmsg());
+            cfg.augment = augment_is_identity(&aug) ? NULL : &aug;
+            break;
+        case O_ENS: ens.n = cli_int(CMD, "--ensemble", optarg, 1, ENSEMBLE_TRAIN_MAX); break;
+        case O_ENS_MODELS: ens_list = optarg; break;
+        case O_KFOLD: ens.kfold = cli_int(CMD, "--kfold", optarg, 2, ENSEMBLE_TRAIN_MAX); break;
+        case O_VOTE:
+            if (strcmp(optarg, "logits") && strcmp(optarg, "probs")) cli_usage_error(CMD, "--vote: '%s' is not logits or probs", optarg);
+            ens.vote_logits = strcmp(optarg, "logits") == 0;
+            break;
         default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc) cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
     cli_set_threads(cfg.threads);
+    const int ensemble_mode = ens.n > 1 || ens_list || ens.kfold;
+    if (ensemble_mode) train_ensemble_members(&ens, model_name, ens_list);
 
     Model m;
     if (model_build_named(&m, model_name) < 0) cli_fail(CMD, "%s", dg_errmsg());
@@ -135,6 +165,17 @@ int cmd_train(int argc, char **argv) {
     if (test_path && strcmp(test_path, "none") == 0) test_path = NULL;
     if (test_path && dataset_load(test_path, "test", &testset) < 0) cli_fail(CMD, "%s", dg_errmsg());
     if (test_path && !testset.labels) cli_fail(CMD, "%s: test set has no labels", test_path);
+    if (ensemble_mode) {
+        ens.val_split = val_split;
+        /* members split `all` themselves (shared split or folds) */
+        int rc = train_ensemble_run(&ens, &all, test_path ? &testset : NULL, test_path, &cfg, out);
+        dataset_free(&all);
+        dataset_free(&train);
+        dataset_free(&val);
+        dataset_free(&testset);
+        model_free(&m);
+        return rc;
+    }
 
     char default_out[256];
     if (!out) {

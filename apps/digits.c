@@ -17,6 +17,9 @@ static void usage(FILE *f) {
             "  convert   convert between MNIST IDX and Kaggle CSV\n"
             "  report    pictures and an HTML page: curves, confusion, mistakes, PCA, t-SNE, activations\n"
             "  serve     web app and HTTP API: draw or upload a digit\n\n"
+            "  serve     web app and HTTP API: draw or upload a digit\n"
+            "  submit    write a Kaggle submission.csv for test.csv\n"
+            "  augment   preview or benchmark data augmentation\n\n"
             "'digits COMMAND --help' lists a command's flags and their defaults.\n",
             DIGITS_VERSION);
 }
@@ -42,6 +45,8 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "convert") == 0) return cmd_convert(argc - 1, argv + 1);
     if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "report") == 0) return cmd_report(argc - 1, argv + 1);
+    if (strcmp(cmd, "submit") == 0) return cmd_submit(argc - 1, argv + 1);
+    if (strcmp(cmd, "augment") == 0) return cmd_augment(argc - 1, argv + 1);
     fprintf(stderr, "digits: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return EXIT_USAGE;

@@ -20,6 +20,11 @@
  *     train_run(&m, &train, NULL, &cfg, &res);
  *     model_save(&m, "cnn-bn.safetensors");             // atomic
  *
+ *     // optional: on-the-fly augmentation (data/augment.h)
+ *     AugmentConfig aug;
+ *     augment_parse("seed000", &aug);                   // or "rotate=10,shift=0.1,..."
+ *     cfg.augment = &aug;
+ *
  *     uint8_t *pred = malloc(test.n);
  *     model_predict_dataset(&m, &test, 1000, pred, NULL, NULL);
  *     Metrics mt;
@@ -31,6 +36,13 @@
  *     rc.model_path = "cnn-bn.safetensors";
  *     rc.out_dir = "report";
  *     report_write(&rc);
+ * Any saved model file — one network or an ensemble (eval/ensemble.h,
+ * trained with train/ensemble_train.h) — predicts through a Classifier:
+ *
+ *     Classifier c;
+ *     classifier_load(&c, "runs/cnn-bn-ensemble5.safetensors", 1000, 0);
+ *     c.tta = 4;                                        // optional test-time augmentation
+ *     classifier_predict_dataset(&c, &test, pred, NULL, NULL);
  *
  * The kernels (src/ops) and layer internals (src/model/layer.h) are not
  * part of this API.
@@ -39,9 +51,11 @@
 #define DIGITS_H
 
 #include "core/check.h"
+#include "data/augment.h"
 #include "data/data.h"
 #include "data/preprocess.h"
 #include "eval/classifier.h"
+#include "eval/ensemble.h"
 #include "eval/metrics.h"
 #include "eval/pca.h"
 #include "eval/report.h"
@@ -49,6 +63,7 @@
 #include "eval/tsne.h"
 #include "model/model.h"
 #include "optim/optim.h"
+#include "train/ensemble_train.h"
 #include "train/train.h"
 
 #define DIGITS_VERSION "0.1.0"

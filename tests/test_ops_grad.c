@@ -15,6 +15,9 @@
  * Kinks are kept out of reach rather than tolerated: ReLU inputs are at
  * least 0.1 from 0, and max-pool inputs are distinct values 0.03 apart
  * within each plane, so no +-h step changes which branch or window wins.
+ * ELU inputs are at least 0.05 from 0; grid_sample's sample points at
+ * least 0.15 pixels from a pixel boundary (its kinks), and affine_grid,
+ * linear in theta, is checked on its own.
  */
 #include <math.h>
 #include <stdio.h>
@@ -371,13 +374,211 @@ static void test_softmax_xent_grad(void **state) {
     free(c.z), free(c.probs), free(dz);
 }
 
+/* ======================================================================
+ * elu (inputs kept 0.05 away from the kink at 0, as for relu)
+ * ====================================================================== */
+
+typedef struct {
+    size_t n;
+    float alpha;
+    float *x, *y, *g;
+} EluCtx;
+
+static double elu_loss(void *p) {
+    EluCtx *c = p;
+    elu_forward(c->y, c->x, c->n, c->alpha);
+    return dot_g(c->y, c->g, c->n);
+}
+
+static void test_elu_grad(void **state) {
+    (void)state;
+    Rng rng;
+    rng_seed(&rng, 8, "elu-grad");
+    EluCtx c = {300, 0.7f, NULL, NULL, NULL};
+    c.x = randv(c.n, &rng), c.g = randv(c.n, &rng), c.y = zerov(c.n);
+    for (size_t i = 0; i < c.n; i++) c.x[i] = copysignf(0.05f + 2.0f * fabsf(c.x[i]), c.x[i]);
+    float *dx = zerov(c.n);
+    elu_loss(&c);
+    elu_backward(dx, c.g, c.y, c.n, c.alpha);
+    check_grad("elu alpha=0.7 dx", elu_loss, &c, c.x, dx, c.n);
+    free(c.x), free(c.g), free(c.y), free(dx);
+}
+
+/* ======================================================================
+ * add, concat (three inputs each)
+ * ====================================================================== */
+
+typedef struct {
+    int N, HW, is_concat;
+    int C[3];
+    float *x[3], *y, *g;
+} MergeCtx;
+
+static size_t merge_out(const MergeCtx *c) {
+    return c->is_concat ? (size_t)c->N * (c->C[0] + c->C[1] + c->C[2]) * c->HW
+                        : (size_t)c->N * c->C[0] * c->HW;
+}
+
+static double merge_loss(void *p) {
+    MergeCtx *c = p;
+    const float *xs[3] = {c->x[0], c->x[1], c->x[2]};
+    if (c->is_concat)
+        concat_forward(c->y, xs, c->C, 3, c->N, c->HW);
+    else
+        add_forward(c->y, xs, 3, c->N, (size_t)c->C[0] * c->HW);
+    return dot_g(c->y, c->g, merge_out(c));
+}
+
+static void grad_merge(int is_concat) {
+    Rng rng;
+    rng_seed(&rng, 9, is_concat ? "concat-grad" : "add-grad");
+    MergeCtx c = {2, 6, is_concat, {3, 3, 3}, {NULL}, NULL, NULL};
+    if (is_concat) c.C[0] = 2, c.C[1] = 4, c.C[2] = 1;
+    for (int i = 0; i < 3; i++) c.x[i] = randv((size_t)c.N * c.C[i] * c.HW, &rng);
+    c.g = randv(merge_out(&c), &rng), c.y = zerov(merge_out(&c));
+    float *dx[3];
+    for (int i = 0; i < 3; i++) dx[i] = zerov((size_t)c.N * c.C[i] * c.HW);
+    merge_loss(&c);
+    if (is_concat)
+        concat_backward(dx, c.g, c.C, 3, c.N, c.HW);
+    else
+        add_backward(dx, c.g, 3, c.N, (size_t)c.C[0] * c.HW);
+    for (int i = 0; i < 3; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s input %d of 3 dx", is_concat ? "concat" : "add", i + 1);
+        check_grad(name, merge_loss, &c, c.x[i], dx[i], (size_t)c.N * c.C[i] * c.HW);
+    }
+    for (int i = 0; i < 3; i++) free(c.x[i]), free(dx[i]);
+    free(c.g), free(c.y);
+}
+
+static void test_add_grad(void **state) {
+    (void)state;
+    grad_merge(0);
+}
+
+static void test_concat_grad(void **state) {
+    (void)state;
+    grad_merge(1);
+}
+
+/* ======================================================================
+ * global average pooling
+ * ====================================================================== */
+
+typedef struct {
+    int N, C, HW;
+    float *x, *y, *g;
+} GapCtx;
+
+static double gap_loss(void *p) {
+    GapCtx *c = p;
+    global_avgpool_forward(c->y, c->x, c->N, c->C, c->HW);
+    return dot_g(c->y, c->g, (size_t)c->N * c->C);
+}
+
+static void test_global_avgpool_grad(void **state) {
+    (void)state;
+    Rng rng;
+    rng_seed(&rng, 10, "gap-grad");
+    GapCtx c = {3, 4, 5 * 7, NULL, NULL, NULL};
+    const size_t nx = (size_t)c.N * c.C * c.HW;
+    c.x = randv(nx, &rng), c.g = randv((size_t)c.N * c.C, &rng), c.y = zerov((size_t)c.N * c.C);
+    float *dx = zerov(nx);
+    gap_loss(&c);
+    global_avgpool_backward(dx, c.g, c.N, c.C, c.HW);
+    check_grad("globalavgpool 3x4x5x7 dx", gap_loss, &c, c.x, dx, nx);
+    free(c.x), free(c.g), free(c.y), free(dx);
+}
+
+/* ======================================================================
+ * grid_sample (w.r.t. the image and the grid) and affine_grid (theta).
+ * Bilinear interpolation is piecewise linear with kinks where a sample
+ * point crosses a pixel row or column (and the image border, also at an
+ * integer): every sample point is kept at least 0.15 pixels from one, so
+ * no +-h step (h*W/2 = 0.05 pixels for W = 10) crosses a kink. Some
+ * points fall outside the image to exercise the zero padding.
+ * ====================================================================== */
+
+typedef struct {
+    int N, C, H, W, P, Q;
+    float *x, *grid, *theta, *y, *g;
+    int from_theta; /* loss as a function of theta (through affine_grid) */
+} GsCtx;
+
+static double gs_loss(void *p) {
+    GsCtx *c = p;
+    if (c->from_theta) affine_grid_forward(c->grid, c->theta, c->N, c->P, c->Q);
+    grid_sample_forward(c->y, c->x, c->grid, c->N, c->C, c->H, c->W, c->P, c->Q);
+    return dot_g(c->y, c->g, (size_t)c->N * c->C * c->P * c->Q);
+}
+
+/* distance of a grid coordinate, in pixels of a side of `size`, from the nearest integer */
+static float kink_distance(float g, int size) {
+    float i = ((g + 1.0f) * size - 1.0f) * 0.5f;
+    return fabsf(i - roundf(i));
+}
+
+static void test_grid_sample_grad(void **state) {
+    (void)state;
+    Rng rng;
+    rng_seed(&rng, 11, "grid-sample-grad");
+    GsCtx c = {2, 3, 9, 10, 6, 7, NULL, NULL, NULL, NULL, NULL, 0};
+    const size_t nx = (size_t)c.N * c.C * c.H * c.W, ng = (size_t)c.N * c.P * c.Q * 2;
+    const size_t ny = (size_t)c.N * c.C * c.P * c.Q;
+    c.x = randv(nx, &rng), c.g = randv(ny, &rng), c.y = zerov(ny), c.grid = zerov(ng);
+    for (size_t i = 0; i < ng; i++) {
+        int size = i % 2 ? c.H : c.W;
+        do c.grid[i] = rng_uniform_range(&rng, -1.15f, 1.15f); /* some outside */
+        while (kink_distance(c.grid[i], size) < 0.15f);
+    }
+    float *dx = zerov(nx), *dgrid = zerov(ng);
+    gs_loss(&c);
+    grid_sample_backward(dx, dgrid, c.g, c.x, c.grid, c.N, c.C, c.H, c.W, c.P, c.Q);
+    check_grad("grid_sample 2x3x9x10 -> 6x7 dx", gs_loss, &c, c.x, dx, nx);
+    check_grad("grid_sample 2x3x9x10 -> 6x7 dgrid", gs_loss, &c, c.grid, dgrid, ng);
+
+    free(c.x), free(c.g), free(c.y), free(c.grid), free(dx), free(dgrid);
+}
+
+/* affine_grid is linear in theta, so L = sum grid*g has no kinks at all;
+ * together with the dgrid check above this covers d loss / d theta. */
+typedef struct {
+    int N, P, Q;
+    float *theta, *grid, *g;
+} AgCtx;
+
+static double ag_loss(void *p) {
+    AgCtx *c = p;
+    affine_grid_forward(c->grid, c->theta, c->N, c->P, c->Q);
+    return dot_g(c->grid, c->g, (size_t)c->N * c->P * c->Q * 2);
+}
+
+static void test_affine_grid_grad(void **state) {
+    (void)state;
+    Rng rng;
+    rng_seed(&rng, 12, "affine-grid-grad");
+    AgCtx c = {3, 5, 8, NULL, NULL, NULL};
+    const size_t ng = (size_t)c.N * c.P * c.Q * 2;
+    c.theta = randv((size_t)c.N * 6, &rng), c.g = randv(ng, &rng), c.grid = zerov(ng);
+    float *dtheta = randv((size_t)c.N * 6, &rng), *before = dg_xmalloc(sizeof(float) * c.N * 6);
+    memcpy(before, dtheta, sizeof(float) * c.N * 6);
+    affine_grid_backward(dtheta, c.g, c.N, c.P, c.Q); /* adds: subtract what was there */
+    for (int i = 0; i < c.N * 6; i++) dtheta[i] -= before[i];
+    check_grad("affine_grid 3 -> 5x8 dtheta", ag_loss, &c, c.theta, dtheta, (size_t)c.N * 6);
+    free(c.theta), free(c.g), free(c.grid), free(dtheta), free(before);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv2d_grad),    cmocka_unit_test(test_linear_grad),
         cmocka_unit_test(test_maxpool_grad),   cmocka_unit_test(test_avgpool_grad),
         cmocka_unit_test(test_relu_grad),      cmocka_unit_test(test_tanh_grad),
         cmocka_unit_test(test_batchnorm_grad), cmocka_unit_test(test_dropout_grad),
-        cmocka_unit_test(test_softmax_xent_grad),
+        cmocka_unit_test(test_softmax_xent_grad), cmocka_unit_test(test_elu_grad),
+        cmocka_unit_test(test_add_grad),       cmocka_unit_test(test_concat_grad),
+        cmocka_unit_test(test_global_avgpool_grad), cmocka_unit_test(test_grid_sample_grad),
+        cmocka_unit_test(test_affine_grid_grad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,8 @@ Run once by a developer, from the repository root, with Debian's python3-torch
 
     /usr/bin/python3 tools/make_fixtures.py
 
+    /usr/bin/python3 tools/make_fixtures.py resnet5 stn    # only these
+
 The outputs are committed; CI never runs this script. For lenet5 and cnn-bn
 it writes:
 
@@ -49,6 +51,18 @@ How the references are computed, and why:
     the update is element-wise, so the remaining 0.74 M values would add
     6 MB to the repository and no coverage. The C test compares as many
     values as the fixture holds; gradients are always stored in full.
+
+For the graph models resnet5 (residual adds, a 1x1 projection, global
+average pooling) and stn (a localisation net, affine_grid + grid_sample)
+it writes the same weights file and a smaller case file: x, labels,
+logits_eval, logits_train, loss, grad.<name> and running.<name> — no
+optimizer steps (the optimizers are model-independent and tested on the
+sequential models). Gradients of tensors above OPT_MAX_ELEMS elements
+(stn's 18.weight, 3136x256) keep only their first OPT_MAX_ELEMS values.
+The stn's theta layer (9) is drawn away from its identity initialisation
+(weights U(-0.05, 0.05), bias identity + U(-0.1, 0.1)): at the identity
+every sample point lies exactly on a pixel centre, where bilinear
+interpolation has its kinks.
 
 Leaves out: the other zoo models, Nesterov, learning-rate schedules, more
 than one step (the training smoke test covers trajectories).
@@ -95,7 +109,73 @@ def cnn_bn():
         nn.Dropout(0.5), nn.Linear(256, 10))
 
 
-MODELS = {"lenet5": lenet5, "cnn-bn": cnn_bn}
+class Graph(nn.Module):
+    """Layers registered under their digits index ("3" -> 3.weight), so the
+    state_dict names are the digits tensor names; forward() is the graph."""
+
+    def __init__(self, layers):
+        super().__init__()
+        for i, m in enumerate(layers):
+            if m is not None:  # parameter-free graph layers (add, stn) need no module
+                self.add_module(str(i), m)
+
+    def m(self, i):
+        return getattr(self, str(i))
+
+    def seq(self, x, a, b):
+        """Layers a..b (inclusive) one after the other."""
+        for i in range(a, b + 1):
+            x = self.m(i)(x)
+        return x
+
+
+class Resnet5(Graph):
+    """models/resnet5.spec"""
+
+    def __init__(self):
+        conv = lambda c, k, ks, stride=1, pad=1: nn.Conv2d(c, k, ks, stride=stride, padding=pad, bias=False)
+        super().__init__([
+            conv(1, 32, 3), nn.BatchNorm2d(32), nn.ReLU(),                     # 0-2 stem
+            conv(32, 32, 3), nn.BatchNorm2d(32), nn.ReLU(),                    # 3-5
+            conv(32, 32, 3), nn.BatchNorm2d(32),                               # 6-7 res1
+            None, nn.ReLU(),                                                   # 8 add, 9 block1
+            conv(32, 64, 3, 2), nn.BatchNorm2d(64), nn.ReLU(),                 # 10-12
+            conv(64, 64, 3), nn.BatchNorm2d(64),                               # 13-14 res2
+            conv(32, 64, 1, 2, 0), nn.BatchNorm2d(64),                         # 15-16 proj
+            None, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Linear(64, 10)])      # 17 add, 18-20
+
+    def forward(self, x):
+        stem = self.seq(x, 0, 2)
+        block1 = self.m(9)(self.seq(stem, 3, 7) + stem)
+        y = self.m(18)(self.seq(block1, 10, 14) + self.seq(block1, 15, 16))
+        return self.m(20)(self.m(19)(y).flatten(1))
+
+
+class Stn(Graph):
+    """models/stn.spec: localisation net 0-9, stn 10, classifier 11-21."""
+
+    def __init__(self):
+        super().__init__([
+            nn.Conv2d(1, 8, 7), nn.MaxPool2d(2), nn.ReLU(),
+            nn.Conv2d(8, 10, 5), nn.MaxPool2d(2), nn.ReLU(),
+            nn.Flatten(), nn.Linear(90, 32), nn.ReLU(), nn.Linear(32, 6),
+            None,
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(3136, 256), nn.ReLU(), nn.Dropout(0.5), nn.Linear(256, 10)])
+        with torch.no_grad():
+            self.m(9).weight.uniform_(-0.05, 0.05)
+            self.m(9).bias.copy_(torch.tensor([1.0, 0, 0, 0, 1, 0]) + torch.empty(6).uniform_(-0.1, 0.1))
+
+    def forward(self, x):
+        theta = self.seq(x, 0, 9).view(-1, 2, 3)
+        grid = nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+        xs = nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return self.seq(xs, 11, 21)
+
+
+MODELS = {"lenet5": lenet5, "cnn-bn": cnn_bn, "resnet5": Resnet5, "stn": Stn}
+GRAPH_MODELS = ("resnet5", "stn")  # forward, loss and gradients only
 
 
 # ==== safetensors, written by hand (no safetensors package on Debian) ======
@@ -166,10 +246,11 @@ def train_forward_backward(model, x, labels):
     return logits, loss
 
 
-def run_case(model0, x, labels, dtype, adam_grads=None):
+def run_case(model0, x, labels, dtype, adam_grads=None, steps=True):
     """Everything the fixture holds, computed in `dtype`. Returns a dict of
     name -> tensor. The SGD step uses this run's own gradients; the Adam step
-    uses adam_grads (name -> tensor) when given, else this run's own."""
+    uses adam_grads (name -> tensor) when given, else this run's own.
+    steps=False: no optimizer steps (the graph models)."""
     out = {}
     model = copy.deepcopy(model0).to(dtype)
     xd = x.to(dtype)
@@ -188,6 +269,8 @@ def run_case(model0, x, labels, dtype, adam_grads=None):
         if not k.endswith("num_batches_tracked"):
             out["running." + k] = v.detach().clone()
 
+    if not steps:
+        return out
     # One optimizer step each, from the initial weights (the train forward
     # above moved only the BN buffers, which the optimizers ignore).
     for tag, opt_cls, args, g in (("sgd", torch.optim.SGD, SGD_ARGS, grads),
@@ -229,12 +312,13 @@ def make(name, outdir):
     x = torch.randn(BATCH, 1, 28, 28)
     labels = torch.randint(0, 10, (BATCH,))
 
-    ref = run_case(model0, x, labels, torch.float64)
+    steps = name not in GRAPH_MODELS
+    ref = run_case(model0, x, labels, torch.float64, steps=steps)
     # The float32 run mirrors the C test: SGD from its own gradients, Adam
     # from the fixture's gradients (float64 rounded to float32).
     ref_grads = dict((k[5:], torch.from_numpy(f32(v))) for k, v in ref.items()
                      if k.startswith("grad."))
-    check_float32(name, ref, run_case(model0, x, labels, torch.float32, ref_grads))
+    check_float32(name, ref, run_case(model0, x, labels, torch.float32, ref_grads, steps=steps))
 
     meta = {"format": "pt", "generator": "tools/make_fixtures.py",
             "torch": torch.__version__, "seed": str(SEED)}
@@ -244,8 +328,9 @@ def make(name, outdir):
     case = [("x", f32(x)), ("labels", labels.to(torch.float32).numpy())]
     for k, v in ref.items():
         a = f32(v)
-        if (k.startswith("sgd.") or k.startswith("adam.")) and a.size > OPT_MAX_ELEMS:
-            a = a.ravel()[:OPT_MAX_ELEMS]  # element-wise update: a prefix suffices
+        big = k.startswith("sgd.") or k.startswith("adam.") or (not steps and k.startswith("grad."))
+        if big and a.size > OPT_MAX_ELEMS:
+            a = a.ravel()[:OPT_MAX_ELEMS]  # element-wise update / graph grads: a prefix suffices
         case.append((k, a))
     write_safetensors(os.path.join(outdir, name + ".case.safetensors"), case, meta)
     print("  %s: loss %.6f, %d tensors in the case file" % (name, float(ref["loss"]), len(case)))
@@ -256,9 +341,12 @@ def main():
     outdir = os.path.join(root, "tests", "ref")
     os.makedirs(outdir, exist_ok=True)
     torch.set_num_threads(1)  # reproducible reductions run to run
-    for name in MODELS:
+    names = sys.argv[1:] or list(MODELS)
+    for name in names:
+        if name not in MODELS:
+            sys.exit("unknown model %s (known: %s)" % (name, ", ".join(MODELS)))
         make(name, outdir)
-    print("wrote %s/{lenet5,cnn-bn}.{weights,case}.safetensors" % outdir)
+    print("wrote %s/{%s}.{weights,case}.safetensors" % (outdir, ",".join(names)))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "core/check.h"
+#include "core/util.h"
 
 #define CSV_MAX_BYTES (4ull << 30)
 
@@ -345,9 +346,10 @@ int csv_write_submission(const char *path, const uint8_t *pred, int n) {
         if (pred[i] > 9)
             return dg_set_error("%s: prediction %u for image %d is not a digit", path, pred[i],
                                 i + 1);
-    FILE *fp = fopen(path, "wb");
-    if (!fp) return dg_set_error("%s: cannot create: %s", path, strerror(errno));
-    fputs("ImageId,Label\n", fp);
-    for (int i = 0; i < n; i++) fprintf(fp, "%d,%u\n", i + 1, pred[i]);
-    return csv_finish(fp, path);
+    /* atomically: a half-written submission never replaces a good one */
+    AtomicFile af;
+    if (atomic_file_open(&af, path) < 0) return -1;
+    fputs("ImageId,Label\n", af.f);
+    for (int i = 0; i < n; i++) fprintf(af.f, "%d,%u\n", i + 1, pred[i]);
+    return atomic_file_commit(&af);
 }

@@ -49,7 +49,8 @@ int idx_read_pair(const char *images_path, const char *labels_path, Dataset *ds)
 int csv_read(const char *path, Dataset *ds);
 /* Writes train.csv layout if ds->labels, else test.csv layout. */
 int csv_write(const char *path, const Dataset *ds);
-/* submission.csv: "ImageId,Label" then i+1,pred[i] for i in 0..n-1. */
+/* submission.csv: "ImageId,Label" then i+1,pred[i] for i in 0..n-1;
+ * written atomically (temp file, fsync, rename). */
 int csv_write_submission(const char *path, const uint8_t *pred, int n);
 
 /* ---- Loading by path ----------------------------------------------------------

@@ -10,6 +10,7 @@
 
 #include "core/check.h"
 #include "eval/svm.h"
+#include "eval/ensemble.h"
 #include "ops/ops.h"
 
 /* The "digits.kind" metadata value, or "cnn" when absent. */
@@ -71,6 +72,14 @@ int classifier_load(Classifier *c, const char *path, int max_batch, int threads)
         snprintf(c->name, sizeof c->name, "svm (PCA-%d, RBF)", s->pca.k);
         return 0;
     }
+    if (strcmp(kind, "ensemble") == 0) {
+        if (ensemble_load(c, path, meta, max_batch, threads) < 0) {
+            free(meta);
+            return -1;
+        }
+        c->metadata_json = meta;
+        return 0;
+    }
     free(meta);
     return dg_set_error("%s: model kind '%s' is not supported by this build of digits", path, kind);
 }
@@ -99,6 +108,9 @@ static void predict_chunk(Classifier *c, const uint8_t *pixels, int n, float *pr
     case CLASSIFIER_SVM:
         pcasvm_predict(c->impl, pixels, n, probs, logits);
         break;
+    case CLASSIFIER_ENSEMBLE:
+        ensemble_predict_chunk(c, pixels, n, probs, logits);
+        break;
     default:
         DG_ASSERT(!"classifier kind without a predict implementation");
     }
@@ -108,8 +120,13 @@ void classifier_predict(Classifier *c, const uint8_t *pixels, int n, float *prob
     size_t img = (size_t)c->width * c->height;
     for (int s = 0; s < n; s += c->batch) {
         int k = n - s < c->batch ? n - s : c->batch;
-        predict_chunk(c, pixels + (size_t)s * img, k, probs + (size_t)s * MODEL_NUM_CLASSES,
-                      logits ? logits + (size_t)s * MODEL_NUM_CLASSES : NULL);
+        const uint8_t *px = pixels + (size_t)s * img;
+        float *pr = probs + (size_t)s * MODEL_NUM_CLASSES;
+        float *lg = logits ? logits + (size_t)s * MODEL_NUM_CLASSES : NULL;
+        if (c->tta > 1)
+            tta_predict_chunk(c, px, k, pr, lg, predict_chunk);
+        else
+            predict_chunk(c, px, k, pr, lg);
     }
 }
 

@@ -30,6 +30,8 @@ typedef struct Classifier {
     void *impl;           /* kind-specific state (e.g. the SVM), owned */
     char *metadata_json;  /* the model file's metadata object as JSON text (owned) */
     int batch;            /* largest batch classifier_predict handles in one pass */
+    int tta;              /* test-time augmentation: average the probabilities of this
+                             many mild warps of each image, the first the identity (<= 1: off) */
 } Classifier;
 
 /* Load a model file of any kind, ready to predict up to max_batch images per

@@ -7,6 +7,9 @@
  * PyTorch users read it with safetensors.torch.load_file. The reader trusts
  * nothing: the header length, every offset and every shape is checked
  * against the file size and the spec before any copy.
+ * Several models can share one file (an ensemble): each model's tensor
+ * names get a prefix ("m0.3.weight") and the caller supplies the metadata
+ * (models_save / models_load_weights).
  * Leaves out: dtypes other than F32 (bf16 export comes with mixed precision).
  */
 #include <cjson/cJSON.h>
@@ -31,8 +34,8 @@ typedef struct {
     size_t count;
 } TensorRef;
 
-/* Enumerate the model's tensors in file order; returns the count. */
-static int model_tensors(const Model *m, TensorRef *out, int max) {
+/* Enumerate the model's tensors in file order, names prefixed; returns the count. */
+static int model_tensors(const Model *m, const char *prefix, TensorRef *out, int max) {
     int n = 0;
     for (int i = 0; i < m->n_layers; i++) {
         const Layer *l = &m->layers[i];
@@ -43,7 +46,7 @@ static int model_tensors(const Model *m, TensorRef *out, int max) {
         for (int t = 0; t < k; t++) {
             DG_ASSERT(n < max);
             TensorRef *r = &out[n++];
-            snprintf(r->name, sizeof r->name, "%d.%s", l->index, names[t]);
+            snprintf(r->name, sizeof r->name, "%s%d.%s", prefix, l->index, names[t]);
             r->ndim = ndims[t];
             r->count = 1;
             for (int d = 0; d < ndims[t]; d++) {
@@ -70,21 +73,10 @@ static void meta_float(cJSON *meta, const char *key, float v) {
     cJSON_AddStringToObject(meta, key, buf);
 }
 
-int model_save(const Model *m, const char *path) {
-    int cap = m->n_layers * MAX_TENSORS_PER_LAYER + 1;
-    TensorRef *t = dg_xcalloc((size_t)cap, sizeof *t);
-    int nt = model_tensors(m, t, cap);
-
+/* Write tensors t[0..nt) with metadata `meta` (consumed) atomically. */
+static int save_tensors(const char *path, const TensorRef *t, int nt, cJSON *meta) {
     cJSON *root = cJSON_CreateObject();
-    cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
-    cJSON_AddStringToObject(meta, "format", "pt");
-    cJSON_AddStringToObject(meta, "digits.format", FORMAT_VERSION);
-    cJSON_AddStringToObject(meta, "digits.name", m->spec_name);
-    cJSON_AddStringToObject(meta, "digits.spec", m->spec_text);
-    meta_float(meta, "digits.norm_mean", m->norm_mean);
-    meta_float(meta, "digits.norm_std", m->norm_std);
-    if (m->train_config_json) cJSON_AddStringToObject(meta, "digits.train_config", m->train_config_json);
-    if (m->metrics_json) cJSON_AddStringToObject(meta, "digits.metrics", m->metrics_json);
+    cJSON_AddItemToObject(root, "__metadata__", meta);
     size_t off = 0;
     for (int i = 0; i < nt; i++) {
         cJSON *e = cJSON_AddObjectToObject(root, t[i].name);
@@ -104,7 +96,6 @@ int model_save(const Model *m, const char *path) {
     AtomicFile af;
     if (atomic_file_open(&af, path) < 0) {
         free(json);
-        free(t);
         return -1;
     }
     uint8_t lenbuf[8];
@@ -114,12 +105,46 @@ int model_save(const Model *m, const char *path) {
     for (int i = 0; ok && i < nt; i++)
         ok = fwrite(t[i].data, sizeof(float), t[i].count, af.f) == t[i].count;
     free(json);
-    free(t);
     if (!ok) {
         atomic_file_abort(&af);
         return dg_set_error("%s: write failed (disk full?); previous file left intact", path);
     }
     return atomic_file_commit(&af);
+}
+
+int model_save(const Model *m, const char *path) {
+    int cap = m->n_layers * MAX_TENSORS_PER_LAYER + 1;
+    TensorRef *t = dg_xcalloc((size_t)cap, sizeof *t);
+    int nt = model_tensors(m, "", t, cap);
+
+    cJSON *meta = cJSON_CreateObject();
+    cJSON_AddStringToObject(meta, "format", "pt");
+    cJSON_AddStringToObject(meta, "digits.format", FORMAT_VERSION);
+    cJSON_AddStringToObject(meta, "digits.name", m->spec_name);
+    cJSON_AddStringToObject(meta, "digits.spec", m->spec_text);
+    meta_float(meta, "digits.norm_mean", m->norm_mean);
+    meta_float(meta, "digits.norm_std", m->norm_std);
+    if (m->train_config_json) cJSON_AddStringToObject(meta, "digits.train_config", m->train_config_json);
+    if (m->metrics_json) cJSON_AddStringToObject(meta, "digits.metrics", m->metrics_json);
+    int rc = save_tensors(path, t, nt, meta);
+    free(t);
+    return rc;
+}
+
+int models_save(const char *path, const Model *const *models, const char *const *prefixes, int n,
+                const char *metadata_json) {
+    cJSON *meta = cJSON_Parse(metadata_json);
+    DG_ASSERT(cJSON_IsObject(meta));
+    cJSON_AddStringToObject(meta, "format", "pt");
+    cJSON_AddStringToObject(meta, "digits.format", FORMAT_VERSION);
+    int cap = 1;
+    for (int k = 0; k < n; k++) cap += models[k]->n_layers * MAX_TENSORS_PER_LAYER;
+    TensorRef *t = dg_xcalloc((size_t)cap, sizeof *t);
+    int nt = 0;
+    for (int k = 0; k < n; k++) nt += model_tensors(models[k], prefixes[k], t + nt, cap - nt);
+    int rc = save_tensors(path, t, nt, meta);
+    free(t);
+    return rc;
 }
 
 /* ==== loading ============================================================= */
@@ -173,12 +198,16 @@ static void format_shape(char *buf, size_t len, const int *shape, int ndim) {
     if (o < len) snprintf(buf + o, len - o, "]");
 }
 
-/* Copy every tensor the model expects from s, checking name, dtype, shape
- * and offsets; then reject tensors the model does not know. */
-static int st_copy_weights(Model *m, const StFile *s, const char *path) {
-    int cap = m->n_layers * MAX_TENSORS_PER_LAYER + 1;
+/* Copy every tensor the models expect (model k's names prefixed with
+ * prefixes[k]) from s, checking name, dtype, shape and offsets; then
+ * reject tensors no model knows. */
+static int st_copy_weights_many(Model *const *ms, const char *const *prefixes, int n_models,
+                                const StFile *s, const char *path) {
+    int cap = 1;
+    for (int k = 0; k < n_models; k++) cap += ms[k]->n_layers * MAX_TENSORS_PER_LAYER;
     TensorRef *t = dg_xcalloc((size_t)cap, sizeof *t);
-    int nt = model_tensors(m, t, cap), rc = -1;
+    int nt = 0, rc = -1;
+    for (int k = 0; k < n_models; k++) nt += model_tensors(ms[k], prefixes[k], t + nt, cap - nt);
     size_t data_len = s->len - s->data_start;
     for (int i = 0; i < nt; i++) {
         char want[64], got[64];
@@ -239,10 +268,23 @@ out:
     return rc;
 }
 
+static int st_copy_weights(Model *m, const StFile *s, const char *path) {
+    const char *none = "";
+    return st_copy_weights_many(&m, &none, 1, s, path);
+}
+
 int model_load_weights(Model *m, const char *path) {
     StFile s;
     if (st_open(&s, path) < 0) return -1;
     int rc = st_copy_weights(m, &s, path);
+    st_close(&s);
+    return rc;
+}
+
+int models_load_weights(Model *const *models, const char *const *prefixes, int n, const char *path) {
+    StFile s;
+    if (st_open(&s, path) < 0) return -1;
+    int rc = st_copy_weights_many(models, prefixes, n, &s, path);
     st_close(&s);
     return rc;
 }

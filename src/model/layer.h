@@ -8,6 +8,13 @@
  * and then points each layer into them; layers never allocate.
  *
  * Shapes are per sample: (C, H, W); a flat vector of D features is (D, 1, 1).
+ *
+ * The layers form a graph: each layer reads the outputs of one or more
+ * earlier layers (or the model input) — input 0 is also reachable as
+ * in/x/dx, which is all a one-input layer uses. Layers are stored in an
+ * order where every input comes first, so forward runs front to back and
+ * backward back to front (model.c wires the pointers and sums the
+ * gradient of an output read by several layers).
  */
 #ifndef DG_LAYER_H
 #define DG_LAYER_H
@@ -34,8 +41,12 @@ typedef struct {
 
 typedef enum {
     LAYER_CONV2D, LAYER_LINEAR, LAYER_MAXPOOL, LAYER_AVGPOOL, LAYER_RELU, LAYER_TANH,
-    LAYER_BATCHNORM, LAYER_DROPOUT, LAYER_DROPOUT2D, LAYER_FLATTEN, LAYER_KIND_COUNT
+    LAYER_BATCHNORM, LAYER_DROPOUT, LAYER_DROPOUT2D, LAYER_FLATTEN,
+    LAYER_ELU, LAYER_ADD, LAYER_CONCAT, LAYER_GLOBAL_AVGPOOL, LAYER_STN, LAYER_KIND_COUNT
 } LayerType;
+
+#define LAYER_MAX_INPUTS 8
+#define LAYER_INPUT_IMAGE (-1) /* input id of the model input */
 
 typedef struct Layer Layer;
 
@@ -60,9 +71,15 @@ typedef struct {
 struct Layer {
     const LayerKind *kind;
     LayerType type;
-    int index;                /* position in the spec; tensor names are "<index>.weight" */
+    int index;                /* position in the layer list; tensor names are "<index>.weight" */
     int line;                 /* spec line, for messages */
-    Shape in, out;
+    char name[32];            /* spec `name=` ("" if none) */
+    Shape in, out;            /* in == ins[0] */
+
+    /* graph: where the inputs come from (layer index, or LAYER_INPUT_IMAGE) */
+    int n_inputs;
+    int input_ids[LAYER_MAX_INPUTS];
+    Shape ins[LAYER_MAX_INPUTS];
 
     /* configuration (only the fields of this layer's type are meaningful) */
     int out_features;         /* conv2d K / linear M */
@@ -70,6 +87,8 @@ struct Layer {
     int bias;                 /* conv2d / linear: has a bias */
     float p;                  /* dropout probability */
     float eps, momentum;      /* batchnorm */
+    float alpha;              /* elu */
+    int init_affine_identity; /* linear out=6 ending an stn localisation net: W = 0, b = identity */
 
     /* sizes reported by plan() */
     size_t n_param;           /* trainable floats */
@@ -81,7 +100,11 @@ struct Layer {
 
     /* pointers into the model's blocks, set by model.c */
     float *param, *dparam, *buffer;
-    float *x, *dx;            /* (N, in)  input and its gradient (dx NULL for the first layer) */
+    float *x, *dx;            /* (N, in)  input 0 and its gradient (dx NULL when it is the model input) */
+    float *xs[LAYER_MAX_INPUTS], *dxs[LAYER_MAX_INPUTS]; /* (N, ins[k]) every input; xs[0] == x */
+    /* set by model.c: dxs[k] is a private buffer whose contents model_backward
+     * adds into the producer's dy (its output feeds several layers) */
+    int dx_accumulate[LAYER_MAX_INPUTS];
     float *y, *dy;            /* (N, out) output and its gradient */
     float *scratch;           /* n_scratch * N + n_scratch_fixed */
     float *workspace;         /* shared, nthreads * max n_workspace */
@@ -93,6 +116,9 @@ struct Layer {
 
 extern const LayerKind *const layer_kinds[LAYER_KIND_COUNT];
 const LayerKind *layer_kind_find(const char *name, LayerType *type);
+/* How many inputs a layer type takes: 1..1 for all but add/concat
+ * (2..LAYER_MAX_INPUTS) and stn (2: image, theta). */
+void layer_input_range(LayerType type, int *lo, int *hi);
 
 /* Spec-argument getters: return def when absent; -1 + error on a bad value. */
 int spec_get_int(SpecArgs *a, const char *key, int def, int lo, int hi, int *out);

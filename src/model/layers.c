@@ -4,7 +4,8 @@
  * Tensor names follow PyTorch's nn.Sequential ("3.weight", "3.running_mean")
  * so a model file loads into the equivalent torch module with
  * load_state_dict(strict=False) (BN's num_batches_tracked is not stored).
- * Leaves out: graph layers with several inputs (residual add, concat).
+ * Graph layers (add, concat, stn) read several inputs through l->xs; the
+ * wiring is model.c's business.
  */
 #include "model/layer.h"
 
@@ -152,6 +153,14 @@ static void linear_init(Layer *l, Rng *rng) {
     int D = (int)shape_size(l->in);
     size_t nw = (size_t)l->out_features * D;
     init_fan_in(l->param, nw, l->param + nw, l->bias ? l->out_features : 0, D, rng);
+    if (l->init_affine_identity) {
+        /* the last layer of an stn localisation net starts at the identity
+         * transform (PyTorch's STN tutorial): W = 0, b = (1 0 0; 0 1 0) */
+        static const float identity[6] = {1, 0, 0, 0, 1, 0};
+        DG_ASSERT(l->out_features == 6 && l->bias);
+        memset(l->param, 0, nw * sizeof(float));
+        memcpy(l->param + nw, identity, sizeof identity);
+    }
 }
 
 static void linear_layer_forward(Layer *l, int n, int training) {
@@ -361,6 +370,120 @@ static const LayerKind dropout2d_kind = {"dropout2d", "dropout2d p=P", dropout_c
                                          dropout_plan, no_init, dropout_layer_forward,
                                          dropout_layer_backward, no_tensors};
 
+/* ==== elu ================================================================= */
+
+static int elu_configure(Layer *l, SpecArgs *a) {
+    return spec_get_float(a, "alpha", 1.0f, 0.0f, 100.0f, &l->alpha);
+}
+static void elu_layer_forward(Layer *l, int n, int training) {
+    elu_forward(l->y, l->x, (size_t)n * shape_size(l->in), l->alpha);
+}
+static void elu_layer_backward(Layer *l, int n) {
+    if (l->dx) elu_backward(l->dx, l->dy, l->y, (size_t)n * shape_size(l->in), l->alpha);
+}
+static const LayerKind elu_kind = {"elu", "elu [alpha=1]", elu_configure, same_shape_plan, no_init,
+                                   elu_layer_forward, elu_layer_backward, no_tensors};
+
+/* ==== add, concat: several inputs ========================================= */
+
+static int add_plan(Layer *l) {
+    for (int k = 1; k < l->n_inputs; k++)
+        if (l->ins[k].c != l->ins[0].c || l->ins[k].h != l->ins[0].h || l->ins[k].w != l->ins[0].w)
+            return dg_set_error("input %d is %dx%dx%d but input 1 is %dx%dx%d (add needs equal shapes)",
+                                k + 1, l->ins[k].c, l->ins[k].h, l->ins[k].w, l->ins[0].c,
+                                l->ins[0].h, l->ins[0].w);
+    l->out = l->ins[0];
+    return 0;
+}
+static void add_layer_forward(Layer *l, int n, int training) {
+    add_forward(l->y, (const float *const *)l->xs, l->n_inputs, n, shape_size(l->out));
+}
+static void add_layer_backward(Layer *l, int n) {
+    add_backward(l->dxs, l->dy, l->n_inputs, n, shape_size(l->out));
+}
+
+static int concat_plan(Layer *l) {
+    int c = 0;
+    for (int k = 0; k < l->n_inputs; k++) {
+        if (l->ins[k].h != l->ins[0].h || l->ins[k].w != l->ins[0].w)
+            return dg_set_error("input %d is %dx%d but input 1 is %dx%d (concat joins channels of "
+                                "equal height and width)", k + 1, l->ins[k].h, l->ins[k].w,
+                                l->ins[0].h, l->ins[0].w);
+        c += l->ins[k].c;
+    }
+    l->out = (Shape){c, l->ins[0].h, l->ins[0].w};
+    return 0;
+}
+static void concat_channels(const Layer *l, int *C) {
+    for (int k = 0; k < l->n_inputs; k++) C[k] = l->ins[k].c;
+}
+static void concat_layer_forward(Layer *l, int n, int training) {
+    int C[LAYER_MAX_INPUTS];
+    concat_channels(l, C);
+    concat_forward(l->y, (const float *const *)l->xs, C, l->n_inputs, n, l->out.h * l->out.w);
+}
+static void concat_layer_backward(Layer *l, int n) {
+    int C[LAYER_MAX_INPUTS];
+    concat_channels(l, C);
+    concat_backward(l->dxs, l->dy, C, l->n_inputs, n, l->out.h * l->out.w);
+}
+
+static const LayerKind add_kind = {"add", "add inputs=A,B[,...]", no_args, add_plan, no_init,
+                                   add_layer_forward, add_layer_backward, no_tensors};
+static const LayerKind concat_kind = {"concat", "concat inputs=A,B[,...]", no_args, concat_plan,
+                                      no_init, concat_layer_forward, concat_layer_backward,
+                                      no_tensors};
+
+/* ==== global average pooling ============================================== */
+
+static int global_avgpool_plan(Layer *l) {
+    l->out = (Shape){l->in.c, 1, 1};
+    return 0;
+}
+static void global_avgpool_layer_forward(Layer *l, int n, int training) {
+    global_avgpool_forward(l->y, l->x, n, l->in.c, l->in.h * l->in.w);
+}
+static void global_avgpool_layer_backward(Layer *l, int n) {
+    if (l->dx) global_avgpool_backward(l->dx, l->dy, n, l->in.c, l->in.h * l->in.w);
+}
+static const LayerKind global_avgpool_kind = {
+    "globalavgpool", "globalavgpool", no_args, global_avgpool_plan, no_init,
+    global_avgpool_layer_forward, global_avgpool_layer_backward, no_tensors};
+
+/* ==== stn: spatial transformer ============================================
+ * Inputs: 0 the image (C,H,W) to resample, 1 the localisation net's six
+ * affine parameters theta (6) = (2,3) row-major. The spec writes it as a
+ * block (spec.c); here it is a two-input layer without parameters of its
+ * own. Scratch per sample: the sampling grid (H,W,2) from forward, and
+ * its gradient (H,W,2) in backward.                                      */
+
+static int stn_plan(Layer *l) {
+    if (shape_size(l->ins[1]) != 6)
+        return dg_set_error("the localisation net gives %dx%dx%d values, expected 6 (a 2x3 affine "
+                            "transform: end it with 'linear out=6')", l->ins[1].c, l->ins[1].h, l->ins[1].w);
+    l->out = l->ins[0];
+    l->n_scratch = 4 * (size_t)l->in.h * l->in.w; /* grid, dgrid */
+    return 0;
+}
+static float *stn_grid(const Layer *l, int n) { return l->scratch; }
+static float *stn_dgrid(const Layer *l, int n) { return l->scratch + (size_t)n * 2 * l->in.h * l->in.w; }
+
+static void stn_layer_forward(Layer *l, int n, int training) {
+    affine_grid_forward(stn_grid(l, n), l->xs[1], n, l->out.h, l->out.w);
+    grid_sample_forward(l->y, l->xs[0], stn_grid(l, n), n, l->in.c, l->in.h, l->in.w, l->out.h, l->out.w);
+}
+static void stn_layer_backward(Layer *l, int n) {
+    float *dgrid = stn_dgrid(l, n);
+    grid_sample_backward(l->dxs[0], dgrid, l->dy, l->xs[0], stn_grid(l, n), n, l->in.c, l->in.h,
+                         l->in.w, l->out.h, l->out.w);
+    if (l->dxs[1]) {
+        memset(l->dxs[1], 0, (size_t)n * 6 * sizeof(float));
+        affine_grid_backward(l->dxs[1], dgrid, n, l->out.h, l->out.w);
+    }
+}
+static const LayerKind stn_kind = {"stn", "stn [inputs=X] ... end", no_args, stn_plan, no_init,
+                                   stn_layer_forward, stn_layer_backward, no_tensors};
+
 /* ==== the table =========================================================== */
 
 const LayerKind *const layer_kinds[LAYER_KIND_COUNT] = {
@@ -369,6 +492,9 @@ const LayerKind *const layer_kinds[LAYER_KIND_COUNT] = {
     [LAYER_RELU] = &relu_kind,       [LAYER_TANH] = &tanh_kind,
     [LAYER_BATCHNORM] = &batchnorm_kind, [LAYER_DROPOUT] = &dropout_kind,
     [LAYER_DROPOUT2D] = &dropout2d_kind, [LAYER_FLATTEN] = &flatten_kind,
+    [LAYER_ELU] = &elu_kind,         [LAYER_ADD] = &add_kind,
+    [LAYER_CONCAT] = &concat_kind,   [LAYER_GLOBAL_AVGPOOL] = &global_avgpool_kind,
+    [LAYER_STN] = &stn_kind,
 };
 
 const LayerKind *layer_kind_find(const char *name, LayerType *type) {
@@ -378,4 +504,10 @@ const LayerKind *layer_kind_find(const char *name, LayerType *type) {
             return layer_kinds[t];
         }
     return NULL;
+}
+
+void layer_input_range(LayerType type, int *lo, int *hi) {
+    *lo = *hi = 1;
+    if (type == LAYER_ADD || type == LAYER_CONCAT) *lo = 2, *hi = LAYER_MAX_INPUTS;
+    if (type == LAYER_STN) *lo = *hi = 2;
 }

@@ -99,7 +99,26 @@ void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
     m->nthreads = threads;
 
     size_t N = (size_t)max_batch;
-    size_t act = N * shape_size(m->input_shape);
+    /* Who reads each output: the gradient of an output read by several
+     * layers is the sum over its readers. Backward runs from the last
+     * layer down, so the reader with the highest index runs first and
+     * writes the producer's dy directly; every later reader writes a
+     * private edge buffer that model_backward adds into that dy. */
+    int *first_reader = dg_xmalloc((size_t)m->n_layers * sizeof(int));
+    for (int i = 0; i < m->n_layers; i++) first_reader[i] = -1;
+    size_t edge = 0; /* floats of edge buffers */
+    for (int i = m->n_layers - 1; i >= 0; i--) {
+        Layer *l = &m->layers[i];
+        for (int k = 0; k < l->n_inputs; k++) {
+            int src = l->input_ids[k];
+            l->dx_accumulate[k] = 0;
+            if (src == LAYER_INPUT_IMAGE) continue;
+            if (first_reader[src] < 0) first_reader[src] = i * LAYER_MAX_INPUTS + k;
+            else l->dx_accumulate[k] = with_grad;
+            if (l->dx_accumulate[k]) edge += N * shape_size(l->ins[k]);
+        }
+    }
+    size_t act = N * shape_size(m->input_shape) + edge;
     size_t scratch = 0, work = 0, partial = 0, noise = 0;
     for (int i = 0; i < m->n_layers; i++) {
         Layer *l = &m->layers[i];
@@ -122,11 +141,8 @@ void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
     s += N * noise;
     float *partial_buf = s;
     s += (size_t)threads * partial;
-    float *prev_y = m->input, *prev_dy = NULL;
     for (int i = 0; i < m->n_layers; i++) {
         Layer *l = &m->layers[i];
-        l->x = prev_y;
-        l->dx = prev_dy;
         l->y = a;
         a += N * shape_size(l->out);
         l->dy = NULL;
@@ -134,6 +150,17 @@ void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
             l->dy = a;
             a += N * shape_size(l->out);
         }
+        for (int k = 0; k < l->n_inputs; k++) {
+            int src = l->input_ids[k];
+            l->xs[k] = src == LAYER_INPUT_IMAGE ? m->input : m->layers[src].y;
+            l->dxs[k] = src == LAYER_INPUT_IMAGE ? NULL : m->layers[src].dy;
+            if (l->dx_accumulate[k]) {
+                l->dxs[k] = a;
+                a += N * shape_size(l->ins[k]);
+            }
+        }
+        l->x = l->xs[0];
+        l->dx = l->dxs[0];
         l->scratch = s;
         s += N * l->n_scratch + l->n_scratch_fixed;
         l->workspace = m->workspace;
@@ -141,8 +168,21 @@ void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
         l->noise = noise_buf;
         l->nthreads = threads;
         l->rng = &m->dropout_rng;
-        prev_y = l->y;
-        prev_dy = l->dy;
+    }
+    free(first_reader);
+}
+
+void model_release_batch(Model *m) {
+    free(m->acts);
+    free(m->scratch);
+    free(m->workspace);
+    m->acts = m->scratch = m->workspace = m->input = NULL;
+    m->max_batch = m->with_grad = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        Layer *l = &m->layers[i];
+        l->x = l->dx = l->y = l->dy = l->scratch = l->workspace = l->partial = l->noise = NULL;
+        memset(l->xs, 0, sizeof l->xs);
+        memset(l->dxs, 0, sizeof l->dxs);
     }
 }
 
@@ -166,7 +206,19 @@ void model_backward(Model *m, const float *dlogits, int n) {
     DG_ASSERT(m->with_grad && n <= m->max_batch);
     Layer *last = &m->layers[m->n_layers - 1];
     if (dlogits != last->dy) memcpy(last->dy, dlogits, (size_t)n * shape_size(last->out) * sizeof(float));
-    for (int i = m->n_layers - 1; i >= 0; i--) m->layers[i].kind->backward(&m->layers[i], n);
+    for (int i = m->n_layers - 1; i >= 0; i--) {
+        Layer *l = &m->layers[i];
+        l->kind->backward(l, n);
+        /* a second (third...) reader of an output: add its share into the
+         * producer's dy, which the first reader (backward order) wrote */
+        for (int k = 0; k < l->n_inputs; k++) {
+            if (!l->dx_accumulate[k]) continue;
+            float *dst = m->layers[l->input_ids[k]].dy;
+            const float *src = l->dxs[k];
+            size_t count = (size_t)n * shape_size(l->ins[k]);
+            for (size_t j = 0; j < count; j++) dst[j] += src[j];
+        }
+    }
 }
 
 void model_zero_grad(Model *m) { memset(m->grads, 0, m->n_param * sizeof(float)); }
@@ -181,13 +233,40 @@ double model_macs(const Model *m) {
             macs += (double)shape_size(l->out) * l->in.c * l->kernel * l->kernel;
         else if (l->type == LAYER_LINEAR)
             macs += (double)l->out_features * shape_size(l->in);
+        else if (l->type == LAYER_STN) /* 4 bilinear taps per output */
+            macs += 4.0 * shape_size(l->out);
     }
     return macs;
 }
 
+/* Is the model more than a chain (some layer reads other than its predecessor)? */
+static int model_is_graph(const Model *m) {
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].n_inputs != 1 || m->layers[i].input_ids[0] != i - 1) return 1;
+    return 0;
+}
+
+/* "b1,4" — what layer l reads (names where given, else indices, "input"). */
+static void format_inputs(const Model *m, const Layer *l, char *buf, size_t len) {
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < l->n_inputs && o < len; k++) {
+        int id = l->input_ids[k];
+        const char *sep = k ? "," : "";
+        if (id == LAYER_INPUT_IMAGE)
+            o += (size_t)snprintf(buf + o, len - o, "%sinput", sep);
+        else if (m->layers[id].name[0])
+            o += (size_t)snprintf(buf + o, len - o, "%s%s", sep, m->layers[id].name);
+        else
+            o += (size_t)snprintf(buf + o, len - o, "%s%d", sep, id);
+    }
+}
+
 void model_summary(const Model *m, FILE *f) {
     fprintf(f, "Model: %s\n", m->spec_name);
-    fprintf(f, "%-4s %-30s %-18s %12s\n", "#", "Layer (type)", "Output Shape", "Param #");
+    const int graph = model_is_graph(m);
+    fprintf(f, "%-4s %-30s %-18s %12s%s\n", "#", "Layer (type)", "Output Shape", "Param #",
+            graph ? "  Inputs" : "");
     fprintf(f, "==================================================================\n");
     fprintf(f, "%-4s %-30s (%d, %d, %d)%*s %12d\n", "", "input", m->input_shape.c, m->input_shape.h,
             m->input_shape.w, 5, "", 0);
@@ -209,14 +288,24 @@ void model_summary(const Model *m, FILE *f) {
         case LAYER_BATCHNORM:
             snprintf(desc, sizeof desc, "batchnorm%s", l->in.h * l->in.w > 1 ? "2d" : "1d");
             break;
+        case LAYER_ELU:
+            snprintf(desc, sizeof desc, "elu alpha=%g", l->alpha);
+            break;
         default:
             snprintf(desc, sizeof desc, "%s", l->kind->name);
+        }
+        if (l->name[0]) {
+            size_t o = strlen(desc);
+            snprintf(desc + o, sizeof desc - o, " [%s]", l->name);
         }
         if (l->out.h == 1 && l->out.w == 1)
             snprintf(shape, sizeof shape, "(%d)", l->out.c);
         else
             snprintf(shape, sizeof shape, "(%d, %d, %d)", l->out.c, l->out.h, l->out.w);
-        fprintf(f, "%-4d %-30s %-18s %12zu\n", i, desc, shape, l->n_param + l->n_buffer);
+        char from[128] = "";
+        if (graph) format_inputs(m, l, from, sizeof from);
+        fprintf(f, "%-4d %-30s %-18s %12zu%s%s\n", i, desc, shape, l->n_param + l->n_buffer,
+                graph ? "  " : "", from);
     }
     fprintf(f, "==================================================================\n");
     fprintf(f, "Total params: %zu (trainable %zu, buffers %zu)\n", m->n_param + m->n_buffer,

@@ -12,6 +12,27 @@
  *     linear out=10
  * The last layer must produce 10 features (the logits).
  *
+ * Graphs. A line may name its output (name=N) and say what it reads
+ * (inputs=A,B,...: names, `prev` = the line before (the default), `input` =
+ * the model input). add (element-wise sum) and concat (channels) take two
+ * or more inputs; every other layer one. A residual block:
+ *     relu name=stem
+ *     conv2d out=32 kernel=3 pad=1
+ *     batchnorm name=res
+ *     add inputs=res,stem
+ * A spatial transformer is a block: the lines between `stn` and `end` are
+ * its localisation net, reading the stn's input and ending in
+ * `linear out=6` (initialised to the identity transform); at `end` the
+ * input is resampled through affine_grid + grid_sample (PyTorch semantics):
+ *     stn
+ *       conv2d out=8 kernel=7
+ *       ...
+ *       linear out=6
+ *     end
+ * Layers are numbered in creation order (the stn layer after its
+ * localisation net); tensor names stay "<index>.weight". Every output but
+ * the last must be read by some layer.
+ *
  * Memory (llm.c style): sizes first, then one allocation per family:
  * parameters, gradients, buffers (BN running stats), activations for the
  * largest batch, scratch. Layers point into those blocks.
@@ -69,6 +90,9 @@ void model_free(Model *m);
 void model_init_params(Model *m, uint64_t seed);
 /* (Re)allocate activations for up to max_batch samples; threads <= 0: all. */
 void model_set_batch(Model *m, int max_batch, int with_grad, int threads);
+/* Free the activations, scratch and workspace (model_set_batch makes new
+ * ones): e.g. a trained ensemble member going from training to inference. */
+void model_release_batch(Model *m);
 
 /* Forward the first n rows of m->input; returns the logits (n, 10), owned
  * by the model. training=1: batch statistics and dropout. */
@@ -97,6 +121,14 @@ int model_load(Model *m, const char *path);
 /* Load tensors from a safetensors file into an already built model (the
  * names must match the spec). Used by load and by the PyTorch parity tests. */
 int model_load_weights(Model *m, const char *path);
+/* Several models in one file (an ensemble): model k's tensors are named
+ * prefixes[k] + "3.weight". metadata_json: a JSON object of string values
+ * written as "__metadata__" (digits.format is added). Atomic. */
+int models_save(const char *path, const Model *const *models, const char *const *prefixes, int n,
+                const char *metadata_json);
+/* Load such a file's tensors into already built models; every tensor in
+ * the file must belong to one of them. */
+int models_load_weights(Model *const *models, const char *const *prefixes, int n, const char *path);
 /* Read one F32 tensor by name from any safetensors file (owned *data). */
 int safetensors_read(const char *path, const char *name, float **data, size_t *count);
 /* The file's "__metadata__" object as JSON text (malloc'd; "{}" if none);

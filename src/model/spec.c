@@ -1,7 +1,18 @@
 /* spec.c — the plain-text architecture format: one layer per line,
  * `keyword key=value ...`, '#' starts a comment. Builds Model.layers and
  * checks every shape as it goes; errors are "origin:line: problem".
- * Leaves out: named layers and multi-input graphs (added with residuals).
+ *
+ * Graphs (model.h has the full description):
+ *   name=N          on any layer line names its output;
+ *   inputs=A,B,...  on any layer line says what it reads: names, `prev`
+ *                   (the layer on the line before: the default) or `input`
+ *                   (the model input); add and concat take two or more;
+ *   stn ... end     a spatial transformer block: the lines between are its
+ *                   localisation net (reading the stn's input), ending in
+ *                   `linear out=6`; the stn layer itself is placed at `end`.
+ * Layers are numbered in the order they are created, which puts every
+ * input before the layers reading it. A spec without name=/inputs=/stn is
+ * a plain sequence and numbers its layers exactly as before.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -74,6 +85,109 @@ static void known_layers(char *buf, size_t len) {
     }
 }
 
+/* The error of a line: "origin:line: " + the message already set. */
+static int line_error(const char *origin, int lineno, const char *what) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", dg_errmsg());
+    if (what)
+        return dg_set_error("%s:%d: %s: %s", origin, lineno, what, msg);
+    return dg_set_error("%s:%d: %s", origin, lineno, msg);
+}
+
+/* Remove argument `key` from a (the graph arguments are not the layer's
+ * business); copies its value to val. Returns 1 if it was there. */
+static int take_arg(SpecArgs *a, const char *key, char *val, size_t len) {
+    for (int i = 0; i < a->n; i++)
+        if (strcmp(a->key[i], key) == 0) {
+            snprintf(val, len, "%s", a->val[i]);
+            for (int j = i + 1; j < a->n; j++) {
+                memcpy(a->key[j - 1], a->key[j], sizeof a->key[0]);
+                memcpy(a->val[j - 1], a->val[j], sizeof a->val[0]);
+            }
+            a->n--;
+            return 1;
+        }
+    return 0;
+}
+
+/* The layer called `name`, prev, or the model input: its id, or -2 with an error. */
+static int resolve_input(const Model *m, const char *name, int prev) {
+    if (strcmp(name, "prev") == 0) return prev;
+    if (strcmp(name, "input") == 0) return LAYER_INPUT_IMAGE;
+    for (int i = 0; i < m->n_layers; i++)
+        if (strcmp(m->layers[i].name, name) == 0) return i;
+    dg_set_error("inputs: no earlier layer is named '%s' (name a layer with name=%s)", name, name);
+    return -2;
+}
+
+/* Parse "a,b,c" into ids; -1 with an error. */
+static int parse_inputs(const Model *m, const char *list, int prev, int *ids, int *n) {
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", list);
+    *n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (*n == LAYER_MAX_INPUTS) return dg_set_error("inputs: at most %d", LAYER_MAX_INPUTS);
+        int id = resolve_input(m, tok, prev);
+        if (id == -2) return -1;
+        ids[(*n)++] = id;
+    }
+    if (*n == 0) return dg_set_error("inputs: empty list");
+    return 0;
+}
+
+static int check_name(const Model *m, const char *name) {
+    if (!*name || strlen(name) >= sizeof m->layers[0].name)
+        return dg_set_error("name='%s' must be 1..%zu characters", name, sizeof m->layers[0].name - 1);
+    for (const char *c = name; *c; c++)
+        if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-')
+            return dg_set_error("name='%s': use letters, digits, '_' and '-'", name);
+    if (strcmp(name, "prev") == 0 || strcmp(name, "input") == 0)
+        return dg_set_error("name='%s' is reserved", name);
+    for (int i = 0; i < m->n_layers; i++)
+        if (strcmp(m->layers[i].name, name) == 0)
+            return dg_set_error("name='%s' is already layer %d's (line %d)", name, i, m->layers[i].line);
+    return 0;
+}
+
+/* Append a layer of `kind` reading inputs ids[0..n_in), configured from a,
+ * and plan it. -1 with the error set (without "origin:line"). */
+static int append_layer(Model *m, const LayerKind *kind, LayerType type, int lineno,
+                        const char *name, const int *ids, int n_in, SpecArgs *a) {
+    if (m->n_layers == MODEL_MAX_LAYERS) return dg_set_error("too many layers (at most %d)", MODEL_MAX_LAYERS);
+    int lo, hi;
+    layer_input_range(type, &lo, &hi);
+    if (n_in < lo || n_in > hi) {
+        if (lo == hi) return dg_set_error("%s takes %d input%s, got %d", kind->name, lo, lo > 1 ? "s" : "", n_in);
+        return dg_set_error("%s takes %d to %d inputs, got %d", kind->name, lo, hi, n_in);
+    }
+    Layer *l = &m->layers[m->n_layers];
+    memset(l, 0, sizeof *l);
+    l->kind = kind;
+    l->type = type;
+    l->index = m->n_layers;
+    l->line = lineno;
+    snprintf(l->name, sizeof l->name, "%s", name ? name : "");
+    l->n_inputs = n_in;
+    for (int k = 0; k < n_in; k++) {
+        l->input_ids[k] = ids[k];
+        l->ins[k] = ids[k] == LAYER_INPUT_IMAGE ? m->input_shape : m->layers[ids[k]].out;
+    }
+    l->in = l->ins[0];
+    for (int i = 0; i < a->n; i++)
+        if (!synopsis_allows(kind->synopsis, a->key[i]))
+            return dg_set_error("%s: unknown argument '%s' (usage: %s)", kind->name, a->key[i], kind->synopsis);
+    if (kind->configure(l, a) < 0 || kind->plan(l) < 0) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", dg_errmsg());
+        return dg_set_error("%s: %s", kind->name, msg);
+    }
+    if (l->out.c < 1 || l->out.h < 1 || l->out.w < 1)
+        return dg_set_error("%s: output shape %dx%dx%d is empty", kind->name, l->out.c, l->out.h, l->out.w);
+    m->n_layers++;
+    return 0;
+}
+
 int model_build(Model *m, const char *spec_text, const char *origin) {
     memset(m, 0, sizeof *m);
     m->spec_text = strdup(spec_text);
@@ -89,8 +203,11 @@ int model_build(Model *m, const char *spec_text, const char *origin) {
     char line_buf[1024];
     int lineno = 0;
     const char *p = text;
-    Shape cur = m->input_shape;
+    int prev = LAYER_INPUT_IMAGE; /* what `prev` means on the next line */
     int seen_layer = 0, last_line = 0;
+    /* an open stn block: its input, line and name */
+    int stn_open = 0, stn_src = 0, stn_line = 0, stn_first = 0;
+    char stn_name[32] = "";
     char keyword[64];
     SpecArgs args;
     while (*p) {
@@ -107,9 +224,7 @@ int model_build(Model *m, const char *spec_text, const char *origin) {
 
         int r = tokenize(line_buf, keyword, sizeof keyword, &args);
         if (r < 0) {
-            char msg[512];
-            snprintf(msg, sizeof msg, "%s", dg_errmsg());
-            dg_set_error("%s:%d: %s", origin, lineno, msg);
+            line_error(origin, lineno, NULL);
             goto fail;
         }
         if (r == 0) continue;
@@ -123,53 +238,112 @@ int model_build(Model *m, const char *spec_text, const char *origin) {
                 dg_set_error("%s:%d: input shape should be CxHxW, e.g. 'input 1x28x28'", origin, lineno);
                 goto fail;
             }
-            cur = m->input_shape;
+            continue;
+        }
+        char name[64] = "", inputs[64] = "";
+        int has_name = take_arg(&args, "name", name, sizeof name);
+        int has_inputs = take_arg(&args, "inputs", inputs, sizeof inputs);
+        if (has_name && check_name(m, name) < 0) {
+            line_error(origin, lineno, keyword);
+            goto fail;
+        }
+        int ids[LAYER_MAX_INPUTS], n_in = 1;
+        ids[0] = prev;
+        if (has_inputs && parse_inputs(m, inputs, prev, ids, &n_in) < 0) {
+            line_error(origin, lineno, keyword);
+            goto fail;
+        }
+
+        if (strcmp(keyword, "stn") == 0) { /* open a block */
+            if (stn_open) {
+                dg_set_error("%s:%d: stn: blocks do not nest (the one on line %d is still open)",
+                             origin, lineno, stn_line);
+                goto fail;
+            }
+            if (args.n) {
+                dg_set_error("%s:%d: stn: unknown argument '%s' (usage: stn [inputs=X] [name=N], "
+                             "the localisation net, then 'end')", origin, lineno, args.key[0]);
+                goto fail;
+            }
+            if (n_in != 1) {
+                dg_set_error("%s:%d: stn: takes one input (the image to transform)", origin, lineno);
+                goto fail;
+            }
+            stn_open = 1, stn_src = ids[0], stn_line = lineno, stn_first = m->n_layers;
+            snprintf(stn_name, sizeof stn_name, "%s", name);
+            prev = stn_src; /* the localisation net reads the stn's input */
+            seen_layer = 1;
+            continue;
+        }
+        if (strcmp(keyword, "end") == 0) { /* close it: the stn layer itself */
+            if (!stn_open) {
+                dg_set_error("%s:%d: 'end' without an open block (blocks: stn)", origin, lineno);
+                goto fail;
+            }
+            if (args.n || has_name || has_inputs) {
+                dg_set_error("%s:%d: end takes no arguments (put name= on the stn line)", origin, lineno);
+                goto fail;
+            }
+            Layer *loc = m->n_layers > stn_first ? &m->layers[m->n_layers - 1] : NULL;
+            if (!loc || loc->type != LAYER_LINEAR || loc->out_features != 6 || !loc->bias) {
+                dg_set_error("%s:%d: stn: the localisation net (lines %d-%d) must end with "
+                             "'linear out=6' (the 2x3 affine transform)", origin, lineno, stn_line + 1,
+                             lineno - 1);
+                goto fail;
+            }
+            if (stn_name[0] && check_name(m, stn_name) < 0) { /* taken inside the block? */
+                line_error(origin, stn_line, "stn");
+                goto fail;
+            }
+            loc->init_affine_identity = 1;
+            int stn_ids[2] = {stn_src, m->n_layers - 1};
+            memset(&args, 0, sizeof args);
+            if (append_layer(m, layer_kinds[LAYER_STN], LAYER_STN, stn_line, stn_name, stn_ids, 2, &args) < 0) {
+                line_error(origin, stn_line, NULL);
+                goto fail;
+            }
+            stn_open = 0;
+            prev = m->n_layers - 1;
+            last_line = lineno;
             continue;
         }
         LayerType type;
         const LayerKind *kind = layer_kind_find(keyword, &type);
-        if (!kind) {
+        if (!kind || type == LAYER_STN) {
             char known[256];
             known_layers(known, sizeof known);
-            dg_set_error("%s:%d: unknown layer '%s' (known: %s)", origin, lineno, keyword, known);
+            dg_set_error("%s:%d: unknown layer '%s' (known: %s, end)", origin, lineno, keyword, known);
             goto fail;
         }
-        if (m->n_layers == MODEL_MAX_LAYERS) {
-            dg_set_error("%s:%d: too many layers (at most %d)", origin, lineno, MODEL_MAX_LAYERS);
+        if (append_layer(m, kind, type, lineno, name, ids, n_in, &args) < 0) {
+            line_error(origin, lineno, NULL);
             goto fail;
         }
-        Layer *l = &m->layers[m->n_layers];
-        l->kind = kind;
-        l->type = type;
-        l->index = m->n_layers;
-        l->line = lineno;
-        l->in = cur;
-        for (int i = 0; i < args.n; i++)
-            if (!synopsis_allows(kind->synopsis, args.key[i])) {
-                dg_set_error("%s:%d: %s: unknown argument '%s' (usage: %s)", origin, lineno,
-                             keyword, args.key[i], kind->synopsis);
-                goto fail;
-            }
-        if (kind->configure(l, &args) < 0 || kind->plan(l) < 0) {
-            char msg[512];
-            snprintf(msg, sizeof msg, "%s", dg_errmsg());
-            dg_set_error("%s:%d: %s: %s", origin, lineno, keyword, msg);
-            goto fail;
-        }
-        if (l->out.c < 1 || l->out.h < 1 || l->out.w < 1) {
-            dg_set_error("%s:%d: %s: output shape %dx%dx%d is empty", origin, lineno, keyword,
-                         l->out.c, l->out.h, l->out.w);
-            goto fail;
-        }
-        cur = l->out;
-        m->n_layers++;
+        prev = m->n_layers - 1;
         seen_layer = 1;
         last_line = lineno;
+    }
+    if (stn_open) {
+        dg_set_error("%s:%d: stn: block has no 'end'", origin, stn_line);
+        goto fail;
     }
     if (m->n_layers == 0) {
         dg_set_error("%s: no layers", origin);
         goto fail;
     }
+    /* every output but the last must be read by someone: a dangling
+     * branch is a spec mistake (and would get no gradient) */
+    for (int i = 0; i < m->n_layers - 1; i++) {
+        int used = 0;
+        for (int j = i + 1; j < m->n_layers && !used; j++)
+            for (int k = 0; k < m->layers[j].n_inputs; k++) used |= m->layers[j].input_ids[k] == i;
+        if (!used) {
+            dg_set_error("%s:%d: the output of this %s layer is never used (only the last layer "
+                         "may be unread)", origin, m->layers[i].line, m->layers[i].kind->name);
+            goto fail;
+        }
+    }
+    Shape cur = m->layers[m->n_layers - 1].out;
     if (shape_size(cur) != MODEL_NUM_CLASSES) {
         dg_set_error("%s:%d: the last layer gives %dx%dx%d outputs, expected %d logits", origin,
                      last_line, cur.c, cur.h, cur.w, MODEL_NUM_CLASSES);

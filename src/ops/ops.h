@@ -106,4 +106,46 @@ float softmax_xent_forward(float *probs, const float *logits, const uint8_t *lab
 void softmax_xent_backward(float *dlogits, const float *probs, const uint8_t *labels, int N, int M);
 void softmax_forward(float *probs, const float *logits, int N, int M);
 
+/* ---- ELU (Clevert et al. 2015) ------------------------------------------
+ * y = x (x > 0), alpha*(exp(x)-1) (x <= 0);  dx = dy (y > 0), dy*(y+alpha)
+ * (for x <= 0, dy/dx = alpha*exp(x) = y + alpha, so backward needs only y). */
+void elu_forward(float *y, const float *x, size_t n, float alpha);
+void elu_backward(float *dx, const float *dy, const float *y, size_t n, float alpha);
+
+/* ---- graph merges (per-sample sizes: L = C*H*W elements) ----------------
+ * add:    y = sum_i x_i, all (N, L);  dx_i = dy (every input gets dy).
+ * concat: y (N, C_0+C_1+..., H*W) = the inputs' channels one after another,
+ *         x_i (N, C_i, H*W);  dx_i = the matching channel slice of dy.
+ * dx_i may be NULL (not wanted).                                          */
+void add_forward(float *y, const float *const *xs, int n_in, int N, size_t L);
+void add_backward(float *const *dxs, const float *dy, int n_in, int N, size_t L);
+void concat_forward(float *y, const float *const *xs, const int *C, int n_in, int N, int HW);
+void concat_backward(float *const *dxs, const float *dy, const int *C, int n_in, int N, int HW);
+
+/* ---- global average pooling ---------------------------------------------
+ * y[n,c] = (1/(H*W)) sum_{h,w} x[n,c,h,w]   x (N,C,H,W)  y (N,C)
+ * dx[n,c,h,w] = dy[n,c] / (H*W)                                           */
+void global_avgpool_forward(float *y, const float *x, int N, int C, int HW);
+void global_avgpool_backward(float *dx, const float *dy, int N, int C, int HW);
+
+/* ---- spatial transformer: affine_grid + bilinear grid_sample -------------
+ * PyTorch semantics with align_corners=False and zeros padding.
+ * affine_grid: theta (N,2,3), grid (N,P,Q,2) of normalised (gx, gy) in
+ *   [-1,1] units: base x_q = (2q+1)/Q - 1, y_p = (2p+1)/P - 1,
+ *   (gx, gy) = theta[n] . (x_q, y_p, 1).
+ *   backward: dtheta[n] += sum_{p,q} dgrid[n,p,q] (x) (x_q, y_p, 1)  (ADDS).
+ * grid_sample: x (N,C,H,W), grid (N,P,Q,2) -> y (N,C,P,Q):
+ *   ix = ((gx+1)*W - 1)/2, iy = ((gy+1)*H - 1)/2 (pixel units),
+ *   y = sum of the 4 neighbours (x0=floor(ix), x0+1; same for y) weighted
+ *   bilinearly, neighbours outside the image counting as 0.
+ *   backward: dx (N,C,H,W) overwritten (NULL = not wanted); dgrid
+ *   (N,P,Q,2) overwritten: d y / d ix * W/2 and d y / d iy * H/2 summed
+ *   over channels.                                                         */
+void affine_grid_forward(float *grid, const float *theta, int N, int P, int Q);
+void affine_grid_backward(float *dtheta, const float *dgrid, int N, int P, int Q);
+void grid_sample_forward(float *y, const float *x, const float *grid, int N, int C, int H, int W,
+                         int P, int Q);
+void grid_sample_backward(float *dx, float *dgrid, const float *dy, const float *x,
+                          const float *grid, int N, int C, int H, int W, int P, int Q);
+
 #endif

@@ -1,5 +1,6 @@
-/* optim.c — SGD (momentum, Nesterov) and Adam over a flat vector; see optim.h.
- * Leaves out: Nadam and AdamW (they come with the model zoo). */
+/* optim.c — SGD (momentum, Nesterov), Adam, AdamW and NAdam over a flat
+ * vector; see optim.h for the update rules (PyTorch 1.13's).
+ * Leaves out: AMSGrad, RMSprop, Adagrad. */
 #include "optim/optim.h"
 
 #include <math.h>
@@ -14,6 +15,8 @@ void optim_init(Optimizer *o, OptimType type, size_t n_param) {
     o->beta1 = 0.9f;
     o->beta2 = 0.999f;
     o->eps = 1e-8f;
+    o->momentum_decay = 4e-3f;
+    o->mu_product = 1.0;
     o->n = n_param;
     o->m = dg_xcalloc(2 * n_param, sizeof(float));
     o->v = o->m + n_param;
@@ -27,8 +30,15 @@ void optim_free(Optimizer *o) {
 int optim_parse(const char *name, OptimType *type) {
     if (strcmp(name, "sgd") == 0) *type = OPTIM_SGD;
     else if (strcmp(name, "adam") == 0) *type = OPTIM_ADAM;
+    else if (strcmp(name, "nadam") == 0) *type = OPTIM_NADAM;
+    else if (strcmp(name, "adamw") == 0) *type = OPTIM_ADAMW;
     else return -1;
     return 0;
+}
+
+const char *optim_name(OptimType type) {
+    static const char *const names[] = {"sgd", "adam", "nadam", "adamw"};
+    return names[type];
 }
 
 static void sgd_step(Optimizer *o, float *restrict p, const float *restrict g, float lr) {
@@ -46,7 +56,14 @@ static void sgd_step(Optimizer *o, float *restrict p, const float *restrict g, f
 }
 
 static void adam_step(Optimizer *o, float *restrict p, const float *restrict g, float lr) {
-    const float b1 = o->beta1, b2 = o->beta2, eps = o->eps, wd = o->weight_decay;
+    const float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
+    float wd = o->weight_decay;
+    if (o->type == OPTIM_ADAMW) {
+        /* decoupled: p *= 1 - lr*wd before the Adam step, no wd in g */
+        const float keep = 1.0f - lr * wd;
+        for (size_t i = 0; i < o->n; i++) p[i] *= keep;
+        wd = 0.0f;
+    }
     const double t = (double)(o->step + 1);
     const float bc1 = (float)(1.0 - pow(b1, t));
     const float bc2_sqrt = (float)sqrt(1.0 - pow(b2, t));
@@ -61,10 +78,43 @@ static void adam_step(Optimizer *o, float *restrict p, const float *restrict g, 
     }
 }
 
+/* mu_t = b1 * (1 - 0.5 * 0.96^(t * psi)), t 1-based (PyTorch's NAdam). */
+static double nadam_mu(const Optimizer *o, long t) {
+    return o->beta1 * (1.0 - 0.5 * pow(0.96, (double)t * o->momentum_decay));
+}
+
+static void nadam_step(Optimizer *o, float *restrict p, const float *restrict g, float lr) {
+    const float b1 = o->beta1, b2 = o->beta2, eps = o->eps, wd = o->weight_decay;
+    const long t = o->step + 1;
+    /* prod of mu_1..mu_{t-1}: kept incrementally, rebuilt from the step
+     * count whenever it is stale (a resumed optimiser restores only step) */
+    if (o->mu_product_step != t - 1) {
+        o->mu_product = 1.0;
+        for (long k = 1; k < t; k++) o->mu_product *= nadam_mu(o, k);
+    }
+    const double mu = nadam_mu(o, t), mu_next = nadam_mu(o, t + 1);
+    o->mu_product *= mu;
+    o->mu_product_step = t;
+    const double bc2 = 1.0 - pow(b2, (double)t);
+    const float cg = (float)(lr * (1.0 - mu) / (1.0 - o->mu_product));
+    const float cm = (float)(lr * mu_next / (1.0 - o->mu_product * mu_next));
+    const float inv_bc2 = (float)(1.0 / bc2);
+    float *restrict m = o->m, *restrict v = o->v;
+    for (size_t i = 0; i < o->n; i++) {
+        float gi = g[i] + wd * p[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        float denom = sqrtf(v[i] * inv_bc2) + eps;
+        p[i] -= cg * gi / denom + cm * m[i] / denom;
+    }
+}
+
 void optim_step(Optimizer *o, float *params, const float *grads, float lr) {
-    if (o->type == OPTIM_SGD)
-        sgd_step(o, params, grads, lr);
-    else
-        adam_step(o, params, grads, lr);
+    switch (o->type) {
+    case OPTIM_SGD: sgd_step(o, params, grads, lr); break;
+    case OPTIM_ADAM:
+    case OPTIM_ADAMW: adam_step(o, params, grads, lr); break;
+    case OPTIM_NADAM: nadam_step(o, params, grads, lr); break;
+    }
     o->step++;
 }

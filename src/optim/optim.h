@@ -6,20 +6,29 @@
  *         d = nesterov ? g + mu*buf : buf;  p -= lr*d
  *   Adam: g += wd*p; m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
  *         p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+ *   AdamW (Loshchilov & Hutter): p *= 1 - lr*wd (decoupled decay), then
+ *         Adam's step without the wd term in g.
+ *   NAdam (Dozat 2016, torch.optim.NAdam 1.13): g += wd*p; m, v as Adam;
+ *         mu_t = b1*(1 - 0.5*0.96^(t*psi)), psi = momentum_decay (4e-3);
+ *         prod_t = mu_1*...*mu_t;  d = sqrt(v/(1-b2^t)) + eps;
+ *         p -= lr*(1-mu_t)/(1-prod_t) * g/d + lr*mu_{t+1}/(1-prod_t*mu_{t+1}) * m/d
  */
 #ifndef DG_OPTIM_H
 #define DG_OPTIM_H
 
 #include <stddef.h>
 
-typedef enum { OPTIM_SGD, OPTIM_ADAM } OptimType;
+typedef enum { OPTIM_SGD, OPTIM_ADAM, OPTIM_NADAM, OPTIM_ADAMW } OptimType;
 
 typedef struct {
     OptimType type;
     float momentum;     /* SGD */
     int nesterov;       /* SGD */
     float beta1, beta2, eps; /* Adam */
-    float weight_decay; /* L2, added to the gradient (PyTorch's weight_decay) */
+    float weight_decay; /* L2 added to the gradient (PyTorch's weight_decay); AdamW: decoupled */
+    float momentum_decay; /* NAdam's psi (4e-3) */
+    double mu_product;  /* NAdam: prod of mu_1..mu_step, valid for mu_product_step */
+    long mu_product_step;
     size_t n;
     float *m, *v;       /* state: one block, 2*n floats (momentum buffer / Adam moments) */
     long step;          /* steps taken */
@@ -28,7 +37,8 @@ typedef struct {
 void optim_init(Optimizer *o, OptimType type, size_t n_param);
 void optim_free(Optimizer *o);
 void optim_step(Optimizer *o, float *params, const float *grads, float lr);
-int optim_parse(const char *name, OptimType *type); /* "sgd" | "adam"; -1 otherwise */
+int optim_parse(const char *name, OptimType *type); /* "sgd" | "adam" | "nadam" | "adamw"; -1 otherwise */
+const char *optim_name(OptimType type);
 
 typedef enum {
     SCHED_CONSTANT, /* lr */

@@ -30,7 +30,7 @@ char *train_config_json(const TrainConfig *c, const char *model_name, int n_trai
     cJSON_AddNumberToObject(o, "epochs", c->epochs);
     cJSON_AddNumberToObject(o, "batch_size", c->batch_size);
     cJSON_AddNumberToObject(o, "lr", c->lr);
-    cJSON_AddStringToObject(o, "optimizer", c->optim == OPTIM_SGD ? "sgd" : "adam");
+    cJSON_AddStringToObject(o, "optimizer", optim_name(c->optim));
     if (c->optim == OPTIM_SGD) {
         cJSON_AddNumberToObject(o, "momentum", c->momentum);
         cJSON_AddBoolToObject(o, "nesterov", c->nesterov);
@@ -43,6 +43,7 @@ char *train_config_json(const TrainConfig *c, const char *model_name, int n_trai
     cJSON_AddNumberToObject(o, "n_train", n_train);
     cJSON_AddNumberToObject(o, "n_val", n_val);
     if (c->log_path) cJSON_AddStringToObject(o, "log", c->log_path); /* digits report draws it */
+    if (c->augment) cJSON_AddStringToObject(o, "augment", c->augment->text);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -111,6 +112,8 @@ int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainCon
                 memcpy(batch_px + (size_t)i * img, train->pixels + (size_t)order[start + i] * img, img);
                 batch_y[i] = train->labels[order[start + i]];
             }
+            if (cfg->augment)
+                augment_batch(cfg->augment, cfg->seed, epoch, order + start, batch_px, n, train->rows, train->cols);
             model_load_pixels(m, batch_px, n);
             float *logits = model_forward(m, n, 1);
             float loss = softmax_xent_forward(probs, logits, batch_y, n, MODEL_NUM_CLASSES);

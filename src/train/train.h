@@ -2,12 +2,15 @@
  * cross-entropy, backward, optimiser step, LR schedule, validation each
  * epoch, early stopping that restores the best weights, the best model saved
  * (atomically) as training goes, and a CSV log.
- * Leaves out: augmentation (zoo issue) and resume (reliability issue). */
+ * Augmentation (cfg.augment) is applied to each batch's uint8 pixels before
+ * normalisation (data/augment.h).
+ * Leaves out: resume (reliability issue). */
 #ifndef DG_TRAIN_H
 #define DG_TRAIN_H
 
 #include <stdint.h>
 
+#include "data/augment.h"
 #include "data/data.h"
 #include "model/model.h"
 #include "optim/optim.h"
@@ -30,6 +33,7 @@ typedef struct {
     const char *log_path; /* CSV: epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds (may be NULL) */
     long max_steps;       /* stop after this many steps (0 = no limit); for tests */
     int quiet;            /* no per-epoch lines */
+    const AugmentConfig *augment; /* per-batch augmentation (NULL = none) */
 } TrainConfig;
 
 typedef struct {

@@ -13,7 +13,7 @@ cp "$TMP/m.safetensors" "$TMP/sentinel.safetensors"
 # --- usage errors: exit 2
 expect_error 2 "unknown or incomplete flag '--bogus'" -- "$D" train --bogus 3
 expect_error 2 "--epochs: 'x' is not an integer" -- "$D" train --epochs x
-expect_error 2 "--optimizer: 'rmsprop' is not sgd or adam" -- "$D" train --optimizer rmsprop
+expect_error 2 "--optimizer: 'rmsprop' is not sgd, adam, nadam or adamw" -- "$D" train --optimizer rmsprop
 expect_error 2 "--model FILE is required" -- "$D" eval
 expect_error 2 "unknown command 'fly'" -- "$D" fly
 

@@ -1,0 +1,81 @@
+/* train_ensemble.c — the ensemble half of `digits train` (--ensemble N,
+ * --ensemble-models, --kfold K): members from the flags, training through
+ * train/ensemble_train.h, the test score, the final model file. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "train_ensemble.h"
+
+#include "cli.h"
+#include "eval/ensemble.h"
+
+static const char *CMD = "train";
+
+/* The members of an ensemble: --ensemble-models L (one per name), or
+ * --ensemble N / --kfold K copies of --model. */
+void train_ensemble_members(EnsembleTrainConfig *ens, const char *model_name, char *list) {
+    if (list) {
+        if (ens->kfold) cli_usage_error(CMD, "--kfold trains one --model per fold; it does not combine with --ensemble-models");
+        ens->n = 0;
+        char *save = NULL;
+        for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            if (ens->n == ENSEMBLE_TRAIN_MAX) cli_usage_error(CMD, "--ensemble-models: at most %d members", ENSEMBLE_TRAIN_MAX);
+            ens->models[ens->n++] = tok;
+        }
+        if (ens->n == 0) cli_usage_error(CMD, "--ensemble-models: empty list");
+        return;
+    }
+    if (ens->kfold) {
+        if (ens->n > 1 && ens->n != ens->kfold)
+            cli_usage_error(CMD, "--kfold %d trains %d members; drop --ensemble %d", ens->kfold, ens->kfold, ens->n);
+        ens->n = ens->kfold;
+    }
+    for (int k = 0; k < ens->n; k++) ens->models[k] = model_name;
+}
+
+/* Train, save and test an ensemble; returns the exit status. */
+int train_ensemble_run(EnsembleTrainConfig *ens, const Dataset *all, const Dataset *testset,
+                          const char *test_path, TrainConfig *cfg, const char *out) {
+    char default_out[256];
+    if (!out) {
+        mkdir("runs", 0755);
+        const char *slash = strrchr(ens->models[0], '/');
+        snprintf(default_out, sizeof default_out, "runs/%s-%s%d.safetensors", slash ? slash + 1 : ens->models[0],
+                 ens->kfold ? "kfold" : "ensemble", ens->n);
+        out = default_out;
+    }
+    cfg->out_path = out;
+    printf("ensemble of %d members (%s%s...), vote %s, %d labelled images\n", ens->n,
+           ens->kfold ? "stratified K-fold, " : "", ens->models[0], ens->vote_logits ? "logits" : "probs", all->n);
+    fflush(stdout);
+    Model *members;
+    EnsembleTrainResult res;
+    if (ensemble_train(ens, all, cfg, &members, &res) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    printf("trained %d members in %.1fs", ens->n, res.seconds);
+    if (!isnan(res.val_acc)) printf("; ensemble val acc %.4f", res.val_acc);
+    if (!isnan(res.oof_acc)) printf("; out-of-fold acc %.4f", res.oof_acc);
+    printf("\n");
+    char metrics[512];
+    int len = snprintf(metrics, sizeof metrics, "{\"train_seconds\":%.2f,\"members\":%d", res.seconds, ens->n);
+    if (!isnan(res.val_acc)) len += snprintf(metrics + len, sizeof metrics - (size_t)len, ",\"val_accuracy\":%.6f", res.val_acc);
+    if (!isnan(res.oof_acc)) len += snprintf(metrics + len, sizeof metrics - (size_t)len, ",\"oof_accuracy\":%.6f", res.oof_acc);
+    Classifier c;
+    ensemble_classifier_from_models(&c, members, ens->n, ens->vote_logits);
+    if (testset && testset->n) {
+        double loss;
+        double acc = classifier_predict_dataset(&c, testset, NULL, NULL, &loss);
+        printf("test accuracy %.4f (loss %.4f) on %d images from %s\n", acc, loss, testset->n, test_path);
+        len += snprintf(metrics + len, sizeof metrics - (size_t)len, ",\"test_accuracy\":%.6f,\"test_loss\":%.6f", acc, loss);
+    }
+    snprintf(metrics + len, sizeof metrics - (size_t)len, "}");
+    /* the final file: every member, plus the ensemble's metrics */
+    if (ensemble_save(out, c.models, c.n_models, c.vote_logits, res.train_config_json, metrics) < 0)
+        cli_fail(CMD, "%s", dg_errmsg());
+    printf("saved %s\n", out);
+    free(res.train_config_json);
+    classifier_free(&c);
+    return 0;
+}
+

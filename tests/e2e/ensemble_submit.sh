@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# ensemble_submit.sh — the zoo's CLI flow end to end on small data:
+# a heterogeneous ensemble trained with augmentation saves ONE model file
+# that eval / predict / submit use like a single network (with and without
+# TTA); submit writes ImageId,Label with 1-based ids in input order;
+# --kfold trains one member per fold; augment --preview writes a PNG.
+source "$(dirname "$0")/lib.bash"
+require_data
+"$DIGITS" train --ensemble-models cnn,lenet5 --data "$DATA" --limit 3000 --epochs 1 --batch-size 16 --lr 0.002 \
+    --augment seed000 --vote logits --test none --seed 3 --quiet --out "$TMP/ens.safetensors" > "$TMP/train.txt"
+cat "$TMP/train.txt"
+grep -q "ensemble val acc" "$TMP/train.txt" || fail "no ensemble validation accuracy"
+"$DIGITS" eval --model "$TMP/ens.safetensors" --data "$DATA" --limit 500 --json > "$TMP/eval.json"
+grep -q '"model":"ensemble of 2 (cnn, lenet5)"' "$TMP/eval.json" || fail "eval does not name the ensemble: $(cat "$TMP/eval.json")"
+acc=$(grep -o '"accuracy":[0-9.]*' "$TMP/eval.json" | head -1 | cut -d: -f2)
+echo "ensemble accuracy on 500 test images: $acc"
+awk -v a="$acc" 'BEGIN { exit !(a >= 0.85) }' || fail "ensemble accuracy $acc < 0.85"
+"$DIGITS" eval --model "$TMP/ens.safetensors" --data "$DATA" --limit 500 --tta 3 --json | grep -q '"accuracy"' || fail "eval --tta"
+
+# submit: Kaggle test.csv without labels
+"$DIGITS" convert --in "$DATA" --split test --limit 200 --drop-labels --out "$TMP/test.csv" > /dev/null
+"$DIGITS" submit --model "$TMP/ens.safetensors" --test "$TMP/test.csv" --out "$TMP/submission.csv"
+[[ $(head -1 "$TMP/submission.csv") == "ImageId,Label" ]] || fail "submission header"
+[[ $(wc -l < "$TMP/submission.csv") -eq 201 ]] || fail "submission has $(wc -l < "$TMP/submission.csv") lines, expected 201"
+awk -F, 'NR > 1 && ($1 != NR - 1 || $2 !~ /^[0-9]$/) { bad = 1 } END { exit bad }' "$TMP/submission.csv" || fail "submission rows are not i,digit"
+ls "$TMP" | grep -q 'tmp' && fail "temporary file left behind"
+# the same predictions as eval: compare with the labelled set
+"$DIGITS" submit --model "$TMP/ens.safetensors" --test "$DATA" --out "$TMP/sub_idx.csv" | grep -q "accuracy" || fail "submit on a labelled folder reports accuracy"
+head -201 "$TMP/sub_idx.csv" | cmp -s - "$TMP/submission.csv" || fail "CSV and IDX inputs gave different predictions"
+# predict with the ensemble
+{ printf 'P5\n28 28\n255\n'; head -c 800 "$DATA/t10k-images-idx3-ubyte" | tail -c 784; } > "$TMP/first.pgm"
+"$DIGITS" predict --model "$TMP/ens.safetensors" --tta 2 "$TMP/first.pgm" | grep -q ": 7 (p=" || fail "predict --tta on the first test image (a 7)"
+
+# K-fold: one member per fold, saved as one file
+"$DIGITS" train --model mlp --kfold 3 --data "$DATA" --limit 1500 --epochs 1 --test none --quiet \
+    --out "$TMP/kfold.safetensors" > "$TMP/kfold.txt"
+grep -q "out-of-fold acc" "$TMP/kfold.txt" || fail "no out-of-fold accuracy"
+"$DIGITS" eval --model "$TMP/kfold.safetensors" --data "$DATA" --limit 200 --json | grep -q '"model":"ensemble of 3 mlp"' || fail "kfold file"
+expect_error 2 "does not combine" -- "$DIGITS" train --kfold 3 --ensemble-models cnn,mlp
+
+# augmentation preview
+"$DIGITS" augment --preview "$TMP/aug.png" --augment seed003 --data "$DATA" --n 4 --digits 3 > /dev/null
+head -c 8 "$TMP/aug.png" | od -An -c | grep -q 'P   N   G' || fail "preview is not a PNG"
+expect_error 2 "unknown key 'rotation'" -- "$DIGITS" train --augment rotation=10

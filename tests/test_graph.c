@@ -1,0 +1,244 @@
+/* test_graph.c — the layer graph: spec syntax for named inputs, add,
+ * concat and stn blocks (good specs and the errors of bad ones), and a
+ * finite-difference check of a whole graph model's parameter gradients,
+ * which exercises what the per-op checks cannot: the wiring, and the sum
+ * of the gradients of an output read by several layers (one layer's
+ * output read three times, once twice by the same concat).
+ *
+ * Tolerance: as tests/test_ops_grad.c (1e-2 in tu_grad_check's metric,
+ * h = 1e-2). Kinks are kept out of reach: bilinear sampling has one at
+ * every pixel boundary (and at the image border, where zero padding
+ * starts), so the input image is a plane in (row, column) — bilinear
+ * interpolation reproduces a plane exactly — and theta shrinks the image
+ * so every sample point stays inside (at the identity every point would
+ * sit exactly on a boundary); ELU uses alpha = 1, smooth at 0.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "digits.h"
+#include "ops/ops.h"
+#include "testutil.h"
+
+/* ==== spec syntax ========================================================= */
+
+static const char *GRAPH_SPEC =
+    "input 2x8x8\n"
+    "stn\n"
+    "  flatten\n"
+    "  linear out=6\n"
+    "end\n"
+    "conv2d out=3 kernel=3 pad=1 name=a\n"   /* read by elu, add, concat x2 */
+    "elu alpha=1\n"             /* C1-smooth at 0 */
+    "conv2d out=3 kernel=3 pad=1 name=b\n"
+    "add inputs=a,b name=s\n"
+    "concat inputs=s,a,a\n"                 /* 9x8x8 */
+    "globalavgpool\n"
+    "linear out=10\n";
+
+static void test_graph_spec_builds(void **state) {
+    Model m;
+    int r = model_build(&m, GRAPH_SPEC, "g.spec");
+    if (r) print_error("%s\n", dg_errmsg());
+    assert_int_equal(r, 0);
+    assert_int_equal(m.n_layers, 10);
+    /* the stn block: loc net (flatten, linear) first, then the stn layer */
+    assert_int_equal(m.layers[0].type, LAYER_FLATTEN);
+    assert_int_equal(m.layers[0].input_ids[0], LAYER_INPUT_IMAGE);
+    assert_int_equal(m.layers[1].init_affine_identity, 1);
+    assert_int_equal(m.layers[2].type, LAYER_STN);
+    assert_int_equal(m.layers[2].input_ids[0], LAYER_INPUT_IMAGE);
+    assert_int_equal(m.layers[2].input_ids[1], 1);
+    assert_int_equal(m.layers[3].input_ids[0], 2); /* after end, prev is the stn */
+    assert_int_equal(m.layers[7].type, LAYER_CONCAT);
+    assert_int_equal(m.layers[7].out.c, 9);
+    assert_int_equal(m.layers[7].n_inputs, 3);
+    model_init_params(&m, 1);
+    /* identity init of theta: W = 0, b = 1 0 0 0 1 0 */
+    const Layer *loc = &m.layers[1];
+    for (int i = 0; i < 6 * 128; i++) assert_true(loc->param[i] == 0.0f);
+    const float id[6] = {1, 0, 0, 0, 1, 0};
+    assert_memory_equal(loc->param + 6 * 128, id, sizeof id);
+    /* an identity stn passes the image through unchanged */
+    model_set_batch(&m, 2, 0, 1);
+    Rng rng;
+    rng_seed(&rng, 1, "stn-id");
+    tu_fill_uniform(m.input, 2 * 128, &rng);
+    model_forward(&m, 2, 0);
+    TU_ASSERT_CLOSE(m.layers[2].y, m.input, 2 * 128, 1e-6f, "identity stn output");
+    model_summary(&m, stdout);
+    model_free(&m);
+}
+
+static void test_graph_spec_errors(void **state) {
+    struct {
+        const char *spec, *expect;
+    } cases[] = {
+        {"flatten\nlinear out=10 inputs=x\n", "t.spec:2: linear: inputs: no earlier layer is named 'x'"},
+        {"flatten name=a\nlinear out=10 name=a\n", "t.spec:2: linear: name='a' is already layer 0's"},
+        {"flatten name=prev\nlinear out=10\n", "name='prev' is reserved"},
+        {"flatten\nadd inputs=prev\n", "t.spec:2: add takes 2 to 8 inputs, got 1"},
+        {"flatten\nlinear out=10 inputs=input,prev\n", "t.spec:2: linear takes 1 input, got 2"},
+        {"conv2d out=2 kernel=3 name=a\nconv2d out=2 kernel=1\nadd inputs=a,input\nflatten\nlinear out=10\n",
+         "t.spec:3: add: input 2 is 1x28x28 but input 1 is 2x26x26"},
+        {"maxpool name=a\nconcat inputs=a,input\nflatten\nlinear out=10\n",
+         "t.spec:2: concat: input 2 is 28x28 but input 1 is 14x14"},
+        {"stn\nflatten\nlinear out=5\nend\nflatten\nlinear out=10\n",
+         "t.spec:4: stn: the localisation net (lines 2-3) must end with 'linear out=6'"},
+        {"stn\nflatten\nlinear out=6\n", "t.spec:1: stn: block has no 'end'"},
+        {"flatten\nend\n", "t.spec:2: 'end' without an open block"},
+        {"stn\nstn\n", "t.spec:2: stn: blocks do not nest"},
+        {"conv2d out=2 kernel=3 name=lost\nflatten inputs=input\nlinear out=10\n",
+         "t.spec:1: the output of this conv2d layer is never used"},
+        {"flatten\nlinear out=10 inputs=a,,\n", "no earlier layer is named 'a'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        Model m;
+        int r = model_build(&m, cases[i].spec, "t.spec");
+        print_message("%-55s -> %s\n", cases[i].expect, dg_errmsg());
+        assert_int_equal(r, -1);
+        assert_non_null(strstr(dg_errmsg(), cases[i].expect));
+    }
+}
+
+/* The zoo's new specs build, with the parameter counts of the equivalent
+ * PyTorch modules (tools/make_fixtures.py for resnet5 and stn: trainable +
+ * BN running statistics; the others counted by hand from their specs). */
+static void test_zoo_graph_specs(void **state) {
+    struct {
+        const char *name;
+        size_t trainable, buffers;
+    } zoo[] = {
+        {"resnet5", 77290, 576},    {"stn", 829978, 0},          {"bigkernel", 857930, 192},
+        {"mlp", 159410, 400},       {"kfold-net", 140778, 640},  {"twobranch", 26222158, 0},
+    };
+    for (size_t i = 0; i < sizeof zoo / sizeof *zoo; i++) {
+        Model m;
+        int r = model_build_named(&m, zoo[i].name);
+        if (r) print_error("%s\n", dg_errmsg());
+        assert_int_equal(r, 0);
+        print_message("%-10s %9zu trainable, %4zu buffers, %7.2f M MACs\n", zoo[i].name, m.n_param, m.n_buffer,
+                      model_macs(&m) / 1e6);
+        assert_int_equal(m.n_param, zoo[i].trainable);
+        assert_int_equal(m.n_buffer, zoo[i].buffers);
+        model_free(&m);
+    }
+    /* a name given on the stn line must not collide with one inside the block */
+    Model m;
+    assert_int_equal(model_build(&m, "stn name=t\nflatten name=t\nlinear out=6\nend\nflatten\nlinear out=10\n", "t.spec"), -1);
+    assert_non_null(strstr(dg_errmsg(), "t.spec:1: stn: name='t' is already layer 0's"));
+}
+
+/* Plain sequential specs keep their layer numbering and tensor names
+ * (model files and torch fixtures depend on "<index>.weight"). */
+static void test_sequential_unchanged(void **state) {
+    Model m;
+    assert_int_equal(model_build_named(&m, "cnn-bn"), 0);
+    for (int i = 0; i < m.n_layers; i++) {
+        assert_int_equal(m.layers[i].index, i);
+        assert_int_equal(m.layers[i].n_inputs, 1);
+        assert_int_equal(m.layers[i].input_ids[0], i - 1);
+    }
+    model_free(&m);
+}
+
+/* ==== whole-model gradients =============================================== */
+
+typedef struct {
+    Model *m;
+    uint8_t labels[3];
+    float probs[3 * 10];
+} GraphCtx;
+
+static double graph_loss(void *p) {
+    GraphCtx *c = p;
+    float *logits = model_forward(c->m, 3, 1);
+    return softmax_xent_forward(c->probs, logits, c->labels, 3, 10);
+}
+
+static void test_graph_gradients(void **state) {
+    Model m;
+    assert_int_equal(model_build(&m, GRAPH_SPEC, "g.spec"), 0);
+    model_init_params(&m, 2);
+    Rng rng;
+    rng_seed(&rng, 3, "graph-grad");
+    /* theta away from the identity (see the header), shrinking so that
+     * every sample point stays inside the image (the zero padding is a
+     * kink with a large slope change) */
+    Layer *loc = &m.layers[1];
+    const float theta0[6] = {0.6f, 0.05f, -0.03f, -0.04f, 0.55f, 0.02f};
+    for (int i = 0; i < 6 * 128; i++) loc->param[i] = rng_uniform_range(&rng, -0.002f, 0.002f);
+    for (int k = 0; k < 6; k++) loc->param[6 * 128 + k] = theta0[k];
+    model_set_batch(&m, 3, 1, 2);
+    /* an image linear in (row, column): bilinear interpolation of a plane
+     * is the plane itself, so inside the image it has no kinks at all */
+    for (int n = 0; n < 3; n++)
+        for (int ch = 0; ch < 2; ch++)
+            for (int i = 0; i < 64; i++)
+                m.input[(n * 2 + ch) * 64 + i] =
+                    0.2f * (i / 8 - 3.5f) * (1 + ch) - 0.15f * (i % 8 - 3.5f) * (n + 1) + 0.3f * ch;
+    GraphCtx c = {&m, {3, 7, 1}, {0}};
+    graph_loss(&c);
+    Layer *last = &m.layers[m.n_layers - 1];
+    softmax_xent_backward(last->dy, c.probs, c.labels, 3, 10);
+    model_zero_grad(&m);
+    model_backward(&m, last->dy, 3);
+    float *grad = dg_xmalloc(m.n_param * sizeof(float));
+    memcpy(grad, m.grads, m.n_param * sizeof(float));
+    for (int i = 0; i < m.n_layers; i++) {
+        Layer *l = &m.layers[i];
+        if (!l->n_param) continue;
+        size_t off = (size_t)(l->param - m.params);
+        double e = tu_grad_check(graph_loss, &c, l->param, grad + off, l->n_param, 1e-2, 200);
+        print_message("graph layer %d (%s) params: max rel err %.3g (tol 1e-2)\n", i, l->kind->name, e);
+        assert_true(e <= 1e-2);
+    }
+    free(grad);
+    model_free(&m);
+}
+
+/* The same graph with 1 and 2 threads: the same logits and gradients up to
+ * float rounding (the BLAS and batch-norm reductions split differently). */
+static void test_graph_threads(void **state) {
+    float *out[2], *grads[2];
+    size_t np = 0;
+    for (int t = 0; t < 2; t++) {
+        Model m;
+        assert_int_equal(model_build_named(&m, "resnet5"), 0);
+        model_init_params(&m, 4);
+        model_set_batch(&m, 4, 1, t + 1);
+        Rng rng;
+        rng_seed(&rng, 5, "graph-threads");
+        tu_fill_uniform(m.input, 4 * 784, &rng);
+        float *logits = model_forward(&m, 4, 1);
+        uint8_t labels[4] = {1, 2, 3, 4};
+        float probs[40];
+        softmax_xent_forward(probs, logits, labels, 4, 10);
+        out[t] = dg_xmalloc(sizeof probs);
+        memcpy(out[t], logits, sizeof probs);
+        Layer *last = &m.layers[m.n_layers - 1];
+        softmax_xent_backward(last->dy, probs, labels, 4, 10);
+        model_zero_grad(&m);
+        model_backward(&m, last->dy, 4);
+        np = m.n_param;
+        grads[t] = dg_xmalloc(np * sizeof(float));
+        memcpy(grads[t], m.grads, np * sizeof(float));
+        model_free(&m);
+    }
+    TU_ASSERT_CLOSE(out[1], out[0], 40, 1e-5f, "resnet5 logits, 2 threads vs 1");
+    TU_ASSERT_CLOSE(grads[1], grads[0], np, 1e-5f, "resnet5 grads, 2 threads vs 1");
+    for (int t = 0; t < 2; t++) free(out[t]), free(grads[t]);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_graph_spec_builds),
+        cmocka_unit_test(test_graph_spec_errors),
+        cmocka_unit_test(test_sequential_unchanged),
+        cmocka_unit_test(test_zoo_graph_specs),
+        cmocka_unit_test(test_graph_gradients),
+        cmocka_unit_test(test_graph_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
