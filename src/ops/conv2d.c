@@ -147,6 +147,24 @@ static inline void copy_row(float *restrict out, const float *restrict in, int n
     memcpy(out, in, sizeof(float) * (size_t)n);
 }
 
+/* out[i] = in[2i], i < n: stride-2 convs (kaggle-deep's 5x5/2) made the
+ * scalar strided loop 20 % of a training step. Even lanes of two vectors
+ * are picked with one permute; masked loads never read past in[2n-1]. */
+static inline void copy_row_stride2(float *restrict out, const float *restrict in, int n) {
+#ifdef __AVX512F__
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    for (; n > 0; n -= 16, in += 32, out += 16) {
+        const int k = n < 16 ? n : 16, m = 2 * k - 1; /* the last element read is in[2k-2] */
+        const __mmask16 lo = (__mmask16)(m >= 16 ? 0xffff : (1u << m) - 1);
+        const __mmask16 hi = (__mmask16)(m > 16 ? (1u << (m - 16)) - 1 : 0);
+        const __m512 v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lo, in), even, _mm512_maskz_loadu_ps(hi, in + 16));
+        _mm512_mask_storeu_ps(out, (__mmask16)(k == 16 ? 0xffff : (1u << k) - 1), v);
+    }
+#else
+    for (int i = 0; i < n; i++) out[i] = in[2 * i];
+#endif
+}
+
 static inline void zero_row(float *restrict out, int n) {
     for (int i = 0; i < n; i++) out[i] = 0;
 }
@@ -213,6 +231,8 @@ static void im2col(float *restrict col, const float *restrict x, int C, int H, i
                     zero_row(out, q0);
                     if (stride == 1)
                         copy_row(out + q0, in, q1 - q0);
+                    else if (stride == 2)
+                        copy_row_stride2(out + q0, in, q1 - q0);
                     else
                         for (int q = q0; q < q1; q++) out[q] = in[(q - q0) * stride];
                     zero_row(out + q1, Q - q1);
