@@ -74,7 +74,18 @@ static void known_layers(char *buf, size_t len) {
     }
 }
 
+/* Sizes a spec may ask for, checked layer by layer before anything is
+ * allocated (a few bytes of spec must not make digits allocate gigabytes).
+ * cnn-bn, the largest zoo model, has 0.83 M parameters and about 0.3 M
+ * floats of activations per image: the bounds leave two orders of magnitude. */
+#define SPEC_MAX_SAMPLE_FLOATS (1ull << 25) /* activations + scratch per image (128 MiB) */
+#define SPEC_MAX_WORKSPACE (1ull << 26)     /* im2col floats per thread (256 MiB) */
+
 int model_build(Model *m, const char *spec_text, const char *origin) {
+    return model_build_limited(m, spec_text, origin, MODEL_MAX_PARAMS);
+}
+
+int model_build_limited(Model *m, const char *spec_text, const char *origin, size_t max_floats) {
     memset(m, 0, sizeof *m);
     m->spec_text = strdup(spec_text);
     DG_ASSERT(m->spec_text);
@@ -91,6 +102,7 @@ int model_build(Model *m, const char *spec_text, const char *origin) {
     const char *p = text;
     Shape cur = m->input_shape;
     int seen_layer = 0, last_line = 0;
+    size_t total_floats = 0, sample_floats = shape_size(cur);
     char keyword[64];
     SpecArgs args;
     while (*p) {
@@ -159,6 +171,33 @@ int model_build(Model *m, const char *spec_text, const char *origin) {
         if (l->out.c < 1 || l->out.h < 1 || l->out.w < 1) {
             dg_set_error("%s:%d: %s: output shape %dx%dx%d is empty", origin, lineno, keyword,
                          l->out.c, l->out.h, l->out.w);
+            goto fail;
+        }
+        /* Bounds, in an order that keeps every product in range: the input
+         * and output shapes are bounded before anything multiplies them. */
+        size_t out_floats = shape_size(l->out);
+        if (out_floats > SPEC_MAX_SAMPLE_FLOATS) {
+            dg_set_error("%s:%d: %s: output %dx%dx%d is more than %llu floats per image", origin,
+                         lineno, keyword, l->out.c, l->out.h, l->out.w, SPEC_MAX_SAMPLE_FLOATS);
+            goto fail;
+        }
+        sample_floats += 2 * out_floats + l->n_scratch + l->n_scratch_fixed;
+        total_floats += l->n_param + l->n_buffer;
+        if (sample_floats > SPEC_MAX_SAMPLE_FLOATS || l->n_workspace > SPEC_MAX_WORKSPACE) {
+            dg_set_error("%s:%d: %s: the network needs more than %llu floats of activations per "
+                         "image", origin, lineno, keyword, SPEC_MAX_SAMPLE_FLOATS);
+            goto fail;
+        }
+        if (total_floats > MODEL_MAX_PARAMS) {
+            dg_set_error("%s:%d: %s: the network has more than %llu parameters", origin, lineno,
+                         keyword, (unsigned long long)MODEL_MAX_PARAMS);
+            goto fail;
+        }
+        if (total_floats > max_floats) {
+            /* model_load: the file cannot hold the weights the spec asks for */
+            dg_set_error("%s:%d: %s: the spec needs at least %zu floats of weights, the file "
+                         "holds only %zu (truncated or corrupted model file)", origin, lineno,
+                         keyword, total_floats, max_floats);
             goto fail;
         }
         cur = l->out;
