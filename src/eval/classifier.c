@@ -61,7 +61,9 @@ int classifier_load(Classifier *c, const char *path, int max_batch, int threads)
         return 0;
     }
     free(meta);
-    return dg_set_error("%s: model kind '%s' is not supported by this build of digits", path, kind);
+    char shown[40];
+    return dg_set_error("%s: model kind '%s' is not supported by this build of digits", path,
+                        dg_printable(kind, shown, sizeof shown));
 }
 
 void classifier_free(Classifier *c) {

@@ -252,8 +252,10 @@ static int st_copy_weights(Model *m, const SafeTensors *s) {
         }
         cJSON *dtype = cJSON_GetObjectItemCaseSensitive(e, "dtype");
         if (!cJSON_IsString(dtype) || strcmp(dtype->valuestring, "F32") != 0) {
-            dg_set_error("%s: tensor %s: dtype %.20s, expected F32", path, t[i].name,
-                         cJSON_IsString(dtype) ? dtype->valuestring : "(missing)");
+            char shown[24];
+            dg_set_error("%s: tensor %s: dtype %s, expected F32", path, t[i].name,
+                         cJSON_IsString(dtype) ? dg_printable(dtype->valuestring, shown, sizeof shown)
+                                               : "(missing)");
             goto out;
         }
         cJSON *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
@@ -286,7 +288,9 @@ static int st_copy_weights(Model *m, const SafeTensors *s) {
         int known = 0;
         for (int i = 0; i < nt && !known; i++) known = strcmp(t[i].name, e->string) == 0;
         if (!known) {
-            dg_set_error("%s: unexpected tensor %.64s (not in the spec)", path, e->string);
+            char shown[64];
+            dg_set_error("%s: unexpected tensor %s (not in the spec)", path,
+                         dg_printable(e->string, shown, sizeof shown));
             goto out;
         }
     }
@@ -309,8 +313,11 @@ static int parse_meta_float(const SafeTensors *s, const char *key, float *out) {
     if (!v) return 0; /* optional: defaults stay */
     char *end;
     double d = strtod(v, &end);
-    if (*v == '\0' || *end != '\0' || !(d > -1e6 && d < 1e6))
-        return dg_set_error("%s: metadata %s='%.32s' is not a number", s->path, key, v);
+    if (*v == '\0' || *end != '\0' || !(d > -1e6 && d < 1e6)) {
+        char shown[32];
+        return dg_set_error("%s: metadata %s='%s' is not a number", s->path, key,
+                            dg_printable(v, shown, sizeof shown));
+    }
     *out = (float)d;
     return 0;
 }
@@ -322,9 +329,11 @@ int model_load_from(Model *m, const SafeTensors *s) {
     const char *spec = safetensors_meta(s, "digits.spec");
     if (!version || !spec)
         return dg_set_error("%s: not a digits model file (no digits.format/digits.spec metadata)", path);
-    if (strcmp(version, FORMAT_VERSION) != 0)
-        return dg_set_error("%s: model file format %.16s, this digits reads format %s", path,
-                            version, FORMAT_VERSION);
+    if (strcmp(version, FORMAT_VERSION) != 0) {
+        char shown[16];
+        return dg_set_error("%s: model file format %s, this digits reads format %s", path,
+                            dg_printable(version, shown, sizeof shown), FORMAT_VERSION);
+    }
     char origin[4200];
     snprintf(origin, sizeof origin, "%s (embedded spec)", path);
     /* the weights must fit in the file: checked before the spec allocates */
@@ -362,9 +371,12 @@ int safetensors_get(const SafeTensors *s, const char *name, const char *dtype, s
     cJSON *e = cJSON_GetObjectItemCaseSensitive(s->header, name);
     if (!cJSON_IsObject(e)) return dg_set_error("%s: no tensor %s", s->path, name);
     cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
-    if (!cJSON_IsString(dt) || strcmp(dt->valuestring, dtype) != 0)
-        return dg_set_error("%s: tensor %s: dtype %.20s, expected %s", s->path, name,
-                            cJSON_IsString(dt) ? dt->valuestring : "(missing)", dtype);
+    if (!cJSON_IsString(dt) || strcmp(dt->valuestring, dtype) != 0) {
+        char shown[24];
+        return dg_set_error("%s: tensor %s: dtype %s, expected %s", s->path, name,
+                            cJSON_IsString(dt) ? dg_printable(dt->valuestring, shown, sizeof shown)
+                                               : "(missing)", dtype);
+    }
     size_t begin, bytes, es = dtype_size(dtype);
     DG_ASSERT(es > 0);
     if (entry_range(s, e, &begin, &bytes) < 0 || bytes != count * es)
