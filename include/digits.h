@@ -26,6 +26,9 @@
  *     metrics_compute(&mt, test.labels, pred, test.n);
  *     metrics_print(stdout, &mt);
  *
+ * Checkpoints (train/resume.h): set cfg.checkpoint_dir and the run can be
+ * continued after a crash or a signal with checkpoint_open + cfg.resume.
+ *
  * The kernels (src/ops) and layer internals (src/model/layer.h) are not
  * part of this API.
  */
@@ -38,6 +41,7 @@
 #include "eval/metrics.h"
 #include "model/model.h"
 #include "optim/optim.h"
+#include "train/resume.h"
 #include "train/train.h"
 
 #define DIGITS_VERSION "0.1.0"

@@ -68,3 +68,8 @@ void optim_step(Optimizer *o, float *params, const float *grads, float lr) {
         adam_step(o, params, grads, lr);
     o->step++;
 }
+
+float *optim_state(Optimizer *o, size_t *count) {
+    *count = 2 * o->n;
+    return o->m;
+}

@@ -29,6 +29,9 @@ void optim_init(Optimizer *o, OptimType type, size_t n_param);
 void optim_free(Optimizer *o);
 void optim_step(Optimizer *o, float *params, const float *grads, float lr);
 int optim_parse(const char *name, OptimType *type); /* "sgd" | "adam"; -1 otherwise */
+/* Checkpoints: the optimiser's whole state besides `step` is this block of
+ * *count floats (momentum buffer, Adam moments). */
+float *optim_state(Optimizer *o, size_t *count);
 
 typedef enum {
     SCHED_CONSTANT, /* lr */
