@@ -18,7 +18,7 @@ fi
 target=$1 secs=$2
 shift 2
 [[ -f fuzz/fuzz_$target.c ]] || { echo "fuzz.sh: no target fuzz/fuzz_$target.c" >&2; exit 2; }
-command -v clang >/dev/null || { echo "fuzz.sh: clang not found (tools/install_deps.sh installs it)" >&2; exit 1; }
+DIGITS_FUZZ=1 bash tools/install_deps.sh >/dev/null  # clang, libFuzzer
 make -s FUZZ=1 -j2 "build-fuzz/fuzz/fuzz_$target"
 
 work=build-fuzz/corpus/$target

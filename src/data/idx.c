@@ -303,8 +303,8 @@ int idx_read_pair(const char *images_path, const char *labels_path, Dataset *ds)
         return -1;
     }
     if (n != ds->n) {
-        dg_set_error("image/label count mismatch: %s has %d images, %s has %d labels",
-                     images_path, ds->n, labels_path, n);
+        dg_set_error("%s: %d labels, but %s has %d images (image/label count mismatch)",
+                     labels_path, n, images_path, ds->n);
         free(labels);
         dataset_free(ds);
         return -1;

@@ -337,7 +337,8 @@ int model_load_from(Model *m, const SafeTensors *s) {
     char origin[4200];
     snprintf(origin, sizeof origin, "%s (embedded spec)", path);
     /* the weights must fit in the file: checked before the spec allocates */
-    if (model_build_limited(m, spec, origin, (s->len - s->data_start) / sizeof(float)) < 0) return -1;
+    if (model_build_limited(m, spec, origin, (s->len - s->data_start) / sizeof(float), path) < 0)
+        return -1;
     const char *name = safetensors_meta(s, "digits.name");
     if (name) snprintf(m->spec_name, sizeof m->spec_name, "%s", name);
     float std = 1.0f;

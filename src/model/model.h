@@ -63,8 +63,10 @@ int model_build(Model *m, const char *spec_text, const char *origin);
  * also bounded in activations per image. */
 #define MODEL_MAX_PARAMS ((size_t)1 << 26)
 /* model_build, refusing (before allocating) a spec with more than max_floats
- * parameters + buffers: model_load passes what the file can hold. */
-int model_build_limited(Model *m, const char *spec_text, const char *origin, size_t max_floats);
+ * parameters + buffers: model_load passes what the file can hold, and the
+ * file's name for that message. */
+int model_build_limited(Model *m, const char *spec_text, const char *origin, size_t max_floats,
+                        const char *file);
 /* Resolve a zoo name ("cnn-bn") or a spec path and build from it. */
 int model_build_named(Model *m, const char *name_or_path);
 /* Path of models/NAME.spec (searched: $DIGITS_MODELS, ./models, <exe>/../models). */

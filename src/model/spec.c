@@ -82,10 +82,11 @@ static void known_layers(char *buf, size_t len) {
 #define SPEC_MAX_WORKSPACE (1ull << 26)     /* im2col floats per thread (256 MiB) */
 
 int model_build(Model *m, const char *spec_text, const char *origin) {
-    return model_build_limited(m, spec_text, origin, MODEL_MAX_PARAMS);
+    return model_build_limited(m, spec_text, origin, MODEL_MAX_PARAMS, NULL);
 }
 
-int model_build_limited(Model *m, const char *spec_text, const char *origin, size_t max_floats) {
+int model_build_limited(Model *m, const char *spec_text, const char *origin, size_t max_floats,
+                        const char *file) {
     memset(m, 0, sizeof *m);
     m->spec_text = strdup(spec_text);
     DG_ASSERT(m->spec_text);
@@ -195,9 +196,9 @@ int model_build_limited(Model *m, const char *spec_text, const char *origin, siz
         }
         if (total_floats > max_floats) {
             /* model_load: the file cannot hold the weights the spec asks for */
-            dg_set_error("%s:%d: %s: the spec needs at least %zu floats of weights, the file "
-                         "holds only %zu (truncated or corrupted model file)", origin, lineno,
-                         keyword, total_floats, max_floats);
+            dg_set_error("%s: truncated or corrupted model file: its spec needs at least %zu "
+                         "floats of weights (line %d), the file holds only %zu", file ? file : origin,
+                         total_floats, lineno, max_floats);
             goto fail;
         }
         cur = l->out;

@@ -524,7 +524,7 @@ int checkpoint_open(const char *dir, Checkpoint *ck, Model *m) {
         n++;
     }
     closedir(d);
-    qsort(names, n, sizeof *names, by_name_desc);
+    if (n) qsort(names, n, sizeof *names, by_name_desc);
 
     int rc = -1;
     char first_error[600] = "";
