@@ -5,6 +5,7 @@
 #   make SANITIZE=1 address + undefined-behaviour sanitizers (into build-san/);
 #                   `make SANITIZE=1 test` runs the whole suite sanitized
 #   make FUZZ=1 fuzz   libFuzzer targets with clang (into build-fuzz/); see bench/fuzz.sh
+#   make COVERAGE=1    clang source-based coverage (into build-cov/); see bench/fuzz_cov.sh
 #   make DEBUG=1    -O0 -g
 #   make OPENMP=0   single-threaded build
 # The core is a static library (build/libdigits.a) linked by the CLI, the
@@ -15,6 +16,7 @@ OPENMP  ?= 1
 DEBUG   ?= 0
 SANITIZE ?= 0
 FUZZ    ?= 0
+COVERAGE ?= 0
 
 BUILD   ?= build
 ifeq ($(SANITIZE),1)
@@ -23,6 +25,11 @@ endif
 ifeq ($(FUZZ),1)
 # libFuzzer needs clang; coverage-instrument the library, single-threaded
 BUILD   := build-fuzz
+CC      := clang
+OPENMP  := 0
+endif
+ifeq ($(COVERAGE),1)
+BUILD   := build-cov
 CC      := clang
 OPENMP  := 0
 endif
@@ -44,6 +51,10 @@ endif
 ifeq ($(FUZZ),1)
 CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
            -fno-sanitize-recover=all
+endif
+ifeq ($(COVERAGE),1)
+CFLAGS  += -fprofile-instr-generate -fcoverage-mapping
+LDFLAGS += -fprofile-instr-generate
 endif
 ifeq ($(OPENMP),1)
 CFLAGS  += -fopenmp
@@ -113,6 +124,6 @@ test: $(BUILD)/digits $(TEST_BIN) $(FUZZ_REPLAY)
 bench: $(BUILD)/digits $(BENCH_BIN)
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-cov
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
