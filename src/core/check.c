@@ -2,6 +2,7 @@
 #include "check.h"
 
 #include <stdarg.h>
+#include <string.h>
 
 static _Thread_local char last_error[512];
 
@@ -14,6 +15,17 @@ int dg_set_error(const char *fmt, ...) {
 }
 
 const char *dg_errmsg(void) { return last_error; }
+
+const char *dg_printable(const char *s, char *buf, size_t len) {
+    size_t k = 0;
+    for (; s && s[k] && k + 1 < len; k++) {
+        unsigned char ch = (unsigned char)s[k];
+        buf[k] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+    }
+    buf[k] = '\0';
+    if (s && s[k] && k >= 3) memcpy(buf + k - 3, "...", 3);
+    return buf;
+}
 
 void *dg_xmalloc(size_t bytes) {
     void *p = malloc(bytes ? bytes : 1);

@@ -32,6 +32,10 @@ int dg_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The last message recorded on this thread ("" if none). */
 const char *dg_errmsg(void);
 
+/* Text from a file, made safe to quote in a one-line message: control
+ * bytes become '?', and more than len-1 bytes end in "...". Returns buf. */
+const char *dg_printable(const char *s, char *buf, size_t len);
+
 /* malloc/calloc that abort with a message on failure: for sizes the program
  * computed itself (never for sizes read from a file — those are bounded and
  * checked by the reader first). */

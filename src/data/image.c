@@ -39,6 +39,7 @@
 
 #ifdef DG_HAVE_JPEG
 #include <jpeglib.h>
+#include <jerror.h>
 #endif
 
 #include "core/check.h"
@@ -158,6 +159,16 @@ static int png_decode_gray(const uint8_t *data, size_t len, const char *name, ui
         longjmp(ctx.jmp, 1);
     }
 
+    /* deflate cannot compress better than 1032:1, so data too small to
+     * hold the image it claims is refused before the pixels are allocated. */
+    int channels = png_get_channels(png, info);
+    uint64_t raw = (uint64_t)h * (1 + ((uint64_t)w * (uint64_t)channels * (uint64_t)depth + 7) / 8);
+    if ((uint64_t)len * 1032 < raw) {
+        dg_set_error("%s: truncated: a %ux%u PNG needs more compressed data than the file's "
+                     "%zu bytes", name, (unsigned)w, (unsigned)h, len);
+        longjmp(ctx.jmp, 1);
+    }
+
     /* Normalise every input to 8-bit RGBA, then reduce ourselves: one path
      * for the compositing rule whatever the colour type. */
     if (depth == 16) png_set_scale_16(png);  /* rounds, where strip_16 truncates */
@@ -265,6 +276,9 @@ static int pgm_decode_gray(const uint8_t *buf, size_t len, const char *path, uin
             return dg_set_error("%s: truncated: PGM header says %ldx%ld (%zu bytes of pixels), "
                                 "file has %zu", path, w, h, npx * bps, have);
     }
+    if (ascii && (size_t)(end - p) < 2 * npx - 1)  /* a digit and a separator per value */
+        return dg_set_error("%s: truncated: PGM header says %ldx%ld (%zu values), file has %zu "
+                            "bytes of pixels", path, w, h, npx, (size_t)(end - p));
     uint8_t *out = malloc(npx);
     if (!out) return dg_set_error("%s: out of memory for a %ldx%ld image", path, w, h);
     for (size_t i = 0; i < npx; i++) {
@@ -453,7 +467,31 @@ static void jpeg_on_error(j_common_ptr cinfo) {
     longjmp(e->jmp, 1);
 }
 
-static void jpeg_on_message(j_common_ptr cinfo) { (void)cinfo; /* warnings: ignore */ }
+/* Warnings: ignored (e.g. "extraneous bytes before marker", common in
+ * camera files), except a premature end of data, which libjpeg would
+ * otherwise pad with gray: a truncated file is an error. */
+static void jpeg_on_warning(j_common_ptr cinfo, int level) {
+    if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) {
+        JpegErr *e = (JpegErr *)cinfo->err;
+        dg_set_error("%s: truncated JPEG: the data ends before the image does", e->path);
+        longjmp(e->jmp, 1);
+    }
+}
+
+static void jpeg_on_message(j_common_ptr cinfo) { (void)cinfo; }
+
+/* A progressive file can hold any number of scans, each a pass over the
+ * whole image: a small hostile file could keep the decoder busy for
+ * minutes. Real encoders write about ten. */
+#define JPEG_MAX_SCANS 100
+static void jpeg_on_progress(j_common_ptr cinfo) {
+    j_decompress_ptr d = (j_decompress_ptr)cinfo;
+    if (d->input_scan_number > JPEG_MAX_SCANS) {
+        JpegErr *e = (JpegErr *)cinfo->err;
+        dg_set_error("%s: bad JPEG: more than %d scans", e->path, JPEG_MAX_SCANS);
+        longjmp(e->jmp, 1);
+    }
+}
 
 static int jpeg_decode_gray(const uint8_t *data, size_t len, const char *path, uint8_t **pixels,
                             int *width, int *height, ImageStatus *st) {
@@ -463,13 +501,18 @@ static int jpeg_decode_gray(const uint8_t *data, size_t len, const char *path, u
     cinfo.err = jpeg_std_error(&err.mgr);
     err.mgr.error_exit = jpeg_on_error;
     err.mgr.output_message = jpeg_on_message;
+    err.mgr.emit_message = jpeg_on_warning;
     err.path = path;
+    struct jpeg_progress_mgr progress = {.progress_monitor = jpeg_on_progress};
     if (setjmp(err.jmp)) {
         jpeg_destroy_decompress(&cinfo);
         free(out);
         return -1;
     }
     jpeg_create_decompress(&cinfo);
+    cinfo.progress = &progress;
+    /* whole-image buffers (progressive files) beyond this are refused */
+    cinfo.mem->max_memory_to_use = 256L << 20;
     jpeg_mem_src(&cinfo, data, (unsigned long)len);
     jpeg_read_header(&cinfo, TRUE);  /* markers only: no pixel is decoded yet */
     if (cinfo.image_width < 1 || cinfo.image_height < 1 || cinfo.image_width > DATA_MAX_SIDE ||

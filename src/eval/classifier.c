@@ -13,6 +13,8 @@
 #include "eval/ensemble.h"
 #include "ops/ops.h"
 
+#define CLASSIFIER_MAX_ACT_BYTES ((size_t)1 << 30)
+
 /* The "digits.kind" metadata value, or "cnn" when absent. */
 static int read_kind(const char *meta_json, char *kind, size_t len) {
     cJSON *meta = cJSON_Parse(meta_json);
@@ -49,6 +51,10 @@ int classifier_load(Classifier *c, const char *path, int max_batch, int threads)
             free(meta);
             return -1;
         }
+        /* a model file chooses its own activation sizes: keep a batch of
+         * them within CLASSIFIER_MAX_ACT_BYTES */
+        size_t fit = CLASSIFIER_MAX_ACT_BYTES / (model_floats_per_image(&m, 0) * sizeof(float));
+        if ((size_t)max_batch > fit) max_batch = fit > 0 ? (int)fit : 1;
         model_set_batch(&m, max_batch, 0, threads);
         classifier_from_model(c, &m);
         free(c->metadata_json);
@@ -81,7 +87,9 @@ int classifier_load(Classifier *c, const char *path, int max_batch, int threads)
         return 0;
     }
     free(meta);
-    return dg_set_error("%s: model kind '%s' is not supported by this build of digits", path, kind);
+    char shown[40];
+    return dg_set_error("%s: model kind '%s' is not supported by this build of digits", path,
+                        dg_printable(kind, shown, sizeof shown));
 }
 
 void classifier_free(Classifier *c) {

@@ -356,7 +356,7 @@ int pcasvm_save(const PcaSvm *s, const char *path) {
 }
 
 /* Metadata number in [lo, hi]; integral when `integer`. */
-static int meta_get(const SafetensorsFile *f, const char *path, const char *key, double lo, double hi, int integer,
+static int meta_get(const SafeTensors *f, const char *path, const char *key, double lo, double hi, int integer,
                     double *out) {
     const char *v = safetensors_meta(f, key);
     if (!v) return dg_set_error("%s: SVM model file lacks metadata %s", path, key);
@@ -377,7 +377,7 @@ static int all_finite(const float *a, size_t n) {
 
 int pcasvm_load(PcaSvm *s, const char *path) {
     memset(s, 0, sizeof *s);
-    SafetensorsFile *f = safetensors_open(path);
+    SafeTensors *f = safetensors_open(path);
     if (!f) return -1;
     const char *version = safetensors_meta(f, "digits.format");
     const char *kind = safetensors_meta(f, "digits.kind");
@@ -416,7 +416,7 @@ int pcasvm_load(PcaSvm *s, const char *path) {
     /* the shapes follow from the metadata; every tensor must match them exactly */
     int sh_d[] = {D}, sh_kd[] = {K, D}, sh_nc[] = {NC}, sh_lk[] = {L, K}, sh_cl[] = {NC - 1, L},
         sh_p[] = {n_pairs(NC)};
-    if (safetensors_get(f, "svm.labels", 1, sh_nc, &labels) < 0 || safetensors_get(f, "svm.n_sv", 1, sh_nc, &nsv) < 0)
+    if (safetensors_get_f32(f, "svm.labels", 1, sh_nc, &labels) < 0 || safetensors_get_f32(f, "svm.n_sv", 1, sh_nc, &nsv) < 0)
         goto fail;
     long total = 0;
     int used[10] = {0};
@@ -437,11 +437,11 @@ int pcasvm_load(PcaSvm *s, const char *path) {
         dg_set_error("%s: tensor svm.n_sv sums to %ld, metadata digits.svm.n_sv_total says %d", path, total, L);
         goto fail;
     }
-    if (safetensors_get(f, "svm.pca_mean", 1, sh_d, &s->pca.mean) < 0 ||
-        safetensors_get(f, "svm.pca_components", 2, sh_kd, &s->pca.components) < 0 ||
-        safetensors_get(f, "svm.sv", 2, sh_lk, &s->sv) < 0 ||
-        safetensors_get(f, "svm.sv_coef", 2, sh_cl, &s->coef) < 0 ||
-        safetensors_get(f, "svm.rho", 1, sh_p, &s->rho) < 0)
+    if (safetensors_get_f32(f, "svm.pca_mean", 1, sh_d, &s->pca.mean) < 0 ||
+        safetensors_get_f32(f, "svm.pca_components", 2, sh_kd, &s->pca.components) < 0 ||
+        safetensors_get_f32(f, "svm.sv", 2, sh_lk, &s->sv) < 0 ||
+        safetensors_get_f32(f, "svm.sv_coef", 2, sh_cl, &s->coef) < 0 ||
+        safetensors_get_f32(f, "svm.rho", 1, sh_p, &s->rho) < 0)
         goto fail;
     static const char *const names[] = {"svm.pca_mean", "svm.pca_components", "svm.labels", "svm.n_sv",
                                         "svm.sv",       "svm.sv_coef",        "svm.rho"};

@@ -7,12 +7,11 @@
  * PyTorch users read it with safetensors.torch.load_file. The reader trusts
  * nothing: the header length, every offset and every shape is checked
  * against the file size and the spec before any copy.
- * Several models can share one file (an ensemble): each model's tensor
- * names get a prefix ("m0.3.weight") and the caller supplies the metadata
- * (models_save / models_load_weights).
  * Leaves out: dtypes other than F32 (bf16 export comes with mixed precision).
  */
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +33,8 @@ typedef struct {
     size_t count;
 } TensorRef;
 
-/* Enumerate the model's tensors in file order, names prefixed; returns the count. */
+/* Enumerate the model's tensors in file order, names prefixed (ensemble
+ * members: "m0."; a single model: ""); returns the count. */
 static int model_tensors(const Model *m, const char *prefix, TensorRef *out, int max) {
     int n = 0;
     for (int i = 0; i < m->n_layers; i++) {
@@ -71,6 +71,80 @@ static void meta_float(cJSON *meta, const char *key, float v) {
     char buf[32];
     snprintf(buf, sizeof buf, "%.9g", v);
     cJSON_AddStringToObject(meta, key, buf);
+}
+
+static size_t dtype_size(const char *dtype) {
+    return strcmp(dtype, "F32") == 0 || strcmp(dtype, "I32") == 0 ? 4 : 0;
+}
+
+int model_save(const Model *m, const char *path) { return model_save_extra(m, path, NULL, NULL, 0); }
+
+int model_save_extra(const Model *m, const char *path, const char *const *meta_kv,
+                     const SafeTensor *extra, int n_extra) {
+    int cap = m->n_layers * MAX_TENSORS_PER_LAYER + 1;
+    TensorRef *t = dg_xcalloc((size_t)cap, sizeof *t);
+    int nt = model_tensors(m, "", t, cap);
+
+    cJSON *root = cJSON_CreateObject();
+    cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
+    cJSON_AddStringToObject(meta, "format", "pt");
+    cJSON_AddStringToObject(meta, "digits.format", FORMAT_VERSION);
+    cJSON_AddStringToObject(meta, "digits.name", m->spec_name);
+    cJSON_AddStringToObject(meta, "digits.spec", m->spec_text);
+    meta_float(meta, "digits.norm_mean", m->norm_mean);
+    meta_float(meta, "digits.norm_std", m->norm_std);
+    if (m->train_config_json) cJSON_AddStringToObject(meta, "digits.train_config", m->train_config_json);
+    if (m->metrics_json) cJSON_AddStringToObject(meta, "digits.metrics", m->metrics_json);
+    for (int i = 0; meta_kv && meta_kv[i]; i += 2) cJSON_AddStringToObject(meta, meta_kv[i], meta_kv[i + 1]);
+    size_t off = 0;
+    for (int i = 0; i < nt + n_extra; i++) {
+        const char *name = i < nt ? t[i].name : extra[i - nt].name;
+        const char *dtype = i < nt ? "F32" : extra[i - nt].dtype;
+        size_t bytes = i < nt ? t[i].count * sizeof(float) : extra[i - nt].count * dtype_size(dtype);
+        DG_ASSERT(dtype_size(dtype) > 0);
+        cJSON *e = cJSON_AddObjectToObject(root, name);
+        cJSON_AddStringToObject(e, "dtype", dtype);
+        cJSON *shape = cJSON_AddArrayToObject(e, "shape");
+        if (i < nt)
+            for (int d = 0; d < t[i].ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber(t[i].shape[d]));
+        else
+            cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)extra[i - nt].count));
+        cJSON *offs = cJSON_AddArrayToObject(e, "data_offsets");
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+        off += bytes;
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+    }
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    DG_ASSERT(json);
+    size_t hlen = strlen(json), padded = (hlen + 7) / 8 * 8;
+
+    AtomicFile af;
+    if (atomic_file_open(&af, path) < 0) {
+        free(json);
+        free(t);
+        return -1;
+    }
+    uint8_t lenbuf[8];
+    for (int i = 0; i < 8; i++) lenbuf[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+    errno = 0;
+    int ok = fwrite(lenbuf, 1, 8, af.f) == 8 && fwrite(json, 1, hlen, af.f) == hlen;
+    for (size_t i = hlen; ok && i < padded; i++) ok = fputc(' ', af.f) != EOF;
+    for (int i = 0; ok && i < nt; i++)
+        ok = fwrite(t[i].data, sizeof(float), t[i].count, af.f) == t[i].count;
+    for (int i = 0; ok && i < n_extra; i++) {
+        size_t es = dtype_size(extra[i].dtype);
+        ok = extra[i].count == 0 || fwrite(extra[i].data, es, extra[i].count, af.f) == extra[i].count;
+    }
+    int saved = errno;
+    free(json);
+    free(t);
+    if (!ok) {
+        atomic_file_abort(&af);
+        return dg_set_error("%s: write failed: %s; previous file left intact", path,
+                            saved ? strerror(saved) : "disk full?");
+    }
+    return atomic_file_commit(&af);
 }
 
 /* Write tensors t[0..nt) with metadata `meta` (consumed) atomically. */
@@ -112,25 +186,6 @@ static int save_tensors(const char *path, const TensorRef *t, int nt, cJSON *met
     return atomic_file_commit(&af);
 }
 
-int model_save(const Model *m, const char *path) {
-    int cap = m->n_layers * MAX_TENSORS_PER_LAYER + 1;
-    TensorRef *t = dg_xcalloc((size_t)cap, sizeof *t);
-    int nt = model_tensors(m, "", t, cap);
-
-    cJSON *meta = cJSON_CreateObject();
-    cJSON_AddStringToObject(meta, "format", "pt");
-    cJSON_AddStringToObject(meta, "digits.format", FORMAT_VERSION);
-    cJSON_AddStringToObject(meta, "digits.name", m->spec_name);
-    cJSON_AddStringToObject(meta, "digits.spec", m->spec_text);
-    meta_float(meta, "digits.norm_mean", m->norm_mean);
-    meta_float(meta, "digits.norm_std", m->norm_std);
-    if (m->train_config_json) cJSON_AddStringToObject(meta, "digits.train_config", m->train_config_json);
-    if (m->metrics_json) cJSON_AddStringToObject(meta, "digits.metrics", m->metrics_json);
-    int rc = save_tensors(path, t, nt, meta);
-    free(t);
-    return rc;
-}
-
 int models_save(const char *path, const Model *const *models, const char *const *prefixes, int n,
                 const char *metadata_json) {
     cJSON *meta = cJSON_Parse(metadata_json);
@@ -149,47 +204,81 @@ int models_save(const char *path, const Model *const *models, const char *const 
 
 /* ==== loading ============================================================= */
 
-typedef struct {
+struct SafeTensors {
+    char *path;
     char *data;
     size_t len;
     cJSON *header;
     size_t data_start;
-} StFile;
+};
 
-static void st_close(StFile *s) {
+void safetensors_close(SafeTensors *s) {
+    if (!s) return;
+    free(s->path);
     free(s->data);
     cJSON_Delete(s->header);
-    memset(s, 0, sizeof *s);
+    free(s);
 }
 
-static int st_open(StFile *s, const char *path) {
-    memset(s, 0, sizeof *s);
-    if (read_whole_file(path, MAX_MODEL_FILE, &s->data, &s->len) < 0) return -1;
+SafeTensors *safetensors_open(const char *path) {
+    SafeTensors *s = dg_xcalloc(1, sizeof *s);
+    s->path = strdup(path);
+    DG_ASSERT(s->path);
+    if (read_whole_file(path, MAX_MODEL_FILE, &s->data, &s->len) < 0) {
+        safetensors_close(s);
+        return NULL;
+    }
     size_t len = s->len;
     if (len < 8) {
-        st_close(s);
-        return dg_set_error("%s: not a model file: %zu bytes, too short for a safetensors header", path, len);
+        dg_set_error("%s: not a model file: %zu bytes, too short for a safetensors header", path, len);
+        safetensors_close(s);
+        return NULL;
     }
     uint64_t hlen = 0;
     for (int i = 0; i < 8; i++) hlen |= (uint64_t)(uint8_t)s->data[i] << (8 * i);
     if (hlen > MAX_HEADER || hlen > len - 8) {
-        st_close(s);
-        return dg_set_error("%s: not a model file or truncated: header length %llu, file has %zu bytes",
-                            path, (unsigned long long)hlen, len);
+        dg_set_error("%s: not a model file or truncated: header length %llu, file has %zu bytes",
+                     path, (unsigned long long)hlen, len);
+        safetensors_close(s);
+        return NULL;
     }
     s->header = cJSON_ParseWithLength(s->data + 8, (size_t)hlen);
     if (!s->header || !cJSON_IsObject(s->header)) {
-        st_close(s);
-        return dg_set_error("%s: corrupted model file: header is not valid JSON", path);
+        dg_set_error("%s: corrupted model file: header is not valid JSON", path);
+        safetensors_close(s);
+        return NULL;
     }
     s->data_start = 8 + (size_t)hlen;
-    return 0;
+    return s;
 }
 
-static const char *st_meta(const StFile *s, const char *key) {
+const char *safetensors_meta(const SafeTensors *s, const char *key) {
     cJSON *meta = cJSON_GetObjectItemCaseSensitive(s->header, "__metadata__");
-    cJSON *v = meta ? cJSON_GetObjectItemCaseSensitive(meta, key) : NULL;
+    cJSON *v = cJSON_IsObject(meta) ? cJSON_GetObjectItemCaseSensitive(meta, key) : NULL;
     return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+const char *safetensors_path(const SafeTensors *s) { return s->path; }
+
+/* A JSON number that is a whole number in 0..max, or -1. */
+static double json_whole(const cJSON *v, double max) {
+    if (!cJSON_IsNumber(v)) return -1;
+    double d = v->valuedouble;
+    return d >= 0 && d <= max && d == floor(d) ? d : -1;
+}
+
+/* The byte range of tensor entry e inside the data section; -1 if the
+ * offsets are malformed or outside the file. */
+static int entry_range(const SafeTensors *s, const cJSON *e, size_t *begin, size_t *bytes) {
+    size_t data_len = s->len - s->data_start;
+    cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+    if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2) return -1;
+    double o0 = json_whole(cJSON_GetArrayItem(offs, 0), (double)data_len);
+    double o1 = json_whole(cJSON_GetArrayItem(offs, 1), (double)data_len);
+    if (o0 < 0 || o1 < o0) return -1;
+    *begin = (size_t)o0;
+    *bytes = (size_t)o1 - (size_t)o0;
+    return 0;
 }
 
 static void format_shape(char *buf, size_t len, const int *shape, int ndim) {
@@ -198,17 +287,20 @@ static void format_shape(char *buf, size_t len, const int *shape, int ndim) {
     if (o < len) snprintf(buf + o, len - o, "]");
 }
 
+/* Tensors named "train.*" hold a checkpoint's training state (resume.c);
+ * model loading skips them, so a checkpoint is also a usable model file. */
+static int is_train_state(const char *name) { return strncmp(name, "train.", 6) == 0; }
+
 /* Copy every tensor the models expect (model k's names prefixed with
- * prefixes[k]) from s, checking name, dtype, shape and offsets; then
- * reject tensors no model knows. */
-static int st_copy_weights_many(Model *const *ms, const char *const *prefixes, int n_models,
-                                const StFile *s, const char *path) {
+ * prefixes[k]) from s, checking name, dtype, shape and offsets; then reject
+ * tensors no model knows. */
+static int st_copy_weights_many(Model *const *ms, const char *const *prefixes, int n_models, const SafeTensors *s) {
+    const char *path = s->path;
     int cap = 1;
     for (int k = 0; k < n_models; k++) cap += ms[k]->n_layers * MAX_TENSORS_PER_LAYER;
     TensorRef *t = dg_xcalloc((size_t)cap, sizeof *t);
     int nt = 0, rc = -1;
     for (int k = 0; k < n_models; k++) nt += model_tensors(ms[k], prefixes[k], t + nt, cap - nt);
-    size_t data_len = s->len - s->data_start;
     for (int i = 0; i < nt; i++) {
         char want[64], got[64];
         format_shape(want, sizeof want, t[i].shape, t[i].ndim);
@@ -219,8 +311,10 @@ static int st_copy_weights_many(Model *const *ms, const char *const *prefixes, i
         }
         cJSON *dtype = cJSON_GetObjectItemCaseSensitive(e, "dtype");
         if (!cJSON_IsString(dtype) || strcmp(dtype->valuestring, "F32") != 0) {
+            char shown[24];
             dg_set_error("%s: tensor %s: dtype %s, expected F32", path, t[i].name,
-                         cJSON_IsString(dtype) ? dtype->valuestring : "(missing)");
+                         cJSON_IsString(dtype) ? dg_printable(dtype->valuestring, shown, sizeof shown)
+                                               : "(missing)");
             goto out;
         }
         cJSON *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
@@ -228,8 +322,7 @@ static int st_copy_weights_many(Model *const *ms, const char *const *prefixes, i
         int dims[4] = {0};
         int shape_ok = ndim == t[i].ndim;
         for (int d = 0; d < ndim && d < 4; d++) {
-            cJSON *v = cJSON_GetArrayItem(shape, d);
-            dims[d] = cJSON_IsNumber(v) ? (int)v->valuedouble : -1;
+            dims[d] = (int)json_whole(cJSON_GetArrayItem(shape, d), 1e9);
             if (dims[d] != t[i].shape[d]) shape_ok = 0;
         }
         if (!shape_ok) {
@@ -240,25 +333,23 @@ static int st_copy_weights_many(Model *const *ms, const char *const *prefixes, i
             dg_set_error("%s: tensor %s: shape %s, expected %s", path, t[i].name, got, want);
             goto out;
         }
-        cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-        cJSON *o0 = cJSON_GetArrayItem(offs, 0), *o1 = cJSON_GetArrayItem(offs, 1);
-        if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 || !cJSON_IsNumber(o0) ||
-            !cJSON_IsNumber(o1) || o0->valuedouble < 0 || o1->valuedouble < o0->valuedouble ||
-            o1->valuedouble > (double)data_len ||
-            (size_t)(o1->valuedouble - o0->valuedouble) != t[i].count * sizeof(float)) {
+        size_t begin, bytes;
+        if (entry_range(s, e, &begin, &bytes) < 0 || bytes != t[i].count * sizeof(float)) {
             dg_set_error("%s: tensor %s: data offsets are invalid or outside the file "
                          "(truncated or corrupted model file)", path, t[i].name);
             goto out;
         }
-        memcpy(t[i].dest, s->data + s->data_start + (size_t)o0->valuedouble, t[i].count * sizeof(float));
+        memcpy(t[i].dest, s->data + s->data_start + begin, bytes);
     }
     for (cJSON *e = s->header->child; e; e = e->next) {
-        if (strcmp(e->string, "__metadata__") == 0) continue;
+        if (strcmp(e->string, "__metadata__") == 0 || is_train_state(e->string)) continue;
         if (strstr(e->string, "num_batches_tracked")) continue; /* PyTorch BN counter */
         int known = 0;
         for (int i = 0; i < nt && !known; i++) known = strcmp(t[i].name, e->string) == 0;
         if (!known) {
-            dg_set_error("%s: unexpected tensor %s (not in the spec)", path, e->string);
+            char shown[64];
+            dg_set_error("%s: unexpected tensor %s (not in the spec)", path,
+                         dg_printable(e->string, shown, sizeof shown));
             goto out;
         }
     }
@@ -268,124 +359,140 @@ out:
     return rc;
 }
 
-static int st_copy_weights(Model *m, const StFile *s, const char *path) {
-    const char *none = "";
-    return st_copy_weights_many(&m, &none, 1, s, path);
+static int st_copy_weights(Model *m, const SafeTensors *s) {
+    const char *prefix = "";
+    return st_copy_weights_many(&m, &prefix, 1, s);
 }
 
 int model_load_weights(Model *m, const char *path) {
-    StFile s;
-    if (st_open(&s, path) < 0) return -1;
-    int rc = st_copy_weights(m, &s, path);
-    st_close(&s);
+    SafeTensors *s = safetensors_open(path);
+    if (!s) return -1;
+    int rc = st_copy_weights(m, s);
+    safetensors_close(s);
     return rc;
 }
 
 int models_load_weights(Model *const *models, const char *const *prefixes, int n, const char *path) {
-    StFile s;
-    if (st_open(&s, path) < 0) return -1;
-    int rc = st_copy_weights_many(models, prefixes, n, &s, path);
-    st_close(&s);
+    SafeTensors *s = safetensors_open(path);
+    if (!s) return -1;
+    int rc = st_copy_weights_many(models, prefixes, n, s);
+    safetensors_close(s);
     return rc;
 }
 
-static int parse_meta_float(const StFile *s, const char *key, float *out, const char *path) {
-    const char *v = st_meta(s, key);
+static int parse_meta_float(const SafeTensors *s, const char *key, float *out) {
+    const char *v = safetensors_meta(s, key);
     if (!v) return 0; /* optional: defaults stay */
     char *end;
     double d = strtod(v, &end);
-    if (*v == '\0' || *end != '\0' || !(d > -1e6 && d < 1e6))
-        return dg_set_error("%s: metadata %s='%s' is not a number", path, key, v);
+    if (*v == '\0' || *end != '\0' || !(d > -1e6 && d < 1e6)) {
+        char shown[32];
+        return dg_set_error("%s: metadata %s='%s' is not a number", s->path, key,
+                            dg_printable(v, shown, sizeof shown));
+    }
     *out = (float)d;
     return 0;
 }
 
-int model_load(Model *m, const char *path) {
-    StFile s;
+int model_load_from(Model *m, const SafeTensors *s) {
+    const char *path = s->path;
     memset(m, 0, sizeof *m);
-    if (st_open(&s, path) < 0) return -1;
-    const char *version = st_meta(&s, "digits.format");
-    const char *spec = st_meta(&s, "digits.spec");
-    if (!version || !spec) {
-        st_close(&s);
+    const char *version = safetensors_meta(s, "digits.format");
+    const char *spec = safetensors_meta(s, "digits.spec");
+    if (!version || !spec)
         return dg_set_error("%s: not a digits model file (no digits.format/digits.spec metadata)", path);
-    }
     if (strcmp(version, FORMAT_VERSION) != 0) {
-        st_close(&s);
-        return dg_set_error("%s: model file format %s, this digits reads format %s", path, version,
-                            FORMAT_VERSION);
+        char shown[16];
+        return dg_set_error("%s: model file format %s, this digits reads format %s", path,
+                            dg_printable(version, shown, sizeof shown), FORMAT_VERSION);
     }
     char origin[4200];
     snprintf(origin, sizeof origin, "%s (embedded spec)", path);
-    if (model_build(m, spec, origin) < 0) {
-        st_close(&s);
+    /* the weights must fit in the file: checked before the spec allocates */
+    if (model_build_limited(m, spec, origin, (s->len - s->data_start) / sizeof(float), path) < 0)
         return -1;
-    }
-    const char *name = st_meta(&s, "digits.name");
+    const char *name = safetensors_meta(s, "digits.name");
     if (name) snprintf(m->spec_name, sizeof m->spec_name, "%s", name);
     float std = 1.0f;
-    if (parse_meta_float(&s, "digits.norm_mean", &m->norm_mean, path) < 0 ||
-        parse_meta_float(&s, "digits.norm_std", &std, path) < 0 || st_copy_weights(m, &s, path) < 0) {
-        st_close(&s);
+    if (parse_meta_float(s, "digits.norm_mean", &m->norm_mean) < 0 ||
+        parse_meta_float(s, "digits.norm_std", &std) < 0 || st_copy_weights(m, s) < 0) {
         model_free(m);
         return -1;
     }
     if (!(std > 1e-6f)) {
-        st_close(&s);
         model_free(m);
         return dg_set_error("%s: metadata digits.norm_std must be positive", path);
     }
     m->norm_std = std;
-    const char *cfg = st_meta(&s, "digits.train_config");
-    const char *metrics = st_meta(&s, "digits.metrics");
+    const char *cfg = safetensors_meta(s, "digits.train_config");
+    const char *metrics = safetensors_meta(s, "digits.metrics");
     if (cfg) m->train_config_json = strdup(cfg);
     if (metrics) m->metrics_json = strdup(metrics);
-    st_close(&s);
+    return 0;
+}
+
+int model_load(Model *m, const char *path) {
+    memset(m, 0, sizeof *m);
+    SafeTensors *s = safetensors_open(path);
+    if (!s) return -1;
+    int rc = model_load_from(m, s);
+    safetensors_close(s);
+    return rc;
+}
+
+int safetensors_get(const SafeTensors *s, const char *name, const char *dtype, size_t count, void *dst) {
+    cJSON *e = cJSON_GetObjectItemCaseSensitive(s->header, name);
+    if (!cJSON_IsObject(e)) return dg_set_error("%s: no tensor %s", s->path, name);
+    cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+    if (!cJSON_IsString(dt) || strcmp(dt->valuestring, dtype) != 0) {
+        char shown[24];
+        return dg_set_error("%s: tensor %s: dtype %s, expected %s", s->path, name,
+                            cJSON_IsString(dt) ? dg_printable(dt->valuestring, shown, sizeof shown)
+                                               : "(missing)", dtype);
+    }
+    size_t begin, bytes, es = dtype_size(dtype);
+    DG_ASSERT(es > 0);
+    if (entry_range(s, e, &begin, &bytes) < 0 || bytes != count * es)
+        return dg_set_error("%s: tensor %s: %zu elements expected; offsets invalid, outside the "
+                            "file, or of another size (truncated or corrupted file)", s->path,
+                            name, count);
+    if (bytes) memcpy(dst, s->data + s->data_start + begin, bytes);
     return 0;
 }
 
 int safetensors_read(const char *path, const char *name, float **data, size_t *count) {
-    StFile s;
-    if (st_open(&s, path) < 0) return -1;
-    cJSON *e = cJSON_GetObjectItemCaseSensitive(s.header, name);
-    cJSON *dtype = e ? cJSON_GetObjectItemCaseSensitive(e, "dtype") : NULL;
-    cJSON *offs = e ? cJSON_GetObjectItemCaseSensitive(e, "data_offsets") : NULL;
-    cJSON *o0 = cJSON_GetArrayItem(offs, 0), *o1 = cJSON_GetArrayItem(offs, 1);
-    size_t data_len = s.len - s.data_start;
+    SafeTensors *s = safetensors_open(path);
+    if (!s) return -1;
+    cJSON *e = cJSON_GetObjectItemCaseSensitive(s->header, name);
+    cJSON *dtype = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "dtype") : NULL;
+    size_t begin = 0, bytes = 0;
     if (!cJSON_IsObject(e)) {
-        st_close(&s);
+        safetensors_close(s);
         return dg_set_error("%s: no tensor %s", path, name);
     }
-    if (!cJSON_IsString(dtype) || strcmp(dtype->valuestring, "F32") != 0 || !cJSON_IsNumber(o0) ||
-        !cJSON_IsNumber(o1) || o0->valuedouble < 0 || o1->valuedouble < o0->valuedouble ||
-        o1->valuedouble > (double)data_len || ((size_t)(o1->valuedouble - o0->valuedouble)) % 4) {
-        st_close(&s);
+    if (!cJSON_IsString(dtype) || strcmp(dtype->valuestring, "F32") != 0 ||
+        entry_range(s, e, &begin, &bytes) < 0 || bytes % 4) {
+        safetensors_close(s);
         return dg_set_error("%s: tensor %s: not F32 or bad offsets", path, name);
     }
-    size_t bytes = (size_t)(o1->valuedouble - o0->valuedouble);
     *data = dg_xmalloc(bytes ? bytes : 4);
-    memcpy(*data, s.data + s.data_start + (size_t)o0->valuedouble, bytes);
+    memcpy(*data, s->data + s->data_start + begin, bytes);
     *count = bytes / 4;
-    st_close(&s);
+    safetensors_close(s);
     return 0;
 }
 
 char *safetensors_metadata(const char *path) {
-    StFile s;
-    if (st_open(&s, path) < 0) return NULL;
-    cJSON *meta = cJSON_GetObjectItemCaseSensitive(s.header, "__metadata__");
+    SafeTensors *s = safetensors_open(path);
+    if (!s) return NULL;
+    cJSON *meta = cJSON_GetObjectItemCaseSensitive(s->header, "__metadata__");
     char *out = cJSON_IsObject(meta) ? cJSON_PrintUnformatted(meta) : strdup("{}");
-    st_close(&s);
+    safetensors_close(s);
     if (!out) dg_set_error("%s: out of memory reading metadata", path);
     return out;
 }
 
 /* ==== generic tensors ===================================================== */
-
-struct SafetensorsFile {
-    StFile s;
-    char path[4096];
-};
 
 int safetensors_write(const char *path, const char *meta_json, const StTensor *t, int n) {
     cJSON *root = cJSON_CreateObject();
@@ -433,35 +540,21 @@ int safetensors_write(const char *path, const char *meta_json, const StTensor *t
     return atomic_file_commit(&af);
 }
 
-SafetensorsFile *safetensors_open(const char *path) {
-    SafetensorsFile *f = dg_xcalloc(1, sizeof *f);
-    if (st_open(&f->s, path) < 0) {
-        free(f);
-        return NULL;
-    }
-    snprintf(f->path, sizeof f->path, "%s", path);
-    return f;
-}
-
-void safetensors_close(SafetensorsFile *f) {
-    if (!f) return;
-    st_close(&f->s);
-    free(f);
-}
-
-const char *safetensors_meta(const SafetensorsFile *f, const char *key) { return st_meta(&f->s, key); }
-
-int safetensors_get(const SafetensorsFile *f, const char *name, int ndim, const int *shape, float **data) {
+int safetensors_get_f32(const SafeTensors *f, const char *name, int ndim, const int *shape, float **data) {
     *data = NULL;
     const char *path = f->path;
     char want[64], got[64];
     format_shape(want, sizeof want, shape, ndim);
-    cJSON *e = cJSON_GetObjectItemCaseSensitive(f->s.header, name);
+    cJSON *e = cJSON_GetObjectItemCaseSensitive(f->header, name);
     if (!cJSON_IsObject(e)) return dg_set_error("%s: missing tensor %s (shape %s)", path, name, want);
     cJSON *dtype = cJSON_GetObjectItemCaseSensitive(e, "dtype");
     if (!cJSON_IsString(dtype) || strcmp(dtype->valuestring, "F32") != 0)
+    {
+        char shown[24];
         return dg_set_error("%s: tensor %s: dtype %s, expected F32", path, name,
-                            cJSON_IsString(dtype) ? dtype->valuestring : "(missing)");
+                            cJSON_IsString(dtype) ? dg_printable(dtype->valuestring, shown, sizeof shown)
+                                                  : "(missing)");
+    }
     cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
     int nd = cJSON_IsArray(sh) ? cJSON_GetArraySize(sh) : -1;
     int dims[4] = {0}, ok = nd == ndim;
@@ -483,25 +576,24 @@ int safetensors_get(const SafetensorsFile *f, const char *name, int ndim, const 
             format_shape(got, sizeof got, dims, nd);
         return dg_set_error("%s: tensor %s: shape %s, expected %s", path, name, got, want);
     }
-    size_t data_len = f->s.len - f->s.data_start;
-    cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-    cJSON *o0 = cJSON_GetArrayItem(offs, 0), *o1 = cJSON_GetArrayItem(offs, 1);
-    if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 || !cJSON_IsNumber(o0) || !cJSON_IsNumber(o1) ||
-        o0->valuedouble < 0 || o1->valuedouble < o0->valuedouble || o1->valuedouble > (double)data_len ||
-        (size_t)(o1->valuedouble - o0->valuedouble) != count * sizeof(float))
+    size_t begin, bytes;
+    if (entry_range(f, e, &begin, &bytes) < 0 || bytes != count * sizeof(float))
         return dg_set_error("%s: tensor %s: data offsets are invalid or outside the file "
                             "(truncated or corrupted model file)", path, name);
     *data = dg_xmalloc(count ? count * sizeof(float) : sizeof(float));
-    memcpy(*data, f->s.data + f->s.data_start + (size_t)o0->valuedouble, count * sizeof(float));
+    memcpy(*data, f->data + f->data_start + begin, count * sizeof(float));
     return 0;
 }
 
-int safetensors_only(const SafetensorsFile *f, const char *const *names, int n) {
-    for (cJSON *e = f->s.header->child; e; e = e->next) {
+int safetensors_only(const SafeTensors *f, const char *const *names, int n) {
+    for (cJSON *e = f->header->child; e; e = e->next) {
         if (strcmp(e->string, "__metadata__") == 0) continue;
         int known = 0;
         for (int i = 0; i < n && !known; i++) known = strcmp(names[i], e->string) == 0;
-        if (!known) return dg_set_error("%s: unexpected tensor %s", f->path, e->string);
+        if (!known) {
+            char shown[64];
+            return dg_set_error("%s: unexpected tensor %s", f->path, dg_printable(e->string, shown, sizeof shown));
+        }
     }
     return 0;
 }

@@ -87,6 +87,10 @@ static int conv2d_plan(Layer *l) {
     int H = l->in.h + 2 * l->pad, W = l->in.w + 2 * l->pad;
     if (l->kernel > H || l->kernel > W)
         return dg_set_error("conv2d kernel %d is larger than its padded input %dx%d", l->kernel, H, W);
+    /* keeps C*R*S (an int in the kernels) and the im2col size in range */
+    if ((size_t)l->in.c * l->kernel * l->kernel > (1u << 20))
+        return dg_set_error("conv2d over %d channels with a %dx%d kernel is too large", l->in.c,
+                            l->kernel, l->kernel);
     l->out = (Shape){l->out_features, (H - l->kernel) / l->stride + 1, (W - l->kernel) / l->stride + 1};
     size_t nw = (size_t)l->out_features * l->in.c * l->kernel * l->kernel;
     l->n_param = nw + (l->bias ? (size_t)l->out_features : 0);

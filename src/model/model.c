@@ -81,6 +81,15 @@ void model_init_params(Model *m, uint64_t seed) {
 
 /* ==== activations for a batch ============================================= */
 
+size_t model_floats_per_image(const Model *m, int with_grad) {
+    size_t f = shape_size(m->input_shape);
+    for (int i = 0; i < m->n_layers; i++) {
+        const Layer *l = &m->layers[i];
+        f += shape_size(l->out) * (with_grad ? 3 : 1) + l->n_scratch;
+    }
+    return f;
+}
+
 void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
     DG_ASSERT(max_batch > 0);
 #ifdef _OPENMP

@@ -80,6 +80,14 @@ typedef struct {
  * "origin:line: problem" in dg_errmsg(). Parameters are zero until
  * model_init_params or a load. */
 int model_build(Model *m, const char *spec_text, const char *origin);
+/* Most parameters + buffers a spec may have (256 MiB of floats); specs are
+ * also bounded in activations per image. */
+#define MODEL_MAX_PARAMS ((size_t)1 << 26)
+/* model_build, refusing (before allocating) a spec with more than max_floats
+ * parameters + buffers: model_load passes what the file can hold, and the
+ * file's name for that message. */
+int model_build_limited(Model *m, const char *spec_text, const char *origin, size_t max_floats,
+                        const char *file);
 /* Resolve a zoo name ("cnn-bn") or a spec path and build from it. */
 int model_build_named(Model *m, const char *name_or_path);
 /* Path of models/NAME.spec (searched: $DIGITS_MODELS, ./models, <exe>/../models). */
@@ -88,6 +96,9 @@ void model_free(Model *m);
 
 /* PyTorch default initialisation from Rng(seed, "init"); also seeds dropout. */
 void model_init_params(Model *m, uint64_t seed);
+/* Activation and scratch floats one image needs (an upper bound: dropout
+ * noise counted as a gradient); callers size batches with it. */
+size_t model_floats_per_image(const Model *m, int with_grad);
 /* (Re)allocate activations for up to max_batch samples; threads <= 0: all. */
 void model_set_batch(Model *m, int max_batch, int with_grad, int threads);
 /* Free the activations, scratch and workspace (model_set_batch makes new
@@ -118,6 +129,29 @@ double model_macs(const Model *m);
  * wrong: "m.safetensors: tensor 3.weight: shape [32,1,3,3], expected [16,1,3,3]". */
 int model_save(const Model *m, const char *path);
 int model_load(Model *m, const char *path);
+
+/* A model file with more in it (checkpoints, resume.c): extra metadata
+ * (key, value, ..., NULL) and extra 1-D tensors, named "train.*" so that
+ * model_load skips them (a checkpoint is a usable model file). */
+typedef struct {
+    const char *name;
+    const char *dtype; /* "F32" or "I32" */
+    size_t count;      /* elements */
+    const void *data;
+} SafeTensor;
+int model_save_extra(const Model *m, const char *path, const char *const *meta_kv,
+                     const SafeTensor *extra, int n_extra);
+/* An opened safetensors file (read whole, header parsed and checked). */
+typedef struct SafeTensors SafeTensors;
+SafeTensors *safetensors_open(const char *path); /* NULL + dg_errmsg() */
+void safetensors_close(SafeTensors *s);
+const char *safetensors_path(const SafeTensors *s);
+const char *safetensors_meta(const SafeTensors *s, const char *key); /* NULL if absent */
+/* Copy tensor `name` of dtype "F32"/"I32" with exactly `count` elements into
+ * dst; -1 with "path: tensor NAME: problem" otherwise. */
+int safetensors_get(const SafeTensors *s, const char *name, const char *dtype, size_t count, void *dst);
+/* model_load from an opened file. */
+int model_load_from(Model *m, const SafeTensors *s);
 /* Load tensors from a safetensors file into an already built model (the
  * names must match the spec). Used by load and by the PyTorch parity tests. */
 int model_load_weights(Model *m, const char *path);
@@ -146,17 +180,12 @@ typedef struct {
 /* Atomic write of n tensors; meta_json: a JSON object of string values
  * (the "__metadata__"), or NULL. */
 int safetensors_write(const char *path, const char *meta_json, const StTensor *t, int n);
-typedef struct SafetensorsFile SafetensorsFile;
-/* Read and parse the header (NULL + message if not a safetensors file). */
-SafetensorsFile *safetensors_open(const char *path);
-void safetensors_close(SafetensorsFile *f);
-/* A metadata string, NULL if absent. Owned by f. */
-const char *safetensors_meta(const SafetensorsFile *f, const char *key);
+/* Read with safetensors_open / safetensors_meta / safetensors_close above, and: */
 /* Copy tensor `name` into *data (malloc'd) after checking dtype F32, that its
  * shape is exactly shape[0..ndim) and its offsets lie in the file:
  * "m.safetensors: tensor svm.sv: shape [3,154], expected [20,154]". */
-int safetensors_get(const SafetensorsFile *f, const char *name, int ndim, const int *shape, float **data);
+int safetensors_get_f32(const SafeTensors *f, const char *name, int ndim, const int *shape, float **data);
 /* -1 naming the first tensor of the file that is not one of names[n]. */
-int safetensors_only(const SafetensorsFile *f, const char *const *names, int n);
+int safetensors_only(const SafeTensors *f, const char *const *names, int n);
 
 #endif

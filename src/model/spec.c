@@ -150,6 +150,48 @@ static int check_name(const Model *m, const char *name) {
     return 0;
 }
 
+/* Sizes a spec may ask for, checked layer by layer before anything is
+ * allocated (a few bytes of spec must not make digits allocate gigabytes).
+ * cnn-bn has 0.87 M parameters and about 0.3 M floats of activations per
+ * image (twobranch, the largest zoo model, 26 M parameters): the bounds
+ * leave room above both. */
+#define SPEC_MAX_SAMPLE_FLOATS (1ull << 25) /* activations + scratch per image (128 MiB) */
+#define SPEC_MAX_WORKSPACE (1ull << 26)     /* im2col floats per thread (256 MiB) */
+
+typedef struct {
+    size_t total_floats;  /* parameters + buffers so far */
+    size_t sample_floats; /* activations + scratch per image so far */
+    size_t max_floats;    /* what the model file can hold (model_load), else MODEL_MAX_PARAMS */
+    const char *file;     /* the model file, for the truncation message (may be NULL) */
+} SpecBudget;
+
+/* Account for the layer just appended; -1 with "origin:line: ..." when a
+ * bound is passed. The order keeps every product in range: shapes are
+ * bounded before anything multiplies them. */
+static int check_budget(SpecBudget *b, const Model *m, const char *origin) {
+    const Layer *l = &m->layers[m->n_layers - 1];
+    const char *keyword = l->kind->name;
+    const int lineno = l->line;
+    if (b->sample_floats == 0) b->sample_floats = shape_size(m->input_shape);
+    size_t out_floats = shape_size(l->out);
+    if (out_floats > SPEC_MAX_SAMPLE_FLOATS)
+        return dg_set_error("%s:%d: %s: output %dx%dx%d is more than %llu floats per image", origin, lineno,
+                            keyword, l->out.c, l->out.h, l->out.w, SPEC_MAX_SAMPLE_FLOATS);
+    b->sample_floats += 2 * out_floats + l->n_scratch + l->n_scratch_fixed;
+    b->total_floats += l->n_param + l->n_buffer;
+    if (b->sample_floats > SPEC_MAX_SAMPLE_FLOATS || l->n_workspace > SPEC_MAX_WORKSPACE)
+        return dg_set_error("%s:%d: %s: the network needs more than %llu floats of activations per image", origin,
+                            lineno, keyword, SPEC_MAX_SAMPLE_FLOATS);
+    if (b->total_floats > MODEL_MAX_PARAMS)
+        return dg_set_error("%s:%d: %s: the network has more than %llu parameters", origin, lineno, keyword,
+                            (unsigned long long)MODEL_MAX_PARAMS);
+    if (b->total_floats > b->max_floats) /* model_load: the file cannot hold the weights the spec asks for */
+        return dg_set_error("%s: truncated or corrupted model file: its spec needs at least %zu floats of "
+                            "weights (line %d), the file holds only %zu", b->file ? b->file : origin,
+                            b->total_floats, lineno, b->max_floats);
+    return 0;
+}
+
 /* Append a layer of `kind` reading inputs ids[0..n_in), configured from a,
  * and plan it. -1 with the error set (without "origin:line"). */
 static int append_layer(Model *m, const LayerKind *kind, LayerType type, int lineno,
@@ -189,6 +231,12 @@ static int append_layer(Model *m, const LayerKind *kind, LayerType type, int lin
 }
 
 int model_build(Model *m, const char *spec_text, const char *origin) {
+    return model_build_limited(m, spec_text, origin, MODEL_MAX_PARAMS, NULL);
+}
+
+int model_build_limited(Model *m, const char *spec_text, const char *origin, size_t max_floats,
+                        const char *file) {
+    SpecBudget budget = {0, 0, max_floats, file};
     memset(m, 0, sizeof *m);
     m->spec_text = strdup(spec_text);
     DG_ASSERT(m->spec_text);
@@ -302,6 +350,7 @@ int model_build(Model *m, const char *spec_text, const char *origin) {
                 line_error(origin, stn_line, NULL);
                 goto fail;
             }
+            if (check_budget(&budget, m, origin) < 0) goto fail;
             stn_open = 0;
             prev = m->n_layers - 1;
             last_line = lineno;
@@ -319,6 +368,7 @@ int model_build(Model *m, const char *spec_text, const char *origin) {
             line_error(origin, lineno, NULL);
             goto fail;
         }
+        if (check_budget(&budget, m, origin) < 0) goto fail;
         prev = m->n_layers - 1;
         seen_layer = 1;
         last_line = lineno;

@@ -118,3 +118,8 @@ void optim_step(Optimizer *o, float *params, const float *grads, float lr) {
     }
     o->step++;
 }
+
+float *optim_state(Optimizer *o, size_t *count) {
+    *count = 2 * o->n;
+    return o->m;
+}

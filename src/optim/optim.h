@@ -39,6 +39,9 @@ void optim_free(Optimizer *o);
 void optim_step(Optimizer *o, float *params, const float *grads, float lr);
 int optim_parse(const char *name, OptimType *type); /* "sgd" | "adam" | "nadam" | "adamw"; -1 otherwise */
 const char *optim_name(OptimType type);
+/* Checkpoints: the optimiser's whole state besides `step` is this block of
+ * *count floats (momentum buffer, Adam moments). */
+float *optim_state(Optimizer *o, size_t *count);
 
 typedef enum {
     SCHED_CONSTANT, /* lr */

@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include "core/util.h"
 #include "eval/metrics.h"
 #include "ops/ops.h"
+#include "train/resume.h"
 
 void train_config_defaults(TrainConfig *c) {
     memset(c, 0, sizeof *c);
@@ -60,6 +62,24 @@ static void progress(int tty, int epoch, int epochs, int done, int total, double
     fflush(stderr);
 }
 
+/* ==== stop requests ======================================================== */
+
+static volatile sig_atomic_t stop_signal;
+
+void train_request_stop(int signo) { stop_signal = signo ? signo : -1; }
+int train_stop_requested(void) { return stop_signal; }
+void train_clear_stop(void) { stop_signal = 0; }
+
+/* ==== the loop ============================================================= */
+
+/* Writes a checkpoint if the run keeps them; 0 otherwise. */
+static int maybe_checkpoint(const TrainConfig *cfg, const Model *m, Optimizer *opt, const Schedule *sched,
+                            const TrainState *st, TrainResult *res) {
+    if (!cfg->checkpoint_dir) return 0;
+    return checkpoint_save(cfg->checkpoint_dir, m, opt, sched, st, cfg, res->checkpoint,
+                           sizeof res->checkpoint);
+}
+
 int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainConfig *cfg, TrainResult *res) {
     DG_ASSERT(train->labels && train->n > 0);
     memset(res, 0, sizeof *res);
@@ -79,34 +99,48 @@ int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainCon
     if (cfg->gamma > 0) sched.gamma = cfg->gamma;
     if (cfg->step_size > 0) sched.step_size = cfg->step_size;
 
-    Rng shuffle_rng;
-    rng_seed(&shuffle_rng, cfg->seed, "shuffle");
-    int *order = dg_xmalloc((size_t)train->n * sizeof(int));
+    /* everything carried from step to step, saved in checkpoints (resume.h) */
+    TrainState st;
+    train_state_init(&st, m, train->n, cfg->seed);
+    if (cfg->checkpoint_dir || cfg->resume) st.data_hash = train_data_hash(train, have_val ? val : NULL);
+    if (cfg->resume && checkpoint_restore(cfg->resume, m, &opt, &sched, &st, cfg) < 0) {
+        train_state_free(&st);
+        optim_free(&opt);
+        return -1;
+    }
+    int *order = st.order;
     uint8_t *batch_px = dg_xmalloc((size_t)B * img);
     uint8_t *batch_y = dg_xmalloc((size_t)B);
     float *probs = dg_xmalloc((size_t)B * MODEL_NUM_CLASSES * sizeof(float));
-    /* best weights (params + BN buffers) for early stopping */
-    float *best_params = dg_xmalloc((m->n_param + m->n_buffer + 1) * sizeof(float));
-    double best_val_loss = INFINITY;
-    int since_best = 0, rc = 0, tty = isatty(fileno(stderr)) && !cfg->quiet;
+    int rc = 0, tty = isatty(fileno(stderr)) && !cfg->quiet;
 
     FILE *log = NULL;
     if (cfg->log_path) {
-        log = fopen(cfg->log_path, "w");
+        /* a resumed run keeps the rows of the epochs it does not redo */
+        if (cfg->resume && checkpoint_trim_log(cfg->log_path, st.epoch) < 0)
+            fprintf(stderr, "warning: %s; starting the log afresh\n", dg_errmsg());
+        log = fopen(cfg->log_path, cfg->resume ? "a" : "w");
         if (!log) fprintf(stderr, "warning: cannot write log %s; continuing without it\n", cfg->log_path);
-        else fprintf(log, "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n");
+        else if (ftell(log) == 0) fprintf(log, "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n");
     }
     Layer *last = &m->layers[m->n_layers - 1];
-    long step = 0;
-    int epoch;
-    for (epoch = 0; epoch < cfg->epochs; epoch++) {
-        for (int i = 0; i < train->n; i++) order[i] = i;
-        rng_shuffle(&shuffle_rng, order, train->n);
-        double t0 = now_seconds(), loss_sum = 0;
-        long correct = 0, seen = 0;
-        float lr = sched_lr(&sched, step, epoch);
-        for (int b = 0; b < steps_per_epoch; b++) {
-            if (cfg->max_steps && step >= cfg->max_steps) break;
+    while (!st.finished && !res->interrupted) {
+        const int epoch = st.epoch;
+        if (epoch >= cfg->epochs) {
+            st.finished = 1;
+            break;
+        }
+        if (st.batch == 0) { /* a new epoch (a resumed one has its order already) */
+            for (int i = 0; i < train->n; i++) order[i] = i;
+            rng_shuffle(&st.shuffle, order, train->n);
+            st.loss_sum = 0;
+            st.correct = st.seen = 0;
+            st.epoch_seconds = 0;
+        }
+        double t0 = now_seconds() - st.epoch_seconds;
+        float lr = sched_lr(&sched, st.step, epoch);
+        for (int b = st.batch; b < steps_per_epoch; b++) {
+            if (cfg->max_steps && st.step >= cfg->max_steps) break;
             int start = b * B, n = train->n - start < B ? train->n - start : B;
             for (int i = 0; i < n; i++) {
                 memcpy(batch_px + (size_t)i * img, train->pixels + (size_t)order[start + i] * img, img);
@@ -120,27 +154,41 @@ int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainCon
             softmax_xent_backward(last->dy, probs, batch_y, n, MODEL_NUM_CLASSES);
             model_zero_grad(m);
             model_backward(m, last->dy, n);
-            lr = sched_lr(&sched, step, epoch);
+            lr = sched_lr(&sched, st.step, epoch);
             optim_step(&opt, m->params, m->grads, lr);
-            step++;
-            loss_sum += (double)loss * n;
-            seen += n;
+            st.step++;
+            st.loss_sum += (double)loss * n;
+            st.seen += n;
             for (int i = 0; i < n; i++) {
                 const float *row = probs + (size_t)i * MODEL_NUM_CLASSES;
                 int best = 0;
                 for (int k = 1; k < MODEL_NUM_CLASSES; k++)
                     if (row[k] > row[best]) best = k;
-                correct += best == batch_y[i];
+                st.correct += best == batch_y[i];
             }
             if (tty && (b % 20 == 0 || b == steps_per_epoch - 1))
                 progress(tty, epoch + 1, cfg->epochs, b + 1, steps_per_epoch, now_seconds() - t0,
-                         loss_sum / seen, (double)correct / seen);
+                         st.loss_sum / st.seen, (double)st.correct / st.seen);
+            if (cfg->on_step) cfg->on_step(cfg->on_step_ctx, st.step);
+            /* stop requested: after this step, unless the epoch is done anyway
+             * (then its end, validation and checkpoint come first) */
+            if (stop_signal && b + 1 < steps_per_epoch && !(cfg->max_steps && st.step >= cfg->max_steps)) {
+                st.batch = b + 1;
+                st.epoch_seconds = now_seconds() - t0;
+                res->interrupted = stop_signal;
+                break;
+            }
+        }
+        if (res->interrupted) {
+            if (tty) fprintf(stderr, "\r\033[K");
+            if (maybe_checkpoint(cfg, m, &opt, &sched, &st, res) < 0) rc = -1;
+            break;
         }
         double secs = now_seconds() - t0;
-        res->seconds += secs;
-        res->epochs_run = epoch + 1;
-        res->train_loss = seen ? loss_sum / seen : 0;
-        res->train_acc = seen ? (double)correct / seen : 0;
+        st.res.seconds += secs;
+        st.res.epochs_run = epoch + 1;
+        st.res.train_loss = st.seen ? st.loss_sum / st.seen : 0;
+        st.res.train_acc = st.seen ? (double)st.correct / st.seen : 0;
         if (tty) fprintf(stderr, "\r\033[K");
 
         double val_loss = NAN, val_acc = NAN;
@@ -149,57 +197,67 @@ int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainCon
             sched_epoch_end(&sched, (float)val_loss);
         }
         if (!cfg->quiet) {
-            printf("epoch %3d/%d  train loss %.4f acc %.4f", epoch + 1, cfg->epochs, res->train_loss, res->train_acc);
+            printf("epoch %3d/%d  train loss %.4f acc %.4f", epoch + 1, cfg->epochs, st.res.train_loss, st.res.train_acc);
             if (have_val) printf("  val loss %.4f acc %.4f", val_loss, val_acc);
-            printf("  lr %.3g  %.1fs (%.0f img/s)\n", lr, secs, seen / secs);
+            printf("  lr %.3g  %.1fs (%.0f img/s)\n", lr, secs, st.seen / secs);
             fflush(stdout);
         }
         if (log) {
-            fprintf(log, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch + 1, res->train_loss, res->train_acc,
+            fprintf(log, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch + 1, st.res.train_loss, st.res.train_acc,
                     val_loss, val_acc, lr, secs);
             fflush(log);
         }
-        if (have_val && val_loss < best_val_loss) {
-            best_val_loss = val_loss;
-            res->best_epoch = epoch + 1;
-            res->best_val_loss = val_loss;
-            res->best_val_acc = val_acc;
-            since_best = 0;
-            memcpy(best_params, m->params, m->n_param * sizeof(float));
-            memcpy(best_params + m->n_param, m->buffers, m->n_buffer * sizeof(float));
+        if (have_val && val_loss < st.best_val_loss) {
+            st.best_val_loss = val_loss;
+            st.res.best_epoch = epoch + 1;
+            st.res.best_val_loss = val_loss;
+            st.res.best_val_acc = val_acc;
+            st.since_best = 0;
+            memcpy(st.best, m->params, m->n_param * sizeof(float));
+            memcpy(st.best + m->n_param, m->buffers, m->n_buffer * sizeof(float));
             if (cfg->out_path && model_save(m, cfg->out_path) < 0) {
                 rc = -1;
                 break;
             }
         } else if (have_val) {
-            since_best++;
+            st.since_best++;
         }
-        if (cfg->max_steps && step >= cfg->max_steps) {
-            epoch++;
-            break;
-        }
-        if (have_val && cfg->patience > 0 && since_best >= cfg->patience) {
+        st.epoch = epoch + 1;
+        st.batch = 0;
+        if (st.epoch >= cfg->epochs || (cfg->max_steps && st.step >= cfg->max_steps)) st.finished = 1;
+        if (have_val && cfg->patience > 0 && st.since_best >= cfg->patience) {
             if (!cfg->quiet)
                 printf("early stopping: val loss has not improved for %d epochs; restoring epoch %d\n",
-                       cfg->patience, res->best_epoch);
-            epoch++;
+                       cfg->patience, st.res.best_epoch);
+            st.finished = 1;
+        }
+        if (maybe_checkpoint(cfg, m, &opt, &sched, &st, res) < 0) {
+            rc = -1;
             break;
         }
+        if (stop_signal && !st.finished) res->interrupted = stop_signal;
     }
-    res->steps = step;
+    /* res->checkpoint and res->interrupted were set along the way */
+    char checkpoint[sizeof res->checkpoint];
+    memcpy(checkpoint, res->checkpoint, sizeof checkpoint);
+    int interrupted = res->interrupted;
+    *res = st.res;
+    memcpy(res->checkpoint, checkpoint, sizeof checkpoint);
+    res->interrupted = interrupted;
+    res->stop_epoch = st.epoch + 1;
+    res->steps = st.step;
     if (have_val && res->best_epoch > 0) {
         /* end with the best weights, like Keras' restore_best_weights */
-        memcpy(m->params, best_params, m->n_param * sizeof(float));
-        memcpy(m->buffers, best_params + m->n_param, m->n_buffer * sizeof(float));
+        memcpy(m->params, st.best, m->n_param * sizeof(float));
+        memcpy(m->buffers, st.best + m->n_param, m->n_buffer * sizeof(float));
     } else if (rc == 0 && cfg->out_path && model_save(m, cfg->out_path) < 0) {
         rc = -1;
     }
     if (log) fclose(log);
-    free(order);
     free(batch_px);
     free(batch_y);
     free(probs);
-    free(best_params);
+    train_state_free(&st);
     optim_free(&opt);
     return rc;
 }

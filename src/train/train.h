@@ -4,7 +4,11 @@
  * (atomically) as training goes, and a CSV log.
  * Augmentation (cfg.augment) is applied to each batch's uint8 pixels before
  * normalisation (data/augment.h).
- * Leaves out: resume (reliability issue). */
+ * Checkpoints and resume (resume.h): with checkpoint_dir set, the whole
+ * state is written at every epoch end and when a stop is requested
+ * (train_request_stop, from a SIGINT/SIGTERM handler); with resume set the
+ * run continues from a checkpoint and ends bit-identical to the run that
+ * was never stopped. */
 #ifndef DG_TRAIN_H
 #define DG_TRAIN_H
 
@@ -34,6 +38,11 @@ typedef struct {
     long max_steps;       /* stop after this many steps (0 = no limit); for tests */
     int quiet;            /* no per-epoch lines */
     const AugmentConfig *augment; /* per-batch augmentation (NULL = none) */
+    const char *checkpoint_dir;      /* checkpoints written here (may be NULL) */
+    const struct Checkpoint *resume; /* continue this run (checkpoint_open; may be NULL) */
+    const char *run_json;            /* caller's settings, stored in checkpoints (may be NULL) */
+    void (*on_step)(void *ctx, long step); /* called after every step (may be NULL) */
+    void *on_step_ctx;
 } TrainConfig;
 
 typedef struct {
@@ -43,14 +52,29 @@ typedef struct {
     double train_loss, train_acc; /* last epoch */
     double seconds;        /* training time, excluding validation */
     long steps;
+    int interrupted;       /* the signal that stopped the run early (train_request_stop), or 0 */
+    int stop_epoch;        /* interrupted: 1-based epoch it stopped in (or before) */
+    char checkpoint[4200]; /* the last checkpoint written ("" if none) */
 } TrainResult;
+
+struct Checkpoint;
 
 void train_config_defaults(TrainConfig *c);
 /* JSON text of the configuration (stored in the model file). Owned by caller. */
 char *train_config_json(const TrainConfig *c, const char *model_name, int n_train, int n_val);
 /* Train m (already built and initialised; normalisation set) on train,
- * validating on val (may be NULL or empty). Returns 0, or -1 if saving failed. */
+ * validating on val (may be NULL or empty). Returns 0 (also when stopped
+ * by train_request_stop: res->interrupted says so), or -1 if saving a
+ * model or checkpoint failed or a checkpoint does not fit. */
 int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainConfig *cfg,
               TrainResult *res);
+
+/* Ask a running train_run to stop after its current step (it writes a
+ * checkpoint when checkpoint_dir is set). Async-signal-safe: meant for a
+ * SIGINT/SIGTERM handler; signo is reported in res->interrupted. */
+void train_request_stop(int signo);
+/* The pending request's signal (0 if none), and clearing it. */
+int train_stop_requested(void);
+void train_clear_stop(void);
 
 #endif

@@ -27,3 +27,22 @@ expect_error() {
 require_data() {
     [[ -f "$DATA/train-images-idx3-ubyte" ]] || fail "MNIST not found in $DATA (run tools/fetch_mnist.sh)"
 }
+
+# tensor_data FILE — the raw tensor bytes of a safetensors file (what follows
+# the 8-byte length and the JSON header): two models with equal tensor_data
+# have bit-identical weights, whatever their metadata says.
+tensor_data() {
+    local hlen
+    hlen=$(od -An -tu8 -N8 "$1" | tr -d ' ')
+    tail -c +$((hlen + 9)) "$1"
+}
+
+# wait_for FILE [SECONDS] — poll until FILE exists (default 60 s).
+wait_for() {
+    local i
+    for ((i = 0; i < ${2:-60} * 50; i++)); do
+        [[ -e "$1" ]] && return 0
+        sleep 0.02
+    done
+    fail "timed out waiting for $1"
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# make_corpus.sh — regenerates the seed corpora under fuzz/corpus/ (they are
+# committed; run this only to change them). Needs build/digits, MNIST in
+# data/mnist, gzip, and Debian's python3 with PIL (python3-pil) for the
+# PNG/JPEG seeds. Every seed is small (a few KB): fuzzers mutate small
+# inputs fastest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+D=build/digits
+PY=/usr/bin/python3
+C=fuzz/corpus
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+rm -rf "$C"
+mkdir -p "$C"/{idx,idx_gz,csv,spec,model,image}
+
+# ---- IDX: two MNIST test images and their labels, raw and gzipped, and broken variants
+"$D" convert --in data/mnist --split test --limit 2 --out "$T/idx" >/dev/null
+cp "$T/idx/t10k-images-idx3-ubyte" "$C/idx/images-2"
+cp "$T/idx/t10k-labels-idx1-ubyte" "$C/idx/labels-2"
+gzip -9 -n -c "$C/idx/images-2" > "$C/idx/images-2.gz"
+gzip -9 -n -c "$C/idx/labels-2" > "$C/idx/labels-2.gz"
+head -c 10 "$C/idx/images-2" > "$C/idx/images-trunc-header"
+head -c 900 "$C/idx/images-2" > "$C/idx/images-trunc-body"
+{ cat "$C/idx/labels-2"; printf '\x03'; } > "$C/idx/labels-trailing"
+printf '\x00\x00\x08\x03\x00\x98\x96\x80\x00\x00\x00\x1c\x00\x00\x00\x1c' > "$C/idx/images-huge-claim"
+gzip -9 -n -c "$C/idx/images-huge-claim" > "$C/idx/images-huge-claim.gz"
+head -c 40 "$C/idx/images-2.gz" > "$C/idx/images-cut.gz"
+# a 4x4 one: small enough for the fuzzer to reshape
+{ printf '\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00\x00\x04\x00\x00\x00\x04'; head -c 32 /dev/zero | tr '\0' '\200'; } > "$C/idx/images-4x4"
+# idx_gz: the decompressed content, after one byte of compression level
+for f in images-2 labels-2 images-4x4 images-huge-claim labels-trailing; do
+    { printf '\x06'; cat "$C/idx/$f"; } > "$C/idx_gz/$f"
+done
+{ printf '\x00'; cat "$C/idx/images-4x4"; } > "$C/idx_gz/images-4x4-stored"
+
+# ---- CSV: Kaggle layouts, 28x28 (one row) and 2x2, CRLF, BOM, broken rows
+"$D" convert --in data/mnist --split test --limit 1 --out "$T/one.csv" >/dev/null
+cp "$T/one.csv" "$C/csv/train-28x28.csv"
+"$D" convert --in data/mnist --split test --limit 1 --drop-labels --out "$T/one-test.csv" >/dev/null
+cp "$T/one-test.csv" "$C/csv/test-28x28.csv"
+printf 'label,pixel0,pixel1,pixel2,pixel3\n7,0,255,3,0\n1,10,20,30,40\n' > "$C/csv/train-2x2.csv"
+printf 'pixel0,pixel1,pixel2,pixel3\r\n0,255,3,0\r\n1,2,3,4\r\n' > "$C/csv/test-2x2-crlf.csv"
+printf '\xef\xbb\xbflabel,pixel0\n3,128\n\n' > "$C/csv/bom-1x1.csv"
+printf 'label,pixel0,pixel1,pixel2,pixel3\n7,0,255,3\n' > "$C/csv/short-row.csv"
+printf 'label,pixel0,pixel1,pixel2,pixel3\n12,0,255,3,-1\n' > "$C/csv/out-of-range.csv"
+printf 'label,pixel0,pixel1,pixel2\n1,2,3,4\n' > "$C/csv/not-square.csv"
+
+# ---- specs: the zoo, and small variants using every layer kind and argument
+cp models/*.spec "$C/spec/"
+printf 'input 1x8x8\nconv2d out=4 kernel=3 stride=2 pad=1 bias=0\nbatchnorm eps=1e-3 momentum=0.2\nrelu\nmaxpool size=2 stride=1\ndropout2d p=0.1\nflatten\nlinear out=16\ntanh\ndropout p=0.3\nlinear out=10 bias=0\n' > "$C/spec/tiny-all.spec"
+printf 'input 3x5x7\navgpool size=1\nconv2d out=2 kernel=1\nflatten\nbatchnorm\nlinear out=10\n' > "$C/spec/pointwise.spec"
+printf '# comment only\n\ninput 1x28x28\nconv2d out=6 kernel=5 wobble=1\n' > "$C/spec/bad-arg.spec"
+
+# ---- model files: tiny networks on 4x4 / 6x6 images, trained one epoch on tiny CSVs
+mk_csv() { # mk_csv SIDE ROWS FILE
+    $PY - "$@" <<'PYEOF'
+import sys, random
+side, rows, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+random.seed(1)
+with open(path, "w") as f:
+    f.write("label," + ",".join("pixel%d" % i for i in range(side * side)) + "\n")
+    for r in range(rows):
+        f.write("%d," % (r % 10) + ",".join(str(random.randrange(256)) for _ in range(side * side)) + "\n")
+PYEOF
+}
+mk_csv 4 40 "$T/4.csv"
+mk_csv 6 40 "$T/6.csv"
+printf 'input 1x4x4\nflatten\nlinear out=10\n' > "$T/lin.spec"
+printf 'input 1x6x6\nconv2d out=2 kernel=3\nbatchnorm\nrelu\nmaxpool size=2\ndropout p=0.2\nflatten\nlinear out=10\n' > "$T/conv.spec"
+"$D" train --model "$T/lin.spec" --data "$T/4.csv" --epochs 1 --batch-size 8 --val-split 0 --test none --quiet --out "$C/model/linear-4x4.safetensors" >/dev/null
+"$D" train --model "$T/conv.spec" --data "$T/6.csv" --epochs 1 --batch-size 8 --val-split 0.2 --test none --quiet --out "$C/model/conv-bn-6x6.safetensors" >/dev/null
+if "$D" train --help | grep -q -- --checkpoint-dir; then
+    "$D" train --model "$T/conv.spec" --data "$T/6.csv" --epochs 1 --batch-size 8 --val-split 0.2 --test none --quiet \
+        --out "$T/m.safetensors" --checkpoint-dir "$T/ck" >/dev/null
+    cp "$T/ck/$(cat "$T/ck/latest")" "$C/model/checkpoint-6x6.safetensors"
+fi
+head -c 300 "$C/model/linear-4x4.safetensors" > "$C/model/truncated.safetensors"
+
+# ---- images: PNG in every colour type, JPEG, PGM binary/ASCII/16-bit
+$PY - "$C/image" <<'PYEOF'
+import sys, struct, zlib
+from PIL import Image
+out = sys.argv[1]
+w, h = 6, 5
+gray = bytes((x * 40 + y * 10) % 256 for y in range(h) for x in range(w))
+def png(path, ctype, depth, rows, palette=None, trns=None, interlace=0):
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    raw = b"".join(b"\x00" + r for r in rows)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, ctype, 0, 0, interlace))
+    if palette: data += chunk(b"PLTE", palette)
+    if trns is not None: data += chunk(b"tRNS", trns)
+    data += chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    open(path, "wb").write(data)
+rows8 = [gray[y * w:(y + 1) * w] for y in range(h)]
+png(out + "/gray8.png", 0, 8, rows8)
+png(out + "/gray16.png", 0, 16, [b"".join(bytes([v, v]) for v in r) for r in rows8])
+png(out + "/gray1.png", 0, 1, [bytes([0b10110100]) for _ in range(h)])
+png(out + "/rgb.png", 2, 8, [b"".join(bytes([v, 255 - v, v // 2]) for v in r) for r in rows8])
+png(out + "/rgba.png", 6, 8, [b"".join(bytes([v, v, v, 255 - v]) for v in r) for r in rows8])
+png(out + "/graya.png", 4, 8, [b"".join(bytes([v, v // 3]) for v in r) for r in rows8])
+png(out + "/palette-trns.png", 3, 8, [bytes(v % 3 for v in r) for r in rows8],
+    palette=bytes([0, 0, 0, 255, 255, 255, 128, 64, 32]), trns=bytes([255, 0]))
+png(out + "/interlaced.png", 0, 8, rows8, interlace=1)
+img = Image.frombytes("L", (w, h), gray)
+img.save(out + "/gray.jpg", quality=90)
+Image.merge("RGB", (img, img.transpose(Image.FLIP_LEFT_RIGHT), img)).save(out + "/color.jpg", quality=75)
+img.save(out + "/progressive.jpg", quality=80, progressive=True)
+open(out + "/binary.pgm", "wb").write(b"P5\n# a comment\n%d %d\n255\n" % (w, h) + gray)
+open(out + "/ascii.pgm", "wb").write(b"P2\n%d %d\n15\n" % (w, h) + b" ".join(str(v % 16).encode() for v in gray) + b"\n")
+open(out + "/sixteen.pgm", "wb").write(b"P5 %d %d 1000\n" % (w, h) + b"".join(struct.pack(">H", v * 3) for v in gray))
+PYEOF
+head -c 60 "$C/image/gray8.png" > "$C/image/truncated.png"
+head -c 200 "$C/image/gray.jpg" > "$C/image/truncated.jpg"
+du -sh "$C"/* | sed 's/^/corpus: /'

@@ -1,0 +1,542 @@
+/* test_resume.c — checkpoints and resume (src/train/resume.c), stop
+ * requests, and the durability of every save:
+ *   - a run stopped at any step (first step, mid-epoch, last step of an
+ *     epoch, epoch boundary, twice in a row) and resumed ends with weights
+ *     bit-identical to the run never stopped, for Adam + plateau + early
+ *     stopping, SGD/Nesterov + onecycle + weight decay, and no validation +
+ *     cosine; with dropout and batch norm in the network, 1 and 2 threads;
+ *   - a damaged or missing `latest`, a truncated newest checkpoint: the
+ *     previous one is used, with a warning; other data is refused;
+ *   - SIGKILL at random moments of a loop of saves (model files and
+ *     checkpoints) never leaves an unloadable file;
+ *   - a write failing with EFBIG (RLIMIT_FSIZE, as on a full disk) names the
+ *     file and leaves the previous one intact.
+ */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "digits.h"
+#include "testutil.h"
+
+static char tmpdir[256];
+
+static const char *tmp_path(const char *name) {
+    static char buf[8][512];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
+    return buf[k];
+}
+
+static int setup(void **state) {
+    /* tmpfs when there is one: the many fsyncs of checkpoint saves are free
+     * there (SIGKILL safety depends on rename, not on fsync) */
+    struct stat sb;
+    const char *base = stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) && access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    snprintf(tmpdir, sizeof tmpdir, "%s/digits-resume-XXXXXX", base);
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd);
+}
+
+static void rm_rf(const char *path) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* ==== a small learnable problem ============================================ */
+
+/* dropout and batch norm: both carry state a resume must restore */
+static const char *SPEC = "input 1x12x12\n"
+                          "conv2d out=4 kernel=3\n"
+                          "batchnorm\n"
+                          "relu\n"
+                          "maxpool size=2\n"
+                          "dropout2d p=0.2\n"
+                          "flatten\n"
+                          "linear out=24\n"
+                          "relu\n"
+                          "dropout p=0.3\n"
+                          "linear out=10\n";
+
+static Dataset train_set, val_set;
+
+/* label = brightness band of the image, plus noise: learnable, not trivial */
+static void make_data(Dataset *ds, int n, uint64_t seed) {
+    Rng r;
+    rng_seed(&r, seed, "data");
+    ds->n = n;
+    ds->rows = ds->cols = 12;
+    ds->pixels = malloc((size_t)n * 144);
+    ds->labels = malloc((size_t)n);
+    for (int i = 0; i < n; i++) {
+        int label = (int)rng_below(&r, 10);
+        ds->labels[i] = (uint8_t)label;
+        for (int k = 0; k < 144; k++) {
+            int v = label * 22 + (int)rng_below(&r, 60);
+            ds->pixels[(size_t)i * 144 + k] = (uint8_t)(v > 255 ? 255 : v);
+        }
+    }
+}
+
+static int group_setup(void **state) {
+    if (setup(state)) return -1;
+    make_data(&train_set, 150, 1); /* 150 / 16 = 10 batches, the last one short */
+    make_data(&val_set, 40, 2);
+    return 0;
+}
+
+static int group_teardown(void **state) {
+    dataset_free(&train_set);
+    dataset_free(&val_set);
+    return teardown(state);
+}
+
+typedef struct {
+    const char *name;
+    OptimType optim;
+    SchedType sched;
+    int patience, nesterov, with_val, epochs;
+    float lr, wd;
+} Case;
+
+static const Case cases[] = {
+    {"adam+plateau+early-stop", OPTIM_ADAM, SCHED_PLATEAU, 2, 0, 1, 4, 0.01f, 0},
+    {"sgd-nesterov+onecycle+wd", OPTIM_SGD, SCHED_ONECYCLE, 0, 1, 1, 3, 0.05f, 1e-3f},
+    {"adam+cosine, no validation", OPTIM_ADAM, SCHED_COSINE, 0, 0, 0, 3, 0.005f, 0},
+};
+
+static void case_config(TrainConfig *cfg, const Case *c, int threads) {
+    train_config_defaults(cfg);
+    cfg->epochs = c->epochs;
+    cfg->batch_size = 16;
+    cfg->lr = c->lr;
+    cfg->optim = c->optim;
+    cfg->nesterov = c->nesterov;
+    cfg->weight_decay = c->wd;
+    cfg->schedule = c->sched;
+    cfg->patience = c->patience;
+    cfg->seed = 7;
+    cfg->threads = threads;
+    cfg->quiet = 1;
+}
+
+static void new_model(Model *m) {
+    assert_int_equal(model_build(m, SPEC, "resume.spec"), 0);
+    model_init_params(m, 7);
+    dataset_mean_std(&train_set, &m->norm_mean, &m->norm_std);
+}
+
+static void stop_at_step(void *ctx, long step) {
+    if (step == *(const long *)ctx) train_request_stop(SIGINT);
+}
+
+/* A fresh run (stop_at = 0: never stopped), checkpoints in dir (may be NULL). */
+static int fresh_run(const Case *c, int threads, const char *dir, long stop_at, Model *m, TrainResult *res) {
+    TrainConfig cfg;
+    case_config(&cfg, c, threads);
+    cfg.checkpoint_dir = dir;
+    cfg.on_step = stop_at ? stop_at_step : NULL;
+    cfg.on_step_ctx = &stop_at;
+    new_model(m);
+    train_clear_stop();
+    int rc = train_run(m, &train_set, c->with_val ? &val_set : NULL, &cfg, res);
+    train_clear_stop();
+    return rc;
+}
+
+/* Continue from dir, stopping again at stop_at (0: run to the end). */
+static int resumed_run(const char *dir, long stop_at, int with_val, Model *m, TrainResult *res) {
+    Checkpoint ck;
+    if (checkpoint_open(dir, &ck, m) < 0) {
+        print_message("checkpoint_open: %s\n", dg_errmsg());
+        return -1;
+    }
+    TrainConfig cfg = ck.cfg;
+    cfg.quiet = 1;
+    cfg.resume = &ck;
+    cfg.checkpoint_dir = dir;
+    cfg.on_step = stop_at ? stop_at_step : NULL;
+    cfg.on_step_ctx = &stop_at;
+    train_clear_stop();
+    int rc = train_run(m, &train_set, with_val ? &val_set : NULL, &cfg, res);
+    train_clear_stop();
+    if (rc < 0) print_message("train_run: %s\n", dg_errmsg());
+    checkpoint_close(&ck);
+    return rc;
+}
+
+static void assert_same_weights(const Model *a, const Model *b) {
+    assert_int_equal(a->n_param, b->n_param);
+    assert_memory_equal(a->params, b->params, a->n_param * sizeof(float));
+    assert_memory_equal(a->buffers, b->buffers, a->n_buffer * sizeof(float));
+}
+
+/* ==== bit-identical resume ================================================== */
+
+static void test_resume_identical(void **state) {
+    const int spe = 10; /* steps per epoch */
+    for (int threads = 1; threads <= 2; threads++) {
+        for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+            const Case *c = &cases[ci];
+            Model ref;
+            TrainResult ref_res;
+            assert_int_equal(fresh_run(c, threads, NULL, 0, &ref, &ref_res), 0);
+            assert_int_equal(ref_res.interrupted, 0);
+            long total = ref_res.steps;
+            /* stop points: first step, mid-epoch, the last step of an epoch
+             * (the stop then waits for the epoch end), an epoch boundary
+             * plus one, and the very last step */
+            long points[][2] = {{1, 0}, {4, 0}, {spe - 1, 0}, {spe, 0}, {spe + 1, 0}, {total - 1, 0},
+                                {3, 2 * spe + 5} /* stopped twice */};
+            for (size_t pi = 0; pi < sizeof points / sizeof *points; pi++) {
+                long first = points[pi][0], second = points[pi][1];
+                if (first < 1 || first >= total || second >= total) continue;
+                const char *dir = tmp_path("ck-identical");
+                rm_rf(dir);
+                Model m;
+                TrainResult res;
+                assert_int_equal(fresh_run(c, threads, dir, first, &m, &res), 0);
+                /* stopped at the requested step, or at the end of its epoch
+                 * when that was the epoch's last step */
+                assert_int_equal(res.interrupted, SIGINT);
+                assert_true(res.steps == first || (first % spe == spe - 1 && res.steps == first + 1) ||
+                            (first % spe == 0 && res.steps == first));
+                assert_true(res.checkpoint[0] != '\0');
+                model_free(&m);
+                if (second) {
+                    assert_int_equal(resumed_run(dir, second, c->with_val, &m, &res), 0);
+                    assert_int_equal(res.interrupted, SIGINT);
+                    model_free(&m);
+                }
+                assert_int_equal(resumed_run(dir, 0, c->with_val, &m, &res), 0);
+                char at[64];
+                snprintf(at, sizeof at, second ? "%ld and %ld" : "%ld", first, second);
+                print_message("%-28s threads=%d stopped at step %-9s: %s\n", c->name, threads, at,
+                              memcmp(m.params, ref.params, m.n_param * 4) == 0 ? "identical" : "DIFFERENT");
+                assert_int_equal(res.interrupted, 0);
+                assert_int_equal(res.steps, ref_res.steps);
+                assert_int_equal(res.epochs_run, ref_res.epochs_run);
+                assert_int_equal(res.best_epoch, ref_res.best_epoch);
+                assert_memory_equal(&res.best_val_loss, &ref_res.best_val_loss, sizeof(double));
+                assert_memory_equal(&res.train_loss, &ref_res.train_loss, sizeof(double));
+                assert_same_weights(&m, &ref);
+                model_free(&m);
+            }
+            model_free(&ref);
+        }
+    }
+}
+
+/* The early-stopping case really stops early, so its state is exercised. */
+static void test_early_stop_state_matters(void **state) {
+    Model m;
+    TrainResult res;
+    Case c = cases[0];
+    c.epochs = 12;
+    c.lr = 0.2f; /* too high: validation loss soon stops improving */
+    assert_int_equal(fresh_run(&c, 1, NULL, 0, &m, &res), 0);
+    print_message("early stop after %d of %d epochs, best %d\n", res.epochs_run, c.epochs, res.best_epoch);
+    assert_true(res.epochs_run < c.epochs);
+    Model ref = m;
+    /* stop in the epoch after the best one, resume: same weights (the
+     * best epoch's) and the same early stop */
+    const char *dir = tmp_path("ck-early");
+    long stop = (long)res.best_epoch * 10 + 3;
+    Model a;
+    TrainResult ra;
+    assert_int_equal(fresh_run(&c, 1, dir, stop, &a, &ra), 0);
+    assert_int_equal(ra.interrupted, SIGINT);
+    model_free(&a);
+    assert_int_equal(resumed_run(dir, 0, 1, &a, &ra), 0);
+    assert_int_equal(ra.epochs_run, res.epochs_run);
+    assert_int_equal(ra.best_epoch, res.best_epoch);
+    assert_same_weights(&a, &ref);
+    /* resuming a finished run: nothing more to train, same result */
+    Model b;
+    TrainResult rb;
+    assert_int_equal(resumed_run(dir, 0, 1, &b, &rb), 0);
+    assert_int_equal(rb.steps, res.steps);
+    assert_same_weights(&b, &ref);
+    model_free(&a);
+    model_free(&b);
+    model_free(&ref);
+}
+
+/* ==== damaged folders ======================================================== */
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void read_line(const char *path, char *buf, size_t len) {
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(buf, (int)len, f));
+    buf[strcspn(buf, "\n")] = '\0';
+    fclose(f);
+}
+
+static void test_damaged_checkpoints(void **state) {
+    const Case *c = &cases[0];
+    const char *dir = tmp_path("ck-damaged");
+    char latest_path[512], newest[256], file[600];
+    snprintf(latest_path, sizeof latest_path, "%s/latest", dir);
+    Model m, ref;
+    TrainResult res, ref_res;
+    assert_int_equal(fresh_run(c, 1, NULL, 0, &ref, &ref_res), 0);
+
+    /* stop at step 25 (epoch 3): checkpoints e002 (epoch end) and the stop one */
+    assert_int_equal(fresh_run(c, 1, dir, 25, &m, &res), 0);
+    model_free(&m);
+    read_line(latest_path, newest, sizeof newest);
+    assert_string_equal(newest, "ckpt-e002-s00000025.safetensors");
+
+    /* a `latest` naming garbage: the newest file is still found */
+    write_text(latest_path, "../../etc/passwd\n");
+    Checkpoint ck;
+    assert_int_equal(checkpoint_open(dir, &ck, &m), 0);
+    print_message("warning: %s\n", ck.warning);
+    assert_non_null(strstr(ck.path, newest));
+    assert_non_null(strstr(ck.warning, "resuming from ckpt-e002-s00000025.safetensors"));
+    checkpoint_close(&ck);
+    model_free(&m);
+
+    /* the newest checkpoint truncated (a disk that lied about fsync):
+     * the previous one is used, with a warning naming the bad file */
+    write_text(latest_path, "ckpt-e002-s00000025.safetensors\n");
+    snprintf(file, sizeof file, "%s/%s", dir, newest);
+    assert_int_equal(truncate(file, 5000), 0);
+    assert_int_equal(checkpoint_open(dir, &ck, &m), 0);
+    print_message("warning: %s\n", ck.warning);
+    assert_non_null(strstr(ck.warning, newest));
+    assert_non_null(strstr(ck.path, "ckpt-e002-s00000020.safetensors"));
+    checkpoint_close(&ck);
+    model_free(&m);
+    /* ... and the run resumed from it still ends identical */
+    unlink(file);
+    unlink(latest_path);
+    assert_int_equal(resumed_run(dir, 0, 1, &m, &res), 0);
+    assert_same_weights(&m, &ref);
+    model_free(&m);
+
+    /* nothing to resume from */
+    const char *empty = tmp_path("ck-empty");
+    mkdir(empty, 0755);
+    assert_int_equal(checkpoint_open(empty, &ck, &m), -1);
+    print_message("%s\n", dg_errmsg());
+    assert_non_null(strstr(dg_errmsg(), "no checkpoint to resume from"));
+    assert_int_equal(checkpoint_open(tmp_path("ck-absent"), &ck, &m), -1);
+    assert_non_null(strstr(dg_errmsg(), "ck-absent: cannot open"));
+
+    /* a model file is not a checkpoint */
+    const char *notck = tmp_path("ck-model");
+    mkdir(notck, 0755);
+    new_model(&m);
+    snprintf(file, sizeof file, "%s/ckpt-e001-s00000001.safetensors", notck);
+    assert_int_equal(model_save(&m, file), 0);
+    model_free(&m);
+    assert_int_equal(checkpoint_open(notck, &ck, &m), -1);
+    print_message("%s\n", dg_errmsg());
+    assert_non_null(strstr(dg_errmsg(), "not a checkpoint"));
+
+    /* other training data: refused, naming the checkpoint */
+    assert_int_equal(fresh_run(c, 1, dir, 5, &m, &res), 0);
+    model_free(&m);
+    assert_int_equal(checkpoint_open(dir, &ck, &m), 0);
+    TrainConfig cfg = ck.cfg;
+    cfg.quiet = 1;
+    cfg.resume = &ck;
+    train_set.pixels[100] ^= 1;
+    assert_int_equal(train_run(&m, &train_set, &val_set, &cfg, &res), -1);
+    train_set.pixels[100] ^= 1;
+    print_message("%s\n", dg_errmsg());
+    assert_non_null(strstr(dg_errmsg(), "trained on other data"));
+    /* another thread count: refused */
+    cfg.threads = 2;
+    assert_int_equal(train_run(&m, &train_set, &val_set, &cfg, &res), -1);
+    assert_non_null(strstr(dg_errmsg(), "threads"));
+    checkpoint_close(&ck);
+    model_free(&m);
+    model_free(&ref);
+}
+
+/* ==== SIGKILL during saves ===================================================== */
+
+/* Child: save forever, alternating two sets of weights (model file), or
+ * write checkpoints forever (checkpoint folder). */
+static void child_save_loop(int checkpoints, const char *path) {
+    Model m;
+    if (model_build_named(&m, "cnn-bn") < 0) _exit(3);
+    model_init_params(&m, 1);
+    model_set_batch(&m, 1, 0, 1);
+    Optimizer o;
+    optim_init(&o, OPTIM_ADAM, m.n_param);
+    Schedule s;
+    sched_init(&s, SCHED_CONSTANT, 1e-3f, 10);
+    TrainState st;
+    train_state_init(&st, &m, 1000, 1);
+    TrainConfig cfg;
+    train_config_defaults(&cfg);
+    for (long i = 0;; i++) {
+        m.params[0] = (float)(i & 1); /* file content alternates */
+        st.step = i;
+        int rc = checkpoints ? checkpoint_save(path, &m, &o, &s, &st, &cfg, NULL, 0) : model_save(&m, path);
+        if (rc < 0) _exit(4);
+    }
+}
+
+static void kill_loop(int checkpoints, const char *path, int rounds) {
+    int mid_save = 0;
+    srand(12345);
+    for (int r = 0; r < rounds; r++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) child_save_loop(checkpoints, path);
+        /* first round: let the first save complete; then kill at random */
+        struct timespec ts = {0, (r == 0 ? 300 : 20 + rand() % 60) * 1000000L};
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        /* evidence of a save cut short: a temp file left behind (removed
+         * here for the model file; the next checkpoint save prunes its own) */
+        char cmd[1200];
+        snprintf(cmd, sizeof cmd, "ls '%s' | grep -q '\\.tmp\\.'", checkpoints ? path : tmpdir);
+        mid_save += system(cmd) == 0;
+        if (!checkpoints) {
+            snprintf(cmd, sizeof cmd, "rm -f '%s'.tmp.*", path);
+            assert_int_equal(system(cmd), 0);
+        }
+        Model m;
+        if (checkpoints) {
+            Checkpoint ck;
+            int rc = checkpoint_open(path, &ck, &m);
+            if (rc < 0) print_message("round %d: %s\n", r, dg_errmsg());
+            assert_int_equal(rc, 0);
+            assert_string_equal(ck.warning, ""); /* `latest` always names a complete file */
+            checkpoint_close(&ck);
+        } else {
+            int rc = model_load(&m, path);
+            if (rc < 0) print_message("round %d: %s\n", r, dg_errmsg());
+            assert_int_equal(rc, 0);
+            assert_true(m.params[0] == 0.0f || m.params[0] == 1.0f);
+        }
+        model_free(&m);
+    }
+    print_message("%s: %d SIGKILLs, %d of them during a save; every time the file loaded\n",
+                  checkpoints ? "checkpoints" : "model file", rounds, mid_save);
+}
+
+static void test_sigkill_during_save(void **state) {
+    kill_loop(0, tmp_path("killed.safetensors"), 25);
+    const char *dir = tmp_path("ck-killed");
+    kill_loop(1, dir, 25);
+    rm_rf(dir);
+}
+
+/* ==== write failures (full disk) ================================================= */
+
+/* In a child limited to `limit` bytes per file (SIGXFSZ ignored: writes
+ * fail with EFBIG, as on a full disk), save over an existing file. */
+static void test_write_failure_keeps_previous(void **state) {
+    Model m;
+    assert_int_equal(model_build_named(&m, "cnn-bn"), 0); /* 3.3 MB file */
+    model_init_params(&m, 1);
+    const char *path = tmp_path("full.safetensors");
+    assert_int_equal(model_save(&m, path), 0);
+    const char *dir = tmp_path("ck-full");
+    Optimizer o;
+    optim_init(&o, OPTIM_ADAM, m.n_param);
+    Schedule s;
+    sched_init(&s, SCHED_CONSTANT, 1e-3f, 10);
+    TrainState st;
+    train_state_init(&st, &m, 100, 1);
+    TrainConfig cfg;
+    train_config_defaults(&cfg);
+    model_set_batch(&m, 1, 0, 1);
+    assert_int_equal(checkpoint_save(dir, &m, &o, &s, &st, &cfg, NULL, 0), 0);
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {1 << 20, 1 << 20};
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(10);
+        m.params[0] += 1.0f;
+        if (model_save(&m, path) != -1) _exit(11);
+        const char *msg = dg_errmsg();
+        fprintf(stderr, "model_save: %s\n", msg);
+        if (!strstr(msg, path) || !strstr(msg, "File too large") || strchr(msg, '\n')) _exit(12);
+        st.step = 1;
+        if (checkpoint_save(dir, &m, &o, &s, &st, &cfg, NULL, 0) != -1) _exit(13);
+        msg = dg_errmsg();
+        fprintf(stderr, "checkpoint_save: %s\n", msg);
+        if (!strstr(msg, "ck-full/ckpt-e000-s00000001.safetensors: write failed: File too large")) _exit(14);
+        _exit(0);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    /* the previous files are intact and nothing half-written is left */
+    Model back;
+    assert_int_equal(model_load(&back, path), 0);
+    assert_memory_equal(back.params, m.params, m.n_param * sizeof(float));
+    model_free(&back);
+    Checkpoint ck;
+    assert_int_equal(checkpoint_open(dir, &ck, &back), 0);
+    assert_non_null(strstr(ck.path, "ckpt-e000-s00000000.safetensors"));
+    assert_string_equal(ck.warning, "");
+    checkpoint_close(&ck);
+    model_free(&back);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "ls -R '%s' | grep -q '\\.tmp\\.'", tmpdir);
+    assert_int_not_equal(system(cmd), 0);
+    train_state_free(&st);
+    optim_free(&o);
+    model_free(&m);
+}
+
+/* ==== the CSV log is cut back to the checkpoint's epochs ============================= */
+
+static void test_trim_log(void **state) {
+    const char *log = tmp_path("log.csv");
+    write_text(log, "epoch,train_loss\n1,0.5\n2,0.4\n3,0.3\n");
+    assert_int_equal(checkpoint_trim_log(log, 2), 0);
+    FILE *f = fopen(log, "r");
+    char buf[256] = {0};
+    assert_int_equal(fread(buf, 1, sizeof buf - 1, f) > 0, 1);
+    fclose(f);
+    assert_string_equal(buf, "epoch,train_loss\n1,0.5\n2,0.4\n");
+    assert_int_equal(checkpoint_trim_log(tmp_path("no-log.csv"), 2), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_resume_identical),
+        cmocka_unit_test(test_early_stop_state_matters),
+        cmocka_unit_test(test_damaged_checkpoints),
+        cmocka_unit_test(test_sigkill_during_save),
+        cmocka_unit_test(test_write_failure_keeps_previous),
+        cmocka_unit_test(test_trim_log),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
