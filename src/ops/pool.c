@@ -12,6 +12,9 @@
 #include "ops/ops.h"
 
 #include <string.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 #include "core/check.h"
 
@@ -42,9 +45,45 @@ void maxpool_forward_ref(float *y, const float *x, int N, int C, int H, int W, i
 }
 
 /* 2x2 stride-2 windows, the common case: four loads and three compares
- * per output, branch-free so the q loop vectorises. */
+ * per output. The plain loop below vectorises only for rows of 16+ outputs
+ * and turns into data-dependent branches for the rest (14x14 and 7x7
+ * outputs: every conv net of the zoo), which mispredict on post-ReLU
+ * activations and made max pooling cost more than the convolutions of a
+ * small BN net; hence the AVX-512 version, one masked vector of up to 16
+ * outputs per step. Ties: the pairs (a,b) and (c,d) each keep their first
+ * maximum, then the bottom winner must be strictly greater: the first
+ * maximum in a,b,c,d order, as the scalar code and the reference. */
 static void maxpool_plane_2x2(float *restrict y, int32_t *restrict am, const float *restrict x,
                               int W, int P, int Q) {
+#ifdef __AVX512F__
+    /* even / odd floats of the 32 in (lo, hi): the left / right column of 16 windows */
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i lane2 = _mm512_slli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 1);
+    const __m512i one = _mm512_set1_epi32(1);
+    for (int p = 0; p < P; p++) {
+        const float *r0 = x + (size_t)(2 * p) * W, *r1 = r0 + W;
+        for (int q = 0; q < Q; q += 16) {
+            const int n = Q - q < 16 ? Q - q : 16; /* outputs this step: 2n inputs per row */
+            const __mmask16 mo = (__mmask16)((1u << n) - 1);
+            const __mmask16 mlo = (__mmask16)(2 * n >= 16 ? 0xFFFF : (1u << 2 * n) - 1);
+            const __mmask16 mhi = (__mmask16)(2 * n <= 16 ? 0 : (1u << (2 * n - 16)) - 1);
+            __m512 t0 = _mm512_maskz_loadu_ps(mlo, r0 + 2 * q), t1 = _mm512_maskz_loadu_ps(mhi, r0 + 2 * q + 16);
+            __m512 b0 = _mm512_maskz_loadu_ps(mlo, r1 + 2 * q), b1 = _mm512_maskz_loadu_ps(mhi, r1 + 2 * q + 16);
+            __m512 a = _mm512_permutex2var_ps(t0, even, t1), b = _mm512_permutex2var_ps(t0, odd, t1);
+            __m512 c = _mm512_permutex2var_ps(b0, even, b1), d = _mm512_permutex2var_ps(b0, odd, b1);
+            __mmask16 tb = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ), bb = _mm512_cmp_ps_mask(d, c, _CMP_GT_OQ);
+            __m512 top = _mm512_mask_blend_ps(tb, a, b), bot = _mm512_mask_blend_ps(bb, c, d);
+            __mmask16 w = _mm512_cmp_ps_mask(bot, top, _CMP_GT_OQ);
+            /* index in the input plane: 2p*W + 2(q+lane) (+1 right column) (+W bottom row) */
+            __m512i i0 = _mm512_add_epi32(_mm512_set1_epi32(2 * p * W + 2 * q), lane2);
+            __m512i it = _mm512_mask_add_epi32(i0, tb, i0, one);
+            __m512i ib = _mm512_add_epi32(_mm512_mask_add_epi32(i0, bb, i0, one), _mm512_set1_epi32(W));
+            _mm512_mask_storeu_ps(y + (size_t)p * Q + q, mo, _mm512_mask_blend_ps(w, top, bot));
+            _mm512_mask_storeu_epi32(am + (size_t)p * Q + q, mo, _mm512_mask_blend_epi32(w, it, ib));
+        }
+    }
+#else
     for (int p = 0; p < P; p++) {
         const float *restrict r0 = x + (size_t)(2 * p) * W;
         const float *restrict r1 = r0 + W;
@@ -63,6 +102,7 @@ static void maxpool_plane_2x2(float *restrict y, int32_t *restrict am, const flo
             ap[q] = i;
         }
     }
+#endif
 }
 
 static void maxpool_plane(float *restrict y, int32_t *restrict am, const float *restrict x, int W,
