@@ -58,6 +58,26 @@ static void progress(int tty, int epoch, int epochs, int done, int total, double
     fflush(stderr);
 }
 
+/* One monitor measurement (see TrainConfig.monitor): accuracy on the monitor
+ * set with the current weights, logged and printed, never fed back. Eval mode
+ * only reads the weights and BN running statistics and draws no random
+ * numbers, so the next training step is the same as without it; batch B
+ * keeps model_set_batch from reallocating the activations mid-training. */
+static void monitor_report(Model *m, const TrainConfig *cfg, FILE *log, int epoch, long step, double train_loss,
+                           double train_acc, double val_loss, double val_acc, float lr, double epoch_secs,
+                           double train_secs) {
+    double acc = model_predict_dataset(m, cfg->monitor, cfg->batch_size, NULL, NULL, NULL);
+    if (log) {
+        fprintf(log, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f,%ld,%.3f,%.6f\n", epoch, train_loss, train_acc, val_loss,
+                val_acc, lr, epoch_secs, step, train_secs, acc);
+        fflush(log);
+    }
+    if (!cfg->quiet) {
+        printf("  step %ld  monitor acc %.4f  after %.2fs of training\n", step, acc, train_secs);
+        fflush(stdout);
+    }
+}
+
 int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainConfig *cfg, TrainResult *res) {
     DG_ASSERT(train->labels && train->n > 0);
     memset(res, 0, sizeof *res);
@@ -92,15 +112,18 @@ int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainCon
     if (cfg->log_path) {
         log = fopen(cfg->log_path, "w");
         if (!log) fprintf(stderr, "warning: cannot write log %s; continuing without it\n", cfg->log_path);
-        else fprintf(log, "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n");
+        else fprintf(log, "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds%s\n",
+                     cfg->monitor ? ",step,train_seconds,monitor_acc" : "");
     }
     Layer *last = &m->layers[m->n_layers - 1];
     long step = 0;
     int epoch;
     for (epoch = 0; epoch < cfg->epochs; epoch++) {
+        /* the epoch's clock covers the shuffle too: it is data loading.
+         * paused: seconds of mid-epoch monitor passes, excluded */
+        double t0 = now_seconds(), paused = 0, loss_sum = 0;
         for (int i = 0; i < train->n; i++) order[i] = i;
         rng_shuffle(&shuffle_rng, order, train->n);
-        double t0 = now_seconds(), loss_sum = 0;
         long correct = 0, seen = 0;
         float lr = sched_lr(&sched, step, epoch);
         for (int b = 0; b < steps_per_epoch; b++) {
@@ -128,11 +151,19 @@ int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainCon
                     if (row[k] > row[best]) best = k;
                 correct += best == batch_y[i];
             }
+            if (cfg->monitor && cfg->monitor_every > 0 && step % cfg->monitor_every == 0 &&
+                b + 1 < steps_per_epoch && !(cfg->max_steps && step >= cfg->max_steps)) {
+                double t_pause = now_seconds(), secs = t_pause - t0 - paused;
+                if (tty) fprintf(stderr, "\r\033[K");
+                monitor_report(m, cfg, log, epoch + 1, step, loss_sum / seen, (double)correct / seen, NAN, NAN, lr,
+                               secs, res->seconds + secs);
+                paused += now_seconds() - t_pause;
+            }
             if (tty && (b % 20 == 0 || b == steps_per_epoch - 1))
-                progress(tty, epoch + 1, cfg->epochs, b + 1, steps_per_epoch, now_seconds() - t0,
+                progress(tty, epoch + 1, cfg->epochs, b + 1, steps_per_epoch, now_seconds() - t0 - paused,
                          loss_sum / seen, (double)correct / seen);
         }
-        double secs = now_seconds() - t0;
+        double secs = now_seconds() - t0 - paused;
         res->seconds += secs;
         res->epochs_run = epoch + 1;
         res->train_loss = seen ? loss_sum / seen : 0;
@@ -150,7 +181,10 @@ int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainCon
             printf("  lr %.3g  %.1fs (%.0f img/s)\n", lr, secs, seen / secs);
             fflush(stdout);
         }
-        if (log) {
+        if (cfg->monitor) {
+            monitor_report(m, cfg, log, epoch + 1, step, res->train_loss, res->train_acc, val_loss, val_acc, lr,
+                           secs, res->seconds);
+        } else if (log) {
             fprintf(log, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch + 1, res->train_loss, res->train_acc,
                     val_loss, val_acc, lr, secs);
             fflush(log);

@@ -30,6 +30,15 @@ typedef struct {
     const char *log_path; /* CSV: epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds (may be NULL) */
     long max_steps;       /* stop after this many steps (0 = no limit); for tests */
     int quiet;            /* no per-epoch lines */
+    /* Monitor set (time-to-accuracy benchmark; may be NULL): its accuracy is
+     * measured after every epoch and every monitor_every steps (0 = epochs
+     * only) and logged, nothing more: training, the schedule, early stopping
+     * and the checkpoint choice never see it. With a monitor the log gains
+     * the columns step,train_seconds,monitor_acc (train_seconds: cumulative
+     * training time, all validation and monitor passes excluded) and one row
+     * per mid-epoch measurement (val_loss/val_acc nan there). */
+    const Dataset *monitor;
+    long monitor_every;
 } TrainConfig;
 
 typedef struct {
