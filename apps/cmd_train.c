@@ -162,11 +162,12 @@ int cmd_train(int argc, char **argv) {
     } else if (monitor) {
         if (dataset_load(monitor, "test", &monset) < 0) cli_fail(CMD, "%s", dg_errmsg());
         if (!monset.labels) cli_fail(CMD, "%s: monitor set has no labels", monitor);
-        if (monset.rows != all.rows || monset.cols != all.cols)
-            cli_fail(CMD, "%s: monitor images are %dx%d, training images %dx%d", monitor, monset.rows, monset.cols,
-                     all.rows, all.cols);
         cfg.monitor = &monset;
     }
+    /* checked here: a mismatch would otherwise abort in the middle of training */
+    if (cfg.monitor && (cfg.monitor->rows != all.rows || cfg.monitor->cols != all.cols))
+        cli_fail(CMD, "%s: monitor images are %dx%d, training images %dx%d", monitor ? monitor : test_path,
+                 cfg.monitor->rows, cfg.monitor->cols, all.rows, all.cols);
     if (cfg.monitor && cfg.monitor->n == 0) cli_fail(CMD, "monitor set is empty");
 
     char default_out[256];
