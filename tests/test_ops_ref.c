@@ -247,7 +247,8 @@ static void test_maxpool_fast_vs_ref(void **state) {
     /* N, C, H, W, F, T */
     static const int shapes[][6] = {{8, 6, 24, 24, 2, 2}, {3, 16, 8, 8, 2, 2}, {2, 32, 28, 28, 2, 2},
                                     {2, 3, 7, 7, 2, 2},   {2, 3, 9, 11, 3, 2}, {1, 2, 10, 10, 3, 3},
-                                    {64, 32, 28, 28, 2, 2}};
+                                    {64, 32, 28, 28, 2, 2}, /* rows of 16+ outputs: the vector kernel's 2nd step */
+                                    {2, 3, 40, 39, 2, 2},   {1, 2, 6, 66, 2, 2}};
     Rng rng;
     rng_seed(&rng, 5, "maxpool");
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {

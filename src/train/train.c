@@ -62,6 +62,26 @@ static void progress(int tty, int epoch, int epochs, int done, int total, double
     fflush(stderr);
 }
 
+/* One monitor measurement (see TrainConfig.monitor): accuracy on the monitor
+ * set with the current weights, logged and printed, never fed back. Eval mode
+ * only reads the weights and BN running statistics and draws no random
+ * numbers, so the next training step is the same as without it; batch B
+ * keeps model_set_batch from reallocating the activations mid-training. */
+static void monitor_report(Model *m, const TrainConfig *cfg, FILE *log, int epoch, long step, double train_loss,
+                           double train_acc, double val_loss, double val_acc, float lr, double epoch_secs,
+                           double train_secs) {
+    double acc = model_predict_dataset(m, cfg->monitor, cfg->batch_size, NULL, NULL, NULL);
+    if (log) {
+        fprintf(log, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f,%ld,%.3f,%.6f\n", epoch, train_loss, train_acc, val_loss,
+                val_acc, lr, epoch_secs, step, train_secs, acc);
+        fflush(log);
+    }
+    if (!cfg->quiet) {
+        printf("  step %ld  monitor acc %.4f  after %.2fs of training\n", step, acc, train_secs);
+        fflush(stdout);
+    }
+}
+
 /* ==== stop requests ======================================================== */
 
 static volatile sig_atomic_t stop_signal;
@@ -121,7 +141,9 @@ int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainCon
             fprintf(stderr, "warning: %s; starting the log afresh\n", dg_errmsg());
         log = fopen(cfg->log_path, cfg->resume ? "a" : "w");
         if (!log) fprintf(stderr, "warning: cannot write log %s; continuing without it\n", cfg->log_path);
-        else if (ftell(log) == 0) fprintf(log, "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n");
+        else if (ftell(log) == 0)
+            fprintf(log, "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds%s\n",
+                    cfg->monitor ? ",step,train_seconds,monitor_acc" : "");
     }
     Layer *last = &m->layers[m->n_layers - 1];
     while (!st.finished && !res->interrupted) {
@@ -137,7 +159,8 @@ int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainCon
             st.correct = st.seen = 0;
             st.epoch_seconds = 0;
         }
-        double t0 = now_seconds() - st.epoch_seconds;
+        /* paused: seconds of mid-epoch monitor passes, excluded from training time */
+        double t0 = now_seconds() - st.epoch_seconds, paused = 0;
         float lr = sched_lr(&sched, st.step, epoch);
         for (int b = st.batch; b < steps_per_epoch; b++) {
             if (cfg->max_steps && st.step >= cfg->max_steps) break;
@@ -166,15 +189,23 @@ int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainCon
                     if (row[k] > row[best]) best = k;
                 st.correct += best == batch_y[i];
             }
+            if (cfg->monitor && cfg->monitor_every > 0 && st.step % cfg->monitor_every == 0 &&
+                b + 1 < steps_per_epoch && !(cfg->max_steps && st.step >= cfg->max_steps)) {
+                double t_pause = now_seconds(), secs = t_pause - t0 - paused;
+                if (tty) fprintf(stderr, "\r\033[K");
+                monitor_report(m, cfg, log, epoch + 1, st.step, st.loss_sum / st.seen, (double)st.correct / st.seen,
+                               NAN, NAN, lr, secs, st.res.seconds + secs);
+                paused += now_seconds() - t_pause;
+            }
             if (tty && (b % 20 == 0 || b == steps_per_epoch - 1))
-                progress(tty, epoch + 1, cfg->epochs, b + 1, steps_per_epoch, now_seconds() - t0,
+                progress(tty, epoch + 1, cfg->epochs, b + 1, steps_per_epoch, now_seconds() - t0 - paused,
                          st.loss_sum / st.seen, (double)st.correct / st.seen);
             if (cfg->on_step) cfg->on_step(cfg->on_step_ctx, st.step);
             /* stop requested: after this step, unless the epoch is done anyway
              * (then its end, validation and checkpoint come first) */
             if (stop_signal && b + 1 < steps_per_epoch && !(cfg->max_steps && st.step >= cfg->max_steps)) {
                 st.batch = b + 1;
-                st.epoch_seconds = now_seconds() - t0;
+                st.epoch_seconds = now_seconds() - t0 - paused;
                 res->interrupted = stop_signal;
                 break;
             }
@@ -184,7 +215,7 @@ int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainCon
             if (maybe_checkpoint(cfg, m, &opt, &sched, &st, res) < 0) rc = -1;
             break;
         }
-        double secs = now_seconds() - t0;
+        double secs = now_seconds() - t0 - paused;
         st.res.seconds += secs;
         st.res.epochs_run = epoch + 1;
         st.res.train_loss = st.seen ? st.loss_sum / st.seen : 0;
@@ -202,7 +233,10 @@ int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainCon
             printf("  lr %.3g  %.1fs (%.0f img/s)\n", lr, secs, st.seen / secs);
             fflush(stdout);
         }
-        if (log) {
+        if (cfg->monitor) {
+            monitor_report(m, cfg, log, epoch + 1, st.step, st.res.train_loss, st.res.train_acc, val_loss, val_acc,
+                           lr, secs, st.res.seconds);
+        } else if (log) {
             fprintf(log, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch + 1, st.res.train_loss, st.res.train_acc,
                     val_loss, val_acc, lr, secs);
             fflush(log);

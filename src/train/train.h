@@ -43,6 +43,15 @@ typedef struct {
     const char *run_json;            /* caller's settings, stored in checkpoints (may be NULL) */
     void (*on_step)(void *ctx, long step); /* called after every step (may be NULL) */
     void *on_step_ctx;
+    /* Monitor set (time-to-accuracy benchmark; may be NULL): its accuracy is
+     * measured after every epoch and every monitor_every steps (0 = epochs
+     * only) and logged, nothing more: training, the schedule, early stopping
+     * and the checkpoint choice never see it. With a monitor the log gains
+     * the columns step,train_seconds,monitor_acc (train_seconds: cumulative
+     * training time, all validation and monitor passes excluded) and one row
+     * per mid-epoch measurement (val_loss/val_acc nan there). */
+    const Dataset *monitor;
+    long monitor_every;
 } TrainConfig;
 
 typedef struct {

@@ -1,0 +1,325 @@
+#!/usr/bin/python3
+"""tta_torch.py -- PyTorch's side of the time-to-accuracy benchmark
+(bench/time_to_accuracy.sh runs it after `digits train` with the same flags).
+
+The same recipe as `digits train --monitor-test`, step for step:
+  - the network from the same models/NAME.spec (bench_torch.build_from_spec);
+  - the same data: the MNIST IDX files read with numpy, the first --limit
+    training images, the same stratified validation split (a port of
+    digits' split_stratified and its xoshiro256** stream, so both sides
+    validate on the very same images), normalisation by the mean and std of
+    the training pixels, uint8 -> float in every step as model_load_pixels;
+  - the same optimiser (torch.optim.Adam / SGD, weight decay added to the
+    gradient) and the same learning rate at every step (a port of
+    src/optim/schedule.c; OneCycleLR would also cycle Adam's beta1, which
+    digits does not), a reshuffle each epoch, the last partial batch kept;
+  - the test set measured (never used) after every epoch and every
+    --monitor-every steps; validation after every epoch; the best
+    validation loss picks the final checkpoint.
+train_seconds counts the epochs' wall clock (shuffle, batch gathering and
+conversion, forward, backward, step) and excludes every validation and
+monitor pass, as digits' log does. The log has digits' columns, so one
+parser reads both. Loading (reading the files, normalisation statistics,
+tensors) is timed apart and printed as "loaded in X s"; the pure-Python
+port of the split's random stream is not part of it (digits' C split takes
+about a millisecond).
+
+Run with Debian's interpreter, /usr/bin/python3 (python3-torch 1.13).
+Left out on purpose: plateau schedules, early stopping and augmentation
+(time_to_accuracy.sh's recipe does not use them; they are refused).
+"""
+import argparse
+import gzip
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_torch import build_from_spec, find_spec  # noqa: E402  (the shared spec builder)
+
+# ---- data: IDX files and digits' stratified split ----------------------------
+
+
+def read_idx(path):
+    """An IDX file (raw or gzip, by content) as a writable uint8 array of its shape."""
+    with open(path, "rb") as f:
+        raw = f.read(64)
+    if raw[:2] == b"\x1f\x8b":
+        with gzip.open(path, "rb") as f:
+            raw = bytearray(f.read())
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    if isinstance(raw, bytearray):
+        return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    return np.fromfile(path, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def idx_path(folder, split, kind):
+    """{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] in an MNIST folder (also
+    the dotted names), as digits' dataset_load finds them."""
+    prefix, idx = ("train" if split == "train" else "t10k"), (3 if kind == "images" else 1)
+    for name in (f"{prefix}-{kind}-idx{idx}-ubyte", f"{prefix}-{kind}.idx{idx}-ubyte"):
+        for ext in ("", ".gz"):
+            if os.path.isfile(os.path.join(folder, name + ext)):
+                return os.path.join(folder, name + ext)
+    sys.exit(f"tta_torch.py: no {prefix} {kind} file in {folder}")
+
+
+def load_split(folder, split):
+    """(images (N, 28, 28), labels (N,)) of an MNIST folder."""
+    return read_idx(idx_path(folder, split, "images")), read_idx(idx_path(folder, split, "labels"))
+
+
+def mean_std(u8):
+    """src/data/dataset.c's dataset_mean_std: mean and population std of the
+    pixels scaled to [0,1], from a histogram in double, rounded to float."""
+    hist = np.bincount(u8.ravel(), minlength=256).astype(np.float64)
+    v = np.arange(256) / 255.0
+    m = float((v * hist).sum() / hist.sum())
+    var = float((v * v * hist).sum() / hist.sum()) - m * m
+    return float(np.float32(m)), float(np.float32(math.sqrt(max(var, 0.0))))
+
+
+M64 = (1 << 64) - 1
+
+
+class Xoshiro:
+    """src/core/rng.c: xoshiro256** seeded through splitmix64 and the FNV-1a
+    hash of a purpose string; rng_below and rng_shuffle as there."""
+
+    def __init__(self, seed, purpose):
+        h = 1469598103934665603
+        for ch in purpose.encode():
+            h = ((h ^ ch) * 1099511628211) & M64
+        x, self.s = (seed ^ h) & M64, []
+        for _ in range(4):
+            x = (x + 0x9E3779B97F4A7C15) & M64
+            z = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & M64
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+            self.s.append(z ^ (z >> 31))
+
+    def next(self):
+        s0, s1, s2, s3 = self.s
+        r = (s1 * 5) & M64
+        result = ((((r << 7) | (r >> 57)) & M64) * 9) & M64
+        t = (s1 << 17) & M64
+        s2 ^= s0
+        s3 ^= s1
+        s1 ^= s2
+        s0 ^= s3
+        s2 ^= t
+        s3 = ((s3 << 45) | (s3 >> 19)) & M64
+        self.s = [s0, s1, s2, s3]
+        return result
+
+    def shuffle(self, a):
+        for i in range(len(a) - 1, 0, -1):
+            j = ((self.next() >> 32) * (i + 1)) >> 32
+            a[i], a[j] = a[j], a[i]
+
+
+def split_stratified(labels, val_frac, seed):
+    """src/data/split.c: per class (0..9, indices ascending), a seeded shuffle;
+    the first lround(frac * count) go to validation. Returns (train, val)
+    index arrays, ascending."""
+    rng = Xoshiro(seed, "split")
+    frac = float(np.float32(val_frac))  # digits keeps the fraction in a float
+    is_val = np.zeros(len(labels), bool)
+    for c in range(10):
+        order = np.flatnonzero(labels == c).tolist()
+        rng.shuffle(order)
+        take = int(math.floor(frac * len(order) + 0.5))  # lround, for x >= 0
+        is_val[order[:take]] = True
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+# ---- schedule: src/optim/schedule.c -------------------------------------------
+
+
+def make_schedule(kind, base_lr, total_steps, gamma, step_size):
+    """lr(step, epoch), as sched_lr computes it (float32 rounding aside)."""
+    total = max(total_steps, 1)
+
+    def anneal_cos(a, b, t):
+        return b + (a - b) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    if kind == "constant":
+        return lambda step, epoch: base_lr
+    if kind == "step":
+        g = gamma if gamma > 0 else 0.1
+        return lambda step, epoch: base_lr * g ** (epoch // step_size)
+    if kind == "exp":
+        g = gamma if gamma > 0 else 0.95
+        return lambda step, epoch: base_lr * g ** epoch
+    if kind == "onecycle":
+        initial = base_lr / 25.0
+        final, up_end, down_end = initial / 1e4, 0.3 * total - 1.0, total - 1.0
+
+        def onecycle(step, epoch):
+            if step <= up_end:
+                return anneal_cos(initial, base_lr, step / up_end if up_end > 0 else 1.0)
+            return anneal_cos(base_lr, final, min((step - up_end) / (down_end - up_end), 1.0))
+        return onecycle
+    if kind == "cosine":
+        return lambda step, epoch: anneal_cos(base_lr, 0.0, min(step / total, 1.0))
+    sys.exit(f"tta_torch.py: --schedule {kind} is not supported here")
+
+
+# ---- training -----------------------------------------------------------------
+
+
+def evaluate(model, x, y, batch=1000):
+    """(accuracy, mean loss) in eval mode; x is already normalised float."""
+    model.eval()
+    correct, loss = 0, 0.0
+    with torch.no_grad():
+        for i in range(0, len(y), batch):
+            logits = model(x[i:i + batch])
+            loss += float(F.cross_entropy(logits, y[i:i + batch], reduction="sum"))
+            correct += int((logits.argmax(1) == y[i:i + batch]).sum())
+    model.train()
+    return correct / len(y), loss / len(y)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="PyTorch side of the time-to-accuracy benchmark; "
+                                 "takes digits train's flags (the subset the recipe uses)")
+    ap.add_argument("--model", default="cnn-bn")
+    ap.add_argument("--data", default="data/mnist")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    ap.add_argument("--momentum", type=float, default=0.9)
+    ap.add_argument("--nesterov", action="store_true")
+    ap.add_argument("--weight-decay", type=float, default=0.0)
+    ap.add_argument("--schedule", default="constant")
+    ap.add_argument("--gamma", type=float, default=0.0)
+    ap.add_argument("--step-size", type=int, default=5)
+    ap.add_argument("--val-split", type=float, default=0.1)
+    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--max-steps", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: all cores)")
+    ap.add_argument("--monitor-test", action="store_true", help="accepted: the test set is always monitored")
+    ap.add_argument("--monitor-every", type=int, default=0)
+    ap.add_argument("--log", required=True, help="CSV log, digits' columns")
+    ap.add_argument("--out", help="accepted and ignored (no model file)")
+    ap.add_argument("--quiet", action="store_true")
+    a = ap.parse_args()
+
+    torch.set_num_threads(a.threads if a.threads > 0 else os.cpu_count())
+    torch.manual_seed(a.seed)
+    env = " ".join(f"{k}={os.environ[k]}" for k in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS")
+                   if k in os.environ) or "(no OpenBLAS variables)"
+    print(f"tta_torch.py: torch {torch.__version__}, threads {torch.get_num_threads()}, {env}", flush=True)
+
+    # the split's indices first: its pure-Python random stream is not loading work
+    labels_all = read_idx(idx_path(a.data, "train", "labels"))
+    n_all = min(a.limit, len(labels_all)) if a.limit else len(labels_all)
+    tr_idx, va_idx = split_stratified(labels_all[:n_all], a.val_split, a.seed)
+
+    # timed as digits times it: the training file, the split, normalisation statistics
+    t_load = time.perf_counter()
+    px, lab = load_split(a.data, "train")
+    px, lab = px[:n_all], lab[:n_all]
+    train_px = px[tr_idx]
+    train_u8 = torch.from_numpy(train_px).unsqueeze(1)  # (N, 1, 28, 28) uint8
+    train_y = torch.from_numpy(lab[tr_idx].astype(np.int64))
+    mean, std = mean_std(train_px)
+    load_seconds = time.perf_counter() - t_load
+    test_px, test_lab = load_split(a.data, "test")
+
+    scale, shift = float(np.float32(1.0) / (np.float32(255.0) * np.float32(std))), -mean / std
+
+    def normalise(u8):  # model_load_pixels: x * 1/(255 std) - mean/std, in float32
+        return u8.float().mul_(scale).add_(shift)
+
+    val_x = normalise(torch.from_numpy(px[va_idx]).unsqueeze(1))
+    val_y = torch.from_numpy(lab[va_idx].astype(np.int64))
+    test_x = normalise(torch.from_numpy(test_px).unsqueeze(1))
+    test_y = torch.from_numpy(test_lab.astype(np.int64))
+
+    model, _ = build_from_spec(find_spec(a.model))
+    model.train()
+    if a.optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=a.lr, weight_decay=a.weight_decay)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum, nesterov=a.nesterov,
+                              weight_decay=a.weight_decay)
+    n, B = len(train_y), a.batch_size
+    steps_per_epoch = (n + B - 1) // B
+    lr_at = make_schedule(a.schedule, a.lr, a.epochs * steps_per_epoch, a.gamma, a.step_size)
+    print(f"model {a.model}: {sum(p.numel() for p in model.parameters())} parameters; {n} train / "
+          f"{len(val_y)} validation images from {a.data} (loaded in {load_seconds:.3f}s); "
+          f"norm mean {mean:.6f} std {std:.6f}", flush=True)
+
+    log = open(a.log, "w")
+    log.write("epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,step,train_seconds,monitor_acc\n")
+    gen = torch.Generator().manual_seed(a.seed)
+    step, total_seconds, best_val, best_state, best_epoch = 0, 0.0, math.inf, None, 0
+
+    def report(epoch, tr_loss, tr_acc, v_loss, v_acc, lr, epoch_secs, train_secs):
+        acc, _ = evaluate(model, test_x, test_y)
+        log.write(f"{epoch},{tr_loss:.6f},{tr_acc:.6f},{v_loss:.6f},{v_acc:.6f},{lr:.6g},{epoch_secs:.3f},"
+                  f"{step},{train_secs:.3f},{acc:.6f}\n")
+        log.flush()
+        if not a.quiet:
+            print(f"  step {step}  monitor acc {acc:.4f}  after {train_secs:.2f}s of training", flush=True)
+
+    for epoch in range(a.epochs):
+        t0, paused = time.perf_counter(), 0.0
+        order = torch.randperm(n, generator=gen)
+        loss_sum, correct, seen, lr = 0.0, 0, 0, lr_at(step, epoch)
+        for b in range(steps_per_epoch):
+            if a.max_steps and step >= a.max_steps:
+                break
+            idx = order[b * B:(b + 1) * B]
+            x, y = normalise(train_u8[idx]), train_y[idx]
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            opt.zero_grad()
+            loss.backward()
+            lr = lr_at(step, epoch)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            opt.step()
+            step += 1
+            loss_sum += float(loss) * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+            if (a.monitor_every > 0 and step % a.monitor_every == 0 and b + 1 < steps_per_epoch
+                    and not (a.max_steps and step >= a.max_steps)):
+                t_pause = time.perf_counter()
+                secs = t_pause - t0 - paused
+                report(epoch + 1, loss_sum / seen, correct / seen, math.nan, math.nan, lr, secs,
+                       total_seconds + secs)
+                paused += time.perf_counter() - t_pause
+        secs = time.perf_counter() - t0 - paused
+        total_seconds += secs
+        v_acc, v_loss = evaluate(model, val_x, val_y) if len(val_y) else (math.nan, math.nan)
+        if not a.quiet:
+            print(f"epoch {epoch + 1:3d}/{a.epochs}  train loss {loss_sum / max(seen, 1):.4f} acc "
+                  f"{correct / max(seen, 1):.4f}  val loss {v_loss:.4f} acc {v_acc:.4f}  lr {lr:.3g}  "
+                  f"{secs:.1f}s ({seen / secs:.0f} img/s)", flush=True)
+        report(epoch + 1, loss_sum / max(seen, 1), correct / max(seen, 1), v_loss, v_acc, lr, secs, total_seconds)
+        if len(val_y) and v_loss < best_val:
+            best_val, best_epoch = v_loss, epoch + 1
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        if a.max_steps and step >= a.max_steps:
+            break
+    log.close()
+    if best_state is not None:  # the checkpoint the validation loss chose, as digits restores it
+        model.load_state_dict(best_state)
+    acc, loss = evaluate(model, test_x, test_y)
+    print(f"trained {epoch + 1} epochs in {total_seconds:.1f}s; best epoch {best_epoch}: val loss {best_val:.4f}")
+    print(f"test accuracy {acc:.4f} (loss {loss:.4f}) on {len(test_y)} images from {a.data}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
