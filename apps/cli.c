@@ -1,11 +1,13 @@
 /* cli.c — see cli.h. */
 #include "cli.h"
+#include "digits.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -62,4 +64,15 @@ void cli_set_threads(int threads) {
 #else
     (void)threads;
 #endif
+}
+
+const char *cli_set_precision(const char *cmd, const char *name) {
+    if (strcmp(name, "fp32") != 0 && strcmp(name, "bf16") != 0)
+        cli_usage_error(cmd, "--precision: '%s' is not fp32 or bf16", name);
+    if (strcmp(name, "bf16") == 0 && !model_set_bf16(1)) {
+        fprintf(stderr, "digits %s: --precision bf16: this CPU (or build) has no AVX512_BF16; running fp32\n", cmd);
+        return "fp32";
+    }
+    if (strcmp(name, "fp32") == 0) model_set_bf16(0);
+    return name;
 }

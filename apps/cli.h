@@ -21,6 +21,10 @@ uint64_t cli_u64(const char *cmd, const char *flag, const char *s);
 
 /* Sets the OpenMP thread count (<= 0: all cores). */
 void cli_set_threads(int threads);
+/* --precision fp32|bf16: a usage error for anything else; bf16 on a CPU
+ * without AVX512_BF16 prints a notice and runs fp32. Returns the precision
+ * in effect ("fp32" or "bf16"). */
+const char *cli_set_precision(const char *cmd, const char *name);
 
 int cmd_train(int argc, char **argv);
 int cmd_train_svm(int argc, char **argv); /* `train --model svm` */

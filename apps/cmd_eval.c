@@ -23,18 +23,20 @@ static void help(void) {
            "  --misclassified N     list the N most confident mistakes (index, true,\n"
            "                        predicted, confidence); with --json: keep N  [text 0, json all]\n"
            "  --tta N               average N test-time augmentations (1 = off) [1]\n"
+           "  --precision fp32|bf16 bf16 convolutions (AVX512_BF16)            [fp32]\n"
            "  --json                print one JSON object instead of the report\n");
 }
 
 int cmd_eval(int argc, char **argv) {
     const char *model_path = NULL, *data = "data/mnist", *split = "test";
     int limit = 0, batch = 1000, threads = 0, json = 0, top_k = 3, n_mis = -1, tta = 1;
-    enum { O_MODEL = 256, O_DATA, O_SPLIT, O_LIMIT, O_BATCH, O_THREADS, O_TOPK, O_MIS, O_JSON, O_HELP, O_TTA };
+    enum { O_MODEL = 256, O_DATA, O_SPLIT, O_LIMIT, O_BATCH, O_THREADS, O_TOPK, O_MIS, O_JSON, O_HELP, O_TTA, O_PREC };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL}, {"data", 1, 0, O_DATA}, {"split", 1, 0, O_SPLIT},
         {"limit", 1, 0, O_LIMIT}, {"batch-size", 1, 0, O_BATCH}, {"threads", 1, 0, O_THREADS},
         {"top-k", 1, 0, O_TOPK}, {"misclassified", 1, 0, O_MIS},
-        {"json", 0, 0, O_JSON}, {"help", 0, 0, O_HELP}, {"tta", 1, 0, O_TTA}, {0, 0, 0, 0}};
+        {"json", 0, 0, O_JSON}, {"help", 0, 0, O_HELP}, {"tta", 1, 0, O_TTA},
+        {"precision", 1, 0, O_PREC}, {0, 0, 0, 0}};
     opterr = 0;
     optind = 1;
     int c;
@@ -52,6 +54,7 @@ int cmd_eval(int argc, char **argv) {
         case O_TOPK: top_k = cli_int(CMD, "--top-k", optarg, 1, MODEL_NUM_CLASSES); break;
         case O_MIS: n_mis = cli_int(CMD, "--misclassified", optarg, 0, 100000000); break;
         case O_JSON: json = 1; break;
+        case O_PREC: cli_set_precision(CMD, optarg); break;
         case O_TTA: tta = cli_int(CMD, "--tta", optarg, 1, 64); break;
         case O_HELP: help(); return 0;
         default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);

@@ -59,6 +59,8 @@ static void help(void) {
            "  --kfold K             stratified K-fold: one member per fold, each validated\n"
            "                        and early-stopped on its own held-out fold\n"
            "  --vote logits|probs   ensemble vote: sum of logits or mean of probabilities [probs]\n"
+           "  --precision fp32|bf16 bf16: convolutions multiply in bfloat16 (AVX512_BF16),\n"
+           "                        fp32 master weights and accumulation        [fp32]\n"
            "  --checkpoint-dir DIR  checkpoint every epoch and on SIGINT/SIGTERM [none]\n"
            "  --resume DIR          continue the run checkpointed in DIR (its settings;\n"
            "                        other flags must agree with them)\n"
@@ -142,6 +144,7 @@ static void check_writable(const char *path) {
 typedef struct {
     char model[4096], data[4096], test[4096]; /* test "" = none */
     char augment[192];                        /* canonical --augment text, "" = none */
+    char precision[8];                        /* "fp32" or "bf16" */
     float val_split;
     int limit;
 } RunFlags;
@@ -156,6 +159,7 @@ static char *run_to_json(const RunFlags *r) {
     cJSON_AddStringToObject(o, "val_split", buf);
     cJSON_AddNumberToObject(o, "limit", r->limit);
     cJSON_AddStringToObject(o, "augment", r->augment);
+    cJSON_AddStringToObject(o, "precision", r->precision[0] ? r->precision : "fp32");
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -183,6 +187,9 @@ static int run_from_json(const char *text, RunFlags *r) {
         /* augmentation draws from (seed, epoch, index): only its setting is state */
         cJSON *aug = cJSON_GetObjectItemCaseSensitive(o, "augment");
         snprintf(r->augment, sizeof r->augment, "%s", cJSON_IsString(aug) ? aug->valuestring : "");
+        cJSON *prec = cJSON_GetObjectItemCaseSensitive(o, "precision");
+        snprintf(r->precision, sizeof r->precision, "%s",
+                 cJSON_IsString(prec) && strcmp(prec->valuestring, "bf16") == 0 ? "bf16" : "fp32");
     }
     cJSON_Delete(o);
     return ok ? 0 : -1;
@@ -207,7 +214,7 @@ int cmd_train(int argc, char **argv) {
     train_config_defaults(&cfg);
     const char *model_name = "cnn-bn", *data = "data/mnist", *test = NULL, *out = NULL;
     float val_split = 0.1f;
-    const char *monitor = NULL;
+    const char *monitor = NULL, *precision = "fp32";
     int monitor_test = 0;
     int limit = 0, summary = 0;
     static AugmentConfig aug;
@@ -216,7 +223,7 @@ int cmd_train(int argc, char **argv) {
     enum { O_MODEL = 256, O_DATA, O_TEST, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOM, O_NEST, O_WD, O_SCHED,
            O_GAMMA, O_STEPSIZE, O_PATIENCE, O_VAL, O_LIMIT, O_MAXSTEPS, O_SEED, O_THREADS, O_OUT,
            O_LOG, O_SUMMARY, O_QUIET, O_HELP, O_AUG, O_ENS, O_ENS_MODELS, O_KFOLD, O_VOTE, O_CKPT, O_RESUME,
-           O_MONITOR, O_MONITOR_TEST, O_MONITOR_EVERY, O_END };
+           O_MONITOR, O_MONITOR_TEST, O_MONITOR_EVERY, O_PREC, O_END };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL}, {"data", 1, 0, O_DATA}, {"test", 1, 0, O_TEST},
         {"epochs", 1, 0, O_EPOCHS}, {"batch-size", 1, 0, O_BATCH}, {"lr", 1, 0, O_LR},
@@ -229,7 +236,7 @@ int cmd_train(int argc, char **argv) {
         {"augment", 1, 0, O_AUG}, {"ensemble", 1, 0, O_ENS}, {"ensemble-models", 1, 0, O_ENS_MODELS},
         {"kfold", 1, 0, O_KFOLD}, {"vote", 1, 0, O_VOTE},
         {"checkpoint-dir", 1, 0, O_CKPT}, {"resume", 1, 0, O_RESUME}, {"monitor", 1, 0, O_MONITOR},
-        {"monitor-test", 0, 0, O_MONITOR_TEST}, {"monitor-every", 1, 0, O_MONITOR_EVERY}, {0, 0, 0, 0}};
+        {"monitor-test", 0, 0, O_MONITOR_TEST}, {"monitor-every", 1, 0, O_MONITOR_EVERY}, {"precision", 1, 0, O_PREC}, {0, 0, 0, 0}};
 
     /* which flags were given, and as what text (for --resume's conflict check) */
     const char *given[O_END - O_MODEL] = {0};
@@ -283,6 +290,7 @@ int cmd_train(int argc, char **argv) {
             if (strcmp(optarg, "logits") && strcmp(optarg, "probs")) cli_usage_error(CMD, "--vote: '%s' is not logits or probs", optarg);
             ens.vote_logits = strcmp(optarg, "logits") == 0;
             break;
+        case O_PREC: precision = cli_set_precision(CMD, optarg); break;
         case O_CKPT: ckpt_dir = optarg; break;
         case O_RESUME: resume_dir = optarg; break;
         default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
@@ -349,6 +357,9 @@ int cmd_train(int argc, char **argv) {
         SAME_NUM(O_THREADS, "--threads", threads_now, ck.threads, "%d");
         if (GIVEN(O_AUG) && strcmp(cfg.augment ? cfg.augment->text : "", run.augment) != 0)
             conflict("--augment", GIVEN(O_AUG), run.augment[0] ? run.augment : "(none)");
+        if (GIVEN(O_PREC) && strcmp(precision, run.precision) != 0)
+            conflict("--precision", GIVEN(O_PREC), run.precision);
+        precision = cli_set_precision(CMD, run.precision);
         int quiet = cfg.quiet;
         cfg = ck.cfg;
         cfg.quiet = quiet;
@@ -447,6 +458,7 @@ int cmd_train(int argc, char **argv) {
             snprintf(run.data, sizeof run.data, "%s", data);
             snprintf(run.test, sizeof run.test, "%s", test_path ? test_path : "");
             snprintf(run.augment, sizeof run.augment, "%s", cfg.augment ? cfg.augment->text : "");
+            snprintf(run.precision, sizeof run.precision, "%s", precision);
             run_json = run_to_json(&run);
             cfg.checkpoint_dir = ckpt_dir;
             cfg.run_json = run_json;

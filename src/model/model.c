@@ -1,6 +1,7 @@
 /* model.c — memory layout, forward/backward over the layer list, the
  * summary table, and finding zoo specs. See model.h. */
 #include "model/model.h"
+#include "ops/ops.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -321,3 +322,12 @@ void model_summary(const Model *m, FILE *f) {
             m->n_param, m->n_buffer);
     fprintf(f, "Forward MACs per image: %.2f M\n", model_macs(m) / 1e6);
 }
+
+static int bf16_on;
+
+int model_set_bf16(int on) {
+    bf16_on = conv2d_set_bf16(on);
+    return bf16_on;
+}
+
+int model_bf16(void) { return bf16_on; }

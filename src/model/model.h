@@ -115,6 +115,13 @@ void model_zero_grad(Model *m);
 /* Fill m->input rows from uint8 pixels (n, H*W), normalised. */
 void model_load_pixels(Model *m, const uint8_t *pixels, int n);
 
+/* Mixed precision (--precision bf16): the im2col convolutions multiply in
+ * bfloat16 with float32 accumulation and float32 master weights (AVX512_BF16;
+ * twice the FLOP rate here). Process-wide. Returns 1 if on, 0 if this CPU or
+ * build cannot (then everything stays fp32). */
+int model_set_bf16(int on);
+int model_bf16(void);
+
 /* Keras-style table: layer, output shape, parameters. */
 void model_summary(const Model *m, FILE *f);
 /* Multiply-accumulates per image for the forward pass. */

@@ -46,6 +46,7 @@ char *train_config_json(const TrainConfig *c, const char *model_name, int n_trai
     cJSON_AddNumberToObject(o, "n_val", n_val);
     if (c->log_path) cJSON_AddStringToObject(o, "log", c->log_path); /* digits report draws it */
     if (c->augment) cJSON_AddStringToObject(o, "augment", c->augment->text);
+    cJSON_AddStringToObject(o, "precision", model_bf16() ? "bf16" : "fp32");
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
