@@ -6,7 +6,8 @@
 # across runs (build-fuzz/corpus/TARGET). Crashes go to
 # build-fuzz/crashes/TARGET/. Ends with one summary line:
 #   fuzz_TARGET: S s, N execs (R/s), cov C, ft F, corpus K inputs, crashes X
-# Targets: idx idx_gz csv spec model image. The issue asks for >= 600 s (or
+# Targets: idx idx_gz csv spec model image http. FUZZ_JOBS: make -j for the
+# build (default 2). The issue asks for >= 600 s (or
 # >= 10 M executions) per target: bench/fuzz.sh idx 600
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ target=$1 secs=$2
 shift 2
 [[ -f fuzz/fuzz_$target.c ]] || { echo "fuzz.sh: no target fuzz/fuzz_$target.c" >&2; exit 2; }
 DIGITS_FUZZ=1 bash tools/install_deps.sh >/dev/null  # clang, libFuzzer
-make -s FUZZ=1 -j2 "build-fuzz/fuzz/fuzz_$target"
+make -s FUZZ=1 -j"${FUZZ_JOBS:-2}" "build-fuzz/fuzz/fuzz_$target"
 
 work=build-fuzz/corpus/$target
 crashes=build-fuzz/crashes/$target

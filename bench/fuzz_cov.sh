@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(idx idx_gz csv spec model image)
+[[ ${#targets[@]} -gt 0 ]] || targets=(idx idx_gz csv spec model image http)
 DIGITS_FUZZ=1 bash tools/install_deps.sh >/dev/null # clang, llvm tools
 PROFDATA=$(command -v llvm-profdata || command -v llvm-profdata-14)
 COV=$(command -v llvm-cov || command -v llvm-cov-14)
@@ -21,6 +21,7 @@ sources_of() {
     spec) echo src/model/spec.c src/model/layers.c ;;
     model) echo src/model/checkpoint.c src/eval/classifier.c ;;
     image) echo src/data/image.c ;;
+    http) echo src/serve/routes.c ;;
     esac
 }
 for t in "${targets[@]}"; do

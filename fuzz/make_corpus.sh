@@ -12,7 +12,7 @@ C=fuzz/corpus
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 rm -rf "$C"
-mkdir -p "$C"/{idx,idx_gz,csv,spec,model,image}
+mkdir -p "$C"/{idx,idx_gz,csv,spec,model,image,http}
 
 # ---- IDX: two MNIST test images and their labels, raw and gzipped, and broken variants
 "$D" convert --in data/mnist --split test --limit 2 --out "$T/idx" >/dev/null
@@ -113,4 +113,56 @@ open(out + "/sixteen.pgm", "wb").write(b"P5 %d %d 1000\n" % (w, h) + b"".join(st
 PYEOF
 head -c 60 "$C/image/gray8.png" > "$C/image/truncated.png"
 head -c 200 "$C/image/gray.jpg" > "$C/image/truncated.jpg"
+# ---- HTTP requests (fuzz_http.c): selector byte (method, no-Content-Type bit),
+# path\n, content type\n, body. MNIST test digits as PNG, PGM, BMP and JSON
+# pixels, a multipart upload, and what the server must refuse.
+$PY - "$C/http" "$C/image" <<'PYEOF'
+import json, struct, sys, zlib
+out, images = sys.argv[1], sys.argv[2]
+raw = open("data/mnist/t10k-images-idx3-ubyte", "rb").read()
+digit = lambda k: raw[16 + 784 * k:16 + 784 * (k + 1)]
+def png(px, w, h, ihdr_w=None, ihdr_h=None):
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    rows = b"".join(b"\0" + px[y * w:(y + 1) * w] for y in range(h))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", ihdr_w or w, ihdr_h or h, 8, 0, 0, 0, 0)) \
+        + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b"")
+def bmp(px, w, h):  # 8-bit gray palette, bottom-up rows padded to 4 bytes
+    stride = (w + 3) & ~3
+    pix = b"".join(px[y * w:(y + 1) * w] + b"\0" * (stride - w) for y in reversed(range(h)))
+    pal = b"".join(bytes([i, i, i, 0]) for i in range(256))
+    off = 14 + 40 + len(pal)
+    return b"BM" + struct.pack("<IHHI", off + len(pix), 0, 0, off) \
+        + struct.pack("<IiiHHIIiiII", 40, w, h, 1, 8, 0, len(pix), 2835, 2835, 256, 0) + pal + pix
+def req(name, method, path, ctype, body=b""):
+    sel = ["POST", "GET", "HEAD", "PUT", "DELETE", "OPTIONS", "post", ""].index(method)
+    if ctype is None: sel |= 8
+    open(out + "/" + name, "wb").write(bytes([sel]) + path.encode() + b"\n" + (ctype or "").encode() + b"\n" + body)
+seven = png(bytes(255 - v for v in digit(0)), 28, 28)  # dark on white, as drawn
+req("png", "POST", "/api/predict", "image/png", seven)
+req("png-as-form", "POST", "/api/predict", "application/x-www-form-urlencoded", png(digit(1), 28, 28))
+req("pgm", "POST", "/api/predict", "image/x-portable-graymap", b"P5\n28 28\n255\n" + digit(2))
+req("bmp", "POST", "/api/predict", "image/bmp", bmp(digit(3), 28, 28))
+req("jpeg", "POST", "/api/predict", "image/jpeg", open(images + "/gray.jpg", "rb").read())
+req("json", "POST", "/api/predict", "application/json", json.dumps({"pixels": list(digit(4))}).encode())
+req("json-raw", "POST", "/api/predict", "application/vnd.digits+json; charset=utf-8",
+    json.dumps({"pixels": list(digit(5)), "preprocess": False}).encode())
+req("multipart", "POST", "/api/predict", "multipart/form-data; boundary=XyZ",
+    b"--XyZ\r\nContent-Disposition: form-data; name=\"image\"; filename=\"d.png\"\r\nContent-Type: image/png\r\n\r\n"
+    + seven + b"\r\n--XyZ--\r\n")
+req("blank-pgm", "POST", "/api/predict", "image/x-portable-graymap", b"P5 8 8 255\n" + b"\xff" * 64)
+req("huge-png-header", "POST", "/api/predict", "image/png", png(b"\0" * 4, 2, 2, 100000, 100000))
+req("truncated-png", "POST", "/api/predict", "image/png", seven[:70])
+req("bad-json", "POST", "/api/predict", "application/json", b'{"pixels": [0, 12, 255,')
+req("json-short", "POST", "/api/predict", "application/json", b'{"pixels": [0, 1e400, -3], "preprocess": 1}')
+req("garbage", "POST", "/api/predict", "application/octet-stream", bytes((i * 73 + 41) % 256 for i in range(64)))
+req("no-type-json", "POST", "/api/predict", None, b'{"pixels": []}')
+req("empty", "POST", "/api/predict", "image/png")
+req("page", "GET", "/", None)
+req("model", "GET", "/api/model", None)
+req("health", "HEAD", "/healthz", None)
+req("assets", "GET", "/app.js", None)
+req("wrong-method", "PUT", "/api/predict", "image/png", seven[:40])
+req("get-predict", "GET", "/api/predict", None)
+req("no-such-path", "DELETE", "/api/predict/../../etc/passwd\x01\"\\", None)
+PYEOF
 du -sh "$C"/* | sed 's/^/corpus: /'

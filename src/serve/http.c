@@ -156,10 +156,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         const char *allow = NULL;
         int st = routes_match(method, url, &c->route, &allow);
         if (st) {
-            Reply rep = {0};
-            if (st == 404) reply_error(&rep, 404, "no such path: %s (try /, /api/predict, /api/model, /healthz)", c->path);
-            else reply_error(&rep, 405, "%s is not allowed on %s (allowed: %s)", c->method, c->path, allow);
-            rep.allow = st == 405 ? allow : NULL;
+            Reply rep;
+            routes_refuse(st, c->method, c->path, allow, &rep);
             return send_reply(mc, c, &rep);
         }
         if (c->route != ROUTE_PREDICT) return MHD_YES;

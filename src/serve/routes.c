@@ -268,6 +268,16 @@ int routes_match(const char *method, const char *path, Route *route, const char 
     return 404;
 }
 
+void routes_refuse(int status, const char *method, const char *path, const char *allow, Reply *rep) {
+    memset(rep, 0, sizeof *rep);
+    if (status == 405) {
+        reply_error(rep, 405, "%s is not allowed on %s (allowed: %s)", method, path, allow);
+        rep->allow = allow;
+    } else {
+        reply_error(rep, 404, "no such path: %s (try /, /api/predict, /api/model, /healthz)", path);
+    }
+}
+
 /* ---- POST /api/predict ------------------------------------------------------------------ */
 
 static double now_ms(void) {
@@ -413,4 +423,12 @@ void routes_handle(Routes *r, Route route, const Request *req, Reply *rep) {
         predict(r, req, rep);
         break;
     }
+}
+
+void routes_request(Routes *r, const char *method, const char *path, const Request *req, Reply *rep) {
+    Route route;
+    const char *allow = NULL;
+    int st = routes_match(method, path, &route, &allow);
+    if (st) routes_refuse(st, method, path, allow, rep);
+    else routes_handle(r, route, req, rep);
 }

@@ -49,6 +49,19 @@ int routes_match(const char *method, const char *path, Route *route, const char 
 /* Answer a matched request. Never fails: errors are replies. */
 void routes_handle(Routes *r, Route route, const Request *req, Reply *rep);
 
+/* The reply to a request line routes_match refused (status 404 or 405):
+ * a JSON error naming the path, or the method and the allowed ones (405
+ * also sets rep->allow). */
+void routes_refuse(int status, const char *method, const char *path, const char *allow, Reply *rep);
+
+/* One request whose body is in memory, from request line to reply:
+ * routes_match, then routes_refuse or routes_handle. http.c does the same
+ * in two steps (the route before the body is read, the answer after, with
+ * the body limit and multipart framing in between); fuzz/fuzz_http.c and
+ * the tests call this, no socket needed. The caller frees rep->body unless
+ * rep->is_static. */
+void routes_request(Routes *r, const char *method, const char *path, const Request *req, Reply *rep);
+
 /* A JSON error reply {"error": message} (printf-style). */
 void reply_error(Reply *rep, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
