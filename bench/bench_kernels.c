@@ -183,7 +183,7 @@ static void bench_layer(const char *model, const Layer *l, int N, int nthreads, 
 int main(int argc, char **argv) {
     dg_runtime_init(argv);
     const char *models = "lenet5,cnn,cnn-bn,kaggle-deep", *csv_path = NULL;
-    int batch = 64, threads = 0;
+    int batch = 64, threads = 0, bf16 = 0;
     double seconds = 0.5;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -192,8 +192,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--threads") && v) threads = atoi(v), i++;
         else if (!strcmp(a, "--seconds") && v) seconds = atof(v), i++;
         else if (!strcmp(a, "--csv") && v) csv_path = v, i++;
+        else if (!strcmp(a, "--precision") && v && (!strcmp(v, "bf16") || !strcmp(v, "fp32"))) bf16 = !strcmp(v, "bf16"), i++;
         else {
-            fprintf(stderr, "usage: bench_kernels [--models a,b] [--batch 64] [--threads 0] [--seconds 0.5] [--csv FILE]\n");
+            fprintf(stderr, "usage: bench_kernels [--models a,b] [--batch 64] [--threads 0] [--seconds 0.5] [--csv FILE] "
+                            "[--precision fp32|bf16]\n");
             return 2;
         }
     }
@@ -212,9 +214,13 @@ int main(int argc, char **argv) {
         perror(csv_path);
         return 1;
     }
+    if (bf16 && !conv2d_set_bf16(1)) {
+        fprintf(stderr, "bench_kernels: --precision bf16: no AVX512_BF16 here\n");
+        return 1;
+    }
     double peak1 = measure_peak(1), peak = measure_peak(threads);
-    printf("FP32 FMA peak (measured, AVX-512): %.1f GFLOP/s on 1 thread, %.1f GFLOP/s on %d threads\n\n", peak1,
-           peak, threads);
+    printf("FP32 FMA peak (measured, AVX-512): %.1f GFLOP/s on 1 thread, %.1f GFLOP/s on %d threads%s\n\n", peak1,
+           peak, threads, bf16 ? "; convolutions in bf16 (--precision bf16), percentages still of the FP32 peak" : "");
     printf("| model | layer | shape | batch | pass | ms | GFLOP/s | of peak |\n|---|---|---|---|---|---|---|---|\n");
     if (csv) fprintf(csv, "peak,,,,%d,fma,%.6g,100\n", threads, peak);
 

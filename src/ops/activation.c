@@ -8,6 +8,9 @@
 #include "ops/ops.h"
 
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* Below this many elements tanh stays on one thread (relu is memory-bound
  * and is split only over large batches, see RELU_PAR_MIN). */
@@ -19,19 +22,53 @@
 #define RELU_PAR_MIN (1 << 18)
 
 /* y = max(x, 0) */
-void relu_forward(float *y, const float *x, size_t n) {
-#ifdef _OPENMP
-#pragma omp parallel for simd schedule(static) if (n >= RELU_PAR_MIN)
-#endif
+static void relu_forward_span(float *restrict y, const float *restrict x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+static void relu_backward_span(float *restrict dx, const float *restrict dy, const float *restrict y, size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+/* In-place use (y == x, dx == dy) is allowed: spans are split so that each
+ * thread's range reads and writes only itself. Below RELU_PAR_MIN one plain
+ * vectorised loop (an OpenMP region with a false `if` still cost 3x here). */
+void relu_forward(float *y, const float *x, size_t n) {
+    if (n < RELU_PAR_MIN || y == x) {
+        if (y == x)
+            for (size_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+        else
+            relu_forward_span(y, x, n);
+        return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const size_t a = n * t / nt, b = n * (t + 1) / nt;
+        relu_forward_span(y + a, x + a, b - a);
+    }
+#else
+    relu_forward_span(y, x, n);
+#endif
 }
 
 /* dx = dy * (y > 0) */
 void relu_backward(float *dx, const float *dy, const float *y, size_t n) {
+    if (n < RELU_PAR_MIN || dx == dy || dx == y) {
+        for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        return;
+    }
 #ifdef _OPENMP
-#pragma omp parallel for simd schedule(static) if (n >= RELU_PAR_MIN)
+#pragma omp parallel
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const size_t a = n * t / nt, b = n * (t + 1) / nt;
+        relu_backward_span(dx + a, dy + a, y + a, b - a);
+    }
+#else
+    relu_backward_span(dx, dy, y, n);
 #endif
-    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
 /* tanh as a rational function (the minimax approximation Eigen uses),
