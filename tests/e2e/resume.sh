@@ -41,8 +41,27 @@ echo "killed after $(cat "$TMP/ck1/latest")"
 tensor_data "$TMP/k.safetensors" | cmp -s - "$TMP/ref.bin" || fail "SIGKILL + resume: weights differ from the uninterrupted run"
 echo "ok: SIGKILL after epoch 1 + resume = uninterrupted, byte for byte"
 
-# 2. SIGINT in the middle of epoch 2: stop after the step, checkpoint, message, 130
-"$D" train "${common[@]}" --out "$TMP/i.safetensors" --log "$TMP/i.csv" --checkpoint-dir "$TMP/ck2" >"$TMP/i.out" 2>"$TMP/i.err" &
+# 2. SIGINT in the middle of epoch 2: stop after the step, checkpoint, message, 130.
+# A larger net and more images than `common`, so an epoch lasts long enough
+# (about a second) for the signal to land inside it; its own reference run.
+cat > "$TMP/big.spec" <<'SPEC'
+input 1x28x28
+conv2d out=16 kernel=5 pad=2
+batchnorm
+relu
+dropout2d p=0.2
+maxpool size=2
+flatten
+linear out=32
+relu
+dropout p=0.3
+linear out=10
+SPEC
+big=(--model "$TMP/big.spec" --data "$DATA" --limit 12000 --epochs 3 --batch-size 32 --lr 0.005
+     --schedule onecycle --patience 3 --test none --threads 2 --quiet)
+"$D" train "${big[@]}" --out "$TMP/ref2.safetensors" --log "$TMP/ref2.csv" >/dev/null
+tensor_data "$TMP/ref2.safetensors" > "$TMP/ref2.bin"
+"$D" train "${big[@]}" --out "$TMP/i.safetensors" --log "$TMP/i.csv" --checkpoint-dir "$TMP/ck2" >"$TMP/i.out" 2>"$TMP/i.err" &
 pid=$!
 wait_for "$TMP/ck2/latest"
 sleep 0.1
@@ -55,8 +74,8 @@ grep -E "^digits: interrupted at epoch [0-9]+ step [0-9]+; resume with: digits t
 grep -q "^checkpoint $TMP/ck2/ckpt-" "$TMP/i.out" || fail "SIGINT: checkpoint path not printed"
 echo "stopped: $(grep interrupted "$TMP/i.err")"
 "$D" train --resume "$TMP/ck2" --quiet >/dev/null
-tensor_data "$TMP/i.safetensors" | cmp -s - "$TMP/ref.bin" || fail "SIGINT + resume: weights differ from the uninterrupted run"
-diff <(cut -d, -f1-6 "$TMP/ref.csv") <(cut -d, -f1-6 "$TMP/i.csv") || fail "SIGINT + resume: the log differs"
+tensor_data "$TMP/i.safetensors" | cmp -s - "$TMP/ref2.bin" || fail "SIGINT + resume: weights differ from the uninterrupted run"
+diff <(cut -d, -f1-6 "$TMP/ref2.csv") <(cut -d, -f1-6 "$TMP/i.csv") || fail "SIGINT + resume: the log differs"
 echo "ok: SIGINT mid-epoch + resume = uninterrupted, byte for byte (log too)"
 
 # 3. SIGTERM: 143; without --checkpoint-dir the best model is kept and the message says so
