@@ -77,6 +77,31 @@ static size_t dtype_size(const char *dtype) {
     return strcmp(dtype, "F32") == 0 || strcmp(dtype, "I32") == 0 ? 4 : 0;
 }
 
+/* The atomic write every writer shares: u64 header length, the JSON header
+ * (consumed) padded with spaces to a multiple of 8, then n raw chunks. */
+static int write_file(const char *path, char *json, const void *const *data, const size_t *bytes, int n) {
+    size_t hlen = strlen(json), padded = (hlen + 7) / 8 * 8;
+    AtomicFile af;
+    if (atomic_file_open(&af, path) < 0) {
+        free(json);
+        return -1;
+    }
+    uint8_t lenbuf[8];
+    for (int i = 0; i < 8; i++) lenbuf[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+    errno = 0;
+    int ok = fwrite(lenbuf, 1, 8, af.f) == 8 && fwrite(json, 1, hlen, af.f) == hlen;
+    for (size_t i = hlen; ok && i < padded; i++) ok = fputc(' ', af.f) != EOF;
+    for (int i = 0; ok && i < n; i++) ok = bytes[i] == 0 || fwrite(data[i], 1, bytes[i], af.f) == bytes[i];
+    int saved = errno;
+    free(json);
+    if (!ok) {
+        atomic_file_abort(&af);
+        return dg_set_error("%s: write failed: %s; previous file left intact", path,
+                            saved ? strerror(saved) : "disk full?");
+    }
+    return atomic_file_commit(&af);
+}
+
 int model_save(const Model *m, const char *path) { return model_save_extra(m, path, NULL, NULL, 0); }
 
 int model_save_extra(const Model *m, const char *path, const char *const *meta_kv,
@@ -117,34 +142,16 @@ int model_save_extra(const Model *m, const char *path, const char *const *meta_k
     char *json = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     DG_ASSERT(json);
-    size_t hlen = strlen(json), padded = (hlen + 7) / 8 * 8;
-
-    AtomicFile af;
-    if (atomic_file_open(&af, path) < 0) {
-        free(json);
-        free(t);
-        return -1;
-    }
-    uint8_t lenbuf[8];
-    for (int i = 0; i < 8; i++) lenbuf[i] = (uint8_t)((uint64_t)padded >> (8 * i));
-    errno = 0;
-    int ok = fwrite(lenbuf, 1, 8, af.f) == 8 && fwrite(json, 1, hlen, af.f) == hlen;
-    for (size_t i = hlen; ok && i < padded; i++) ok = fputc(' ', af.f) != EOF;
-    for (int i = 0; ok && i < nt; i++)
-        ok = fwrite(t[i].data, sizeof(float), t[i].count, af.f) == t[i].count;
-    for (int i = 0; ok && i < n_extra; i++) {
-        size_t es = dtype_size(extra[i].dtype);
-        ok = extra[i].count == 0 || fwrite(extra[i].data, es, extra[i].count, af.f) == extra[i].count;
-    }
-    int saved = errno;
-    free(json);
+    const void **data = dg_xcalloc((size_t)(nt + n_extra) + 1, sizeof *data);
+    size_t *bytes = dg_xcalloc((size_t)(nt + n_extra) + 1, sizeof *bytes);
+    for (int i = 0; i < nt; i++) data[i] = t[i].data, bytes[i] = t[i].count * sizeof(float);
+    for (int i = 0; i < n_extra; i++)
+        data[nt + i] = extra[i].data, bytes[nt + i] = extra[i].count * dtype_size(extra[i].dtype);
+    int rc = write_file(path, json, data, bytes, nt + n_extra);
+    free(data);
+    free(bytes);
     free(t);
-    if (!ok) {
-        atomic_file_abort(&af);
-        return dg_set_error("%s: write failed: %s; previous file left intact", path,
-                            saved ? strerror(saved) : "disk full?");
-    }
-    return atomic_file_commit(&af);
+    return rc;
 }
 
 /* Write tensors t[0..nt) with metadata `meta` (consumed) atomically. */
@@ -165,25 +172,13 @@ static int save_tensors(const char *path, const TensorRef *t, int nt, cJSON *met
     char *json = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     DG_ASSERT(json);
-    size_t hlen = strlen(json), padded = (hlen + 7) / 8 * 8;
-
-    AtomicFile af;
-    if (atomic_file_open(&af, path) < 0) {
-        free(json);
-        return -1;
-    }
-    uint8_t lenbuf[8];
-    for (int i = 0; i < 8; i++) lenbuf[i] = (uint8_t)((uint64_t)padded >> (8 * i));
-    int ok = fwrite(lenbuf, 1, 8, af.f) == 8 && fwrite(json, 1, hlen, af.f) == hlen;
-    for (size_t i = hlen; ok && i < padded; i++) ok = fputc(' ', af.f) != EOF;
-    for (int i = 0; ok && i < nt; i++)
-        ok = fwrite(t[i].data, sizeof(float), t[i].count, af.f) == t[i].count;
-    free(json);
-    if (!ok) {
-        atomic_file_abort(&af);
-        return dg_set_error("%s: write failed (disk full?); previous file left intact", path);
-    }
-    return atomic_file_commit(&af);
+    const void **data = dg_xcalloc((size_t)nt + 1, sizeof *data);
+    size_t *bytes = dg_xcalloc((size_t)nt + 1, sizeof *bytes);
+    for (int i = 0; i < nt; i++) data[i] = t[i].data, bytes[i] = t[i].count * sizeof(float);
+    int rc = write_file(path, json, data, bytes, nt);
+    free(data);
+    free(bytes);
+    return rc;
 }
 
 int models_save(const char *path, const Model *const *models, const char *const *prefixes, int n,
@@ -517,27 +512,17 @@ int safetensors_write(const char *path, const char *meta_json, const StTensor *t
     char *json = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     DG_ASSERT(json);
-    size_t hlen = strlen(json), padded = (hlen + 7) / 8 * 8;
-    AtomicFile af;
-    if (atomic_file_open(&af, path) < 0) {
-        free(json);
-        return -1;
-    }
-    uint8_t lenbuf[8];
-    for (int i = 0; i < 8; i++) lenbuf[i] = (uint8_t)((uint64_t)padded >> (8 * i));
-    int ok = fwrite(lenbuf, 1, 8, af.f) == 8 && fwrite(json, 1, hlen, af.f) == hlen;
-    for (size_t i = hlen; ok && i < padded; i++) ok = fputc(' ', af.f) != EOF;
-    for (int i = 0; ok && i < n; i++) {
+    const void **data = dg_xcalloc((size_t)n + 1, sizeof *data);
+    size_t *bytes = dg_xcalloc((size_t)n + 1, sizeof *bytes);
+    for (int i = 0; i < n; i++) {
         size_t count = 1;
         for (int d = 0; d < t[i].ndim; d++) count *= (size_t)t[i].shape[d];
-        ok = fwrite(t[i].data, sizeof(float), count, af.f) == count;
+        data[i] = t[i].data, bytes[i] = count * sizeof(float);
     }
-    free(json);
-    if (!ok) {
-        atomic_file_abort(&af);
-        return dg_set_error("%s: write failed (disk full?); previous file left intact", path);
-    }
-    return atomic_file_commit(&af);
+    int rc = write_file(path, json, data, bytes, n);
+    free(data);
+    free(bytes);
+    return rc;
 }
 
 int safetensors_get_f32(const SafeTensors *f, const char *name, int ndim, const int *shape, float **data) {
