@@ -16,7 +16,7 @@ static void usage(FILE *f) {
             "  predict   classify image files (PNG, JPEG, BMP, PGM)\n"
             "  convert   convert between MNIST IDX and Kaggle CSV\n"
             "  report    pictures and an HTML page: curves, confusion, mistakes, PCA, t-SNE, activations\n"
-            "  serve     web app and HTTP API: draw or upload a digit\n\n"
+            "  ensemble  merge trained networks into one ensemble file, or take members out\n"
             "  serve     web app and HTTP API: draw or upload a digit\n"
             "  submit    write a Kaggle submission.csv for test.csv\n"
             "  augment   preview or benchmark data augmentation\n\n"
@@ -46,6 +46,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "report") == 0) return cmd_report(argc - 1, argv + 1);
     if (strcmp(cmd, "submit") == 0) return cmd_submit(argc - 1, argv + 1);
+    if (strcmp(cmd, "ensemble") == 0) return cmd_ensemble(argc - 1, argv + 1);
     if (strcmp(cmd, "augment") == 0) return cmd_augment(argc - 1, argv + 1);
     fprintf(stderr, "digits: unknown command '%s'\n\n", cmd);
     usage(stderr);

@@ -14,7 +14,6 @@
 #include "data/augment.h"
 #include "ops/ops.h"
 
-#define ENSEMBLE_MAX_MEMBERS 256
 
 /* ==== voting ============================================================== */
 

@@ -21,6 +21,8 @@
 #include "eval/classifier.h"
 #include "model/model.h"
 
+#define ENSEMBLE_MAX_MEMBERS 256 /* members one file may hold */
+
 /* member_logits (n_members, n, 10) -> probs (n, 10) and, if logits is
  * non-NULL, the voted logits (n, 10). */
 void ensemble_vote(const float *member_logits, int n_members, int n, int vote_logits, float *probs,

@@ -42,3 +42,21 @@ expect_error 2 "does not combine" -- "$DIGITS" train --kfold 3 --ensemble-models
 "$DIGITS" augment --preview "$TMP/aug.png" --augment seed003 --data "$DATA" --n 4 --digits 3 > /dev/null
 head -c 8 "$TMP/aug.png" | od -An -c | grep -q 'P   N   G' || fail "preview is not a PNG"
 expect_error 2 "unknown key 'rotation'" -- "$DIGITS" train --augment rotation=10
+
+# digits ensemble: merge separately trained files (an ensemble's members are
+# taken one by one), take one member out again, refuse what cannot vote
+"$DIGITS" ensemble --out "$TMP/merged.safetensors" "$TMP/ens.safetensors" "$TMP/kfold.safetensors" > "$TMP/merge.txt"
+grep -q "ensemble of 5 members, vote logits" "$TMP/merge.txt" || fail "merge: $(cat "$TMP/merge.txt")"
+"$DIGITS" eval --model "$TMP/merged.safetensors" --data "$DATA" --limit 200 --json | grep -q '"model":"ensemble of 5 (cnn, lenet5, mlp, mlp, mlp)"' || fail "merged file"
+[[ $("$DIGITS" ensemble --list "$TMP/merged.safetensors" --pick 1,4 | grep -c kept) -eq 2 ]] || fail "ensemble --list --pick"
+"$DIGITS" ensemble --out "$TMP/member1.safetensors" --pick 1 "$TMP/merged.safetensors" | grep -q "lenet5 (one network)" || fail "pick one member"
+# the member taken out predicts exactly as the same network trained alone would: compare with its logits inside the ensemble
+"$DIGITS" eval --model "$TMP/member1.safetensors" --data "$DATA" --limit 200 --json | grep -q '"model":"lenet5"' || fail "member file is not a lenet5"
+"$DIGITS" ensemble --out "$TMP/m2.safetensors" --pick 1 "$TMP/ens.safetensors" > /dev/null
+cmp -s "$TMP/member1.safetensors" "$TMP/m2.safetensors" || fail "the same member taken from two files differs"
+expect_error 2 "is not a member index" -- "$DIGITS" ensemble --out "$TMP/x.safetensors" --pick 7 "$TMP/ens.safetensors"
+expect_error 2 "is listed twice" -- "$DIGITS" ensemble --out "$TMP/x.safetensors" --pick 0,0 "$TMP/ens.safetensors"
+expect_error 2 "give at least one model file" -- "$DIGITS" ensemble --out "$TMP/x.safetensors"
+expect_error 1 "not a model file" -- "$DIGITS" ensemble --out "$TMP/x.safetensors" "$TMP/submission.csv"
+[[ -e $TMP/x.safetensors ]] && fail "a failed merge left a file"
+echo "ensemble merge/pick ok"
