@@ -46,6 +46,7 @@ typedef struct {
     int latency_calls;   /* single-image calls timed */
     uint64_t seed;
     int bf16;            /* --precision bf16 */
+    int profile;         /* --profile: time per layer */
 } Options;
 
 static void usage(FILE *f) {
@@ -58,6 +59,7 @@ static void usage(FILE *f) {
             "  --latency-calls N  single-image calls for the latency figures (default 1000)\n"
             "  --seed N           seed for weights and random inputs (default 42)\n"
             "  --precision P      fp32 or bf16 (bf16 convolutions; needs AVX512_BF16)\n"
+            "  --profile          also print the time of every layer (train fwd/bwd, eval)\n"
             "prints impl,model,metric,value lines (impl=digits) on stdout\n");
 }
 
@@ -90,11 +92,16 @@ static void parse_options(Options *o, int argc, char **argv) {
     o->latency_calls = 1000;
     o->seed = 42;
     o->bf16 = 0;
+    o->profile = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             exit(0);
+        }
+        if (!strcmp(a, "--profile")) {
+            o->profile = 1;
+            continue;
         }
         if (i + 1 >= argc) {
             fprintf(stderr, "bench_models: %s needs a value (or unknown option)\n", a);
@@ -326,8 +333,18 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < POOL_IMAGES * img; i++) pool[i] = (uint8_t)rng_below(&rng, 256);
         for (int i = 0; i < POOL_IMAGES; i++) labels[i] = (uint8_t)rng_below(&rng, MODEL_NUM_CLASSES);
 
+        if (o.profile) model_profile_start(&m);
         emit(m.spec_name, "train_img_s", bench_train(&m, &o, pool, labels));
         emit(m.spec_name, "infer_img_s", bench_infer(&m, &o, pool));
+        if (o.profile) { /* per layer, over every step and batch above (warm-up included) */
+            fprintf(stderr, "%s: time per layer, train batch %d, eval batch %d\n", m.spec_name, o.batch, INFER_BATCH);
+            model_profile_print(&m, stderr, (double)m.prof_calls[0][0] * o.batch,
+                                (double)m.prof_calls[0][1] * INFER_BATCH);
+            free(m.prof_seconds);
+            free(m.prof_calls);
+            m.prof_seconds = NULL;
+            m.prof_calls = NULL;
+        }
         double median, p99;
         bench_latency(&m, &o, pool, &median, &p99);
         emit(m.spec_name, "latency_median_us", median);

@@ -1,6 +1,7 @@
 /* test_model.c — spec parser (good and bad specs), model file save/load
  * (round trip, atomicity, corrupted files), optimiser and schedule values,
  * metrics, and determinism of training (same seed -> identical weights). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -118,6 +119,45 @@ static void test_save_load_identical_predictions(void **state) {
     assert_memory_equal(la, lb, 16 * 10 * sizeof(float));
     model_free(&a);
     model_free(&b);
+}
+
+/* Eval-mode fusion (conv/linear + ReLU/BN/dropout/flatten as one layer)
+ * gives the logits of the layer-by-layer forward, in fp32 and bf16, for
+ * chains, graphs (resnet5: a conv read by two layers is not fused) and the
+ * Keras order conv-ReLU-BN. */
+static void test_eval_fusion_matches_unfused(void **state) {
+    const char *names[] = {"cnn-bn", "kaggle-deep", "mlp", "resnet5", "stn", "twobranch"};
+    const int expect_fused[] = {1, 1, 1, 1, 1, 1};
+    uint8_t px[5 * 784];
+    random_pixels(px, sizeof px, 11);
+    for (int bf16 = 0; bf16 <= 1; bf16++) {
+        if (bf16 && !conv2d_set_bf16(1)) break; /* no AVX512_BF16 here */
+        for (int i = 0; i < 6; i++) {
+            Model m;
+            assert_int_equal(model_build_named(&m, names[i]), 0);
+            model_init_params(&m, 5);
+            for (size_t j = 0; j < m.n_buffer; j++) m.buffers[j] = 0.3f + 0.01f * (float)(j % 97); /* BN stats */
+            m.norm_mean = 0.13f;
+            m.norm_std = 0.31f;
+            model_set_batch(&m, 5, 0, 2);
+            model_load_pixels(&m, px, 5);
+            m.keep_outputs = 1;
+            float want[50];
+            memcpy(want, model_forward(&m, 5, 0), sizeof want);
+            m.keep_outputs = 0;
+            model_load_pixels(&m, px, 5);
+            const float *got = model_forward(&m, 5, 0);
+            int fused = 0;
+            for (int l = 0; l < m.n_layers; l++) fused += m.fuse_end[l] > l;
+            if (expect_fused[i]) assert_true(fused > 0);
+            for (int j = 0; j < 50; j++)
+                if (!(fabsf(got[j] - want[j]) <= 1e-5f * (1.0f + fabsf(want[j]))))
+                    fail_msg("%s%s: logit %d fused %.8g, layer by layer %.8g", names[i], bf16 ? " bf16" : "", j,
+                             got[j], want[j]);
+            model_free(&m);
+        }
+    }
+    conv2d_set_bf16(0);
 }
 
 static void write_bytes(const char *path, const char *data, size_t n) {
@@ -406,6 +446,7 @@ int main(void) {
         cmocka_unit_test(test_bad_specs),
         cmocka_unit_test(test_unknown_zoo_name),
         cmocka_unit_test(test_save_load_identical_predictions),
+        cmocka_unit_test(test_eval_fusion_matches_unfused),
         cmocka_unit_test(test_bad_model_files),
         cmocka_unit_test(test_atomic_save_keeps_previous),
         cmocka_unit_test(test_sgd_nesterov_by_hand),

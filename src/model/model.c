@@ -4,6 +4,7 @@
 #include "ops/ops.h"
 
 #include <errno.h>
+#include <math.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,10 @@ void model_free(Model *m) {
     free(m->workspace);
     free(m->train_config_json);
     free(m->metrics_json);
+    free(m->prof_seconds);
+    free(m->prof_calls);
+    free(m->fuse_end);
+    free(m->fuse_params);
     memset(m, 0, sizeof *m);
 }
 
@@ -205,10 +210,104 @@ void model_load_pixels(Model *m, const uint8_t *pixels, int n) {
     for (size_t i = 0; i < count; i++) m->input[i] = pixels[i] * scale + shift;
 }
 
+/* ==== eval-mode fusion ====================================================== */
+
+/* Can layer j (> i) join the group that starts at conv/linear layer i? It
+ * must be elementwise in eval mode with per-channel constants, read only
+ * its predecessor, and be that predecessor's only reader. */
+static int fusable_next(const Model *m, const int *readers, int i, int j, int flattened) {
+    const Layer *l = &m->layers[j];
+    if (l->n_inputs != 1 || l->input_ids[0] != j - 1 || readers[j - 1] != 1) return 0;
+    switch (l->type) {
+    case LAYER_RELU: case LAYER_DROPOUT: case LAYER_DROPOUT2D: case LAYER_FLATTEN: return 1;
+    case LAYER_BATCHNORM: /* per channel of the conv/linear output; not after a flatten of a conv */
+        return !flattened && l->in.c == m->layers[i].out.c;
+    default: return 0;
+    }
+}
+
+static void fuse_plan(Model *m) {
+    int *readers = dg_xcalloc((size_t)m->n_layers, sizeof(int));
+    for (int j = 0; j < m->n_layers; j++)
+        for (int k = 0; k < m->layers[j].n_inputs; k++)
+            if (m->layers[j].input_ids[k] >= 0) readers[m->layers[j].input_ids[k]]++;
+    m->fuse_end = dg_xmalloc((size_t)m->n_layers * sizeof(int));
+    size_t floats = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const Layer *l = &m->layers[i];
+        int e = i, steps = 0, flattened = 0;
+        if (l->type == LAYER_CONV2D || l->type == LAYER_LINEAR)
+            while (e + 1 < m->n_layers && fusable_next(m, readers, i, e + 1, flattened)) {
+                const Layer *nx = &m->layers[e + 1];
+                int step = nx->type == LAYER_RELU || nx->type == LAYER_BATCHNORM;
+                if (step && steps == EPILOGUE_MAX_STEPS) break;
+                steps += step;
+                if (nx->type == LAYER_BATCHNORM) floats += 2 * (size_t)nx->in.c;
+                if (nx->type == LAYER_FLATTEN && l->type == LAYER_CONV2D) flattened = 1;
+                e++;
+            }
+        m->fuse_end[i] = e;
+    }
+    m->fuse_params = dg_xcalloc(floats ? floats : 1, sizeof(float));
+    free(readers);
+}
+
+/* Layers i..e as one: the conv/linear writes layer e's output with the
+ * ReLU / batch-norm steps as its epilogue. */
+static void fused_forward(Model *m, int i, int e, int n, float **params) {
+    Layer *l = &m->layers[i];
+    Epilogue ep = {0};
+    for (int j = i + 1; j <= e; j++) {
+        const Layer *s = &m->layers[j];
+        if (s->type == LAYER_RELU) {
+            ep.step[ep.n++].relu = 1;
+        } else if (s->type == LAYER_BATCHNORM) {
+            const int C = s->in.c;
+            float *mul = *params, *add = *params + C;
+            *params += 2 * (size_t)C;
+            for (int c = 0; c < C; c++) { /* as batchnorm_forward_eval */
+                const double rstd = 1.0 / sqrt((double)s->buffer[C + c] + s->eps);
+                mul[c] = (float)(s->param[c] * rstd);
+                add[c] = s->param[C + c];
+            }
+            ep.step[ep.n].relu = 0;
+            ep.step[ep.n].sub = s->buffer; /* running mean */
+            ep.step[ep.n].mul = mul;
+            ep.step[ep.n].add = add;
+            ep.n++;
+        }
+    }
+    float *y = m->layers[e].y;
+    if (l->type == LAYER_CONV2D) {
+        size_t nw = (size_t)l->out_features * l->in.c * l->kernel * l->kernel;
+        conv2d_forward_ep(y, l->x, l->param, l->bias ? l->param + nw : NULL, n, l->in.c, l->in.h, l->in.w,
+                          l->out_features, l->kernel, l->kernel, l->stride, l->pad, l->workspace, l->nthreads, &ep);
+    } else {
+        int D = (int)shape_size(l->in);
+        size_t nw = (size_t)l->out_features * D;
+        linear_forward(y, l->x, l->param, l->bias ? l->param + nw : NULL, n, D, l->out_features);
+        epilogue_apply(y, n, l->out_features, 1, NULL, &ep);
+    }
+}
+
 float *model_forward(Model *m, int n, int training) {
     DG_ASSERT(m->acts && n > 0 && n <= m->max_batch);
     DG_ASSERT(!training || m->with_grad);
-    for (int i = 0; i < m->n_layers; i++) m->layers[i].kind->forward(&m->layers[i], n, training);
+    const int fuse = !training && !m->keep_outputs;
+    if (fuse && !m->fuse_end) fuse_plan(m);
+    float *params = m->fuse_params;
+    const int slot = training ? 0 : 1;
+    for (int i = 0; i < m->n_layers;) {
+        const int e = fuse ? m->fuse_end[i] : i;
+        double t0 = m->prof_seconds ? omp_get_wtime() : 0;
+        if (e > i) fused_forward(m, i, e, n, &params);
+        else m->layers[i].kind->forward(&m->layers[i], n, training);
+        if (m->prof_seconds) { /* a fused group counts as its first layer */
+            m->prof_seconds[i][slot] += omp_get_wtime() - t0;
+            m->prof_calls[i][slot]++;
+        }
+        i = e + 1;
+    }
     return m->layers[m->n_layers - 1].y;
 }
 
@@ -218,6 +317,7 @@ void model_backward(Model *m, const float *dlogits, int n) {
     if (dlogits != last->dy) memcpy(last->dy, dlogits, (size_t)n * shape_size(last->out) * sizeof(float));
     for (int i = m->n_layers - 1; i >= 0; i--) {
         Layer *l = &m->layers[i];
+        double t0 = m->prof_seconds ? omp_get_wtime() : 0;
         l->kind->backward(l, n);
         /* a second (third...) reader of an output: add its share into the
          * producer's dy, which the first reader (backward order) wrote */
@@ -228,7 +328,45 @@ void model_backward(Model *m, const float *dlogits, int n) {
             size_t count = (size_t)n * shape_size(l->ins[k]);
             for (size_t j = 0; j < count; j++) dst[j] += src[j];
         }
+        if (m->prof_seconds) {
+            m->prof_seconds[i][2] += omp_get_wtime() - t0;
+            m->prof_calls[i][2]++;
+        }
     }
+}
+
+void model_profile_start(Model *m) {
+    free(m->prof_seconds);
+    free(m->prof_calls);
+    m->prof_seconds = dg_xcalloc((size_t)m->n_layers, sizeof *m->prof_seconds);
+    m->prof_calls = dg_xcalloc((size_t)m->n_layers, sizeof *m->prof_calls);
+}
+
+void model_profile_print(const Model *m, FILE *f, double train_images, double eval_images) {
+    if (!m->prof_seconds) return;
+    double total_train = 0, total_eval = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        total_train += m->prof_seconds[i][0] + m->prof_seconds[i][2];
+        total_eval += m->prof_seconds[i][1];
+    }
+    const double tr = train_images > 0 ? 1e6 / train_images : 0, ev = eval_images > 0 ? 1e6 / eval_images : 0;
+    fprintf(f, "%-4s %-22s %-12s %10s %10s %7s %10s %7s\n", "#", "layer", "output", "fwd us/img", "bwd us/img",
+            "train%", "eval us/img", "eval%");
+    for (int i = 0; i < m->n_layers; i++) {
+        const Layer *l = &m->layers[i];
+        const double *s = m->prof_seconds[i];
+        char what[48], shape[24];
+        if (l->type == LAYER_CONV2D)
+            snprintf(what, sizeof what, "conv %dx%d/%d %d->%d", l->kernel, l->kernel, l->stride, l->in.c, l->out.c);
+        else
+            snprintf(what, sizeof what, "%s", l->kind->name);
+        snprintf(shape, sizeof shape, "%dx%dx%d", l->out.c, l->out.h, l->out.w);
+        fprintf(f, "%-4d %-22s %-12s %10.2f %10.2f %6.1f%% %10.2f %6.1f%%\n", i, what, shape, s[0] * tr, s[2] * tr,
+                total_train > 0 ? 100 * (s[0] + s[2]) / total_train : 0, s[1] * ev,
+                total_eval > 0 ? 100 * s[1] / total_eval : 0);
+    }
+    fprintf(f, "%-4s %-22s %-12s %10s %10.2f %7s %10.2f\n", "", "total (train = fwd+bwd)", "", "", total_train * tr, "",
+            total_eval * ev);
 }
 
 void model_zero_grad(Model *m) { memset(m->grads, 0, m->n_param * sizeof(float)); }

@@ -73,6 +73,18 @@ typedef struct {
     /* free-form JSON strings carried in the model file's metadata (owned, may be NULL) */
     char *train_config_json;
     char *metrics_json;
+    /* per-layer wall time (s) and calls when profiling (model_profile_start),
+     * else NULL: [layer][0 train forward, 1 eval forward, 2 backward] */
+    double (*prof_seconds)[3];
+    long (*prof_calls)[3];
+    /* Eval-mode fusion (see Epilogue in ops/ops.h): a conv/linear layer
+     * followed by ReLU / batch norm / dropout / flatten, each read only by
+     * the next, runs as one layer that writes the last one's output; the
+     * outputs in between are then not written. keep_outputs = 1 turns it
+     * off for callers that read every layer's output (report pictures). */
+    int keep_outputs;
+    int *fuse_end;      /* (n_layers) last layer fused into layer i (i: none); NULL until planned */
+    float *fuse_params; /* BN steps' mul/add, refreshed from the running stats per forward */
 } Model;
 
 /* Build the layer list and parameter blocks from spec text; `origin` names
@@ -104,6 +116,13 @@ void model_set_batch(Model *m, int max_batch, int with_grad, int threads);
 /* Free the activations, scratch and workspace (model_set_batch makes new
  * ones): e.g. a trained ensemble member going from training to inference. */
 void model_release_batch(Model *m);
+
+/* Per-layer timing (for bench_models --profile): start clears and enables
+ * it; print writes one row per layer — microseconds per image of train
+ * forward, backward and eval forward, given how many images each phase
+ * ran — and the share of each row in the train step and in inference. */
+void model_profile_start(Model *m);
+void model_profile_print(const Model *m, FILE *f, double train_images, double eval_images);
 
 /* Forward the first n rows of m->input; returns the logits (n, 10), owned
  * by the model. training=1: batch statistics and dropout. */

@@ -392,6 +392,12 @@ static inline int chunk_begin(int t, int N, int nt) { return (int)((long long)t 
 void conv2d_forward(float *y, const float *x, const float *w, const float *b, int N, int C,
                     int H, int W, int K, int R, int S, int stride, int pad, float *workspace,
                     int nthreads) {
+    conv2d_forward_ep(y, x, w, b, N, C, H, W, K, R, S, stride, pad, workspace, nthreads, NULL);
+}
+
+void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b, int N, int C,
+                       int H, int W, int K, int R, int S, int stride, int pad, float *workspace,
+                       int nthreads, const Epilogue *ep) {
     const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
     DG_ASSERT(P > 0 && Q > 0 && stride > 0 && pad >= 0);
     const int PQ = P * Q, CRS = C * R * S;
@@ -411,8 +417,11 @@ void conv2d_forward(float *y, const float *x, const float *w, const float *b, in
             float *wp = col + im2col_floats(C, H, W, K, R, S, stride, pad);
             conv2d_direct_pack(wp, w, K, C, R, S, 0);
             for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++)
+            {
                 conv2d_direct_forward(y + (size_t)n * K * PQ, x + (size_t)n * C * H * W, wp, b, C, H, W, K, R, S,
                                       pad);
+                if (ep) epilogue_apply(y + (size_t)n * K * PQ, 1, K, PQ, NULL, ep);
+            }
             continue;
         }
         if (bf16) {
@@ -425,11 +434,7 @@ void conv2d_forward(float *y, const float *x, const float *w, const float *b, in
                 im2col(col, x + (size_t)n * C * H * W, C, H, W, R, S, stride, pad, P, Q, 0, P);
                 bf16_pack_b(bs.pack, col, PQ, CRS, PQ);
                 gemm_bf16(yn, PQ, bs.w, lw, bs.pack, K, PQ, CRS, 0); /* y[n] (K,PQ) = w . col */
-                if (b)
-                    for (int k = 0; k < K; k++) {
-                        float *restrict yk = yn + (size_t)k * PQ;
-                        for (int i = 0; i < PQ; i++) yk[i] += b[k];
-                    }
+                epilogue_apply(yn, 1, K, PQ, b, ep);
             }
             continue;
         }
@@ -447,12 +452,7 @@ void conv2d_forward(float *y, const float *x, const float *w, const float *b, in
                     dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, TQ, CRS, 1.0f, w,
                                 CRS, col, TQ, 0.0f, yn + (size_t)pb * Q, PQ);
                 }
-            if (b)
-                for (int k = 0; k < K; k++) {
-                    float *restrict yk = yn + (size_t)k * PQ;
-                    const float bk = b[k];
-                    for (int i = 0; i < PQ; i++) yk[i] += bk;
-                }
+            epilogue_apply(yn, 1, K, PQ, b, ep);
         }
     }
 }

@@ -36,6 +36,27 @@ size_t conv2d_workspace_floats(int C, int H, int W, int K, int R, int S, int str
 void conv2d_forward(float *y, const float *x, const float *w, const float *b, int N, int C,
                     int H, int W, int K, int R, int S, int stride, int pad, float *workspace,
                     int nthreads);
+
+/* Eval-mode fusion: what follows a conv (or linear) layer — ReLU, batch
+ * norm with its running statistics — applied to each image's output right
+ * after it is computed, while it is still in cache, instead of as separate
+ * passes over the whole batch. Steps run in order, per channel k:
+ *   relu:   v = max(v, 0)
+ *   affine: v = (v - sub[k]) * mul[k] + add[k]   (exactly batchnorm_forward_eval's formula) */
+#define EPILOGUE_MAX_STEPS 4
+typedef struct {
+    int n;
+    struct {
+        int relu;
+        const float *sub, *mul, *add;
+    } step[EPILOGUE_MAX_STEPS];
+} Epilogue;
+/* y (N,K,L): add bias (may be NULL), then the steps (ep may be NULL). */
+void epilogue_apply(float *y, int N, int K, int L, const float *bias, const Epilogue *ep);
+/* conv2d_forward followed by ep on each image (ep NULL: conv2d_forward). */
+void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b, int N, int C,
+                       int H, int W, int K, int R, int S, int stride, int pad, float *workspace,
+                       int nthreads, const Epilogue *ep);
 /* dw_partial: nthreads * (K*C*R*S + K) floats of scratch for per-thread
  * weight-gradient sums, reduced in a fixed order (determinism).          */
 void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
