@@ -78,6 +78,10 @@ static const ConvShape conv_shapes[] = {
     {"4->6 5x5 pad2 13x11 (same)", 4, 13, 11, 6, 5, 5, 1, 2},
     {"2->3 1x3 pad1 6x10 (P = H+2)", 2, 6, 10, 3, 1, 3, 1, 1},
     {"2->2 3x3 pad3 5x5 (all-pad rows)", 2, 5, 5, 2, 3, 3, 1, 3},
+    /* small outputs of deep layers: several images per product (grouped) */
+    {"64->64 5x5 stride2 pad2 14x14 (grouped)", 64, 14, 14, 64, 5, 5, 2, 2},
+    {"128->128 5x5 stride2 pad2 7x7 (grouped)", 128, 7, 7, 128, 5, 5, 2, 2},
+    {"64->128 3x3 pad1 7x7 (grouped)", 64, 7, 7, 128, 3, 3, 1, 1},
     /* col over 2^20 floats: computed in bands of output rows */
     {"128->2 3x3 pad1 32x32 (2 bands)", 128, 32, 32, 2, 3, 3, 1, 1},
     {"256->1 5x5 stride2 40x40 (2 bands)", 256, 40, 40, 1, 5, 5, 2, 0},

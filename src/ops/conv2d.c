@@ -194,13 +194,13 @@ static inline int rows_line_up(int stride, int W, int Q) { return stride == 1 &&
  * row (c,r,s), column (p-pb, q) = x[c, p*stride+r-pad, q*stride+s-pad],
  * zero outside the image. x is one sample (C,H,W). Working on a band of
  * output rows bounds the workspace (see BAND_FLOATS). */
-static void im2col(float *restrict col, const float *restrict x, int C, int H, int W, int R,
-                   int S, int stride, int pad, int P, int Q, int pb, int pe) {
+static void im2col_ld(float *restrict col, size_t ld, const float *restrict x, int C, int H, int W, int R,
+                      int S, int stride, int pad, int P, int Q, int pb, int pe) {
     const int TQ = (pe - pb) * Q, line_up = rows_line_up(stride, W, Q);
     for (int c = 0; c < C; c++)
         for (int r = 0; r < R; r++)
             for (int s = 0; s < S; s++) {
-                float *restrict row = col + ((size_t)(c * R + r) * S + s) * TQ; /* band row p-pb */
+                float *restrict row = col + ((size_t)(c * R + r) * S + s) * ld; /* band row p-pb */
                 const float *restrict xc = x + (size_t)c * H * W;
                 int p0, p1, q0, q1; /* valid output rows/columns for this (r,s) */
                 valid_range(&p0, &p1, r, stride, pad, H, P);
@@ -240,19 +240,89 @@ static void im2col(float *restrict col, const float *restrict x, int C, int H, i
             }
 }
 
+/* col rows of TQ = (pe-pb)*Q floats, one after another. */
+static void im2col(float *restrict col, const float *restrict x, int C, int H, int W, int R, int S, int stride,
+                   int pad, int P, int Q, int pb, int pe) {
+    im2col_ld(col, (size_t)(pe - pb) * Q, x, C, H, W, R, S, stride, pad, P, Q, pb, pe);
+}
+
+/* ---- im2col by AVX-512 gathers --------------------------------------------
+ * Strided and small outputs (the 5x5/2 layers: rows of 14, 7 or 4 floats)
+ * spend im2col in per-row bookkeeping, not in moving data. Gathers fill a
+ * whole row of col (all PQ outputs of one (c,r,s)) 16 entries at a time
+ * from a table of plane offsets, the same for every channel; -1 marks
+ * padding (masked off: reads nothing, writes 0). */
+static inline int use_gather(int stride, int W, int P, int Q) {
+#ifdef __AVX512F__
+    /* measured: rows that line up (stride 1, same width) copy faster as runs at 14x14 and above */
+    return P * Q <= 64 || (!rows_line_up(stride, W, Q) && P * Q <= 256);
+#else
+    (void)stride, (void)W, (void)P, (void)Q;
+    return 0;
+#endif
+}
+
+static inline int gather_stride(int PQ) { return (PQ + 15) & ~15; }
+
+/* (R*S, gather_stride(PQ)) int32 offsets into a (H,W) plane, or -1. */
+static void gather_table(int *t, int H, int W, int R, int S, int stride, int pad, int P, int Q) {
+    const int PQ = P * Q, ld = gather_stride(PQ);
+    for (int r = 0; r < R; r++)
+        for (int s = 0; s < S; s++)
+            for (int j = 0; j < ld; j++) {
+                int v = -1;
+                if (j < PQ) {
+                    const int h = (j / Q) * stride + r - pad, w = (j % Q) * stride + s - pad;
+                    if (h >= 0 && h < H && w >= 0 && w < W) v = h * W + w;
+                }
+                t[(r * S + s) * ld + j] = v;
+            }
+}
+
+static void im2col_gather(float *restrict col, size_t ld, const float *restrict x, const int *restrict table, int C,
+                          int H, int W, int RS, int PQ) {
+#ifdef __AVX512F__
+    const int tl = gather_stride(PQ);
+    const __mmask16 tail = (__mmask16)(PQ % 16 ? (1u << (PQ % 16)) - 1 : 0xffff);
+    for (int c = 0; c < C; c++) {
+        const float *xc = x + (size_t)c * H * W;
+        for (int rs = 0; rs < RS; rs++) {
+            float *row = col + ((size_t)c * RS + rs) * ld;
+            const int *ti = table + (size_t)rs * tl;
+            for (int j = 0; j < PQ; j += 16) {
+                const __m512i idx = _mm512_loadu_si512(ti + j);
+                const __mmask16 valid = _mm512_cmpge_epi32_mask(idx, _mm512_setzero_si512());
+                const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid, idx, xc, 4);
+                _mm512_mask_storeu_ps(row + j, j + 16 <= PQ ? (__mmask16)0xffff : tail, v);
+            }
+        }
+    }
+#else
+    (void)col, (void)ld, (void)x, (void)table, (void)C, (void)H, (void)W, (void)RS, (void)PQ;
+#endif
+}
+
+/* One whole image's col rows (all P output rows) at col with row stride
+ * ld: by gathers when a table is given, else row by row. */
+static inline void im2col_image(float *restrict col, size_t ld, const float *restrict x, const int *table, int C,
+                                int H, int W, int R, int S, int stride, int pad, int P, int Q) {
+    if (table) im2col_gather(col, ld, x, table, C, H, W, R * S, P * Q);
+    else im2col_ld(col, ld, x, C, H, W, R, S, stride, pad, P, Q, 0, P);
+}
+
 /* x (C,H,W) += the entries of the band col (rows [pb,pe), layout as
  * im2col) landing on each pixel: the adjoint of im2col; the caller zeroes
  * x first. col is scratch: its padded entries may be zeroed (they are
  * gradients w.r.t. the padding, never used), which lets the lined-up case
  * add one contiguous run whose wrapped entries add an exact +0. The result
  * is bit-identical to the row-by-row loop. */
-static void col2im(float *restrict x, float *restrict col, int C, int H, int W, int R, int S,
-                   int stride, int pad, int P, int Q, int pb, int pe) {
-    const int TQ = (pe - pb) * Q, line_up = rows_line_up(stride, W, Q);
+static void col2im_ld(float *restrict x, float *restrict col, size_t ld, int C, int H, int W, int R, int S,
+                      int stride, int pad, int P, int Q, int pb, int pe) {
+    const int line_up = rows_line_up(stride, W, Q);
     for (int c = 0; c < C; c++)
         for (int r = 0; r < R; r++)
             for (int s = 0; s < S; s++) {
-                float *restrict row = col + ((size_t)(c * R + r) * S + s) * TQ; /* band row p-pb */
+                float *restrict row = col + ((size_t)(c * R + r) * S + s) * ld; /* band row p-pb */
                 float *restrict xc = x + (size_t)c * H * W;
                 int p0, p1, q0, q1;
                 valid_range(&p0, &p1, r, stride, pad, H, P);
@@ -283,6 +353,11 @@ static void col2im(float *restrict x, float *restrict col, int C, int H, int W, 
             }
 }
 
+static void col2im(float *restrict x, float *restrict col, int C, int H, int W, int R, int S, int stride, int pad,
+                   int P, int Q, int pb, int pe) {
+    col2im_ld(x, col, (size_t)(pe - pb) * Q, C, H, W, R, S, stride, pad, P, Q, pb, pe);
+}
+
 /* ======================================================================
  * Fast path
  * ====================================================================== */
@@ -305,11 +380,33 @@ static inline int band_rows(int CRS, int P, int Q) {
     return t < 1 ? 1 : t > P ? P : (int)t;
 }
 
-/* One band of col, (C*R*S, rows*Q). */
-static size_t im2col_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
-    (void)K;
+/* Deep layers with small outputs (7x7, 4x4) make thin products: W (K,CRS)
+ * times a col of only PQ columns, for which the BLAS repacks all of W for
+ * every image (the 5x5/2 128->128 layer of kaggle-deep, 4x4 outputs, ran
+ * at ~25 % of peak). Such layers (fp32, im2col) take G images per product
+ * instead: col (CRS, G*PQ) with the images side by side, the product
+ * (K, G*PQ) copied out to each image's (K,PQ) — about GROUP_COLS columns. */
+#define GROUP_COLS 256
+
+static int group_images(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    if (is_pointwise(R, S, stride, pad)) return 1;
     const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad), CRS = C * R * S;
-    return (size_t)CRS * band_rows(CRS, P, Q) * Q;
+    if (band_rows(CRS, P, Q) < P) return 1;
+    if (conv2d_direct_ok(H, W, R, S, stride, pad, CRS) || conv2d_direct_dx_ok(H, W, R, S, stride, pad, K * R * S))
+        return 1;
+    long g = GROUP_COLS / (P * Q), cap = BAND_FLOATS / ((long)CRS * P * Q);
+    if (g > cap) g = cap;
+    return g < 2 ? 1 : (int)g;
+}
+
+/* One band of col, (C*R*S, rows*Q) — or, for grouped layers, the group's
+ * col (CRS, G*PQ) and its output or output gradient (K, G*PQ). */
+static size_t im2col_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad), CRS = C * R * S;
+    size_t band = (size_t)CRS * band_rows(CRS, P, Q) * Q;
+    const int g = group_images(C, H, W, K, R, S, stride, pad);
+    size_t grouped = g > 1 ? (size_t)(CRS + K) * g * P * Q : 0;
+    return band > grouped ? band : grouped;
 }
 
 /* Packed weights for the direct kernels (after the col band in a slice:
@@ -407,6 +504,12 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
     const int band = band_rows(CRS, P, Q);
     const int direct = !pointwise && conv2d_direct_ok(H, W, R, S, stride, pad, CRS);
     const int bf16 = use_bf16 && !direct && bf16_layer(C, H, W, K, R, S, stride, pad);
+    const int group = group_images(C, H, W, K, R, S, stride, pad);
+    int *table = NULL; /* im2col by gathers (shared, read-only) */
+    if (!pointwise && !direct && band == P && use_gather(stride, W, P, Q)) {
+        table = dg_xmalloc(sizeof(int) * R * S * gather_stride(PQ));
+        gather_table(table, H, W, R, S, stride, pad, P, Q);
+    }
 
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
@@ -431,10 +534,29 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
             bf16_convert_rows(bs.w, lw, w, CRS, K, CRS);
             for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
                 float *yn = y + (size_t)n * K * PQ;
-                im2col(col, x + (size_t)n * C * H * W, C, H, W, R, S, stride, pad, P, Q, 0, P);
+                im2col_image(col, PQ, x + (size_t)n * C * H * W, table, C, H, W, R, S, stride, pad, P, Q);
                 bf16_pack_b(bs.pack, col, PQ, CRS, PQ);
                 gemm_bf16(yn, PQ, bs.w, lw, bs.pack, K, PQ, CRS, 0); /* y[n] (K,PQ) = w . col */
                 epilogue_apply(yn, 1, K, PQ, b, ep);
+            }
+            continue;
+        }
+        if (group > 1) { /* G images per product (see group_images) */
+            float *yg = col + (size_t)CRS * group * PQ;
+            const int end = chunk_begin(t + 1, N, nt);
+            for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += group) {
+                const int g = end - n0 < group ? end - n0 : group, ld = g * PQ;
+                for (int i = 0; i < g; i++)
+                    im2col_image(col + (size_t)i * PQ, ld, x + (size_t)(n0 + i) * C * H * W, table, C, H, W, R, S,
+                                 stride, pad, P, Q);
+                /* yg (K, g*PQ) = w (K,CRS) . col (CRS, g*PQ) */
+                dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, ld, CRS, 1.0f, w, CRS, col, ld, 0.0f,
+                                  yg, ld);
+                epilogue_apply(yg, 1, K, ld, b, ep);
+                for (int i = 0; i < g; i++)
+                    for (int k = 0; k < K; k++)
+                        memcpy(y + ((size_t)(n0 + i) * K + k) * PQ, yg + (size_t)k * ld + (size_t)i * PQ,
+                               sizeof(float) * PQ);
             }
             continue;
         }
@@ -447,7 +569,8 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
             else
                 for (int pb = 0; pb < P; pb += band) {
                     const int pe = pb + band < P ? pb + band : P, TQ = (pe - pb) * Q;
-                    im2col(col, xn, C, H, W, R, S, stride, pad, P, Q, pb, pe);
+                    if (table) im2col_gather(col, TQ, xn, table, C, H, W, R * S, PQ); /* one band: the image */
+                    else im2col(col, xn, C, H, W, R, S, stride, pad, P, Q, pb, pe);
                     /* y[n][:, band] (K,TQ) = w (K,CRS) . col (CRS,TQ) */
                     dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, TQ, CRS, 1.0f, w,
                                 CRS, col, TQ, 0.0f, yn + (size_t)pb * Q, PQ);
@@ -455,6 +578,7 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
             epilogue_apply(yn, 1, K, PQ, b, ep);
         }
     }
+    free(table);
 }
 
 void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
@@ -472,7 +596,13 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
     const int direct_x = !pointwise && conv2d_direct_dx_ok(H, W, R, S, stride, pad, K * R * S);
     const int bf16_ok = use_bf16 && bf16_layer(C, H, W, K, R, S, stride, pad);
     const int bf16_w = bf16_ok && !direct_w, bf16_x = bf16_ok && !direct_x; /* dw partials transposed if bf16_w */
+    const int group = group_images(C, H, W, K, R, S, stride, pad);
     const int want_w = dw != NULL, want_b = db != NULL;
+    int *table = NULL; /* im2col by gathers (shared, read-only) */
+    if (!pointwise && band == P && use_gather(stride, W, P, Q)) {
+        table = dg_xmalloc(sizeof(int) * R * S * gather_stride(PQ));
+        gather_table(table, H, W, R, S, stride, pad, P, Q);
+    }
 
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
@@ -489,6 +619,44 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
         int wt_ready = 0; /* W^T pair words ready (bf16) */
         Bf16Scratch bs = bf16_scratch(col + im2col_floats(C, H, W, K, R, S, stride, pad) +
                                           packed_floats(C, H, W, K, R, S, stride, pad), C, K, R, S, PQ);
+        if (group > 1 && !bf16_ok) { /* G images per product (see group_images) */
+            float *dyg = col + (size_t)CRS * group * PQ;
+            const int end = chunk_begin(t + 1, N, nt);
+            for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += group) {
+                const int g = end - n0 < group ? end - n0 : group, ld = g * PQ;
+                for (int i = 0; i < g; i++) /* dyg (K, g*PQ): the images' dy side by side */
+                    for (int k = 0; k < K; k++)
+                        memcpy(dyg + (size_t)k * ld + (size_t)i * PQ, dy + ((size_t)(n0 + i) * K + k) * PQ,
+                               sizeof(float) * PQ);
+                if (want_b)
+                    for (int k = 0; k < K; k++) {
+                        const float *restrict d = dyg + (size_t)k * ld;
+                        float acc = 0;
+#ifdef _OPENMP
+#pragma omp simd reduction(+ : acc)
+#endif
+                        for (int i = 0; i < ld; i++) acc += d[i];
+                        pdb[k] += acc;
+                    }
+                if (want_w) { /* pw (K,CRS) += dyg (K, g*PQ) . col^T (g*PQ, CRS) */
+                    for (int i = 0; i < g; i++)
+                        im2col_image(col + (size_t)i * PQ, ld, x + (size_t)(n0 + i) * C * HW, table, C, H, W, R,
+                                     S, stride, pad, P, Q);
+                    dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasTrans, K, CRS, ld, 1.0f, dyg, ld, col, ld,
+                                      1.0f, pw, CRS);
+                }
+                if (dx) { /* dcol (CRS, g*PQ) = w^T (CRS,K) . dyg, then each image's scatter-add */
+                    dg_sgemm_parallel(CblasRowMajor, CblasTrans, CblasNoTrans, CRS, ld, K, 1.0f, w, CRS, dyg, ld,
+                                      0.0f, col, ld);
+                    for (int i = 0; i < g; i++) {
+                        float *dxn = dx + (size_t)(n0 + i) * C * HW;
+                        memset(dxn, 0, sizeof(float) * C * HW);
+                        col2im_ld(dxn, col + (size_t)i * PQ, ld, C, H, W, R, S, stride, pad, P, Q, 0, P);
+                    }
+                }
+            }
+            continue;
+        }
         for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
             const float *xn = x + (size_t)n * C * HW;
             const float *dyn = dy + (size_t)n * K * PQ;
@@ -528,7 +696,7 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
                 dx_done = 1;
             }
             if (!dw_done && bf16_w) { /* pw^T (CRS,K) += col (CRS,PQ) . dy[n]^T (PQ,K) */
-                im2col(col, xn, C, H, W, R, S, stride, pad, P, Q, 0, P);
+                im2col_image(col, PQ, xn, table, C, H, W, R, S, stride, pad, P, Q);
                 bf16_convert_rows(bs.col, bf16_pair_words(PQ), col, PQ, CRS, PQ);
                 bf16_pack_b_transposed(bs.pack, dyn, PQ, PQ, K);
                 gemm_bf16(pw, K, bs.col, bf16_pair_words(PQ), bs.pack, CRS, K, PQ, 1);
@@ -553,7 +721,8 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
                 const int pe = pb + band < P ? pb + band : P, TQ = (pe - pb) * Q;
                 const float *dyb = dyn + (size_t)pb * Q; /* dy[n][:, band] (K,TQ), ld PQ */
                 if (!dw_done) {
-                    im2col(col, xn, C, H, W, R, S, stride, pad, P, Q, pb, pe);
+                    if (table) im2col_gather(col, TQ, xn, table, C, H, W, R * S, PQ); /* one band: the image */
+                    else im2col(col, xn, C, H, W, R, S, stride, pad, P, Q, pb, pe);
                     /* pw (K,CRS) += dy band (K,TQ) . col^T (TQ,CRS) */
                     dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasTrans, K, CRS, TQ, 1.0f, dyb, PQ,
                                 col, TQ, 1.0f, pw, CRS);
@@ -567,6 +736,8 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
             }
         }
     }
+
+    free(table);
 
     /* Reduce the chunk partials in chunk order: same nthreads, same bits.
      * Each element's sum is independent, so the loop itself may be split. */
