@@ -7,6 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "digits.h"
 #include "ops/ops.h"
 #include "testutil.h"
@@ -158,6 +162,41 @@ static void test_eval_fusion_matches_unfused(void **state) {
         }
     }
     conv2d_set_bf16(0);
+}
+
+/* Bulk uniforms (dropout noise): in [0,1), mean and variance of U(0,1),
+ * the same values whatever the thread count, one draw from the stream. */
+static void test_rng_fill_uniform(void **state) {
+    const size_t n = (1u << 18) + 3; /* threaded, odd length */
+    float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
+    Rng r1, r2, r3;
+    rng_seed(&r1, 9, "dropout");
+    r2 = r1;
+    r3 = r1;
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
+    rng_fill_uniform(&r1, a, n);
+#ifdef _OPENMP
+    omp_set_num_threads(2);
+#endif
+    rng_fill_uniform(&r2, b, n);
+    assert_memory_equal(a, b, n * sizeof(float));
+    assert_memory_equal(&r1, &r2, sizeof r1);
+    rng_next(&r3); /* exactly one draw */
+    assert_memory_equal(&r1, &r3, sizeof r1);
+    double sum = 0, sum2 = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_true(a[i] >= 0.0f && a[i] < 1.0f);
+        sum += a[i];
+        sum2 += (double)a[i] * a[i];
+    }
+    const double mean = sum / n, var = sum2 / n - mean * mean;
+    assert_true(fabs(mean - 0.5) < 0.003 && fabs(var - 1.0 / 12) < 0.002);
+    rng_fill_uniform(&r1, b, n); /* the next fill differs */
+    assert_true(memcmp(a, b, n * sizeof(float)) != 0);
+    free(a);
+    free(b);
 }
 
 static void write_bytes(const char *path, const char *data, size_t n) {
@@ -454,6 +493,7 @@ int main(void) {
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_metrics_by_hand),
         cmocka_unit_test(test_same_seed_same_weights),
+        cmocka_unit_test(test_rng_fill_uniform),
         cmocka_unit_test(test_early_stopping_restores_best),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

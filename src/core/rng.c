@@ -35,6 +35,27 @@ uint64_t rng_next(Rng *r) {
 
 float rng_uniform(Rng *r) { return (float)(rng_next(r) >> 40) * (1.0f / 16777216.0f); }
 
+static inline uint64_t splitmix64_mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void rng_fill_uniform(Rng *r, float *out, size_t n) {
+    const uint64_t seed = rng_next(r);
+    const size_t pairs = n / 2;
+    const float scale = 1.0f / 16777216.0f;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (pairs >= (1u << 16))
+#endif
+    for (size_t i = 0; i < pairs; i++) { /* two 24-bit uniforms per 64-bit hash */
+        const uint64_t h = splitmix64_mix(seed + (i + 1) * 0x9e3779b97f4a7c15ULL);
+        out[2 * i] = (float)(h >> 40) * scale;
+        out[2 * i + 1] = (float)((h >> 16) & 0xffffff) * scale;
+    }
+    if (n & 1) out[n - 1] = (float)(splitmix64_mix(seed + (pairs + 1) * 0x9e3779b97f4a7c15ULL) >> 40) * scale;
+}
+
 float rng_uniform_range(Rng *r, float lo, float hi) { return lo + (hi - lo) * rng_uniform(r); }
 
 float rng_normal(Rng *r) {

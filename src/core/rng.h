@@ -7,6 +7,7 @@
 #ifndef DG_RNG_H
 #define DG_RNG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -18,6 +19,11 @@ void rng_seed(Rng *r, uint64_t seed, const char *purpose);
 uint64_t rng_next(Rng *r);
 /* Uniform in [0, 1) with 24 bits of precision (exactly representable). */
 float rng_uniform(Rng *r);
+/* out[0..n) uniform in [0, 1), 24 bits each, for bulk use (dropout
+ * noise): ONE draw from the stream seeds a counter-based hash (splitmix64
+ * of seed + i), so the fill is vectorised and split across threads and
+ * its values depend only on the stream state, never on the thread count. */
+void rng_fill_uniform(Rng *r, float *out, size_t n);
 /* Uniform in [lo, hi). */
 float rng_uniform_range(Rng *r, float lo, float hi);
 /* Standard normal (Box-Muller). */

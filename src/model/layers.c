@@ -348,7 +348,7 @@ static void dropout_layer_forward(Layer *l, int n, int training) {
         return;
     }
     size_t count = (size_t)n * l->n_scratch;
-    for (size_t i = 0; i < count; i++) l->noise[i] = rng_uniform(l->rng);
+    rng_fill_uniform(l->rng, l->noise, count);
     if (l->type == LAYER_DROPOUT)
         dropout_forward(l->y, l->scratch, l->x, l->noise, count, l->p);
     else
