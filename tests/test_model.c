@@ -143,14 +143,15 @@ static void test_eval_fusion_matches_unfused(void **state) {
             for (size_t j = 0; j < m.n_buffer; j++) m.buffers[j] = 0.3f + 0.01f * (float)(j % 97); /* BN stats */
             m.norm_mean = 0.13f;
             m.norm_std = 0.31f;
-            model_set_batch(&m, 5, 0, 2);
+            model_set_batch(&m, 5, 0, 2); /* fused, outputs in shared slots */
             model_load_pixels(&m, px, 5);
-            m.keep_outputs = 1;
-            float want[50];
-            memcpy(want, model_forward(&m, 5, 0), sizeof want);
-            m.keep_outputs = 0;
+            float got[50];
+            memcpy(got, model_forward(&m, 5, 0), sizeof got);
+            assert_true(m.acts_shared);
+            model_keep_outputs(&m); /* layer by layer, every output kept */
+            assert_false(m.acts_shared);
             model_load_pixels(&m, px, 5);
-            const float *got = model_forward(&m, 5, 0);
+            const float *want = model_forward(&m, 5, 0);
             int fused = 0;
             for (int l = 0; l < m.n_layers; l++) fused += m.fuse_end[l] > l;
             if (expect_fused[i]) assert_true(fused > 0);

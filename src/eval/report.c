@@ -168,7 +168,7 @@ static int penultimate_layer(const Model *m) {
 static void forward_features(Model *m, const uint8_t *px, int n, int li, float *out) {
     const size_t img = (size_t)m->input_shape.h * m->input_shape.w;
     const size_t D = li >= 0 ? shape_size(m->layers[li].out) : shape_size(m->input_shape);
-    m->keep_outputs = 1; /* layer li's own output, not fused into a later one */
+    model_keep_outputs(m); /* layer li's own output, not fused into a later one */
     for (int s = 0; s < n; s += m->max_batch) {
         int k = n - s < m->max_batch ? n - s : m->max_batch;
         model_load_pixels(m, px + (size_t)s * img, k);
@@ -649,8 +649,8 @@ int report_write(const ReportConfig *cfg) {
     } else {
         Model *m = &c.models[0];
         const uint8_t *px = test.pixels + (size_t)cfg->digit * D;
+        model_keep_outputs(m); /* every conv layer's own output */
         model_load_pixels(m, px, 1);
-        m->keep_outputs = 1; /* every conv layer's own output */
         model_forward(m, 1, 0);
         int k = cfg->digit, shown = 0;
         fprintf(f, "<p>Every convolution layer's output channels for test image %d (label %d, predicted %d with "

@@ -97,6 +97,73 @@ size_t model_floats_per_image(const Model *m, int with_grad) {
     return f;
 }
 
+static void fuse_plan(Model *m);
+
+/* Inference-only activations (no gradients, outputs not kept): the outputs
+ * that eval mode writes at all (a fused group writes only its last
+ * layer's) share a few slots, each reused once the last reader of its
+ * previous output has run — what a framework's inference memory planner
+ * does. offset[i] gets layer i's place in the pool (SIZE_MAX: not
+ * written). Returns the pool's floats. */
+static size_t plan_shared_outputs(Model *m, size_t N, size_t *offset) {
+    const int n = m->n_layers;
+    if (!m->fuse_end) fuse_plan(m);
+    int *step = dg_xmalloc((size_t)n * sizeof(int));      /* group head that runs layer j */
+    int *last_use = dg_xmalloc((size_t)n * sizeof(int));  /* last step reading layer j's output */
+    int *slot_of = dg_xmalloc((size_t)n * sizeof(int));
+    size_t *slot_size = dg_xcalloc((size_t)n, sizeof(size_t));
+    int *slot_busy_until = dg_xmalloc((size_t)n * sizeof(int));
+    for (int i = 0; i < n;) {
+        for (int j = i; j <= m->fuse_end[i]; j++) step[j] = i;
+        i = m->fuse_end[i] + 1;
+    }
+    for (int j = 0; j < n; j++) last_use[j] = -1;
+    for (int r = 0; r < n; r++)
+        for (int k = 0; k < m->layers[r].n_inputs; k++) {
+            int src = m->layers[r].input_ids[k];
+            if (src >= 0 && step[r] > last_use[src]) last_use[src] = step[r];
+        }
+    last_use[n - 1] = n; /* the logits outlive the forward */
+    int slots = 0;
+    for (int i = 0; i < n;) {
+        const int e = m->fuse_end[i];
+        const size_t need = N * shape_size(m->layers[e].out);
+        /* a free slot: its occupant was last read before this step. Take
+         * the largest free one (grown if short) so big slots get reused. */
+        int pick = -1;
+        for (int k = 0; k < slots; k++)
+            if (slot_busy_until[k] < i && (pick < 0 || slot_size[k] > slot_size[pick])) pick = k;
+        if (pick < 0) pick = slots++;
+        if (slot_size[pick] < need) slot_size[pick] = need;
+        slot_busy_until[pick] = last_use[e];
+        for (int j = i; j <= e; j++) slot_of[j] = j == e ? pick : -1;
+        i = e + 1;
+    }
+    size_t total = 0;
+    size_t *base = dg_xmalloc((size_t)(slots ? slots : 1) * sizeof(size_t));
+    for (int k = 0; k < slots; k++) {
+        base[k] = total;
+        total += slot_size[k];
+    }
+    for (int j = 0; j < n; j++) offset[j] = slot_of[j] < 0 ? SIZE_MAX : base[slot_of[j]];
+    free(base);
+    free(step);
+    free(last_use);
+    free(slot_of);
+    free(slot_size);
+    free(slot_busy_until);
+    return total;
+}
+
+void model_keep_outputs(Model *m) {
+    m->keep_outputs = 1;
+    if (m->acts_shared) { /* give every layer its own output again */
+        const int max_batch = m->max_batch, with_grad = m->with_grad, threads = m->nthreads;
+        model_release_batch(m);
+        model_set_batch(m, max_batch, with_grad, threads);
+    }
+}
+
 void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
     DG_ASSERT(max_batch > 0);
 #ifdef _OPENMP
@@ -105,7 +172,7 @@ void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
     threads = 1;
 #endif
     if (m->acts && max_batch <= m->max_batch && (with_grad <= m->with_grad) &&
-        threads == m->nthreads)
+        threads == m->nthreads && !(m->acts_shared && (with_grad || m->keep_outputs)))
         return;
     free(m->acts);
     free(m->scratch);
@@ -136,9 +203,16 @@ void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
     }
     size_t act = N * shape_size(m->input_shape) + edge;
     size_t scratch = 0, work = 0, partial = 0, noise = 0;
+    const int shared = !with_grad && !m->keep_outputs;
+    size_t *offset = NULL;
+    if (shared) {
+        offset = dg_xmalloc((size_t)m->n_layers * sizeof(size_t));
+        act += plan_shared_outputs(m, N, offset);
+    }
+    m->acts_shared = shared;
     for (int i = 0; i < m->n_layers; i++) {
         Layer *l = &m->layers[i];
-        act += N * shape_size(l->out) * (with_grad ? 2 : 1);
+        if (!shared) act += N * shape_size(l->out) * (with_grad ? 2 : 1);
         scratch += N * l->n_scratch + l->n_scratch_fixed;
         if (l->n_workspace > work) work = l->n_workspace;
         if (l->n_partial > partial) partial = l->n_partial;
@@ -153,14 +227,19 @@ void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
     float *a = m->acts, *s = m->scratch;
     m->input = a;
     a += N * shape_size(m->input_shape);
+    float *pool = a; /* shared outputs */
     float *noise_buf = s;
     s += N * noise;
     float *partial_buf = s;
     s += (size_t)threads * partial;
     for (int i = 0; i < m->n_layers; i++) {
         Layer *l = &m->layers[i];
-        l->y = a;
-        a += N * shape_size(l->out);
+        if (shared) {
+            l->y = offset[i] == SIZE_MAX ? NULL : pool + offset[i];
+        } else {
+            l->y = a;
+            a += N * shape_size(l->out);
+        }
         l->dy = NULL;
         if (with_grad) {
             l->dy = a;
@@ -186,6 +265,7 @@ void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
         l->rng = &m->dropout_rng;
     }
     free(first_reader);
+    free(offset);
 }
 
 void model_release_batch(Model *m) {
@@ -193,7 +273,7 @@ void model_release_batch(Model *m) {
     free(m->scratch);
     free(m->workspace);
     m->acts = m->scratch = m->workspace = m->input = NULL;
-    m->max_batch = m->with_grad = 0;
+    m->max_batch = m->with_grad = m->acts_shared = 0;
     for (int i = 0; i < m->n_layers; i++) {
         Layer *l = &m->layers[i];
         l->x = l->dx = l->y = l->dy = l->scratch = l->workspace = l->partial = l->noise = NULL;
@@ -302,6 +382,7 @@ float *model_forward(Model *m, int n, int training) {
     DG_ASSERT(m->acts && n > 0 && n <= m->max_batch);
     DG_ASSERT(!training || m->with_grad);
     const int fuse = !training && !m->keep_outputs;
+    DG_ASSERT(fuse || !m->acts_shared); /* shared outputs exist only for fused inference */
     if (fuse && !m->fuse_end) fuse_plan(m);
     float *params = m->fuse_params;
     const int slot = training ? 0 : 1;

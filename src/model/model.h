@@ -81,8 +81,10 @@ typedef struct {
      * followed by ReLU / batch norm / dropout / flatten, each read only by
      * the next, runs as one layer that writes the last one's output; the
      * outputs in between are then not written. keep_outputs = 1 turns it
-     * off for callers that read every layer's output (report pictures). */
+     * off for callers that read every layer's output (report pictures):
+     * set it through model_keep_outputs. */
     int keep_outputs;
+    int acts_shared;    /* inference-only: layer outputs share reused slots (model_set_batch) */
     int *fuse_end;      /* (n_layers) last layer fused into layer i (i: none); NULL until planned */
     float *fuse_params; /* BN steps' mul/add, refreshed from the running stats per forward */
 } Model;
@@ -116,6 +118,10 @@ void model_set_batch(Model *m, int max_batch, int with_grad, int threads);
 /* Free the activations, scratch and workspace (model_set_batch makes new
  * ones): e.g. a trained ensemble member going from training to inference. */
 void model_release_batch(Model *m);
+/* Every layer keeps its own output after a forward (no fusion, no shared
+ * slots) — for callers that read intermediate outputs, e.g. the report's
+ * activation maps. Reallocates the activations if they were shared. */
+void model_keep_outputs(Model *m);
 
 /* Per-layer timing (for bench_models --profile): start clears and enables
  * it; print writes one row per layer — microseconds per image of train
