@@ -524,6 +524,9 @@ static void test_conv2d_bf16_vs_ref(void **state) {
         {"32->64 3x3 pad1 14x14", 32, 14, 14, 64, 3, 3, 1, 1},
         {"32->32 5x5 stride2 pad2 14x14", 32, 14, 14, 32, 5, 5, 2, 2},
         {"32->40 3x3 pad1 7x9 (odd sizes)", 32, 7, 9, 40, 3, 3, 1, 1}, /* deep: not the direct kernels */
+        /* grouped products (several images side by side), 20 images: full and partial groups */
+        {"128->128 5x5 stride2 pad2 7x7 (4x4, grouped)", 128, 7, 7, 128, 5, 5, 2, 2},
+        {"64->300 3x3 pad1 4x4 (K > group columns)", 64, 4, 4, 300, 3, 3, 1, 1},
     };
     Rng rng;
     rng_seed(&rng, 9, "conv-bf16");
@@ -531,7 +534,7 @@ static void test_conv2d_bf16_vs_ref(void **state) {
         const ConvShape *c = &shapes[i];
         int P, Q;
         conv_out(c, &P, &Q);
-        const int N = 3;
+        const int N = i >= 4 ? 20 : 3;
         const size_t nx = (size_t)N * c->C * c->H * c->W, ny = (size_t)N * c->K * P * Q, nw = (size_t)c->K * c->C * c->R * c->S;
         float *x = randv(nx, &rng), *w = randv(nw, &rng), *b = randv(c->K, &rng), *dy = randv(ny, &rng);
         float *xr = bf16_copy(x, nx), *wr = bf16_copy(w, nw), *dyr = bf16_copy(dy, ny);

@@ -436,18 +436,16 @@ int conv2d_set_bf16(int on) {
 /* Does this layer take the bf16 path (im2col layers in one band)? */
 static int bf16_layer(int C, int H, int W, int K, int R, int S, int stride, int pad) {
     if (!gemm_bf16_available() || is_pointwise(R, S, stride, pad)) return 0;
+    (void)K;
     const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad), CRS = C * R * S;
-    /* 4x4 outputs and smaller stay fp32: there one bf16 product per image
-     * (16 columns) measured 1.6x slower than the fp32 product over a group
-     * of images; at 7x7 bf16 per image still wins (bench_models --profile) */
-    if (P * Q <= 16 && group_images(C, H, W, K, R, S, stride, pad) > 1) return 0;
     return band_rows(CRS, P, Q) == P;
 }
 
 /* Words (floats) of bf16 scratch after the col band and packed weights. */
 static size_t bf16_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
     if (!bf16_layer(C, H, W, K, R, S, stride, pad)) return 0;
-    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad), PQ = P * Q;
+    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
+    const int PQ = group_images(C, H, W, K, R, S, stride, pad) * P * Q; /* columns of one product */
     const int CRS = C * R * S;
     size_t bp = bf16_packed_b_words(CRS, PQ), b2 = bf16_packed_b_words(K, PQ), b3 = bf16_packed_b_words(PQ, K);
     if (b2 > bp) bp = b2;
@@ -532,15 +530,25 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
         }
         if (bf16) {
             Bf16Scratch bs = bf16_scratch(col + im2col_floats(C, H, W, K, R, S, stride, pad) +
-                                              packed_floats(C, H, W, K, R, S, stride, pad), C, K, R, S, PQ);
+                                              packed_floats(C, H, W, K, R, S, stride, pad), C, K, R, S, group * PQ);
             const size_t lw = bf16_pair_words(CRS);
             bf16_convert_rows(bs.w, lw, w, CRS, K, CRS);
-            for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
-                float *yn = y + (size_t)n * K * PQ;
-                im2col_image(col, PQ, x + (size_t)n * C * H * W, table, C, H, W, R, S, stride, pad, P, Q);
-                bf16_pack_b(bs.pack, col, PQ, CRS, PQ);
-                gemm_bf16(yn, PQ, bs.w, lw, bs.pack, K, PQ, CRS, 0); /* y[n] (K,PQ) = w . col */
-                epilogue_apply(yn, 1, K, PQ, b, ep);
+            const int end = chunk_begin(t + 1, N, nt);
+            for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += group) { /* group images per product */
+                const int g = end - n0 < group ? end - n0 : group, ld = g * PQ;
+                for (int i = 0; i < g; i++)
+                    im2col_image(col + (size_t)i * PQ, ld, x + (size_t)(n0 + i) * C * H * W, table, C, H, W, R, S,
+                                 stride, pad, P, Q);
+                bf16_pack_b(bs.pack, col, ld, CRS, ld);
+                /* (K, g*PQ) = w . col: straight into y[n0] for one image, else through yg */
+                float *out = g == 1 ? y + (size_t)n0 * K * PQ : col + (size_t)CRS * group * PQ;
+                gemm_bf16(out, ld, bs.w, lw, bs.pack, K, ld, CRS, 0);
+                epilogue_apply(out, 1, K, ld, b, ep);
+                if (g > 1)
+                    for (int i = 0; i < g; i++)
+                        for (int k = 0; k < K; k++)
+                            memcpy(y + ((size_t)(n0 + i) * K + k) * PQ, out + (size_t)k * ld + (size_t)i * PQ,
+                                   sizeof(float) * PQ);
             }
             continue;
         }
@@ -621,8 +629,8 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
         int packed = 0;   /* dx weights packed into this chunk's workspace (direct) */
         int wt_ready = 0; /* W^T pair words ready (bf16) */
         Bf16Scratch bs = bf16_scratch(col + im2col_floats(C, H, W, K, R, S, stride, pad) +
-                                          packed_floats(C, H, W, K, R, S, stride, pad), C, K, R, S, PQ);
-        if (group > 1 && !bf16_ok) { /* G images per product (see group_images) */
+                                          packed_floats(C, H, W, K, R, S, stride, pad), C, K, R, S, group * PQ);
+        if (group > 1) { /* G images per product (see group_images); bf16 or fp32 */
             float *dyg = col + (size_t)CRS * group * PQ;
             const int end = chunk_begin(t + 1, N, nt);
             for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += group) {
@@ -641,16 +649,31 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
                         for (int i = 0; i < ld; i++) acc += d[i];
                         pdb[k] += acc;
                     }
-                if (want_w) { /* pw (K,CRS) += dyg (K, g*PQ) . col^T (g*PQ, CRS) */
+                if (want_w) {
                     for (int i = 0; i < g; i++)
                         im2col_image(col + (size_t)i * PQ, ld, x + (size_t)(n0 + i) * C * HW, table, C, H, W, R,
                                      S, stride, pad, P, Q);
-                    dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasTrans, K, CRS, ld, 1.0f, dyg, ld, col, ld,
-                                      1.0f, pw, CRS);
+                    if (bf16_w) { /* pw^T (CRS,K) += col (CRS, g*PQ) . dyg^T (g*PQ, K) */
+                        bf16_convert_rows(bs.col, bf16_pair_words(ld), col, ld, CRS, ld);
+                        bf16_pack_b_transposed(bs.pack, dyg, ld, ld, K);
+                        gemm_bf16(pw, K, bs.col, bf16_pair_words(ld), bs.pack, CRS, K, ld, 1);
+                    } else { /* pw (K,CRS) += dyg (K, g*PQ) . col^T (g*PQ, CRS) */
+                        dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasTrans, K, CRS, ld, 1.0f, dyg, ld, col,
+                                          ld, 1.0f, pw, CRS);
+                    }
                 }
                 if (dx) { /* dcol (CRS, g*PQ) = w^T (CRS,K) . dyg, then each image's scatter-add */
-                    dg_sgemm_parallel(CblasRowMajor, CblasTrans, CblasNoTrans, CRS, ld, K, 1.0f, w, CRS, dyg, ld,
-                                      0.0f, col, ld);
+                    if (bf16_x) {
+                        if (!wt_ready) { /* W^T as pair words */
+                            bf16_convert_transposed(bs.wt, bf16_pair_words(K), w, CRS, K, CRS);
+                            wt_ready = 1;
+                        }
+                        bf16_pack_b(bs.pack, dyg, ld, K, ld);
+                        gemm_bf16(col, ld, bs.wt, bf16_pair_words(K), bs.pack, CRS, ld, K, 0);
+                    } else {
+                        dg_sgemm_parallel(CblasRowMajor, CblasTrans, CblasNoTrans, CRS, ld, K, 1.0f, w, CRS, dyg, ld,
+                                          0.0f, col, ld);
+                    }
                     for (int i = 0; i < g; i++) {
                         float *dxn = dx + (size_t)(n0 + i) * C * HW;
                         memset(dxn, 0, sizeof(float) * C * HW);
@@ -706,10 +729,8 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
                 dw_done = 1;
             }
             if (!dx_done && bf16_x) { /* dcol (CRS,PQ) = w^T (CRS,K) . dy[n] (K,PQ), then scatter-add */
-                if (!wt_ready) {
-                    for (int k = 0; k < K; k++) /* W^T in fp32 through col, then pair words */
-                        for (int i = 0; i < CRS; i++) col[(size_t)i * K + k] = w[(size_t)k * CRS + i];
-                    bf16_convert_rows(bs.wt, bf16_pair_words(K), col, K, CRS, K);
+                if (!wt_ready) { /* W^T as pair words */
+                    bf16_convert_transposed(bs.wt, bf16_pair_words(K), w, CRS, K, CRS);
                     wt_ready = 1;
                 }
                 bf16_pack_b(bs.pack, dyn, PQ, K, PQ);

@@ -72,6 +72,16 @@ static inline uint32_t pair(float lo, float hi) { return (uint32_t)to_bf16(lo) |
 
 /* ==== packing ============================================================== */
 
+void bf16_convert_transposed(uint32_t *dst, size_t ldd, const float *src, size_t lds, int rows, int cols) {
+    const int k2n = (int)bf16_pair_words(rows);
+    for (int c = 0; c < cols; c++)
+        for (int k2 = 0; k2 < k2n; k2++) {
+            const float lo = src[(size_t)(2 * k2) * lds + c];
+            const float hi = 2 * k2 + 1 < rows ? src[(size_t)(2 * k2 + 1) * lds + c] : 0.0f;
+            dst[(size_t)c * ldd + k2] = pair(lo, hi);
+        }
+}
+
 void bf16_convert_rows(uint32_t *dst, size_t ldd, const float *src, size_t lds, int rows, int cols) {
     const int k2n = (int)bf16_pair_words(cols);
     for (int r = 0; r < rows; r++) {

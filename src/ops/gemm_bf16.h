@@ -20,6 +20,9 @@ float bf16_round(float f);
 /* A side: rows x cols fp32 (row stride lds, the reduction along a row) ->
  * rows of pair words (row stride ldd >= ceil(cols/2)). */
 void bf16_convert_rows(uint32_t *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
+/* A side from A^T: src (rows, cols) -> dst (cols rows of pair words along
+ * src's rows, row stride ldd >= ceil(rows/2)); e.g. W^T from W. */
+void bf16_convert_transposed(uint32_t *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
 /* B side from B (K, N) with N contiguous (row stride ldb). */
 void bf16_pack_b(uint32_t *bp, const float *B, size_t ldb, int K, int N);
 /* B side from Bt (N, K) = B transposed, K contiguous (row stride ldt). */
