@@ -49,15 +49,18 @@ static int direct_disabled(void) {
 
 int conv2d_direct_ok(int H, int W, int R, int S, int stride, int pad, int depth) {
 #ifdef __AVX512F__
-    /* Measured per layer (bench/bench_kernels, README): the direct kernel
-     * wins where the reduction is shallow (lenet5's convs, every first conv:
-     * 2-3x im2col + sgemm, whose copies dominate there) and loses to the
-     * blocked sgemm on deep ones (cnn-bn's 32/64-channel 3x3: depth 288+). */
-    if (direct_disabled() || depth >= DIRECT_MAX_DEPTH) return 0;
+    if (direct_disabled()) return 0;
     const int P = H + 2 * pad - R + 1, Q = W + 2 * pad - S + 1;
     /* Q >= 8: at least half the lanes of a vector do work (a 1x1 output
      * would waste 15 of 16; im2col + sgemm is better there) */
-    return stride == 1 && P > 0 && Q >= 8 && Q <= 32 && W <= 32 && pad < 16 && S <= 32;
+    if (!(stride == 1 && P > 0 && Q >= 8 && Q <= 32 && W <= 32 && pad < 16 && S <= 32)) return 0;
+    /* Measured per layer (bench/bench_kernels, one core, README): on the
+     * zero-padded input the kernel runs cnn-bn's 32->32 3x3 at 28x28 at 78 %
+     * of peak forward and for dx (im2col + sgemm: 50 %, 56 %); on 14x14
+     * rows (one vector, 2 lanes idle) of deep layers the sgemm is as fast
+     * or faster (and bf16 faster still), so deep layers go direct only
+     * with rows of 17..32 floats. */
+    return depth < DIRECT_MAX_DEPTH || Q > 16;
 #else
     (void)H, (void)W, (void)R, (void)S, (void)stride, (void)pad, (void)depth;
     return 0;
@@ -66,6 +69,14 @@ int conv2d_direct_ok(int H, int W, int R, int S, int stride, int pad, int depth)
 
 int conv2d_direct_dx_ok(int H, int W, int R, int S, int stride, int pad, int depth) {
     return conv2d_direct_ok(H, W, R, S, stride, pad, depth) && R == S && pad <= R - 1;
+}
+
+int conv2d_direct_shallow(int depth) { return depth < DIRECT_MAX_DEPTH; }
+
+int conv2d_direct_dw_ok(int H, int W, int R, int S, int stride, int pad, int depth) {
+    /* the dw kernel loses to im2col + sgemm on deep layers at every size
+     * (28x28: 94 vs 102 GFLOP/s; 14x14: 92 vs 130) */
+    return conv2d_direct_ok(H, W, R, S, stride, pad, depth) && depth < DIRECT_MAX_DEPTH;
 }
 
 size_t conv2d_direct_packed_floats(int K, int C, int R, int S) {
@@ -101,40 +112,35 @@ static inline __mmask16 lane_mask(int lo, int hi) {
     return (__mmask16)(((1u << (hi - lo)) - 1) << lo);
 }
 
-/* One image: y (K,P,Q) = conv(x (C,H,W), packed weights) (+ bias). NV = 1
- * or 2 vectors per output row (Q <= 16 or <= 32). */
+/* One image: y (K,P,Q) = conv(x (C,H,W), packed weights) (+ bias), with x
+ * first copied into xp, a zero-padded (C, H+2pad, W+2pad) plane, so the
+ * inner loop is plain loads and FMAs: no masks, no border branches. (The
+ * masked version spent its time waiting on a mask register reloaded per
+ * tap.) Lanes past Q read the next row or the zeroed slack and are never
+ * stored. NV = 1 or 2 vectors per output row (Q <= 16 or <= 32). */
 #define DEFINE_FORWARD(NV)                                                                                    \
-    static void forward_nv##NV(float *y, const float *x, const float *wp, const float *bias, int C, int H,      \
-                               int W, int K, int R, int S, int pad, int P, int Q) {                            \
-        __mmask16 in_mask[32][NV]; /* per tap column s: lanes whose input column is inside the row */          \
-        for (int s = 0; s < S; s++)                                                                            \
-            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {                                                                     \
-                /* lane l of vector v is output column q = 16v + l, input column q + s - pad */                \
-                int lo = pad - s - 16 * v, hi = W + pad - s - 16 * v;                                          \
-                in_mask[s][v] = lane_mask(lo, hi) & lane_mask(0, Q - 16 * v);                                  \
-            }                                                                                                  \
+    static void forward_nv##NV(float *y, const float *xp, const float *wp, const float *bias, int C, int Hp,    \
+                               int Wp, int K, int R, int S, int P, int Q) {                                    \
         __mmask16 out_mask[NV];                                                                                \
-        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) out_mask[v] = lane_mask(0, Q - 16 * v);                                   \
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) out_mask[v] = lane_mask(0, Q - 16 * v);          \
         const int nb = ceil_div(K, KB);                                                                        \
         for (int b = 0; b < nb; b++) {                                                                         \
             const float *wb = wp + (size_t)b * C * R * S * KB;                                                 \
             const int kn = K - b * KB < KB ? K - b * KB : KB;                                                  \
             for (int p = 0; p < P; p++) {                                                                      \
                 __m512 acc[KB][NV];                                                                            \
-                _Pragma("GCC unroll 16") for (int j = 0; j < KB; j++)                                                                   \
-                    _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                                               \
+                _Pragma("GCC unroll 16") for (int j = 0; j < KB; j++)                                          \
+                    _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                       \
                         acc[j][v] = _mm512_set1_ps(bias && j < kn ? bias[b * KB + j] : 0.0f);                  \
                 for (int c = 0; c < C; c++)                                                                    \
                     for (int r = 0; r < R; r++) {                                                              \
-                        const int h = p + r - pad;                                                             \
-                        if (h < 0 || h >= H) continue;                                                         \
-                        const float *xrow = x + ((size_t)c * H + h) * W - pad;                                 \
+                        const float *xrow = xp + ((size_t)c * Hp + p + r) * Wp;                                \
                         const float *wt = wb + ((size_t)c * R + r) * S * KB;                                   \
                         for (int s = 0; s < S; s++, wt += KB) {                                                \
                             __m512 xv[NV];                                                                     \
-                            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                                       \
-                                xv[v] = _mm512_maskz_loadu_ps(in_mask[s][v], xrow + s + 16 * v);               \
-                            _Pragma("GCC unroll 16") for (int j = 0; j < KB; j++) {                                                     \
+                            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                               \
+                                xv[v] = _mm512_loadu_ps(xrow + s + 16 * v);                                    \
+                            _Pragma("GCC unroll 16") for (int j = 0; j < KB; j++) {                            \
                                 const __m512 wv = _mm512_set1_ps(wt[j]);                                       \
                                 _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[j][v] = _mm512_fmadd_ps(xv[v], wv, acc[j][v]); \
                             }                                                                                  \
@@ -151,13 +157,25 @@ static inline __mmask16 lane_mask(int lo, int hi) {
 DEFINE_FORWARD(1)
 DEFINE_FORWARD(2)
 
+/* Slack after the padded planes: the last row's loads run up to S-1+32
+ * floats past its start. */
+#define PAD_SLACK 64
+
+size_t conv2d_direct_pad_floats(int C, int H, int W, int pad) {
+    return (size_t)C * (H + 2 * pad) * (W + 2 * pad) + PAD_SLACK;
+}
+
 void conv2d_direct_forward(float *y, const float *x, const float *wp, const float *bias, int C, int H, int W,
-                           int K, int R, int S, int pad) {
-    const int P = H + 2 * pad - R + 1, Q = W + 2 * pad - S + 1;
+                           int K, int R, int S, int pad, float *xp) {
+    const int P = H + 2 * pad - R + 1, Q = W + 2 * pad - S + 1, Hp = H + 2 * pad, Wp = W + 2 * pad;
+    memset(xp, 0, sizeof(float) * conv2d_direct_pad_floats(C, H, W, pad));
+    for (int c = 0; c < C; c++)
+        for (int h = 0; h < H; h++)
+            memcpy(xp + ((size_t)c * Hp + h + pad) * Wp + pad, x + ((size_t)c * H + h) * W, sizeof(float) * W);
     if (Q <= 16)
-        forward_nv1(y, x, wp, bias, C, H, W, K, R, S, pad, P, Q);
+        forward_nv1(y, xp, wp, bias, C, Hp, Wp, K, R, S, P, Q);
     else
-        forward_nv2(y, x, wp, bias, C, H, W, K, R, S, pad, P, Q);
+        forward_nv2(y, xp, wp, bias, C, Hp, Wp, K, R, S, P, Q);
 }
 
 /* dw (K, C, R, S) += weight gradient of one image. DB output channels per

@@ -10,14 +10,21 @@
 int conv2d_direct_ok(int H, int W, int R, int S, int stride, int pad, int depth);
 /* ... and dx (a forward pass with flipped, transposed weights: depth = K*R*S)? */
 int conv2d_direct_dx_ok(int H, int W, int R, int S, int stride, int pad, int depth);
+/* Is a reduction of this depth shallow (where the direct kernels always win)? */
+int conv2d_direct_shallow(int depth);
+/* The weight-gradient kernel (conv2d_direct_dw): shallow layers only. */
+int conv2d_direct_dw_ok(int H, int W, int R, int S, int stride, int pad, int depth);
 /* Floats of packed weights for K output and C input channels. */
 size_t conv2d_direct_packed_floats(int K, int C, int R, int S);
 /* Pack w (K,C,R,S) for conv2d_direct_forward; flip_transpose = 1 packs the
  * weights of the dx pass (C outputs, K inputs, taps flipped). */
 void conv2d_direct_pack(float *wp, const float *w, int K, int C, int R, int S, int flip_transpose);
 /* One image: y (K,P,Q) = bias + conv(x (C,H,W)), P = H+2pad-R+1, Q = W+2pad-S+1. */
+/* xp: scratch of conv2d_direct_pad_floats(C, H, W, pad) floats (the
+ * zero-padded copy of x). */
+size_t conv2d_direct_pad_floats(int C, int H, int W, int pad);
 void conv2d_direct_forward(float *y, const float *x, const float *wp, const float *bias, int C, int H, int W,
-                           int K, int R, int S, int pad);
+                           int K, int R, int S, int pad, float *xp);
 /* One image: dw (K,C,R,S) += sum_{p,q} dy[k,p,q] x[c,p+r-pad,q+s-pad]. */
 void conv2d_direct_dw(float *dw, const float *dy, const float *x, int C, int H, int W, int K, int R, int S,
                       int pad);
