@@ -620,10 +620,12 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
     const size_t ws = conv2d_workspace_floats(C, H, W, K, R, S, stride, pad);
     const int band = band_rows(CRS, P, Q);
     const size_t nwb = (size_t)K * CRS + K; /* one dw_partial slice: dw then db */
-    const int direct_w = !pointwise && conv2d_direct_dw_ok(H, W, R, S, stride, pad, CRS);
+
     const int bf16_ok = use_bf16 && bf16_layer(C, H, W, K, R, S, stride, pad);
-    /* deep layers' dx: the bf16 product (87 % of the fp32 peak at 28x28)
-     * beats the fp32 direct kernel (79 %); fp32 runs take the kernel */
+    /* deep layers in bf16 runs: the bf16 products (dx 87 %, dw 71 % of the
+     * fp32 peak at 28x28) beat the fp32 direct kernels (79 %, 63 %) */
+    const int direct_w = !pointwise && conv2d_direct_dw_ok(H, W, R, S, stride, pad, CRS) &&
+                         !(bf16_ok && !conv2d_direct_shallow(CRS));
     const int direct_x = !pointwise && conv2d_direct_dx_ok(H, W, R, S, stride, pad, K * R * S) &&
                          !(bf16_ok && !conv2d_direct_shallow(K * R * S));
     const int bf16_w = bf16_ok && !direct_w, bf16_x = bf16_ok && !direct_x; /* dw partials transposed if bf16_w */
@@ -728,7 +730,8 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
             }
             int dw_done = !want_w, dx_done = dxn == NULL;
             if (direct_w && want_w) {
-                conv2d_direct_dw(pw, dyn, xn, C, H, W, K, R, S, pad);
+                conv2d_direct_dw(pw, dyn, xn, C, H, W, K, R, S, pad,
+                                 direct_pad_buffer(col, C, H, W, K, R, S, stride, pad));
                 dw_done = 1;
             }
             if (direct_x && dxn) {

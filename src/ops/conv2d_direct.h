@@ -27,6 +27,6 @@ void conv2d_direct_forward(float *y, const float *x, const float *wp, const floa
                            int K, int R, int S, int pad, float *xp);
 /* One image: dw (K,C,R,S) += sum_{p,q} dy[k,p,q] x[c,p+r-pad,q+s-pad]. */
 void conv2d_direct_dw(float *dw, const float *dy, const float *x, int C, int H, int W, int K, int R, int S,
-                      int pad);
+                      int pad, float *xp);
 
 #endif
