@@ -55,12 +55,11 @@ int conv2d_direct_ok(int H, int W, int R, int S, int stride, int pad, int depth)
      * would waste 15 of 16; im2col + sgemm is better there) */
     if (!(stride == 1 && P > 0 && Q >= 8 && Q <= 32 && W <= 32 && pad < 16 && S <= 32)) return 0;
     /* Measured per layer (bench/bench_kernels, one core, README): on the
-     * zero-padded input the kernel runs cnn-bn's 32->32 3x3 at 28x28 at 78 %
-     * of peak forward and for dx (im2col + sgemm: 50 %, 56 %); on 14x14
-     * rows (one vector, 2 lanes idle) of deep layers the sgemm is as fast
-     * or faster (and bf16 faster still), so deep layers go direct only
-     * with rows of 17..32 floats. */
-    return depth < DIRECT_MAX_DEPTH || Q > 16;
+     * zero-padded input the kernels beat im2col + sgemm at every depth:
+     * 32->32 3x3 at 28x28 78 % of peak forward, 79 % dx (sgemm: 50, 56 %);
+     * 64->64 at 14x14 (three rows at a time) 72 %, 71 % (59, 65 %). */
+    (void)depth;
+    return 1;
 #else
     (void)H, (void)W, (void)R, (void)S, (void)stride, (void)pad, (void)depth;
     return 0;
@@ -74,9 +73,10 @@ int conv2d_direct_dx_ok(int H, int W, int R, int S, int stride, int pad, int dep
 int conv2d_direct_shallow(int depth) { return depth < DIRECT_MAX_DEPTH; }
 
 int conv2d_direct_dw_ok(int H, int W, int R, int S, int stride, int pad, int depth) {
-    /* on the padded input the dw kernel matches im2col + sgemm at 14x14
-     * (137 vs 134 GFLOP/s) and beats it at 28x28 (152 vs 96): same rule */
-    return conv2d_direct_ok(H, W, R, S, stride, pad, depth);
+    /* the dw kernel beats im2col + sgemm on deep layers only with two-vector
+     * rows (28x28: 152 vs 96 GFLOP/s; 14x14: 128 vs 132) */
+    const int Q = W + 2 * pad - S + 1;
+    return conv2d_direct_ok(H, W, R, S, stride, pad, depth) && (depth < DIRECT_MAX_DEPTH || Q > 16);
 }
 
 size_t conv2d_direct_packed_floats(int K, int C, int R, int S) {
@@ -154,7 +154,6 @@ static inline __mmask16 lane_mask(int lo, int hi) {
             }                                                                                                  \
         }                                                                                                      \
     }
-DEFINE_FORWARD(1)
 DEFINE_FORWARD(2)
 
 /* The same on the unpadded input, masked loads for the borders and rows
@@ -209,12 +208,54 @@ DEFINE_FORWARD(2)
 DEFINE_FORWARD_MASKED(1)
 DEFINE_FORWARD_MASKED(2)
 
+/* One-vector rows (Q <= 16, e.g. 14x14) on the padded input: 8 channels of
+ * one row are only 8 accumulators and as many weight broadcasts as FMAs;
+ * PB = 3 output rows at once make it 24 accumulators, 3 input loads and 8
+ * broadcasts per 24 FMAs. The last block may hold fewer rows (pn). */
+#define PB 3
+static void forward_rows3(float *y, const float *xp, const float *wp, const float *bias, int C, int Hp, int Wp,
+                          int K, int R, int S, int P, int Q) {
+    const __mmask16 out_mask = lane_mask(0, Q);
+    const int nb = ceil_div(K, KB);
+    for (int b = 0; b < nb; b++) {
+        const float *wb = wp + (size_t)b * C * R * S * KB;
+        const int kn = K - b * KB < KB ? K - b * KB : KB;
+        for (int p = 0; p < P; p += PB) {
+            const int pn = P - p < PB ? P - p : PB;
+            __m512 acc[KB][PB];
+            _Pragma("GCC unroll 8") for (int j = 0; j < KB; j++)
+                _Pragma("GCC unroll 3") for (int i = 0; i < PB; i++)
+                    acc[j][i] = _mm512_set1_ps(bias && j < kn ? bias[b * KB + j] : 0.0f);
+            for (int c = 0; c < C; c++)
+                for (int r = 0; r < R; r++) {
+                    const float *xrow = xp + ((size_t)c * Hp + p + r) * Wp;
+                    const float *wt = wb + ((size_t)c * R + r) * S * KB;
+                    for (int s = 0; s < S; s++, wt += KB) {
+                        __m512 xv[PB];
+                        /* rows past P read the next plane or the slack: finite, never stored */
+                        _Pragma("GCC unroll 3") for (int i = 0; i < PB; i++)
+                            xv[i] = _mm512_loadu_ps(xrow + (size_t)i * Wp + s);
+                        _Pragma("GCC unroll 8") for (int j = 0; j < KB; j++) {
+                            const __m512 wv = _mm512_set1_ps(wt[j]);
+                            _Pragma("GCC unroll 3") for (int i = 0; i < PB; i++)
+                                acc[j][i] = _mm512_fmadd_ps(xv[i], wv, acc[j][i]);
+                        }
+                    }
+                }
+            _Pragma("GCC unroll 8") for (int j = 0; j < KB; j++)
+                _Pragma("GCC unroll 3") for (int i = 0; i < PB; i++)
+                    if (j < kn && i < pn)
+                        _mm512_mask_storeu_ps(y + ((size_t)(b * KB + j) * P + p + i) * Q, out_mask, acc[j][i]);
+        }
+    }
+}
+
 /* Slack after the padded planes: the last row's loads run up to S-1+32
- * floats past its start. */
+ * floats past its start, and forward_rows3 reads PB-1 rows further. */
 #define PAD_SLACK 64
 
 size_t conv2d_direct_pad_floats(int C, int H, int W, int pad) {
-    return (size_t)C * (H + 2 * pad) * (W + 2 * pad) + PAD_SLACK;
+    return (size_t)C * (H + 2 * pad) * (W + 2 * pad) + (size_t)(PB - 1) * (W + 2 * pad) + PAD_SLACK;
 }
 
 /* xp = x (C,H,W) zero-padded by pad on every side, plus zeroed slack. */
@@ -238,7 +279,7 @@ void conv2d_direct_forward(float *y, const float *x, const float *wp, const floa
     }
     pad_input(xp, x, C, H, W, pad);
     if (Q <= 16)
-        forward_nv1(y, xp, wp, bias, C, Hp, Wp, K, R, S, P, Q);
+        forward_rows3(y, xp, wp, bias, C, Hp, Wp, K, R, S, P, Q);
     else
         forward_nv2(y, xp, wp, bias, C, Hp, Wp, K, R, S, P, Q);
 }
