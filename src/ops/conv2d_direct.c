@@ -3,25 +3,31 @@
  * stride-1 conv of the zoo), used by conv2d.c in place of im2col + sgemm.
  *
  * Why: at 28x28 and below, im2col copies R*S times the input for a GEMM
- * that is only C*R*S deep; profiling lenet5 showed im2col at 40 % of the
- * training step, and the packing inside sgemm copies it again. Here an
- * output row (one or two 16-float vectors) of KB output channels stays in
- * registers while the kernel walks c, r, s, loading each input row segment
- * once per tap (a masked load does the horizontal zero padding) and
- * broadcasting one weight per output channel:
+ * whose operands the BLAS then packs again; profiling lenet5 showed
+ * im2col at 40 % of the training step, and cnn-bn's 32-channel 3x3
+ * layers ran at 50 % of peak through im2col + sgemm. Here an output row
+ * (one or two 16-float vectors) of KB output channels stays in registers
+ * while the kernel walks c, r, s, loading each input row segment once per
+ * tap and broadcasting one weight per output channel:
  *     y[k, p, 0:Q] += w[k,c,r,s] * x[c, p+r-pad, s-pad : s-pad+Q]
  * The weights are repacked per call to [k-block][c][r][s][KB] so the KB
- * broadcasts of a tap are adjacent.
+ * broadcasts of a tap are adjacent. Deep layers (C*R*S >= 256) read a
+ * zero-padded copy of the input, so the inner loop is loads and FMAs only
+ * (78 % of peak at 28x28); one-vector rows (14x14) take three output rows
+ * per block to have 24 accumulators. Shallow layers keep masked loads on
+ * the unpadded input (there the copy would cost more than the masks).
  *
  * Backward:
  *   - dx is the same kernel on dy with the weights flipped and transposed,
  *     dx[c,h,:] = sum_{k,r,s} w[k,c,R-1-r,S-1-s] dy[k, h+r-(R-1-pad), ...],
  *     valid when pad <= R-1 (otherwise conv2d.c keeps im2col);
  *   - dw[k,c,r,s] += sum_{p,q} dy[k,p,q] x[c,p+r-pad,q+s-pad]: per image,
- *     KB output channels x S taps of vector accumulators per (c, r),
+ *     DB output channels x TB taps of vector accumulators per (c, r),
  *     reduced across lanes at the end of the image.
- * Left out: strides other than 1 and rows over 32 floats (im2col handles
- * them), and builds without AVX-512 (conv2d_direct_ok says no).
+ * Which pass takes which kernel is decided per layer from measurements
+ * (conv2d_direct_ok / _dx_ok / _dw_ok; bench/bench_kernels). Left out:
+ * strides other than 1 and rows over 32 floats (im2col handles them), and
+ * builds without AVX-512 (conv2d_direct_ok says no).
  */
 #include "ops/conv2d_direct.h"
 
