@@ -79,7 +79,7 @@ diff <(cut -d, -f1-6 "$TMP/ref2.csv") <(cut -d, -f1-6 "$TMP/i.csv") || fail "SIG
 echo "ok: SIGINT mid-epoch + resume = uninterrupted, byte for byte (log too)"
 
 # 3. SIGTERM: 143; without --checkpoint-dir the best model is kept and the message says so
-"$D" train "${common[@]}" --epochs 30 --out "$TMP/t.safetensors" >/dev/null 2>"$TMP/t.err" &
+"$D" train "${common[@]}" --epochs 5000 --patience 0 --out "$TMP/t.safetensors" >/dev/null 2>"$TMP/t.err" &
 pid=$!
 wait_for "$TMP/t.safetensors"
 kill -TERM $pid
@@ -102,7 +102,9 @@ mkdir "$TMP/empty"
 expect_error 1 "$TMP/empty: no checkpoint to resume from" -- "$D" train --resume "$TMP/empty"
 
 # 5. one run per checkpoint folder
-"$D" train "${common[@]}" --epochs 30 --out "$TMP/l.safetensors" --checkpoint-dir "$TMP/ck3" >/dev/null 2>&1 &
+# (the holder must outlive the check whatever the speed: no early stopping,
+# more epochs than it can finish; it is killed below)
+"$D" train "${common[@]}" --epochs 5000 --patience 0 --out "$TMP/l.safetensors" --checkpoint-dir "$TMP/ck3" >/dev/null 2>&1 &
 pid=$!
 wait_for "$TMP/ck3/lock"
 sleep 0.2
