@@ -504,6 +504,37 @@ static inline int chunk_count(int N, int nthreads) {
 
 static inline int chunk_begin(int t, int N, int nt) { return (int)((long long)t * N / nt); }
 
+/* ---- helpers shared by the per-image and grouped paths -------------------- */
+
+/* pdb[k] += the sum of row k of d (K rows of len floats, row stride ld). */
+static inline void add_row_sums(float *pdb, const float *d, int K, int len, size_t ld) {
+    for (int k = 0; k < K; k++) {
+        const float *restrict r = d + (size_t)k * ld;
+        float acc = 0;
+#ifdef _OPENMP
+#pragma omp simd reduction(+ : acc)
+#endif
+        for (int i = 0; i < len; i++) acc += r[i];
+        pdb[k] += acc;
+    }
+}
+
+/* Images n0..n0+g-1 of a (N,K,PQ) tensor into a (K, g*PQ) group buffer
+ * with the images side by side, and back. */
+static void group_gather(float *group, const float *tensor, int n0, int g, int K, int PQ) {
+    for (int i = 0; i < g; i++)
+        for (int k = 0; k < K; k++)
+            memcpy(group + (size_t)k * g * PQ + (size_t)i * PQ, tensor + ((size_t)(n0 + i) * K + k) * PQ,
+                   sizeof(float) * PQ);
+}
+
+static void group_scatter(float *tensor, const float *group, int n0, int g, int K, int PQ) {
+    for (int i = 0; i < g; i++)
+        for (int k = 0; k < K; k++)
+            memcpy(tensor + ((size_t)(n0 + i) * K + k) * PQ, group + (size_t)k * g * PQ + (size_t)i * PQ,
+                   sizeof(float) * PQ);
+}
+
 void conv2d_forward(float *y, const float *x, const float *w, const float *b, int N, int C,
                     int H, int W, int K, int R, int S, int stride, int pad, float *workspace,
                     int nthreads) {
@@ -541,10 +572,10 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
         if (direct) { /* each chunk packs its own copy: a few KB, no barrier */
             float *wp = col + im2col_floats(C, H, W, K, R, S, stride, pad);
             conv2d_direct_pack(wp, w, K, C, R, S, 0);
-            for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++)
-            {
+            float *xp = direct_pad_buffer(col, C, H, W, K, R, S, stride, pad);
+            for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
                 conv2d_direct_forward(y + (size_t)n * K * PQ, x + (size_t)n * C * H * W, wp, b, C, H, W, K, R, S,
-                                      pad, direct_pad_buffer(col, C, H, W, K, R, S, stride, pad));
+                                      pad, xp);
                 if (ep) epilogue_apply(y + (size_t)n * K * PQ, 1, K, PQ, NULL, ep);
             }
             continue;
@@ -565,11 +596,7 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
                 float *out = g == 1 ? y + (size_t)n0 * K * PQ : col + (size_t)CRS * group * PQ;
                 gemm_bf16(out, ld, bs.w, lw, bs.pack, K, ld, CRS, 0);
                 epilogue_apply(out, 1, K, ld, b, ep);
-                if (g > 1)
-                    for (int i = 0; i < g; i++)
-                        for (int k = 0; k < K; k++)
-                            memcpy(y + ((size_t)(n0 + i) * K + k) * PQ, out + (size_t)k * ld + (size_t)i * PQ,
-                                   sizeof(float) * PQ);
+                if (g > 1) group_scatter(y, out, n0, g, K, PQ);
             }
             continue;
         }
@@ -585,10 +612,7 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
                 dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, ld, CRS, 1.0f, w, CRS, col, ld, 0.0f,
                                   yg, ld);
                 epilogue_apply(yg, 1, K, ld, b, ep);
-                for (int i = 0; i < g; i++)
-                    for (int k = 0; k < K; k++)
-                        memcpy(y + ((size_t)(n0 + i) * K + k) * PQ, yg + (size_t)k * ld + (size_t)i * PQ,
-                               sizeof(float) * PQ);
+                group_scatter(y, yg, n0, g, K, PQ);
             }
             continue;
         }
@@ -656,25 +680,14 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
         int wt_ready = 0; /* W^T pair words ready (bf16) */
         Bf16Scratch bs = bf16_scratch(col + im2col_floats(C, H, W, K, R, S, stride, pad) +
                                           packed_floats(C, H, W, K, R, S, stride, pad), C, K, R, S, group * PQ);
+        float *xp = direct_pad_buffer(col, C, H, W, K, R, S, stride, pad); /* direct kernels' padded input */
         if (group > 1) { /* G images per product (see group_images); bf16 or fp32 */
             float *dyg = col + (size_t)CRS * group * PQ;
             const int end = chunk_begin(t + 1, N, nt);
             for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += group) {
                 const int g = end - n0 < group ? end - n0 : group, ld = g * PQ;
-                for (int i = 0; i < g; i++) /* dyg (K, g*PQ): the images' dy side by side */
-                    for (int k = 0; k < K; k++)
-                        memcpy(dyg + (size_t)k * ld + (size_t)i * PQ, dy + ((size_t)(n0 + i) * K + k) * PQ,
-                               sizeof(float) * PQ);
-                if (want_b)
-                    for (int k = 0; k < K; k++) {
-                        const float *restrict d = dyg + (size_t)k * ld;
-                        float acc = 0;
-#ifdef _OPENMP
-#pragma omp simd reduction(+ : acc)
-#endif
-                        for (int i = 0; i < ld; i++) acc += d[i];
-                        pdb[k] += acc;
-                    }
+                group_gather(dyg, dy, n0, g, K, PQ); /* dyg (K, g*PQ): the images' dy */
+                if (want_b) add_row_sums(pdb, dyg, K, ld, ld);
                 if (want_w) {
                     for (int i = 0; i < g; i++)
                         im2col_image(col + (size_t)i * PQ, ld, x + (size_t)(n0 + i) * C * HW, table, C, H, W, R,
@@ -713,16 +726,7 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
             const float *xn = x + (size_t)n * C * HW;
             const float *dyn = dy + (size_t)n * K * PQ;
             float *dxn = dx ? dx + (size_t)n * C * HW : NULL;
-            if (want_b)
-                for (int k = 0; k < K; k++) {
-                    const float *restrict d = dyn + (size_t)k * PQ;
-                    float acc = 0;
-#ifdef _OPENMP
-#pragma omp simd reduction(+ : acc)
-#endif
-                    for (int i = 0; i < PQ; i++) acc += d[i];
-                    pdb[k] += acc;
-                }
+            if (want_b) add_row_sums(pdb, dyn, K, PQ, PQ);
             if (pointwise) {
                 if (want_w) /* pw (K,C) += dy[n] (K,PQ) . x[n]^T (PQ,C) */
                     dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasTrans, K, CRS, PQ, 1.0f, dyn, PQ,
@@ -735,7 +739,7 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
             int dw_done = !want_w, dx_done = dxn == NULL;
             if (direct_w && want_w) {
                 conv2d_direct_dw(pw, dyn, xn, C, H, W, K, R, S, pad,
-                                 direct_pad_buffer(col, C, H, W, K, R, S, stride, pad));
+                                 xp);
                 dw_done = 1;
             }
             if (direct_x && dxn) {
@@ -746,7 +750,7 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
                 }
                 /* dx[n] (C,H,W) = conv(dy[n] (K,P,Q), flipped w^T, pad R-1-pad) */
                 conv2d_direct_forward(dxn, dyn, wp, NULL, K, P, Q, C, R, S, R - 1 - pad,
-                                      direct_pad_buffer(col, C, H, W, K, R, S, stride, pad));
+                                      xp);
                 dx_done = 1;
             }
             if (!dw_done && bf16_w) { /* pw^T (CRS,K) += col (CRS,PQ) . dy[n]^T (PQ,K) */
