@@ -738,8 +738,7 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
             }
             int dw_done = !want_w, dx_done = dxn == NULL;
             if (direct_w && want_w) {
-                conv2d_direct_dw(pw, dyn, xn, C, H, W, K, R, S, pad,
-                                 xp);
+                conv2d_direct_dw(pw, dyn, xn, C, H, W, K, R, S, pad, xp);
                 dw_done = 1;
             }
             if (direct_x && dxn) {
@@ -749,8 +748,7 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
                     packed = 1;
                 }
                 /* dx[n] (C,H,W) = conv(dy[n] (K,P,Q), flipped w^T, pad R-1-pad) */
-                conv2d_direct_forward(dxn, dyn, wp, NULL, K, P, Q, C, R, S, R - 1 - pad,
-                                      xp);
+                conv2d_direct_forward(dxn, dyn, wp, NULL, K, P, Q, C, R, S, R - 1 - pad, xp);
                 dx_done = 1;
             }
             if (!dw_done && bf16_w) { /* pw^T (CRS,K) += col (CRS,PQ) . dy[n]^T (PQ,K) */
