@@ -296,6 +296,7 @@ static void grad_bn(const char *label, int N, int C, int L) {
 static void test_batchnorm_grad(void **state) {
     (void)state;
     grad_bn("2d 4x3x5x5", 4, 3, 25);
+    grad_bn("2d 3x2x7x7 (vector sums)", 3, 2, 49);
     grad_bn("1d 6x4", 6, 4, 1);
 }
 

@@ -339,15 +339,17 @@ static void test_avgpool_values(void **state) {
  * batchnorm, dropout, softmax: values computed here in double
  * ====================================================================== */
 
-static void test_batchnorm_semantics(void **state) {
-    (void)state;
-    const int N = 5, C = 3, L = 6;
+/* Planes of L >= 16 take the vectorised one-pass moments (shifted sums),
+ * smaller ones two passes in double: both against double references here,
+ * with a mean far from 0 (shift = mean / std of the data). */
+static void check_batchnorm_semantics(int N, int L, float shift) {
+    enum { C = 3 };
     const float eps = 1e-5f, mom = 0.1f;
     const size_t n = (size_t)N * C * L;
     Rng rng;
     rng_seed(&rng, 11, "bn");
     float *x = randv(n, &rng), *gamma = randv(C, &rng), *beta = randv(C, &rng);
-    for (size_t i = 0; i < n; i++) x[i] = 3.0f + 2.0f * x[i]; /* mean far from 0 */
+    for (size_t i = 0; i < n; i++) x[i] = shift + 2.0f * x[i]; /* mean far from 0 */
     float *y = fillv(n, NAN), *y_ref = fillv(n, 0), mean[3], rstd[3];
     float rm[3] = {0.5f, -1, 2}, rv[3] = {1, 2, 0.5f}, rm_ref[3], rv_ref[3];
     for (int c = 0; c < C; c++) {
@@ -380,6 +382,50 @@ static void test_batchnorm_semantics(void **state) {
     batchnorm_forward_eval(y, x, gamma, beta, rm, rv, N, C, L, eps);
     TU_ASSERT_CLOSE(y, y_ref, n, 1e-5f, "batchnorm eval y");
     free(x), free(gamma), free(beta), free(y), free(y_ref);
+}
+
+static void test_batchnorm_semantics(void **state) {
+    (void)state;
+    check_batchnorm_semantics(5, 6, 3.0f);    /* scalar two-pass sums */
+    check_batchnorm_semantics(8, 784, 3.0f);  /* vector sums, 28x28 planes */
+    check_batchnorm_semantics(7, 49, 40.0f);  /* vector sums with a tail, mean 20 std */
+}
+
+/* batchnorm_relu_*: the same bits as batch norm then ReLU, both ways
+ * (the training fusion must not change a single result). */
+static void check_batchnorm_relu_fused(int N, int C, int L) {
+    const size_t n = (size_t)N * C * L;
+    Rng rng;
+    rng_seed(&rng, 13, "bnrelu");
+    float *x = randv(n, &rng), *dy = randv(n, &rng), *gamma = randv(C, &rng), *beta = randv(C, &rng);
+    for (int c = 0; c < C; c++) gamma[c] += 1.0f;
+    float *z = fillv(n, NAN), *y1 = fillv(n, NAN), *y2 = fillv(n, NAN), *dz = fillv(n, NAN);
+    float *dx1 = fillv(n, NAN), *dx2 = fillv(n, NAN), *st1 = fillv(4 * C, 0), *st2 = fillv(4 * C, 0);
+    float *g1 = fillv(2 * C, 0), *g2 = fillv(2 * C, 0);
+    for (int c = 0; c < C; c++) st1[3 * C + c] = st2[3 * C + c] = 1.0f; /* running var */
+    batchnorm_forward_train(z, st1, st1 + C, st1 + 2 * C, st1 + 3 * C, x, gamma, beta, N, C, L, 1e-5f, 0.1f);
+    relu_forward(y1, z, n);
+    batchnorm_relu_forward_train(y2, st2, st2 + C, st2 + 2 * C, st2 + 3 * C, x, gamma, beta, N, C, L, 1e-5f,
+                                 0.1f);
+    assert_memory_equal(y1, y2, n * sizeof(float));
+    assert_memory_equal(st1, st2, 4 * C * sizeof(float));
+    relu_backward(dz, dy, y1, n);
+    batchnorm_backward(dx1, g1, g1 + C, dz, x, gamma, st1, st1 + C, N, C, L);
+    batchnorm_relu_backward(dx2, g2, g2 + C, dy, x, gamma, beta, st2, st2 + C, N, C, L);
+    assert_memory_equal(dx1, dx2, n * sizeof(float));
+    assert_memory_equal(g1, g2, 2 * C * sizeof(float));
+    size_t passed = 0; /* the ReLU really cut something and passed something */
+    for (size_t i = 0; i < n; i++) passed += y1[i] > 0;
+    assert_true(passed > 0 && passed < n);
+    free(x), free(dy), free(gamma), free(beta), free(z), free(y1), free(y2), free(dz);
+    free(dx1), free(dx2), free(st1), free(st2), free(g1), free(g2);
+}
+
+static void test_batchnorm_relu_fused(void **state) {
+    (void)state;
+    check_batchnorm_relu_fused(8, 4, 784); /* vector path */
+    check_batchnorm_relu_fused(5, 3, 49);  /* vector path with a tail */
+    check_batchnorm_relu_fused(16, 6, 1);  /* BatchNorm1d: scalar path */
 }
 
 static void test_dropout_masks(void **state) {
@@ -574,7 +620,7 @@ int main(void) {
         cmocka_unit_test(test_linear_fast_vs_ref),
         cmocka_unit_test(test_maxpool_fast_vs_ref),
         cmocka_unit_test(test_avgpool_values),
-        cmocka_unit_test(test_batchnorm_semantics),
+        cmocka_unit_test(test_batchnorm_semantics), cmocka_unit_test(test_batchnorm_relu_fused),
         cmocka_unit_test(test_dropout_masks),
         cmocka_unit_test(test_softmax_xent_values),
         cmocka_unit_test(test_tanh_fast_vs_ref),

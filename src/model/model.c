@@ -378,6 +378,42 @@ static void fused_forward(Model *m, int i, int e, int n, float **params) {
     }
 }
 
+/* ==== training-mode fusion =================================================== */
+
+/* Does batch norm layer i hand its output to a ReLU (layer i+1) and to
+ * nothing else? Then training runs the two as one op (batchnorm_relu_*):
+ * the ReLU's output is written directly and its gradient is gated inside
+ * the batch norm's backward; the batch norm's own y/dy stay unused.
+ * DIGITS_TRAIN_FUSION=0 turns this off (A/B measurements). */
+static int train_bn_relu(const Model *m, int i) {
+    static int disabled = -1;
+    if (disabled < 0) {
+        const char *v = getenv("DIGITS_TRAIN_FUSION");
+        disabled = v && strcmp(v, "0") == 0;
+    }
+    if (disabled || i + 1 >= m->n_layers || m->layers[i].type != LAYER_BATCHNORM) return 0;
+    const Layer *r = &m->layers[i + 1];
+    if (r->type != LAYER_RELU || r->n_inputs != 1 || r->input_ids[0] != i) return 0;
+    for (int j = 0; j < m->n_layers; j++)
+        for (int k = 0; k < m->layers[j].n_inputs; k++)
+            if (j != i + 1 && m->layers[j].input_ids[k] == i) return 0;
+    return 1;
+}
+
+static void bn_relu_forward(Model *m, int i, int n) {
+    Layer *b = &m->layers[i], *r = &m->layers[i + 1];
+    const int C = b->in.c;
+    batchnorm_relu_forward_train(r->y, b->scratch, b->scratch + C, b->buffer, b->buffer + C, b->x, b->param,
+                                 b->param + C, n, C, b->in.h * b->in.w, b->eps, b->momentum);
+}
+
+static void bn_relu_backward(Model *m, int i, int n) {
+    Layer *b = &m->layers[i], *r = &m->layers[i + 1];
+    const int C = b->in.c;
+    batchnorm_relu_backward(b->dx, b->dparam, b->dparam + C, r->dy, b->x, b->param, b->param + C, b->scratch,
+                            b->scratch + C, n, C, b->in.h * b->in.w);
+}
+
 float *model_forward(Model *m, int n, int training) {
     DG_ASSERT(m->acts && n > 0 && n <= m->max_batch);
     DG_ASSERT(!training || m->with_grad);
@@ -387,9 +423,10 @@ float *model_forward(Model *m, int n, int training) {
     float *params = m->fuse_params;
     const int slot = training ? 0 : 1;
     for (int i = 0; i < m->n_layers;) {
-        const int e = fuse ? m->fuse_end[i] : i;
+        const int e = fuse ? m->fuse_end[i] : training && train_bn_relu(m, i) ? i + 1 : i;
         double t0 = m->prof_seconds ? wall_seconds() : 0;
-        if (e > i) fused_forward(m, i, e, n, &params);
+        if (e > i && training) bn_relu_forward(m, i, n);
+        else if (e > i) fused_forward(m, i, e, n, &params);
         else m->layers[i].kind->forward(&m->layers[i], n, training);
         if (m->prof_seconds) { /* a fused group counts as its first layer */
             m->prof_seconds[i][slot] += wall_seconds() - t0;
@@ -407,7 +444,9 @@ void model_backward(Model *m, const float *dlogits, int n) {
     for (int i = m->n_layers - 1; i >= 0; i--) {
         Layer *l = &m->layers[i];
         double t0 = m->prof_seconds ? wall_seconds() : 0;
-        l->kind->backward(l, n);
+        if (i > 0 && train_bn_relu(m, i - 1)) continue; /* done by the batch norm's backward */
+        if (train_bn_relu(m, i)) bn_relu_backward(m, i, n);
+        else l->kind->backward(l, n);
         /* a second (third...) reader of an output: add its share into the
          * producer's dy, which the first reader (backward order) wrote */
         for (int k = 0; k < l->n_inputs; k++) {
