@@ -78,6 +78,10 @@ static const ConvShape conv_shapes[] = {
     {"4->6 5x5 pad2 13x11 (same)", 4, 13, 11, 6, 5, 5, 1, 2},
     {"2->3 1x3 pad1 6x10 (P = H+2)", 2, 6, 10, 3, 1, 3, 1, 1},
     {"2->2 3x3 pad3 5x5 (all-pad rows)", 2, 5, 5, 2, 3, 3, 1, 3},
+    /* stride 2 as stride 1 on the input's four phases (conv2d_phase.c) */
+    {"32->32 5x5 stride2 pad2 28x28 (phases)", 32, 28, 28, 32, 5, 5, 2, 2},
+    {"16->24 5x5 stride2 pad1 27x25 (phases, odd)", 16, 27, 25, 24, 5, 5, 2, 1},
+    {"32->16 3x3 stride2 pad1 32x30 (phases, 3x3)", 32, 32, 30, 16, 3, 3, 2, 1},
     /* small outputs of deep layers: several images per product (grouped) */
     {"64->64 5x5 stride2 pad2 14x14 (grouped)", 64, 14, 14, 64, 5, 5, 2, 2},
     {"128->128 5x5 stride2 pad2 7x7 (grouped)", 128, 7, 7, 128, 5, 5, 2, 2},
@@ -607,6 +611,21 @@ static void test_conv2d_bf16_vs_ref(void **state) {
         free(x), free(w), free(b), free(dy), free(xr), free(wr), free(dyr), free(y), free(y_ref), free(dx), free(dx_ref);
         free(dw), free(dw_ref), free(db), free(db_ref);
     }
+    /* A stride-2 layer on the phase path keeps its fp32 forward in bf16
+     * runs (faster there than the bf16 product): y matches the fp32
+     * reference on unrounded inputs; its backward is bf16 (above). */
+    const ConvShape ph = {"32->32 5x5 stride2 pad2 28x28", 32, 28, 28, 32, 5, 5, 2, 2};
+    const int N = 3;
+    const size_t nx = (size_t)N * ph.C * ph.H * ph.W, ny = (size_t)N * ph.K * 14 * 14, nw = (size_t)ph.K * ph.C * 25;
+    float *x = randv(nx, &rng), *w = randv(nw, &rng), *b = randv(ph.K, &rng);
+    float *y = fillv(ny, NAN), *y_ref = fillv(ny, 0);
+    float *work = fillv(2 * conv2d_workspace_floats(ph.C, ph.H, ph.W, ph.K, 5, 5, 2, 2), NAN);
+    conv2d_forward_ref(y_ref, x, w, b, N, ph.C, ph.H, ph.W, ph.K, 5, 5, 2, 2);
+    conv2d_forward(y, x, w, b, N, ph.C, ph.H, ph.W, ph.K, 5, 5, 2, 2, work, 2);
+    const float ey = tu_max_rel_diff(y, y_ref, ny);
+    print_message("conv bf16 %-30s fp32 phase forward: max diff y %.2g\n", ph.label, (double)ey);
+    assert_true(ey <= 1e-4f);
+    free(x), free(w), free(b), free(y), free(y_ref), free(work);
     conv2d_set_bf16(0);
 }
 

@@ -30,6 +30,7 @@
 
 #include "core/check.h"
 #include "ops/conv2d_direct.h"
+#include "ops/conv2d_phase.h"
 #include "ops/gemm_bf16.h"
 
 static inline int conv_out_size(int in, int k, int stride, int pad) {
@@ -488,11 +489,17 @@ static float *direct_pad_buffer(float *slice, int C, int H, int W, int K, int R,
            bf16_floats(C, H, W, K, R, S, stride, pad);
 }
 
+/* The stride-2 phase path's scratch (conv2d_phase.c): after the padded copy. */
+static float *phase_buffer(float *slice, int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    return direct_pad_buffer(slice, C, H, W, K, R, S, stride, pad) + direct_pad_floats(C, H, W, K, R, S, stride, pad);
+}
+
 /* Floats of workspace one thread needs: one band of col, (C*R*S, rows*Q). */
 size_t conv2d_workspace_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
     if (is_pointwise(R, S, stride, pad)) return 1;
+    const size_t phase = conv2d_phase_ok(C, H, W, K, R, S, stride, pad) ? conv2d_phase_floats(C, H, W, K, R, S, pad) : 0;
     return im2col_floats(C, H, W, K, R, S, stride, pad) + packed_floats(C, H, W, K, R, S, stride, pad) +
-           bf16_floats(C, H, W, K, R, S, stride, pad) + direct_pad_floats(C, H, W, K, R, S, stride, pad);
+           bf16_floats(C, H, W, K, R, S, stride, pad) + direct_pad_floats(C, H, W, K, R, S, stride, pad) + phase;
 }
 
 /* Number of batch chunks: nthreads, but no empty chunks (never more than N).
@@ -556,10 +563,13 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
     const int direct = !pointwise && conv2d_direct_ok(H, W, R, S, stride, pad, CRS) &&
                        !(use_bf16 && bf16_layer(C, H, W, K, R, S, stride, pad) && !conv2d_direct_shallow(CRS) &&
                          Q <= 16);
-    const int bf16 = use_bf16 && !direct && bf16_layer(C, H, W, K, R, S, stride, pad);
     const int group = group_images(C, H, W, K, R, S, stride, pad);
+    /* stride 2 on the phases: faster than bf16 products too (kaggle-deep's
+     * 5x5/2 at 28x28: 110 vs 93 GFLOP/s; conv2d_backward keeps bf16 there) */
+    const int phase = !direct && group == 1 && conv2d_phase_ok(C, H, W, K, R, S, stride, pad);
+    const int bf16 = use_bf16 && !direct && !phase && bf16_layer(C, H, W, K, R, S, stride, pad);
     int *table = NULL; /* im2col by gathers (shared, read-only) */
-    if (!pointwise && !direct && band == P && use_gather(stride, W, P, Q)) {
+    if (!pointwise && !direct && !phase && band == P && use_gather(stride, W, P, Q)) {
         table = dg_xmalloc(sizeof(int) * R * S * gather_stride(PQ));
         gather_table(table, H, W, R, S, stride, pad, P, Q);
     }
@@ -576,6 +586,15 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
             for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
                 conv2d_direct_forward(y + (size_t)n * K * PQ, x + (size_t)n * C * H * W, wp, b, C, H, W, K, R, S,
                                       pad, xp);
+                if (ep) epilogue_apply(y + (size_t)n * K * PQ, 1, K, PQ, NULL, ep);
+            }
+            continue;
+        }
+        if (phase) { /* stride 2 as stride 1 on the input's phases */
+            float *ps = phase_buffer(col, C, H, W, K, R, S, stride, pad);
+            conv2d_phase_pack(ps, w, C, H, W, K, R, S, pad, 0);
+            for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
+                conv2d_phase_forward(y + (size_t)n * K * PQ, x + (size_t)n * C * H * W, b, ps, C, H, W, K, R, S, pad);
                 if (ep) epilogue_apply(y + (size_t)n * K * PQ, 1, K, PQ, NULL, ep);
             }
             continue;
@@ -656,8 +675,11 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
                          !(bf16_ok && !conv2d_direct_shallow(CRS));
     const int direct_x = !pointwise && conv2d_direct_dx_ok(H, W, R, S, stride, pad, K * R * S) &&
                          !(bf16_ok && !conv2d_direct_shallow(K * R * S));
-    const int bf16_w = bf16_ok && !direct_w, bf16_x = bf16_ok && !direct_x; /* dw partials transposed if bf16_w */
     const int group = group_images(C, H, W, K, R, S, stride, pad);
+    /* stride 2 on the phases (conv2d_phase.c); with bf16 the products win
+     * the weight gradient (101 vs 77 GFLOP/s) and tie on dx */
+    const int phase_x = !bf16_ok && group == 1 && conv2d_phase_ok(C, H, W, K, R, S, stride, pad);
+    const int bf16_w = bf16_ok && !direct_w, bf16_x = bf16_ok && !direct_x; /* dw partials transposed if bf16_w */
     const int want_w = dw != NULL, want_b = db != NULL;
     int *table = NULL; /* im2col by gathers (shared, read-only) */
     if (!pointwise && band == P && use_gather(stride, W, P, Q)) {
@@ -677,6 +699,7 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
             memset(pw, 0, sizeof(float) * nwb);
         }
         int packed = 0;   /* dx weights packed into this chunk's workspace (direct) */
+        int phase_dw = 0; /* this chunk's phase-layer dw started (stride 2, see conv2d_phase.c) */
         int wt_ready = 0; /* W^T pair words ready (bf16) */
         Bf16Scratch bs = bf16_scratch(col + im2col_floats(C, H, W, K, R, S, stride, pad) +
                                           packed_floats(C, H, W, K, R, S, stride, pad), C, K, R, S, group * PQ);
@@ -741,6 +764,22 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
                 conv2d_direct_dw(pw, dyn, xn, C, H, W, K, R, S, pad, xp);
                 dw_done = 1;
             }
+            if (phase_x && want_w) {
+                float *ps = phase_buffer(col, C, H, W, K, R, S, stride, pad);
+                if (!phase_dw) conv2d_phase_dw_begin(ps, C, H, W, K, R, S, pad);
+                phase_dw = 1;
+                conv2d_phase_dw(dyn, xn, ps, C, H, W, K, R, S, pad);
+                dw_done = 1;
+            }
+            if (phase_x && dxn) {
+                float *ps = phase_buffer(col, C, H, W, K, R, S, stride, pad);
+                if (!packed) {
+                    conv2d_phase_pack(ps, w, C, H, W, K, R, S, pad, 1);
+                    packed = 1;
+                }
+                conv2d_phase_dx(dxn, dyn, ps, C, H, W, K, R, S, pad);
+                dx_done = 1;
+            }
             if (direct_x && dxn) {
                 float *wp = col + im2col_floats(C, H, W, K, R, S, stride, pad);
                 if (!packed) {
@@ -789,6 +828,7 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
                 }
             }
         }
+        if (phase_dw) conv2d_phase_dw_end(pw, phase_buffer(col, C, H, W, K, R, S, stride, pad), C, H, W, K, R, S, pad);
     }
 
     free(table);

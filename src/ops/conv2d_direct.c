@@ -284,6 +284,12 @@ void conv2d_direct_forward(float *y, const float *x, const float *wp, const floa
         return;
     }
     pad_input(xp, x, C, H, W, pad);
+    conv2d_direct_forward_padded(y, xp, wp, bias, C, Hp, Wp, K, R, S);
+}
+
+void conv2d_direct_forward_padded(float *y, const float *xp, const float *wp, const float *bias, int C, int Hp,
+                                  int Wp, int K, int R, int S) {
+    const int P = Hp - R + 1, Q = Wp - S + 1;
     if (Q <= 16)
         forward_rows3(y, xp, wp, bias, C, Hp, Wp, K, R, S, P, Q);
     else
@@ -387,12 +393,18 @@ DEFINE_DW(4, 5)
 
 void conv2d_direct_dw(float *dw, const float *dy, const float *x, int C, int H, int W, int K, int R, int S,
                       int pad, float *xp) {
-    const int P = H + 2 * pad - R + 1, Q = W + 2 * pad - S + 1, Hp = H + 2 * pad, Wp = W + 2 * pad;
+    const int Hp = H + 2 * pad, Wp = W + 2 * pad;
     if (pad == 0 && C * R * S < DIRECT_MAX_DEPTH) { /* measured: lenet5/cnn's convs, 5-10 % faster */
         dw_masked(dw, dy, x, C, H, W, K, R, S, pad);
         return;
     }
     pad_input(xp, x, C, H, W, pad);
+    conv2d_direct_dw_padded(dw, dy, xp, C, Hp, Wp, K, R, S);
+}
+
+void conv2d_direct_dw_padded(float *dw, const float *dy, const float *xp, int C, int Hp, int Wp, int K, int R,
+                             int S) {
+    const int P = Hp - R + 1, Q = Wp - S + 1;
     if (S <= 3)
         dw_6x3(dw, dy, xp, C, Hp, Wp, K, R, S, P, Q);
     else
@@ -408,6 +420,14 @@ size_t conv2d_direct_pad_floats(int C, int H, int W, int pad) {
 void conv2d_direct_forward(float *y, const float *x, const float *wp, const float *bias, int C, int H, int W,
                            int K, int R, int S, int pad, float *xp) {
     (void)y, (void)x, (void)wp, (void)bias, (void)C, (void)H, (void)W, (void)K, (void)R, (void)S, (void)pad, (void)xp;
+}
+void conv2d_direct_forward_padded(float *y, const float *xp, const float *wp, const float *bias, int C, int Hp,
+                                  int Wp, int K, int R, int S) {
+    (void)y, (void)xp, (void)wp, (void)bias, (void)C, (void)Hp, (void)Wp, (void)K, (void)R, (void)S;
+}
+void conv2d_direct_dw_padded(float *dw, const float *dy, const float *xp, int C, int Hp, int Wp, int K, int R,
+                             int S) {
+    (void)dw, (void)dy, (void)xp, (void)C, (void)Hp, (void)Wp, (void)K, (void)R, (void)S;
 }
 void conv2d_direct_dw(float *dw, const float *dy, const float *x, int C, int H, int W, int K, int R, int S,
                       int pad, float *xp) {

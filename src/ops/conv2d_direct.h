@@ -25,8 +25,15 @@ void conv2d_direct_pack(float *wp, const float *w, int K, int C, int R, int S, i
 size_t conv2d_direct_pad_floats(int C, int H, int W, int pad);
 void conv2d_direct_forward(float *y, const float *x, const float *wp, const float *bias, int C, int H, int W,
                            int K, int R, int S, int pad, float *xp);
+/* The same on an input already zero-padded (xp: C x Hp x Wp, no further
+ * padding): P = Hp-R+1. Deep reductions only (C*R*S >= the shallow bound). */
+void conv2d_direct_forward_padded(float *y, const float *xp, const float *wp, const float *bias, int C, int Hp,
+                                  int Wp, int K, int R, int S);
 /* One image: dw (K,C,R,S) += sum_{p,q} dy[k,p,q] x[c,p+r-pad,q+s-pad]. */
 void conv2d_direct_dw(float *dw, const float *dy, const float *x, int C, int H, int W, int K, int R, int S,
                       int pad, float *xp);
+/* The same on an input already zero-padded (xp: C x Hp x Wp): P = Hp-R+1. */
+void conv2d_direct_dw_padded(float *dw, const float *dy, const float *xp, int C, int Hp, int Wp, int K, int R,
+                             int S);
 
 #endif
