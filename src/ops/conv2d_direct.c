@@ -79,10 +79,10 @@ int conv2d_direct_dx_ok(int H, int W, int R, int S, int stride, int pad, int dep
 int conv2d_direct_shallow(int depth) { return depth < DIRECT_MAX_DEPTH; }
 
 int conv2d_direct_dw_ok(int H, int W, int R, int S, int stride, int pad, int depth) {
-    /* the dw kernel beats im2col + sgemm on deep layers only with two-vector
-     * rows (28x28: 152 vs 96 GFLOP/s; 14x14: 128 vs 132) */
-    const int Q = W + 2 * pad - S + 1;
-    return conv2d_direct_ok(H, W, R, S, stride, pad, depth) && (depth < DIRECT_MAX_DEPTH || Q > 16);
+    /* deep 14x14 layers too since conv2d.c hands them four images per
+     * call (alone: 128 GFLOP/s, as im2col + sgemm; four: 136-147) */
+    (void)depth;
+    return conv2d_direct_ok(H, W, R, S, stride, pad, depth);
 }
 
 size_t conv2d_direct_packed_floats(int K, int C, int R, int S) {
@@ -345,15 +345,19 @@ static void dw_masked(float *dw, const float *dy, const float *x, int C, int H, 
 }
 
 
-/* dw (K, C, R, S) += weight gradient of one image. DB output channels x
- * TB taps s of one kernel row r of vector accumulators, over the rows p;
+/* dw (K, C, R, S) += weight gradient of G images (consecutive dy; padded
+ * inputs G apart in xp). DB output channels x TB taps s of one kernel row
+ * r of vector accumulators, over the rows p of every image, then one
+ * reduction across lanes (G > 1 spreads its cost: at 14x14 the 18
+ * reductions of a block cost nearly as much as its 14 rows of FMAs);
  * x comes zero-padded (xp, as in the forward) so its loads need no masks;
  * dy rows are loaded masked to Q lanes, which zeroes the lanes whose x is
  * the next row's. 3-tap kernels take 6 channels x 3 taps (18
  * accumulators), wider ones 4 x 5. */
 #define DEFINE_DW(DBV, TBV)                                                                                    \
     static void dw_##DBV##x##TBV(float *dw, const float *dy, const float *xp, int C, int Hp, int Wp, int K,     \
-                                 int R, int S, int P, int Q) {                                                 \
+                                 int R, int S, int P, int Q, int G, size_t xp_img) {                           \
+        const size_t dy_img = (size_t)K * P * Q;                                                               \
         const int NV = Q <= 16 ? 1 : 2;                                                                        \
         __mmask16 out_mask[2] = {lane_mask(0, Q), lane_mask(0, Q - 16)};                                       \
         for (int k0 = 0; k0 < K; k0 += DBV) {                                                                  \
@@ -365,13 +369,15 @@ static void dw_masked(float *dw, const float *dy, const float *x, int C, int H, 
                         __m512 acc[DBV][TBV];                                                                  \
                         _Pragma("GCC unroll 8") for (int j = 0; j < DBV; j++)                                  \
                             _Pragma("GCC unroll 8") for (int t = 0; t < TBV; t++) acc[j][t] = _mm512_setzero_ps(); \
+                        for (int n = 0; n < G; n++)                                                            \
                         for (int p = 0; p < P; p++) {                                                          \
-                            const float *xrow = xp + ((size_t)c * Hp + p + r) * Wp + s0;                       \
+                            const float *xrow = xp + n * xp_img + ((size_t)c * Hp + p + r) * Wp + s0;          \
+                            const float *dyn = dy + n * dy_img;                                                \
                             for (int v = 0; v < NV; v++) {                                                     \
                                 __m512 g[DBV];                                                                 \
                                 _Pragma("GCC unroll 8") for (int j = 0; j < DBV; j++) /* rows past K read as 0 */ \
                                     g[j] = _mm512_maskz_loadu_ps(j < kn ? out_mask[v] : 0,                     \
-                                                                 dy + ((size_t)(k0 + (j < kn ? j : 0)) * P + p) * Q + 16 * v); \
+                                                                 dyn + ((size_t)(k0 + (j < kn ? j : 0)) * P + p) * Q + 16 * v); \
                                 _Pragma("GCC unroll 8") for (int t = 0; t < TBV; t++) {                        \
                                     if (t < sn) {                                                              \
                                         const __m512 xv = _mm512_loadu_ps(xrow + t + 16 * v);                  \
@@ -399,16 +405,23 @@ void conv2d_direct_dw(float *dw, const float *dy, const float *x, int C, int H, 
         return;
     }
     pad_input(xp, x, C, H, W, pad);
-    conv2d_direct_dw_padded(dw, dy, xp, C, Hp, Wp, K, R, S);
+    conv2d_direct_dw_padded(dw, dy, xp, C, Hp, Wp, K, R, S, 1, 0);
 }
 
 void conv2d_direct_dw_padded(float *dw, const float *dy, const float *xp, int C, int Hp, int Wp, int K, int R,
-                             int S) {
+                             int S, int G, size_t xp_img) {
     const int P = Hp - R + 1, Q = Wp - S + 1;
     if (S <= 3)
-        dw_6x3(dw, dy, xp, C, Hp, Wp, K, R, S, P, Q);
+        dw_6x3(dw, dy, xp, C, Hp, Wp, K, R, S, P, Q, G, xp_img);
     else
-        dw_4x5(dw, dy, xp, C, Hp, Wp, K, R, S, P, Q);
+        dw_4x5(dw, dy, xp, C, Hp, Wp, K, R, S, P, Q, G, xp_img);
+}
+
+void conv2d_direct_dw_images(float *dw, const float *dy, const float *x, int G, int C, int H, int W, int K, int R,
+                             int S, int pad, float *xp) {
+    const size_t img = conv2d_direct_pad_floats(C, H, W, pad);
+    for (int n = 0; n < G; n++) pad_input(xp + n * img, x + (size_t)n * C * H * W, C, H, W, pad);
+    conv2d_direct_dw_padded(dw, dy, xp, C, H + 2 * pad, W + 2 * pad, K, R, S, G, img);
 }
 
 #else /* no AVX-512: conv2d_direct_ok() is 0 and these are never called */
@@ -426,8 +439,12 @@ void conv2d_direct_forward_padded(float *y, const float *xp, const float *wp, co
     (void)y, (void)xp, (void)wp, (void)bias, (void)C, (void)Hp, (void)Wp, (void)K, (void)R, (void)S;
 }
 void conv2d_direct_dw_padded(float *dw, const float *dy, const float *xp, int C, int Hp, int Wp, int K, int R,
-                             int S) {
-    (void)dw, (void)dy, (void)xp, (void)C, (void)Hp, (void)Wp, (void)K, (void)R, (void)S;
+                             int S, int G, size_t xp_img) {
+    (void)dw, (void)dy, (void)xp, (void)C, (void)Hp, (void)Wp, (void)K, (void)R, (void)S, (void)G, (void)xp_img;
+}
+void conv2d_direct_dw_images(float *dw, const float *dy, const float *x, int G, int C, int H, int W, int K, int R,
+                             int S, int pad, float *xp) {
+    (void)dw, (void)dy, (void)x, (void)G, (void)C, (void)H, (void)W, (void)K, (void)R, (void)S, (void)pad, (void)xp;
 }
 void conv2d_direct_dw(float *dw, const float *dy, const float *x, int C, int H, int W, int K, int R, int S,
                       int pad, float *xp) {

@@ -32,8 +32,13 @@ void conv2d_direct_forward_padded(float *y, const float *xp, const float *wp, co
 /* One image: dw (K,C,R,S) += sum_{p,q} dy[k,p,q] x[c,p+r-pad,q+s-pad]. */
 void conv2d_direct_dw(float *dw, const float *dy, const float *x, int C, int H, int W, int K, int R, int S,
                       int pad, float *xp);
-/* The same on an input already zero-padded (xp: C x Hp x Wp): P = Hp-R+1. */
+/* The same for G images on inputs already zero-padded (xp: G copies of
+ * C x Hp x Wp, xp_img floats apart; dy: G x K x P x Q, P = Hp-R+1). */
 void conv2d_direct_dw_padded(float *dw, const float *dy, const float *xp, int C, int Hp, int Wp, int K, int R,
-                             int S);
+                             int S, int G, size_t xp_img);
+/* G consecutive images (x: G x C x H x W, dy: G x K x P x Q) in one pass of
+ * the padded-input kernel; xp holds G padded copies. Deep layers only. */
+void conv2d_direct_dw_images(float *dw, const float *dy, const float *x, int G, int C, int H, int W, int K, int R,
+                             int S, int pad, float *xp);
 
 #endif

@@ -137,7 +137,7 @@ void conv2d_phase_dw(const float *dy, const float *x, float *ws, int C, int H, i
     const Phase g = phase_of(C, H, W, R, S, pad);
     PhaseScratch s = carve(ws, K, &g);
     split_phases(s.image, x, C, H, W, pad, &g);
-    conv2d_direct_dw_padded(s.dwsub, dy, s.image, g.C4, g.Hh, g.Wh, K, g.Rh, g.Sh);
+    conv2d_direct_dw_padded(s.dwsub, dy, s.image, g.C4, g.Hh, g.Wh, K, g.Rh, g.Sh, 1, 0);
 }
 
 void conv2d_phase_dw_end(float *dw, float *ws, int C, int H, int W, int K, int R, int S, int pad) {
