@@ -783,11 +783,14 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
                     conv2d_direct_dw_images(pw, dyn, xn, end - n < dwg ? end - n : dwg, C, H, W, K, R, S, pad, xp);
                 dw_done = 1;
             }
-            if (phase_x && want_w) {
+            if (phase_x && want_w) { /* groups of images, as the direct dw above */
                 float *ps = phase_buffer(col, C, H, W, K, R, S, stride, pad);
+                const int first = chunk_begin(t, N, nt), end = chunk_begin(t + 1, N, nt);
+                const int g = conv2d_phase_dw_group();
                 if (!phase_dw) conv2d_phase_dw_begin(ps, C, H, W, K, R, S, pad);
                 phase_dw = 1;
-                conv2d_phase_dw(dyn, xn, ps, C, H, W, K, R, S, pad);
+                if ((n - first) % g == 0)
+                    conv2d_phase_dw(dyn, xn, end - n < g ? end - n : g, ps, C, H, W, K, R, S, pad);
                 dw_done = 1;
             }
             if (phase_x && dxn) {

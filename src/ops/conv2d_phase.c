@@ -53,9 +53,20 @@ int conv2d_phase_ok(int C, int H, int W, int K, int R, int S, int stride, int pa
            conv2d_direct_dx_ok(g.Hh, g.Wh, g.Rh, g.Sh, 1, 0, depth_x) && !conv2d_direct_shallow(depth_f);
 }
 
+/* The weight gradient takes this many images per kernel call (see
+ * DW_GROUP in conv2d.c: one lane reduction per block for all of them). */
+#define PHASE_DW_GROUP 4
+
+int conv2d_phase_dw_group(void) { return PHASE_DW_GROUP; }
+
+/* One phase image's floats: 4C x Hh x Wh plus the zeroed slack the direct
+ * kernels may read past the last row (as their own padded copies). */
+static size_t image_floats(const Phase *g) { return conv2d_direct_pad_floats(g->C4, g->Hh, g->Wh, 0); }
+
 /* The scratch, in order: W' (K,4C,Rh,Sh), packed weights (forward or dx),
- * the phase image (4C,Hh,Wh), the direct kernel's padded dy, and the
- * phase layer's weight gradient (K,4C,Rh,Sh). */
+ * PHASE_DW_GROUP phase images (the forward's input, dx's output, dw's
+ * inputs), the direct kernel's padded dy, and the phase layer's weight
+ * gradient (K,4C,Rh,Sh). */
 typedef struct {
     float *wsub, *packed, *image, *padded, *dwsub;
 } PhaseScratch;
@@ -67,7 +78,7 @@ static void scratch_offsets(size_t off[6], int K, const Phase *g) {
     off[0] = 0;
     off[1] = off[0] + (size_t)K * g->C4 * g->Rh * g->Sh;
     off[2] = off[1] + (pf > px ? pf : px);
-    off[3] = off[2] + (size_t)g->C4 * g->Hh * g->Wh;
+    off[3] = off[2] + PHASE_DW_GROUP * image_floats(g);
     off[4] = off[3] + conv2d_direct_pad_floats(K, g->P, g->Q, g->Rh - 1);
     off[5] = off[4] + (size_t)K * g->C4 * g->Rh * g->Sh;
 }
@@ -100,8 +111,11 @@ void conv2d_phase_pack(float *ws, const float *w, int C, int H, int W, int K, in
     conv2d_direct_pack(s.packed, s.wsub, K, g.C4, g.Rh, g.Sh, dx);
 }
 
-/* image[(py,px),c][i][j] = x[c][2i+py-pad][2j+px-pad], 0 outside */
+/* image[(py,px),c][i][j] = x[c][2i+py-pad][2j+px-pad], 0 outside; then
+ * the slack zeroed */
 static void split_phases(float *image, const float *x, int C, int H, int W, int pad, const Phase *g) {
+    const size_t used = (size_t)g->C4 * g->Hh * g->Wh;
+    memset(image + used, 0, sizeof(float) * (image_floats(g) - used));
     for (int ph = 0; ph < 4; ph++)
         for (int c = 0; c < C; c++)
             for (int i = 0; i < g->Hh; i++) {
@@ -133,11 +147,13 @@ void conv2d_phase_dw_begin(float *ws, int C, int H, int W, int K, int R, int S, 
     memset(s.dwsub, 0, sizeof(float) * K * g.C4 * g.Rh * g.Sh);
 }
 
-void conv2d_phase_dw(const float *dy, const float *x, float *ws, int C, int H, int W, int K, int R, int S, int pad) {
+void conv2d_phase_dw(const float *dy, const float *x, int G, float *ws, int C, int H, int W, int K, int R, int S,
+                     int pad) {
     const Phase g = phase_of(C, H, W, R, S, pad);
     PhaseScratch s = carve(ws, K, &g);
-    split_phases(s.image, x, C, H, W, pad, &g);
-    conv2d_direct_dw_padded(s.dwsub, dy, s.image, g.C4, g.Hh, g.Wh, K, g.Rh, g.Sh, 1, 0);
+    const size_t img = image_floats(&g);
+    for (int n = 0; n < G; n++) split_phases(s.image + n * img, x + (size_t)n * C * H * W, C, H, W, pad, &g);
+    conv2d_direct_dw_padded(s.dwsub, dy, s.image, g.C4, g.Hh, g.Wh, K, g.Rh, g.Sh, G, img);
 }
 
 void conv2d_phase_dw_end(float *dw, float *ws, int C, int H, int W, int K, int R, int S, int pad) {

@@ -20,10 +20,14 @@ void conv2d_phase_forward(float *y, const float *x, const float *bias, float *ws
 /* One image: dx (C,H,W) = the input gradient of that conv for dy (K,P,Q) (overwritten). */
 void conv2d_phase_dx(float *dx, const float *dy, float *ws, int C, int H, int W, int K, int R, int S, int pad);
 /* The weight gradient over a chunk of images: begin (zero the phase
- * layer's gradient in ws), one conv2d_phase_dw per image, then end adds
- * it into dw (K,C,R,S). The forward's or dx's packing is not needed. */
+ * layer's gradient in ws), conv2d_phase_dw on groups of at most
+ * conv2d_phase_dw_group() consecutive images (x: G x C x H x W, dy:
+ * G x K x P x Q), then end adds it into dw (K,C,R,S). The forward's or
+ * dx's packing is not needed; dx may reuse ws once a group is done. */
+int conv2d_phase_dw_group(void);
 void conv2d_phase_dw_begin(float *ws, int C, int H, int W, int K, int R, int S, int pad);
-void conv2d_phase_dw(const float *dy, const float *x, float *ws, int C, int H, int W, int K, int R, int S, int pad);
+void conv2d_phase_dw(const float *dy, const float *x, int G, float *ws, int C, int H, int W, int K, int R, int S,
+                     int pad);
 void conv2d_phase_dw_end(float *dw, float *ws, int C, int H, int W, int K, int R, int S, int pad);
 
 #endif
