@@ -395,31 +395,43 @@ static void test_batchnorm_semantics(void **state) {
     check_batchnorm_semantics(7, 49, 40.0f);  /* vector sums with a tail, mean 20 std */
 }
 
-/* batchnorm_relu_*: the same bits as batch norm then ReLU, both ways
- * (the training fusion must not change a single result). */
-static void check_batchnorm_relu_fused(int N, int C, int L) {
+/* batchnorm_fused_*: the same bits as the two layers (batch norm then ReLU,
+ * ReLU then batch norm), both ways (the training fusion must not change a
+ * single result). */
+static void check_batchnorm_relu_fused(BnFusion f, int N, int C, int L) {
     const size_t n = (size_t)N * C * L;
     Rng rng;
     rng_seed(&rng, 13, "bnrelu");
     float *x = randv(n, &rng), *dy = randv(n, &rng), *gamma = randv(C, &rng), *beta = randv(C, &rng);
     for (int c = 0; c < C; c++) gamma[c] += 1.0f;
+    x[0] = -0.0f, x[1] = 0.0f; /* ReLU's edge cases */
     float *z = fillv(n, NAN), *y1 = fillv(n, NAN), *y2 = fillv(n, NAN), *dz = fillv(n, NAN);
     float *dx1 = fillv(n, NAN), *dx2 = fillv(n, NAN), *st1 = fillv(4 * C, 0), *st2 = fillv(4 * C, 0);
     float *g1 = fillv(2 * C, 0), *g2 = fillv(2 * C, 0);
     for (int c = 0; c < C; c++) st1[3 * C + c] = st2[3 * C + c] = 1.0f; /* running var */
-    batchnorm_forward_train(z, st1, st1 + C, st1 + 2 * C, st1 + 3 * C, x, gamma, beta, N, C, L, 1e-5f, 0.1f);
-    relu_forward(y1, z, n);
-    batchnorm_relu_forward_train(y2, st2, st2 + C, st2 + 2 * C, st2 + 3 * C, x, gamma, beta, N, C, L, 1e-5f,
-                                 0.1f);
+    const float *relu_out; /* the ReLU's output (where it passed) */
+    if (f == BN_RELU_AFTER) { /* z = bn(x), y1 = relu(z); backward: dz = relu'(dy), dx1 = bn'(dz) */
+        batchnorm_forward_train(z, st1, st1 + C, st1 + 2 * C, st1 + 3 * C, x, gamma, beta, N, C, L, 1e-5f, 0.1f);
+        relu_forward(y1, z, n);
+        relu_backward(dz, dy, y1, n);
+        batchnorm_backward(dx1, g1, g1 + C, dz, x, gamma, st1, st1 + C, N, C, L);
+        relu_out = y1;
+    } else { /* z = relu(x), y1 = bn(z); backward: dz = bn'(dy), dx1 = relu'(dz) */
+        relu_forward(z, x, n);
+        batchnorm_forward_train(y1, st1, st1 + C, st1 + 2 * C, st1 + 3 * C, z, gamma, beta, N, C, L, 1e-5f, 0.1f);
+        batchnorm_backward(dz, g1, g1 + C, dy, z, gamma, st1, st1 + C, N, C, L);
+        relu_backward(dx1, dz, z, n);
+        relu_out = z;
+    }
+    batchnorm_fused_forward_train(f, y2, st2, st2 + C, st2 + 2 * C, st2 + 3 * C, x, gamma, beta, N, C, L, 1e-5f,
+                                  0.1f);
+    batchnorm_fused_backward(f, dx2, g2, g2 + C, dy, x, gamma, beta, st2, st2 + C, N, C, L);
     assert_memory_equal(y1, y2, n * sizeof(float));
     assert_memory_equal(st1, st2, 4 * C * sizeof(float));
-    relu_backward(dz, dy, y1, n);
-    batchnorm_backward(dx1, g1, g1 + C, dz, x, gamma, st1, st1 + C, N, C, L);
-    batchnorm_relu_backward(dx2, g2, g2 + C, dy, x, gamma, beta, st2, st2 + C, N, C, L);
     assert_memory_equal(dx1, dx2, n * sizeof(float));
     assert_memory_equal(g1, g2, 2 * C * sizeof(float));
     size_t passed = 0; /* the ReLU really cut something and passed something */
-    for (size_t i = 0; i < n; i++) passed += y1[i] > 0;
+    for (size_t i = 0; i < n; i++) passed += relu_out[i] > 0;
     assert_true(passed > 0 && passed < n);
     free(x), free(dy), free(gamma), free(beta), free(z), free(y1), free(y2), free(dz);
     free(dx1), free(dx2), free(st1), free(st2), free(g1), free(g2);
@@ -427,9 +439,11 @@ static void check_batchnorm_relu_fused(int N, int C, int L) {
 
 static void test_batchnorm_relu_fused(void **state) {
     (void)state;
-    check_batchnorm_relu_fused(8, 4, 784); /* vector path */
-    check_batchnorm_relu_fused(5, 3, 49);  /* vector path with a tail */
-    check_batchnorm_relu_fused(16, 6, 1);  /* BatchNorm1d: scalar path */
+    for (int f = BN_RELU_AFTER; f <= BN_RELU_BEFORE; f++) {
+        check_batchnorm_relu_fused((BnFusion)f, 8, 4, 784); /* vector path */
+        check_batchnorm_relu_fused((BnFusion)f, 5, 3, 49);  /* vector path with a tail */
+        check_batchnorm_relu_fused((BnFusion)f, 16, 6, 1);  /* BatchNorm1d: scalar path */
+    }
 }
 
 static void test_dropout_masks(void **state) {

@@ -380,38 +380,50 @@ static void fused_forward(Model *m, int i, int e, int n, float **params) {
 
 /* ==== training-mode fusion =================================================== */
 
-/* Does batch norm layer i hand its output to a ReLU (layer i+1) and to
- * nothing else? Then training runs the two as one op (batchnorm_relu_*):
- * the ReLU's output is written directly and its gradient is gated inside
- * the batch norm's backward; the batch norm's own y/dy stay unused.
+/* Is layer i the first of a batch norm + ReLU pair that training runs as
+ * one op (batchnorm_fused_*)? BN_RELU_AFTER: batch norm i feeds ReLU i+1
+ * (cnn-bn's order); BN_RELU_BEFORE: ReLU i feeds batch norm i+1
+ * (kaggle-deep's Keras order). Either way the first layer's output must
+ * have no other reader: it is never written, and the pair's backward
+ * writes the first layer's dx directly. BN_PLAIN: no pair.
  * DIGITS_TRAIN_FUSION=0 turns this off (A/B measurements). */
-static int train_bn_relu(const Model *m, int i) {
+static BnFusion train_fusion(const Model *m, int i) {
     static int disabled = -1;
     if (disabled < 0) {
         const char *v = getenv("DIGITS_TRAIN_FUSION");
         disabled = v && strcmp(v, "0") == 0;
     }
-    if (disabled || i + 1 >= m->n_layers || m->layers[i].type != LAYER_BATCHNORM) return 0;
-    const Layer *r = &m->layers[i + 1];
-    if (r->type != LAYER_RELU || r->n_inputs != 1 || r->input_ids[0] != i) return 0;
+    if (disabled || i + 1 >= m->n_layers) return BN_PLAIN;
+    const Layer *a = &m->layers[i], *b = &m->layers[i + 1];
+    BnFusion f = a->type == LAYER_BATCHNORM && b->type == LAYER_RELU   ? BN_RELU_AFTER
+                 : a->type == LAYER_RELU && b->type == LAYER_BATCHNORM ? BN_RELU_BEFORE
+                                                                       : BN_PLAIN;
+    if (f == BN_PLAIN || b->n_inputs != 1 || b->input_ids[0] != i) return BN_PLAIN;
+    /* BatchNorm1d (and planes under 16 floats) keeps the two layers: its
+     * per-feature loops are strided, and fused they ran mlp 10 % slower */
+    if (a->in.h * a->in.w < 16) return BN_PLAIN;
     for (int j = 0; j < m->n_layers; j++)
         for (int k = 0; k < m->layers[j].n_inputs; k++)
-            if (j != i + 1 && m->layers[j].input_ids[k] == i) return 0;
-    return 1;
+            if (j != i + 1 && m->layers[j].input_ids[k] == i) return BN_PLAIN;
+    return f;
 }
 
-static void bn_relu_forward(Model *m, int i, int n) {
-    Layer *b = &m->layers[i], *r = &m->layers[i + 1];
-    const int C = b->in.c;
-    batchnorm_relu_forward_train(r->y, b->scratch, b->scratch + C, b->buffer, b->buffer + C, b->x, b->param,
-                                 b->param + C, n, C, b->in.h * b->in.w, b->eps, b->momentum);
+/* The pair (i, i+1): the batch norm's parameters, the pair's input x and
+ * dx (the first layer's), output y and dy (the second layer's). */
+static void fused_pair_forward(Model *m, BnFusion f, int i, int n) {
+    Layer *first = &m->layers[i], *second = &m->layers[i + 1];
+    Layer *bn = f == BN_RELU_AFTER ? first : second;
+    const int C = bn->in.c;
+    batchnorm_fused_forward_train(f, second->y, bn->scratch, bn->scratch + C, bn->buffer, bn->buffer + C, first->x,
+                                  bn->param, bn->param + C, n, C, bn->in.h * bn->in.w, bn->eps, bn->momentum);
 }
 
-static void bn_relu_backward(Model *m, int i, int n) {
-    Layer *b = &m->layers[i], *r = &m->layers[i + 1];
-    const int C = b->in.c;
-    batchnorm_relu_backward(b->dx, b->dparam, b->dparam + C, r->dy, b->x, b->param, b->param + C, b->scratch,
-                            b->scratch + C, n, C, b->in.h * b->in.w);
+static void fused_pair_backward(Model *m, BnFusion f, int i, int n) {
+    Layer *first = &m->layers[i], *second = &m->layers[i + 1];
+    Layer *bn = f == BN_RELU_AFTER ? first : second;
+    const int C = bn->in.c;
+    batchnorm_fused_backward(f, first->dx, bn->dparam, bn->dparam + C, second->dy, first->x, bn->param,
+                             bn->param + C, bn->scratch, bn->scratch + C, n, C, bn->in.h * bn->in.w);
 }
 
 float *model_forward(Model *m, int n, int training) {
@@ -423,9 +435,10 @@ float *model_forward(Model *m, int n, int training) {
     float *params = m->fuse_params;
     const int slot = training ? 0 : 1;
     for (int i = 0; i < m->n_layers;) {
-        const int e = fuse ? m->fuse_end[i] : training && train_bn_relu(m, i) ? i + 1 : i;
+        const BnFusion pair = training ? train_fusion(m, i) : BN_PLAIN;
+        const int e = fuse ? m->fuse_end[i] : pair != BN_PLAIN ? i + 1 : i;
         double t0 = m->prof_seconds ? wall_seconds() : 0;
-        if (e > i && training) bn_relu_forward(m, i, n);
+        if (pair != BN_PLAIN) fused_pair_forward(m, pair, i, n);
         else if (e > i) fused_forward(m, i, e, n, &params);
         else m->layers[i].kind->forward(&m->layers[i], n, training);
         if (m->prof_seconds) { /* a fused group counts as its first layer */
@@ -444,8 +457,9 @@ void model_backward(Model *m, const float *dlogits, int n) {
     for (int i = m->n_layers - 1; i >= 0; i--) {
         Layer *l = &m->layers[i];
         double t0 = m->prof_seconds ? wall_seconds() : 0;
-        if (i > 0 && train_bn_relu(m, i - 1)) continue; /* done by the batch norm's backward */
-        if (train_bn_relu(m, i)) bn_relu_backward(m, i, n);
+        if (i > 0 && train_fusion(m, i - 1) != BN_PLAIN) continue; /* done with layer i-1 below */
+        const BnFusion pair = train_fusion(m, i);
+        if (pair != BN_PLAIN) fused_pair_backward(m, pair, i, n);
         else l->kind->backward(l, n);
         /* a second (third...) reader of an output: add its share into the
          * producer's dy, which the first reader (backward order) wrote */

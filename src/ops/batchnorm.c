@@ -26,6 +26,14 @@
 /* Below this plane size (BatchNorm1d: L = 1) the sums stay scalar. */
 #define BN_VEC_MIN_L 16
 
+/* The batch norm's input as read: x, or max(x, 0) when a ReLU before it is
+ * fused in (relu_in; exactly relu_forward's x > 0 ? x : 0, -0 and NaN
+ * included: vmaxps returns its second operand for those). */
+static inline float in_value(float v, int relu_in) { return relu_in && !(v > 0.0f) ? 0.0f : v; }
+#ifdef __AVX512F__
+static inline __m512 in_vector(__m512 v, int relu_in) { return relu_in ? _mm512_max_ps(v, _mm512_setzero_ps()) : v; }
+#endif
+
 /* Mean and biased variance of one channel: N planes of L floats, cstride
  * apart. Small planes: two passes in double. Large planes: one pass of
  * sum(d) and sum(d^2) with d = x - K, where K is the channel's first value
@@ -34,7 +42,7 @@
  * terms per lane) and the planes are added in double. One read of x
  * instead of two, and vectorised (GCC left the masked double reductions
  * of the two-pass loop scalar: BN was ~15 % of a cnn-bn training step). */
-static void channel_moments(const float *x, int N, int L, size_t cstride, double *mean,
+static void channel_moments(const float *x, int relu_in, int N, int L, size_t cstride, double *mean,
                             double *var) {
     const double NL = (double)N * L;
     if (N == 0 || L == 0) {
@@ -43,7 +51,7 @@ static void channel_moments(const float *x, int N, int L, size_t cstride, double
     }
 #ifdef __AVX512F__
     if (L >= BN_VEC_MIN_L) {
-        const float K = x[0];
+        const float K = in_value(x[0], relu_in);
         const __m512 k = _mm512_set1_ps(K);
         const __mmask16 tail = (__mmask16)((1u << (L % 16)) - 1);
         __m512d s_lo = _mm512_setzero_pd(), s_hi = s_lo, q_lo = s_lo, q_hi = s_lo;
@@ -52,18 +60,18 @@ static void channel_moments(const float *x, int N, int L, size_t cstride, double
             __m512 s0 = _mm512_setzero_ps(), s1 = s0, q0 = s0, q1 = s0;
             int l = 0;
             for (; l + 32 <= L; l += 32) {
-                __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(xr + l), k);
-                __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(xr + l + 16), k);
+                __m512 d0 = _mm512_sub_ps(in_vector(_mm512_loadu_ps(xr + l), relu_in), k);
+                __m512 d1 = _mm512_sub_ps(in_vector(_mm512_loadu_ps(xr + l + 16), relu_in), k);
                 s0 = _mm512_add_ps(s0, d0), q0 = _mm512_fmadd_ps(d0, d0, q0);
                 s1 = _mm512_add_ps(s1, d1), q1 = _mm512_fmadd_ps(d1, d1, q1);
             }
             if (l + 16 <= L) {
-                __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(xr + l), k);
+                __m512 d0 = _mm512_sub_ps(in_vector(_mm512_loadu_ps(xr + l), relu_in), k);
                 s0 = _mm512_add_ps(s0, d0), q0 = _mm512_fmadd_ps(d0, d0, q0);
                 l += 16;
             }
             if (tail) {
-                __m512 d1 = _mm512_maskz_sub_ps(tail, _mm512_maskz_loadu_ps(tail, xr + l), k);
+                __m512 d1 = _mm512_maskz_sub_ps(tail, in_vector(_mm512_maskz_loadu_ps(tail, xr + l), relu_in), k);
                 s1 = _mm512_add_ps(s1, d1), q1 = _mm512_fmadd_ps(d1, d1, q1);
             }
             s0 = _mm512_add_ps(s0, s1), q0 = _mm512_add_ps(q0, q1);
@@ -81,12 +89,12 @@ static void channel_moments(const float *x, int N, int L, size_t cstride, double
 #endif
     double sum = 0;
     for (int n = 0; n < N; n++)
-        for (int l = 0; l < L; l++) sum += x[n * cstride + l];
+        for (int l = 0; l < L; l++) sum += in_value(x[n * cstride + l], relu_in);
     const double m = sum / NL;
     double ss = 0;
     for (int n = 0; n < N; n++)
         for (int l = 0; l < L; l++) {
-            double d = x[n * cstride + l] - m;
+            double d = in_value(x[n * cstride + l], relu_in) - m;
             ss += d * d;
         }
     *mean = m;
@@ -110,7 +118,7 @@ static inline float relu_gate(float g, float d, const BnRelu *r) {
 /* sum(g) and sum(g * (x - mean)) over one channel's N planes, as
  * channel_moments: float vectors per plane, double across planes. g is dy,
  * or with r (fused ReLU) dy where the forward's z > 0 and 0 elsewhere. */
-static void channel_grad_sums(const float *dy, const float *x, float mean, const BnRelu *r, int N,
+static void channel_grad_sums(const float *dy, const float *x, int relu_in, float mean, const BnRelu *r, int N,
                               int L, size_t cstride, double *sdy, double *sdyx) {
 #ifdef __AVX512F__
     if (L >= BN_VEC_MIN_L) {
@@ -126,21 +134,21 @@ static void channel_grad_sums(const float *dy, const float *x, float mean, const
             __m512 a0 = _mm512_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
             int l = 0;
             for (; l + 32 <= L; l += 32) {
-                __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(xr + l), m);
-                __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(xr + l + 16), m);
+                __m512 d0 = _mm512_sub_ps(in_vector(_mm512_loadu_ps(xr + l), relu_in), m);
+                __m512 d1 = _mm512_sub_ps(in_vector(_mm512_loadu_ps(xr + l + 16), relu_in), m);
                 __m512 g0 = RELU_GATE(_mm512_loadu_ps(gr + l), d0);
                 __m512 g1 = RELU_GATE(_mm512_loadu_ps(gr + l + 16), d1);
                 a0 = _mm512_add_ps(a0, g0), a1 = _mm512_add_ps(a1, g1);
                 b0 = _mm512_fmadd_ps(g0, d0, b0), b1 = _mm512_fmadd_ps(g1, d1, b1);
             }
             if (l + 16 <= L) {
-                __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(xr + l), m);
+                __m512 d0 = _mm512_sub_ps(in_vector(_mm512_loadu_ps(xr + l), relu_in), m);
                 __m512 g0 = RELU_GATE(_mm512_loadu_ps(gr + l), d0);
                 a0 = _mm512_add_ps(a0, g0), b0 = _mm512_fmadd_ps(g0, d0, b0);
                 l += 16;
             }
             if (tail) {
-                __m512 d1 = _mm512_maskz_sub_ps(tail, _mm512_maskz_loadu_ps(tail, xr + l), m);
+                __m512 d1 = _mm512_maskz_sub_ps(tail, in_vector(_mm512_maskz_loadu_ps(tail, xr + l), relu_in), m);
                 __m512 g1 = RELU_GATE(_mm512_maskz_loadu_ps(tail, gr + l), d1);
                 a1 = _mm512_add_ps(a1, g1), b1 = _mm512_fmadd_ps(g1, d1, b1);
             }
@@ -159,7 +167,7 @@ static void channel_grad_sums(const float *dy, const float *x, float mean, const
     double a = 0, b = 0;
     for (int n = 0; n < N; n++)
         for (int l = 0; l < L; l++) {
-            const float d = x[n * cstride + l] - mean, g = relu_gate(dy[n * cstride + l], d, r);
+            const float d = in_value(x[n * cstride + l], relu_in) - mean, g = relu_gate(dy[n * cstride + l], d, r);
             a += g;
             b += (double)g * d;
         }
@@ -167,18 +175,20 @@ static void channel_grad_sums(const float *dy, const float *x, float mean, const
 }
 
 /* x (N,C,L) -> y (N,C,L); save_mean, save_rstd (C); running_* (C) updated.
- * relu: y = max(y, 0) (see BnRelu). */
-static void bn_forward_train(float *y, float *save_mean, float *save_rstd, float *running_mean,
-                             float *running_var, const float *x, const float *gamma, const float *beta, int N,
-                             int C, int L, float eps, float momentum, int relu) {
+ * BN_RELU_AFTER: y = max(y, 0) (see BnRelu); BN_RELU_BEFORE: the input is
+ * max(x, 0) (see in_value). */
+void batchnorm_fused_forward_train(BnFusion f, float *y, float *save_mean, float *save_rstd, float *running_mean,
+                                   float *running_var, const float *x, const float *gamma, const float *beta,
+                                   int N, int C, int L, float eps, float momentum) {
     const size_t NL = (size_t)N * L;
     const size_t cstride = (size_t)C * L; /* distance between samples */
+    const int relu_in = f == BN_RELU_BEFORE, relu_out = f == BN_RELU_AFTER;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (NL * C >= BN_PAR_MIN)
 #endif
     for (int c = 0; c < C; c++) {
         double mean, var;
-        channel_moments(x + (size_t)c * L, N, L, cstride, &mean, &var);
+        channel_moments(x + (size_t)c * L, relu_in, N, L, cstride, &mean, &var);
         save_mean[c] = (float)mean;
         save_rstd[c] = (float)(1.0 / sqrt(var + eps));
         if (running_mean) running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * (float)mean;
@@ -194,11 +204,13 @@ static void bn_forward_train(float *y, float *save_mean, float *save_rstd, float
         for (int n = 0; n < N; n++) {
             const float *xr = x + n * cstride + (size_t)c * L;
             float *yr = y + n * cstride + (size_t)c * L;
-            if (relu)
+            if (relu_out)
                 for (int l = 0; l < L; l++) {
                     const float z = bn_affine(xr[l] - meanf, scale, bt);
                     yr[l] = z > 0.0f ? z : 0.0f;
                 }
+            else if (relu_in)
+                for (int l = 0; l < L; l++) yr[l] = bn_affine(in_value(xr[l], 1) - meanf, scale, bt);
             else
                 for (int l = 0; l < L; l++) yr[l] = bn_affine(xr[l] - meanf, scale, bt);
         }
@@ -208,15 +220,8 @@ static void bn_forward_train(float *y, float *save_mean, float *save_rstd, float
 void batchnorm_forward_train(float *y, float *save_mean, float *save_rstd, float *running_mean,
                              float *running_var, const float *x, const float *gamma,
                              const float *beta, int N, int C, int L, float eps, float momentum) {
-    bn_forward_train(y, save_mean, save_rstd, running_mean, running_var, x, gamma, beta, N, C, L, eps, momentum,
-                     0);
-}
-
-void batchnorm_relu_forward_train(float *y, float *save_mean, float *save_rstd, float *running_mean,
-                                  float *running_var, const float *x, const float *gamma, const float *beta,
-                                  int N, int C, int L, float eps, float momentum) {
-    bn_forward_train(y, save_mean, save_rstd, running_mean, running_var, x, gamma, beta, N, C, L, eps, momentum,
-                     1);
+    batchnorm_fused_forward_train(BN_PLAIN, y, save_mean, save_rstd, running_mean, running_var, x, gamma, beta, N,
+                                  C, L, eps, momentum);
 }
 
 /* y = gamma*(x - running_mean)/sqrt(running_var + eps) + beta */
@@ -242,13 +247,15 @@ void batchnorm_forward_eval(float *y, const float *x, const float *gamma, const 
 /* With xhat = (x-mean)*rstd and sums over (n,l) of one channel:
  *   dbeta  += sum dy          dgamma += sum dy*xhat
  *   dx = gamma*rstd * (dy - sum(dy)/NL - xhat*sum(dy*xhat)/NL)   (overwritten)
- * relu (beta needed): dy is the gradient of max(z, 0) and is first gated
- * by z > 0 (see BnRelu). */
-static void bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
-                        const float *gamma, const float *beta, const float *save_mean, const float *save_rstd,
-                        int N, int C, int L, int relu) {
+ * BN_RELU_AFTER (beta needed): dy is the gradient of max(z, 0) and is first
+ * gated by z > 0 (see BnRelu); BN_RELU_BEFORE: x is the ReLU's input, read
+ * as max(x, 0), and dx is gated by x > 0. */
+void batchnorm_fused_backward(BnFusion f, float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                              const float *gamma, const float *beta, const float *save_mean, const float *save_rstd,
+                              int N, int C, int L) {
     const size_t NL = (size_t)N * L;
     const size_t cstride = (size_t)C * L;
+    const int relu_in = f == BN_RELU_BEFORE;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (NL * C >= BN_PAR_MIN)
 #endif
@@ -256,9 +263,9 @@ static void bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
         const float mean = save_mean[c];
         const double rstd = save_rstd[c];
         const double g = gamma ? gamma[c] : 1.0;
-        const BnRelu gate = {(float)(g * rstd), beta ? beta[c] : 0.0f}, *r = relu ? &gate : NULL;
+        const BnRelu gate = {(float)(g * rstd), beta ? beta[c] : 0.0f}, *r = f == BN_RELU_AFTER ? &gate : NULL;
         double sdy, sdyx; /* sum dy, sum dy*(x-mean) */
-        channel_grad_sums(dy + (size_t)c * L, x + (size_t)c * L, mean, r, N, L, cstride, &sdy, &sdyx);
+        channel_grad_sums(dy + (size_t)c * L, x + (size_t)c * L, relu_in, mean, r, N, L, cstride, &sdy, &sdyx);
         const double sdyxhat = sdyx * rstd;
         if (dbeta) dbeta[c] += (float)sdy;
         if (dgamma) dgamma[c] += (float)sdyxhat;
@@ -276,6 +283,11 @@ static void bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
                     const float d = xr[l] - mean;
                     dxr[l] = k1 * relu_gate(dyr[l], d, r) + k2 * d + k3;
                 }
+            else if (relu_in)
+                for (int l = 0; l < L; l++) {
+                    const float v = k1 * dyr[l] + k2 * (in_value(xr[l], 1) - mean) + k3;
+                    dxr[l] = xr[l] > 0.0f ? v : 0.0f;
+                }
             else
                 for (int l = 0; l < L; l++) dxr[l] = k1 * dyr[l] + k2 * (xr[l] - mean) + k3;
         }
@@ -285,11 +297,5 @@ static void bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
 void batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                         const float *gamma, const float *save_mean, const float *save_rstd,
                         int N, int C, int L) {
-    bn_backward(dx, dgamma, dbeta, dy, x, gamma, NULL, save_mean, save_rstd, N, C, L, 0);
-}
-
-void batchnorm_relu_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
-                             const float *gamma, const float *beta, const float *save_mean,
-                             const float *save_rstd, int N, int C, int L) {
-    bn_backward(dx, dgamma, dbeta, dy, x, gamma, beta, save_mean, save_rstd, N, C, L, 1);
+    batchnorm_fused_backward(BN_PLAIN, dx, dgamma, dbeta, dy, x, gamma, NULL, save_mean, save_rstd, N, C, L);
 }

@@ -109,16 +109,20 @@ void batchnorm_forward_eval(float *y, const float *x, const float *gamma, const 
 void batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                         const float *gamma, const float *save_mean, const float *save_rstd,
                         int N, int C, int L);
-/* Batch norm then ReLU as one op in training (y = max(bn(x), 0)): the same
- * values as the two layers, two fewer passes over the batch each way. The
- * backward takes the gradient of the ReLU's output and needs beta (it
- * recomputes where the ReLU passed from x). */
-void batchnorm_relu_forward_train(float *y, float *save_mean, float *save_rstd, float *running_mean,
-                                  float *running_var, const float *x, const float *gamma, const float *beta,
-                                  int N, int C, int L, float eps, float momentum);
-void batchnorm_relu_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
-                             const float *gamma, const float *beta, const float *save_mean,
-                             const float *save_rstd, int N, int C, int L);
+/* Batch norm with a neighbouring ReLU as one op in training: the same
+ * values as the two layers, two fewer passes over the batch each way.
+ *   BN_RELU_AFTER:  y = max(bn(x), 0); backward takes the gradient of the
+ *                   ReLU's output and needs beta (it recomputes where the
+ *                   ReLU passed from x);
+ *   BN_RELU_BEFORE: y = bn(max(x, 0)); x is the ReLU's input and dx its
+ *                   gradient. */
+typedef enum { BN_PLAIN, BN_RELU_AFTER, BN_RELU_BEFORE } BnFusion;
+void batchnorm_fused_forward_train(BnFusion f, float *y, float *save_mean, float *save_rstd, float *running_mean,
+                                   float *running_var, const float *x, const float *gamma, const float *beta,
+                                   int N, int C, int L, float eps, float momentum);
+void batchnorm_fused_backward(BnFusion f, float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                              const float *gamma, const float *beta, const float *save_mean, const float *save_rstd,
+                              int N, int C, int L);
 
 /* ---- dropout (inverted: kept units scaled by 1/(1-p) in training) -------
  * mask holds the per-element scale (0 or 1/(1-p)); dropout2d draws one
