@@ -32,6 +32,11 @@
 static inline float in_value(float v, int relu_in) { return relu_in && !(v > 0.0f) ? 0.0f : v; }
 #ifdef __AVX512F__
 static inline __m512 in_vector(__m512 v, int relu_in) { return relu_in ? _mm512_max_ps(v, _mm512_setzero_ps()) : v; }
+/* (lo, hi) += one plane's 16 float partial sums, widened to double */
+static inline void add_plane(__m512d *lo, __m512d *hi, __m512 v) {
+    *lo = _mm512_add_pd(*lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+    *hi = _mm512_add_pd(*hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
+}
 #endif
 
 /* Mean and biased variance of one channel: N planes of L floats, cstride
@@ -74,11 +79,8 @@ static void channel_moments(const float *x, int relu_in, int N, int L, size_t cs
                 __m512 d1 = _mm512_maskz_sub_ps(tail, in_vector(_mm512_maskz_loadu_ps(tail, xr + l), relu_in), k);
                 s1 = _mm512_add_ps(s1, d1), q1 = _mm512_fmadd_ps(d1, d1, q1);
             }
-            s0 = _mm512_add_ps(s0, s1), q0 = _mm512_add_ps(q0, q1);
-            s_lo = _mm512_add_pd(s_lo, _mm512_cvtps_pd(_mm512_castps512_ps256(s0)));
-            s_hi = _mm512_add_pd(s_hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(s0, 1)));
-            q_lo = _mm512_add_pd(q_lo, _mm512_cvtps_pd(_mm512_castps512_ps256(q0)));
-            q_hi = _mm512_add_pd(q_hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(q0, 1)));
+            add_plane(&s_lo, &s_hi, _mm512_add_ps(s0, s1));
+            add_plane(&q_lo, &q_hi, _mm512_add_ps(q0, q1));
         }
         const double md = _mm512_reduce_add_pd(_mm512_add_pd(s_lo, s_hi)) / NL;
         const double v = _mm512_reduce_add_pd(_mm512_add_pd(q_lo, q_hi)) / NL - md * md;
@@ -152,11 +154,8 @@ static void channel_grad_sums(const float *dy, const float *x, int relu_in, floa
                 __m512 g1 = RELU_GATE(_mm512_maskz_loadu_ps(tail, gr + l), d1);
                 a1 = _mm512_add_ps(a1, g1), b1 = _mm512_fmadd_ps(g1, d1, b1);
             }
-            a0 = _mm512_add_ps(a0, a1), b0 = _mm512_add_ps(b0, b1);
-            a_lo = _mm512_add_pd(a_lo, _mm512_cvtps_pd(_mm512_castps512_ps256(a0)));
-            a_hi = _mm512_add_pd(a_hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(a0, 1)));
-            b_lo = _mm512_add_pd(b_lo, _mm512_cvtps_pd(_mm512_castps512_ps256(b0)));
-            b_hi = _mm512_add_pd(b_hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(b0, 1)));
+            add_plane(&a_lo, &a_hi, _mm512_add_ps(a0, a1));
+            add_plane(&b_lo, &b_hi, _mm512_add_ps(b0, b1));
         }
         *sdy = _mm512_reduce_add_pd(_mm512_add_pd(a_lo, a_hi));
         *sdyx = _mm512_reduce_add_pd(_mm512_add_pd(b_lo, b_hi));

@@ -96,18 +96,27 @@ size_t conv2d_phase_floats(int C, int H, int W, int K, int R, int S, int pad) {
     return off[5];
 }
 
-void conv2d_phase_pack(float *ws, const float *w, int C, int H, int W, int K, int R, int S, int pad, int dx) {
-    const Phase g = phase_of(C, H, W, R, S, pad);
-    PhaseScratch s = carve(ws, K, &g);
+/* Between the kernel (K,C,R,S) and the phase layer's (K,4C,Rh,Sh):
+ * to_sub = 1: sub = W' (the zero taps 0); to_sub = 0: full += sub on the
+ * real taps (the zero taps' gradients are dropped). */
+static void map_taps(float *sub, float *full, int to_sub, int C, int K, int R, int S, const Phase *g) {
     for (int k = 0; k < K; k++)
         for (int ph = 0; ph < 4; ph++)
             for (int c = 0; c < C; c++)
-                for (int a = 0; a < g.Rh; a++)
-                    for (int b = 0; b < g.Sh; b++) {
-                        const int r = 2 * a + ph / 2, t = 2 * b + ph % 2;
-                        s.wsub[((((size_t)k * g.C4 + ph * C + c) * g.Rh + a) * g.Sh) + b] =
-                            r < R && t < S ? w[(((size_t)k * C + c) * R + r) * S + t] : 0.0f;
+                for (int a = 0; a < g->Rh; a++)
+                    for (int b = 0; b < g->Sh; b++) {
+                        const int r = 2 * a + ph / 2, t = 2 * b + ph % 2, real = r < R && t < S;
+                        float *sv = sub + (((size_t)k * g->C4 + ph * C + c) * g->Rh + a) * g->Sh + b;
+                        float *fv = real ? full + (((size_t)k * C + c) * R + r) * S + t : NULL;
+                        if (to_sub) *sv = real ? *fv : 0.0f;
+                        else if (real) *fv += *sv;
                     }
+}
+
+void conv2d_phase_pack(float *ws, const float *w, int C, int H, int W, int K, int R, int S, int pad, int dx) {
+    const Phase g = phase_of(C, H, W, R, S, pad);
+    PhaseScratch s = carve(ws, K, &g);
+    map_taps(s.wsub, (float *)w, 1, C, K, R, S, &g); /* only read */
     conv2d_direct_pack(s.packed, s.wsub, K, g.C4, g.Rh, g.Sh, dx);
 }
 
@@ -159,16 +168,7 @@ void conv2d_phase_dw(const float *dy, const float *x, int G, float *ws, int C, i
 void conv2d_phase_dw_end(float *dw, float *ws, int C, int H, int W, int K, int R, int S, int pad) {
     const Phase g = phase_of(C, H, W, R, S, pad);
     PhaseScratch s = carve(ws, K, &g);
-    for (int k = 0; k < K; k++)
-        for (int ph = 0; ph < 4; ph++)
-            for (int c = 0; c < C; c++)
-                for (int a = 0; a < g.Rh; a++)
-                    for (int b = 0; b < g.Sh; b++) {
-                        const int r = 2 * a + ph / 2, t = 2 * b + ph % 2;
-                        if (r < R && t < S) /* the zero taps' gradients are dropped */
-                            dw[(((size_t)k * C + c) * R + r) * S + t] +=
-                                s.dwsub[(((size_t)k * g.C4 + ph * C + c) * g.Rh + a) * g.Sh + b];
-                    }
+    map_taps(s.dwsub, dw, 0, C, K, R, S, &g);
 }
 
 void conv2d_phase_dx(float *dx, const float *dy, float *ws, int C, int H, int W, int K, int R, int S, int pad) {
