@@ -232,6 +232,51 @@ static void test_graph_threads(void **state) {
     for (int t = 0; t < 2; t++) free(out[t]), free(grads[t]);
 }
 
+/* Training fuses batch norm + ReLU pairs (both orders: cnn-bn's BN then
+ * ReLU, kaggle-deep's ReLU then BN): logits, every gradient and the running
+ * statistics are bit-identical to running the two layers. */
+static void test_training_fusion_exact(void **state) {
+    (void)state;
+    static const char *const names[] = {"cnn-bn", "kaggle-deep"};
+    for (int which = 0; which < 2; which++) {
+        float *out[2], *grads[2], *bufs[2];
+        size_t np = 0, nb = 0;
+        for (int unfused = 0; unfused < 2; unfused++) {
+            Model m;
+            assert_int_equal(model_build_named(&m, names[which]), 0);
+            model_init_params(&m, 3);
+            m.unfused_training = unfused;
+            model_set_batch(&m, 5, 1, 2);
+            Rng rng;
+            rng_seed(&rng, 8, "fusion");
+            tu_fill_uniform(m.input, 5 * 784, &rng);
+            rng_seed(&m.dropout_rng, 9, "dropout");
+            float *logits = model_forward(&m, 5, 1);
+            uint8_t labels[5] = {0, 3, 5, 7, 9};
+            float probs[50];
+            softmax_xent_forward(probs, logits, labels, 5, 10);
+            out[unfused] = dg_xmalloc(sizeof probs);
+            memcpy(out[unfused], logits, sizeof probs);
+            Layer *last = &m.layers[m.n_layers - 1];
+            softmax_xent_backward(last->dy, probs, labels, 5, 10);
+            model_zero_grad(&m);
+            model_backward(&m, last->dy, 5);
+            np = m.n_param, nb = m.n_buffer;
+            grads[unfused] = dg_xmalloc(np * sizeof(float));
+            memcpy(grads[unfused], m.grads, np * sizeof(float));
+            bufs[unfused] = dg_xmalloc(nb * sizeof(float));
+            memcpy(bufs[unfused], m.buffers, nb * sizeof(float));
+            model_free(&m);
+        }
+        assert_memory_equal(out[0], out[1], 50 * sizeof(float));
+        assert_memory_equal(grads[0], grads[1], np * sizeof(float));
+        assert_memory_equal(bufs[0], bufs[1], nb * sizeof(float));
+        print_message("%s: fused and unfused training identical (%zu gradients, %zu running stats)\n",
+                      names[which], np, nb);
+        for (int k = 0; k < 2; k++) free(out[k]), free(grads[k]), free(bufs[k]);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_graph_spec_builds),
@@ -240,6 +285,7 @@ int main(void) {
         cmocka_unit_test(test_zoo_graph_specs),
         cmocka_unit_test(test_graph_gradients),
         cmocka_unit_test(test_graph_threads),
+        cmocka_unit_test(test_training_fusion_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

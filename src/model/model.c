@@ -393,7 +393,7 @@ static BnFusion train_fusion(const Model *m, int i) {
         const char *v = getenv("DIGITS_TRAIN_FUSION");
         disabled = v && strcmp(v, "0") == 0;
     }
-    if (disabled || i + 1 >= m->n_layers) return BN_PLAIN;
+    if (disabled || m->unfused_training || i + 1 >= m->n_layers) return BN_PLAIN;
     const Layer *a = &m->layers[i], *b = &m->layers[i + 1];
     BnFusion f = a->type == LAYER_BATCHNORM && b->type == LAYER_RELU   ? BN_RELU_AFTER
                  : a->type == LAYER_RELU && b->type == LAYER_BATCHNORM ? BN_RELU_BEFORE

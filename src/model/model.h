@@ -87,6 +87,10 @@ typedef struct {
     int acts_shared;    /* inference-only: layer outputs share reused slots (model_set_batch) */
     int *fuse_end;      /* (n_layers) last layer fused into layer i (i: none); NULL until planned */
     float *fuse_params; /* BN steps' mul/add, refreshed from the running stats per forward */
+    /* Training runs batch norm + ReLU pairs as one op (bit-identical);
+     * 1 runs them as two layers (tests; DIGITS_TRAIN_FUSION=0 does it for
+     * every model, for A/B measurements). */
+    int unfused_training;
 } Model;
 
 /* Build the layer list and parameter blocks from spec text; `origin` names
