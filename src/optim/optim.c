@@ -41,10 +41,18 @@ const char *optim_name(OptimType type) {
     return names[type];
 }
 
+/* The steps are element-wise: split over the threads above OPTIM_PAR_MIN
+ * parameters (same bits for any thread count). Measured: Adam on cnn-bn's
+ * 0.87 M parameters was a scalar loop, ~4 % of a two-thread step. */
+#define OPTIM_PAR_MIN (1 << 16)
+
 static void sgd_step(Optimizer *o, float *restrict p, const float *restrict g, float lr) {
     const float wd = o->weight_decay, mu = o->momentum;
     float *restrict buf = o->m;
     const int first = o->step == 0;
+#ifdef _OPENMP
+#pragma omp parallel for simd schedule(static) if (o->n >= OPTIM_PAR_MIN)
+#endif
     for (size_t i = 0; i < o->n; i++) {
         float d = g[i] + wd * p[i];
         if (mu != 0.0f) {
@@ -61,6 +69,9 @@ static void adam_step(Optimizer *o, float *restrict p, const float *restrict g, 
     if (o->type == OPTIM_ADAMW) {
         /* decoupled: p *= 1 - lr*wd before the Adam step, no wd in g */
         const float keep = 1.0f - lr * wd;
+#ifdef _OPENMP
+#pragma omp parallel for simd schedule(static) if (o->n >= OPTIM_PAR_MIN)
+#endif
         for (size_t i = 0; i < o->n; i++) p[i] *= keep;
         wd = 0.0f;
     }
@@ -69,6 +80,9 @@ static void adam_step(Optimizer *o, float *restrict p, const float *restrict g, 
     const float bc2_sqrt = (float)sqrt(1.0 - pow(b2, t));
     const float step_size = lr / bc1;
     float *restrict m = o->m, *restrict v = o->v;
+#ifdef _OPENMP
+#pragma omp parallel for simd schedule(static) if (o->n >= OPTIM_PAR_MIN)
+#endif
     for (size_t i = 0; i < o->n; i++) {
         float gi = g[i] + wd * p[i];
         m[i] = b1 * m[i] + (1.0f - b1) * gi;
@@ -100,6 +114,9 @@ static void nadam_step(Optimizer *o, float *restrict p, const float *restrict g,
     const float cm = (float)(lr * mu_next / (1.0 - o->mu_product * mu_next));
     const float inv_bc2 = (float)(1.0 / bc2);
     float *restrict m = o->m, *restrict v = o->v;
+#ifdef _OPENMP
+#pragma omp parallel for simd schedule(static) if (o->n >= OPTIM_PAR_MIN)
+#endif
     for (size_t i = 0; i < o->n; i++) {
         float gi = g[i] + wd * p[i];
         m[i] = b1 * m[i] + (1.0f - b1) * gi;
