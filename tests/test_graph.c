@@ -199,37 +199,53 @@ static void test_graph_gradients(void **state) {
     model_free(&m);
 }
 
+/* One training step's results: logits (N x 10), parameter gradients and
+ * buffers (running statistics after the step's batch-norm updates). */
+typedef struct {
+    float *logits, *grads, *buffers;
+    size_t n_param, n_buffer;
+} StepResult;
+
+/* Build `name` (weights from init seed 4), run one training forward and
+ * backward on N fixed pseudo-random images with `threads` threads. */
+static StepResult train_step(const char *name, int N, int threads, int unfused) {
+    Model m;
+    assert_int_equal(model_build_named(&m, name), 0);
+    model_init_params(&m, 4);
+    m.unfused_training = unfused;
+    model_set_batch(&m, N, 1, threads);
+    Rng rng;
+    rng_seed(&rng, 5, "graph-step");
+    tu_fill_uniform(m.input, (size_t)N * 784, &rng);
+    rng_seed(&m.dropout_rng, 9, "dropout");
+    float *logits = model_forward(&m, N, 1);
+    uint8_t labels[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    float probs[80];
+    assert_true(N <= 8);
+    softmax_xent_forward(probs, logits, labels, N, 10);
+    StepResult r = {dg_xmalloc((size_t)N * 10 * sizeof(float)), dg_xmalloc(m.n_param * sizeof(float)),
+                    dg_xmalloc((m.n_buffer ? m.n_buffer : 1) * sizeof(float)), m.n_param, m.n_buffer};
+    memcpy(r.logits, logits, (size_t)N * 10 * sizeof(float));
+    Layer *last = &m.layers[m.n_layers - 1];
+    softmax_xent_backward(last->dy, probs, labels, N, 10);
+    model_zero_grad(&m);
+    model_backward(&m, last->dy, N);
+    memcpy(r.grads, m.grads, m.n_param * sizeof(float));
+    memcpy(r.buffers, m.buffers, m.n_buffer * sizeof(float));
+    model_free(&m);
+    return r;
+}
+
+static void step_free(StepResult *r) { free(r->logits), free(r->grads), free(r->buffers); }
+
 /* The same graph with 1 and 2 threads: the same logits and gradients up to
  * float rounding (the BLAS and batch-norm reductions split differently). */
 static void test_graph_threads(void **state) {
-    float *out[2], *grads[2];
-    size_t np = 0;
-    for (int t = 0; t < 2; t++) {
-        Model m;
-        assert_int_equal(model_build_named(&m, "resnet5"), 0);
-        model_init_params(&m, 4);
-        model_set_batch(&m, 4, 1, t + 1);
-        Rng rng;
-        rng_seed(&rng, 5, "graph-threads");
-        tu_fill_uniform(m.input, 4 * 784, &rng);
-        float *logits = model_forward(&m, 4, 1);
-        uint8_t labels[4] = {1, 2, 3, 4};
-        float probs[40];
-        softmax_xent_forward(probs, logits, labels, 4, 10);
-        out[t] = dg_xmalloc(sizeof probs);
-        memcpy(out[t], logits, sizeof probs);
-        Layer *last = &m.layers[m.n_layers - 1];
-        softmax_xent_backward(last->dy, probs, labels, 4, 10);
-        model_zero_grad(&m);
-        model_backward(&m, last->dy, 4);
-        np = m.n_param;
-        grads[t] = dg_xmalloc(np * sizeof(float));
-        memcpy(grads[t], m.grads, np * sizeof(float));
-        model_free(&m);
-    }
-    TU_ASSERT_CLOSE(out[1], out[0], 40, 1e-5f, "resnet5 logits, 2 threads vs 1");
-    TU_ASSERT_CLOSE(grads[1], grads[0], np, 1e-5f, "resnet5 grads, 2 threads vs 1");
-    for (int t = 0; t < 2; t++) free(out[t]), free(grads[t]);
+    (void)state;
+    StepResult one = train_step("resnet5", 4, 1, 0), two = train_step("resnet5", 4, 2, 0);
+    TU_ASSERT_CLOSE(two.logits, one.logits, 40, 1e-5f, "resnet5 logits, 2 threads vs 1");
+    TU_ASSERT_CLOSE(two.grads, one.grads, one.n_param, 1e-5f, "resnet5 grads, 2 threads vs 1");
+    step_free(&one), step_free(&two);
 }
 
 /* Training fuses batch norm + ReLU pairs (both orders: cnn-bn's BN then
@@ -239,41 +255,13 @@ static void test_training_fusion_exact(void **state) {
     (void)state;
     static const char *const names[] = {"cnn-bn", "kaggle-deep"};
     for (int which = 0; which < 2; which++) {
-        float *out[2], *grads[2], *bufs[2];
-        size_t np = 0, nb = 0;
-        for (int unfused = 0; unfused < 2; unfused++) {
-            Model m;
-            assert_int_equal(model_build_named(&m, names[which]), 0);
-            model_init_params(&m, 3);
-            m.unfused_training = unfused;
-            model_set_batch(&m, 5, 1, 2);
-            Rng rng;
-            rng_seed(&rng, 8, "fusion");
-            tu_fill_uniform(m.input, 5 * 784, &rng);
-            rng_seed(&m.dropout_rng, 9, "dropout");
-            float *logits = model_forward(&m, 5, 1);
-            uint8_t labels[5] = {0, 3, 5, 7, 9};
-            float probs[50];
-            softmax_xent_forward(probs, logits, labels, 5, 10);
-            out[unfused] = dg_xmalloc(sizeof probs);
-            memcpy(out[unfused], logits, sizeof probs);
-            Layer *last = &m.layers[m.n_layers - 1];
-            softmax_xent_backward(last->dy, probs, labels, 5, 10);
-            model_zero_grad(&m);
-            model_backward(&m, last->dy, 5);
-            np = m.n_param, nb = m.n_buffer;
-            grads[unfused] = dg_xmalloc(np * sizeof(float));
-            memcpy(grads[unfused], m.grads, np * sizeof(float));
-            bufs[unfused] = dg_xmalloc(nb * sizeof(float));
-            memcpy(bufs[unfused], m.buffers, nb * sizeof(float));
-            model_free(&m);
-        }
-        assert_memory_equal(out[0], out[1], 50 * sizeof(float));
-        assert_memory_equal(grads[0], grads[1], np * sizeof(float));
-        assert_memory_equal(bufs[0], bufs[1], nb * sizeof(float));
+        StepResult fused = train_step(names[which], 5, 2, 0), plain = train_step(names[which], 5, 2, 1);
+        assert_memory_equal(fused.logits, plain.logits, 50 * sizeof(float));
+        assert_memory_equal(fused.grads, plain.grads, fused.n_param * sizeof(float));
+        assert_memory_equal(fused.buffers, plain.buffers, fused.n_buffer * sizeof(float));
         print_message("%s: fused and unfused training identical (%zu gradients, %zu running stats)\n",
-                      names[which], np, nb);
-        for (int k = 0; k < 2; k++) free(out[k]), free(grads[k]), free(bufs[k]);
+                      names[which], fused.n_param, fused.n_buffer);
+        step_free(&fused), step_free(&plain);
     }
 }
 
