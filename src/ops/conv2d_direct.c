@@ -81,7 +81,6 @@ int conv2d_direct_shallow(int depth) { return depth < DIRECT_MAX_DEPTH; }
 int conv2d_direct_dw_ok(int H, int W, int R, int S, int stride, int pad, int depth) {
     /* deep 14x14 layers too since conv2d.c hands them four images per
      * call (alone: 128 GFLOP/s, as im2col + sgemm; four: 136-147) */
-    (void)depth;
     return conv2d_direct_ok(H, W, R, S, stride, pad, depth);
 }
 

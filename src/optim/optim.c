@@ -42,8 +42,9 @@ const char *optim_name(OptimType type) {
 }
 
 /* The steps are element-wise: split over the threads above OPTIM_PAR_MIN
- * parameters (same bits for any thread count). Measured: Adam on cnn-bn's
- * 0.87 M parameters was a scalar loop, ~4 % of a two-thread step. */
+ * parameters (same bits for any thread count). Adam on cnn-bn's 0.87 M
+ * parameters was a scalar loop, by estimate ~4 % of a two-thread step (an
+ * A/B of the change stayed within this machine's noise). */
 #define OPTIM_PAR_MIN (1 << 16)
 
 static void sgd_step(Optimizer *o, float *restrict p, const float *restrict g, float lr) {
