@@ -82,10 +82,17 @@ static const ConvShape conv_shapes[] = {
     {"32->32 5x5 stride2 pad2 28x28 (phases)", 32, 28, 28, 32, 5, 5, 2, 2},
     {"16->24 5x5 stride2 pad1 27x25 (phases, odd)", 16, 27, 25, 24, 5, 5, 2, 1},
     {"32->16 3x3 stride2 pad1 32x30 (phases, 3x3)", 32, 32, 30, 16, 3, 3, 2, 1},
-    /* small outputs of deep layers: several images per product (grouped) */
-    {"64->64 5x5 stride2 pad2 14x14 (grouped)", 64, 14, 14, 64, 5, 5, 2, 2},
-    {"128->128 5x5 stride2 pad2 7x7 (grouped)", 128, 7, 7, 128, 5, 5, 2, 2},
-    {"64->128 3x3 pad1 7x7 (grouped)", 64, 7, 7, 128, 3, 3, 1, 1},
+    /* small outputs of deep layers: kernels vectorised over output
+     * channels (conv2d_kvec.c; stride-2 dx by grouped im2col), or several
+     * images per product where K is not a multiple of 64 */
+    {"64->64 5x5 stride2 pad2 14x14 (kvec)", 64, 14, 14, 64, 5, 5, 2, 2},
+    {"128->128 5x5 stride2 pad2 7x7 (kvec)", 128, 7, 7, 128, 5, 5, 2, 2},
+    {"64->128 3x3 pad1 7x7 (kvec)", 64, 7, 7, 128, 3, 3, 1, 1},
+    {"128->64 3x3 pad1 9x7 (kvec, 2 groups)", 128, 9, 7, 64, 3, 3, 1, 1},
+    {"64->64 3x5 pad0 8x7 (kvec, 6x3 out)", 64, 8, 7, 64, 3, 5, 1, 0},
+    {"64->64 3x3 stride2 pad1 13x11 (kvec, odd)", 64, 13, 11, 64, 3, 3, 2, 1},
+    {"128->64 4x2 stride2 12x10 (kvec, even taps)", 128, 12, 10, 64, 4, 2, 2, 0},
+    {"64->48 3x3 pad1 7x7 (grouped)", 64, 7, 7, 48, 3, 3, 1, 1},
     /* col over 2^20 floats: computed in bands of output rows */
     {"128->2 3x3 pad1 32x32 (2 bands)", 128, 32, 32, 2, 3, 3, 1, 1},
     {"256->1 5x5 stride2 40x40 (2 bands)", 256, 40, 40, 1, 5, 5, 2, 0},

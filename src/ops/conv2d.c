@@ -23,6 +23,7 @@
 #include "ops/ops.h"
 
 #include "core/blas.h"
+#include <stdlib.h>
 #include <string.h>
 #ifdef __AVX512F__
 #include <immintrin.h>
@@ -30,6 +31,7 @@
 
 #include "core/check.h"
 #include "ops/conv2d_direct.h"
+#include "ops/conv2d_kvec.h"
 #include "ops/conv2d_phase.h"
 #include "ops/gemm_bf16.h"
 
@@ -509,12 +511,22 @@ static float *phase_buffer(float *slice, int C, int H, int W, int K, int R, int 
     return direct_pad_buffer(slice, C, H, W, K, R, S, stride, pad) + direct_pad_floats(C, H, W, K, R, S, stride, pad);
 }
 
+static size_t phase_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    return conv2d_phase_ok(C, H, W, K, R, S, stride, pad) ? conv2d_phase_floats(C, H, W, K, R, S, pad) : 0;
+}
+
+/* The output-channel kernels' scratch (conv2d_kvec.c): after the phase scratch. */
+static float *kvec_buffer(float *slice, int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    return phase_buffer(slice, C, H, W, K, R, S, stride, pad) + phase_floats(C, H, W, K, R, S, stride, pad);
+}
+
 /* Floats of workspace one thread needs: one band of col, (C*R*S, rows*Q). */
 size_t conv2d_workspace_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
     if (is_pointwise(R, S, stride, pad)) return 1;
-    const size_t phase = conv2d_phase_ok(C, H, W, K, R, S, stride, pad) ? conv2d_phase_floats(C, H, W, K, R, S, pad) : 0;
+    const size_t kvec = conv2d_kvec_ok(C, H, W, K, R, S, stride, pad) ? conv2d_kvec_floats(C, H, W, K, R, S, stride, pad) : 0;
     return im2col_floats(C, H, W, K, R, S, stride, pad) + packed_floats(C, H, W, K, R, S, stride, pad) +
-           bf16_floats(C, H, W, K, R, S, stride, pad) + direct_pad_floats(C, H, W, K, R, S, stride, pad) + phase;
+           bf16_floats(C, H, W, K, R, S, stride, pad) + direct_pad_floats(C, H, W, K, R, S, stride, pad) +
+           phase_floats(C, H, W, K, R, S, stride, pad) + kvec;
 }
 
 /* Number of batch chunks: nthreads, but no empty chunks (never more than N).
@@ -557,6 +569,19 @@ static void group_scatter(float *tensor, const float *group, int n0, int g, int 
                    sizeof(float) * PQ);
 }
 
+/* Does this layer take the output-channel kernels (conv2d_kvec.c) for its
+ * forward and dw? fp32 runs only: in bf16 runs the bf16 products keep
+ * these layers. DIGITS_CONV=nokvec turns them off (A/B measurements). */
+static int kvec_layer(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    static int disabled = -1;
+    if (disabled < 0) {
+        const char *v = getenv("DIGITS_CONV");
+        disabled = v && (strcmp(v, "nokvec") == 0 || strcmp(v, "im2col") == 0);
+    }
+    return !disabled && !(use_bf16 && bf16_layer(C, H, W, K, R, S, stride, pad)) &&
+           conv2d_kvec_ok(C, H, W, K, R, S, stride, pad);
+}
+
 void conv2d_forward(float *y, const float *x, const float *w, const float *b, int N, int C,
                     int H, int W, int K, int R, int S, int stride, int pad, float *workspace,
                     int nthreads) {
@@ -582,9 +607,11 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
     /* stride 2 on the phases: faster than bf16 products too (kaggle-deep's
      * 5x5/2 at 28x28: 110 vs 93 GFLOP/s; conv2d_backward keeps bf16 there) */
     const int phase = !direct && group == 1 && conv2d_phase_ok(C, H, W, K, R, S, stride, pad);
-    const int bf16 = use_bf16 && !direct && !phase && bf16_layer(C, H, W, K, R, S, stride, pad);
+    /* deep layers with small outputs: vectorised over output channels */
+    const int kvec = !pointwise && !direct && !phase && kvec_layer(C, H, W, K, R, S, stride, pad);
+    const int bf16 = use_bf16 && !direct && !phase && !kvec && bf16_layer(C, H, W, K, R, S, stride, pad);
     int *table = NULL; /* im2col by gathers (shared, read-only) */
-    if (!pointwise && !direct && !phase && band == P && use_gather(stride, W, P, Q)) {
+    if (!pointwise && !direct && !phase && !kvec && band == P && use_gather(stride, W, P, Q)) {
         table = dg_xmalloc(sizeof(int) * R * S * gather_stride(PQ));
         gather_table(table, H, W, R, S, stride, pad, P, Q);
     }
@@ -611,6 +638,18 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
             for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
                 conv2d_phase_forward(y + (size_t)n * K * PQ, x + (size_t)n * C * H * W, b, ps, C, H, W, K, R, S, pad);
                 if (ep) epilogue_apply(y + (size_t)n * K * PQ, 1, K, PQ, NULL, ep);
+            }
+            continue;
+        }
+        if (kvec) { /* G images per call */
+            float *ks = kvec_buffer(col, C, H, W, K, R, S, stride, pad);
+            conv2d_kvec_pack(ks, w, C, H, W, K, R, S, stride, pad, 0);
+            const int G = conv2d_kvec_group(C, H, W, K, R, S, stride, pad), end = chunk_begin(t + 1, N, nt);
+            for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G) {
+                const int g = end - n0 < G ? end - n0 : G;
+                conv2d_kvec_forward(y + (size_t)n0 * K * PQ, x + (size_t)n0 * C * H * W, b, g, ks, C, H, W, K, R, S,
+                                    stride, pad);
+                if (ep) epilogue_apply(y + (size_t)n0 * K * PQ, g, K, PQ, NULL, ep);
             }
             continue;
         }
@@ -695,7 +734,11 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
      * the weight gradient (101 vs 77 GFLOP/s) and tie on dx */
     const int phase_x = !bf16_ok && group == 1 && conv2d_phase_ok(C, H, W, K, R, S, stride, pad);
     const int bf16_w = bf16_ok && !direct_w, bf16_x = bf16_ok && !direct_x; /* dw partials transposed if bf16_w */
+    const int kvec_w = !pointwise && kvec_layer(C, H, W, K, R, S, stride, pad); /* dw and db */
+    const int kvec_x = kvec_w && conv2d_kvec_dx_ok(C, H, W, K, R, S, stride, pad);
     const int want_w = dw != NULL, want_b = db != NULL;
+    /* what the other paths below still owe once the kvec kernels ran */
+    const int rest_w = want_w && !kvec_w, rest_b = want_b && !kvec_w;
     const int dwg = dw_group(C, H, W, K, R, S, stride, pad);
     int *table = NULL; /* im2col by gathers (shared, read-only) */
     if (!pointwise && band == P && use_gather(stride, W, P, Q)) {
@@ -714,6 +757,20 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
             pdb = pw + (size_t)K * CRS;
             memset(pw, 0, sizeof(float) * nwb);
         }
+        if (kvec_w) { /* G images per call; dx too at stride 1 */
+            float *ks = kvec_buffer(col, C, H, W, K, R, S, stride, pad);
+            if (kvec_x && dx) conv2d_kvec_pack(ks, w, C, H, W, K, R, S, stride, pad, 1);
+            const int G = conv2d_kvec_group(C, H, W, K, R, S, stride, pad), end = chunk_begin(t + 1, N, nt);
+            for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G) {
+                const int g = end - n0 < G ? end - n0 : G;
+                const float *dyg = dy + (size_t)n0 * K * PQ;
+                if (want_b)
+                    for (int i = 0; i < g; i++) add_row_sums(pdb, dyg + (size_t)i * K * PQ, K, PQ, PQ);
+                if (want_w) conv2d_kvec_dw(pw, dyg, x + (size_t)n0 * C * HW, g, ks, C, H, W, K, R, S, stride, pad);
+                if (kvec_x && dx) conv2d_kvec_dx(dx + (size_t)n0 * C * HW, dyg, g, ks, C, H, W, K, R, S, stride, pad);
+            }
+            if (kvec_x || !dx) continue; /* else dx below (stride 2: im2col) */
+        }
         int packed = 0;   /* dx weights packed into this chunk's workspace (direct) */
         int phase_dw = 0; /* this chunk's phase-layer dw started (stride 2, see conv2d_phase.c) */
         int wt_ready = 0; /* W^T pair words ready (bf16) */
@@ -726,8 +783,8 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
             for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += group) {
                 const int g = end - n0 < group ? end - n0 : group, ld = g * PQ;
                 group_gather(dyg, dy, n0, g, K, PQ); /* dyg (K, g*PQ): the images' dy */
-                if (want_b) add_row_sums(pdb, dyg, K, ld, ld);
-                if (want_w) {
+                if (rest_b) add_row_sums(pdb, dyg, K, ld, ld);
+                if (rest_w) {
                     for (int i = 0; i < g; i++)
                         im2col_image(col + (size_t)i * PQ, ld, x + (size_t)(n0 + i) * C * HW, table, C, H, W, R,
                                      S, stride, pad, P, Q);
@@ -765,9 +822,9 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
             const float *xn = x + (size_t)n * C * HW;
             const float *dyn = dy + (size_t)n * K * PQ;
             float *dxn = dx ? dx + (size_t)n * C * HW : NULL;
-            if (want_b) add_row_sums(pdb, dyn, K, PQ, PQ);
+            if (rest_b) add_row_sums(pdb, dyn, K, PQ, PQ);
             if (pointwise) {
-                if (want_w) /* pw (K,C) += dy[n] (K,PQ) . x[n]^T (PQ,C) */
+                if (rest_w) /* pw (K,C) += dy[n] (K,PQ) . x[n]^T (PQ,C) */
                     dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasTrans, K, CRS, PQ, 1.0f, dyn, PQ,
                                 xn, PQ, 1.0f, pw, CRS);
                 if (dxn) /* dx[n] (C,PQ) = w^T (C,K) . dy[n] (K,PQ) */
@@ -775,15 +832,15 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
                                 dyn, PQ, 0.0f, dxn, PQ);
                 continue;
             }
-            int dw_done = !want_w, dx_done = dxn == NULL;
-            if (direct_w && want_w) {
+            int dw_done = !rest_w, dx_done = dxn == NULL;
+            if (direct_w && rest_w) {
                 const int first = chunk_begin(t, N, nt), end = chunk_begin(t + 1, N, nt);
                 if (dwg == 1) conv2d_direct_dw(pw, dyn, xn, C, H, W, K, R, S, pad, xp);
                 else if ((n - first) % dwg == 0) /* this image and the next dwg-1, before any dx reuses xp */
                     conv2d_direct_dw_images(pw, dyn, xn, end - n < dwg ? end - n : dwg, C, H, W, K, R, S, pad, xp);
                 dw_done = 1;
             }
-            if (phase_x && want_w) { /* groups of images, as the direct dw above */
+            if (phase_x && rest_w) { /* groups of images, as the direct dw above */
                 float *ps = phase_buffer(col, C, H, W, K, R, S, stride, pad);
                 const int first = chunk_begin(t, N, nt), end = chunk_begin(t + 1, N, nt);
                 const int g = conv2d_phase_dw_group();

@@ -1,0 +1,38 @@
+/* conv2d_kvec.h — direct AVX-512 convolution vectorised over output
+ * channels, for deep layers with small outputs (7x7, 4x4); see
+ * conv2d_kvec.c. Internal to src/ops (conv2d.c dispatches to it). */
+#ifndef DG_CONV2D_KVEC_H
+#define DG_CONV2D_KVEC_H
+
+#include <stddef.h>
+
+/* Should the forward (and dw) of this layer take the kvec kernels?
+ * AVX-512, K a multiple of 64, a deep reduction, small outputs. */
+int conv2d_kvec_ok(int C, int H, int W, int K, int R, int S, int stride, int pad);
+/* ... and dx (stride 1, square kernels: a forward pass with flipped, transposed weights;
+ * C a multiple of 64)? */
+int conv2d_kvec_dx_ok(int C, int H, int W, int K, int R, int S, int stride, int pad);
+/* Images per kernel call (the `G` below) for this layer. */
+int conv2d_kvec_group(int C, int H, int W, int K, int R, int S, int stride, int pad);
+/* Floats of per-thread scratch for one call of any kvec pass of the layer
+ * (packed weights for forward and dx, G padded images, dy transposed,
+ * offset tables). */
+size_t conv2d_kvec_floats(int C, int H, int W, int K, int R, int S, int stride, int pad);
+
+/* Pack w (K,C,R,S) into the scratch's weight area: dx = 0 for the forward,
+ * dx = 1 for the input gradient (flipped, transposed). Once per call and
+ * thread, before the passes that use it. */
+void conv2d_kvec_pack(float *scratch, const float *w, int C, int H, int W, int K, int R, int S, int stride, int pad,
+                      int dx);
+/* y (G,K,P,Q) = bias + conv(x (G,C,H,W)) for G <= conv2d_kvec_group(). */
+void conv2d_kvec_forward(float *y, const float *x, const float *bias, int G, float *scratch, int C, int H, int W,
+                         int K, int R, int S, int stride, int pad);
+/* dx (G,C,H,W) = input gradient for dy (G,K,P,Q), overwritten; stride 1,
+ * weights packed with dx = 1. */
+void conv2d_kvec_dx(float *dx, const float *dy, int G, float *scratch, int C, int H, int W, int K, int R, int S,
+                    int stride, int pad);
+/* dw (K,C,R,S) += weight gradient of G images (x (G,C,H,W), dy (G,K,P,Q)). */
+void conv2d_kvec_dw(float *dw, const float *dy, const float *x, int G, float *scratch, int C, int H, int W, int K,
+                    int R, int S, int stride, int pad);
+
+#endif
