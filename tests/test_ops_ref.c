@@ -79,7 +79,8 @@ static const ConvShape conv_shapes[] = {
     {"2->3 1x3 pad1 6x10 (P = H+2)", 2, 6, 10, 3, 1, 3, 1, 1},
     {"2->2 3x3 pad3 5x5 (all-pad rows)", 2, 5, 5, 2, 3, 3, 1, 3},
     /* stride 2 as stride 1 on the input's four phases (conv2d_phase.c) */
-    {"32->32 5x5 stride2 pad2 28x28 (phases)", 32, 28, 28, 32, 5, 5, 2, 2},
+    {"32->32 5x5 stride2 pad2 28x28 (kvec, 32-wide)", 32, 28, 28, 32, 5, 5, 2, 2},
+    {"32->24 5x5 stride2 pad2 28x28 (phases)", 32, 28, 28, 24, 5, 5, 2, 2},
     {"16->24 5x5 stride2 pad1 27x25 (phases, odd)", 16, 27, 25, 24, 5, 5, 2, 1},
     {"32->16 3x3 stride2 pad1 32x30 (phases, 3x3)", 32, 32, 30, 16, 3, 3, 2, 1},
     /* small outputs of deep layers: kernels vectorised over output

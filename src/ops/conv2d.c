@@ -523,7 +523,8 @@ static float *kvec_buffer(float *slice, int C, int H, int W, int K, int R, int S
 /* Floats of workspace one thread needs: one band of col, (C*R*S, rows*Q). */
 size_t conv2d_workspace_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
     if (is_pointwise(R, S, stride, pad)) return 1;
-    const size_t kvec = conv2d_kvec_ok(C, H, W, K, R, S, stride, pad) ? conv2d_kvec_floats(C, H, W, K, R, S, stride, pad) : 0;
+    const size_t kvec =
+        conv2d_kvec_dw_ok(C, H, W, K, R, S, stride, pad) ? conv2d_kvec_floats(C, H, W, K, R, S, stride, pad) : 0;
     return im2col_floats(C, H, W, K, R, S, stride, pad) + packed_floats(C, H, W, K, R, S, stride, pad) +
            bf16_floats(C, H, W, K, R, S, stride, pad) + direct_pad_floats(C, H, W, K, R, S, stride, pad) +
            phase_floats(C, H, W, K, R, S, stride, pad) + kvec;
@@ -572,14 +573,20 @@ static void group_scatter(float *tensor, const float *group, int n0, int g, int 
 /* Does this layer take the output-channel kernels (conv2d_kvec.c) for its
  * forward and dw? fp32 runs only: in bf16 runs the bf16 products keep
  * these layers. DIGITS_CONV=nokvec turns them off (A/B measurements). */
-static int kvec_layer(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+static int kvec_allowed(int C, int H, int W, int K, int R, int S, int stride, int pad) {
     static int disabled = -1;
     if (disabled < 0) {
         const char *v = getenv("DIGITS_CONV");
         disabled = v && (strcmp(v, "nokvec") == 0 || strcmp(v, "im2col") == 0);
     }
-    return !disabled && !(use_bf16 && bf16_layer(C, H, W, K, R, S, stride, pad)) &&
-           conv2d_kvec_ok(C, H, W, K, R, S, stride, pad);
+    return !disabled && !(use_bf16 && bf16_layer(C, H, W, K, R, S, stride, pad));
+}
+static int kvec_layer(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    return kvec_allowed(C, H, W, K, R, S, stride, pad) && conv2d_kvec_ok(C, H, W, K, R, S, stride, pad);
+}
+/* ... and for its weight gradient only (deep 14x14 layers too)? */
+static int kvec_dw_layer(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    return kvec_allowed(C, H, W, K, R, S, stride, pad) && conv2d_kvec_dw_ok(C, H, W, K, R, S, stride, pad);
 }
 
 void conv2d_forward(float *y, const float *x, const float *w, const float *b, int N, int C,
@@ -606,9 +613,9 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
     const int group = group_images(C, H, W, K, R, S, stride, pad);
     /* stride 2 on the phases: faster than bf16 products too (kaggle-deep's
      * 5x5/2 at 28x28: 110 vs 93 GFLOP/s; conv2d_backward keeps bf16 there) */
-    const int phase = !direct && group == 1 && conv2d_phase_ok(C, H, W, K, R, S, stride, pad);
     /* deep layers with small outputs: vectorised over output channels */
-    const int kvec = !pointwise && !direct && !phase && kvec_layer(C, H, W, K, R, S, stride, pad);
+    const int kvec = !pointwise && !direct && kvec_layer(C, H, W, K, R, S, stride, pad);
+    const int phase = !direct && !kvec && group == 1 && conv2d_phase_ok(C, H, W, K, R, S, stride, pad);
     const int bf16 = use_bf16 && !direct && !phase && !kvec && bf16_layer(C, H, W, K, R, S, stride, pad);
     int *table = NULL; /* im2col by gathers (shared, read-only) */
     if (!pointwise && !direct && !phase && !kvec && band == P && use_gather(stride, W, P, Q)) {
@@ -732,10 +739,12 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
     const int group = group_images(C, H, W, K, R, S, stride, pad);
     /* stride 2 on the phases (conv2d_phase.c); with bf16 the products win
      * the weight gradient (101 vs 77 GFLOP/s) and tie on dx */
-    const int phase_x = !bf16_ok && group == 1 && conv2d_phase_ok(C, H, W, K, R, S, stride, pad);
+    const int phase_x = !bf16_ok && !kvec_layer(C, H, W, K, R, S, stride, pad) && group == 1 &&
+                        conv2d_phase_ok(C, H, W, K, R, S, stride, pad);
     const int bf16_w = bf16_ok && !direct_w, bf16_x = bf16_ok && !direct_x; /* dw partials transposed if bf16_w */
-    const int kvec_w = !pointwise && kvec_layer(C, H, W, K, R, S, stride, pad); /* dw and db */
-    const int kvec_x = kvec_w && conv2d_kvec_dx_ok(C, H, W, K, R, S, stride, pad);
+    const int kvec_w = !pointwise && kvec_dw_layer(C, H, W, K, R, S, stride, pad); /* dw and db */
+    const int kvec_x = kvec_w && kvec_layer(C, H, W, K, R, S, stride, pad) &&
+                       conv2d_kvec_dx_ok(C, H, W, K, R, S, stride, pad);
     const int want_w = dw != NULL, want_b = db != NULL;
     /* what the other paths below still owe once the kvec kernels ran */
     const int rest_w = want_w && !kvec_w, rest_b = want_b && !kvec_w;
@@ -769,7 +778,7 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
                 if (want_w) conv2d_kvec_dw(pw, dyg, x + (size_t)n0 * C * HW, g, ks, C, H, W, K, R, S, stride, pad);
                 if (kvec_x && dx) conv2d_kvec_dx(dx + (size_t)n0 * C * HW, dyg, g, ks, C, H, W, K, R, S, stride, pad);
             }
-            if (kvec_x || !dx) continue; /* else dx below (stride 2: im2col) */
+            if (kvec_x || !dx) continue; /* else dx below (the row kernels at 14x14) */
         }
         int packed = 0;   /* dx weights packed into this chunk's workspace (direct) */
         int phase_dw = 0; /* this chunk's phase-layer dw started (stride 2, see conv2d_phase.c) */

@@ -33,26 +33,40 @@
 #include <immintrin.h>
 #endif
 
-#define KVW 64        /* output channels per register block: 4 vectors */
-#define NPX 6         /* pixels (forward) or taps (dw) per register block */
+#define NPX 12        /* the most pixels (forward) or taps (dw) per register block */
 #define GROUP_PIX 384 /* pixels per call: G = ceil(GROUP_PIX / PQ) images */
 
 static inline int out_size(int in, int k, int stride, int pad) { return (in + 2 * pad - k) / stride + 1; }
 
+/* Output channels per register block: 64 (4 vectors x 6 pixels) where
+ * they divide the layer's, else 32 (2 x 12); 0: neither fits. */
+static inline int block_width(int Kout) { return Kout % 64 == 0 ? 64 : Kout % 32 == 0 ? 32 : 0; }
+
 int conv2d_kvec_ok(int C, int H, int W, int K, int R, int S, int stride, int pad) {
 #ifdef __AVX512F__
     const int P = out_size(H, R, stride, pad), Q = out_size(W, S, stride, pad);
-    /* measured (bench_kernels, README): 7x7 and 4x4 outputs; the 14x14
-     * and larger ones have the row kernels of conv2d_direct.c */
-    return K % KVW == 0 && P > 0 && Q > 0 && Q < 8 && C * R * S >= 256 && stride <= 2;
+    /* measured (bench_kernels, README): 7x7 and 4x4 outputs, and stride 2
+     * to 14x14 (kaggle-deep's 32->32 5x5/2: 149 GFLOP/s forward on one core
+     * against 103 on the input's phases); stride-1 outputs of 8 and more
+     * columns run as fast or faster on the row kernels of conv2d_direct.c */
+    return block_width(K) && P > 0 && Q > 0 && (Q < 8 || (stride == 2 && Q <= 16)) && C * R * S >= 256 &&
+           stride <= 2;
 #else
     (void)C, (void)H, (void)W, (void)K, (void)R, (void)S, (void)stride, (void)pad;
     return 0;
 #endif
 }
 
+int conv2d_kvec_dw_ok(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    /* the weight gradient also at 14x14, where the row kernels' dw runs at
+     * 59-66 % of peak against their forward's 75-85 % (measured, README) */
+    const int Q = out_size(W, S, stride, pad);
+    return conv2d_kvec_ok(C, H, W, K, R, S, stride, pad) ||
+           (block_width(K) && Q > 0 && Q <= 16 && out_size(H, R, stride, pad) > 0 && C * R * S >= 256 && stride <= 2);
+}
+
 int conv2d_kvec_dx_ok(int C, int H, int W, int K, int R, int S, int stride, int pad) {
-    return conv2d_kvec_ok(C, H, W, K, R, S, stride, pad) && C % KVW == 0;
+    return conv2d_kvec_ok(C, H, W, K, R, S, stride, pad) && block_width(C);
 }
 
 int conv2d_kvec_group(int C, int H, int W, int K, int R, int S, int stride, int pad) {
@@ -132,22 +146,24 @@ void conv2d_kvec_pack(float *scratch, const float *w, int C, int H, int W, int K
                       int dx) {
     float *wk = carve(scratch, C, H, W, K, R, S, stride, pad).wk;
     if (!dx) {
-        for (int b = 0; b < K / KVW; b++)
+        const int kw = block_width(K);
+        for (int b = 0; b < K / kw; b++)
             for (int c = 0; c < C; c++)
                 for (int t = 0; t < R * S; t++)
-                    for (int j = 0; j < KVW; j++)
-                        *wk++ = w[((size_t)(b * KVW + j) * C + c) * R * S + t];
+                    for (int j = 0; j < kw; j++)
+                        *wk++ = w[((size_t)(b * kw + j) * C + c) * R * S + t];
         return;
     }
     for (int py = 0; py < stride; py++)
         for (int px = 0; px < stride; px++) {
             const int Rh = phase_taps(R, stride, py), Sh = phase_taps(S, stride, px);
-            for (int b = 0; b < C / KVW; b++)
+            const int cw = block_width(C);
+            for (int b = 0; b < C / cw; b++)
                 for (int k = 0; k < K; k++)
                     for (int r = 0; r < Rh; r++)
                         for (int s = 0; s < Sh; s++)
-                            for (int j = 0; j < KVW; j++)
-                                *wk++ = w[(((size_t)k * C + b * KVW + j) * R + py + stride * r) * S + px + stride * s];
+                            for (int j = 0; j < cw; j++)
+                                *wk++ = w[(((size_t)k * C + b * cw + j) * R + py + stride * r) * S + px + stride * s];
         }
 }
 
@@ -183,70 +199,93 @@ static void offsets(Scratch *sc, int G, int Cin, int Hp, int Wp, int Kout, int R
 #ifdef __AVX512F__
 
 /* y[out[i] + k*PQ] = bias[k] + sum_t wk[t][k] * xp[pix[i] + tap[t]] for the
- * npix pixels and Kout (multiple of 64) channels. */
+ * npix pixels and Kout channels, in blocks of KV vectors (16*KV channels)
+ * x NP pixels: 4 x 6 or 2 x 12, 24 accumulators either way. */
+#define DEFINE_KVEC_CONV(KV, NP)                                                                               \
+    static void kvec_conv_##KV(float *y, const float *xp, const float *wk, const float *bias, const int *pix,   \
+                               const int *out, int npix, const int *tap, int taps, int Kout, int PQ) {         \
+        float tile[NP][16 * KV];                                                                               \
+        for (int kb = 0; kb < Kout / (16 * KV); kb++) {                                                        \
+            const float *wb = wk + (size_t)kb * taps * 16 * KV;                                                \
+            __m512 bv[KV];                                                                                     \
+            _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                               \
+                bv[v] = bias ? _mm512_loadu_ps(bias + (kb * KV + v) * 16) : _mm512_setzero_ps();               \
+            for (int i0 = 0; i0 < npix; i0 += NP) {                                                            \
+                const int n = npix - i0 < NP ? npix - i0 : NP;                                                 \
+                int o[NP];                                                                                     \
+                _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++) o[j] = pix[i0 + (j < n ? j : n - 1)];    \
+                __m512 acc[KV][NP];                                                                            \
+                _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                           \
+                    _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++) acc[v][j] = bv[v];                   \
+                const float *wt = wb;                                                                          \
+                for (int t = 0; t < taps; t++, wt += 16 * KV) {                                                \
+                    const float *base = xp + tap[t];                                                           \
+                    __m512 wv[KV];                                                                             \
+                    _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++) wv[v] = _mm512_loadu_ps(wt + 16 * v); \
+                    _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++) {                                    \
+                        const __m512 xv = _mm512_set1_ps(base[o[j]]);                                          \
+                        _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                   \
+                            acc[v][j] = _mm512_fmadd_ps(wv[v], xv, acc[v][j]);                                 \
+                    }                                                                                          \
+                }                                                                                              \
+                _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++)                                          \
+                    _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                       \
+                        _mm512_storeu_ps(tile[j] + 16 * v, acc[v][j]);                                         \
+                for (int j = 0; j < n; j++) { /* (pixel, channel) -> NCHW */                                   \
+                    float *yo = y + out[i0 + j] + (size_t)kb * 16 * KV * PQ;                                   \
+                    for (int k = 0; k < 16 * KV; k++) yo[(size_t)k * PQ] = tile[j][k];                         \
+                }                                                                                              \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+DEFINE_KVEC_CONV(4, 6)
+DEFINE_KVEC_CONV(2, 12)
+
+/* dw[k][t] += sum_i dyT[i][k] * xp[pix[i] + tap[t]] for the K channels and
+ * the taps t: blocks of KV vectors of channels x NP taps. */
+#define DEFINE_KVEC_DW(KV, NP)                                                                                 \
+    static void kvec_dw_##KV(float *dw, const float *dyT, const float *xp, const int *pix, int npix,           \
+                             const int *tap, int taps, int K) {                                                \
+        float tile[NP][16 * KV];                                                                               \
+        for (int kb = 0; kb < K / (16 * KV); kb++)                                                             \
+            for (int t0 = 0; t0 < taps; t0 += NP) {                                                            \
+                const int n = taps - t0 < NP ? taps - t0 : NP;                                                 \
+                int o[NP];                                                                                     \
+                _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++) o[j] = tap[t0 + (j < n ? j : n - 1)];    \
+                __m512 acc[KV][NP];                                                                            \
+                _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                           \
+                    _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++) acc[v][j] = _mm512_setzero_ps();     \
+                const float *d = dyT + (size_t)kb * 16 * KV;                                                   \
+                for (int i = 0; i < npix; i++, d += K) {                                                       \
+                    const float *base = xp + pix[i];                                                           \
+                    __m512 dv[KV];                                                                             \
+                    _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++) dv[v] = _mm512_loadu_ps(d + 16 * v);  \
+                    _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++) {                                    \
+                        const __m512 xv = _mm512_set1_ps(base[o[j]]);                                          \
+                        _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                   \
+                            acc[v][j] = _mm512_fmadd_ps(dv[v], xv, acc[v][j]);                                 \
+                    }                                                                                          \
+                }                                                                                              \
+                _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++)                                          \
+                    _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                       \
+                        _mm512_storeu_ps(tile[j] + 16 * v, acc[v][j]);                                         \
+                for (int j = 0; j < n; j++)                                                                    \
+                    for (int k = 0; k < 16 * KV; k++) dw[(size_t)(kb * 16 * KV + k) * taps + t0 + j] += tile[j][k]; \
+            }                                                                                                  \
+    }
+DEFINE_KVEC_DW(4, 6)
+DEFINE_KVEC_DW(2, 12)
+
 static void kvec_conv(float *y, const float *xp, const float *wk, const float *bias, const int *pix, const int *out,
                       int npix, const int *tap, int taps, int Kout, int PQ) {
-    float tile[NPX][KVW];
-    for (int kb = 0; kb < Kout / KVW; kb++) {
-        const float *wb = wk + (size_t)kb * taps * KVW;
-        __m512 bv[4];
-        _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
-            bv[v] = bias ? _mm512_loadu_ps(bias + kb * KVW + 16 * v) : _mm512_setzero_ps();
-        for (int i0 = 0; i0 < npix; i0 += NPX) {
-            const int n = npix - i0 < NPX ? npix - i0 : NPX;
-            int o[NPX];
-            _Pragma("GCC unroll 6") for (int j = 0; j < NPX; j++) o[j] = pix[i0 + (j < n ? j : n - 1)];
-            __m512 acc[4][NPX];
-            _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
-                _Pragma("GCC unroll 6") for (int j = 0; j < NPX; j++) acc[v][j] = bv[v];
-            const float *wt = wb;
-            for (int t = 0; t < taps; t++, wt += KVW) {
-                const float *base = xp + tap[t];
-                __m512 wv[4];
-                _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) wv[v] = _mm512_loadu_ps(wt + 16 * v);
-                _Pragma("GCC unroll 6") for (int j = 0; j < NPX; j++) {
-                    const __m512 xv = _mm512_set1_ps(base[o[j]]);
-                    _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) acc[v][j] = _mm512_fmadd_ps(wv[v], xv, acc[v][j]);
-                }
-            }
-            _Pragma("GCC unroll 6") for (int j = 0; j < NPX; j++)
-                _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) _mm512_storeu_ps(tile[j] + 16 * v, acc[v][j]);
-            for (int j = 0; j < n; j++) { /* (pixel, channel) -> NCHW */
-                float *yo = y + out[i0 + j] + (size_t)kb * KVW * PQ;
-                for (int k = 0; k < KVW; k++) yo[(size_t)k * PQ] = tile[j][k];
-            }
-        }
-    }
+    if (block_width(Kout) == 64) kvec_conv_4(y, xp, wk, bias, pix, out, npix, tap, taps, Kout, PQ);
+    else kvec_conv_2(y, xp, wk, bias, pix, out, npix, tap, taps, Kout, PQ);
 }
 
-/* dw[k][t] += sum_i dyT[i][k] * xp[pix[i] + tap[t]] for K (multiple of 64)
- * channels and the taps t. */
 static void kvec_dw(float *dw, const float *dyT, const float *xp, const int *pix, int npix, const int *tap, int taps,
                     int K) {
-    float tile[NPX][KVW];
-    for (int kb = 0; kb < K / KVW; kb++)
-        for (int t0 = 0; t0 < taps; t0 += NPX) {
-            const int n = taps - t0 < NPX ? taps - t0 : NPX;
-            int o[NPX];
-            _Pragma("GCC unroll 6") for (int j = 0; j < NPX; j++) o[j] = tap[t0 + (j < n ? j : n - 1)];
-            __m512 acc[4][NPX];
-            _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
-                _Pragma("GCC unroll 6") for (int j = 0; j < NPX; j++) acc[v][j] = _mm512_setzero_ps();
-            const float *d = dyT + (size_t)kb * KVW;
-            for (int i = 0; i < npix; i++, d += K) {
-                const float *base = xp + pix[i];
-                __m512 dv[4];
-                _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) dv[v] = _mm512_loadu_ps(d + 16 * v);
-                _Pragma("GCC unroll 6") for (int j = 0; j < NPX; j++) {
-                    const __m512 xv = _mm512_set1_ps(base[o[j]]);
-                    _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) acc[v][j] = _mm512_fmadd_ps(dv[v], xv, acc[v][j]);
-                }
-            }
-            _Pragma("GCC unroll 6") for (int j = 0; j < NPX; j++)
-                _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) _mm512_storeu_ps(tile[j] + 16 * v, acc[v][j]);
-            for (int j = 0; j < n; j++)
-                for (int k = 0; k < KVW; k++) dw[(size_t)(kb * KVW + k) * taps + t0 + j] += tile[j][k];
-        }
+    if (block_width(K) == 64) kvec_dw_4(dw, dyT, xp, pix, npix, tap, taps, K);
+    else kvec_dw_2(dw, dyT, xp, pix, npix, tap, taps, K);
 }
 
 #else /* no AVX-512: conv2d_kvec_ok() is 0 and these are never reached */

@@ -9,6 +9,9 @@
 /* Should the forward (and dw) of this layer take the kvec kernels?
  * AVX-512, K a multiple of 64, a deep reduction, small outputs. */
 int conv2d_kvec_ok(int C, int H, int W, int K, int R, int S, int stride, int pad);
+/* Should its dw take them (those layers, and deep 14x14 ones with K a
+ * multiple of 64)? */
+int conv2d_kvec_dw_ok(int C, int H, int W, int K, int R, int S, int stride, int pad);
 /* ... and dx (stride 1, square kernels: a forward pass with flipped, transposed weights;
  * C a multiple of 64)? */
 int conv2d_kvec_dx_ok(int C, int H, int W, int K, int R, int S, int stride, int pad);
