@@ -524,7 +524,8 @@ static float *kvec_buffer(float *slice, int C, int H, int W, int K, int R, int S
 size_t conv2d_workspace_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
     if (is_pointwise(R, S, stride, pad)) return 1;
     const size_t kvec =
-        conv2d_kvec_dw_ok(C, H, W, K, R, S, stride, pad) ? conv2d_kvec_floats(C, H, W, K, R, S, stride, pad) : 0;
+        conv2d_kvec_dw_ok(C, H, W, K, R, S, stride, pad) || conv2d_kvec_ok(C, H, W, K, R, S, stride, pad, 1)
+            ? conv2d_kvec_floats(C, H, W, K, R, S, stride, pad) : 0;
     return im2col_floats(C, H, W, K, R, S, stride, pad) + packed_floats(C, H, W, K, R, S, stride, pad) +
            bf16_floats(C, H, W, K, R, S, stride, pad) + direct_pad_floats(C, H, W, K, R, S, stride, pad) +
            phase_floats(C, H, W, K, R, S, stride, pad) + kvec;
@@ -571,22 +572,25 @@ static void group_scatter(float *tensor, const float *group, int n0, int g, int 
 }
 
 /* Does this layer take the output-channel kernels (conv2d_kvec.c) for its
- * forward and dw? fp32 runs only: in bf16 runs the bf16 products keep
- * these layers. DIGITS_CONV=nokvec turns them off (A/B measurements). */
-static int kvec_allowed(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+ * forward, dx and dw? In bf16 runs their forward and dx run on bf16 pair
+ * words, their dw stays fp32 (as fast as the bf16 products there).
+ * DIGITS_CONV=nokvec turns them off (A/B measurements). */
+static int kvec_disabled(void) {
     static int disabled = -1;
     if (disabled < 0) {
         const char *v = getenv("DIGITS_CONV");
         disabled = v && (strcmp(v, "nokvec") == 0 || strcmp(v, "im2col") == 0);
     }
-    return !disabled && !(use_bf16 && bf16_layer(C, H, W, K, R, S, stride, pad));
+    return disabled;
 }
 static int kvec_layer(int C, int H, int W, int K, int R, int S, int stride, int pad) {
-    return kvec_allowed(C, H, W, K, R, S, stride, pad) && conv2d_kvec_ok(C, H, W, K, R, S, stride, pad);
+    return !kvec_disabled() && conv2d_kvec_ok(C, H, W, K, R, S, stride, pad, use_bf16);
 }
-/* ... and for its weight gradient only (deep 14x14 layers too)? */
+/* ... for its weight gradient (fp32; in bf16 runs only the layers the fp32
+ * kvec forward would take: elsewhere the bf16 products win dw)? */
 static int kvec_dw_layer(int C, int H, int W, int K, int R, int S, int stride, int pad) {
-    return kvec_allowed(C, H, W, K, R, S, stride, pad) && conv2d_kvec_dw_ok(C, H, W, K, R, S, stride, pad);
+    return !kvec_disabled() && conv2d_kvec_dw_ok(C, H, W, K, R, S, stride, pad) &&
+           !(use_bf16 && bf16_layer(C, H, W, K, R, S, stride, pad) && !conv2d_kvec_ok(C, H, W, K, R, S, stride, pad, 0));
 }
 
 void conv2d_forward(float *y, const float *x, const float *w, const float *b, int N, int C,
@@ -650,12 +654,12 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
         }
         if (kvec) { /* G images per call */
             float *ks = kvec_buffer(col, C, H, W, K, R, S, stride, pad);
-            conv2d_kvec_pack(ks, w, C, H, W, K, R, S, stride, pad, 0);
+            conv2d_kvec_pack(ks, w, C, H, W, K, R, S, stride, pad, 0, use_bf16);
             const int G = conv2d_kvec_group(C, H, W, K, R, S, stride, pad), end = chunk_begin(t + 1, N, nt);
             for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G) {
                 const int g = end - n0 < G ? end - n0 : G;
                 conv2d_kvec_forward(y + (size_t)n0 * K * PQ, x + (size_t)n0 * C * H * W, b, g, ks, C, H, W, K, R, S,
-                                    stride, pad);
+                                    stride, pad, use_bf16);
                 if (ep) epilogue_apply(y + (size_t)n0 * K * PQ, g, K, PQ, NULL, ep);
             }
             continue;
@@ -741,13 +745,14 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
      * the weight gradient (101 vs 77 GFLOP/s) and tie on dx */
     const int phase_x = !bf16_ok && !kvec_layer(C, H, W, K, R, S, stride, pad) && group == 1 &&
                         conv2d_phase_ok(C, H, W, K, R, S, stride, pad);
-    const int bf16_w = bf16_ok && !direct_w, bf16_x = bf16_ok && !direct_x; /* dw partials transposed if bf16_w */
     const int kvec_w = !pointwise && kvec_dw_layer(C, H, W, K, R, S, stride, pad); /* dw and db */
-    const int kvec_x = kvec_w && kvec_layer(C, H, W, K, R, S, stride, pad) &&
-                       conv2d_kvec_dx_ok(C, H, W, K, R, S, stride, pad);
+    const int kvec_x = !pointwise && kvec_layer(C, H, W, K, R, S, stride, pad) &&
+                       conv2d_kvec_dx_ok(C, H, W, K, R, S, stride, pad, use_bf16);
+    /* dw partials transposed if bf16_w */
+    const int bf16_w = bf16_ok && !direct_w && !kvec_w, bf16_x = bf16_ok && !direct_x && !kvec_x;
     const int want_w = dw != NULL, want_b = db != NULL;
     /* what the other paths below still owe once the kvec kernels ran */
-    const int rest_w = want_w && !kvec_w, rest_b = want_b && !kvec_w;
+    const int rest_w = want_w && !kvec_w, rest_b = want_b && !kvec_w, rest_x = dx && !kvec_x;
     const int dwg = dw_group(C, H, W, K, R, S, stride, pad);
     int *table = NULL; /* im2col by gathers (shared, read-only) */
     if (!pointwise && band == P && use_gather(stride, W, P, Q)) {
@@ -766,19 +771,22 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
             pdb = pw + (size_t)K * CRS;
             memset(pw, 0, sizeof(float) * nwb);
         }
-        if (kvec_w) { /* G images per call; dx too at stride 1 */
+        if (kvec_w || kvec_x) { /* G images per call */
             float *ks = kvec_buffer(col, C, H, W, K, R, S, stride, pad);
-            if (kvec_x && dx) conv2d_kvec_pack(ks, w, C, H, W, K, R, S, stride, pad, 1);
+            if (kvec_x && dx) conv2d_kvec_pack(ks, w, C, H, W, K, R, S, stride, pad, 1, use_bf16);
             const int G = conv2d_kvec_group(C, H, W, K, R, S, stride, pad), end = chunk_begin(t + 1, N, nt);
             for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G) {
                 const int g = end - n0 < G ? end - n0 : G;
                 const float *dyg = dy + (size_t)n0 * K * PQ;
-                if (want_b)
+                if (kvec_w && want_b)
                     for (int i = 0; i < g; i++) add_row_sums(pdb, dyg + (size_t)i * K * PQ, K, PQ, PQ);
-                if (want_w) conv2d_kvec_dw(pw, dyg, x + (size_t)n0 * C * HW, g, ks, C, H, W, K, R, S, stride, pad);
-                if (kvec_x && dx) conv2d_kvec_dx(dx + (size_t)n0 * C * HW, dyg, g, ks, C, H, W, K, R, S, stride, pad);
+                if (kvec_w && want_w)
+                    conv2d_kvec_dw(pw, dyg, x + (size_t)n0 * C * HW, g, ks, C, H, W, K, R, S, stride, pad);
+                if (kvec_x && dx)
+                    conv2d_kvec_dx(dx + (size_t)n0 * C * HW, dyg, g, ks, C, H, W, K, R, S, stride, pad, use_bf16);
             }
-            if (kvec_x || !dx) continue; /* else dx below (the row kernels at 14x14) */
+            /* what is left (dx on the row kernels at 14x14; dw on bf16 products) below */
+            if (!rest_x && !rest_w && !rest_b) continue;
         }
         int packed = 0;   /* dx weights packed into this chunk's workspace (direct) */
         int phase_dw = 0; /* this chunk's phase-layer dw started (stride 2, see conv2d_phase.c) */
@@ -806,7 +814,7 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
                                           ld, 1.0f, pw, CRS);
                     }
                 }
-                if (dx) { /* dcol (CRS, g*PQ) = w^T (CRS,K) . dyg, then each image's scatter-add */
+                if (rest_x) { /* dcol (CRS, g*PQ) = w^T (CRS,K) . dyg, then each image's scatter-add */
                     if (bf16_x) {
                         if (!wt_ready) { /* W^T as pair words */
                             bf16_convert_transposed(bs.wt, bf16_pair_words(K), w, CRS, K, CRS);
@@ -830,7 +838,7 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
         for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
             const float *xn = x + (size_t)n * C * HW;
             const float *dyn = dy + (size_t)n * K * PQ;
-            float *dxn = dx ? dx + (size_t)n * C * HW : NULL;
+            float *dxn = rest_x ? dx + (size_t)n * C * HW : NULL;
             if (rest_b) add_row_sums(pdb, dyn, K, PQ, PQ);
             if (pointwise) {
                 if (rest_w) /* pw (K,C) += dy[n] (K,PQ) . x[n]^T (PQ,C) */

@@ -27,10 +27,18 @@
  */
 #include "ops/conv2d_kvec.h"
 
+#include <stdint.h>
 #include <string.h>
+
+#include "ops/gemm_bf16.h"
 
 #ifdef __AVX512F__
 #include <immintrin.h>
+#endif
+#if defined(__AVX512BF16__) && defined(__AVX512F__)
+#define KVEC_BF16 1
+#else
+#define KVEC_BF16 0
 #endif
 
 #define NPX 12        /* the most pixels (forward) or taps (dw) per register block */
@@ -42,9 +50,14 @@ static inline int out_size(int in, int k, int stride, int pad) { return (in + 2 
  * they divide the layer's, else 32 (2 x 12); 0: neither fits. */
 static inline int block_width(int Kout) { return Kout % 64 == 0 ? 64 : Kout % 32 == 0 ? 32 : 0; }
 
-int conv2d_kvec_ok(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+int conv2d_kvec_ok(int C, int H, int W, int K, int R, int S, int stride, int pad, int bf16) {
 #ifdef __AVX512F__
     const int P = out_size(H, R, stride, pad), Q = out_size(W, S, stride, pad);
+    /* bf16 runs: 14x14 too where the reduction is long enough (64->64 3x3:
+     * 275 GFLOP/s forward on one core against 180 for the bf16 product;
+     * 32->64 ties, and 28x28 loses to the fp32 row kernels) */
+    if (bf16 && KVEC_BF16 && block_width(K) && P > 0 && Q > 0 && Q <= 16 && C * R * S >= 576 && stride <= 2)
+        return 1;
     /* measured (bench_kernels, README): 7x7 and 4x4 outputs, and stride 2
      * to 14x14 (kaggle-deep's 32->32 5x5/2: 149 GFLOP/s forward on one core
      * against 103 on the input's phases); stride-1 outputs of 8 and more
@@ -52,7 +65,7 @@ int conv2d_kvec_ok(int C, int H, int W, int K, int R, int S, int stride, int pad
     return block_width(K) && P > 0 && Q > 0 && (Q < 8 || (stride == 2 && Q <= 16)) && C * R * S >= 256 &&
            stride <= 2;
 #else
-    (void)C, (void)H, (void)W, (void)K, (void)R, (void)S, (void)stride, (void)pad;
+    (void)C, (void)H, (void)W, (void)K, (void)R, (void)S, (void)stride, (void)pad, (void)bf16;
     return 0;
 #endif
 }
@@ -61,12 +74,12 @@ int conv2d_kvec_dw_ok(int C, int H, int W, int K, int R, int S, int stride, int 
     /* the weight gradient also at 14x14, where the row kernels' dw runs at
      * 59-66 % of peak against their forward's 75-85 % (measured, README) */
     const int Q = out_size(W, S, stride, pad);
-    return conv2d_kvec_ok(C, H, W, K, R, S, stride, pad) ||
+    return conv2d_kvec_ok(C, H, W, K, R, S, stride, pad, 0) ||
            (block_width(K) && Q > 0 && Q <= 16 && out_size(H, R, stride, pad) > 0 && C * R * S >= 256 && stride <= 2);
 }
 
-int conv2d_kvec_dx_ok(int C, int H, int W, int K, int R, int S, int stride, int pad) {
-    return conv2d_kvec_ok(C, H, W, K, R, S, stride, pad) && block_width(C);
+int conv2d_kvec_dx_ok(int C, int H, int W, int K, int R, int S, int stride, int pad, int bf16) {
+    return conv2d_kvec_ok(C, H, W, K, R, S, stride, pad, bf16) && block_width(C);
 }
 
 int conv2d_kvec_group(int C, int H, int W, int K, int R, int S, int stride, int pad) {
@@ -80,6 +93,7 @@ int conv2d_kvec_group(int C, int H, int W, int K, int R, int S, int stride, int 
  * offsets][tap offsets]; the int tables live in float-sized slots. */
 typedef struct {
     float *wk, *xp, *dyT;
+    uint32_t *wb; /* bf16 runs: wk as pair words along the reduction channels */
     int *pix, *out, *tap;
 } Scratch;
 
@@ -100,8 +114,10 @@ static DxPad dx_pad(int H, int W, int R, int S, int stride, int pad, int P, int 
     return d;
 }
 
-/* Floats of each area, in layout order (sizes[5]: the tap table). */
-static void areas(size_t sizes[6], int C, int H, int W, int K, int R, int S, int stride, int pad) {
+/* Floats of each area, in layout order (sizes[5]: the tap table, [6]: the
+ * bf16 weights). */
+#define AREAS 7
+static void areas(size_t sizes[AREAS], int C, int H, int W, int K, int R, int S, int stride, int pad) {
     const int G = conv2d_kvec_group(C, H, W, K, R, S, stride, pad);
     const int P = out_size(H, R, stride, pad), Q = out_size(W, S, stride, pad);
     const DxPad d = dx_pad(H, W, R, S, stride, pad, P, Q);
@@ -113,10 +129,11 @@ static void areas(size_t sizes[6], int C, int H, int W, int K, int R, int S, int
     sizes[2] = (size_t)G * P * Q * K;      /* dy transposed */
     sizes[3] = sizes[4] = npix;            /* pixel and output offsets */
     sizes[5] = (size_t)max_z(C, K) * R * S + NPX; /* tap offsets */
+    sizes[6] = (size_t)K * C * R * S / 2 + (size_t)max_z(C, K) * R * S; /* pair words, odd channel counts padded */
 }
 
 static Scratch carve(float *s, int C, int H, int W, int K, int R, int S, int stride, int pad) {
-    size_t z[6];
+    size_t z[AREAS];
     areas(z, C, H, W, K, R, S, stride, pad);
     Scratch sc;
     sc.wk = s;
@@ -125,14 +142,71 @@ static Scratch carve(float *s, int C, int H, int W, int K, int R, int S, int str
     sc.pix = (int *)(sc.dyT + z[2]);
     sc.out = sc.pix + z[3];
     sc.tap = sc.out + z[4];
+    sc.wb = (uint32_t *)(sc.tap + z[5]);
     return sc;
 }
 
 size_t conv2d_kvec_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
-    size_t z[6], total = 0;
+    size_t z[AREAS], total = 0;
     areas(z, C, H, W, K, R, S, stride, pad);
-    for (int i = 0; i < 6; i++) total += z[i];
+    for (int i = 0; i < AREAS; i++) total += z[i];
     return total;
+}
+
+/* ---- bf16 pair words ------------------------------------------------------
+ * vdpbf16ps multiplies pairs along the reduction: lane k gets
+ * w[k][c]*x[c] + w[k][c+1]*x[c+1] from the weight pair word (w[k][c],
+ * w[k][c+1]) and the broadcast input pair word (x[c], x[c+1]). So bf16
+ * runs store the padded input as pair words of channels (2c', 2c'+1) at
+ * each position, and the packed weights likewise; an odd channel count
+ * pairs its last channel with zero. Rounding: nearest even (vcvtneps2bf16),
+ * as gemm_bf16 and PyTorch's autocast. */
+
+/* dst[i] = (bf16(lo[i]), bf16(hi[i])) for i < n; hi NULL: the high half 0. */
+static void pair_row(uint32_t *dst, const float *lo, const float *hi, size_t n) {
+#if KVEC_BF16
+    for (size_t i = 0; i < n; i += 16) {
+        const __mmask16 m = (__mmask16)(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
+        const __m256i l = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, lo + i));
+        __m512i v = _mm512_cvtepu16_epi32(l);
+        if (hi) {
+            const __m256i h = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, hi + i));
+            v = _mm512_or_si512(v, _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+        }
+        _mm512_mask_storeu_epi32(dst + i, m, v);
+    }
+#else
+    (void)dst, (void)lo, (void)hi, (void)n;
+#endif
+}
+
+/* xp (G, ceil(C/2), Hp, Wp) pair words = x (G, C, H, W) placed at row top,
+ * column left, zeros around. */
+static void place_pairs(uint32_t *xp, int Hp, int Wp, int top, int left, const float *x, int G, int C, int H, int W) {
+    const int Cp = (C + 1) / 2;
+    memset(xp, 0, sizeof(uint32_t) * G * Cp * Hp * Wp);
+    for (int n = 0; n < G; n++)
+        for (int cp = 0; cp < Cp; cp++) {
+            const float *lo = x + ((size_t)n * C + 2 * cp) * H * W;
+            const float *hi = 2 * cp + 1 < C ? lo + (size_t)H * W : NULL;
+            for (int h = 0; h < H; h++)
+                pair_row(xp + (((size_t)n * Cp + cp) * Hp + h + top) * Wp + left, lo + (size_t)h * W,
+                         hi ? hi + (size_t)h * W : NULL, W);
+        }
+}
+
+/* wb = the packed fp32 weights wk ([block][ci][T taps][kw], Ci reduction
+ * channels) as pair words along ci: wb[block][ci'][T][kw]. Returns the
+ * words written. */
+static size_t pair_weights(uint32_t *wb, const float *wk, int blocks, int Ci, int T, int kw) {
+    const int Cp = (Ci + 1) / 2;
+    const size_t row = (size_t)T * kw;
+    for (int b = 0; b < blocks; b++)
+        for (int cp = 0; cp < Cp; cp++) {
+            const float *lo = wk + ((size_t)b * Ci + 2 * cp) * row;
+            pair_row(wb + ((size_t)b * Cp + cp) * row, lo, 2 * cp + 1 < Ci ? lo + row : NULL, row);
+        }
+    return (size_t)blocks * Cp * row;
 }
 
 /* Taps of phase (py, px) of the dx pass: rows r = py + stride*r' < R. */
@@ -143,8 +217,9 @@ static int phase_taps(int R, int stride, int py) { return py < R ? (R - 1 - py) 
  * the input pixel, over that phase's taps; phase after phase,
  * wk[phase][cb][k][r'][s'][64] = w[k][cb*64 + j][py + stride*r'][px + stride*s']. */
 void conv2d_kvec_pack(float *scratch, const float *w, int C, int H, int W, int K, int R, int S, int stride, int pad,
-                      int dx) {
-    float *wk = carve(scratch, C, H, W, K, R, S, stride, pad).wk;
+                      int dx, int bf16) {
+    const Scratch sc = carve(scratch, C, H, W, K, R, S, stride, pad);
+    float *wk = sc.wk;
     if (!dx) {
         const int kw = block_width(K);
         for (int b = 0; b < K / kw; b++)
@@ -152,6 +227,7 @@ void conv2d_kvec_pack(float *scratch, const float *w, int C, int H, int W, int K
                 for (int t = 0; t < R * S; t++)
                     for (int j = 0; j < kw; j++)
                         *wk++ = w[((size_t)(b * kw + j) * C + c) * R * S + t];
+        if (bf16) pair_weights(sc.wb, sc.wk, K / kw, C, R * S, kw);
         return;
     }
     for (int py = 0; py < stride; py++)
@@ -164,6 +240,16 @@ void conv2d_kvec_pack(float *scratch, const float *w, int C, int H, int W, int K
                         for (int s = 0; s < Sh; s++)
                             for (int j = 0; j < cw; j++)
                                 *wk++ = w[(((size_t)k * C + b * cw + j) * R + py + stride * r) * S + px + stride * s];
+        }
+    if (!bf16) return;
+    const int cw = block_width(C);
+    const float *src = sc.wk;
+    uint32_t *dst = sc.wb;
+    for (int py = 0; py < stride; py++)
+        for (int px = 0; px < stride; px++) { /* each phase's [cb][k][r'][s'][cw] as pairs along k */
+            const int T = phase_taps(R, stride, py) * phase_taps(S, stride, px);
+            dst += pair_weights(dst, src, C / cw, K, T, cw);
+            src += (size_t)C * K * T;
         }
 }
 
@@ -200,13 +286,15 @@ static void offsets(Scratch *sc, int G, int Cin, int Hp, int Wp, int Kout, int R
 
 /* y[out[i] + k*PQ] = bias[k] + sum_t wk[t][k] * xp[pix[i] + tap[t]] for the
  * npix pixels and Kout channels, in blocks of KV vectors (16*KV channels)
- * x NP pixels: 4 x 6 or 2 x 12, 24 accumulators either way. */
-#define DEFINE_KVEC_CONV(KV, NP)                                                                               \
-    static void kvec_conv_##KV(float *y, const float *xp, const float *wk, const float *bias, const int *pix,   \
-                               const int *out, int npix, const int *tap, int taps, int Kout, int PQ) {         \
+ * x NP pixels: 4 x 6 or 2 x 12, 24 accumulators either way. TX is the
+ * element of xp and wk: float (FMAs), or a bf16 pair word (vdpbf16ps,
+ * two channels of the reduction per tap). */
+#define DEFINE_KVEC_CONV(NAME, KV, NP, TX, VT, LOADW, BCAST, MADD)                                            \
+    static void NAME(float *y, const TX *xp, const TX *wk, const float *bias, const int *pix, const int *out,  \
+                     int npix, const int *tap, int taps, int Kout, int PQ) {                                   \
         float tile[NP][16 * KV];                                                                               \
         for (int kb = 0; kb < Kout / (16 * KV); kb++) {                                                        \
-            const float *wb = wk + (size_t)kb * taps * 16 * KV;                                                \
+            const TX *wb = wk + (size_t)kb * taps * 16 * KV;                                                   \
             __m512 bv[KV];                                                                                     \
             _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                               \
                 bv[v] = bias ? _mm512_loadu_ps(bias + (kb * KV + v) * 16) : _mm512_setzero_ps();               \
@@ -217,15 +305,14 @@ static void offsets(Scratch *sc, int G, int Cin, int Hp, int Wp, int Kout, int R
                 __m512 acc[KV][NP];                                                                            \
                 _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                           \
                     _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++) acc[v][j] = bv[v];                   \
-                const float *wt = wb;                                                                          \
+                const TX *wt = wb;                                                                             \
                 for (int t = 0; t < taps; t++, wt += 16 * KV) {                                                \
-                    const float *base = xp + tap[t];                                                           \
-                    __m512 wv[KV];                                                                             \
-                    _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++) wv[v] = _mm512_loadu_ps(wt + 16 * v); \
+                    const TX *base = xp + tap[t];                                                              \
+                    VT wv[KV];                                                                                 \
+                    _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++) wv[v] = LOADW(wt + 16 * v);           \
                     _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++) {                                    \
-                        const __m512 xv = _mm512_set1_ps(base[o[j]]);                                          \
-                        _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                   \
-                            acc[v][j] = _mm512_fmadd_ps(wv[v], xv, acc[v][j]);                                 \
+                        const VT xv = BCAST(base[o[j]]);                                                       \
+                        _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++) acc[v][j] = MADD(acc[v][j], wv[v], xv); \
                     }                                                                                          \
                 }                                                                                              \
                 _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++)                                          \
@@ -238,8 +325,15 @@ static void offsets(Scratch *sc, int G, int Cin, int Hp, int Wp, int Kout, int R
             }                                                                                                  \
         }                                                                                                      \
     }
-DEFINE_KVEC_CONV(4, 6)
-DEFINE_KVEC_CONV(2, 12)
+#define FMA_PS(acc, w, x) _mm512_fmadd_ps(w, x, acc)
+DEFINE_KVEC_CONV(kvec_conv_4, 4, 6, float, __m512, _mm512_loadu_ps, _mm512_set1_ps, FMA_PS)
+DEFINE_KVEC_CONV(kvec_conv_2, 2, 12, float, __m512, _mm512_loadu_ps, _mm512_set1_ps, FMA_PS)
+#if KVEC_BF16
+#define SET1_PAIR(u) _mm512_set1_epi32((int)(u))
+#define DP_BF16(acc, w, x) _mm512_dpbf16_ps(acc, (__m512bh)(w), (__m512bh)(x))
+DEFINE_KVEC_CONV(kvec_conv_bf16_4, 4, 6, uint32_t, __m512i, _mm512_loadu_si512, SET1_PAIR, DP_BF16)
+DEFINE_KVEC_CONV(kvec_conv_bf16_2, 2, 12, uint32_t, __m512i, _mm512_loadu_si512, SET1_PAIR, DP_BF16)
+#endif
 
 /* dw[k][t] += sum_i dyT[i][k] * xp[pix[i] + tap[t]] for the K channels and
  * the taps t: blocks of KV vectors of channels x NP taps. */
@@ -282,6 +376,18 @@ static void kvec_conv(float *y, const float *xp, const float *wk, const float *b
     else kvec_conv_2(y, xp, wk, bias, pix, out, npix, tap, taps, Kout, PQ);
 }
 
+/* The same on pair words (taps: pairs of reduction channels x R x S). */
+static void kvec_conv_bf16(float *y, const uint32_t *xp, const uint32_t *wb, const float *bias, const int *pix,
+                           const int *out, int npix, const int *tap, int taps, int Kout, int PQ) {
+#if KVEC_BF16
+    if (block_width(Kout) == 64) kvec_conv_bf16_4(y, xp, wb, bias, pix, out, npix, tap, taps, Kout, PQ);
+    else kvec_conv_bf16_2(y, xp, wb, bias, pix, out, npix, tap, taps, Kout, PQ);
+#else
+    (void)y, (void)xp, (void)wb, (void)bias, (void)pix, (void)out, (void)npix, (void)tap, (void)taps, (void)Kout,
+        (void)PQ;
+#endif
+}
+
 static void kvec_dw(float *dw, const float *dyT, const float *xp, const int *pix, int npix, const int *tap, int taps,
                     int K) {
     if (block_width(K) == 64) kvec_dw_4(dw, dyT, xp, pix, npix, tap, taps, K);
@@ -289,6 +395,11 @@ static void kvec_dw(float *dw, const float *dyT, const float *xp, const int *pix
 }
 
 #else /* no AVX-512: conv2d_kvec_ok() is 0 and these are never reached */
+static void kvec_conv_bf16(float *y, const uint32_t *xp, const uint32_t *wb, const float *bias, const int *pix,
+                           const int *out, int npix, const int *tap, int taps, int Kout, int PQ) {
+    (void)y, (void)xp, (void)wb, (void)bias, (void)pix, (void)out, (void)npix, (void)tap, (void)taps, (void)Kout,
+        (void)PQ;
+}
 static void kvec_conv(float *y, const float *xp, const float *wk, const float *bias, const int *pix, const int *out,
                       int npix, const int *tap, int taps, int Kout, int PQ) {
     (void)y, (void)xp, (void)wk, (void)bias, (void)pix, (void)out, (void)npix, (void)tap, (void)taps, (void)Kout,
@@ -301,28 +412,39 @@ static void kvec_dw(float *dw, const float *dyT, const float *xp, const int *pix
 #endif
 
 void conv2d_kvec_forward(float *y, const float *x, const float *bias, int G, float *scratch, int C, int H, int W,
-                         int K, int R, int S, int stride, int pad) {
+                         int K, int R, int S, int stride, int pad, int bf16) {
     Scratch sc = carve(scratch, C, H, W, K, R, S, stride, pad);
-    const int P = out_size(H, R, stride, pad), Q = out_size(W, S, stride, pad);
+    const int P = out_size(H, R, stride, pad), Q = out_size(W, S, stride, pad), Hp = H + 2 * pad, Wp = W + 2 * pad;
+    if (bf16) { /* channels in pairs: ceil(C/2) planes of pair words */
+        const int Cp = (C + 1) / 2;
+        place_pairs((uint32_t *)sc.xp, Hp, Wp, pad, pad, x, G, C, H, W);
+        offsets(&sc, G, Cp, Hp, Wp, K, R, S, stride, P, Q);
+        kvec_conv_bf16(y, (const uint32_t *)sc.xp, sc.wb, bias, sc.pix, sc.out, G * P * Q, sc.tap, Cp * R * S, K,
+                       P * Q);
+        return;
+    }
     pad_images(sc.xp, x, G, C, H, W, pad);
-    offsets(&sc, G, C, H + 2 * pad, W + 2 * pad, K, R, S, stride, P, Q);
+    offsets(&sc, G, C, Hp, Wp, K, R, S, stride, P, Q);
     kvec_conv(y, sc.xp, sc.wk, bias, sc.pix, sc.out, G * P * Q, sc.tap, C * R * S, K, P * Q);
 }
 
 void conv2d_kvec_dx(float *dx, const float *dy, int G, float *scratch, int C, int H, int W, int K, int R, int S,
-                    int stride, int pad) {
+                    int stride, int pad, int bf16) {
     Scratch sc = carve(scratch, C, H, W, K, R, S, stride, pad);
     const int P = out_size(H, R, stride, pad), Q = out_size(W, S, stride, pad);
     const DxPad d = dx_pad(H, W, R, S, stride, pad, P, Q);
-    place_images(sc.xp, d.Pp, d.Qp, d.mh, d.mw, dy, G, K, P, Q);
+    const int Kr = bf16 ? (K + 1) / 2 : K; /* planes of the reduction: channels, or pairs of them */
+    if (bf16) place_pairs((uint32_t *)sc.xp, d.Pp, d.Qp, d.mh, d.mw, dy, G, K, P, Q);
+    else place_images(sc.xp, d.Pp, d.Qp, d.mh, d.mw, dy, G, K, P, Q);
     const float *wk = sc.wk;
+    const uint32_t *wb = sc.wb;
     for (int py = 0; py < stride; py++)
         for (int px = 0; px < stride; px++) {
             /* dx[c,h,w] = sum_{k,r',s'} w[k,c,py+stride*r',px+stride*s'] dy[k, a-r', b-s']
              * over this phase's pixels, (h+pad, w+pad) = (stride*a+py, stride*b+px) */
             const int Rh = phase_taps(R, stride, py), Sh = phase_taps(S, stride, px);
             int t = 0, i = 0;
-            for (int k = 0; k < K; k++)
+            for (int k = 0; k < Kr; k++)
                 for (int r = 0; r < Rh; r++)
                     for (int s = 0; s < Sh; s++) sc.tap[t++] = (k * d.Pp + d.mh - r) * d.Qp + d.mw - s;
             for (int n = 0; n < G; n++)
@@ -331,12 +453,13 @@ void conv2d_kvec_dx(float *dx, const float *dy, int G, float *scratch, int C, in
                     for (int w = 0; w < W; w++) {
                         if ((w + pad) % stride != px) continue;
                         const int a = (h + pad) / stride, b = (w + pad) / stride;
-                        sc.pix[i] = (n * K * d.Pp + a) * d.Qp + b;
+                        sc.pix[i] = (n * Kr * d.Pp + a) * d.Qp + b;
                         sc.out[i++] = n * C * H * W + h * W + w;
                     }
                 }
-            if (i) kvec_conv(dx, sc.xp, wk, NULL, sc.pix, sc.out, i, sc.tap, t, C, H * W);
-            wk += (size_t)C * t;
+            if (i && bf16) kvec_conv_bf16(dx, (const uint32_t *)sc.xp, wb, NULL, sc.pix, sc.out, i, sc.tap, t, C, H * W);
+            else if (i) kvec_conv(dx, sc.xp, wk, NULL, sc.pix, sc.out, i, sc.tap, t, C, H * W);
+            wk += (size_t)C * K * Rh * Sh, wb += (size_t)C * t; /* t = Kr*Rh*Sh */
         }
 }
 

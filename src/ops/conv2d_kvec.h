@@ -6,15 +6,16 @@
 
 #include <stddef.h>
 
-/* Should the forward (and dw) of this layer take the kvec kernels?
- * AVX-512, K a multiple of 64, a deep reduction, small outputs. */
-int conv2d_kvec_ok(int C, int H, int W, int K, int R, int S, int stride, int pad);
-/* Should its dw take them (those layers, and deep 14x14 ones with K a
- * multiple of 64)? */
+/* Should the forward of this layer take the kvec kernels (bf16: in a
+ * --precision bf16 run, on bf16 pair words)? AVX-512, K a multiple of 32,
+ * a deep reduction, small outputs. */
+int conv2d_kvec_ok(int C, int H, int W, int K, int R, int S, int stride, int pad, int bf16);
+/* Should its dw take them (in fp32: the fp32 forward layers, and deep
+ * 14x14 ones with K a multiple of 32)? */
 int conv2d_kvec_dw_ok(int C, int H, int W, int K, int R, int S, int stride, int pad);
-/* ... and dx (stride 1, square kernels: a forward pass with flipped, transposed weights;
- * C a multiple of 64)? */
-int conv2d_kvec_dx_ok(int C, int H, int W, int K, int R, int S, int stride, int pad);
+/* ... and dx (a forward pass per input phase on dy with the weights
+ * transposed; C a multiple of 32)? */
+int conv2d_kvec_dx_ok(int C, int H, int W, int K, int R, int S, int stride, int pad, int bf16);
 /* Images per kernel call (the `G` below) for this layer. */
 int conv2d_kvec_group(int C, int H, int W, int K, int R, int S, int stride, int pad);
 /* Floats of per-thread scratch for one call of any kvec pass of the layer
@@ -23,17 +24,19 @@ int conv2d_kvec_group(int C, int H, int W, int K, int R, int S, int stride, int 
 size_t conv2d_kvec_floats(int C, int H, int W, int K, int R, int S, int stride, int pad);
 
 /* Pack w (K,C,R,S) into the scratch's weight area: dx = 0 for the forward,
- * dx = 1 for the input gradient (flipped, transposed). Once per call and
- * thread, before the passes that use it. */
+ * dx = 1 for the input gradient (by input phase, transposed); bf16 = 1
+ * also as bf16 pair words (gemm_bf16_available() must be true). Once per
+ * call and thread, before the passes that use it. */
 void conv2d_kvec_pack(float *scratch, const float *w, int C, int H, int W, int K, int R, int S, int stride, int pad,
-                      int dx);
-/* y (G,K,P,Q) = bias + conv(x (G,C,H,W)) for G <= conv2d_kvec_group(). */
+                      int dx, int bf16);
+/* y (G,K,P,Q) = bias + conv(x (G,C,H,W)) for G <= conv2d_kvec_group();
+ * bf16: x and w rounded to bf16, products summed in fp32. */
 void conv2d_kvec_forward(float *y, const float *x, const float *bias, int G, float *scratch, int C, int H, int W,
-                         int K, int R, int S, int stride, int pad);
-/* dx (G,C,H,W) = input gradient for dy (G,K,P,Q), overwritten; stride 1,
- * weights packed with dx = 1. */
+                         int K, int R, int S, int stride, int pad, int bf16);
+/* dx (G,C,H,W) = input gradient for dy (G,K,P,Q), overwritten; weights
+ * packed with dx = 1 (and bf16 likewise). */
 void conv2d_kvec_dx(float *dx, const float *dy, int G, float *scratch, int C, int H, int W, int K, int R, int S,
-                    int stride, int pad);
+                    int stride, int pad, int bf16);
 /* dw (K,C,R,S) += weight gradient of G images (x (G,C,H,W), dy (G,K,P,Q)). */
 void conv2d_kvec_dw(float *dw, const float *dy, const float *x, int G, float *scratch, int C, int H, int W, int K,
                     int R, int S, int stride, int pad);
