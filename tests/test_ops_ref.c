@@ -17,7 +17,6 @@
 #include <string.h>
 
 #include "core/check.h"
-#include "ops/conv2d_kvec.h"
 #include "ops/gemm_bf16.h"
 #include "ops/ops.h"
 #include "testutil.h"
@@ -600,7 +599,9 @@ static void test_conv2d_bf16_vs_ref(void **state) {
         {"32->32 5x5 stride2 pad2 14x14", 32, 14, 14, 32, 5, 5, 2, 2},
         {"32->40 3x3 pad1 7x9 (odd sizes)", 32, 7, 9, 40, 3, 3, 1, 1}, /* deep: not the direct kernels */
         /* 20 images: kvec layers (bf16 pair words: odd channel counts pair
-         * their last channel with zero) and grouped products */
+         * their last channel with zero; dw pairs images, 20 split 10 + 10
+         * over two threads: odd groups pair the last image with zero) and
+         * grouped products */
         {"128->128 5x5 stride2 pad2 7x7 (4x4, kvec)", 128, 7, 7, 128, 5, 5, 2, 2},
         {"33->64 3x3 pad1 7x7 (kvec, odd C)", 33, 7, 7, 64, 3, 3, 1, 1},
         {"64->32 3x3 stride2 pad1 15x13 (kvec, odd)", 64, 15, 13, 32, 3, 3, 2, 1},
@@ -621,12 +622,7 @@ static void test_conv2d_bf16_vs_ref(void **state) {
         conv2d_forward_ref(y_ref, xr, wr, b, N, c->C, c->H, c->W, c->K, c->R, c->S, c->stride, c->pad);
         conv2d_backward_ref(dx_ref, dw_ref, NULL, dyr, xr, wr, N, c->C, c->H, c->W, c->K, c->R, c->S, c->stride, c->pad);
         conv2d_backward_ref(NULL, NULL, db_ref, dy, x, w, N, c->C, c->H, c->W, c->K, c->R, c->S, c->stride, c->pad);
-        /* the kvec layers (conv2d_kvec.c) keep their dw in fp32: against the unrounded inputs */
-        const int fp32_dw = conv2d_kvec_ok(c->C, c->H, c->W, c->K, c->R, c->S, c->stride, c->pad, 0);
-        if (fp32_dw) {
-            memset(dw_ref, 0, sizeof(float) * nw);
-            conv2d_backward_ref(NULL, dw_ref, NULL, dy, x, w, N, c->C, c->H, c->W, c->K, c->R, c->S, c->stride, c->pad);
-        }
+
         const size_t ws = conv2d_workspace_floats(c->C, c->H, c->W, c->K, c->R, c->S, c->stride, c->pad);
         for (int nt = 1; nt <= 2; nt++) {
             float *work = fillv(ws * nt, NAN), *part = fillv((nw + c->K) * nt, NAN);
@@ -636,8 +632,8 @@ static void test_conv2d_bf16_vs_ref(void **state) {
             conv2d_backward(dx, dw, db, dy, x, w, N, c->C, c->H, c->W, c->K, c->R, c->S, c->stride, c->pad, work, part, nt);
             float ey = tu_max_rel_diff(y, y_ref, ny), ex = tu_max_rel_diff(dx, dx_ref, nx);
             float ew = tu_max_rel_diff(dw, dw_ref, nw), eb = tu_max_rel_diff(db, db_ref, c->K);
-            print_message("conv bf16 %-30s t=%d max diff y %.2g dx %.2g dw%s %.2g db %.2g\n", c->label, nt, (double)ey,
-                          (double)ex, fp32_dw ? " (fp32)" : "", (double)ew, (double)eb);
+            print_message("conv bf16 %-30s t=%d max diff y %.2g dx %.2g dw %.2g db %.2g\n", c->label, nt, (double)ey,
+                          (double)ex, (double)ew, (double)eb);
             assert_true(ey <= 1e-4f && ex <= 1e-4f && ew <= 1e-4f && eb <= 1e-4f);
             free(work), free(part);
         }

@@ -572,8 +572,7 @@ static void group_scatter(float *tensor, const float *group, int n0, int g, int 
 }
 
 /* Does this layer take the output-channel kernels (conv2d_kvec.c) for its
- * forward, dx and dw? In bf16 runs their forward and dx run on bf16 pair
- * words, their dw stays fp32 (as fast as the bf16 products there).
+ * forward, dx and dw? In bf16 runs on bf16 pair words.
  * DIGITS_CONV=nokvec turns them off (A/B measurements). */
 static int kvec_disabled(void) {
     static int disabled = -1;
@@ -586,11 +585,12 @@ static int kvec_disabled(void) {
 static int kvec_layer(int C, int H, int W, int K, int R, int S, int stride, int pad) {
     return !kvec_disabled() && conv2d_kvec_ok(C, H, W, K, R, S, stride, pad, use_bf16);
 }
-/* ... for its weight gradient (fp32; in bf16 runs only the layers the fp32
- * kvec forward would take: elsewhere the bf16 products win dw)? */
+/* ... for its weight gradient (in bf16 runs, the layers whose forward
+ * takes them: 64->64 3x3 at 14x14 287 vs 202 GFLOP/s for the bf16
+ * product on one core; 32->64 stays on the product, 90 % of peak)? */
 static int kvec_dw_layer(int C, int H, int W, int K, int R, int S, int stride, int pad) {
     return !kvec_disabled() && conv2d_kvec_dw_ok(C, H, W, K, R, S, stride, pad) &&
-           !(use_bf16 && bf16_layer(C, H, W, K, R, S, stride, pad) && !conv2d_kvec_ok(C, H, W, K, R, S, stride, pad, 0));
+           !(use_bf16 && bf16_layer(C, H, W, K, R, S, stride, pad) && !conv2d_kvec_ok(C, H, W, K, R, S, stride, pad, 1));
 }
 
 void conv2d_forward(float *y, const float *x, const float *w, const float *b, int N, int C,
@@ -781,7 +781,7 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
                 if (kvec_w && want_b)
                     for (int i = 0; i < g; i++) add_row_sums(pdb, dyg + (size_t)i * K * PQ, K, PQ, PQ);
                 if (kvec_w && want_w)
-                    conv2d_kvec_dw(pw, dyg, x + (size_t)n0 * C * HW, g, ks, C, H, W, K, R, S, stride, pad);
+                    conv2d_kvec_dw(pw, dyg, x + (size_t)n0 * C * HW, g, ks, C, H, W, K, R, S, stride, pad, use_bf16);
                 if (kvec_x && dx)
                     conv2d_kvec_dx(dx + (size_t)n0 * C * HW, dyg, g, ks, C, H, W, K, R, S, stride, pad, use_bf16);
             }

@@ -126,7 +126,7 @@ static void areas(size_t sizes[AREAS], int C, int H, int W, int K, int R, int S,
     const size_t npix = (size_t)G * max_z((size_t)P * Q, (size_t)H * W) + NPX;
     sizes[0] = (size_t)K * C * R * S;      /* packed weights (K and, for dx, C multiples of 64) */
     sizes[1] = max_z(xp_fwd, xp_dx);       /* padded images */
-    sizes[2] = (size_t)G * P * Q * K;      /* dy transposed */
+    sizes[2] = (size_t)(G + (G + 1) / 2) * P * Q * K; /* dy transposed (fp32, then bf16 image pairs) */
     sizes[3] = sizes[4] = npix;            /* pixel and output offsets */
     sizes[5] = (size_t)max_z(C, K) * R * S + NPX; /* tap offsets */
     sizes[6] = (size_t)K * C * R * S / 2 + (size_t)max_z(C, K) * R * S; /* pair words, odd channel counts padded */
@@ -336,10 +336,11 @@ DEFINE_KVEC_CONV(kvec_conv_bf16_2, 2, 12, uint32_t, __m512i, _mm512_loadu_si512,
 #endif
 
 /* dw[k][t] += sum_i dyT[i][k] * xp[pix[i] + tap[t]] for the K channels and
- * the taps t: blocks of KV vectors of channels x NP taps. */
-#define DEFINE_KVEC_DW(KV, NP)                                                                                 \
-    static void kvec_dw_##KV(float *dw, const float *dyT, const float *xp, const int *pix, int npix,           \
-                             const int *tap, int taps, int K) {                                                \
+ * the taps t: blocks of KV vectors of channels x NP taps. bf16: dyT and xp
+ * hold pair words of two images (the sum runs over image pairs). */
+#define DEFINE_KVEC_DW(NAME, KV, NP, TX, VT, LOADW, BCAST, MADD)                                              \
+    static void NAME(float *dw, const TX *dyT, const TX *xp, const int *pix, int npix, const int *tap,         \
+                     int taps, int K) {                                                                        \
         float tile[NP][16 * KV];                                                                               \
         for (int kb = 0; kb < K / (16 * KV); kb++)                                                             \
             for (int t0 = 0; t0 < taps; t0 += NP) {                                                            \
@@ -349,15 +350,14 @@ DEFINE_KVEC_CONV(kvec_conv_bf16_2, 2, 12, uint32_t, __m512i, _mm512_loadu_si512,
                 __m512 acc[KV][NP];                                                                            \
                 _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                           \
                     _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++) acc[v][j] = _mm512_setzero_ps();     \
-                const float *d = dyT + (size_t)kb * 16 * KV;                                                   \
+                const TX *d = dyT + (size_t)kb * 16 * KV;                                                      \
                 for (int i = 0; i < npix; i++, d += K) {                                                       \
-                    const float *base = xp + pix[i];                                                           \
-                    __m512 dv[KV];                                                                             \
-                    _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++) dv[v] = _mm512_loadu_ps(d + 16 * v);  \
+                    const TX *base = xp + pix[i];                                                              \
+                    VT dv[KV];                                                                                 \
+                    _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++) dv[v] = LOADW(d + 16 * v);            \
                     _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++) {                                    \
-                        const __m512 xv = _mm512_set1_ps(base[o[j]]);                                          \
-                        _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                   \
-                            acc[v][j] = _mm512_fmadd_ps(dv[v], xv, acc[v][j]);                                 \
+                        const VT xv = BCAST(base[o[j]]);                                                       \
+                        _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++) acc[v][j] = MADD(acc[v][j], dv[v], xv); \
                     }                                                                                          \
                 }                                                                                              \
                 _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++)                                          \
@@ -367,8 +367,12 @@ DEFINE_KVEC_CONV(kvec_conv_bf16_2, 2, 12, uint32_t, __m512i, _mm512_loadu_si512,
                     for (int k = 0; k < 16 * KV; k++) dw[(size_t)(kb * 16 * KV + k) * taps + t0 + j] += tile[j][k]; \
             }                                                                                                  \
     }
-DEFINE_KVEC_DW(4, 6)
-DEFINE_KVEC_DW(2, 12)
+DEFINE_KVEC_DW(kvec_dw_4, 4, 6, float, __m512, _mm512_loadu_ps, _mm512_set1_ps, FMA_PS)
+DEFINE_KVEC_DW(kvec_dw_2, 2, 12, float, __m512, _mm512_loadu_ps, _mm512_set1_ps, FMA_PS)
+#if KVEC_BF16
+DEFINE_KVEC_DW(kvec_dw_bf16_4, 4, 6, uint32_t, __m512i, _mm512_loadu_si512, SET1_PAIR, DP_BF16)
+DEFINE_KVEC_DW(kvec_dw_bf16_2, 2, 12, uint32_t, __m512i, _mm512_loadu_si512, SET1_PAIR, DP_BF16)
+#endif
 
 static void kvec_conv(float *y, const float *xp, const float *wk, const float *bias, const int *pix, const int *out,
                       int npix, const int *tap, int taps, int Kout, int PQ) {
@@ -394,7 +398,21 @@ static void kvec_dw(float *dw, const float *dyT, const float *xp, const int *pix
     else kvec_dw_2(dw, dyT, xp, pix, npix, tap, taps, K);
 }
 
+static void kvec_dw_bf16(float *dw, const uint32_t *dyT, const uint32_t *xp, const int *pix, int npix, const int *tap,
+                         int taps, int K) {
+#if KVEC_BF16
+    if (block_width(K) == 64) kvec_dw_bf16_4(dw, dyT, xp, pix, npix, tap, taps, K);
+    else kvec_dw_bf16_2(dw, dyT, xp, pix, npix, tap, taps, K);
+#else
+    (void)dw, (void)dyT, (void)xp, (void)pix, (void)npix, (void)tap, (void)taps, (void)K;
+#endif
+}
+
 #else /* no AVX-512: conv2d_kvec_ok() is 0 and these are never reached */
+static void kvec_dw_bf16(float *dw, const uint32_t *dyT, const uint32_t *xp, const int *pix, int npix, const int *tap,
+                         int taps, int K) {
+    (void)dw, (void)dyT, (void)xp, (void)pix, (void)npix, (void)tap, (void)taps, (void)K;
+}
 static void kvec_conv_bf16(float *y, const uint32_t *xp, const uint32_t *wb, const float *bias, const int *pix,
                            const int *out, int npix, const int *tap, int taps, int Kout, int PQ) {
     (void)y, (void)xp, (void)wb, (void)bias, (void)pix, (void)out, (void)npix, (void)tap, (void)taps, (void)Kout,
@@ -464,13 +482,35 @@ void conv2d_kvec_dx(float *dx, const float *dy, int G, float *scratch, int C, in
 }
 
 void conv2d_kvec_dw(float *dw, const float *dy, const float *x, int G, float *scratch, int C, int H, int W, int K,
-                    int R, int S, int stride, int pad) {
+                    int R, int S, int stride, int pad, int bf16) {
     Scratch sc = carve(scratch, C, H, W, K, R, S, stride, pad);
     const int P = out_size(H, R, stride, pad), Q = out_size(W, S, stride, pad), PQ = P * Q;
-    pad_images(sc.xp, x, G, C, H, W, pad);
-    offsets(&sc, G, C, H + 2 * pad, W + 2 * pad, K, R, S, stride, P, Q);
+    const int Hp = H + 2 * pad, Wp = W + 2 * pad;
     for (int n = 0; n < G; n++) /* dyT (G*PQ, K) */
         for (int k = 0; k < K; k++)
             for (int i = 0; i < PQ; i++) sc.dyT[((size_t)n * PQ + i) * K + k] = dy[((size_t)n * K + k) * PQ + i];
+    if (bf16) { /* the reduction runs over image pairs: (image 2m, image 2m+1) pair words */
+        const int G2 = (G + 1) / 2;
+        uint32_t *xq = (uint32_t *)sc.xp, *dq = (uint32_t *)(sc.dyT + (size_t)G * PQ * K);
+        memset(xq, 0, sizeof(uint32_t) * G2 * C * Hp * Wp);
+        for (int m = 0; m < G2; m++) {
+            const int odd = 2 * m + 1 < G; /* the last image of an odd group pairs with zeros */
+            for (int c = 0; c < C; c++)
+                for (int h = 0; h < H; h++) {
+                    const float *lo = x + (((size_t)2 * m * C + c) * H + h) * W;
+                    pair_row(xq + (((size_t)m * C + c) * Hp + h + pad) * Wp + pad, lo,
+                             odd ? lo + (size_t)C * H * W : NULL, W);
+                }
+            for (int i = 0; i < PQ; i++) {
+                const float *lo = sc.dyT + ((size_t)2 * m * PQ + i) * K;
+                pair_row(dq + ((size_t)m * PQ + i) * K, lo, odd ? lo + (size_t)PQ * K : NULL, K);
+            }
+        }
+        offsets(&sc, G2, C, Hp, Wp, K, R, S, stride, P, Q);
+        kvec_dw_bf16(dw, dq, xq, sc.pix, G2 * PQ, sc.tap, C * R * S, K);
+        return;
+    }
+    pad_images(sc.xp, x, G, C, H, W, pad);
+    offsets(&sc, G, C, Hp, Wp, K, R, S, stride, P, Q);
     kvec_dw(dw, sc.dyT, sc.xp, sc.pix, G * PQ, sc.tap, C * R * S, K);
 }

@@ -37,8 +37,9 @@ void conv2d_kvec_forward(float *y, const float *x, const float *bias, int G, flo
  * packed with dx = 1 (and bf16 likewise). */
 void conv2d_kvec_dx(float *dx, const float *dy, int G, float *scratch, int C, int H, int W, int K, int R, int S,
                     int stride, int pad, int bf16);
-/* dw (K,C,R,S) += weight gradient of G images (x (G,C,H,W), dy (G,K,P,Q)). */
+/* dw (K,C,R,S) += weight gradient of G images (x (G,C,H,W), dy (G,K,P,Q));
+ * bf16: x and dy rounded to bf16, products summed in fp32. */
 void conv2d_kvec_dw(float *dw, const float *dy, const float *x, int G, float *scratch, int C, int H, int W, int K,
-                    int R, int S, int stride, int pad);
+                    int R, int S, int stride, int pad, int bf16);
 
 #endif
