@@ -2,9 +2,14 @@
  * backward, in two versions:
  *   - conv2d_*_ref: plain nested loops with double accumulators; the
  *     reference the tests trust, and a readable statement of the math;
- *   - conv2d_forward / conv2d_backward: per-sample im2col (in bands of
- *     output rows, one band for every zoo shape) into the calling thread's
- *     workspace slice + cblas_sgemm, OpenMP over the batch.
+ *   - conv2d_forward / conv2d_backward: OpenMP over the batch, each pass
+ *     on the path measured fastest for its shape (bench/bench_kernels):
+ *     the direct row kernels (conv2d_direct.c: stride 1, rows of 8-32
+ *     floats), the output-channel kernels (conv2d_kvec.c: deep layers with
+ *     small outputs, fp32 or bf16 pair words), stride 2 on the input's
+ *     phases (conv2d_phase.c), and otherwise per-sample im2col (in bands
+ *     of output rows, one band for every zoo shape) into the calling
+ *     thread's workspace slice + cblas_sgemm or the bf16 GEMM.
  * Square or rectangular kernels, one stride and one zero padding for both
  * axes. Left out on purpose: dilation, groups, other padding modes.
  *

@@ -1,13 +1,14 @@
 /* conv2d_kvec.c — direct AVX-512 convolution vectorised over output
  * channels, for deep layers with small outputs: kaggle-deep's 3x3 layers
- * at 7x7 and its 5x5/2 layers to 7x7 and 4x4 (any stride, any padding).
+ * at 7x7 and its 5x5/2 layers to 14x14, 7x7 and 4x4 (stride 1 or 2, any
+ * padding), and the weight gradient of deep 14x14 layers.
  *
  * Why: the row kernels of conv2d_direct.c put an output row in a vector,
  * which wastes 9 of 16 lanes on a 7-pixel row; im2col + sgemm ran these
  * layers at 43-66 % of peak (the col copy is R*S times the input, and the
  * BLAS repacks it). Here a register block is 64 output channels (4
- * vectors) x NPX output pixels; for every tap (c, r, s) of the reduction
- * it loads the 4 weight vectors w[c,r,s][k0:k0+64] and broadcasts the NPX
+ * vectors) x 6 output pixels; for every tap (c, r, s) of the reduction
+ * it loads the 4 weight vectors w[c,r,s][k0:k0+64] and broadcasts the 6
  * input values the pixels see at that tap:
  *     y[k0:k0+64, pix] += w[:, c, r, s] * xpad[c, stride*p + r, stride*q + s]
  * 24 accumulators, 10 loads per 24 FMAs, no masks, no lane reductions.
@@ -15,22 +16,27 @@
  * no lanes on its odd size (only the group's last block is partial). The
  * input is zero-padded once per group, so every tap reads memory.
  *
+ * K not a multiple of 64 takes blocks of 32 channels x 12 pixels.
+ *
  * Backward:
- *   - dx (stride 1) is this forward on dy padded by R-1-pad, with the
- *     weights flipped and transposed (as in conv2d_direct.c);
+ *   - dx is this kernel once per phase (py, px) of the input pixel: with
+ *     h + pad = stride*a + py, dx[c,h,w] = sum over k and the phase's taps
+ *     (py + stride*r', px + stride*s') of w * dy[k, a - r', b - s'] on dy
+ *     zero-padded (no zero taps, any stride, no flipped copy);
  *   - dw[k, tap] += sum_pix dy[k, pix] * xpad[pix + tap]: the same block
- *     with the roles turned: 64 channels x NPX taps of accumulators, the
+ *     with the roles turned: 64 channels x 6 taps of accumulators, the
  *     loop over the group's pixels, dy transposed to (pixel, K) so its 64
  *     channels are one contiguous row.
- * Stride-2 dx stays on im2col (conv2d.c). Left out: K (or C for dx) not a
- * multiple of 64, builds without AVX-512 (conv2d_kvec_ok says no).
+ * bf16 runs: the same loops on pair words with vdpbf16ps (twice the FP32
+ * FMA rate here): pairs of input channels for the forward, of output
+ * channels for dx, of images for dw (see "bf16 pair words" below).
+ * Left out: K (or C for dx) not a multiple of 32, builds without AVX-512
+ * (conv2d_kvec_ok says no).
  */
 #include "ops/conv2d_kvec.h"
 
 #include <stdint.h>
 #include <string.h>
-
-#include "ops/gemm_bf16.h"
 
 #ifdef __AVX512F__
 #include <immintrin.h>
