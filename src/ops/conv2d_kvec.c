@@ -290,40 +290,50 @@ static void offsets(Scratch *sc, int G, int Cin, int Hp, int Wp, int Kout, int R
 
 #ifdef __AVX512F__
 
+/* The register block both passes share: KV vectors (16*KV channels) x NP
+ * columns of accumulators, 4 x 6 or 2 x 12 (24 either way),
+ *     tile[j][:] = init + sum_r vec[r][:] * xp[base[r] + o[j]]
+ * over n reduction steps r (vec rows vstride elements apart). Forward and
+ * dx: r runs over the taps (vec = the packed weights, base = the tap
+ * offsets) and the columns are pixels; dw: r runs over the pixels (vec =
+ * dy transposed, base = the pixel offsets) and the columns are taps. TX is
+ * the element of vec and xp: float (FMAs), or a bf16 pair word
+ * (vdpbf16ps: two products per lane). */
+#define DEFINE_KVEC_BLOCK(NAME, KV, NP, TX, VT, LOADW, BCAST, MADD)                                           \
+    static inline __attribute__((always_inline)) void NAME(float tile[NP][16 * KV], const __m512 init[KV],     \
+                                                           const TX *vec, size_t vstride, const int *base,     \
+                                                           int n, const TX *xp, const int o[NP]) {             \
+        __m512 acc[KV][NP];                                                                                    \
+        _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                                   \
+            _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++) acc[v][j] = init[v];                         \
+        for (int r = 0; r < n; r++, vec += vstride) {                                                          \
+            const TX *b = xp + base[r];                                                                        \
+            VT vv[KV];                                                                                         \
+            _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++) vv[v] = LOADW(vec + 16 * v);                  \
+            _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++) {                                            \
+                const VT xv = BCAST(b[o[j]]);                                                                  \
+                _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++) acc[v][j] = MADD(acc[v][j], vv[v], xv);   \
+            }                                                                                                  \
+        }                                                                                                      \
+        _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++)                                                  \
+            _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++) _mm512_storeu_ps(tile[j] + 16 * v, acc[v][j]); \
+    }
+
 /* y[out[i] + k*PQ] = bias[k] + sum_t wk[t][k] * xp[pix[i] + tap[t]] for the
- * npix pixels and Kout channels, in blocks of KV vectors (16*KV channels)
- * x NP pixels: 4 x 6 or 2 x 12, 24 accumulators either way. TX is the
- * element of xp and wk: float (FMAs), or a bf16 pair word (vdpbf16ps,
- * two channels of the reduction per tap). */
-#define DEFINE_KVEC_CONV(NAME, KV, NP, TX, VT, LOADW, BCAST, MADD)                                            \
+ * npix pixels and Kout channels, NP pixels per block. */
+#define DEFINE_KVEC_CONV(NAME, BLOCK, KV, NP, TX)                                                              \
     static void NAME(float *y, const TX *xp, const TX *wk, const float *bias, const int *pix, const int *out,  \
                      int npix, const int *tap, int taps, int Kout, int PQ) {                                   \
         float tile[NP][16 * KV];                                                                               \
         for (int kb = 0; kb < Kout / (16 * KV); kb++) {                                                        \
-            const TX *wb = wk + (size_t)kb * taps * 16 * KV;                                                   \
             __m512 bv[KV];                                                                                     \
-            _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                               \
+            for (int v = 0; v < KV; v++)                                                                       \
                 bv[v] = bias ? _mm512_loadu_ps(bias + (kb * KV + v) * 16) : _mm512_setzero_ps();               \
             for (int i0 = 0; i0 < npix; i0 += NP) {                                                            \
                 const int n = npix - i0 < NP ? npix - i0 : NP;                                                 \
-                int o[NP];                                                                                     \
-                _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++) o[j] = pix[i0 + (j < n ? j : n - 1)];    \
-                __m512 acc[KV][NP];                                                                            \
-                _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                           \
-                    _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++) acc[v][j] = bv[v];                   \
-                const TX *wt = wb;                                                                             \
-                for (int t = 0; t < taps; t++, wt += 16 * KV) {                                                \
-                    const TX *base = xp + tap[t];                                                              \
-                    VT wv[KV];                                                                                 \
-                    _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++) wv[v] = LOADW(wt + 16 * v);           \
-                    _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++) {                                    \
-                        const VT xv = BCAST(base[o[j]]);                                                       \
-                        _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++) acc[v][j] = MADD(acc[v][j], wv[v], xv); \
-                    }                                                                                          \
-                }                                                                                              \
-                _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++)                                          \
-                    _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                       \
-                        _mm512_storeu_ps(tile[j] + 16 * v, acc[v][j]);                                         \
+                int o[NP]; /* the group's last block repeats its last pixel, not stored */                     \
+                for (int j = 0; j < NP; j++) o[j] = pix[i0 + (j < n ? j : n - 1)];                             \
+                BLOCK(tile, bv, wk + (size_t)kb * taps * 16 * KV, 16 * KV, tap, taps, xp, o);                  \
                 for (int j = 0; j < n; j++) { /* (pixel, channel) -> NCHW */                                   \
                     float *yo = y + out[i0 + j] + (size_t)kb * 16 * KV * PQ;                                   \
                     for (int k = 0; k < 16 * KV; k++) yo[(size_t)k * PQ] = tile[j][k];                         \
@@ -331,53 +341,42 @@ static void offsets(Scratch *sc, int G, int Cin, int Hp, int Wp, int Kout, int R
             }                                                                                                  \
         }                                                                                                      \
     }
-#define FMA_PS(acc, w, x) _mm512_fmadd_ps(w, x, acc)
-DEFINE_KVEC_CONV(kvec_conv_4, 4, 6, float, __m512, _mm512_loadu_ps, _mm512_set1_ps, FMA_PS)
-DEFINE_KVEC_CONV(kvec_conv_2, 2, 12, float, __m512, _mm512_loadu_ps, _mm512_set1_ps, FMA_PS)
-#if KVEC_BF16
-#define SET1_PAIR(u) _mm512_set1_epi32((int)(u))
-#define DP_BF16(acc, w, x) _mm512_dpbf16_ps(acc, (__m512bh)(w), (__m512bh)(x))
-DEFINE_KVEC_CONV(kvec_conv_bf16_4, 4, 6, uint32_t, __m512i, _mm512_loadu_si512, SET1_PAIR, DP_BF16)
-DEFINE_KVEC_CONV(kvec_conv_bf16_2, 2, 12, uint32_t, __m512i, _mm512_loadu_si512, SET1_PAIR, DP_BF16)
-#endif
 
 /* dw[k][t] += sum_i dyT[i][k] * xp[pix[i] + tap[t]] for the K channels and
- * the taps t: blocks of KV vectors of channels x NP taps. bf16: dyT and xp
- * hold pair words of two images (the sum runs over image pairs). */
-#define DEFINE_KVEC_DW(NAME, KV, NP, TX, VT, LOADW, BCAST, MADD)                                              \
+ * the taps t, NP taps per block. bf16: dyT and xp hold pair words of two
+ * images (the sum runs over image pairs). */
+#define DEFINE_KVEC_DW(NAME, BLOCK, KV, NP, TX)                                                                \
     static void NAME(float *dw, const TX *dyT, const TX *xp, const int *pix, int npix, const int *tap,         \
                      int taps, int K) {                                                                        \
         float tile[NP][16 * KV];                                                                               \
+        const __m512 zero[KV] = {0};                                                                           \
         for (int kb = 0; kb < K / (16 * KV); kb++)                                                             \
             for (int t0 = 0; t0 < taps; t0 += NP) {                                                            \
                 const int n = taps - t0 < NP ? taps - t0 : NP;                                                 \
                 int o[NP];                                                                                     \
-                _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++) o[j] = tap[t0 + (j < n ? j : n - 1)];    \
-                __m512 acc[KV][NP];                                                                            \
-                _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                           \
-                    _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++) acc[v][j] = _mm512_setzero_ps();     \
-                const TX *d = dyT + (size_t)kb * 16 * KV;                                                      \
-                for (int i = 0; i < npix; i++, d += K) {                                                       \
-                    const TX *base = xp + pix[i];                                                              \
-                    VT dv[KV];                                                                                 \
-                    _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++) dv[v] = LOADW(d + 16 * v);            \
-                    _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++) {                                    \
-                        const VT xv = BCAST(base[o[j]]);                                                       \
-                        _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++) acc[v][j] = MADD(acc[v][j], dv[v], xv); \
-                    }                                                                                          \
-                }                                                                                              \
-                _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++)                                          \
-                    _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                       \
-                        _mm512_storeu_ps(tile[j] + 16 * v, acc[v][j]);                                         \
+                for (int j = 0; j < NP; j++) o[j] = tap[t0 + (j < n ? j : n - 1)];                             \
+                BLOCK(tile, zero, dyT + (size_t)kb * 16 * KV, K, pix, npix, xp, o);                            \
                 for (int j = 0; j < n; j++)                                                                    \
                     for (int k = 0; k < 16 * KV; k++) dw[(size_t)(kb * 16 * KV + k) * taps + t0 + j] += tile[j][k]; \
             }                                                                                                  \
     }
-DEFINE_KVEC_DW(kvec_dw_4, 4, 6, float, __m512, _mm512_loadu_ps, _mm512_set1_ps, FMA_PS)
-DEFINE_KVEC_DW(kvec_dw_2, 2, 12, float, __m512, _mm512_loadu_ps, _mm512_set1_ps, FMA_PS)
+
+#define FMA_PS(acc, w, x) _mm512_fmadd_ps(w, x, acc)
+DEFINE_KVEC_BLOCK(block_4, 4, 6, float, __m512, _mm512_loadu_ps, _mm512_set1_ps, FMA_PS)
+DEFINE_KVEC_BLOCK(block_2, 2, 12, float, __m512, _mm512_loadu_ps, _mm512_set1_ps, FMA_PS)
+DEFINE_KVEC_CONV(kvec_conv_4, block_4, 4, 6, float)
+DEFINE_KVEC_CONV(kvec_conv_2, block_2, 2, 12, float)
+DEFINE_KVEC_DW(kvec_dw_4, block_4, 4, 6, float)
+DEFINE_KVEC_DW(kvec_dw_2, block_2, 2, 12, float)
 #if KVEC_BF16
-DEFINE_KVEC_DW(kvec_dw_bf16_4, 4, 6, uint32_t, __m512i, _mm512_loadu_si512, SET1_PAIR, DP_BF16)
-DEFINE_KVEC_DW(kvec_dw_bf16_2, 2, 12, uint32_t, __m512i, _mm512_loadu_si512, SET1_PAIR, DP_BF16)
+#define SET1_PAIR(u) _mm512_set1_epi32((int)(u))
+#define DP_BF16(acc, w, x) _mm512_dpbf16_ps(acc, (__m512bh)(w), (__m512bh)(x))
+DEFINE_KVEC_BLOCK(block_bf16_4, 4, 6, uint32_t, __m512i, _mm512_loadu_si512, SET1_PAIR, DP_BF16)
+DEFINE_KVEC_BLOCK(block_bf16_2, 2, 12, uint32_t, __m512i, _mm512_loadu_si512, SET1_PAIR, DP_BF16)
+DEFINE_KVEC_CONV(kvec_conv_bf16_4, block_bf16_4, 4, 6, uint32_t)
+DEFINE_KVEC_CONV(kvec_conv_bf16_2, block_bf16_2, 2, 12, uint32_t)
+DEFINE_KVEC_DW(kvec_dw_bf16_4, block_bf16_4, 4, 6, uint32_t)
+DEFINE_KVEC_DW(kvec_dw_bf16_2, block_bf16_2, 2, 12, uint32_t)
 #endif
 
 static void kvec_conv(float *y, const float *xp, const float *wk, const float *bias, const int *pix, const int *out,
