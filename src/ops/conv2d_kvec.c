@@ -361,22 +361,21 @@ static void offsets(Scratch *sc, int G, int Cin, int Hp, int Wp, int Kout, int R
             }                                                                                                  \
     }
 
+/* Both block shapes of one element type: kvec_conv<SUF>_4/_2, kvec_dw<SUF>_4/_2. */
+#define DEFINE_KVEC_KERNELS(SUF, TX, VT, LOADW, BCAST, MADD)                                                   \
+    DEFINE_KVEC_BLOCK(block##SUF##_4, 4, 6, TX, VT, LOADW, BCAST, MADD)                                         \
+    DEFINE_KVEC_BLOCK(block##SUF##_2, 2, 12, TX, VT, LOADW, BCAST, MADD)                                        \
+    DEFINE_KVEC_CONV(kvec_conv##SUF##_4, block##SUF##_4, 4, 6, TX)                                              \
+    DEFINE_KVEC_CONV(kvec_conv##SUF##_2, block##SUF##_2, 2, 12, TX)                                             \
+    DEFINE_KVEC_DW(kvec_dw##SUF##_4, block##SUF##_4, 4, 6, TX)                                                  \
+    DEFINE_KVEC_DW(kvec_dw##SUF##_2, block##SUF##_2, 2, 12, TX)
+
 #define FMA_PS(acc, w, x) _mm512_fmadd_ps(w, x, acc)
-DEFINE_KVEC_BLOCK(block_4, 4, 6, float, __m512, _mm512_loadu_ps, _mm512_set1_ps, FMA_PS)
-DEFINE_KVEC_BLOCK(block_2, 2, 12, float, __m512, _mm512_loadu_ps, _mm512_set1_ps, FMA_PS)
-DEFINE_KVEC_CONV(kvec_conv_4, block_4, 4, 6, float)
-DEFINE_KVEC_CONV(kvec_conv_2, block_2, 2, 12, float)
-DEFINE_KVEC_DW(kvec_dw_4, block_4, 4, 6, float)
-DEFINE_KVEC_DW(kvec_dw_2, block_2, 2, 12, float)
+DEFINE_KVEC_KERNELS(, float, __m512, _mm512_loadu_ps, _mm512_set1_ps, FMA_PS)
 #if KVEC_BF16
 #define SET1_PAIR(u) _mm512_set1_epi32((int)(u))
 #define DP_BF16(acc, w, x) _mm512_dpbf16_ps(acc, (__m512bh)(w), (__m512bh)(x))
-DEFINE_KVEC_BLOCK(block_bf16_4, 4, 6, uint32_t, __m512i, _mm512_loadu_si512, SET1_PAIR, DP_BF16)
-DEFINE_KVEC_BLOCK(block_bf16_2, 2, 12, uint32_t, __m512i, _mm512_loadu_si512, SET1_PAIR, DP_BF16)
-DEFINE_KVEC_CONV(kvec_conv_bf16_4, block_bf16_4, 4, 6, uint32_t)
-DEFINE_KVEC_CONV(kvec_conv_bf16_2, block_bf16_2, 2, 12, uint32_t)
-DEFINE_KVEC_DW(kvec_dw_bf16_4, block_bf16_4, 4, 6, uint32_t)
-DEFINE_KVEC_DW(kvec_dw_bf16_2, block_bf16_2, 2, 12, uint32_t)
+DEFINE_KVEC_KERNELS(_bf16, uint32_t, __m512i, _mm512_loadu_si512, SET1_PAIR, DP_BF16)
 #endif
 
 static void kvec_conv(float *y, const float *xp, const float *wk, const float *bias, const int *pix, const int *out,
