@@ -620,10 +620,10 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
                        !(use_bf16 && bf16_layer(C, H, W, K, R, S, stride, pad) && !conv2d_direct_shallow(CRS) &&
                          Q <= 16);
     const int group = group_images(C, H, W, K, R, S, stride, pad);
-    /* stride 2 on the phases: faster than bf16 products too (kaggle-deep's
-     * 5x5/2 at 28x28: 110 vs 93 GFLOP/s; conv2d_backward keeps bf16 there) */
     /* deep layers with small outputs: vectorised over output channels */
     const int kvec = !pointwise && !direct && kvec_layer(C, H, W, K, R, S, stride, pad);
+    /* stride 2 on the phases: faster than bf16 products too (a 5x5/2 layer
+     * at 28x28: 110 vs 93 GFLOP/s; conv2d_backward keeps bf16 there) */
     const int phase = !direct && !kvec && group == 1 && conv2d_phase_ok(C, H, W, K, R, S, stride, pad);
     const int bf16 = use_bf16 && !direct && !phase && !kvec && bf16_layer(C, H, W, K, R, S, stride, pad);
     int *table = NULL; /* im2col by gathers (shared, read-only) */
@@ -760,7 +760,7 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
     const int rest_w = want_w && !kvec_w, rest_b = want_b && !kvec_w, rest_x = dx && !kvec_x;
     const int dwg = dw_group(C, H, W, K, R, S, stride, pad);
     int *table = NULL; /* im2col by gathers (shared, read-only) */
-    if (!pointwise && band == P && use_gather(stride, W, P, Q)) {
+    if (!pointwise && (rest_w || rest_x) && band == P && use_gather(stride, W, P, Q)) {
         table = dg_xmalloc(sizeof(int) * R * S * gather_stride(PQ));
         gather_table(table, H, W, R, S, stride, pad, P, Q);
     }
