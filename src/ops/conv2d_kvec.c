@@ -130,7 +130,7 @@ static void areas(size_t sizes[AREAS], int C, int H, int W, int K, int R, int S,
     const size_t xp_fwd = (size_t)G * C * (H + 2 * pad) * (W + 2 * pad);
     const size_t xp_dx = (size_t)G * K * d.Pp * d.Qp;
     const size_t npix = (size_t)G * max_z((size_t)P * Q, (size_t)H * W) + NPX;
-    sizes[0] = (size_t)K * C * R * S;      /* packed weights (K and, for dx, C multiples of 64) */
+    sizes[0] = (size_t)K * C * R * S;      /* packed weights (K and, for dx, C multiples of 32) */
     sizes[1] = max_z(xp_fwd, xp_dx);       /* padded images */
     sizes[2] = (size_t)(G + (G + 1) / 2) * P * Q * K; /* dy transposed (fp32, then bf16 image pairs) */
     sizes[3] = sizes[4] = npix;            /* pixel and output offsets */
