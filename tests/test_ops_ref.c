@@ -94,6 +94,13 @@ static const ConvShape conv_shapes[] = {
     {"64->64 3x3 stride2 pad1 13x11 (kvec, odd)", 64, 13, 11, 64, 3, 3, 2, 1},
     {"128->64 4x2 stride2 12x10 (kvec, even taps)", 128, 12, 10, 64, 4, 2, 2, 0},
     {"64->48 3x3 pad1 7x7 (grouped)", 64, 7, 7, 48, 3, 3, 1, 1},
+    /* 3x3 stride 1 by Winograd F(2x2,3x3) (conv2d_wino.c): forward, and dx
+     * where C is a multiple of 8; 8-lane (two tile rows) and 16-lane
+     * vectors, an odd number of tile rows, three images per call */
+    {"64->64 3x3 pad1 14x14 (wino, 2 tile rows a vector)", 64, 14, 14, 64, 3, 3, 1, 1},
+    {"16->24 3x3 pad0 18x16 (wino; dx 16 lanes, 8 used)", 16, 18, 16, 24, 3, 3, 1, 0},
+    {"20->16 3x3 pad1 10x30 (wino fwd, 15 tiles a row)", 20, 10, 30, 16, 3, 3, 1, 1},
+    {"24->32 3x3 pad2 12x10 (wino, 7 tile rows; dx pad 0)", 24, 12, 10, 32, 3, 3, 1, 2},
     /* col over 2^20 floats: computed in bands of output rows */
     {"128->2 3x3 pad1 32x32 (2 bands)", 128, 32, 32, 2, 3, 3, 1, 1},
     {"256->1 5x5 stride2 40x40 (2 bands)", 256, 40, 40, 1, 5, 5, 2, 0},

@@ -38,6 +38,7 @@
 #include "ops/conv2d_direct.h"
 #include "ops/conv2d_kvec.h"
 #include "ops/conv2d_phase.h"
+#include "ops/conv2d_wino.h"
 #include "ops/gemm_bf16.h"
 
 static inline int conv_out_size(int in, int k, int stride, int pad) {
@@ -525,15 +526,33 @@ static float *kvec_buffer(float *slice, int C, int H, int W, int K, int R, int S
     return phase_buffer(slice, C, H, W, K, R, S, stride, pad) + phase_floats(C, H, W, K, R, S, stride, pad);
 }
 
+static size_t kvec_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    return conv2d_kvec_dw_ok(C, H, W, K, R, S, stride, pad) || conv2d_kvec_ok(C, H, W, K, R, S, stride, pad, 1)
+               ? conv2d_kvec_floats(C, H, W, K, R, S, stride, pad) : 0;
+}
+
+/* The Winograd kernels' scratch (conv2d_wino.c): after the kvec scratch;
+ * room for the forward and for dx (dy convolved with the turned filters). */
+static float *wino_buffer(float *slice, int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    return kvec_buffer(slice, C, H, W, K, R, S, stride, pad) + kvec_floats(C, H, W, K, R, S, stride, pad);
+}
+
+static size_t wino_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    size_t f = 0, d = 0;
+    if (conv2d_wino_ok(C, H, W, K, R, S, stride, pad)) f = conv2d_wino_floats(C, H, W, K, pad);
+    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
+    if (P > 0 && Q > 0 && conv2d_wino_ok(K, P, Q, C, R, S, stride, R - 1 - pad))
+        d = conv2d_wino_floats(K, P, Q, C, R - 1 - pad);
+    return f > d ? f : d;
+}
+
 /* Floats of workspace one thread needs: one band of col, (C*R*S, rows*Q). */
 size_t conv2d_workspace_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
     if (is_pointwise(R, S, stride, pad)) return 1;
-    const size_t kvec =
-        conv2d_kvec_dw_ok(C, H, W, K, R, S, stride, pad) || conv2d_kvec_ok(C, H, W, K, R, S, stride, pad, 1)
-            ? conv2d_kvec_floats(C, H, W, K, R, S, stride, pad) : 0;
     return im2col_floats(C, H, W, K, R, S, stride, pad) + packed_floats(C, H, W, K, R, S, stride, pad) +
            bf16_floats(C, H, W, K, R, S, stride, pad) + direct_pad_floats(C, H, W, K, R, S, stride, pad) +
-           phase_floats(C, H, W, K, R, S, stride, pad) + kvec;
+           phase_floats(C, H, W, K, R, S, stride, pad) + kvec_floats(C, H, W, K, R, S, stride, pad) +
+           wino_floats(C, H, W, K, R, S, stride, pad);
 }
 
 /* Number of batch chunks: nthreads, but no empty chunks (never more than N).
@@ -598,6 +617,25 @@ static int kvec_dw_layer(int C, int H, int W, int K, int R, int S, int stride, i
            !(use_bf16 && bf16_layer(C, H, W, K, R, S, stride, pad) && !conv2d_kvec_ok(C, H, W, K, R, S, stride, pad, 1));
 }
 
+/* Does this layer's forward (wino_layer) or dx (wino_dx_layer) run as
+ * Winograd F(2x2,3x3) (conv2d_wino.c)? fp32 runs only.
+ * DIGITS_CONV=nowino (or im2col) turns it off (A/B measurements). */
+static int wino_disabled(void) {
+    static int disabled = -1;
+    if (disabled < 0) {
+        const char *v = getenv("DIGITS_CONV");
+        disabled = v && (strcmp(v, "nowino") == 0 || strcmp(v, "im2col") == 0);
+    }
+    return disabled;
+}
+static int wino_layer(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    return !use_bf16 && !wino_disabled() && conv2d_wino_ok(C, H, W, K, R, S, stride, pad);
+}
+static int wino_dx_layer(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
+    return !use_bf16 && !wino_disabled() && P > 0 && Q > 0 && conv2d_wino_ok(K, P, Q, C, R, S, stride, R - 1 - pad);
+}
+
 void conv2d_forward(float *y, const float *x, const float *w, const float *b, int N, int C,
                     int H, int W, int K, int R, int S, int stride, int pad, float *workspace,
                     int nthreads) {
@@ -616,7 +654,8 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
     const int band = band_rows(CRS, P, Q);
     /* bf16 runs keep deep one-vector-row layers (14x14) on the bf16 product:
      * as fast as the fp32 direct kernel there (78 vs 76 %), and bf16 */
-    const int direct = !pointwise && conv2d_direct_ok(H, W, R, S, stride, pad, CRS) &&
+    const int wino = wino_layer(C, H, W, K, R, S, stride, pad); /* 3x3 stride 1: Winograd */
+    const int direct = !wino && !pointwise && conv2d_direct_ok(H, W, R, S, stride, pad, CRS) &&
                        !(use_bf16 && bf16_layer(C, H, W, K, R, S, stride, pad) && !conv2d_direct_shallow(CRS) &&
                          Q <= 16);
     const int group = group_images(C, H, W, K, R, S, stride, pad);
@@ -627,7 +666,7 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
     const int phase = !direct && !kvec && group == 1 && conv2d_phase_ok(C, H, W, K, R, S, stride, pad);
     const int bf16 = use_bf16 && !direct && !phase && !kvec && bf16_layer(C, H, W, K, R, S, stride, pad);
     int *table = NULL; /* im2col by gathers (shared, read-only) */
-    if (!pointwise && !direct && !phase && !kvec && band == P && use_gather(stride, W, P, Q)) {
+    if (!pointwise && !wino && !direct && !phase && !kvec && band == P && use_gather(stride, W, P, Q)) {
         table = dg_xmalloc(sizeof(int) * R * S * gather_stride(PQ));
         gather_table(table, H, W, R, S, stride, pad, P, Q);
     }
@@ -637,6 +676,17 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
 #endif
     for (int t = 0; t < nt; t++) {
         float *col = workspace + (size_t)t * ws;
+        if (wino) { /* G images per call; each chunk transforms its own filters */
+            float *sc = wino_buffer(col, C, H, W, K, R, S, stride, pad);
+            conv2d_wino_pack(sc, w, C, K, 0);
+            const int G = conv2d_wino_group(C, H, W, pad), end = chunk_begin(t + 1, N, nt);
+            for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G) {
+                const int g = end - n0 < G ? end - n0 : G;
+                conv2d_wino_forward(y + (size_t)n0 * K * PQ, x + (size_t)n0 * C * H * W, b, g, sc, C, H, W, K, pad);
+                if (ep) epilogue_apply(y + (size_t)n0 * K * PQ, g, K, PQ, NULL, ep);
+            }
+            continue;
+        }
         if (direct) { /* each chunk packs its own copy: a few KB, no barrier */
             float *wp = col + im2col_floats(C, H, W, K, R, S, stride, pad);
             conv2d_direct_pack(wp, w, K, C, R, S, 0);
@@ -753,11 +803,13 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
     const int kvec_w = !pointwise && kvec_dw_layer(C, H, W, K, R, S, stride, pad); /* dw and db */
     const int kvec_x = !pointwise && kvec_layer(C, H, W, K, R, S, stride, pad) &&
                        conv2d_kvec_dx_ok(C, H, W, K, R, S, stride, pad, use_bf16);
+    /* 3x3 stride 1: dx as the Winograd forward of dy with turned filters */
+    const int wino_x = dx && !kvec_x && wino_dx_layer(C, H, W, K, R, S, stride, pad);
     /* dw partials transposed if bf16_w */
     const int bf16_w = bf16_ok && !direct_w && !kvec_w, bf16_x = bf16_ok && !direct_x && !kvec_x;
     const int want_w = dw != NULL, want_b = db != NULL;
     /* what the other paths below still owe once the kvec kernels ran */
-    const int rest_w = want_w && !kvec_w, rest_b = want_b && !kvec_w, rest_x = dx && !kvec_x;
+    const int rest_w = want_w && !kvec_w, rest_b = want_b && !kvec_w, rest_x = dx && !kvec_x && !wino_x;
     const int dwg = dw_group(C, H, W, K, R, S, stride, pad);
     int *table = NULL; /* im2col by gathers (shared, read-only) */
     if (!pointwise && (rest_w || rest_x) && band == P && use_gather(stride, W, P, Q)) {
@@ -775,6 +827,17 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
             pw = dw_partial + (size_t)t * nwb;
             pdb = pw + (size_t)K * CRS;
             memset(pw, 0, sizeof(float) * nwb);
+        }
+        if (wino_x) { /* G images per call: dx (G,C,H,W) = conv(dy (G,K,P,Q), turned w) */
+            float *sc = wino_buffer(col, C, H, W, K, R, S, stride, pad);
+            conv2d_wino_pack(sc, w, K, C, 1);
+            const int G = conv2d_wino_group(K, P, Q, R - 1 - pad), end = chunk_begin(t + 1, N, nt);
+            for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G) {
+                const int g = end - n0 < G ? end - n0 : G;
+                conv2d_wino_forward(dx + (size_t)n0 * C * HW, dy + (size_t)n0 * K * PQ, NULL, g, sc, K, P, Q, C,
+                                    R - 1 - pad);
+            }
+            if (!kvec_w && !rest_w && !rest_b) continue; /* else dw below */
         }
         if (kvec_w || kvec_x) { /* G images per call */
             float *ks = kvec_buffer(col, C, H, W, K, R, S, stride, pad);

@@ -1,0 +1,31 @@
+/* conv2d_wino.h — 3x3 stride-1 convolution by Winograd F(2x2, 3x3) in
+ * AVX-512, for the forward and the input gradient of layers such as
+ * cnn-bn's 32->32 at 28x28 and 64->64 at 14x14; see conv2d_wino.c.
+ * Internal to src/ops (conv2d.c dispatches to it). */
+#ifndef DG_CONV2D_WINO_H
+#define DG_CONV2D_WINO_H
+
+#include <stddef.h>
+
+/* Can this layer's forward run as Winograd F(2x2,3x3)? AVX-512, a 3x3
+ * kernel, stride 1, K a multiple of 8, C >= 16, an even output of at most
+ * 30 columns. For dx ask with the roles turned:
+ * conv2d_wino_ok(K, P, Q, C, 3, 3, 1, 2 - pad). */
+int conv2d_wino_ok(int C, int H, int W, int K, int R, int S, int stride, int pad);
+/* Images per call (the `G` below). */
+int conv2d_wino_group(int C, int H, int W, int pad);
+/* Floats of per-thread scratch for one call: transformed weights, G
+ * padded images, one block of transformed input and of products. */
+size_t conv2d_wino_floats(int C, int H, int W, int K, int pad);
+
+/* Transform w (K,C,3,3) into the scratch's weight area: dx = 0 for the
+ * forward; dx = 1 for the input gradient, whose weights are w turned 180
+ * degrees with in and out channels swapped (then C and K below are the
+ * layer's K and C). Once per call and thread, before the passes. */
+void conv2d_wino_pack(float *scratch, const float *w, int C, int K, int dx);
+/* y (G,K,P,Q) = bias + conv(x (G,C,H,W)), 3x3, stride 1, pad; bias may
+ * be NULL; G <= conv2d_wino_group(). */
+void conv2d_wino_forward(float *y, const float *x, const float *bias, int G, float *scratch, int C, int H, int W,
+                         int K, int pad);
+
+#endif
