@@ -599,10 +599,12 @@ static void test_conv2d_bf16_vs_ref(void **state) {
         skip();
     }
     static const ConvShape shapes[] = {
-        /* (32->32 3x3 at 28x28 runs the fp32 direct kernel forward and for dx) */
-        {"32->64 3x3 pad1 14x14", 32, 14, 14, 64, 3, 3, 1, 1},
-        {"64->64 3x3 pad1 14x14 (kvec fwd/dx)", 64, 14, 14, 64, 3, 3, 1, 1},
-        {"32->32 3x3 pad1 12x12", 32, 12, 12, 32, 3, 3, 1, 1},
+        /* (3x3 stride-1 layers with K and C multiples of 8 and even outputs
+         * run Winograd in fp32, checked after this loop; these shapes keep
+         * the bf16 paths) */
+        {"30->60 3x3 pad1 14x14", 30, 14, 14, 60, 3, 3, 1, 1},
+        {"64->64 3x3 pad1 13x13 (kvec fwd/dx)", 64, 13, 13, 64, 3, 3, 1, 1},
+        {"30->30 3x3 pad1 12x12", 30, 12, 12, 30, 3, 3, 1, 1},
         {"32->32 5x5 stride2 pad2 14x14", 32, 14, 14, 32, 5, 5, 2, 2},
         {"32->40 3x3 pad1 7x9 (odd sizes)", 32, 7, 9, 40, 3, 3, 1, 1}, /* deep: not the direct kernels */
         /* 20 images: kvec layers (bf16 pair words: odd channel counts pair
@@ -612,7 +614,7 @@ static void test_conv2d_bf16_vs_ref(void **state) {
         {"128->128 5x5 stride2 pad2 7x7 (4x4, kvec)", 128, 7, 7, 128, 5, 5, 2, 2},
         {"33->64 3x3 pad1 7x7 (kvec, odd C)", 33, 7, 7, 64, 3, 3, 1, 1},
         {"64->32 3x3 stride2 pad1 15x13 (kvec, odd)", 64, 15, 13, 32, 3, 3, 2, 1},
-        {"64->300 3x3 pad1 4x4 (K > group columns)", 64, 4, 4, 300, 3, 3, 1, 1},
+        {"60->300 3x3 pad1 4x4 (K > group columns)", 60, 4, 4, 300, 3, 3, 1, 1},
     };
     Rng rng;
     rng_seed(&rng, 9, "conv-bf16");
@@ -662,6 +664,25 @@ static void test_conv2d_bf16_vs_ref(void **state) {
     print_message("conv bf16 %-30s fp32 phase forward: max diff y %.2g\n", ph.label, (double)ey);
     assert_true(ey <= 1e-4f);
     free(x), free(w), free(b), free(y), free(y_ref), free(work);
+
+    /* Winograd layers (conv2d_wino.c) stay fp32 in bf16 runs, forward and
+     * dx: both match the fp32 reference on unrounded inputs. */
+    const ConvShape wi = {"32->64 3x3 pad1 14x14 (Winograd)", 32, 14, 14, 64, 3, 3, 1, 1};
+    const size_t wx = (size_t)N * wi.C * 14 * 14, wy = (size_t)N * wi.K * 14 * 14, ww = (size_t)wi.K * wi.C * 9;
+    x = randv(wx, &rng), w = randv(ww, &rng), b = randv(wi.K, &rng);
+    float *dy = randv(wy, &rng), *dx = fillv(wx, NAN), *dx_ref = fillv(wx, 0);
+    y = fillv(wy, NAN), y_ref = fillv(wy, 0);
+    work = fillv(2 * conv2d_workspace_floats(wi.C, 14, 14, wi.K, 3, 3, 1, 1), NAN);
+    float *part = fillv(2 * (ww + wi.K), NAN);
+    conv2d_forward_ref(y_ref, x, w, b, N, wi.C, 14, 14, wi.K, 3, 3, 1, 1);
+    conv2d_backward_ref(dx_ref, NULL, NULL, dy, x, w, N, wi.C, 14, 14, wi.K, 3, 3, 1, 1);
+    conv2d_forward(y, x, w, b, N, wi.C, 14, 14, wi.K, 3, 3, 1, 1, work, 2);
+    conv2d_backward(dx, NULL, NULL, dy, x, w, N, wi.C, 14, 14, wi.K, 3, 3, 1, 1, work, part, 2);
+    const float wey = tu_max_rel_diff(y, y_ref, wy), wex = tu_max_rel_diff(dx, dx_ref, wx);
+    print_message("conv bf16 %-30s fp32 forward and dx: max diff y %.2g dx %.2g\n", wi.label, (double)wey,
+                  (double)wex);
+    assert_true(wey <= 1e-4f && wex <= 1e-4f);
+    free(x), free(w), free(b), free(dy), free(dx), free(dx_ref), free(y), free(y_ref), free(work), free(part);
     conv2d_set_bf16(0);
 }
 

@@ -618,7 +618,10 @@ static int kvec_dw_layer(int C, int H, int W, int K, int R, int S, int stride, i
 }
 
 /* Does this layer's forward (wino_layer) or dx (wino_dx_layer) run as
- * Winograd F(2x2,3x3) (conv2d_wino.c)? fp32 runs only.
+ * Winograd F(2x2,3x3) (conv2d_wino.c)? In fp32 arithmetic, and in bf16 runs
+ * too: there it beats the bf16 products (kaggle-deep's 32->32 at 28x28,
+ * one core: 3.75 vs 5.67 ms forward; 32->64 at 14x14: 1.50 vs 3.06) and
+ * ties the bf16 kvec kernels (64->64: 3.19 vs 3.30); kvec keeps dx there.
  * DIGITS_CONV=nowino (or im2col) turns it off (A/B measurements). */
 static int wino_disabled(void) {
     static int disabled = -1;
@@ -629,11 +632,11 @@ static int wino_disabled(void) {
     return disabled;
 }
 static int wino_layer(int C, int H, int W, int K, int R, int S, int stride, int pad) {
-    return !use_bf16 && !wino_disabled() && conv2d_wino_ok(C, H, W, K, R, S, stride, pad);
+    return !wino_disabled() && conv2d_wino_ok(C, H, W, K, R, S, stride, pad);
 }
 static int wino_dx_layer(int C, int H, int W, int K, int R, int S, int stride, int pad) {
     const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
-    return !use_bf16 && !wino_disabled() && P > 0 && Q > 0 && conv2d_wino_ok(K, P, Q, C, R, S, stride, R - 1 - pad);
+    return !wino_disabled() && P > 0 && Q > 0 && conv2d_wino_ok(K, P, Q, C, R, S, stride, R - 1 - pad);
 }
 
 void conv2d_forward(float *y, const float *x, const float *w, const float *b, int N, int C,
@@ -660,7 +663,7 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
                          Q <= 16);
     const int group = group_images(C, H, W, K, R, S, stride, pad);
     /* deep layers with small outputs: vectorised over output channels */
-    const int kvec = !pointwise && !direct && kvec_layer(C, H, W, K, R, S, stride, pad);
+    const int kvec = !wino && !pointwise && !direct && kvec_layer(C, H, W, K, R, S, stride, pad);
     /* stride 2 on the phases: faster than bf16 products too (a 5x5/2 layer
      * at 28x28: 110 vs 93 GFLOP/s; conv2d_backward keeps bf16 there) */
     const int phase = !direct && !kvec && group == 1 && conv2d_phase_ok(C, H, W, K, R, S, stride, pad);
