@@ -9,7 +9,11 @@
 # Recipes (the quickest we found for each threshold; both thresholds are
 # measured on every run):
 #   sprint  models/cnn.spec (0.28 M MACs/image), 5 epochs, batch 128, Adam, one-cycle to lr 0.005
-#   fast    models/fast.spec (4.8 M MACs/image, batch norm), 6 epochs, batch 128, Adam, one-cycle to lr 0.01
+#   fast    models/fast.spec (4.8 M MACs/image, batch norm), 8 epochs, batch 128, Adam, one-cycle to
+#           lr 0.01, on-the-fly rotation (+-8 degrees) and shift (+-8 %). Chosen on the validation
+#           split (seeds 42 and 7, one thread, --test none): val accuracy 99.33 / 99.55 % and loss
+#           0.0234 / 0.0155, against 99.27 / 99.45 % and 0.0271 / 0.0204 for the earlier recipe (6
+#           epochs, no augmentation); 7 and 8 epochs without augmentation validated lower still
 #
 # What is timed: training wall clock, data loading included (reading the IDX
 # files, the split, normalisation statistics: "loaded in X s"; then every
@@ -49,7 +53,7 @@ cd "$(dirname "$0")/.."
 declare -A MODEL_OF=([sprint]=cnn [fast]=fast)
 declare -A FLAGS_OF=(
     [sprint]="--epochs 5 --batch-size 128 --optimizer adam --lr 0.005 --schedule onecycle --val-split 0.1 --seed 42"
-    [fast]="--epochs 6 --batch-size 128 --optimizer adam --lr 0.01 --schedule onecycle --val-split 0.1 --seed 42")
+    [fast]="--epochs 8 --batch-size 128 --optimizer adam --lr 0.01 --schedule onecycle --augment rotate=8,shift=0.08 --val-split 0.1 --seed 42")
 RECIPES=${TTA_RECIPES:-sprint fast}
 if [ -n "${TTA_MODEL:-}${TTA_RECIPE:-}" ]; then
     MODEL_OF[custom]=${TTA_MODEL:-fast}

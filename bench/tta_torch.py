@@ -24,9 +24,18 @@ tensors) is timed apart and printed as "loaded in X s"; the pure-Python
 port of the split's random stream is not part of it (digits' C split takes
 about a millisecond).
 
+Augmentation (--augment rotate=DEG,shift=F, the keys the time-to-accuracy
+recipes use): per image an angle ~ U(-DEG, DEG) about the centre and a
+shift ~ U(-F, F) * 28 pixels per axis, bilinear, zeros outside (the
+background), on the raw pixels before normalisation: digits' augment.c
+distribution (not its random stream) with affine_grid + grid_sample,
+since Debian has no torchvision. Its cost counts as training time, as in
+digits.
+
 Run with Debian's interpreter, /usr/bin/python3 (python3-torch 1.13).
-Left out on purpose: plateau schedules, early stopping and augmentation
-(time_to_accuracy.sh's recipe does not use them; they are refused).
+Left out on purpose: plateau schedules, early stopping, and the other
+augmentation keys (time_to_accuracy.sh's recipes do not use them; they are
+refused).
 """
 import argparse
 import gzip
@@ -186,6 +195,31 @@ def evaluate(model, x, y, batch=1000):
     return correct / len(y), loss / len(y)
 
 
+def parse_augment(spec):
+    """'rotate=DEG,shift=F' as {'rotate': DEG, 'shift': F}; {} for ''."""
+    out = {}
+    for item in filter(None, spec.split(",")):
+        key, _, val = item.partition("=")
+        if key not in ("rotate", "shift") or not val:
+            sys.exit(f"tta_torch.py: --augment: only rotate=DEG and shift=F are supported, not '{item}'")
+        out[key] = float(val)
+    return out
+
+
+def augment(u8, aug, gen):
+    """Random rotation about the centre and shift of each image (N,1,28,28):
+    bilinear, zeros outside; returns raw float pixels (0..255)."""
+    n, _, h, w = u8.shape
+    ang = (torch.rand(n, generator=gen) * 2 - 1) * math.radians(aug.get("rotate", 0.0))
+    sh = aug.get("shift", 0.0)
+    tx = (torch.rand(n, generator=gen) * 2 - 1) * sh * 2  # normalised units: 2 * shift * side / side
+    ty = (torch.rand(n, generator=gen) * 2 - 1) * sh * 2
+    cos, sin = torch.cos(ang), torch.sin(ang)
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, (n, 1, h, w), align_corners=False)
+    return F.grid_sample(u8.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 def main():
     ap = argparse.ArgumentParser(description="PyTorch side of the time-to-accuracy benchmark; "
                                  "takes digits train's flags (the subset the recipe uses)")
@@ -211,7 +245,9 @@ def main():
     ap.add_argument("--log", required=True, help="CSV log, digits' columns")
     ap.add_argument("--out", help="accepted and ignored (no model file)")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--augment", default="", help="rotate=DEG,shift=F (other keys refused)")
     a = ap.parse_args()
+    aug = parse_augment(a.augment)
 
     torch.set_num_threads(a.threads if a.threads > 0 else os.cpu_count())
     torch.manual_seed(a.seed)
@@ -280,7 +316,7 @@ def main():
             if a.max_steps and step >= a.max_steps:
                 break
             idx = order[b * B:(b + 1) * B]
-            x, y = normalise(train_u8[idx]), train_y[idx]
+            x, y = normalise(augment(train_u8[idx], aug, gen) if aug else train_u8[idx]), train_y[idx]
             logits = model(x)
             loss = F.cross_entropy(logits, y)
             opt.zero_grad()
