@@ -543,6 +543,10 @@ static size_t wino_floats(int C, int H, int W, int K, int R, int S, int stride, 
     const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
     if (P > 0 && Q > 0 && conv2d_wino_ok(K, P, Q, C, R, S, stride, R - 1 - pad))
         d = conv2d_wino_floats(K, P, Q, C, R - 1 - pad);
+    if (conv2d_wino_dw_ok(C, H, W, K, R, S, stride, pad)) {
+        const size_t w = conv2d_wino_dw_floats(C, H, W, K, pad);
+        if (w > d) d = w;
+    }
     return f > d ? f : d;
 }
 
@@ -633,6 +637,9 @@ static int wino_disabled(void) {
 }
 static int wino_layer(int C, int H, int W, int K, int R, int S, int stride, int pad) {
     return !wino_disabled() && conv2d_wino_ok(C, H, W, K, R, S, stride, pad);
+}
+static int wino_dw_layer(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    return !wino_disabled() && conv2d_wino_dw_ok(C, H, W, K, R, S, stride, pad);
 }
 static int wino_dx_layer(int C, int H, int W, int K, int R, int S, int stride, int pad) {
     const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
@@ -803,16 +810,18 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
      * the weight gradient (101 vs 77 GFLOP/s) and tie on dx */
     const int phase_x = !bf16_ok && !kvec_layer(C, H, W, K, R, S, stride, pad) && group == 1 &&
                         conv2d_phase_ok(C, H, W, K, R, S, stride, pad);
-    const int kvec_w = !pointwise && kvec_dw_layer(C, H, W, K, R, S, stride, pad); /* dw and db */
+    /* 3x3 stride 1: dw by Winograd (db on the paths below) */
+    const int wino_w = dw != NULL && wino_dw_layer(C, H, W, K, R, S, stride, pad);
+    const int kvec_w = !pointwise && !wino_w && kvec_dw_layer(C, H, W, K, R, S, stride, pad); /* dw and db */
     const int kvec_x = !pointwise && kvec_layer(C, H, W, K, R, S, stride, pad) &&
                        conv2d_kvec_dx_ok(C, H, W, K, R, S, stride, pad, use_bf16);
     /* 3x3 stride 1: dx as the Winograd forward of dy with turned filters */
     const int wino_x = dx && !kvec_x && wino_dx_layer(C, H, W, K, R, S, stride, pad);
     /* dw partials transposed if bf16_w */
-    const int bf16_w = bf16_ok && !direct_w && !kvec_w, bf16_x = bf16_ok && !direct_x && !kvec_x;
+    const int bf16_w = bf16_ok && !direct_w && !kvec_w && !wino_w, bf16_x = bf16_ok && !direct_x && !kvec_x;
     const int want_w = dw != NULL, want_b = db != NULL;
     /* what the other paths below still owe once the kvec kernels ran */
-    const int rest_w = want_w && !kvec_w, rest_b = want_b && !kvec_w, rest_x = dx && !kvec_x && !wino_x;
+    const int rest_w = want_w && !kvec_w && !wino_w, rest_b = want_b && !kvec_w, rest_x = dx && !kvec_x && !wino_x;
     const int dwg = dw_group(C, H, W, K, R, S, stride, pad);
     int *table = NULL; /* im2col by gathers (shared, read-only) */
     if (!pointwise && (rest_w || rest_x) && band == P && use_gather(stride, W, P, Q)) {
@@ -840,8 +849,18 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
                 conv2d_wino_forward(dx + (size_t)n0 * C * HW, dy + (size_t)n0 * K * PQ, NULL, g, sc, K, P, Q, C,
                                     R - 1 - pad);
             }
-            if (!kvec_w && !rest_w && !rest_b) continue; /* else dw below */
         }
+        if (wino_w) { /* sums over G images per call, then dw once */
+            float *sc = wino_buffer(col, C, H, W, K, R, S, stride, pad);
+            conv2d_wino_dw_begin(sc, C, K);
+            const int G = conv2d_wino_dw_group(C, H, W, K, pad), end = chunk_begin(t + 1, N, nt);
+            for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G) {
+                const int g = end - n0 < G ? end - n0 : G;
+                conv2d_wino_dw(dy + (size_t)n0 * K * PQ, x + (size_t)n0 * C * HW, g, sc, C, H, W, K, pad);
+            }
+            conv2d_wino_dw_end(pw, sc, C, K);
+        }
+        if ((wino_x || wino_w) && !kvec_w && !kvec_x && !rest_x && !rest_w && !rest_b) continue;
         if (kvec_w || kvec_x) { /* G images per call */
             float *ks = kvec_buffer(col, C, H, W, K, R, S, stride, pad);
             if (kvec_x && dx) conv2d_kvec_pack(ks, w, C, H, W, K, R, S, stride, pad, 1, use_bf16);

@@ -28,4 +28,16 @@ void conv2d_wino_pack(float *scratch, const float *w, int C, int K, int dx);
 void conv2d_wino_forward(float *y, const float *x, const float *bias, int G, float *scratch, int C, int H, int W,
                          int K, int pad);
 
+/* The weight gradient, in three steps per thread: begin (zero the sums in
+ * the scratch), conv2d_wino_dw for each group of at most
+ * conv2d_wino_dw_group() images (dy (G,K,P,Q), x (G,C,H,W)), end (dw
+ * (K,C,3,3) += the sums turned back into filters). For layers with
+ * conv2d_wino_dw_ok(): conv2d_wino_ok(), C 16 or 32, K a multiple of 16. Needs conv2d_wino_dw_floats() of scratch. */
+int conv2d_wino_dw_ok(int C, int H, int W, int K, int R, int S, int stride, int pad);
+int conv2d_wino_dw_group(int C, int H, int W, int K, int pad);
+size_t conv2d_wino_dw_floats(int C, int H, int W, int K, int pad);
+void conv2d_wino_dw_begin(float *scratch, int C, int K);
+void conv2d_wino_dw(const float *dy, const float *x, int G, float *scratch, int C, int H, int W, int K, int pad);
+void conv2d_wino_dw_end(float *dw, const float *scratch, int C, int K);
+
 #endif
