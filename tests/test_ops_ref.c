@@ -667,24 +667,27 @@ static void test_conv2d_bf16_vs_ref(void **state) {
     assert_true(ey <= 1e-4f);
     free(x), free(w), free(b), free(y), free(y_ref), free(work);
 
-    /* Winograd layers (conv2d_wino.c) stay fp32 in bf16 runs, forward and
-     * dx: both match the fp32 reference on unrounded inputs. */
+    /* Winograd layers (conv2d_wino.c) stay fp32 in bf16 runs, forward, dx
+     * and dw: all match the fp32 reference on unrounded inputs. */
     const ConvShape wi = {"32->64 3x3 pad1 14x14 (Winograd)", 32, 14, 14, 64, 3, 3, 1, 1};
     const size_t wx = (size_t)N * wi.C * 14 * 14, wy = (size_t)N * wi.K * 14 * 14, ww = (size_t)wi.K * wi.C * 9;
     x = randv(wx, &rng), w = randv(ww, &rng), b = randv(wi.K, &rng);
     float *dy = randv(wy, &rng), *dx = fillv(wx, NAN), *dx_ref = fillv(wx, 0);
+    float *dw = fillv(ww, 0), *dw_ref = fillv(ww, 0);
     y = fillv(wy, NAN), y_ref = fillv(wy, 0);
     work = fillv(2 * conv2d_workspace_floats(wi.C, 14, 14, wi.K, 3, 3, 1, 1), NAN);
     float *part = fillv(2 * (ww + wi.K), NAN);
     conv2d_forward_ref(y_ref, x, w, b, N, wi.C, 14, 14, wi.K, 3, 3, 1, 1);
-    conv2d_backward_ref(dx_ref, NULL, NULL, dy, x, w, N, wi.C, 14, 14, wi.K, 3, 3, 1, 1);
+    conv2d_backward_ref(dx_ref, dw_ref, NULL, dy, x, w, N, wi.C, 14, 14, wi.K, 3, 3, 1, 1);
     conv2d_forward(y, x, w, b, N, wi.C, 14, 14, wi.K, 3, 3, 1, 1, work, 2);
-    conv2d_backward(dx, NULL, NULL, dy, x, w, N, wi.C, 14, 14, wi.K, 3, 3, 1, 1, work, part, 2);
+    conv2d_backward(dx, dw, NULL, dy, x, w, N, wi.C, 14, 14, wi.K, 3, 3, 1, 1, work, part, 2);
     const float wey = tu_max_rel_diff(y, y_ref, wy), wex = tu_max_rel_diff(dx, dx_ref, wx);
-    print_message("conv bf16 %-30s fp32 forward and dx: max diff y %.2g dx %.2g\n", wi.label, (double)wey,
-                  (double)wex);
-    assert_true(wey <= 1e-4f && wex <= 1e-4f);
+    const float wew = tu_max_rel_diff(dw, dw_ref, ww);
+    print_message("conv bf16 %-30s fp32 forward, dx, dw: max diff y %.2g dx %.2g dw %.2g\n", wi.label, (double)wey,
+                  (double)wex, (double)wew);
+    assert_true(wey <= 1e-4f && wex <= 1e-4f && wew <= 1e-4f);
     free(x), free(w), free(b), free(dy), free(dx), free(dx_ref), free(y), free(y_ref), free(work), free(part);
+    free(dw), free(dw_ref);
     conv2d_set_bf16(0);
 }
 
