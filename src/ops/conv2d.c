@@ -599,17 +599,21 @@ static void group_scatter(float *tensor, const float *group, int n0, int g, int 
                    sizeof(float) * PQ);
 }
 
+/* Is the path `off` (e.g. "nokvec") switched off by DIGITS_CONV, for A/B
+ * measurements? DIGITS_CONV=im2col switches off every special path. */
+static int path_disabled(const char *off) {
+    static const char *mode; /* read once; "" when unset */
+    if (!mode) {
+        const char *v = getenv("DIGITS_CONV");
+        mode = v ? v : "";
+    }
+    return strcmp(mode, off) == 0 || strcmp(mode, "im2col") == 0;
+}
+
 /* Does this layer take the output-channel kernels (conv2d_kvec.c) for its
  * forward, dx and dw? In bf16 runs on bf16 pair words.
- * DIGITS_CONV=nokvec turns them off (A/B measurements). */
-static int kvec_disabled(void) {
-    static int disabled = -1;
-    if (disabled < 0) {
-        const char *v = getenv("DIGITS_CONV");
-        disabled = v && (strcmp(v, "nokvec") == 0 || strcmp(v, "im2col") == 0);
-    }
-    return disabled;
-}
+ * DIGITS_CONV=nokvec turns them off. */
+static int kvec_disabled(void) { return path_disabled("nokvec"); }
 static int kvec_layer(int C, int H, int W, int K, int R, int S, int stride, int pad) {
     return !kvec_disabled() && conv2d_kvec_ok(C, H, W, K, R, S, stride, pad, use_bf16);
 }
@@ -626,15 +630,8 @@ static int kvec_dw_layer(int C, int H, int W, int K, int R, int S, int stride, i
  * too: there it beats the bf16 products (kaggle-deep's 32->32 at 28x28,
  * one core: 3.75 vs 5.67 ms forward; 32->64 at 14x14: 1.50 vs 3.06) and
  * ties the bf16 kvec kernels (64->64: 3.19 vs 3.30); kvec keeps dx there.
- * DIGITS_CONV=nowino (or im2col) turns it off (A/B measurements). */
-static int wino_disabled(void) {
-    static int disabled = -1;
-    if (disabled < 0) {
-        const char *v = getenv("DIGITS_CONV");
-        disabled = v && (strcmp(v, "nowino") == 0 || strcmp(v, "im2col") == 0);
-    }
-    return disabled;
-}
+ * DIGITS_CONV=nowino turns it off. */
+static int wino_disabled(void) { return path_disabled("nowino"); }
 static int wino_layer(int C, int H, int W, int K, int R, int S, int stride, int pad) {
     return !wino_disabled() && conv2d_wino_ok(C, H, W, K, R, S, stride, pad);
 }
