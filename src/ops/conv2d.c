@@ -28,6 +28,7 @@
 #include "ops/ops.h"
 
 #include "core/blas.h"
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef __AVX512F__
@@ -286,6 +287,39 @@ static void gather_table(int *t, int H, int W, int R, int S, int stride, int pad
                 }
                 t[(r * S + s) * ld + j] = v;
             }
+}
+
+/* The gather table of a layer geometry, built once and kept for the process
+ * (single-image inference called malloc, the table build and free on every
+ * call). At most GATHER_CACHE shapes are kept; past that a call builds its
+ * own and *owned tells the caller to free it. Shared by all threads. */
+#define GATHER_CACHE 32
+static struct {
+    int key[8];
+    int *table;
+} gather_cache[GATHER_CACHE];
+static int gather_cached;
+static pthread_mutex_t gather_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int *gather_table_get(int H, int W, int R, int S, int stride, int pad, int P, int Q, int *owned) {
+    const int key[8] = {H, W, R, S, stride, pad, P, Q};
+    int *t = NULL;
+    *owned = 0;
+    pthread_mutex_lock(&gather_lock);
+    for (int i = 0; i < gather_cached && !t; i++)
+        if (memcmp(gather_cache[i].key, key, sizeof key) == 0) t = gather_cache[i].table;
+    if (!t) {
+        t = dg_xmalloc(sizeof(int) * R * S * gather_stride(P * Q));
+        gather_table(t, H, W, R, S, stride, pad, P, Q);
+        if (gather_cached < GATHER_CACHE) {
+            memcpy(gather_cache[gather_cached].key, key, sizeof key);
+            gather_cache[gather_cached++].table = t;
+        } else {
+            *owned = 1;
+        }
+    }
+    pthread_mutex_unlock(&gather_lock);
+    return t;
 }
 
 static void im2col_gather(float *restrict col, size_t ld, const float *restrict x, const int *restrict table, int C,
@@ -672,11 +706,9 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
      * at 28x28: 110 vs 93 GFLOP/s; conv2d_backward keeps bf16 there) */
     const int phase = !direct && !kvec && group == 1 && conv2d_phase_ok(C, H, W, K, R, S, stride, pad);
     const int bf16 = use_bf16 && !direct && !phase && !kvec && bf16_layer(C, H, W, K, R, S, stride, pad);
-    int *table = NULL; /* im2col by gathers (shared, read-only) */
-    if (!pointwise && !wino && !direct && !phase && !kvec && band == P && use_gather(stride, W, P, Q)) {
-        table = dg_xmalloc(sizeof(int) * R * S * gather_stride(PQ));
-        gather_table(table, H, W, R, S, stride, pad, P, Q);
-    }
+    int *table = NULL, table_owned = 0; /* im2col by gathers (shared, read-only) */
+    if (!pointwise && !wino && !direct && !phase && !kvec && band == P && use_gather(stride, W, P, Q))
+        table = gather_table_get(H, W, R, S, stride, pad, P, Q, &table_owned);
 
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
@@ -780,7 +812,7 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
             epilogue_apply(yn, 1, K, PQ, b, ep);
         }
     }
-    free(table);
+    if (table_owned) free(table);
 }
 
 void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
@@ -820,11 +852,9 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
     /* what the other paths below still owe once the kvec kernels ran */
     const int rest_w = want_w && !kvec_w && !wino_w, rest_b = want_b && !kvec_w, rest_x = dx && !kvec_x && !wino_x;
     const int dwg = dw_group(C, H, W, K, R, S, stride, pad);
-    int *table = NULL; /* im2col by gathers (shared, read-only) */
-    if (!pointwise && (rest_w || rest_x) && band == P && use_gather(stride, W, P, Q)) {
-        table = dg_xmalloc(sizeof(int) * R * S * gather_stride(PQ));
-        gather_table(table, H, W, R, S, stride, pad, P, Q);
-    }
+    int *table = NULL, table_owned = 0; /* im2col by gathers (shared, read-only) */
+    if (!pointwise && (rest_w || rest_x) && band == P && use_gather(stride, W, P, Q))
+        table = gather_table_get(H, W, R, S, stride, pad, P, Q, &table_owned);
 
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
@@ -1014,7 +1044,7 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
         if (phase_dw) conv2d_phase_dw_end(pw, phase_buffer(col, C, H, W, K, R, S, stride, pad), C, H, W, K, R, S, pad);
     }
 
-    free(table);
+    if (table_owned) free(table);
 
     /* Reduce the chunk partials in chunk order: same nthreads, same bits.
      * Each element's sum is independent, so the loop itself may be split. */
