@@ -1,9 +1,9 @@
 /* conv2d_wino.c — 3x3 stride-1 convolution by Winograd F(2x2, 3x3)
- * (Lavin & Gray 2015), AVX-512, for the forward and the input gradient.
+ * (Lavin & Gray 2015), AVX-512, fp32: forward, input and weight gradients.
  *
  * Why: a 3x3 layer costs 9 multiply-adds per output pixel and channel
  * pair; F(2x2,3x3) computes a 2x2 output tile from a 4x4 input patch with
- * 16, i.e. 4 per pixel. The direct row kernels (conv2d_direct.c) run
+ * 16, i.e. 4 per pixel. The direct row kernels (conv2d_direct.c) ran
  * cnn-bn's 32->32 at 28x28 and 64->64 at 14x14 at ~80 % of peak; here the
  * same work is 2.25x fewer FMAs plus two cheap transforms.
  *
@@ -12,15 +12,17 @@
  *   M[pos] (K, tiles) = U[pos] (K,C) . V[pos] (C, tiles)  for the 16 pos
  *   y tile = A^T M A   (2x2 outputs)
  *
- * Layout: tiles are the vector lanes. A "tile vector" is one row of tiles
- * of one image (16 lanes: outputs 16..30 wide) or two rows of tiles (8
- * lanes each: outputs up to 14 wide), so a 28x28 output uses 14 of 16
- * lanes and a 14x14 one 14 of 16. The input transform loads a padded
- * input row as two vectors and deinterleaves the even and odd columns
- * with one permute each; the output transform interleaves them back.
- * The product's register block is 8 output channels x 3 tile vectors: per
- * input channel 3 loads, 8 broadcasts, 24 FMAs. Tile vectors are numbered
- * across a group of G images, so 14x14 layers fill their blocks too.
+ * Forward layout: tiles are the vector lanes. A "tile vector" is one row
+ * of tiles of one image (16 lanes: outputs 16..30 wide), or the same row
+ * of tiles of two images (8 lanes each: outputs up to 14 wide), so a 28x28
+ * output uses 14 of 16 lanes and a 14x14 one 14 of 16. The input is first
+ * copied zero-padded with each row's even and odd columns apart
+ * (pad_deinterleave), so a tile's columns 2t..2t+3 are four plain loads;
+ * the output transform interleaves the even and odd outputs back with a
+ * permute. The product's register block is 8 output channels x 3 tile
+ * vectors: per input channel 3 loads, 8 broadcasts, 24 FMAs. Tile vectors
+ * are numbered across a group of G images, so 14x14 layers fill their
+ * blocks too.
  *
  * The input gradient of a 3x3 stride-1 layer is the same convolution of
  * dy with the filters turned 180 degrees and C and K swapped, padding
