@@ -4,7 +4,10 @@
  *     reference the tests trust, and a readable statement of the math;
  *   - conv2d_forward / conv2d_backward: OpenMP over the batch, each pass
  *     on the path measured fastest for its shape (bench/bench_kernels):
- *     the direct row kernels (conv2d_direct.c: stride 1, rows of 8-32
+ *     Winograd F(2x2,3x3) for 3x3 stride-1 layers with even outputs up to
+ *     30 wide (conv2d_wino.c: forward, dx, and dw for 16/32 input
+ *     channels; fp32 arithmetic in bf16 runs too), the direct row kernels
+ *     (conv2d_direct.c: stride 1, rows of 8-32
  *     floats), the output-channel kernels (conv2d_kvec.c: deep layers with
  *     small outputs, fp32 or bf16 pair words), stride 2 on the input's
  *     phases (conv2d_phase.c), and otherwise per-sample im2col (in bands
