@@ -103,6 +103,8 @@ static const ConvShape conv_shapes[] = {
     {"24->32 3x3 pad2 12x10 (wino, 7 tile rows; dx pad 0)", 24, 12, 10, 32, 3, 3, 1, 2},
     {"16->16 3x3 pad1 28x28 (wino dw, 16 channels)", 16, 28, 28, 16, 3, 3, 1, 1},
     {"32->48 3x3 pad1 8x8 (wino dw, 8 x 2 blocks)", 32, 8, 8, 48, 3, 3, 1, 1},
+    {"16->8 3x3 pad1 2x2 (wino, one tile an image)", 16, 2, 2, 8, 3, 3, 1, 1},
+    {"32->16 3x3 pad0 32x32 (wino fwd and dw, 30 wide)", 32, 32, 32, 16, 3, 3, 1, 0},
     /* col over 2^20 floats: computed in bands of output rows */
     {"128->2 3x3 pad1 32x32 (2 bands)", 128, 32, 32, 2, 3, 3, 1, 1},
     {"256->1 5x5 stride2 40x40 (2 bands)", 256, 40, 40, 1, 5, 5, 2, 0},
