@@ -596,6 +596,124 @@ static float *bf16_copy(const float *a, size_t n) {
     return r;
 }
 
+/* Winograd F(2x2,3x3) with bf16 rounding, as conv2d_wino.c computes it in
+ * bf16 runs: V = B^T d B in float in the kernel's order, U = G g G^T in
+ * double then float, both rounded to bf16; products and the output
+ * transform in double. y (N,K,H+2pad-2,W+2pad-2) from x (N,C,H,W), w
+ * (K,C,3,3); even outputs. */
+static void wino_bf16_ref(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W, int K,
+                          int pad) {
+    static const double Gm[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    const int P = H + 2 * pad - 2, Q = W + 2 * pad - 2;
+    float *U = dg_xmalloc(sizeof(float) * 16 * K * C), *V = dg_xmalloc(sizeof(float) * 16 * C);
+    for (int kc = 0; kc < K * C; kc++) {
+        const float *g = w + (size_t)kc * 9;
+        double t[4][3];
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 3; j++)
+                t[i][j] = Gm[i][0] * g[j] + Gm[i][1] * g[3 + j] + Gm[i][2] * g[6 + j];
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++)
+                U[(size_t)kc * 16 + i * 4 + j] =
+                    bf16_round((float)(t[i][0] * Gm[j][0] + t[i][1] * Gm[j][1] + t[i][2] * Gm[j][2]));
+    }
+    for (int n = 0; n < N; n++)
+        for (int tr = 0; tr < P / 2; tr++)
+            for (int tc = 0; tc < Q / 2; tc++) {
+                for (int c = 0; c < C; c++) {
+                    float d[4][4], a[4][4];
+                    for (int i = 0; i < 4; i++)
+                        for (int j = 0; j < 4; j++) {
+                            const int h = 2 * tr + i - pad, v = 2 * tc + j - pad;
+                            d[i][j] = h >= 0 && h < H && v >= 0 && v < W ? x[(((size_t)n * C + c) * H + h) * W + v] : 0;
+                        }
+                    for (int i = 0; i < 4; i++) {
+                        a[i][0] = d[i][0] - d[i][2], a[i][1] = d[i][1] + d[i][2];
+                        a[i][2] = d[i][2] - d[i][1], a[i][3] = d[i][1] - d[i][3];
+                    }
+                    for (int j = 0; j < 4; j++) {
+                        V[c * 16 + 0 * 4 + j] = bf16_round(a[0][j] - a[2][j]);
+                        V[c * 16 + 1 * 4 + j] = bf16_round(a[1][j] + a[2][j]);
+                        V[c * 16 + 2 * 4 + j] = bf16_round(a[2][j] - a[1][j]);
+                        V[c * 16 + 3 * 4 + j] = bf16_round(a[1][j] - a[3][j]);
+                    }
+                }
+                for (int k = 0; k < K; k++) {
+                    double m[16] = {0}, s[2][4];
+                    for (int c = 0; c < C; c++)
+                        for (int pos = 0; pos < 16; pos++)
+                            m[pos] += (double)U[((size_t)k * C + c) * 16 + pos] * V[c * 16 + pos];
+                    for (int j = 0; j < 4; j++) { /* A^T = [1 1 1 0; 0 1 -1 -1] */
+                        s[0][j] = m[j] + m[4 + j] + m[8 + j];
+                        s[1][j] = m[4 + j] - m[8 + j] - m[12 + j];
+                    }
+                    for (int r = 0; r < 2; r++) {
+                        float *row = y + (((size_t)n * K + k) * P + 2 * tr + r) * Q + 2 * tc;
+                        row[0] = (float)(s[r][0] + s[r][1] + s[r][2] + (b ? b[k] : 0));
+                        row[1] = (float)(s[r][1] - s[r][2] - s[r][3] + (b ? b[k] : 0));
+                    }
+                }
+            }
+    free(U), free(V);
+}
+
+/* dx's filters: w (K,C,3,3) turned 180 degrees, in and out swapped: (C,K,3,3). */
+static float *turned_filters(const float *w, int K, int C) {
+    float *t = dg_xmalloc(sizeof(float) * 9 * K * C);
+    for (int k = 0; k < K; k++)
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < 9; i++) t[((size_t)c * K + k) * 9 + i] = w[((size_t)k * C + c) * 9 + 8 - i];
+    return t;
+}
+
+/* How much larger the bf16 Winograd's error against fp32 may be than that
+ * of a direct convolution on rounded inputs: V and U are sums and
+ * differences of up to 4 and 9 values, rounded after the sum. */
+#define WINO_BF16_ERR 3.0f
+
+/* One Winograd layer in a bf16 run against wino_bf16_ref and fp32 (see
+ * test_conv2d_bf16_vs_ref). A forward with an odd channel count keeps the
+ * fp32 product: it matches the fp32 reference instead. (Such a layer's dx
+ * is not Winograd: its output channels are not a multiple of 8; the bf16
+ * shapes above check the other paths.) */
+static void check_wino_bf16(const ConvShape *wi, Rng *rng) {
+    const int N = 3, C = wi->C, H = wi->H, W = wi->W, K = wi->K, pad = wi->pad, P = H + 2 * pad - 2, Q = W + 2 * pad - 2;
+    const size_t wx = (size_t)N * C * H * W, wy = (size_t)N * K * P * Q, ww = (size_t)K * C * 9;
+    float *x = randv(wx, rng), *w = randv(ww, rng), *b = randv(K, rng);
+    float *dy = randv(wy, rng), *dx = fillv(wx, NAN), *dx_ref = fillv(wx, 0), *dx_wref = fillv(wx, 0);
+    float *dw = fillv(ww, 0), *dw_ref = fillv(ww, 0), *wt = turned_filters(w, K, C);
+    float *y = fillv(wy, NAN), *y_ref = fillv(wy, 0), *y_wref = fillv(wy, 0), *y_rnd = fillv(wy, 0), *dx_rnd = fillv(wx, 0);
+    float *work = fillv(2 * conv2d_workspace_floats(C, H, W, K, 3, 3, 1, pad), NAN);
+    float *part = fillv(2 * (ww + K), NAN);
+    conv2d_forward_ref(y_ref, x, w, b, N, C, H, W, K, 3, 3, 1, pad);
+    conv2d_backward_ref(dx_ref, dw_ref, NULL, dy, x, w, N, C, H, W, K, 3, 3, 1, pad);
+    if (C % 2 == 0) wino_bf16_ref(y_wref, x, w, b, N, C, H, W, K, pad);
+    else memcpy(y_wref, y_ref, sizeof(float) * wy);
+    /* dx runs Winograd where C, its output channels, is a multiple of 8 */
+    const int wino_dx = C % 8 == 0;
+    if (wino_dx) wino_bf16_ref(dx_wref, dy, wt, NULL, N, K, P, Q, C, 2 - pad); /* dy with turned filters */
+    { /* the error of the other bf16 paths: exact products of rounded inputs */
+        float *xr = bf16_copy(x, wx), *wr = bf16_copy(w, ww), *dyr = bf16_copy(dy, wy);
+        conv2d_forward_ref(y_rnd, xr, wr, b, N, C, H, W, K, 3, 3, 1, pad);
+        conv2d_backward_ref(dx_rnd, NULL, NULL, dyr, xr, wr, N, C, H, W, K, 3, 3, 1, pad);
+        free(xr), free(wr), free(dyr);
+    }
+    conv2d_forward(y, x, w, b, N, C, H, W, K, 3, 3, 1, pad, work, 2);
+    conv2d_backward(dx, dw, NULL, dy, x, w, N, C, H, W, K, 3, 3, 1, pad, work, part, 2);
+    const float wey = tu_max_rel_diff(y, y_wref, wy), wex = wino_dx ? tu_max_rel_diff(dx, dx_wref, wx) : 0;
+    const float wew = tu_max_rel_diff(dw, dw_ref, ww);
+    const float fy = tu_max_rel_diff(y, y_ref, wy), fx = wino_dx ? tu_max_rel_diff(dx, dx_ref, wx) : 0;
+    const float ry = tu_max_rel_diff(y_rnd, y_ref, wy), rx = tu_max_rel_diff(dx_rnd, dx_ref, wx);
+    print_message("conv bf16 %-44s against the bf16 Winograd reference: y %.2g dx %.2g; fp32 dw %.2g\n",
+                  wi->label, (double)wey, (double)wex, (double)wew);
+    print_message("conv bf16 %-44s against fp32: y %.2g dx %.2g (direct on rounded inputs: y %.2g dx %.2g)\n",
+                  wi->label, (double)fy, (double)fx, (double)ry, (double)rx);
+    assert_true(wey <= 1e-4f && wex <= 1e-4f && wew <= 1e-4f);
+    assert_true(fy <= WINO_BF16_ERR * ry && fx <= WINO_BF16_ERR * rx);
+    free(x), free(w), free(b), free(dy), free(dx), free(dx_ref), free(dx_wref), free(y), free(y_ref), free(y_wref);
+    free(work), free(part), free(dw), free(dw_ref), free(wt), free(y_rnd), free(dx_rnd);
+}
+
 static void test_conv2d_bf16_vs_ref(void **state) {
     (void)state;
     if (!conv2d_set_bf16(1)) {
@@ -603,9 +721,9 @@ static void test_conv2d_bf16_vs_ref(void **state) {
         skip();
     }
     static const ConvShape shapes[] = {
-        /* (3x3 stride-1 layers with K and C multiples of 8 and even outputs
-         * run Winograd in fp32, checked after this loop; these shapes keep
-         * the bf16 paths) */
+        /* (3x3 stride-1 layers with K a multiple of 8, C >= 16 and even
+         * outputs run Winograd, checked after this loop; these shapes keep
+         * the other bf16 paths) */
         {"30->60 3x3 pad1 14x14", 30, 14, 14, 60, 3, 3, 1, 1},
         {"64->64 3x3 pad1 13x13 (kvec fwd/dx)", 64, 13, 13, 64, 3, 3, 1, 1},
         {"30->30 3x3 pad1 12x12", 30, 12, 12, 30, 3, 3, 1, 1},
@@ -669,32 +787,25 @@ static void test_conv2d_bf16_vs_ref(void **state) {
     assert_true(ey <= 1e-4f);
     free(x), free(w), free(b), free(y), free(y_ref), free(work);
 
-    /* Winograd layers (conv2d_wino.c) stay fp32 in bf16 runs, forward, dx
-     * and dw: all match the fp32 reference on unrounded inputs (unless an
-     * A/B run switched Winograd off with DIGITS_CONV). */
+    /* Winograd layers (conv2d_wino.c) in bf16 runs: the forward and dx
+     * round the transformed input V and weights U to bf16, so they match
+     * wino_bf16_ref (the same rounding, sums in double) to float rounding;
+     * against the fp32 reference on unrounded inputs their error is that
+     * rounding's, bounded here by WINO_BF16_ERR times the error of a
+     * direct convolution on bf16-rounded inputs (the other bf16 paths). dw
+     * stays fp32. (Skipped when an A/B run switched Winograd off with
+     * DIGITS_CONV.) */
     if (getenv("DIGITS_CONV")) {
         conv2d_set_bf16(0);
         return;
     }
-    const ConvShape wi = {"32->64 3x3 pad1 14x14 (Winograd)", 32, 14, 14, 64, 3, 3, 1, 1};
-    const size_t wx = (size_t)N * wi.C * 14 * 14, wy = (size_t)N * wi.K * 14 * 14, ww = (size_t)wi.K * wi.C * 9;
-    x = randv(wx, &rng), w = randv(ww, &rng), b = randv(wi.K, &rng);
-    float *dy = randv(wy, &rng), *dx = fillv(wx, NAN), *dx_ref = fillv(wx, 0);
-    float *dw = fillv(ww, 0), *dw_ref = fillv(ww, 0);
-    y = fillv(wy, NAN), y_ref = fillv(wy, 0);
-    work = fillv(2 * conv2d_workspace_floats(wi.C, 14, 14, wi.K, 3, 3, 1, 1), NAN);
-    float *part = fillv(2 * (ww + wi.K), NAN);
-    conv2d_forward_ref(y_ref, x, w, b, N, wi.C, 14, 14, wi.K, 3, 3, 1, 1);
-    conv2d_backward_ref(dx_ref, dw_ref, NULL, dy, x, w, N, wi.C, 14, 14, wi.K, 3, 3, 1, 1);
-    conv2d_forward(y, x, w, b, N, wi.C, 14, 14, wi.K, 3, 3, 1, 1, work, 2);
-    conv2d_backward(dx, dw, NULL, dy, x, w, N, wi.C, 14, 14, wi.K, 3, 3, 1, 1, work, part, 2);
-    const float wey = tu_max_rel_diff(y, y_ref, wy), wex = tu_max_rel_diff(dx, dx_ref, wx);
-    const float wew = tu_max_rel_diff(dw, dw_ref, ww);
-    print_message("conv bf16 %-30s fp32 forward, dx, dw: max diff y %.2g dx %.2g dw %.2g\n", wi.label, (double)wey,
-                  (double)wex, (double)wew);
-    assert_true(wey <= 1e-4f && wex <= 1e-4f && wew <= 1e-4f);
-    free(x), free(w), free(b), free(dy), free(dx), free(dx_ref), free(y), free(y_ref), free(work), free(part);
-    free(dw), free(dw_ref);
+    static const ConvShape wshapes[] = {
+        {"32->64 3x3 pad1 14x14 (Winograd, pairs)", 32, 14, 14, 64, 3, 3, 1, 1},
+        {"16->24 3x3 pad0 18x16 (Winograd, 16 lanes)", 16, 18, 16, 24, 3, 3, 1, 0},
+        {"24->32 3x3 pad2 12x10 (Winograd, dx pad 0)", 24, 12, 10, 32, 3, 3, 1, 2},
+        {"17->16 3x3 pad1 8x8 (odd C: fp32 product)", 17, 8, 8, 16, 3, 3, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof wshapes / sizeof wshapes[0]; i++) check_wino_bf16(&wshapes[i], &rng);
     conv2d_set_bf16(0);
 }
 

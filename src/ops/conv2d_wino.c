@@ -36,16 +36,27 @@
  * Accuracy: the transforms add and subtract (no large constants in
  * F(2x2,3x3)), so results match the direct kernels to a few ulps of the
  * sums (tests/test_ops_ref.c checks against the double reference).
+ * bf16 runs (forward and dx): the transforms stay fp32, and V and U are
+ * rounded to bf16 pair words along the channels (nearest even, as
+ * everywhere in bf16 runs), so the product is vdpbf16ps: per channel pair
+ * the same 3 loads, 8 broadcasts and 24 instructions as fp32 spends per
+ * channel — half the product's time. The weight gradient stays fp32.
  * Left out: other kernel sizes and strides, F(4x4,3x3) (larger
  * constants, worse fp32 error), the weight gradient of layers with 64
- * or more input channels (the kvec kernels' is faster there), bf16.
+ * or more input channels (the kvec kernels' is faster there).
  */
 #include "ops/conv2d_wino.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #ifdef __AVX512F__
 #include <immintrin.h>
+#endif
+#if defined(__AVX512BF16__) && defined(__AVX512F__)
+#define WINO_BF16 1
+#else
+#define WINO_BF16 0
 #endif
 
 #define KB 8  /* output channels per register block */
@@ -171,7 +182,23 @@ static void filter_transform(double u[16], const double g[9]) {
         for (int j = 0; j < 4; j++) u[i * 4 + j] = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
 }
 
-void conv2d_wino_pack(float *scratch, const float *w, int C, int K, int dx) {
+int conv2d_wino_bf16_ok(int C) { return WINO_BF16 && C % 2 == 0; }
+
+/* One (kb, pos) block of U, (C, KB) floats, to (C/2, KB) pair words in
+ * place: word (cp, kk) = (bf16 U[2cp][kk], bf16 U[2cp+1][kk]). */
+static void pair_block(float *u, int C) {
+#if WINO_BF16
+    const __m256i idx = _mm256_setr_epi16(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    for (int cp = 0; cp < C / 2; cp++) { /* reads floats 16cp.., writes words 8cp..: never ahead */
+        const __m256i b = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(u + (size_t)cp * 2 * KB));
+        _mm256_storeu_si256((__m256i *)(u + (size_t)cp * KB), _mm256_permutexvar_epi16(idx, b));
+    }
+#else
+    (void)u, (void)C;
+#endif
+}
+
+void conv2d_wino_pack(float *scratch, const float *w, int C, int K, int dx, int bf16) {
     /* forward: filter (k, c) is w[k][c]; dx: w[c][k] turned 180 degrees
      * (the layer's K is our C) */
     for (int k = 0; k < K; k++)
@@ -183,6 +210,8 @@ void conv2d_wino_pack(float *scratch, const float *w, int C, int K, int dx) {
             for (int pos = 0; pos < 16; pos++)
                 scratch[(((size_t)(k / KB) * 16 + pos) * C + c) * KB + k % KB] = (float)u[pos];
         }
+    if (bf16)
+        for (int blk = 0; blk < K / KB * 16; blk++) pair_block(scratch + (size_t)blk * C * KB, C);
 }
 
 #ifdef __AVX512F__
@@ -260,6 +289,63 @@ static void input_transform(float *V, int jj, const float *src, int C, size_t ch
     }
 }
 
+#if WINO_BF16
+/* input_transform for bf16 runs: channels 2cp and 2cp+1 transformed in
+ * fp32, then each position's two vectors rounded into one vector of pair
+ * words (lane t: (bf16 V[2cp][t], bf16 V[2cp+1][t])) at V word
+ * ((cp * VB + jj) * 16), positions vpos_stride(C) words apart. C even. */
+static void input_transform_bf16(uint32_t *V, int jj, const float *src, int C, size_t chan) {
+    const size_t step = vpos_stride(C);
+    const __m512i inter = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                                           21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for (int cp = 0; cp < C / 2; cp++) {
+        __m512 v[2][16];
+        for (int h = 0; h < 2; h++) {
+            const float *p = src + (size_t)(2 * cp + h) * chan;
+            __m512 a[4][4];
+            for (int i = 0; i < 4; i++) {
+                const float *row = p + (size_t)i * 32;
+                const __m512 e = _mm512_loadu_ps(row), o = _mm512_loadu_ps(row + 16);
+                const __m512 e1 = _mm512_loadu_ps(row + 1), o1 = _mm512_loadu_ps(row + 17);
+                a[i][0] = _mm512_sub_ps(e, e1);
+                a[i][1] = _mm512_add_ps(o, e1);
+                a[i][2] = _mm512_sub_ps(e1, o);
+                a[i][3] = _mm512_sub_ps(o, o1);
+            }
+            for (int j = 0; j < 4; j++) {
+                v[h][0 * 4 + j] = _mm512_sub_ps(a[0][j], a[2][j]);
+                v[h][1 * 4 + j] = _mm512_add_ps(a[1][j], a[2][j]);
+                v[h][2 * 4 + j] = _mm512_sub_ps(a[2][j], a[1][j]);
+                v[h][3 * 4 + j] = _mm512_sub_ps(a[1][j], a[3][j]);
+            }
+        }
+        uint32_t *out = V + ((size_t)cp * VB + jj) * 16;
+        for (int pos = 0; pos < 16; pos++) { /* [lo 0..15 | hi 0..15] to pairs (lo t, hi t) */
+            const __m512i b = (__m512i)_mm512_cvtne2ps_pbh(v[1][pos], v[0][pos]);
+            _mm512_storeu_si512(out + pos * step, _mm512_permutexvar_epi16(inter, b));
+        }
+    }
+}
+
+/* product() on pair words: M (KB, nv vectors) = U (KB, C/2 pairs) . V. */
+static inline __attribute__((always_inline)) void product_bf16(float *M, const uint32_t *U, const uint32_t *V,
+                                                               int Cp, const int nv) {
+    __m512 acc[KB][VB];
+    for (int kk = 0; kk < KB; kk++)
+        for (int jj = 0; jj < nv; jj++) acc[kk][jj] = _mm512_setzero_ps();
+    for (int cp = 0; cp < Cp; cp++) {
+        __m512bh v[VB];
+        for (int jj = 0; jj < nv; jj++) v[jj] = (__m512bh)_mm512_loadu_si512(V + ((size_t)cp * VB + jj) * 16);
+        for (int kk = 0; kk < KB; kk++) {
+            const __m512bh u = (__m512bh)_mm512_set1_epi32((int)U[(size_t)cp * KB + kk]);
+            for (int jj = 0; jj < nv; jj++) acc[kk][jj] = _mm512_dpbf16_ps(acc[kk][jj], u, v[jj]);
+        }
+    }
+    for (int kk = 0; kk < KB; kk++)
+        for (int jj = 0; jj < nv; jj++) _mm512_storeu_ps(M + ((size_t)kk * VB + jj) * 16, acc[kk][jj]);
+}
+#endif
+
 /* M (KB, nv vectors) for one position = U (KB, C) . V (C, nv vectors). */
 static inline __attribute__((always_inline)) void product(float *M, const float *U, const float *V, int C,
                                                           const int nv) {
@@ -315,7 +401,7 @@ static void output_transform(float *ya, float *yb, const float *M, float bias, c
 }
 
 void conv2d_wino_forward(float *y, const float *x, const float *bias, int G, float *scratch, int C, int H, int W,
-                         int K, int pad) {
+                         int K, int pad, int bf16) {
     const Geometry g = geometry(H, W, pad);
     const size_t chan = (size_t)g.hp * 32, PQ = (size_t)g.P * g.Q;
     const float *U = scratch;
@@ -332,13 +418,29 @@ void conv2d_wino_forward(float *y, const float *x, const float *bias, int G, flo
         for (int jj = 0; jj < nv; jj++) {
             slot[jj] = (jb + jj) / g.TH;
             tile_row[jj] = (jb + jj) % g.TH;
-            input_transform(V, jj, xp + (size_t)slot[jj] * C * chan + (size_t)2 * tile_row[jj] * 32, C, chan);
+            const float *src = xp + (size_t)slot[jj] * C * chan + (size_t)2 * tile_row[jj] * 32;
+#if WINO_BF16
+            if (bf16) {
+                input_transform_bf16((uint32_t *)V, jj, src, C, chan);
+                continue;
+            }
+#endif
+            input_transform(V, jj, src, C, chan);
         }
         for (int kb = 0; kb < K / KB; kb++) {
             const float *Ub = U + (size_t)kb * 16 * C * KB;
             for (int pos = 0; pos < 16; pos++) {
                 float *Mp = M + (size_t)pos * MPOS_STRIDE;
                 const float *Vp = V + (size_t)pos * vpos_stride(C), *Up = Ub + (size_t)pos * C * KB;
+#if WINO_BF16
+                if (bf16) { /* pair words where the floats were */
+                    const uint32_t *Uw = (const uint32_t *)Up, *Vw = (const uint32_t *)Vp;
+                    if (nv == 3) product_bf16(Mp, Uw, Vw, C / 2, 3);
+                    else if (nv == 2) product_bf16(Mp, Uw, Vw, C / 2, 2);
+                    else product_bf16(Mp, Uw, Vw, C / 2, 1);
+                    continue;
+                }
+#endif
                 if (nv == 3) product(Mp, Up, Vp, C, 3);
                 else if (nv == 2) product(Mp, Up, Vp, C, 2);
                 else product(Mp, Up, Vp, C, 1);
@@ -516,7 +618,7 @@ void conv2d_wino_dw(const float *dy, const float *x, int G, float *scratch, int 
 #else /* no AVX-512: conv2d_wino_ok() says no, nothing calls these */
 
 void conv2d_wino_forward(float *y, const float *x, const float *bias, int G, float *scratch, int C, int H, int W,
-                         int K, int pad) {
+                         int K, int pad, int bf16) {
     (void)y, (void)x, (void)bias, (void)G, (void)scratch, (void)C, (void)H, (void)W, (void)K, (void)pad;
 }
 

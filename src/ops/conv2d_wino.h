@@ -18,15 +18,20 @@ int conv2d_wino_group(int C, int H, int W, int pad);
  * padded images, one block of transformed input and of products. */
 size_t conv2d_wino_floats(int C, int H, int W, int K, int pad);
 
+/* Can the product run in bf16 (AVX512_BF16, C even)? */
+int conv2d_wino_bf16_ok(int C);
 /* Transform w (K,C,3,3) into the scratch's weight area: dx = 0 for the
  * forward; dx = 1 for the input gradient, whose weights are w turned 180
  * degrees with in and out channels swapped (then C and K below are the
- * layer's K and C). Once per call and thread, before the passes. */
-void conv2d_wino_pack(float *scratch, const float *w, int C, int K, int dx);
+ * layer's K and C). Once per call and thread, before the passes. bf16
+ * (only where conv2d_wino_bf16_ok(C)): rounded to pair words for the
+ * bf16 product; pass the same bf16 to conv2d_wino_forward. */
+void conv2d_wino_pack(float *scratch, const float *w, int C, int K, int dx, int bf16);
 /* y (G,K,P,Q) = bias + conv(x (G,C,H,W)), 3x3, stride 1, pad; bias may
- * be NULL; G <= conv2d_wino_group(). */
+ * be NULL; G <= conv2d_wino_group(). bf16: the transformed input and
+ * weights rounded to bf16, products summed in fp32. */
 void conv2d_wino_forward(float *y, const float *x, const float *bias, int G, float *scratch, int C, int H, int W,
-                         int K, int pad);
+                         int K, int pad, int bf16);
 
 /* The weight gradient, in three steps per thread: begin (zero the sums in
  * the scratch), conv2d_wino_dw for each group of at most
