@@ -98,10 +98,14 @@ void tanh_forward_ref(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
 }
 
-/* y = tanh(x) */
+/* y = tanh(x); small tensors outside any OpenMP region (see relu_forward) */
 void tanh_forward(float *y, const float *x, size_t n) {
+    if (n < TANH_PAR_MIN) {
+        for (size_t i = 0; i < n; i++) y[i] = tanh_rational(x[i]);
+        return;
+    }
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (n >= TANH_PAR_MIN)
+#pragma omp parallel for schedule(static)
 #endif
     for (size_t i = 0; i < n; i++) y[i] = tanh_rational(x[i]);
 }

@@ -133,29 +133,36 @@ static void maxpool_plane(float *restrict y, int32_t *restrict am, const float *
         }
 }
 
+/* Plane nc of maxpool_forward. */
+static inline void maxpool_one_plane(float *y, int32_t *argmax, const float *x, int nc, int H, int W, int F, int T,
+                                     int P, int Q) {
+    const float *xp = x + (size_t)nc * H * W;
+    float *yp = y + (size_t)nc * P * Q;
+    int32_t *ap = argmax + (size_t)nc * P * Q;
+    if (F == 2 && T == 2)
+#ifdef __AVX512F__
+        maxpool_plane_2x2_avx512(yp, ap, xp, W, P, Q);
+#else
+        maxpool_plane_2x2(yp, ap, xp, W, P, Q);
+#endif
+    else
+        maxpool_plane(yp, ap, xp, W, F, T, P, Q);
+}
+
 /* As maxpool_forward_ref, plus argmax (N,C,P,Q) for the backward pass. */
 void maxpool_forward(float *y, int32_t *argmax, const float *x, int N, int C, int H, int W, int F,
                      int T) {
     const int P = pool_out_size(H, F, T), Q = pool_out_size(W, F, T);
     DG_ASSERT(P > 0 && Q > 0 && F > 0 && T > 0);
     const int NC = N * C;
-    const int twobytwo = F == 2 && T == 2;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if ((size_t)NC * H * W >= POOL_PAR_MIN)
-#endif
-    for (int nc = 0; nc < NC; nc++) {
-        const float *xp = x + (size_t)nc * H * W;
-        float *yp = y + (size_t)nc * P * Q;
-        int32_t *ap = argmax + (size_t)nc * P * Q;
-        if (twobytwo)
-#ifdef __AVX512F__
-            maxpool_plane_2x2_avx512(yp, ap, xp, W, P, Q);
-#else
-            maxpool_plane_2x2(yp, ap, xp, W, P, Q);
-#endif
-        else
-            maxpool_plane(yp, ap, xp, W, F, T, P, Q);
+    if ((size_t)NC * H * W < POOL_PAR_MIN) { /* outside any OpenMP region (see avgpool_forward) */
+        for (int nc = 0; nc < NC; nc++) maxpool_one_plane(y, argmax, x, nc, H, W, F, T, P, Q);
+        return;
     }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (int nc = 0; nc < NC; nc++) maxpool_one_plane(y, argmax, x, nc, H, W, F, T, P, Q);
 }
 
 /* dx[n,c,argmax] += dy[n,c,p,q]; every other dx is 0 (dx overwritten). */
@@ -181,37 +188,47 @@ void maxpool_backward(float *dx, const float *dy, const int32_t *argmax, int N, 
  * Average pooling
  * ====================================================================== */
 
-/* y[n,c,p,q] = (1/F^2) sum_{i,j<F} x[n,c,p*T+i,q*T+j] */
+/* Plane nc of avgpool_forward. */
+static inline void avgpool_one_plane(float *y, const float *x, int nc, int H, int W, int F, int T, int P, int Q,
+                                     float inv) {
+    const float *restrict xp = x + (size_t)nc * H * W;
+    float *restrict yp = y + (size_t)nc * P * Q;
+    if (F == 2 && T == 2) { /* the zoo's case: pair sums, vectorised by the compiler */
+        for (int p = 0; p < P; p++) {
+            const float *restrict a = xp + (size_t)(2 * p) * W, *restrict b = a + W;
+            float *restrict yr = yp + (size_t)p * Q;
+            for (int q = 0; q < Q; q++) yr[q] = ((a[2 * q] + a[2 * q + 1]) + (b[2 * q] + b[2 * q + 1])) * inv;
+        }
+        return;
+    }
+    for (int p = 0; p < P; p++) {
+        float *restrict yr = yp + (size_t)p * Q;
+        for (int q = 0; q < Q; q++) yr[q] = 0;
+        for (int i = 0; i < F; i++) {
+            const float *restrict row = xp + (size_t)(p * T + i) * W;
+            for (int j = 0; j < F; j++)
+                for (int q = 0; q < Q; q++) yr[q] += row[q * T + j];
+        }
+        for (int q = 0; q < Q; q++) yr[q] *= inv;
+    }
+}
+
+/* y[n,c,p,q] = (1/F^2) sum_{i,j<F} x[n,c,p*T+i,q*T+j]. Small tensors
+ * (single images) stay outside any OpenMP region: one with a false `if`
+ * still costs ~0.3 us. */
 void avgpool_forward(float *y, const float *x, int N, int C, int H, int W, int F, int T) {
     const int P = pool_out_size(H, F, T), Q = pool_out_size(W, F, T);
     DG_ASSERT(P > 0 && Q > 0 && F > 0 && T > 0);
     const int NC = N * C;
     const float inv = 1.0f / (float)(F * F);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if ((size_t)NC * H * W >= POOL_PAR_MIN)
-#endif
-    for (int nc = 0; nc < NC; nc++) {
-        const float *restrict xp = x + (size_t)nc * H * W;
-        float *restrict yp = y + (size_t)nc * P * Q;
-        if (F == 2 && T == 2) { /* the zoo's case: pair sums, vectorised by the compiler */
-            for (int p = 0; p < P; p++) {
-                const float *restrict a = xp + (size_t)(2 * p) * W, *restrict b = a + W;
-                float *restrict yr = yp + (size_t)p * Q;
-                for (int q = 0; q < Q; q++) yr[q] = ((a[2 * q] + a[2 * q + 1]) + (b[2 * q] + b[2 * q + 1])) * inv;
-            }
-            continue;
-        }
-        for (int p = 0; p < P; p++) {
-            float *restrict yr = yp + (size_t)p * Q;
-            for (int q = 0; q < Q; q++) yr[q] = 0;
-            for (int i = 0; i < F; i++) {
-                const float *restrict row = xp + (size_t)(p * T + i) * W;
-                for (int j = 0; j < F; j++)
-                    for (int q = 0; q < Q; q++) yr[q] += row[q * T + j];
-            }
-            for (int q = 0; q < Q; q++) yr[q] *= inv;
-        }
+    if ((size_t)NC * H * W < POOL_PAR_MIN) {
+        for (int nc = 0; nc < NC; nc++) avgpool_one_plane(y, x, nc, H, W, F, T, P, Q, inv);
+        return;
     }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (int nc = 0; nc < NC; nc++) avgpool_one_plane(y, x, nc, H, W, F, T, P, Q, inv);
 }
 
 /* dx[n,c,h,w] = (1/F^2) sum over the windows containing (h,w) of dy (dx overwritten). */
