@@ -6,7 +6,8 @@
  *     on the path measured fastest for its shape (bench/bench_kernels):
  *     Winograd F(2x2,3x3) for 3x3 stride-1 layers with even outputs up to
  *     30 wide (conv2d_wino.c: forward, dx, and dw for 16/32 input
- *     channels; fp32 arithmetic in bf16 runs too), the direct row kernels
+ *     channels; forward and dx with a bf16 product in bf16 runs), the
+ *     direct row kernels
  *     (conv2d_direct.c: stride 1, rows of 8-32
  *     floats), the output-channel kernels (conv2d_kvec.c: deep layers with
  *     small outputs, fp32 or bf16 pair words), stride 2 on the input's
@@ -663,10 +664,11 @@ static int kvec_dw_layer(int C, int H, int W, int K, int R, int S, int stride, i
 }
 
 /* Does this layer's forward (wino_layer) or dx (wino_dx_layer) run as
- * Winograd F(2x2,3x3) (conv2d_wino.c)? In fp32 arithmetic, and in bf16 runs
- * too: there it beats the bf16 products (kaggle-deep's 32->32 at 28x28,
- * one core: 3.75 vs 5.67 ms forward; 32->64 at 14x14: 1.50 vs 3.06) and
- * ties the bf16 kvec kernels (64->64: 3.19 vs 3.30); kvec keeps dx there.
+ * Winograd F(2x2,3x3) (conv2d_wino.c)? In fp32, and in bf16 runs with a
+ * bf16 product (even channel counts): there it beats the other bf16 paths
+ * (one core, batch 64: kaggle-deep's 32->32 at 28x28 2.7 ms forward
+ * against 5.7 for the bf16 GEMM; 64->64 at 14x14 1.6 against 3.2 for the
+ * bf16 kvec kernels, forward and dx). The weight gradient stays fp32.
  * DIGITS_CONV=nowino turns it off. */
 static int wino_disabled(void) { return path_disabled("nowino"); }
 static int wino_layer(int C, int H, int W, int K, int R, int S, int stride, int pad) {
