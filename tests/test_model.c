@@ -70,6 +70,7 @@ static void test_bad_specs(void **state) {
         {"linear out=10 bias\n", "t.spec:1: 'bias' is not of the form key=value"},
         {"linear out=10 out=10\n", "t.spec:1: argument 'out' given twice"},
         {"maxpool size=40\n", "t.spec:1: maxpool: pool size 40 is larger than its input"},
+        {"conv2d out=6 kernel=5 init=xavier\n", "t.spec:1: conv2d: init=xavier is not one of torch, he_uniform"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         Model m;
@@ -77,6 +78,42 @@ static void test_bad_specs(void **state) {
         print_message("%-45s -> %s\n", cases[i].expect, dg_errmsg());
         assert_int_equal(r, -1);
         assert_non_null(strstr(dg_errmsg(), cases[i].expect));
+    }
+}
+
+/* init=: each scheme's bound (largest |w| close to it, none beyond) and its
+ * biases (Keras's zeros; PyTorch's U(-1/sqrt(fan_in), ..)). */
+static void test_init_schemes(void **state) {
+    static const struct {
+        const char *init;
+        double conv_bound, fc_bound; /* conv 1->64 5x5 (fan_in 25, fan_out 1600); linear 64 -> 10 */
+        int zero_bias;
+    } cases[] = {
+        {"torch", 0.2, 0.125, 0},
+        {"he_uniform", 0.48989795, 0.30618622, 1},
+        {"glorot_uniform", 0.060764362, 0.28474739, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char spec[256];
+        snprintf(spec, sizeof spec, "input 1x5x5\nconv2d out=64 kernel=5 init=%s\nflatten\nlinear out=10 init=%s\n",
+                 cases[i].init, cases[i].init);
+        Model m;
+        int r = model_build(&m, spec, "t.spec");
+        if (r) print_error("%s\n", dg_errmsg());
+        assert_int_equal(r, 0);
+        model_init_params(&m, 11);
+        const float *cw = m.params, *cb = cw + 64 * 25, *fw = cb + 64, *fb = fw + 640; /* PyTorch's order */
+        double cmax = 0, fcmax = 0, bmax = 0;
+        for (int k = 0; k < 64 * 25; k++) cmax = fmax(cmax, fabs(cw[k]));
+        for (int k = 0; k < 640; k++) fcmax = fmax(fcmax, fabs(fw[k]));
+        for (int k = 0; k < 64; k++) bmax = fmax(bmax, fabs(cb[k]));
+        for (int k = 0; k < 10; k++) bmax = fmax(bmax, fabs(fb[k]));
+        print_message("init=%-15s conv max |w| %.4f (bound %.4f), fc %.4f (%.4f), max |b| %.4f\n", cases[i].init,
+                      cmax, cases[i].conv_bound, fcmax, cases[i].fc_bound, bmax);
+        assert_true(cmax <= cases[i].conv_bound * (1 + 1e-6) && cmax > 0.95 * cases[i].conv_bound);
+        assert_true(fcmax <= cases[i].fc_bound * (1 + 1e-6) && fcmax > 0.95 * cases[i].fc_bound);
+        assert_true(cases[i].zero_bias ? bmax == 0 : bmax > 0);
+        model_free(&m);
     }
 }
 
@@ -484,7 +521,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_zoo_specs_build),
         cmocka_unit_test(test_bad_specs),
-        cmocka_unit_test(test_unknown_zoo_name),
+        cmocka_unit_test(test_unknown_zoo_name), cmocka_unit_test(test_init_schemes),
         cmocka_unit_test(test_save_load_identical_predictions),
         cmocka_unit_test(test_eval_fusion_matches_unfused),
         cmocka_unit_test(test_bad_model_files),

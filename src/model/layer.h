@@ -48,6 +48,9 @@ typedef enum {
 #define LAYER_MAX_INPUTS 8
 #define LAYER_INPUT_IMAGE (-1) /* input id of the model input */
 
+/* Weight initialisation of conv2d and linear (spec argument init=). */
+typedef enum { INIT_TORCH, INIT_HE_UNIFORM, INIT_GLOROT_UNIFORM } InitScheme;
+
 typedef struct Layer Layer;
 
 typedef struct {
@@ -89,6 +92,7 @@ struct Layer {
     float eps, momentum;      /* batchnorm */
     float alpha;              /* elu */
     int init_affine_identity; /* linear out=6 ending an stn localisation net: W = 0, b = identity */
+    InitScheme init_scheme;   /* conv2d, linear: init= (see init_weights in layers.c) */
 
     /* sizes reported by plan() */
     size_t n_param;           /* trainable floats */

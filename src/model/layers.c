@@ -56,12 +56,35 @@ int spec_get_float(SpecArgs *a, const char *key, float def, float lo, float hi, 
     return 0;
 }
 
-/* U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias: what PyTorch's
- * kaiming_uniform_(a=sqrt(5)) default amounts to for conv and linear. */
-static void init_fan_in(float *w, size_t nw, float *b, size_t nb, int fan_in, Rng *rng) {
-    float bound = 1.0f / sqrtf((float)fan_in);
+/* Weight and bias initialisation of conv and linear layers, by the
+ * layer's init= argument:
+ *   torch (default): U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and
+ *     bias, what PyTorch's kaiming_uniform_(a=sqrt(5)) default amounts to;
+ *   he_uniform, glorot_uniform: Keras's kernel initialisers of those names,
+ *     U(-sqrt(6/fan_in), ..) and U(-sqrt(6/(fan_in+fan_out)), ..), bias 0
+ *     (Keras's zeros), for specs that reproduce Keras notebooks.
+ * fan_out is out_features x the kernel's area, as Keras counts it. */
+static void init_weights(const Layer *l, float *w, size_t nw, float *b, size_t nb, int fan_in, int fan_out,
+                         Rng *rng) {
+    float bound = 1.0f / sqrtf((float)fan_in), bias_bound = bound;
+    if (l->init_scheme == INIT_HE_UNIFORM) bound = sqrtf(6.0f / (float)fan_in), bias_bound = 0;
+    if (l->init_scheme == INIT_GLOROT_UNIFORM) bound = sqrtf(6.0f / (float)(fan_in + fan_out)), bias_bound = 0;
     for (size_t i = 0; i < nw; i++) w[i] = rng_uniform_range(rng, -bound, bound);
-    for (size_t i = 0; i < nb; i++) b[i] = rng_uniform_range(rng, -bound, bound);
+    for (size_t i = 0; i < nb; i++) b[i] = bias_bound > 0 ? rng_uniform_range(rng, -bias_bound, bias_bound) : 0.0f;
+}
+
+/* init=torch|he_uniform|glorot_uniform (see init_weights) */
+static int spec_get_init(SpecArgs *a, Layer *l) {
+    static const char *const names[] = {"torch", "he_uniform", "glorot_uniform"};
+    int i = find_arg(a, "init");
+    l->init_scheme = INIT_TORCH;
+    if (i < 0) return 0;
+    for (int k = 0; k < 3; k++)
+        if (strcmp(a->val[i], names[k]) == 0) {
+            l->init_scheme = (InitScheme)k;
+            return 0;
+        }
+    return dg_set_error("init=%s is not one of torch, he_uniform, glorot_uniform", a->val[i]);
 }
 
 static int no_args(Layer *l, SpecArgs *a) { return 0; }
@@ -78,7 +101,8 @@ static int conv2d_configure(Layer *l, SpecArgs *a) {
     if (spec_get_int(a, "out", 0, 1, 4096, &l->out_features) ||
         spec_get_int(a, "kernel", 0, 1, 64, &l->kernel) ||
         spec_get_int(a, "stride", 1, 1, 64, &l->stride) ||
-        spec_get_int(a, "pad", 0, 0, 64, &l->pad) || spec_get_int(a, "bias", 1, 0, 1, &l->bias))
+        spec_get_int(a, "pad", 0, 0, 64, &l->pad) || spec_get_int(a, "bias", 1, 0, 1, &l->bias) ||
+        spec_get_init(a, l))
         return -1;
     return 0;
 }
@@ -102,8 +126,8 @@ static int conv2d_plan(Layer *l) {
 
 static void conv2d_init(Layer *l, Rng *rng) {
     size_t nw = (size_t)l->out_features * l->in.c * l->kernel * l->kernel;
-    init_fan_in(l->param, nw, l->param + nw, l->bias ? l->out_features : 0,
-                l->in.c * l->kernel * l->kernel, rng);
+    init_weights(l, l->param, nw, l->param + nw, l->bias ? l->out_features : 0, l->in.c * l->kernel * l->kernel,
+                 l->out_features * l->kernel * l->kernel, rng);
 }
 
 static void conv2d_layer_forward(Layer *l, int n, int training) {
@@ -136,7 +160,7 @@ static int conv2d_tensors(const Layer *l, const char **names, int shapes[][4], i
 }
 
 static const LayerKind conv2d_kind = {
-    "conv2d", "conv2d out=K kernel=R [stride=1] [pad=0] [bias=1]", conv2d_configure,
+    "conv2d", "conv2d out=K kernel=R [stride=1] [pad=0] [bias=1] [init=torch|he_uniform|glorot_uniform]", conv2d_configure,
     conv2d_plan, conv2d_init, conv2d_layer_forward, conv2d_layer_backward, conv2d_tensors};
 
 /* ==== linear ============================================================== */
@@ -144,7 +168,7 @@ static const LayerKind conv2d_kind = {
 static int linear_configure(Layer *l, SpecArgs *a) {
     if (find_arg(a, "out") < 0) return dg_set_error("linear needs out=FEATURES");
     return spec_get_int(a, "out", 0, 1, 1 << 20, &l->out_features) ||
-           spec_get_int(a, "bias", 1, 0, 1, &l->bias);
+           spec_get_int(a, "bias", 1, 0, 1, &l->bias) || spec_get_init(a, l);
 }
 
 static int linear_plan(Layer *l) {
@@ -156,7 +180,7 @@ static int linear_plan(Layer *l) {
 static void linear_init(Layer *l, Rng *rng) {
     int D = (int)shape_size(l->in);
     size_t nw = (size_t)l->out_features * D;
-    init_fan_in(l->param, nw, l->param + nw, l->bias ? l->out_features : 0, D, rng);
+    init_weights(l, l->param, nw, l->param + nw, l->bias ? l->out_features : 0, D, l->out_features, rng);
     if (l->init_affine_identity) {
         /* the last layer of an stn localisation net starts at the identity
          * transform (PyTorch's STN tutorial): W = 0, b = (1 0 0; 0 1 0) */
@@ -194,7 +218,7 @@ static int linear_tensors(const Layer *l, const char **names, int shapes[][4], i
     return 2;
 }
 
-static const LayerKind linear_kind = {"linear", "linear out=M [bias=1]", linear_configure,
+static const LayerKind linear_kind = {"linear", "linear out=M [bias=1] [init=torch|he_uniform|glorot_uniform]", linear_configure,
                                       linear_plan, linear_init, linear_layer_forward,
                                       linear_layer_backward, linear_tensors};
 
