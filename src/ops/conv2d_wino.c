@@ -262,30 +262,37 @@ static void pad_deinterleave(float *xp, const float *x, int G, const Geometry *g
     }
 }
 
+/* V = B^T d B for one channel of a tile vector, B^T = [1 0 -1 0; 0 1 1 0;
+ * 0 -1 1 0; 0 1 0 -1]: first along each row (d B), then down; p points at
+ * the first of its 4 padded rows (32 floats each); v[pos] = position pos. */
+static inline __attribute__((always_inline)) void tile_transform(__m512 v[16], const float *p) {
+    __m512 a[4][4]; /* d B for the 4 rows */
+    for (int i = 0; i < 4; i++) {
+        const float *row = p + (size_t)i * 32;
+        const __m512 e = _mm512_loadu_ps(row), o = _mm512_loadu_ps(row + 16);
+        const __m512 e1 = _mm512_loadu_ps(row + 1), o1 = _mm512_loadu_ps(row + 17);
+        a[i][0] = _mm512_sub_ps(e, e1);
+        a[i][1] = _mm512_add_ps(o, e1);
+        a[i][2] = _mm512_sub_ps(e1, o);
+        a[i][3] = _mm512_sub_ps(o, o1);
+    }
+    for (int j = 0; j < 4; j++) {
+        v[0 * 4 + j] = _mm512_sub_ps(a[0][j], a[2][j]);
+        v[1 * 4 + j] = _mm512_add_ps(a[1][j], a[2][j]);
+        v[2 * 4 + j] = _mm512_sub_ps(a[2][j], a[1][j]);
+        v[3 * 4 + j] = _mm512_sub_ps(a[1][j], a[3][j]);
+    }
+}
+
 /* The input transform of one tile vector: src points at its first padded
- * row in channel 0; V block slot jj. V = B^T d B with B^T = [1 0 -1 0;
- * 0 1 1 0; 0 -1 1 0; 0 1 0 -1]: first along each row (d B), then down. */
+ * row in channel 0; V block slot jj, positions vpos_stride(C) apart. */
 static void input_transform(float *V, int jj, const float *src, int C, size_t chan) {
-    const size_t step = vpos_stride(C); /* between positions */
+    const size_t step = vpos_stride(C);
     for (int c = 0; c < C; c++) {
-        const float *p = src + (size_t)c * chan;
-        __m512 a[4][4]; /* d B for the 4 rows */
-        for (int i = 0; i < 4; i++) {
-            const float *row = p + (size_t)i * 32;
-            const __m512 e = _mm512_loadu_ps(row), o = _mm512_loadu_ps(row + 16);
-            const __m512 e1 = _mm512_loadu_ps(row + 1), o1 = _mm512_loadu_ps(row + 17);
-            a[i][0] = _mm512_sub_ps(e, e1);
-            a[i][1] = _mm512_add_ps(o, e1);
-            a[i][2] = _mm512_sub_ps(e1, o);
-            a[i][3] = _mm512_sub_ps(o, o1);
-        }
+        __m512 v[16];
+        tile_transform(v, src + (size_t)c * chan);
         float *out = V + ((size_t)c * VB + jj) * 16;
-        for (int j = 0; j < 4; j++) {
-            _mm512_storeu_ps(out + (0 * 4 + j) * step, _mm512_sub_ps(a[0][j], a[2][j]));
-            _mm512_storeu_ps(out + (1 * 4 + j) * step, _mm512_add_ps(a[1][j], a[2][j]));
-            _mm512_storeu_ps(out + (2 * 4 + j) * step, _mm512_sub_ps(a[2][j], a[1][j]));
-            _mm512_storeu_ps(out + (3 * 4 + j) * step, _mm512_sub_ps(a[1][j], a[3][j]));
-        }
+        for (int pos = 0; pos < 16; pos++) _mm512_storeu_ps(out + pos * step, v[pos]);
     }
 }
 
@@ -299,29 +306,12 @@ static void input_transform_bf16(uint32_t *V, int jj, const float *src, int C, s
     const __m512i inter = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
                                            21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     for (int cp = 0; cp < C / 2; cp++) {
-        __m512 v[2][16];
-        for (int h = 0; h < 2; h++) {
-            const float *p = src + (size_t)(2 * cp + h) * chan;
-            __m512 a[4][4];
-            for (int i = 0; i < 4; i++) {
-                const float *row = p + (size_t)i * 32;
-                const __m512 e = _mm512_loadu_ps(row), o = _mm512_loadu_ps(row + 16);
-                const __m512 e1 = _mm512_loadu_ps(row + 1), o1 = _mm512_loadu_ps(row + 17);
-                a[i][0] = _mm512_sub_ps(e, e1);
-                a[i][1] = _mm512_add_ps(o, e1);
-                a[i][2] = _mm512_sub_ps(e1, o);
-                a[i][3] = _mm512_sub_ps(o, o1);
-            }
-            for (int j = 0; j < 4; j++) {
-                v[h][0 * 4 + j] = _mm512_sub_ps(a[0][j], a[2][j]);
-                v[h][1 * 4 + j] = _mm512_add_ps(a[1][j], a[2][j]);
-                v[h][2 * 4 + j] = _mm512_sub_ps(a[2][j], a[1][j]);
-                v[h][3 * 4 + j] = _mm512_sub_ps(a[1][j], a[3][j]);
-            }
-        }
+        __m512 lo[16], hi[16];
+        tile_transform(lo, src + (size_t)(2 * cp) * chan);
+        tile_transform(hi, src + (size_t)(2 * cp + 1) * chan);
         uint32_t *out = V + ((size_t)cp * VB + jj) * 16;
         for (int pos = 0; pos < 16; pos++) { /* [lo 0..15 | hi 0..15] to pairs (lo t, hi t) */
-            const __m512i b = (__m512i)_mm512_cvtne2ps_pbh(v[1][pos], v[0][pos]);
+            const __m512i b = (__m512i)_mm512_cvtne2ps_pbh(hi[pos], lo[pos]);
             _mm512_storeu_si512(out + pos * step, _mm512_permutexvar_epi16(inter, b));
         }
     }
