@@ -141,7 +141,7 @@ SGD3=(--optimizer sgd --lr 0.001 --momentum 0.9)
 # epochs: 98.61 %).
 single s001-lenet5 "lenet5 (tanh, avg pool), SGD lr 0.001 momentum 0.9, batch 32, 10 epochs" "97.25 %" -- \
     --model lenet5 "${SGD3[@]}" --batch-size 32 --epochs 10
-single s001-deep "cnn-deep (3 convs, ReLU, max pool), SGD lr 0.001 momentum 0.9, batch 32, 10 epochs" "99.2 %" -- \
+single s001-deep "cnn-deep (3 convs, ReLU, max pool, Keras initialisers), SGD lr 0.001 momentum 0.9, batch 32, 10 epochs" "99.2 %" -- \
     --model cnn-deep "${SGD3[@]}" --batch-size 32 --epochs 10
 
 # ---- seed 000: #1 SGD, #2 Adam + plateau, #3 batch norm, #4 augmented ensemble, #5 zoo ensemble
