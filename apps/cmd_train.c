@@ -59,6 +59,8 @@ static void help(void) {
            "  --kfold K             stratified K-fold: one member per fold, each validated\n"
            "                        and early-stopped on its own held-out fold\n"
            "  --vote logits|probs   ensemble vote: sum of logits or mean of probabilities [probs]\n"
+           "  --normalize standard|none  inputs standardised by the training set's pixel mean\n"
+           "                        and std, or none: pixels/255 only (Keras's rescale) [standard]\n"
            "  --precision fp32|bf16 bf16: convolutions multiply in bfloat16 (AVX512_BF16),\n"
            "                        fp32 master weights and accumulation        [fp32]\n"
            "  --checkpoint-dir DIR  checkpoint every epoch and on SIGINT/SIGTERM [none]\n"
@@ -145,6 +147,7 @@ typedef struct {
     char model[4096], data[4096], test[4096]; /* test "" = none */
     char augment[192];                        /* canonical --augment text, "" = none */
     char precision[8];                        /* "fp32" or "bf16" */
+    char normalize[12];                       /* "standard" or "none" */
     float val_split;
     int limit;
 } RunFlags;
@@ -160,6 +163,7 @@ static char *run_to_json(const RunFlags *r) {
     cJSON_AddNumberToObject(o, "limit", r->limit);
     cJSON_AddStringToObject(o, "augment", r->augment);
     cJSON_AddStringToObject(o, "precision", r->precision[0] ? r->precision : "fp32");
+    cJSON_AddStringToObject(o, "normalize", r->normalize[0] ? r->normalize : "standard");
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -190,6 +194,9 @@ static int run_from_json(const char *text, RunFlags *r) {
         cJSON *prec = cJSON_GetObjectItemCaseSensitive(o, "precision");
         snprintf(r->precision, sizeof r->precision, "%s",
                  cJSON_IsString(prec) && strcmp(prec->valuestring, "bf16") == 0 ? "bf16" : "fp32");
+        cJSON *norm = cJSON_GetObjectItemCaseSensitive(o, "normalize");
+        snprintf(r->normalize, sizeof r->normalize, "%s",
+                 cJSON_IsString(norm) && strcmp(norm->valuestring, "none") == 0 ? "none" : "standard");
     }
     cJSON_Delete(o);
     return ok ? 0 : -1;
@@ -223,7 +230,7 @@ int cmd_train(int argc, char **argv) {
     enum { O_MODEL = 256, O_DATA, O_TEST, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOM, O_NEST, O_WD, O_SCHED,
            O_GAMMA, O_STEPSIZE, O_PATIENCE, O_VAL, O_LIMIT, O_MAXSTEPS, O_SEED, O_THREADS, O_OUT,
            O_LOG, O_SUMMARY, O_QUIET, O_HELP, O_AUG, O_ENS, O_ENS_MODELS, O_KFOLD, O_VOTE, O_CKPT, O_RESUME,
-           O_MONITOR, O_MONITOR_TEST, O_MONITOR_EVERY, O_PREC, O_END };
+           O_MONITOR, O_MONITOR_TEST, O_MONITOR_EVERY, O_PREC, O_NORM, O_END };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL}, {"data", 1, 0, O_DATA}, {"test", 1, 0, O_TEST},
         {"epochs", 1, 0, O_EPOCHS}, {"batch-size", 1, 0, O_BATCH}, {"lr", 1, 0, O_LR},
@@ -236,7 +243,8 @@ int cmd_train(int argc, char **argv) {
         {"augment", 1, 0, O_AUG}, {"ensemble", 1, 0, O_ENS}, {"ensemble-models", 1, 0, O_ENS_MODELS},
         {"kfold", 1, 0, O_KFOLD}, {"vote", 1, 0, O_VOTE},
         {"checkpoint-dir", 1, 0, O_CKPT}, {"resume", 1, 0, O_RESUME}, {"monitor", 1, 0, O_MONITOR},
-        {"monitor-test", 0, 0, O_MONITOR_TEST}, {"monitor-every", 1, 0, O_MONITOR_EVERY}, {"precision", 1, 0, O_PREC}, {0, 0, 0, 0}};
+        {"monitor-test", 0, 0, O_MONITOR_TEST}, {"monitor-every", 1, 0, O_MONITOR_EVERY}, {"precision", 1, 0, O_PREC},
+        {"normalize", 1, 0, O_NORM}, {0, 0, 0, 0}};
 
     /* which flags were given, and as what text (for --resume's conflict check) */
     const char *given[O_END - O_MODEL] = {0};
@@ -291,6 +299,11 @@ int cmd_train(int argc, char **argv) {
             ens.vote_logits = strcmp(optarg, "logits") == 0;
             break;
         case O_PREC: precision = cli_set_precision(CMD, optarg); break;
+        case O_NORM:
+            if (strcmp(optarg, "standard") && strcmp(optarg, "none"))
+                cli_usage_error(CMD, "--normalize: '%s' is not standard or none", optarg);
+            cfg.unit_scale = strcmp(optarg, "none") == 0;
+            break;
         case O_CKPT: ckpt_dir = optarg; break;
         case O_RESUME: resume_dir = optarg; break;
         default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
@@ -359,6 +372,8 @@ int cmd_train(int argc, char **argv) {
             conflict("--augment", GIVEN(O_AUG), run.augment[0] ? run.augment : "(none)");
         if (GIVEN(O_PREC) && strcmp(precision, run.precision) != 0)
             conflict("--precision", GIVEN(O_PREC), run.precision);
+        if (GIVEN(O_NORM) && strcmp(cfg.unit_scale ? "none" : "standard", run.normalize) != 0)
+            conflict("--normalize", GIVEN(O_NORM), run.normalize);
         precision = cli_set_precision(CMD, run.precision);
         int quiet = cfg.quiet;
         cfg = ck.cfg;
@@ -459,15 +474,15 @@ int cmd_train(int argc, char **argv) {
             snprintf(run.test, sizeof run.test, "%s", test_path ? test_path : "");
             snprintf(run.augment, sizeof run.augment, "%s", cfg.augment ? cfg.augment->text : "");
             snprintf(run.precision, sizeof run.precision, "%s", precision);
+            snprintf(run.normalize, sizeof run.normalize, "%s", cfg.unit_scale ? "none" : "standard");
             run_json = run_to_json(&run);
             cfg.checkpoint_dir = ckpt_dir;
             cfg.run_json = run_json;
         }
         model_init_params(&m, cfg.seed);
         load_t0 = seconds_now();
-        dataset_mean_std(&train, &m.norm_mean, &m.norm_std);
+        train_set_normalisation(&m, &cfg, &train);
         load_secs += seconds_now() - load_t0;
-        if (!(m.norm_std > 1e-6f)) m.norm_std = 1.0f; /* a blank data set: do not divide by zero */
         m.train_config_json = train_config_json(&cfg, m.spec_name, train.n, val.n);
     }
     printf("model %s: %zu parameters, %.2f M MACs/image; %d train / %d validation images from %s (loaded in %.3fs)\n",

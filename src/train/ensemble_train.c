@@ -92,8 +92,7 @@ int ensemble_train(const EnsembleTrainConfig *ec, const Dataset *all, const Trai
         mc.out_path = NULL; /* the ensemble file is saved below */
         mc.log_path = NULL;
         model_init_params(m, mc.seed);
-        dataset_mean_std(tr, &m->norm_mean, &m->norm_std);
-        if (!(m->norm_std > 1e-6f)) m->norm_std = 1.0f;
+        train_set_normalisation(m, &mc, tr);
         m->train_config_json = train_config_json(&mc, m->spec_name, tr->n, va->n);
         if (!cfg->quiet) {
             printf("member %d/%d: %s, seed %" PRIu64 ", %d train / %d validation images%s\n", k + 1, ec->n,

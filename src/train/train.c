@@ -26,6 +26,15 @@ void train_config_defaults(TrainConfig *c) {
     c->seed = 42;
 }
 
+void train_set_normalisation(Model *m, const TrainConfig *c, const Dataset *train) {
+    if (c->unit_scale) {
+        m->norm_mean = 0.0f, m->norm_std = 1.0f;
+        return;
+    }
+    dataset_mean_std(train, &m->norm_mean, &m->norm_std);
+    if (!(m->norm_std > 1e-6f)) m->norm_std = 1.0f; /* a blank data set: do not divide by zero */
+}
+
 char *train_config_json(const TrainConfig *c, const char *model_name, int n_train, int n_val) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", model_name);
@@ -46,6 +55,7 @@ char *train_config_json(const TrainConfig *c, const char *model_name, int n_trai
     cJSON_AddNumberToObject(o, "n_val", n_val);
     if (c->log_path) cJSON_AddStringToObject(o, "log", c->log_path); /* digits report draws it */
     if (c->augment) cJSON_AddStringToObject(o, "augment", c->augment->text);
+    cJSON_AddStringToObject(o, "normalize", c->unit_scale ? "none" : "standard");
     cJSON_AddStringToObject(o, "precision", model_bf16() ? "bf16" : "fp32");
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);

@@ -26,3 +26,11 @@ out=$("$DIGITS" predict --model "$TMP/cnn.safetensors" "$TMP/first.pgm" "$TMP/in
 echo "$out"
 [[ $(echo "$out" | grep -c ": $label (p=") -eq 2 ]] || fail "predict did not say $label for both images"
 "$DIGITS" predict --json --model "$TMP/cnn.safetensors" "$TMP/first.pgm" | grep -q "\"digit\":$label" || fail "predict --json"
+# --normalize none: pixels/255 only (Keras's rescale), stored in the model file
+"$DIGITS" train --model cnn --data "$DATA" --limit 5000 --epochs 1 --batch-size 16 --lr 0.002 \
+    --val-split 0 --test none --seed 1 --quiet --normalize none --out "$TMP/unit.safetensors"
+head -c 4096 "$TMP/unit.safetensors" | grep -aq '"digits.norm_mean":"0","digits.norm_std":"1"' ||
+    fail "--normalize none: the model file does not hold mean 0, std 1"
+acc=$("$DIGITS" eval --model "$TMP/unit.safetensors" --data "$DATA" --limit 1000 --json | grep -o '"accuracy":[0-9.]*' | head -1 | cut -d: -f2)
+echo "--normalize none: accuracy $acc"
+awk -v a="$acc" 'BEGIN { exit !(a >= 0.90) }' || fail "--normalize none: accuracy $acc < 0.90"
