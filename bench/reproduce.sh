@@ -23,7 +23,9 @@
 # Knobs: DIGITS (build/digits), DATA (data/mnist), SEEDS ("1 2 3"),
 # THREADS (0 = all cores), QUICK_STEPS (60), PRECISION (fp32; bf16 trains the
 # deep models 20-35 % faster at the same accuracy), LONG_EPOCHS (30: the
-# epochs of the seeds' 30-epoch augmented rows; the rows say what ran).
+# epochs of the seeds' 30-epoch augmented rows; the rows say what ran),
+# S002_EPOCHS (45: seed 002's kaggle-deep members), PARALLEL (1: ensembles of
+# --ensemble N members train as PARALLEL processes of THREADS threads each).
 # Rough cost on this 2-core machine (an idle one): the single-model rows take
 # minutes to an hour each, the 5- to 15-member ensembles several hours to a
 # day (kaggle-deep trains at a few hundred images/s): run subsets with ROWS.
@@ -38,6 +40,8 @@ QUICK=${QUICK:-0}
 QUICK_STEPS=${QUICK_STEPS:-60}
 PRECISION=${PRECISION:-fp32}
 LONG=${LONG_EPOCHS:-30}
+S002_EPOCHS=${S002_EPOCHS:-45}
+PARALLEL=${PARALLEL:-1}
 ROWS=${ROWS:-all}
 WORK=runs/reproduce
 OUT=bench/results/reproduce.md
@@ -68,7 +72,7 @@ TABLE=$WORK/table.md
     echo
     [[ $QUICK == 1 ]] && echo "**QUICK=1 smoke run: ${QUICK_STEPS} steps per run on 5 000 images, tested on 1 000 — the accuracies mean nothing.**" && echo
     echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); $(date -u '+%Y-%m-%d %H:%M UTC'); commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')."
-    echo "Command: \`$( [[ $QUICK == 1 ]] && echo 'QUICK=1 ')$( [[ $PRECISION != fp32 ]] && echo "PRECISION=$PRECISION ")$( [[ $LONG != 30 ]] && echo "LONG_EPOCHS=$LONG ")$( [[ $ROWS != all ]] && echo "ROWS=$ROWS ")bench/reproduce.sh\`; logs and models in \`$WORK/\`."
+    echo "Command: \`$( [[ $QUICK == 1 ]] && echo 'QUICK=1 ')$( [[ $PRECISION != fp32 ]] && echo "PRECISION=$PRECISION ")$( [[ $LONG != 30 ]] && echo "LONG_EPOCHS=$LONG ")$( [[ $S002_EPOCHS != 45 ]] && echo "S002_EPOCHS=$S002_EPOCHS ")$( [[ $PARALLEL != 1 ]] && echo "PARALLEL=$PARALLEL ")$( [[ $THREADS != 0 ]] && echo "THREADS=$THREADS ")$( [[ $ROWS != all ]] && echo "ROWS=$ROWS ")bench/reproduce.sh\`; logs and models in \`$WORK/\`."
     echo
     echo "| row | configuration | test accuracy | runs | training time (per run) | seed's figure |"
     echo "|---|---|---|---|---|---|"
@@ -104,14 +108,21 @@ ensemble() {
     local name=$1 desc=$2 fig=$3 tta=$4; shift 5
     wanted "$name" || return 0
     local log=$WORK/$name.log model=$WORK/$name.safetensors
-    echo "[$name] digits train $*" >&2
-    "$DIGITS" train "$@" --data "$DATA" --test "$TEST" --seed 1 --threads "$THREADS" --out "$model" \
-        --precision "$PRECISION" \
-        "${QUICK_ARGS[@]}" > "$log" 2>&1 || die "$name failed; see $log"
-    local acc t n note=""
-    acc=$(sed -n 's/^test accuracy \([0-9.]*\).*/\1/p' "$log")
-    t=$(sed -n 's/^trained \([0-9]*\) members in \([0-9.]*\)s.*/\2/p' "$log")
-    n=$(sed -n 's/^trained \([0-9]*\) members.*/\1/p' "$log")
+    local acc t n note="" size
+    size=$(ensemble_size "$@")
+    if [[ $PARALLEL -gt 1 && $size -ge $PARALLEL ]]; then
+        parallel_ensemble "$name" "$size" "$@"
+        acc=$("$DIGITS" eval --model "$model" --data "$TEST" --json | grep -o '"accuracy":[0-9.]*' | head -1 | cut -d: -f2)
+        t=$(cat "$WORK/$name.seconds") n=$size
+    else
+        echo "[$name] digits train $*" >&2
+        "$DIGITS" train "$@" --data "$DATA" --test "$TEST" --seed 1 --threads "$THREADS" --out "$model" \
+            --precision "$PRECISION" \
+            "${QUICK_ARGS[@]}" > "$log" 2>&1 || die "$name failed; see $log"
+        acc=$(sed -n 's/^test accuracy \([0-9.]*\).*/\1/p' "$log")
+        t=$(sed -n 's/^trained \([0-9]*\) members in \([0-9.]*\)s.*/\2/p' "$log")
+        n=$(sed -n 's/^trained \([0-9]*\) members.*/\1/p' "$log")
+    fi
     if [[ $tta -gt 1 ]]; then
         local tacc
         tacc=$("$DIGITS" eval --model "$model" --data "$TEST" --tta "$tta" --json | grep -o '"accuracy":[0-9.]*' | head -1 | cut -d: -f2)
@@ -119,6 +130,39 @@ ensemble() {
     fi
     echo "[$name] test accuracy $acc$note, $t s" >&2
     echo "| $name | $desc | $(echo "$acc" | stats)$note | 1 run, $n members | $(echo "$t" | secs) total | $fig |" >> "$TABLE"
+}
+
+# N of "--ensemble N" among the train flags (0 for --kfold / --ensemble-models)
+ensemble_size() {
+    while [[ $# -gt 0 ]]; do [[ $1 == --ensemble ]] && { echo "$2"; return; }; shift; done
+    echo 0
+}
+
+# parallel_ensemble NAME N -- train flags...: PARALLEL processes of THREADS
+# threads each train consecutive slices of the N member seeds (1..N, the seeds
+# one process would use), then `digits ensemble` joins the parts in seed order.
+# On 2 cores, two one-thread processes spend no time in barriers between the
+# cores, which one two-thread process does at every layer.
+parallel_ensemble() {
+    local name=$1 size=$2; shift 2
+    local args=() first=1 k pids=() parts=()
+    while [[ $# -gt 0 ]]; do # drop "--ensemble N": each part says its own
+        if [[ $1 == --ensemble ]]; then shift 2; else args+=("$1"); shift; fi
+    done
+    local start=$SECONDS
+    for ((k = 0; k < PARALLEL; k++)); do
+        local count=$(( size / PARALLEL + (k < size % PARALLEL ? 1 : 0) ))
+        local part=$WORK/$name.part$k
+        parts+=("$part.safetensors")
+        echo "[$name] part $k: members with seeds $first..$((first + count - 1)): digits train ${args[*]}" >&2
+        "$DIGITS" train "${args[@]}" --ensemble "$count" --data "$DATA" --seed "$first" --threads "$THREADS" \
+            --out "$part.safetensors" --precision "$PRECISION" "${QUICK_ARGS[@]}" > "$part.log" 2>&1 &
+        pids+=($!)
+        first=$((first + count))
+    done
+    for k in "${!pids[@]}"; do wait "${pids[$k]}" || die "$name part $k failed; see $WORK/$name.part$k.log"; done
+    echo $((SECONDS - start)) > "$WORK/$name.seconds"
+    "$DIGITS" ensemble --out "$WORK/$name.safetensors" "${parts[@]}" > "$WORK/$name.log" 2>&1 || die "$name: joining the parts failed"
 }
 
 # singles with TTA: the mean over seeds of eval --tta on each seed's model
@@ -161,8 +205,8 @@ ensemble s000-zoo-x5 "#5 heterogeneous: ${HET//,/, }; augment seed000, Adam + pl
 # ---- seed 002: MLP baseline, then Chris Deotte's CNN x 10 -------------------------
 single s002-mlp "mlp (784-200 BN ReLU dropout 0.2 -10), Adam lr 0.001, 20 epochs" "97.6 %" -- \
     --model mlp --optimizer adam --lr 0.001 --epochs 20
-ensemble s002-kaggle-deep-x10 "$(members 10)x kaggle-deep, augment seed002, Adam lr 0.001 x 0.95^epoch, 45 epochs, vote probs" "99.66 %" 1 -- \
-    --model kaggle-deep --ensemble "$(members 10)" --augment seed002 --schedule exp --gamma 0.95 --epochs 45
+ensemble s002-kaggle-deep-x10 "$(members 10)x kaggle-deep, augment seed002, Adam lr 0.001 x 0.95^epoch, $S002_EPOCHS epochs, vote probs" "99.66 %" 1 -- \
+    --model kaggle-deep --ensemble "$(members 10)" --augment seed002 --schedule exp --gamma 0.95 --epochs "$S002_EPOCHS"
 
 # ---- seed 003: K-fold --------------------------------------------------------------
 ensemble s003-kfold5 "kfold-net, stratified 5-fold (each member early-stopped on its fold, patience 5), augment seed003 (RandomAffine + RandomPerspective), Adam + plateau, $LONG epochs" "99.58 %" 1 -- \
