@@ -187,6 +187,10 @@ single s001-lenet5 "lenet5 (tanh, avg pool), SGD lr 0.001 momentum 0.9, batch 32
     --model lenet5 "${SGD3[@]}" --batch-size 32 --epochs 10
 single s001-deep "cnn-deep (3 convs, ReLU, max pool, Keras initialisers), SGD lr 0.001 momentum 0.9, batch 32, 10 epochs" "99.2 %" -- \
     --model cnn-deep "${SGD3[@]}" --batch-size 32 --epochs 10
+# The seed's Keras fit() trains on all 60 000 images and keeps the last
+# epoch's weights: no hold-out, so nothing is chosen (on validation or test).
+single s001-deep-all "cnn-deep as above, trained on all 60 000 images (no hold-out: the last epoch's weights, as the seed's Keras fit)" "99.2 %" -- \
+    --model cnn-deep "${SGD3[@]}" --batch-size 32 --epochs 10 --val-split 0
 
 # ---- seed 000: #1 SGD, #2 Adam + plateau, #3 batch norm, #4 augmented ensemble, #5 zoo ensemble
 single s000-cnn-sgd "#1 cnn, SGD lr 0.01 momentum 0.9, 10 epochs" "97.93 %" -- \
