@@ -837,7 +837,11 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
     /* stride 2 on the phases: faster than bf16 products too (a 5x5/2 layer
      * at 28x28: 110 vs 93 GFLOP/s; conv2d_backward keeps bf16 there) */
     const int phase = !wino && !direct && !kvec && group == 1 && conv2d_phase_ok(C, H, W, K, R, S, stride, pad);
-    const int bf16 = use_bf16 && !wino && !direct && !phase && !kvec && bf16_layer(C, H, W, K, R, S, stride, pad);
+    /* a one-image call (serving) stays fp32: rounding the weights to bf16
+     * costs as much as the bf16 product saves (lenet5's 4x4 -> 1x1 layer:
+     * K x CRS conversions for K x CRS products) */
+    const int bf16 = use_bf16 && N > 1 && !wino && !direct && !phase && !kvec &&
+                     bf16_layer(C, H, W, K, R, S, stride, pad);
     int *table = NULL, table_owned = 0; /* im2col by gathers (shared, read-only) */
     if (!pointwise && !wino && !direct && !phase && !kvec && band == P && use_gather(stride, W, P, Q))
         table = gather_table_get(H, W, R, S, stride, pad, P, Q, &table_owned);
