@@ -20,7 +20,8 @@
 # Where a seed's exact setting is not recorded here (batch size, epochs of
 # the "best" rows), the choice is stated in the row's configuration.
 #
-# Knobs: DIGITS (build/digits), DATA (data/mnist), SEEDS ("1 2 3"),
+# Knobs: DIGITS (build/digits; SKIP_BUILD=1: use it as it is), DATA
+# (data/mnist), REPRO_DIR (runs/reproduce: logs, models, table), SEEDS ("1 2 3"),
 # THREADS (0 = all cores), QUICK_STEPS (60), PRECISION (fp32; bf16 trains the
 # deep models 20-35 % faster at the same accuracy), LONG_EPOCHS (30: the
 # epochs of the seeds' 30-epoch augmented rows; the rows say what ran),
@@ -46,11 +47,13 @@ ROWS=${ROWS:-all}
 WORK=runs/reproduce
 OUT=bench/results/reproduce.md
 [[ $QUICK == 1 ]] && OUT=bench/results/reproduce-quick.md && WORK=runs/reproduce-quick
+# REPRO_DIR: logs, models and the table all there (tests/e2e/reproduce.sh)
+[[ -n ${REPRO_DIR:-} ]] && WORK=$REPRO_DIR && OUT=$REPRO_DIR/reproduce.md
 
 die() { echo "reproduce.sh: $*" >&2; exit 1; }
 [[ -f $DATA/train-images-idx3-ubyte || -f $DATA/train-images-idx3-ubyte.gz ]] || die "no MNIST in $DATA (run tools/fetch_mnist.sh)"
-make -j2 "$DIGITS" >/dev/null || die "build failed"
-mkdir -p "$WORK" bench/results
+[[ ${SKIP_BUILD:-0} == 1 ]] || make -j2 "$DIGITS" >/dev/null || die "build failed"
+mkdir -p "$WORK" "$(dirname "$OUT")"
 
 # ---- QUICK: small data, few steps, fewer members ------------------------------
 TEST=$DATA
@@ -155,8 +158,8 @@ parallel_ensemble() {
         local part=$WORK/$name.part$k
         parts+=("$part.safetensors")
         echo "[$name] part $k: members with seeds $first..$((first + count - 1)): digits train ${args[*]}" >&2
-        "$DIGITS" train "${args[@]}" --ensemble "$count" --data "$DATA" --seed "$first" --threads "$THREADS" \
-            --out "$part.safetensors" --precision "$PRECISION" "${QUICK_ARGS[@]}" > "$part.log" 2>&1 &
+        "$DIGITS" train "${args[@]}" --ensemble "$count" --data "$DATA" --test none --seed "$first" \
+            --threads "$THREADS" --out "$part.safetensors" --precision "$PRECISION" "${QUICK_ARGS[@]}" > "$part.log" 2>&1 &
         pids+=($!)
         first=$((first + count))
     done
