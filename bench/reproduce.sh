@@ -51,6 +51,10 @@ OUT=bench/results/reproduce.md
 [[ -n ${REPRO_DIR:-} ]] && WORK=$REPRO_DIR && OUT=$REPRO_DIR/reproduce.md
 
 die() { echo "reproduce.sh: $*" >&2; exit 1; }
+whole() { [[ $2 =~ ^[0-9]+$ ]] || die "$1 must be a whole number, got '$2'"; }
+whole THREADS "$THREADS"; whole QUICK_STEPS "$QUICK_STEPS"; whole LONG_EPOCHS "$LONG"
+whole S002_EPOCHS "$S002_EPOCHS"; whole PARALLEL "$PARALLEL"
+[[ $PARALLEL -ge 1 ]] || die "PARALLEL must be at least 1"
 [[ -f $DATA/train-images-idx3-ubyte || -f $DATA/train-images-idx3-ubyte.gz ]] || die "no MNIST in $DATA (run tools/fetch_mnist.sh)"
 [[ ${SKIP_BUILD:-0} == 1 ]] || make -j2 "$DIGITS" >/dev/null || die "build failed"
 mkdir -p "$WORK" "$(dirname "$OUT")"
