@@ -147,7 +147,9 @@ ensemble_size() {
 
 # parallel_ensemble NAME N -- train flags...: PARALLEL processes of THREADS
 # threads each train consecutive slices of the N member seeds (1..N, the seeds
-# one process would use), then `digits ensemble` joins the parts in seed order.
+# one process would use; each part holds out its validation split by its first
+# seed, where one process would hold out seed 1's for all), then `digits
+# ensemble` joins the parts in seed order.
 # On 2 cores, two one-thread processes spend no time in barriers between the
 # cores, which one two-thread process does at every layer.
 parallel_ensemble() {
@@ -167,7 +169,9 @@ parallel_ensemble() {
         pids+=($!)
         first=$((first + count))
     done
-    for k in "${!pids[@]}"; do wait "${pids[$k]}" || die "$name part $k failed; see $WORK/$name.part$k.log"; done
+    for k in "${!pids[@]}"; do
+        wait "${pids[$k]}" || { kill "${pids[@]}" 2>/dev/null; die "$name part $k failed; see $WORK/$name.part$k.log"; }
+    done
     echo $((SECONDS - start)) > "$WORK/$name.seconds"
     "$DIGITS" ensemble --out "$WORK/$name.safetensors" "${parts[@]}" > "$WORK/$name.log" 2>&1 || die "$name: joining the parts failed"
 }
