@@ -90,6 +90,11 @@ stats() { awk '{ s += $1; ss += $1 * $1; n++ } END { m = s / n; sd = n > 1 ? sqr
                  if (n > 1) printf "%.2f ± %.2f %%", 100 * m, 100 * sd; else printf "%.2f %%", 100 * m }'; }
 secs() { awk '{ s += $1; n++ } END { t = s / n; if (t >= 3600) printf "%.1f h", t / 3600; else if (t >= 60) printf "%.1f min", t / 60; else printf "%.0f s", t }'; }
 
+# test_accuracy MODEL TTA: digits eval's accuracy on the test set (TTA passes)
+test_accuracy() {
+    "$DIGITS" eval --model "$1" --data "$TEST" --tta "$2" --json | grep -o '"accuracy":[0-9.]*' | head -1 | cut -d: -f2
+}
+
 # single NAME "configuration" "seed figure" -- train flags...
 # One run per seed; the test accuracy of the best-validation weights.
 single() {
@@ -119,7 +124,7 @@ ensemble() {
     size=$(ensemble_size "$@")
     if [[ $PARALLEL -gt 1 && $size -ge $PARALLEL ]]; then
         parallel_ensemble "$name" "$size" "$@"
-        acc=$("$DIGITS" eval --model "$model" --data "$TEST" --json | grep -o '"accuracy":[0-9.]*' | head -1 | cut -d: -f2)
+        acc=$(test_accuracy "$model" 1)
         t=$(cat "$WORK/$name.seconds") n=$size
     else
         echo "[$name] digits train $*" >&2
@@ -132,7 +137,7 @@ ensemble() {
     fi
     if [[ $tta -gt 1 ]]; then
         local tacc
-        tacc=$("$DIGITS" eval --model "$model" --data "$TEST" --tta "$tta" --json | grep -o '"accuracy":[0-9.]*' | head -1 | cut -d: -f2)
+        tacc=$(test_accuracy "$model" "$tta")
         note="; with TTA $tta: $(echo "$tacc" | stats)"
     fi
     echo "[$name] test accuracy $acc$note, $t s" >&2
@@ -182,8 +187,7 @@ single_tta() {
     wanted "$name" || return 0
     local accs=()
     for seed in $SEEDS; do
-        accs+=("$("$DIGITS" eval --model "$WORK/$name-s$seed.safetensors" --data "$TEST" --tta "$tta" --json |
-            grep -o '"accuracy":[0-9.]*' | head -1 | cut -d: -f2)")
+        accs+=("$(test_accuracy "$WORK/$name-s$seed.safetensors" "$tta")")
     done
     echo "| $name + TTA $tta | the models above, eval --tta $tta (identity + $((tta - 1)) mild warps) | $(printf '%s\n' "${accs[@]}" | stats) | ${#accs[@]} seeds | — | |" >> "$TABLE"
 }

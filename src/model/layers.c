@@ -79,7 +79,7 @@ static int spec_get_init(SpecArgs *a, Layer *l) {
     int i = find_arg(a, "init");
     l->init_scheme = INIT_TORCH;
     if (i < 0) return 0;
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < (int)(sizeof names / sizeof names[0]); k++)
         if (strcmp(a->val[i], names[k]) == 0) {
             l->init_scheme = (InitScheme)k;
             return 0;
