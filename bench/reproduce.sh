@@ -232,8 +232,11 @@ ensemble s003-kfold5 "kfold-net, stratified 5-fold (each member early-stopped on
     --model kfold-net --kfold 5 --augment seed003 --schedule plateau --patience 5 --epochs "$LONG"
 
 # ---- seed 004: two branches, dropout, weight decay ---------------------------------
-single s004-twobranch "twobranch (3x3 and 5x5 branches concatenated, fc 1000-500, dropout 0.5), Adam lr 0.001 weight decay 1e-4, 15 epochs" "99.5 %" -- \
-    --model twobranch --optimizer adam --lr 0.001 --weight-decay 1e-4 --epochs 15
+# At the seed's constant lr the validation loss jumps 0.02-0.04 from epoch to
+# epoch (99.26 +- 0.06 % over three seeds, session 7); the row anneals the lr
+# to 0 by cosine over the 15 epochs (chosen before any run, not searched).
+single s004-twobranch "twobranch (3x3 and 5x5 branches concatenated, fc 1000-500, dropout 0.5), Adam lr 0.001 cosine to 0, weight decay 1e-4, 15 epochs" "99.5 %" -- \
+    --model twobranch --optimizer adam --lr 0.001 --schedule cosine --weight-decay 1e-4 --epochs 15
 
 # ---- our best: one network, one ensemble --------------------------------------------
 single best-single "kaggle-deep, augment mnist (seed002 + elastic 8:3 half the time), Adam lr 0.001 x 0.95^epoch, 45 epochs" "≥ 99.70 % (target)" -- \
