@@ -25,8 +25,10 @@
 # THREADS (0 = all cores), QUICK_STEPS (60), PRECISION (fp32; bf16 trains the
 # deep models 20-35 % faster at the same accuracy), LONG_EPOCHS (30: the
 # epochs of the seeds' 30-epoch augmented rows; the rows say what ran),
-# S002_EPOCHS (45: seed 002's kaggle-deep members), PARALLEL (1: ensembles of
-# --ensemble N members train as PARALLEL processes of THREADS threads each).
+# S002_EPOCHS (45: seed 002's kaggle-deep members), PARALLEL (1: the members
+# of --ensemble N rows train as PARALLEL processes of THREADS threads each),
+# MAX_NEW (train at most this many missing members of each --ensemble N row
+# in this run: a long row then spreads over several runs, see member_ensemble).
 # Rough cost on this 2-core machine (an idle one): the single-model rows take
 # minutes to an hour each, the 5- to 15-member ensembles several hours to a
 # day (kaggle-deep trains at a few hundred images/s): run subsets with ROWS.
@@ -54,6 +56,7 @@ die() { echo "reproduce.sh: $*" >&2; exit 1; }
 whole() { [[ $2 =~ ^[0-9]+$ ]] || die "$1 must be a whole number, got '$2'"; }
 whole THREADS "$THREADS"; whole QUICK_STEPS "$QUICK_STEPS"; whole LONG_EPOCHS "$LONG"
 whole S002_EPOCHS "$S002_EPOCHS"; whole PARALLEL "$PARALLEL"
+[[ -z ${MAX_NEW:-} ]] || whole MAX_NEW "$MAX_NEW"
 [[ $PARALLEL -ge 1 ]] || die "PARALLEL must be at least 1"
 [[ -f $DATA/train-images-idx3-ubyte || -f $DATA/train-images-idx3-ubyte.gz ]] || die "no MNIST in $DATA (run tools/fetch_mnist.sh)"
 [[ ${SKIP_BUILD:-0} == 1 ]] || make -j2 "$DIGITS" >/dev/null || die "build failed"
@@ -116,16 +119,20 @@ single() {
 
 # ensemble NAME "configuration" "seed figure" TTA -- train flags...
 # One run (seed 1; members seed..seed+N-1); TTA > 1 adds an eval with --tta.
+# An --ensemble N row trains its members one run each (member_ensemble);
+# --kfold and --ensemble-models rows are one digits train process.
 ensemble() {
     local name=$1 desc=$2 fig=$3 tta=$4; shift 5
     wanted "$name" || return 0
     local log=$WORK/$name.log model=$WORK/$name.safetensors
     local acc t n note="" size
     size=$(ensemble_size "$@")
-    if [[ $PARALLEL -gt 1 && $size -ge $PARALLEL ]]; then
-        parallel_ensemble "$name" "$size" "$@"
+    local time_note="total"
+    if [[ $size -gt 0 ]]; then
+        member_ensemble "$name" "$size" "$@" || return 0
         acc=$(test_accuracy "$model" 1)
-        t=$(cat "$WORK/$name.seconds") n=$size
+        t=$(member_seconds "$name" "$size" | awk '{ s += $1 } END { printf "%.1f", s / NR }') n=$size
+        time_note="each, $PARALLEL at a time"
     else
         echo "[$name] digits train $*" >&2
         "$DIGITS" train "$@" --data "$DATA" --test "$TEST" --seed 1 --threads "$THREADS" --out "$model" \
@@ -141,7 +148,7 @@ ensemble() {
         note="; with TTA $tta: $(echo "$tacc" | stats)"
     fi
     echo "[$name] test accuracy $acc$note, $t s" >&2
-    echo "| $name | $desc | $(echo "$acc" | stats)$note | 1 run, $n members | $(echo "$t" | secs) total | $fig |" >> "$TABLE"
+    echo "| $name | $desc | $(echo "$acc" | stats)$note | 1 run, $n members | $(echo "$t" | secs) $time_note | $fig |" >> "$TABLE"
 }
 
 # N of "--ensemble N" among the train flags (0 for --kfold / --ensemble-models)
@@ -150,35 +157,75 @@ ensemble_size() {
     echo 0
 }
 
-# parallel_ensemble NAME N -- train flags...: PARALLEL processes of THREADS
-# threads each train consecutive slices of the N member seeds (1..N, the seeds
-# one process would use; each part holds out its validation split by its first
-# seed, where one process would hold out seed 1's for all), then `digits
-# ensemble` joins the parts in seed order.
+# member_ensemble NAME N -- train flags...: each of the N members of an
+# --ensemble N row is its own `digits train` run with seed k (k = 1..N, the
+# seeds one --ensemble process would use; each member holds out the
+# validation split of its own seed) saved as NAME.m<k>.safetensors, PARALLEL
+# runs of THREADS threads at a time; `digits ensemble` then joins the members
+# in seed order. A member whose file exists is kept, not retrained (digits
+# writes a model file whole or not at all), so a row that was stopped -- by
+# MAX_NEW, a failure or the end of a session -- goes on where it stopped when
+# run again. Returns 1 (no join) while members are missing.
 # On 2 cores, two one-thread processes spend no time in barriers between the
 # cores, which one two-thread process does at every layer.
-parallel_ensemble() {
+member_ensemble() {
     local name=$1 size=$2; shift 2
-    local args=() first=1 k pids=() parts=()
-    while [[ $# -gt 0 ]]; do # drop "--ensemble N": each part says its own
+    local args=() k missing=() workers=() files=()
+    while [[ $# -gt 0 ]]; do # drop "--ensemble N": each run trains one member
         if [[ $1 == --ensemble ]]; then shift 2; else args+=("$1"); shift; fi
     done
-    local start=$SECONDS
-    for ((k = 0; k < PARALLEL; k++)); do
-        local count=$(( size / PARALLEL + (k < size % PARALLEL ? 1 : 0) ))
-        local part=$WORK/$name.part$k
-        parts+=("$part.safetensors")
-        echo "[$name] part $k: members with seeds $first..$((first + count - 1)): digits train ${args[*]}" >&2
-        "$DIGITS" train "${args[@]}" --ensemble "$count" --data "$DATA" --test none --seed "$first" \
-            --threads "$THREADS" --out "$part.safetensors" --precision "$PRECISION" "${QUICK_ARGS[@]}" > "$part.log" 2>&1 &
-        pids+=($!)
-        first=$((first + count))
+    for ((k = 1; k <= size; k++)); do
+        files+=("$WORK/$name.m$k.safetensors")
+        if [[ -f $WORK/$name.m$k.safetensors ]]; then
+            echo "[$name] member $k of $size: kept (trained before)" >&2
+        else
+            missing+=("$k")
+        fi
     done
-    for k in "${!pids[@]}"; do
-        wait "${pids[$k]}" || { kill "${pids[@]}" 2>/dev/null; die "$name part $k failed; see $WORK/$name.part$k.log"; }
+    [[ -n ${MAX_NEW:-} ]] && missing=("${missing[@]:0:MAX_NEW}")
+    local nworkers=$(( ${#missing[@]} < PARALLEL ? ${#missing[@]} : PARALLEL ))
+    for ((k = 0; k < nworkers; k++)); do # worker k: missing[k], missing[k+P], ...
+        local mine=() i
+        for ((i = k; i < ${#missing[@]}; i += nworkers)); do mine+=("${missing[i]}"); done
+        train_members "$name" "$size" "${mine[@]}" -- "${args[@]}" &
+        workers+=($!)
     done
-    echo $((SECONDS - start)) > "$WORK/$name.seconds"
-    "$DIGITS" ensemble --out "$WORK/$name.safetensors" "${parts[@]}" > "$WORK/$name.log" 2>&1 || die "$name: joining the parts failed"
+    for k in "${!workers[@]}"; do # the first failure stops the others at once
+        wait -n "${workers[@]}" || { kill "${workers[@]}" 2>/dev/null; wait; die "$name: a member failed; see $WORK/$name.m*.log"; }
+    done
+    local have=0 f
+    for f in "${files[@]}"; do [[ -f $f ]] && have=$((have + 1)); done
+    if [[ $have -lt $size ]]; then
+        echo "[$name] $have of $size members trained; run the row again to train the rest" >&2
+        return 1
+    fi
+    "$DIGITS" ensemble --out "$WORK/$name.safetensors" "${files[@]}" > "$WORK/$name.log" 2>&1 || die "$name: joining the members failed"
+}
+
+# train_members NAME N SEED... -- train flags: one worker of member_ensemble,
+# its members one after another. A TERM (a sibling failed) stops its run too.
+train_members() {
+    local name=$1 size=$2 seeds=() child=""; shift 2
+    while [[ $1 != -- ]]; do seeds+=("$1"); shift; done
+    shift
+    trap '[[ -n $child ]] && kill "$child" 2>/dev/null; exit 143' TERM
+    for seed in "${seeds[@]}"; do
+        local m=$WORK/$name.m$seed
+        echo "[$name] member $seed of $size: digits train $* --seed $seed" >&2
+        "$DIGITS" train "$@" --data "$DATA" --test none --seed "$seed" --threads "$THREADS" \
+            --precision "$PRECISION" --out "$m.safetensors" --log "$m.csv" "${QUICK_ARGS[@]}" > "$m.log" 2>&1 &
+        child=$!
+        wait "$child" || { echo "[$name] member $seed failed; see $m.log" >&2; exit 1; }
+        child=""
+    done
+}
+
+# the training seconds of the member runs, one per line
+member_seconds() {
+    local name=$1 size=$2 k
+    for ((k = 1; k <= size; k++)); do
+        sed -n 's/^trained [0-9]* epochs in \([0-9.]*\)s.*/\1/p' "$WORK/$name.m$k.log"
+    done
 }
 
 # singles with TTA: the mean over seeds of eval --tta on each seed's model

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # reproduce.sh — bench/reproduce.sh end to end in its QUICK smoke mode (a few
 # steps per run, the accuracies mean nothing): a single-model row and an
-# --ensemble row trained as PARALLEL=2 processes, then joined. Checks the
-# table's rows, that the parts trained consecutive member seeds, and that
-# the joined file is one ensemble of both members.
+# --ensemble row whose two members train as PARALLEL=2 processes, then are
+# joined. Checks the table's rows, that the members trained seeds 1 and 2
+# without looking at the test set, that the joined file holds both, and that
+# a stopped row goes on where it stopped: kept members are not retrained,
+# MAX_NEW=0 trains nothing and writes no row.
 source "$(dirname "$0")/lib.bash"
 require_data
 out=$TMP/repro
-SKIP_BUILD=1 DIGITS="$DIGITS" DATA="$DATA" REPRO_DIR="$out" QUICK=1 QUICK_STEPS=8 SEEDS_QUICK=1 PARALLEL=2 \
-    THREADS=1 ROWS=s001-deep-all,s000-cnn-bn-aug-x5 bash bench/reproduce.sh >"$TMP/stdout" 2>"$TMP/stderr" ||
-    fail "reproduce.sh failed: $(tail -3 "$TMP/stderr")"
+repro() { # ROWS [VAR=value...]: one QUICK run into $out; stderr in $TMP/stderr
+    local rows=$1; shift
+    env "$@" SKIP_BUILD=1 DIGITS="$DIGITS" DATA="$DATA" REPRO_DIR="$out" QUICK=1 QUICK_STEPS=8 SEEDS_QUICK=1 \
+        PARALLEL=2 THREADS=1 ROWS="$rows" bash bench/reproduce.sh >"$TMP/stdout" 2>"$TMP/stderr" ||
+        fail "reproduce.sh failed: $(tail -3 "$TMP/stderr")"
+}
+repro s001-deep-all,s000-cnn-bn-aug-x5
 table=$out/reproduce.md
 [[ -f $table ]] || fail "no table in $out"
 grep -q 'PARALLEL=2 THREADS=1 ROWS=s001-deep-all,s000-cnn-bn-aug-x5 bench/reproduce.sh' "$table" ||
@@ -18,10 +24,12 @@ grep -q 'PARALLEL=2 THREADS=1 ROWS=s001-deep-all,s000-cnn-bn-aug-x5 bench/reprod
 row() { grep "^| $1 |" "$table" || fail "no $1 row in: $(cat "$table")"; }
 acc='[0-9]+\.[0-9]{2} %'
 row s001-deep-all | grep -Eq "\| $acc \| 1 seeds \|" || fail "s001-deep-all row: $(row s001-deep-all)"
-row s000-cnn-bn-aug-x5 | grep -Eq "\| $acc \| 1 run, 2 members \|" || fail "ensemble row: $(row s000-cnn-bn-aug-x5)"
-grep -q 'part 0: members with seeds 1\.\.1:' "$TMP/stderr" || fail "part 0 is not seed 1: $(cat "$TMP/stderr")"
-grep -q 'part 1: members with seeds 2\.\.2:' "$TMP/stderr" || fail "part 1 is not seed 2: $(cat "$TMP/stderr")"
-! grep -q '^test accuracy' "$out"/*.part*.log || fail "a part evaluated the test set"
+row s000-cnn-bn-aug-x5 | grep -Eq "\| $acc \| 1 run, 2 members \| [0-9.]+ s each, 2 at a time \|" ||
+    fail "ensemble row: $(row s000-cnn-bn-aug-x5)"
+for k in 1 2; do
+    grep -q "member $k of 2: digits train .* --seed $k\$" "$TMP/stderr" || fail "member $k is not seed $k: $(cat "$TMP/stderr")"
+done
+! grep -q '^test accuracy' "$out"/*.m[12].log || fail "a member evaluated the test set"
 joined=$out/s000-cnn-bn-aug-x5.safetensors
 members=$("$DIGITS" ensemble --list "$joined" | wc -l)
 [[ $members -eq 2 ]] || fail "the joined ensemble has $members members, expected 2"
@@ -29,3 +37,20 @@ members=$("$DIGITS" ensemble --list "$joined" | wc -l)
 "$DIGITS" ensemble --out "$TMP/m1.safetensors" --pick 1 "$joined" >/dev/null
 ! cmp -s <(tensor_data "$TMP/m0.safetensors") <(tensor_data "$TMP/m1.safetensors") || fail "both members have the same weights"
 echo "ok: $(row s000-cnn-bn-aug-x5)"
+
+# a row stopped after member 1: MAX_NEW=0 trains nothing and writes no row ...
+m1=$out/s000-cnn-bn-aug-x5.m1.safetensors m2=$out/s000-cnn-bn-aug-x5.m2.safetensors
+rm "$m2" "$joined"
+cp "$m1" "$TMP/m1-before.safetensors"
+repro s000-cnn-bn-aug-x5 MAX_NEW=0
+grep -q '1 of 2 members trained; run the row again' "$TMP/stderr" || fail "MAX_NEW=0: $(cat "$TMP/stderr")"
+[[ ! -f $m2 && ! -f $joined ]] || fail "MAX_NEW=0 trained or joined"
+! grep -q '^| s000-cnn-bn-aug-x5 |' "$table" || fail "an incomplete row is in the table"
+# ... and the next run keeps member 1 and trains member 2 only
+repro s000-cnn-bn-aug-x5
+grep -q 'member 1 of 2: kept' "$TMP/stderr" || fail "member 1 not kept: $(cat "$TMP/stderr")"
+! grep -q 'member 1 of 2: digits train' "$TMP/stderr" || fail "member 1 retrained"
+cmp -s "$m1" "$TMP/m1-before.safetensors" || fail "member 1's file changed"
+[[ -f $m2 ]] || fail "member 2 not trained"
+row s000-cnn-bn-aug-x5 | grep -Eq "\| 1 run, 2 members \|" || fail "resumed row: $(row s000-cnn-bn-aug-x5)"
+echo "ok: resumed $(row s000-cnn-bn-aug-x5)"
