@@ -163,9 +163,11 @@ ensemble_size() {
 # validation split of its own seed) saved as NAME.m<k>.safetensors, PARALLEL
 # runs of THREADS threads at a time; `digits ensemble` then joins the members
 # in seed order. A member whose file exists is kept, not retrained (digits
-# writes a model file whole or not at all), so a row that was stopped -- by
-# MAX_NEW, a failure or the end of a session -- goes on where it stopped when
-# run again. Returns 1 (no join) while members are missing.
+# writes a model file whole or not at all), and a member stopped part-way
+# continues from its last epoch's checkpoint (NAME.m<k>.ckpt/, removed once
+# the member is saved; the same THREADS are needed), so a row that was
+# stopped -- by MAX_NEW, a failure, a kill or the end of a session -- goes on
+# where it stopped when run again. Returns 1 (no join) while members are missing.
 # On 2 cores, two one-thread processes spend no time in barriers between the
 # cores, which one two-thread process does at every layer.
 member_ensemble() {
@@ -210,13 +212,22 @@ train_members() {
     shift
     trap '[[ -n $child ]] && kill "$child" 2>/dev/null; exit 143' TERM
     for seed in "${seeds[@]}"; do
-        local m=$WORK/$name.m$seed
+        local m=$WORK/$name.m$seed resume=()
+        if [[ -f $m.ckpt/latest ]]; then # stopped part-way: go on from its last checkpoint
+            resume=(--resume "$m.ckpt")
+            echo "[$name] member $seed of $size: resumed from $m.ckpt" >&2
+        else
+            rm -rf "$m.ckpt"
+            : > "$m.log"
+        fi
         echo "[$name] member $seed of $size: digits train $* --seed $seed" >&2
         "$DIGITS" train "$@" --data "$DATA" --test none --seed "$seed" --threads "$THREADS" \
-            --precision "$PRECISION" --out "$m.safetensors" --log "$m.csv" "${QUICK_ARGS[@]}" > "$m.log" 2>&1 &
+            --precision "$PRECISION" --out "$m.safetensors" --log "$m.csv" "${QUICK_ARGS[@]}" \
+            --checkpoint-dir "$m.ckpt" "${resume[@]}" >> "$m.log" 2>&1 &
         child=$!
         wait "$child" || { echo "[$name] member $seed failed; see $m.log" >&2; exit 1; }
         child=""
+        rm -rf "$m.ckpt" # the member's file holds what is kept of it
     done
 }
 
@@ -224,7 +235,7 @@ train_members() {
 member_seconds() {
     local name=$1 size=$2 k
     for ((k = 1; k <= size; k++)); do
-        sed -n 's/^trained [0-9]* epochs in \([0-9.]*\)s.*/\1/p' "$WORK/$name.m$k.log"
+        sed -n 's/^trained [0-9]* epochs in \([0-9.]*\)s.*/\1/p' "$WORK/$name.m$k.log" | tail -1
     done
 }
 

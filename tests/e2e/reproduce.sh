@@ -5,16 +5,19 @@
 # joined. Checks the table's rows, that the members trained seeds 1 and 2
 # without looking at the test set, that the joined file holds both, and that
 # a stopped row goes on where it stopped: kept members are not retrained,
-# MAX_NEW=0 trains nothing and writes no row.
+# MAX_NEW=0 trains nothing and writes no row, and a member stopped after its
+# last checkpoint but before its file was saved goes on from the checkpoint
+# to the same weights.
 source "$(dirname "$0")/lib.bash"
 require_data
 out=$TMP/repro
 repro() { # ROWS [VAR=value...]: one QUICK run into $out; stderr in $TMP/stderr
     local rows=$1; shift
-    env "$@" SKIP_BUILD=1 DIGITS="$DIGITS" DATA="$DATA" REPRO_DIR="$out" QUICK=1 QUICK_STEPS=8 SEEDS_QUICK=1 \
+    env SKIP_BUILD=1 DIGITS="$DIGITS" "$@" DATA="$DATA" REPRO_DIR="$out" QUICK=1 QUICK_STEPS=8 SEEDS_QUICK=1 \
         PARALLEL=2 THREADS=1 ROWS="$rows" bash bench/reproduce.sh >"$TMP/stdout" 2>"$TMP/stderr" ||
         fail "reproduce.sh failed: $(tail -3 "$TMP/stderr")"
 }
+m1=$out/s000-cnn-bn-aug-x5.m1.safetensors m2=$out/s000-cnn-bn-aug-x5.m2.safetensors
 repro s001-deep-all,s000-cnn-bn-aug-x5
 table=$out/reproduce.md
 [[ -f $table ]] || fail "no table in $out"
@@ -38,8 +41,10 @@ members=$("$DIGITS" ensemble --list "$joined" | wc -l)
 ! cmp -s <(tensor_data "$TMP/m0.safetensors") <(tensor_data "$TMP/m1.safetensors") || fail "both members have the same weights"
 echo "ok: $(row s000-cnn-bn-aug-x5)"
 
+[[ ! -e ${m1%.safetensors}.ckpt && ! -e ${m2%.safetensors}.ckpt ]] || fail "a saved member kept its checkpoints"
+
 # a row stopped after member 1: MAX_NEW=0 trains nothing and writes no row ...
-m1=$out/s000-cnn-bn-aug-x5.m1.safetensors m2=$out/s000-cnn-bn-aug-x5.m2.safetensors
+cp "$m2" "$TMP/m2-first.safetensors"
 rm "$m2" "$joined"
 cp "$m1" "$TMP/m1-before.safetensors"
 repro s000-cnn-bn-aug-x5 MAX_NEW=0
@@ -54,3 +59,23 @@ cmp -s "$m1" "$TMP/m1-before.safetensors" || fail "member 1's file changed"
 [[ -f $m2 ]] || fail "member 2 not trained"
 row s000-cnn-bn-aug-x5 | grep -Eq "\| 1 run, 2 members \|" || fail "resumed row: $(row s000-cnn-bn-aug-x5)"
 echo "ok: resumed $(row s000-cnn-bn-aug-x5)"
+
+# a member killed after its last checkpoint, before its file was written:
+# this digits trains member 2 to the end, then drops the file and "dies"
+rm "$m2" "$joined"
+printf '%s\n' '#!/usr/bin/env bash' \
+    "\"$DIGITS\" \"\$@\" || exit" \
+    "[[ \" \$* \" == *\" --seed 2 \"* ]] && rm \"$m2\" && exit 137" \
+    'exit 0' > "$TMP/dies"
+chmod +x "$TMP/dies"
+env SKIP_BUILD=1 DIGITS="$TMP/dies" DATA="$DATA" REPRO_DIR="$out" QUICK=1 QUICK_STEPS=8 SEEDS_QUICK=1 PARALLEL=2 \
+    THREADS=1 ROWS=s000-cnn-bn-aug-x5 bash bench/reproduce.sh >/dev/null 2>"$TMP/stderr" &&
+    fail "reproduce.sh went on past a member that died: $(cat "$TMP/stderr")"
+grep -q 'member 2 failed' "$TMP/stderr" || fail "no word of member 2's failure: $(cat "$TMP/stderr")"
+[[ -f ${m2%.safetensors}.ckpt/latest && ! -f $m2 ]] || fail "the dead member left no checkpoint"
+repro s000-cnn-bn-aug-x5
+grep -q 'member 2 of 2: resumed from' "$TMP/stderr" || fail "member 2 not resumed: $(cat "$TMP/stderr")"
+cmp -s <(tensor_data "$m2") <(tensor_data "$TMP/m2-first.safetensors") || fail "the resumed member 2 differs from the first one"
+[[ ! -e ${m2%.safetensors}.ckpt ]] || fail "member 2's checkpoints outlived its file"
+row s000-cnn-bn-aug-x5 | grep -Eq "\| 1 run, 2 members \|" || fail "row after the resume: $(row s000-cnn-bn-aug-x5)"
+echo "ok: member 2 resumed from its checkpoint to the same weights"
