@@ -162,8 +162,10 @@ ensemble_size() {
 # seeds one --ensemble process would use; each member holds out the
 # validation split of its own seed) saved as NAME.m<k>.safetensors, PARALLEL
 # runs of THREADS threads at a time; `digits ensemble` then joins the members
-# in seed order. A member whose file exists is kept, not retrained (digits
-# writes a model file whole or not at all), and a member stopped part-way
+# in seed order. A member trains into NAME.m<k>.training.safetensors (digits
+# saves the best epoch so far there as it goes) and becomes NAME.m<k>.safetensors
+# by a rename once its run has ended; a member whose file exists is kept, not
+# retrained, and a member stopped part-way
 # continues from its last epoch's checkpoint (NAME.m<k>.ckpt/, removed once
 # the member is saved; the same THREADS are needed), so a row that was
 # stopped -- by MAX_NEW, a failure, a kill or the end of a session -- goes on
@@ -222,11 +224,12 @@ train_members() {
         fi
         echo "[$name] member $seed of $size: digits train $* --seed $seed" >&2
         "$DIGITS" train "$@" --data "$DATA" --test none --seed "$seed" --threads "$THREADS" \
-            --precision "$PRECISION" --out "$m.safetensors" --log "$m.csv" "${QUICK_ARGS[@]}" \
+            --precision "$PRECISION" --out "$m.training.safetensors" --log "$m.csv" "${QUICK_ARGS[@]}" \
             --checkpoint-dir "$m.ckpt" "${resume[@]}" >> "$m.log" 2>&1 &
         child=$!
         wait "$child" || { echo "[$name] member $seed failed; see $m.log" >&2; exit 1; }
         child=""
+        mv -f "$m.training.safetensors" "$m.safetensors"
         rm -rf "$m.ckpt" # the member's file holds what is kept of it
     done
 }
