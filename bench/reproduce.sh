@@ -160,16 +160,16 @@ ensemble_size() {
 # member_ensemble NAME N -- train flags...: each of the N members of an
 # --ensemble N row is its own `digits train` run with seed k (k = 1..N, the
 # seeds one --ensemble process would use; each member holds out the
-# validation split of its own seed) saved as NAME.m<k>.safetensors, PARALLEL
-# runs of THREADS threads at a time; `digits ensemble` then joins the members
-# in seed order. A member trains into NAME.m<k>.training.safetensors (digits
-# saves the best epoch so far there as it goes) and becomes NAME.m<k>.safetensors
-# by a rename once its run has ended; a member whose file exists is kept, not
-# retrained, and a member stopped part-way
-# continues from its last epoch's checkpoint (NAME.m<k>.ckpt/, removed once
-# the member is saved; the same THREADS are needed), so a row that was
-# stopped -- by MAX_NEW, a failure, a kill or the end of a session -- goes on
-# where it stopped when run again. Returns 1 (no join) while members are missing.
+# validation split of its own seed), PARALLEL runs of THREADS threads at a
+# time; `digits ensemble` then joins the members in seed order.
+# Runs in pieces: member k trains into NAME.m<k>.training.safetensors (digits
+# saves the best epoch so far there as it goes) and is renamed to
+# NAME.m<k>.safetensors when its run ends; a member with that file is kept,
+# not retrained, and one stopped part-way continues from its last checkpoint
+# (NAME.m<k>.ckpt/, removed once the member is saved; the same THREADS are
+# needed). So a row stopped by MAX_NEW, a failure, a kill or the end of a
+# session goes on where it stopped when run again. Returns 1 (no join) while
+# members are missing.
 # On 2 cores, two one-thread processes spend no time in barriers between the
 # cores, which one two-thread process does at every layer.
 member_ensemble() {
