@@ -4,10 +4,12 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -75,4 +77,48 @@ const char *cli_set_precision(const char *cmd, const char *name) {
     }
     if (strcmp(name, "fp32") == 0) model_set_bf16(0);
     return name;
+}
+
+/* ---- signals: the first SIGINT/SIGTERM asks training to stop after the
+ * current step (and checkpoint); a second one ends the process at once —
+ * safe, since every file digits writes is replaced atomically. SA_RESTART:
+ * a save in progress must not fail with EINTR. */
+static void on_stop_signal(int sig) {
+    if (train_stop_requested()) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    train_request_stop(sig);
+    static const char msg[] = "\ndigits: stopping after the current step (again to quit at once)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+}
+
+void cli_stop_signals(int install) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = install ? on_stop_signal : SIG_DFL;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+const char *cli_shell_word(const char *s, char *buf, size_t len) {
+    if (strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./-+=:,@") == strlen(s))
+        return s;
+    size_t o = 0;
+    if (o + 1 < len) buf[o++] = '\'';
+    for (; *s && o + 5 < len; s++) {
+        if (*s == '\'') {
+            memcpy(buf + o, "'\\''", 4);
+            o += 4;
+        } else {
+            buf[o++] = *s;
+        }
+    }
+    buf[o++] = '\'';
+    buf[o] = '\0';
+    return buf;
 }

@@ -4,6 +4,7 @@
 #ifndef DG_CLI_H
 #define DG_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define EXIT_RUNTIME 1
@@ -25,6 +26,14 @@ void cli_set_threads(int threads);
  * without AVX512_BF16 prints a notice and runs fp32. Returns the precision
  * in effect ("fp32" or "bf16"). */
 const char *cli_set_precision(const char *cmd, const char *name);
+
+/* Training's SIGINT/SIGTERM handling (install 0: the defaults again): the
+ * first signal asks train_run to stop after the current step, with a
+ * checkpoint; a second ends the process at once — safe, since every file
+ * digits writes is replaced atomically. */
+void cli_stop_signals(int install);
+/* s as one shell word (quoted when needed), for hints meant to be pasted. */
+const char *cli_shell_word(const char *s, char *buf, size_t len);
 
 int cmd_train(int argc, char **argv);
 int cmd_train_svm(int argc, char **argv); /* `train --model svm` */

@@ -6,11 +6,12 @@
 
  * With --checkpoint-dir the run can be stopped (SIGINT/SIGTERM: after the
  * current step, with a checkpoint) and continued with --resume DIR, which
- * takes every setting from the checkpoint and refuses conflicting flags. */
+ * takes every setting from the checkpoint and refuses conflicting flags;
+ * an ensemble run's settings are DIR/ensemble.json, its members' checkpoints
+ * DIR/member-K (train/ensemble_train.h). */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -63,7 +64,8 @@ static void help(void) {
            "                        and std, or none: pixels/255 only (Keras's rescale) [standard]\n"
            "  --precision fp32|bf16 bf16: convolutions multiply in bfloat16 (AVX512_BF16),\n"
            "                        fp32 master weights and accumulation        [fp32]\n"
-           "  --checkpoint-dir DIR  checkpoint every epoch and on SIGINT/SIGTERM [none]\n"
+           "  --checkpoint-dir DIR  checkpoint every epoch and on SIGINT/SIGTERM (an ensemble:\n"
+           "                        each member in DIR/member-K while it trains) [none]\n"
            "  --resume DIR          continue the run checkpointed in DIR (its settings;\n"
            "                        other flags must agree with them)\n"
            "  --monitor DIR|FILE    also measure accuracy on this set after each epoch (IDX folder: its t10k\n"
@@ -87,51 +89,6 @@ static int is_dir(const char *p) {
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* ---- signals: the first SIGINT/SIGTERM asks training to stop after the
- * current step (and checkpoint); a second one ends the process at once —
- * safe, since every file digits writes is replaced atomically. SA_RESTART:
- * a save in progress must not fail with EINTR. */
-static void on_stop_signal(int sig) {
-    if (train_stop_requested()) {
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return;
-    }
-    train_request_stop(sig);
-    static const char msg[] = "\ndigits: stopping after the current step (again to quit at once)\n";
-    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)w;
-}
-
-static void stop_signals(int install) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = install ? on_stop_signal : SIG_DFL;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
-
-/* DIR as a shell word, for the resume hint. */
-static const char *shell_word(const char *s, char *buf, size_t len) {
-    if (strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./-+=:,@") == strlen(s))
-        return s;
-    size_t o = 0;
-    if (o + 1 < len) buf[o++] = '\'';
-    for (; *s && o + 5 < len; s++) {
-        if (*s == '\'') {
-            memcpy(buf + o, "'\\''", 4);
-            o += 4;
-        } else {
-            buf[o++] = *s;
-        }
-    }
-    buf[o++] = '\'';
-    buf[o] = '\0';
-    return buf;
-}
-
 /* Fails early (before loading data and training) if path cannot be written. */
 static void check_writable(const char *path) {
     char probe[4200];
@@ -150,6 +107,8 @@ typedef struct {
     char normalize[12];                       /* "standard" or "none" */
     float val_split;
     int limit;
+    int ensemble_n, kfold, vote_logits;      /* --ensemble, --kfold, --vote */
+    char ensemble_models[8192];              /* --ensemble-models as given, "" = none */
 } RunFlags;
 
 static char *run_to_json(const RunFlags *r) {
@@ -164,6 +123,12 @@ static char *run_to_json(const RunFlags *r) {
     cJSON_AddStringToObject(o, "augment", r->augment);
     cJSON_AddStringToObject(o, "precision", r->precision[0] ? r->precision : "fp32");
     cJSON_AddStringToObject(o, "normalize", r->normalize[0] ? r->normalize : "standard");
+    if (r->ensemble_n > 1) {
+        cJSON_AddNumberToObject(o, "ensemble", r->ensemble_n);
+        cJSON_AddStringToObject(o, "ensemble_models", r->ensemble_models);
+        cJSON_AddNumberToObject(o, "kfold", r->kfold);
+        cJSON_AddStringToObject(o, "vote", r->vote_logits ? "logits" : "probs");
+    }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -197,6 +162,26 @@ static int run_from_json(const char *text, RunFlags *r) {
         cJSON *norm = cJSON_GetObjectItemCaseSensitive(o, "normalize");
         snprintf(r->normalize, sizeof r->normalize, "%s",
                  cJSON_IsString(norm) && strcmp(norm->valuestring, "none") == 0 ? "none" : "standard");
+        /* an ensemble run's (absent: a single model) */
+        cJSON *ens = cJSON_GetObjectItemCaseSensitive(o, "ensemble");
+        cJSON *models = cJSON_GetObjectItemCaseSensitive(o, "ensemble_models");
+        cJSON *kfold = cJSON_GetObjectItemCaseSensitive(o, "kfold");
+        cJSON *vote = cJSON_GetObjectItemCaseSensitive(o, "vote");
+        r->ensemble_n = 1;
+        r->kfold = r->vote_logits = 0;
+        r->ensemble_models[0] = '\0';
+        if (ens) {
+            ok = cJSON_IsNumber(ens) && ens->valuedouble >= 2 && ens->valuedouble <= ENSEMBLE_TRAIN_MAX &&
+                 cJSON_IsString(models) && strlen(models->valuestring) < sizeof r->ensemble_models &&
+                 cJSON_IsNumber(kfold) && (kfold->valueint == 0 || kfold->valueint == ens->valueint) &&
+                 cJSON_IsString(vote);
+            if (ok) {
+                r->ensemble_n = ens->valueint;
+                r->kfold = kfold->valueint;
+                r->vote_logits = strcmp(vote->valuestring, "logits") == 0;
+                snprintf(r->ensemble_models, sizeof r->ensemble_models, "%s", models->valuestring);
+            }
+        }
     }
     cJSON_Delete(o);
     return ok ? 0 : -1;
@@ -314,11 +299,6 @@ int cmd_train(int argc, char **argv) {
     if (cfg.monitor_every && !monitor && !monitor_test)
         cli_usage_error(CMD, "--monitor-every needs --monitor DIR|FILE or --monitor-test");
     cli_set_threads(cfg.threads);
-    const int ensemble_mode = ens.n > 1 || ens_list || ens.kfold;
-    if (ensemble_mode && (ckpt_dir || resume_dir))
-        cli_usage_error(CMD, "--checkpoint-dir/--resume work for single models; an ensemble run saves its file "
-                        "after every member instead");
-    if (ensemble_mode) train_ensemble_members(&ens, model_name, ens_list);
 #define GIVEN(o) given[(o) - O_MODEL]
 
     Model m;
@@ -331,7 +311,9 @@ int cmd_train(int argc, char **argv) {
         if (summary) cli_usage_error(CMD, "--summary cannot be combined with --resume");
         if (ckpt_dir && strcmp(ckpt_dir, resume_dir) != 0)
             conflict("--checkpoint-dir", ckpt_dir, resume_dir);
-        if (checkpoint_open(resume_dir, &ck, &m) < 0 || checkpoint_lock(resume_dir) < 0)
+        ens.resume = checkpoint_is_ensemble(resume_dir);
+        if ((ens.resume ? checkpoint_open_ensemble(resume_dir, &ck) : checkpoint_open(resume_dir, &ck, &m)) < 0 ||
+            checkpoint_lock(resume_dir) < 0)
             cli_fail(CMD, "%s", dg_errmsg());
         if (ck.warning[0]) fprintf(stderr, "digits train: warning: %s\n", ck.warning);
         if (run_from_json(ck.run_json, &run) < 0)
@@ -374,6 +356,18 @@ int cmd_train(int argc, char **argv) {
             conflict("--precision", GIVEN(O_PREC), run.precision);
         if (GIVEN(O_NORM) && strcmp(cfg.unit_scale ? "none" : "standard", run.normalize) != 0)
             conflict("--normalize", GIVEN(O_NORM), run.normalize);
+        SAME_NUM(O_ENS, "--ensemble", ens.n, run.ensemble_n, "%d");
+        SAME_STR(O_ENS_MODELS, "--ensemble-models", ens_list, run.ensemble_models);
+        SAME_NUM(O_KFOLD, "--kfold", ens.kfold, run.kfold, "%d");
+        if (GIVEN(O_VOTE) && ens.vote_logits != run.vote_logits)
+            conflict("--vote", GIVEN(O_VOTE), run.vote_logits ? "logits" : "probs");
+        ens.n = run.ensemble_n;
+        ens.kfold = run.kfold;
+        ens.vote_logits = run.vote_logits;
+        static char list_copy[sizeof run.ensemble_models]; /* split in place below */
+        snprintf(list_copy, sizeof list_copy, "%s", run.ensemble_models);
+        ens_list = list_copy[0] ? list_copy : NULL;
+        if (ens.resume && model_build_named(&m, run.model) < 0) cli_fail(CMD, "%s", dg_errmsg());
         precision = cli_set_precision(CMD, run.precision);
         int quiet = cfg.quiet;
         cfg = ck.cfg;
@@ -384,7 +378,7 @@ int cmd_train(int argc, char **argv) {
                 cli_fail(CMD, "%s: checkpoint's augmentation setting: %s", ck.path, dg_errmsg());
             cfg.augment = &aug;
         }
-        cfg.resume = &ck;
+        cfg.resume = ens.resume ? NULL : &ck; /* an ensemble's members resume from their own */
         cfg.checkpoint_dir = resume_dir;
         cfg.run_json = ck.run_json;
         model_name = run.model;
@@ -402,6 +396,14 @@ int cmd_train(int argc, char **argv) {
         }
     }
     cli_set_threads(cfg.threads);
+    const int ensemble_mode = ens.n > 1 || ens_list || ens.kfold;
+    if (ensemble_mode) {
+        if (ens_list) snprintf(run.ensemble_models, sizeof run.ensemble_models, "%s", ens_list);
+        train_ensemble_members(&ens, model_name, ens_list);
+        run.ensemble_n = ens.n;
+        run.kfold = ens.kfold;
+        run.vote_logits = ens.vote_logits;
+    }
 
     /* load_secs: reading, splitting and the normalisation statistics of the
      * training data, reported apart from train_run's training seconds (the
@@ -441,6 +443,26 @@ int cmd_train(int argc, char **argv) {
         cli_fail(CMD, "%s: monitor images are %dx%d, training images %dx%d", monitor ? monitor : test_path,
                  cfg.monitor->rows, cfg.monitor->cols, all.rows, all.cols);
     if (cfg.monitor && cfg.monitor->n == 0) cli_fail(CMD, "monitor set is empty");
+    char *run_json = NULL;
+    if (ckpt_dir && !resume_dir) {
+        /* what --resume needs to load the same data and rebuild the run */
+        if (checkpoint_lock(ckpt_dir) < 0) cli_fail(CMD, "%s", dg_errmsg());
+        snprintf(run.model, sizeof run.model, "%s", model_name);
+        snprintf(run.data, sizeof run.data, "%s", data);
+        snprintf(run.test, sizeof run.test, "%s", test_path ? test_path : "");
+        snprintf(run.augment, sizeof run.augment, "%s", cfg.augment ? cfg.augment->text : "");
+        snprintf(run.precision, sizeof run.precision, "%s", precision);
+        snprintf(run.normalize, sizeof run.normalize, "%s", cfg.unit_scale ? "none" : "standard");
+        run_json = run_to_json(&run);
+        cfg.checkpoint_dir = ckpt_dir;
+        cfg.run_json = run_json;
+        /* an ensemble's settings hold its thread count: the count itself */
+#ifdef _OPENMP
+        if (ensemble_mode && cfg.threads <= 0) cfg.threads = omp_get_max_threads();
+#else
+        if (ensemble_mode) cfg.threads = 1;
+#endif
+    }
     if (ensemble_mode) {
         ens.val_split = val_split;
         /* members split `all` themselves (shared split or folds) */
@@ -450,6 +472,8 @@ int cmd_train(int argc, char **argv) {
         dataset_free(&val);
         dataset_free(&testset);
         model_free(&m);
+        checkpoint_close(&ck);
+        free(run_json);
         return rc;
     }
 
@@ -463,22 +487,9 @@ int cmd_train(int argc, char **argv) {
     check_writable(out);
     if (cfg.log_path && !resume_dir) check_writable(cfg.log_path);
 
-    char *run_json = NULL;
     if (resume_dir) {
         printf("model %s: resuming from %s\n", m.spec_name, ck.path);
     } else {
-        if (ckpt_dir) {
-            if (checkpoint_lock(ckpt_dir) < 0) cli_fail(CMD, "%s", dg_errmsg());
-            snprintf(run.model, sizeof run.model, "%s", model_name);
-            snprintf(run.data, sizeof run.data, "%s", data);
-            snprintf(run.test, sizeof run.test, "%s", test_path ? test_path : "");
-            snprintf(run.augment, sizeof run.augment, "%s", cfg.augment ? cfg.augment->text : "");
-            snprintf(run.precision, sizeof run.precision, "%s", precision);
-            snprintf(run.normalize, sizeof run.normalize, "%s", cfg.unit_scale ? "none" : "standard");
-            run_json = run_to_json(&run);
-            cfg.checkpoint_dir = ckpt_dir;
-            cfg.run_json = run_json;
-        }
         model_init_params(&m, cfg.seed);
         load_t0 = seconds_now();
         train_set_normalisation(&m, &cfg, &train);
@@ -491,9 +502,9 @@ int cmd_train(int argc, char **argv) {
 
     TrainResult res;
     train_clear_stop();
-    stop_signals(1);
+    cli_stop_signals(1);
     int trained = train_run(&m, &train, &val, &cfg, &res);
-    stop_signals(0);
+    cli_stop_signals(0);
     if (trained < 0) cli_fail(CMD, "%s", dg_errmsg());
     if (res.interrupted) {
         char word[8300];
@@ -501,7 +512,7 @@ int cmd_train(int argc, char **argv) {
         fflush(stdout);
         if (cfg.checkpoint_dir)
             fprintf(stderr, "digits: interrupted at epoch %d step %ld; resume with: digits train --resume %s\n",
-                    res.stop_epoch, res.steps, shell_word(cfg.checkpoint_dir, word, sizeof word));
+                    res.stop_epoch, res.steps, cli_shell_word(cfg.checkpoint_dir, word, sizeof word));
         else
             fprintf(stderr, "digits: interrupted at epoch %d step %ld; the best model so far is in %s "
                     "(without --checkpoint-dir the run cannot be resumed)\n", res.stop_epoch, res.steps, out);

@@ -52,7 +52,21 @@ int train_ensemble_run(EnsembleTrainConfig *ens, const Dataset *all, const Datas
     fflush(stdout);
     Model *members;
     EnsembleTrainResult res;
-    if (ensemble_train(ens, all, cfg, &members, &res) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    if (cfg->checkpoint_dir) {
+        train_clear_stop();
+        cli_stop_signals(1);
+    }
+    int trained = ensemble_train(ens, all, cfg, &members, &res);
+    cli_stop_signals(0);
+    if (trained < 0) cli_fail(CMD, "%s", dg_errmsg());
+    if (res.interrupted) {
+        char word[8300];
+        if (res.checkpoint[0]) printf("checkpoint %s\n", res.checkpoint);
+        fflush(stdout);
+        fprintf(stderr, "digits: interrupted in member %d of %d (%d in %s); resume with: digits train --resume %s\n",
+                res.stop_member + 1, ens->n, res.stop_member, out, cli_shell_word(cfg->checkpoint_dir, word, sizeof word));
+        exit(128 + res.interrupted);
+    }
     printf("trained %d members in %.1fs", ens->n, res.seconds);
     if (!isnan(res.val_acc)) printf("; ensemble val acc %.4f", res.val_acc);
     if (!isnan(res.oof_acc)) printf("; out-of-fold acc %.4f", res.oof_acc);

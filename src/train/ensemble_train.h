@@ -5,6 +5,15 @@
  *
  * The members go into one ensemble model file (eval/ensemble.h), saved
  * after every member, so an interrupted run keeps the members it finished.
+ *
+ * With cfg->checkpoint_dir (DIR) the run can also be stopped in the middle
+ * of a member and continued: DIR/ensemble.json holds the run's settings
+ * (train/resume.h), DIR/member-K (K = 01, 02, ...) member K's checkpoints
+ * while it trains; the folder of a member goes once the ensemble file holds
+ * it. A continued run (ec->resume) keeps the members the ensemble file
+ * already holds, if it was written with exactly this run's settings, and
+ * resumes the next member from its checkpoint: it ends with the same
+ * members, bit for bit, as the run never stopped.
  */
 #ifndef DG_ENSEMBLE_TRAIN_H
 #define DG_ENSEMBLE_TRAIN_H
@@ -21,6 +30,7 @@ typedef struct {
     int kfold;                               /* 0, or K >= 2 (then n == K) */
     float val_split;                         /* not K-fold: one stratified validation split shared by all */
     int vote_logits;                         /* 1: sum of logits; 0: mean of probabilities */
+    int resume;                              /* continue the run in cfg->checkpoint_dir */
 } EnsembleTrainConfig;
 
 typedef struct {
@@ -30,6 +40,10 @@ typedef struct {
     double oof_acc;       /* K-fold: out-of-fold accuracy (each image by the member that did not see it) */
     double seconds;       /* training time of all members, validation excluded */
     char *train_config_json; /* the ensemble's training configuration (owned: free it) */
+    int kept;             /* resumed: members taken from the ensemble file as they were */
+    int interrupted;      /* the signal that stopped the run (train_request_stop), or 0 */
+    int stop_member;      /* interrupted: the member (0-based) it stopped in */
+    char checkpoint[4200];/* interrupted: that member's last checkpoint ("" if none) */
 } EnsembleTrainResult;
 
 /* Train the members on `all` (labelled) with cfg (cfg->seed is the base
@@ -37,7 +51,10 @@ typedef struct {
  * augmentation; the split and the folds use seed itself), saving the
  * ensemble to cfg->out_path (required) as members finish. On success
  * *members is an array of ec->n trained models (owned by the caller, free
- * each with model_free, then the array). Returns 0, or -1 with dg_errmsg(). */
+ * each with model_free, then the array). With cfg->checkpoint_dir,
+ * cfg->threads must be the thread count itself (>= 1). Returns 0 (also when
+ * stopped: res->interrupted says so, and *members is NULL), or -1 with
+ * dg_errmsg(). */
 int ensemble_train(const EnsembleTrainConfig *ec, const Dataset *all, const TrainConfig *cfg,
                    Model **members, EnsembleTrainResult *res);
 

@@ -685,3 +685,87 @@ int checkpoint_trim_log(const char *path, int epochs) {
     free(data);
     return atomic_file_commit(&af);
 }
+
+/* ==== an ensemble run's folder ==================================================== */
+
+#define ENSEMBLE_SETTINGS "ensemble.json"
+
+int checkpoint_save_ensemble(const char *dir, const TrainConfig *cfg, int threads) {
+    if (make_dirs(dir) < 0) return -1;
+    char path[4200];
+    if (snprintf(path, sizeof path, "%s/" ENSEMBLE_SETTINGS, dir) >= (int)sizeof path)
+        return dg_set_error("%s: path too long", dir);
+    char *cfg_json = config_to_json(cfg, threads);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "digits.checkpoint", CHECKPOINT_FORMAT);
+    cJSON_AddStringToObject(o, "digits.resume_config", cfg_json);
+    if (cfg->run_json) cJSON_AddStringToObject(o, "digits.run", cfg->run_json);
+    char *text = cJSON_Print(o);
+    cJSON_Delete(o);
+    free(cfg_json);
+    DG_ASSERT(text);
+    AtomicFile af;
+    int rc = atomic_file_open(&af, path);
+    if (rc == 0 && fprintf(af.f, "%s\n", text) < 0) {
+        atomic_file_abort(&af);
+        rc = dg_set_error("%s: write failed: %s", path, strerror(errno));
+    } else if (rc == 0) {
+        rc = atomic_file_commit(&af);
+    }
+    free(text);
+    return rc;
+}
+
+int checkpoint_matches(const Checkpoint *ck, const TrainConfig *cfg, int threads) {
+    const char *saved = ck->st ? safetensors_meta(ck->st, "digits.resume_config") : NULL;
+    char *now = config_to_json(cfg, threads);
+    int same = saved && strcmp(saved, now) == 0;
+    free(now);
+    return same;
+}
+
+int checkpoint_is_ensemble(const char *dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/" ENSEMBLE_SETTINGS, dir);
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+int checkpoint_open_ensemble(const char *dir, Checkpoint *ck) {
+    memset(ck, 0, sizeof *ck);
+    snprintf(ck->path, sizeof ck->path, "%s/" ENSEMBLE_SETTINGS, dir);
+    char *text;
+    size_t len;
+    if (read_whole_file(ck->path, 1 << 20, &text, &len) < 0) return -1;
+    cJSON *o = cJSON_Parse(text);
+    free(text);
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(o, "digits.checkpoint");
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(o, "digits.resume_config");
+    const cJSON *run = cJSON_GetObjectItemCaseSensitive(o, "digits.run");
+    int rc = -1;
+    if (!cJSON_IsString(fmt) || !cJSON_IsString(cfg))
+        dg_set_error("%s: not an ensemble run's settings (digits.checkpoint and digits.resume_config)", ck->path);
+    else if (strcmp(fmt->valuestring, CHECKPOINT_FORMAT) != 0)
+        dg_set_error("%s: checkpoint format %.8s, this digits reads format %s", ck->path, fmt->valuestring,
+                     CHECKPOINT_FORMAT);
+    else if (run && !cJSON_IsString(run))
+        dg_set_error("%s: digits.run is not text", ck->path);
+    else
+        rc = config_from_json(ck, cfg->valuestring);
+    if (rc == 0 && run) {
+        ck->run_json = strdup(run->valuestring);
+        DG_ASSERT(ck->run_json);
+    }
+    cJSON_Delete(o);
+    return rc;
+}
+
+void checkpoint_remove(const char *dir) {
+    prune(dir, "", "");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/" LATEST, dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/lock", dir);
+    unlink(path);
+    rmdir(dir); /* fails, harmlessly, if someone put other files there */
+}

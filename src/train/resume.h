@@ -112,6 +112,25 @@ int checkpoint_open(const char *dir, Checkpoint *ck, Model *m);
 int checkpoint_restore(const Checkpoint *ck, const Model *m, Optimizer *o, Schedule *s,
                        TrainState *st, const TrainConfig *cfg);
 void checkpoint_close(Checkpoint *ck);
+/* Whether the checkpoint was written with exactly cfg's settings, threads
+ * being the thread count in effect. */
+int checkpoint_matches(const Checkpoint *ck, const TrainConfig *cfg, int threads);
+
+/* ---- an ensemble run's folder --------------------------------------------
+ * DIR/ensemble.json holds the run's configuration and digits.run, written
+ * when the run starts (the members' own checkpoints go to DIR/member-K,
+ * train/ensemble_train.h). */
+
+/* Write DIR/ensemble.json (atomically); -1 with "path: problem". */
+int checkpoint_save_ensemble(const char *dir, const TrainConfig *cfg, int threads);
+/* Whether DIR holds an ensemble run (its ensemble.json exists). */
+int checkpoint_is_ensemble(const char *dir);
+/* Read DIR/ensemble.json into ck->cfg, ck->threads and ck->run_json
+ * (ck->st stays NULL); -1 with a one-line message. */
+int checkpoint_open_ensemble(const char *dir, Checkpoint *ck);
+/* Delete a finished run's checkpoint folder: the files checkpoint_save
+ * and checkpoint_lock write there, then the folder if it is empty. */
+void checkpoint_remove(const char *dir);
 
 /* Keep only the header and the rows of epochs 1..epochs of a CSV log
  * written by train_run (rows of epochs a resumed run will redo go). */
