@@ -447,6 +447,9 @@ int cmd_train(int argc, char **argv) {
     if (ckpt_dir && !resume_dir) {
         /* what --resume needs to load the same data and rebuild the run */
         if (checkpoint_lock(ckpt_dir) < 0) cli_fail(CMD, "%s", dg_errmsg());
+        /* --resume takes a folder with ensemble.json for an ensemble run */
+        if (!ensemble_mode && checkpoint_is_ensemble(ckpt_dir))
+            cli_fail(CMD, "%s: holds an ensemble run's checkpoints; give this model its own --checkpoint-dir", ckpt_dir);
         snprintf(run.model, sizeof run.model, "%s", model_name);
         snprintf(run.data, sizeof run.data, "%s", data);
         snprintf(run.test, sizeof run.test, "%s", test_path ? test_path : "");

@@ -83,4 +83,10 @@ mv "$TMP/kf.keep" "$TMP/kf.safetensors"
 tensor_data "$TMP/kf.safetensors" | cmp -s - <(tensor_data "$TMP/kref.safetensors") \
     || fail "SIGINT + resume (kfold): members differ from the uninterrupted run"
 echo "ok: --kfold 3, SIGINT + resume = uninterrupted, byte for byte"
+
+# 6. one folder, one kind of run: a single model cannot checkpoint into an ensemble's folder
+expect_error 1 "$TMP/ck3: holds an ensemble run's checkpoints; give this model its own --checkpoint-dir" -- \
+    "$D" train --model "$TMP/net.spec" --data "$DATA" --limit 500 --epochs 1 --test none --checkpoint-dir "$TMP/ck3"
+echo "{" > "$TMP/ck3/ensemble.json"
+expect_error 1 "$TMP/ck3/ensemble.json: not an ensemble run's settings" -- "$D" train --resume "$TMP/ck3"
 echo "all ensemble resume checks passed"
