@@ -120,7 +120,8 @@ single() {
 # ensemble NAME "configuration" "seed figure" TTA -- train flags...
 # One run (seed 1; members seed..seed+N-1); TTA > 1 adds an eval with --tta.
 # An --ensemble N row trains its members one run each (member_ensemble);
-# --kfold and --ensemble-models rows are one digits train process.
+# --kfold and --ensemble-models rows are one digits train process, resumed
+# from its checkpoints when it was stopped.
 ensemble() {
     local name=$1 desc=$2 fig=$3 tta=$4; shift 5
     wanted "$name" || return 0
@@ -134,13 +135,26 @@ ensemble() {
         t=$(member_seconds "$name" "$size" | awk '{ s += $1 } END { printf "%.1f", s / NR }') n=$size
         time_note="each, $PARALLEL at a time"
     else
+        # one process, checkpointed in NAME.ckpt/: a run stopped part-way
+        # (a kill, the end of a session) goes on with --resume when the row
+        # runs again (the same THREADS), keeping the members it finished
+        local ck=$WORK/$name.ckpt run
+        if [[ -f $ck/ensemble.json ]]; then
+            run=(--resume "$ck")
+            echo "[$name] resumed from $ck" >&2
+        else
+            rm -rf "$ck"
+            : > "$log"
+            run=("$@" --data "$DATA" --test "$TEST" --seed 1 --threads "$THREADS" --out "$model"
+                 --precision "$PRECISION" "${QUICK_ARGS[@]}" --checkpoint-dir "$ck")
+        fi
         echo "[$name] digits train $*" >&2
-        "$DIGITS" train "$@" --data "$DATA" --test "$TEST" --seed 1 --threads "$THREADS" --out "$model" \
-            --precision "$PRECISION" \
-            "${QUICK_ARGS[@]}" > "$log" 2>&1 || die "$name failed; see $log"
-        acc=$(sed -n 's/^test accuracy \([0-9.]*\).*/\1/p' "$log")
-        t=$(sed -n 's/^trained \([0-9]*\) members in \([0-9.]*\)s.*/\2/p' "$log")
-        n=$(sed -n 's/^trained \([0-9]*\) members.*/\1/p' "$log")
+        "$DIGITS" train "${run[@]}" >> "$log" 2>&1 || die "$name failed; see $log"
+        rm -rf "$ck"
+        # (the log's last run: a resumed row's log holds the earlier ones too)
+        acc=$(sed -n 's/^test accuracy \([0-9.]*\).*/\1/p' "$log" | tail -1)
+        t=$(sed -n 's/^trained \([0-9]*\) members in \([0-9.]*\)s.*/\2/p' "$log" | tail -1)
+        n=$(sed -n 's/^trained \([0-9]*\) members.*/\1/p' "$log" | tail -1)
     fi
     if [[ $tta -gt 1 ]]; then
         local tacc

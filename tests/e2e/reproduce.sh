@@ -7,7 +7,7 @@
 # a stopped row goes on where it stopped: kept members are not retrained,
 # MAX_NEW=0 trains nothing and writes no row, and a member stopped after its
 # last checkpoint but before its file was saved goes on from the checkpoint
-# to the same weights.
+# to the same weights; a --kfold row (one process) goes on with --resume.
 source "$(dirname "$0")/lib.bash"
 require_data
 out=$TMP/repro
@@ -68,7 +68,9 @@ printf '%s\n' '#!/usr/bin/env bash' \
     "\"$DIGITS\" \"\$@\" || exit" \
     "[[ \" \$* \" == *\" --seed 2 \"* ]] && exit 137" \
     'exit 0' > "$TMP/dies"
-chmod +x "$TMP/dies"
+printf '%s\n' '#!/usr/bin/env bash' "\"$DIGITS\" \"\$@\" || exit" "[[ \" \$* \" == *\" --kfold \"* ]] && exit 137" \
+    'exit 0' > "$TMP/dies-kfold"
+chmod +x "$TMP/dies" "$TMP/dies-kfold"
 run_repro s000-cnn-bn-aug-x5 DIGITS="$TMP/dies" &&
     fail "reproduce.sh went on past a member that died: $(cat "$TMP/stderr")"
 grep -q 'member 2 failed' "$TMP/stderr" || fail "no word of member 2's failure: $(cat "$TMP/stderr")"
@@ -81,3 +83,19 @@ cmp -s <(tensor_data "$m2") <(tensor_data "$TMP/m2-first.safetensors") || fail "
     fail "member 2's checkpoints or training file outlived its file"
 row s000-cnn-bn-aug-x5 | grep -Eq "\| 1 run, 2 members \|" || fail "row after the resume: $(row s000-cnn-bn-aug-x5)"
 echo "ok: member 2 resumed from its checkpoint to the same weights"
+
+# a one-process ensemble row (--kfold) that "dies" once its run has ended
+# (this digits exits 137 after a --kfold run, as if killed before the end):
+# the next run resumes it from NAME.ckpt/ (every member kept), then removes it
+kf=$out/s003-kfold5
+run_repro s003-kfold5 DIGITS="$TMP/dies-kfold" LONG_EPOCHS=1 &&
+    fail "reproduce.sh went on past a kfold run that died: $(cat "$TMP/stderr")"
+[[ -f $kf.ckpt/ensemble.json ]] || fail "the dead kfold run left no checkpoint folder"
+cp "$kf.safetensors" "$TMP/kf-first.safetensors"
+repro s003-kfold5 LONG_EPOCHS=1
+grep -q "resumed from $kf.ckpt" "$TMP/stderr" || fail "kfold row not resumed: $(cat "$TMP/stderr")"
+[[ $(grep -c "^member [1-5]/5: kept from" "$kf.log") -eq 5 ]] || fail "kfold members not kept: $(cat "$kf.log")"
+cmp -s <(tensor_data "$kf.safetensors") <(tensor_data "$TMP/kf-first.safetensors") || fail "the resumed kfold row changed its members"
+[[ ! -e $kf.ckpt ]] || fail "the kfold row's checkpoints outlived it"
+row s003-kfold5 | grep -Eq "\| $acc \| 1 run, 5 members \|" || fail "kfold row: $(row s003-kfold5)"
+echo "ok: a stopped kfold row resumed: $(row s003-kfold5)"
