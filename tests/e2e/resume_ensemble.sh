@@ -62,7 +62,7 @@ kill -INT $pid
 rc=0
 wait $pid || rc=$?
 [[ $rc -eq 130 ]] || fail "SIGINT: exit status $rc, expected 130; $(cat "$TMP/i.err")"
-grep -E "^digits: interrupted in member [23] of 3 \([12] in $TMP/kf.safetensors\); resume with: digits train --resume $TMP/ck3\$" \
+grep -E "^digits: interrupted in member [23] of 3 \($TMP/kf.safetensors holds the [12] before it\); resume with: digits train --resume $TMP/ck3\$" \
     "$TMP/i.err" || fail "SIGINT: no resume hint: $(cat "$TMP/i.err")"
 grep -q "^checkpoint $TMP/ck3/member-0[23]/ckpt-" "$TMP/i.out" || fail "SIGINT: checkpoint path not printed"
 
