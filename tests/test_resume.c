@@ -10,7 +10,9 @@
  *   - SIGKILL at random moments of a loop of saves (model files and
  *     checkpoints) never leaves an unloadable file;
  *   - a write failing with EFBIG (RLIMIT_FSIZE, as on a full disk) names the
- *     file and leaves the previous one intact.
+ *     file and leaves the previous one intact;
+ *   - an ensemble stopped in any member and continued keeps its finished
+ *     members and ends bit-identical to the run never stopped.
  */
 #include <errno.h>
 #include <math.h>
@@ -529,6 +531,87 @@ static void test_trim_log(void **state) {
     assert_int_equal(checkpoint_trim_log(tmp_path("no-log.csv"), 2), 0);
 }
 
+/* ==== ensembles ================================================================= */
+
+/* Stops after `*left` optimiser steps counted over every member. */
+static void stop_after_total(void *ctx, long step) {
+    (void)step;
+    if (--*(long *)ctx == 0) train_request_stop(SIGINT);
+}
+
+static int ensemble_run(const EnsembleTrainConfig *ec, const char *dir, const char *out, long stop_after,
+                        Model **members, EnsembleTrainResult *res) {
+    TrainConfig cfg;
+    case_config(&cfg, &cases[0], 1);
+    cfg.epochs = 2;
+    cfg.out_path = out;
+    cfg.checkpoint_dir = dir;
+    long left = stop_after;
+    cfg.on_step = stop_after ? stop_after_total : NULL;
+    cfg.on_step_ctx = &left;
+    train_clear_stop();
+    int rc = ensemble_train(ec, &train_set, &cfg, members, res);
+    train_clear_stop();
+    if (rc < 0) print_message("ensemble_train: %s\n", dg_errmsg());
+    free(res->train_config_json);
+    res->train_config_json = NULL;
+    return rc;
+}
+
+/* An ensemble (3 members; shared split, then 3-fold) stopped in member 1,
+ * at member 1's last step, in member 2 and at the very last step, then
+ * continued: it keeps the members its file holds, resumes the one
+ * stopped, and ends with the members of the run never stopped, bit for
+ * bit; the members' checkpoint folders are gone. */
+static void test_ensemble_resume_identical(void **state) {
+    char spec[512]; /* (tmp_path's buffers rotate) */
+    snprintf(spec, sizeof spec, "%s", tmp_path("ens.spec"));
+    write_text(spec, SPEC);
+    for (int kfold = 0; kfold <= 3; kfold += 3) {
+        EnsembleTrainConfig ec = {.n = 3, .kfold = kfold, .val_split = 0.2f};
+        for (int k = 0; k < 3; k++) ec.models[k] = spec;
+        Model *ref;
+        EnsembleTrainResult ref_res;
+        assert_int_equal(ensemble_run(&ec, NULL, tmp_path("ens-ref.safetensors"), 0, &ref, &ref_res), 0);
+        long per_member = ref_res.member[0].steps;
+        long points[] = {3, per_member, per_member + 4, 3 * per_member - 1};
+        int kept_after[] = {0, 1, 1, 2}; /* members the file holds once stopped */
+        for (size_t pi = 0; pi < sizeof points / sizeof *points; pi++) {
+            char dir[512], out[512];
+            snprintf(dir, sizeof dir, "%s", tmp_path("ck-ens"));
+            snprintf(out, sizeof out, "%s", tmp_path("ens.safetensors"));
+            rm_rf(dir);
+            unlink(out);
+            Model *ms;
+            EnsembleTrainResult res;
+            assert_int_equal(ensemble_run(&ec, dir, out, points[pi], &ms, &res), 0);
+            assert_int_equal(res.interrupted, SIGINT);
+            assert_null(ms);
+            assert_int_equal(res.stop_member, kept_after[pi]);
+            ec.resume = 1;
+            assert_int_equal(ensemble_run(&ec, dir, out, 0, &ms, &res), 0);
+            ec.resume = 0;
+            assert_int_equal(res.interrupted, 0);
+            assert_int_equal(res.kept, kept_after[pi]);
+            print_message("ensemble kfold=%d stopped after step %ld: member %d stopped, %d kept\n", kfold,
+                          points[pi], kept_after[pi] + 1, res.kept);
+            for (int k = 0; k < 3; k++) {
+                assert_same_weights(&ms[k], &ref[k]);
+                char member_dir[600];
+                snprintf(member_dir, sizeof member_dir, "%s/member-%02d", dir, k + 1);
+                struct stat sb;
+                assert_int_not_equal(stat(member_dir, &sb), 0);
+                model_free(&ms[k]);
+            }
+            free(ms);
+            if (kfold) assert_memory_equal(&res.oof_acc, &ref_res.oof_acc, sizeof(double));
+            else assert_memory_equal(&res.val_acc, &ref_res.val_acc, sizeof(double));
+        }
+        for (int k = 0; k < 3; k++) model_free(&ref[k]);
+        free(ref);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resume_identical),
@@ -537,6 +620,7 @@ int main(void) {
         cmocka_unit_test(test_sigkill_during_save),
         cmocka_unit_test(test_write_failure_keeps_previous),
         cmocka_unit_test(test_trim_log),
+        cmocka_unit_test(test_ensemble_resume_identical),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
