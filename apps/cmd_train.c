@@ -44,6 +44,9 @@ static void help(void) {
            "  --gamma X             step/exp decay factor                      [0.1 step, 0.95 exp]\n"
            "  --step-size N         epochs between step decays                 [5]\n"
            "  --patience N          early stopping on val loss (0 = off)       [0]\n"
+           "  --ema DECAY           keep an exponential moving average of the weights\n"
+           "                        (e.g. 0.999); validation, early stopping and the\n"
+           "                        saved model use it (0 = off)               [0]\n"
            "  --val-split X         stratified validation fraction             [0.1]\n"
            "  --limit N             use only the first N training images       [all]\n"
            "  --max-steps N         stop after N optimiser steps (0 = no limit) [0]\n"
@@ -215,7 +218,7 @@ int cmd_train(int argc, char **argv) {
     enum { O_MODEL = 256, O_DATA, O_TEST, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOM, O_NEST, O_WD, O_SCHED,
            O_GAMMA, O_STEPSIZE, O_PATIENCE, O_VAL, O_LIMIT, O_MAXSTEPS, O_SEED, O_THREADS, O_OUT,
            O_LOG, O_SUMMARY, O_QUIET, O_HELP, O_AUG, O_ENS, O_ENS_MODELS, O_KFOLD, O_VOTE, O_CKPT, O_RESUME,
-           O_MONITOR, O_MONITOR_TEST, O_MONITOR_EVERY, O_PREC, O_NORM, O_END };
+           O_MONITOR, O_MONITOR_TEST, O_MONITOR_EVERY, O_PREC, O_NORM, O_EMA, O_END };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL}, {"data", 1, 0, O_DATA}, {"test", 1, 0, O_TEST},
         {"epochs", 1, 0, O_EPOCHS}, {"batch-size", 1, 0, O_BATCH}, {"lr", 1, 0, O_LR},
@@ -229,7 +232,7 @@ int cmd_train(int argc, char **argv) {
         {"kfold", 1, 0, O_KFOLD}, {"vote", 1, 0, O_VOTE},
         {"checkpoint-dir", 1, 0, O_CKPT}, {"resume", 1, 0, O_RESUME}, {"monitor", 1, 0, O_MONITOR},
         {"monitor-test", 0, 0, O_MONITOR_TEST}, {"monitor-every", 1, 0, O_MONITOR_EVERY}, {"precision", 1, 0, O_PREC},
-        {"normalize", 1, 0, O_NORM}, {0, 0, 0, 0}};
+        {"normalize", 1, 0, O_NORM}, {"ema", 1, 0, O_EMA}, {0, 0, 0, 0}};
 
     /* which flags were given, and as what text (for --resume's conflict check) */
     const char *given[O_END - O_MODEL] = {0};
@@ -259,6 +262,7 @@ int cmd_train(int argc, char **argv) {
         case O_GAMMA: cfg.gamma = cli_float(CMD, "--gamma", optarg, 1e-6f, 1); break;
         case O_STEPSIZE: cfg.step_size = cli_int(CMD, "--step-size", optarg, 1, 100000); break;
         case O_PATIENCE: cfg.patience = cli_int(CMD, "--patience", optarg, 0, 100000); break;
+        case O_EMA: cfg.ema = cli_float(CMD, "--ema", optarg, 0, 0.999999f); break;
         case O_VAL: val_split = cli_float(CMD, "--val-split", optarg, 0, 0.9f); break;
         case O_LIMIT: limit = cli_int(CMD, "--limit", optarg, 1, 100000000); break;
         case O_MAXSTEPS: cfg.max_steps = cli_int(CMD, "--max-steps", optarg, 0, 2000000000); break;
@@ -341,6 +345,7 @@ int cmd_train(int argc, char **argv) {
         SAME_NUM(O_GAMMA, "--gamma", cfg.gamma, k->gamma, "%g");
         SAME_NUM(O_STEPSIZE, "--step-size", cfg.step_size, k->step_size, "%d");
         SAME_NUM(O_PATIENCE, "--patience", cfg.patience, k->patience, "%d");
+        SAME_NUM(O_EMA, "--ema", cfg.ema, k->ema, "%g");
         SAME_NUM(O_VAL, "--val-split", val_split, run.val_split, "%g");
         SAME_NUM(O_LIMIT, "--limit", limit, run.limit, "%d");
         SAME_NUM(O_MAXSTEPS, "--max-steps", cfg.max_steps, k->max_steps, "%ld");

@@ -12,7 +12,9 @@
  *   - a write failing with EFBIG (RLIMIT_FSIZE, as on a full disk) names the
  *     file and leaves the previous one intact;
  *   - an ensemble stopped in any member and continued keeps its finished
- *     members and ends bit-identical to the run never stopped.
+ *     members and ends bit-identical to the run never stopped;
+ *   - --ema: the model kept is the weights' moving average (a resumed run
+ *     restores it too: a case of the bit-identical test).
  */
 #include <errno.h>
 #include <math.h>
@@ -112,13 +114,14 @@ typedef struct {
     OptimType optim;
     SchedType sched;
     int patience, nesterov, with_val, epochs;
-    float lr, wd;
+    float lr, wd, ema;
 } Case;
 
 static const Case cases[] = {
-    {"adam+plateau+early-stop", OPTIM_ADAM, SCHED_PLATEAU, 2, 0, 1, 4, 0.01f, 0},
-    {"sgd-nesterov+onecycle+wd", OPTIM_SGD, SCHED_ONECYCLE, 0, 1, 1, 3, 0.05f, 1e-3f},
-    {"adam+cosine, no validation", OPTIM_ADAM, SCHED_COSINE, 0, 0, 0, 3, 0.005f, 0},
+    {"adam+plateau+early-stop", OPTIM_ADAM, SCHED_PLATEAU, 2, 0, 1, 4, 0.01f, 0, 0},
+    {"sgd-nesterov+onecycle+wd", OPTIM_SGD, SCHED_ONECYCLE, 0, 1, 1, 3, 0.05f, 1e-3f, 0},
+    {"adam+cosine, no validation", OPTIM_ADAM, SCHED_COSINE, 0, 0, 0, 3, 0.005f, 0, 0},
+    {"adam+ema+early-stop", OPTIM_ADAM, SCHED_CONSTANT, 2, 0, 1, 3, 0.01f, 0, 0.9f},
 };
 
 static void case_config(TrainConfig *cfg, const Case *c, int threads) {
@@ -131,6 +134,7 @@ static void case_config(TrainConfig *cfg, const Case *c, int threads) {
     cfg->weight_decay = c->wd;
     cfg->schedule = c->sched;
     cfg->patience = c->patience;
+    cfg->ema = c->ema;
     cfg->seed = 7;
     cfg->threads = threads;
     cfg->quiet = 1;
@@ -531,6 +535,70 @@ static void test_trim_log(void **state) {
     assert_int_equal(checkpoint_trim_log(tmp_path("no-log.csv"), 2), 0);
 }
 
+/* ==== the weights' moving average =============================================== */
+
+typedef struct {
+    const Model *m;
+    float decay;
+    float *ema;        /* the expected average, params then buffers */
+    float *at_epoch;   /* (epochs, n) the expected average at each epoch end */
+    long steps_per_epoch;
+} EmaWatch;
+
+/* After every step: the average as train.h defines it, kept here by hand. */
+static void watch_ema(void *ctx, long step) {
+    EmaWatch *w = ctx;
+    const Model *m = w->m;
+    const size_t np = m->n_param, n = np + m->n_buffer;
+    double warm = (1.0 + step) / (10.0 + step), d = w->decay < warm ? w->decay : warm;
+    for (size_t i = 0; i < n; i++) {
+        double v = i < np ? m->params[i] : m->buffers[i - np];
+        w->ema[i] = (float)(d * w->ema[i] + (1 - d) * v);
+    }
+    if (step % w->steps_per_epoch == 0)
+        memcpy(w->at_epoch + (size_t)(step / w->steps_per_epoch - 1) * n, w->ema, n * sizeof(float));
+}
+
+/* --ema: without validation the model that comes back is the average of
+ * its weights (parameters and BN statistics) over the steps; with
+ * validation it is the average as it stood at the best epoch, and the
+ * validation loss reported is that average's. */
+static void test_ema_is_the_model(void **state) {
+    for (int with_val = 0; with_val <= 1; with_val++) {
+        Model m;
+        new_model(&m);
+        const size_t n = m.n_param + m.n_buffer;
+        TrainConfig cfg;
+        case_config(&cfg, &cases[0], 1);
+        cfg.schedule = SCHED_CONSTANT;
+        cfg.epochs = 3;
+        cfg.ema = 0.95f;
+        EmaWatch w = {&m, cfg.ema, malloc(n * sizeof(float)), malloc(3 * n * sizeof(float)), 10};
+        memcpy(w.ema, m.params, m.n_param * sizeof(float));
+        memcpy(w.ema + m.n_param, m.buffers, m.n_buffer * sizeof(float));
+        cfg.on_step = watch_ema;
+        cfg.on_step_ctx = &w;
+        TrainResult res;
+        train_clear_stop();
+        assert_int_equal(train_run(&m, &train_set, with_val ? &val_set : NULL, &cfg, &res), 0);
+        const float *want = with_val ? w.at_epoch + (size_t)(res.best_epoch - 1) * n : w.ema;
+        float *got = malloc(n * sizeof(float));
+        memcpy(got, m.params, m.n_param * sizeof(float));
+        memcpy(got + m.n_param, m.buffers, m.n_buffer * sizeof(float));
+        TU_ASSERT_CLOSE(got, want, n, 1e-5f, with_val ? "ema at the best epoch" : "ema after the last step");
+        if (with_val) {
+            double loss;
+            model_predict_dataset(&m, &val_set, 16, NULL, NULL, &loss);
+            print_message("best epoch %d: val loss %.6f, the average's %.6f\n", res.best_epoch, res.best_val_loss, loss);
+            assert_true(fabs(loss - res.best_val_loss) < 1e-5);
+        }
+        free(got);
+        free(w.ema);
+        free(w.at_epoch);
+        model_free(&m);
+    }
+}
+
 /* ==== ensembles ================================================================= */
 
 /* Stops after `*left` optimiser steps counted over every member. */
@@ -621,6 +689,7 @@ int main(void) {
         cmocka_unit_test(test_write_failure_keeps_previous),
         cmocka_unit_test(test_trim_log),
         cmocka_unit_test(test_ensemble_resume_identical),
+        cmocka_unit_test(test_ema_is_the_model),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

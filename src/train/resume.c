@@ -50,9 +50,17 @@ void train_state_init(TrainState *st, Model *m, int n, uint64_t seed) {
     train_state_add_rng(st, "dropout", &m->dropout_rng);
 }
 
+void train_state_init_ema(TrainState *st, const Model *m) {
+    st->ema = dg_xmalloc((st->n_best + 1) * sizeof(float));
+    memcpy(st->ema, m->params, m->n_param * sizeof(float));
+    memcpy(st->ema + m->n_param, m->buffers, m->n_buffer * sizeof(float));
+}
+
 void train_state_free(TrainState *st) {
     free(st->order);
     free(st->best);
+    free(st->ema);
+    st->ema = NULL;
     st->order = NULL;
     st->best = NULL;
 }
@@ -167,6 +175,7 @@ static const ConfigField config_fields[] = {
     FIELD("gamma", F_FLOAT, gamma, -1e3, 1e3),
     FIELD("step_size", F_INT, step_size, 0, 1e9),
     FIELD("patience", F_INT, patience, 0, 1e9),
+    FIELD("ema", F_FLOAT, ema, 0, 1),
     FIELD("seed", F_U64, seed, 0, 0),
     FIELD("threads", F_INT, threads, 1, 4096),
     FIELD("max_steps", F_LONG, max_steps, 0, 1e15),
@@ -431,8 +440,9 @@ int checkpoint_save(const char *dir, const Model *m, Optimizer *o, const Schedul
         {"train.optim", "F32", n_opt, opt_state},
         {"train.best", "F32", st->n_best, st->best},
         {"train.order", "I32", (size_t)st->n, st->order},
+        {"train.ema", "F32", st->n_best, st->ema},
     };
-    int rc = model_save_extra(m, path, kv, extra, 3);
+    int rc = model_save_extra(m, path, kv, extra, st->ema ? 4 : 3);
     free(cfg_json);
     free(state_json);
     if (rc < 0) return -1;
@@ -639,7 +649,8 @@ int checkpoint_restore(const Checkpoint *ck, const Model *m, Optimizer *o, Sched
     float *opt_state = optim_state(o, &n_opt);
     if (safetensors_get(ck->st, "train.optim", "F32", n_opt, opt_state) < 0 ||
         safetensors_get(ck->st, "train.best", "F32", st->n_best, st->best) < 0 ||
-        safetensors_get(ck->st, "train.order", "I32", (size_t)st->n, st->order) < 0)
+        safetensors_get(ck->st, "train.order", "I32", (size_t)st->n, st->order) < 0 ||
+        (st->ema && safetensors_get(ck->st, "train.ema", "F32", st->n_best, st->ema) < 0))
         goto out;
     /* the order must be a permutation of 0..n-1: it indexes the images */
     uint8_t *seen_idx = dg_xcalloc((size_t)st->n, 1);

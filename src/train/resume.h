@@ -8,6 +8,7 @@
  *   tensors   the model's parameters and buffers (current weights),
  *             train.optim  (F32) the optimiser's state block (moments),
  *             train.best   (F32) the best epoch's parameters + buffers,
+ *             train.ema    (F32) their moving average (with cfg.ema only),
  *             train.order  (I32) this epoch's shuffled order of the images;
  *   metadata  digits.checkpoint  format version ("1"),
  *             digits.resume_config  every TrainConfig field, exactly
@@ -60,6 +61,7 @@ typedef struct {
     int since_best;       /* epochs since it improved */
     size_t n_best;        /* n_param + n_buffer */
     float *best;          /* (n_best) the best epoch's weights (owned) */
+    float *ema;           /* (n_best) the weights' moving average (owned; NULL: cfg.ema off) */
     TrainResult res;      /* totals so far */
     Rng shuffle;          /* the shuffle stream */
     uint64_t data_hash;   /* of the training + validation sets */
@@ -73,6 +75,8 @@ typedef struct {
  * shuffle stream seeded (seed, "shuffle"); "shuffle" and the model's
  * "dropout" stream registered). */
 void train_state_init(TrainState *st, Model *m, int n, uint64_t seed);
+/* Start the weights' moving average (cfg.ema) from the model's weights. */
+void train_state_init_ema(TrainState *st, const Model *m);
 void train_state_free(TrainState *st);
 /* Save another RNG stream with the state (e.g. augmentation's). */
 void train_state_add_rng(TrainState *st, const char *name, Rng *rng);

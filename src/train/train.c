@@ -49,6 +49,7 @@ char *train_config_json(const TrainConfig *c, const char *model_name, int n_trai
     cJSON_AddNumberToObject(o, "weight_decay", c->weight_decay);
     cJSON_AddStringToObject(o, "schedule", sched_name(c->schedule));
     cJSON_AddNumberToObject(o, "patience", c->patience);
+    if (c->ema > 0) cJSON_AddNumberToObject(o, "ema", c->ema);
     cJSON_AddNumberToObject(o, "seed", (double)c->seed);
     cJSON_AddNumberToObject(o, "threads", c->threads);
     cJSON_AddNumberToObject(o, "n_train", n_train);
@@ -93,6 +94,31 @@ static void monitor_report(Model *m, const TrainConfig *cfg, FILE *log, int epoc
     }
 }
 
+/* ==== the weights' moving average (cfg.ema) ================================= */
+
+/* ema = d·ema + (1−d)·w over the parameters and buffers, after step `step`
+ * (1-based); the decay warms up as (1+t)/(10+t) so the first steps' weights
+ * do not linger (timm's ModelEma). */
+static void ema_update(float *ema, const Model *m, float decay, long step) {
+    const float warm = (float)(1 + step) / (float)(10 + step);
+    const float d = decay < warm ? decay : warm, w = 1.0f - d;
+    const size_t np = m->n_param;
+    for (size_t i = 0; i < np; i++) ema[i] = d * ema[i] + w * m->params[i];
+    for (size_t i = 0; i < m->n_buffer; i++) ema[np + i] = d * ema[np + i] + w * m->buffers[i];
+}
+
+/* Put the average in the model's place (its own weights into raw), or back. */
+static void ema_swap_in(Model *m, const float *ema, float *raw) {
+    memcpy(raw, m->params, m->n_param * sizeof(float));
+    memcpy(raw + m->n_param, m->buffers, m->n_buffer * sizeof(float));
+    memcpy(m->params, ema, m->n_param * sizeof(float));
+    memcpy(m->buffers, ema + m->n_param, m->n_buffer * sizeof(float));
+}
+static void ema_swap_out(Model *m, const float *raw) {
+    memcpy(m->params, raw, m->n_param * sizeof(float));
+    memcpy(m->buffers, raw + m->n_param, m->n_buffer * sizeof(float));
+}
+
 /* ==== stop requests ======================================================== */
 
 static volatile sig_atomic_t stop_signal;
@@ -133,6 +159,7 @@ int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainCon
     /* everything carried from step to step, saved in checkpoints (resume.h) */
     TrainState st;
     train_state_init(&st, m, train->n, cfg->seed);
+    if (cfg->ema > 0) train_state_init_ema(&st, m); /* (a resumed run's comes from its checkpoint) */
     if (cfg->checkpoint_dir || cfg->resume) st.data_hash = train_data_hash(train, have_val ? val : NULL);
     if (cfg->resume && checkpoint_restore(cfg->resume, m, &opt, &sched, &st, cfg) < 0) {
         train_state_free(&st);
@@ -143,6 +170,7 @@ int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainCon
     uint8_t *batch_px = dg_xmalloc((size_t)B * img);
     uint8_t *batch_y = dg_xmalloc((size_t)B);
     float *probs = dg_xmalloc((size_t)B * MODEL_NUM_CLASSES * sizeof(float));
+    float *raw = st.ema ? dg_xmalloc((st.n_best + 1) * sizeof(float)) : NULL; /* the weights while the average is in */
     int rc = 0, tty = isatty(fileno(stderr)) && !cfg->quiet;
 
     FILE *log = NULL;
@@ -191,6 +219,7 @@ int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainCon
             lr = sched_lr(&sched, st.step, epoch);
             optim_step(&opt, m->params, m->grads, lr);
             st.step++;
+            if (st.ema) ema_update(st.ema, m, cfg->ema, st.step);
             st.loss_sum += (double)loss * n;
             st.seen += n;
             for (int i = 0; i < n; i++) {
@@ -204,8 +233,10 @@ int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainCon
                 b + 1 < steps_per_epoch && !(cfg->max_steps && st.step >= cfg->max_steps)) {
                 double t_pause = now_seconds(), secs = t_pause - t0 - paused;
                 if (tty) fprintf(stderr, "\r\033[K");
+                if (st.ema) ema_swap_in(m, st.ema, raw);
                 monitor_report(m, cfg, log, epoch + 1, st.step, st.loss_sum / st.seen, (double)st.correct / st.seen,
                                NAN, NAN, lr, secs, st.res.seconds + secs);
+                if (st.ema) ema_swap_out(m, raw);
                 paused += now_seconds() - t_pause;
             }
             if (tty && (b % 20 == 0 || b == steps_per_epoch - 1))
@@ -233,6 +264,9 @@ int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainCon
         st.res.train_acc = st.seen ? (double)st.correct / st.seen : 0;
         if (tty) fprintf(stderr, "\r\033[K");
 
+        /* validation, the monitor, the best epoch and its saved model: the
+         * average's weights when there is one (back before the next step) */
+        if (st.ema) ema_swap_in(m, st.ema, raw);
         double val_loss = NAN, val_acc = NAN;
         if (have_val) {
             val_acc = model_predict_dataset(m, val, B, NULL, NULL, &val_loss);
@@ -262,11 +296,13 @@ int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainCon
             memcpy(st.best + m->n_param, m->buffers, m->n_buffer * sizeof(float));
             if (cfg->out_path && model_save(m, cfg->out_path) < 0) {
                 rc = -1;
+                if (st.ema) ema_swap_out(m, raw);
                 break;
             }
         } else if (have_val) {
             st.since_best++;
         }
+        if (st.ema) ema_swap_out(m, raw);
         st.epoch = epoch + 1;
         st.batch = 0;
         if (st.epoch >= cfg->epochs || (cfg->max_steps && st.step >= cfg->max_steps)) st.finished = 1;
@@ -295,13 +331,18 @@ int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainCon
         /* end with the best weights, like Keras' restore_best_weights */
         memcpy(m->params, st.best, m->n_param * sizeof(float));
         memcpy(m->buffers, st.best + m->n_param, m->n_buffer * sizeof(float));
-    } else if (rc == 0 && cfg->out_path && model_save(m, cfg->out_path) < 0) {
-        rc = -1;
+    } else {
+        if (st.ema) { /* no validation: the average is the model */
+            memcpy(m->params, st.ema, m->n_param * sizeof(float));
+            memcpy(m->buffers, st.ema + m->n_param, m->n_buffer * sizeof(float));
+        }
+        if (rc == 0 && cfg->out_path && model_save(m, cfg->out_path) < 0) rc = -1;
     }
     if (log) fclose(log);
     free(batch_px);
     free(batch_y);
     free(probs);
+    free(raw);
     train_state_free(&st);
     optim_free(&opt);
     return rc;

@@ -8,7 +8,11 @@
  * state is written at every epoch end and when a stop is requested
  * (train_request_stop, from a SIGINT/SIGTERM handler); with resume set the
  * run continues from a checkpoint and ends bit-identical to the run that
- * was never stopped. */
+ * was never stopped.
+ * With cfg.ema the model evaluated and kept is the weights' exponential
+ * moving average (Keras's use_ema, timm's ModelEma): after step t,
+ * ema = d·ema + (1−d)·w with d = min(ema_decay, (1+t)/(10+t)), over the
+ * parameters and the batch-norm running statistics alike. */
 #ifndef DG_TRAIN_H
 #define DG_TRAIN_H
 
@@ -31,6 +35,9 @@ typedef struct {
     float gamma;          /* step/exp factor; <= 0: schedule's default */
     int step_size;        /* step: epochs between decays */
     int patience;         /* early stopping on val loss; 0 = off */
+    float ema;            /* 0 = off; else the decay of an exponential moving average of the
+                           * weights (and BN statistics), updated after every step, which is
+                           * what validation, early stopping and the saved model use */
     uint64_t seed;        /* 42 */
     int threads;          /* <= 0: all cores */
     const char *out_path; /* best model written here as training goes (may be NULL) */
