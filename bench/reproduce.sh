@@ -317,6 +317,10 @@ single s004-twobranch "twobranch (3x3 and 5x5 branches concatenated, fc 1000-500
 single best-single "kaggle-deep, augment mnist (seed002 + elastic 8:3 half the time), Adam lr 0.001 x 0.95^epoch, 45 epochs" "≥ 99.70 % (target)" -- \
     --model kaggle-deep --augment mnist --schedule exp --gamma 0.95 --epochs 45
 single_tta best-single 8
+# the same with the weights' moving average (--ema 0.999: a horizon of ~1 000
+# steps, 1.2 epochs; chosen before any run, session 10)
+single best-single-ema "best-single with --ema 0.999 (the weights' moving average is validated and kept)" "≥ 99.70 % (target)" -- \
+    --model kaggle-deep --augment mnist --schedule exp --gamma 0.95 --epochs 45 --ema 0.999
 ensemble best-ensemble "$(members 15)x kaggle-deep, augment mnist, Adam x 0.95^epoch, 45 epochs, vote probs" "≥ 99.80 % (target)" 8 -- \
     --model kaggle-deep --ensemble "$(members 15)" --augment mnist --schedule exp --gamma 0.95 --epochs 45
 
