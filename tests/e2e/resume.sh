@@ -97,6 +97,8 @@ expect_error 2 "--lr 0.01 conflicts with the checkpoint in $TMP/ck2 (--lr 0.005)
 expect_error 2 "--epochs 5 conflicts with the checkpoint" -- "$D" train --resume "$TMP/ck2" --epochs 5
 expect_error 2 "--data /elsewhere conflicts with the checkpoint" -- "$D" train --resume "$TMP/ck2" --data /elsewhere
 expect_error 2 "--threads 1 conflicts with the checkpoint" -- "$D" train --resume "$TMP/ck2" --threads 1
+expect_error 2 "--ema 0.999 conflicts with the checkpoint in $TMP/ck2 (--ema 0)" -- "$D" train --resume "$TMP/ck2" --ema 0.999
+expect_error 2 "--ema: 1 is out of range" -- "$D" train --ema 1
 expect_error 1 "$TMP/nothing: cannot open" -- "$D" train --resume "$TMP/nothing"
 mkdir "$TMP/empty"
 expect_error 1 "$TMP/empty: no checkpoint to resume from" -- "$D" train --resume "$TMP/empty"
