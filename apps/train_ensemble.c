@@ -63,8 +63,9 @@ int train_ensemble_run(EnsembleTrainConfig *ens, const Dataset *all, const Datas
         char word[8300];
         if (res.checkpoint[0]) printf("checkpoint %s\n", res.checkpoint);
         fflush(stdout);
-        fprintf(stderr, "digits: interrupted in member %d of %d (%s holds the %d before it); resume with: "
-                "digits train --resume %s\n", res.stop_member + 1, ens->n, out, res.stop_member,
+        fprintf(stderr, "digits: interrupted %s member %d of %d (%s holds the %d before it); resume with: "
+                "digits train --resume %s\n", res.checkpoint[0] ? "in" : "before", res.stop_member + 1, ens->n,
+                out, res.stop_member,
                 cli_shell_word(cfg->checkpoint_dir, word, sizeof word));
         exit(128 + res.interrupted);
     }

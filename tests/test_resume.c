@@ -656,6 +656,13 @@ static void test_ensemble_resume_identical(void **state) {
             assert_int_equal(res.interrupted, SIGINT);
             assert_null(ms);
             assert_int_equal(res.stop_member, kept_after[pi]);
+            if (points[pi] == per_member) { /* stopped at member 1's last step: member 2 never began */
+                char next[600];
+                snprintf(next, sizeof next, "%s/member-02", dir);
+                struct stat sb;
+                assert_int_not_equal(stat(next, &sb), 0);
+                assert_string_equal(res.checkpoint, "");
+            }
             ec.resume = 1;
             assert_int_equal(ensemble_run(&ec, dir, out, 0, &ms, &res), 0);
             ec.resume = 0;

@@ -227,6 +227,13 @@ int ensemble_train(const EnsembleTrainConfig *ec, const Dataset *all, const Trai
         }
         dataset_free(&fold_tr);
         dataset_free(&fold_va);
+        if (train_stop_requested() && k + 1 < ec->n) {
+            /* asked during this member's last step, which finished it: stop
+             * before the next member rather than after its first step */
+            res->interrupted = train_stop_requested();
+            res->stop_member = k + 1;
+            goto out;
+        }
         continue;
     member_fail:
         dataset_free(&fold_tr);
