@@ -43,6 +43,11 @@ How the references are computed, and why:
     and its max diff against the float64 one is printed (and checked to be
     well under the C test's 1e-4 tolerance): it shows the tolerance is
     reachable by any correct float32 implementation for this seed.
+  - Seeds: the first from SEED whose case is robust (kink_margin(): the
+    float64 forward at least KINK_MARGIN from every max-pool near-tie, ReLU
+    input at 0 and grid_sample cell boundary, where float32 rounding in
+    another summation order would change a gradient by a step; and float32
+    PyTorch within F32_MARGIN). The seed used goes into the metadata.
   - The Adam reference starts from the float64 gradients. The C test (and
     the float32 check here) feeds Adam the fixture's gradients rather than
     its own: a conv/linear bias followed by BN has an exactly-zero gradient,
@@ -90,8 +95,15 @@ GEN_MIN_ELEMS = 65536  # parameters above this size come from gen_uniform, not t
 SGD_ARGS = dict(lr=0.1, momentum=0.9, weight_decay=1e-4)
 ADAM_ARGS = dict(lr=1e-3, weight_decay=1e-4)
 # float32 PyTorch vs float64 PyTorch must stay this far under the C test's
-# 1e-4, or the seed makes a fragile fixture (see check_float32()).
+# 1e-4, or the seed makes a fragile fixture and the next one is tried.
 F32_MARGIN = 2e-5
+# How far the float64 forward must stay from a kink of the piecewise-linear
+# layers (see kink_margin()), or the seed makes a fragile fixture and the
+# next one is tried. float32 convolutions are off by ~1e-7..1e-6 at these
+# magnitudes, in an order that depends on the CPU's kernels: on a Zen 4
+# machine the C code flipped a max-pool window of stn whose top two values
+# differed by 5.4e-7 (seed 1234), and its gradients moved by up to 5e-3.
+KINK_MARGIN = 5e-6
 
 
 # ==== the two architectures (same layer order as models/*.spec) ============
@@ -177,6 +189,7 @@ class Stn(Graph):
     def forward(self, x):
         theta = self.seq(x, 0, 9).view(-1, 2, 3)
         grid = nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+        self.last_grid = grid.detach()  # for kink_margin()
         xs = nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         return self.seq(xs, 11, 21)
 
@@ -321,6 +334,56 @@ def run_case(model0, x, labels, dtype, adam_grads=None, steps=True):
     return out
 
 
+def kink_margin(model0, x):
+    """How far the float64 train-mode forward (dropout off, as the case's
+    gradients) stays from the points where a float32 rounding error changes
+    a gradient by a step rather than by a rounding error: the top two values
+    of a max-pool window whose max passes a gradient (> 0), a ReLU input and
+    0, a grid_sample point and a pixel row or column (where bilinear
+    interpolation changes cells). Returns (distance, where)."""
+    model = copy.deepcopy(model0).to(torch.float64)
+    for m in model.modules():
+        if isinstance(m, (nn.Dropout, nn.Dropout2d)):
+            m.p = 0.0
+    model.train()
+    worst = [float("inf"), ""]
+
+    def note(d, where):
+        if d < worst[0]:
+            worst[:] = [d, where]
+
+    def hook(name):
+        def look(mod, inp, out):
+            h = inp[0].detach()
+            if isinstance(mod, nn.ReLU):
+                note(h.abs().min().item(), "layer %s's ReLU input" % name)
+                return
+            k = mod.kernel_size  # the zoo's pools: size = stride
+            win = nn.functional.unfold(h, k, stride=mod.stride)  # (N, C*k*k, L)
+            win = win.reshape(h.shape[0], h.shape[1], -1, win.shape[-1])
+            top = win.topk(2, dim=2).values
+            # (an exact tie comes from identical inputs, the zero padding
+            # of a grid_sample: float32 ties too, and both sides keep the
+            # first maximum)
+            gap = top[:, :, 0] - top[:, :, 1]
+            gap = gap[(top[:, :, 0] > 0) & (gap > 0)]
+            if gap.numel():
+                note(gap.min().item(), "a layer %s max-pool window" % name)
+        return look
+
+    for name, m in model.named_modules():
+        if isinstance(m, (nn.ReLU, nn.MaxPool2d)):
+            m.register_forward_hook(hook(name))
+    with torch.no_grad():
+        model(x.to(torch.float64))
+    grid = getattr(model, "last_grid", None)
+    if grid is not None:  # stn: sample points in pixels (align_corners=False)
+        size = torch.tensor([x.shape[3], x.shape[2]], dtype=torch.float64)
+        pix = ((grid + 1) * size - 1) / 2
+        note((pix - pix.round()).abs().min().item(), "a grid_sample point")
+    return worst[0], worst[1]
+
+
 def max_rel_diff(a, b):
     """The C tests' metric: max |a-b| / max(1, |b|)."""
     a = np.asarray(a, dtype=np.float64).ravel()
@@ -328,36 +391,45 @@ def max_rel_diff(a, b):
     return float(np.max(np.abs(a - b) / np.maximum(1.0, np.abs(b)))) if a.size else 0.0
 
 
-def check_float32(name, ref64, got32):
-    """Print the worst float32-vs-float64 diffs and refuse a fragile seed."""
-    worst = ("", 0.0)
+def float32_diff(ref64, got32):
+    """The worst float32-vs-float64 diff: (diff, tensor name)."""
+    worst = (0.0, "")
     for k, v in ref64.items():
         d = max_rel_diff(f32(got32[k]), v.numpy())
-        if d > worst[1]:
-            worst = (k, d)
-    print("  %s: float32 PyTorch vs float64 reference: max diff %.3g (%s)"
-          % (name, worst[1], worst[0]))
-    if worst[1] > F32_MARGIN:
-        sys.exit("%s: float32 PyTorch is %.3g from the float64 reference on %s, too close "
-                 "to the C tolerance 1e-4; pick another SEED" % (name, worst[1], worst[0]))
+        if d > worst[0]:
+            worst = (d, k)
+    return worst
 
 
 def make(name, outdir):
-    torch.manual_seed(SEED)
-    model0 = make_model(name)
-    x = torch.randn(BATCH, 1, 28, 28)
-    labels = torch.randint(0, 10, (BATCH,))
-
+    # The first seed from SEED whose case is robust: far from every kink,
+    # and float32 PyTorch well within the C tolerance of the float64 answer.
     steps = name not in GRAPH_MODELS
-    ref = run_case(model0, x, labels, torch.float64, steps=steps)
-    # The float32 run mirrors the C test: SGD from its own gradients, Adam
-    # from the fixture's gradients (float64 rounded to float32).
-    ref_grads = dict((k[5:], torch.from_numpy(f32(v))) for k, v in ref.items()
-                     if k.startswith("grad."))
-    check_float32(name, ref, run_case(model0, x, labels, torch.float32, ref_grads, steps=steps))
+    for seed in range(SEED, SEED + 100):
+        torch.manual_seed(seed)
+        model0 = make_model(name)
+        x = torch.randn(BATCH, 1, 28, 28)
+        labels = torch.randint(0, 10, (BATCH,))
+        margin, where = kink_margin(model0, x)
+        if margin < KINK_MARGIN:
+            print("  %s: seed %d puts %s %.2g from a kink; next seed" % (name, seed, where, margin))
+            continue
+        ref = run_case(model0, x, labels, torch.float64, steps=steps)
+        # The float32 run mirrors the C test: SGD from its own gradients, Adam
+        # from the fixture's gradients (float64 rounded to float32).
+        ref_grads = dict((k[5:], torch.from_numpy(f32(v))) for k, v in ref.items()
+                         if k.startswith("grad."))
+        diff, worst = float32_diff(ref, run_case(model0, x, labels, torch.float32, ref_grads, steps=steps))
+        if diff <= F32_MARGIN:
+            break
+        print("  %s: seed %d: float32 PyTorch %.3g from float64 on %s; next seed" % (name, seed, diff, worst))
+    else:
+        sys.exit("%s: no robust seed in %d..%d" % (name, SEED, SEED + 99))
+    print("  %s: seed %d: nearest kink %.2g (%s); float32 PyTorch vs float64: max diff %.3g (%s)"
+          % (name, seed, margin, where or "none", diff, worst))
 
     meta = {"format": "pt", "generator": "tools/make_fixtures.py",
-            "torch": torch.__version__, "seed": str(SEED)}
+            "torch": torch.__version__, "seed": str(seed)}
     bounds = generated_bounds(model0)
     write_safetensors(os.path.join(outdir, name + ".weights.safetensors"),
                       [("gen." + k, np.array([bounds[k]], np.float32)) if k in bounds else (k, f32(v))
