@@ -12,6 +12,7 @@ static void usage(FILE *f) {
             "usage: digits COMMAND [flags]\n\n"
             "commands:\n"
             "  train     train a model from the zoo (models/*.spec), a spec file, or the PCA+SVM baseline\n"
+            "  describe  look at a data set before any model: counts, balance, pixels, duplicates\n"
             "  eval      accuracy, top-k, per-class precision/recall/F1, confusion matrix, mistakes\n"
             "  predict   classify image files (PNG, JPEG, BMP, PGM)\n"
             "  convert   convert between MNIST IDX and Kaggle CSV\n"
@@ -48,6 +49,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "submit") == 0) return cmd_submit(argc - 1, argv + 1);
     if (strcmp(cmd, "ensemble") == 0) return cmd_ensemble(argc - 1, argv + 1);
     if (strcmp(cmd, "augment") == 0) return cmd_augment(argc - 1, argv + 1);
+    if (strcmp(cmd, "describe") == 0) return cmd_describe(argc - 1, argv + 1);
     fprintf(stderr, "digits: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return EXIT_USAGE;
