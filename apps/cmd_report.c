@@ -11,7 +11,8 @@
 static const char *CMD = "report";
 
 static void help(void) {
-    printf("usage: digits report --model FILE --out DIR [flags]\n\n"
+    printf("usage: digits report --model FILE --out DIR [flags]\n"
+           "       digits report --eda --data DIR|FILE.csv --out DIR [flags]\n\n"
            "  --model FILE          model file (any kind: cnn, svm, ...)         (required)\n"
            "  --out DIR             where the pictures and index.html go         (required)\n"
            "  --data DIR|FILE.csv   MNIST IDX folder or labelled Kaggle CSV      [data/mnist]\n"
@@ -25,20 +26,40 @@ static void help(void) {
            "  --svg                 an SVG beside every PNG\n"
            "  --seed N              untrained network's initialisation, samples  [42]\n"
            "  --threads N           worker threads (0 = all cores)               [0]\n"
-           "  --quiet               no progress lines\n");
+           "  --quiet               no progress lines\n\n"
+           "The data alone, before any model (no --model):\n"
+           "  --eda                 sample grid, label, pixel and split distributions, mean digits,\n"
+           "                        always-zero pixels, PCA and t-SNE of --data (labelled or not);\n"
+           "                        --limit, --tsne, --samples, --seed, --svg apply\n"
+           "  --val-split X         with --eda: also the labels of a stratified train/validation\n"
+           "                        split (the one 'digits train --val-split X --seed N' makes)\n"
+           "  --test DIR|FILE.csv   with --eda: a test set to compare     [an IDX folder's test split]\n"
+           "e.g. digits report --eda --data train.csv --test test.csv --val-split 0.1 --out eda/\n");
+}
+
+/* `report --eda`: the data-only report (no model). */
+static int report_eda(const ReportConfig *cfg) {
+    if (cfg->model_path) cli_usage_error(CMD, "--eda draws the data alone: drop --model (or --eda)");
+    if (!cfg->out_dir) cli_usage_error(CMD, "--out DIR is required");
+    cli_set_threads(cfg->threads);
+    if (report_write_eda(cfg) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    if (!cfg->quiet) printf("open %s/index.html\n", cfg->out_dir);
+    return 0;
 }
 
 int cmd_report(int argc, char **argv) {
     ReportConfig cfg;
     report_config_defaults(&cfg);
     enum { O_MODEL = 256, O_OUT, O_DATA, O_LOG, O_LIMIT, O_TSNE, O_PAIR, O_DIGIT, O_SAMPLES, O_MISTAKES, O_SVG,
-           O_SEED, O_THREADS, O_QUIET, O_HELP };
+           O_SEED, O_THREADS, O_QUIET, O_HELP, O_EDA, O_VAL_SPLIT, O_TEST };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL}, {"out", 1, 0, O_OUT}, {"data", 1, 0, O_DATA}, {"log", 1, 0, O_LOG},
         {"limit", 1, 0, O_LIMIT}, {"tsne", 1, 0, O_TSNE}, {"pair", 1, 0, O_PAIR}, {"digit", 1, 0, O_DIGIT},
         {"samples", 1, 0, O_SAMPLES}, {"mistakes", 1, 0, O_MISTAKES}, {"svg", 0, 0, O_SVG},
         {"seed", 1, 0, O_SEED}, {"threads", 1, 0, O_THREADS}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
+        {"eda", 0, 0, O_EDA}, {"val-split", 1, 0, O_VAL_SPLIT}, {"test", 1, 0, O_TEST},
         {0, 0, 0, 0}};
+    int eda = 0;
     opterr = 0;
     optind = 1;
     int c;
@@ -67,10 +88,15 @@ int cmd_report(int argc, char **argv) {
         case O_THREADS: cfg.threads = cli_int(CMD, "--threads", optarg, 0, 1024); break;
         case O_QUIET: cfg.quiet = 1; break;
         case O_HELP: help(); return 0;
+        case O_EDA: eda = 1; break;
+        case O_VAL_SPLIT: cfg.val_split = cli_float(CMD, "--val-split", optarg, 0.0f, 0.9f); break;
+        case O_TEST: cfg.test_data = optarg; break;
         default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc) cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+    if (eda) return report_eda(&cfg);
+    if (cfg.val_split > 0 || cfg.test_data) cli_usage_error(CMD, "--val-split and --test go with --eda");
     if (!cfg.model_path) cli_usage_error(CMD, "--model FILE is required");
     if (!cfg.out_dir) cli_usage_error(CMD, "--out DIR is required");
     cli_set_threads(cfg.threads);

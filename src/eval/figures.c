@@ -378,7 +378,10 @@ static void draw_scatter(cairo_t *cr, int w, int h, const void *vctx) {
     AxesStyle st = {.title = title, .xlabel = c->xlabel, .ylabel = c->ylabel, .xticks = c->ticks ? 8 : 0,
                     .yticks = c->ticks ? 8 : 0, .grid = c->ticks};
     axes_draw(&ax, &st);
-    plot_scatter(&ax, c->xy, c->labels, c->n, c->n > 3000 ? 2.0 : 2.6, 0.7);
+    uint8_t *none = c->labels ? NULL : dg_xcalloc((size_t)(c->n > 0 ? c->n : 1), 1); /* unlabelled: one colour */
+    plot_scatter(&ax, c->xy, c->labels ? c->labels : none, c->n, c->n > 3000 ? 2.0 : 2.6, 0.7);
+    free(none);
+    if (!c->labels) return;
     const char *names[10] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
     plot_text(cr, w - 125, 62, "digit", 13, 0, 0, 1, 0, PLOT_BLACK);
     plot_legend(cr, w - 128, 82, names, plot_tab10, "oooooooooo", 10, 14);
@@ -388,6 +391,100 @@ int fig_scatter(const char *base, const float *xy, const uint8_t *labels, int n,
                 const char *xlabel, const char *ylabel, int ticks, int svg) {
     ScatterCtx c = {xy, labels, n, title, xlabel, ylabel, ticks};
     return figure_write(base, FIG_SCATTER_W, FIG_SCATTER_H, draw_scatter, &c, svg);
+}
+
+/* ==== pixel values ========================================================== */
+
+#define PIXEL_BIN 8
+
+typedef struct {
+    const uint64_t *hist;
+    const char *title;
+} PixelHistCtx;
+
+static void draw_pixel_hist(cairo_t *cr, int w, int h, const void *vctx) {
+    const PixelHistCtx *c = vctx;
+    double total = 0, share[256 / PIXEL_BIN] = {0}, mx = 0;
+    for (int v = 0; v < 256; v++) total += (double)c->hist[v];
+    if (total <= 0) total = 1;
+    for (int v = 1; v < 256; v++) share[v / PIXEL_BIN] += 100.0 * (double)c->hist[v] / total;
+    for (int b = 0; b < 256 / PIXEL_BIN; b++)
+        if (share[b] > mx) mx = share[b];
+    double lo = 0, hi = mx > 0 ? mx * 1.1 : 1;
+    plot_nice_range(&lo, &hi, 6);
+    Axes ax;
+    axes_init(&ax, cr, 90, 60, w - 130, h - 130, 0, 256, 0, hi);
+    char title[240];
+    snprintf(title, sizeof title, "%s: %.1f%% of pixels are 0 (not drawn)", c->title, 100.0 * c->hist[0] / total);
+    AxesStyle st = {.title = title, .xlabel = "pixel value (0 = background, 255 = ink)",
+                    .ylabel = "share of all pixels (%)", .xticks = 8, .yticks = 6, .integer_x = 1, .grid = 1};
+    axes_draw(&ax, &st);
+    for (int b = 0; b < 256 / PIXEL_BIN; b++) {
+        double x0 = b == 0 ? 1 : b * PIXEL_BIN; /* the first bin starts after the zeros */
+        double x1 = (b + 1) * PIXEL_BIN;
+        plot_bar(&ax, (x0 + x1) / 2, (x1 - x0) * 0.9, 0, share[b], plot_tab10[0]);
+    }
+    (void)h;
+}
+
+int fig_pixel_hist(const char *base, const uint64_t hist[256], const char *title, int svg) {
+    PixelHistCtx c = {hist, title};
+    return figure_write(base, FIG_PIXEL_HIST_W, FIG_PIXEL_HIST_H, draw_pixel_hist, &c, svg);
+}
+
+typedef struct {
+    const float *mean;
+    const uint8_t *zero;
+    int w, h;
+} ZeroMapCtx;
+
+/* Row and column numbers every 4 cells around a map at (x, y) of side s. */
+static void map_ticks(cairo_t *cr, double x, double y, double sw, double sh, int w, int h) {
+    char buf[16];
+    for (int c = 0; c < w; c += 4) {
+        snprintf(buf, sizeof buf, "%d", c);
+        plot_text(cr, x + (c + 0.5) * sw / w, y + sh + 4, buf, 10, 0.5, 0, 0, 0, PLOT_GRAY);
+    }
+    for (int r = 0; r < h; r += 4) {
+        snprintf(buf, sizeof buf, "%d", r);
+        plot_text(cr, x - 4, y + (r + 0.5) * sh / h, buf, 10, 1, 0.5, 0, 0, PLOT_GRAY);
+    }
+}
+
+static void draw_zero_map(cairo_t *cr, int w, int h, const void *vctx) {
+    const ZeroMapCtx *c = vctx;
+    const double side = 340, top = 70, left1 = 60, left2 = 500;
+    const double sw = side, sh = side * c->h / (c->w > 0 ? c->w : 1);
+    int nz = 0;
+    for (int i = 0; i < c->w * c->h; i++) nz += c->zero[i];
+    plot_text(cr, left1 + sw / 2, top - 26, "Mean image", 15, 0.5, 0, 1, 0, PLOT_BLACK);
+    plot_float_map(cr, c->mean, c->w, c->h, left1, top, sw, sh, 0, 255);
+    plot_colorbar(cr, left1 + sw + 12, top, 14, sh, plot_viridis, 0, 255, 6, "mean pixel value");
+    map_ticks(cr, left1, top, sw, sh, c->w, c->h);
+    char title[96];
+    snprintf(title, sizeof title, "Always zero: %d of %d pixels (red)", nz, c->w * c->h);
+    plot_text(cr, left2 + sw / 2, top - 26, title, 15, 0.5, 0, 1, 0, PLOT_BLACK);
+    uint8_t *gray = dg_xmalloc((size_t)c->w * c->h);
+    for (int i = 0; i < c->w * c->h; i++) gray[i] = (uint8_t)(c->mean[i] > 255 ? 255 : c->mean[i] + 0.5f);
+    plot_gray_image(cr, gray, c->w, c->h, left2, top, sw, sh, 1);
+    free(gray);
+    cairo_set_source_rgba(cr, PLOT_RED.r, PLOT_RED.g, PLOT_RED.b, 0.85);
+    for (int r = 0; r < c->h; r++)
+        for (int k = 0; k < c->w; k++)
+            if (c->zero[r * c->w + k])
+                cairo_rectangle(cr, left2 + k * sw / c->w, top + r * sh / c->h, sw / c->w, sh / c->h);
+    cairo_fill(cr);
+    cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
+    cairo_set_line_width(cr, 1);
+    cairo_rectangle(cr, left2, top, sw, sh);
+    cairo_stroke(cr);
+    map_ticks(cr, left2, top, sw, sh, c->w, c->h);
+    plot_text(cr, w / 2.0, h - 14, "column", 12, 0.5, 1, 0, 0, PLOT_BLACK);
+}
+
+int fig_zero_map(const char *base, const float *mean_image, const uint8_t *always_zero, int w, int h, int svg) {
+    ZeroMapCtx c = {mean_image, always_zero, w, h};
+    return figure_write(base, FIG_ZERO_MAP_W, FIG_ZERO_MAP_H, draw_zero_map, &c, svg);
 }
 
 /* ==== activation maps ======================================================= */

@@ -24,6 +24,10 @@
 #define FIG_PCA_H 480
 #define FIG_SCATTER_W 840
 #define FIG_SCATTER_H 680
+#define FIG_PIXEL_HIST_W 820
+#define FIG_PIXEL_HIST_H 440
+#define FIG_ZERO_MAP_W 900
+#define FIG_ZERO_MAP_H 500
 
 /* Loss and accuracy panels, train vs validation, the best epoch (lowest
  * validation loss) marked, the learning rate on the loss panel's right axis. */
@@ -53,9 +57,19 @@ int fig_label_hist(const char *base, const uint8_t *labels, int n, const char *t
  * 95 % point marked (and the first `mark` components, e.g. 50, if > 0). */
 int fig_pca_variance(const char *base, const Pca *p, int mark, int svg);
 /* Points (n, 2) coloured by digit with a legend; equal scales on both axes.
- * ticks = 0 hides the tick labels (t-SNE coordinates mean nothing). */
+ * ticks = 0 hides the tick labels (t-SNE coordinates mean nothing).
+ * labels NULL (unlabelled data): one colour, no legend. */
 int fig_scatter(const char *base, const float *xy, const uint8_t *labels, int n, const char *title,
                 const char *xlabel, const char *ylabel, int ticks, int svg);
+
+/* The distribution of pixel values from their histogram (256 counts): the
+ * non-zero values in bins of 8 as shares of all pixels; the share of zeros
+ * (usually most of them) is written in the title rather than drawn. */
+int fig_pixel_hist(const char *base, const uint64_t hist[256], const char *title, int svg);
+/* Two (h, w) maps side by side: the mean image (viridis, 0..255) and the
+ * positions that are zero in every image (always_zero[i] = 1), in red over
+ * the mean image in gray; rows and columns numbered from 0. */
+int fig_zero_map(const char *base, const float *mean_image, const uint8_t *always_zero, int w, int h, int svg);
 
 /* The c channels (h, w) of one layer's activations for one image, each
  * min-max normalised through viridis, beside the input image (in_w x in_h). */

@@ -1,9 +1,11 @@
 /* report.c — `digits report`: compute everything, draw every picture, write
  * index.html; see report.h.
  *
- * The page is written section by section into a memory stream while the
- * pictures are drawn (so each section sits next to what made it) and lands
- * on disk at the end in one atomic write.
+ * report_write reads as its steps: load the inputs, the model and training
+ * sections, evaluate, metrics.json and the metrics section, the mistakes,
+ * the data, PCA, t-SNE, the activation maps, the page. Each section writes
+ * its pictures and appends its HTML to the page body (report_page.h), which
+ * lands on disk at the end in one atomic write.
  */
 #include "eval/report.h"
 
@@ -25,6 +27,7 @@
 #include "eval/figures.h"
 #include "eval/metrics.h"
 #include "eval/pca.h"
+#include "eval/report_page.h"
 #include "eval/svm.h"
 #include "eval/trainlog.h"
 #include "eval/tsne.h"
@@ -48,81 +51,9 @@ void report_config_defaults(ReportConfig *c) {
 
 /* ==== small helpers ========================================================= */
 
-typedef struct {
-    const ReportConfig *cfg;
-    FILE *body;          /* the page's body, a memory stream */
-    char *body_buf;
-    size_t body_len;
-    double t0;
-} Rep;
-
-static void esc(FILE *f, const char *s) {
-    for (; s && *s; s++) {
-        switch (*s) {
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '&': fputs("&amp;", f); break;
-        case '"': fputs("&quot;", f); break;
-        default: fputc(*s, f);
-        }
-    }
-}
-
-static void progress(const Rep *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void progress(const Rep *r, const char *fmt, ...) {
-    if (r->cfg->quiet) return;
-    va_list ap;
-    va_start(ap, fmt);
-    printf("[%6.1fs] ", now_seconds() - r->t0);
-    vprintf(fmt, ap);
-    printf("\n");
-    fflush(stdout);
-    va_end(ap);
-}
-
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 static int is_file(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* mkdir -p */
-static int make_dirs(const char *path) {
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return dg_set_error("%s: path too long", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST) return dg_set_error("%s: cannot create: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) < 0 && errno != EEXIST) return dg_set_error("%s: cannot create: %s", buf, strerror(errno));
-    if (!is_dir(buf)) return dg_set_error("%s: exists and is not a folder", buf);
-    return 0;
-}
-
-static void base_path(const Rep *r, const char *name, char *out, size_t len) {
-    snprintf(out, len, "%s/%s", r->cfg->out_dir, name);
-}
-
-/* A <figure> for name.png (and its SVG) with a caption (HTML allowed). */
-static void html_figure(Rep *r, const char *name, const char *alt, const char *caption) {
-    FILE *f = r->body;
-    fprintf(f, "<figure><a href=\"%s.png\"><img src=\"%s.png\" alt=\"", name, name);
-    esc(f, alt);
-    fprintf(f, "\"></a><figcaption>%s", caption ? caption : "");
-    if (r->cfg->svg) fprintf(f, " <a href=\"%s.svg\">SVG</a>", name);
-    fprintf(f, "</figcaption></figure>\n");
-}
-
-static void html_note(Rep *r, const char *text) {
-    fprintf(r->body, "<p class=\"note\">");
-    esc(r->body, text);
-    fprintf(r->body, "</p>\n");
 }
 
 /* A two-column table of a JSON object's members (nested values as JSON). */
@@ -130,17 +61,17 @@ static void html_kv_table(FILE *f, const cJSON *obj) {
     fprintf(f, "<table class=\"kv\">\n");
     for (const cJSON *e = obj ? obj->child : NULL; e; e = e->next) {
         fprintf(f, "<tr><th>");
-        esc(f, e->string);
+        rep_esc(f, e->string);
         fprintf(f, "</th><td>");
         if (cJSON_IsString(e)) {
-            esc(f, e->valuestring);
+            rep_esc(f, e->valuestring);
         } else if (cJSON_IsNumber(e)) {
             double v = e->valuedouble;
             if (v == floor(v) && fabs(v) < 1e15) fprintf(f, "%.0f", v);
             else fprintf(f, "%.6g", v);
         } else {
             char *s = cJSON_PrintUnformatted(e);
-            esc(f, s);
+            rep_esc(f, s);
             free(s);
         }
         fprintf(f, "</td></tr>\n");
@@ -183,9 +114,9 @@ static void forward_features(Model *m, const uint8_t *px, int n, int li, float *
 static void section_model(Rep *r, const Classifier *c, const cJSON *meta) {
     FILE *f = r->body;
     fprintf(f, "<h2 id=\"model\">Model</h2>\n<p>File <code>");
-    esc(f, r->cfg->model_path);
+    rep_esc(f, r->cfg->model_path);
     fprintf(f, "</code>, kind <b>");
-    esc(f, c->name);
+    rep_esc(f, c->name);
     fprintf(f, "</b>.</p>\n");
     if (c->kind == CLASSIFIER_SVM) {
         const PcaSvm *s = c->impl;
@@ -202,7 +133,7 @@ static void section_model(Rep *r, const Classifier *c, const cJSON *meta) {
             model_summary(&c->models[0], ms);
             fclose(ms);
             fprintf(f, "<pre>");
-            esc(f, buf);
+            rep_esc(f, buf);
             fprintf(f, "</pre>\n");
             free(buf);
         }
@@ -213,7 +144,7 @@ static void section_model(Rep *r, const Classifier *c, const cJSON *meta) {
     cJSON *tm = meta_json_member(meta, "digits.metrics");
     fprintf(f, "<h2 id=\"config\">Training configuration</h2>\n");
     if (tc) html_kv_table(f, tc);
-    else html_note(r, "The model file records no training configuration (digits.train_config).");
+    else rep_note(r, "The model file records no training configuration (digits.train_config).");
     if (tm) {
         fprintf(f, "<h3>Recorded at training time</h3>\n");
         html_kv_table(f, tm);
@@ -265,16 +196,16 @@ static int section_curves(Rep *r, const Classifier *c, const cJSON *meta) {
     FILE *f = r->body;
     fprintf(f, "<h2 id=\"curves\">Learning curves</h2>\n");
     if (c->kind == CLASSIFIER_SVM && !r->cfg->log_path) {
-        html_note(r, "The SVM baseline is trained in one solve, without epochs: there are no learning curves.");
+        rep_note(r, "The SVM baseline is trained in one solve, without epochs: there are no learning curves.");
         return 0;
     }
     char path[PATH_MAX], base[PATH_MAX];
     const char *how = "";
     if (!find_log(r->cfg, meta, path, sizeof path, &how)) {
-        html_note(r, "No training log found (none given with --log, none recorded in the model's training "
+        rep_note(r, "No training log found (none given with --log, none recorded in the model's training "
                      "configuration, no MODEL.log.csv beside the model file): learning curves skipped. "
                      "'digits train --log FILE.csv' writes one.");
-        progress(r, "learning curves: no training log, skipped");
+        rep_progress(r, "learning curves: no training log, skipped");
         return 0;
     }
     TrainLog log;
@@ -283,10 +214,10 @@ static int section_curves(Rep *r, const Classifier *c, const cJSON *meta) {
         char note[1200];
         snprintf(note, sizeof note, "The training log (%s) could not be read: %s. Learning curves skipped.", how,
                  dg_errmsg());
-        html_note(r, note);
+        rep_note(r, note);
         return 0;
     }
-    base_path(r, "learning_curves", base, sizeof base);
+    rep_path(r, "learning_curves", base, sizeof base);
     const char *slash = strrchr(path, '/');
     if (fig_learning_curves(base, &log, slash ? slash + 1 : path, r->cfg->svg) < 0) {
         trainlog_free(&log);
@@ -297,7 +228,7 @@ static int section_curves(Rep *r, const Classifier *c, const cJSON *meta) {
     int o = snprintf(cap, sizeof cap, "%d epochs from <code>", log.n);
     FILE *ms = fmemopen(cap + o, sizeof cap - (size_t)o, "w");
     if (ms) {
-        esc(ms, path);
+        rep_esc(ms, path);
         fclose(ms);
     }
     o = (int)strlen(cap);
@@ -306,425 +237,486 @@ static int section_curves(Rep *r, const Classifier *c, const cJSON *meta) {
         snprintf(cap + o, sizeof cap - (size_t)o,
                  " Best epoch %d: validation loss %.4f, accuracy %.4f (dashed line, ringed point).",
                  (int)log.col[TL_EPOCH][best], log.col[TL_VAL_LOSS][best], log.col[TL_VAL_ACC][best]);
-    html_figure(r, "learning_curves", "learning curves", cap);
-    progress(r, "learning curves: %d epochs from %s", log.n, path);
+    rep_figure(r, "learning_curves", "learning curves", cap);
+    rep_progress(r, "learning curves: %d epochs from %s", log.n, path);
     trainlog_free(&log);
     return 0;
 }
 
 /* ==== the whole report ====================================================== */
 
-static const char *CSS =
-    "body{font-family:'DejaVu Sans',sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;color:#222}"
-    "h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}"
-    "pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:.85em}"
-    "table{border-collapse:collapse;margin:.6em 0}th,td{padding:.2em .7em;border-bottom:1px solid #e4e4e4;"
-    "text-align:right;font-variant-numeric:tabular-nums}table.kv th{text-align:left}table.kv td{text-align:left}"
-    "figure{margin:1.2em 0}img{max-width:100%;border:1px solid #eee}figcaption{color:#555;font-size:.9em}"
-    ".note{background:#fff7e0;border-left:4px solid #e0b000;padding:.5em .8em}nav a{margin-right:1em}"
-    "td.bad{color:#b00}";
-
-int report_write(const ReportConfig *cfg) {
-    Rep r = {.cfg = cfg, .t0 = now_seconds()};
-    Classifier c = {0};
-    Dataset train = {0}, test = {0};
-    uint8_t *pred = NULL;
-    float *probs = NULL, *feat = NULL, *emb = NULL;
-    Misclassified *mis = NULL;
-    Pca pca = {0};
-    cJSON *meta = NULL;
-    int rc = -1, n_mis = 0, same_file = 0;
-    char base[PATH_MAX];
-
-    if (make_dirs(cfg->out_dir) < 0) return -1;
-    r.body = open_memstream(&r.body_buf, &r.body_len);
-    if (!r.body) return dg_set_error("report: out of memory");
-
-    if (classifier_load(&c, cfg->model_path, 500, cfg->threads) < 0) goto out;
-    meta = cJSON_Parse(c.metadata_json ? c.metadata_json : "{}");
-    if (dataset_load(cfg->data, "test", &test) < 0) goto out;
-    if (!test.labels) {
-        dg_set_error("%s: has no labels; the report needs a labelled set", cfg->data);
-        goto out;
-    }
-    if (test.rows != c.height || test.cols != c.width) {
-        dg_set_error("%s: images are %dx%d, the model expects %dx%d", cfg->data, test.rows, test.cols, c.height,
-                     c.width);
-        goto out;
-    }
-    if (is_dir(cfg->data)) {
-        if (dataset_load(cfg->data, "train", &train) < 0) goto out;
-    } else {
-        same_file = 1; /* one labelled CSV serves as both */
-        if (dataset_load(cfg->data, "train", &train) < 0) goto out;
-    }
-    if (cfg->limit && cfg->limit < test.n) test.n = cfg->limit;
-    const int D = test.rows * test.cols;
-
-    section_model(&r, &c, meta);
-    if (section_curves(&r, &c, meta) < 0) goto out;
-
-    /* ---- test metrics -------------------------------------------------- */
-    pred = dg_xmalloc((size_t)test.n);
-    probs = dg_xmalloc((size_t)test.n * 10 * sizeof(float));
-    double loss, t_pred = now_seconds();
-    classifier_predict_dataset(&c, &test, pred, probs, &loss);
-    t_pred = now_seconds() - t_pred;
+/* Everything the sections share: the inputs, the predictions and what was
+ * computed from them. Owned; freed by model_report_free. */
+typedef struct {
+    Rep r;
+    const ReportConfig *cfg;
+    Classifier c;
+    cJSON *meta;
+    Dataset train, test;
+    int same_file; /* one labelled CSV serves as both */
+    int D;         /* pixels per image */
+    uint8_t *pred;
+    float *probs;
+    double loss;
     Metrics mt;
-    metrics_compute(&mt, test.labels, pred, test.n);
-    metrics_set_top_k(&mt, probs, test.labels, test.n, 3);
-    n_mis = metrics_misclassified(test.labels, pred, probs, test.n, &mis);
-    progress(&r, "evaluated %d test images: accuracy %.4f, loss %.4f (%.1fs)", test.n, mt.accuracy, loss, t_pred);
-    {
-        char *list = misclassified_to_json(mis, n_mis);
-        cJSON *extra = cJSON_CreateObject();
-        cJSON_AddNumberToObject(extra, "loss", loss);
-        cJSON_AddStringToObject(extra, "model", c.name);
-        cJSON_AddStringToObject(extra, "data", "test");
-        cJSON_AddNumberToObject(extra, "n_misclassified", n_mis);
-        cJSON_AddItemToObject(extra, "misclassified", cJSON_Parse(list));
-        char *extra_s = cJSON_PrintUnformatted(extra);
-        char *js = metrics_to_json(&mt, extra_s);
-        base_path(&r, "metrics.json", base, sizeof base);
-        AtomicFile af;
-        int ok = atomic_file_open(&af, base) == 0;
-        if (ok && (fputs(js, af.f) < 0 || fputc('\n', af.f) == EOF)) {
-            atomic_file_abort(&af);
-            ok = 0;
-            dg_set_error("%s: write failed", base);
-        }
-        if (ok && atomic_file_commit(&af) < 0) ok = 0;
-        free(js);
-        free(extra_s);
-        free(list);
-        cJSON_Delete(extra);
-        if (!ok) goto out;
+    Misclassified *mis;
+    int n_mis;
+    Pca pca;
+} ModelReport;
+
+static void model_report_free(ModelReport *m) {
+    rep_close(&m->r);
+    cJSON_Delete(m->meta);
+    free(m->pred);
+    free(m->probs);
+    free(m->mis);
+    pca_free(&m->pca);
+    dataset_free(&m->train);
+    dataset_free(&m->test);
+    classifier_free(&m->c);
+}
+
+/* The model, its metadata, the test set (checked against the model's input
+ * size, cut to --limit) and the training set. */
+static int load_inputs(ModelReport *m) {
+    const ReportConfig *cfg = m->cfg;
+    if (classifier_load(&m->c, cfg->model_path, 500, cfg->threads) < 0) return -1;
+    m->meta = cJSON_Parse(m->c.metadata_json ? m->c.metadata_json : "{}");
+    if (dataset_load(cfg->data, "test", &m->test) < 0) return -1;
+    if (!m->test.labels) return dg_set_error("%s: has no labels; the report needs a labelled set", cfg->data);
+    if (m->test.rows != m->c.height || m->test.cols != m->c.width)
+        return dg_set_error("%s: images are %dx%d, the model expects %dx%d", cfg->data, m->test.rows, m->test.cols,
+                            m->c.height, m->c.width);
+    m->same_file = !rep_is_dir(cfg->data);
+    if (dataset_load(cfg->data, "train", &m->train) < 0) return -1;
+    if (cfg->limit && cfg->limit < m->test.n) m->test.n = cfg->limit;
+    m->D = m->test.rows * m->test.cols;
+    return 0;
+}
+
+/* Predictions, metrics and the misclassified list for the test images. */
+static void evaluate(ModelReport *m) {
+    const Dataset *test = &m->test;
+    m->pred = dg_xmalloc((size_t)test->n);
+    m->probs = dg_xmalloc((size_t)test->n * 10 * sizeof(float));
+    double t_pred = now_seconds();
+    classifier_predict_dataset(&m->c, test, m->pred, m->probs, &m->loss);
+    t_pred = now_seconds() - t_pred;
+    metrics_compute(&m->mt, test->labels, m->pred, test->n);
+    metrics_set_top_k(&m->mt, m->probs, test->labels, test->n, 3);
+    m->n_mis = metrics_misclassified(test->labels, m->pred, m->probs, test->n, &m->mis);
+    rep_progress(&m->r, "evaluated %d test images: accuracy %.4f, loss %.4f (%.1fs)", test->n, m->mt.accuracy,
+                 m->loss, t_pred);
+}
+
+/* metrics.json: what `digits eval --json` prints, with the misclassified list. */
+static int write_metrics_json(ModelReport *m) {
+    char base[PATH_MAX];
+    char *list = misclassified_to_json(m->mis, m->n_mis);
+    cJSON *extra = cJSON_CreateObject();
+    cJSON_AddNumberToObject(extra, "loss", m->loss);
+    cJSON_AddStringToObject(extra, "model", m->c.name);
+    cJSON_AddStringToObject(extra, "data", "test");
+    cJSON_AddNumberToObject(extra, "n_misclassified", m->n_mis);
+    cJSON_AddItemToObject(extra, "misclassified", cJSON_Parse(list));
+    char *extra_s = cJSON_PrintUnformatted(extra);
+    char *js = metrics_to_json(&m->mt, extra_s);
+    rep_path(&m->r, "metrics.json", base, sizeof base);
+    AtomicFile af;
+    int ok = atomic_file_open(&af, base) == 0;
+    if (ok && (fputs(js, af.f) < 0 || fputc('\n', af.f) == EOF)) {
+        atomic_file_abort(&af);
+        ok = 0;
+        dg_set_error("%s: write failed", base);
     }
-    FILE *f = r.body;
-    fprintf(f, "<h2 id=\"metrics\">Test metrics</h2>\n<p>%d test images from <code>", test.n);
-    esc(f, cfg->data);
+    if (ok && atomic_file_commit(&af) < 0) ok = 0;
+    free(js);
+    free(extra_s);
+    free(list);
+    cJSON_Delete(extra);
+    return ok ? 0 : -1;
+}
+
+/* The classification report table, the confusion matrices, per-class bars. */
+static int section_metrics(ModelReport *m) {
+    Rep *r = &m->r;
+    const ReportConfig *cfg = m->cfg;
+    const Metrics *mt = &m->mt;
+    char base[PATH_MAX];
+    FILE *f = r->body;
+    fprintf(f, "<h2 id=\"metrics\">Test metrics</h2>\n<p>%d test images from <code>", m->test.n);
+    rep_esc(f, cfg->data);
     fprintf(f, "</code>%s: <b>accuracy %.4f</b> (%d errors), loss %.4f; top-2 %.4f, top-3 %.4f. "
                "All numbers also in <a href=\"metrics.json\">metrics.json</a>.</p>\n",
-            same_file ? " (the same file as the training data)" : "", mt.accuracy, n_mis, loss, mt.top_k_acc[1],
-            mt.top_k_acc[2]);
+            m->same_file ? " (the same file as the training data)" : "", mt->accuracy, m->n_mis, m->loss,
+            mt->top_k_acc[1], mt->top_k_acc[2]);
     fprintf(f, "<table><tr><th></th><th>precision</th><th>recall</th><th>f1-score</th><th>support</th></tr>\n");
     for (int k = 0; k < 10; k++)
-        if (mt.present[k])
+        if (mt->present[k])
             fprintf(f, "<tr><th>%d</th><td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%d</td></tr>\n", k,
-                    mt.precision[k], mt.recall[k], mt.f1[k], mt.support[k]);
-    fprintf(f, "<tr><th>accuracy</th><td></td><td></td><td>%.4f</td><td>%d</td></tr>\n", mt.accuracy, mt.n);
-    fprintf(f, "<tr><th>macro avg</th><td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%d</td></tr>\n", mt.macro_p,
-            mt.macro_r, mt.macro_f1, mt.n);
+                    mt->precision[k], mt->recall[k], mt->f1[k], mt->support[k]);
+    fprintf(f, "<tr><th>accuracy</th><td></td><td></td><td>%.4f</td><td>%d</td></tr>\n", mt->accuracy, mt->n);
+    fprintf(f, "<tr><th>macro avg</th><td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%d</td></tr>\n", mt->macro_p,
+            mt->macro_r, mt->macro_f1, mt->n);
     fprintf(f, "<tr><th>weighted avg</th><td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%d</td></tr></table>\n",
-            mt.weighted_p, mt.weighted_r, mt.weighted_f1, mt.n);
-    base_path(&r, "confusion", base, sizeof base);
-    if (fig_confusion(base, &mt, 0, cfg->svg) < 0) goto out;
-    html_figure(&r, "confusion", "confusion matrix", "Confusion matrix: rows are the true digit, columns the "
-                                                     "prediction; off-diagonal counts (errors) in red.");
-    base_path(&r, "confusion_normalized", base, sizeof base);
-    if (fig_confusion(base, &mt, 1, cfg->svg) < 0) goto out;
-    html_figure(&r, "confusion_normalized", "normalised confusion matrix",
-                "The same, each row as a percentage of its true digit (the diagonal is the recall).");
-    base_path(&r, "per_class", base, sizeof base);
-    if (fig_per_class(base, &mt, cfg->svg) < 0) goto out;
-    html_figure(&r, "per_class", "per-class precision, recall and F1", "Per-class precision, recall and F1.");
-    progress(&r, "confusion matrices, per-class bars");
+            mt->weighted_p, mt->weighted_r, mt->weighted_f1, mt->n);
+    rep_path(r, "confusion", base, sizeof base);
+    if (fig_confusion(base, mt, 0, cfg->svg) < 0) return -1;
+    rep_figure(r, "confusion", "confusion matrix", "Confusion matrix: rows are the true digit, columns the "
+                                                   "prediction; off-diagonal counts (errors) in red.");
+    rep_path(r, "confusion_normalized", base, sizeof base);
+    if (fig_confusion(base, mt, 1, cfg->svg) < 0) return -1;
+    rep_figure(r, "confusion_normalized", "normalised confusion matrix",
+               "The same, each row as a percentage of its true digit (the diagonal is the recall).");
+    rep_path(r, "per_class", base, sizeof base);
+    if (fig_per_class(base, mt, cfg->svg) < 0) return -1;
+    rep_figure(r, "per_class", "per-class precision, recall and F1", "Per-class precision, recall and F1.");
+    rep_progress(r, "confusion matrices, per-class bars");
+    return 0;
+}
 
-    /* ---- mistakes -------------------------------------------------------- */
+/* The most confident mistakes as a table and a grid. */
+static int mistakes_grid(ModelReport *m) {
+    Rep *r = &m->r;
+    const ReportConfig *cfg = m->cfg;
+    const Misclassified *mis = m->mis;
+    char base[PATH_MAX];
+    FILE *f = r->body;
     fprintf(f, "<h2 id=\"errors\">Misclassified test images</h2>\n");
     fprintf(f, "<p>%d of %d misclassified; the most confident mistakes first (confidence = the probability "
                "given to the wrong digit).</p>\n<table><tr><th>index</th><th>true</th><th>predicted</th>"
                "<th>confidence</th></tr>\n",
-            n_mis, test.n);
-    for (int i = 0; i < n_mis && i < MIS_TABLE_ROWS; i++)
+            m->n_mis, m->test.n);
+    for (int i = 0; i < m->n_mis && i < MIS_TABLE_ROWS; i++)
         fprintf(f, "<tr><td>%d</td><td>%d</td><td class=\"bad\">%d</td><td>%.4f</td></tr>\n", mis[i].index,
                 mis[i].truth, mis[i].pred, mis[i].confidence);
     fprintf(f, "</table>\n");
-    {
-        int n = n_mis < cfg->n_mis ? n_mis : cfg->n_mis;
-        const uint8_t **imgs = dg_xmalloc((size_t)(n + 1) * sizeof *imgs);
-        char **caps = dg_xmalloc((size_t)(n + 1) * sizeof *caps);
-        for (int i = 0; i < n; i++) {
-            imgs[i] = test.pixels + (size_t)mis[i].index * D;
-            caps[i] = dg_xmalloc(48);
-            snprintf(caps[i], 48, "%d \xe2\x86\x92 %d (%.2f)", mis[i].truth, mis[i].pred, mis[i].confidence);
-        }
-        char title[128];
-        snprintf(title, sizeof title, "The %d most confident mistakes (true \xe2\x86\x92 predicted, confidence)", n);
-        DigitGrid g = {title, imgs, n, test.cols, test.rows, 10, (const char *const *)caps, NULL, "no mistakes"};
-        base_path(&r, "misclassified", base, sizeof base);
-        int frc = fig_digit_grid(base, &g, cfg->svg);
-        for (int i = 0; i < n; i++) free(caps[i]);
-        free(caps);
-        free(imgs);
-        if (frc < 0) goto out;
-        html_figure(&r, "misclassified", "misclassified digits", "Misclassified test digits: true \xe2\x86\x92 "
-                                                                   "predicted (confidence).");
+    int n = m->n_mis < cfg->n_mis ? m->n_mis : cfg->n_mis;
+    const uint8_t **imgs = dg_xmalloc((size_t)(n + 1) * sizeof *imgs);
+    char **caps = dg_xmalloc((size_t)(n + 1) * sizeof *caps);
+    for (int i = 0; i < n; i++) {
+        imgs[i] = m->test.pixels + (size_t)mis[i].index * m->D;
+        caps[i] = dg_xmalloc(48);
+        snprintf(caps[i], 48, "%d \xe2\x86\x92 %d (%.2f)", mis[i].truth, mis[i].pred, mis[i].confidence);
     }
-    {
-        /* one pair, seed 002's "9 predicted as 7" view: the requested one or the most frequent */
-        int a = cfg->pair_true, b = cfg->pair_pred;
-        if (a < 0) {
-            int best = 0;
-            a = 9, b = 7;
-            for (int i = 0; i < 10; i++)
-                for (int j = 0; j < 10; j++)
-                    if (i != j && mt.confusion[i][j] > best) best = mt.confusion[i][j], a = i, b = j;
-        }
-        const uint8_t **imgs = dg_xmalloc(PAIR_GRID_MAX * sizeof *imgs);
-        char **caps = dg_xmalloc(PAIR_GRID_MAX * sizeof *caps);
-        int n = 0;
-        for (int i = 0; i < n_mis && n < PAIR_GRID_MAX; i++) {
-            if (mis[i].truth != a || mis[i].pred != b) continue;
-            imgs[n] = test.pixels + (size_t)mis[i].index * D;
-            caps[n] = dg_xmalloc(48);
-            snprintf(caps[n], 48, "#%d (%.2f)", mis[i].index, mis[i].confidence);
-            n++;
-        }
-        char title[128], note[64];
-        snprintf(title, sizeof title, "%d predicted as %d: %d test image%s", a, b, mt.confusion[a][b],
-                 mt.confusion[a][b] == 1 ? "" : "s");
-        snprintf(note, sizeof note, "no %d was predicted as %d", a, b);
-        DigitGrid g = {title, imgs, n, test.cols, test.rows, 10, (const char *const *)caps, NULL, note};
-        base_path(&r, "misclassified_pair", base, sizeof base);
-        int frc = fig_digit_grid(base, &g, cfg->svg);
-        for (int i = 0; i < n; i++) free(caps[i]);
-        free(caps);
-        free(imgs);
-        if (frc < 0) goto out;
-        char cap[160];
-        snprintf(cap, sizeof cap, "Every %d predicted as %d (test index, confidence)%s; choose the pair with "
-                 "--pair TRUE,PREDICTED.", a, b, cfg->pair_true < 0 ? ", the most frequent confusion" : "");
-        html_figure(&r, "misclassified_pair", "one confusion pair", cap);
-    }
-    progress(&r, "misclassified grids");
+    char title[128];
+    snprintf(title, sizeof title, "The %d most confident mistakes (true \xe2\x86\x92 predicted, confidence)", n);
+    DigitGrid g = {title, imgs, n, m->test.cols, m->test.rows, 10, (const char *const *)caps, NULL, "no mistakes"};
+    rep_path(r, "misclassified", base, sizeof base);
+    int frc = fig_digit_grid(base, &g, cfg->svg);
+    for (int i = 0; i < n; i++) free(caps[i]);
+    free(caps);
+    free(imgs);
+    if (frc < 0) return -1;
+    rep_figure(r, "misclassified", "misclassified digits", "Misclassified test digits: true \xe2\x86\x92 "
+                                                           "predicted (confidence).");
+    return 0;
+}
 
-    /* ---- data ------------------------------------------------------------- */
-    fprintf(f, "<h2 id=\"data\">Data</h2>\n");
+/* One pair, seed 002's "9 predicted as 7" view: the requested one or the
+ * most frequent confusion. */
+static int pair_grid(ModelReport *m) {
+    Rep *r = &m->r;
+    const ReportConfig *cfg = m->cfg;
+    const Misclassified *mis = m->mis;
+    char base[PATH_MAX];
+    int a = cfg->pair_true, b = cfg->pair_pred;
+    if (a < 0) {
+        int best = 0;
+        a = 9, b = 7;
+        for (int i = 0; i < 10; i++)
+            for (int j = 0; j < 10; j++)
+                if (i != j && m->mt.confusion[i][j] > best) best = m->mt.confusion[i][j], a = i, b = j;
+    }
+    const uint8_t **imgs = dg_xmalloc(PAIR_GRID_MAX * sizeof *imgs);
+    char **caps = dg_xmalloc(PAIR_GRID_MAX * sizeof *caps);
+    int n = 0;
+    for (int i = 0; i < m->n_mis && n < PAIR_GRID_MAX; i++) {
+        if (mis[i].truth != a || mis[i].pred != b) continue;
+        imgs[n] = m->test.pixels + (size_t)mis[i].index * m->D;
+        caps[n] = dg_xmalloc(48);
+        snprintf(caps[n], 48, "#%d (%.2f)", mis[i].index, mis[i].confidence);
+        n++;
+    }
+    char title[128], note[64];
+    snprintf(title, sizeof title, "%d predicted as %d: %d test image%s", a, b, m->mt.confusion[a][b],
+             m->mt.confusion[a][b] == 1 ? "" : "s");
+    snprintf(note, sizeof note, "no %d was predicted as %d", a, b);
+    DigitGrid g = {title, imgs, n, m->test.cols, m->test.rows, 10, (const char *const *)caps, NULL, note};
+    rep_path(r, "misclassified_pair", base, sizeof base);
+    int frc = fig_digit_grid(base, &g, cfg->svg);
+    for (int i = 0; i < n; i++) free(caps[i]);
+    free(caps);
+    free(imgs);
+    if (frc < 0) return -1;
+    char cap[160];
+    snprintf(cap, sizeof cap, "Every %d predicted as %d (test index, confidence)%s; choose the pair with "
+             "--pair TRUE,PREDICTED.", a, b, cfg->pair_true < 0 ? ", the most frequent confusion" : "");
+    rep_figure(r, "misclassified_pair", "one confusion pair", cap);
+    rep_progress(r, "misclassified grids");
+    return 0;
+}
+
+/* Random test digits with their labels (red where the model disagrees), and
+ * the label distributions. */
+static int section_data(ModelReport *m) {
+    Rep *r = &m->r;
+    const ReportConfig *cfg = m->cfg;
+    const Dataset *test = &m->test;
+    char base[PATH_MAX];
+    fprintf(r->body, "<h2 id=\"data\">Data</h2>\n");
     {
-        int n = cfg->n_samples < test.n ? cfg->n_samples : test.n;
-        int *order = dg_xmalloc((size_t)test.n * sizeof(int));
-        for (int i = 0; i < test.n; i++) order[i] = i;
+        int n = cfg->n_samples < test->n ? cfg->n_samples : test->n;
+        int *order = dg_xmalloc((size_t)test->n * sizeof(int));
+        for (int i = 0; i < test->n; i++) order[i] = i;
         Rng rng;
         rng_seed(&rng, cfg->seed, "report-samples");
-        rng_shuffle(&rng, order, test.n);
+        rng_shuffle(&rng, order, test->n);
         const uint8_t **imgs = dg_xmalloc((size_t)(n + 1) * sizeof *imgs);
         char **caps = dg_xmalloc((size_t)(n + 1) * sizeof *caps);
         int *red = dg_xmalloc((size_t)(n + 1) * sizeof(int));
         for (int i = 0; i < n; i++) {
             int k = order[i];
-            imgs[i] = test.pixels + (size_t)k * D;
+            imgs[i] = test->pixels + (size_t)k * m->D;
             caps[i] = dg_xmalloc(48);
-            red[i] = pred[k] != test.labels[k];
-            if (red[i]) snprintf(caps[i], 48, "%d (pred %d)", test.labels[k], pred[k]);
-            else snprintf(caps[i], 48, "%d", test.labels[k]);
+            red[i] = m->pred[k] != test->labels[k];
+            if (red[i]) snprintf(caps[i], 48, "%d (pred %d)", test->labels[k], m->pred[k]);
+            else snprintf(caps[i], 48, "%d", test->labels[k]);
         }
         char title[96];
         snprintf(title, sizeof title, "%d random test digits with their labels", n);
-        DigitGrid g = {title, imgs, n, test.cols, test.rows, 10, (const char *const *)caps, red, "no images"};
-        base_path(&r, "samples", base, sizeof base);
+        DigitGrid g = {title, imgs, n, test->cols, test->rows, 10, (const char *const *)caps, red, "no images"};
+        rep_path(r, "samples", base, sizeof base);
         int frc = fig_digit_grid(base, &g, cfg->svg);
         for (int i = 0; i < n; i++) free(caps[i]);
         free(caps);
         free(imgs);
         free(red);
         free(order);
-        if (frc < 0) goto out;
-        html_figure(&r, "samples", "sample digits", "Random test digits with their labels (red: the model's "
-                                                    "prediction differs).");
+        if (frc < 0) return -1;
+        rep_figure(r, "samples", "sample digits", "Random test digits with their labels (red: the model's "
+                                                  "prediction differs).");
     }
-    base_path(&r, "labels_train", base, sizeof base);
-    if (fig_label_hist(base, train.labels, train.n, same_file ? "Label distribution" : "Label distribution: train",
-                       cfg->svg) < 0)
-        goto out;
-    html_figure(&r, "labels_train", "training label distribution", "Digits in the training set.");
-    if (!same_file) {
-        base_path(&r, "labels_test", base, sizeof base);
-        if (fig_label_hist(base, test.labels, test.n, "Label distribution: test", cfg->svg) < 0) goto out;
-        html_figure(&r, "labels_test", "test label distribution", "Digits in the evaluated test images.");
+    rep_path(r, "labels_train", base, sizeof base);
+    if (fig_label_hist(base, m->train.labels, m->train.n,
+                       m->same_file ? "Label distribution" : "Label distribution: train", cfg->svg) < 0)
+        return -1;
+    rep_figure(r, "labels_train", "training label distribution", "Digits in the training set.");
+    if (!m->same_file) {
+        rep_path(r, "labels_test", base, sizeof base);
+        if (fig_label_hist(base, test->labels, test->n, "Label distribution: test", cfg->svg) < 0) return -1;
+        rep_figure(r, "labels_test", "test label distribution", "Digits in the evaluated test images.");
     }
-    progress(&r, "samples, label distributions");
+    rep_progress(r, "samples, label distributions");
+    return 0;
+}
 
-    /* ---- PCA ---------------------------------------------------------------- */
-    if (pca_fit_pixels(&pca, train.pixels, train.n, D, PIXEL_SCALE, PCA_TSNE_DIMS) < 0) goto out;
-    int m95 = pca_components_for(&pca, 0.95);
+/* PCA fitted on the training pixels: explained variance, 2-D scatter of the
+ * test images. Keeps the PCA for the t-SNE. */
+static int section_pca(ModelReport *m) {
+    Rep *r = &m->r;
+    const ReportConfig *cfg = m->cfg;
+    const Dataset *test = &m->test;
+    char base[PATH_MAX];
+    FILE *f = r->body;
+    if (pca_fit_pixels(&m->pca, m->train.pixels, m->train.n, m->D, PIXEL_SCALE, PCA_TSNE_DIMS) < 0) return -1;
+    const Pca *pca = &m->pca;
+    int m95 = pca_components_for(pca, 0.95);
     fprintf(f, "<h2 id=\"pca\">PCA of the pixels</h2>\n<p>Fitted on the %d training images, pixels scaled to "
                "[0,1]: <b>%d components explain 95%%</b> of the variance; the first 2 explain %.1f%%, the first "
                "%d %.1f%%.</p>\n",
-            train.n, m95, 100 * pca_explained(&pca, 2), PCA_TSNE_DIMS, 100 * pca_explained(&pca, PCA_TSNE_DIMS));
-    base_path(&r, "pca_variance", base, sizeof base);
-    if (fig_pca_variance(base, &pca, PCA_TSNE_DIMS, cfg->svg) < 0) goto out;
-    html_figure(&r, "pca_variance", "PCA cumulative explained variance", "Cumulative explained variance.");
-    {
-        int n = test.n < PCA_SCATTER_MAX ? test.n : PCA_SCATTER_MAX;
-        emb = dg_xmalloc((size_t)n * 2 * sizeof(float));
-        pca_transform_pixels(&pca, test.pixels, n, PIXEL_SCALE, 2, emb);
-        base_path(&r, "pca_scatter", base, sizeof base);
-        if (fig_scatter(base, emb, test.labels, n, "Test digits on the first two principal components",
-                        "principal component 1", "principal component 2", 1, cfg->svg) < 0)
-            goto out;
-        free(emb);
-        emb = NULL;
-        html_figure(&r, "pca_scatter", "PCA scatter", "The first test images projected on the training set's "
-                                                      "first two principal components.");
-    }
-    progress(&r, "PCA: %d components reach 95%%", m95);
+            m->train.n, m95, 100 * pca_explained(pca, 2), PCA_TSNE_DIMS, 100 * pca_explained(pca, PCA_TSNE_DIMS));
+    rep_path(r, "pca_variance", base, sizeof base);
+    if (fig_pca_variance(base, pca, PCA_TSNE_DIMS, cfg->svg) < 0) return -1;
+    rep_figure(r, "pca_variance", "PCA cumulative explained variance", "Cumulative explained variance.");
+    int n = test->n < PCA_SCATTER_MAX ? test->n : PCA_SCATTER_MAX;
+    float *emb = dg_xmalloc((size_t)n * 2 * sizeof(float));
+    pca_transform_pixels(pca, test->pixels, n, PIXEL_SCALE, 2, emb);
+    rep_path(r, "pca_scatter", base, sizeof base);
+    int frc = fig_scatter(base, emb, test->labels, n, "Test digits on the first two principal components",
+                          "principal component 1", "principal component 2", 1, cfg->svg);
+    free(emb);
+    if (frc < 0) return -1;
+    rep_figure(r, "pca_scatter", "PCA scatter", "The first test images projected on the training set's "
+                                                "first two principal components.");
+    rep_progress(r, "PCA: %d components reach 95%%", m95);
+    return 0;
+}
 
-    /* ---- t-SNE -------------------------------------------------------------- */
+/* The t-SNE runs: raw pixels (PCA-50), an untrained copy's and the trained
+ * network's penultimate features. */
+static const struct {
+    const char *name, *title, *what;
+} TSNE_RUNS[3] = {{"tsne_pixels", "t-SNE of raw pixels (PCA-50)", "raw pixels after PCA to 50 components"},
+                  {"tsne_untrained", "t-SNE of an untrained network's penultimate features",
+                   "the penultimate-layer features of the same network, untrained (seeded initialisation)"},
+                  {"tsne_trained", "t-SNE of the trained network's penultimate features",
+                   "the penultimate-layer features of the trained network"}};
+
+/* The input of t-SNE run `run` for the first tn test images: *feat (tn, *d),
+ * owned. Returns 1 when this model has nothing for the run, -1 on failure. */
+static int tsne_input(ModelReport *m, int run, int tn, Model *untrained, float **feat, int *d) {
+    if (run == 0) {
+        *d = PCA_TSNE_DIMS;
+        *feat = dg_xmalloc((size_t)tn * *d * sizeof(float));
+        pca_transform_pixels(&m->pca, m->test.pixels, tn, PIXEL_SCALE, *d, *feat);
+        return 0;
+    }
+    if (m->c.kind == CLASSIFIER_SVM || m->c.n_models == 0) return 1;
+    Model *net = &m->c.models[0];
+    if (run == 1) {
+        if (model_build(untrained, net->spec_text, "untrained copy") < 0) return -1;
+        model_init_params(untrained, m->cfg->seed);
+        untrained->norm_mean = net->norm_mean;
+        untrained->norm_std = net->norm_std;
+        model_set_batch(untrained, net->max_batch, 0, m->cfg->threads);
+        net = untrained;
+    }
+    int li = penultimate_layer(net);
+    *d = (int)(li >= 0 ? shape_size(net->layers[li].out) : shape_size(net->input_shape));
+    *feat = dg_xmalloc((size_t)tn * *d * sizeof(float));
+    forward_features(net, m->test.pixels, tn, li, *feat);
+    return 0;
+}
+
+static int section_tsne(ModelReport *m) {
+    Rep *r = &m->r;
+    const ReportConfig *cfg = m->cfg;
+    char base[PATH_MAX];
+    FILE *f = r->body;
     fprintf(f, "<h2 id=\"tsne\">t-SNE</h2>\n");
-    int tn = cfg->tsne_n < test.n ? cfg->tsne_n : test.n;
+    int tn = cfg->tsne_n < m->test.n ? cfg->tsne_n : m->test.n;
     if (tn < 10) {
-        html_note(&r, "t-SNE skipped (--tsne 0, or fewer than 10 test images).");
-    } else {
-        TsneConfig tc;
-        tsne_config_defaults(&tc);
-        fprintf(f, "<p>Barnes-Hut t-SNE of the first %d test images: perplexity %.0f, early exaggeration %.0f for "
-                   "%d of %d iterations, PCA initialisation, theta %.1f (scikit-learn's defaults, as in the seed "
-                   "notebooks).</p>\n",
-                tn, tc.perplexity, tc.early_exaggeration, tc.exaggeration_iters, tc.iters, tc.theta);
-        emb = dg_xmalloc((size_t)tn * 2 * sizeof(float));
-        struct {
-            const char *name, *title, *what;
-        } runs[3] = {{"tsne_pixels", "t-SNE of raw pixels (PCA-50)", "raw pixels after PCA to 50 components"},
-                     {"tsne_untrained", "t-SNE of an untrained network's penultimate features",
-                      "the penultimate-layer features of the same network, untrained (seeded initialisation)"},
-                     {"tsne_trained", "t-SNE of the trained network's penultimate features",
-                      "the penultimate-layer features of the trained network"}};
-        Model untrained = {0};
-        int have_net = c.kind != CLASSIFIER_SVM && c.n_models > 0;
-        for (int run = 0; run < 3; run++) {
-            int d = 0;
-            free(feat);
-            feat = NULL;
-            if (run == 0) {
-                d = PCA_TSNE_DIMS;
-                feat = dg_xmalloc((size_t)tn * d * sizeof(float));
-                pca_transform_pixels(&pca, test.pixels, tn, PIXEL_SCALE, d, feat);
-            } else {
-                if (!have_net) {
-                    if (run == 1) html_note(&r, "This model has no network layers: feature t-SNE skipped.");
-                    continue;
-                }
-                Model *m = &c.models[0];
-                if (run == 1) {
-                    if (model_build(&untrained, m->spec_text, "untrained copy") < 0) goto out;
-                    model_init_params(&untrained, cfg->seed);
-                    untrained.norm_mean = m->norm_mean;
-                    untrained.norm_std = m->norm_std;
-                    model_set_batch(&untrained, m->max_batch, 0, cfg->threads);
-                    m = &untrained;
-                }
-                int li = penultimate_layer(m);
-                d = (int)(li >= 0 ? shape_size(m->layers[li].out) : shape_size(m->input_shape));
-                feat = dg_xmalloc((size_t)tn * d * sizeof(float));
-                forward_features(m, test.pixels, tn, li, feat);
-            }
-            TsneStats ts;
-            if (tsne_run(feat, tn, d, &tc, emb, &ts) < 0) {
-                model_free(&untrained);
-                goto out;
-            }
-            base_path(&r, runs[run].name, base, sizeof base);
-            if (fig_scatter(base, emb, test.labels, tn, runs[run].title, "t-SNE 1", "t-SNE 2", 0, cfg->svg) < 0) {
-                model_free(&untrained);
-                goto out;
-            }
-            char cap[300];
-            snprintf(cap, sizeof cap, "Input: %s (%d features). %.1f s, final KL divergence %.3f.", runs[run].what,
-                     d, ts.seconds, ts.kl);
-            html_figure(&r, runs[run].name, runs[run].title, cap);
-            progress(&r, "%s: %d points, %d features, %.1fs, KL %.3f", runs[run].name, tn, d, ts.seconds, ts.kl);
+        rep_note(r, "t-SNE skipped (--tsne 0, or fewer than 10 test images).");
+        return 0;
+    }
+    TsneConfig tc;
+    tsne_config_defaults(&tc);
+    fprintf(f, "<p>Barnes-Hut t-SNE of the first %d test images: perplexity %.0f, early exaggeration %.0f for "
+               "%d of %d iterations, PCA initialisation, theta %.1f (scikit-learn's defaults, as in the seed "
+               "notebooks).</p>\n",
+            tn, tc.perplexity, tc.early_exaggeration, tc.exaggeration_iters, tc.iters, tc.theta);
+    float *emb = dg_xmalloc((size_t)tn * 2 * sizeof(float)), *feat = NULL;
+    Model untrained = {0};
+    int rc = 0;
+    for (int run = 0; run < 3 && rc == 0; run++) {
+        int d = 0;
+        free(feat);
+        feat = NULL;
+        int in = tsne_input(m, run, tn, &untrained, &feat, &d);
+        if (in < 0) {
+            rc = -1;
+            break;
         }
-        model_free(&untrained);
-    }
-
-    /* ---- activation maps ------------------------------------------------------ */
-    fprintf(f, "<h2 id=\"activations\">Activation maps</h2>\n");
-    if (c.kind == CLASSIFIER_SVM || c.n_models == 0) {
-        html_note(&r, "This model has no convolution layers.");
-    } else if (cfg->digit >= test.n) {
-        char note[128];
-        snprintf(note, sizeof note, "--digit %d is outside the %d evaluated test images.", cfg->digit, test.n);
-        html_note(&r, note);
-    } else {
-        Model *m = &c.models[0];
-        const uint8_t *px = test.pixels + (size_t)cfg->digit * D;
-        model_keep_outputs(m); /* every conv layer's own output */
-        model_load_pixels(m, px, 1);
-        model_forward(m, 1, 0);
-        int k = cfg->digit, shown = 0;
-        fprintf(f, "<p>Every convolution layer's output channels for test image %d (label %d, predicted %d with "
-                   "probability %.3f); each map is scaled to its own range (1x1 maps share one). "
-                   "Choose the image with --digit.</p>\n",
-                k, test.labels[k], pred[k], probs[(size_t)k * 10 + pred[k]]);
-        for (int i = 0; i < m->n_layers; i++) {
-            const Layer *l = &m->layers[i];
-            if (l->type != LAYER_CONV2D) continue;
-            char name[48], title[200];
-            snprintf(name, sizeof name, "activations_layer%d", l->index);
-            snprintf(title, sizeof title, "Layer %d, conv2d %dx%d: %d channels of %dx%d for test image %d (label %d)",
-                     l->index, l->kernel, l->kernel, l->out.c, l->out.h, l->out.w, k, test.labels[k]);
-            base_path(&r, name, base, sizeof base);
-            if (fig_activations(base, l->y, l->out.c, l->out.h, l->out.w, px, test.cols, test.rows, title,
-                                cfg->svg) < 0)
-                goto out;
-            html_figure(&r, name, title, title);
-            shown++;
+        if (in > 0) {
+            if (run == 1) rep_note(r, "This model has no network layers: feature t-SNE skipped.");
+            continue;
         }
-        if (!shown) html_note(&r, "This network has no convolution layers.");
-        progress(&r, "activation maps: %d conv layers", shown);
-    }
-
-    /* ---- the page ------------------------------------------------------------- */
-    if (fclose(r.body) != 0) {
-        r.body = NULL;
-        dg_set_error("report: out of memory");
-        goto out;
-    }
-    r.body = NULL;
-    base_path(&r, "index.html", base, sizeof base);
-    {
-        AtomicFile af;
-        if (atomic_file_open(&af, base) < 0) goto out;
-        FILE *o = af.f;
-        char when[64];
-        time_t now = time(NULL);
-        strftime(when, sizeof when, "%Y-%m-%d %H:%M", localtime(&now));
-        fprintf(o, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>digits report: ");
-        esc(o, c.name);
-        fprintf(o, "</title>\n<style>%s</style></head><body>\n<h1>digits report: ", CSS);
-        esc(o, c.name);
-        fprintf(o, "</h1>\n<p>Model <code>");
-        esc(o, cfg->model_path);
-        fprintf(o, "</code>, data <code>");
-        esc(o, cfg->data);
-        fprintf(o, "</code>; written %s in %.0f s by <code>digits report</code>.</p>\n", when, now_seconds() - r.t0);
-        fprintf(o, "<nav><a href=\"#model\">model</a><a href=\"#config\">training</a><a href=\"#curves\">curves</a>"
-                   "<a href=\"#metrics\">metrics</a><a href=\"#errors\">mistakes</a><a href=\"#data\">data</a>"
-                   "<a href=\"#pca\">PCA</a><a href=\"#tsne\">t-SNE</a><a href=\"#activations\">activations</a>"
-                   "</nav>\n");
-        int ok = fwrite(r.body_buf, 1, r.body_len, o) == r.body_len && fputs("</body></html>\n", o) >= 0;
-        if (!ok) {
-            atomic_file_abort(&af);
-            dg_set_error("%s: write failed", base);
-            goto out;
+        TsneStats ts;
+        rep_path(r, TSNE_RUNS[run].name, base, sizeof base);
+        if (tsne_run(feat, tn, d, &tc, emb, &ts) < 0 ||
+            fig_scatter(base, emb, m->test.labels, tn, TSNE_RUNS[run].title, "t-SNE 1", "t-SNE 2", 0, cfg->svg) < 0) {
+            rc = -1;
+            break;
         }
-        if (atomic_file_commit(&af) < 0) goto out;
+        char cap[300];
+        snprintf(cap, sizeof cap, "Input: %s (%d features). %.1f s, final KL divergence %.3f.", TSNE_RUNS[run].what,
+                 d, ts.seconds, ts.kl);
+        rep_figure(r, TSNE_RUNS[run].name, TSNE_RUNS[run].title, cap);
+        rep_progress(r, "%s: %d points, %d features, %.1fs, KL %.3f", TSNE_RUNS[run].name, tn, d, ts.seconds, ts.kl);
     }
-    progress(&r, "wrote %s", base);
-    rc = 0;
-out:
-    if (r.body) fclose(r.body);
-    free(r.body_buf);
-    cJSON_Delete(meta);
-    free(pred);
-    free(probs);
+    model_free(&untrained);
     free(feat);
     free(emb);
-    free(mis);
-    pca_free(&pca);
-    dataset_free(&train);
-    dataset_free(&test);
-    classifier_free(&c);
+    return rc;
+}
+
+/* Every conv layer's output channels for one test digit. */
+static int section_activations(ModelReport *m) {
+    Rep *r = &m->r;
+    const ReportConfig *cfg = m->cfg;
+    const Dataset *test = &m->test;
+    char base[PATH_MAX];
+    FILE *f = r->body;
+    fprintf(f, "<h2 id=\"activations\">Activation maps</h2>\n");
+    if (m->c.kind == CLASSIFIER_SVM || m->c.n_models == 0) {
+        rep_note(r, "This model has no convolution layers.");
+        return 0;
+    }
+    if (cfg->digit >= test->n) {
+        char note[128];
+        snprintf(note, sizeof note, "--digit %d is outside the %d evaluated test images.", cfg->digit, test->n);
+        rep_note(r, note);
+        return 0;
+    }
+    Model *net = &m->c.models[0];
+    const uint8_t *px = test->pixels + (size_t)cfg->digit * m->D;
+    model_keep_outputs(net); /* every conv layer's own output */
+    model_load_pixels(net, px, 1);
+    model_forward(net, 1, 0);
+    int k = cfg->digit, shown = 0;
+    fprintf(f, "<p>Every convolution layer's output channels for test image %d (label %d, predicted %d with "
+               "probability %.3f); each map is scaled to its own range (1x1 maps share one). "
+               "Choose the image with --digit.</p>\n",
+            k, test->labels[k], m->pred[k], m->probs[(size_t)k * 10 + m->pred[k]]);
+    for (int i = 0; i < net->n_layers; i++) {
+        const Layer *l = &net->layers[i];
+        if (l->type != LAYER_CONV2D) continue;
+        char name[48], title[200];
+        snprintf(name, sizeof name, "activations_layer%d", l->index);
+        snprintf(title, sizeof title, "Layer %d, conv2d %dx%d: %d channels of %dx%d for test image %d (label %d)",
+                 l->index, l->kernel, l->kernel, l->out.c, l->out.h, l->out.w, k, test->labels[k]);
+        rep_path(r, name, base, sizeof base);
+        if (fig_activations(base, l->y, l->out.c, l->out.h, l->out.w, px, test->cols, test->rows, title, cfg->svg) <
+            0)
+            return -1;
+        rep_figure(r, name, title, title);
+        shown++;
+    }
+    if (!shown) rep_note(r, "This network has no convolution layers.");
+    rep_progress(r, "activation maps: %d conv layers", shown);
+    return 0;
+}
+
+/* index.html: the title, what was reported on, the section links, the body. */
+static int write_page(ModelReport *m) {
+    char *intro = NULL, title[512];
+    size_t len = 0;
+    FILE *o = open_memstream(&intro, &len);
+    if (!o) return dg_set_error("report: out of memory");
+    char when[64];
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M", localtime(&now));
+    fprintf(o, "<p>Model <code>");
+    rep_esc(o, m->cfg->model_path);
+    fprintf(o, "</code>, data <code>");
+    rep_esc(o, m->cfg->data);
+    fprintf(o, "</code>; written %s in %.0f s by <code>digits report</code>.</p>\n", when, now_seconds() - m->r.t0);
+    fclose(o);
+    snprintf(title, sizeof title, "digits report: %s", m->c.name);
+    int rc = rep_finish(&m->r, title, intro,
+                        "<nav><a href=\"#model\">model</a><a href=\"#config\">training</a><a href=\"#curves\">curves</a>"
+                        "<a href=\"#metrics\">metrics</a><a href=\"#errors\">mistakes</a><a href=\"#data\">data</a>"
+                        "<a href=\"#pca\">PCA</a><a href=\"#tsne\">t-SNE</a><a href=\"#activations\">activations</a>"
+                        "</nav>\n");
+    free(intro);
+    return rc;
+}
+
+int report_write(const ReportConfig *cfg) {
+    ModelReport m = {.cfg = cfg};
+    int rc = -1;
+    if (rep_open(&m.r, cfg) < 0) goto out;
+    if (load_inputs(&m) < 0) goto out;
+    section_model(&m.r, &m.c, m.meta);
+    if (section_curves(&m.r, &m.c, m.meta) < 0) goto out;
+    evaluate(&m);
+    if (write_metrics_json(&m) < 0 || section_metrics(&m) < 0) goto out;
+    if (mistakes_grid(&m) < 0 || pair_grid(&m) < 0) goto out;
+    if (section_data(&m) < 0 || section_pca(&m) < 0 || section_tsne(&m) < 0) goto out;
+    if (section_activations(&m) < 0) goto out;
+    rc = write_page(&m);
+out:
+    model_report_free(&m);
     return rc;
 }

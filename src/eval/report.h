@@ -13,6 +13,13 @@
  *
  * Network-only parts (activations, feature t-SNE) are skipped with a note
  * for model kinds without layers (the SVM baseline).
+ *
+ * The data-only report (`digits report --eda`, report_write_eda) draws the
+ * data set alone, before any model (seed 002's exploratory analysis): the
+ * overview of `digits describe`, a sample grid, label distributions (per
+ * stratified train/validation split and for a test set), the pixel-value
+ * histogram, the mean image of each digit, the always-zero pixels, PCA and
+ * a t-SNE of the raw pixels on a subsample — in the same page style.
  */
 #ifndef DG_REPORT_H
 #define DG_REPORT_H
@@ -33,10 +40,17 @@ typedef struct {
     int threads;             /* <= 0: all cores */
     uint64_t seed;           /* the untrained network's initialisation, the sample grid */
     int quiet;               /* no progress lines */
+    /* the data-only report */
+    float val_split;         /* > 0: also the label distributions of a stratified train/validation split */
+    const char *test_data;   /* a test set beside the data (NULL: an IDX folder's own test split, if any) */
 } ReportConfig;
 
 void report_config_defaults(ReportConfig *c);
 /* Writes everything into cfg->out_dir. Returns -1 with a one-line message. */
 int report_write(const ReportConfig *cfg);
+/* The data-only report of cfg->data (cfg->limit: its first images; tsne_n,
+ * n_samples, svg, seed, quiet as above; model_path, log_path, pair and
+ * digit unused). Labelled or not. Returns -1 with a one-line message. */
+int report_write_eda(const ReportConfig *cfg);
 
 #endif
