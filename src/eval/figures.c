@@ -479,7 +479,13 @@ static void draw_zero_map(cairo_t *cr, int w, int h, const void *vctx) {
     cairo_rectangle(cr, left2, top, sw, sh);
     cairo_stroke(cr);
     map_ticks(cr, left2, top, sw, sh, c->w, c->h);
-    plot_text(cr, w / 2.0, h - 14, "column", 12, 0.5, 1, 0, 0, PLOT_BLACK);
+    for (int p = 0; p < 2; p++) {
+        double x = p ? left2 : left1;
+        plot_text(cr, x + sw / 2, top + sh + 22, "column", 12, 0.5, 0, 0, 0, PLOT_BLACK);
+        plot_text(cr, x - 26, top + sh / 2, "row", 12, 0.5, 1, 0, 90, PLOT_BLACK);
+    }
+    (void)w;
+    (void)h;
 }
 
 int fig_zero_map(const char *base, const float *mean_image, const uint8_t *always_zero, int w, int h, int svg) {

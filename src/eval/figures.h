@@ -27,7 +27,7 @@
 #define FIG_PIXEL_HIST_W 820
 #define FIG_PIXEL_HIST_H 440
 #define FIG_ZERO_MAP_W 900
-#define FIG_ZERO_MAP_H 500
+#define FIG_ZERO_MAP_H 460
 
 /* Loss and accuracy panels, train vs validation, the best epoch (lowest
  * validation loss) marked, the learning rate on the loss panel's right axis. */
