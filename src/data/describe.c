@@ -286,8 +286,9 @@ char *describe_to_json(const DataStats *s, const char *source, const char *forma
     }
     cJSON *inv = cJSON_AddObjectToObject(o, "inverted");
     cJSON_AddNumberToObject(inv, "count", s->n_inverted);
-    cJSON_AddItemToObject(inv, "examples", int_array(s->inverted_example,
-                                                     s->n_inverted < DESCRIBE_EXAMPLES ? s->n_inverted : DESCRIBE_EXAMPLES));
+    cJSON_AddItemToObject(
+        inv, "examples",
+        int_array(s->inverted_example, s->n_inverted < DESCRIBE_EXAMPLES ? s->n_inverted : DESCRIBE_EXAMPLES));
     cJSON *emp = cJSON_AddObjectToObject(o, "empty");
     cJSON_AddNumberToObject(emp, "count", s->n_empty);
     cJSON_AddItemToObject(emp, "examples",

@@ -482,7 +482,7 @@ static void draw_zero_map(cairo_t *cr, int w, int h, const void *vctx) {
     for (int p = 0; p < 2; p++) {
         double x = p ? left2 : left1;
         plot_text(cr, x + sw / 2, top + sh + 22, "column", 12, 0.5, 0, 0, 0, PLOT_BLACK);
-        plot_text(cr, x - 26, top + sh / 2, "row", 12, 0.5, 1, 0, 90, PLOT_BLACK);
+        if (!p) plot_text(cr, x - 26, top + sh / 2, "row", 12, 0.5, 1, 0, 90, PLOT_BLACK); /* shared rows */
     }
     (void)w;
     (void)h;

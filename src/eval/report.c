@@ -695,10 +695,10 @@ static int write_page(ModelReport *m) {
     fclose(o);
     snprintf(title, sizeof title, "digits report: %s", m->c.name);
     int rc = rep_finish(&m->r, title, intro,
-                        "<nav><a href=\"#model\">model</a><a href=\"#config\">training</a><a href=\"#curves\">curves</a>"
-                        "<a href=\"#metrics\">metrics</a><a href=\"#errors\">mistakes</a><a href=\"#data\">data</a>"
-                        "<a href=\"#pca\">PCA</a><a href=\"#tsne\">t-SNE</a><a href=\"#activations\">activations</a>"
-                        "</nav>\n");
+                        "<nav><a href=\"#model\">model</a><a href=\"#config\">training</a>"
+                        "<a href=\"#curves\">curves</a><a href=\"#metrics\">metrics</a><a href=\"#errors\">mistakes</a>"
+                        "<a href=\"#data\">data</a><a href=\"#pca\">PCA</a><a href=\"#tsne\">t-SNE</a>"
+                        "<a href=\"#activations\">activations</a></nav>\n");
     free(intro);
     return rc;
 }

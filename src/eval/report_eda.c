@@ -105,7 +105,8 @@ static void section_overview(EdaReport *e) {
     for (int b = 0; b < DESCRIBE_EDGE_BANDS; b++)
         fprintf(f, " %s%d&nbsp;px:&nbsp;%d", b == DESCRIBE_EDGE_BANDS - 1 ? "&ge;" : "", b, s->zero_by_edge[b]);
     fprintf(f, "</td></tr>\n<tr><th>exact duplicates</th><td>%d", s->n_duplicates);
-    if (s->labelled && s->n_duplicates) fprintf(f, " (%d labelled differently from the first copy)", s->n_dup_conflicts);
+    if (s->labelled && s->n_duplicates)
+        fprintf(f, " (%d labelled differently from the first copy)", s->n_dup_conflicts);
     fprintf(f, "</td></tr>\n<tr><th>inverted (bright border)</th><td>%d</td></tr>\n", s->n_inverted);
     fprintf(f, "<tr><th>empty (no pixel above %d)</th><td>%d</td></tr>\n", DESCRIBE_EMPTY_MAX, s->n_empty);
     fprintf(f, "</table>\n<p>The same numbers as text or JSON: <code>digits describe --data ");
@@ -149,11 +150,11 @@ static int section_samples(EdaReport *e) {
 }
 
 /* One row of the label-share table and its histogram. */
-static int label_split(EdaReport *e, FILE *table, const char *name, const char *title, const char *what,
-                       const uint8_t *labels, int n) {
+static int label_split(EdaReport *e, FILE *table, const char *set, const char *name, const char *title,
+                       const char *what, const uint8_t *labels, int n) {
     int count[10] = {0};
     for (int i = 0; i < n; i++) count[labels[i]]++;
-    fprintf(table, "<tr><th>%s</th><td>%d</td>", what, n);
+    fprintf(table, "<tr><th>%s</th><td>%d</td>", set, n);
     for (int k = 0; k < 10; k++) fprintf(table, "<td>%.2f%%</td>", n ? 100.0 * count[k] / n : 0.0);
     fprintf(table, "</tr>\n");
     char base[PATH_MAX];
@@ -179,7 +180,7 @@ static int section_labels(EdaReport *e) {
     size_t rows_len = 0;
     FILE *t = open_memstream(&rows, &rows_len);
     if (!t) return dg_set_error("report: out of memory");
-    int rc = label_split(e, t, "labels", "Label distribution", "The whole data set.", ds->labels, ds->n);
+    int rc = label_split(e, t, "all", "labels", "Label distribution", "The whole data set.", ds->labels, ds->n);
     if (rc == 0 && cfg->val_split > 0) {
         int *tr, *va, ntr, nva;
         split_stratified(ds->labels, ds->n, cfg->val_split, cfg->seed, &tr, &ntr, &va, &nva);
@@ -188,17 +189,18 @@ static int section_labels(EdaReport *e) {
         char what[160];
         snprintf(what, sizeof what, "Training part of the stratified split (--val-split %g, seed %llu).",
                  cfg->val_split, (unsigned long long)cfg->seed);
-        rc = label_split(e, t, "labels_train", "Label distribution: train", what, l, ntr);
+        rc = label_split(e, t, "train", "labels_train", "Label distribution: train", what, l, ntr);
         for (int i = 0; i < nva; i++) l[i] = ds->labels[va[i]];
         snprintf(what, sizeof what, "Validation part of the stratified split (--val-split %g, seed %llu).",
                  cfg->val_split, (unsigned long long)cfg->seed);
-        if (rc == 0) rc = label_split(e, t, "labels_val", "Label distribution: validation", what, l, nva);
+        if (rc == 0) rc = label_split(e, t, "validation", "labels_val", "Label distribution: validation", what, l, nva);
         free(l);
         free(tr);
         free(va);
     }
     if (rc == 0 && e->test.n && e->test.labels)
-        rc = label_split(e, t, "labels_test", "Label distribution: test", "The test set.", e->test.labels, e->test.n);
+        rc = label_split(e, t, "test", "labels_test", "Label distribution: test", "The test set.", e->test.labels,
+                         e->test.n);
     fclose(t);
     if (rc == 0) {
         fprintf(f, "<p>Share of each digit per set (a stratified split keeps the shares of the whole set):</p>\n"
@@ -229,7 +231,8 @@ static int section_pixels(EdaReport *e) {
         const char *capp[10];
         uint8_t *px = dg_xmalloc(10 * (size_t)e->D);
         for (int k = 0; k < 10; k++) {
-            for (int j = 0; j < e->D; j++) px[(size_t)k * e->D + j] = (uint8_t)lrintf(s->class_mean_image[k * e->D + j]);
+            for (int j = 0; j < e->D; j++)
+                px[(size_t)k * e->D + j] = (uint8_t)lrintf(s->class_mean_image[(size_t)k * e->D + j]);
             imgs[k] = px + (size_t)k * e->D;
             snprintf(caps[k], sizeof caps[k], "%d (mean %.1f)", k, s->class_mean[k]);
             capp[k] = caps[k];
