@@ -37,9 +37,10 @@ static void help(void) {
            "e.g. digits report --eda --data train.csv --test test.csv --val-split 0.1 --out eda/\n");
 }
 
-/* `report --eda`: the data-only report (no model). */
-static int report_eda(const ReportConfig *cfg) {
-    if (cfg->model_path) cli_usage_error(CMD, "--eda draws the data alone: drop --model (or --eda)");
+/* `report --eda`: the data-only report (no model). model_default: the
+ * model path before the flags were read (a --model given is an error). */
+static int report_eda(const ReportConfig *cfg, const char *model_default) {
+    if (cfg->model_path != model_default) cli_usage_error(CMD, "--eda draws the data alone: drop --model (or --eda)");
     if (!cfg->out_dir) cli_usage_error(CMD, "--out DIR is required");
     cli_set_threads(cfg->threads);
     if (report_write_eda(cfg) < 0) cli_fail(CMD, "%s", dg_errmsg());
@@ -60,6 +61,7 @@ int cmd_report(int argc, char **argv) {
         {"eda", 0, 0, O_EDA}, {"val-split", 1, 0, O_VAL_SPLIT}, {"test", 1, 0, O_TEST},
         {0, 0, 0, 0}};
     int eda = 0;
+    const char *model_default = cfg.model_path;
     opterr = 0;
     optind = 1;
     int c;
@@ -95,7 +97,7 @@ int cmd_report(int argc, char **argv) {
         }
     }
     if (optind < argc) cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
-    if (eda) return report_eda(&cfg);
+    if (eda) return report_eda(&cfg, model_default);
     if (cfg.val_split > 0 || cfg.test_data) cli_usage_error(CMD, "--val-split and --test go with --eda");
     if (!cfg.model_path) cli_usage_error(CMD, "--model FILE is required");
     if (!cfg.out_dir) cli_usage_error(CMD, "--out DIR is required");
