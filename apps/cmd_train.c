@@ -429,6 +429,8 @@ int cmd_train(int argc, char **argv) {
     free(tr_idx);
     free(va_idx);
     if (train.n == 0) cli_fail(CMD, "%s: no training images left after the validation split", data);
+    /* recorded in the model file: eval warns on this data, --split val re-cuts its validation images */
+    cfg.data_hash = holdout_fingerprint(&all, all.n), cfg.data_n = all.n, cfg.val_split = val_split, cfg.data_path = data;
     double load_secs = seconds_now() - load_t0;
 
     const char *test_path = test ? test : (is_dir(data) ? data : NULL);

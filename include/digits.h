@@ -59,6 +59,7 @@
 #include "data/preprocess.h"
 #include "eval/classifier.h"
 #include "eval/ensemble.h"
+#include "eval/holdout.h"
 #include "eval/metrics.h"
 #include "eval/pca.h"
 #include "eval/report.h"
