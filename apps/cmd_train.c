@@ -77,7 +77,11 @@ static void help(void) {
            "  --monitor-test        monitor the --test set\n"
            "  --monitor-every N     monitor every N steps as well as after each epoch (0 = epochs only) [0]\n"
            "  --summary             print the model summary and exit\n"
-           "  --quiet               no per-epoch lines\n");
+           "  --quiet               no per-epoch lines\n\n"
+           "Examples:\n"
+           "  digits train --model cnn-bn --epochs 6 --batch-size 128 --lr 0.003 --schedule onecycle\n"
+           "  digits train --model lenet5 --data train.csv --test none --out runs/lenet5.safetensors\n"
+           "  digits train --data train.csv --limit 37000 --out m.safetensors  # then hold out: digits convert --skip 37000\n");
 }
 
 /* Monotonic seconds, for the data-loading time (the library's clock is internal). */

@@ -34,7 +34,10 @@ static void help(void) {
            "                        itself is single-threaded (0 = all cores)  [0]\n"
            "  --out FILE            model file (safetensors)                   [runs/svm.safetensors]\n"
            "  --verbose             libsvm's progress output\n"
-           "  --quiet               only errors\n");
+           "  --quiet               only errors\n\n"
+           "Examples:\n"
+           "  digits train --model svm\n"
+           "  digits train --model svm --data train.csv --limit 20000 --out runs/svm.safetensors\n");
 }
 
 static int is_dir(const char *p) {
