@@ -100,10 +100,11 @@ int cmd_eval(int argc, char **argv) {
     data = eval_data_path(data, split, m.metadata_json);
     if (holdout_load(data, split, m.metadata_json, &ds, &role) < 0) cli_fail(CMD, "%s", dg_errmsg());
     if (!ds.labels) {
-        char w[8300];
+        char w1[8300], w2[8300];
         cli_fail(CMD, "%s: has no labels to score against (a Kaggle test.csv?); to predict it for Kaggle run "
                  "'digits submit --model %s --test %s', or evaluate on a labelled file (train.csv, or a hold-out "
-                 "cut with 'digits convert --skip N')", data, model_path, cli_shell_word(data, w, sizeof w));
+                 "cut with 'digits convert --skip N')", data, cli_shell_word(model_path, w1, sizeof w1),
+                 cli_shell_word(data, w2, sizeof w2));
     }
     if (role == DATA_TRAINING) warn_training_data(data, &ds, m.metadata_json);
     if (ds.rows != m.height || ds.cols != m.width)
