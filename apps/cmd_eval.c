@@ -15,8 +15,9 @@ static const char *CMD = "eval";
 static void help(void) {
     printf("usage: digits eval --model FILE [flags]\n\n"
            "  --model FILE          model file written by 'digits train'        (required)\n"
-           "  --data DIR|FILE.csv   MNIST IDX folder or labelled Kaggle CSV      [data/mnist]\n"
-           "  --split train|test|val which IDX split of a folder; val: the model's own\n"
+           "  --data DIR|FILE.csv   MNIST IDX folder or labelled Kaggle CSV      [data/mnist;\n"
+           "                        with --split val: the data the model was trained on]\n"
+           "  --split S             train|test: a folder's IDX split; val: the model's own\n"
            "                        validation images, re-cut from its training data [test]\n"
            "  --limit N             evaluate only the first N images            [all]\n"
            "  --batch-size N        images per forward pass                     [1000]\n"
