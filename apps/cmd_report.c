@@ -83,6 +83,7 @@ int cmd_report(int argc, char **argv) {
     if (optind < argc) cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
     if (!cfg.model_path) cli_usage_error(CMD, "--model FILE is required");
     if (!cfg.out_dir) cli_usage_error(CMD, "--out DIR is required");
+    if (strcmp(cfg.data, "data/mnist") == 0) cfg.data = cli_default_data(CMD); /* says where it looked */
     cli_set_threads(cfg.threads);
     if (report_write(&cfg) < 0) cli_fail(CMD, "%s", dg_errmsg());
     if (!cfg.quiet) printf("open %s/index.html\n", cfg.out_dir);
