@@ -54,6 +54,7 @@
 #define DIGITS_H
 
 #include "core/check.h"
+#include "core/suggest.h"
 #include "data/augment.h"
 #include "data/data.h"
 #include "data/preprocess.h"
