@@ -23,6 +23,7 @@
 #include "core/util.h"
 #include "eval/classifier.h"
 #include "eval/figures.h"
+#include "eval/holdout.h"
 #include "eval/metrics.h"
 #include "eval/pca.h"
 #include "eval/svm.h"
@@ -342,7 +343,8 @@ int report_write(const ReportConfig *cfg) {
 
     if (classifier_load(&c, cfg->model_path, 500, cfg->threads) < 0) goto out;
     meta = cJSON_Parse(c.metadata_json ? c.metadata_json : "{}");
-    if (dataset_load(cfg->data, "test", &test) < 0) goto out;
+    DataRole role; /* what the evaluated images are: the section titles say it */
+    if (holdout_load(cfg->data, cfg->split ? cfg->split : "test", c.metadata_json, &test, &role) < 0) goto out;
     if (!test.labels) {
         dg_set_error("%s: has no labels; the report needs a labelled set", cfg->data);
         goto out;
@@ -380,7 +382,8 @@ int report_write(const ReportConfig *cfg) {
         cJSON *extra = cJSON_CreateObject();
         cJSON_AddNumberToObject(extra, "loss", loss);
         cJSON_AddStringToObject(extra, "model", c.name);
-        cJSON_AddStringToObject(extra, "data", "test");
+        cJSON_AddStringToObject(extra, "data", cfg->split ? cfg->split : "test");
+        cJSON_AddStringToObject(extra, "data_role", holdout_role_title(role));
         cJSON_AddNumberToObject(extra, "n_misclassified", n_mis);
         cJSON_AddItemToObject(extra, "misclassified", cJSON_Parse(list));
         char *extra_s = cJSON_PrintUnformatted(extra);
@@ -401,7 +404,8 @@ int report_write(const ReportConfig *cfg) {
         if (!ok) goto out;
     }
     FILE *f = r.body;
-    fprintf(f, "<h2 id=\"metrics\">Test metrics</h2>\n<p>%d test images from <code>", test.n);
+    fprintf(f, "<h2 id=\"metrics\">Metrics on the %s</h2>\n<p>%d images from <code>", holdout_role_title(role),
+            test.n);
     esc(f, cfg->data);
     fprintf(f, "</code>%s: <b>accuracy %.4f</b> (%d errors), loss %.4f; top-2 %.4f, top-3 %.4f. "
                "All numbers also in <a href=\"metrics.json\">metrics.json</a>.</p>\n",
@@ -431,7 +435,7 @@ int report_write(const ReportConfig *cfg) {
     progress(&r, "confusion matrices, per-class bars");
 
     /* ---- mistakes -------------------------------------------------------- */
-    fprintf(f, "<h2 id=\"errors\">Misclassified test images</h2>\n");
+    fprintf(f, "<h2 id=\"errors\">Misclassified images (%s)</h2>\n", holdout_role_title(role));
     fprintf(f, "<p>%d of %d misclassified; the most confident mistakes first (confidence = the probability "
                "given to the wrong digit).</p>\n<table><tr><th>index</th><th>true</th><th>predicted</th>"
                "<th>confidence</th></tr>\n",
