@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -121,4 +122,18 @@ const char *cli_shell_word(const char *s, char *buf, size_t len) {
     buf[o++] = '\'';
     buf[o] = '\0';
     return buf;
+}
+
+/* The data a subcommand reads when no --data was given: data/mnist, or exit 1
+ * saying where it looked and how to point the command at data (run outside
+ * the checkout, or before the set-up fetched MNIST). */
+const char *cli_default_data(const char *cmd) {
+    static const char def[] = "data/mnist";
+    struct stat st;
+    if (stat(def, &st) == 0) return def;
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, ".");
+    cli_fail(cmd, "%s/%s: no MNIST folder here (the default data when no --data is given); "
+             "point it at data with --data DIR|train.csv, or fetch MNIST with 'bash tools/fetch_mnist.sh' "
+             "in the digits checkout", cwd, def);
 }

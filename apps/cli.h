@@ -34,6 +34,8 @@ const char *cli_set_precision(const char *cmd, const char *name);
 void cli_stop_signals(int install);
 /* s as one shell word (quoted when needed), for hints meant to be pasted. */
 const char *cli_shell_word(const char *s, char *buf, size_t len);
+/* data/mnist when it exists, else exit 1 saying where it looked and how to give --data. */
+const char *cli_default_data(const char *cmd);
 
 int cmd_train(int argc, char **argv);
 int cmd_train_svm(int argc, char **argv); /* `train --model svm` */

@@ -24,7 +24,11 @@ static void help(void) {
            "  --scale S             pixel scale of the grid                       [4]\n"
            "  --data DIR|train.csv  MNIST IDX folder or Kaggle train.csv          [data/mnist]\n"
            "  --seed N              augmentation seed                             [42]\n"
-           "  --threads N           worker threads (0 = all cores)                [0]\n");
+           "  --threads N           worker threads (0 = all cores)                [0]\n\n"
+           "Examples:\n"
+           "  digits augment --preview aug.png\n"
+           "  digits augment --preview aug.png --augment rotate=15,shift=0.1 --n 10\n"
+           "  digits augment --preview aug.png --augment mnist --data train.csv\n");
 }
 
 /* Grid of rows x (1 + n) cells of (h, w) pixels scaled by s, 2-pixel grey gaps. */

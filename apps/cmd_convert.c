@@ -17,7 +17,13 @@ static void help(void) {
            "  --out DIR|FILE.csv   FILE.csv: Kaggle CSV; otherwise an IDX folder (created)  (required)\n"
            "  --split train|test   IDX split read from / written to a folder [train]\n"
            "  --drop-labels        write a Kaggle test.csv (no label column)\n"
-           "  --limit N            only the first N images                   [all]\n");
+           "  --skip N             leave out the first N images (with --limit: then take N) [0]\n"
+           "  --limit N            only the first N images (after --skip)    [all]\n\n"
+           "Examples:\n"
+           "  digits convert --in data/mnist --out train.csv\n"
+           "  digits convert --in data/mnist --split test --out test.csv --drop-labels\n"
+           "  digits convert --in train.csv --skip 37000 --out holdout.csv   # the last 5000 as a hold-out file;\n"
+           "                                  # then: digits train --data train.csv --limit 37000\n");
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -25,13 +31,22 @@ static int ends_with(const char *s, const char *suffix) {
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
+/* Drops the first `skip` images of ds in place (exit 1 if none would be left). */
+static void skip_images(Dataset *ds, int skip, const char *in) {
+    if (skip >= ds->n) cli_fail(CMD, "%s: --skip %d leaves no images (it has %d)", in, skip, ds->n);
+    const size_t d = (size_t)ds->rows * ds->cols;
+    memmove(ds->pixels, ds->pixels + (size_t)skip * d, (size_t)(ds->n - skip) * d);
+    if (ds->labels) memmove(ds->labels, ds->labels + skip, (size_t)(ds->n - skip));
+    ds->n -= skip;
+}
+
 int cmd_convert(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *split = "train";
-    int drop = 0, limit = 0;
-    enum { O_IN = 256, O_OUT, O_SPLIT, O_DROP, O_LIMIT, O_HELP };
+    int drop = 0, limit = 0, skip = 0;
+    enum { O_IN = 256, O_OUT, O_SPLIT, O_DROP, O_LIMIT, O_HELP, O_SKIP };
     static const struct option opts[] = {{"in", 1, 0, O_IN}, {"out", 1, 0, O_OUT}, {"split", 1, 0, O_SPLIT},
                                          {"drop-labels", 0, 0, O_DROP}, {"limit", 1, 0, O_LIMIT},
-                                         {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+                                         {"help", 0, 0, O_HELP}, {"skip", 1, 0, O_SKIP}, {0, 0, 0, 0}};
     opterr = 0;
     optind = 1;
     int c;
@@ -45,6 +60,7 @@ int cmd_convert(int argc, char **argv) {
             break;
         case O_DROP: drop = 1; break;
         case O_LIMIT: limit = cli_int(CMD, "--limit", optarg, 1, 100000000); break;
+        case O_SKIP: skip = cli_int(CMD, "--skip", optarg, 0, 100000000); break;
         case O_HELP: help(); return 0;
         default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
         }
@@ -53,6 +69,7 @@ int cmd_convert(int argc, char **argv) {
     if (!in || !out) cli_usage_error(CMD, "--in and --out are required");
     Dataset ds = {0};
     if (dataset_load(in, split, &ds) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    if (skip) skip_images(&ds, skip, in);
     if (limit && limit < ds.n) ds.n = limit;
     if (drop) {
         free(ds.labels);

@@ -35,7 +35,10 @@ static void help(void) {
            "          always_zero_by_edge_distance[5] (0, 1, 2, 3, >= 4 pixels from the nearest edge)},\n"
            "  duplicates {count, label_conflicts, examples [[first, duplicate], ...]},\n"
            "  inverted {count, examples[]}, empty {count, examples[]}   (at most %d examples each)\n\n"
-           "e.g. digits describe --data train.csv\n",
+           "Examples:\n"
+           "  digits describe --data train.csv\n"
+           "  digits describe --data test.csv --json\n"
+           "  digits describe --data data/mnist --split test\n",
            DESCRIBE_BALANCED_MAX, DESCRIBE_MILD_MAX, DESCRIBE_INVERTED_BORDER, DESCRIBE_EMPTY_MAX,
            DESCRIBE_EXAMPLES);
 }
@@ -63,6 +66,7 @@ int cmd_describe(int argc, char **argv) {
         }
     }
     if (optind < argc) cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+    if (strcmp(data, "data/mnist") == 0) data = cli_default_data(CMD); /* says where it looked */
 
     struct stat st;
     const int folder = stat(data, &st) == 0 && S_ISDIR(st.st_mode);

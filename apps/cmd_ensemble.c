@@ -23,7 +23,11 @@ static void help(void) {
            "  --out FILE            the ensemble file to write                     (required)\n"
            "  --vote probs|logits   mean of probabilities or sum of logits [the first ensemble input's, else probs]\n"
            "  --pick LIST           keep only these members, 0-based, e.g. 0,2,5 (one: a single-network file)\n"
-           "  --list                print the members of the inputs and write nothing\n");
+           "  --list                print the members of the inputs and write nothing\n\n"
+           "Examples:\n"
+           "  digits ensemble --out ens.safetensors a.safetensors b.safetensors c.safetensors\n"
+           "  digits ensemble --list ens.safetensors\n"
+           "  digits ensemble --out best2.safetensors --pick 0,2 ens.safetensors\n");
 }
 
 /* Parse "0,2,5" into keep[] (0/1 per member); exits 2 on a bad list. */

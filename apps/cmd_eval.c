@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "digits.h"
@@ -14,8 +15,10 @@ static const char *CMD = "eval";
 static void help(void) {
     printf("usage: digits eval --model FILE [flags]\n\n"
            "  --model FILE          model file written by 'digits train'        (required)\n"
-           "  --data DIR|FILE.csv   MNIST IDX folder or labelled Kaggle CSV      [data/mnist]\n"
-           "  --split train|test    which IDX split of a folder                 [test]\n"
+           "  --data DIR|FILE.csv   MNIST IDX folder or labelled Kaggle CSV      [data/mnist;\n"
+           "                        with --split val: the data the model was trained on]\n"
+           "  --split S             train|test: a folder's IDX split; val: the model's own\n"
+           "                        validation images, re-cut from its training data [test]\n"
            "  --limit N             evaluate only the first N images            [all]\n"
            "  --batch-size N        images per forward pass                     [1000]\n"
            "  --threads N           worker threads (0 = all cores)              [0]\n"
@@ -24,11 +27,36 @@ static void help(void) {
            "                        predicted, confidence); with --json: keep N  [text 0, json all]\n"
            "  --tta N               average N test-time augmentations (1 = off) [1]\n"
            "  --precision fp32|bf16 bf16 convolutions (AVX512_BF16)            [fp32]\n"
-           "  --json                print one JSON object instead of the report\n");
+           "  --json                print one JSON object instead of the report\n\n"
+           "Examples:\n"
+           "  digits eval --model runs/cnn-bn.safetensors\n"
+           "  digits eval --model runs/cnn-bn.safetensors --data train.csv --split val\n"
+           "  digits eval --model runs/cnn-bn.safetensors --data holdout.csv --misclassified 10\n");
+}
+
+/* The data to evaluate: --data as given; without it the model's recorded
+ * training data for --split val (when that path exists), else data/mnist
+ * (cli_default_data: exits saying where it looked when it is missing). */
+static const char *eval_data_path(const char *given, const char *split, const char *metadata_json) {
+    if (given) return given;
+    static TrainedOn t;
+    holdout_parse(metadata_json, &t);
+    struct stat st;
+    if (strcmp(split, "val") == 0 && t.known && t.data[0] && stat(t.data, &st) == 0) return t.data;
+    return cli_default_data(CMD);
+}
+
+/* stderr: the data is (or starts with) the images the model trained on. */
+static void warn_training_data(const char *data, const Dataset *ds, const char *metadata_json) {
+    TrainedOn t;
+    holdout_parse(metadata_json, &t);
+    fprintf(stderr, "digits %s: warning: %s: %s", CMD, data, HOLDOUT_WARNING);
+    if (ds->n > t.data_n) fprintf(stderr, " [its first %d of %d images]", t.data_n, ds->n);
+    fputc('\n', stderr);
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *model_path = NULL, *data = "data/mnist", *split = "test";
+    const char *model_path = NULL, *data = NULL, *split = "test";
     int limit = 0, batch = 1000, threads = 0, json = 0, top_k = 3, n_mis = -1, tta = 1;
     enum { O_MODEL = 256, O_DATA, O_SPLIT, O_LIMIT, O_BATCH, O_THREADS, O_TOPK, O_MIS, O_JSON, O_HELP, O_TTA, O_PREC };
     static const struct option opts[] = {
@@ -45,7 +73,8 @@ int cmd_eval(int argc, char **argv) {
         case O_MODEL: model_path = optarg; break;
         case O_DATA: data = optarg; break;
         case O_SPLIT:
-            if (strcmp(optarg, "train") && strcmp(optarg, "test")) cli_usage_error(CMD, "--split: '%s' is not train or test", optarg);
+            if (strcmp(optarg, "train") && strcmp(optarg, "test") && strcmp(optarg, "val"))
+                cli_usage_error(CMD, "--split: '%s' is not train, test or val", optarg);
             split = optarg;
             break;
         case O_LIMIT: limit = cli_int(CMD, "--limit", optarg, 1, 100000000); break;
@@ -68,8 +97,17 @@ int cmd_eval(int argc, char **argv) {
     if (classifier_load(&m, model_path, batch, threads) < 0) cli_fail(CMD, "%s", dg_errmsg());
     m.tta = tta;
     Dataset ds = {0};
-    if (dataset_load(data, split, &ds) < 0) cli_fail(CMD, "%s", dg_errmsg());
-    if (!ds.labels) cli_fail(CMD, "%s: has no labels to evaluate against (use 'digits predict' or a labelled set)", data);
+    DataRole role;
+    data = eval_data_path(data, split, m.metadata_json);
+    if (holdout_load(data, split, m.metadata_json, &ds, &role) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    if (!ds.labels) {
+        char w1[8300], w2[8300];
+        cli_fail(CMD, "%s: has no labels to score against (a Kaggle test.csv?); to predict it for Kaggle run "
+                 "'digits submit --model %s --test %s', or evaluate on a labelled file (train.csv, or a hold-out "
+                 "cut with 'digits convert --skip N')", data, cli_shell_word(model_path, w1, sizeof w1),
+                 cli_shell_word(data, w2, sizeof w2));
+    }
+    if (role == DATA_TRAINING) warn_training_data(data, &ds, m.metadata_json);
     if (ds.rows != m.height || ds.cols != m.width)
         cli_fail(CMD, "%s: images are %dx%d, the model expects %dx%d", data, ds.rows, ds.cols, m.height, m.width);
     if (limit && limit < ds.n) ds.n = limit;
@@ -91,6 +129,7 @@ int cmd_eval(int argc, char **argv) {
         cJSON_AddNumberToObject(extra, "loss", loss);
         cJSON_AddStringToObject(extra, "model", m.name);
         cJSON_AddStringToObject(extra, "data", split);
+        cJSON_AddStringToObject(extra, "data_role", holdout_role_title(role));
         cJSON_AddNumberToObject(extra, "n_misclassified", total_mis);
         cJSON_AddItemToObject(extra, "misclassified", cJSON_Parse(list));
         char *extra_s = cJSON_PrintUnformatted(extra);
@@ -101,7 +140,8 @@ int cmd_eval(int argc, char **argv) {
         free(list);
         cJSON_Delete(extra);
     } else {
-        printf("model %s on %s (%s): %d images, loss %.4f\n\n", model_path, data, split, ds.n, loss);
+        printf("model %s on %s (%s, %s): %d images, loss %.4f\n\n", model_path, data, split,
+               holdout_role_title(role), ds.n, loss);
         metrics_print(stdout, &mt);
         if (n_mis > 0) {
             printf("\n%d misclassified; the %d most confident:\n%8s %5s %9s %10s\n", total_mis, n_mis, "index",

@@ -18,7 +18,11 @@ static void help(void) {
            "  --json           one JSON object per image\n"
            "  --threads N      worker threads (0 = all cores)         [0]\n"
            "  --tta N          average N test-time augmentations      [1]\n"
-           "IMAGE: PNG, JPEG, BMP or PGM of one digit, any size, dark-on-light or light-on-dark.\n");
+           "IMAGE: PNG, JPEG, BMP or PGM of one digit, any size, dark-on-light or light-on-dark.\n\n"
+           "Examples:\n"
+           "  digits predict --model runs/cnn-bn.safetensors digit.png\n"
+           "  digits predict --model runs/cnn-bn.safetensors --json scan1.png photo.jpg\n"
+           "  digits predict --model ens.safetensors --tta 4 drawn/*.png\n");
 }
 
 int cmd_predict(int argc, char **argv) {

@@ -16,6 +16,8 @@ static void help(void) {
            "  --model FILE          model file (any kind: cnn, svm, ...)         (required)\n"
            "  --out DIR             where the pictures and index.html go         (required)\n"
            "  --data DIR|FILE.csv   MNIST IDX folder or labelled Kaggle CSV      [data/mnist]\n"
+           "  --split test|val      test: the data's test split (a CSV: the file); val: the\n"
+           "                        model's own validation images, re-cut from --data [test]\n"
            "  --log FILE.csv        training log for the learning curves         [recorded in the model, or MODEL.log.csv]\n"
            "  --limit N             evaluate only the first N test images        [all]\n"
            "  --tsne N              points per t-SNE picture (0 = none)          [2000]\n"
@@ -33,15 +35,21 @@ static void help(void) {
            "                        --limit, --tsne, --samples, --seed, --svg apply\n"
            "  --val-split X         with --eda: also the labels of a stratified train/validation\n"
            "                        split (the one 'digits train --val-split X --seed N' makes)\n"
-           "  --test DIR|FILE.csv   with --eda: a test set to compare     [an IDX folder's test split]\n"
-           "e.g. digits report --eda --data train.csv --test test.csv --val-split 0.1 --out eda/\n");
+           "  --test DIR|FILE.csv   with --eda: a test set to compare     [an IDX folder's test split]\n\n"
+           "Examples:\n"
+           "  digits report --model runs/cnn-bn.safetensors --out report\n"
+           "  digits report --model runs/cnn-bn.safetensors --data train.csv --split val --out report-val\n"
+           "  digits report --model runs/cnn-bn.safetensors --data holdout.csv --tsne 0 --out report-holdout\n"
+           "  digits report --eda --data train.csv --test test.csv --val-split 0.1 --out eda\n");
 }
 
 /* `report --eda`: the data-only report (no model). model_default: the
  * model path before the flags were read (a --model given is an error). */
-static int report_eda(const ReportConfig *cfg, const char *model_default) {
+static int report_eda(ReportConfig *cfg, const char *model_default) {
     if (cfg->model_path != model_default) cli_usage_error(CMD, "--eda draws the data alone: drop --model (or --eda)");
+    if (cfg->split) cli_usage_error(CMD, "--split goes with a model; with --eda use --val-split X");
     if (!cfg->out_dir) cli_usage_error(CMD, "--out DIR is required");
+    if (strcmp(cfg->data, "data/mnist") == 0) cfg->data = cli_default_data(CMD); /* says where it looked */
     cli_set_threads(cfg->threads);
     if (report_write_eda(cfg) < 0) cli_fail(CMD, "%s", dg_errmsg());
     if (!cfg->quiet) printf("open %s/index.html\n", cfg->out_dir);
@@ -52,13 +60,13 @@ int cmd_report(int argc, char **argv) {
     ReportConfig cfg;
     report_config_defaults(&cfg);
     enum { O_MODEL = 256, O_OUT, O_DATA, O_LOG, O_LIMIT, O_TSNE, O_PAIR, O_DIGIT, O_SAMPLES, O_MISTAKES, O_SVG,
-           O_SEED, O_THREADS, O_QUIET, O_HELP, O_EDA, O_VAL_SPLIT, O_TEST };
+           O_SEED, O_THREADS, O_QUIET, O_HELP, O_SPLIT, O_EDA, O_VAL_SPLIT, O_TEST };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL}, {"out", 1, 0, O_OUT}, {"data", 1, 0, O_DATA}, {"log", 1, 0, O_LOG},
         {"limit", 1, 0, O_LIMIT}, {"tsne", 1, 0, O_TSNE}, {"pair", 1, 0, O_PAIR}, {"digit", 1, 0, O_DIGIT},
         {"samples", 1, 0, O_SAMPLES}, {"mistakes", 1, 0, O_MISTAKES}, {"svg", 0, 0, O_SVG},
         {"seed", 1, 0, O_SEED}, {"threads", 1, 0, O_THREADS}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
-        {"eda", 0, 0, O_EDA}, {"val-split", 1, 0, O_VAL_SPLIT}, {"test", 1, 0, O_TEST},
+        {"split", 1, 0, O_SPLIT}, {"eda", 0, 0, O_EDA}, {"val-split", 1, 0, O_VAL_SPLIT}, {"test", 1, 0, O_TEST},
         {0, 0, 0, 0}};
     int eda = 0;
     const char *model_default = cfg.model_path;
@@ -71,6 +79,10 @@ int cmd_report(int argc, char **argv) {
         case O_OUT: cfg.out_dir = optarg; break;
         case O_DATA: cfg.data = optarg; break;
         case O_LOG: cfg.log_path = optarg; break;
+        case O_SPLIT:
+            if (strcmp(optarg, "test") && strcmp(optarg, "val")) cli_usage_error(CMD, "--split: '%s' is not test or val", optarg);
+            cfg.split = optarg;
+            break;
         case O_LIMIT: cfg.limit = cli_int(CMD, "--limit", optarg, 1, 100000000); break;
         case O_TSNE: cfg.tsne_n = cli_int(CMD, "--tsne", optarg, 0, 100000); break;
         case O_PAIR: {
@@ -101,6 +113,7 @@ int cmd_report(int argc, char **argv) {
     if (cfg.val_split > 0 || cfg.test_data) cli_usage_error(CMD, "--val-split and --test go with --eda");
     if (!cfg.model_path) cli_usage_error(CMD, "--model FILE is required");
     if (!cfg.out_dir) cli_usage_error(CMD, "--out DIR is required");
+    if (strcmp(cfg.data, "data/mnist") == 0) cfg.data = cli_default_data(CMD); /* says where it looked */
     cli_set_threads(cfg.threads);
     if (report_write(&cfg) < 0) cli_fail(CMD, "%s", dg_errmsg());
     if (!cfg.quiet) printf("open %s/index.html\n", cfg.out_dir);

@@ -26,7 +26,11 @@ static void help(void) {
            "POST /api/predict  an image (PNG, JPEG, BMP, PGM; raw or multipart) or\n"
            "                 JSON {\"pixels\": [784 numbers 0..255]} -> digit, probabilities\n"
            "GET /api/model   the model's architecture, parameters, training metrics\n"
-           "GET /healthz     liveness\n");
+           "GET /healthz     liveness\n\n"
+           "Examples:\n"
+           "  digits serve --model runs/cnn-bn.safetensors                  # http://127.0.0.1:8080/\n"
+           "  digits serve --model runs/cnn-bn.safetensors --host 0.0.0.0 --port 8000\n"
+           "  curl -F image=@digit.png http://127.0.0.1:8080/api/predict\n");
 }
 
 int cmd_serve(int argc, char **argv) {

@@ -17,7 +17,10 @@ static void help(void) {
            "  --out FILE            where to write the submission                [submission.csv]\n"
            "  --tta N               average N test-time augmentations (1 = off)  [1]\n"
            "  --batch-size N        images per forward pass                      [1000]\n"
-           "  --threads N           worker threads (0 = all cores)               [0]\n");
+           "  --threads N           worker threads (0 = all cores)               [0]\n\n"
+           "Examples:\n"
+           "  digits submit --model runs/cnn-bn.safetensors --test test.csv\n"
+           "  digits submit --model ens.safetensors --test test.csv --tta 4 --out ens-submission.csv\n");
 }
 
 int cmd_submit(int argc, char **argv) {

@@ -77,7 +77,11 @@ static void help(void) {
            "  --monitor-test        monitor the --test set\n"
            "  --monitor-every N     monitor every N steps as well as after each epoch (0 = epochs only) [0]\n"
            "  --summary             print the model summary and exit\n"
-           "  --quiet               no per-epoch lines\n");
+           "  --quiet               no per-epoch lines\n\n"
+           "Examples:\n"
+           "  digits train --model cnn-bn --epochs 6 --batch-size 128 --lr 0.003 --schedule onecycle\n"
+           "  digits train --model lenet5 --data train.csv --test none --out runs/lenet5.safetensors\n"
+           "  digits train --data train.csv --limit 37000 --out m.safetensors  # then hold out: digits convert --skip 37000\n");
 }
 
 /* Monotonic seconds, for the data-loading time (the library's clock is internal). */
@@ -429,6 +433,8 @@ int cmd_train(int argc, char **argv) {
     free(tr_idx);
     free(va_idx);
     if (train.n == 0) cli_fail(CMD, "%s: no training images left after the validation split", data);
+    /* recorded in the model file: eval warns on this data, --split val re-cuts its validation images */
+    cfg.data_hash = holdout_fingerprint(&all, all.n), cfg.data_n = all.n, cfg.val_split = val_split, cfg.data_path = data;
     double load_secs = seconds_now() - load_t0;
 
     const char *test_path = test ? test : (is_dir(data) ? data : NULL);

@@ -34,7 +34,10 @@ static void help(void) {
            "                        itself is single-threaded (0 = all cores)  [0]\n"
            "  --out FILE            model file (safetensors)                   [runs/svm.safetensors]\n"
            "  --verbose             libsvm's progress output\n"
-           "  --quiet               only errors\n");
+           "  --quiet               only errors\n\n"
+           "Examples:\n"
+           "  digits train --model svm\n"
+           "  digits train --model svm --data train.csv --limit 20000 --out runs/svm.safetensors\n");
 }
 
 static int is_dir(const char *p) {
@@ -165,6 +168,9 @@ int cmd_train_svm(int argc, char **argv) {
     cJSON_AddNumberToObject(tc, "seed", (double)seed);
     cJSON_AddNumberToObject(tc, "n_train", train.n);
     cJSON_AddNumberToObject(tc, "n_val", val.n);
+    char *rec = holdout_record_json(holdout_fingerprint(&all, all.n), all.n, val_split, seed, data); /* eval/holdout.h */
+    cJSON_AddItemToObject(tc, "holdout", cJSON_Parse(rec));
+    free(rec);
     s.train_config_json = cJSON_PrintUnformatted(tc);
     cJSON_Delete(tc);
     cJSON *mj = cJSON_CreateObject();

@@ -136,7 +136,7 @@ ensemble() {
         time_note="each, $PARALLEL at a time"
     else
         # one process, checkpointed in NAME.ckpt/: a run stopped part-way
-        # (a kill, the end of a session) goes on with --resume when the row
+        # (a kill, the machine taken away) goes on with --resume when the row
         # runs again (the same THREADS), keeping the members it finished
         local ck=$WORK/$name.ckpt run
         if [[ -f $ck/ensemble.json ]]; then
@@ -181,8 +181,8 @@ ensemble_size() {
 # NAME.m<k>.safetensors when its run ends; a member with that file is kept,
 # not retrained, and one stopped part-way continues from its last checkpoint
 # (NAME.m<k>.ckpt/, removed once the member is saved; the same THREADS are
-# needed). So a row stopped by MAX_NEW, a failure, a kill or the end of a
-# session goes on where it stopped when run again. Returns 1 (no join) while
+# needed). So a row stopped by MAX_NEW, a failure, a kill or a machine taken
+# away goes on where it stopped when run again. Returns 1 (no join) while
 # members are missing.
 # On 2 cores, two one-thread processes spend no time in barriers between the
 # cores, which one two-thread process does at every layer.
@@ -308,7 +308,7 @@ ensemble s003-kfold5 "kfold-net, stratified 5-fold (each member early-stopped on
 
 # ---- seed 004: two branches, dropout, weight decay ---------------------------------
 # At the seed's constant lr the validation loss jumps 0.02-0.04 from epoch to
-# epoch (99.26 +- 0.06 % over three seeds, session 7); the row anneals the lr
+# epoch (99.26 +- 0.06 % over three seeds); the row anneals the lr
 # to 0 by cosine over the 15 epochs (chosen before any run, not searched).
 single s004-twobranch "twobranch (3x3 and 5x5 branches concatenated, fc 1000-500, dropout 0.5), Adam lr 0.001 cosine to 0, weight decay 1e-4, 15 epochs" "99.5 %" -- \
     --model twobranch --optimizer adam --lr 0.001 --schedule cosine --weight-decay 1e-4 --epochs 15
@@ -318,14 +318,14 @@ single best-single "kaggle-deep, augment mnist (seed002 + elastic 8:3 half the t
     --model kaggle-deep --augment mnist --schedule exp --gamma 0.95 --epochs 45
 single_tta best-single 8
 # the same with the weights' moving average (--ema 0.999: a horizon of ~1 000
-# steps, 1.2 epochs; chosen before any run, session 10)
+# steps, 1.2 epochs; chosen before any run)
 single best-single-ema "best-single with --ema 0.999 (the weights' moving average is validated and kept)" "≥ 99.70 % (target)" -- \
     --model kaggle-deep --augment mnist --schedule exp --gamma 0.95 --epochs 45 --ema 0.999
 # best-single on all 60 000 images, as the seeds' Keras fit() and Kaggle
 # kernels train their final models: no hold-out, the 45th epoch's weights
 # kept (45 epochs were fixed by best-single's validation runs, whose best
 # epochs were 39, 43 and 32, the 0.95^epoch lr down to a tenth by then);
-# chosen before any run, session 11
+# chosen before any run
 single best-single-all "best-single trained on all 60 000 images (no hold-out: the 45th epoch's weights)" "≥ 99.70 % (target)" -- \
     --model kaggle-deep --augment mnist --schedule exp --gamma 0.95 --epochs 45 --val-split 0
 single_tta best-single-all 8

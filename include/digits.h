@@ -54,11 +54,13 @@
 #define DIGITS_H
 
 #include "core/check.h"
+#include "core/suggest.h"
 #include "data/augment.h"
 #include "data/data.h"
 #include "data/preprocess.h"
 #include "eval/classifier.h"
 #include "eval/ensemble.h"
+#include "eval/holdout.h"
 #include "eval/metrics.h"
 #include "eval/pca.h"
 #include "eval/report.h"

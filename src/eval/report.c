@@ -25,6 +25,7 @@
 #include "core/util.h"
 #include "eval/classifier.h"
 #include "eval/figures.h"
+#include "eval/holdout.h"
 #include "eval/metrics.h"
 #include "eval/pca.h"
 #include "eval/report_page.h"
@@ -253,6 +254,7 @@ typedef struct {
     Classifier c;
     cJSON *meta;
     Dataset train, test;
+    DataRole role; /* what the evaluated images are: the section titles say it */
     int same_file; /* one labelled CSV serves as both */
     int D;         /* pixels per image */
     uint8_t *pred;
@@ -282,7 +284,8 @@ static int load_inputs(ModelReport *m) {
     const ReportConfig *cfg = m->cfg;
     if (classifier_load(&m->c, cfg->model_path, 500, cfg->threads) < 0) return -1;
     m->meta = cJSON_Parse(m->c.metadata_json ? m->c.metadata_json : "{}");
-    if (dataset_load(cfg->data, "test", &m->test) < 0) return -1;
+    if (holdout_load(cfg->data, cfg->split ? cfg->split : "test", m->c.metadata_json, &m->test, &m->role) < 0)
+        return -1;
     if (!m->test.labels) return dg_set_error("%s: has no labels; the report needs a labelled set", cfg->data);
     if (m->test.rows != m->c.height || m->test.cols != m->c.width)
         return dg_set_error("%s: images are %dx%d, the model expects %dx%d", cfg->data, m->test.rows, m->test.cols,
@@ -316,7 +319,8 @@ static int write_metrics_json(ModelReport *m) {
     cJSON *extra = cJSON_CreateObject();
     cJSON_AddNumberToObject(extra, "loss", m->loss);
     cJSON_AddStringToObject(extra, "model", m->c.name);
-    cJSON_AddStringToObject(extra, "data", "test");
+    cJSON_AddStringToObject(extra, "data", m->cfg->split ? m->cfg->split : "test");
+    cJSON_AddStringToObject(extra, "data_role", holdout_role_title(m->role));
     cJSON_AddNumberToObject(extra, "n_misclassified", m->n_mis);
     cJSON_AddItemToObject(extra, "misclassified", cJSON_Parse(list));
     char *extra_s = cJSON_PrintUnformatted(extra);
@@ -344,7 +348,8 @@ static int section_metrics(ModelReport *m) {
     const Metrics *mt = &m->mt;
     char base[PATH_MAX];
     FILE *f = r->body;
-    fprintf(f, "<h2 id=\"metrics\">Test metrics</h2>\n<p>%d test images from <code>", m->test.n);
+    fprintf(f, "<h2 id=\"metrics\">Metrics on the %s</h2>\n<p>%d images from <code>", holdout_role_title(m->role),
+            m->test.n);
     rep_esc(f, cfg->data);
     fprintf(f, "</code>%s: <b>accuracy %.4f</b> (%d errors), loss %.4f; top-2 %.4f, top-3 %.4f. "
                "All numbers also in <a href=\"metrics.json\">metrics.json</a>.</p>\n",
@@ -382,7 +387,7 @@ static int mistakes_grid(ModelReport *m) {
     const Misclassified *mis = m->mis;
     char base[PATH_MAX];
     FILE *f = r->body;
-    fprintf(f, "<h2 id=\"errors\">Misclassified test images</h2>\n");
+    fprintf(f, "<h2 id=\"errors\">Misclassified images (%s)</h2>\n", holdout_role_title(m->role));
     fprintf(f, "<p>%d of %d misclassified; the most confident mistakes first (confidence = the probability "
                "given to the wrong digit).</p>\n<table><tr><th>index</th><th>true</th><th>predicted</th>"
                "<th>confidence</th></tr>\n",

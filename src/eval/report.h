@@ -30,6 +30,8 @@ typedef struct {
     const char *model_path;
     const char *out_dir;     /* created if missing */
     const char *data;        /* IDX folder or labelled CSV ("data/mnist") */
+    const char *split;       /* "test" (NULL: the same) or "val": the model's own validation
+                                images (eval/holdout.h); section titles say which */
     const char *log_path;    /* training log CSV; NULL: from the model's metadata or beside the model file */
     int limit;               /* test images to evaluate (0 = all) */
     int tsne_n;              /* points per t-SNE (0 = no t-SNE) */

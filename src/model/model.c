@@ -3,6 +3,7 @@
 #include "model/model.h"
 #include "ops/ops.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <limits.h>
@@ -16,6 +17,7 @@
 #endif
 
 #include "core/check.h"
+#include "core/suggest.h"
 #include "core/util.h"
 
 /* ==== finding and building from a spec ==================================== */
@@ -23,6 +25,40 @@
 static int file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Adds the NAME of each DIR/NAME.spec to names[*n..cap) (owned strings). */
+static void zoo_list_dir(const char *dir, char **names, int *n, int cap) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) && *n < cap) {
+        size_t l = strlen(e->d_name);
+        if (l > 5 && strcmp(e->d_name + l - 5, ".spec") == 0) names[(*n)++] = strndup(e->d_name, l - 5);
+    }
+    closedir(d);
+}
+
+/* " Did you mean 'cnn-bn'?" for a mistyped zoo name (into out, "" if no zoo
+ * name, nor svm, is close): the names in the folders model_find_spec
+ * searches. */
+static void zoo_suggestion(const char *name, const char *exe_dir, char *out, size_t len) {
+    enum { CAP = 256 };
+    char *names[CAP];
+    int n = 0;
+    const char *env = getenv("DIGITS_MODELS");
+    if (env) zoo_list_dir(env, names, &n, CAP);
+    zoo_list_dir("models", names, &n, CAP);
+    if (exe_dir) {
+        char dir[PATH_MAX + 16];
+        snprintf(dir, sizeof dir, "%s/../models", exe_dir);
+        zoo_list_dir(dir, names, &n, CAP);
+    }
+    if (n < CAP) names[n++] = strdup("svm"); /* train --model svm, the classical baseline */
+    const char *best = suggest_closest(name, (const char *const *)names, n);
+    if (best) snprintf(out, len, " Did you mean '%s'?", best);
+    else out[0] = '\0';
+    for (int i = 0; i < n; i++) free(names[i]);
 }
 
 int model_find_spec(const char *name, char *path, size_t len) {
@@ -46,8 +82,10 @@ int model_find_spec(const char *name, char *path, size_t len) {
         snprintf(path, len, "%s/../models/%s.spec", exe, name);
         if (file_exists(path)) return 0;
     }
+    char hint[160];
+    zoo_suggestion(name, n > 0 ? exe : NULL, hint, sizeof hint);
     return dg_set_error("unknown model '%s': no models/%s.spec (zoo names are the files in models/, "
-                        "or give a path to a .spec file)", name, name);
+                        "or give a path to a .spec file).%s", name, name, hint);
 }
 
 int model_build_named(Model *m, const char *name_or_path) {

@@ -10,6 +10,7 @@
 
 #include "core/check.h"
 #include "core/util.h"
+#include "eval/holdout.h"
 #include "eval/metrics.h"
 #include "ops/ops.h"
 #include "train/resume.h"
@@ -58,6 +59,11 @@ char *train_config_json(const TrainConfig *c, const char *model_name, int n_trai
     if (c->augment) cJSON_AddStringToObject(o, "augment", c->augment->text);
     cJSON_AddStringToObject(o, "normalize", c->unit_scale ? "none" : "standard");
     cJSON_AddStringToObject(o, "precision", model_bf16() ? "bf16" : "fp32");
+    if (c->data_hash) {
+        char *h = holdout_record_json(c->data_hash, c->data_n, c->val_split, c->seed, c->data_path);
+        cJSON_AddItemToObject(o, "holdout", cJSON_Parse(h));
+        free(h);
+    }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;

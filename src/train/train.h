@@ -61,6 +61,13 @@ typedef struct {
      * per mid-epoch measurement (val_loss/val_acc nan there). */
     const Dataset *monitor;
     long monitor_every;
+    /* The data set the caller split into train + validation, recorded in the
+     * model's train_config ("holdout", eval/holdout.h) so eval can tell the
+     * training images from held-out ones; data_hash 0 = not recorded. */
+    uint64_t data_hash;   /* holdout_fingerprint(all, data_n) */
+    int data_n;
+    float val_split;
+    const char *data_path;
 } TrainConfig;
 
 typedef struct {

@@ -43,6 +43,9 @@ expect_error 1 "range.csv:2" -- "$D" eval --model "$TMP/m.safetensors" --data "$
 printf 'conv2d out=6 kernel=5\nwobble\n' > "$TMP/bad.spec"
 expect_error 1 "bad.spec:2: unknown layer 'wobble'" -- "$D" train --model "$TMP/bad.spec" --out "$TMP/sentinel.safetensors"
 expect_error 1 "unknown model 'resnet99'" -- "$D" train --model resnet99
+expect_error 1 "unknown model 'cnn_bn': no models/cnn_bn.spec" -- "$D" train --model cnn_bn
+expect_error 1 "Did you mean 'cnn-bn'?" -- "$D" train --model cnn_bn
+expect_error 1 "Did you mean 'lenet5'?" -- "$D" train --model LeNet
 
 # --- model files
 head -c 3000 "$TMP/m.safetensors" > "$TMP/trunc.safetensors"
@@ -50,6 +53,25 @@ expect_error 1 "trunc.safetensors" -- "$D" eval --model "$TMP/trunc.safetensors"
 echo "garbage" > "$TMP/garbage.safetensors"
 expect_error 1 "garbage.safetensors: not a model file" -- "$D" eval --model "$TMP/garbage.safetensors"
 expect_error 1 "predict: $TMP/nothere.png" -- "$D" predict --model "$TMP/m.safetensors" "$TMP/nothere.png"
+
+# --- errors that point to the fix
+"$D" convert --in "$DATA" --split test --limit 5 --drop-labels --out "$TMP/ktest.csv" >/dev/null
+expect_error 1 "ktest.csv: has no labels to score against (a Kaggle test.csv?); to predict it for Kaggle run 'digits submit --model" \
+    -- "$D" eval --model "$TMP/m.safetensors" --data "$TMP/ktest.csv"
+mkdir -p "$TMP/elsewhere"
+(cd "$TMP/elsewhere" && expect_error 1 "$TMP/elsewhere/data/mnist: no MNIST folder here" -- "$D" eval --model "$TMP/m.safetensors")
+grep -qF "point it at data with --data DIR|train.csv, or fetch MNIST with 'bash tools/fetch_mnist.sh'" "$TMP/err" ||
+    fail "outside the checkout: no way to point eval at data: $(cat "$TMP/err")"
+# every subcommand's --help ends with an Examples: block of runnable lines
+for sub in train "train --model svm" eval predict submit convert report serve ensemble augment describe; do
+    # shellcheck disable=SC2086
+    "$D" $sub --help > "$TMP/help"
+    grep -q '^Examples:$' "$TMP/help" || fail "digits $sub --help has no Examples: block"
+    sed -n '/^Examples:$/,$p' "$TMP/help" | tail -n +2 | grep -v '^ *#' | grep -cE '^  (digits|curl) ' |
+        { read -r k; [[ $k -ge 2 ]] || fail "digits $sub --help: $k examples"; }
+    tail -1 "$TMP/help" | grep -qE '^  (digits|curl) |^ +# ' || fail "digits $sub --help does not end with its examples"
+done
+echo "ok: every --help ends with examples"
 
 # nothing existing was overwritten by the failed runs
 cmp -s "$TMP/m.safetensors" "$TMP/sentinel.safetensors" || fail "a failed run overwrote the output model"
