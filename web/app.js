@@ -81,7 +81,7 @@ for (const type of ["pointerup", "pointercancel"]) {
 // ---- prediction -------------------------------------------------------------------
 
 let timer = null;
-let inFlight = false;
+let pending = null;  // the AbortController of the request in flight, if any
 let again = false;
 
 // Predict-as-you-draw: at most one request in flight, at most one waiting.
@@ -91,33 +91,55 @@ function schedule(delay = 150) {
   timer = setTimeout(predictPad, delay);
 }
 
+// Forget the request in flight and any waiting one: their answers are for
+// a pad that is gone (cleared, or replaced by an upload). The fetch is
+// aborted, and an answer that was already on its way is ignored by send().
+function forget() {
+  clearTimeout(timer);
+  again = false;
+  if (pending) pending.abort();
+  pending = null;
+}
+
 function predictPad() {
   if (!inked) {
     showError("Draw a digit first.");
     return;
   }
-  if (inFlight) {
+  if (pending) {
     again = true;
     return;
   }
-  inFlight = true;
-  pad.toBlob((blob) => send(blob, { "Content-Type": "image/png" }), "image/png");
+  const req = new AbortController();
+  pending = req;
+  pad.toBlob((blob) => send(blob, { "Content-Type": "image/png" }, req), "image/png");
 }
 
-async function send(body, headers) {
-  inFlight = true;
+// POST a picture and show the answer. `req` is the request's
+// AbortController (predictPad's); without one the body is a new picture
+// (an upload) and whatever was in flight is forgotten first. Once `req` is
+// aborted nothing of its answer reaches the page.
+async function send(body, headers, req) {
+  if (!req) {
+    forget();
+    req = new AbortController();
+    pending = req;
+  }
   try {
-    const res = await fetch("api/predict", { method: "POST", headers, body });
+    const res = await fetch("api/predict", { method: "POST", headers, body, signal: req.signal });
     const json = await res.json().catch(() => ({ error: `HTTP ${res.status}` }));
+    if (req.signal.aborted) return;  // cleared while the body was read
     if (!res.ok) showError(json.error || `HTTP ${res.status}`);
     else showResult(json);
   } catch (err) {
-    showError(`The server did not answer: ${err.message}`);
+    if (!req.signal.aborted) showError(`The server did not answer: ${err.message}`);
   } finally {
-    inFlight = false;
-    if (again) {
-      again = false;
-      predictPad();
+    if (pending === req) {
+      pending = null;
+      if (again) {
+        again = false;
+        predictPad();
+      }
     }
   }
 }
@@ -162,12 +184,13 @@ function showError(msg) {
 
 // ---- buttons and upload ----------------------------------------------------------------
 
+// Clear: an empty pad, no answer, the hint back (as when the page opened).
 $("clear").addEventListener("click", () => {
+  forget();
   clearPad();
   inked = false;
-  $("digit").textContent = "?";
-  $("confidence").textContent = "Draw a digit";
   showError("");
+  $("confidence").textContent = "Draw a digit";
   $("input").getContext("2d").clearRect(0, 0, 28, 28);
 });
 $("predict").addEventListener("click", predictPad);
