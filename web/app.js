@@ -1,6 +1,8 @@
 // app.js — the digits page: a drawing pad (mouse, touch, pen through
 // pointer events), prediction as you draw, file upload, and the result:
 // digit, confidence, ten probability bars and the 28x28 image the model saw.
+// An answer is shown only while the pad still holds what was sent: Clear
+// and a new upload abort the request in flight.
 //
 // The pad is sent as a PNG, dark ink on white; the server does all the
 // preprocessing (invert, crop, scale to 20 px, centre of mass) so the page
