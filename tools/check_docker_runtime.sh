@@ -45,7 +45,8 @@ trap cleanup EXIT
 echo "== apt-get install $pkgs"
 chroot "$ROOT" apt-get update -qq
 # shellcheck disable=SC2086
-DEBIAN_FRONTEND=noninteractive chroot "$ROOT" apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+DEBIAN_FRONTEND=noninteractive chroot "$ROOT" apt-get install -y -qq --no-install-recommends $pkgs >"$ROOT/tmp/apt.log" 2>&1 ||
+    { cat "$ROOT/tmp/apt.log" >&2; echo "check_docker_runtime: FAIL: apt-get install" >&2; exit 1; }
 chroot "$ROOT" id "$user" >/dev/null 2>&1 || chroot "$ROOT" useradd --system --no-create-home "$user"
 install -m 755 build-portable/digits "$ROOT/usr/local/bin/digits"
 rm -rf "$ROOT/usr/local/share/digits/models"
@@ -72,9 +73,10 @@ pid=$!
 for _ in $(seq 100); do grep -q listening "$log" && break; sleep 0.1; done
 port=$(sed -n 's|.*http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$log")
 [[ -n "$port" ]] || { echo "check_docker_runtime: FAIL: the server did not start: $(cat "$log")" >&2; exit 1; }
-running_as=$(ps -o user= -p "$pid" | tr -d ' ')
-echo "$(head -1 "$log") (as $running_as)"
-[[ $running_as == "$user" ]] || { echo "check_docker_runtime: FAIL: runs as $running_as, not $user" >&2; exit 1; }
+uid=$(chroot "$ROOT" id -u "$user")
+running_as=$(ps -o uid= -p "$pid" | tr -d ' ')
+echo "$(head -1 "$log") (as uid $running_as: $user)"
+[[ $running_as == "$uid" && $uid != 0 ]] || { echo "check_docker_runtime: FAIL: runs as uid $running_as, not $user ($uid)" >&2; exit 1; }
 health=$(curl -s --noproxy '*' --max-time 10 "http://127.0.0.1:$port/healthz")
 echo "healthz: $health"
 [[ $health == *'"status":"ok"'* ]] || { echo "check_docker_runtime: FAIL: /healthz" >&2; exit 1; }
