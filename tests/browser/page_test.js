@@ -180,6 +180,14 @@ async function main() {
   const timer = setTimeout(() => { console.error("FAIL: timed out after 90 s"); process.exit(1); }, 90000);
   try {
     await send(browser, "Browser.getVersion").then((v) => console.log(`browser: ${v.product}`));
+    // the predictions on their way: sent, not yet answered or failed
+    const inFlight = new Set();
+    browser.listeners.push((msg) => {
+      if (msg.method === "Network.requestWillBeSent" && msg.params.request.url.endsWith("/api/predict"))
+        inFlight.add(msg.params.requestId);
+      else if (msg.method === "Network.loadingFinished" || msg.method === "Network.loadingFailed")
+        inFlight.delete(msg.params.requestId);
+    });
     const page = await openPage(browser, url);
     const predicts = () => waitEvent(browser, "Network.requestWillBeSent", (p) => p.request.url.endsWith("/api/predict"));
 
@@ -196,6 +204,7 @@ async function main() {
     sent = predicts();
     await drawSeven(page);
     await sent;
+    check(inFlight.size > 0, "a prediction is in flight when Clear is pressed", { inFlight: inFlight.size });
     await click(page, "#clear");
     await sleep(DELAY + 1500);
     s = await resultState(page);
