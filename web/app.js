@@ -114,21 +114,22 @@ function predictPad() {
   }
   const req = new AbortController();
   pending = req;
-  pad.toBlob((blob) => send(blob, { "Content-Type": "image/png" }, req), "image/png");
+  pad.toBlob((blob) => send(blob, { "Content-Type": "image/png" }, "", req), "image/png");
 }
 
-// POST a picture and show the answer. `req` is the request's
-// AbortController (predictPad's); without one the body is a new picture
-// (an upload) and whatever was in flight is forgotten first. Once `req` is
-// aborted nothing of its answer reaches the page.
-async function send(body, headers, req) {
+// POST a picture (query: the URL's, e.g. "?multi=1") and show the answer.
+// `req` is the request's AbortController (predictPad's); without one the
+// body is a new picture (an upload) and whatever was in flight is
+// forgotten first. Once `req` is aborted nothing of its answer reaches the
+// page.
+async function send(body, headers, query = "", req) {
   if (!req) {
     forget();
     req = new AbortController();
     pending = req;
   }
   try {
-    const res = await fetch("api/predict", { method: "POST", headers, body, signal: req.signal });
+    const res = await fetch(`api/predict${query}`, { method: "POST", headers, body, signal: req.signal });
     const json = await res.json().catch(() => ({ error: `HTTP ${res.status}` }));
     if (req.signal.aborted) return;  // cleared while the body was read
     if (!res.ok) showError(json.error || `HTTP ${res.status}`);

@@ -247,6 +247,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     }
     if (c->oom) return send_error(mc, c, 503, "out of memory reading the request");
     if (c->bad_multipart) return send_error(mc, c, 400, "malformed multipart/form-data body");
+    if (c->route == ROUTE_PREDICT && s->cfg.delay_ms > 0)  /* tests: an answer that takes its time */
+        nanosleep(&(struct timespec){s->cfg.delay_ms / 1000, (s->cfg.delay_ms % 1000) * 1000000L}, NULL);
     Request req = {0};
     if (c->pp) {
         if (!c->part_chosen)
@@ -257,8 +259,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     }
     req.body = (const uint8_t *)c->body.data;
     req.len = c->body.len;
-    if (c->route == ROUTE_PREDICT && s->cfg.delay_ms > 0)  /* tests: an answer that takes its time */
-        nanosleep(&(struct timespec){s->cfg.delay_ms / 1000, (s->cfg.delay_ms % 1000) * 1000000L}, NULL);
     Reply rep;
     routes_handle(s->routes, c->route, &req, &rep);
     return send_reply(mc, c, &rep);

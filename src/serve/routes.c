@@ -296,9 +296,8 @@ static int is_json(const char *type) {
 
 /* {"pixels": [784 numbers 0..255], "preprocess": true|false} -> input.
  * preprocess (default true) treats the pixels as any 28x28 drawing; false
- * takes them as they are (already MNIST-style). Pixels normalised to 0..1
- * (all <= 1, some fractional) are refused, saying so. Returns 0, or -1
- * with the reply filled (400/422). */
+ * takes them as they are (already MNIST-style). Returns 0, or -1 with the
+ * reply filled (400/422). */
 static int pixels_from_json(const Request *req, uint8_t *input, Reply *rep) {
     const int npx = PREP_SIDE * PREP_SIDE;
     const char *end = NULL;
