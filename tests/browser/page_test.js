@@ -45,7 +45,8 @@ function launch() {
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--no-proxy-server", "--hide-scrollbars", `--user-data-dir=${profile}`, "--remote-debugging-pipe",
     "about:blank"];
-  const proc = spawn(CHROMIUM, args, { stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"] });
+  // its own process group: the helpers (renderer, zygote) go with it
+  const proc = spawn(CHROMIUM, args, { stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"], detached: true });
   let stderr = "";
   proc.stderr.on("data", (d) => { stderr = (stderr + d).slice(-4000); });
   const browser = { proc, profile, next: 1, waiting: new Map(), listeners: [], exited: null };
@@ -168,6 +169,23 @@ const resultState = (page) => evaluate(page, `({
   error: document.getElementById("error").textContent,
   best: document.querySelectorAll("#bars li.best").length })`);
 
+// Closes the browser (politely, then its whole process group) and removes
+// its profile; a leftover file is not a failure (the profile lives in the
+// caller's temporary folder).
+async function close(browser) {
+  const gone = new Promise((r) => (browser.exited ? r() : browser.proc.on("exit", r)));
+  send(browser, "Browser.close").catch(() => {});
+  if (await Promise.race([gone.then(() => true), sleep(3000).then(() => false)]) === false) {
+    try { process.kill(-browser.proc.pid, "SIGKILL"); } catch (err) { /* already gone */ }
+    await Promise.race([gone, sleep(3000)]);
+  }
+  try {
+    fs.rmSync(browser.profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+  } catch (err) {
+    console.error(`note: ${browser.profile} not removed: ${err.message}`);
+  }
+}
+
 // ---- the checks ---------------------------------------------------------------------
 
 function check(ok, what, state) {
@@ -237,10 +255,7 @@ async function main() {
     check(cors.status === 422 && /no digit/.test(cors.text), `${other} calls the API of ${url} (CORS)`, cors);
   } finally {
     clearTimeout(timer);
-    const gone = new Promise((r) => (browser.exited ? r() : browser.proc.on("exit", r)));
-    browser.proc.kill("SIGKILL");
-    await Promise.race([gone, sleep(5000)]);
-    fs.rmSync(browser.profile, { recursive: true, force: true, maxRetries: 3 });
+    await close(browser);
   }
 }
 
