@@ -8,6 +8,9 @@
 #   make COVERAGE=1    clang source-based coverage (into build-cov/); see bench/fuzz_cov.sh
 #   make DEBUG=1    -O0 -g
 #   make OPENMP=0   single-threaded build
+#   make PORTABLE=1 any x86-64-v2 CPU (SSE4.2, no AVX), not just this one (into
+#                   build-portable/; the Docker image): the generic C kernels
+#                   instead of the AVX-512 ones, which are chosen at compile time
 # The core is a static library (build/libdigits.a) linked by the CLI, the
 # tests and the benchmarks.
 
@@ -17,6 +20,7 @@ DEBUG   ?= 0
 SANITIZE ?= 0
 FUZZ    ?= 0
 COVERAGE ?= 0
+PORTABLE ?= 0
 
 BUILD   ?= build
 ifeq ($(SANITIZE),1)
@@ -33,6 +37,11 @@ BUILD   := build-cov
 CC      := clang
 OPENMP  := 0
 endif
+ARCH    := -march=native
+ifeq ($(PORTABLE),1)
+BUILD   := build-portable
+ARCH    := -march=x86-64-v2 -mtune=generic
+endif
 
 # -fno-math-errno: nothing reads errno after libm calls, and with it GCC may
 # inline sqrtf and vectorise loops that take square roots (Adam's step was
@@ -43,9 +52,9 @@ CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -MMD -MP \
 ifeq ($(DEBUG),1)
 CFLAGS  += -O0 -g
 else ifeq ($(FUZZ),1)
-CFLAGS  += -O2 -march=native -g
+CFLAGS  += -O2 $(ARCH) -g
 else
-CFLAGS  += -O3 -march=native -g
+CFLAGS  += -O3 $(ARCH) -g
 endif
 ifeq ($(SANITIZE),1)
 CFLAGS  += -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer \
@@ -151,6 +160,6 @@ test: $(BUILD)/digits $(TEST_BIN) $(TEST_TOOLS) $(FUZZ_REPLAY)
 bench: $(BUILD)/digits $(BENCH_BIN)
 
 clean:
-	rm -rf build build-san build-fuzz build-cov
+	rm -rf build build-san build-fuzz build-cov build-portable
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

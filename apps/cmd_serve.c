@@ -21,7 +21,9 @@ static void help(void) {
            "  --threads N       connection threads = model copies (0: cores)   [0]\n"
            "  --max-body BYTES  largest request body                          [8388608]\n"
            "  --timeout S       close connections idle this long              [15]\n"
-           "  --quiet           no access log\n\n"
+           "  --quiet           no access log\n"
+           "  --cors ORIGIN     let pages from ORIGIN (https://host[:port], or *) call\n"
+           "                    the API: CORS headers and OPTIONS preflights     [off]\n\n"
            "GET /            the page: draw or upload a digit\n"
            "POST /api/predict  an image (PNG, JPEG, BMP, PGM; raw or multipart) or\n"
            "                 JSON {\"pixels\": [784 numbers 0..255]} -> digit, probabilities\n"
@@ -33,14 +35,29 @@ static void help(void) {
            "  curl -F image=@digit.png http://127.0.0.1:8080/api/predict\n");
 }
 
+/* --cors ORIGIN as a browser sends it in its Origin header: "*", or
+ * scheme://host[:port] with no path (a trailing "/" never matches) and
+ * nothing that could break the header line. Usage error otherwise. */
+static const char *cors_origin(const char *s) {
+    if (strcmp(s, "*") == 0) return s;
+    const char *host = strncmp(s, "http://", 7) == 0 ? s + 7 : strncmp(s, "https://", 8) == 0 ? s + 8 : NULL;
+    int ok = host && *host;
+    for (const char *p = host; ok && *p; p++) ok = *p > 0x20 && *p < 0x7f && *p != '/' && *p != ',';
+    if (!ok) cli_usage_error(CMD, "--cors: '%s' is not an origin (https://example.com, http://localhost:3000 or *)", s);
+    return s;
+}
+
 int cmd_serve(int argc, char **argv) {
     ServeConfig cfg;
     serve_config_defaults(&cfg);
-    enum { O_MODEL = 256, O_HOST, O_PORT, O_THREADS, O_MAX_BODY, O_TIMEOUT, O_QUIET, O_HELP };
+    enum { O_MODEL = 256, O_HOST, O_PORT, O_THREADS, O_MAX_BODY, O_TIMEOUT, O_QUIET, O_HELP, O_CORS, O_DELAY };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL},       {"host", 1, 0, O_HOST},       {"port", 1, 0, O_PORT},
         {"threads", 1, 0, O_THREADS},   {"max-body", 1, 0, O_MAX_BODY}, {"timeout", 1, 0, O_TIMEOUT},
-        {"quiet", 0, 0, O_QUIET},       {"help", 0, 0, O_HELP},       {0, 0, 0, 0}};
+        {"quiet", 0, 0, O_QUIET},       {"help", 0, 0, O_HELP},       {"cors", 1, 0, O_CORS},
+        /* --delay-ms MS, not in --help: for tests only (tests/browser), each
+         * prediction answers MS milliseconds late, like a slow server */
+        {"delay-ms", 1, 0, O_DELAY},    {0, 0, 0, 0}};
     opterr = 0;
     optind = 1;
     int c;
@@ -54,6 +71,8 @@ int cmd_serve(int argc, char **argv) {
         case O_TIMEOUT: cfg.timeout_s = cli_int(CMD, "--timeout", optarg, 1, 3600); break;
         case O_QUIET: cfg.log = NULL; break;
         case O_HELP: help(); return 0;
+        case O_CORS: cfg.cors_origin = cors_origin(optarg); break;
+        case O_DELAY: cfg.delay_ms = cli_int(CMD, "--delay-ms", optarg, 0, 60000); break;
         default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
         }
     }

@@ -15,6 +15,9 @@ PKGS=(build-essential pkg-config libopenblas-openmp-dev libopenblas0-openmp libc
 # serve: libmicrohttpd (server), xxd (embeds web/ at build time), libcurl + curl (API tests)
 PKGS+=(libmicrohttpd-dev xxd libcurl4-openssl-dev curl)
 if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi
+# the page's test in a browser (tests/e2e/browser.sh, node + headless Chromium);
+# DIGITS_BUILD_ONLY=1 (the Dockerfile's build stage) leaves it out
+if [[ "${DIGITS_BUILD_ONLY:-0}" != 1 ]]; then PKGS+=(chromium); fi
 # Extra packages for developers (PyTorch fixtures and benchmarks, the fuzz
 # seed generator fuzz/make_corpus.sh): DIGITS_DEV=1
 if [[ "${DIGITS_DEV:-0}" == 1 ]]; then PKGS+=(python3-torch python3-numpy python3-pil); fi

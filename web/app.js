@@ -1,6 +1,8 @@
 // app.js — the digits page: a drawing pad (mouse, touch, pen through
 // pointer events), prediction as you draw, file upload, and the result:
 // digit, confidence, ten probability bars and the 28x28 image the model saw.
+// An answer is shown only while the pad still holds what was sent: Clear
+// and a new upload abort the request in flight.
 //
 // The pad is sent as a PNG, dark ink on white; the server does all the
 // preprocessing (invert, crop, scale to 20 px, centre of mass) so the page
@@ -81,7 +83,7 @@ for (const type of ["pointerup", "pointercancel"]) {
 // ---- prediction -------------------------------------------------------------------
 
 let timer = null;
-let inFlight = false;
+let pending = null;  // the AbortController of the request in flight, if any
 let again = false;
 
 // Predict-as-you-draw: at most one request in flight, at most one waiting.
@@ -91,33 +93,56 @@ function schedule(delay = 150) {
   timer = setTimeout(predictPad, delay);
 }
 
+// Forget the request in flight and any waiting one: their answers are for
+// a pad that is gone (cleared, or replaced by an upload). The fetch is
+// aborted, and an answer that was already on its way is ignored by send().
+function forget() {
+  clearTimeout(timer);
+  again = false;
+  if (pending) pending.abort();
+  pending = null;
+}
+
 function predictPad() {
   if (!inked) {
     showError("Draw a digit first.");
     return;
   }
-  if (inFlight) {
+  if (pending) {
     again = true;
     return;
   }
-  inFlight = true;
-  pad.toBlob((blob) => send(blob, { "Content-Type": "image/png" }), "image/png");
+  const req = new AbortController();
+  pending = req;
+  pad.toBlob((blob) => send(blob, { "Content-Type": "image/png" }, "", req), "image/png");
 }
 
-async function send(body, headers) {
-  inFlight = true;
+// POST a picture (query: the URL's, e.g. "?multi=1") and show the answer.
+// `req` is the request's AbortController (predictPad's); without one the
+// body is a new picture (an upload) and whatever was in flight is
+// forgotten first. Once `req` is aborted nothing of its answer reaches the
+// page.
+async function send(body, headers, query = "", req) {
+  if (!req) {
+    forget();
+    req = new AbortController();
+    pending = req;
+  }
   try {
-    const res = await fetch("api/predict", { method: "POST", headers, body });
+    const res = await fetch(`api/predict${query}`, { method: "POST", headers, body, signal: req.signal });
     const json = await res.json().catch(() => ({ error: `HTTP ${res.status}` }));
+    if (req.signal.aborted) return;  // cleared while the body was read
     if (!res.ok) showError(json.error || `HTTP ${res.status}`);
     else showResult(json);
   } catch (err) {
-    showError(`The server did not answer: ${err.message}`);
+    if (!req.signal.aborted) showError(`The server did not answer: ${err.message}`);
   } finally {
-    inFlight = false;
-    if (again) {
-      again = false;
-      predictPad();
+    if (pending === req) {
+      pending = null;
+      if (again) {
+        again = false;
+        predictPad();
+      }
     }
   }
 }
@@ -162,12 +187,13 @@ function showError(msg) {
 
 // ---- buttons and upload ----------------------------------------------------------------
 
+// Clear: an empty pad, no answer, the hint back (as when the page opened).
 $("clear").addEventListener("click", () => {
+  forget();
   clearPad();
   inked = false;
-  $("digit").textContent = "?";
-  $("confidence").textContent = "Draw a digit";
   showError("");
+  $("confidence").textContent = "Draw a digit";
   $("input").getContext("2d").clearRect(0, 0, 28, 28);
 });
 $("predict").addEventListener("click", predictPad);

@@ -77,11 +77,16 @@ int conv2d_kvec_ok(int C, int H, int W, int K, int R, int S, int stride, int pad
 }
 
 int conv2d_kvec_dw_ok(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+#ifdef __AVX512F__
     /* the weight gradient also at 14x14, where the row kernels' dw runs at
      * 59-66 % of peak against their forward's 75-85 % (measured, README) */
     const int Q = out_size(W, S, stride, pad);
     return conv2d_kvec_ok(C, H, W, K, R, S, stride, pad, 0) ||
            (block_width(K) && Q > 0 && Q <= 16 && out_size(H, R, stride, pad) > 0 && C * R * S >= 256 && stride <= 2);
+#else
+    (void)C, (void)H, (void)W, (void)K, (void)R, (void)S, (void)stride, (void)pad;
+    return 0;  /* the kernels are AVX-512 only (kvec_dw below is a stub without) */
+#endif
 }
 
 int conv2d_kvec_dx_ok(int C, int H, int W, int K, int R, int S, int stride, int pad, int bf16) {
@@ -192,6 +197,7 @@ static void place_pairs(uint32_t *xp, int Hp, int Wp, int top, int left, const f
     const int Cp = (C + 1) / 2;
     memset(xp, 0, sizeof(uint32_t) * G * Cp * Hp * Wp);
     const size_t HW = (size_t)H * W, total = (size_t)G * C * HW;
+    (void)total;  /* the prefetch's bound, AVX-512 builds only */
     for (int n = 0; n < G; n++)
         for (int cp = 0; cp < Cp; cp++) {
             const float *lo = x + ((size_t)n * C + 2 * cp) * HW;

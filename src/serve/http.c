@@ -4,14 +4,20 @@
  * is routes.c's.
  *
  * Request life (MHD calls on_request several times per request):
- *   1. headers in: match the route (404/405 at once); for a prediction, a
+ *   1. headers in: match the route (404/405 at once; with cfg.cors_origin
+ *      an OPTIONS preflight is answered 204 here); for a prediction, a
  *      Content-Length over the limit is refused (413) before any byte of
- *      the body is read, and a multipart body gets a post processor.
+ *      the body is read when the client waits for "100 Continue" (it then
+ *      never sends the body) or when the body is over the limit plus
+ *      DISCARD_MAX; a multipart body gets a post processor.
  *   2. body chunks: appended (raw) or parsed (multipart: the first file
- *      part, or the field named "image" or "file"). A body without a length
- *      (chunked) that passes the limit is read on and thrown away, then
- *      answered 413; past the limit plus DISCARD_MAX the connection is
- *      dropped instead.
+ *      part, or the field named "image" or "file"). A body over the limit
+ *      (a Content-Length over it, or a chunked body that passes it) is read
+ *      on and thrown away, then answered 413: a server that answers and
+ *      closes while the client is still sending makes the kernel reset the
+ *      connection, and the client (a browser, curl without 100-continue)
+ *      may never read the 413. Past the limit plus DISCARD_MAX the
+ *      connection is dropped instead.
  *   3. body complete: routes_handle -> queue the reply.
  * on_completed logs one line and frees the request's state.
  *
@@ -40,9 +46,10 @@
 #include "digits.h"
 #include "serve/routes.h"
 
-/* A chunked body over the limit is drained up to this many more bytes so
- * the client can read its 413; beyond that the connection is dropped. */
-#define DISCARD_MAX (16u << 20)
+/* A body over the limit is drained up to this many more bytes so the
+ * client can read its 413 (a 50 MB photo against the 8 MiB default);
+ * beyond that the connection is dropped. */
+#define DISCARD_MAX (64u << 20)
 
 struct Server {
     struct MHD_Daemon *daemon;
@@ -60,6 +67,8 @@ typedef struct {
     SBuf body;               /* the raw body, or the chosen multipart part */
     uint64_t received;       /* body bytes seen, kept or not */
     int too_large, oom, bad_multipart;
+    uint64_t declared;       /* Content-Length when too_large from the headers, else 0 */
+    const char *cors;        /* cfg.cors_origin: Access-Control-Allow-Origin on the reply */
     struct MHD_PostProcessor *pp;
     int part_chosen;
     char part_key[64];
@@ -90,13 +99,14 @@ static enum MHD_Result send_reply(struct MHD_Connection *mc, Conn *c, Reply *rep
         if (!rep->is_static) free(rep->body);
         return MHD_NO;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, rep->content_type);
+    if (rep->content_type) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, rep->content_type);
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (c->route == ROUTE_PAGE && rep->status == 200)  /* nothing but our own files: no CDN, no network */
         MHD_add_response_header(r, "Content-Security-Policy",
                                 "default-src 'self'; img-src 'self' data: blob:; object-src 'none'");
     if (rep->allow) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, rep->allow);
+    if (c->cors) MHD_add_response_header(r, "Access-Control-Allow-Origin", c->cors);
     c->status = rep->status;
     c->bytes = rep->len;
     enum MHD_Result ok = MHD_queue_response(mc, (unsigned)rep->status, r);
@@ -108,6 +118,24 @@ static enum MHD_Result send_error(struct MHD_Connection *mc, Conn *c, int status
     Reply rep = {0};
     reply_error(&rep, status, "%s", msg);
     return send_reply(mc, c, &rep);
+}
+
+/* The answer to a CORS preflight (OPTIONS on a known path, cfg.cors_origin
+ * set): 204, the methods of the path, the one request header the API reads
+ * (Content-Type), and how long the browser may cache this answer. */
+static enum MHD_Result send_preflight(struct MHD_Connection *mc, Conn *c, const char *methods) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", c->cors);
+    MHD_add_response_header(r, "Access-Control-Allow-Methods", methods);
+    MHD_add_response_header(r, "Access-Control-Allow-Headers", "Content-Type");
+    MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    c->status = 204;
+    c->bytes = 0;
+    enum MHD_Result ok = MHD_queue_response(mc, 204, r);
+    MHD_destroy_response(r);
+    return ok;
 }
 
 /* ---- multipart ------------------------------------------------------------------------ */
@@ -153,8 +181,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         c->t0 = now_ms();
         printable(c->method, sizeof c->method, method);
         printable(c->path, sizeof c->path, url);
+        c->cors = s->cfg.cors_origin;
         const char *allow = NULL;
         int st = routes_match(method, url, &c->route, &allow);
+        if (st == 405 && c->cors && strcmp(method, "OPTIONS") == 0) return send_preflight(mc, c, allow);
         if (st) {
             Reply rep;
             routes_refuse(st, c->method, c->path, allow, &rep);
@@ -166,9 +196,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
             char *end;
             unsigned long long n = strtoull(len, &end, 10);
             if (n > s->cfg.max_body) {
-                char msg[128];
-                snprintf(msg, sizeof msg, "body of %llu bytes is over the %zu-byte limit", n, s->cfg.max_body);
-                return send_error(mc, c, 413, msg);
+                const char *expect = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+                c->too_large = 1;
+                c->declared = n;
+                if ((expect && strcasecmp(expect, "100-continue") == 0) || n - s->cfg.max_body > DISCARD_MAX) {
+                    char msg[128];
+                    snprintf(msg, sizeof msg, "body of %llu bytes is over the %zu-byte limit", n, s->cfg.max_body);
+                    return send_error(mc, c, 413, msg);  /* no "100 Continue": the body never comes */
+                }
+                return MHD_YES;  /* read it and throw it away (2.), then 413 (3.) */
             }
         }
         const char *type = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -185,11 +221,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         c->received += n;
-        if (c->received > s->cfg.max_body) {
-            if (!c->too_large) sbuf_free(&c->body);
+        if (c->received > s->cfg.max_body && !c->too_large) {
+            sbuf_free(&c->body);
             c->too_large = 1;
-            return c->received > (uint64_t)s->cfg.max_body + DISCARD_MAX ? MHD_NO : MHD_YES;
         }
+        if (c->too_large) return c->received > (uint64_t)s->cfg.max_body + DISCARD_MAX ? MHD_NO : MHD_YES;
         if (c->route != ROUTE_PREDICT || c->oom || c->bad_multipart) return MHD_YES;
         if (c->pp) {
             if (MHD_post_process(c->pp, upload_data, n) != MHD_YES && !c->oom) c->bad_multipart = 1;
@@ -202,11 +238,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     /* 3. the whole request is in */
     if (c->too_large) {
         char msg[128];
-        snprintf(msg, sizeof msg, "body is over the %zu-byte limit", s->cfg.max_body);
+        if (c->declared)
+            snprintf(msg, sizeof msg, "body of %llu bytes is over the %zu-byte limit",
+                     (unsigned long long)c->declared, s->cfg.max_body);
+        else
+            snprintf(msg, sizeof msg, "body is over the %zu-byte limit", s->cfg.max_body);
         return send_error(mc, c, 413, msg);
     }
     if (c->oom) return send_error(mc, c, 503, "out of memory reading the request");
     if (c->bad_multipart) return send_error(mc, c, 400, "malformed multipart/form-data body");
+    if (c->route == ROUTE_PREDICT && s->cfg.delay_ms > 0)  /* tests: an answer that takes its time */
+        nanosleep(&(struct timespec){s->cfg.delay_ms / 1000, (s->cfg.delay_ms % 1000) * 1000000L}, NULL);
     Request req = {0};
     if (c->pp) {
         if (!c->part_chosen)

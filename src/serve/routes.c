@@ -17,8 +17,8 @@
  * one 28x28 image.
  *
  * Left out on purpose: batching concurrent requests into one forward pass
- * (throughput at the cost of latency and complexity), CORS (the page is
- * served from the same origin).
+ * (throughput at the cost of latency and complexity). CORS headers, for
+ * pages on other origins, are http.c's (off unless --cors).
  */
 #include "serve/routes.h"
 
@@ -324,7 +324,8 @@ static int pixels_from_json(const Request *req, uint8_t *input, Reply *rep) {
         goto done;
     }
     uint8_t raw[PREP_SIDE * PREP_SIDE];
-    int i = 0, any = 0;
+    int i = 0, any = 0, fractional = 0;
+    double top = 0;
     for (const cJSON *v = pixels->child; v; v = v->next, i++) {
         if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0 || v->valuedouble > 255) {
             reply_error(rep, 400, "\"pixels\"[%d] is not a number in 0..255", i);
@@ -332,6 +333,15 @@ static int pixels_from_json(const Request *req, uint8_t *input, Reply *rep) {
         }
         raw[i] = (uint8_t)lround(v->valuedouble);
         any |= raw[i];
+        top = fmax(top, v->valuedouble);
+        fractional |= v->valuedouble != floor(v->valuedouble);
+    }
+    /* a normalised array (x / 255, what numpy and torchvision hand out)
+     * would round to a blank or one-level image: say what to send instead */
+    if (top <= 1.0 && fractional) {
+        reply_error(rep, 400, "\"pixels\" look like values in 0..1 (none above %g, some fractional): "
+                              "send 0..255 (multiply by 255)", top);
+        goto done;
     }
     if (pre && cJSON_IsFalse(pre)) {
         if (!any) {

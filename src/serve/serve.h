@@ -12,10 +12,11 @@
  *
  * Endpoints (src/serve/routes.c): GET / (the page, embedded at build time),
  * POST /api/predict (an image or {"pixels":[784]}), GET /api/model,
- * GET /healthz. libmicrohttpd runs the connections on a pool of
- * cfg.threads threads; each request that predicts borrows one of
- * cfg.threads Classifiers (a classifier owns its activation buffers and is
- * not thread-safe: one per worker, no lock held while predicting).
+ * GET /healthz; with cfg.cors_origin, OPTIONS preflights on each.
+ * libmicrohttpd runs the connections on a pool of cfg.threads threads;
+ * each request that predicts borrows one of cfg.threads Classifiers (a
+ * classifier owns its activation buffers and is not thread-safe: one per
+ * worker, no lock held while predicting).
  */
 #ifndef DG_SERVE_H
 #define DG_SERVE_H
@@ -31,6 +32,9 @@ typedef struct {
     size_t max_body;         /* largest request body in bytes; larger: 413 */
     int timeout_s;           /* a connection idle this long is closed (slow clients) */
     FILE *log;               /* one line per request; NULL: none */
+    const char *cors_origin; /* Access-Control-Allow-Origin on every reply and OPTIONS
+                                preflights answered ("*" or "https://host"); NULL: no CORS */
+    int delay_ms;            /* tests only: each prediction waits this long before answering */
 } ServeConfig;
 
 typedef struct Server Server;
