@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "core/util.h"
 #include "digits.h"
 #include "train_ensemble.h"
 
@@ -78,18 +79,6 @@ static void help(void) {
            "  --monitor-every N     monitor every N steps as well as after each epoch (0 = epochs only) [0]\n"
            "  --summary             print the model summary and exit\n"
            "  --quiet               no per-epoch lines\n");
-}
-
-/* Monotonic seconds, for the data-loading time (the library's clock is internal). */
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 /* Fails early (before loading data and training) if path cannot be written. */
@@ -414,7 +403,7 @@ int cmd_train(int argc, char **argv) {
      * training data, reported apart from train_run's training seconds (the
      * time-to-accuracy benchmark counts both) */
     Dataset all = {0}, train = {0}, val = {0}, testset = {0}, monset = {0};
-    double load_t0 = seconds_now();
+    double load_t0 = now_seconds();
     if (dataset_load(data, "train", &all) < 0) cli_fail(CMD, "%s", dg_errmsg());
     if (!all.labels) cli_fail(CMD, "%s: has no labels (a Kaggle test.csv?); training needs train.csv", data);
     if (all.rows != m.input_shape.h || all.cols != m.input_shape.w)
@@ -429,7 +418,7 @@ int cmd_train(int argc, char **argv) {
     free(tr_idx);
     free(va_idx);
     if (train.n == 0) cli_fail(CMD, "%s: no training images left after the validation split", data);
-    double load_secs = seconds_now() - load_t0;
+    double load_secs = now_seconds() - load_t0;
 
     const char *test_path = test ? test : (is_dir(data) ? data : NULL);
     if (test_path && strcmp(test_path, "none") == 0) test_path = NULL;
@@ -499,9 +488,9 @@ int cmd_train(int argc, char **argv) {
         printf("model %s: resuming from %s\n", m.spec_name, ck.path);
     } else {
         model_init_params(&m, cfg.seed);
-        load_t0 = seconds_now();
+        load_t0 = now_seconds();
         train_set_normalisation(&m, &cfg, &train);
-        load_secs += seconds_now() - load_t0;
+        load_secs += now_seconds() - load_t0;
         m.train_config_json = train_config_json(&cfg, m.spec_name, train.n, val.n);
     }
     printf("model %s: %zu parameters, %.2f M MACs/image; %d train / %d validation images from %s (loaded in %.3fs)\n",
