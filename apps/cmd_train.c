@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "core/util.h"
 #include "digits.h"
 #include "train_ensemble.h"
 
@@ -82,18 +83,6 @@ static void help(void) {
            "  digits train --model cnn-bn --epochs 6 --batch-size 128 --lr 0.003 --schedule onecycle\n"
            "  digits train --model lenet5 --data train.csv --test none --out runs/lenet5.safetensors\n"
            "  digits train --data train.csv --limit 37000 --out m.safetensors  # then hold out: digits convert --skip 37000\n");
-}
-
-/* Monotonic seconds, for the data-loading time (the library's clock is internal). */
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 /* Fails early (before loading data and training) if path cannot be written. */
@@ -418,7 +407,7 @@ int cmd_train(int argc, char **argv) {
      * training data, reported apart from train_run's training seconds (the
      * time-to-accuracy benchmark counts both) */
     Dataset all = {0}, train = {0}, val = {0}, testset = {0}, monset = {0};
-    double load_t0 = seconds_now();
+    double load_t0 = now_seconds();
     if (dataset_load(data, "train", &all) < 0) cli_fail(CMD, "%s", dg_errmsg());
     if (!all.labels) cli_fail(CMD, "%s: has no labels (a Kaggle test.csv?); training needs train.csv", data);
     if (all.rows != m.input_shape.h || all.cols != m.input_shape.w)
@@ -435,7 +424,7 @@ int cmd_train(int argc, char **argv) {
     if (train.n == 0) cli_fail(CMD, "%s: no training images left after the validation split", data);
     /* recorded in the model file: eval warns on this data, --split val re-cuts its validation images */
     cfg.data_hash = holdout_fingerprint(&all, all.n), cfg.data_n = all.n, cfg.val_split = val_split, cfg.data_path = data;
-    double load_secs = seconds_now() - load_t0;
+    double load_secs = now_seconds() - load_t0;
 
     const char *test_path = test ? test : (is_dir(data) ? data : NULL);
     if (test_path && strcmp(test_path, "none") == 0) test_path = NULL;
@@ -505,9 +494,9 @@ int cmd_train(int argc, char **argv) {
         printf("model %s: resuming from %s\n", m.spec_name, ck.path);
     } else {
         model_init_params(&m, cfg.seed);
-        load_t0 = seconds_now();
+        load_t0 = now_seconds();
         train_set_normalisation(&m, &cfg, &train);
-        load_secs += seconds_now() - load_t0;
+        load_secs += now_seconds() - load_t0;
         m.train_config_json = train_config_json(&cfg, m.spec_name, train.n, val.n);
     }
     printf("model %s: %zu parameters, %.2f M MACs/image; %d train / %d validation images from %s (loaded in %.3fs)\n",

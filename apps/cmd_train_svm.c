@@ -40,11 +40,6 @@ static void help(void) {
            "  digits train --model svm --data train.csv --limit 20000 --out runs/svm.safetensors\n");
 }
 
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 /* Accuracy and mean cross-entropy of the model's probabilities on ds. */
 static double evaluate(const PcaSvm *s, const Dataset *ds, double *loss) {
     float *p = dg_xmalloc((size_t)ds->n * 10 * sizeof(float));

@@ -27,15 +27,10 @@
 #endif
 
 #include "core/runtime.h"
+#include "core/util.h"
 #include "digits.h"
 #include "model/layer.h"
 #include "ops/ops.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* ==== FP32 FMA peak ======================================================= */
 
@@ -58,7 +53,7 @@ static double measure_peak(int threads) {
     double best = 0;
     for (int round = 0; round < 3; round++) {
         volatile float sink = 0;
-        double t0 = now();
+        double t0 = now_seconds();
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads)
 #endif
@@ -69,7 +64,7 @@ static double measure_peak(int threads) {
 #endif
             sink += v;
         }
-        double dt = now() - t0;
+        double dt = now_seconds() - t0;
         double g = (double)threads * n * 16 * 16 * 2 / dt / 1e9;
         if (g > best) best = g;
     }
@@ -121,12 +116,12 @@ static float *random_floats(size_t n, Rng *rng) {
 static double time_pass(Case *c, int pass, double seconds) {
     run_pass(c, pass); /* warm-up: caches, page faults, BLAS buffers */
     double best = 1e30;
-    double t_end = now() + seconds;
+    double t_end = now_seconds() + seconds;
     int calls = 0;
-    while (calls < 3 || now() < t_end) {
-        double t0 = now();
+    while (calls < 3 || now_seconds() < t_end) {
+        double t0 = now_seconds();
         run_pass(c, pass);
-        double dt = now() - t0;
+        double dt = now_seconds() - t0;
         if (dt < best) best = dt;
         calls++;
     }

@@ -3,8 +3,9 @@
  * dataset_load by folder and file, stratified splits, K-fold, subsets and
  * pixel statistics.
  *
- * Every file is written under one mkdtemp directory made by the group setup
- * and removed by the group teardown. Not covered here: the real MNIST files
+ * Every file is written under one scratch folder made by the group setup
+ * and removed by the group teardown (tu_tmpdir_setup, tu_tmpdir_teardown).
+ * Not covered here: the real MNIST files
  * (too big for a unit test; tools/fetch_mnist.sh checks their hashes).
  */
 #include <ftw.h>
@@ -28,18 +29,6 @@
 #endif
 
 /* ---- scratch files --------------------------------------------------------- */
-
-static char tmpdir[256];
-
-/* Path of `name` inside the scratch directory; a ring of buffers so a test
- * can hold a few paths at once. */
-static const char *tp(const char *name) {
-    static char ring[8][512];
-    static int k;
-    char *b = ring[k++ & 7];
-    snprintf(b, 512, "%s/%s", tmpdir, name);
-    return b;
-}
 
 static void write_bytes(const char *path, const void *data, size_t len) {
     FILE *fp = fopen(path, "wb");
@@ -87,22 +76,6 @@ static const char *at_line(const char *path, int line) {
     return b;
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
-
-static int group_setup(void **state) {
-    (void)state;
-    strcpy(tmpdir, "/tmp/digits_test_data_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int group_teardown(void **state) {
-    (void)state;
-    return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* ---- fixtures -------------------------------------------------------------- */
 
 /* A labelled data set of n random images, rows x cols, labels i % 10. */
@@ -145,7 +118,7 @@ static size_t idx_bytes(uint8_t *out, uint32_t magic, const uint32_t *dims, int 
 static void test_idx_roundtrip_raw(void **state) {
     (void)state;
     Dataset ds = make_ds(23, 5, 7, 1), back;
-    const char *im = tp("rt-images"), *lb = tp("rt-labels");
+    const char *im = tu_tmp_path("rt-images"), *lb = tu_tmp_path("rt-labels");
     assert_int_equal(idx_write_images(im, &ds), 0);
     assert_int_equal(idx_write_labels(lb, ds.labels, ds.n), 0);
     assert_int_equal(idx_read_pair(im, lb, &back), 0);
@@ -169,11 +142,11 @@ static void test_idx_roundtrip_gzip(void **state) {
     uint8_t *buf = malloc(16 + body);
     uint32_t dims[3] = {(uint32_t)ds.n, 28, 28};
     size_t len = idx_bytes(buf, 0x803, dims, 3, ds.pixels, body);
-    write_gz(tp("gz-images"), buf, len);
+    write_gz(tu_tmp_path("gz-images"), buf, len);
     len = idx_bytes(buf, 0x801, dims, 1, ds.labels, (size_t)ds.n);
-    write_gz(tp("gz-labels"), buf, len);
+    write_gz(tu_tmp_path("gz-labels"), buf, len);
     free(buf);
-    assert_int_equal(idx_read_pair(tp("gz-images"), tp("gz-labels"), &back), 0);
+    assert_int_equal(idx_read_pair(tu_tmp_path("gz-images"), tu_tmp_path("gz-labels"), &back), 0);
     assert_ds_equal(&ds, &back);
     dataset_free(&back);
     dataset_free(&ds);
@@ -182,7 +155,7 @@ static void test_idx_roundtrip_gzip(void **state) {
 static void test_idx_missing_file(void **state) {
     (void)state;
     Dataset ds;
-    const char *p = tp("does-not-exist");
+    const char *p = tu_tmp_path("does-not-exist");
     assert_int_equal(idx_read_images(p, &ds), -1);
     ASSERT_MSG_HAS(p);
     ASSERT_MSG_HAS("No such file");
@@ -190,7 +163,7 @@ static void test_idx_missing_file(void **state) {
     int n;
     assert_int_equal(idx_read_labels(p, &lab, &n), -1);
     ASSERT_MSG_HAS(p);
-    assert_int_equal(idx_read_images(tmpdir, &ds), -1);
+    assert_int_equal(idx_read_images(tu_tmpdir(), &ds), -1);
     ASSERT_MSG_HAS("directory");
 }
 
@@ -199,7 +172,7 @@ static void test_idx_wrong_magic(void **state) {
     uint8_t buf[64], lab[3] = {1, 2, 3};
     uint32_t dims[1] = {3};
     size_t len = idx_bytes(buf, 0x801, dims, 1, lab, 3);
-    const char *p = tp("magic-labels");
+    const char *p = tu_tmp_path("magic-labels");
     write_bytes(p, buf, len);
     Dataset ds;
     assert_int_equal(idx_read_images(p, &ds), -1);
@@ -226,7 +199,7 @@ static void test_idx_truncated_header(void **state) {
     uint8_t buf[64];
     uint32_t dims[3] = {10, 28, 28};
     idx_bytes(buf, 0x803, dims, 3, NULL, 0);
-    const char *p = tp("trunc-header");
+    const char *p = tu_tmp_path("trunc-header");
     write_bytes(p, buf, 10);
     Dataset ds;
     assert_int_equal(idx_read_images(p, &ds), -1);
@@ -245,7 +218,7 @@ static void test_idx_truncated_data(void **state) {
     uint8_t buf[16 + 1000] = {0};
     uint32_t dims[3] = {10000, 28, 28};
     idx_bytes(buf, 0x803, dims, 3, NULL, 0);
-    const char *p = tp("trunc-data");
+    const char *p = tu_tmp_path("trunc-data");
     write_bytes(p, buf, 16 + 984);
     Dataset ds;
     assert_int_equal(idx_read_images(p, &ds), -1);
@@ -297,7 +270,7 @@ static void test_idx_truncated_data(void **state) {
 static void test_idx_bad_dims(void **state) {
     (void)state;
     uint8_t buf[64];
-    const char *p = tp("dims");
+    const char *p = tu_tmp_path("dims");
     Dataset ds;
     uint32_t zero[3] = {5, 0, 28};
     write_bytes(p, buf, idx_bytes(buf, 0x803, zero, 3, NULL, 0));
@@ -327,7 +300,7 @@ static void test_idx_bad_dims(void **state) {
 static void test_idx_count_mismatch(void **state) {
     (void)state;
     Dataset ds = make_ds(12, 4, 4, 4), back;
-    const char *im = tp("mm-images"), *lb = tp("mm-labels");
+    const char *im = tu_tmp_path("mm-images"), *lb = tu_tmp_path("mm-labels");
     assert_int_equal(idx_write_images(im, &ds), 0);
     assert_int_equal(idx_write_labels(lb, ds.labels, 11), 0);
     assert_int_equal(idx_read_pair(im, lb, &back), -1);
@@ -344,7 +317,7 @@ static void test_idx_label_out_of_range(void **state) {
     (void)state;
     uint8_t buf[64], lab[6] = {0, 9, 3, 10, 1, 2};
     uint32_t dims[1] = {6};
-    const char *p = tp("label10");
+    const char *p = tu_tmp_path("label10");
     write_bytes(p, buf, idx_bytes(buf, 0x801, dims, 1, lab, 6));
     uint8_t *l = (uint8_t *)1;
     int n = 5;
@@ -363,7 +336,7 @@ static void test_idx_label_out_of_range(void **state) {
 static void test_csv_roundtrip_train(void **state) {
     (void)state;
     Dataset ds = make_ds(20, 28, 28, 5), back;
-    const char *p = tp("train.csv");
+    const char *p = tu_tmp_path("train.csv");
     assert_int_equal(csv_write(p, &ds), 0);
     char *text = read_all(p, NULL);
     assert_memory_equal(text, "label,pixel0,pixel1,", 20);
@@ -383,7 +356,7 @@ static void test_csv_roundtrip_test(void **state) {
     Dataset ds = make_ds(7, 28, 28, 6), back;
     free(ds.labels);
     ds.labels = NULL;
-    const char *p = tp("test.csv");
+    const char *p = tu_tmp_path("test.csv");
     assert_int_equal(csv_write(p, &ds), 0);
     char *text = read_all(p, NULL);
     assert_memory_equal(text, "pixel0,pixel1,", 14);
@@ -398,7 +371,7 @@ static void test_csv_roundtrip_test(void **state) {
 static void test_csv_line_endings(void **state) {
     (void)state;
     Dataset ds;
-    const char *p = tp("crlf.csv");
+    const char *p = tu_tmp_path("crlf.csv");
     uint8_t want[8] = {0, 255, 17, 3, 4, 5, 6, 200};
     const char *variants[] = {
         "label,pixel0,pixel1,pixel2,pixel3\r\n7,0,255,17,3\r\n2,4,5,6,200\r\n",
@@ -422,7 +395,7 @@ static void test_csv_line_endings(void **state) {
 /* Writes text to bad.csv, expects csv_read to fail with "bad.csv:line:" and
  * the phrase. */
 static void expect_csv_error(const char *text, int line, const char *phrase) {
-    const char *p = tp("bad.csv");
+    const char *p = tu_tmp_path("bad.csv");
     write_text(p, text);
     Dataset ds = {0};
     int rc = csv_read(p, &ds);
@@ -463,7 +436,7 @@ static void test_csv_bad_inputs(void **state) {
 static void test_csv_submission(void **state) {
     (void)state;
     uint8_t pred[4] = {7, 2, 1, 0};
-    const char *p = tp("submission.csv");
+    const char *p = tu_tmp_path("submission.csv");
     assert_int_equal(csv_write_submission(p, pred, 4), 0);
     char *text = read_all(p, NULL);
     assert_string_equal(text, "ImageId,Label\n1,7\n2,2\n3,1\n4,0\n");
@@ -496,7 +469,7 @@ static void write_png_raw(const char *path, int w, int h, int ctype, int depth,
 static void test_png_roundtrip(void **state) {
     (void)state;
     Dataset ds = make_ds(1, 19, 23, 7);  /* 23 wide, 19 high: not square on purpose */
-    const char *p = tp("digit.png");
+    const char *p = tu_tmp_path("digit.png");
     assert_int_equal(image_write_png_gray(p, ds.pixels, 23, 19), 0);
     uint8_t *px;
     int w, h;
@@ -513,7 +486,7 @@ static void test_png_rgba_on_white(void **state) {
     /* Pixels: opaque black, transparent black, half-transparent black,
      * opaque pure red (luma 76), half-transparent mid gray. */
     uint8_t rgba[5 * 4] = {0, 0, 0, 255, 0, 0, 0, 0, 0, 0, 0, 128, 255, 0, 0, 255, 100, 100, 100, 51};
-    const char *p = tp("rgba.png");
+    const char *p = tu_tmp_path("rgba.png");
     write_png_raw(p, 5, 1, PNG_COLOR_TYPE_RGB_ALPHA, 8, rgba, 20);
     uint8_t *px;
     int w, h;
@@ -549,7 +522,7 @@ static void test_pgm_read(void **state) {
     uint8_t *px;
     int w, h;
     /* P5 8-bit, with a comment in the header. */
-    const char *p = tp("img.pgm");
+    const char *p = tu_tmp_path("img.pgm");
     uint8_t p5[64];
     int k = sprintf((char *)p5, "P5\n# made by hand\n3 2\n255\n");
     uint8_t body[6] = {0, 10, 20, 255, 254, 1};
@@ -584,8 +557,8 @@ static void test_image_bad_inputs(void **state) {
     (void)state;
     uint8_t *px = (uint8_t *)1;
     int w, h;
-    const char *p = tp("bad.img");
-    assert_int_equal(image_read_gray(tp("nope.png"), &px, &w, &h), -1);
+    const char *p = tu_tmp_path("bad.img");
+    assert_int_equal(image_read_gray(tu_tmp_path("nope.png"), &px, &w, &h), -1);
     ASSERT_MSG_HAS("nope.png");
     ASSERT_MSG_HAS("No such file");
     assert_null(px);
@@ -629,7 +602,7 @@ static void test_image_bad_inputs(void **state) {
 static void test_jpeg_read(void **state) {
     (void)state;
     /* A flat gray JPEG: lossy, but a constant image survives exactly. */
-    const char *p = tp("flat.jpg");
+    const char *p = tu_tmp_path("flat.jpg");
     FILE *fp = fopen(p, "wb");
     assert_non_null(fp);
     struct jpeg_compress_struct c;
@@ -668,7 +641,7 @@ static void test_jpeg_read(void **state) {
 static void test_dataset_load_folder(void **state) {
     (void)state;
     char dir[600];
-    snprintf(dir, sizeof dir, "%s/mnist", tmpdir);
+    snprintf(dir, sizeof dir, "%s/mnist", tu_tmpdir());
     assert_int_equal(mkdir(dir, 0700), 0);
     Dataset tr = make_ds(30, 28, 28, 9), te = make_ds(10, 28, 28, 10), back;
     char p[800];
@@ -699,7 +672,7 @@ static void test_dataset_load_folder(void **state) {
     assert_int_equal(dataset_load(dir, "test", &back), -1);
     ASSERT_MSG_HAS(dir);
     ASSERT_MSG_HAS("no MNIST labels for split 'test'");
-    assert_int_equal(dataset_load(tp("nowhere"), "train", &back), -1);
+    assert_int_equal(dataset_load(tu_tmp_path("nowhere"), "train", &back), -1);
     ASSERT_MSG_HAS("No such file");
     snprintf(p, sizeof p, "%s/train-images-idx3-ubyte", dir);
     assert_int_equal(dataset_load(p, "train", &back), -1);
@@ -852,5 +825,5 @@ int main(void) {
         cmocka_unit_test(test_split_stratified),
         cmocka_unit_test(test_split_kfold),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

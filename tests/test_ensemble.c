@@ -22,25 +22,6 @@
 #include "testutil.h"
 #include "train/ensemble_train.h"
 
-static char tmpdir[256];
-
-static int setup(void **state) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/digits-ens-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd);
-}
-
-static const char *tmp_path(const char *name) {
-    static char buf[512];
-    snprintf(buf, sizeof buf, "%s/%s", tmpdir, name);
-    return buf;
-}
-
 /* ==== voting =============================================================== */
 
 /* Two members, two images. Image 0: member 0 is sure of class 1 (logit
@@ -119,7 +100,7 @@ static void test_ensemble_file_round_trip(void **state) {
         ms[k].norm_mean = 0.1f * (k + 1);
         ms[k].norm_std = 0.3f + 0.01f * k;
     }
-    const char *path = tmp_path("ens.safetensors");
+    const char *path = tu_tmp_path("ens.safetensors");
     for (int vote = 0; vote <= 1; vote++) {
         assert_int_equal(ensemble_save(path, ms, 3, vote, "{\"epochs\":1}", "{\"test_accuracy\":0.5}"), 0);
         Classifier c;
@@ -151,9 +132,9 @@ static void test_ensemble_file_round_trip(void **state) {
     }
     /* a plain model file still loads as a single network */
     Model lone = ms[0];
-    assert_int_equal(model_save(&lone, tmp_path("single.safetensors")), 0);
+    assert_int_equal(model_save(&lone, tu_tmp_path("single.safetensors")), 0);
     Classifier c;
-    assert_int_equal(classifier_load(&c, tmp_path("single.safetensors"), 4, 1), 0);
+    assert_int_equal(classifier_load(&c, tu_tmp_path("single.safetensors"), 4, 1), 0);
     assert_int_equal(c.kind, CLASSIFIER_CNN);
     classifier_free(&c);
     for (int k = 0; k < 3; k++) model_free(&ms[k]);
@@ -178,7 +159,7 @@ static void test_bad_ensemble_files(void **state) {
          "member 0: needs spec, prefix, norm_mean"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        const char *path = tmp_path("bad.safetensors");
+        const char *path = tu_tmp_path("bad.safetensors");
         assert_int_equal(models_save(path, mp, pfx, 1, cases[i].meta), 0);
         Classifier c;
         assert_int_equal(classifier_load(&c, path, 4, 1), -1);
@@ -257,7 +238,7 @@ static void test_kfold_training(void **state) {
     cfg.quiet = 1;
     cfg.seed = 5;
     char path[512];
-    snprintf(path, sizeof path, "%s", tmp_path("kfold.safetensors"));
+    snprintf(path, sizeof path, "%s", tu_tmp_path("kfold.safetensors"));
     cfg.out_path = path;
     Model *ms;
     EnsembleTrainResult res;
@@ -341,7 +322,7 @@ static void test_tta(void **state) {
 
 static void test_submission_csv(void **state) {
     uint8_t pred[5] = {7, 2, 1, 0, 9};
-    const char *path = tmp_path("submission.csv");
+    const char *path = tu_tmp_path("submission.csv");
     assert_int_equal(csv_write_submission(path, pred, 5), 0);
     FILE *f = fopen(path, "rb");
     assert_non_null(f);
@@ -352,11 +333,11 @@ static void test_submission_csv(void **state) {
     assert_string_equal(buf, "ImageId,Label\n1,7\n2,2\n3,1\n4,0\n5,9\n");
     /* no temp file left behind; a bad prediction writes nothing */
     uint8_t bad[2] = {3, 10};
-    assert_int_equal(csv_write_submission(tmp_path("bad.csv"), bad, 2), -1);
+    assert_int_equal(csv_write_submission(tu_tmp_path("bad.csv"), bad, 2), -1);
     struct stat st;
-    assert_int_not_equal(stat(tmp_path("bad.csv"), &st), 0);
+    assert_int_not_equal(stat(tu_tmp_path("bad.csv"), &st), 0);
     char cmd[600];
-    snprintf(cmd, sizeof cmd, "ls '%s' | grep -q tmp", tmpdir);
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -q tmp", tu_tmpdir());
     assert_int_not_equal(system(cmd), 0);
 }
 
@@ -370,5 +351,5 @@ int main(void) {
         cmocka_unit_test(test_tta),
         cmocka_unit_test(test_submission_csv),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

@@ -5,7 +5,7 @@
  * agreement, save/load round trip, kind dispatch, calibration) and hostile
  * SVM model files; the training-log reader.
  *
- * Files go to one mkdtemp folder made by the group setup. Not covered here:
+ * Files go to one scratch folder made by the group setup (tu_tmpdir_setup). Not covered here:
  * the pictures (tests/e2e/report.sh decodes every PNG of a real report). */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -19,27 +19,6 @@
 #include "eval/trainlog.h"
 #include "eval/tsne.h"
 #include "testutil.h"
-
-static char tmpdir[256];
-
-static const char *tmp_path(const char *name) {
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
-
-static int setup(void **state) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/digits-test-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd);
-}
 
 #define ASSERT_MSG_HAS(needle)                                                                                  \
     do {                                                                                                        \
@@ -259,8 +238,8 @@ static void test_svm_round_trip(void **state) {
         assert_float_equal(p1[i * 10 + 1], 0.0, 0); /* digit 1 never seen */
     }
     s.train_config_json = strdup("{\"model\":\"svm\"}");
-    assert_int_equal(pcasvm_save(&s, tmp_path("svm.safetensors")), 0);
-    assert_int_equal(pcasvm_load(&t, tmp_path("svm.safetensors")), 0);
+    assert_int_equal(pcasvm_save(&s, tu_tmp_path("svm.safetensors")), 0);
+    assert_int_equal(pcasvm_load(&t, tu_tmp_path("svm.safetensors")), 0);
     pcasvm_predict(&t, va.pixels, 30, p2, l2);
     assert_memory_equal(p1, p2, sizeof p1);
     assert_memory_equal(l1, l2, sizeof l1);
@@ -269,7 +248,7 @@ static void test_svm_round_trip(void **state) {
 
     /* through the Classifier API, as eval/predict/serve load it */
     Classifier c;
-    assert_int_equal(classifier_load(&c, tmp_path("svm.safetensors"), 7, 1), 0);
+    assert_int_equal(classifier_load(&c, tu_tmp_path("svm.safetensors"), 7, 1), 0);
     assert_int_equal(c.kind, CLASSIFIER_SVM);
     assert_int_equal(c.width, 8);
     float p3[30 * 10];
@@ -350,7 +329,7 @@ static void test_svm_hostile_files(void **state) {
         {10, "digits.svm.n_sv_total says 5000000"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        const char *path = tmp_path("bad.safetensors");
+        const char *path = tu_tmp_path("bad.safetensors");
         write_broken(&s, path, cases[i].what);
         assert_int_equal(pcasvm_load(&t, path), -1);
         print_message("case %d: %s\n", cases[i].what, dg_errmsg());
@@ -362,8 +341,8 @@ static void test_svm_hostile_files(void **state) {
     }
     /* a valid file cut short at every 97th byte: always a clean error */
     s.train_config_json = NULL;
-    assert_int_equal(pcasvm_save(&s, tmp_path("good.safetensors")), 0);
-    FILE *f = fopen(tmp_path("good.safetensors"), "rb");
+    assert_int_equal(pcasvm_save(&s, tu_tmp_path("good.safetensors")), 0);
+    FILE *f = fopen(tu_tmp_path("good.safetensors"), "rb");
     assert_non_null(f);
     fseek(f, 0, SEEK_END);
     long len = ftell(f);
@@ -372,11 +351,11 @@ static void test_svm_hostile_files(void **state) {
     assert_int_equal(fread(bytes, 1, (size_t)len, f), (size_t)len);
     fclose(f);
     for (long cut = 0; cut < len; cut += 97) {
-        FILE *o = fopen(tmp_path("cut.safetensors"), "wb");
+        FILE *o = fopen(tu_tmp_path("cut.safetensors"), "wb");
         assert_non_null(o);
         assert_int_equal(fwrite(bytes, 1, (size_t)cut, o), (size_t)cut);
         fclose(o);
-        assert_int_equal(pcasvm_load(&t, tmp_path("cut.safetensors")), -1);
+        assert_int_equal(pcasvm_load(&t, tu_tmp_path("cut.safetensors")), -1);
         assert_null(strchr(dg_errmsg(), '\n'));
     }
     free(bytes);
@@ -395,7 +374,7 @@ static void write_text(const char *path, const char *s) {
 }
 
 static void test_trainlog(void **state) {
-    const char *path = tmp_path("log.csv");
+    const char *path = tu_tmp_path("log.csv");
     write_text(path, "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n"
                      "1,0.5,0.8,0.40,0.85,0.001,2.0\n"
                      "2,0.3,0.9,0.35,0.88,0.001,2.1\r\n"
@@ -427,5 +406,5 @@ int main(void) {
         cmocka_unit_test(test_svm_round_trip),    cmocka_unit_test(test_svm_hostile_files),
         cmocka_unit_test(test_trainlog),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

@@ -15,27 +15,6 @@
 #include "ops/ops.h"
 #include "testutil.h"
 
-static char tmpdir[256];
-
-static const char *tmp_path(const char *name) {
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
-
-static int setup(void **state) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/digits-test-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd);
-}
-
 /* ==== spec parser ========================================================= */
 
 static void test_zoo_specs_build(void **state) {
@@ -139,7 +118,7 @@ static void test_save_load_identical_predictions(void **state) {
     a.norm_mean = 0.13f;
     a.norm_std = 0.31f;
     a.metrics_json = strdup("{\"test_accuracy\":0.5}");
-    const char *path = tmp_path("m.safetensors");
+    const char *path = tu_tmp_path("m.safetensors");
     assert_int_equal(model_save(&a, path), 0);
     int r = model_load(&b, path);
     if (r) print_error("%s\n", dg_errmsg());
@@ -273,7 +252,7 @@ static void test_bad_model_files(void **state) {
     assert_int_equal(model_build_named(&m, "lenet5"), 0);
     model_init_params(&m, 1);
     char good[512];
-    snprintf(good, sizeof good, "%s", tmp_path("good.safetensors"));
+    snprintf(good, sizeof good, "%s", tu_tmp_path("good.safetensors"));
     assert_int_equal(model_save(&m, good), 0);
     model_free(&m);
     size_t n;
@@ -285,34 +264,34 @@ static void test_bad_model_files(void **state) {
     BadCase cases[8];
     int k = 0;
     /* truncated in the tensor data */
-    write_bytes(tmp_path("trunc.safetensors"), d, n - 100);
+    write_bytes(tu_tmp_path("trunc.safetensors"), d, n - 100);
     cases[k++] = (BadCase){"trunc.safetensors", "truncated or corrupted model file"};
     /* truncated inside the header */
-    write_bytes(tmp_path("trunc2.safetensors"), d, 50);
+    write_bytes(tu_tmp_path("trunc2.safetensors"), d, 50);
     cases[k++] = (BadCase){"trunc2.safetensors", "header length"};
     /* too short for anything */
-    write_bytes(tmp_path("tiny.safetensors"), d, 5);
+    write_bytes(tu_tmp_path("tiny.safetensors"), d, 5);
     cases[k++] = (BadCase){"tiny.safetensors", "too short"};
     /* garbage header */
     char junk[64];
     memset(junk, 'x', sizeof junk);
     junk[0] = 40;
     for (int i = 1; i < 8; i++) junk[i] = 0;
-    write_bytes(tmp_path("junk.safetensors"), junk, sizeof junk);
+    write_bytes(tu_tmp_path("junk.safetensors"), junk, sizeof junk);
     cases[k++] = (BadCase){"junk.safetensors", "header is not valid JSON"};
     /* wrong tensor name */
-    patch_file(good, tmp_path("name.safetensors"), "\"0.weight\"", "\"0.wxight\"");
+    patch_file(good, tu_tmp_path("name.safetensors"), "\"0.weight\"", "\"0.wxight\"");
     cases[k++] = (BadCase){"name.safetensors", "missing tensor 0.weight"};
     /* wrong shape */
-    patch_file(good, tmp_path("shape.safetensors"), "[6,1,5,5]", "[6,1,5,4]");
+    patch_file(good, tu_tmp_path("shape.safetensors"), "[6,1,5,5]", "[6,1,5,4]");
     cases[k++] = (BadCase){"shape.safetensors", "tensor 0.weight: shape [6,1,5,4], expected [6,1,5,5]"};
     /* missing file */
     cases[k++] = (BadCase){"absent.safetensors", "No such file"};
     /* a spec inside that does not parse */
-    patch_file(good, tmp_path("spec.safetensors"), "conv2d out=6", "convXd out=6");
+    patch_file(good, tu_tmp_path("spec.safetensors"), "conv2d out=6", "convXd out=6");
     cases[k++] = (BadCase){"spec.safetensors", "(embedded spec):"};
     for (int i = 0; i < k; i++) {
-        int r = model_load(&m, tmp_path(cases[i].name));
+        int r = model_load(&m, tu_tmp_path(cases[i].name));
         print_message("%-20s -> %s\n", cases[i].name, dg_errmsg());
         assert_int_equal(r, -1);
         assert_non_null(strstr(dg_errmsg(), cases[i].name));
@@ -326,15 +305,15 @@ static void test_atomic_save_keeps_previous(void **state) {
     assert_int_equal(model_build_named(&m, "cnn"), 0);
     model_init_params(&m, 1);
     char path[512];
-    snprintf(path, sizeof path, "%s", tmp_path("keep.safetensors"));
+    snprintf(path, sizeof path, "%s", tu_tmp_path("keep.safetensors"));
     assert_int_equal(model_save(&m, path), 0);
     size_t n1;
     char *before = slurp(path, &n1);
     /* an unwritable destination fails with the path named, nothing half-written */
-    assert_int_equal(model_save(&m, tmp_path("no/such/dir/m.safetensors")), -1);
+    assert_int_equal(model_save(&m, tu_tmp_path("no/such/dir/m.safetensors")), -1);
     assert_non_null(strstr(dg_errmsg(), "no/such/dir/m.safetensors"));
     /* a directory in the way of the rename: the old file is untouched */
-    const char *dir_path = tmp_path("adir");
+    const char *dir_path = tu_tmp_path("adir");
     mkdir(dir_path, 0755);
     assert_int_equal(model_save(&m, dir_path), -1);
     size_t n2;
@@ -343,7 +322,7 @@ static void test_atomic_save_keeps_previous(void **state) {
     assert_memory_equal(before, after, n1);
     /* no temp files left behind */
     char cmd[600];
-    snprintf(cmd, sizeof cmd, "ls '%s' | grep -q tmp", tmpdir);
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -q tmp", tu_tmpdir());
     assert_int_not_equal(system(cmd), 0);
     free(before);
     free(after);
@@ -498,7 +477,7 @@ static void test_early_stopping_restores_best(void **state) {
     cfg.quiet = 1;
     cfg.threads = 1;
     char path[512];
-    snprintf(path, sizeof path, "%s", tmp_path("best.safetensors"));
+    snprintf(path, sizeof path, "%s", tu_tmp_path("best.safetensors"));
     cfg.out_path = path;
     TrainResult res;
     assert_int_equal(train_run(&m, &train, &val, &cfg, &res), 0);
@@ -534,5 +513,5 @@ int main(void) {
         cmocka_unit_test(test_rng_fill_uniform),
         cmocka_unit_test(test_early_stopping_restores_best),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

@@ -324,9 +324,12 @@ static void test_maxpool_fast_vs_ref(void **state) {
     }
 }
 
-static void test_avgpool_values(void **state) {
+static void test_avgpool_fast_vs_ref(void **state) {
     (void)state;
-    static const int shapes[][6] = {{2, 3, 8, 8, 2, 2}, {2, 3, 7, 9, 3, 2}, {1, 4, 10, 10, 3, 3}};
+    /* 2x2/2 tiling the plane (the fast paths), 2x2/2 leaving a row and a
+     * column out, overlapping 3x3/2, 3x3/3, and a 5000-plane batch (OpenMP) */
+    static const int shapes[][6] = {{2, 3, 8, 8, 2, 2}, {2, 3, 7, 9, 2, 2}, {2, 3, 7, 9, 3, 2}, {1, 4, 10, 10, 3, 3},
+                                    {100, 50, 8, 8, 2, 2}};
     Rng rng;
     rng_seed(&rng, 6, "avgpool");
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
@@ -335,18 +338,9 @@ static void test_avgpool_values(void **state) {
         const int P = (H - F) / T + 1, Q = (W - F) / T + 1;
         const size_t nx = (size_t)N * C * H * W, ny = (size_t)N * C * P * Q;
         float *x = randv(nx, &rng), *dy = randv(ny, &rng);
-        float *y = fillv(ny, NAN), *y_ref = fillv(ny, 0), *dx = fillv(nx, NAN), *dx_ref = fillv(nx, 0);
-        for (int nc = 0; nc < N * C; nc++)
-            for (int p = 0; p < P; p++)
-                for (int q = 0; q < Q; q++) {
-                    double s = 0;
-                    for (int a = 0; a < F; a++)
-                        for (int c = 0; c < F; c++) s += x[((size_t)nc * H + p * T + a) * W + q * T + c];
-                    y_ref[((size_t)nc * P + p) * Q + q] = (float)(s / (F * F));
-                    float g = dy[((size_t)nc * P + p) * Q + q] / (F * F);
-                    for (int a = 0; a < F; a++)
-                        for (int c = 0; c < F; c++) dx_ref[((size_t)nc * H + p * T + a) * W + q * T + c] += g;
-                }
+        float *y = fillv(ny, NAN), *y_ref = fillv(ny, NAN), *dx = fillv(nx, NAN), *dx_ref = fillv(nx, NAN);
+        avgpool_forward_ref(y_ref, x, N, C, H, W, F, T);
+        avgpool_backward_ref(dx_ref, dy, N, C, H, W, F, T);
         avgpool_forward(y, x, N, C, H, W, F, T);
         avgpool_backward(dx, dy, N, C, H, W, F, T);
         char name[96];
@@ -818,7 +812,7 @@ int main(void) {
         cmocka_unit_test(test_conv2d_deterministic),
         cmocka_unit_test(test_linear_fast_vs_ref),
         cmocka_unit_test(test_maxpool_fast_vs_ref),
-        cmocka_unit_test(test_avgpool_values),
+        cmocka_unit_test(test_avgpool_fast_vs_ref),
         cmocka_unit_test(test_batchnorm_semantics), cmocka_unit_test(test_batchnorm_relu_fused),
         cmocka_unit_test(test_dropout_masks),
         cmocka_unit_test(test_softmax_xent_values),

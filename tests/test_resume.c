@@ -30,36 +30,7 @@
 #include "digits.h"
 #include "testutil.h"
 
-static char tmpdir[256];
-
-static const char *tmp_path(const char *name) {
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
-
-static int setup(void **state) {
-    /* tmpfs when there is one: the many fsyncs of checkpoint saves are free
-     * there (SIGKILL safety depends on rename, not on fsync) */
-    struct stat sb;
-    const char *base = stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) && access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(tmpdir, sizeof tmpdir, "%s/digits-resume-XXXXXX", base);
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd);
-}
-
-static void rm_rf(const char *path) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    assert_int_equal(system(cmd), 0);
-}
+static void rm_rf(const char *path) { assert_int_equal(tu_rm_rf(path), 0); }
 
 /* ==== a small learnable problem ============================================ */
 
@@ -97,7 +68,9 @@ static void make_data(Dataset *ds, int n, uint64_t seed) {
 }
 
 static int group_setup(void **state) {
-    if (setup(state)) return -1;
+    /* tmpfs when there is one: the many fsyncs of checkpoint saves are free
+     * there (SIGKILL safety depends on rename, not on fsync) */
+    if (tu_tmpdir_setup_shm(state)) return -1;
     make_data(&train_set, 150, 1); /* 150 / 16 = 10 batches, the last one short */
     make_data(&val_set, 40, 2);
     return 0;
@@ -106,7 +79,7 @@ static int group_setup(void **state) {
 static int group_teardown(void **state) {
     dataset_free(&train_set);
     dataset_free(&val_set);
-    return teardown(state);
+    return tu_tmpdir_teardown(state);
 }
 
 typedef struct {
@@ -211,7 +184,7 @@ static void test_resume_identical(void **state) {
             for (size_t pi = 0; pi < sizeof points / sizeof *points; pi++) {
                 long first = points[pi][0], second = points[pi][1];
                 if (first < 1 || first >= total || second >= total) continue;
-                const char *dir = tmp_path("ck-identical");
+                const char *dir = tu_tmp_path("ck-identical");
                 rm_rf(dir);
                 Model m;
                 TrainResult res;
@@ -260,7 +233,7 @@ static void test_early_stop_state_matters(void **state) {
     Model ref = m;
     /* stop in the epoch after the best one, resume: same weights (the
      * best epoch's) and the same early stop */
-    const char *dir = tmp_path("ck-early");
+    const char *dir = tu_tmp_path("ck-early");
     long stop = (long)res.best_epoch * 10 + 3;
     Model a;
     TrainResult ra;
@@ -301,7 +274,7 @@ static void read_line(const char *path, char *buf, size_t len) {
 
 static void test_damaged_checkpoints(void **state) {
     const Case *c = &cases[0];
-    const char *dir = tmp_path("ck-damaged");
+    const char *dir = tu_tmp_path("ck-damaged");
     char latest_path[512], newest[256], file[600];
     snprintf(latest_path, sizeof latest_path, "%s/latest", dir);
     Model m, ref;
@@ -343,16 +316,16 @@ static void test_damaged_checkpoints(void **state) {
     model_free(&m);
 
     /* nothing to resume from */
-    const char *empty = tmp_path("ck-empty");
+    const char *empty = tu_tmp_path("ck-empty");
     mkdir(empty, 0755);
     assert_int_equal(checkpoint_open(empty, &ck, &m), -1);
     print_message("%s\n", dg_errmsg());
     assert_non_null(strstr(dg_errmsg(), "no checkpoint to resume from"));
-    assert_int_equal(checkpoint_open(tmp_path("ck-absent"), &ck, &m), -1);
+    assert_int_equal(checkpoint_open(tu_tmp_path("ck-absent"), &ck, &m), -1);
     assert_non_null(strstr(dg_errmsg(), "ck-absent: cannot open"));
 
     /* a model file is not a checkpoint */
-    const char *notck = tmp_path("ck-model");
+    const char *notck = tu_tmp_path("ck-model");
     mkdir(notck, 0755);
     new_model(&m);
     snprintf(file, sizeof file, "%s/ckpt-e001-s00000001.safetensors", notck);
@@ -425,7 +398,7 @@ static void kill_loop(int checkpoints, const char *path, int rounds) {
         /* evidence of a save cut short: a temp file left behind (removed
          * here for the model file; the next checkpoint save prunes its own) */
         char cmd[1200];
-        snprintf(cmd, sizeof cmd, "ls '%s' | grep -q '\\.tmp\\.'", checkpoints ? path : tmpdir);
+        snprintf(cmd, sizeof cmd, "ls '%s' | grep -q '\\.tmp\\.'", checkpoints ? path : tu_tmpdir());
         mid_save += system(cmd) == 0;
         if (!checkpoints) {
             snprintf(cmd, sizeof cmd, "rm -f '%s'.tmp.*", path);
@@ -452,8 +425,8 @@ static void kill_loop(int checkpoints, const char *path, int rounds) {
 }
 
 static void test_sigkill_during_save(void **state) {
-    kill_loop(0, tmp_path("killed.safetensors"), 25);
-    const char *dir = tmp_path("ck-killed");
+    kill_loop(0, tu_tmp_path("killed.safetensors"), 25);
+    const char *dir = tu_tmp_path("ck-killed");
     kill_loop(1, dir, 25);
     rm_rf(dir);
 }
@@ -466,9 +439,9 @@ static void test_write_failure_keeps_previous(void **state) {
     Model m;
     assert_int_equal(model_build_named(&m, "cnn-bn"), 0); /* 3.3 MB file */
     model_init_params(&m, 1);
-    const char *path = tmp_path("full.safetensors");
+    const char *path = tu_tmp_path("full.safetensors");
     assert_int_equal(model_save(&m, path), 0);
-    const char *dir = tmp_path("ck-full");
+    const char *dir = tu_tmp_path("ck-full");
     Optimizer o;
     optim_init(&o, OPTIM_ADAM, m.n_param);
     Schedule s;
@@ -514,7 +487,7 @@ static void test_write_failure_keeps_previous(void **state) {
     checkpoint_close(&ck);
     model_free(&back);
     char cmd[700];
-    snprintf(cmd, sizeof cmd, "ls -R '%s' | grep -q '\\.tmp\\.'", tmpdir);
+    snprintf(cmd, sizeof cmd, "ls -R '%s' | grep -q '\\.tmp\\.'", tu_tmpdir());
     assert_int_not_equal(system(cmd), 0);
     train_state_free(&st);
     optim_free(&o);
@@ -524,7 +497,7 @@ static void test_write_failure_keeps_previous(void **state) {
 /* ==== the CSV log is cut back to the checkpoint's epochs ============================= */
 
 static void test_trim_log(void **state) {
-    const char *log = tmp_path("log.csv");
+    const char *log = tu_tmp_path("log.csv");
     write_text(log, "epoch,train_loss\n1,0.5\n2,0.4\n3,0.3\n");
     assert_int_equal(checkpoint_trim_log(log, 2), 0);
     FILE *f = fopen(log, "r");
@@ -532,7 +505,7 @@ static void test_trim_log(void **state) {
     assert_int_equal(fread(buf, 1, sizeof buf - 1, f) > 0, 1);
     fclose(f);
     assert_string_equal(buf, "epoch,train_loss\n1,0.5\n2,0.4\n");
-    assert_int_equal(checkpoint_trim_log(tmp_path("no-log.csv"), 2), 0);
+    assert_int_equal(checkpoint_trim_log(tu_tmp_path("no-log.csv"), 2), 0);
 }
 
 /* ==== the weights' moving average =============================================== */
@@ -633,21 +606,21 @@ static int ensemble_run(const EnsembleTrainConfig *ec, const char *dir, const ch
  * bit; the members' checkpoint folders are gone. */
 static void test_ensemble_resume_identical(void **state) {
     char spec[512]; /* (tmp_path's buffers rotate) */
-    snprintf(spec, sizeof spec, "%s", tmp_path("ens.spec"));
+    snprintf(spec, sizeof spec, "%s", tu_tmp_path("ens.spec"));
     write_text(spec, SPEC);
     for (int kfold = 0; kfold <= 3; kfold += 3) {
         EnsembleTrainConfig ec = {.n = 3, .kfold = kfold, .val_split = 0.2f};
         for (int k = 0; k < 3; k++) ec.models[k] = spec;
         Model *ref;
         EnsembleTrainResult ref_res;
-        assert_int_equal(ensemble_run(&ec, NULL, tmp_path("ens-ref.safetensors"), 0, &ref, &ref_res), 0);
+        assert_int_equal(ensemble_run(&ec, NULL, tu_tmp_path("ens-ref.safetensors"), 0, &ref, &ref_res), 0);
         long per_member = ref_res.member[0].steps;
         long points[] = {3, per_member, per_member + 4, 3 * per_member - 1};
         int kept_after[] = {0, 1, 1, 2}; /* members the file holds once stopped */
         for (size_t pi = 0; pi < sizeof points / sizeof *points; pi++) {
             char dir[512], out[512];
-            snprintf(dir, sizeof dir, "%s", tmp_path("ck-ens"));
-            snprintf(out, sizeof out, "%s", tmp_path("ens.safetensors"));
+            snprintf(dir, sizeof dir, "%s", tu_tmp_path("ck-ens"));
+            snprintf(out, sizeof out, "%s", tu_tmp_path("ens.safetensors"));
             rm_rf(dir);
             unlink(out);
             Model *ms;

@@ -18,6 +18,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/util.h"
 #include "digits.h"
 #include "serve/serve.h"
 #include "testutil.h"
@@ -507,12 +508,6 @@ static void test_concurrent_burst(void **state) {
     assert_int_equal(ok, BURST);
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* A client that sends half a request and stalls is disconnected after the
  * timeout, and others are served meanwhile. */
 static void test_slow_client_times_out(void **state) {
@@ -524,7 +519,7 @@ static void test_slow_client_times_out(void **state) {
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
     const char *part = "POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 5000\r\n\r\n\x89PNG";
     assert_true(send(fd, part, strlen(part), 0) > 0);
-    double t0 = now_s();
+    double t0 = now_seconds();
     Resp r = http("GET", "/healthz", NULL, NULL, 0);  /* not blocked by the stalled one */
     assert_int_equal(r.status, 200);
     free(r.body);
@@ -534,7 +529,7 @@ static void test_slow_client_times_out(void **state) {
     ssize_t got;
     while ((got = recv(fd, buf, sizeof buf, 0)) > 0) {
     }
-    double waited = now_s() - t0;
+    double waited = now_seconds() - t0;
     close(fd);
     print_message("stalled client closed after %.2f s (timeout %d s), recv %zd\n", waited, TIMEOUT_S, got);
     assert_true(got == 0 || got == -1);

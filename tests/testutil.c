@@ -1,9 +1,12 @@
 /* testutil.c — see testutil.h. */
 #include "testutil.h"
 
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 float tu_max_rel_diff(const float *a, const float *b, size_t n) {
     float m = 0;
@@ -42,4 +45,51 @@ const char *tu_fixture(const char *rel) {
     const char *root = getenv("DIGITS_TEST_ROOT");
     snprintf(buf, sizeof buf, "%s/tests/%s", root ? root : ".", rel);
     return buf;
+}
+
+/* ---- the scratch folder ---------------------------------------------------- */
+
+static char tmpdir[256];
+
+static int tmpdir_make(const char *base) {
+    snprintf(tmpdir, sizeof tmpdir, "%s/digits-test-XXXXXX", base);
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+int tu_tmpdir_setup(void **state) {
+    (void)state;
+    return tmpdir_make("/tmp");
+}
+
+int tu_tmpdir_setup_shm(void **state) {
+    (void)state;
+    struct stat sb;
+    const int shm = stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) && access("/dev/shm", W_OK) == 0;
+    return tmpdir_make(shm ? "/dev/shm" : "/tmp");
+}
+
+int tu_tmpdir_teardown(void **state) {
+    (void)state;
+    return tu_rm_rf(tmpdir);
+}
+
+const char *tu_tmpdir(void) { return tmpdir; }
+
+const char *tu_tmp_path(const char *name) {
+    static char ring[8][512];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(ring[k], sizeof ring[k], "%s/%s", tmpdir, name);
+    return ring[k];
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+int tu_rm_rf(const char *path) {
+    struct stat sb;
+    if (lstat(path, &sb) != 0) return 0; /* nothing there */
+    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
 }

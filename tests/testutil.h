@@ -1,5 +1,6 @@
 /* testutil.h — helpers shared by the C tests: tolerant comparisons,
- * finite-difference gradient checks, random tensors, fixture paths. */
+ * finite-difference gradient checks, random tensors, fixture paths, a
+ * scratch folder per test group. */
 #ifndef DG_TESTUTIL_H
 #define DG_TESTUTIL_H
 
@@ -34,5 +35,22 @@ double tu_grad_check(tu_loss_fn f, void *ctx, float *param, const float *grad, s
 
 /* Path of a file under tests/ref (fixtures) or tests/data. */
 const char *tu_fixture(const char *rel);
+
+/* The scratch folder of a test group, as cmocka group setup/teardown:
+ *   cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
+ * setup makes a fresh "/tmp/digits-test-XXXXXX" (tu_tmpdir_setup_shm: on
+ * /dev/shm when it is a writable folder, for tests whose many fsyncs are
+ * free on tmpfs); teardown removes it with everything in it. Both return 0,
+ * or -1 on failure. */
+int tu_tmpdir_setup(void **state);
+int tu_tmpdir_setup_shm(void **state);
+int tu_tmpdir_teardown(void **state);
+/* The folder made by the setup. */
+const char *tu_tmpdir(void);
+/* "<folder>/<name>", in a ring of 8 static buffers: a test may hold 8
+ * paths at once. */
+const char *tu_tmp_path(const char *name);
+/* rm -rf path (no shell); 0, or -1 if anything could not be removed. */
+int tu_rm_rf(const char *path);
 
 #endif

@@ -85,6 +85,28 @@ void atomic_file_abort(AtomicFile *af) {
     unlink(af->tmp);
 }
 
+int is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int make_dirs(const char *path) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return dg_set_error("%s: path too long", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char keep = *p;
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return dg_set_error("%s: cannot create folder %s: %s", path, buf, strerror(errno));
+            *p = keep;
+            if (keep == '\0') break;
+        }
+    }
+    if (!is_dir(path)) return dg_set_error("%s: exists and is not a folder", path);
+    return 0;
+}
+
 double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -1,5 +1,5 @@
 /* util.h — small shared helpers: whole-file reads with a size cap, atomic
- * file writes, wall-clock time. */
+ * file writes, folders (test, mkdir -p), the monotonic clock. */
 #ifndef DG_UTIL_H
 #define DG_UTIL_H
 
@@ -23,7 +23,15 @@ int atomic_file_open(AtomicFile *af, const char *path);
 int atomic_file_commit(AtomicFile *af);
 void atomic_file_abort(AtomicFile *af);
 
-/* Monotonic seconds. */
+/* Is path an existing folder (following links)? 1 or 0. */
+int is_dir(const char *path);
+
+/* mkdir -p: create path and any missing parents (mode 0755). 0 when path
+ * is a folder afterwards; -1 with "path: problem" otherwise. */
+int make_dirs(const char *path);
+
+/* Seconds on the monotonic clock (CLOCK_MONOTONIC), for durations; the
+ * one clock of the library, the CLI, the tests and the benchmarks. */
 double now_seconds(void);
 
 #endif

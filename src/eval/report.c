@@ -290,7 +290,7 @@ static int load_inputs(ModelReport *m) {
     if (m->test.rows != m->c.height || m->test.cols != m->c.width)
         return dg_set_error("%s: images are %dx%d, the model expects %dx%d", cfg->data, m->test.rows, m->test.cols,
                             m->c.height, m->c.width);
-    m->same_file = !rep_is_dir(cfg->data);
+    m->same_file = !is_dir(cfg->data);
     if (dataset_load(cfg->data, "train", &m->train) < 0) return -1;
     if (cfg->limit && cfg->limit < m->test.n) m->test.n = cfg->limit;
     m->D = m->test.rows * m->test.cols;

@@ -58,7 +58,7 @@ static void eda_free(EdaReport *e) {
  * test set: --test, else the folder's own test split when it has one. */
 static int load_data(EdaReport *e) {
     const ReportConfig *cfg = e->cfg;
-    e->folder = rep_is_dir(cfg->data);
+    e->folder = is_dir(cfg->data);
     if (dataset_load(cfg->data, "train", &e->data) < 0) return -1;
     if (cfg->limit && cfg->limit < e->data.n) e->data.n = cfg->limit;
     e->D = e->data.rows * e->data.cols;

@@ -50,26 +50,6 @@ void rep_progress(const Rep *r, const char *fmt, ...) {
     va_end(ap);
 }
 
-int rep_is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* mkdir -p */
-static int make_dirs(const char *path) {
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return dg_set_error("%s: path too long", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST) return dg_set_error("%s: cannot create: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) < 0 && errno != EEXIST) return dg_set_error("%s: cannot create: %s", buf, strerror(errno));
-    if (!rep_is_dir(buf)) return dg_set_error("%s: exists and is not a folder", buf);
-    return 0;
-}
-
 void rep_path(const Rep *r, const char *name, char *out, size_t len) {
     snprintf(out, len, "%s/%s", r->cfg->out_dir, name);
 }

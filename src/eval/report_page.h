@@ -39,6 +39,5 @@ void rep_path(const Rep *r, const char *name, char *out, size_t len);
 void rep_figure(Rep *r, const char *name, const char *alt, const char *caption);
 /* A highlighted paragraph, text escaped. */
 void rep_note(Rep *r, const char *text);
-int rep_is_dir(const char *path);
 
 #endif

@@ -329,13 +329,6 @@ void model_load_pixels(Model *m, const uint8_t *pixels, int n) {
     for (size_t i = 0; i < count; i++) m->input[i] = pixels[i] * scale + shift;
 }
 
-/* monotonic seconds, for the per-layer profile */
-static double wall_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* ==== eval-mode fusion ====================================================== */
 
 /* Can layer j (> i) join the group that starts at conv/linear layer i? It
@@ -475,12 +468,12 @@ float *model_forward(Model *m, int n, int training) {
     for (int i = 0; i < m->n_layers;) {
         const BnFusion pair = training ? train_fusion(m, i) : BN_PLAIN;
         const int e = fuse ? m->fuse_end[i] : pair != BN_PLAIN ? i + 1 : i;
-        double t0 = m->prof_seconds ? wall_seconds() : 0;
+        double t0 = m->prof_seconds ? now_seconds() : 0;
         if (pair != BN_PLAIN) fused_pair_forward(m, pair, i, n);
         else if (e > i) fused_forward(m, i, e, n, &params);
         else m->layers[i].kind->forward(&m->layers[i], n, training);
         if (m->prof_seconds) { /* a fused group counts as its first layer */
-            m->prof_seconds[i][slot] += wall_seconds() - t0;
+            m->prof_seconds[i][slot] += now_seconds() - t0;
             m->prof_calls[i][slot]++;
         }
         i = e + 1;
@@ -494,7 +487,7 @@ void model_backward(Model *m, const float *dlogits, int n) {
     if (dlogits != last->dy) memcpy(last->dy, dlogits, (size_t)n * shape_size(last->out) * sizeof(float));
     for (int i = m->n_layers - 1; i >= 0; i--) {
         Layer *l = &m->layers[i];
-        double t0 = m->prof_seconds ? wall_seconds() : 0;
+        double t0 = m->prof_seconds ? now_seconds() : 0;
         if (i > 0 && train_fusion(m, i - 1) != BN_PLAIN) continue; /* done with layer i-1 below */
         const BnFusion pair = train_fusion(m, i);
         if (pair != BN_PLAIN) fused_pair_backward(m, pair, i, n);
@@ -509,7 +502,7 @@ void model_backward(Model *m, const float *dlogits, int n) {
             for (size_t j = 0; j < count; j++) dst[j] += src[j];
         }
         if (m->prof_seconds) {
-            m->prof_seconds[i][2] += wall_seconds() - t0;
+            m->prof_seconds[i][2] += now_seconds() - t0;
             m->prof_calls[i][2]++;
         }
     }

@@ -861,245 +861,338 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
     if (table_owned) free(table);
 }
 
-void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                     const float *w, int N, int C, int H, int W, int K, int R, int S, int stride,
-                     int pad, float *workspace, float *dw_partial, int nthreads) {
-    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
-    DG_ASSERT(P > 0 && Q > 0 && stride > 0 && pad >= 0);
-    const int PQ = P * Q, CRS = C * R * S, HW = H * W;
-    const int nt = chunk_count(N, nthreads);
-    const int pointwise = is_pointwise(R, S, stride, pad);
-    const size_t ws = conv2d_workspace_floats(C, H, W, K, R, S, stride, pad);
-    const int band = band_rows(CRS, P, Q);
-    const size_t nwb = (size_t)K * CRS + K; /* one dw_partial slice: dw then db */
+/* What one batch chunk of conv2d_backward needs: the arguments and the
+ * paths chosen for the layer's dx, dw and db (backward_choose_paths). */
+typedef struct {
+    float *dx, *dw_partial, *workspace;
+    const float *dy, *x, *w;
+    const int *table; /* im2col by gathers, or NULL */
+    size_t ws, nwb;   /* floats of one workspace slice; of one dw_partial slice (dw then db) */
+    int N, C, H, W, K, R, S, stride, pad, nt, P, Q, band, group, dwg;
+    int pointwise, direct_w, direct_x, phase_x, wino_w, wino_x, kvec_w, kvec_x, bf16_w, bf16_x;
+    int want_w, want_b;
+    int rest_w, rest_b, rest_x; /* what the other paths still owe once Winograd and kvec ran */
+} BackwardChunk;
 
+/* Choose the path of each gradient for this layer (the sizes and
+ * arguments already in *b). */
+static void backward_choose_paths(BackwardChunk *b, int want_w, int want_b) {
+    const int C = b->C, H = b->H, W = b->W, K = b->K, R = b->R, S = b->S, stride = b->stride, pad = b->pad;
+    const int CRS = C * R * S;
+    b->pointwise = is_pointwise(R, S, stride, pad);
+    b->ws = conv2d_workspace_floats(C, H, W, K, R, S, stride, pad);
+    b->band = band_rows(CRS, b->P, b->Q);
+    b->nwb = (size_t)K * CRS + K;
     const int bf16_ok = use_bf16 && bf16_layer(C, H, W, K, R, S, stride, pad);
     /* deep layers in bf16 runs: the bf16 products (dx 87 %, dw 71 % of the
      * fp32 peak at 28x28) beat the fp32 direct kernels (79 %, 63 %) */
-    const int direct_w = !pointwise && conv2d_direct_dw_ok(H, W, R, S, stride, pad, CRS) &&
-                         !(bf16_ok && !conv2d_direct_shallow(CRS));
-    const int direct_x = !pointwise && conv2d_direct_dx_ok(H, W, R, S, stride, pad, K * R * S) &&
-                         !(bf16_ok && !conv2d_direct_shallow(K * R * S));
-    const int group = group_images(C, H, W, K, R, S, stride, pad);
+    b->direct_w = !b->pointwise && conv2d_direct_dw_ok(H, W, R, S, stride, pad, CRS) &&
+                  !(bf16_ok && !conv2d_direct_shallow(CRS));
+    b->direct_x = !b->pointwise && conv2d_direct_dx_ok(H, W, R, S, stride, pad, K * R * S) &&
+                  !(bf16_ok && !conv2d_direct_shallow(K * R * S));
+    b->group = group_images(C, H, W, K, R, S, stride, pad);
     /* stride 2 on the phases (conv2d_phase.c); with bf16 the products win
      * the weight gradient (101 vs 77 GFLOP/s) and tie on dx */
-    const int phase_x = !bf16_ok && !kvec_layer(C, H, W, K, R, S, stride, pad) && group == 1 &&
-                        conv2d_phase_ok(C, H, W, K, R, S, stride, pad);
+    b->phase_x = !bf16_ok && !kvec_layer(C, H, W, K, R, S, stride, pad) && b->group == 1 &&
+                 conv2d_phase_ok(C, H, W, K, R, S, stride, pad);
     /* 3x3 stride 1: dw by Winograd (db on the paths below) */
-    const int wino_w = dw != NULL && wino_dw_layer(C, H, W, K, R, S, stride, pad);
-    const int kvec_w = !pointwise && !wino_w && kvec_dw_layer(C, H, W, K, R, S, stride, pad); /* dw and db */
+    b->wino_w = want_w && wino_dw_layer(C, H, W, K, R, S, stride, pad);
+    b->kvec_w = !b->pointwise && !b->wino_w && kvec_dw_layer(C, H, W, K, R, S, stride, pad); /* dw and db */
     /* (bf16 runs: a 3x3 layer's dx on the bf16 Winograd product rather
      * than kvec: 64->64 at 14x14, one core, 1.8 vs 3.2 ms) */
-    const int kvec_x = !pointwise && kvec_layer(C, H, W, K, R, S, stride, pad) &&
-                       conv2d_kvec_dx_ok(C, H, W, K, R, S, stride, pad, use_bf16) &&
-                       !(use_bf16 && conv2d_wino_bf16_ok(K) && wino_dx_layer(C, H, W, K, R, S, stride, pad));
+    b->kvec_x = !b->pointwise && kvec_layer(C, H, W, K, R, S, stride, pad) &&
+                conv2d_kvec_dx_ok(C, H, W, K, R, S, stride, pad, use_bf16) &&
+                !(use_bf16 && conv2d_wino_bf16_ok(K) && wino_dx_layer(C, H, W, K, R, S, stride, pad));
     /* 3x3 stride 1: dx as the Winograd forward of dy with turned filters */
-    const int wino_x = dx && !kvec_x && wino_dx_layer(C, H, W, K, R, S, stride, pad);
+    b->wino_x = b->dx && !b->kvec_x && wino_dx_layer(C, H, W, K, R, S, stride, pad);
     /* dw partials transposed if bf16_w */
-    const int bf16_w = bf16_ok && !direct_w && !kvec_w && !wino_w, bf16_x = bf16_ok && !direct_x && !kvec_x;
-    const int want_w = dw != NULL, want_b = db != NULL;
-    /* what the other paths below still owe once the kvec kernels ran */
-    const int rest_w = want_w && !kvec_w && !wino_w, rest_b = want_b && !kvec_w, rest_x = dx && !kvec_x && !wino_x;
-    const int dwg = dw_group(C, H, W, K, R, S, stride, pad);
-    int *table = NULL, table_owned = 0; /* im2col by gathers (shared, read-only) */
-    if (!pointwise && (rest_w || rest_x) && band == P && use_gather(stride, W, P, Q))
-        table = gather_table_get(H, W, R, S, stride, pad, P, Q, &table_owned);
+    b->bf16_w = bf16_ok && !b->direct_w && !b->kvec_w && !b->wino_w;
+    b->bf16_x = bf16_ok && !b->direct_x && !b->kvec_x;
+    b->want_w = want_w;
+    b->want_b = want_b;
+    b->rest_w = want_w && !b->kvec_w && !b->wino_w;
+    b->rest_b = want_b && !b->kvec_w;
+    b->rest_x = b->dx && !b->kvec_x && !b->wino_x;
+    b->dwg = dw_group(C, H, W, K, R, S, stride, pad);
+}
 
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-    for (int t = 0; t < nt; t++) {
-        float *col = workspace + (size_t)t * ws;
-        float *pw = NULL, *pdb = NULL; /* this chunk's partial dw (K,CRS) and db (K) */
-        if (want_w || want_b) {
-            pw = dw_partial + (size_t)t * nwb;
-            pdb = pw + (size_t)K * CRS;
-            memset(pw, 0, sizeof(float) * nwb);
-        }
-        if (wino_x) { /* G images per call: dx (G,C,H,W) = conv(dy (G,K,P,Q), turned w) */
-            float *sc = wino_buffer(col, C, H, W, K, R, S, stride, pad);
-            const int wb = use_bf16 && conv2d_wino_bf16_ok(K);
-            conv2d_wino_pack(sc, w, K, C, 1, wb);
-            const int G = conv2d_wino_group(K, P, Q, R - 1 - pad), end = chunk_begin(t + 1, N, nt);
-            for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G) {
-                const int g = end - n0 < G ? end - n0 : G;
-                conv2d_wino_forward(dx + (size_t)n0 * C * HW, dy + (size_t)n0 * K * PQ, NULL, g, sc, K, P, Q, C,
-                                    R - 1 - pad, wb);
+/* Winograd dx of chunk t, G images per call: dx (G,C,H,W) = conv(dy (G,K,P,Q), turned w). */
+static void backward_wino_dx(const BackwardChunk *b, int t, float *col) {
+    const int C = b->C, H = b->H, W = b->W, K = b->K, R = b->R, S = b->S, stride = b->stride, pad = b->pad;
+    const int N = b->N, nt = b->nt, P = b->P, Q = b->Q;
+    float *sc = wino_buffer(col, C, H, W, K, R, S, stride, pad);
+    const int wb = use_bf16 && conv2d_wino_bf16_ok(K);
+    conv2d_wino_pack(sc, b->w, K, C, 1, wb);
+    const int G = conv2d_wino_group(K, P, Q, R - 1 - pad), end = chunk_begin(t + 1, N, nt);
+    for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G) {
+        const int g = end - n0 < G ? end - n0 : G;
+        conv2d_wino_forward(b->dx + (size_t)n0 * C * H * W, b->dy + (size_t)n0 * K * P * Q, NULL, g, sc, K, P, Q, C,
+                            R - 1 - pad, wb);
+    }
+}
+
+/* Winograd dw of chunk t into its partial pw: sums over G images per call, then dw once. */
+static void backward_wino_dw(const BackwardChunk *b, int t, float *col, float *pw) {
+    const int C = b->C, H = b->H, W = b->W, K = b->K, R = b->R, S = b->S, stride = b->stride, pad = b->pad;
+    const int N = b->N, nt = b->nt;
+    float *sc = wino_buffer(col, C, H, W, K, R, S, stride, pad);
+    conv2d_wino_dw_begin(sc, C, K);
+    const int G = conv2d_wino_dw_group(C, H, W, K, pad), end = chunk_begin(t + 1, N, nt);
+    for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G) {
+        const int g = end - n0 < G ? end - n0 : G;
+        conv2d_wino_dw(b->dy + (size_t)n0 * K * b->P * b->Q, b->x + (size_t)n0 * C * H * W, g, sc, C, H, W, K, pad);
+    }
+    conv2d_wino_dw_end(pw, sc, C, K);
+}
+
+/* Output-channel kernels of chunk t, G images per call: dw and db into the
+ * partials (kvec_w), dx (kvec_x). */
+static void backward_kvec(const BackwardChunk *b, int t, float *col, float *pw, float *pdb) {
+    const int C = b->C, H = b->H, W = b->W, K = b->K, R = b->R, S = b->S, stride = b->stride, pad = b->pad;
+    const int N = b->N, nt = b->nt, PQ = b->P * b->Q, HW = H * W;
+    float *ks = kvec_buffer(col, C, H, W, K, R, S, stride, pad);
+    if (b->kvec_x && b->dx) conv2d_kvec_pack(ks, b->w, C, H, W, K, R, S, stride, pad, 1, use_bf16);
+    const int G = conv2d_kvec_group(C, H, W, K, R, S, stride, pad), end = chunk_begin(t + 1, N, nt);
+    for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G) {
+        const int g = end - n0 < G ? end - n0 : G;
+        const float *dyg = b->dy + (size_t)n0 * K * PQ;
+        if (b->kvec_w && b->want_b)
+            for (int i = 0; i < g; i++) add_row_sums(pdb, dyg + (size_t)i * K * PQ, K, PQ, PQ);
+        if (b->kvec_w && b->want_w)
+            conv2d_kvec_dw(pw, dyg, b->x + (size_t)n0 * C * HW, g, ks, C, H, W, K, R, S, stride, pad, use_bf16);
+        if (b->kvec_x && b->dx)
+            conv2d_kvec_dx(b->dx + (size_t)n0 * C * HW, dyg, g, ks, C, H, W, K, R, S, stride, pad, use_bf16);
+    }
+}
+
+/* A chunk's bf16 scratch and whether W^T is converted into it yet. */
+typedef struct {
+    Bf16Scratch bs;
+    int wt_ready;
+} Bf16State;
+
+/* W^T (CRS,K) as bf16 pair words in s->bs.wt, once per chunk. */
+static void bf16_weights_transposed(Bf16State *s, const float *w, int CRS, int K) {
+    if (s->wt_ready) return;
+    bf16_convert_transposed(s->bs.wt, bf16_pair_words(K), w, CRS, K, CRS);
+    s->wt_ready = 1;
+}
+
+/* The remaining gradients of chunk t, G images per product (see
+ * group_images), bf16 or fp32: db, dw by im2col, dx by col2im. */
+static void backward_grouped(const BackwardChunk *b, int t, float *col, float *pw, float *pdb) {
+    const int C = b->C, H = b->H, W = b->W, K = b->K, R = b->R, S = b->S, stride = b->stride, pad = b->pad;
+    const int N = b->N, nt = b->nt, P = b->P, Q = b->Q, PQ = P * Q, CRS = C * R * S, HW = H * W, group = b->group;
+    Bf16State s = {bf16_scratch(col + im2col_floats(C, H, W, K, R, S, stride, pad) +
+                                    packed_floats(C, H, W, K, R, S, stride, pad), C, K, R, S, group * PQ), 0};
+    float *dyg = col + (size_t)CRS * group * PQ;
+    const int end = chunk_begin(t + 1, N, nt);
+    for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += group) {
+        const int g = end - n0 < group ? end - n0 : group, ld = g * PQ;
+        group_gather(dyg, b->dy, n0, g, K, PQ); /* dyg (K, g*PQ): the images' dy */
+        if (b->rest_b) add_row_sums(pdb, dyg, K, ld, ld);
+        if (b->rest_w) {
+            for (int i = 0; i < g; i++)
+                im2col_image(col + (size_t)i * PQ, ld, b->x + (size_t)(n0 + i) * C * HW, b->table, C, H, W, R, S,
+                             stride, pad, P, Q);
+            if (b->bf16_w) { /* pw^T (CRS,K) += col (CRS, g*PQ) . dyg^T (g*PQ, K) */
+                bf16_convert_rows(s.bs.col, bf16_pair_words(ld), col, ld, CRS, ld);
+                bf16_pack_b_transposed(s.bs.pack, dyg, ld, ld, K);
+                gemm_bf16(pw, K, s.bs.col, bf16_pair_words(ld), s.bs.pack, CRS, K, ld, 1);
+            } else { /* pw (K,CRS) += dyg (K, g*PQ) . col^T (g*PQ, CRS) */
+                dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasTrans, K, CRS, ld, 1.0f, dyg, ld, col, ld, 1.0f,
+                                  pw, CRS);
             }
         }
-        if (wino_w) { /* sums over G images per call, then dw once */
-            float *sc = wino_buffer(col, C, H, W, K, R, S, stride, pad);
-            conv2d_wino_dw_begin(sc, C, K);
-            const int G = conv2d_wino_dw_group(C, H, W, K, pad), end = chunk_begin(t + 1, N, nt);
-            for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G) {
-                const int g = end - n0 < G ? end - n0 : G;
-                conv2d_wino_dw(dy + (size_t)n0 * K * PQ, x + (size_t)n0 * C * HW, g, sc, C, H, W, K, pad);
+        if (b->rest_x) { /* dcol (CRS, g*PQ) = w^T (CRS,K) . dyg, then each image's scatter-add */
+            if (b->bf16_x) {
+                bf16_weights_transposed(&s, b->w, CRS, K);
+                bf16_pack_b(s.bs.pack, dyg, ld, K, ld);
+                gemm_bf16(col, ld, s.bs.wt, bf16_pair_words(K), s.bs.pack, CRS, ld, K, 0);
+            } else {
+                dg_sgemm_parallel(CblasRowMajor, CblasTrans, CblasNoTrans, CRS, ld, K, 1.0f, b->w, CRS, dyg, ld, 0.0f,
+                                  col, ld);
             }
-            conv2d_wino_dw_end(pw, sc, C, K);
+            for (int i = 0; i < g; i++) {
+                float *dxn = b->dx + (size_t)(n0 + i) * C * HW;
+                memset(dxn, 0, sizeof(float) * C * HW);
+                col2im_ld(dxn, col + (size_t)i * PQ, ld, C, H, W, R, S, stride, pad, P, Q, 0, P);
+            }
         }
-        if ((wino_x || wino_w) && !kvec_w && !kvec_x && !rest_x && !rest_w && !rest_b) continue;
-        if (kvec_w || kvec_x) { /* G images per call */
-            float *ks = kvec_buffer(col, C, H, W, K, R, S, stride, pad);
-            if (kvec_x && dx) conv2d_kvec_pack(ks, w, C, H, W, K, R, S, stride, pad, 1, use_bf16);
-            const int G = conv2d_kvec_group(C, H, W, K, R, S, stride, pad), end = chunk_begin(t + 1, N, nt);
-            for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G) {
-                const int g = end - n0 < G ? end - n0 : G;
-                const float *dyg = dy + (size_t)n0 * K * PQ;
-                if (kvec_w && want_b)
-                    for (int i = 0; i < g; i++) add_row_sums(pdb, dyg + (size_t)i * K * PQ, K, PQ, PQ);
-                if (kvec_w && want_w)
-                    conv2d_kvec_dw(pw, dyg, x + (size_t)n0 * C * HW, g, ks, C, H, W, K, R, S, stride, pad, use_bf16);
-                if (kvec_x && dx)
-                    conv2d_kvec_dx(dx + (size_t)n0 * C * HW, dyg, g, ks, C, H, W, K, R, S, stride, pad, use_bf16);
-            }
-            /* what is left (dx on the row kernels at 14x14; dw on bf16 products) below */
-            if (!rest_x && !rest_w && !rest_b) continue;
+    }
+}
+
+/* One image of a chunk on the per-image paths: its slot in the chunk
+ * (i of left images still to go), its tensors, and which of its
+ * gradients are done. */
+typedef struct {
+    int i, left;
+    const float *xn, *dyn;
+    float *dxn; /* NULL: dx not owed */
+    int dw_done, dx_done;
+} Image;
+
+/* A chunk's per-image scratch and the state kept across its images. */
+typedef struct {
+    float *col, *xp;  /* the workspace slice; the direct kernels' padded input */
+    Bf16State bf16;
+    int packed;       /* dx weights packed into the slice (direct or phase) */
+    int phase_dw;     /* the phase-layer dw started (stride 2, see conv2d_phase.c) */
+} ImageScratch;
+
+/* A 1x1 stride-1 layer: both gradients as products on the image itself. */
+static void image_pointwise(const BackwardChunk *b, const Image *im, float *pw) {
+    const int K = b->K, C = b->C, PQ = b->P * b->Q;
+    if (b->rest_w) /* pw (K,C) += dy[n] (K,PQ) . x[n]^T (PQ,C) */
+        dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasTrans, K, C, PQ, 1.0f, im->dyn, PQ, im->xn, PQ, 1.0f, pw,
+                          C);
+    if (im->dxn) /* dx[n] (C,PQ) = w^T (C,K) . dy[n] (K,PQ) */
+        dg_sgemm_parallel(CblasRowMajor, CblasTrans, CblasNoTrans, C, PQ, K, 1.0f, b->w, C, im->dyn, PQ, 0.0f,
+                          im->dxn, PQ);
+}
+
+/* The direct row kernels and the stride-2 phase kernels, for the
+ * gradients of this image they take. The dw kernels take groups of
+ * images: the group's first image starts them. */
+static void image_kernels(const BackwardChunk *b, ImageScratch *s, Image *im, float *pw) {
+    const int C = b->C, H = b->H, W = b->W, K = b->K, R = b->R, S = b->S, stride = b->stride, pad = b->pad;
+    if (b->direct_w && b->rest_w) {
+        if (b->dwg == 1) conv2d_direct_dw(pw, im->dyn, im->xn, C, H, W, K, R, S, pad, s->xp);
+        else if (im->i % b->dwg == 0) /* this image and the next dwg-1, before any dx reuses xp */
+            conv2d_direct_dw_images(pw, im->dyn, im->xn, im->left < b->dwg ? im->left : b->dwg, C, H, W, K, R, S,
+                                    pad, s->xp);
+        im->dw_done = 1;
+    }
+    if (b->phase_x && b->rest_w) { /* groups of images, as the direct dw above */
+        float *ps = phase_buffer(s->col, C, H, W, K, R, S, stride, pad);
+        const int g = conv2d_phase_dw_group();
+        if (!s->phase_dw) conv2d_phase_dw_begin(ps, C, H, W, K, R, S, pad);
+        s->phase_dw = 1;
+        if (im->i % g == 0) conv2d_phase_dw(im->dyn, im->xn, im->left < g ? im->left : g, ps, C, H, W, K, R, S, pad);
+        im->dw_done = 1;
+    }
+    if (b->phase_x && im->dxn) {
+        float *ps = phase_buffer(s->col, C, H, W, K, R, S, stride, pad);
+        if (!s->packed) {
+            conv2d_phase_pack(ps, b->w, C, H, W, K, R, S, pad, 1);
+            s->packed = 1;
         }
-        int packed = 0;   /* dx weights packed into this chunk's workspace (direct) */
-        int phase_dw = 0; /* this chunk's phase-layer dw started (stride 2, see conv2d_phase.c) */
-        int wt_ready = 0; /* W^T pair words ready (bf16) */
-        Bf16Scratch bs = bf16_scratch(col + im2col_floats(C, H, W, K, R, S, stride, pad) +
-                                          packed_floats(C, H, W, K, R, S, stride, pad), C, K, R, S, group * PQ);
-        float *xp = direct_pad_buffer(col, C, H, W, K, R, S, stride, pad); /* direct kernels' padded input */
-        if (group > 1) { /* G images per product (see group_images); bf16 or fp32 */
-            float *dyg = col + (size_t)CRS * group * PQ;
-            const int end = chunk_begin(t + 1, N, nt);
-            for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += group) {
-                const int g = end - n0 < group ? end - n0 : group, ld = g * PQ;
-                group_gather(dyg, dy, n0, g, K, PQ); /* dyg (K, g*PQ): the images' dy */
-                if (rest_b) add_row_sums(pdb, dyg, K, ld, ld);
-                if (rest_w) {
-                    for (int i = 0; i < g; i++)
-                        im2col_image(col + (size_t)i * PQ, ld, x + (size_t)(n0 + i) * C * HW, table, C, H, W, R,
-                                     S, stride, pad, P, Q);
-                    if (bf16_w) { /* pw^T (CRS,K) += col (CRS, g*PQ) . dyg^T (g*PQ, K) */
-                        bf16_convert_rows(bs.col, bf16_pair_words(ld), col, ld, CRS, ld);
-                        bf16_pack_b_transposed(bs.pack, dyg, ld, ld, K);
-                        gemm_bf16(pw, K, bs.col, bf16_pair_words(ld), bs.pack, CRS, K, ld, 1);
-                    } else { /* pw (K,CRS) += dyg (K, g*PQ) . col^T (g*PQ, CRS) */
-                        dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasTrans, K, CRS, ld, 1.0f, dyg, ld, col,
-                                          ld, 1.0f, pw, CRS);
-                    }
-                }
-                if (rest_x) { /* dcol (CRS, g*PQ) = w^T (CRS,K) . dyg, then each image's scatter-add */
-                    if (bf16_x) {
-                        if (!wt_ready) { /* W^T as pair words */
-                            bf16_convert_transposed(bs.wt, bf16_pair_words(K), w, CRS, K, CRS);
-                            wt_ready = 1;
-                        }
-                        bf16_pack_b(bs.pack, dyg, ld, K, ld);
-                        gemm_bf16(col, ld, bs.wt, bf16_pair_words(K), bs.pack, CRS, ld, K, 0);
-                    } else {
-                        dg_sgemm_parallel(CblasRowMajor, CblasTrans, CblasNoTrans, CRS, ld, K, 1.0f, w, CRS, dyg, ld,
-                                          0.0f, col, ld);
-                    }
-                    for (int i = 0; i < g; i++) {
-                        float *dxn = dx + (size_t)(n0 + i) * C * HW;
-                        memset(dxn, 0, sizeof(float) * C * HW);
-                        col2im_ld(dxn, col + (size_t)i * PQ, ld, C, H, W, R, S, stride, pad, P, Q, 0, P);
-                    }
-                }
-            }
+        conv2d_phase_dx(im->dxn, im->dyn, ps, C, H, W, K, R, S, pad);
+        im->dx_done = 1;
+    }
+    if (b->direct_x && im->dxn) {
+        float *wp = s->col + im2col_floats(C, H, W, K, R, S, stride, pad);
+        if (!s->packed) {
+            conv2d_direct_pack(wp, b->w, K, C, R, S, 1);
+            s->packed = 1;
+        }
+        /* dx[n] (C,H,W) = conv(dy[n] (K,P,Q), flipped w^T, pad R-1-pad) */
+        conv2d_direct_forward(im->dxn, im->dyn, wp, NULL, K, b->P, b->Q, C, R, S, R - 1 - pad, s->xp);
+        im->dx_done = 1;
+    }
+}
+
+/* The bf16 products, for the gradients of this image still owed. */
+static void image_bf16(const BackwardChunk *b, ImageScratch *s, Image *im, float *pw) {
+    const int C = b->C, H = b->H, W = b->W, K = b->K, R = b->R, S = b->S, stride = b->stride, pad = b->pad;
+    const int P = b->P, Q = b->Q, PQ = P * Q, CRS = C * R * S;
+    Bf16Scratch *bs = &s->bf16.bs;
+    if (!im->dw_done && b->bf16_w) { /* pw^T (CRS,K) += col (CRS,PQ) . dy[n]^T (PQ,K) */
+        im2col_image(s->col, PQ, im->xn, b->table, C, H, W, R, S, stride, pad, P, Q);
+        bf16_convert_rows(bs->col, bf16_pair_words(PQ), s->col, PQ, CRS, PQ);
+        bf16_pack_b_transposed(bs->pack, im->dyn, PQ, PQ, K);
+        gemm_bf16(pw, K, bs->col, bf16_pair_words(PQ), bs->pack, CRS, K, PQ, 1);
+        im->dw_done = 1;
+    }
+    if (!im->dx_done && b->bf16_x) { /* dcol (CRS,PQ) = w^T (CRS,K) . dy[n] (K,PQ), then scatter-add */
+        bf16_weights_transposed(&s->bf16, b->w, CRS, K);
+        bf16_pack_b(bs->pack, im->dyn, PQ, K, PQ);
+        gemm_bf16(s->col, PQ, bs->wt, bf16_pair_words(K), bs->pack, CRS, PQ, K, 0);
+        memset(im->dxn, 0, sizeof(float) * C * H * W);
+        col2im(im->dxn, s->col, C, H, W, R, S, stride, pad, P, Q, 0, P);
+        im->dx_done = 1;
+    }
+}
+
+/* fp32 im2col products in bands of output rows, for the gradients of this
+ * image still owed: dw from col, dx by col2im. */
+static void image_im2col(const BackwardChunk *b, float *col, const Image *im, float *pw) {
+    const int C = b->C, H = b->H, W = b->W, K = b->K, R = b->R, S = b->S, stride = b->stride, pad = b->pad;
+    const int P = b->P, Q = b->Q, PQ = P * Q, CRS = C * R * S, band = b->band;
+    if (!im->dx_done) memset(im->dxn, 0, sizeof(float) * C * H * W);
+    for (int pb = 0; pb < P; pb += band) {
+        const int pe = pb + band < P ? pb + band : P, TQ = (pe - pb) * Q;
+        const float *dyb = im->dyn + (size_t)pb * Q; /* dy[n][:, band] (K,TQ), ld PQ */
+        if (!im->dw_done) {
+            if (b->table) im2col_gather(col, TQ, im->xn, b->table, C, H, W, R * S, PQ); /* one band: the image */
+            else im2col(col, im->xn, C, H, W, R, S, stride, pad, P, Q, pb, pe);
+            /* pw (K,CRS) += dy band (K,TQ) . col^T (TQ,CRS) */
+            dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasTrans, K, CRS, TQ, 1.0f, dyb, PQ, col, TQ, 1.0f, pw,
+                              CRS);
+        }
+        if (!im->dx_done) {
+            /* dcol (CRS,TQ) = w^T (CRS,K) . dy band (K,TQ), then scatter-add */
+            dg_sgemm_parallel(CblasRowMajor, CblasTrans, CblasNoTrans, CRS, TQ, K, 1.0f, b->w, CRS, dyb, PQ, 0.0f, col,
+                              TQ);
+            col2im(im->dxn, col, C, H, W, R, S, stride, pad, P, Q, pb, pe);
+        }
+    }
+}
+
+/* The remaining gradients of chunk t, one image at a time: db, then each
+ * gradient on the first path that takes it (kernels, bf16 products, fp32
+ * im2col products). */
+static void backward_per_image(const BackwardChunk *b, int t, float *col, float *pw, float *pdb) {
+    const int C = b->C, H = b->H, W = b->W, K = b->K, R = b->R, S = b->S, stride = b->stride, pad = b->pad;
+    const int PQ = b->P * b->Q, HW = H * W;
+    ImageScratch s = {col, direct_pad_buffer(col, C, H, W, K, R, S, stride, pad),
+                      {bf16_scratch(col + im2col_floats(C, H, W, K, R, S, stride, pad) +
+                                        packed_floats(C, H, W, K, R, S, stride, pad), C, K, R, S, b->group * PQ), 0},
+                      0, 0};
+    const int first = chunk_begin(t, b->N, b->nt), end = chunk_begin(t + 1, b->N, b->nt);
+    for (int n = first; n < end; n++) {
+        Image im = {n - first, end - n, b->x + (size_t)n * C * HW, b->dy + (size_t)n * K * PQ,
+                    b->rest_x ? b->dx + (size_t)n * C * HW : NULL, !b->rest_w, 0};
+        im.dx_done = im.dxn == NULL;
+        if (b->rest_b) add_row_sums(pdb, im.dyn, K, PQ, PQ);
+        if (b->pointwise) {
+            image_pointwise(b, &im, pw);
             continue;
         }
-        for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
-            const float *xn = x + (size_t)n * C * HW;
-            const float *dyn = dy + (size_t)n * K * PQ;
-            float *dxn = rest_x ? dx + (size_t)n * C * HW : NULL;
-            if (rest_b) add_row_sums(pdb, dyn, K, PQ, PQ);
-            if (pointwise) {
-                if (rest_w) /* pw (K,C) += dy[n] (K,PQ) . x[n]^T (PQ,C) */
-                    dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasTrans, K, CRS, PQ, 1.0f, dyn, PQ,
-                                xn, PQ, 1.0f, pw, CRS);
-                if (dxn) /* dx[n] (C,PQ) = w^T (C,K) . dy[n] (K,PQ) */
-                    dg_sgemm_parallel(CblasRowMajor, CblasTrans, CblasNoTrans, C, PQ, K, 1.0f, w, CRS,
-                                dyn, PQ, 0.0f, dxn, PQ);
-                continue;
-            }
-            int dw_done = !rest_w, dx_done = dxn == NULL;
-            if (direct_w && rest_w) {
-                const int first = chunk_begin(t, N, nt), end = chunk_begin(t + 1, N, nt);
-                if (dwg == 1) conv2d_direct_dw(pw, dyn, xn, C, H, W, K, R, S, pad, xp);
-                else if ((n - first) % dwg == 0) /* this image and the next dwg-1, before any dx reuses xp */
-                    conv2d_direct_dw_images(pw, dyn, xn, end - n < dwg ? end - n : dwg, C, H, W, K, R, S, pad, xp);
-                dw_done = 1;
-            }
-            if (phase_x && rest_w) { /* groups of images, as the direct dw above */
-                float *ps = phase_buffer(col, C, H, W, K, R, S, stride, pad);
-                const int first = chunk_begin(t, N, nt), end = chunk_begin(t + 1, N, nt);
-                const int g = conv2d_phase_dw_group();
-                if (!phase_dw) conv2d_phase_dw_begin(ps, C, H, W, K, R, S, pad);
-                phase_dw = 1;
-                if ((n - first) % g == 0)
-                    conv2d_phase_dw(dyn, xn, end - n < g ? end - n : g, ps, C, H, W, K, R, S, pad);
-                dw_done = 1;
-            }
-            if (phase_x && dxn) {
-                float *ps = phase_buffer(col, C, H, W, K, R, S, stride, pad);
-                if (!packed) {
-                    conv2d_phase_pack(ps, w, C, H, W, K, R, S, pad, 1);
-                    packed = 1;
-                }
-                conv2d_phase_dx(dxn, dyn, ps, C, H, W, K, R, S, pad);
-                dx_done = 1;
-            }
-            if (direct_x && dxn) {
-                float *wp = col + im2col_floats(C, H, W, K, R, S, stride, pad);
-                if (!packed) {
-                    conv2d_direct_pack(wp, w, K, C, R, S, 1);
-                    packed = 1;
-                }
-                /* dx[n] (C,H,W) = conv(dy[n] (K,P,Q), flipped w^T, pad R-1-pad) */
-                conv2d_direct_forward(dxn, dyn, wp, NULL, K, P, Q, C, R, S, R - 1 - pad, xp);
-                dx_done = 1;
-            }
-            if (!dw_done && bf16_w) { /* pw^T (CRS,K) += col (CRS,PQ) . dy[n]^T (PQ,K) */
-                im2col_image(col, PQ, xn, table, C, H, W, R, S, stride, pad, P, Q);
-                bf16_convert_rows(bs.col, bf16_pair_words(PQ), col, PQ, CRS, PQ);
-                bf16_pack_b_transposed(bs.pack, dyn, PQ, PQ, K);
-                gemm_bf16(pw, K, bs.col, bf16_pair_words(PQ), bs.pack, CRS, K, PQ, 1);
-                dw_done = 1;
-            }
-            if (!dx_done && bf16_x) { /* dcol (CRS,PQ) = w^T (CRS,K) . dy[n] (K,PQ), then scatter-add */
-                if (!wt_ready) { /* W^T as pair words */
-                    bf16_convert_transposed(bs.wt, bf16_pair_words(K), w, CRS, K, CRS);
-                    wt_ready = 1;
-                }
-                bf16_pack_b(bs.pack, dyn, PQ, K, PQ);
-                gemm_bf16(col, PQ, bs.wt, bf16_pair_words(K), bs.pack, CRS, PQ, K, 0);
-                memset(dxn, 0, sizeof(float) * C * HW);
-                col2im(dxn, col, C, H, W, R, S, stride, pad, P, Q, 0, P);
-                dx_done = 1;
-            }
-            if (dw_done && dx_done) continue;
-            if (!dx_done) memset(dxn, 0, sizeof(float) * C * HW);
-            for (int pb = 0; pb < P; pb += band) {
-                const int pe = pb + band < P ? pb + band : P, TQ = (pe - pb) * Q;
-                const float *dyb = dyn + (size_t)pb * Q; /* dy[n][:, band] (K,TQ), ld PQ */
-                if (!dw_done) {
-                    if (table) im2col_gather(col, TQ, xn, table, C, H, W, R * S, PQ); /* one band: the image */
-                    else im2col(col, xn, C, H, W, R, S, stride, pad, P, Q, pb, pe);
-                    /* pw (K,CRS) += dy band (K,TQ) . col^T (TQ,CRS) */
-                    dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasTrans, K, CRS, TQ, 1.0f, dyb, PQ,
-                                col, TQ, 1.0f, pw, CRS);
-                }
-                if (!dx_done) {
-                    /* dcol (CRS,TQ) = w^T (CRS,K) . dy band (K,TQ), then scatter-add */
-                    dg_sgemm_parallel(CblasRowMajor, CblasTrans, CblasNoTrans, CRS, TQ, K, 1.0f, w, CRS,
-                                dyb, PQ, 0.0f, col, TQ);
-                    col2im(dxn, col, C, H, W, R, S, stride, pad, P, Q, pb, pe);
-                }
-            }
-        }
-        if (phase_dw) conv2d_phase_dw_end(pw, phase_buffer(col, C, H, W, K, R, S, stride, pad), C, H, W, K, R, S, pad);
+        image_kernels(b, &s, &im, pw);
+        image_bf16(b, &s, &im, pw);
+        if (!im.dw_done || !im.dx_done) image_im2col(b, col, &im, pw);
     }
+    if (s.phase_dw) conv2d_phase_dw_end(pw, phase_buffer(col, C, H, W, K, R, S, stride, pad), C, H, W, K, R, S, pad);
+}
 
-    if (table_owned) free(table);
+/* Chunk t of nt of the batch on workspace slice t: its partial dw and db
+ * (dw_partial slice t) and its images' dx. Winograd and the kvec kernels
+ * first; what they leave goes to the grouped or the per-image products. */
+static void backward_chunk(const BackwardChunk *b, int t) {
+    float *col = b->workspace + (size_t)t * b->ws;
+    float *pw = NULL, *pdb = NULL; /* this chunk's partial dw (K,CRS) and db (K) */
+    if (b->want_w || b->want_b) {
+        pw = b->dw_partial + (size_t)t * b->nwb;
+        pdb = pw + (size_t)b->K * b->C * b->R * b->S;
+        memset(pw, 0, sizeof(float) * b->nwb);
+    }
+    if (b->wino_x) backward_wino_dx(b, t, col);
+    if (b->wino_w) backward_wino_dw(b, t, col, pw);
+    if (b->kvec_w || b->kvec_x) backward_kvec(b, t, col, pw, pdb);
+    if (!b->rest_x && !b->rest_w && !b->rest_b) return;
+    if (b->group > 1) backward_grouped(b, t, col, pw, pdb);
+    else backward_per_image(b, t, col, pw, pdb);
+}
 
-    /* Reduce the chunk partials in chunk order: same nthreads, same bits.
-     * Each element's sum is independent, so the loop itself may be split. */
-    const size_t nw = (size_t)K * CRS;
-    if (want_w) {
+/* Add the chunk partials to dw and db in chunk order: same nthreads, same
+ * bits. Each element's sum is independent, so the loop itself may be split. */
+static void backward_reduce(const BackwardChunk *b, float *dw, float *db) {
+    const int nt = b->nt, K = b->K, CRS = b->C * b->R * b->S;
+    const size_t nw = (size_t)K * CRS, nwb = b->nwb;
+    const float *dw_partial = b->dw_partial;
+    if (dw) {
+        const int bf16_w = b->bf16_w;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && nw >= 16384)
 #endif
@@ -1111,10 +1204,34 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
             dw[i] += acc;
         }
     }
-    if (want_b)
+    if (db)
         for (int k = 0; k < K; k++) {
             float acc = 0;
             for (int t = 0; t < nt; t++) acc += dw_partial[(size_t)t * nwb + nw + k];
             db[k] += acc;
         }
+}
+
+/* Choose the paths, run the batch chunks (in parallel when there are
+ * several), reduce their partial weight gradients. */
+void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                     const float *w, int N, int C, int H, int W, int K, int R, int S, int stride,
+                     int pad, float *workspace, float *dw_partial, int nthreads) {
+    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
+    DG_ASSERT(P > 0 && Q > 0 && stride > 0 && pad >= 0);
+    BackwardChunk b = {.dx = dx, .dw_partial = dw_partial, .workspace = workspace, .dy = dy, .x = x, .w = w,
+                       .N = N, .C = C, .H = H, .W = W, .K = K, .R = R, .S = S, .stride = stride, .pad = pad,
+                       .nt = chunk_count(N, nthreads), .P = P, .Q = Q};
+    backward_choose_paths(&b, dw != NULL, db != NULL);
+    int *table = NULL, table_owned = 0; /* im2col by gathers (shared, read-only) */
+    if (!b.pointwise && (b.rest_w || b.rest_x) && b.band == P && use_gather(stride, W, P, Q))
+        table = gather_table_get(H, W, R, S, stride, pad, P, Q, &table_owned);
+    b.table = table;
+    const int nt = b.nt;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
+    for (int t = 0; t < nt; t++) backward_chunk(&b, t);
+    if (table_owned) free(table);
+    backward_reduce(&b, dw, db);
 }

@@ -12,9 +12,21 @@
  * ADD INTO parameter gradients (dw, db, ...), so one model_zero_grad clears
  * parameter gradients per step.
  *
- * Every op has a plain `_ref` implementation kept for tests, and a fast
- * path (im2col + BLAS sgemm, OpenMP over the batch) used by the layers.
- * Fast paths must match the reference within float rounding.
+ * Ops whose fast version is more than the plain loops (a matrix product,
+ * special kernels, vectorised special cases, an approximation) keep a
+ * plain `_ref` version beside it, for the tests (tests/test_ops_ref.c
+ * checks fast against ref): conv2d forward and backward, linear forward
+ * and backward, maxpool forward, avgpool forward and backward, tanh
+ * forward, and gemm_bf16 (gemm_bf16.h). Fast versions must match their
+ * reference within float rounding (tanh: the approximation's error).
+ * The other ops have one version, mostly the plain loops themselves:
+ * relu, tanh backward, maxpool backward (the argmax scatter), dropout,
+ * softmax and softmax_xent, elu, add, concat, global avgpool, affine_grid
+ * and grid_sample; and batchnorm (plain and fused with ReLU; vectorised
+ * moments). They are checked against values computed in double in
+ * tests/test_ops_ref.c (batchnorm, fused batchnorm, dropout, softmax),
+ * against PyTorch inside whole networks (tests/test_torch_parity.c), and
+ * every backward by finite differences (tests/test_ops_grad.c).
  */
 #ifndef DG_OPS_H
 #define DG_OPS_H
@@ -86,6 +98,8 @@ void maxpool_backward(float *dx, const float *dy, const int32_t *argmax, int N, 
 void maxpool_forward_ref(float *y, const float *x, int N, int C, int H, int W, int F, int T);
 void avgpool_forward(float *y, const float *x, int N, int C, int H, int W, int F, int T);
 void avgpool_backward(float *dx, const float *dy, int N, int C, int H, int W, int F, int T);
+void avgpool_forward_ref(float *y, const float *x, int N, int C, int H, int W, int F, int T);
+void avgpool_backward_ref(float *dx, const float *dy, int N, int C, int H, int W, int F, int T);
 
 /* ---- element-wise activations (n = total element count) ----------------
  * relu: y = max(x,0), dx = dy*(y>0).  tanh: dx = dy*(1-y^2).              */

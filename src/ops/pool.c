@@ -2,8 +2,9 @@
  * padding (P = (H-F)/T + 1), forward and backward, on NCHW planes.
  * Max pooling saves an int32 argmax per output (index h*W+w into its input
  * plane; ties go to the first maximum in row-major window order) so the
- * backward pass is a scatter. maxpool_forward_ref is the plain version the
- * fast one is tested against. Left out: padding, ceil mode, dilation,
+ * backward pass is a scatter. maxpool_forward_ref, avgpool_forward_ref and
+ * avgpool_backward_ref are the plain versions the fast ones are tested
+ * against (maxpool_backward is the plain scatter itself). Left out: padding, ceil mode, dilation,
  * rectangular windows.
  *
  * The N*C planes are independent, so the loops split over them with
@@ -187,6 +188,42 @@ void maxpool_backward(float *dx, const float *dy, const int32_t *argmax, int N, 
 /* ======================================================================
  * Average pooling
  * ====================================================================== */
+
+/* y[n,c,p,q] = (1/F^2) sum_{i,j<F} x[n,c,p*T+i,q*T+j], summed in double. */
+void avgpool_forward_ref(float *y, const float *x, int N, int C, int H, int W, int F, int T) {
+    const int P = pool_out_size(H, F, T), Q = pool_out_size(W, F, T);
+    DG_ASSERT(P > 0 && Q > 0 && F > 0 && T > 0);
+    for (int nc = 0; nc < N * C; nc++)
+        for (int p = 0; p < P; p++)
+            for (int q = 0; q < Q; q++) {
+                double s = 0;
+                for (int i = 0; i < F; i++)
+                    for (int j = 0; j < F; j++) s += x[((size_t)nc * H + p * T + i) * W + q * T + j];
+                y[((size_t)nc * P + p) * Q + q] = (float)(s / (F * F));
+            }
+}
+
+/* dx[n,c,h,w] = (1/F^2) sum over the windows containing (h,w) of dy, each
+ * pixel gathered in one double sum (dx overwritten). */
+void avgpool_backward_ref(float *dx, const float *dy, int N, int C, int H, int W, int F, int T) {
+    const int P = pool_out_size(H, F, T), Q = pool_out_size(W, F, T);
+    DG_ASSERT(P > 0 && Q > 0 && F > 0 && T > 0);
+    for (int nc = 0; nc < N * C; nc++)
+        for (int h = 0; h < H; h++)
+            for (int w = 0; w < W; w++) {
+                double s = 0;
+                for (int i = 0; i < F; i++) {
+                    const int ph = h - i; /* = p*T */
+                    if (ph < 0 || ph % T || ph / T >= P) continue;
+                    for (int j = 0; j < F; j++) {
+                        const int qw = w - j;
+                        if (qw < 0 || qw % T || qw / T >= Q) continue;
+                        s += dy[((size_t)nc * P + ph / T) * Q + qw / T];
+                    }
+                }
+                dx[((size_t)nc * H + h) * W + w] = (float)(s / (F * F));
+            }
+}
 
 /* Plane nc of avgpool_forward. */
 static inline void avgpool_one_plane(float *y, const float *x, int nc, int H, int W, int F, int T, int P, int Q,

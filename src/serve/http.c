@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/util.h"
 #include "digits.h"
 #include "serve/routes.h"
 
@@ -76,12 +77,6 @@ typedef struct {
     int status;              /* of the queued reply; 0 until then */
     size_t bytes;
 } Conn;
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 /* Copy for the log: control bytes and spaces replaced (no log injection), truncated. */
 static void printable(char *dst, size_t cap, const char *src) {
@@ -178,7 +173,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         c = calloc(1, sizeof *c);
         if (!c) return MHD_NO;
         *con_cls = c;
-        c->t0 = now_ms();
+        c->t0 = now_seconds() * 1e3;
         printable(c->method, sizeof c->method, method);
         printable(c->path, sizeof c->path, url);
         c->cors = s->cfg.cors_origin;
@@ -281,7 +276,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
         strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
         const char *reason = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK || (unsigned)toe > 5 ? "" : why[toe];
         fprintf(s->cfg.log, "%s %s %s %d %zu %.1fms%s\n", stamp, c->method, c->path, c->status, c->bytes,
-                now_ms() - c->t0, reason);
+                now_seconds() * 1e3 - c->t0, reason);
         fflush(s->cfg.log);
     }
     if (c->pp) MHD_destroy_post_processor(c->pp);

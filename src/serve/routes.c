@@ -35,6 +35,7 @@
 #include <omp.h>
 #endif
 
+#include "core/util.h"
 #include "digits.h"
 
 /* web/index.html, web/app.js, web/style.css: generated into
@@ -280,12 +281,6 @@ void routes_refuse(int status, const char *method, const char *path, const char 
 
 /* ---- POST /api/predict ------------------------------------------------------------------ */
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static int is_json(const char *type) {
     if (!type) return 0;
     size_t n = strcspn(type, ";");  /* "application/json; charset=utf-8" */
@@ -360,7 +355,7 @@ done:
 }
 
 static void predict(Routes *r, const Request *req, Reply *rep) {
-    const double t0 = now_ms();
+    const double t0 = now_seconds() * 1e3;
     uint8_t input[PREP_SIDE * PREP_SIDE];
     if (req->len == 0) {
         reply_error(rep, 400, "empty body: send an image (PNG, JPEG, BMP, PGM) or JSON {\"pixels\": [784 numbers]}");
@@ -402,7 +397,7 @@ static void predict(Routes *r, const Request *req, Reply *rep) {
     for (int k = 0; k < MODEL_NUM_CLASSES && !err; k++) err = sbuf_printf(&b, "%s%.6f", k ? "," : "", probs[k]);
     err = err || sbuf_append(&b, "],\"input\":[", 11);
     for (int i = 0; i < PREP_SIDE * PREP_SIDE && !err; i++) err = sbuf_printf(&b, "%s%d", i ? "," : "", input[i]);
-    err = err || sbuf_printf(&b, "],\"ms\":%.3f}", now_ms() - t0);
+    err = err || sbuf_printf(&b, "],\"ms\":%.3f}", now_seconds() * 1e3 - t0);
     if (err) {
         sbuf_free(&b);
         reply_error(rep, 500, "out of memory");

@@ -348,25 +348,6 @@ static char *state_to_json(const TrainState *st, const Optimizer *o, const Sched
 
 /* ==== the folder ================================================================ */
 
-/* mkdir -p */
-static int make_dirs(const char *dir) {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) return dg_set_error("%s: path too long", dir);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char keep = *p;
-            *p = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-                return dg_set_error("%s: cannot create folder %s: %s", dir, buf, strerror(errno));
-            *p = keep;
-            if (keep == '\0') break;
-        }
-    }
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return dg_set_error("%s: not a folder", dir);
-    return 0;
-}
-
 int checkpoint_lock(const char *dir) {
     if (make_dirs(dir) < 0) return -1;
     char path[4200];
