@@ -32,8 +32,8 @@
  * ink narrower than 9 cells (37 % of the side) is removed from
  * the field, light gradients and wide shadows stay in it. */
 #define FIELD_MIN_SIDE 64
-#define FIELD_CELLS 24
-#define FIELD_RADIUS 4
+#define FIELD_CELLS 48
+#define FIELD_RADIUS 8
 #define FIELD_PERCENTILE 20
 /* Larger images are first reduced by an integer factor to at most this on
  * the longer side (area averaging): the output is 28x28 anyway. */
@@ -43,6 +43,11 @@
  * shadow or a border (unless it is all there is); a group of at least
  * DIGIT_MASS of the largest group's ink and DIGIT_HEIGHT of its height is
  * another digit. */
+/* Components are found in the strong ink (above STRONG of 255 after the
+ * stretch): shadow edges and paper texture that pass the noise floor do not
+ * join them; the weak ink (a stroke's soft edge) is taken back within a few
+ * pixels of a kept component. */
+#define PREP_STRONG 64
 #define SPECK 0.02
 #define FRAME 0.8
 #define DIGIT_MASS 0.2
@@ -122,17 +127,18 @@ static int render_digit(uint8_t *out, const float *crop, int bw, int bh) {
 
 /* ---- the paper field and the ink ------------------------------------------------------ */
 
-/* Value of channel c of pixel i, ink bright (inverted on light paper). */
-static inline int chan(const uint8_t *px, int ch, size_t i, int c, int inv) {
-    int v = px[i * ch + c];
-    return inv ? 255 - v : v;
-}
-
 /* Rec. 601 luma of pixel i. */
 static inline int luma_at(const uint8_t *px, int ch, size_t i) {
     if (ch == 1) return px[i];
     const uint8_t *p = px + i * 3;
     return (299 * p[0] + 587 * p[1] + 114 * p[2] + 500) / 1000;
+}
+
+/* Value of channel c (-1: the luma) of pixel i, inverted when inv (ink
+ * darker than the paper in that channel): ink bright. */
+static inline int chan(const uint8_t *px, int ch, size_t i, int c, int inv) {
+    int v = c < 0 ? luma_at(px, ch, i) : px[i * ch + c];
+    return inv ? 255 - v : v;
 }
 
 /* The value below which `pct` percent of a 256-bin histogram of n lies. */
@@ -206,10 +212,57 @@ static int by_value(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Raises ink (height, width) to how far channel c (-1: luma), in polarity
+ * inv, stands above its paper field, wherever that is more. grid: scratch
+ * of 2*gx*gy floats; ix..ty: axis_weights of both axes. Returns the median
+ * paper level (the field's median cell). */
+static int add_channel_ink(float *ink, float *grid, const uint8_t *px, int ch, int c, int inv, int w, int h,
+                           int cell, int gx, int gy, const int *ix, const int *ix1, const float *tx,
+                           const int *iy0, const int *iy1, const float *ty) {
+    paper_grid(grid, grid + (size_t)gx * gy, px, ch, c, inv, w, h, cell, gx, gy);
+    for (int y = 0; y < h; y++) {
+        const float *r0 = grid + (size_t)iy0[y] * gx, *r1 = grid + (size_t)iy1[y] * gx;
+        for (int x = 0; x < w; x++) {
+            float top = r0[ix[x]] + (r0[ix1[x]] - r0[ix[x]]) * tx[x];
+            float bot = r1[ix[x]] + (r1[ix1[x]] - r1[ix[x]]) * tx[x];
+            size_t i = (size_t)y * w + x;
+            float d = (float)chan(px, ch, i, c, inv) - (top + (bot - top) * ty[y]);
+            if (d > ink[i]) ink[i] = d;
+        }
+    }
+    float *sorted = grid + (size_t)gx * gy;
+    memcpy(sorted, grid, (size_t)gx * gy * sizeof(float));
+    qsort(sorted, (size_t)gx * gy, sizeof(float), by_value);
+    return (int)lrintf(sorted[(size_t)gx * gy / 2]);
+}
+
+/* For colour: in which channels the ink is darker than the paper (blue ink
+ * on yellow paper is darker in red and green, lighter in blue). The ink is
+ * found first by its luma (its strongest 2 %, luma_ink); each channel's
+ * mean over those pixels is compared with the channel's median (paper). A
+ * faint image keeps the luma's polarity in every channel. */
+static void channel_polarity(int *inv, const float *luma_ink, const uint8_t *px, int w, int h, int luma_inv) {
+    const size_t n = (size_t)w * h;
+    size_t hist[256] = {0};
+    for (size_t i = 0; i < n; i++) hist[luma_ink[i] >= 255 ? 255 : luma_ink[i] <= 0 ? 0 : (int)luma_ink[i]]++;
+    int t = hist_percentile(hist, n, 98);
+    for (int c = 0; c < 3; c++) inv[c] = luma_inv;
+    if (t < PREP_MIN_CONTRAST / 2) return;
+    for (int c = 0; c < 3; c++) {
+        size_t ch_hist[256] = {0}, cnt = 0;
+        double sum = 0;
+        for (size_t i = 0; i < n; i++) {
+            ch_hist[px[3 * i + c]]++;
+            if (luma_ink[i] >= t) sum += px[3 * i + c], cnt++;
+        }
+        if (cnt) inv[c] = sum / (double)cnt < hist_percentile(ch_hist, n, 50);
+    }
+}
+
 /* Ink of every pixel (height, width): the largest amount by which a
- * channel stands out from the paper field, clamped at 0 (ink brighter than
- * paper after inversion). Fills inf->inverted, inf->background. Returns
- * the owned ink image, or NULL out of memory. */
+ * channel stands out from its paper field, clamped at 0. Fills
+ * inf->inverted, inf->background. Returns the owned ink image, or NULL out
+ * of memory. */
 static float *ink_image(const uint8_t *px, int ch, int w, int h, PrepInfo *inf) {
     const size_t n = (size_t)w * h;
     size_t hist[256] = {0};
@@ -220,7 +273,7 @@ static float *ink_image(const uint8_t *px, int ch, int w, int h, PrepInfo *inf) 
     const int cell = longer < FIELD_MIN_SIDE ? longer : (longer + FIELD_CELLS - 1) / FIELD_CELLS;
     const int gx = longer < FIELD_MIN_SIDE ? 1 : (w + cell - 1) / cell;
     const int gy = longer < FIELD_MIN_SIDE ? 1 : (h + cell - 1) / cell;
-    float *ink = malloc(n * sizeof(float));
+    float *ink = calloc(n, sizeof(float));
     float *grid = malloc((size_t)gx * gy * 2 * sizeof(float));
     int *ix = malloc((size_t)(w * 2 + h * 2) * sizeof(int));
     float *tx = malloc((size_t)(w + h) * sizeof(float));
@@ -232,32 +285,51 @@ static float *ink_image(const uint8_t *px, int ch, int w, int h, PrepInfo *inf) 
     float *ty = tx + w;
     axis_weights(ix, ix1, tx, w, gx, cell);
     axis_weights(iy0, iy1, ty, h, gy, cell);
-    for (size_t i = 0; i < n; i++) ink[i] = 0;
-    for (int c = 0; c < ch; c++) {
-        paper_grid(grid, grid + (size_t)gx * gy, px, ch, c, inf->inverted, w, h, cell, gx, gy);
-        if (c == 0) {  /* the reported level: the median cell of the first channel */
-            float *sorted = grid + (size_t)gx * gy;
-            memcpy(sorted, grid, (size_t)gx * gy * sizeof(float));
-            qsort(sorted, (size_t)gx * gy, sizeof(float), by_value);
-            inf->background = (int)lrintf(sorted[(size_t)gx * gy / 2]);
-        }
-        for (int y = 0; y < h; y++) {
-            const float *r0 = grid + (size_t)iy0[y] * gx, *r1 = grid + (size_t)iy1[y] * gx;
-            for (int x = 0; x < w; x++) {
-                float top = r0[ix[x]] + (r0[ix1[x]] - r0[ix[x]]) * tx[x];
-                float bot = r1[ix[x]] + (r1[ix1[x]] - r1[ix[x]]) * tx[x];
-                float paper = top + (bot - top) * ty[y];
-                size_t i = (size_t)y * w + x;
-                float d = (float)chan(px, ch, i, c, inf->inverted) - paper;
-                if (d > ink[i]) ink[i] = d;
-            }
-        }
+    if (ch == 1) {
+        inf->background = add_channel_ink(ink, grid, px, 1, 0, inf->inverted, w, h, cell, gx, gy, ix, ix1, tx, iy0,
+                                          iy1, ty);
+    } else {
+        int inv[3];
+        inf->background = add_channel_ink(ink, grid, px, 3, -1, inf->inverted, w, h, cell, gx, gy, ix, ix1, tx,
+                                          iy0, iy1, ty);
+        channel_polarity(inv, ink, px, w, h, inf->inverted);
+        memset(ink, 0, n * sizeof(float));
+        for (int c = 0; c < 3; c++)
+            add_channel_ink(ink, grid, px, 3, c, inv[c], w, h, cell, gx, gy, ix, ix1, tx, iy0, iy1, ty);
     }
     free(grid), free(ix), free(tx);
     return ink;
 }
 
 /* ---- components and digits ----------------------------------------------------------- */
+
+/* Clears bands: runs of strong ink along a row (column) that touch the
+ * image's edge and span FRAME of its width (height) — a shadow or the
+ * table beyond the paper, which a digit may touch. Returns how many runs. */
+static int clear_bands(float *ink, float strong, int w, int h) {
+    int runs = 0;
+    for (int pass = 0; pass < 2; pass++) {  /* rows, then columns */
+        const int len = pass ? h : w, lines = pass ? w : h;
+        const size_t step = pass ? (size_t)w : 1, stride = pass ? 1 : (size_t)w;
+        for (int l = 0; l < lines; l++) {
+            float *line = ink + (size_t)l * stride;
+            for (int a = 0; a < len;) {
+                if (line[(size_t)a * step] <= strong) {
+                    a++;
+                    continue;
+                }
+                int b = a;
+                while (b < len && line[(size_t)b * step] > strong) b++;
+                if (b - a >= FRAME * len && (a == 0 || b == len)) {
+                    for (int k = a; k < b; k++) line[(size_t)k * step] = 0;
+                    runs++;
+                }
+                a = b;
+            }
+        }
+    }
+    return runs;
+}
 
 typedef struct {
     double mass;             /* sum of stretched ink */
@@ -266,10 +338,10 @@ typedef struct {
     int group;               /* the group (index of its first component), -1: dropped */
 } Comp;
 
-/* 8-connected components of ink > 0: labels[i] = component index + 1 (0:
- * background). Returns the owned component array and *n_comp, or NULL out
- * of memory (also with no ink: *n_comp = 0). */
-static Comp *find_components(int *labels, const float *ink, int w, int h, int *n_comp) {
+/* 8-connected components of ink > strong: labels[i] = component index + 1
+ * (0: background or weak ink). Returns the owned component array and
+ * *n_comp, or NULL out of memory (also with no ink: *n_comp = 0). */
+static Comp *find_components(int *labels, const float *ink, float strong, int w, int h, int *n_comp) {
     const size_t n = (size_t)w * h;
     int *stack = malloc(n * sizeof(int));
     Comp *comps = NULL;
@@ -278,7 +350,7 @@ static Comp *find_components(int *labels, const float *ink, int w, int h, int *n
     if (!stack) return NULL;
     memset(labels, 0, n * sizeof(int));
     for (size_t s = 0; s < n; s++) {
-        if (ink[s] <= 0 || labels[s]) continue;
+        if (ink[s] <= strong || labels[s]) continue;
         if (nc == cap) {
             cap = cap ? cap * 2 : 64;
             Comp *nb = realloc(comps, (size_t)cap * sizeof(Comp));
@@ -304,7 +376,7 @@ static Comp *find_components(int *labels, const float *ink, int w, int h, int *n
                     int xx = x + dx, yy = y + dy;
                     if (xx < 0 || yy < 0 || xx >= w || yy >= h) continue;
                     size_t j = (size_t)yy * w + xx;
-                    if (ink[j] > 0 && !labels[j]) {
+                    if (ink[j] > strong && !labels[j]) {
                         labels[j] = nc;
                         stack[top++] = (int)j;
                     }
@@ -346,7 +418,10 @@ static int group_digits(Comp *comps, int nc, int w, int h, Group *digits, int *l
     int any_plain = 0;
     for (int i = 0; i < nc; i++) {
         Comp *c = &comps[i];
-        int frame = c->border && (c->x1 - c->x0 + 1 >= FRAME * w || c->y1 - c->y0 + 1 >= FRAME * h);
+        /* a frame: along the edge, or a long thin line (a shadow's edge) */
+        const int cw = c->x1 - c->x0 + 1, chh = c->y1 - c->y0 + 1;
+        int frame = (cw >= FRAME * w && (c->border || chh < 0.1 * cw)) ||
+                    (chh >= FRAME * h && (c->border || cw < 0.1 * chh));
         c->group = frame ? -2 : -1;  /* -2: a frame, kept only when nothing else is there */
         any_plain |= !frame;
     }
@@ -404,17 +479,44 @@ static int group_digits(Comp *comps, int nc, int w, int h, Group *digits, int *l
     return nd;
 }
 
-/* One digit group: its components' ink inside its box, the rest 0, to out.
- * 0 or -1 out of memory. */
-static int render_group(uint8_t *out, const Group *g, const Comp *comps, const int *labels, const float *ink, int w) {
-    const int bw = g->x1 - g->x0 + 1, bh = g->y1 - g->y0 + 1;
-    float *crop = malloc((size_t)bw * bh * sizeof(float));
-    if (!crop) return dg_set_error("out of memory preprocessing a %dx%d crop", bw, bh);
-    for (int y = 0; y < bh; y++)
-        for (int x = 0; x < bw; x++) {
-            size_t i = (size_t)(g->y0 + y) * w + g->x0 + x;
-            crop[(size_t)y * bw + x] = labels[i] && comps[labels[i] - 1].group == g->rep ? ink[i] : 0;
+/* Whether a pixel within r of (x, y) belongs to group rep. */
+static int near_group(const Comp *comps, const int *labels, int w, int h, int x, int y, int r, int rep) {
+    for (int yy = y - r > 0 ? y - r : 0; yy <= y + r && yy < h; yy++)
+        for (int xx = x - r > 0 ? x - r : 0; xx <= x + r && xx < w; xx++) {
+            int l = labels[(size_t)yy * w + xx];
+            if (l && comps[l - 1].group == rep) return 1;
         }
+    return 0;
+}
+
+/* One digit group to out: its components' strong ink, and the weak ink
+ * (the strokes' soft edges) within r pixels of it; the rest 0. The box it
+ * took goes to *g (grown by the edges). 0 or -1 out of memory. */
+static int render_group(uint8_t *out, Group *g, const Comp *comps, const int *labels, const float *ink, int w, int h,
+                        int r) {
+    const int x0 = g->x0 - r > 0 ? g->x0 - r : 0, y0 = g->y0 - r > 0 ? g->y0 - r : 0;
+    const int x1 = g->x1 + r < w - 1 ? g->x1 + r : w - 1, y1 = g->y1 + r < h - 1 ? g->y1 + r : h - 1;
+    const int cw = x1 - x0 + 1, chh = y1 - y0 + 1;
+    float *crop = malloc((size_t)cw * chh * sizeof(float));
+    if (!crop) return dg_set_error("out of memory preprocessing a %dx%d crop", cw, chh);
+    int bx0 = cw, by0 = chh, bx1 = -1, by1 = -1;
+    for (int y = 0; y < chh; y++)
+        for (int x = 0; x < cw; x++) {
+            size_t i = (size_t)(y0 + y) * w + x0 + x;
+            int l = labels[i];
+            int keep = l ? comps[l - 1].group == g->rep
+                         : ink[i] > 0 && near_group(comps, labels, w, h, x0 + x, y0 + y, r, g->rep);
+            crop[(size_t)y * cw + x] = keep ? ink[i] : 0;
+            if (keep) {
+                bx0 = x < bx0 ? x : bx0, bx1 = x > bx1 ? x : bx1;
+                by0 = y < by0 ? y : by0, by1 = y > by1 ? y : by1;
+            }
+        }
+    DG_ASSERT(bx1 >= bx0 && by1 >= by0);  /* the group's own components are kept */
+    /* the tight box, in place: rows move up and left, never onto unread data */
+    const int bw = bx1 - bx0 + 1, bh = by1 - by0 + 1;
+    for (int y = 0; y < bh; y++) memmove(crop + (size_t)y * bw, crop + (size_t)(by0 + y) * cw + bx0, bw * sizeof(float));
+    g->x0 = x0 + bx0, g->y0 = y0 + by0, g->x1 = x0 + bx1, g->y1 = y0 + by1;
     int rc = render_digit(out, crop, bw, bh);
     free(crop);
     return rc;
@@ -485,8 +587,9 @@ static int preprocess_run(uint8_t *out, int max_digits, int largest_only, const 
         ink[i] = s <= PREP_NOISE_FLOOR || ink[i] <= floor3 ? 0 : s > 255 ? 255 : s;
     }
 
+    if (longer >= FIELD_MIN_SIDE) clear_bands(ink, PREP_STRONG, w, h);
     int nc;
-    Comp *comps = find_components(labels, ink, w, h, &nc);
+    Comp *comps = find_components(labels, ink, PREP_STRONG, w, h, &nc);
     if (!comps) {
         dg_set_error("out of memory preprocessing a %dx%d image", width, height);
         goto done;
@@ -500,7 +603,8 @@ static int preprocess_run(uint8_t *out, int max_digits, int largest_only, const 
     int first = largest_only ? largest : 0, count = largest_only ? 1 : nd < max_digits ? nd : max_digits;
     rc = count;
     for (int d = 0; d < count && rc > 0; d++)
-        if (render_group(out + (size_t)d * PREP_SIDE * PREP_SIDE, &digits[first + d], comps, labels, ink, w) < 0)
+        if (render_group(out + (size_t)d * PREP_SIDE * PREP_SIDE, &digits[first + d], comps, labels, ink, w, h,
+                         2 + longer / k / 128) < 0)
             rc = -1;
     const Group *g = &digits[first];
     inf.box_x = g->x0 * k, inf.box_y = g->y0 * k;
