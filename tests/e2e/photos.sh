@@ -44,6 +44,14 @@ if (( multi )); then
     warned=$(grep -c '"warning":"the image seems to hold' "$TMP/warn" || true)
     echo "multi-digit photos read as one digit with a warning: $warned/$(wc -l < "$TMP/multi")"
     [[ $warned -ge $(( $(wc -l < "$TMP/multi") * 9 / 10 )) ]] || fail "too few warnings: $warned"
+    # text output: the digit on stdout, the note on stderr; --multi the number
+    f=$(head -1 "$TMP/multi")
+    "$BIN" predict --model "$MODEL" "$f" > "$TMP/one" 2> "$TMP/note" || fail "predict $f failed"
+    grep -q "^$f: [0-9] (p=" "$TMP/one" || fail "predict $f: $(cat "$TMP/one")"
+    grep -q "^digits predict: note: $f: the image seems to hold [0-9] digits; reading the largest" "$TMP/note" ||
+        fail "no note: $(cat "$TMP/note")"
+    "$BIN" predict --model "$MODEL" --multi "$f" > "$TMP/one" || fail "predict --multi $f failed"
+    grep -qE "^$f: [0-9]{2,} \(p=" "$TMP/one" || fail "predict --multi $f: $(cat "$TMP/one")"
 else
     xargs "$BIN" predict --model "$MODEL" --json < "$TMP/multi" >> "$TMP/out" 2>>"$TMP/err" || fail "predict failed"
 fi
