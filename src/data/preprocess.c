@@ -29,7 +29,7 @@
  * median; larger ones a grid of FIELD_CELLS cells along the longer side,
  * each cell's FIELD_PERCENTILE-th percentile (paper, unless ink covers 80 %
  * of the cell), then a grey-level opening of radius FIELD_RADIUS cells:
- * ink narrower than 9 cells (37 % of the side) is removed from
+ * ink narrower than 17 cells (35 % of the side) is removed from
  * the field, light gradients and wide shadows stay in it. */
 #define FIELD_MIN_SIDE 64
 #define FIELD_CELLS 48
