@@ -281,7 +281,8 @@ static void test_geometry(void **state) {
     free(c.px);
 }
 
-/* Blank images of any shade, and noise below the contrast threshold, are refused. */
+/* Blank images of any shade, noise below the contrast threshold, and a
+ * shadow along the edge with nothing else are refused. */
 static void test_blank(void **state) {
     (void)state;
     uint8_t out[NPX];
@@ -298,6 +299,12 @@ static void test_blank(void **state) {
     free(c.px);
     uint8_t one = 200;
     assert_int_equal(preprocess_digit(out, &one, 1, 1, NULL), -1);
+    /* paper whose only dark part is a band along the left edge (a shadow, the table) */
+    c = img_new(200, 150, 240);
+    for (int y = 0; y < c.h; y++) memset(c.px + (size_t)y * c.w, 40, 30);
+    assert_int_equal(preprocess_digit(out, c.px, c.w, c.h, NULL), -1);
+    assert_non_null(strstr(dg_errmsg(), "no digit found"));
+    free(c.px);
 }
 
 /* ---- decoders from memory -------------------------------------------------------------- */

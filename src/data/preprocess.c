@@ -340,13 +340,13 @@ typedef struct {
 
 /* 8-connected components of ink > strong: labels[i] = component index + 1
  * (0: background or weak ink). Returns the owned component array and
- * *n_comp, or NULL out of memory (also with no ink: *n_comp = 0). */
+ * *n_comp; NULL with *n_comp = 0 when there is none, -1 out of memory. */
 static Comp *find_components(int *labels, const float *ink, float strong, int w, int h, int *n_comp) {
     const size_t n = (size_t)w * h;
     int *stack = malloc(n * sizeof(int));
     Comp *comps = NULL;
     int nc = 0, cap = 0;
-    *n_comp = 0;
+    *n_comp = -1;
     if (!stack) return NULL;
     memset(labels, 0, n * sizeof(int));
     for (size_t s = 0; s < n; s++) {
@@ -590,14 +590,19 @@ static int preprocess_run(uint8_t *out, int max_digits, int largest_only, const 
     if (longer >= FIELD_MIN_SIDE) clear_bands(ink, PREP_STRONG, w, h);
     int nc;
     Comp *comps = find_components(labels, ink, PREP_STRONG, w, h, &nc);
-    if (!comps) {
+    if (!comps && nc < 0) {
         dg_set_error("out of memory preprocessing a %dx%d image", width, height);
+        goto done;
+    }
+    if (nc == 0) {  /* the strongest ink was a band along the edge, or no stronger than the noise */
+        free(comps);
+        dg_set_error("no digit found: the only ink is noise or shadows along the image's edge");
         goto done;
     }
     Group digits[MAX_GROUPS];
     int largest;
     int nd = group_digits(comps, nc, w, h, digits, &largest);
-    DG_ASSERT(nd >= 1);  /* hi maps to 255 > the floor: some component holds ink */
+    DG_ASSERT(nd >= 1);  /* the heaviest component is a digit-sized group of its own */
     inf.n_digits = nd;
     for (int i = 0; i < nc; i++) inf.n_dropped += comps[i].group < 0;
     int first = largest_only ? largest : 0, count = largest_only ? 1 : nd < max_digits ? nd : max_digits;
