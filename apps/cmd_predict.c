@@ -21,7 +21,8 @@ static void help(void) {
            "  --threads N      worker threads (0 = all cores)         [0]\n"
            "  --tta N          average N test-time augmentations      [1]\n"
            "  --multi          read every digit, left to right: the number\n"
-           "IMAGE: PNG, JPEG, BMP or PGM of one digit, any size, dark-on-light or light-on-dark.\n");
+           "IMAGE: PNG, JPEG, BMP or PGM of one digit (--multi: of a number), any size, dark-on-light or\n"
+           "light-on-dark; photos of paper too (uneven light, coloured ink, EXIF rotation, specks, shadows).\n");
 }
 
 /* The best class of probs and its probability. */
