@@ -28,6 +28,7 @@ BIN=${PHOTO_DIGITS:-$DIGITS}
 # Measured with the cnn-bn model trained with augmentation: see docs/PHOTOS.md.
 FLOOR=${PHOTO_FLOOR:-165}
 [[ -f $SET/labels.tsv ]] || fail "$SET/labels.tsv missing"
+[[ -f $MODEL ]] || fail "no model file $MODEL (DIGITS_MODEL)"
 
 multi=0
 "$BIN" predict --help | grep -q -- --multi && multi=1
@@ -35,12 +36,12 @@ multi=0
 tail -n +2 "$SET/labels.tsv" > "$TMP/labels"
 awk -F'\t' -v d="$SET" '$3 != "multi" {print d "/" $1}' "$TMP/labels" > "$TMP/single"
 awk -F'\t' -v d="$SET" '$3 == "multi" {print d "/" $1}' "$TMP/labels" > "$TMP/multi"
-xargs "$BIN" predict --model "$MODEL" --json < "$TMP/single" > "$TMP/out" 2>"$TMP/err" || fail "predict failed: $(cat "$TMP/err")"
+# an image predict cannot read counts as wrong (its error stays in $TMP/err)
+xargs "$BIN" predict --model "$MODEL" --json < "$TMP/single" > "$TMP/out" 2>"$TMP/err" || true
 if (( multi )); then
-    xargs "$BIN" predict --model "$MODEL" --json --multi < "$TMP/multi" >> "$TMP/out" 2>>"$TMP/err" ||
-        fail "predict --multi failed: $(cat "$TMP/err")"
+    xargs "$BIN" predict --model "$MODEL" --json --multi < "$TMP/multi" >> "$TMP/out" 2>>"$TMP/err" || true
     # read as one digit, every multi-digit photo must say that it holds several
-    xargs "$BIN" predict --model "$MODEL" --json < "$TMP/multi" > "$TMP/warn" 2>/dev/null || fail "predict failed"
+    xargs "$BIN" predict --model "$MODEL" --json < "$TMP/multi" > "$TMP/warn" 2>/dev/null || true
     warned=$(grep -c '"warning":"the image seems to hold' "$TMP/warn" || true)
     echo "multi-digit photos read as one digit with a warning: $warned/$(wc -l < "$TMP/multi")"
     [[ $warned -ge $(( $(wc -l < "$TMP/multi") * 9 / 10 )) ]] || fail "too few warnings: $warned"
@@ -53,7 +54,7 @@ if (( multi )); then
     "$BIN" predict --model "$MODEL" --multi "$f" > "$TMP/one" || fail "predict --multi $f failed"
     grep -qE "^$f: [0-9]{2,} \(p=" "$TMP/one" || fail "predict --multi $f: $(cat "$TMP/one")"
 else
-    xargs "$BIN" predict --model "$MODEL" --json < "$TMP/multi" >> "$TMP/out" 2>>"$TMP/err" || fail "predict failed"
+    xargs "$BIN" predict --model "$MODEL" --json < "$TMP/multi" >> "$TMP/out" 2>>"$TMP/err" || true
 fi
 # {"file":"tests/photos/NNN.jpg","digit":D,...} or {"file":...,"number":"17",...}
 sed -E 's|^\{"file":"[^"]*/([^"/]*)",("digit":([0-9])\|"number":"([0-9]*)").*|\1\t\3\4|' "$TMP/out" > "$TMP/got"
@@ -65,4 +66,4 @@ awk -F'\t' 'NR == FNR {got[$1] = $2; next}
         printf "photo set: %d/%d correct\n", right, total
     }' "$TMP/got" "$TMP/labels" | tee "$TMP/score"
 right=$(sed -n 's/^photo set: \([0-9]*\)\/.*/\1/p' "$TMP/score")
-[[ $right -ge $FLOOR ]] || fail "photo set: $right correct, below the floor of $FLOOR (model $MODEL)"
+[[ $right -ge $FLOOR ]] || fail "photo set: $right correct, below the floor of $FLOOR (model $MODEL); $(head -3 "$TMP/err")"
