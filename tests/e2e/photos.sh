@@ -25,8 +25,8 @@ if [[ $MODEL == default ]]; then
     fi
 fi
 BIN=${PHOTO_DIGITS:-$DIGITS}
-# Measured with the cnn-bn model trained with augmentation: see docs/PHOTOS.md.
-FLOOR=${PHOTO_FLOOR:-165}
+# cnn-bn trained with augmentation (99.65 % on MNIST test) reads 181/181: see docs/PHOTOS.md.
+FLOOR=${PHOTO_FLOOR:-175}
 [[ -f $SET/labels.tsv ]] || fail "$SET/labels.tsv missing"
 [[ -f $MODEL ]] || fail "no model file $MODEL (DIGITS_MODEL)"
 
