@@ -1,7 +1,9 @@
 /* cmd_predict.c — `digits predict`: classify image files. Any size and
  * polarity: every image goes through the MNIST-style preprocessing
- * (data/preprocess.h: crop, scale to 20 px, centre of mass), the same as
- * `digits serve` applies to uploads. */
+ * (data/preprocess.h: paper field, crop, scale to 20 px, centre of mass),
+ * the same as `digits serve` applies to uploads. An image that seems to hold
+ * several digits gets a note on stderr (the largest is read); --multi reads
+ * them all, left to right, and prints the number. */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,20 +20,97 @@ static void help(void) {
            "  --json           one JSON object per image\n"
            "  --threads N      worker threads (0 = all cores)         [0]\n"
            "  --tta N          average N test-time augmentations      [1]\n"
-           "IMAGE: PNG, JPEG, BMP or PGM of one digit, any size, dark-on-light or light-on-dark.\n\n"
+           "  --multi          read every digit, left to right: the number\n"
+           "IMAGE: PNG, JPEG, BMP or PGM of one digit (--multi: of a number), any size, dark-on-light or\n"
+           "light-on-dark; photos of paper too (uneven light, coloured ink, EXIF rotation, specks, shadows).\n\n"
            "Examples:\n"
            "  digits predict --model runs/cnn-bn.safetensors digit.png\n"
            "  digits predict --model runs/cnn-bn.safetensors --json scan1.png photo.jpg\n"
-           "  digits predict --model ens.safetensors --tta 4 drawn/*.png\n");
+           "  digits predict --model ens.safetensors --tta 4 drawn/*.png\n"
+           "  digits predict --multi number.jpg\n");
+}
+
+/* The best class of probs and its probability. */
+static int best_class(const float *probs) {
+    int best = 0;
+    for (int k = 1; k < MODEL_NUM_CLASSES; k++)
+        if (probs[k] > probs[best]) best = k;
+    return best;
+}
+
+/* Prints one JSON probability array. */
+static void print_probs(const float *probs) {
+    printf("[");
+    for (int k = 0; k < MODEL_NUM_CLASSES; k++) printf("%s%.6f", k ? "," : "", probs[k]);
+    printf("]");
+}
+
+/* Reads and classifies one image: the largest digit, or with `multi` every
+ * digit left to right. Prints the result (and a note on stderr when a
+ * single read leaves digits out); 0, or -1 after printing the error. */
+static int predict_file(Classifier *m, const char *path, int json, int multi) {
+    uint8_t *px;
+    int w, h;
+    if (image_read(path, 3, &px, &w, &h) < 0) {
+        fprintf(stderr, "digits predict: %s\n", dg_errmsg());
+        return -1;
+    }
+    uint8_t input[PREP_MAX_DIGITS][PREP_SIDE * PREP_SIDE];
+    PrepInfo info;
+    int n = multi ? preprocess_number(input[0], PREP_MAX_DIGITS, px, 3, w, h, &info)
+                  : preprocess_image(input[0], px, 3, w, h, &info) < 0 ? -1 : 1;
+    free(px);
+    if (n < 0) {
+        fprintf(stderr, "digits predict: %s: %s\n", path, dg_errmsg());
+        return -1;
+    }
+    float probs[PREP_MAX_DIGITS][MODEL_NUM_CLASSES];
+    classifier_predict(m, input[0], n, probs[0], NULL);
+    char number[PREP_MAX_DIGITS + 1];
+    for (int d = 0; d < n; d++) number[d] = (char)('0' + best_class(probs[d]));
+    number[n] = 0;
+    char warning[160] = "";
+    if (!multi && info.n_digits > 1)
+        snprintf(warning, sizeof warning, "the image seems to hold %d digits; reading the largest (--multi reads them all)",
+                 info.n_digits);
+    else if (multi && info.n_digits > n)
+        snprintf(warning, sizeof warning, "the image seems to hold %d digits; reading the first %d", info.n_digits, n);
+    if (json) {
+        int best = best_class(probs[0]);
+        printf("{\"file\":\"%s\"", path);
+        if (multi) {
+            printf(",\"number\":\"%s\",\"digits\":[", number);
+            for (int d = 0; d < n; d++) {
+                int b = best_class(probs[d]);
+                printf("%s{\"digit\":%d,\"confidence\":%.6f,\"probabilities\":", d ? "," : "", b, probs[d][b]);
+                print_probs(probs[d]);
+                printf("}");
+            }
+            printf("]");
+        } else {
+            printf(",\"digit\":%d,\"confidence\":%.6f,\"probabilities\":", best, probs[0][best]);
+            print_probs(probs[0]);
+        }
+        if (warning[0]) printf(",\"warning\":\"%s\"", warning);
+        printf("}\n");
+    } else if (multi) {
+        printf("%s: %s (p=", path, number);
+        for (int d = 0; d < n; d++) printf("%s%.4f", d ? " " : "", probs[d][best_class(probs[d])]);
+        printf(")\n");
+    } else {
+        printf("%s: %d (p=%.4f)\n", path, best_class(probs[0]), probs[0][best_class(probs[0])]);
+    }
+    if (warning[0]) fprintf(stderr, "digits predict: note: %s: %s\n", path, warning);
+    return 0;
 }
 
 int cmd_predict(int argc, char **argv) {
     const char *model_path = NULL;
-    int json = 0, threads = 0, tta = 1;
-    enum { O_MODEL = 256, O_JSON, O_THREADS, O_HELP, O_TTA };
+    int json = 0, threads = 0, tta = 1, multi = 0;
+    enum { O_MODEL = 256, O_JSON, O_THREADS, O_HELP, O_TTA, O_MULTI };
     static const struct option opts[] = {{"model", 1, 0, O_MODEL}, {"json", 0, 0, O_JSON},
                                          {"threads", 1, 0, O_THREADS}, {"help", 0, 0, O_HELP},
-                                         {"tta", 1, 0, O_TTA}, {0, 0, 0, 0}};
+                                         {"tta", 1, 0, O_TTA}, {"multi", 0, 0, O_MULTI}, {0, 0, 0, 0}};
     opterr = 0;
     optind = 1;
     int c;
@@ -41,6 +120,7 @@ int cmd_predict(int argc, char **argv) {
         case O_JSON: json = 1; break;
         case O_THREADS: threads = cli_int(CMD, "--threads", optarg, 0, 1024); break;
         case O_TTA: tta = cli_int(CMD, "--tta", optarg, 1, 64); break;
+        case O_MULTI: multi = 1; break;
         case O_HELP: help(); return 0;
         default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
         }
@@ -55,35 +135,7 @@ int cmd_predict(int argc, char **argv) {
                  m.height, PREP_SIDE, PREP_SIDE);
     m.tta = tta;
     int failures = 0;
-    for (int i = optind; i < argc; i++) {
-        uint8_t *px;
-        int w, h;
-        if (image_read_gray(argv[i], &px, &w, &h) < 0) {
-            fprintf(stderr, "digits predict: %s\n", dg_errmsg());
-            failures++;
-            continue;
-        }
-        uint8_t input[PREP_SIDE * PREP_SIDE];
-        int rc = preprocess_digit(input, px, w, h, NULL);
-        free(px);
-        if (rc < 0) {
-            fprintf(stderr, "digits predict: %s: %s\n", argv[i], dg_errmsg());
-            failures++;
-            continue;
-        }
-        float probs[MODEL_NUM_CLASSES];
-        classifier_predict(&m, input, 1, probs, NULL);
-        int best = 0;
-        for (int k = 1; k < MODEL_NUM_CLASSES; k++)
-            if (probs[k] > probs[best]) best = k;
-        if (json) {
-            printf("{\"file\":\"%s\",\"digit\":%d,\"confidence\":%.6f,\"probabilities\":[", argv[i], best, probs[best]);
-            for (int k = 0; k < MODEL_NUM_CLASSES; k++) printf("%s%.6f", k ? "," : "", probs[k]);
-            printf("]}\n");
-        } else {
-            printf("%s: %d (p=%.4f)\n", argv[i], best, probs[best]);
-        }
-    }
+    for (int i = optind; i < argc; i++) failures += predict_file(&m, argv[i], json, multi) < 0;
     classifier_free(&m);
     return failures ? EXIT_RUNTIME : 0;
 }

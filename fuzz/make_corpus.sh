@@ -110,6 +110,18 @@ img.save(out + "/progressive.jpg", quality=80, progressive=True)
 open(out + "/binary.pgm", "wb").write(b"P5\n# a comment\n%d %d\n255\n" % (w, h) + gray)
 open(out + "/ascii.pgm", "wb").write(b"P2\n%d %d\n15\n" % (w, h) + b" ".join(str(v % 16).encode() for v in gray) + b"\n")
 open(out + "/sixteen.pgm", "wb").write(b"P5 %d %d 1000\n" % (w, h) + b"".join(struct.pack(">H", v * 3) for v in gray))
+# EXIF orientation (APP1 after SOI): PIL's little-endian tag 6; big-endian tag 8 by hand; an IFD
+# offset past the end; an entry count larger than the segment
+exif = Image.Exif()
+exif[0x0112] = 6
+img.save(out + "/exif6.jpg", quality=90, exif=exif.tobytes())
+plain = open(out + "/gray.jpg", "rb").read()
+def with_app1(path, tiff):
+    body = b"Exif\0\0" + tiff
+    open(path, "wb").write(plain[:2] + b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body + plain[2:])
+with_app1(out + "/exif8-be.jpg", b"MM\0\x2a" + struct.pack(">IH", 8, 1) + struct.pack(">HHIHH", 0x0112, 3, 1, 8, 0) + b"\0\0\0\0")
+with_app1(out + "/exif-bad-offset.jpg", b"II\x2a\0" + struct.pack("<I", 0xfffffff0))
+with_app1(out + "/exif-bad-count.jpg", b"II\x2a\0" + struct.pack("<IH", 8, 0xffff) + struct.pack("<HHIHH", 0x0112, 3, 1, 5, 0))
 PYEOF
 head -c 60 "$C/image/gray8.png" > "$C/image/truncated.png"
 head -c 200 "$C/image/gray.jpg" > "$C/image/truncated.jpg"

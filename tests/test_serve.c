@@ -356,6 +356,61 @@ static void test_predict_other_formats(void **state) {
     free(big);
 }
 
+/* Two digits side by side in one PNG: read alone, the larger one with a
+ * "warning" that there are two; with ?multi=1 (or "multi": true in JSON)
+ * both, left to right, as the "number" and one entry per digit, each the
+ * local preprocessing's answer. */
+static void test_predict_several_digits(void **state) {
+    (void)state;
+    const int W = 120, H = 60;
+    uint8_t *two = calloc((size_t)W * H, 1), in[2 * NPX];
+    assert_non_null(two);
+    for (int k = 0; k < 2; k++)  /* MNIST test digits 0 and 1, 2x, at x = 4 and 60 */
+        for (int y = 0; y < 56; y++)
+            for (int x = 0; x < 56; x++) two[(size_t)(y + 2) * W + 4 + 56 * k + x] = mnist.pixels[(size_t)k * NPX + (y / 2) * 28 + x / 2];
+    assert_int_equal(preprocess_number(in, 2, two, 1, W, H, NULL), 2);
+    size_t len;
+    uint8_t *png = png_bytes(two, W, H, &len);
+    Resp r = http("POST", "/api/predict", "image/png", png, len);
+    assert_int_equal(r.status, 200);
+    cJSON *j = cJSON_Parse(r.body);
+    const cJSON *warning = cJSON_GetObjectItemCaseSensitive(j, "warning");
+    if (!cJSON_IsString(warning) || !strstr(warning->valuestring, "seems to hold 2 digits")) fail_msg("no warning: %s", r.body);
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "digit")));
+    cJSON_Delete(j);
+    free(r.body);
+    char want[3] = {0};
+    for (int k = 0; k < 2; k++) {
+        float p[10];
+        classifier_predict(&local, in + (size_t)k * NPX, 1, p, NULL);
+        int best = 0;
+        for (int c = 1; c < 10; c++) best = p[c] > p[best] ? c : best;
+        want[k] = (char)('0' + best);
+    }
+    for (int form = 0; form < 2; form++) {
+        r = http("POST", form ? "/api/predict?multi=true" : "/api/predict?multi=1", "image/png", png, len);
+        assert_int_equal(r.status, 200);
+        j = cJSON_Parse(r.body);
+        const cJSON *number = cJSON_GetObjectItemCaseSensitive(j, "number");
+        const cJSON *digits = cJSON_GetObjectItemCaseSensitive(j, "digits");
+        if (!cJSON_IsString(number) || strcmp(number->valuestring, want) != 0) fail_msg("want \"%s\": %s", want, r.body);
+        assert_true(cJSON_IsArray(digits) && cJSON_GetArraySize(digits) == 2);
+        for (int k = 0; k < 2; k++) {
+            const cJSON *d = cJSON_GetArrayItem(digits, k), *input = cJSON_GetObjectItemCaseSensitive(d, "input");
+            assert_int_equal(cJSON_GetObjectItemCaseSensitive(d, "digit")->valueint, want[k] - '0');
+            for (int i = 0; i < NPX; i++) assert_int_equal(cJSON_GetArrayItem(input, i)->valueint, in[(size_t)k * NPX + i]);
+        }
+        assert_null(cJSON_GetObjectItemCaseSensitive(j, "warning"));
+        cJSON_Delete(j);
+        free(r.body);
+    }
+    free(png);
+    free(two);
+    /* JSON pixels: "multi" must be a boolean */
+    const char bad[] = "{\"pixels\":[0],\"multi\":1}";
+    expect_error(http("POST", "/api/predict", "application/json", bad, sizeof bad - 1), 400, "\"multi\" must be true or false");
+}
+
 static void test_predict_json(void **state) {
     (void)state;
     const uint8_t *d = mnist.pixels + 3 * NPX;
@@ -600,6 +655,7 @@ int main(void) {
         cmocka_unit_test(test_predict_png_raw_and_multipart),
         cmocka_unit_test(test_predict_other_formats),
         cmocka_unit_test(test_predict_json),
+        cmocka_unit_test(test_predict_several_digits),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_concurrent_burst),
         cmocka_unit_test(test_slow_client_times_out),

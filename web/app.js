@@ -157,21 +157,33 @@ for (let d = 0; d < 10; d++) {
   bars.push(li);
 }
 
+// One digit: {digit, confidence, probabilities, input}; several (an upload
+// with "several digits" ticked): {number, digits: [one digit...]}, the bars
+// for the first, every 28x28 side by side. A "warning" (the image seems to
+// hold several digits) is shown under the answer.
 function showResult(r) {
-  $("error").textContent = "";
-  $("digit").textContent = String(r.digit);
-  $("confidence").textContent = `${(100 * r.confidence).toFixed(1)} % sure · ${r.ms.toFixed(1)} ms`;
-  r.probabilities.forEach((p, d) => {
-    bars[d].classList.toggle("best", d === r.digit);
+  const digits = r.digits || [r];
+  const first = digits[0];
+  $("error").textContent = r.warning || "";
+  $("digit").textContent = r.number !== undefined ? r.number : String(r.digit);
+  const sure = digits.map((d) => `${(100 * d.confidence).toFixed(1)}`).join(" / ");
+  $("confidence").textContent = `${sure} % sure · ${r.ms.toFixed(1)} ms`;
+  first.probabilities.forEach((p, d) => {
+    bars[d].classList.toggle("best", d === first.digit);
     bars[d].querySelector(".fill").style.width = `${(100 * p).toFixed(1)}%`;
     bars[d].querySelector(".pct").textContent = `${(100 * p).toFixed(1)}%`;
   });
-  const seen = $("input").getContext("2d");
-  const img = seen.createImageData(28, 28);
-  r.input.forEach((v, i) => {
-    img.data.set([v, v, v, 255], 4 * i);
+  const canvas = $("input");
+  canvas.width = 28 * digits.length;
+  canvas.style.width = digits.length > 1 ? "auto" : "";
+  const seen = canvas.getContext("2d");
+  digits.forEach((d, k) => {
+    const img = seen.createImageData(28, 28);
+    d.input.forEach((v, i) => {
+      img.data.set([v, v, v, 255], 4 * i);
+    });
+    seen.putImageData(img, 28 * k, 0);
   });
-  seen.putImageData(img, 0, 0);
 }
 
 function showError(msg) {
@@ -194,18 +206,24 @@ $("clear").addEventListener("click", () => {
   inked = false;
   showError("");
   $("confidence").textContent = "Draw a digit";
-  $("input").getContext("2d").clearRect(0, 0, 28, 28);
+  const seen = $("input");
+  seen.width = 28;  // a number's digits side by side go too
+  seen.style.width = "";
+  seen.getContext("2d").clearRect(0, 0, 28, 28);
 });
 $("predict").addEventListener("click", predictPad);
 
-// The file goes to the server as it is (multipart/form-data); the pad
-// shows it, fitted, so drawing on top of it and predicting again works.
+// The file goes to the server as it is (multipart/form-data): the server
+// applies a JPEG's EXIF orientation, as the browser does when it draws the
+// image (CSS image-orientation: from-image, the default), so the pad shows
+// what the server reads and drawing on top of it and predicting again
+// sends the same upright picture. "several digits" asks for every digit.
 $("file").addEventListener("change", () => {
   const file = $("file").files[0];
   if (!file) return;
   const form = new FormData();
   form.append("image", file, file.name);
-  send(form, {});
+  send(form, {}, $("multi").checked ? "?multi=1" : "");
   const url = URL.createObjectURL(file);
   const img = new Image();
   img.onload = () => {

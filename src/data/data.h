@@ -79,6 +79,12 @@ typedef enum {
  * (may be NULL) says why on failure. Returns 0 or -1 with dg_errmsg(). */
 int image_decode_gray(const uint8_t *data, size_t len, const char *name, uint8_t **pixels,
                       int *width, int *height, ImageStatus *status);
+/* The same in gray (channels 1) or RGB (3, interleaved), for the photo
+ * preprocessing that separates coloured ink from tinted paper. Both apply a
+ * JPEG's EXIF orientation (also image_read_gray/image_decode_gray do). */
+int image_decode(const uint8_t *data, size_t len, const char *name, int channels, uint8_t **pixels,
+                 int *width, int *height, ImageStatus *status);
+int image_read(const char *path, int channels, uint8_t **pixels, int *width, int *height);
 /* Writes an 8-bit grayscale PNG. */
 int image_write_png_gray(const char *path, const uint8_t *pixels, int width, int height);
 

@@ -1,5 +1,5 @@
-/* image.c — single images as 8-bit grayscale, decoded from memory or from a
- * file, and 8-bit grayscale PNG output.
+/* image.c — single images as 8-bit grayscale or RGB, decoded from memory or
+ * from a file, upright as a viewer shows them, and 8-bit grayscale PNG output.
  *
  * Formats are recognised by their first bytes, never by a name or a MIME type:
  *   PNG  (89 'PNG')  through libpng: every colour type and bit depth is
@@ -15,6 +15,11 @@
  *                     is composited on white like PNG's.
  *   JPEG (ff d8 ff)  through libjpeg, only when built with -DDG_HAVE_JPEG
  *                     (and linked with -ljpeg); otherwise a clear error.
+ *                     The EXIF Orientation tag (APP1, TIFF IFD0, tag 0x0112;
+ *                     read by hand, every offset bounded) is applied, all 8
+ *                     values: a phone photo stored sideways comes out upright.
+ * RGB (channels 3) keeps PNG's and JPEG's colour (alpha composited on white
+ * per channel); PGM and BMP are read as gray and copied to the three.
  * Width and height are read from the header and checked against
  * DATA_MAX_SIDE before any pixel buffer is allocated, so a small file that
  * claims a huge image (a decompression bomb) is refused cheaply; a failed
@@ -25,7 +30,8 @@
  * Left out on purpose: colour inversion, cropping, centring and resizing —
  * the MNIST convention (white ink on black) is a preprocessing decision
  * (data/preprocess.c), not the decoder's. Also left out: gamma and
- * colour-profile handling (irrelevant for digit strokes), multi-image PGM
+ * colour-profile handling (irrelevant for digit strokes), PNG's eXIf chunk
+ * (cameras write JPEG), BMP colour (scanners write gray), multi-image PGM
  * files (only the first image is read), RLE-compressed and OS/2 BMPs.
  */
 #include "data/data.h"
@@ -111,13 +117,18 @@ static void png_read_mem(png_structp png, png_bytep out, size_t n) {
     ctx->pos += n;
 }
 
-/* One RGBA row to gray on white. */
-static void rgba_row_to_gray(uint8_t *gray, const uint8_t *rgba, size_t w) {
+/* One RGBA row to gray on white (channels 1) or to RGB on white (3). */
+static void rgba_row_to_gray(uint8_t *gray, const uint8_t *rgba, size_t w, int channels) {
+    if (channels == 3) {
+        for (size_t x = 0; x < w; x++, rgba += 4, gray += 3)
+            for (int k = 0; k < 3; k++) gray[k] = on_white(rgba[k], rgba[3]);
+        return;
+    }
     for (size_t x = 0; x < w; x++, rgba += 4) gray[x] = on_white(luma(rgba[0], rgba[1], rgba[2]), rgba[3]);
 }
 
 static int png_decode_gray(const uint8_t *data, size_t len, const char *name, uint8_t **pixels,
-                           int *width, int *height, ImageStatus *st) {
+                           int *width, int *height, ImageStatus *st, int out_ch) {
     /* The IHDR chunk is always first (bytes 8..32): a bomb is refused from
      * its dimensions before libpng reads anything (libpng's user limits
      * below are the second line). */
@@ -188,7 +199,7 @@ static int png_decode_gray(const uint8_t *data, size_t len, const char *name, ui
     }
 
     size_t npx = (size_t)w * h;
-    gray = malloc(npx);
+    gray = malloc(npx * (size_t)out_ch);
     /* A plain PNG is converted row by row through one RGBA row (the peak is
      * the gray image); an interlaced one needs the whole RGBA image. */
     rgba = malloc(passes > 1 ? npx * 4 : (size_t)w * 4);
@@ -200,11 +211,11 @@ static int png_decode_gray(const uint8_t *data, size_t len, const char *name, ui
     if (passes > 1) {
         for (png_uint_32 y = 0; y < h; y++) rowp[y] = rgba + (size_t)y * w * 4;
         png_read_image(png, rowp);
-        for (png_uint_32 y = 0; y < h; y++) rgba_row_to_gray(gray + (size_t)y * w, rowp[y], w);
+        for (png_uint_32 y = 0; y < h; y++) rgba_row_to_gray(gray + (size_t)y * w * out_ch, rowp[y], w, out_ch);
     } else {
         for (png_uint_32 y = 0; y < h; y++) {
             png_read_row(png, rgba, NULL);
-            rgba_row_to_gray(gray + (size_t)y * w, rgba, w);
+            rgba_row_to_gray(gray + (size_t)y * w * out_ch, rgba, w, out_ch);
         }
     }
     png_read_end(png, NULL);
@@ -493,8 +504,37 @@ static void jpeg_on_progress(j_common_ptr cinfo) {
     }
 }
 
+/* The EXIF Orientation (tag 0x0112 of IFD0) in an APP1 payload that starts
+ * "Exif\0\0" followed by a TIFF header: 1..8, or 1 (upright) when the tag is
+ * absent or anything about it is malformed. Every read is bounded by len:
+ * the IFD offset, its entry count and each 12-byte entry. */
+static int exif_orientation(const uint8_t *p, size_t len) {
+    if (len < 6 + 8 || memcmp(p, "Exif\0\0", 6) != 0) return 1;
+    p += 6, len -= 6;
+    int le = p[0] == 'I' && p[1] == 'I';
+    if (!le && !(p[0] == 'M' && p[1] == 'M')) return 1;
+#define EXIF16(q) (le ? (unsigned)(q)[0] | (unsigned)(q)[1] << 8 : (unsigned)(q)[0] << 8 | (unsigned)(q)[1])
+#define EXIF32(q) (le ? le32(q) : be32(q))
+    if (EXIF16(p + 2) != 42) return 1;
+    uint32_t ifd = EXIF32(p + 4);
+    if (ifd < 8 || ifd > len - 2) return 1;
+    unsigned n = EXIF16(p + ifd);
+    for (unsigned i = 0; i < n; i++) {
+        size_t e = (size_t)ifd + 2 + 12 * (size_t)i;
+        if (e + 12 > len) break;
+        /* tag, type 3 (SHORT), count 1: the value sits in the entry itself */
+        if (EXIF16(p + e) == 0x0112 && EXIF16(p + e + 2) == 3 && EXIF32(p + e + 4) >= 1) {
+            unsigned v = EXIF16(p + e + 8);
+            return v >= 1 && v <= 8 ? (int)v : 1;
+        }
+    }
+    return 1;
+#undef EXIF16
+#undef EXIF32
+}
+
 static int jpeg_decode_gray(const uint8_t *data, size_t len, const char *path, uint8_t **pixels,
-                            int *width, int *height, ImageStatus *st) {
+                            int *width, int *height, ImageStatus *st, int channels, int *orientation) {
     struct jpeg_decompress_struct cinfo;
     JpegErr err;
     uint8_t *volatile out = NULL;
@@ -514,27 +554,37 @@ static int jpeg_decode_gray(const uint8_t *data, size_t len, const char *path, u
     /* whole-image buffers (progressive files) beyond this are refused */
     cinfo.mem->max_memory_to_use = 256L << 20;
     jpeg_mem_src(&cinfo, data, (unsigned long)len);
+    /* APP1 (EXIF) kept for the orientation tag; a marker is at most 64 KiB */
+    jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xffff);
     jpeg_read_header(&cinfo, TRUE);  /* markers only: no pixel is decoded yet */
     if (cinfo.image_width < 1 || cinfo.image_height < 1 || cinfo.image_width > DATA_MAX_SIDE ||
         cinfo.image_height > DATA_MAX_SIDE) {
         too_large(st, path, cinfo.image_width, cinfo.image_height);
         longjmp(err.jmp, 1);
     }
-    /* libjpeg converts YCbCr to gray by keeping Y (the luma): what we want. */
-    cinfo.out_color_space = JCS_GRAYSCALE;
+    *orientation = 1;
+    for (jpeg_saved_marker_ptr m = cinfo.marker_list; m; m = m->next)
+        if (m->marker == JPEG_APP0 + 1 && (*orientation = exif_orientation(m->data, m->data_length)) != 1) break;
+    /* libjpeg converts YCbCr to gray by keeping Y (the luma): what we want
+     * for gray. Colour is asked for only where libjpeg converts it to RGB;
+     * other files (gray, CMYK) are read as gray and copied to the three. */
+    int rgb = channels == 3 && (cinfo.jpeg_color_space == JCS_YCbCr || cinfo.jpeg_color_space == JCS_RGB);
+    cinfo.out_color_space = rgb ? JCS_RGB : JCS_GRAYSCALE;
     jpeg_start_decompress(&cinfo);
-    size_t w = cinfo.output_width, h = cinfo.output_height;
-    out = malloc(w * h);
+    size_t w = cinfo.output_width, h = cinfo.output_height, ch = rgb ? 3 : 1;
+    out = malloc(w * h * (size_t)channels);
     if (!out) {
         dg_set_error("%s: out of memory for a %zux%zu image", path, w, h);
         longjmp(err.jmp, 1);
     }
     while (cinfo.output_scanline < h) {
-        JSAMPROW row = out + (size_t)cinfo.output_scanline * w;
+        JSAMPROW row = out + (size_t)cinfo.output_scanline * w * ch;
         jpeg_read_scanlines(&cinfo, &row, 1);
     }
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
+    if (channels == 3 && !rgb)  /* gray to RGB in place, from the end */
+        for (size_t i = w * h; i-- > 0;) out[3 * i] = out[3 * i + 1] = out[3 * i + 2] = out[i];
     *pixels = out;
     *width = (int)w;
     *height = (int)h;
@@ -544,23 +594,66 @@ static int jpeg_decode_gray(const uint8_t *data, size_t len, const char *path, u
 
 /* ---- dispatch ------------------------------------------------------------------ */
 
-int image_decode_gray(const uint8_t *data, size_t len, const char *name, uint8_t **pixels,
-                      int *width, int *height, ImageStatus *status) {
+/* Applies an EXIF orientation (2..8) to an image of `channels` bytes per
+ * pixel: the stored image turned into the one a viewer shows. 5..8 swap
+ * width and height. Replaces *pixels (freed); 0, or -1 out of memory. */
+static int image_orient(uint8_t **pixels, int *width, int *height, int channels, int orientation, const char *name) {
+    const int w = *width, h = *height, swap = orientation >= 5;
+    const int ow = swap ? h : w, oh = swap ? w : h;
+    uint8_t *out = malloc((size_t)w * h * channels);
+    if (!out) return dg_set_error("%s: out of memory for a %dx%d image", name, w, h);
+    for (int y = 0; y < oh; y++)
+        for (int x = 0; x < ow; x++) {
+            int sx, sy;  /* the stored pixel shown at (x, y) */
+            switch (orientation) {
+            case 2: sx = w - 1 - x, sy = y; break;          /* mirrored */
+            case 3: sx = w - 1 - x, sy = h - 1 - y; break;  /* 180 */
+            case 4: sx = x, sy = h - 1 - y; break;          /* flipped */
+            case 5: sx = y, sy = x; break;                  /* transposed */
+            case 6: sx = y, sy = h - 1 - x; break;          /* turned 90 clockwise to show */
+            case 7: sx = w - 1 - y, sy = h - 1 - x; break;  /* transversed */
+            case 8: sx = w - 1 - y, sy = x; break;          /* turned 90 anticlockwise to show */
+            default: sx = x, sy = y; break;
+            }
+            memcpy(out + ((size_t)y * ow + x) * channels, *pixels + ((size_t)sy * w + sx) * channels,
+                   (size_t)channels);
+        }
+    free(*pixels);
+    *pixels = out;
+    *width = ow;
+    *height = oh;
+    return 0;
+}
+
+/* Gray to RGB: each value three times. Replaces *pixels; 0 or -1. */
+static int gray_to_rgb(uint8_t **pixels, size_t n, const char *name) {
+    uint8_t *rgb = realloc(*pixels, n * 3);
+    if (!rgb) return dg_set_error("%s: out of memory", name);
+    for (size_t i = n; i-- > 0;) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = rgb[i];
+    *pixels = rgb;
+    return 0;
+}
+
+int image_decode(const uint8_t *data, size_t len, const char *name, int channels, uint8_t **pixels,
+                 int *width, int *height, ImageStatus *status) {
+    DG_ASSERT(channels == 1 || channels == 3);
     ImageStatus st_local;
     ImageStatus *st = status ? status : &st_local;
     *st = IMAGE_BAD;  /* the decoders say otherwise where it applies */
     *pixels = NULL;
     *width = *height = 0;
-    int rc;
+    int rc, orientation = 1, native = 0;  /* native: the decoder wrote `channels` per pixel */
     if (len >= 8 && png_sig_cmp(data, 0, 8) == 0) {
-        rc = png_decode_gray(data, len, name, pixels, width, height, st);
+        rc = png_decode_gray(data, len, name, pixels, width, height, st, channels);
+        native = 1;
     } else if (len >= 2 && data[0] == 'P' && (data[1] == '5' || data[1] == '2')) {
         rc = pgm_decode_gray(data, len, name, pixels, width, height, st);
     } else if (len >= 2 && data[0] == 'B' && data[1] == 'M') {
         rc = bmp_decode_gray(data, len, name, pixels, width, height, st);
     } else if (len >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff) {
 #ifdef DG_HAVE_JPEG
-        rc = jpeg_decode_gray(data, len, name, pixels, width, height, st);
+        rc = jpeg_decode_gray(data, len, name, pixels, width, height, st, channels, &orientation);
+        native = 1;
 #else
         *st = IMAGE_UNSUPPORTED;
         rc = dg_set_error("%s: JPEG support not built in (rebuild with -DDG_HAVE_JPEG -ljpeg), "
@@ -578,11 +671,24 @@ int image_decode_gray(const uint8_t *data, size_t len, const char *name, uint8_t
         rc = dg_set_error("%s: unknown image format (starts with %02x %02x %02x %02x), "
                           "expected PNG, JPEG, BMP or PGM", name, sig[0], sig[1], sig[2], sig[3]);
     }
-    if (rc == 0) *st = IMAGE_OK;
+    if (rc == 0 && channels == 3 && !native) rc = gray_to_rgb(pixels, (size_t)*width * *height, name);
+    if (rc == 0 && orientation != 1) rc = image_orient(pixels, width, height, channels, orientation, name);
+    if (rc < 0) {
+        free(*pixels);
+        *pixels = NULL;
+        *width = *height = 0;
+    } else {
+        *st = IMAGE_OK;
+    }
     return rc;
 }
 
-int image_read_gray(const char *path, uint8_t **pixels, int *width, int *height) {
+int image_decode_gray(const uint8_t *data, size_t len, const char *name, uint8_t **pixels,
+                      int *width, int *height, ImageStatus *status) {
+    return image_decode(data, len, name, 1, pixels, width, height, status);
+}
+
+int image_read(const char *path, int channels, uint8_t **pixels, int *width, int *height) {
     *pixels = NULL;
     *width = *height = 0;
     FILE *fp = fopen(path, "rb");
@@ -616,9 +722,13 @@ int image_read_gray(const char *path, uint8_t **pixels, int *width, int *height)
         }
     }
     fclose(fp);
-    if (rc == 0) rc = image_decode_gray(buf, len, path, pixels, width, height, NULL);
+    if (rc == 0) rc = image_decode(buf, len, path, channels, pixels, width, height, NULL);
     free(buf);
     return rc;
+}
+
+int image_read_gray(const char *path, uint8_t **pixels, int *width, int *height) {
+    return image_read(path, 1, pixels, width, height);
 }
 
 /* ---- PNG output ------------------------------------------------------------------ */

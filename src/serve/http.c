@@ -254,6 +254,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     }
     req.body = (const uint8_t *)c->body.data;
     req.len = c->body.len;
+    req.multi = routes_query_flag(MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "multi"));
     Reply rep;
     routes_handle(s->routes, c->route, &req, &rep);
     return send_reply(mc, c, &rep);

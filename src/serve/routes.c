@@ -3,7 +3,10 @@
  *
  * Prediction: decode (data/image.c: PNG, JPEG, BMP, PGM, with the pixel cap
  * checked from the header) -> MNIST-style preprocessing (data/preprocess.c)
- * -> a Classifier borrowed from the pool -> JSON. Status codes: 400 bad
+ * -> a Classifier borrowed from the pool -> JSON: the digit (the largest,
+ * with a "warning" when the image seems to hold several), or with
+ * ?multi=1 / "multi": true every digit left to right and the "number".
+ * Uploads are decoded in colour and upright (EXIF). Status codes: 400 bad
  * request (corrupt image, bad JSON), 413 too large (image dimensions; body
  * size is http.c's), 415 not an image we read, 422 nothing to recognise
  * (blank image).
@@ -289,11 +292,25 @@ static int is_json(const char *type) {
            (n > 5 && strncasecmp(type + n - 5, "+json", 5) == 0);
 }
 
-/* {"pixels": [784 numbers 0..255], "preprocess": true|false} -> input.
- * preprocess (default true) treats the pixels as any 28x28 drawing; false
- * takes them as they are (already MNIST-style). Returns 0, or -1 with the
+int routes_query_flag(const char *value) {
+    return value && (strcmp(value, "1") == 0 || strcasecmp(value, "true") == 0 || strcasecmp(value, "yes") == 0);
+}
+
+/* What a request's image became: up to PREP_MAX_DIGITS inputs, left to
+ * right (one unless multi), and what the preprocessing saw. */
+typedef struct {
+    uint8_t input[PREP_MAX_DIGITS][PREP_SIDE * PREP_SIDE];
+    int n;       /* inputs filled */
+    int multi;   /* every digit was asked for */
+    PrepInfo info;
+} Prepared;
+
+/* {"pixels": [784 numbers 0..255], "preprocess": true|false, "multi":
+ * true|false} -> p. preprocess (default true) treats the pixels as any
+ * 28x28 drawing; false takes them as they are (already MNIST-style). multi
+ * (default: the URL's ?multi=) reads every digit. Returns 0, or -1 with the
  * reply filled (400/422). */
-static int pixels_from_json(const Request *req, uint8_t *input, Reply *rep) {
+static int pixels_from_json(const Request *req, Prepared *p, Reply *rep) {
     const int npx = PREP_SIDE * PREP_SIDE;
     const char *end = NULL;
     cJSON *doc = cJSON_ParseWithLengthOpts((const char *)req->body, req->len, &end, 0);
@@ -305,6 +322,7 @@ static int pixels_from_json(const Request *req, uint8_t *input, Reply *rep) {
     int rc = -1;
     const cJSON *pixels = cJSON_GetObjectItemCaseSensitive(doc, "pixels");
     const cJSON *pre = cJSON_GetObjectItemCaseSensitive(doc, "preprocess");
+    const cJSON *multi = cJSON_GetObjectItemCaseSensitive(doc, "multi");
     if (!cJSON_IsObject(doc) || !cJSON_IsArray(pixels)) {
         reply_error(rep, 400, "expected a JSON object {\"pixels\": [%d numbers 0..255]}", npx);
         goto done;
@@ -313,6 +331,11 @@ static int pixels_from_json(const Request *req, uint8_t *input, Reply *rep) {
         reply_error(rep, 400, "\"preprocess\" must be true or false");
         goto done;
     }
+    if (multi && !cJSON_IsBool(multi)) {
+        reply_error(rep, 400, "\"multi\" must be true or false");
+        goto done;
+    }
+    if (multi) p->multi = cJSON_IsTrue(multi);
     int n = cJSON_GetArraySize(pixels);
     if (n != npx) {
         reply_error(rep, 400, "\"pixels\" has %d values, expected %d (28x28, row by row)", n, npx);
@@ -343,8 +366,11 @@ static int pixels_from_json(const Request *req, uint8_t *input, Reply *rep) {
             reply_error(rep, 422, "no digit found: every pixel is 0");
             goto done;
         }
-        memcpy(input, raw, (size_t)npx);
-    } else if (preprocess_digit(input, raw, PREP_SIDE, PREP_SIDE, NULL) < 0) {
+        memcpy(p->input[0], raw, (size_t)npx);
+        p->n = 1;
+        p->info.n_digits = 1;
+    } else if ((p->n = p->multi ? preprocess_number(p->input[0], PREP_MAX_DIGITS, raw, 1, PREP_SIDE, PREP_SIDE, &p->info)
+                                : preprocess_image(p->input[0], raw, 1, PREP_SIDE, PREP_SIDE, &p->info) + 1) <= 0) {
         reply_error(rep, 422, "%s", dg_errmsg());
         goto done;
     }
@@ -354,50 +380,93 @@ done:
     return rc;
 }
 
+/* An uploaded image -> p, in colour (coloured ink on tinted paper) and
+ * upright (EXIF). Returns 0, or -1 with the reply filled (400/413/415/422). */
+static int pixels_from_image(const Request *req, Prepared *p, Reply *rep) {
+    uint8_t *rgb;
+    int w, h;
+    ImageStatus st;
+    if (image_decode(req->body, req->len, "upload", 3, &rgb, &w, &h, &st) < 0) {
+        reply_error(rep, st == IMAGE_UNSUPPORTED ? 415 : st == IMAGE_TOO_LARGE ? 413 : 400, "%s", dg_errmsg());
+        return -1;
+    }
+    p->n = p->multi ? preprocess_number(p->input[0], PREP_MAX_DIGITS, rgb, 3, w, h, &p->info)
+                    : preprocess_image(p->input[0], rgb, 3, w, h, &p->info) + 1;
+    free(rgb);
+    if (p->n <= 0) {
+        reply_error(rep, 422, "%s", dg_errmsg());
+        return -1;
+    }
+    return 0;
+}
+
+/* "digit", "confidence", "probabilities" and "input" of one digit, as
+ * members of an object being written. Nonzero out of memory. */
+static int json_digit(SBuf *b, const float *probs, const uint8_t *input) {
+    int best = 0;
+    for (int k = 1; k < MODEL_NUM_CLASSES; k++)
+        if (probs[k] > probs[best]) best = k;
+    int err = sbuf_printf(b, "\"digit\":%d,\"confidence\":%.6f,\"probabilities\":[", best, probs[best]);
+    for (int k = 0; k < MODEL_NUM_CLASSES && !err; k++) err = sbuf_printf(b, "%s%.6f", k ? "," : "", probs[k]);
+    err = err || sbuf_append(b, "],\"input\":[", 11);
+    for (int i = 0; i < PREP_SIDE * PREP_SIDE && !err; i++) err = sbuf_printf(b, "%s%d", i ? "," : "", input[i]);
+    return err || sbuf_append(b, "]", 1);
+}
+
 static void predict(Routes *r, const Request *req, Reply *rep) {
     const double t0 = now_seconds() * 1e3;
-    uint8_t input[PREP_SIDE * PREP_SIDE];
-    if (req->len == 0) {
-        reply_error(rep, 400, "empty body: send an image (PNG, JPEG, BMP, PGM) or JSON {\"pixels\": [784 numbers]}");
+    Prepared *p = calloc(1, sizeof *p);
+    if (!p) {
+        reply_error(rep, 503, "out of memory");
         return;
     }
-    if (is_json(req->content_type)) {
-        if (pixels_from_json(req, input, rep) < 0) return;
-    } else {
-        /* Any other content type: the bytes say what the image is (curl
-         * --data-binary labels a PNG as a form, browsers label BMP oddly). */
-        uint8_t *gray;
-        int w, h;
-        ImageStatus st;
-        if (image_decode_gray(req->body, req->len, "upload", &gray, &w, &h, &st) < 0) {
-            reply_error(rep, st == IMAGE_UNSUPPORTED ? 415 : st == IMAGE_TOO_LARGE ? 413 : 400, "%s", dg_errmsg());
-            return;
-        }
-        int rc = preprocess_digit(input, gray, w, h, NULL);
-        free(gray);
-        if (rc < 0) {
-            reply_error(rep, 422, "%s", dg_errmsg());
-            return;
-        }
+    p->multi = req->multi;
+    if (req->len == 0) {
+        reply_error(rep, 400, "empty body: send an image (PNG, JPEG, BMP, PGM) or JSON {\"pixels\": [784 numbers]}");
+        free(p);
+        return;
+    }
+    /* Any content type but JSON: the bytes say what the image is (curl
+     * --data-binary labels a PNG as a form, browsers label BMP oddly). */
+    if ((is_json(req->content_type) ? pixels_from_json(req, p, rep) : pixels_from_image(req, p, rep)) < 0) {
+        free(p);
+        return;
     }
 
 #ifdef _OPENMP
     if (omp_get_max_threads() != 1) omp_set_num_threads(1);  /* this thread only (see top) */
 #endif
-    float probs[MODEL_NUM_CLASSES];
+    float probs[PREP_MAX_DIGITS][MODEL_NUM_CLASSES];
     Classifier *c = pool_take(r);
-    classifier_predict(c, input, 1, probs, NULL);
+    classifier_predict(c, p->input[0], p->n, probs[0], NULL);
     pool_give(r, c);
-    int best = 0;
-    for (int k = 1; k < MODEL_NUM_CLASSES; k++)
-        if (probs[k] > probs[best]) best = k;
 
     SBuf b = {0};
-    int err = sbuf_printf(&b, "{\"digit\":%d,\"confidence\":%.6f,\"probabilities\":[", best, probs[best]);
-    for (int k = 0; k < MODEL_NUM_CLASSES && !err; k++) err = sbuf_printf(&b, "%s%.6f", k ? "," : "", probs[k]);
-    err = err || sbuf_append(&b, "],\"input\":[", 11);
-    for (int i = 0; i < PREP_SIDE * PREP_SIDE && !err; i++) err = sbuf_printf(&b, "%s%d", i ? "," : "", input[i]);
-    err = err || sbuf_printf(&b, "],\"ms\":%.3f}", now_seconds() * 1e3 - t0);
+    int err = sbuf_append(&b, "{", 1);
+    if (p->multi) {
+        err = err || sbuf_append(&b, "\"number\":\"", 10);
+        for (int d = 0; d < p->n && !err; d++) {
+            int best = 0;
+            for (int k = 1; k < MODEL_NUM_CLASSES; k++)
+                if (probs[d][k] > probs[d][best]) best = k;
+            err = sbuf_printf(&b, "%d", best);
+        }
+        err = err || sbuf_append(&b, "\",\"digits\":[", 12);
+        for (int d = 0; d < p->n && !err; d++)
+            err = sbuf_append(&b, d ? ",{" : "{", d ? 2 : 1) || json_digit(&b, probs[d], p->input[d]) ||
+                  sbuf_append(&b, "}", 1);
+        err = err || sbuf_append(&b, "]", 1);
+        if (p->info.n_digits > p->n)
+            err = err || sbuf_printf(&b, ",\"warning\":\"the image seems to hold %d digits; reading the first %d\"",
+                                     p->info.n_digits, p->n);
+    } else {
+        err = err || json_digit(&b, probs[0], p->input[0]);
+        if (p->info.n_digits > 1)
+            err = err || sbuf_printf(&b, ",\"warning\":\"the image seems to hold %d digits; reading the largest "
+                                         "(multi=true reads them all)\"", p->info.n_digits);
+    }
+    err = err || sbuf_printf(&b, ",\"ms\":%.3f}", now_seconds() * 1e3 - t0);
+    free(p);
     if (err) {
         sbuf_free(&b);
         reply_error(rep, 500, "out of memory");
@@ -433,7 +502,21 @@ void routes_handle(Routes *r, Route route, const Request *req, Reply *rep) {
 void routes_request(Routes *r, const char *method, const char *path, const Request *req, Reply *rep) {
     Route route;
     const char *allow = NULL;
+    /* the query (as libmicrohttpd separates it for http.c): only multi= is read */
+    char bare[256];
+    const char *q = strchr(path, '?');
+    Request with_query = *req;
+    if (q) {
+        snprintf(bare, sizeof bare, "%.*s", (int)(q - path < 255 ? q - path : 255), path);
+        for (const char *a = q + 1; *a; a += strcspn(a, "&"), a += *a == '&') {
+            if (strncmp(a, "multi=", 6) != 0) continue;
+            char v[8];
+            snprintf(v, sizeof v, "%.*s", (int)strcspn(a + 6, "&"), a + 6);
+            with_query.multi = routes_query_flag(v);
+        }
+        path = bare;
+    }
     int st = routes_match(method, path, &route, &allow);
     if (st) routes_refuse(st, method, path, allow, rep);
-    else routes_handle(r, route, req, rep);
+    else routes_handle(r, route, &with_query, rep);
 }

@@ -24,6 +24,7 @@ typedef struct {
     const char *content_type;  /* of the body (or of the multipart file part); may be NULL */
     const uint8_t *body;
     size_t len;
+    int multi;  /* ?multi=1 (or true) on the URL: read every digit, left to right */
 } Request;
 
 typedef struct {
@@ -61,6 +62,10 @@ void routes_refuse(int status, const char *method, const char *path, const char 
  * the tests call this, no socket needed. The caller frees rep->body unless
  * rep->is_static. */
 void routes_request(Routes *r, const char *method, const char *path, const Request *req, Reply *rep);
+
+/* A query parameter's value as a flag: 1 for "1", "true" or "yes", else 0
+ * (also for NULL: absent). */
+int routes_query_flag(const char *value);
 
 /* A JSON error reply {"error": message} (printf-style). */
 void reply_error(Reply *rep, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
