@@ -14,6 +14,8 @@ PKGS=(build-essential pkg-config libopenblas-openmp-dev libopenblas0-openmp libc
       ca-certificates)
 # serve: libmicrohttpd (server), xxd (embeds web/ at build time), libcurl + curl (API tests)
 PKGS+=(libmicrohttpd-dev xxd libcurl4-openssl-dev curl)
+# train --config FILE.yaml: libyaml
+PKGS+=(libyaml-dev)
 if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi
 # Extra packages for developers (PyTorch fixtures and benchmarks, the fuzz
 # seed generator fuzz/make_corpus.sh): DIGITS_DEV=1

@@ -12,6 +12,7 @@
 #include "core/util.h"
 #include "eval/metrics.h"
 #include "ops/ops.h"
+#include "train/options.h"
 #include "train/resume.h"
 
 void train_config_defaults(TrainConfig *c) {
@@ -36,30 +37,22 @@ void train_set_normalisation(Model *m, const TrainConfig *c, const Dataset *trai
 }
 
 char *train_config_json(const TrainConfig *c, const char *model_name, int n_train, int n_val) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "model", model_name);
-    cJSON_AddNumberToObject(o, "epochs", c->epochs);
-    cJSON_AddNumberToObject(o, "batch_size", c->batch_size);
-    cJSON_AddNumberToObject(o, "lr", c->lr);
-    cJSON_AddStringToObject(o, "optimizer", optim_name(c->optim));
-    if (c->optim == OPTIM_SGD) {
-        cJSON_AddNumberToObject(o, "momentum", c->momentum);
-        cJSON_AddBoolToObject(o, "nesterov", c->nesterov);
-    }
-    cJSON_AddNumberToObject(o, "weight_decay", c->weight_decay);
-    cJSON_AddStringToObject(o, "schedule", sched_name(c->schedule));
-    cJSON_AddNumberToObject(o, "patience", c->patience);
-    if (c->ema > 0) cJSON_AddNumberToObject(o, "ema", c->ema);
-    cJSON_AddNumberToObject(o, "seed", (double)c->seed);
-    cJSON_AddNumberToObject(o, "threads", c->threads);
-    cJSON_AddNumberToObject(o, "n_train", n_train);
-    cJSON_AddNumberToObject(o, "n_val", n_val);
-    if (c->log_path) cJSON_AddStringToObject(o, "log", c->log_path); /* digits report draws it */
-    if (c->augment) cJSON_AddStringToObject(o, "augment", c->augment->text);
-    cJSON_AddStringToObject(o, "normalize", c->unit_scale ? "none" : "standard");
-    cJSON_AddStringToObject(o, "precision", model_bf16() ? "bf16" : "fp32");
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
+    /* the options flagged OPTF_META in the option table, from c */
+    TrainOptions o;
+    memset(&o, 0, sizeof o);
+    o.cfg = *c;
+    o.model = (char *)model_name;
+    o.augment = c->augment ? (char *)c->augment->text : NULL;
+    o.precision = model_bf16();
+    char *base = train_options_json(&o, OPTF_META, 0); /* only reads o: nothing to free */
+    cJSON *j = cJSON_Parse(base);
+    free(base);
+    DG_ASSERT(j);
+    cJSON_AddNumberToObject(j, "n_train", n_train);
+    cJSON_AddNumberToObject(j, "n_val", n_val);
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    DG_ASSERT(s);
     return s;
 }
 

@@ -61,6 +61,7 @@ typedef struct {
      * per mid-epoch measurement (val_loss/val_acc nan there). */
     const Dataset *monitor;
     long monitor_every;
+    int dtype;            /* tensor type of the saved model file: 0 f32, 1 bf16, 2 f16 (--dtype) */
 } TrainConfig;
 
 typedef struct {
