@@ -75,6 +75,7 @@ static void help(void) {
 
 /* A bad value for flag --NAME: exit 2 saying what it must be. */
 static void bad_flag_value(const TrainOption *opt, const char *text, const char *why) {
+    if (opt->type == OPT_AUGMENT) cli_usage_error(CMD, "%s", why); /* the spec's own message */
     char *end;
     double v = strtod(text, &end);
     int number = opt->type == OPT_INT || opt->type == OPT_LONG || opt->type == OPT_FLOAT;

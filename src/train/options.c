@@ -234,9 +234,30 @@ static void set_str(char **slot, const char *s) {
     *slot = copy;
 }
 
-/* A number in range, or the option's default (always accepted: "gamma: 0"). */
+/* A number in range, or the option's default (always accepted: "gamma: 0").
+ * Floats are compared as the float they are stored as, so a value printed
+ * back (shortest text of that float) is accepted again. */
 static int number_ok(const TrainOption *opt, double v) {
+    if (opt->type == OPT_FLOAT) {
+        float f = (float)v;
+        return (f >= (float)opt->lo && f <= (float)opt->hi) || (opt->def && f == strtof(opt->def, NULL));
+    }
     return (v >= opt->lo && v <= opt->hi) || (opt->def && v == strtod(opt->def, NULL));
+}
+
+/* Whether UTF-8 text holds only characters libyaml prints and reads back
+ * unchanged inside double quotes: no control characters, line or paragraph
+ * separators, byte-order marks or non-characters (C0, C1, U+2028/9, U+FEFF,
+ * U+FFFE/F). */
+static int printable(const char *text) {
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f) return 0;
+        if (*p == 0xc2 && p[1] < 0xa0) return 0;
+        if (*p == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) return 0;
+        if (*p == 0xef && ((p[1] == 0xbb && p[2] == 0xbf) || (p[1] == 0xbf && (p[2] == 0xbe || p[2] == 0xbf))))
+            return 0;
+    }
+    return 1;
 }
 
 int train_option_set(TrainOptions *o, const TrainOption *opt, const char *text, char *why, size_t len) {
@@ -468,10 +489,14 @@ static int set_from_yaml(YamlReader *r, const TrainOption *opt, const char *key,
     if (null && opt->type != OPT_STR && opt->type != OPT_AUGMENT)
         return dg_set_error("%s:%zu: '%s' needs a value: %s", r->path, ev_line(r), opt->name,
                             (train_option_describe(opt, why, sizeof why), why));
-    if (strlen(text) != r->ev.data.scalar.length)
-        return dg_set_error("%s:%zu: '%s' holds a NUL byte", r->path, ev_line(r), opt->name);
-    if (train_option_set(r->o, opt, null ? "" : text, why, sizeof why) < 0)
+    if (strlen(text) != r->ev.data.scalar.length || !printable(text))
+        return dg_set_error("%s:%zu: '%s' holds a control character or line break", r->path, ev_line(r), opt->name);
+    if (train_option_set(r->o, opt, null ? "" : text, why, sizeof why) < 0) {
+        if (opt->type == OPT_AUGMENT) /* the spec's own message, "--augment: ..." */
+            return dg_set_error("%s:%zu: 'augment': %s", r->path, ev_line(r),
+                                strncmp(why, "--augment: ", 11) == 0 ? why + 11 : why);
         return dg_set_error("%s:%zu: '%s' must be %s", r->path, ev_line(r), opt->name, why);
+    }
     r->o->given[i] = 2;
     r->o->line[i] = (int)key_line;
     return 0;
