@@ -16,6 +16,7 @@
  * Without --out the model gets a new name in --out-dir (runs/NAME.safetensors,
  * then NAME-2, NAME-3, ...); --out onto an existing file needs --overwrite. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -355,6 +356,26 @@ static void start_checkpointing(TrainJob *j) {
 #endif
 }
 
+/* The automatically named model file, reserved (created empty) so that
+ * runs started side by side pick different names; removed at exit if
+ * still empty (the run failed before saving). */
+static char reserved[4200];
+
+static void drop_reservation(void) {
+    struct stat st;
+    if (reserved[0] && stat(reserved, &st) == 0 && st.st_size == 0) unlink(reserved);
+}
+
+/* Create path if it does not exist: 0, or -1 with errno (EEXIST: taken). */
+static int reserve(const char *path) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0) return -1;
+    close(fd);
+    snprintf(reserved, sizeof reserved, "%s", path);
+    atexit(drop_reservation);
+    return 0;
+}
+
 /* The model file: --out (an existing one only with --overwrite), the
  * checkpoint's when resuming, else the first free OUT-DIR/BASE.safetensors,
  * BASE-2, BASE-3, ... Exits 2 when --out exists. */
@@ -380,11 +401,13 @@ static void choose_out(TrainJob *j) {
             snprintf(base, sizeof base, "%s", name);
         if (mkdir(o->out_dir, 0755) < 0 && errno != EEXIST)
             cli_fail(CMD, "%s: cannot create the folder: %s", o->out_dir, strerror(errno));
-        snprintf(j->out, sizeof j->out, "%s/%s.safetensors", o->out_dir, base);
         int k = 1;
-        while (stat(j->out, &st) == 0) {
+        for (;;) {
+            if (k == 1) snprintf(j->out, sizeof j->out, "%s/%s.safetensors", o->out_dir, base);
+            else snprintf(j->out, sizeof j->out, "%s/%s-%d.safetensors", o->out_dir, base, k);
+            if (reserve(j->out) == 0) break;
+            if (errno != EEXIST) cli_fail(CMD, "%s: cannot write: %s", j->out, strerror(errno));
             if (++k > 9999) cli_fail(CMD, "%s: %s-2 ... -9999 are all taken; give --out", o->out_dir, base);
-            snprintf(j->out, sizeof j->out, "%s/%s-%d.safetensors", o->out_dir, base, k);
         }
         if (k > 1) printf("%s/%s.safetensors exists: this run writes %s\n", o->out_dir, base, j->out);
     }
