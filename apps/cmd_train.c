@@ -292,13 +292,36 @@ static void plan_ensemble(TrainJob *j) {
     o->ensemble = j->ens.n;
 }
 
+/* The training images from --data; a folder without MNIST files whose
+ * mnist/ or MNIST/raw/ has them (seed 004's root_dir './data', torchvision's
+ * layout) is taken for that subfolder, with a note. Returns -1 with the
+ * error of --data itself. */
+static int load_training_set(TrainJob *j) {
+    TrainOptions *o = &j->o;
+    if (dataset_load(o->data, "train", &j->all) == 0) return 0;
+    if (!is_dir(o->data)) return -1;
+    char first[1024], sub[4200], why[16];
+    snprintf(first, sizeof first, "%s", dg_errmsg());
+    static const char *const subs[] = {"mnist", "MNIST/raw"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(sub, sizeof sub, "%s/%s", o->data, subs[i]);
+        if (is_dir(sub) && dataset_load(sub, "train", &j->all) == 0) {
+            fprintf(stderr, "digits train: %s holds no MNIST files; using %s\n", o->data, sub);
+            train_option_set(o, train_option_find("data"), sub, why, sizeof why);
+            return 0;
+        }
+    }
+    return dg_set_error("%s", first);
+}
+
 /* The training set (split into train/val unless an ensemble), the test set
  * and the monitor set; j->load_secs times the training data's part. */
 static void load_data(TrainJob *j) {
     const TrainOptions *o = &j->o;
     const char *data = o->data;
     double t0 = seconds_now();
-    if (dataset_load(data, "train", &j->all) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    if (load_training_set(j) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    data = o->data;
     if (!j->all.labels) cli_fail(CMD, "%s: has no labels (a Kaggle test.csv?); training needs train.csv", data);
     if (j->all.rows != j->m.input_shape.h || j->all.cols != j->m.input_shape.w)
         cli_fail(CMD, "%s: images are %dx%d, model %s expects %dx%d", data, j->all.rows, j->all.cols, o->model,

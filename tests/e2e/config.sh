@@ -84,3 +84,14 @@ expect_error 2 "unknown flag '--batch_size' (did you mean '--batch-size'?)" -- "
 expect_error 2 "$TMP/none.yaml: No such file or directory" -- "$D" train --config "$TMP/none.yaml"
 cmp -s "$TMP/m.safetensors" "$TMP/sentinel.safetensors" || fail "a refused config overwrote the model"
 echo "ok: bad configs and flags refused (exit 2), nothing overwritten"
+
+# ---- seed 004's file as written trains: ./data (its root_dir) holds mnist/, the
+# model lands in ./models (its save_path), the CSV log in training.log
+mkdir "$TMP/s4"
+(cd "$TMP/s4" && mkdir data && ln -s "$DATA_ABS" data/mnist &&
+ "$D" train --config "$ROOT/configs/seed004-original.yaml" --model mlp --limit 300 --epochs 1 --test none --quiet \
+     > run.out 2> run.err) || fail "seed 004's config did not train: $(cat "$TMP/s4/run.err")"
+grep -qx "saved ./models/mlp.safetensors" "$TMP/s4/run.out" && [[ -s $TMP/s4/training.log ]] \
+    || fail "seed 004's config: $(cat "$TMP/s4/run.out" "$TMP/s4/run.err")"
+grep -q "using ./data/mnist" "$TMP/s4/run.err" || fail "seed 004's config: no note on ./data/mnist"
+echo "ok: seed 004's config.yaml as written trains into ./models/"
