@@ -174,5 +174,6 @@ printf 'epochs: 3\nlr: "abc\n' > "$C/yaml/unterminated.yaml"
 printf 'epochs: [1, 2]\nmodel: &a cnn\ndata: *a\n' > "$C/yaml/list-alias.yaml"
 printf -- '---\nepochs: 2\n---\nepochs: 3\n' > "$C/yaml/two-docs.yaml"
 printf 'train_params:\n  epochs: 2\n  learning_rate: 1e-3\ntest_params: {batch_size: 8}\nnesterov: yes\naugment: rotate=10\n' > "$C/yaml/sections.yaml"
+printf 'lr: 1e300\nema: -1e-50\nseed: 18446744073709551615\nmax-steps: 99999999999999999999\n' > "$C/yaml/huge-numbers.yaml"
 
 du -sh "$C"/* | sed 's/^/corpus: /'

@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -239,6 +240,7 @@ static void set_str(char **slot, const char *s) {
  * back (shortest text of that float) is accepted again. */
 static int number_ok(const TrainOption *opt, double v) {
     if (opt->type == OPT_FLOAT) {
+        if (!(fabs(v) <= FLT_MAX)) return 0; /* (float)v would overflow */
         float f = (float)v;
         return (f >= (float)opt->lo && f <= (float)opt->hi) || (opt->def && f == strtof(opt->def, NULL));
     }
