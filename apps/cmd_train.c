@@ -80,9 +80,23 @@ static void bad_flag_value(const TrainOption *opt, const char *text, const char 
     char *end;
     double v = strtod(text, &end);
     int number = opt->type == OPT_INT || opt->type == OPT_LONG || opt->type == OPT_FLOAT;
-    if (number && *text && !*end)
-        cli_usage_error(CMD, "--%s: %g is out of range (must be %s)", opt->name, v, why);
-    cli_usage_error(CMD, "--%s: '%s' must be %s", opt->name, text, why);
+    if (number && *text && !*end && (opt->type == OPT_FLOAT || v == (long)v))
+        cli_usage_error(CMD, "--%s: %s is out of range (must be %s)", opt->name, text, why);
+    if (opt->type == OPT_CHOICE) { /* "a, b or c" */
+        char list[200];
+        size_t n = 0;
+        for (const char *p = opt->choices; *p && n + 5 < sizeof list; p++) {
+            if (*p != '|') list[n++] = *p;
+            else if (strchr(p + 1, '|')) n += (size_t)snprintf(list + n, sizeof list - n, ", ");
+            else n += (size_t)snprintf(list + n, sizeof list - n, " or ");
+        }
+        list[n] = '\0';
+        cli_usage_error(CMD, "--%s: '%s' is not %s", opt->name, text, list);
+    }
+    const char *what = opt->type == OPT_FLOAT ? "a number" : opt->type == OPT_U64 ? "a non-negative integer"
+                     : opt->type == OPT_BOOL ? "true or false" : "an integer";
+    if (!number) cli_usage_error(CMD, "--%s: '%s' is not %s", opt->name, text, what);
+    cli_usage_error(CMD, "--%s: '%s' is not %s (must be %s)", opt->name, text, what, why);
 }
 
 /* The flag named by argv[*i] ("--name", "--name=value", "--name value");
@@ -97,8 +111,8 @@ static const TrainOption *flag_at(int argc, char **argv, int *i, const char **va
     const TrainOption *opt = train_option_find(name);
     if (!opt || strchr(name, '_')) {
         const char *near = train_option_suggest(name);
-        if (near) cli_usage_error(CMD, "unknown flag '--%s' (did you mean '--%s'?)", name, near);
-        cli_usage_error(CMD, "unknown flag '--%s'", name);
+        if (near) cli_usage_error(CMD, "unknown or incomplete flag '--%s' (did you mean '--%s'?)", name, near);
+        cli_usage_error(CMD, "unknown or incomplete flag '--%s'", name);
     }
     *value = eq ? eq + 1 : NULL;
     if (!eq && opt->type != OPT_BOOL) {
