@@ -196,6 +196,13 @@ static void choice_name(const char *choices, int k, char *buf, size_t len) {
 }
 
 void train_option_describe(const TrainOption *opt, char *buf, size_t len) {
+    /* a default outside the range ("limit: 0" = all) is accepted too */
+    int numeric = opt->type == OPT_INT || opt->type == OPT_LONG || opt->type == OPT_FLOAT;
+    double d = numeric && opt->def ? strtod(opt->def, NULL) : 0;
+    if (numeric && opt->def && !(d >= opt->lo && d <= opt->hi)) {
+        int n = snprintf(buf, len, "%s or ", opt->def);
+        if (n > 0 && (size_t)n < len) buf += n, len -= (size_t)n;
+    }
     switch (opt->type) {
     case OPT_INT:
     case OPT_LONG:
