@@ -168,6 +168,7 @@ const char *train_option_suggest(const char *name) {
 
 /* ==== values ================================================================ */
 
+/* The field an option sets. */
 static void *field(TrainOptions *o, const TrainOption *opt) { return (char *)o + opt->off; }
 static const void *cfield(const TrainOptions *o, const TrainOption *opt) { return (const char *)o + opt->off; }
 
@@ -451,6 +452,7 @@ static int next_event(YamlReader *r) {
                         r->parser.context ? " " : "", r->parser.context ? r->parser.context : "");
 }
 
+/* The 1-based line of the current event. */
 static size_t ev_line(const YamlReader *r) { return r->ev.start_mark.line + 1; }
 
 /* "unknown key 'k' (did you mean 'x'?)" */
@@ -555,7 +557,9 @@ static int read_mapping(YamlReader *r) {
         size_t line = ev_line(r);
         const TrainOption *opt = train_option_find(key);
         if (next_event(r) < 0) return -1;
-        if (!opt && is_seed_section(key) && r->ev.type == YAML_MAPPING_START_EVENT) {
+        if (!opt && is_seed_section(key)) {
+            if (r->ev.type != YAML_MAPPING_START_EVENT)
+                return dg_set_error("%s:%zu: '%s' must hold 'key: value' lines", r->path, line, key);
             if (read_seed_section(r, key) < 0) return -1;
             continue;
         }

@@ -79,8 +79,8 @@ bad twice 'epochs: 3\nepochs: 4\n' "$TMP/twice.yaml:2: 'epochs' is set twice (fi
 bad list 'epochs: [1, 2]\n' "$TMP/list.yaml:1: 'epochs' takes one value"
 bad section 'train_params:\n  lerning_rate: 0.1\n' "$TMP/section.yaml:2: unknown key 'lerning_rate' in train_params (did you mean 'learning_rate'?)"
 bad augment 'augment: spin=3\n' "$TMP/augment.yaml:1: 'augment': unknown key 'spin'"
-expect_error 2 "unknown flag '--epohcs' (did you mean '--epochs'?)" -- "$D" train --epohcs 3
-expect_error 2 "unknown flag '--batch_size' (did you mean '--batch-size'?)" -- "$D" train --batch_size 3
+expect_error 2 "unknown or incomplete flag '--epohcs' (did you mean '--epochs'?)" -- "$D" train --epohcs 3
+expect_error 2 "unknown or incomplete flag '--batch_size' (did you mean '--batch-size'?)" -- "$D" train --batch_size 3
 expect_error 2 "$TMP/none.yaml: No such file or directory" -- "$D" train --config "$TMP/none.yaml"
 cmp -s "$TMP/m.safetensors" "$TMP/sentinel.safetensors" || fail "a refused config overwrote the model"
 echo "ok: bad configs and flags refused (exit 2), nothing overwritten"
