@@ -413,20 +413,35 @@ static int reserve(const char *path) {
     return 0;
 }
 
+const char *cli_train_out(const char *out, int overwrite, const char *dir, const char *base, char *buf, size_t len) {
+    struct stat st;
+    if (out) {
+        if (stat(out, &st) == 0 && !overwrite)
+            cli_usage_error(CMD, "%s exists; add --overwrite to replace it, or pick another --out name", out);
+        snprintf(buf, len, "%s", out);
+        return buf;
+    }
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) cli_fail(CMD, "%s: cannot create the folder: %s", dir, strerror(errno));
+    int k = 1;
+    for (;;) {
+        if (k == 1) snprintf(buf, len, "%s/%s.safetensors", dir, base);
+        else snprintf(buf, len, "%s/%s-%d.safetensors", dir, base, k);
+        if (reserve(buf) == 0) break;
+        if (errno != EEXIST) cli_fail(CMD, "%s: cannot write: %s", buf, strerror(errno));
+        if (++k > 9999) cli_fail(CMD, "%s: %s-2 ... -9999 are all taken; give --out", dir, base);
+    }
+    if (k > 1) printf("%s/%s.safetensors exists: this run writes %s\n", dir, base, buf);
+    return buf;
+}
+
 /* The model file: --out (an existing one only with --overwrite), the
  * checkpoint's when resuming, else the first free OUT-DIR/BASE.safetensors,
  * BASE-2, BASE-3, ... Exits 2 when --out exists. */
 static void choose_out(TrainJob *j) {
     const TrainOptions *o = &j->o;
-    struct stat st;
     if (o->resume) {
         snprintf(j->out, sizeof j->out, "%s", j->ck.cfg.out_path ? j->ck.cfg.out_path : "");
         if (!j->out[0]) cli_fail(CMD, "%s: checkpoint names no model file", j->ck.path);
-    } else if (o->cfg.out_path) {
-        if (stat(o->cfg.out_path, &st) == 0 && !o->overwrite)
-            cli_usage_error(CMD, "%s exists; add --overwrite to replace it, or pick another --out name",
-                            o->cfg.out_path);
-        snprintf(j->out, sizeof j->out, "%s", o->cfg.out_path);
     } else {
         char base[300];
         const char *name = j->ensemble_mode ? j->ens.models[0] : j->m.spec_name;
@@ -436,17 +451,7 @@ static void choose_out(TrainJob *j) {
             snprintf(base, sizeof base, "%s-%s%d", name, j->ens.kfold ? "kfold" : "ensemble", j->ens.n);
         else
             snprintf(base, sizeof base, "%s", name);
-        if (mkdir(o->out_dir, 0755) < 0 && errno != EEXIST)
-            cli_fail(CMD, "%s: cannot create the folder: %s", o->out_dir, strerror(errno));
-        int k = 1;
-        for (;;) {
-            if (k == 1) snprintf(j->out, sizeof j->out, "%s/%s.safetensors", o->out_dir, base);
-            else snprintf(j->out, sizeof j->out, "%s/%s-%d.safetensors", o->out_dir, base, k);
-            if (reserve(j->out) == 0) break;
-            if (errno != EEXIST) cli_fail(CMD, "%s: cannot write: %s", j->out, strerror(errno));
-            if (++k > 9999) cli_fail(CMD, "%s: %s-2 ... -9999 are all taken; give --out", o->out_dir, base);
-        }
-        if (k > 1) printf("%s/%s.safetensors exists: this run writes %s\n", o->out_dir, base, j->out);
+        cli_train_out(o->cfg.out_path, o->overwrite, o->out_dir, base, j->out, sizeof j->out);
     }
     j->cfg.out_path = j->out;
     check_writable(j->out);

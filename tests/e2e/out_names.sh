@@ -47,3 +47,11 @@ echo "ok: --out onto an existing file refused without --overwrite, replaced with
 "$D" train --resume ck --quiet > resumed.out || fail "--resume of a finished run: $(cat resumed.out)"
 grep -qx "saved ck.safetensors" resumed.out || fail "--resume: $(cat resumed.out)"
 echo "ok: --resume writes its own model file again"
+
+# ---- the SVM baseline follows the same rule
+svm=(--model svm --data "$DATA_ABS" --limit 300 --components 20 --test none --quiet)
+"$D" train "${svm[@]}" && "$D" train "${svm[@]}" > svm2.out
+[[ -s runs/svm.safetensors && -s runs/svm-2.safetensors ]] || fail "svm names: $(ls runs)"
+expect_error 2 "runs/svm.safetensors exists; add --overwrite" -- "$D" train "${svm[@]}" --out runs/svm.safetensors
+"$D" train "${svm[@]}" --out runs/svm.safetensors --overwrite || fail "svm --overwrite refused"
+echo "ok: train --model svm: runs/svm.safetensors, then -2; --out needs --overwrite"
