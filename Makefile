@@ -79,7 +79,7 @@ endif
 # libmicrohttpd serves the web app; cairo draws the report's pictures, libsvm
 # trains the classical baseline; LAPACK comes from the same run-time OpenBLAS
 # (src/core/blas.h).
-LDLIBS  := -lcjson -lpng -ljpeg -lz -lm -ldl -lpthread -lmicrohttpd -lcairo -lsvm
+LDLIBS  := -lcjson -lpng -ljpeg -lz -lm -ldl -lpthread -lmicrohttpd -lcairo -lsvm -lyaml
 
 LIB_SRC  := $(shell find src -name '*.c' | sort)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)

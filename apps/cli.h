@@ -39,6 +39,10 @@ const char *cli_default_data(const char *cmd);
 
 int cmd_train(int argc, char **argv);
 int cmd_train_svm(int argc, char **argv); /* `train --model svm` */
+/* train's model file (cmd_train.c): out, refused (exit 2) if it exists
+ * unless overwrite; else the first free DIR/BASE.safetensors, BASE-2, ...
+ * (created empty to reserve it, removed at exit if still empty). Returns buf. */
+const char *cli_train_out(const char *out, int overwrite, const char *dir, const char *base, char *buf, size_t len);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_convert(int argc, char **argv);

@@ -8,10 +8,15 @@
  * current step, with a checkpoint) and continued with --resume DIR, which
  * takes every setting from the checkpoint and refuses conflicting flags;
  * an ensemble run's settings are DIR/ensemble.json, its members' checkpoints
- * DIR/member-K (train/ensemble_train.h). */
-#include <cjson/cJSON.h>
+ * DIR/member-K (train/ensemble_train.h).
+ *
+ * Every flag is a row of the option table (train/options.h): the parser,
+ * --help, --config FILE.yaml, --print-config, the settings a checkpoint
+ * keeps and --resume's conflict check all come from it.
+ * Without --out the model gets a new name in --out-dir (runs/NAME.safetensors,
+ * then NAME-2, NAME-3, ...); --out onto an existing file needs --overwrite. */
 #include <errno.h>
-#include <getopt.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -24,70 +29,168 @@
 #include "cli.h"
 #include "core/util.h"
 #include "digits.h"
-#include "train_ensemble.h"
+#include "cmd_train_ensemble.h"
+#include "train/options.h"
 
 static const char *CMD = "train";
 
+
+/* ==== the command line ======================================================= */
+
+/* --help: every row of the option table, then examples. */
 static void help(void) {
-    printf("usage: digits train [flags]\n\n"
-           "  --model NAME|SPEC     zoo name (models/NAME.spec) or spec file, or svm\n"
-           "                        (PCA + RBF SVM; 'digits train --model svm --help') [cnn-bn]\n"
-           "  --data DIR|train.csv  MNIST IDX folder or Kaggle train.csv       [data/mnist]\n"
-           "  --test DIR|FILE|none  evaluate after training (IDX folder: its t10k split) [same as --data when a folder]\n"
-           "  --epochs N            passes over the training set               [10]\n"
-           "  --batch-size N        images per step                            [64]\n"
-           "  --lr X                learning rate (max lr for onecycle)        [0.001]\n"
-           "  --optimizer NAME      sgd|adam|nadam|adamw (adamw: decoupled decay) [adam]\n"
-           "  --momentum X          SGD momentum                               [0.9]\n"
-           "  --nesterov            Nesterov momentum (SGD)                    [off]\n"
-           "  --weight-decay X      L2 penalty added to gradients              [0]\n"
-           "  --schedule S          constant|step|exp|plateau|onecycle|cosine  [constant]\n"
-           "  --gamma X             step/exp decay factor                      [0.1 step, 0.95 exp]\n"
-           "  --step-size N         epochs between step decays                 [5]\n"
-           "  --patience N          early stopping on val loss (0 = off)       [0]\n"
-           "  --ema DECAY           keep an exponential moving average of the weights\n"
-           "                        (e.g. 0.999); validation, early stopping and the\n"
-           "                        saved model use it (0 = off)               [0]\n"
-           "  --val-split X         stratified validation fraction             [0.1]\n"
-           "  --limit N             use only the first N training images       [all]\n"
-           "  --max-steps N         stop after N optimiser steps (0 = no limit) [0]\n"
-           "  --seed N              seed for init, split, shuffle, dropout     [42]\n"
-           "  --threads N           worker threads (0 = all cores)             [0]\n"
-           "  --out FILE            model file (safetensors)                   [runs/MODEL.safetensors]\n"
-           "  --log FILE.csv        per-epoch log                              [none]\n"
-           "  --augment SPEC        on-the-fly augmentation: preset (seed000, seed002, seed003, mnist)\n"
-           "                        or rotate=DEG,shift=F,zoom=Z,zoomxy=Z,shear=DEG,perspective=D:P,\n"
-           "                        elastic=ALPHA:SIGMA[:P] (see 'digits augment --help')  [none]\n"
-           "  --ensemble N          train N members of --model, seeds seed..seed+N-1    [1]\n"
-           "  --ensemble-models L   train one member per name in the comma list L\n"
-           "                        (e.g. cnn-bn,cnn-bn,bigkernel,resnet5,stn)\n"
-           "  --kfold K             stratified K-fold: one member per fold, each validated\n"
-           "                        and early-stopped on its own held-out fold\n"
-           "  --vote logits|probs   ensemble vote: sum of logits or mean of probabilities [probs]\n"
-           "  --normalize standard|none  inputs standardised by the training set's pixel mean\n"
-           "                        and std, or none: pixels/255 only (Keras's rescale) [standard]\n"
-           "  --precision fp32|bf16 bf16: convolutions multiply in bfloat16 (AVX512_BF16),\n"
-           "                        fp32 master weights and accumulation        [fp32]\n"
-           "  --checkpoint-dir DIR  checkpoint every epoch and on SIGINT/SIGTERM (an ensemble:\n"
-           "                        each member in DIR/member-K while it trains) [none]\n"
-           "  --resume DIR          continue the run checkpointed in DIR (its settings;\n"
-           "                        other flags must agree with them)\n"
-           "  --monitor DIR|FILE    also measure accuracy on this set after each epoch (IDX folder: its t10k\n"
-           "                        split) and log it with cumulative training seconds; never used for\n"
-           "                        decisions (time-to-accuracy benchmark)     [none]\n"
-           "  --monitor-test        monitor the --test set\n"
-           "  --monitor-every N     monitor every N steps as well as after each epoch (0 = epochs only) [0]\n"
-           "  --summary             print the model summary and exit\n"
-           "  --quiet               no per-epoch lines\n\n"
-           "Examples:\n"
-           "  digits train --model cnn-bn --epochs 6 --batch-size 128 --lr 0.003 --schedule onecycle\n"
-           "  digits train --model lenet5 --data train.csv --test none --out runs/lenet5.safetensors\n"
-           "  digits train --data train.csv --limit 37000 --out m.safetensors  # then hold out: digits convert --skip 37000\n");
+    int n;
+    const TrainOption *t = train_options_table(&n);
+    printf("usage: digits train [flags]\n"
+           "       digits train --config FILE.yaml [flags]   (flags override the file)\n\n");
+    for (int i = 0; i < n; i++) {
+        char lead[64], def[300], desc[200] = "";
+        snprintf(lead, sizeof lead, "--%s%s%s", t[i].name, t[i].arg ? " " : "", t[i].arg ? t[i].arg : "");
+        if (t[i].shown) snprintf(def, sizeof def, " [%s]", t[i].shown);
+        else if (t[i].def && t[i].type != OPT_BOOL) snprintf(def, sizeof def, " [%s]", t[i].def);
+        else def[0] = '\0';
+        if (t[i].type == OPT_CHOICE) {
+            desc[0] = ':', desc[1] = ' ';
+            train_option_describe(&t[i], desc + 2, sizeof desc - 2);
+        }
+        /* the help text and default, wrapped at 100 columns from column 24 */
+        char text[1200];
+        snprintf(text, sizeof text, "%s%s%s", t[i].help, desc, def);
+        printf("  %-21s", lead);
+        int col = 23;
+        if (strlen(lead) > 20) printf("\n%23s", ""), col = 23;
+        for (char *w = text; *w;) {
+            size_t wl = strcspn(w, " ");
+            if (col + 1 + (int)wl > 100 && col > 23) printf("\n%23s", ""), col = 23;
+            printf(" %.*s", (int)wl, w);
+            col += 1 + (int)wl;
+            w += wl;
+            while (*w == ' ') w++;
+        }
+        printf("\n");
+    }
+    printf("\nExamples:\n"
+           "  digits train --epochs 3                         # runs/cnn-bn.safetensors (or -2, -3, ...)\n"
+           "  digits train --config configs/s004-twobranch.yaml --epochs 5\n"
+           "  digits train --model lenet5 --print-config > my.yaml; digits train --config my.yaml\n");
 }
+
+/* A bad value for flag --NAME: exit 2 saying what it must be. */
+static void bad_flag_value(const TrainOption *opt, const char *text, const char *why) {
+    if (opt->type == OPT_AUGMENT) cli_usage_error(CMD, "%s", why); /* the spec's own message */
+    char *end;
+    double v = strtod(text, &end);
+    int number = opt->type == OPT_INT || opt->type == OPT_LONG || opt->type == OPT_FLOAT;
+    if (number && *text && !*end && (opt->type == OPT_FLOAT || v == (long)v))
+        cli_usage_error(CMD, "--%s: %s is out of range (must be %s)", opt->name, text, why);
+    if (opt->type == OPT_CHOICE) { /* "a, b or c" */
+        char list[200];
+        size_t n = 0;
+        for (const char *p = opt->choices; *p && n + 5 < sizeof list; p++) {
+            if (*p != '|') list[n++] = *p;
+            else if (strchr(p + 1, '|')) n += (size_t)snprintf(list + n, sizeof list - n, ", ");
+            else n += (size_t)snprintf(list + n, sizeof list - n, " or ");
+        }
+        list[n] = '\0';
+        cli_usage_error(CMD, "--%s: '%s' is not %s", opt->name, text, list);
+    }
+    const char *what = opt->type == OPT_FLOAT ? "a number" : opt->type == OPT_U64 ? "a non-negative integer"
+                     : opt->type == OPT_BOOL ? "true or false" : "an integer";
+    if (!number) cli_usage_error(CMD, "--%s: '%s' is not %s", opt->name, text, what);
+    cli_usage_error(CMD, "--%s: '%s' is not %s (must be %s)", opt->name, text, what, why);
+}
+
+/* The flag named by argv[*i] ("--name", "--name=value", "--name value");
+ * *value is its text (NULL for a flag without one); exits 2 on an unknown flag. */
+static const TrainOption *flag_at(int argc, char **argv, int *i, const char **value) {
+    const char *arg = argv[*i];
+    if (strcmp(arg, "-h") == 0) arg = "--help";
+    if (strncmp(arg, "--", 2) != 0 || !arg[2]) cli_usage_error(CMD, "unexpected argument '%s'", arg);
+    char name[64];
+    const char *eq = strchr(arg, '=');
+    snprintf(name, sizeof name, "%.*s", (int)(eq ? (size_t)(eq - arg - 2) : strlen(arg + 2)), arg + 2);
+    const TrainOption *opt = train_option_find(name);
+    if (!opt || strchr(name, '_')) {
+        const char *near = train_option_suggest(name);
+        if (near) cli_usage_error(CMD, "unknown or incomplete flag '--%s' (did you mean '--%s'?)", name, near);
+        cli_usage_error(CMD, "unknown or incomplete flag '--%s'", name);
+    }
+    *value = eq ? eq + 1 : NULL;
+    if (!eq && opt->type != OPT_BOOL) {
+        if (*i + 1 >= argc) cli_usage_error(CMD, "--%s needs a value (%s)", opt->name, opt->arg ? opt->arg : "");
+        *value = argv[++*i];
+    }
+    return opt;
+}
+
+/* The settings: defaults, then --config FILE, then the other flags (which
+ * win). Handles --help (exits 0). Exits 2 on any bad flag or file. */
+static void parse_settings(int argc, char **argv, TrainOptions *o) {
+    train_options_defaults(o);
+    int n_flags = 0;
+    const TrainOption **opts = calloc((size_t)argc + 1, sizeof *opts);
+    const char **values = calloc((size_t)argc + 1, sizeof *values);
+    if (!opts || !values) cli_fail(CMD, "out of memory");
+    const char *config = NULL;
+    for (int i = 1; i < argc; i++) {
+        const TrainOption *opt = flag_at(argc, argv, &i, &values[n_flags]);
+        if (strcmp(opt->name, "help") == 0) {
+            help();
+            exit(0);
+        }
+        if (strcmp(opt->name, "config") == 0) config = values[n_flags];
+        opts[n_flags++] = opt;
+    }
+    if (config) {
+        if (train_options_read_yaml(o, config) < 0) cli_usage_error(CMD, "%s", dg_errmsg());
+        if (o->notice[0]) fprintf(stderr, "digits train: %s: ignored %s\n", config, o->notice);
+    }
+    char why[300];
+    for (int k = 0; k < n_flags; k++) {
+        const char *text = values[k] ? values[k] : "true";
+        if (train_option_set(o, opts[k], text, why, sizeof why) < 0) bad_flag_value(opts[k], text, why);
+        o->given[train_option_index(opts[k])] = 1;
+    }
+    free(opts);
+    free(values);
+}
+
+/* Flags that do not combine (exit 2). */
+static void check_combinations(const TrainOptions *o) {
+    if (strcmp(o->model, "svm") == 0)
+        cli_usage_error(CMD, "model svm takes its own flags and no config file: digits train --model svm --help");
+    if (o->monitor && o->monitor_test) cli_usage_error(CMD, "--monitor and --monitor-test: give one");
+    if (o->cfg.monitor_every && !o->monitor && !o->monitor_test)
+        cli_usage_error(CMD, "--monitor-every needs --monitor DIR|FILE or --monitor-test");
+    if (o->resume && o->summary) cli_usage_error(CMD, "--summary cannot be combined with --resume");
+    if (o->resume && o->checkpoint_dir && strcmp(o->checkpoint_dir, o->resume) != 0)
+        cli_usage_error(CMD, "--checkpoint-dir %s conflicts with --resume %s; a resumed run keeps checkpointing "
+                        "into the folder it resumes from", o->checkpoint_dir, o->resume);
+}
+
+/* ==== one run's state ======================================================== */
+
+typedef struct {
+    TrainOptions o;         /* the settings (a resumed run: the checkpoint's) */
+    TrainConfig cfg;        /* what train_run gets (strings point into o and ck) */
+    AugmentConfig aug;
+    EnsembleTrainConfig ens;
+    char ens_list[8192];    /* --ensemble-models, split in place */
+    int ensemble_mode;
+    Model m;
+    Checkpoint ck;
+    const char *precision;  /* in effect */
+    Dataset all, train, val, testset, monset;
+    const char *test_path;  /* NULL: no test */
+    double load_secs;
+    char *run_json;         /* digits.run of a new checkpointed run */
+    char out[4200];
+} TrainJob;
+
 
 /* Fails early (before loading data and training) if path cannot be written. */
 static void check_writable(const char *path) {
-    char probe[4200];
+    char probe[4300];
     snprintf(probe, sizeof probe, "%s.tmp.%d", path, (int)getpid());
     FILE *f = fopen(probe, "wb");
     if (!f) cli_fail(CMD, "%s: cannot write: %s", path, strerror(errno));
@@ -95,101 +198,334 @@ static void check_writable(const char *path) {
     unlink(probe);
 }
 
-/* ---- what the checkpoint stores for the CLI (digits.run) ---- */
-typedef struct {
-    char model[4096], data[4096], test[4096]; /* test "" = none */
-    char augment[192];                        /* canonical --augment text, "" = none */
-    char precision[8];                        /* "fp32" or "bf16" */
-    char normalize[12];                       /* "standard" or "none" */
-    float val_split;
-    int limit;
-    int ensemble_n, kfold, vote_logits;      /* --ensemble, --kfold, --vote */
-    char ensemble_models[8192];              /* --ensemble-models as given, "" = none */
-} RunFlags;
+/* ==== --resume =============================================================== */
 
-static char *run_to_json(const RunFlags *r) {
-    cJSON *o = cJSON_CreateObject();
-    char buf[64];
-    cJSON_AddStringToObject(o, "model", r->model);
-    cJSON_AddStringToObject(o, "data", r->data);
-    cJSON_AddStringToObject(o, "test", r->test);
-    snprintf(buf, sizeof buf, "%a", (double)r->val_split);
-    cJSON_AddStringToObject(o, "val_split", buf);
-    cJSON_AddNumberToObject(o, "limit", r->limit);
-    cJSON_AddStringToObject(o, "augment", r->augment);
-    cJSON_AddStringToObject(o, "precision", r->precision[0] ? r->precision : "fp32");
-    cJSON_AddStringToObject(o, "normalize", r->normalize[0] ? r->normalize : "standard");
-    if (r->ensemble_n > 1) {
-        cJSON_AddNumberToObject(o, "ensemble", r->ensemble_n);
-        cJSON_AddStringToObject(o, "ensemble_models", r->ensemble_models);
-        cJSON_AddNumberToObject(o, "kfold", r->kfold);
-        cJSON_AddStringToObject(o, "vote", r->vote_logits ? "logits" : "probs");
-    }
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return s;
+/* The checkpoint's settings as options: its TrainConfig and its digits.run. */
+static void saved_settings(const TrainJob *j, TrainOptions *saved) {
+    int n;
+    const TrainOption *t = train_options_table(&n);
+    train_options_defaults(saved);
+    TrainOptions from_ck;
+    memset(&from_ck, 0, sizeof from_ck);
+    from_ck.cfg = j->ck.cfg;
+    for (int i = 0; i < n; i++)
+        if (t[i].flags & OPTF_CKPT) train_option_copy(saved, &from_ck, &t[i]);
+    saved->cfg.threads = j->ck.threads;
+    if (train_options_from_json(saved, j->ck.run_json, OPTF_RUN, NULL, 0) < 0)
+        cli_fail(CMD, "%s: checkpoint lacks valid data settings (digits.run)", j->ck.path);
+    /* the run's test set is stored resolved: "" or none = no test */
+    if (!saved->test) train_option_set(saved, train_option_find("test"), "none", (char[8]){0}, 8);
 }
 
-static int run_from_json(const char *text, RunFlags *r) {
-    cJSON *o = text ? cJSON_Parse(text) : NULL;
-    cJSON *model = cJSON_GetObjectItemCaseSensitive(o, "model");
-    cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
-    cJSON *test = cJSON_GetObjectItemCaseSensitive(o, "test");
-    cJSON *val = cJSON_GetObjectItemCaseSensitive(o, "val_split");
-    cJSON *limit = cJSON_GetObjectItemCaseSensitive(o, "limit");
-    char *end = NULL;
-    double v = cJSON_IsString(val) ? strtod(val->valuestring, &end) : -1;
-    int ok = cJSON_IsString(model) && cJSON_IsString(data) && cJSON_IsString(test) && end && *end == '\0' &&
-             v >= 0 && v <= 0.9 && cJSON_IsNumber(limit) && limit->valuedouble >= 0 &&
-             limit->valuedouble <= 1e8 && strlen(model->valuestring) < sizeof r->model &&
-             strlen(data->valuestring) < sizeof r->data && strlen(test->valuestring) < sizeof r->test;
-    if (ok) {
-        snprintf(r->model, sizeof r->model, "%s", model->valuestring);
-        snprintf(r->data, sizeof r->data, "%s", data->valuestring);
-        snprintf(r->test, sizeof r->test, "%s", test->valuestring);
-        r->val_split = (float)v;
-        r->limit = (int)limit->valuedouble;
-        /* augmentation draws from (seed, epoch, index): only its setting is state */
-        cJSON *aug = cJSON_GetObjectItemCaseSensitive(o, "augment");
-        snprintf(r->augment, sizeof r->augment, "%s", cJSON_IsString(aug) ? aug->valuestring : "");
-        cJSON *prec = cJSON_GetObjectItemCaseSensitive(o, "precision");
-        snprintf(r->precision, sizeof r->precision, "%s",
-                 cJSON_IsString(prec) && strcmp(prec->valuestring, "bf16") == 0 ? "bf16" : "fp32");
-        cJSON *norm = cJSON_GetObjectItemCaseSensitive(o, "normalize");
-        snprintf(r->normalize, sizeof r->normalize, "%s",
-                 cJSON_IsString(norm) && strcmp(norm->valuestring, "none") == 0 ? "none" : "standard");
-        /* an ensemble run's (absent: a single model) */
-        cJSON *ens = cJSON_GetObjectItemCaseSensitive(o, "ensemble");
-        cJSON *models = cJSON_GetObjectItemCaseSensitive(o, "ensemble_models");
-        cJSON *kfold = cJSON_GetObjectItemCaseSensitive(o, "kfold");
-        cJSON *vote = cJSON_GetObjectItemCaseSensitive(o, "vote");
-        r->ensemble_n = 1;
-        r->kfold = r->vote_logits = 0;
-        r->ensemble_models[0] = '\0';
-        if (ens) {
-            ok = cJSON_IsNumber(ens) && ens->valuedouble >= 2 && ens->valuedouble <= ENSEMBLE_TRAIN_MAX &&
-                 cJSON_IsString(models) && strlen(models->valuestring) < sizeof r->ensemble_models &&
-                 cJSON_IsNumber(kfold) && (kfold->valueint == 0 || kfold->valueint == ens->valueint) &&
-                 cJSON_IsString(vote);
-            if (ok) {
-                r->ensemble_n = ens->valueint;
-                r->kfold = kfold->valueint;
-                r->vote_logits = strcmp(vote->valuestring, "logits") == 0;
-                snprintf(r->ensemble_models, sizeof r->ensemble_models, "%s", models->valuestring);
-            }
+/* Every setting given (flag or config file) must equal the checkpoint's:
+ * exit 2 naming the first that does not. */
+static void check_conflicts(TrainOptions *o, const TrainOptions *saved, const char *dir) {
+    int n;
+    const TrainOption *t = train_options_table(&n);
+#ifdef _OPENMP
+    if (o->cfg.threads <= 0) o->cfg.threads = omp_get_max_threads();
+#endif
+    for (int i = 0; i < n; i++) {
+        if (!o->given[i] || !(t[i].flags & (OPTF_CKPT | OPTF_RUN))) continue;
+        char now[8300], was[8300];
+        train_option_format(o, &t[i], now, sizeof now);
+        train_option_format(saved, &t[i], was, sizeof was);
+        if (strcmp(now, was) != 0)
+            cli_usage_error(CMD, "--%s %s conflicts with the checkpoint in %s (--%s %s); a resumed run keeps the "
+                            "settings it started with: drop the %s, or start a new run", t[i].name,
+                            now[0] ? now : "(none)", dir, t[i].name, was[0] ? was : "(none)",
+                            o->given[i] == 2 ? "key from the config file" : "flag");
+    }
+}
+
+/* Open the checkpoint in --resume DIR and take every stored setting from it. */
+static void adopt_checkpoint(TrainJob *j) {
+    TrainOptions *o = &j->o;
+    const char *dir = o->resume;
+    j->ens.resume = checkpoint_is_ensemble(dir);
+    if ((j->ens.resume ? checkpoint_open_ensemble(dir, &j->ck) : checkpoint_open(dir, &j->ck, &j->m)) < 0 ||
+        checkpoint_lock(dir) < 0)
+        cli_fail(CMD, "%s", dg_errmsg());
+    if (j->ck.warning[0]) fprintf(stderr, "digits train: warning: %s\n", j->ck.warning);
+    TrainOptions saved;
+    saved_settings(j, &saved);
+    check_conflicts(o, &saved, dir);
+    int n;
+    const TrainOption *t = train_options_table(&n);
+    for (int i = 0; i < n; i++)
+        if (t[i].flags & (OPTF_CKPT | OPTF_RUN)) train_option_copy(o, &saved, &t[i]);
+    train_options_free(&saved);
+    if (j->ens.resume && model_build_named(&j->m, o->model) < 0) cli_fail(CMD, "%s", dg_errmsg());
+}
+
+/* ==== the steps ============================================================== */
+
+/* The loop's configuration from the settings (and a resumed checkpoint). */
+static void make_config(TrainJob *j) {
+    TrainOptions *o = &j->o;
+    j->cfg = o->cfg;
+    j->cfg.augment = NULL;
+    if (o->augment) {
+        if (augment_parse(o->augment, &j->aug) < 0)
+            cli_fail(CMD, "%s%saugmentation setting: %s", o->resume ? j->ck.path : "", o->resume ? ": " : "",
+                     dg_errmsg());
+        j->cfg.augment = &j->aug;
+    }
+    char prec[8];
+    train_option_format(o, train_option_find("precision"), prec, sizeof prec);
+    j->precision = cli_set_precision(CMD, prec);
+    o->precision = strcmp(j->precision, "bf16") == 0;
+    if (o->resume) {
+        j->cfg.resume = j->ens.resume ? NULL : &j->ck; /* an ensemble's members resume from their own */
+        j->cfg.checkpoint_dir = o->resume;
+        j->cfg.run_json = j->ck.run_json;
+    }
+    cli_set_threads(j->cfg.threads);
+}
+
+/* The members of an ensemble run, if it is one. */
+static void plan_ensemble(TrainJob *j) {
+    TrainOptions *o = &j->o;
+    j->ens.n = o->ensemble;
+    j->ens.kfold = o->kfold;
+    j->ens.vote_logits = o->vote_logits;
+    snprintf(j->ens_list, sizeof j->ens_list, "%s", o->ensemble_models ? o->ensemble_models : "");
+    j->ensemble_mode = j->ens.n > 1 || o->ensemble_models || j->ens.kfold;
+    if (!j->ensemble_mode) return;
+    train_ensemble_members(&j->ens, o->model, o->ensemble_models ? j->ens_list : NULL);
+    o->ensemble = j->ens.n;
+}
+
+/* The training images from --data; a folder without MNIST files whose
+ * mnist/ or MNIST/raw/ has them (seed 004's root_dir './data', torchvision's
+ * layout) is taken for that subfolder, with a note. Returns -1 with the
+ * error of --data itself. */
+static int load_training_set(TrainJob *j) {
+    TrainOptions *o = &j->o;
+    if (dataset_load(o->data, "train", &j->all) == 0) return 0;
+    if (!is_dir(o->data)) return -1;
+    char first[1024], sub[4200], why[16];
+    snprintf(first, sizeof first, "%s", dg_errmsg());
+    static const char *const subs[] = {"mnist", "MNIST/raw"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(sub, sizeof sub, "%s/%s", o->data, subs[i]);
+        if (is_dir(sub) && dataset_load(sub, "train", &j->all) == 0) {
+            fprintf(stderr, "digits train: %s holds no MNIST files; using %s\n", o->data, sub);
+            train_option_set(o, train_option_find("data"), sub, why, sizeof why);
+            return 0;
         }
     }
-    cJSON_Delete(o);
-    return ok ? 0 : -1;
+    return dg_set_error("%s", first);
 }
 
-static const char *resume_dir_for_msgs;
+/* The training set (split into train/val unless an ensemble), the test set
+ * and the monitor set; j->load_secs times the training data's part. */
+static void load_data(TrainJob *j) {
+    const TrainOptions *o = &j->o;
+    const char *data = o->data;
+    double t0 = now_seconds();
+    if (load_training_set(j) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    data = o->data;
+    if (!j->all.labels) cli_fail(CMD, "%s: has no labels (a Kaggle test.csv?); training needs train.csv", data);
+    if (j->all.rows != j->m.input_shape.h || j->all.cols != j->m.input_shape.w)
+        cli_fail(CMD, "%s: images are %dx%d, model %s expects %dx%d", data, j->all.rows, j->all.cols, o->model,
+                 j->m.input_shape.h, j->m.input_shape.w);
+    if (o->limit && o->limit < j->all.n) j->all.n = o->limit;
+    int *tr_idx, *va_idx, n_tr, n_va;
+    split_stratified(j->all.labels, j->all.n, o->val_split, j->cfg.seed, &tr_idx, &n_tr, &va_idx, &n_va);
+    dataset_subset(&j->train, &j->all, tr_idx, n_tr);
+    dataset_subset(&j->val, &j->all, va_idx, n_va);
+    free(tr_idx);
+    free(va_idx);
+    if (j->train.n == 0) cli_fail(CMD, "%s: no training images left after the validation split", data);
+    /* recorded in the model file: eval warns on this data, --split val re-cuts its validation images */
+    j->cfg.data_hash = holdout_fingerprint(&j->all, j->all.n), j->cfg.data_n = j->all.n;
+    j->cfg.val_split = o->val_split, j->cfg.data_path = data;
+    j->load_secs = now_seconds() - t0;
 
-/* A flag given with --resume that disagrees with the checkpoint: exit 2. */
-static void conflict(const char *flag, const char *given, const char *saved) {
-    cli_usage_error(CMD, "%s %s conflicts with the checkpoint in %s (%s %s); a resumed run keeps the "
-                    "settings it started with: drop the flag, or start a new run",
-                    flag, given, resume_dir_for_msgs, flag, saved);
+    const char *test = o->test ? o->test : (is_dir(data) ? data : NULL);
+    j->test_path = test && strcmp(test, "none") != 0 ? test : NULL;
+    if (j->test_path && dataset_load(j->test_path, "test", &j->testset) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    if (j->test_path && !j->testset.labels) cli_fail(CMD, "%s: test set has no labels", j->test_path);
+    if (o->monitor_test) {
+        if (!j->test_path) cli_usage_error(CMD, "--monitor-test: there is no --test set (give --test DIR|FILE)");
+        j->cfg.monitor = &j->testset;
+    } else if (o->monitor) {
+        if (dataset_load(o->monitor, "test", &j->monset) < 0) cli_fail(CMD, "%s", dg_errmsg());
+        if (!j->monset.labels) cli_fail(CMD, "%s: monitor set has no labels", o->monitor);
+        j->cfg.monitor = &j->monset;
+    }
+    /* checked here: a mismatch would otherwise abort in the middle of training */
+    const Dataset *mon = j->cfg.monitor;
+    if (mon && (mon->rows != j->all.rows || mon->cols != j->all.cols))
+        cli_fail(CMD, "%s: monitor images are %dx%d, training images %dx%d", o->monitor ? o->monitor : j->test_path,
+                 mon->rows, mon->cols, j->all.rows, j->all.cols);
+    if (mon && mon->n == 0) cli_fail(CMD, "monitor set is empty");
+}
+
+/* A new run with --checkpoint-dir: lock the folder and keep in every
+ * checkpoint what --resume needs to load the same data (digits.run). */
+static void start_checkpointing(TrainJob *j) {
+    TrainOptions *o = &j->o;
+    if (!o->checkpoint_dir || o->resume) return;
+    if (checkpoint_lock(o->checkpoint_dir) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    /* --resume takes a folder with ensemble.json for an ensemble run */
+    if (!j->ensemble_mode && checkpoint_is_ensemble(o->checkpoint_dir))
+        cli_fail(CMD, "%s: holds an ensemble run's checkpoints; give this model its own --checkpoint-dir",
+                 o->checkpoint_dir);
+    char why[64];
+    train_option_set(o, train_option_find("test"), j->test_path ? j->test_path : "none", why, sizeof why);
+    j->run_json = train_options_json(o, OPTF_RUN, 1);
+    j->cfg.checkpoint_dir = o->checkpoint_dir;
+    j->cfg.run_json = j->run_json;
+    /* an ensemble's settings hold its thread count: the count itself */
+#ifdef _OPENMP
+    if (j->ensemble_mode && j->cfg.threads <= 0) j->cfg.threads = omp_get_max_threads();
+#else
+    if (j->ensemble_mode) j->cfg.threads = 1;
+#endif
+}
+
+/* The automatically named model file, reserved (created empty) so that
+ * runs started side by side pick different names; removed at exit if
+ * still empty (the run failed before saving). */
+static char reserved[4200];
+
+static void drop_reservation(void) {
+    struct stat st;
+    if (reserved[0] && stat(reserved, &st) == 0 && st.st_size == 0) unlink(reserved);
+}
+
+/* Create path if it does not exist: 0, or -1 with errno (EEXIST: taken). */
+static int reserve(const char *path) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0) return -1;
+    close(fd);
+    snprintf(reserved, sizeof reserved, "%s", path);
+    atexit(drop_reservation);
+    return 0;
+}
+
+const char *cli_train_out(const char *out, int overwrite, const char *dir, const char *base, char *buf, size_t len) {
+    struct stat st;
+    if (out) {
+        if (stat(out, &st) == 0 && !overwrite)
+            cli_usage_error(CMD, "%s exists; add --overwrite to replace it, or pick another --out name", out);
+        snprintf(buf, len, "%s", out);
+        return buf;
+    }
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) cli_fail(CMD, "%s: cannot create the folder: %s", dir, strerror(errno));
+    int k = 1;
+    for (;;) {
+        if (k == 1) snprintf(buf, len, "%s/%s.safetensors", dir, base);
+        else snprintf(buf, len, "%s/%s-%d.safetensors", dir, base, k);
+        if (reserve(buf) == 0) break;
+        if (errno != EEXIST) cli_fail(CMD, "%s: cannot write: %s", buf, strerror(errno));
+        if (++k > 9999) cli_fail(CMD, "%s: %s-2 ... -9999 are all taken; give --out", dir, base);
+    }
+    if (k > 1) printf("%s/%s.safetensors exists: this run writes %s\n", dir, base, buf);
+    return buf;
+}
+
+/* The model file: --out (an existing one only with --overwrite), the
+ * checkpoint's when resuming, else the first free OUT-DIR/BASE.safetensors,
+ * BASE-2, BASE-3, ... Exits 2 when --out exists. */
+static void choose_out(TrainJob *j) {
+    const TrainOptions *o = &j->o;
+    if (o->resume) {
+        snprintf(j->out, sizeof j->out, "%s", j->ck.cfg.out_path ? j->ck.cfg.out_path : "");
+        if (!j->out[0]) cli_fail(CMD, "%s: checkpoint names no model file", j->ck.path);
+    } else {
+        char base[300];
+        const char *name = j->ensemble_mode ? j->ens.models[0] : j->m.spec_name;
+        const char *slash = strrchr(name, '/');
+        name = slash ? slash + 1 : name;
+        if (j->ensemble_mode)
+            snprintf(base, sizeof base, "%s-%s%d", name, j->ens.kfold ? "kfold" : "ensemble", j->ens.n);
+        else
+            snprintf(base, sizeof base, "%s", name);
+        cli_train_out(o->cfg.out_path, o->overwrite, o->out_dir, base, j->out, sizeof j->out);
+    }
+    j->cfg.out_path = j->out;
+    check_writable(j->out);
+    if (j->cfg.log_path && !o->resume) check_writable(j->cfg.log_path);
+}
+
+/* Stopped by a signal: say how to go on, and exit 128+signal. */
+static void exit_interrupted(const TrainJob *j, const TrainResult *res) {
+    char word[8300];
+    if (res->checkpoint[0]) printf("checkpoint %s\n", res->checkpoint);
+    fflush(stdout);
+    if (j->cfg.checkpoint_dir)
+        fprintf(stderr, "digits: interrupted at epoch %d step %ld; resume with: digits train --resume %s\n",
+                res->stop_epoch, res->steps, cli_shell_word(j->cfg.checkpoint_dir, word, sizeof word));
+    else
+        fprintf(stderr, "digits: interrupted at epoch %d step %ld; the best model so far is in %s "
+                "(without --checkpoint-dir the run cannot be resumed)\n", res->stop_epoch, res->steps, j->out);
+    exit(res->interrupted > 0 ? 128 + res->interrupted : 130);
+}
+
+/* Train one model (fresh or resumed); returns its result. */
+static void train_single(TrainJob *j, TrainResult *res) {
+    Model *m = &j->m;
+    if (j->o.resume) {
+        printf("model %s: resuming from %s\n", m->spec_name, j->ck.path);
+    } else {
+        model_init_params(m, j->cfg.seed);
+        double t0 = now_seconds();
+        train_set_normalisation(m, &j->cfg, &j->train);
+        j->load_secs += now_seconds() - t0;
+        m->train_config_json = train_config_json(&j->cfg, m->spec_name, j->train.n, j->val.n);
+    }
+    printf("model %s: %zu parameters, %.2f M MACs/image; %d train / %d validation images from %s (loaded in %.3fs)\n",
+           m->spec_name, m->n_param + m->n_buffer, model_macs(m) / 1e6, j->train.n, j->val.n, j->o.data,
+           j->load_secs);
+    fflush(stdout);
+    train_clear_stop();
+    cli_stop_signals(1);
+    int trained = train_run(m, &j->train, &j->val, &j->cfg, res);
+    cli_stop_signals(0);
+    if (trained < 0) cli_fail(CMD, "%s", dg_errmsg());
+    if (res->interrupted) exit_interrupted(j, res);
+    printf("trained %d epochs in %.1fs (%.0f img/s)", res->epochs_run, res->seconds,
+           res->seconds > 0 ? (double)res->steps * j->cfg.batch_size / res->seconds : 0);
+    if (res->best_epoch)
+        printf("; best epoch %d: val loss %.4f acc %.4f", res->best_epoch, res->best_val_loss, res->best_val_acc);
+    printf("\n");
+}
+
+/* Test the trained model, record the metrics in it and save it. */
+static void test_and_save(TrainJob *j, const TrainResult *res) {
+    char metrics[512];
+    int len = snprintf(metrics, sizeof metrics,
+                       "{\"train_seconds\":%.2f,\"load_seconds\":%.3f,\"epochs_run\":%d,\"best_epoch\":%d,"
+                       "\"val_loss\":%.6f,\"val_accuracy\":%.6f",
+                       res->seconds, j->load_secs, res->epochs_run, res->best_epoch, res->best_val_loss,
+                       res->best_val_acc);
+    if (j->testset.n) {
+        double loss;
+        double acc = model_predict_dataset(&j->m, &j->testset, 1000, NULL, NULL, &loss);
+        printf("test accuracy %.4f (loss %.4f) on %d images from %s\n", acc, loss, j->testset.n, j->test_path);
+        len += snprintf(metrics + len, sizeof metrics - (size_t)len, ",\"test_accuracy\":%.6f,\"test_loss\":%.6f",
+                        acc, loss);
+    }
+    snprintf(metrics + len, sizeof metrics - (size_t)len, "}");
+    j->m.metrics_json = strdup(metrics);
+    if (model_save(&j->m, j->out) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    printf("saved %s\n", j->out);
+}
+
+static void job_free(TrainJob *j) {
+    dataset_free(&j->all);
+    dataset_free(&j->train);
+    dataset_free(&j->val);
+    dataset_free(&j->testset);
+    dataset_free(&j->monset);
+    model_free(&j->m);
+    checkpoint_close(&j->ck);
+    free(j->run_json);
+    train_options_free(&j->o);
+    free(j);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -198,357 +534,40 @@ int cmd_train(int argc, char **argv) {
         if (strcmp(argv[i], "--model=svm") == 0 ||
             (strcmp(argv[i], "--model") == 0 && i + 1 < argc && strcmp(argv[i + 1], "svm") == 0))
             return cmd_train_svm(argc, argv);
-    TrainConfig cfg;
-    train_config_defaults(&cfg);
-    const char *model_name = "cnn-bn", *data = "data/mnist", *test = NULL, *out = NULL;
-    float val_split = 0.1f;
-    const char *monitor = NULL, *precision = "fp32";
-    int monitor_test = 0;
-    int limit = 0, summary = 0;
-    static AugmentConfig aug;
-    EnsembleTrainConfig ens = {.n = 1, .vote_logits = 0};
-    char *ens_list = NULL; /* --ensemble-models (argv, split in place) */
-    enum { O_MODEL = 256, O_DATA, O_TEST, O_EPOCHS, O_BATCH, O_LR, O_OPT, O_MOM, O_NEST, O_WD, O_SCHED,
-           O_GAMMA, O_STEPSIZE, O_PATIENCE, O_VAL, O_LIMIT, O_MAXSTEPS, O_SEED, O_THREADS, O_OUT,
-           O_LOG, O_SUMMARY, O_QUIET, O_HELP, O_AUG, O_ENS, O_ENS_MODELS, O_KFOLD, O_VOTE, O_CKPT, O_RESUME,
-           O_MONITOR, O_MONITOR_TEST, O_MONITOR_EVERY, O_PREC, O_NORM, O_EMA, O_END };
-    static const struct option opts[] = {
-        {"model", 1, 0, O_MODEL}, {"data", 1, 0, O_DATA}, {"test", 1, 0, O_TEST},
-        {"epochs", 1, 0, O_EPOCHS}, {"batch-size", 1, 0, O_BATCH}, {"lr", 1, 0, O_LR},
-        {"optimizer", 1, 0, O_OPT}, {"momentum", 1, 0, O_MOM}, {"nesterov", 0, 0, O_NEST},
-        {"weight-decay", 1, 0, O_WD}, {"schedule", 1, 0, O_SCHED}, {"gamma", 1, 0, O_GAMMA},
-        {"step-size", 1, 0, O_STEPSIZE}, {"patience", 1, 0, O_PATIENCE}, {"val-split", 1, 0, O_VAL},
-        {"limit", 1, 0, O_LIMIT}, {"max-steps", 1, 0, O_MAXSTEPS}, {"seed", 1, 0, O_SEED},
-        {"threads", 1, 0, O_THREADS}, {"out", 1, 0, O_OUT}, {"log", 1, 0, O_LOG},
-        {"summary", 0, 0, O_SUMMARY}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
-        {"augment", 1, 0, O_AUG}, {"ensemble", 1, 0, O_ENS}, {"ensemble-models", 1, 0, O_ENS_MODELS},
-        {"kfold", 1, 0, O_KFOLD}, {"vote", 1, 0, O_VOTE},
-        {"checkpoint-dir", 1, 0, O_CKPT}, {"resume", 1, 0, O_RESUME}, {"monitor", 1, 0, O_MONITOR},
-        {"monitor-test", 0, 0, O_MONITOR_TEST}, {"monitor-every", 1, 0, O_MONITOR_EVERY}, {"precision", 1, 0, O_PREC},
-        {"normalize", 1, 0, O_NORM}, {"ema", 1, 0, O_EMA}, {0, 0, 0, 0}};
-
-    /* which flags were given, and as what text (for --resume's conflict check) */
-    const char *given[O_END - O_MODEL] = {0};
-    const char *ckpt_dir = NULL, *resume_dir = NULL;
-    opterr = 0;
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c >= O_MODEL && c < O_END) given[c - O_MODEL] = optarg ? optarg : "";
-        switch (c) {
-        case O_MODEL: model_name = optarg; break;
-        case O_DATA: data = optarg; break;
-        case O_TEST: test = optarg; break;
-        case O_EPOCHS: cfg.epochs = cli_int(CMD, "--epochs", optarg, 1, 100000); break;
-        case O_BATCH: cfg.batch_size = cli_int(CMD, "--batch-size", optarg, 1, 65536); break;
-        case O_LR: cfg.lr = cli_float(CMD, "--lr", optarg, 0, 100); break;
-        case O_OPT:
-            if (optim_parse(optarg, &cfg.optim) < 0) cli_usage_error(CMD, "--optimizer: '%s' is not sgd, adam, nadam or adamw", optarg);
-            break;
-        case O_MOM: cfg.momentum = cli_float(CMD, "--momentum", optarg, 0, 1); break;
-        case O_NEST: cfg.nesterov = 1; break;
-        case O_WD: cfg.weight_decay = cli_float(CMD, "--weight-decay", optarg, 0, 10); break;
-        case O_SCHED:
-            if (sched_parse(optarg, &cfg.schedule) < 0)
-                cli_usage_error(CMD, "--schedule: '%s' is not one of constant, step, exp, plateau, onecycle, cosine", optarg);
-            break;
-        case O_GAMMA: cfg.gamma = cli_float(CMD, "--gamma", optarg, 1e-6f, 1); break;
-        case O_STEPSIZE: cfg.step_size = cli_int(CMD, "--step-size", optarg, 1, 100000); break;
-        case O_PATIENCE: cfg.patience = cli_int(CMD, "--patience", optarg, 0, 100000); break;
-        case O_EMA: cfg.ema = cli_float(CMD, "--ema", optarg, 0, 0.999999f); break;
-        case O_VAL: val_split = cli_float(CMD, "--val-split", optarg, 0, 0.9f); break;
-        case O_LIMIT: limit = cli_int(CMD, "--limit", optarg, 1, 100000000); break;
-        case O_MAXSTEPS: cfg.max_steps = cli_int(CMD, "--max-steps", optarg, 0, 2000000000); break;
-        case O_SEED: cfg.seed = cli_u64(CMD, "--seed", optarg); break;
-        case O_THREADS: cfg.threads = cli_int(CMD, "--threads", optarg, 0, 1024); break;
-        case O_OUT: out = optarg; break;
-        case O_LOG: cfg.log_path = optarg; break;
-        case O_SUMMARY: summary = 1; break;
-        case O_QUIET: cfg.quiet = 1; break;
-        case O_MONITOR: monitor = optarg; break;
-        case O_MONITOR_TEST: monitor_test = 1; break;
-        case O_MONITOR_EVERY: cfg.monitor_every = cli_int(CMD, "--monitor-every", optarg, 0, 2000000000); break;
-        case O_HELP: help(); return 0;
-        case O_AUG:
-            if (augment_parse(optarg, &aug) < 0) cli_usage_error(CMD, "%s", dg_errmsg());
-            cfg.augment = augment_is_identity(&aug) ? NULL : &aug;
-            break;
-        case O_ENS: ens.n = cli_int(CMD, "--ensemble", optarg, 1, ENSEMBLE_TRAIN_MAX); break;
-        case O_ENS_MODELS: ens_list = optarg; break;
-        case O_KFOLD: ens.kfold = cli_int(CMD, "--kfold", optarg, 2, ENSEMBLE_TRAIN_MAX); break;
-        case O_VOTE:
-            if (strcmp(optarg, "logits") && strcmp(optarg, "probs")) cli_usage_error(CMD, "--vote: '%s' is not logits or probs", optarg);
-            ens.vote_logits = strcmp(optarg, "logits") == 0;
-            break;
-        case O_PREC: precision = cli_set_precision(CMD, optarg); break;
-        case O_NORM:
-            if (strcmp(optarg, "standard") && strcmp(optarg, "none"))
-                cli_usage_error(CMD, "--normalize: '%s' is not standard or none", optarg);
-            cfg.unit_scale = strcmp(optarg, "none") == 0;
-            break;
-        case O_CKPT: ckpt_dir = optarg; break;
-        case O_RESUME: resume_dir = optarg; break;
-        default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
-        }
+    TrainJob *j = calloc(1, sizeof *j);
+    if (!j) cli_fail(CMD, "out of memory");
+    parse_settings(argc, argv, &j->o);
+    if (j->o.print_config) {
+        train_options_print_yaml(&j->o, stdout);
+        job_free(j);
+        return 0;
     }
-    if (optind < argc) cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
-    if (monitor && monitor_test) cli_usage_error(CMD, "--monitor and --monitor-test: give one");
-    if (cfg.monitor_every && !monitor && !monitor_test)
-        cli_usage_error(CMD, "--monitor-every needs --monitor DIR|FILE or --monitor-test");
-    cli_set_threads(cfg.threads);
-#define GIVEN(o) given[(o) - O_MODEL]
-
-    Model m;
-    Checkpoint ck;
-    memset(&ck, 0, sizeof ck);
-    RunFlags run = {.val_split = val_split, .limit = limit};
-    if (resume_dir) {
-        /* every setting comes from the checkpoint; flags may only repeat them */
-        resume_dir_for_msgs = resume_dir;
-        if (summary) cli_usage_error(CMD, "--summary cannot be combined with --resume");
-        if (ckpt_dir && strcmp(ckpt_dir, resume_dir) != 0)
-            conflict("--checkpoint-dir", ckpt_dir, resume_dir);
-        ens.resume = checkpoint_is_ensemble(resume_dir);
-        if ((ens.resume ? checkpoint_open_ensemble(resume_dir, &ck) : checkpoint_open(resume_dir, &ck, &m)) < 0 ||
-            checkpoint_lock(resume_dir) < 0)
-            cli_fail(CMD, "%s", dg_errmsg());
-        if (ck.warning[0]) fprintf(stderr, "digits train: warning: %s\n", ck.warning);
-        if (run_from_json(ck.run_json, &run) < 0)
-            cli_fail(CMD, "%s: checkpoint lacks valid data settings (digits.run)", ck.path);
-        const TrainConfig *k = &ck.cfg;
-        char saved[64];
-        const char *test_given = GIVEN(O_TEST) && strcmp(GIVEN(O_TEST), "none") != 0 ? GIVEN(O_TEST) : "";
-#define SAME_STR(o, flag, want, have) \
-        if (GIVEN(o) && strcmp((want), (have) ? (have) : "") != 0) conflict(flag, GIVEN(o), (have) && *(have) ? (have) : "(none)")
-#define SAME_NUM(o, flag, want, have, fmt) \
-        if (GIVEN(o) && (want) != (have)) { snprintf(saved, sizeof saved, fmt, have); conflict(flag, GIVEN(o), saved); }
-        SAME_STR(O_MODEL, "--model", model_name, run.model);
-        SAME_STR(O_DATA, "--data", data, run.data);
-        SAME_STR(O_TEST, "--test", test_given, run.test);
-        SAME_STR(O_OUT, "--out", out ? out : "", k->out_path);
-        SAME_STR(O_LOG, "--log", cfg.log_path ? cfg.log_path : "", k->log_path);
-        SAME_NUM(O_EPOCHS, "--epochs", cfg.epochs, k->epochs, "%d");
-        SAME_NUM(O_BATCH, "--batch-size", cfg.batch_size, k->batch_size, "%d");
-        SAME_NUM(O_LR, "--lr", cfg.lr, k->lr, "%g");
-        SAME_NUM(O_OPT, "--optimizer", (int)cfg.optim, (int)k->optim, "%d");
-        SAME_NUM(O_MOM, "--momentum", cfg.momentum, k->momentum, "%g");
-        SAME_NUM(O_NEST, "--nesterov", cfg.nesterov, k->nesterov, "%d");
-        SAME_NUM(O_WD, "--weight-decay", cfg.weight_decay, k->weight_decay, "%g");
-        if (GIVEN(O_SCHED) && cfg.schedule != k->schedule) conflict("--schedule", GIVEN(O_SCHED), sched_name(k->schedule));
-        SAME_NUM(O_GAMMA, "--gamma", cfg.gamma, k->gamma, "%g");
-        SAME_NUM(O_STEPSIZE, "--step-size", cfg.step_size, k->step_size, "%d");
-        SAME_NUM(O_PATIENCE, "--patience", cfg.patience, k->patience, "%d");
-        SAME_NUM(O_EMA, "--ema", cfg.ema, k->ema, "%g");
-        SAME_NUM(O_VAL, "--val-split", val_split, run.val_split, "%g");
-        SAME_NUM(O_LIMIT, "--limit", limit, run.limit, "%d");
-        SAME_NUM(O_MAXSTEPS, "--max-steps", cfg.max_steps, k->max_steps, "%ld");
-        SAME_NUM(O_SEED, "--seed", (unsigned long long)cfg.seed, (unsigned long long)k->seed, "%llu");
-        int threads_now = cfg.threads;
-#ifdef _OPENMP
-        if (threads_now <= 0) threads_now = omp_get_max_threads();
-#endif
-        SAME_NUM(O_THREADS, "--threads", threads_now, ck.threads, "%d");
-        if (GIVEN(O_AUG) && strcmp(cfg.augment ? cfg.augment->text : "", run.augment) != 0)
-            conflict("--augment", GIVEN(O_AUG), run.augment[0] ? run.augment : "(none)");
-        if (GIVEN(O_PREC) && strcmp(precision, run.precision) != 0)
-            conflict("--precision", GIVEN(O_PREC), run.precision);
-        if (GIVEN(O_NORM) && strcmp(cfg.unit_scale ? "none" : "standard", run.normalize) != 0)
-            conflict("--normalize", GIVEN(O_NORM), run.normalize);
-        SAME_NUM(O_ENS, "--ensemble", ens.n, run.ensemble_n, "%d");
-        SAME_STR(O_ENS_MODELS, "--ensemble-models", ens_list, run.ensemble_models);
-        SAME_NUM(O_KFOLD, "--kfold", ens.kfold, run.kfold, "%d");
-        if (GIVEN(O_VOTE) && ens.vote_logits != run.vote_logits)
-            conflict("--vote", GIVEN(O_VOTE), run.vote_logits ? "logits" : "probs");
-        ens.n = run.ensemble_n;
-        ens.kfold = run.kfold;
-        ens.vote_logits = run.vote_logits;
-        static char list_copy[sizeof run.ensemble_models]; /* split in place below */
-        snprintf(list_copy, sizeof list_copy, "%s", run.ensemble_models);
-        ens_list = list_copy[0] ? list_copy : NULL;
-        if (ens.resume && model_build_named(&m, run.model) < 0) cli_fail(CMD, "%s", dg_errmsg());
-        precision = cli_set_precision(CMD, run.precision);
-        int quiet = cfg.quiet;
-        cfg = ck.cfg;
-        cfg.quiet = quiet;
-        cfg.augment = NULL;
-        if (run.augment[0]) {
-            if (augment_parse(run.augment, &aug) < 0)
-                cli_fail(CMD, "%s: checkpoint's augmentation setting: %s", ck.path, dg_errmsg());
-            cfg.augment = &aug;
-        }
-        cfg.resume = ens.resume ? NULL : &ck; /* an ensemble's members resume from their own */
-        cfg.checkpoint_dir = resume_dir;
-        cfg.run_json = ck.run_json;
-        model_name = run.model;
-        data = run.data;
-        test = run.test[0] ? run.test : "none";
-        val_split = run.val_split;
-        limit = run.limit;
-        out = cfg.out_path;
+    check_combinations(&j->o);
+    if (j->o.resume) {
+        adopt_checkpoint(j);
     } else {
-        if (model_build_named(&m, model_name) < 0) cli_fail(CMD, "%s", dg_errmsg());
-        if (summary) {
-            model_summary(&m, stdout);
-            model_free(&m);
+        if (model_build_named(&j->m, j->o.model) < 0) cli_fail(CMD, "%s", dg_errmsg());
+        if (j->o.summary) {
+            model_summary(&j->m, stdout);
+            job_free(j);
             return 0;
         }
     }
-    cli_set_threads(cfg.threads);
-    const int ensemble_mode = ens.n > 1 || ens_list || ens.kfold;
-    if (ensemble_mode) {
-        if (ens_list) snprintf(run.ensemble_models, sizeof run.ensemble_models, "%s", ens_list);
-        train_ensemble_members(&ens, model_name, ens_list);
-        run.ensemble_n = ens.n;
-        run.kfold = ens.kfold;
-        run.vote_logits = ens.vote_logits;
-    }
-
-    /* load_secs: reading, splitting and the normalisation statistics of the
-     * training data, reported apart from train_run's training seconds (the
-     * time-to-accuracy benchmark counts both) */
-    Dataset all = {0}, train = {0}, val = {0}, testset = {0}, monset = {0};
-    double load_t0 = now_seconds();
-    if (dataset_load(data, "train", &all) < 0) cli_fail(CMD, "%s", dg_errmsg());
-    if (!all.labels) cli_fail(CMD, "%s: has no labels (a Kaggle test.csv?); training needs train.csv", data);
-    if (all.rows != m.input_shape.h || all.cols != m.input_shape.w)
-        cli_fail(CMD, "%s: images are %dx%d, model %s expects %dx%d", data, all.rows, all.cols,
-                 model_name, m.input_shape.h, m.input_shape.w);
-    if (limit && limit < all.n) all.n = limit;
-
-    int *tr_idx, *va_idx, n_tr, n_va;
-    split_stratified(all.labels, all.n, val_split, cfg.seed, &tr_idx, &n_tr, &va_idx, &n_va);
-    dataset_subset(&train, &all, tr_idx, n_tr);
-    dataset_subset(&val, &all, va_idx, n_va);
-    free(tr_idx);
-    free(va_idx);
-    if (train.n == 0) cli_fail(CMD, "%s: no training images left after the validation split", data);
-    /* recorded in the model file: eval warns on this data, --split val re-cuts its validation images */
-    cfg.data_hash = holdout_fingerprint(&all, all.n), cfg.data_n = all.n, cfg.val_split = val_split, cfg.data_path = data;
-    double load_secs = now_seconds() - load_t0;
-
-    const char *test_path = test ? test : (is_dir(data) ? data : NULL);
-    if (test_path && strcmp(test_path, "none") == 0) test_path = NULL;
-    if (test_path && dataset_load(test_path, "test", &testset) < 0) cli_fail(CMD, "%s", dg_errmsg());
-    if (test_path && !testset.labels) cli_fail(CMD, "%s: test set has no labels", test_path);
-    if (monitor_test) {
-        if (!test_path) cli_usage_error(CMD, "--monitor-test: there is no --test set (give --test DIR|FILE)");
-        cfg.monitor = &testset;
-    } else if (monitor) {
-        if (dataset_load(monitor, "test", &monset) < 0) cli_fail(CMD, "%s", dg_errmsg());
-        if (!monset.labels) cli_fail(CMD, "%s: monitor set has no labels", monitor);
-        cfg.monitor = &monset;
-    }
-    /* checked here: a mismatch would otherwise abort in the middle of training */
-    if (cfg.monitor && (cfg.monitor->rows != all.rows || cfg.monitor->cols != all.cols))
-        cli_fail(CMD, "%s: monitor images are %dx%d, training images %dx%d", monitor ? monitor : test_path,
-                 cfg.monitor->rows, cfg.monitor->cols, all.rows, all.cols);
-    if (cfg.monitor && cfg.monitor->n == 0) cli_fail(CMD, "monitor set is empty");
-    char *run_json = NULL;
-    if (ckpt_dir && !resume_dir) {
-        /* what --resume needs to load the same data and rebuild the run */
-        if (checkpoint_lock(ckpt_dir) < 0) cli_fail(CMD, "%s", dg_errmsg());
-        /* --resume takes a folder with ensemble.json for an ensemble run */
-        if (!ensemble_mode && checkpoint_is_ensemble(ckpt_dir))
-            cli_fail(CMD, "%s: holds an ensemble run's checkpoints; give this model its own --checkpoint-dir", ckpt_dir);
-        snprintf(run.model, sizeof run.model, "%s", model_name);
-        snprintf(run.data, sizeof run.data, "%s", data);
-        snprintf(run.test, sizeof run.test, "%s", test_path ? test_path : "");
-        snprintf(run.augment, sizeof run.augment, "%s", cfg.augment ? cfg.augment->text : "");
-        snprintf(run.precision, sizeof run.precision, "%s", precision);
-        snprintf(run.normalize, sizeof run.normalize, "%s", cfg.unit_scale ? "none" : "standard");
-        run_json = run_to_json(&run);
-        cfg.checkpoint_dir = ckpt_dir;
-        cfg.run_json = run_json;
-        /* an ensemble's settings hold its thread count: the count itself */
-#ifdef _OPENMP
-        if (ensemble_mode && cfg.threads <= 0) cfg.threads = omp_get_max_threads();
-#else
-        if (ensemble_mode) cfg.threads = 1;
-#endif
-    }
-    if (ensemble_mode) {
-        ens.val_split = val_split;
+    make_config(j);
+    plan_ensemble(j);
+    choose_out(j);
+    load_data(j);
+    start_checkpointing(j);
+    int rc = 0;
+    if (j->ensemble_mode) {
+        j->ens.val_split = j->o.val_split;
         /* members split `all` themselves (shared split or folds) */
-        int rc = train_ensemble_run(&ens, &all, test_path ? &testset : NULL, test_path, &cfg, out);
-        dataset_free(&all);
-        dataset_free(&train);
-        dataset_free(&val);
-        dataset_free(&testset);
-        model_free(&m);
-        checkpoint_close(&ck);
-        free(run_json);
-        return rc;
-    }
-
-    char default_out[256];
-    if (!out) {
-        mkdir("runs", 0755);
-        snprintf(default_out, sizeof default_out, "runs/%s.safetensors", m.spec_name);
-        out = default_out;
-    }
-    cfg.out_path = out;
-    check_writable(out);
-    if (cfg.log_path && !resume_dir) check_writable(cfg.log_path);
-
-    if (resume_dir) {
-        printf("model %s: resuming from %s\n", m.spec_name, ck.path);
+        rc = train_ensemble_run(&j->ens, &j->all, j->test_path ? &j->testset : NULL, j->test_path, &j->cfg, j->out);
     } else {
-        model_init_params(&m, cfg.seed);
-        load_t0 = now_seconds();
-        train_set_normalisation(&m, &cfg, &train);
-        load_secs += now_seconds() - load_t0;
-        m.train_config_json = train_config_json(&cfg, m.spec_name, train.n, val.n);
+        TrainResult res;
+        train_single(j, &res);
+        test_and_save(j, &res);
     }
-    printf("model %s: %zu parameters, %.2f M MACs/image; %d train / %d validation images from %s (loaded in %.3fs)\n",
-           m.spec_name, m.n_param + m.n_buffer, model_macs(&m) / 1e6, train.n, val.n, data, load_secs);
-    fflush(stdout);
-
-    TrainResult res;
-    train_clear_stop();
-    cli_stop_signals(1);
-    int trained = train_run(&m, &train, &val, &cfg, &res);
-    cli_stop_signals(0);
-    if (trained < 0) cli_fail(CMD, "%s", dg_errmsg());
-    if (res.interrupted) {
-        char word[8300];
-        if (res.checkpoint[0]) printf("checkpoint %s\n", res.checkpoint);
-        fflush(stdout);
-        if (cfg.checkpoint_dir)
-            fprintf(stderr, "digits: interrupted at epoch %d step %ld; resume with: digits train --resume %s\n",
-                    res.stop_epoch, res.steps, cli_shell_word(cfg.checkpoint_dir, word, sizeof word));
-        else
-            fprintf(stderr, "digits: interrupted at epoch %d step %ld; the best model so far is in %s "
-                    "(without --checkpoint-dir the run cannot be resumed)\n", res.stop_epoch, res.steps, out);
-        exit(res.interrupted > 0 ? 128 + res.interrupted : 130);
-    }
-    printf("trained %d epochs in %.1fs (%.0f img/s)", res.epochs_run, res.seconds,
-           res.seconds > 0 ? (double)res.steps * cfg.batch_size / res.seconds : 0);
-    if (res.best_epoch) printf("; best epoch %d: val loss %.4f acc %.4f", res.best_epoch, res.best_val_loss, res.best_val_acc);
-    printf("\n");
-
-    char metrics[512];
-    int len = snprintf(metrics, sizeof metrics,
-                       "{\"train_seconds\":%.2f,\"load_seconds\":%.3f,\"epochs_run\":%d,\"best_epoch\":%d,"
-                       "\"val_loss\":%.6f,\"val_accuracy\":%.6f",
-                       res.seconds, load_secs, res.epochs_run, res.best_epoch, res.best_val_loss, res.best_val_acc);
-    if (testset.n) {
-        double loss;
-        double acc = model_predict_dataset(&m, &testset, 1000, NULL, NULL, &loss);
-        printf("test accuracy %.4f (loss %.4f) on %d images from %s\n", acc, loss, testset.n, test_path);
-        len += snprintf(metrics + len, sizeof metrics - (size_t)len, ",\"test_accuracy\":%.6f,\"test_loss\":%.6f", acc, loss);
-    }
-    snprintf(metrics + len, sizeof metrics - (size_t)len, "}");
-    m.metrics_json = strdup(metrics);
-    if (model_save(&m, out) < 0) cli_fail(CMD, "%s", dg_errmsg());
-    printf("saved %s\n", out);
-
-    dataset_free(&all);
-    dataset_free(&train);
-    dataset_free(&val);
-    dataset_free(&testset);
-    dataset_free(&monset);
-    model_free(&m);
-    checkpoint_close(&ck);
-    free(run_json);
-    return 0;
+    job_free(j);
+    return rc;
 }

@@ -32,7 +32,9 @@ static void help(void) {
            "  --seed N              seed of the validation split               [42]\n"
            "  --threads N           worker threads for PCA and prediction; libsvm\n"
            "                        itself is single-threaded (0 = all cores)  [0]\n"
-           "  --out FILE            model file (safetensors)                   [runs/svm.safetensors]\n"
+           "  --out FILE            model file (safetensors); an existing file needs --overwrite\n"
+           "                        [runs/svm.safetensors, else runs/svm-2.safetensors, ...]\n"
+           "  --overwrite           let --out replace an existing file\n"
            "  --verbose             libsvm's progress output\n"
            "  --quiet               only errors\n\n"
            "Examples:\n"
@@ -63,18 +65,19 @@ static double evaluate(const PcaSvm *s, const Dataset *ds, double *loss) {
 int cmd_train_svm(int argc, char **argv) {
     PcaSvmConfig cfg;
     pcasvm_config_defaults(&cfg);
-    const char *data = "data/mnist", *test = NULL, *out = "runs/svm.safetensors";
+    const char *data = "data/mnist", *test = NULL, *out = NULL;
     float val_split = 0.1f;
-    int limit = 0, threads = 0, quiet = 0;
+    int limit = 0, threads = 0, quiet = 0, overwrite = 0;
     uint64_t seed = 42;
     enum { O_MODEL = 256, O_DATA, O_TEST, O_COMP, O_GAMMA, O_C, O_VAL, O_LIMIT, O_CACHE, O_SEED, O_THREADS,
-           O_OUT, O_VERBOSE, O_QUIET, O_HELP };
+           O_OUT, O_VERBOSE, O_QUIET, O_HELP, O_OVERWRITE };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL}, {"data", 1, 0, O_DATA}, {"test", 1, 0, O_TEST},
         {"components", 1, 0, O_COMP}, {"gamma", 1, 0, O_GAMMA}, {"C", 1, 0, O_C},
         {"val-split", 1, 0, O_VAL}, {"limit", 1, 0, O_LIMIT}, {"cache-mb", 1, 0, O_CACHE},
         {"seed", 1, 0, O_SEED}, {"threads", 1, 0, O_THREADS}, {"out", 1, 0, O_OUT},
-        {"verbose", 0, 0, O_VERBOSE}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"verbose", 0, 0, O_VERBOSE}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
+        {"overwrite", 0, 0, O_OVERWRITE}, {0, 0, 0, 0}};
     opterr = 0;
     optind = 1;
     int c;
@@ -96,12 +99,15 @@ int cmd_train_svm(int argc, char **argv) {
         case O_OUT: out = optarg; break;
         case O_VERBOSE: cfg.verbose = 1; break;
         case O_QUIET: quiet = 1; break;
+        case O_OVERWRITE: overwrite = 1; break;
         case O_HELP: help(); return 0;
         default: cli_usage_error(CMD, "unknown or incomplete flag '%s' (for the SVM baseline)", argv[optind - 1]);
         }
     }
     if (optind < argc) cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
     cli_set_threads(threads);
+    char out_buf[4200];
+    out = cli_train_out(out, overwrite, "runs", "svm", out_buf, sizeof out_buf);
 
     Dataset all = {0}, train = {0}, val = {0}, testset = {0};
     if (dataset_load(data, "train", &all) < 0) cli_fail(CMD, "%s", dg_errmsg());
@@ -125,7 +131,6 @@ int cmd_train_svm(int argc, char **argv) {
     if (testset.n && (testset.rows != all.rows || testset.cols != all.cols))
         cli_fail(CMD, "%s: test images are %dx%d, training images %dx%d", test_path, testset.rows, testset.cols,
                  all.rows, all.cols);
-    if (strcmp(out, "runs/svm.safetensors") == 0) mkdir("runs", 0755);
 
     if (!quiet) {
         printf("svm: PCA-%d + RBF SVM (gamma %g, C %g) on %d train / %d validation images from %s\n",

@@ -108,7 +108,7 @@ single() {
         local log=$WORK/$name-s$seed.log
         echo "[$name] seed $seed: digits train $*" >&2
         "$DIGITS" train "$@" --data "$DATA" --test "$TEST" --seed "$seed" --threads "$THREADS" \
-            --precision "$PRECISION" --out "$WORK/$name-s$seed.safetensors" --log "$WORK/$name-s$seed.csv" "${QUICK_ARGS[@]}" > "$log" 2>&1 \
+            --precision "$PRECISION" --out "$WORK/$name-s$seed.safetensors" --overwrite --log "$WORK/$name-s$seed.csv" "${QUICK_ARGS[@]}" > "$log" 2>&1 \
             || die "$name seed $seed failed; see $log"
         accs+=("$(sed -n 's/^test accuracy \([0-9.]*\).*/\1/p' "$log")")
         times+=("$(sed -n 's/^trained [0-9]* epochs in \([0-9.]*\)s.*/\1/p' "$log")")
@@ -145,7 +145,7 @@ ensemble() {
         else
             rm -rf "$ck"
             : > "$log"
-            run=("$@" --data "$DATA" --test "$TEST" --seed 1 --threads "$THREADS" --out "$model"
+            run=("$@" --data "$DATA" --test "$TEST" --seed 1 --threads "$THREADS" --out "$model" --overwrite
                  --precision "$PRECISION" "${QUICK_ARGS[@]}" --checkpoint-dir "$ck")
         fi
         echo "[$name] digits train $*" >&2
@@ -238,7 +238,7 @@ train_members() {
         fi
         echo "[$name] member $seed of $size: digits train $* --seed $seed" >&2
         "$DIGITS" train "$@" --data "$DATA" --test none --seed "$seed" --threads "$THREADS" \
-            --precision "$PRECISION" --out "$m.training.safetensors" --log "$m.csv" "${QUICK_ARGS[@]}" \
+            --precision "$PRECISION" --out "$m.training.safetensors" --overwrite --log "$m.csv" "${QUICK_ARGS[@]}" \
             --checkpoint-dir "$m.ckpt" "${resume[@]}" >> "$m.log" 2>&1 &
         child=$!
         wait "$child" || { echo "[$name] member $seed failed; see $m.log" >&2; exit 1; }

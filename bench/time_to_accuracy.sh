@@ -138,7 +138,7 @@ for recipe in $RECIPES; do
     for impl in "${impls[@]}"; do
         base=$OUT/tta-$recipe-$impl
         case $impl in
-        digits) cmd=("${clean_env[@]}" build/digits train "${run_flags[@]}" --log "$base.log.csv" --out "$base.safetensors") ;;
+        digits) cmd=("${clean_env[@]}" build/digits train "${run_flags[@]}" --log "$base.log.csv" --out "$base.safetensors" --overwrite) ;;
         torch) cmd=("${clean_env[@]}" "$PYTHON" bench/tta_torch.py "${run_flags[@]}" --log "$base.log.csv") ;;
         torch-tuned) cmd=("${clean_env[@]}" "${TUNED_ENV[@]}" "$PYTHON" bench/tta_torch.py "${run_flags[@]}" --log "$base.log.csv") ;;
         esac

@@ -12,7 +12,7 @@ C=fuzz/corpus
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 rm -rf "$C"
-mkdir -p "$C"/{idx,idx_gz,csv,spec,model,image,http}
+mkdir -p "$C"/{idx,idx_gz,csv,spec,model,image,http,yaml}
 
 # ---- IDX: two MNIST test images and their labels, raw and gzipped, and broken variants
 "$D" convert --in data/mnist --split test --limit 2 --out "$T/idx" >/dev/null
@@ -177,4 +177,15 @@ req("wrong-method", "PUT", "/api/predict", "image/png", seven[:40])
 req("get-predict", "GET", "/api/predict", None)
 req("no-such-path", "DELETE", "/api/predict/../../etc/passwd\x01\"\\", None)
 PYEOF
+# ---- train configs (fuzz_yaml.c): configs/, a --print-config output, broken files
+cp configs/*.yaml "$C/yaml/"
+"$D" train --print-config --model lenet5 --augment seed000 --out 'a "quoted" \path' > "$C/yaml/printed.yaml"
+printf 'epohcs: 3\n' > "$C/yaml/unknown-key.yaml"
+printf 'epochs: 0\nlr: ten\n' > "$C/yaml/bad-value.yaml"
+printf 'epochs: 3\nlr: "abc\n' > "$C/yaml/unterminated.yaml"
+printf 'epochs: [1, 2]\nmodel: &a cnn\ndata: *a\n' > "$C/yaml/list-alias.yaml"
+printf -- '---\nepochs: 2\n---\nepochs: 3\n' > "$C/yaml/two-docs.yaml"
+printf 'train_params:\n  epochs: 2\n  learning_rate: 1e-3\ntest_params: {batch_size: 8}\nnesterov: yes\naugment: rotate=10\n' > "$C/yaml/sections.yaml"
+printf 'lr: 1e300\nema: -1e-50\nseed: 18446744073709551615\nmax-steps: 99999999999999999999\n' > "$C/yaml/huge-numbers.yaml"
+
 du -sh "$C"/* | sed 's/^/corpus: /'

@@ -14,6 +14,8 @@ PKGS=(build-essential pkg-config libopenblas-openmp-dev libopenblas0-openmp libc
       ca-certificates)
 # serve: libmicrohttpd (server), xxd (embeds web/ at build time), libcurl + curl (API tests)
 PKGS+=(libmicrohttpd-dev xxd libcurl4-openssl-dev curl)
+# train --config FILE.yaml: libyaml
+PKGS+=(libyaml-dev)
 if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi
 # the page's test in a browser (tests/e2e/browser.sh, node + headless Chromium);
 # DIGITS_BUILD_ONLY=1 (the Dockerfile's build stage) leaves it out

@@ -9,5 +9,5 @@ bash tools/fetch_mnist.sh
 mkdir -p runs
 MODEL=${MODEL:-cnn-bn}
 ./build/digits train --model "$MODEL" ${TRAIN_FLAGS:---epochs 6 --batch-size 128 --lr 0.003 --schedule onecycle} \
-    --out "runs/$MODEL.safetensors" --log "runs/$MODEL.log.csv"
+    --out "runs/$MODEL.safetensors" --overwrite --log "runs/$MODEL.log.csv"
 ./build/digits eval --model "runs/$MODEL.safetensors" --data data/mnist

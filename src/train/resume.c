@@ -25,6 +25,7 @@
 
 #include "core/check.h"
 #include "core/util.h"
+#include "train/options.h"
 
 #define CHECKPOINT_FORMAT "1"
 #define LATEST "latest"
@@ -151,150 +152,46 @@ static int get_int(const cJSON *o, const char *key, int lo, int hi, int *out) {
 
 /* ==== the configuration ====================================================== */
 
-/* Every TrainConfig field that shapes the run. A new field that changes
- * results must be added here, or a resumed run will silently use its
+/* Every TrainConfig field that shapes the run: the options flagged
+ * OPTF_CKPT in the option table (options.c). A new field that changes
+ * results must be flagged there, or a resumed run will silently use its
  * default. Not stored: quiet (display), checkpoint_dir/resume/run_json/
  * on_step (per invocation). */
-typedef enum { F_INT, F_LONG, F_FLOAT, F_U64, F_STR, F_OPTIM, F_SCHED } FieldType;
-typedef struct {
-    const char *name;
-    FieldType type;
-    size_t off;
-    double lo, hi; /* range, for numbers */
-} ConfigField;
-#define FIELD(name, type, member, lo, hi) {name, type, offsetof(TrainConfig, member), lo, hi}
-static const ConfigField config_fields[] = {
-    FIELD("epochs", F_INT, epochs, 1, 1e6),
-    FIELD("batch_size", F_INT, batch_size, 1, 1 << 20),
-    FIELD("lr", F_FLOAT, lr, 0, 1e3),
-    FIELD("optimizer", F_OPTIM, optim, 0, 0),
-    FIELD("momentum", F_FLOAT, momentum, 0, 1),
-    FIELD("nesterov", F_INT, nesterov, 0, 1),
-    FIELD("weight_decay", F_FLOAT, weight_decay, 0, 1e3),
-    FIELD("schedule", F_SCHED, schedule, 0, 0),
-    FIELD("gamma", F_FLOAT, gamma, -1e3, 1e3),
-    FIELD("step_size", F_INT, step_size, 0, 1e9),
-    FIELD("patience", F_INT, patience, 0, 1e9),
-    FIELD("ema", F_FLOAT, ema, 0, 1),
-    FIELD("seed", F_U64, seed, 0, 0),
-    FIELD("threads", F_INT, threads, 1, 4096),
-    FIELD("max_steps", F_LONG, max_steps, 0, 1e15),
-    FIELD("out_path", F_STR, out_path, 0, 0),
-    FIELD("log_path", F_STR, log_path, 0, 0),
-};
-#define N_CONFIG_FIELDS ((int)(sizeof config_fields / sizeof *config_fields))
-
-/* Optimisers a checkpoint may name, by their optim_parse name. */
-static const char *const optim_names[] = {"sgd", "adam", "nadam", "adamw"};
-
 static char *config_to_json(const TrainConfig *cfg, int threads) {
-    cJSON *o = cJSON_CreateObject();
-    for (int i = 0; i < N_CONFIG_FIELDS; i++) {
-        const ConfigField *f = &config_fields[i];
-        const char *p = (const char *)cfg + f->off;
-        switch (f->type) {
-        case F_INT:
-            cJSON_AddNumberToObject(o, f->name, f->off == offsetof(TrainConfig, threads) ? threads : *(const int *)p);
-            break;
-        case F_LONG: cJSON_AddNumberToObject(o, f->name, (double)*(const long *)p); break;
-        case F_FLOAT: put_f64(o, f->name, *(const float *)p); break;
-        case F_U64: put_u64(o, f->name, *(const uint64_t *)p); break;
-        case F_STR: {
-            const char *s = *(const char *const *)p;
-            if (s) cJSON_AddStringToObject(o, f->name, s);
-            else cJSON_AddNullToObject(o, f->name);
-            break;
-        }
-        case F_OPTIM: {
-            OptimType t = *(const OptimType *)p, parsed;
-            const char *name = NULL;
-            for (size_t k = 0; k < sizeof optim_names / sizeof *optim_names && !name; k++)
-                if (optim_parse(optim_names[k], &parsed) == 0 && parsed == t) name = optim_names[k];
-            DG_ASSERT(name); /* a new optimiser: add its name to optim_names */
-            cJSON_AddStringToObject(o, f->name, name);
-            break;
-        }
-        case F_SCHED: cJSON_AddStringToObject(o, f->name, sched_name(*(const SchedType *)p)); break;
-        }
-    }
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    DG_ASSERT(s);
-    return s;
+    TrainOptions o;
+    memset(&o, 0, sizeof o);
+    o.cfg = *cfg;
+    o.cfg.threads = threads;
+    return train_options_json(&o, OPTF_CKPT, 1); /* only reads cfg: nothing to free */
 }
 
 /* Fills ck->cfg from JSON text; strings are copied into ck. */
 static int config_from_json(Checkpoint *ck, const char *text) {
     const char *path = ck->path;
-    TrainConfig *cfg = &ck->cfg;
-    train_config_defaults(cfg);
-    cJSON *o = text ? cJSON_Parse(text) : NULL;
-    if (!cJSON_IsObject(o)) {
-        cJSON_Delete(o);
-        return dg_set_error("%s: checkpoint metadata digits.resume_config is missing or not JSON", path);
+    TrainOptions o;
+    memset(&o, 0, sizeof o);
+    train_config_defaults(&o.cfg);
+    char key[64], shown[48];
+    int rc = text ? train_options_from_json(&o, text, OPTF_CKPT, key, sizeof key) : -2;
+    if (rc == -1)
+        dg_set_error("%s: checkpoint setting '%s' is unknown to this digits (written by a newer version?)", path,
+                     dg_printable(key, shown, sizeof shown));
+    else if (rc == -2 && key[0])
+        dg_set_error("%s: checkpoint setting '%s' is missing or out of range", path, dg_printable(key, shown, sizeof shown));
+    else if (rc == -2)
+        dg_set_error("%s: checkpoint metadata digits.resume_config is missing or not JSON", path);
+    if (rc == 0 && ((o.cfg.out_path && strlen(o.cfg.out_path) >= sizeof ck->out_path) ||
+                    (o.cfg.log_path && strlen(o.cfg.log_path) >= sizeof ck->log_path)))
+        rc = dg_set_error("%s: checkpoint setting 'out_path' or 'log_path' is too long", path);
+    if (rc == 0) {
+        ck->cfg = o.cfg;
+        ck->cfg.out_path = o.cfg.out_path ? strcpy(ck->out_path, o.cfg.out_path) : NULL;
+        ck->cfg.log_path = o.cfg.log_path ? strcpy(ck->log_path, o.cfg.log_path) : NULL;
+        ck->threads = ck->cfg.threads;
     }
-    for (cJSON *e = o->child; e; e = e->next) {
-        int known = 0;
-        for (int i = 0; i < N_CONFIG_FIELDS && !known; i++) known = strcmp(config_fields[i].name, e->string) == 0;
-        if (!known) {
-            char shown[48];
-            dg_set_error("%s: checkpoint setting '%s' is unknown to this digits (written by a newer "
-                         "version?)", path, dg_printable(e->string, shown, sizeof shown));
-            cJSON_Delete(o);
-            return -1;
-        }
-    }
-    int rc = 0;
-    for (int i = 0; i < N_CONFIG_FIELDS && rc == 0; i++) {
-        const ConfigField *f = &config_fields[i];
-        char *p = (char *)cfg + f->off;
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, f->name);
-        if (!v) continue; /* written before the setting existed: its default */
-        double d;
-        long l;
-        uint64_t u;
-        switch (f->type) {
-        case F_INT:
-            rc = get_long(o, f->name, (long)f->lo, (long)f->hi, &l);
-            if (rc == 0) *(int *)p = (int)l;
-            break;
-        case F_LONG:
-            rc = get_long(o, f->name, (long)f->lo, (long)f->hi, &l);
-            if (rc == 0) *(long *)p = l;
-            break;
-        case F_FLOAT:
-            rc = get_f64(o, f->name, &d);
-            if (rc == 0 && !(d >= f->lo && d <= f->hi)) rc = -1;
-            if (rc == 0) *(float *)p = (float)d;
-            break;
-        case F_U64:
-            rc = get_u64(o, f->name, &u);
-            if (rc == 0) *(uint64_t *)p = u;
-            break;
-        case F_STR: {
-            char *dst = f->off == offsetof(TrainConfig, out_path) ? ck->out_path : ck->log_path;
-            if (cJSON_IsNull(v)) {
-                *(const char **)p = NULL;
-            } else if (cJSON_IsString(v) && strlen(v->valuestring) < sizeof ck->out_path) {
-                snprintf(dst, sizeof ck->out_path, "%s", v->valuestring);
-                *(const char **)p = dst;
-            } else {
-                rc = -1;
-            }
-            break;
-        }
-        case F_OPTIM:
-            rc = cJSON_IsString(v) ? optim_parse(v->valuestring, (OptimType *)p) : -1;
-            break;
-        case F_SCHED:
-            rc = cJSON_IsString(v) ? sched_parse(v->valuestring, (SchedType *)p) : -1;
-            break;
-        }
-        if (rc < 0) dg_set_error("%s: checkpoint setting '%s' is missing or out of range", path, f->name);
-    }
-    if (rc == 0) ck->threads = cfg->threads;
-    cJSON_Delete(o);
-    return rc;
+    free((char *)o.cfg.out_path);
+    free((char *)o.cfg.log_path);
+    return rc < 0 ? -1 : 0;
 }
 
 /* ==== the loop state ========================================================== */

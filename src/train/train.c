@@ -13,6 +13,7 @@
 #include "eval/holdout.h"
 #include "eval/metrics.h"
 #include "ops/ops.h"
+#include "train/options.h"
 #include "train/resume.h"
 
 void train_config_defaults(TrainConfig *c) {
@@ -37,35 +38,27 @@ void train_set_normalisation(Model *m, const TrainConfig *c, const Dataset *trai
 }
 
 char *train_config_json(const TrainConfig *c, const char *model_name, int n_train, int n_val) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "model", model_name);
-    cJSON_AddNumberToObject(o, "epochs", c->epochs);
-    cJSON_AddNumberToObject(o, "batch_size", c->batch_size);
-    cJSON_AddNumberToObject(o, "lr", c->lr);
-    cJSON_AddStringToObject(o, "optimizer", optim_name(c->optim));
-    if (c->optim == OPTIM_SGD) {
-        cJSON_AddNumberToObject(o, "momentum", c->momentum);
-        cJSON_AddBoolToObject(o, "nesterov", c->nesterov);
-    }
-    cJSON_AddNumberToObject(o, "weight_decay", c->weight_decay);
-    cJSON_AddStringToObject(o, "schedule", sched_name(c->schedule));
-    cJSON_AddNumberToObject(o, "patience", c->patience);
-    if (c->ema > 0) cJSON_AddNumberToObject(o, "ema", c->ema);
-    cJSON_AddNumberToObject(o, "seed", (double)c->seed);
-    cJSON_AddNumberToObject(o, "threads", c->threads);
-    cJSON_AddNumberToObject(o, "n_train", n_train);
-    cJSON_AddNumberToObject(o, "n_val", n_val);
-    if (c->log_path) cJSON_AddStringToObject(o, "log", c->log_path); /* digits report draws it */
-    if (c->augment) cJSON_AddStringToObject(o, "augment", c->augment->text);
-    cJSON_AddStringToObject(o, "normalize", c->unit_scale ? "none" : "standard");
-    cJSON_AddStringToObject(o, "precision", model_bf16() ? "bf16" : "fp32");
+    /* the options flagged OPTF_META in the option table, from c */
+    TrainOptions o;
+    memset(&o, 0, sizeof o);
+    o.cfg = *c;
+    o.model = (char *)model_name;
+    o.augment = c->augment ? (char *)c->augment->text : NULL;
+    o.precision = model_bf16();
+    char *base = train_options_json(&o, OPTF_META, 0); /* only reads o: nothing to free */
+    cJSON *j = cJSON_Parse(base);
+    free(base);
+    DG_ASSERT(j);
+    cJSON_AddNumberToObject(j, "n_train", n_train);
+    cJSON_AddNumberToObject(j, "n_val", n_val);
     if (c->data_hash) {
         char *h = holdout_record_json(c->data_hash, c->data_n, c->val_split, c->seed, c->data_path);
-        cJSON_AddItemToObject(o, "holdout", cJSON_Parse(h));
+        cJSON_AddItemToObject(j, "holdout", cJSON_Parse(h));
         free(h);
     }
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    DG_ASSERT(s);
     return s;
 }
 
@@ -143,213 +136,301 @@ static int maybe_checkpoint(const TrainConfig *cfg, const Model *m, Optimizer *o
                            sizeof res->checkpoint);
 }
 
-int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainConfig *cfg, TrainResult *res) {
-    DG_ASSERT(train->labels && train->n > 0);
-    memset(res, 0, sizeof *res);
-    const int B = cfg->batch_size;
-    const int steps_per_epoch = (train->n + B - 1) / B;
-    const int have_val = val && val->n > 0;
-    const size_t img = (size_t)train->rows * train->cols;
-    model_set_batch(m, B, 1, cfg->threads);
-
+/* One train_run: its inputs, the state carried from step to step, and the
+ * buffers of a batch. */
+typedef struct {
+    Model *m;
+    const Dataset *train, *val;
+    const TrainConfig *cfg;
+    TrainResult *res;
+    int B, steps_per_epoch, have_val, tty;
+    size_t img;                  /* pixels per image */
     Optimizer opt;
-    optim_init(&opt, cfg->optim, m->n_param);
-    opt.momentum = cfg->momentum;
-    opt.nesterov = cfg->nesterov;
-    opt.weight_decay = cfg->weight_decay;
     Schedule sched;
-    sched_init(&sched, cfg->schedule, cfg->lr, (long)cfg->epochs * steps_per_epoch);
-    if (cfg->gamma > 0) sched.gamma = cfg->gamma;
-    if (cfg->step_size > 0) sched.step_size = cfg->step_size;
+    TrainState st;               /* everything a checkpoint saves (resume.h) */
+    uint8_t *batch_px, *batch_y; /* the batch's images and labels */
+    float *probs;                /* the batch's softmax */
+    float *raw;                  /* the weights while the average is in (cfg.ema) */
+    FILE *log;
+    double t0, paused;           /* the epoch's start; seconds of mid-epoch monitor passes */
+    float lr;
+} Loop;
 
-    /* everything carried from step to step, saved in checkpoints (resume.h) */
-    TrainState st;
-    train_state_init(&st, m, train->n, cfg->seed);
-    if (cfg->ema > 0) train_state_init_ema(&st, m); /* (a resumed run's comes from its checkpoint) */
-    if (cfg->checkpoint_dir || cfg->resume) st.data_hash = train_data_hash(train, have_val ? val : NULL);
-    if (cfg->resume && checkpoint_restore(cfg->resume, m, &opt, &sched, &st, cfg) < 0) {
-        train_state_free(&st);
-        optim_free(&opt);
+/* Optimiser, schedule and state; a resumed run's from its checkpoint.
+ * Returns -1 (all freed) if the checkpoint does not fit. */
+static int loop_start(Loop *L) {
+    const TrainConfig *cfg = L->cfg;
+    Model *m = L->m;
+    model_set_batch(m, L->B, 1, cfg->threads);
+    optim_init(&L->opt, cfg->optim, m->n_param);
+    L->opt.momentum = cfg->momentum;
+    L->opt.nesterov = cfg->nesterov;
+    L->opt.weight_decay = cfg->weight_decay;
+    sched_init(&L->sched, cfg->schedule, cfg->lr, (long)cfg->epochs * L->steps_per_epoch);
+    if (cfg->gamma > 0) L->sched.gamma = cfg->gamma;
+    if (cfg->step_size > 0) L->sched.step_size = cfg->step_size;
+
+    TrainState *st = &L->st;
+    train_state_init(st, m, L->train->n, cfg->seed);
+    if (cfg->ema > 0) train_state_init_ema(st, m); /* (a resumed run's comes from its checkpoint) */
+    if (cfg->checkpoint_dir || cfg->resume) st->data_hash = train_data_hash(L->train, L->have_val ? L->val : NULL);
+    if (cfg->resume && checkpoint_restore(cfg->resume, m, &L->opt, &L->sched, st, cfg) < 0) {
+        train_state_free(st);
+        optim_free(&L->opt);
         return -1;
     }
-    int *order = st.order;
-    uint8_t *batch_px = dg_xmalloc((size_t)B * img);
-    uint8_t *batch_y = dg_xmalloc((size_t)B);
-    float *probs = dg_xmalloc((size_t)B * MODEL_NUM_CLASSES * sizeof(float));
-    float *raw = st.ema ? dg_xmalloc((st.n_best + 1) * sizeof(float)) : NULL; /* the weights while the average is in */
-    int rc = 0, tty = isatty(fileno(stderr)) && !cfg->quiet;
+    L->batch_px = dg_xmalloc((size_t)L->B * L->img);
+    L->batch_y = dg_xmalloc((size_t)L->B);
+    L->probs = dg_xmalloc((size_t)L->B * MODEL_NUM_CLASSES * sizeof(float));
+    L->raw = st->ema ? dg_xmalloc((st->n_best + 1) * sizeof(float)) : NULL;
+    L->tty = isatty(fileno(stderr)) && !cfg->quiet;
+    return 0;
+}
 
-    FILE *log = NULL;
-    if (cfg->log_path) {
-        /* a resumed run keeps the rows of the epochs it does not redo */
-        if (cfg->resume && checkpoint_trim_log(cfg->log_path, st.epoch) < 0)
-            fprintf(stderr, "warning: %s; starting the log afresh\n", dg_errmsg());
-        log = fopen(cfg->log_path, cfg->resume ? "a" : "w");
-        if (!log) fprintf(stderr, "warning: cannot write log %s; continuing without it\n", cfg->log_path);
-        else if (ftell(log) == 0)
-            fprintf(log, "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds%s\n",
-                    cfg->monitor ? ",step,train_seconds,monitor_acc" : "");
+/* The CSV log: a resumed run keeps the rows of the epochs it does not redo. */
+static void open_log(Loop *L) {
+    const TrainConfig *cfg = L->cfg;
+    if (!cfg->log_path) return;
+    if (cfg->resume && checkpoint_trim_log(cfg->log_path, L->st.epoch) < 0)
+        fprintf(stderr, "warning: %s; starting the log afresh\n", dg_errmsg());
+    L->log = fopen(cfg->log_path, cfg->resume ? "a" : "w");
+    if (!L->log) fprintf(stderr, "warning: cannot write log %s; continuing without it\n", cfg->log_path);
+    else if (ftell(L->log) == 0)
+        fprintf(L->log, "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds%s\n",
+                cfg->monitor ? ",step,train_seconds,monitor_acc" : "");
+}
+
+/* A new epoch's shuffled order and counters (a resumed one has its order already). */
+static void epoch_start(Loop *L) {
+    TrainState *st = &L->st;
+    if (st->batch == 0) {
+        for (int i = 0; i < L->train->n; i++) st->order[i] = i;
+        rng_shuffle(&st->shuffle, st->order, L->train->n);
+        st->loss_sum = 0;
+        st->correct = st->seen = 0;
+        st->epoch_seconds = 0;
     }
+    L->t0 = now_seconds() - st->epoch_seconds;
+    L->paused = 0;
+    L->lr = sched_lr(&L->sched, st->step, st->epoch);
+}
+
+/* Batch b of the epoch: its n images (augmented) and labels. */
+static int load_batch(Loop *L, int b) {
+    const Dataset *train = L->train;
+    const int *order = L->st.order;
+    int start = b * L->B, n = train->n - start < L->B ? train->n - start : L->B;
+    for (int i = 0; i < n; i++) {
+        memcpy(L->batch_px + (size_t)i * L->img, train->pixels + (size_t)order[start + i] * L->img, L->img);
+        L->batch_y[i] = train->labels[order[start + i]];
+    }
+    if (L->cfg->augment)
+        augment_batch(L->cfg->augment, L->cfg->seed, L->st.epoch, order + start, L->batch_px, n, train->rows,
+                      train->cols);
+    return n;
+}
+
+/* Forward, loss, backward and one optimiser step on the loaded batch;
+ * the moving average and the epoch's running loss and accuracy follow. */
+static void train_step(Loop *L, int n) {
+    Model *m = L->m;
+    TrainState *st = &L->st;
     Layer *last = &m->layers[m->n_layers - 1];
-    while (!st.finished && !res->interrupted) {
-        const int epoch = st.epoch;
-        if (epoch >= cfg->epochs) {
-            st.finished = 1;
-            break;
-        }
-        if (st.batch == 0) { /* a new epoch (a resumed one has its order already) */
-            for (int i = 0; i < train->n; i++) order[i] = i;
-            rng_shuffle(&st.shuffle, order, train->n);
-            st.loss_sum = 0;
-            st.correct = st.seen = 0;
-            st.epoch_seconds = 0;
-        }
-        /* paused: seconds of mid-epoch monitor passes, excluded from training time */
-        double t0 = now_seconds() - st.epoch_seconds, paused = 0;
-        float lr = sched_lr(&sched, st.step, epoch);
-        for (int b = st.batch; b < steps_per_epoch; b++) {
-            if (cfg->max_steps && st.step >= cfg->max_steps) break;
-            int start = b * B, n = train->n - start < B ? train->n - start : B;
-            for (int i = 0; i < n; i++) {
-                memcpy(batch_px + (size_t)i * img, train->pixels + (size_t)order[start + i] * img, img);
-                batch_y[i] = train->labels[order[start + i]];
-            }
-            if (cfg->augment)
-                augment_batch(cfg->augment, cfg->seed, epoch, order + start, batch_px, n, train->rows, train->cols);
-            model_load_pixels(m, batch_px, n);
-            float *logits = model_forward(m, n, 1);
-            float loss = softmax_xent_forward(probs, logits, batch_y, n, MODEL_NUM_CLASSES);
-            softmax_xent_backward(last->dy, probs, batch_y, n, MODEL_NUM_CLASSES);
-            model_zero_grad(m);
-            model_backward(m, last->dy, n);
-            lr = sched_lr(&sched, st.step, epoch);
-            optim_step(&opt, m->params, m->grads, lr);
-            st.step++;
-            if (st.ema) ema_update(st.ema, m, cfg->ema, st.step);
-            st.loss_sum += (double)loss * n;
-            st.seen += n;
-            for (int i = 0; i < n; i++) {
-                const float *row = probs + (size_t)i * MODEL_NUM_CLASSES;
-                int best = 0;
-                for (int k = 1; k < MODEL_NUM_CLASSES; k++)
-                    if (row[k] > row[best]) best = k;
-                st.correct += best == batch_y[i];
-            }
-            if (cfg->monitor && cfg->monitor_every > 0 && st.step % cfg->monitor_every == 0 &&
-                b + 1 < steps_per_epoch && !(cfg->max_steps && st.step >= cfg->max_steps)) {
-                double t_pause = now_seconds(), secs = t_pause - t0 - paused;
-                if (tty) fprintf(stderr, "\r\033[K");
-                if (st.ema) ema_swap_in(m, st.ema, raw);
-                monitor_report(m, cfg, log, epoch + 1, st.step, st.loss_sum / st.seen, (double)st.correct / st.seen,
-                               NAN, NAN, lr, secs, st.res.seconds + secs);
-                if (st.ema) ema_swap_out(m, raw);
-                paused += now_seconds() - t_pause;
-            }
-            if (tty && (b % 20 == 0 || b == steps_per_epoch - 1))
-                progress(tty, epoch + 1, cfg->epochs, b + 1, steps_per_epoch, now_seconds() - t0 - paused,
-                         st.loss_sum / st.seen, (double)st.correct / st.seen);
-            if (cfg->on_step) cfg->on_step(cfg->on_step_ctx, st.step);
-            /* stop requested: after this step, unless the epoch is done anyway
-             * (then its end, validation and checkpoint come first) */
-            if (stop_signal && b + 1 < steps_per_epoch && !(cfg->max_steps && st.step >= cfg->max_steps)) {
-                st.batch = b + 1;
-                st.epoch_seconds = now_seconds() - t0 - paused;
-                res->interrupted = stop_signal;
-                break;
-            }
-        }
-        if (res->interrupted) {
-            if (tty) fprintf(stderr, "\r\033[K");
-            if (maybe_checkpoint(cfg, m, &opt, &sched, &st, res) < 0) rc = -1;
-            break;
-        }
-        double secs = now_seconds() - t0 - paused;
-        st.res.seconds += secs;
-        st.res.epochs_run = epoch + 1;
-        st.res.train_loss = st.seen ? st.loss_sum / st.seen : 0;
-        st.res.train_acc = st.seen ? (double)st.correct / st.seen : 0;
-        if (tty) fprintf(stderr, "\r\033[K");
-
-        /* validation, the monitor, the best epoch and its saved model: the
-         * average's weights when there is one (back before the next step) */
-        if (st.ema) ema_swap_in(m, st.ema, raw);
-        double val_loss = NAN, val_acc = NAN;
-        if (have_val) {
-            val_acc = model_predict_dataset(m, val, B, NULL, NULL, &val_loss);
-            sched_epoch_end(&sched, (float)val_loss);
-        }
-        if (!cfg->quiet) {
-            printf("epoch %3d/%d  train loss %.4f acc %.4f", epoch + 1, cfg->epochs, st.res.train_loss, st.res.train_acc);
-            if (have_val) printf("  val loss %.4f acc %.4f", val_loss, val_acc);
-            printf("  lr %.3g  %.1fs (%.0f img/s)\n", lr, secs, st.seen / secs);
-            fflush(stdout);
-        }
-        if (cfg->monitor) {
-            monitor_report(m, cfg, log, epoch + 1, st.step, st.res.train_loss, st.res.train_acc, val_loss, val_acc,
-                           lr, secs, st.res.seconds);
-        } else if (log) {
-            fprintf(log, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch + 1, st.res.train_loss, st.res.train_acc,
-                    val_loss, val_acc, lr, secs);
-            fflush(log);
-        }
-        if (have_val && val_loss < st.best_val_loss) {
-            st.best_val_loss = val_loss;
-            st.res.best_epoch = epoch + 1;
-            st.res.best_val_loss = val_loss;
-            st.res.best_val_acc = val_acc;
-            st.since_best = 0;
-            memcpy(st.best, m->params, m->n_param * sizeof(float));
-            memcpy(st.best + m->n_param, m->buffers, m->n_buffer * sizeof(float));
-            if (cfg->out_path && model_save(m, cfg->out_path) < 0) {
-                rc = -1;
-                if (st.ema) ema_swap_out(m, raw);
-                break;
-            }
-        } else if (have_val) {
-            st.since_best++;
-        }
-        if (st.ema) ema_swap_out(m, raw);
-        st.epoch = epoch + 1;
-        st.batch = 0;
-        if (st.epoch >= cfg->epochs || (cfg->max_steps && st.step >= cfg->max_steps)) st.finished = 1;
-        if (have_val && cfg->patience > 0 && st.since_best >= cfg->patience) {
-            if (!cfg->quiet)
-                printf("early stopping: val loss has not improved for %d epochs; restoring epoch %d\n",
-                       cfg->patience, st.res.best_epoch);
-            st.finished = 1;
-        }
-        if (maybe_checkpoint(cfg, m, &opt, &sched, &st, res) < 0) {
-            rc = -1;
-            break;
-        }
-        if (stop_signal && !st.finished) res->interrupted = stop_signal;
+    model_load_pixels(m, L->batch_px, n);
+    float *logits = model_forward(m, n, 1);
+    float loss = softmax_xent_forward(L->probs, logits, L->batch_y, n, MODEL_NUM_CLASSES);
+    softmax_xent_backward(last->dy, L->probs, L->batch_y, n, MODEL_NUM_CLASSES);
+    model_zero_grad(m);
+    model_backward(m, last->dy, n);
+    L->lr = sched_lr(&L->sched, st->step, st->epoch);
+    optim_step(&L->opt, m->params, m->grads, L->lr);
+    st->step++;
+    if (st->ema) ema_update(st->ema, m, L->cfg->ema, st->step);
+    st->loss_sum += (double)loss * n;
+    st->seen += n;
+    for (int i = 0; i < n; i++) {
+        const float *row = L->probs + (size_t)i * MODEL_NUM_CLASSES;
+        int best = 0;
+        for (int k = 1; k < MODEL_NUM_CLASSES; k++)
+            if (row[k] > row[best]) best = k;
+        st->correct += best == L->batch_y[i];
     }
+}
+
+/* A monitor measurement between steps (cfg.monitor_every), its time not
+ * counted as training. */
+static void monitor_mid_epoch(Loop *L) {
+    TrainState *st = &L->st;
+    double t_pause = now_seconds(), secs = t_pause - L->t0 - L->paused;
+    if (L->tty) fprintf(stderr, "\r\033[K");
+    if (st->ema) ema_swap_in(L->m, st->ema, L->raw);
+    monitor_report(L->m, L->cfg, L->log, st->epoch + 1, st->step, st->loss_sum / st->seen,
+                   (double)st->correct / st->seen, NAN, NAN, L->lr, secs, st->res.seconds + secs);
+    if (st->ema) ema_swap_out(L->m, L->raw);
+    L->paused += now_seconds() - t_pause;
+}
+
+/* The epoch's steps from st.batch on. Returns 1 if a stop request ended
+ * it early (st.batch and st.epoch_seconds then say where), else 0. */
+static int run_steps(Loop *L) {
+    const TrainConfig *cfg = L->cfg;
+    TrainState *st = &L->st;
+    for (int b = st->batch; b < L->steps_per_epoch; b++) {
+        if (cfg->max_steps && st->step >= cfg->max_steps) break;
+        train_step(L, load_batch(L, b));
+        const int more = b + 1 < L->steps_per_epoch && !(cfg->max_steps && st->step >= cfg->max_steps);
+        if (cfg->monitor && cfg->monitor_every > 0 && st->step % cfg->monitor_every == 0 && more)
+            monitor_mid_epoch(L);
+        if (L->tty && (b % 20 == 0 || b == L->steps_per_epoch - 1))
+            progress(L->tty, st->epoch + 1, cfg->epochs, b + 1, L->steps_per_epoch, now_seconds() - L->t0 - L->paused,
+                     st->loss_sum / st->seen, (double)st->correct / st->seen);
+        if (cfg->on_step) cfg->on_step(cfg->on_step_ctx, st->step);
+        /* stop requested: after this step, unless the epoch is done anyway
+         * (then its end, validation and checkpoint come first) */
+        if (stop_signal && more) {
+            st->batch = b + 1;
+            st->epoch_seconds = now_seconds() - L->t0 - L->paused;
+            L->res->interrupted = stop_signal;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The epoch's line and log row (with the monitor's measurement if any). */
+static void report_epoch(Loop *L, double val_loss, double val_acc, double secs) {
+    const TrainConfig *cfg = L->cfg;
+    const TrainState *st = &L->st;
+    const int epoch = st->epoch;
+    if (!cfg->quiet) {
+        printf("epoch %3d/%d  train loss %.4f acc %.4f", epoch + 1, cfg->epochs, st->res.train_loss, st->res.train_acc);
+        if (L->have_val) printf("  val loss %.4f acc %.4f", val_loss, val_acc);
+        printf("  lr %.3g  %.1fs (%.0f img/s)\n", L->lr, secs, st->seen / secs);
+        fflush(stdout);
+    }
+    if (cfg->monitor) {
+        monitor_report(L->m, cfg, L->log, epoch + 1, st->step, st->res.train_loss, st->res.train_acc, val_loss,
+                       val_acc, L->lr, secs, st->res.seconds);
+    } else if (L->log) {
+        fprintf(L->log, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch + 1, st->res.train_loss, st->res.train_acc,
+                val_loss, val_acc, L->lr, secs);
+        fflush(L->log);
+    }
+}
+
+/* The end of a full epoch: its result, validation, the log, the best
+ * epoch (its weights kept and its model saved), early stopping, the
+ * checkpoint. Validation and the rest see the moving average if there is
+ * one. Returns -1 if saving the model or the checkpoint failed. */
+static int epoch_end(Loop *L) {
+    const TrainConfig *cfg = L->cfg;
+    TrainState *st = &L->st;
+    Model *m = L->m;
+    const int epoch = st->epoch;
+    double secs = now_seconds() - L->t0 - L->paused;
+    st->res.seconds += secs;
+    st->res.epochs_run = epoch + 1;
+    st->res.train_loss = st->seen ? st->loss_sum / st->seen : 0;
+    st->res.train_acc = st->seen ? (double)st->correct / st->seen : 0;
+    if (L->tty) fprintf(stderr, "\r\033[K");
+
+    if (st->ema) ema_swap_in(m, st->ema, L->raw);
+    double val_loss = NAN, val_acc = NAN;
+    if (L->have_val) {
+        val_acc = model_predict_dataset(m, L->val, L->B, NULL, NULL, &val_loss);
+        sched_epoch_end(&L->sched, (float)val_loss);
+    }
+    report_epoch(L, val_loss, val_acc, secs);
+    if (L->have_val && val_loss < st->best_val_loss) {
+        st->best_val_loss = val_loss;
+        st->res.best_epoch = epoch + 1;
+        st->res.best_val_loss = val_loss;
+        st->res.best_val_acc = val_acc;
+        st->since_best = 0;
+        memcpy(st->best, m->params, m->n_param * sizeof(float));
+        memcpy(st->best + m->n_param, m->buffers, m->n_buffer * sizeof(float));
+        if (cfg->out_path && model_save(m, cfg->out_path) < 0) {
+            if (st->ema) ema_swap_out(m, L->raw);
+            return -1;
+        }
+    } else if (L->have_val) {
+        st->since_best++;
+    }
+    if (st->ema) ema_swap_out(m, L->raw);
+    st->epoch = epoch + 1;
+    st->batch = 0;
+    if (st->epoch >= cfg->epochs || (cfg->max_steps && st->step >= cfg->max_steps)) st->finished = 1;
+    if (L->have_val && cfg->patience > 0 && st->since_best >= cfg->patience) {
+        if (!cfg->quiet)
+            printf("early stopping: val loss has not improved for %d epochs; restoring epoch %d\n", cfg->patience,
+                   st->res.best_epoch);
+        st->finished = 1;
+    }
+    return maybe_checkpoint(cfg, m, &L->opt, &L->sched, st, L->res);
+}
+
+/* The result, and the model's final weights: the best epoch's (restored,
+ * like Keras' restore_best_weights), else the last (the average's if any),
+ * saved. Frees the loop. Returns rc, or -1 if that save failed. */
+static int loop_finish(Loop *L, int rc) {
+    TrainResult *res = L->res;
+    TrainState *st = &L->st;
+    Model *m = L->m;
     /* res->checkpoint and res->interrupted were set along the way */
     char checkpoint[sizeof res->checkpoint];
     memcpy(checkpoint, res->checkpoint, sizeof checkpoint);
     int interrupted = res->interrupted;
-    *res = st.res;
+    *res = st->res;
     memcpy(res->checkpoint, checkpoint, sizeof checkpoint);
     res->interrupted = interrupted;
-    res->stop_epoch = st.epoch + 1;
-    res->steps = st.step;
-    if (have_val && res->best_epoch > 0) {
-        /* end with the best weights, like Keras' restore_best_weights */
-        memcpy(m->params, st.best, m->n_param * sizeof(float));
-        memcpy(m->buffers, st.best + m->n_param, m->n_buffer * sizeof(float));
+    res->stop_epoch = st->epoch + 1;
+    res->steps = st->step;
+    if (L->have_val && res->best_epoch > 0) {
+        memcpy(m->params, st->best, m->n_param * sizeof(float));
+        memcpy(m->buffers, st->best + m->n_param, m->n_buffer * sizeof(float));
     } else {
-        if (st.ema) { /* no validation: the average is the model */
-            memcpy(m->params, st.ema, m->n_param * sizeof(float));
-            memcpy(m->buffers, st.ema + m->n_param, m->n_buffer * sizeof(float));
+        if (st->ema) { /* no validation: the average is the model */
+            memcpy(m->params, st->ema, m->n_param * sizeof(float));
+            memcpy(m->buffers, st->ema + m->n_param, m->n_buffer * sizeof(float));
         }
-        if (rc == 0 && cfg->out_path && model_save(m, cfg->out_path) < 0) rc = -1;
+        if (rc == 0 && L->cfg->out_path && model_save(m, L->cfg->out_path) < 0) rc = -1;
     }
-    if (log) fclose(log);
-    free(batch_px);
-    free(batch_y);
-    free(probs);
-    free(raw);
-    train_state_free(&st);
-    optim_free(&opt);
+    if (L->log) fclose(L->log);
+    free(L->batch_px);
+    free(L->batch_y);
+    free(L->probs);
+    free(L->raw);
+    train_state_free(st);
+    optim_free(&L->opt);
     return rc;
+}
+
+int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainConfig *cfg, TrainResult *res) {
+    DG_ASSERT(train->labels && train->n > 0);
+    memset(res, 0, sizeof *res);
+    Loop L = {.m = m, .train = train, .val = val, .cfg = cfg, .res = res, .B = cfg->batch_size};
+    L.steps_per_epoch = (train->n + L.B - 1) / L.B;
+    L.have_val = val && val->n > 0;
+    L.img = (size_t)train->rows * train->cols;
+    if (loop_start(&L) < 0) return -1;
+    open_log(&L);
+    int rc = 0;
+    while (!L.st.finished && !res->interrupted) {
+        if (L.st.epoch >= cfg->epochs) {
+            L.st.finished = 1;
+            break;
+        }
+        epoch_start(&L);
+        if (run_steps(&L)) {
+            if (L.tty) fprintf(stderr, "\r\033[K");
+            if (maybe_checkpoint(cfg, m, &L.opt, &L.sched, &L.st, res) < 0) rc = -1;
+            break;
+        }
+        if (epoch_end(&L) < 0) {
+            rc = -1;
+            break;
+        }
+        if (stop_signal && !L.st.finished) res->interrupted = stop_signal;
+    }
+    return loop_finish(&L, rc);
 }

@@ -68,6 +68,7 @@ typedef struct {
     int data_n;
     float val_split;
     const char *data_path;
+    int dtype;            /* tensor type of the saved model file: 0 f32, 1 bf16, 2 f16 (--dtype) */
 } TrainConfig;
 
 typedef struct {

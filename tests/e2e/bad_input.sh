@@ -32,7 +32,7 @@ expect_error 1 "count mismatch" -- "$D" eval --model "$TMP/m.safetensors" --data
 
 # --- CSV
 printf 'label,pixel0\n1,2,3\n' > "$TMP/cols.csv"
-expect_error 1 "cols.csv:2" -- "$D" train --data "$TMP/cols.csv" --out "$TMP/sentinel.safetensors"
+expect_error 1 "cols.csv:2" -- "$D" train --data "$TMP/cols.csv" --out "$TMP/sentinel.safetensors" --overwrite
 "$D" convert --in "$DATA" --split test --limit 3 --out "$TMP/ok.csv" >/dev/null
 sed '3s/^\([0-9]*\),0,/\1,abc,/' "$TMP/ok.csv" > "$TMP/nonnum.csv"
 expect_error 1 "nonnum.csv:3" -- "$D" eval --model "$TMP/m.safetensors" --data "$TMP/nonnum.csv"
@@ -41,7 +41,7 @@ expect_error 1 "range.csv:2" -- "$D" eval --model "$TMP/m.safetensors" --data "$
 
 # --- specs
 printf 'conv2d out=6 kernel=5\nwobble\n' > "$TMP/bad.spec"
-expect_error 1 "bad.spec:2: unknown layer 'wobble'" -- "$D" train --model "$TMP/bad.spec" --out "$TMP/sentinel.safetensors"
+expect_error 1 "bad.spec:2: unknown layer 'wobble'" -- "$D" train --model "$TMP/bad.spec" --out "$TMP/sentinel.safetensors" --overwrite
 expect_error 1 "unknown model 'resnet99'" -- "$D" train --model resnet99
 expect_error 1 "unknown model 'cnn_bn': no models/cnn_bn.spec" -- "$D" train --model cnn_bn
 expect_error 1 "Did you mean 'cnn-bn'?" -- "$D" train --model cnn_bn

@@ -121,7 +121,7 @@ expect_error 1 "$TMP/afile/m.safetensors: cannot write: Not a directory" -- "$D"
 # 7. writes that fail (RLIMIT_FSIZE, SIGXFSZ ignored: EFBIG as on a full disk)
 cp "$TMP/ref.safetensors" "$TMP/full.safetensors"
 expect_error 1 "$TMP/full.safetensors: write failed: File too large; previous file left intact" -- \
-    bash -c "ulimit -f 64; trap '' XFSZ; exec \"\$@\"" _ "$D" train "${common[@]}" --out "$TMP/full.safetensors"
+    bash -c "ulimit -f 64; trap '' XFSZ; exec \"\$@\"" _ "$D" train "${common[@]}" --out "$TMP/full.safetensors" --overwrite
 cmp -s "$TMP/ref.safetensors" "$TMP/full.safetensors" || fail "the previous model was damaged by a failed write"
 # a checkpoint (4x the model) that does not fit, after the model that does
 expect_error 1 "write failed: File too large; previous file left intact" -- \

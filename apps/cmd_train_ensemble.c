@@ -1,12 +1,11 @@
-/* train_ensemble.c — the ensemble half of `digits train` (--ensemble N,
+/* cmd_train_ensemble.c — the ensemble half of `digits train` (--ensemble N,
  * --ensemble-models, --kfold K): members from the flags, training through
  * train/ensemble_train.h, the test score, the final model file. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "train_ensemble.h"
+#include "cmd_train_ensemble.h"
 
 #include "cli.h"
 #include "eval/ensemble.h"
@@ -38,14 +37,6 @@ void train_ensemble_members(EnsembleTrainConfig *ens, const char *model_name, ch
 /* Train, save and test an ensemble; returns the exit status. */
 int train_ensemble_run(EnsembleTrainConfig *ens, const Dataset *all, const Dataset *testset,
                           const char *test_path, TrainConfig *cfg, const char *out) {
-    char default_out[256];
-    if (!out) {
-        mkdir("runs", 0755);
-        const char *slash = strrchr(ens->models[0], '/');
-        snprintf(default_out, sizeof default_out, "runs/%s-%s%d.safetensors", slash ? slash + 1 : ens->models[0],
-                 ens->kfold ? "kfold" : "ensemble", ens->n);
-        out = default_out;
-    }
     cfg->out_path = out;
     printf("ensemble of %d members (%s%s...), vote %s, %d labelled images\n", ens->n,
            ens->kfold ? "stratified K-fold, " : "", ens->models[0], ens->vote_logits ? "logits" : "probs", all->n);

@@ -1,4 +1,4 @@
-/* train_ensemble.h — `digits train`'s ensemble mode (train_ensemble.c). */
+/* cmd_train_ensemble.h — `digits train`'s ensemble mode (cmd_train_ensemble.c). */
 #ifndef DG_APP_TRAIN_ENSEMBLE_H
 #define DG_APP_TRAIN_ENSEMBLE_H
 
@@ -9,7 +9,7 @@
  * of model_name; exits 2 on a bad combination of flags. */
 void train_ensemble_members(EnsembleTrainConfig *ens, const char *model_name, char *list);
 /* Train the members on all, test on testset (may be NULL), save to out
- * (NULL: runs/NAME-ensembleN.safetensors). Returns the exit status. */
+ * (cmd_train chose it). Returns the exit status. */
 int train_ensemble_run(EnsembleTrainConfig *ens, const Dataset *all, const Dataset *testset,
                        const char *test_path, TrainConfig *cfg, const char *out);
 
