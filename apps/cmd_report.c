@@ -6,16 +6,20 @@
 
 #include "cli.h"
 #include "digits.h"
+#include "options.h"
 #include "eval/report.h"
 
 static const char *CMD = "report";
 
+static const unsigned SHARED = CLI_MODEL | CLI_DATA | CLI_THREADS;
+
 static void help(void) {
-    printf("usage: digits report --model FILE --out DIR [flags]\n\n"
-           "  --model FILE          model file (any kind: cnn, svm, ...)         (required)\n"
-           "  --out DIR             where the pictures and index.html go         (required)\n"
-           "  --data DIR|FILE.csv   MNIST IDX folder or labelled Kaggle CSV      [data/mnist]\n"
-           "  --log FILE.csv        training log for the learning curves         [recorded in the model, or MODEL.log.csv]\n"
+    CliCommon co = cli_common_defaults();
+    printf("usage: digits report [--model FILE|default|best] --out DIR [flags]\n\n");
+    cli_common_help(CLI_MODEL, &co);
+    printf("  --out DIR             where the pictures and index.html go         (required)\n");
+    cli_common_help(CLI_DATA, &co);
+    printf("  --log FILE.csv        training log for the learning curves         [recorded in the model, or MODEL.log.csv]\n"
            "  --limit N             evaluate only the first N test images        [all]\n"
            "  --tsne N              points per t-SNE picture (0 = none)          [2000]\n"
            "  --pair T,P            the mistake grid for true T predicted as P   [most frequent confusion]\n"
@@ -24,29 +28,32 @@ static void help(void) {
            "  --mistakes N          digits in the mistake grid                   [40]\n"
            "  --svg                 an SVG beside every PNG\n"
            "  --seed N              untrained network's initialisation, samples  [42]\n"
-           "  --threads N           worker threads (0 = all cores)               [0]\n"
            "  --quiet               no progress lines\n");
+    cli_common_help(CLI_THREADS, &co);
 }
 
 int cmd_report(int argc, char **argv) {
     ReportConfig cfg;
     report_config_defaults(&cfg);
-    enum { O_MODEL = 256, O_OUT, O_DATA, O_LOG, O_LIMIT, O_TSNE, O_PAIR, O_DIGIT, O_SAMPLES, O_MISTAKES, O_SVG,
-           O_SEED, O_THREADS, O_QUIET, O_HELP };
-    static const struct option opts[] = {
-        {"model", 1, 0, O_MODEL}, {"out", 1, 0, O_OUT}, {"data", 1, 0, O_DATA}, {"log", 1, 0, O_LOG},
+    CliCommon co = cli_common_defaults();
+    co.data = cfg.data;
+    co.threads = cfg.threads;
+    enum { O_OUT = 256, O_LOG, O_LIMIT, O_TSNE, O_PAIR, O_DIGIT, O_SAMPLES, O_MISTAKES, O_SVG, O_SEED, O_QUIET,
+           O_HELP };
+    static const struct option own[] = {
+        {"out", 1, 0, O_OUT}, {"log", 1, 0, O_LOG},
         {"limit", 1, 0, O_LIMIT}, {"tsne", 1, 0, O_TSNE}, {"pair", 1, 0, O_PAIR}, {"digit", 1, 0, O_DIGIT},
         {"samples", 1, 0, O_SAMPLES}, {"mistakes", 1, 0, O_MISTAKES}, {"svg", 0, 0, O_SVG},
-        {"seed", 1, 0, O_SEED}, {"threads", 1, 0, O_THREADS}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
-        {0, 0, 0, 0}};
+        {"seed", 1, 0, O_SEED}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    CliOptions ol;
+    cli_options(&ol, own, SHARED);
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", ol.opts, NULL)) != -1) {
+        if (cli_common_parse(CMD, c, optarg, &co)) continue;
         switch (c) {
-        case O_MODEL: cfg.model_path = optarg; break;
         case O_OUT: cfg.out_dir = optarg; break;
-        case O_DATA: cfg.data = optarg; break;
         case O_LOG: cfg.log_path = optarg; break;
         case O_LIMIT: cfg.limit = cli_int(CMD, "--limit", optarg, 1, 100000000); break;
         case O_TSNE: cfg.tsne_n = cli_int(CMD, "--tsne", optarg, 0, 100000); break;
@@ -64,16 +71,17 @@ int cmd_report(int argc, char **argv) {
         case O_MISTAKES: cfg.n_mis = cli_int(CMD, "--mistakes", optarg, 1, 1000); break;
         case O_SVG: cfg.svg = 1; break;
         case O_SEED: cfg.seed = cli_u64(CMD, "--seed", optarg); break;
-        case O_THREADS: cfg.threads = cli_int(CMD, "--threads", optarg, 0, 1024); break;
         case O_QUIET: cfg.quiet = 1; break;
         case O_HELP: help(); return 0;
-        default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
+        default: cli_bad_flag(CMD, argv[optind - 1], ol.opts);
         }
     }
     if (optind < argc) cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
-    if (!cfg.model_path) cli_usage_error(CMD, "--model FILE is required");
     if (!cfg.out_dir) cli_usage_error(CMD, "--out DIR is required");
-    cli_set_threads(cfg.threads);
+    char model_buf[PATH_MAX];
+    cfg.model_path = cli_model_path(CMD, co.model, model_buf, sizeof model_buf);
+    cfg.data = co.data;
+    cfg.threads = co.threads;
     if (report_write(&cfg) < 0) cli_fail(CMD, "%s", dg_errmsg());
     if (!cfg.quiet) printf("open %s/index.html\n", cfg.out_dir);
     return 0;

@@ -9,14 +9,16 @@
 
 #include "cli.h"
 #include "digits.h"
+#include "options.h"
 #include "serve/serve.h"
 
 static const char *CMD = "serve";
 
 static void help(void) {
-    printf("usage: digits serve --model FILE [flags]\n\n"
-           "  --model FILE      model file written by 'digits train' (any kind)   (required)\n"
-           "  --host ADDR       IP address to bind (0.0.0.0: every interface) [127.0.0.1]\n"
+    CliCommon co = cli_common_defaults();
+    printf("usage: digits serve [--model FILE|default|best] [flags]\n\n");
+    cli_common_help(CLI_MODEL, &co);
+    printf("  --host ADDR       IP address to bind (0.0.0.0: every interface) [127.0.0.1]\n"
            "  --port N          TCP port (0: any free port, printed)          [8080]\n"
            "  --threads N       connection threads = model copies (0: cores)   [0]\n"
            "  --max-body BYTES  largest request body                          [8388608]\n"
@@ -32,17 +34,20 @@ static void help(void) {
 int cmd_serve(int argc, char **argv) {
     ServeConfig cfg;
     serve_config_defaults(&cfg);
-    enum { O_MODEL = 256, O_HOST, O_PORT, O_THREADS, O_MAX_BODY, O_TIMEOUT, O_QUIET, O_HELP };
-    static const struct option opts[] = {
-        {"model", 1, 0, O_MODEL},       {"host", 1, 0, O_HOST},       {"port", 1, 0, O_PORT},
+    CliCommon co = cli_common_defaults();
+    enum { O_HOST = 256, O_PORT, O_THREADS, O_MAX_BODY, O_TIMEOUT, O_QUIET, O_HELP };
+    static const struct option own[] = {
+        {"host", 1, 0, O_HOST},       {"port", 1, 0, O_PORT},
         {"threads", 1, 0, O_THREADS},   {"max-body", 1, 0, O_MAX_BODY}, {"timeout", 1, 0, O_TIMEOUT},
         {"quiet", 0, 0, O_QUIET},       {"help", 0, 0, O_HELP},       {0, 0, 0, 0}};
+    CliOptions ol;
+    cli_options(&ol, own, CLI_MODEL);
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", ol.opts, NULL)) != -1) {
+        if (cli_common_parse(CMD, c, optarg, &co)) continue;
         switch (c) {
-        case O_MODEL: cfg.model_path = optarg; break;
         case O_HOST: cfg.host = optarg; break;
         case O_PORT: cfg.port = cli_int(CMD, "--port", optarg, 0, 65535); break;
         case O_THREADS: cfg.threads = cli_int(CMD, "--threads", optarg, 0, 256); break;
@@ -50,11 +55,12 @@ int cmd_serve(int argc, char **argv) {
         case O_TIMEOUT: cfg.timeout_s = cli_int(CMD, "--timeout", optarg, 1, 3600); break;
         case O_QUIET: cfg.log = NULL; break;
         case O_HELP: help(); return 0;
-        default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
+        default: cli_bad_flag(CMD, argv[optind - 1], ol.opts);
         }
     }
-    if (!cfg.model_path) cli_usage_error(CMD, "--model FILE is required");
     if (optind < argc) cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+    char model_buf[PATH_MAX];
+    cfg.model_path = cli_model_path(CMD, co.model, model_buf, sizeof model_buf);
 
     /* Block the stop signals before the server's threads exist (they
      * inherit the mask), then wait for one here. */

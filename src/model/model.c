@@ -25,29 +25,61 @@ static int file_exists(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+#ifndef DG_DATADIR
+#define DG_DATADIR "/usr/local/share/digits" /* the install prefix's data folder (Makefile DATADIR) */
+#endif
+
+int model_dirs(char dirs[][PATH_MAX], int max, int with_cwd) {
+    int n = 0;
+    const char *env = getenv("DIGITS_MODELS");
+    if (env && *env && n < max) snprintf(dirs[n++], PATH_MAX, "%s", env);
+    if (with_cwd && n < max) snprintf(dirs[n++], PATH_MAX, "models");
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0) {
+        exe[len] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = '\0';
+        if (n < max) snprintf(dirs[n++], PATH_MAX, "%.*s/models", PATH_MAX - 8, exe);
+        if (n < max) snprintf(dirs[n++], PATH_MAX, "%.*s/../models", PATH_MAX - 16, exe);
+    }
+    if (n < max) snprintf(dirs[n++], PATH_MAX, "%s/models", DG_DATADIR);
+    return n;
+}
+
+/* Look for DIR/rel in every model folder (model_dirs); 0 with the path, or
+ * -1 with the folders searched listed in `looked` (", "-separated). */
+static int find_in_model_dirs(const char *rel, int with_cwd, char *path, size_t len, char *looked, size_t llen) {
+    char dirs[MODEL_MAX_DIRS][PATH_MAX];
+    int n = model_dirs(dirs, MODEL_MAX_DIRS, with_cwd);
+    size_t o = 0;
+    if (llen) looked[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        snprintf(path, len, "%s/%s", dirs[i], rel);
+        if (file_exists(path)) return 0;
+        if (o < llen) o += (size_t)snprintf(looked + o, llen - o, "%s%s", i ? ", " : "", dirs[i]);
+    }
+    return -1;
+}
+
 int model_find_spec(const char *name, char *path, size_t len) {
     if (strchr(name, '/') || strstr(name, ".spec")) {
         snprintf(path, len, "%s", name);
         return file_exists(path) ? 0 : dg_set_error("%s: no such spec file", name);
     }
-    const char *env = getenv("DIGITS_MODELS");
-    if (env) {
-        snprintf(path, len, "%s/%s.spec", env, name);
-        if (file_exists(path)) return 0;
-    }
-    snprintf(path, len, "models/%s.spec", name);
-    if (file_exists(path)) return 0;
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = '\0';
-        snprintf(path, len, "%s/../models/%s.spec", exe, name);
-        if (file_exists(path)) return 0;
-    }
+    char rel[300], looked[4 * PATH_MAX];
+    snprintf(rel, sizeof rel, "%.280s.spec", name);
+    if (find_in_model_dirs(rel, 1, path, len, looked, sizeof looked) == 0) return 0;
     return dg_set_error("unknown model '%s': no models/%s.spec (zoo names are the files in models/, "
                         "or give a path to a .spec file)", name, name);
+}
+
+int model_find_pretrained(const char *name, char *path, size_t len) {
+    char rel[300], looked[4 * PATH_MAX];
+    snprintf(rel, sizeof rel, "pretrained/%.260s.safetensors", name);
+    if (find_in_model_dirs(rel, 0, path, len, looked, sizeof looked) == 0) return 0;
+    return dg_set_error("no pretrained model '%s': looked for %s in %s (set DIGITS_MODELS to the folder "
+                        "holding pretrained/, or train one and pass --model FILE)", name, rel, looked);
 }
 
 int model_build_named(Model *m, const char *name_or_path) {
