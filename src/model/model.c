@@ -56,8 +56,13 @@ static int find_in_model_dirs(const char *rel, int with_cwd, char *path, size_t 
     if (llen) looked[0] = '\0';
     for (int i = 0; i < n; i++) {
         snprintf(path, len, "%s/%s", dirs[i], rel);
-        if (file_exists(path)) return 0;
-        if (o < llen) o += (size_t)snprintf(looked + o, llen - o, "%s%s", i ? ", " : "", dirs[i]);
+        char real[PATH_MAX];
+        if (!file_exists(path)) {
+            if (o < llen) o += (size_t)snprintf(looked + o, llen - o, "%s%s", i ? ", " : "", dirs[i]);
+            continue;
+        }
+        if (dirs[i][0] == '/' && realpath(path, real) && strlen(real) < len) strcpy(path, real); /* no "/../" */
+        return 0;
     }
     return -1;
 }

@@ -213,6 +213,9 @@ SafeTensors *safetensors_open(const char *path); /* NULL + dg_errmsg() */
 void safetensors_close(SafeTensors *s);
 const char *safetensors_path(const SafeTensors *s);
 const char *safetensors_meta(const SafeTensors *s, const char *key); /* NULL if absent */
+/* The distinct dtypes of the file's tensors (not a checkpoint's train.*),
+ * "+"-joined in file order ("BF16", "F32+I32") into buf; returns how many. */
+int safetensors_dtypes(const SafeTensors *s, char *buf, size_t len);
 /* Copy tensor `name` of dtype "F32"/"I32" with exactly `count` elements into
  * dst; -1 with "path: tensor NAME: problem" otherwise. */
 int safetensors_get(const SafeTensors *s, const char *name, const char *dtype, size_t count, void *dst);

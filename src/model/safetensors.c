@@ -295,6 +295,8 @@ int models_save_dtype(const char *path, const Model *const *models, const char *
 
 /* ==== loading ============================================================= */
 
+static int is_train_state(const char *name);
+
 struct SafeTensors {
     char *path;
     char *data;
@@ -353,6 +355,26 @@ const char *safetensors_meta(const SafeTensors *s, const char *key) {
 }
 
 const char *safetensors_path(const SafeTensors *s) { return s->path; }
+
+int safetensors_dtypes(const SafeTensors *s, char *buf, size_t len) {
+    int n = 0;
+    size_t o = 0;
+    if (len) buf[0] = '\0';
+    for (cJSON *e = s->header->child; e; e = e->next) {
+        if (strcmp(e->string, "__metadata__") == 0 || is_train_state(e->string)) continue;
+        cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+        char shown[16];
+        const char *d = cJSON_IsString(dt) ? dg_printable(dt->valuestring, shown, sizeof shown) : "?";
+        char key[20];
+        snprintf(key, sizeof key, "+%s+", d);
+        char have[512];
+        snprintf(have, sizeof have, "+%s+", buf);
+        if (strstr(have, key)) continue;
+        if (o < len) o += (size_t)snprintf(buf + o, len - o, "%s%s", n ? "+" : "", d);
+        n++;
+    }
+    return n;
+}
 
 /* A JSON number that is a whole number in 0..max, or -1. */
 static double json_whole(const cJSON *v, double max) {
