@@ -169,7 +169,7 @@ static int info_model(const char *arg, int json) {
     } else {
         printf("%-10s%s (%ld bytes)\n", "file", path, file_bytes(path));
         printf("%-10s%s (%s)\n", "model", c.name, kind);
-        printf("%-10s%s\n", "digits", version ? version : "(not recorded: written before 0.1.0)");
+        printf("%-10s%s\n", "digits", version ? version : "(not recorded)");
         printf("%-10s%s\n", "dtype", dtypes);
         if (c.n_models)
             printf("%-10s%zu (+ %zu buffers), %.2f M MACs per image\n", "params", params, buffers, macs / 1e6);

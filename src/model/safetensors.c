@@ -636,6 +636,8 @@ int safetensors_write(const char *path, const char *meta_json, const StTensor *t
     cJSON *root = cJSON_CreateObject();
     cJSON *meta = meta_json ? cJSON_Parse(meta_json) : cJSON_CreateObject();
     DG_ASSERT(cJSON_IsObject(meta));
+    if (!cJSON_GetObjectItemCaseSensitive(meta, "digits.version"))
+        cJSON_AddStringToObject(meta, "digits.version", DG_VERSION);
     cJSON_AddItemToObject(root, "__metadata__", meta);
     size_t off = 0;
     for (int i = 0; i < n; i++) {
