@@ -27,6 +27,8 @@ static void help(void) {
            "  --vote probs|logits   mean of probabilities or sum of logits [the first ensemble input's, else probs]\n"
            "  --pick LIST           keep only these members, 0-based, e.g. 0,2,5 (one: a single-network file)\n"
            "  --dtype f32|bf16|f16  stored tensor type (bf16/f16: half the size, rounded to nearest even) [f32]\n"
+           "  --test DIR|FILE.csv   evaluate the written file on this labelled set and record its\n"
+           "                        test_accuracy and test_loss in the file's metrics (digits info shows them)\n"
            "  --list                print the members of the inputs and write nothing\n");
 }
 
@@ -56,14 +58,68 @@ static void keep_ensemble_meta(const char *meta_json, char **cfg, char **metrics
     cJSON_Delete(meta);
 }
 
+/* Evaluate the file just written (`out`: its stored, possibly rounded
+ * weights) on the labelled set `test`, then write it again, in the same
+ * dtype, with test_accuracy, test_loss and n_test merged into its metrics.
+ * -1 with dg_errmsg() on failure (the file stays as first written). */
+static int record_test_metrics(const char *out, const char *test, DgDtype dtype) {
+    Classifier c;
+    if (classifier_load(&c, out, 1000, 0) < 0) return -1;
+    Dataset ds = {0};
+    int rc = -1;
+    cJSON *meta = cJSON_Parse(c.metadata_json ? c.metadata_json : "{}"), *metrics = NULL;
+    if (dataset_load(test, "test", &ds) < 0) goto done;
+    if (!ds.labels) {
+        dg_set_error("%s: has no labels to measure accuracy against", test);
+        goto done;
+    }
+    if (ds.rows != c.height || ds.cols != c.width) {
+        dg_set_error("%s: images are %dx%d, the model expects %dx%d", test, ds.rows, ds.cols, c.height, c.width);
+        goto done;
+    }
+    double loss;
+    double acc = classifier_predict_dataset(&c, &ds, NULL, NULL, &loss);
+    cJSON *old = cJSON_GetObjectItemCaseSensitive(meta, "digits.metrics");
+    metrics = cJSON_IsString(old) ? cJSON_Parse(old->valuestring) : NULL;
+    if (!cJSON_IsObject(metrics)) {
+        cJSON_Delete(metrics);
+        metrics = cJSON_CreateObject();
+    }
+    const char *keys[] = {"test_accuracy", "test_loss", "n_test"};
+    const double vals[] = {acc, loss, ds.n};
+    for (int i = 0; i < 3; i++) {
+        cJSON_DeleteItemFromObjectCaseSensitive(metrics, keys[i]);
+        cJSON_AddNumberToObject(metrics, keys[i], vals[i]);
+    }
+    char *mj = cJSON_PrintUnformatted(metrics);
+    if (c.kind == CLASSIFIER_ENSEMBLE) {
+        cJSON *cfg = cJSON_GetObjectItemCaseSensitive(meta, "digits.train_config");
+        rc = ensemble_save_dtype(out, c.models, c.n_models, c.vote_logits, cJSON_IsString(cfg) ? cfg->valuestring : NULL,
+                                 mj, dtype);
+    } else {
+        free(c.models[0].metrics_json);
+        c.models[0].metrics_json = mj;
+        mj = NULL;
+        rc = model_save_dtype(&c.models[0], out, dtype);
+    }
+    free(mj);
+    if (rc == 0) printf("test accuracy %.4f (loss %.4f) on %d images of %s, recorded in %s\n", acc, loss, ds.n, test, out);
+done:
+    cJSON_Delete(metrics);
+    cJSON_Delete(meta);
+    dataset_free(&ds);
+    classifier_free(&c);
+    return rc;
+}
+
 int cmd_ensemble(int argc, char **argv) {
-    const char *out = NULL, *vote = NULL, *pick = NULL;
+    const char *out = NULL, *vote = NULL, *pick = NULL, *test = NULL;
     int list = 0;
     DgDtype dtype = DG_DTYPE_F32;
-    enum { O_OUT = 256, O_VOTE, O_PICK, O_LIST, O_HELP, O_DTYPE };
+    enum { O_OUT = 256, O_VOTE, O_PICK, O_LIST, O_HELP, O_DTYPE, O_TEST };
     static const struct option opts[] = {{"out", 1, 0, O_OUT}, {"vote", 1, 0, O_VOTE}, {"pick", 1, 0, O_PICK},
                                          {"list", 0, 0, O_LIST}, {"help", 0, 0, O_HELP}, {"dtype", 1, 0, O_DTYPE},
-                                         {0, 0, 0, 0}};
+                                         {"test", 1, 0, O_TEST}, {0, 0, 0, 0}};
     opterr = 0;
     optind = 1;
     int c;
@@ -77,6 +133,7 @@ int cmd_ensemble(int argc, char **argv) {
             break;
         case O_PICK: pick = optarg; break;
         case O_LIST: list = 1; break;
+        case O_TEST: test = optarg; break;
         case O_DTYPE:
             if (dtype_parse(optarg, &dtype) < 0) cli_usage_error(CMD, "--dtype: '%s' is not f32, bf16 or f16", optarg);
             break;
@@ -142,6 +199,7 @@ int cmd_ensemble(int argc, char **argv) {
             printf("wrote %s: ensemble of %d members, vote %s, %s tensors\n", out, n_kept, use_logits ? "logits" : "probs",
                    dtype_name(dtype));
         free(kept);
+        if (rc == 0 && test) rc = record_test_metrics(out, test, dtype);
     }
     if (rc < 0) fprintf(stderr, "digits %s: %s\n", CMD, dg_errmsg());
     for (int k = 0; k < n; k++) {

@@ -47,13 +47,22 @@ awk -v a="$a32" -v b="$a16" -v c="$ah" 'BEGIN { d = a - b; e = a - c; exit !(d <
 grep -q "^members   2, vote logits" "$TMP/ens.txt" || fail "info: members: $(cat "$TMP/ens.txt")"
 grep -q "^  1   lenet5 " "$TMP/ens.txt" || fail "info: member 1: $(cat "$TMP/ens.txt")"
 "$D" info --json "$TMP/ens16.safetensors" | grep -q '"vote":	"logits"' || fail "info --json: vote"
+# --test measures the written file and records its accuracy (shown by info and models)
+"$D" ensemble --dtype bf16 --test "$DATA" --out "$TMP/ens16.safetensors" "$TMP/ens.safetensors" >"$TMP/rec.txt"
+rec=$(sed -n 's/^test accuracy \([0-9.]*\) .* on 10000 images .*/\1/p' "$TMP/rec.txt")
+[[ -n "$rec" ]] || fail "ensemble --test: $(cat "$TMP/rec.txt")"
+"$D" info "$TMP/ens16.safetensors" | grep -q "test_accuracy=$rec" || fail "info: recorded accuracy $rec"
 
 # the zoo and the pretrained models, found through $DIGITS_MODELS from any folder
 mkdir -p "$TMP/models/pretrained"
 cp "$TMP/a16.safetensors" "$TMP/models/pretrained/default.safetensors"
+cp "$TMP/ens16.safetensors" "$TMP/models/pretrained/best.safetensors"
 (cd / && DIGITS_MODELS="$TMP/models" "$D" models) >"$TMP/models.txt"
 grep -qE "^  cnn-bn +872426 +19.09 M" "$TMP/models.txt" || fail "models: zoo: $(cat "$TMP/models.txt")"
 grep -qE "^  default +cnn +BF16 .* [0-9.]+ %$" "$TMP/models.txt" || fail "models: pretrained: $(cat "$TMP/models.txt")"
+pct=$(awk -v a="$rec" 'BEGIN { printf "%.2f %%", 100 * a }')
+grep -qE "^  best +ensemble of 2 \(cnn, lenet5\) +BF16 .* $pct$" "$TMP/models.txt" ||
+    fail "models: best ($pct): $(cat "$TMP/models.txt")"
 (cd / && DIGITS_MODELS="$TMP/models" "$D" info --list --json) | grep -q '"test_accuracy":' || fail "info --list --json"
 (cd / && DIGITS_MODELS="$TMP/models" "$D" info default) | grep -q "^dtype     BF16" || fail "info default"
 echo "info, models and dtype conversion work"
