@@ -55,13 +55,14 @@ static int find_in_model_dirs(const char *rel, int with_cwd, char *path, size_t 
     size_t o = 0;
     if (llen) looked[0] = '\0';
     for (int i = 0; i < n; i++) {
-        snprintf(path, len, "%s/%s", dirs[i], rel);
-        char real[PATH_MAX];
-        if (!file_exists(path)) {
+        char cand[2 * PATH_MAX], real[PATH_MAX];
+        snprintf(cand, sizeof cand, "%s/%s", dirs[i], rel);
+        if (!file_exists(cand)) {
             if (o < llen) o += (size_t)snprintf(looked + o, llen - o, "%s%s", i ? ", " : "", dirs[i]);
             continue;
         }
-        if (dirs[i][0] == '/' && realpath(path, real) && strlen(real) < len) strcpy(path, real); /* no "/../" */
+        /* absolute folders: shown without "/../" */
+        snprintf(path, len, "%s", dirs[i][0] == '/' && realpath(cand, real) ? real : cand);
         return 0;
     }
     return -1;
