@@ -56,7 +56,7 @@ static int find_in_model_dirs(const char *rel, int with_cwd, char *path, size_t 
     if (llen) looked[0] = '\0';
     for (int i = 0; i < n; i++) {
         char cand[2 * PATH_MAX], real[PATH_MAX];
-        snprintf(cand, sizeof cand, "%s/%s", dirs[i], rel);
+        snprintf(cand, sizeof cand, "%.4095s/%.4000s", dirs[i], rel);
         if (!file_exists(cand)) {
             if (o < llen) o += (size_t)snprintf(looked + o, llen - o, "%s%s", i ? ", " : "", dirs[i]);
             continue;
