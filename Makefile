@@ -81,6 +81,11 @@ endif
 # (src/core/blas.h).
 LDLIBS  := -lcjson -lpng -ljpeg -lz -lm -ldl -lpthread -lmicrohttpd -lcairo -lsvm -lyaml
 
+# The install prefix's data folder: the binary also looks for models/ (the
+# zoo and models/pretrained) there, besides itself and $$DIGITS_MODELS.
+DATADIR ?= /usr/local/share/digits
+$(BUILD)/src/model/model.o: CFLAGS += -DDG_DATADIR='"$(DATADIR)"'
+
 LIB_SRC  := $(shell find src -name '*.c' | sort)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 APP_SRC  := $(wildcard apps/*.c)

@@ -52,5 +52,6 @@ int cmd_serve(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_ensemble(int argc, char **argv);
 int cmd_describe(int argc, char **argv);
+int cmd_info(int argc, char **argv); /* also `digits models` (= info --list) */
 
 #endif

@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "core/util.h"
 #include "digits.h"
+#include "options.h"
 
 static const char *CMD = "augment";
 
@@ -81,7 +82,7 @@ int cmd_augment(int argc, char **argv) {
         case O_SEED: seed = cli_u64(CMD, "--seed", optarg); break;
         case O_THREADS: threads = cli_int(CMD, "--threads", optarg, 0, 1024); break;
         case O_HELP: help(); return 0;
-        default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
+        default: cli_bad_flag(CMD, argv[optind - 1], opts);
         }
     }
     if (optind < argc) cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);

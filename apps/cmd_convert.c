@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "digits.h"
+#include "options.h"
 
 static const char *CMD = "convert";
 
@@ -62,7 +63,7 @@ int cmd_convert(int argc, char **argv) {
         case O_LIMIT: limit = cli_int(CMD, "--limit", optarg, 1, 100000000); break;
         case O_SKIP: skip = cli_int(CMD, "--skip", optarg, 0, 100000000); break;
         case O_HELP: help(); return 0;
-        default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
+        default: cli_bad_flag(CMD, argv[optind - 1], opts);
         }
     }
     if (optind < argc) cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);

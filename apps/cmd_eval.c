@@ -9,29 +9,28 @@
 
 #include "cli.h"
 #include "digits.h"
+#include "options.h"
 
 static const char *CMD = "eval";
 
+static const unsigned SHARED = CLI_MODEL | CLI_DATA | CLI_BATCH | CLI_THREADS | CLI_TTA | CLI_PRECISION;
+
 static void help(void) {
-    printf("usage: digits eval --model FILE [flags]\n\n"
-           "  --model FILE          model file written by 'digits train'        (required)\n"
-           "  --data DIR|FILE.csv   MNIST IDX folder or labelled Kaggle CSV      [data/mnist;\n"
-           "                        with --split val: the data the model was trained on]\n"
-           "  --split S             train|test: a folder's IDX split; val: the model's own\n"
+    CliCommon co = cli_common_defaults();
+    printf("usage: digits eval [--model FILE|default|best] [flags]\n\n");
+    cli_common_help(CLI_MODEL | CLI_DATA, &co);
+    printf("  --split S             train|test: a folder's IDX split; val: the model's own\n"
            "                        validation images, re-cut from its training data [test]\n"
            "  --limit N             evaluate only the first N images            [all]\n"
-           "  --batch-size N        images per forward pass                     [1000]\n"
-           "  --threads N           worker threads (0 = all cores)              [0]\n"
            "  --top-k K             top-1..K accuracy                           [3]\n"
            "  --misclassified N     list the N most confident mistakes (index, true,\n"
            "                        predicted, confidence); with --json: keep N  [text 0, json all]\n"
-           "  --tta N               average N test-time augmentations (1 = off) [1]\n"
-           "  --precision fp32|bf16 bf16 convolutions (AVX512_BF16)            [fp32]\n"
-           "  --json                print one JSON object instead of the report\n\n"
-           "Examples:\n"
-           "  digits eval --model runs/cnn-bn.safetensors\n"
+           "  --json                print one JSON object instead of the report\n");
+    cli_common_help(SHARED & ~(CLI_MODEL | CLI_DATA), &co);
+    printf("\nExamples:\n"
+           "  digits eval                                   # the pretrained default model on MNIST's test set\n"
            "  digits eval --model runs/cnn-bn.safetensors --data train.csv --split val\n"
-           "  digits eval --model runs/cnn-bn.safetensors --data holdout.csv --misclassified 10\n");
+           "  digits eval --model best --data holdout.csv --misclassified 10\n");
 }
 
 /* The data to evaluate: --data as given; without it the model's recorded
@@ -56,42 +55,40 @@ static void warn_training_data(const char *data, const Dataset *ds, const char *
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *model_path = NULL, *data = NULL, *split = "test";
-    int limit = 0, batch = 1000, threads = 0, json = 0, top_k = 3, n_mis = -1, tta = 1;
-    enum { O_MODEL = 256, O_DATA, O_SPLIT, O_LIMIT, O_BATCH, O_THREADS, O_TOPK, O_MIS, O_JSON, O_HELP, O_TTA, O_PREC };
-    static const struct option opts[] = {
-        {"model", 1, 0, O_MODEL}, {"data", 1, 0, O_DATA}, {"split", 1, 0, O_SPLIT},
-        {"limit", 1, 0, O_LIMIT}, {"batch-size", 1, 0, O_BATCH}, {"threads", 1, 0, O_THREADS},
-        {"top-k", 1, 0, O_TOPK}, {"misclassified", 1, 0, O_MIS},
-        {"json", 0, 0, O_JSON}, {"help", 0, 0, O_HELP}, {"tta", 1, 0, O_TTA},
-        {"precision", 1, 0, O_PREC}, {0, 0, 0, 0}};
+    CliCommon co = cli_common_defaults();
+    co.data = NULL; /* resolved by eval_data_path: the model's own data for --split val */
+    const char *split = "test";
+    int limit = 0, json = 0, top_k = 3, n_mis = -1;
+    enum { O_SPLIT = 256, O_LIMIT, O_TOPK, O_MIS, O_JSON, O_HELP };
+    static const struct option own[] = {
+        {"split", 1, 0, O_SPLIT}, {"limit", 1, 0, O_LIMIT}, {"top-k", 1, 0, O_TOPK},
+        {"misclassified", 1, 0, O_MIS}, {"json", 0, 0, O_JSON}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    CliOptions ol;
+    cli_options(&ol, own, SHARED);
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", ol.opts, NULL)) != -1) {
+        if (cli_common_parse(CMD, c, optarg, &co)) continue;
         switch (c) {
-        case O_MODEL: model_path = optarg; break;
-        case O_DATA: data = optarg; break;
         case O_SPLIT:
             if (strcmp(optarg, "train") && strcmp(optarg, "test") && strcmp(optarg, "val"))
                 cli_usage_error(CMD, "--split: '%s' is not train, test or val", optarg);
             split = optarg;
             break;
         case O_LIMIT: limit = cli_int(CMD, "--limit", optarg, 1, 100000000); break;
-        case O_BATCH: batch = cli_int(CMD, "--batch-size", optarg, 1, 65536); break;
-        case O_THREADS: threads = cli_int(CMD, "--threads", optarg, 0, 1024); break;
         case O_TOPK: top_k = cli_int(CMD, "--top-k", optarg, 1, MODEL_NUM_CLASSES); break;
         case O_MIS: n_mis = cli_int(CMD, "--misclassified", optarg, 0, 100000000); break;
         case O_JSON: json = 1; break;
-        case O_PREC: cli_set_precision(CMD, optarg); break;
-        case O_TTA: tta = cli_int(CMD, "--tta", optarg, 1, 64); break;
         case O_HELP: help(); return 0;
-        default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
+        default: cli_bad_flag(CMD, argv[optind - 1], ol.opts);
         }
     }
     if (optind < argc) cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
-    if (!model_path) cli_usage_error(CMD, "--model FILE is required");
-    cli_set_threads(threads);
+    char model_buf[PATH_MAX];
+    const char *model_path = cli_model_path(CMD, co.model, model_buf, sizeof model_buf);
+    const char *data = co.data;
+    int batch = co.batch_size, threads = co.threads, tta = co.tta;
 
     Classifier m;
     if (classifier_load(&m, model_path, batch, threads) < 0) cli_fail(CMD, "%s", dg_errmsg());

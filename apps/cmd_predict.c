@@ -10,23 +10,25 @@
 
 #include "cli.h"
 #include "digits.h"
+#include "options.h"
 #include "ops/ops.h"
 
 static const char *CMD = "predict";
 
+static const unsigned SHARED = CLI_MODEL | CLI_THREADS | CLI_TTA;
+
 static void help(void) {
-    printf("usage: digits predict --model FILE [flags] IMAGE...\n\n"
-           "  --model FILE     model file written by 'digits train'   (required)\n"
-           "  --json           one JSON object per image\n"
-           "  --threads N      worker threads (0 = all cores)         [0]\n"
-           "  --tta N          average N test-time augmentations      [1]\n"
-           "  --multi          read every digit, left to right: the number\n"
-           "IMAGE: PNG, JPEG, BMP or PGM of one digit (--multi: of a number), any size, dark-on-light or\n"
+    CliCommon co = cli_common_defaults();
+    printf("usage: digits predict [--model FILE|default|best] [flags] IMAGE...\n\n");
+    cli_common_help(CLI_MODEL, &co);
+    printf("  --json                one JSON object per image\n"
+           "  --multi               read every digit, left to right: the number\n");
+    cli_common_help(SHARED & ~CLI_MODEL, &co);
+    printf("IMAGE: PNG, JPEG, BMP or PGM of one digit (--multi: of a number), any size, dark-on-light or\n"
            "light-on-dark; photos of paper too (uneven light, coloured ink, EXIF rotation, specks, shadows).\n\n"
            "Examples:\n"
-           "  digits predict --model runs/cnn-bn.safetensors digit.png\n"
-           "  digits predict --model runs/cnn-bn.safetensors --json scan1.png photo.jpg\n"
-           "  digits predict --model ens.safetensors --tta 4 drawn/*.png\n"
+           "  digits predict digit.png photo.jpg              # the pretrained default model\n"
+           "  digits predict --model best --json scan1.png\n"
            "  digits predict --multi number.jpg\n");
 }
 
@@ -105,29 +107,29 @@ static int predict_file(Classifier *m, const char *path, int json, int multi) {
 }
 
 int cmd_predict(int argc, char **argv) {
-    const char *model_path = NULL;
-    int json = 0, threads = 0, tta = 1, multi = 0;
-    enum { O_MODEL = 256, O_JSON, O_THREADS, O_HELP, O_TTA, O_MULTI };
-    static const struct option opts[] = {{"model", 1, 0, O_MODEL}, {"json", 0, 0, O_JSON},
-                                         {"threads", 1, 0, O_THREADS}, {"help", 0, 0, O_HELP},
-                                         {"tta", 1, 0, O_TTA}, {"multi", 0, 0, O_MULTI}, {0, 0, 0, 0}};
+    CliCommon co = cli_common_defaults();
+    int json = 0, multi = 0;
+    enum { O_JSON = 256, O_HELP, O_MULTI };
+    static const struct option own[] = {{"json", 0, 0, O_JSON}, {"help", 0, 0, O_HELP}, {"multi", 0, 0, O_MULTI},
+                                        {0, 0, 0, 0}};
+    CliOptions ol;
+    cli_options(&ol, own, SHARED);
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", ol.opts, NULL)) != -1) {
+        if (cli_common_parse(CMD, c, optarg, &co)) continue;
         switch (c) {
-        case O_MODEL: model_path = optarg; break;
         case O_JSON: json = 1; break;
-        case O_THREADS: threads = cli_int(CMD, "--threads", optarg, 0, 1024); break;
-        case O_TTA: tta = cli_int(CMD, "--tta", optarg, 1, 64); break;
         case O_MULTI: multi = 1; break;
         case O_HELP: help(); return 0;
-        default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
+        default: cli_bad_flag(CMD, argv[optind - 1], ol.opts);
         }
     }
-    if (!model_path) cli_usage_error(CMD, "--model FILE is required");
+    int threads = co.threads, tta = co.tta;
+    char model_buf[PATH_MAX];
+    const char *model_path = cli_model_path(CMD, co.model, model_buf, sizeof model_buf);
     if (optind >= argc) cli_usage_error(CMD, "no image files given");
-    cli_set_threads(threads);
     Classifier m;
     if (classifier_load(&m, model_path, 1, threads) < 0) cli_fail(CMD, "%s", dg_errmsg());
     if (m.width != PREP_SIDE || m.height != PREP_SIDE)

@@ -6,17 +6,21 @@
 
 #include "cli.h"
 #include "digits.h"
+#include "options.h"
 #include "eval/report.h"
 
 static const char *CMD = "report";
 
+static const unsigned SHARED = CLI_MODEL | CLI_DATA | CLI_THREADS;
+
 static void help(void) {
-    printf("usage: digits report --model FILE --out DIR [flags]\n"
-           "       digits report --eda --data DIR|FILE.csv --out DIR [flags]\n\n"
-           "  --model FILE          model file (any kind: cnn, svm, ...)         (required)\n"
-           "  --out DIR             where the pictures and index.html go         (required)\n"
-           "  --data DIR|FILE.csv   MNIST IDX folder or labelled Kaggle CSV      [data/mnist]\n"
-           "  --split test|val      test: the data's test split (a CSV: the file); val: the\n"
+    CliCommon co = cli_common_defaults();
+    printf("usage: digits report [--model FILE|default|best] --out DIR [flags]\n"
+           "       digits report --eda --data DIR|FILE.csv --out DIR [flags]\n\n");
+    cli_common_help(CLI_MODEL, &co);
+    printf("  --out DIR             where the pictures and index.html go         (required)\n");
+    cli_common_help(CLI_DATA, &co);
+    printf("  --split test|val      test: the data's test split (a CSV: the file); val: the\n"
            "                        model's own validation images, re-cut from --data [test]\n"
            "  --log FILE.csv        training log for the learning curves         [recorded in the model, or MODEL.log.csv]\n"
            "  --limit N             evaluate only the first N test images        [all]\n"
@@ -27,8 +31,9 @@ static void help(void) {
            "  --mistakes N          digits in the mistake grid                   [40]\n"
            "  --svg                 an SVG beside every PNG\n"
            "  --seed N              untrained network's initialisation, samples  [42]\n"
-           "  --threads N           worker threads (0 = all cores)               [0]\n"
-           "  --quiet               no progress lines\n\n"
+           "  --quiet               no progress lines\n");
+    cli_common_help(CLI_THREADS, &co);
+    printf("\n"
            "The data alone, before any model (no --model):\n"
            "  --eda                 sample grid, label, pixel and split distributions, mean digits,\n"
            "                        always-zero pixels, PCA and t-SNE of --data (labelled or not);\n"
@@ -43,10 +48,9 @@ static void help(void) {
            "  digits report --eda --data train.csv --test test.csv --val-split 0.1 --out eda\n");
 }
 
-/* `report --eda`: the data-only report (no model). model_default: the
- * model path before the flags were read (a --model given is an error). */
-static int report_eda(ReportConfig *cfg, const char *model_default) {
-    if (cfg->model_path != model_default) cli_usage_error(CMD, "--eda draws the data alone: drop --model (or --eda)");
+/* `report --eda`: the data-only report (no model; a --model given is an error). */
+static int report_eda(ReportConfig *cfg, int model_given) {
+    if (model_given) cli_usage_error(CMD, "--eda draws the data alone: drop --model (or --eda)");
     if (cfg->split) cli_usage_error(CMD, "--split goes with a model; with --eda use --val-split X");
     if (!cfg->out_dir) cli_usage_error(CMD, "--out DIR is required");
     if (strcmp(cfg->data, "data/mnist") == 0) cfg->data = cli_default_data(CMD); /* says where it looked */
@@ -59,25 +63,28 @@ static int report_eda(ReportConfig *cfg, const char *model_default) {
 int cmd_report(int argc, char **argv) {
     ReportConfig cfg;
     report_config_defaults(&cfg);
-    enum { O_MODEL = 256, O_OUT, O_DATA, O_LOG, O_LIMIT, O_TSNE, O_PAIR, O_DIGIT, O_SAMPLES, O_MISTAKES, O_SVG,
-           O_SEED, O_THREADS, O_QUIET, O_HELP, O_SPLIT, O_EDA, O_VAL_SPLIT, O_TEST };
-    static const struct option opts[] = {
-        {"model", 1, 0, O_MODEL}, {"out", 1, 0, O_OUT}, {"data", 1, 0, O_DATA}, {"log", 1, 0, O_LOG},
+    CliCommon co = cli_common_defaults();
+    co.data = cfg.data;
+    co.threads = cfg.threads;
+    enum { O_OUT = 256, O_LOG, O_LIMIT, O_TSNE, O_PAIR, O_DIGIT, O_SAMPLES, O_MISTAKES, O_SVG, O_SEED, O_QUIET,
+           O_HELP, O_SPLIT, O_EDA, O_VAL_SPLIT, O_TEST };
+    static const struct option own[] = {
+        {"out", 1, 0, O_OUT}, {"log", 1, 0, O_LOG},
         {"limit", 1, 0, O_LIMIT}, {"tsne", 1, 0, O_TSNE}, {"pair", 1, 0, O_PAIR}, {"digit", 1, 0, O_DIGIT},
         {"samples", 1, 0, O_SAMPLES}, {"mistakes", 1, 0, O_MISTAKES}, {"svg", 0, 0, O_SVG},
-        {"seed", 1, 0, O_SEED}, {"threads", 1, 0, O_THREADS}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
+        {"seed", 1, 0, O_SEED}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
         {"split", 1, 0, O_SPLIT}, {"eda", 0, 0, O_EDA}, {"val-split", 1, 0, O_VAL_SPLIT}, {"test", 1, 0, O_TEST},
         {0, 0, 0, 0}};
+    CliOptions ol;
+    cli_options(&ol, own, SHARED);
     int eda = 0;
-    const char *model_default = cfg.model_path;
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", ol.opts, NULL)) != -1) {
+        if (cli_common_parse(CMD, c, optarg, &co)) continue;
         switch (c) {
-        case O_MODEL: cfg.model_path = optarg; break;
         case O_OUT: cfg.out_dir = optarg; break;
-        case O_DATA: cfg.data = optarg; break;
         case O_LOG: cfg.log_path = optarg; break;
         case O_SPLIT:
             if (strcmp(optarg, "test") && strcmp(optarg, "val")) cli_usage_error(CMD, "--split: '%s' is not test or val", optarg);
@@ -99,20 +106,22 @@ int cmd_report(int argc, char **argv) {
         case O_MISTAKES: cfg.n_mis = cli_int(CMD, "--mistakes", optarg, 1, 1000); break;
         case O_SVG: cfg.svg = 1; break;
         case O_SEED: cfg.seed = cli_u64(CMD, "--seed", optarg); break;
-        case O_THREADS: cfg.threads = cli_int(CMD, "--threads", optarg, 0, 1024); break;
         case O_QUIET: cfg.quiet = 1; break;
         case O_HELP: help(); return 0;
         case O_EDA: eda = 1; break;
         case O_VAL_SPLIT: cfg.val_split = cli_float(CMD, "--val-split", optarg, 0.0f, 0.9f); break;
         case O_TEST: cfg.test_data = optarg; break;
-        default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
+        default: cli_bad_flag(CMD, argv[optind - 1], ol.opts);
         }
     }
     if (optind < argc) cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
-    if (eda) return report_eda(&cfg, model_default);
+    cfg.data = co.data;
+    cfg.threads = co.threads;
+    if (eda) return report_eda(&cfg, co.model != NULL);
     if (cfg.val_split > 0 || cfg.test_data) cli_usage_error(CMD, "--val-split and --test go with --eda");
-    if (!cfg.model_path) cli_usage_error(CMD, "--model FILE is required");
     if (!cfg.out_dir) cli_usage_error(CMD, "--out DIR is required");
+    char model_buf[PATH_MAX];
+    cfg.model_path = cli_model_path(CMD, co.model, model_buf, sizeof model_buf);
     if (strcmp(cfg.data, "data/mnist") == 0) cfg.data = cli_default_data(CMD); /* says where it looked */
     cli_set_threads(cfg.threads);
     if (report_write(&cfg) < 0) cli_fail(CMD, "%s", dg_errmsg());

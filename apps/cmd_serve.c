@@ -9,14 +9,16 @@
 
 #include "cli.h"
 #include "digits.h"
+#include "options.h"
 #include "serve/serve.h"
 
 static const char *CMD = "serve";
 
 static void help(void) {
-    printf("usage: digits serve --model FILE [flags]\n\n"
-           "  --model FILE      model file written by 'digits train' (any kind)   (required)\n"
-           "  --host ADDR       IP address to bind (0.0.0.0: every interface) [127.0.0.1]\n"
+    CliCommon co = cli_common_defaults();
+    printf("usage: digits serve [--model FILE|default|best] [flags]\n\n");
+    cli_common_help(CLI_MODEL, &co);
+    printf("  --host ADDR       IP address to bind (0.0.0.0: every interface) [127.0.0.1]\n"
            "  --port N          TCP port (0: any free port, printed)          [8080]\n"
            "  --threads N       connection threads = model copies (0: cores)   [0]\n"
            "  --max-body BYTES  largest request body                          [8388608]\n"
@@ -30,8 +32,8 @@ static void help(void) {
            "GET /api/model   the model's architecture, parameters, training metrics\n"
            "GET /healthz     liveness\n\n"
            "Examples:\n"
-           "  digits serve --model runs/cnn-bn.safetensors                  # http://127.0.0.1:8080/\n"
-           "  digits serve --model runs/cnn-bn.safetensors --host 0.0.0.0 --port 8000\n"
+           "  digits serve                                  # the default model: http://127.0.0.1:8080/\n"
+           "  digits serve --model best --host 0.0.0.0 --port 8000 --cors '*'\n"
            "  curl -F image=@digit.png http://127.0.0.1:8080/api/predict\n");
 }
 
@@ -50,20 +52,23 @@ static const char *cors_origin(const char *s) {
 int cmd_serve(int argc, char **argv) {
     ServeConfig cfg;
     serve_config_defaults(&cfg);
-    enum { O_MODEL = 256, O_HOST, O_PORT, O_THREADS, O_MAX_BODY, O_TIMEOUT, O_QUIET, O_HELP, O_CORS, O_DELAY };
-    static const struct option opts[] = {
-        {"model", 1, 0, O_MODEL},       {"host", 1, 0, O_HOST},       {"port", 1, 0, O_PORT},
+    CliCommon co = cli_common_defaults();
+    enum { O_HOST = 256, O_PORT, O_THREADS, O_MAX_BODY, O_TIMEOUT, O_QUIET, O_HELP, O_CORS, O_DELAY };
+    static const struct option own[] = {
+        {"host", 1, 0, O_HOST},       {"port", 1, 0, O_PORT},
         {"threads", 1, 0, O_THREADS},   {"max-body", 1, 0, O_MAX_BODY}, {"timeout", 1, 0, O_TIMEOUT},
         {"quiet", 0, 0, O_QUIET},       {"help", 0, 0, O_HELP},       {"cors", 1, 0, O_CORS},
         /* --delay-ms MS, not in --help: for tests only (tests/browser), each
          * prediction answers MS milliseconds late, like a slow server */
         {"delay-ms", 1, 0, O_DELAY},    {0, 0, 0, 0}};
+    CliOptions ol;
+    cli_options(&ol, own, CLI_MODEL);
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", ol.opts, NULL)) != -1) {
+        if (cli_common_parse(CMD, c, optarg, &co)) continue;
         switch (c) {
-        case O_MODEL: cfg.model_path = optarg; break;
         case O_HOST: cfg.host = optarg; break;
         case O_PORT: cfg.port = cli_int(CMD, "--port", optarg, 0, 65535); break;
         case O_THREADS: cfg.threads = cli_int(CMD, "--threads", optarg, 0, 256); break;
@@ -73,11 +78,12 @@ int cmd_serve(int argc, char **argv) {
         case O_HELP: help(); return 0;
         case O_CORS: cfg.cors_origin = cors_origin(optarg); break;
         case O_DELAY: cfg.delay_ms = cli_int(CMD, "--delay-ms", optarg, 0, 60000); break;
-        default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
+        default: cli_bad_flag(CMD, argv[optind - 1], ol.opts);
         }
     }
-    if (!cfg.model_path) cli_usage_error(CMD, "--model FILE is required");
     if (optind < argc) cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+    char model_buf[PATH_MAX];
+    cfg.model_path = cli_model_path(CMD, co.model, model_buf, sizeof model_buf);
 
     /* Block the stop signals before the server's threads exist (they
      * inherit the mask), then wait for one here. */

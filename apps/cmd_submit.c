@@ -7,48 +7,49 @@
 
 #include "cli.h"
 #include "digits.h"
+#include "options.h"
 
 static const char *CMD = "submit";
 
+static const unsigned SHARED = CLI_MODEL | CLI_TTA | CLI_BATCH | CLI_THREADS;
+
 static void help(void) {
-    printf("usage: digits submit --model FILE --test test.csv [--out submission.csv] [flags]\n\n"
-           "  --model FILE          model file written by 'digits train' (any kind)   (required)\n"
-           "  --test FILE|DIR       Kaggle test.csv (or an IDX folder: its test split) (required)\n"
-           "  --out FILE            where to write the submission                [submission.csv]\n"
-           "  --tta N               average N test-time augmentations (1 = off)  [1]\n"
-           "  --batch-size N        images per forward pass                      [1000]\n"
-           "  --threads N           worker threads (0 = all cores)               [0]\n\n"
-           "Examples:\n"
-           "  digits submit --model runs/cnn-bn.safetensors --test test.csv\n"
-           "  digits submit --model ens.safetensors --test test.csv --tta 4 --out ens-submission.csv\n");
+    CliCommon co = cli_common_defaults();
+    printf("usage: digits submit [--model FILE|default|best] --test test.csv [--out submission.csv] [flags]\n\n");
+    cli_common_help(CLI_MODEL, &co);
+    printf("  --test FILE|DIR       Kaggle test.csv (or an IDX folder: its test split) (required)\n"
+           "  --out FILE            where to write the submission               [submission.csv]\n");
+    cli_common_help(SHARED & ~CLI_MODEL, &co);
+    printf("\nExamples:\n"
+           "  digits submit --test test.csv                   # the pretrained default model\n"
+           "  digits submit --model best --test test.csv --tta 4 --out best-submission.csv\n");
 }
 
 int cmd_submit(int argc, char **argv) {
-    const char *model_path = NULL, *test = NULL, *out = "submission.csv";
-    int batch = 1000, threads = 0, tta = 1;
-    enum { O_MODEL = 256, O_TEST, O_OUT, O_TTA, O_BATCH, O_THREADS, O_HELP };
-    static const struct option opts[] = {
-        {"model", 1, 0, O_MODEL}, {"test", 1, 0, O_TEST}, {"out", 1, 0, O_OUT}, {"tta", 1, 0, O_TTA},
-        {"batch-size", 1, 0, O_BATCH}, {"threads", 1, 0, O_THREADS}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    CliCommon co = cli_common_defaults();
+    const char *test = NULL, *out = "submission.csv";
+    enum { O_TEST = 256, O_OUT, O_HELP };
+    static const struct option own[] = {
+        {"test", 1, 0, O_TEST}, {"out", 1, 0, O_OUT}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    CliOptions ol;
+    cli_options(&ol, own, SHARED);
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", ol.opts, NULL)) != -1) {
+        if (cli_common_parse(CMD, c, optarg, &co)) continue;
         switch (c) {
-        case O_MODEL: model_path = optarg; break;
         case O_TEST: test = optarg; break;
         case O_OUT: out = optarg; break;
-        case O_TTA: tta = cli_int(CMD, "--tta", optarg, 1, 64); break;
-        case O_BATCH: batch = cli_int(CMD, "--batch-size", optarg, 1, 65536); break;
-        case O_THREADS: threads = cli_int(CMD, "--threads", optarg, 0, 1024); break;
         case O_HELP: help(); return 0;
-        default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
+        default: cli_bad_flag(CMD, argv[optind - 1], ol.opts);
         }
     }
     if (optind < argc) cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
-    if (!model_path) cli_usage_error(CMD, "--model FILE is required");
     if (!test) cli_usage_error(CMD, "--test FILE is required (Kaggle test.csv)");
-    cli_set_threads(threads);
+    int batch = co.batch_size, threads = co.threads, tta = co.tta;
+    char model_buf[PATH_MAX];
+    const char *model_path = cli_model_path(CMD, co.model, model_buf, sizeof model_buf);
 
     Classifier m;
     if (classifier_load(&m, model_path, batch, threads) < 0) cli_fail(CMD, "%s", dg_errmsg());

@@ -511,7 +511,7 @@ static void test_and_save(TrainJob *j, const TrainResult *res) {
     }
     snprintf(metrics + len, sizeof metrics - (size_t)len, "}");
     j->m.metrics_json = strdup(metrics);
-    if (model_save(&j->m, j->out) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    if (model_save_dtype(&j->m, j->out, (DgDtype)j->cfg.dtype) < 0) cli_fail(CMD, "%s", dg_errmsg());
     printf("saved %s\n", j->out);
 }
 

@@ -78,7 +78,8 @@ int train_ensemble_run(EnsembleTrainConfig *ens, const Dataset *all, const Datas
     }
     snprintf(metrics + len, sizeof metrics - (size_t)len, "}");
     /* the final file: every member, plus the ensemble's metrics */
-    if (ensemble_save(out, c.models, c.n_models, c.vote_logits, res.train_config_json, metrics) < 0)
+    if (ensemble_save_dtype(out, c.models, c.n_models, c.vote_logits, res.train_config_json, metrics,
+                            (DgDtype)cfg->dtype) < 0)
         cli_fail(CMD, "%s", dg_errmsg());
     printf("saved %s\n", out);
     free(res.train_config_json);

@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "core/runtime.h"
 #include "digits.h"
+#include "options.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -17,11 +18,13 @@ static void usage(FILE *f) {
             "  predict   classify image files (PNG, JPEG, BMP, PGM)\n"
             "  convert   convert between MNIST IDX and Kaggle CSV\n"
             "  report    pictures and an HTML page: curves, confusion, mistakes, PCA, t-SNE, activations\n"
-            "  ensemble  merge trained networks into one ensemble file, or take members out\n"
+            "  ensemble  merge trained networks into one ensemble file, take members out, or convert (--dtype)\n"
+            "  info      what a model file holds: layers, parameters, dtype, members, training, metrics\n"
+            "  models    the zoo and the pretrained models (= info --list)\n"
             "  serve     web app and HTTP API: draw or upload a digit\n"
             "  submit    write a Kaggle submission.csv for test.csv\n"
             "  augment   preview or benchmark data augmentation\n\n"
-            "'digits COMMAND --help' lists a command's flags and their defaults.\n",
+            "'digits COMMAND --help' lists a command's flags and their defaults; 'digits --version'.\n",
             DIGITS_VERSION);
 }
 
@@ -36,7 +39,7 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    if (strcmp(cmd, "--version") == 0) {
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
         printf("digits %s\n", DIGITS_VERSION);
         return 0;
     }
@@ -50,6 +53,14 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "ensemble") == 0) return cmd_ensemble(argc - 1, argv + 1);
     if (strcmp(cmd, "augment") == 0) return cmd_augment(argc - 1, argv + 1);
     if (strcmp(cmd, "describe") == 0) return cmd_describe(argc - 1, argv + 1);
+    if (strcmp(cmd, "info") == 0 || strcmp(cmd, "models") == 0) return cmd_info(argc - 1, argv + 1);
+    static const char *const commands[] = {"train", "eval", "predict", "convert", "serve", "report", "submit",
+                                           "ensemble", "augment", "describe", "info", "models", "version", "help"};
+    const char *close = cli_closest(cmd, commands, (int)(sizeof commands / sizeof *commands));
+    if (close) {
+        fprintf(stderr, "digits: unknown command '%s' (did you mean '%s'?)\n", cmd, close);
+        return EXIT_USAGE;
+    }
     fprintf(stderr, "digits: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return EXIT_USAGE;

@@ -19,7 +19,7 @@ sources_of() {
     idx | idx_gz) echo src/data/idx.c ;;
     csv) echo src/data/csv.c ;;
     spec) echo src/model/spec.c src/model/layers.c ;;
-    model) echo src/model/checkpoint.c src/eval/classifier.c ;;
+    model) echo src/model/safetensors.c src/eval/classifier.c ;;
     image) echo src/data/image.c ;;
     http) echo src/serve/routes.c ;;
     esac

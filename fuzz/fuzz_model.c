@@ -1,4 +1,4 @@
-/* fuzz_model.c — the model-file loader (src/model/checkpoint.c):
+/* fuzz_model.c — the model-file loader (src/model/safetensors.c):
  * safetensors header, metadata, the embedded spec and every tensor, as
  * `digits eval` and `digits predict` load it (classifier_load), then one
  * prediction when the network is small. Seeds: tiny model files and a tiny

@@ -76,6 +76,9 @@ if "$D" train --help | grep -q -- --checkpoint-dir; then
     cp "$T/ck/$(cat "$T/ck/latest")" "$C/model/checkpoint-6x6.safetensors"
 fi
 head -c 300 "$C/model/linear-4x4.safetensors" > "$C/model/truncated.safetensors"
+# 16-bit tensors: the same networks stored as BF16 and F16
+"$D" ensemble --dtype bf16 --out "$C/model/conv-bn-6x6-bf16.safetensors" "$C/model/conv-bn-6x6.safetensors" >/dev/null
+"$D" ensemble --dtype f16 --out "$C/model/linear-4x4-f16.safetensors" "$C/model/linear-4x4.safetensors" >/dev/null
 
 # ---- images: PNG in every colour type, JPEG, PGM binary/ASCII/16-bit
 $PY - "$C/image" <<'PYEOF'

@@ -55,6 +55,7 @@
 
 #include "core/check.h"
 #include "core/suggest.h"
+#include "core/version.h"
 #include "data/augment.h"
 #include "data/data.h"
 #include "data/preprocess.h"
@@ -72,6 +73,6 @@
 #include "train/resume.h"
 #include "train/train.h"
 
-#define DIGITS_VERSION "0.1.0"
+#define DIGITS_VERSION DG_VERSION /* core/version.h */
 
 #endif

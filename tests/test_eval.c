@@ -320,7 +320,7 @@ static void test_svm_hostile_files(void **state) {
         {1, "svm.n_sv sums to"},
         {2, "svm.labels: entry 1 is not a distinct digit"},
         {3, "svm.labels: entry 0"},
-        {4, "svm.rho holds NaN"},
+        {4, "tensor 'svm.rho' holds NaN"},
         {5, "missing tensor svm.sv_coef"},
         {6, "unexpected tensor svm.extra"},
         {7, "digits.svm.gamma='abc'"},

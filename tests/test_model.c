@@ -141,6 +141,7 @@ static void test_save_load_identical_predictions(void **state) {
     model_free(&b);
 }
 
+
 /* Eval-mode fusion (conv/linear + ReLU/BN/dropout/flatten as one layer)
  * gives the logits of the layer-by-layer forward, in fp32 and bf16, for
  * chains, graphs (resnet5: a conv read by two layers is not fused) and the
@@ -496,6 +497,163 @@ static void test_early_stopping_restores_best(void **state) {
     dataset_free(&val);
 }
 
+/* ==== stored dtypes: F16 / BF16 =========================================== */
+
+static float f32_of(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* Known roundings, both directions: ties go to the even neighbour, values
+ * past the largest finite one to Inf, NaN stays NaN. */
+static void test_dtype_rounding(void **state) {
+    /* bf16: 8 bits of mantissa */
+    assert_int_equal(dtype_f32_to_bf16(1.0f), 0x3f80);
+    assert_int_equal(dtype_f32_to_bf16(f32_of(0x3f808000)), 0x3f80); /* 1 + 2^-8: tie, down to even */
+    assert_int_equal(dtype_f32_to_bf16(f32_of(0x3f818000)), 0x3f82); /* 1 + 3*2^-8: tie, up to even */
+    assert_int_equal(dtype_f32_to_bf16(f32_of(0x3f808001)), 0x3f81); /* just above the tie */
+    assert_int_equal(dtype_f32_to_bf16(f32_of(0x3f807fff)), 0x3f80); /* just below */
+    assert_int_equal(dtype_f32_to_bf16(-2.5f), 0xc020);
+    assert_int_equal(dtype_f32_to_bf16(f32_of(0x7f7fffff)), 0x7f80); /* FLT_MAX rounds to Inf */
+    assert_int_equal(dtype_f32_to_bf16(INFINITY), 0x7f80);
+    assert_true(isnan(dtype_bf16_to_f32(dtype_f32_to_bf16(NAN))));
+    assert_true(dtype_bf16_to_f32(0x3f81) == 1.0078125f);
+    /* f16: 10 bits of mantissa, exponent -14..15, subnormals down to 2^-24 */
+    assert_int_equal(dtype_f32_to_f16(1.0f), 0x3c00);
+    assert_int_equal(dtype_f32_to_f16(0.1f), 0x2e66);
+    assert_int_equal(dtype_f32_to_f16(-0.0f), 0x8000);
+    assert_int_equal(dtype_f32_to_f16(1.0f + 0x1p-11f), 0x3c00);        /* tie, down to even */
+    assert_int_equal(dtype_f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3c02);    /* tie, up to even */
+    assert_int_equal(dtype_f32_to_f16(65504.0f), 0x7bff);               /* largest finite */
+    assert_int_equal(dtype_f32_to_f16(65519.0f), 0x7bff);
+    assert_int_equal(dtype_f32_to_f16(65520.0f), 0x7c00);               /* tie past it: Inf */
+    assert_int_equal(dtype_f32_to_f16(0x1p-14f), 0x0400);               /* smallest normal */
+    assert_int_equal(dtype_f32_to_f16(0x1p-14f - 0x1p-25f), 0x0400);    /* tie, up into the normals */
+    assert_int_equal(dtype_f32_to_f16(0x1p-24f), 0x0001);               /* smallest subnormal */
+    assert_int_equal(dtype_f32_to_f16(0x1p-25f), 0x0000);               /* tie, down to even 0 */
+    assert_int_equal(dtype_f32_to_f16(1.5f * 0x1p-24f), 0x0002);        /* tie, up to even 2 */
+    assert_int_equal(dtype_f32_to_f16(-1e-10f), 0x8000);
+    assert_int_equal(dtype_f32_to_f16(f32_of(0x00000001)), 0x0000);     /* an fp32 subnormal */
+    assert_true(isnan(dtype_f16_to_f32(dtype_f32_to_f16(NAN))));
+    assert_true(dtype_f16_to_f32(0x0001) == 0x1p-24f);
+    assert_true(dtype_f16_to_f32(0x8001) == -0x1p-24f);
+    assert_true(dtype_f16_to_f32(0x7bff) == 65504.0f);
+    assert_true(dtype_f16_to_f32(0x3555) == 0.333251953125f);
+    assert_true(dtype_f16_to_f32(0xfc00) == -INFINITY);
+    /* every finite 16-bit value survives fp32 and back, bit for bit */
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        if ((h & 0x7c00) != 0x7c00) assert_int_equal(dtype_f32_to_f16(dtype_f16_to_f32((uint16_t)h)), h);
+        if ((h & 0x7f80) != 0x7f80) assert_int_equal(dtype_f32_to_bf16(dtype_bf16_to_f32((uint16_t)h)), h);
+    }
+    DgDtype d;
+    assert_int_equal(dtype_parse("bf16", &d), 0);
+    assert_int_equal(d, DG_DTYPE_BF16);
+    assert_int_equal(dtype_parse("F16", &d), 0);
+    assert_int_equal(d, DG_DTYPE_F16);
+    assert_int_equal(dtype_parse("fp32", &d), 0);
+    assert_int_equal(d, DG_DTYPE_F32);
+    assert_int_equal(dtype_parse("f8", &d), -1);
+}
+
+static long file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* Save in each dtype, load: every weight is the rounded original (exact
+ * for F32), the metadata names the dtype, a second save of the loaded model
+ * gives the same bytes, and the predictions stay close to fp32's. */
+static void test_dtype_round_trip(void **state) {
+    Model a;
+    assert_int_equal(model_build_named(&a, "cnn-bn"), 0);
+    model_init_params(&a, 11);
+    for (size_t i = 0; i < a.n_buffer; i++) a.buffers[i] = 0.5f + 0.001f * (float)i;
+    uint8_t px[16 * 784];
+    random_pixels(px, sizeof px, 5);
+    model_set_batch(&a, 16, 0, 1);
+    model_load_pixels(&a, px, 16);
+    float ref[16 * 10];
+    memcpy(ref, model_forward(&a, 16, 0), sizeof ref);
+    const DgDtype dts[] = {DG_DTYPE_F32, DG_DTYPE_BF16, DG_DTYPE_F16};
+    long f32_size = 0;
+    for (int k = 0; k < 3; k++) {
+        const char *path = tmp_path("dt.safetensors"), *again = tmp_path("dt2.safetensors");
+        assert_int_equal(model_save_dtype(&a, path, dts[k]), 0);
+        Model b;
+        int r = model_load(&b, path);
+        if (r) print_error("%s\n", dg_errmsg());
+        assert_int_equal(r, 0);
+        for (size_t i = 0; i < a.n_param; i++) {
+            float want = dts[k] == DG_DTYPE_BF16  ? dtype_bf16_to_f32(dtype_f32_to_bf16(a.params[i]))
+                         : dts[k] == DG_DTYPE_F16 ? dtype_f16_to_f32(dtype_f32_to_f16(a.params[i]))
+                                                  : a.params[i];
+            assert_true(b.params[i] == want);
+        }
+        SafeTensors *st = safetensors_open(path);
+        assert_non_null(st);
+        assert_string_equal(safetensors_meta(st, "digits.dtype"), dtype_name(dts[k]));
+        assert_string_equal(safetensors_meta(st, "digits.version"), DIGITS_VERSION);
+        char dtypes[32];
+        assert_int_equal(safetensors_dtypes(st, dtypes, sizeof dtypes), 1);
+        assert_string_equal(dtypes, dtype_name(dts[k]));
+        safetensors_close(st);
+        /* the 16-bit files are about half the size */
+        if (k == 0) f32_size = file_size(path);
+        else assert_true(file_size(path) < f32_size * 6 / 10);
+        /* values representable in the dtype survive unchanged */
+        assert_int_equal(model_save_dtype(&b, again, dts[k]), 0);
+        size_t n1, n2;
+        char *d1 = slurp(path, &n1), *d2 = slurp(again, &n2);
+        assert_int_equal(n1, n2);
+        assert_memory_equal(d1, d2, n1);
+        free(d1);
+        free(d2);
+        /* predictions: probabilities within 0.02 of fp32's */
+        model_set_batch(&b, 16, 0, 1);
+        model_load_pixels(&b, px, 16);
+        float *lb = model_forward(&b, 16, 0);
+        for (int n = 0; n < 16; n++) {
+            float pa[10], pb[10], ma = -1e30f, mb = -1e30f, sa = 0, sb = 0;
+            for (int c = 0; c < 10; c++) ma = fmaxf(ma, ref[n * 10 + c]), mb = fmaxf(mb, lb[n * 10 + c]);
+            for (int c = 0; c < 10; c++) {
+                sa += pa[c] = expf(ref[n * 10 + c] - ma);
+                sb += pb[c] = expf(lb[n * 10 + c] - mb);
+            }
+            for (int c = 0; c < 10; c++) assert_true(fabsf(pa[c] / sa - pb[c] / sb) < 0.02f);
+        }
+        model_free(&b);
+    }
+    model_free(&a);
+}
+
+/* A NaN or Inf weight is refused on load with the tensor's name; a weight
+ * too large for F16 is refused on save. */
+static void test_dtype_nonfinite(void **state) {
+    Model a, b;
+    assert_int_equal(model_build_named(&a, "lenet5"), 0);
+    model_init_params(&a, 3);
+    const char *path = tmp_path("nan.safetensors");
+    a.params[5] = NAN; /* in 0.weight */
+    assert_int_equal(model_save(&a, path), 0);
+    assert_int_equal(model_load(&b, path), -1);
+    assert_non_null(strstr(dg_errmsg(), "nan.safetensors: tensor '0.weight' holds NaN"));
+    a.params[5] = 0.5f;
+    a.params[a.n_param - 1] = -INFINITY; /* the last layer's bias */
+    assert_int_equal(model_save_dtype(&a, path, DG_DTYPE_BF16), 0);
+    assert_int_equal(model_load(&b, path), -1);
+    assert_non_null(strstr(dg_errmsg(), "holds Inf"));
+    assert_non_null(strstr(dg_errmsg(), ".bias'"));
+    a.params[a.n_param - 1] = 1e5f;
+    assert_int_equal(model_save_dtype(&a, path, DG_DTYPE_F16), -1);
+    assert_non_null(strstr(dg_errmsg(), "holds 100000, too large for F16"));
+    assert_int_equal(model_save_dtype(&a, path, DG_DTYPE_BF16), 0); /* bf16 has fp32's range */
+    assert_int_equal(model_load(&b, path), 0);
+    assert_true(b.params[b.n_param - 1] == 99840.0f); /* 1e5 to 8 bits of mantissa */
+    model_free(&b);
+    model_free(&a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_zoo_specs_build),
@@ -512,6 +670,9 @@ int main(void) {
         cmocka_unit_test(test_same_seed_same_weights),
         cmocka_unit_test(test_rng_fill_uniform),
         cmocka_unit_test(test_early_stopping_restores_best),
+        cmocka_unit_test(test_dtype_rounding),
+        cmocka_unit_test(test_dtype_round_trip),
+        cmocka_unit_test(test_dtype_nonfinite),
     };
     return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

@@ -203,7 +203,7 @@ GRAPH_MODELS = ("resnet5", "stn")  # forward, loss and gradients only
 def write_safetensors(path, tensors, metadata=None):
     """tensors: list of (name, np.ndarray). Writes F32 little-endian data in
     list order; header padded with spaces to a multiple of 8, as
-    src/model/checkpoint.c writes it."""
+    src/model/safetensors.c writes it."""
     header = {}
     if metadata:
         header["__metadata__"] = metadata

@@ -81,6 +81,11 @@ static void ensemble_name(char *buf, size_t len, const Model *members, int n) {
 
 int ensemble_save(const char *path, const Model *members, int n, int vote_logits,
                   const char *train_config_json, const char *metrics_json) {
+    return ensemble_save_dtype(path, members, n, vote_logits, train_config_json, metrics_json, DG_DTYPE_F32);
+}
+
+int ensemble_save_dtype(const char *path, const Model *members, int n, int vote_logits,
+                        const char *train_config_json, const char *metrics_json, DgDtype dtype) {
     DG_ASSERT(n >= 1 && n <= ENSEMBLE_MAX_MEMBERS);
     cJSON *meta = cJSON_CreateObject();
     char name[256];
@@ -115,7 +120,7 @@ int ensemble_save(const char *path, const Model *members, int n, int vote_logits
     if (metrics_json) cJSON_AddStringToObject(meta, "digits.metrics", metrics_json);
     char *meta_json = cJSON_PrintUnformatted(meta);
     cJSON_Delete(meta);
-    int rc = models_save(path, ptrs, prefixes, n, meta_json);
+    int rc = models_save_dtype(path, ptrs, prefixes, n, meta_json, dtype);
     free(meta_json);
     return rc;
 }

@@ -32,6 +32,9 @@ void ensemble_vote(const float *member_logits, int n_members, int n, int vote_lo
  * metrics_json (JSON text, may be NULL) describe the whole ensemble. */
 int ensemble_save(const char *path, const Model *members, int n, int vote_logits,
                   const char *train_config_json, const char *metrics_json);
+/* ensemble_save with the tensors stored as dtype (model.h: F32, BF16, F16). */
+int ensemble_save_dtype(const char *path, const Model *members, int n, int vote_logits,
+                        const char *train_config_json, const char *metrics_json, DgDtype dtype);
 
 /* Classifier over members (ownership of the array and the models moves to c). */
 void ensemble_classifier_from_models(Classifier *c, Model *members, int n, int vote_logits);

@@ -27,6 +27,49 @@ static int file_exists(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+#ifndef DG_DATADIR
+#define DG_DATADIR "/usr/local/share/digits" /* the install prefix's data folder (Makefile DATADIR) */
+#endif
+
+int model_dirs(char dirs[][PATH_MAX], int max, int with_cwd) {
+    int n = 0;
+    const char *env = getenv("DIGITS_MODELS");
+    if (env && *env && n < max) snprintf(dirs[n++], PATH_MAX, "%s", env);
+    if (with_cwd && n < max) snprintf(dirs[n++], PATH_MAX, "models");
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0) {
+        exe[len] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = '\0';
+        if (n < max) snprintf(dirs[n++], PATH_MAX, "%.*s/models", PATH_MAX - 8, exe);
+        if (n < max) snprintf(dirs[n++], PATH_MAX, "%.*s/../models", PATH_MAX - 16, exe);
+    }
+    if (n < max) snprintf(dirs[n++], PATH_MAX, "%s/models", DG_DATADIR);
+    return n;
+}
+
+/* Look for DIR/rel in every model folder (model_dirs); 0 with the path, or
+ * -1 with the folders searched listed in `looked` (", "-separated). */
+static int find_in_model_dirs(const char *rel, int with_cwd, char *path, size_t len, char *looked, size_t llen) {
+    char dirs[MODEL_MAX_DIRS][PATH_MAX];
+    int n = model_dirs(dirs, MODEL_MAX_DIRS, with_cwd);
+    size_t o = 0;
+    if (llen) looked[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        char cand[2 * PATH_MAX], real[PATH_MAX];
+        snprintf(cand, sizeof cand, "%.4095s/%.4000s", dirs[i], rel);
+        if (!file_exists(cand)) {
+            if (o < llen) o += (size_t)snprintf(looked + o, llen - o, "%s%s", i ? ", " : "", dirs[i]);
+            continue;
+        }
+        /* absolute folders: shown without "/../" */
+        snprintf(path, len, "%s", dirs[i][0] == '/' && realpath(cand, real) ? real : cand);
+        return 0;
+    }
+    return -1;
+}
+
 /* Adds the NAME of each DIR/NAME.spec to names[*n..cap) (owned strings). */
 static void zoo_list_dir(const char *dir, char **names, int *n, int cap) {
     DIR *d = opendir(dir);
@@ -41,19 +84,14 @@ static void zoo_list_dir(const char *dir, char **names, int *n, int cap) {
 
 /* " Did you mean 'cnn-bn'?" for a mistyped zoo name (into out, "" if no zoo
  * name, nor svm, is close): the names in the folders model_find_spec
- * searches. */
-static void zoo_suggestion(const char *name, const char *exe_dir, char *out, size_t len) {
+ * searches (model_dirs). */
+static void zoo_suggestion(const char *name, char *out, size_t len) {
     enum { CAP = 256 };
     char *names[CAP];
     int n = 0;
-    const char *env = getenv("DIGITS_MODELS");
-    if (env) zoo_list_dir(env, names, &n, CAP);
-    zoo_list_dir("models", names, &n, CAP);
-    if (exe_dir) {
-        char dir[PATH_MAX + 16];
-        snprintf(dir, sizeof dir, "%s/../models", exe_dir);
-        zoo_list_dir(dir, names, &n, CAP);
-    }
+    char dirs[MODEL_MAX_DIRS][PATH_MAX];
+    int nd = model_dirs(dirs, MODEL_MAX_DIRS, 1);
+    for (int i = 0; i < nd; i++) zoo_list_dir(dirs[i], names, &n, CAP);
     if (n < CAP) names[n++] = strdup("svm"); /* train --model svm, the classical baseline */
     const char *best = suggest_closest(name, (const char *const *)names, n);
     if (best) snprintf(out, len, " Did you mean '%s'?", best);
@@ -66,26 +104,21 @@ int model_find_spec(const char *name, char *path, size_t len) {
         snprintf(path, len, "%s", name);
         return file_exists(path) ? 0 : dg_set_error("%s: no such spec file", name);
     }
-    const char *env = getenv("DIGITS_MODELS");
-    if (env) {
-        snprintf(path, len, "%s/%s.spec", env, name);
-        if (file_exists(path)) return 0;
-    }
-    snprintf(path, len, "models/%s.spec", name);
-    if (file_exists(path)) return 0;
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = '\0';
-        snprintf(path, len, "%s/../models/%s.spec", exe, name);
-        if (file_exists(path)) return 0;
-    }
+    char rel[300], looked[4 * PATH_MAX];
+    snprintf(rel, sizeof rel, "%.280s.spec", name);
+    if (find_in_model_dirs(rel, 1, path, len, looked, sizeof looked) == 0) return 0;
     char hint[160];
-    zoo_suggestion(name, n > 0 ? exe : NULL, hint, sizeof hint);
+    zoo_suggestion(name, hint, sizeof hint);
     return dg_set_error("unknown model '%s': no models/%s.spec (zoo names are the files in models/, "
                         "or give a path to a .spec file).%s", name, name, hint);
+}
+
+int model_find_pretrained(const char *name, char *path, size_t len) {
+    char rel[300], looked[4 * PATH_MAX];
+    snprintf(rel, sizeof rel, "pretrained/%.260s.safetensors", name);
+    if (find_in_model_dirs(rel, 0, path, len, looked, sizeof looked) == 0) return 0;
+    return dg_set_error("no pretrained model '%s': looked for %s in %s (set DIGITS_MODELS to the folder "
+                        "holding pretrained/, or train one and pass --model FILE)", name, rel, looked);
 }
 
 int model_build_named(Model *m, const char *name_or_path) {

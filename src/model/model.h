@@ -40,6 +40,7 @@
 #ifndef DG_MODEL_H
 #define DG_MODEL_H
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -108,8 +109,18 @@ int model_build_limited(Model *m, const char *spec_text, const char *origin, siz
                         const char *file);
 /* Resolve a zoo name ("cnn-bn") or a spec path and build from it. */
 int model_build_named(Model *m, const char *name_or_path);
-/* Path of models/NAME.spec (searched: $DIGITS_MODELS, ./models, <exe>/../models). */
+/* The folders that hold the zoo (NAME.spec) and pretrained/ (trained
+ * NAME.safetensors), in search order: $DIGITS_MODELS if set, ./models
+ * (with_cwd: specs only), <exe dir>/models, <exe dir>/../models (build/digits
+ * in a checkout), DG_DATADIR/models (the install prefix,
+ * /usr/local/share/digits by default). Returns how many were written. */
+#define MODEL_MAX_DIRS 5
+int model_dirs(char dirs[][PATH_MAX], int max, int with_cwd);
+/* Path of models/NAME.spec (or NAME itself if it has a '/' or ".spec"). */
 int model_find_spec(const char *name, char *path, size_t len);
+/* Path of models/pretrained/NAME.safetensors ("default", "best"); -1 with
+ * the folders searched in dg_errmsg(). */
+int model_find_pretrained(const char *name, char *path, size_t len);
 void model_free(Model *m);
 
 /* PyTorch default initialisation from Rng(seed, "init"); also seeds dropout. */
@@ -157,14 +168,33 @@ void model_summary(const Model *m, FILE *f);
 double model_macs(const Model *m);
 
 /* ---- model file: safetensors ------------------------------------------------
- * 8-byte little-endian header length, JSON header (tensor name -> dtype F32,
- * shape, data_offsets; "__metadata__" -> string map), raw little-endian data.
- * Metadata: digits.format, digits.spec, digits.norm_mean, digits.norm_std,
- * digits.train_config, digits.metrics. Saving is atomic (temp file, fsync,
+ * (src/model/safetensors.c) 8-byte little-endian header length, JSON header
+ * (tensor name -> dtype F32|F16|BF16, shape, data_offsets; "__metadata__" ->
+ * string map), raw little-endian data. Metadata: digits.format,
+ * digits.version, digits.dtype, digits.spec, digits.norm_mean,
+ * digits.norm_std, digits.train_config, digits.metrics. Saving is atomic (temp file, fsync,
  * rename). Loading checks every name, shape and offset and reports which is
  * wrong: "m.safetensors: tensor 3.weight: shape [32,1,3,3], expected [16,1,3,3]". */
 int model_save(const Model *m, const char *path);
 int model_load(Model *m, const char *path);
+
+/* Stored tensor types. Loading takes any of them (widened to fp32);
+ * saving picks one per file: F32 (the default, exact), or BF16 / F16,
+ * rounded to nearest even (half the size; BF16 keeps fp32's range, F16
+ * refuses a weight of magnitude >= 65520 naming the tensor). Metadata
+ * digits.dtype records the choice. Checkpoints always stay F32. */
+typedef enum { DG_DTYPE_F32 = 0, DG_DTYPE_BF16, DG_DTYPE_F16 } DgDtype;
+/* "f32"/"fp32", "bf16", "f16"/"fp16" (any case) -> *out; -1 otherwise. */
+int dtype_parse(const char *s, DgDtype *out);
+/* The safetensors name: "F32", "BF16", "F16". */
+const char *dtype_name(DgDtype d);
+/* The conversions (round to nearest even; NaN stays NaN, overflow -> Inf). */
+uint16_t dtype_f32_to_bf16(float f);
+float dtype_bf16_to_f32(uint16_t h);
+uint16_t dtype_f32_to_f16(float f);
+float dtype_f16_to_f32(uint16_t h);
+/* model_save with the tensors stored as `dtype` (atomic). */
+int model_save_dtype(const Model *m, const char *path, DgDtype dtype);
 
 /* A model file with more in it (checkpoints, resume.c): extra metadata
  * (key, value, ..., NULL) and extra 1-D tensors, named "train.*" so that
@@ -183,6 +213,9 @@ SafeTensors *safetensors_open(const char *path); /* NULL + dg_errmsg() */
 void safetensors_close(SafeTensors *s);
 const char *safetensors_path(const SafeTensors *s);
 const char *safetensors_meta(const SafeTensors *s, const char *key); /* NULL if absent */
+/* The distinct dtypes of the file's tensors (not a checkpoint's train.*),
+ * "+"-joined in file order ("BF16", "F32+I32") into buf; returns how many. */
+int safetensors_dtypes(const SafeTensors *s, char *buf, size_t len);
 /* Copy tensor `name` of dtype "F32"/"I32" with exactly `count` elements into
  * dst; -1 with "path: tensor NAME: problem" otherwise. */
 int safetensors_get(const SafeTensors *s, const char *name, const char *dtype, size_t count, void *dst);
@@ -196,10 +229,14 @@ int model_load_weights(Model *m, const char *path);
  * written as "__metadata__" (digits.format is added). Atomic. */
 int models_save(const char *path, const Model *const *models, const char *const *prefixes, int n,
                 const char *metadata_json);
+/* models_save with the tensors stored as `dtype`. */
+int models_save_dtype(const char *path, const Model *const *models, const char *const *prefixes, int n,
+                      const char *metadata_json, DgDtype dtype);
 /* Load such a file's tensors into already built models; every tensor in
  * the file must belong to one of them. */
 int models_load_weights(Model *const *models, const char *const *prefixes, int n, const char *path);
-/* Read one F32 tensor by name from any safetensors file (owned *data). */
+/* Read one F32/F16/BF16 tensor by name from any safetensors file, as fp32
+ * (owned *data). */
 int safetensors_read(const char *path, const char *name, float **data, size_t *count);
 /* The file's "__metadata__" object as JSON text (malloc'd; "{}" if none);
  * NULL with dg_errmsg() if the file is not a readable safetensors file. */

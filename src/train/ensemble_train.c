@@ -218,7 +218,7 @@ int ensemble_train(const EnsembleTrainConfig *ec, const Dataset *all, const Trai
                  res->member[k].seconds);
         m->metrics_json = strdup(metrics);
         /* save what is done so far: an interrupted run keeps its members */
-        if (ensemble_save(cfg->out_path, ms, k + 1, ec->vote_logits, ens_cfg, NULL) < 0) goto member_fail;
+        if (ensemble_save_dtype(cfg->out_path, ms, k + 1, ec->vote_logits, ens_cfg, NULL, (DgDtype)cfg->dtype) < 0) goto member_fail;
         if (member_dir[0]) checkpoint_remove(member_dir);
         if (!cfg->quiet) {
             printf("member %d/%d done: val acc %.4f; ensemble of %d saved to %s\n", k + 1, ec->n,

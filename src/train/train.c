@@ -349,7 +349,7 @@ static int epoch_end(Loop *L) {
         st->since_best = 0;
         memcpy(st->best, m->params, m->n_param * sizeof(float));
         memcpy(st->best + m->n_param, m->buffers, m->n_buffer * sizeof(float));
-        if (cfg->out_path && model_save(m, cfg->out_path) < 0) {
+        if (cfg->out_path && model_save_dtype(m, cfg->out_path, (DgDtype)cfg->dtype) < 0) {
             if (st->ema) ema_swap_out(m, L->raw);
             return -1;
         }
@@ -393,7 +393,7 @@ static int loop_finish(Loop *L, int rc) {
             memcpy(m->params, st->ema, m->n_param * sizeof(float));
             memcpy(m->buffers, st->ema + m->n_param, m->n_buffer * sizeof(float));
         }
-        if (rc == 0 && L->cfg->out_path && model_save(m, L->cfg->out_path) < 0) rc = -1;
+        if (rc == 0 && L->cfg->out_path && model_save_dtype(m, L->cfg->out_path, (DgDtype)L->cfg->dtype) < 0) rc = -1;
     }
     if (L->log) fclose(L->log);
     free(L->batch_px);

@@ -15,8 +15,16 @@ expect_error 2 "unknown or incomplete flag '--bogus'" -- "$D" train --bogus 3
 expect_error 2 "--epochs: 'x' is not an integer" -- "$D" train --epochs x
 expect_error 2 "--optimizer: 'rmsprop' is not sgd, adam, nadam or adamw" -- "$D" train --optimizer rmsprop
 expect_error 2 "--normalize: 'minmax' is not standard or none" -- "$D" train --normalize minmax
-expect_error 2 "--model FILE is required" -- "$D" eval
 expect_error 2 "unknown command 'fly'" -- "$D" fly
+expect_error 2 "unknown command 'evl' (did you mean 'eval'?)" -- "$D" evl
+for cmd in eval predict submit report serve; do
+    expect_error 2 "unknown flag '--modle' (did you mean '--model'?)" -- "$D" $cmd --modle "$TMP/m.safetensors"
+done
+expect_error 2 "unknown flag '--trheads' (did you mean '--threads'?)" -- "$D" eval --trheads 2
+expect_error 2 "unknown flag '--dtpye' (did you mean '--dtype'?)" -- "$D" ensemble --dtpye bf16
+expect_error 2 "unknown flag '--spilt' (did you mean '--split'?)" -- "$D" convert --spilt test
+expect_error 2 "--model needs a value" -- "$D" eval --model
+expect_error 2 "--dtype: 'f8' is not f32, bf16 or f16" -- "$D" ensemble --dtype f8 --out "$TMP/x.safetensors" "$TMP/m.safetensors"
 
 # --- data files: exit 1, file named
 expect_error 1 "$TMP/nope: cannot open: No such file" -- "$D" eval --model "$TMP/m.safetensors" --data "$TMP/nope"
@@ -72,6 +80,40 @@ for sub in train "train --model svm" eval predict submit convert report serve en
     tail -1 "$TMP/help" | grep -qE '^  (digits|curl) |^ +# ' || fail "digits $sub --help does not end with its examples"
 done
 echo "ok: every --help ends with examples"
+# --- --model default|best|FILE, and files that are not trained models
+expect_error 1 "cnn-bn: a zoo architecture" -- "$D" eval --model cnn-bn
+expect_error 1 "train it with 'digits train --model cnn-bn', or use --model default" -- "$D" predict --model cnn-bn x.png
+cp models/lenet5.spec "$TMP/lenet5.spec"
+expect_error 1 "lenet5.spec: an architecture (a .spec file), not a trained model" -- "$D" eval --model "$TMP/lenet5.spec"
+expect_error 1 "ok.csv: not a model file (expected safetensors)" -- "$D" predict --model "$TMP/ok.csv" x.png
+printf 'P5 28 28 255\n' >"$TMP/digit.pgm"
+head -c 784 "$DATA/t10k-images-idx3-ubyte" | tail -c 700 >>"$TMP/digit.pgm" # a digit's lower rows
+head -c 84 /dev/zero >>"$TMP/digit.pgm"
+# a binary with no models beside it: the missing default says where it looked
+mkdir -p "$TMP/bin" && cp "$D" "$TMP/bin/digits"
+expect_error 1 "no pretrained model 'default': looked for pretrained/default.safetensors in " -- \
+    "$TMP/bin/digits" predict "$TMP/digit.pgm"
+expect_error 1 "bin/models" -- "$TMP/bin/digits" eval --data "$DATA"
+expect_error 1 "no pretrained model 'best'" -- "$TMP/bin/digits" info best
+# ... and with a model beside it, predict/info need no --model, from any working directory
+mkdir -p "$TMP/models/pretrained" && cp "$TMP/m.safetensors" "$TMP/models/pretrained/default.safetensors"
+(cd / && "$TMP/bin/digits" predict "$TMP/digit.pgm") | grep -q "digit.pgm: [0-9] (p=" || fail "predict with the default model"
+(cd / && "$TMP/bin/digits" info default) | grep -q "^model *cnn (cnn)" || fail "info default"
+DIGITS_MODELS="$TMP/models" "$D" info --json default | grep -q '"file":.*models/pretrained/default.safetensors' ||
+    fail "DIGITS_MODELS"
+# NaN and Inf weights are refused, naming the tensor
+nan_model() { # nan_model TENSOR BYTES OUT: a copy of m.safetensors with TENSOR's first value replaced
+    LC_ALL=C perl -e '
+        binmode STDIN; binmode STDOUT; local $/; my $d = <STDIN>;
+        my $h = unpack("Q<", substr($d, 0, 8));
+        substr($d, 8, $h) =~ /"\Q$ARGV[0]\E":\{[^}]*"data_offsets":\[(\d+),/ or die "no tensor";
+        substr($d, 8 + $h + $1, 4) = pack("H8", $ARGV[1]);
+        print $d;' "$1" "$2" <"$TMP/m.safetensors" >"$3"
+}
+nan_model 0.weight 0000c07f "$TMP/nan.safetensors"
+expect_error 1 "nan.safetensors: tensor '0.weight' holds NaN" -- "$D" eval --model "$TMP/nan.safetensors" --limit 10
+nan_model 0.bias 000080ff "$TMP/inf.safetensors"
+expect_error 1 "inf.safetensors: tensor '0.bias' holds Inf" -- "$D" predict --model "$TMP/inf.safetensors" "$TMP/digit.pgm"
 
 # nothing existing was overwritten by the failed runs
 cmp -s "$TMP/m.safetensors" "$TMP/sentinel.safetensors" || fail "a failed run overwrote the output model"

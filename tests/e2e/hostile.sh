@@ -168,9 +168,9 @@ patch() { # patch NAME PERL-SUBSTITUTION: a copy of base with its JSON header ed
     return 0
 }
 echo "garbage, not a model" >"$H/garbage.safetensors"
-model_case garbage "not a model file or truncated: header length"
+model_case garbage "not a model file (expected safetensors)"
 head -c 5 "$base" >"$H/tiny.safetensors"
-model_case tiny "not a model file: 5 bytes, too short for a safetensors header"
+model_case tiny "not a model file (expected safetensors): 5 bytes, too short for a header"
 head -c -100 "$base" >"$H/cut.safetensors"
 model_case cut "truncated or corrupted model file: its spec needs at least 170 floats of weights (line 3), the file holds only 145"
 patch json 's/"format":"pt"/"format":"pt}/'
@@ -183,8 +183,10 @@ patch shape 's/\[10,16\]/[10,15]/'
 model_case shape "tensor 1.weight: shape [10,15], expected [10,16]"
 patch name 's/"1\.weight"/"1\.wexght"/'
 model_case name "missing tensor 1.weight (shape [10,16]) expected by the spec"
-patch dtype 's/"F32","shape":\[10\]/"F16","shape":[10]/'
-model_case dtype "tensor 1.bias: dtype F16, expected F32"
+patch dtype 's/"F32","shape":\[10\]/"F64","shape":[10]/'
+model_case dtype "tensor 1.bias: dtype F64, expected F32, F16 or BF16"
+patch dtype16 's/"F32","shape":\[10\]/"BF16","shape":[10]/' # 40 bytes of data for 10 BF16 weights
+model_case dtype16 "tensor 1.bias: data offsets are invalid or outside the file"
 patch offsets 's/\[640,680\]/[640,690]/'
 model_case offsets "tensor 1.bias: data offsets are invalid or outside the file"
 patch spec 's/linear out=10/linxar out=10/'

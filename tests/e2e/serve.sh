@@ -9,7 +9,7 @@ require_data
 MODEL=tests/fixtures/lenet5-small.safetensors
 CURL=(curl -s --noproxy '*' --max-time 20)
 
-expect_error 2 "--model FILE is required" -- "$DIGITS" serve
+expect_error 2 "unknown flag '--modle' (did you mean '--model'?)" -- "$DIGITS" serve --modle "$MODEL"
 expect_error 2 "--port: 70000 is out of range" -- "$DIGITS" serve --model "$MODEL" --port 70000
 expect_error 1 "nope.safetensors" -- "$DIGITS" serve --model "$TMP/nope.safetensors" --port 0
 expect_error 1 "not an IP address" -- "$DIGITS" serve --model "$MODEL" --host example.com --port 0

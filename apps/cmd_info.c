@@ -1,0 +1,365 @@
+/* cmd_info.c — `digits info MODEL`: what a model file holds (architecture,
+ * parameters, tensor dtype, ensemble members and vote, training
+ * configuration, data hash, recorded metrics, the digits version that
+ * wrote it), as text or one JSON object; and `digits info --list` (alias
+ * `digits models`): the zoo and the pretrained models present.
+ * Leaves out: evaluating anything (that is `digits eval`). */
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "digits.h"
+#include "options.h"
+
+static const char *CMD = "info";
+
+static void help(void) {
+    printf("usage: digits info [--json] MODEL       (MODEL: a model file, default or best)\n"
+           "       digits info --list [--json]      (also: digits models)\n\n"
+           "  --json    one JSON object instead of the text\n"
+           "  --list    the zoo (models/*.spec: parameters, MACs per image) and the pretrained\n"
+           "            models present (models/pretrained: dtype, size, recorded test accuracy)\n\n"
+           "JSON keys of 'info MODEL': file, bytes, kind (cnn|ensemble|svm), name, digits_version\n"
+           "(null: written before it was recorded), dtype (the tensors' dtypes, e.g. BF16), params\n"
+           "(trainable), buffers (BN running stats), macs (forward multiply-adds per image, all\n"
+           "members), input [C,H,W], norm_mean, norm_std, summary (the layer table's lines; cnn),\n"
+           "members ([{name, params, macs}]; ensemble), vote (probs|logits; ensemble),\n"
+           "train_config (object), data_hash, metrics (object) — null when not recorded.\n"
+           "JSON of '--list': {\"zoo\": [{name, file, params (with buffers), macs}], \"pretrained\": [{name, file,\n"
+           "kind, model, dtype, bytes, test_accuracy}]}.\n");
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+/* Metadata value `key` of the JSON metadata object text (a JSON string
+ * parsed as JSON: the object it holds, owned by the caller), or NULL. */
+static cJSON *meta_json_value(const cJSON *meta, const char *key) {
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, key);
+    return cJSON_IsString(v) ? cJSON_Parse(v->valuestring) : NULL;
+}
+
+static const char *meta_str(const cJSON *meta, const char *key) {
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* "k=v k=v ..." of a flat JSON object, for the text output. */
+static void print_flat(const char *label, const cJSON *o) {
+    printf("%-10s", label);
+    if (!cJSON_IsObject(o)) {
+        printf("(not recorded)\n");
+        return;
+    }
+    int col = 10;
+    for (const cJSON *e = o->child; e; e = e->next) {
+        char *v = cJSON_IsString(e) ? NULL : cJSON_PrintUnformatted(e);
+        char item[512];
+        int n = snprintf(item, sizeof item, "%s=%s", e->string, v ? v : e->valuestring);
+        free(v);
+        if (col > 10 && col + 1 + n > 100) {
+            printf("\n%10s", "");
+            col = 10;
+        }
+        printf("%s%s", col > 10 ? " " : "", item);
+        col += n + (col > 10);
+    }
+    printf("\n");
+}
+
+/* The data hash: train_config's "data_hash", or metadata digits.data_hash. */
+static const char *data_hash(const cJSON *meta, const cJSON *cfg) {
+    cJSON *h = cJSON_GetObjectItemCaseSensitive(cfg, "data_hash");
+    if (cJSON_IsString(h)) return h->valuestring;
+    return meta_str(meta, "digits.data_hash");
+}
+
+/* model_summary's table as text (malloc'd). */
+static char *summary_text(const Model *m) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) cli_fail(CMD, "out of memory");
+    model_summary(m, f);
+    fclose(f);
+    return buf;
+}
+
+static long file_bytes(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* ---- info MODEL ------------------------------------------------------------- */
+
+static int info_model(const char *arg, int json) {
+    char path[PATH_MAX];
+    cli_model_path(CMD, arg, path, sizeof path);
+    SafeTensors *st = safetensors_open(path);
+    if (!st) cli_fail(CMD, "%s", dg_errmsg());
+    char dtypes[64];
+    safetensors_dtypes(st, dtypes, sizeof dtypes);
+    safetensors_close(st);
+    Classifier c;
+    if (classifier_load(&c, path, 1, 1) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    cJSON *meta = cJSON_Parse(c.metadata_json ? c.metadata_json : "{}");
+    cJSON *cfg = meta_json_value(meta, "digits.train_config");
+    cJSON *metrics = meta_json_value(meta, "digits.metrics");
+    const char *version = meta_str(meta, "digits.version");
+    const char *kind = c.kind == CLASSIFIER_ENSEMBLE ? "ensemble" : c.kind == CLASSIFIER_SVM ? "svm" : "cnn";
+    size_t params = 0, buffers = 0;
+    double macs = 0;
+    for (int k = 0; k < c.n_models; k++) {
+        params += c.models[k].n_param;
+        buffers += c.models[k].n_buffer;
+        macs += model_macs(&c.models[k]);
+    }
+    char *summary = c.kind == CLASSIFIER_CNN ? summary_text(&c.models[0]) : NULL;
+    const char *hash = data_hash(meta, cfg);
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "file", path);
+        cJSON_AddNumberToObject(o, "bytes", (double)file_bytes(path));
+        cJSON_AddStringToObject(o, "kind", kind);
+        cJSON_AddStringToObject(o, "name", c.name);
+        if (version) cJSON_AddStringToObject(o, "digits_version", version);
+        else cJSON_AddNullToObject(o, "digits_version");
+        cJSON_AddStringToObject(o, "dtype", dtypes);
+        if (c.n_models) {
+            cJSON_AddNumberToObject(o, "params", (double)params);
+            cJSON_AddNumberToObject(o, "buffers", (double)buffers);
+            cJSON_AddNumberToObject(o, "macs", macs);
+            const Shape *in = &c.models[0].input_shape;
+            cJSON *shape = cJSON_AddArrayToObject(o, "input");
+            cJSON_AddItemToArray(shape, cJSON_CreateNumber(in->c));
+            cJSON_AddItemToArray(shape, cJSON_CreateNumber(in->h));
+            cJSON_AddItemToArray(shape, cJSON_CreateNumber(in->w));
+        }
+        if (c.kind == CLASSIFIER_CNN) {
+            cJSON_AddNumberToObject(o, "norm_mean", c.models[0].norm_mean);
+            cJSON_AddNumberToObject(o, "norm_std", c.models[0].norm_std);
+            cJSON *lines = cJSON_AddArrayToObject(o, "summary");
+            for (char *save = NULL, *l = strtok_r(summary, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+                cJSON_AddItemToArray(lines, cJSON_CreateString(l));
+        }
+        if (c.kind == CLASSIFIER_ENSEMBLE) {
+            cJSON *mem = cJSON_AddArrayToObject(o, "members");
+            for (int k = 0; k < c.n_models; k++) {
+                cJSON *m = cJSON_CreateObject();
+                cJSON_AddStringToObject(m, "name", c.models[k].spec_name);
+                cJSON_AddNumberToObject(m, "params", (double)c.models[k].n_param);
+                cJSON_AddNumberToObject(m, "macs", model_macs(&c.models[k]));
+                cJSON_AddItemToArray(mem, m);
+            }
+            cJSON_AddStringToObject(o, "vote", c.vote_logits ? "logits" : "probs");
+        }
+        cJSON_AddItemToObject(o, "train_config", cfg ? cfg : cJSON_CreateNull());
+        if (hash) cJSON_AddStringToObject(o, "data_hash", hash);
+        else cJSON_AddNullToObject(o, "data_hash");
+        cJSON_AddItemToObject(o, "metrics", metrics ? metrics : cJSON_CreateNull());
+        cfg = metrics = NULL; /* owned by o now */
+        char *s = cJSON_Print(o);
+        printf("%s\n", s);
+        free(s);
+        cJSON_Delete(o);
+    } else {
+        printf("%-10s%s (%ld bytes)\n", "file", path, file_bytes(path));
+        printf("%-10s%s (%s)\n", "model", c.name, kind);
+        printf("%-10s%s\n", "digits", version ? version : "(not recorded)");
+        printf("%-10s%s\n", "dtype", dtypes);
+        if (c.n_models)
+            printf("%-10s%zu (+ %zu buffers), %.2f M MACs per image\n", "params", params, buffers, macs / 1e6);
+        if (summary) printf("\n%s\n", summary);
+        if (c.kind == CLASSIFIER_ENSEMBLE) {
+            printf("%-10s%d, vote %s\n", "members", c.n_models, c.vote_logits ? "logits" : "probs");
+            for (int k = 0; k < c.n_models; k++)
+                printf("  %-3d %-24s %10zu params %8.2f M MACs\n", k, c.models[k].spec_name, c.models[k].n_param,
+                       model_macs(&c.models[k]) / 1e6);
+        }
+        print_flat("training", cfg);
+        printf("%-10s%s\n", "data hash", hash ? hash : "(not recorded)");
+        print_flat("metrics", metrics);
+    }
+    free(summary);
+    cJSON_Delete(cfg);
+    cJSON_Delete(metrics);
+    cJSON_Delete(meta);
+    classifier_free(&c);
+    return 0;
+}
+
+/* ---- info --list -------------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Names (without `suffix`) of the files DIR/sub/ *suffix in every model
+ * folder, the first folder's file winning a name; paths in *paths. Both
+ * arrays malloc'd (and their strings); returns the count. */
+static int list_files(const char *sub, const char *suffix, int with_cwd, char ***names, char ***paths) {
+    char dirs[MODEL_MAX_DIRS][PATH_MAX];
+    int nd = model_dirs(dirs, MODEL_MAX_DIRS, with_cwd), n = 0, cap = 0;
+    *names = NULL;
+    *paths = NULL;
+    size_t sl = strlen(suffix);
+    for (int i = 0; i < nd; i++) {
+        char dir[sizeof dirs[0] + 32];
+        snprintf(dir, sizeof dir, "%.4000s%s%s", dirs[i], *sub ? "/" : "", sub);
+        DIR *d = opendir(dir);
+        if (!d) continue;
+        for (struct dirent *e; (e = readdir(d));) {
+            size_t l = strlen(e->d_name);
+            if (l <= sl || strcmp(e->d_name + l - sl, suffix) != 0) continue;
+            char name[256];
+            snprintf(name, sizeof name, "%.*s", (int)(l - sl), e->d_name);
+            int dup = 0;
+            for (int k = 0; k < n && !dup; k++) dup = strcmp((*names)[k], name) == 0;
+            if (dup) continue;
+            if (n == cap) {
+                cap = cap ? 2 * cap : 16;
+                *names = realloc(*names, (size_t)cap * sizeof **names);
+                *paths = realloc(*paths, (size_t)cap * sizeof **paths);
+                if (!*names || !*paths) cli_fail(CMD, "out of memory");
+            }
+            char full[2 * PATH_MAX];
+            snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+            (*names)[n] = strdup(name);
+            (*paths)[n] = strdup(full);
+            n++;
+        }
+        closedir(d);
+    }
+    /* sort by name, keeping each path with its name */
+    char **pairs = dg_xmalloc((size_t)(n ? n : 1) * sizeof *pairs);
+    for (int k = 0; k < n; k++) {
+        size_t a = strlen((*names)[k]), b = strlen((*paths)[k]);
+        pairs[k] = dg_xmalloc(a + b + 2);
+        memcpy(pairs[k], (*names)[k], a + 1);
+        memcpy(pairs[k] + a + 1, (*paths)[k], b + 1);
+        free((*names)[k]);
+        free((*paths)[k]);
+    }
+    qsort(pairs, (size_t)n, sizeof *pairs, cmp_str);
+    for (int k = 0; k < n; k++) {
+        (*names)[k] = strdup(pairs[k]);
+        (*paths)[k] = strdup(pairs[k] + strlen(pairs[k]) + 1);
+        free(pairs[k]);
+    }
+    free(pairs);
+    return n;
+}
+
+static void free_list(char **names, char **paths, int n) {
+    for (int k = 0; k < n; k++) {
+        free(names[k]);
+        free(paths[k]);
+    }
+    free(names);
+    free(paths);
+}
+
+static int info_list(int json) {
+    cJSON *out = cJSON_CreateObject();
+    cJSON *zoo = cJSON_AddArrayToObject(out, "zoo");
+    char **names, **paths;
+    int n = list_files("", ".spec", 1, &names, &paths);
+    if (!json) printf("zoo (digits train --model NAME):\n  %-16s %10s %12s\n", "name", "params", "MACs/image");
+    /* params as train --summary's total: trainable + buffers (BN statistics) */
+    for (int k = 0; k < n; k++) {
+        Model m;
+        if (model_build_named(&m, paths[k]) < 0) {
+            fprintf(stderr, "digits %s: %s\n", CMD, dg_errmsg());
+            continue;
+        }
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "name", names[k]);
+            cJSON_AddStringToObject(o, "file", paths[k]);
+            cJSON_AddNumberToObject(o, "params", (double)(m.n_param + m.n_buffer));
+            cJSON_AddNumberToObject(o, "macs", model_macs(&m));
+            cJSON_AddItemToArray(zoo, o);
+        } else {
+            printf("  %-16s %10zu %10.2f M\n", names[k], m.n_param + m.n_buffer, model_macs(&m) / 1e6);
+        }
+        model_free(&m);
+    }
+    free_list(names, paths, n);
+
+    cJSON *pre = cJSON_AddArrayToObject(out, "pretrained");
+    n = list_files("pretrained", ".safetensors", 0, &names, &paths);
+    if (!json) {
+        printf("\npretrained (--model NAME):\n");
+        if (n == 0) printf("  none found (models/pretrained beside the binary, under %s, or $DIGITS_MODELS)\n",
+                           "the install prefix");
+        else printf("  %-10s %-34s %-6s %10s %9s\n", "name", "model", "dtype", "bytes", "test acc");
+    }
+    for (int k = 0; k < n; k++) {
+        SafeTensors *st = safetensors_open(paths[k]);
+        if (!st) {
+            fprintf(stderr, "digits %s: %s\n", CMD, dg_errmsg());
+            continue;
+        }
+        char dtypes[64];
+        safetensors_dtypes(st, dtypes, sizeof dtypes);
+        const char *kind = safetensors_meta(st, "digits.kind");
+        const char *mname = safetensors_meta(st, "digits.name");
+        const char *mj = safetensors_meta(st, "digits.metrics");
+        cJSON *metrics = mj ? cJSON_Parse(mj) : NULL;
+        cJSON *acc = cJSON_GetObjectItemCaseSensitive(metrics, "test_accuracy");
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "name", names[k]);
+            cJSON_AddStringToObject(o, "file", paths[k]);
+            cJSON_AddStringToObject(o, "kind", kind ? kind : "cnn");
+            cJSON_AddStringToObject(o, "model", mname ? mname : "?");
+            cJSON_AddStringToObject(o, "dtype", dtypes);
+            cJSON_AddNumberToObject(o, "bytes", (double)file_bytes(paths[k]));
+            if (cJSON_IsNumber(acc)) cJSON_AddNumberToObject(o, "test_accuracy", acc->valuedouble);
+            else cJSON_AddNullToObject(o, "test_accuracy");
+            cJSON_AddItemToArray(pre, o);
+        } else {
+            char accs[16] = "-";
+            if (cJSON_IsNumber(acc)) snprintf(accs, sizeof accs, "%.2f %%", 100 * acc->valuedouble);
+            printf("  %-10s %-34.34s %-6s %10ld %9s\n", names[k], mname ? mname : "?", dtypes, file_bytes(paths[k]),
+                   accs);
+        }
+        cJSON_Delete(metrics);
+        safetensors_close(st);
+    }
+    free_list(names, paths, n);
+    if (json) {
+        char *s = cJSON_Print(out);
+        printf("%s\n", s);
+        free(s);
+    }
+    cJSON_Delete(out);
+    return 0;
+}
+
+int cmd_info(int argc, char **argv) {
+    int json = 0, list = strcmp(argv[0], "models") == 0;
+    enum { O_JSON = 256, O_LIST, O_HELP };
+    static const struct option opts[] = {
+        {"json", 0, 0, O_JSON}, {"list", 0, 0, O_LIST}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case O_JSON: json = 1; break;
+        case O_LIST: list = 1; break;
+        case O_HELP: help(); return 0;
+        default: cli_bad_flag(list ? "models" : CMD, argv[optind - 1], opts);
+        }
+    }
+    if (list) {
+        if (optind < argc) cli_usage_error(CMD, "--list takes no model (unexpected '%s')", argv[optind]);
+        return info_list(json);
+    }
+    if (optind >= argc) cli_usage_error(CMD, "give a model: a file, default or best (or --list)");
+    if (optind + 1 < argc) cli_usage_error(CMD, "one model at a time (unexpected '%s')", argv[optind + 1]);
+    return info_model(argv[optind], json);
+}
