@@ -578,7 +578,7 @@ static void test_dtype_round_trip(void **state) {
     const DgDtype dts[] = {DG_DTYPE_F32, DG_DTYPE_BF16, DG_DTYPE_F16};
     long f32_size = 0;
     for (int k = 0; k < 3; k++) {
-        const char *path = tmp_path("dt.safetensors"), *again = tmp_path("dt2.safetensors");
+        const char *path = tu_tmp_path("dt.safetensors"), *again = tu_tmp_path("dt2.safetensors");
         assert_int_equal(model_save_dtype(&a, path, dts[k]), 0);
         Model b;
         int r = model_load(&b, path);
@@ -633,7 +633,7 @@ static void test_dtype_nonfinite(void **state) {
     Model a, b;
     assert_int_equal(model_build_named(&a, "lenet5"), 0);
     model_init_params(&a, 3);
-    const char *path = tmp_path("nan.safetensors");
+    const char *path = tu_tmp_path("nan.safetensors");
     a.params[5] = NAN; /* in 0.weight */
     assert_int_equal(model_save(&a, path), 0);
     assert_int_equal(model_load(&b, path), -1);
