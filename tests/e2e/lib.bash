@@ -8,6 +8,9 @@ trap 'rm -rf "$TMP"' EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+# sanitizer builds: fontconfig (cairo's text) keeps its caches until exit by design
+export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+
 # expect_error EXPECTED_STATUS "substring of stderr" -- command...
 # The command must exit with that status and print exactly one line to
 # stderr containing the substring.
