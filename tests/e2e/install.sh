@@ -16,7 +16,7 @@ B=$TMP/build
 # the same build mode as $BUILD (sanitized objects need sanitized links)
 mode=() ccflags=()
 case $BUILD in
-    build-san) mode=(SANITIZE=1); ccflags=(-fsanitize=address,undefined) ;;
+    build-san) mode=(SANITIZE=1); ccflags=("-fsanitize=address,undefined") ;;
     build-portable) mode=(PORTABLE=1) ;;
 esac
 mkdir -p "$B"
@@ -35,7 +35,7 @@ for f in bin/digits lib/libdigits.so.0.10.0 lib/libdigits.so.0 lib/libdigits.so 
     [[ -e $P/$f ]] || fail "make install did not install $f"
 done
 [[ -L $P/lib/libdigits.so.0 && -L $P/lib/libdigits.so ]] || fail "libdigits.so{,.0} are not symlinks"
-readelf -d "$P/lib/libdigits.so.0.10.0" | grep -q 'SONAME.*\[libdigits\.so\.0\]' || fail "soname is not libdigits.so.0"
+readelf -d "$P/lib/libdigits.so.0.10.0" | grep 'SONAME.*\[libdigits\.so\.0\]' >/dev/null || fail "soname is not libdigits.so.0"
 [[ ! -e $P/include/digits/apps ]] || fail "CLI headers installed"
 
 # the installed CLI, run from / with no model folder near it: DATADIR
@@ -47,7 +47,7 @@ echo "$out"
 [[ $out == *": 7 (p="* ]] || fail "installed predict without --model: $out"
 out=$(cd / && env -u DIGITS_MODELS "$P/bin/digits" models) || fail "installed digits models"
 [[ $out == *lenet5* && $out == *default* ]] || fail "installed digits models lacks the zoo in DATADIR: $out"
-groff -man -Tascii "$P/share/man/man1/digits.1" 2>/dev/null | grep -q 'predict' || fail "man page does not render"
+groff -man -Tascii "$P/share/man/man1/digits.1" 2>/dev/null | grep 'predict' >/dev/null || fail "man page does not render"
 
 # pkg-config and a program built against the shared library
 export PKG_CONFIG_PATH=$P/lib/pkgconfig
@@ -75,17 +75,19 @@ C
 # shellcheck disable=SC2046
 cc "${ccflags[@]}" -Wall -Wextra -Werror $(pkg-config --cflags digits) -o "$TMP/prog" "$TMP/prog.c" \
     $(pkg-config --libs digits) || fail "cc prog.c against the installed library"
-ldd "$TMP/prog" | grep -q "libdigits.so.0 => $P/lib/libdigits.so.0" \
-    || LD_LIBRARY_PATH=$P/lib ldd "$TMP/prog" | grep -q "libdigits.so.0 => $P/lib/libdigits.so.0" \
-    || fail "prog does not link libdigits.so.0: $(LD_LIBRARY_PATH=$P/lib ldd "$TMP/prog")"
+LD_LIBRARY_PATH=$P/lib ldd "$TMP/prog" > "$TMP/ldd.txt"
+grep -F "libdigits.so.0 => $P/lib/libdigits.so.0" "$TMP/ldd.txt" > /dev/null \
+    || fail "prog does not link $P/lib/libdigits.so.0: $(cat "$TMP/ldd.txt")"
 out=$(cd / && LD_LIBRARY_PATH=$P/lib "$TMP/prog" "$P/share/digits/models/pretrained/default.safetensors" "$TMP/seven.pgm") \
     || fail "prog: $out"
 [[ $out == 7 ]] || fail "prog printed '$out', expected 7"
 echo "prog (shared libdigits): $out"
 
 # DESTDIR prefixes every path (dry run: a real one would rebuild model.o)
-make -n "${mode[@]}" BUILD="$B" PREFIX=/usr/local DESTDIR="$TMP/root" install \
-    | grep -q "install -m 755 $B/digits $TMP/root/usr/local/bin/digits" || fail "DESTDIR is not honoured"
+make -n "${mode[@]}" BUILD="$B" PREFIX=/usr/local DESTDIR="$TMP/root" install > "$TMP/dry.log" \
+    || fail "make -n install DESTDIR=..."
+grep -q "install -m 755 $B/digits $TMP/root/usr/local/bin/digits" "$TMP/dry.log" || fail "DESTDIR is not honoured"
+grep -q "DG_DATADIR='\"/usr/local/share/digits\"'" "$TMP/dry.log" || fail "DESTDIR went into DATADIR"
 
 # uninstall removes every file it installed
 make -s "${mode[@]}" BUILD="$B" PREFIX="$P" uninstall > "$TMP/make.log" 2>&1 || fail "make uninstall"
