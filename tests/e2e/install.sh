@@ -4,7 +4,8 @@
 # (PREFIX/share/digits, compiled in) when run from / with no DIGITS_MODELS;
 # pkg-config describes the library; a small C program built with
 # `cc $(pkg-config --cflags digits) prog.c $(pkg-config --libs digits)` links
-# libdigits.so.0 and classifies an MNIST 7; `make uninstall` leaves no file.
+# libdigits.so.0 and classifies an MNIST 7 (and so does it linked with
+# libdigits.a and the .pc's private libraries); `make uninstall` leaves no file.
 # The install is built in a copy of $BUILD (objects with their timestamps), so
 # only model.o, which holds DATADIR, is rebuilt for the temporary prefix and
 # the developer's $BUILD keeps the default DATADIR.
@@ -82,6 +83,18 @@ out=$(cd / && LD_LIBRARY_PATH=$P/lib "$TMP/prog" "$P/share/digits/models/pretrai
     || fail "prog: $out"
 [[ $out == 7 ]] || fail "prog printed '$out', expected 7"
 echo "prog (shared libdigits): $out"
+# the same program against libdigits.a: Libs.private + Requires.private are complete
+pc=$P/lib/pkgconfig/digits.pc
+# shellcheck disable=SC2046
+cc "${ccflags[@]}" $(pkg-config --cflags digits) -o "$TMP/prog-static" "$TMP/prog.c" -L"$P/lib" \
+    -Wl,-Bstatic -ldigits -Wl,-Bdynamic $(sed -n 's/^Libs.private: //p' "$pc") \
+    $(pkg-config --libs $(sed -n 's/^Requires.private: //p' "$pc")) || fail "cc prog.c against libdigits.a"
+ldd "$TMP/prog-static" > "$TMP/ldd.txt"
+! grep -F libdigits "$TMP/ldd.txt" > /dev/null || fail "prog-static links libdigits dynamically"
+out=$(cd / && "$TMP/prog-static" "$P/share/digits/models/pretrained/default.safetensors" "$TMP/seven.pgm") \
+    || fail "prog-static: $out"
+[[ $out == 7 ]] || fail "prog-static printed '$out', expected 7"
+echo "prog (static libdigits.a): $out"
 
 # DESTDIR prefixes every path (dry run: a real one would rebuild model.o)
 make -n "${mode[@]}" BUILD="$B" PREFIX=/usr/local DESTDIR="$TMP/root" install > "$TMP/dry.log" \
