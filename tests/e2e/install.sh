@@ -20,6 +20,8 @@ case $BUILD in
     build-san) mode=(SANITIZE=1); ccflags=("-fsanitize=address,undefined") ;;
     build-portable) mode=(PORTABLE=1) ;;
 esac
+# a make of its own (run by `make test`, the outer make's flags and jobserver do not apply)
+unset MAKEFLAGS MFLAGS MAKELEVEL
 mkdir -p "$B"
 for f in src pic apps gen digits libdigits.a libdigits.so libdigits.so.0 libdigits.so.0.*; do
     [[ -e $BUILD/$f ]] && cp -a "$BUILD/$f" "$B/"
