@@ -1,5 +1,6 @@
 # digits — one build entry point.
-#   make            library + build/digits
+#   make            libraries (build/libdigits.a, build/libdigits.so) + build/digits
+#   make install    PREFIX=/usr/local DESTDIR=; make uninstall removes it again
 #   make test       build and run every test (tests/run_tests.sh)
 #   make bench      build the benchmark programs
 #   make SANITIZE=1 address + undefined-behaviour sanitizers (into build-san/);
@@ -12,7 +13,8 @@
 #                   build-portable/; the Docker image): the generic C kernels
 #                   instead of the AVX-512 ones, which are chosen at compile time
 # The core is a static library (build/libdigits.a) linked by the CLI, the
-# tests and the benchmarks.
+# tests and the benchmarks; build/libdigits.so.0 is the same code built
+# -fPIC (objects in build/pic/) for programs that link it shared.
 
 CC      ?= gcc
 OPENMP  ?= 1
@@ -81,10 +83,33 @@ endif
 # (src/core/blas.h).
 LDLIBS  := -lcjson -lpng -ljpeg -lz -lm -ldl -lpthread -lmicrohttpd -lcairo -lsvm -lyaml
 
+# make install PREFIX=/usr/local DESTDIR= (and make uninstall): the CLI,
+# libdigits.so.0 + libdigits.a, include/digits.h with the src/ headers it
+# includes under include/digits/, digits.pc, the man page and share/digits/.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR  ?= $(PREFIX)/bin
+LIBDIR  ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR  ?= $(PREFIX)/share/man
 # The install prefix's data folder: the binary also looks for models/ (the
 # zoo and models/pretrained) there, besides itself and $$DIGITS_MODELS.
-DATADIR ?= /usr/local/share/digits
-$(BUILD)/src/model/model.o: CFLAGS += -DDG_DATADIR='"$(DATADIR)"'
+DATADIR ?= $(PREFIX)/share/digits
+# model.o has DATADIR compiled in: a stamp file that changes with it
+# rebuilds model.o when `make install PREFIX=...` names another prefix.
+DATADIR_STAMP := $(BUILD)/datadir.txt
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+$(shell mkdir -p $(BUILD) && (echo '$(DATADIR)' | cmp -s - $(DATADIR_STAMP) || echo '$(DATADIR)' > $(DATADIR_STAMP)))
+endif
+$(BUILD)/src/model/model.o $(BUILD)/pic/src/model/model.o: CFLAGS += -DDG_DATADIR='"$(DATADIR)"'
+$(BUILD)/src/model/model.o $(BUILD)/pic/src/model/model.o: $(DATADIR_STAMP)
+.DEFAULT_GOAL := all
+# the shared library: soname libdigits.so.$(SOMAJOR), real name with the
+# version of src/core/version.h
+VERSION := $(shell sed -n 's/^\#define DG_VERSION "\(.*\)"/\1/p' src/core/version.h)
+SOMAJOR := 0
+SONAME  := libdigits.so.$(SOMAJOR)
+SOLIB   := $(BUILD)/libdigits.so.$(VERSION)
 
 LIB_SRC  := $(shell find src -name '*.c' | sort)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -106,10 +131,13 @@ FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(FUZZ_SRC:fuzz/fuzz_%.c=$(BUILD)/fuzz/replay_%)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/fuzz_%.c=$(BUILD)/fuzz/fuzz_%)
 
-.PHONY: all test bench fuzz clean
+# -fPIC copies of the library objects for the shared library
+PIC_OBJ  := $(LIB_OBJ:$(BUILD)/%=$(BUILD)/pic/%) $(BUILD)/pic/gen/web_assets.o
+
+.PHONY: all test bench fuzz clean install uninstall
 # keep intermediate objects (testutil.o): no "rm" after the test summary
 .SECONDARY:
-all: $(BUILD)/digits
+all: $(BUILD)/digits $(BUILD)/libdigits.so
 
 $(BUILD)/libdigits.a: $(LIB_OBJ) $(WEB_OBJ)
 	@rm -f $@
@@ -117,6 +145,21 @@ $(BUILD)/libdigits.a: $(LIB_OBJ) $(WEB_OBJ)
 
 $(BUILD)/digits: $(APP_OBJ) $(BUILD)/libdigits.a
 	$(CC) $(LDFLAGS) -o $@ $(APP_OBJ) $(BUILD)/libdigits.a $(LDLIBS)
+
+$(SOLIB): $(PIC_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libdigits.so: $(SOLIB)
+	ln -sf $(notdir $(SOLIB)) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $@
+
+$(BUILD)/pic/%.o: %.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -c -o $@ $<
+
+$(BUILD)/pic/gen/web_assets.o: $(BUILD)/gen/web_assets.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -c -o $@ $<
 
 # flags live here: a changed Makefile rebuilds everything
 $(BUILD)/%.o: %.c Makefile
@@ -159,10 +202,40 @@ $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(BUILD)/libdigits.a
 
 fuzz: $(FUZZ_BIN)
 
-test: $(BUILD)/digits $(TEST_BIN) $(TEST_TOOLS) $(FUZZ_REPLAY)
+test: $(BUILD)/digits $(BUILD)/libdigits.so $(TEST_BIN) $(TEST_TOOLS) $(FUZZ_REPLAY)
 	BUILD=$(BUILD) bash tests/run_tests.sh
 
 bench: $(BUILD)/digits $(BENCH_BIN)
+
+# the headers digits.h includes (all of src/'s), under include/digits/
+INST_HDR := $(shell cd src && find . -name '*.h' | sed 's|^\./||' | sort)
+MODEL_FILES := $(wildcard models/*.spec) $(wildcard models/pretrained/*.safetensors) \
+               models/pretrained/manifest.tsv
+D := $(DESTDIR)
+
+install: $(BUILD)/digits $(BUILD)/libdigits.a $(BUILD)/libdigits.so
+	install -d $(D)$(BINDIR) $(D)$(LIBDIR)/pkgconfig $(D)$(INCLUDEDIR)/digits \
+	    $(D)$(DATADIR)/models/pretrained $(D)$(MANDIR)/man1
+	install -m 755 $(BUILD)/digits $(D)$(BINDIR)/digits
+	install -m 755 $(SOLIB) $(D)$(LIBDIR)/$(notdir $(SOLIB))
+	ln -sf $(notdir $(SOLIB)) $(D)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(D)$(LIBDIR)/libdigits.so
+	install -m 644 $(BUILD)/libdigits.a $(D)$(LIBDIR)/libdigits.a
+	install -m 644 include/digits.h $(D)$(INCLUDEDIR)/digits.h
+	cd src && for h in $(INST_HDR); do \
+	    install -D -m 644 $$h $(D)$(INCLUDEDIR)/digits/$$h || exit 1; done
+	for f in $(MODEL_FILES); do install -m 644 $$f $(D)$(DATADIR)/$$f || exit 1; done
+	install -m 644 docs/digits.1 $(D)$(MANDIR)/man1/digits.1
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' tools/digits.pc.in > $(D)$(LIBDIR)/pkgconfig/digits.pc
+
+uninstall:
+	rm -f $(D)$(BINDIR)/digits $(D)$(LIBDIR)/$(notdir $(SOLIB)) $(D)$(LIBDIR)/$(SONAME) \
+	    $(D)$(LIBDIR)/libdigits.so $(D)$(LIBDIR)/libdigits.a $(D)$(LIBDIR)/pkgconfig/digits.pc \
+	    $(D)$(INCLUDEDIR)/digits.h $(D)$(MANDIR)/man1/digits.1
+	rm -rf $(D)$(INCLUDEDIR)/digits
+	for f in $(MODEL_FILES); do rm -f $(D)$(DATADIR)/$$f; done
+	-rmdir $(D)$(DATADIR)/models/pretrained $(D)$(DATADIR)/models $(D)$(DATADIR) 2>/dev/null
 
 clean:
 	rm -rf build build-san build-fuzz build-cov build-portable

@@ -16,6 +16,8 @@ PKGS=(build-essential pkg-config libopenblas-openmp-dev libopenblas0-openmp libc
 PKGS+=(libmicrohttpd-dev xxd libcurl4-openssl-dev curl)
 # train --config FILE.yaml: libyaml
 PKGS+=(libyaml-dev)
+# the man page (docs/digits.1) is rendered by tests/e2e/install.sh
+PKGS+=(groff-base)
 if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi
 # the page's test in a browser (tests/e2e/browser.sh, node + headless Chromium);
 # DIGITS_BUILD_ONLY=1 (the Dockerfile's build stage) leaves it out
