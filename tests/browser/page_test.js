@@ -106,11 +106,11 @@ function waitEvent(browser, method, pred = () => true, ms = 20000) {
 
 // ---- the page ----------------------------------------------------------------------
 
-// A tab at `address`, loaded; returns { browser, session }.
+// A tab at `address`, loaded; returns { browser, target } (target: the id of its DevTools attachment).
 async function openPage(browser, address) {
   const { targetId } = await send(browser, "Target.createTarget", { url: "about:blank" });
   const { sessionId } = await send(browser, "Target.attachToTarget", { targetId, flatten: true });
-  const page = { browser, session: sessionId };
+  const page = { browser, target: sessionId };
   await cmd(page, "Page.enable");
   await cmd(page, "Runtime.enable");
   await cmd(page, "Network.enable");
@@ -122,7 +122,7 @@ async function openPage(browser, address) {
   return page;
 }
 
-const cmd = (page, method, params) => send(page.browser, method, params, page.session);
+const cmd = (page, method, params) => send(page.browser, method, params, page.target);
 
 // The value of a JavaScript expression in the page (promises awaited).
 async function evaluate(page, expression) {
