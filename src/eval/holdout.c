@@ -10,25 +10,14 @@
 #include <string.h>
 
 #include "core/check.h"
-
-/* FNV-1a over 64-bit words, then the tail bytes (as train/resume.c). */
-static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 1099511628211ULL;
-    }
-    for (; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
-    return h;
-}
+#include "core/util.h"
 
 uint64_t holdout_fingerprint(const Dataset *ds, int n) {
     if (n > ds->n) n = ds->n;
     int dims[4] = {n, ds->rows, ds->cols, ds->labels != NULL};
-    uint64_t h = fnv(1469598103934665603ULL, (const uint8_t *)dims, sizeof dims);
-    h = fnv(h, ds->pixels, (size_t)n * ds->rows * ds->cols);
-    if (ds->labels) h = fnv(h, ds->labels, (size_t)n);
+    uint64_t h = hash_bytes(1469598103934665603ULL, (const uint8_t *)dims, sizeof dims);
+    h = hash_bytes(h, ds->pixels, (size_t)n * ds->rows * ds->cols);
+    if (ds->labels) h = hash_bytes(h, ds->labels, (size_t)n);
     return h ? h : 1; /* 0 means "not recorded" */
 }
 

@@ -66,19 +66,6 @@ void train_state_free(TrainState *st) {
     st->best = NULL;
 }
 
-/* FNV-1a over 64-bit words (then the tail bytes): fast enough to run over
- * all of MNIST at every start (~10 ms), and any changed pixel changes it. */
-static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 1099511628211ULL;
-    }
-    for (; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
-    return h;
-}
-
 static uint64_t hash_dataset(uint64_t h, const Dataset *ds) {
     int dims[3] = {ds ? ds->n : 0, ds ? ds->rows : 0, ds ? ds->cols : 0};
     h = hash_bytes(h, (const uint8_t *)dims, sizeof dims);
