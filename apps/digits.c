@@ -56,7 +56,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "info") == 0 || strcmp(cmd, "models") == 0) return cmd_info(argc - 1, argv + 1);
     static const char *const commands[] = {"train", "eval", "predict", "convert", "serve", "report", "submit",
                                            "ensemble", "augment", "describe", "info", "models", "version", "help"};
-    const char *close = cli_closest(cmd, commands, (int)(sizeof commands / sizeof *commands));
+    const char *close = suggest_closest(cmd, commands, (int)(sizeof commands / sizeof *commands));
     if (close) {
         fprintf(stderr, "digits: unknown command '%s' (did you mean '%s'?)\n", cmd, close);
         return EXIT_USAGE;

@@ -89,37 +89,6 @@ void cli_common_help(unsigned which, const CliCommon *co) {
 
 /* ---- did you mean ----------------------------------------------------------- */
 
-/* Levenshtein distance with adjacent transpositions (optimal string
- * alignment), for short words (longer ones are cut at 63 characters). */
-static int edit_distance(const char *a, const char *b) {
-    enum { L = 64 };
-    int la = (int)strnlen(a, L - 1), lb = (int)strnlen(b, L - 1);
-    static _Thread_local int d[L][L];
-    for (int i = 0; i <= la; i++) d[i][0] = i;
-    for (int j = 0; j <= lb; j++) d[0][j] = j;
-    for (int i = 1; i <= la; i++)
-        for (int j = 1; j <= lb; j++) {
-            int cost = a[i - 1] != b[j - 1];
-            int v = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
-            if (d[i - 1][j - 1] + cost < v) v = d[i - 1][j - 1] + cost;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v)
-                v = d[i - 2][j - 2] + 1;
-            d[i][j] = v;
-        }
-    return d[la][lb];
-}
-
-const char *cli_closest(const char *word, const char *const *cands, int n) {
-    const char *best = NULL;
-    int best_d = (strlen(word) > 8 ? 3 : 2) + 1; /* accepted: below this */
-    for (int i = 0; i < n; i++) {
-        int dd = edit_distance(word, cands[i]);
-        if (dd < best_d) best_d = dd, best = cands[i];
-    }
-    return best;
-}
-
 void cli_bad_flag(const char *cmd, const char *arg, const struct option *opts) {
     if (!arg || strncmp(arg, "--", 2) != 0) cli_usage_error(cmd, "unknown flag '%s'", arg ? arg : "");
     char name[64];
@@ -137,7 +106,7 @@ void cli_bad_flag(const char *cmd, const char *arg, const struct option *opts) {
         cands[n++] = opts[i].name;
     }
     if (prefix_matches > 1) cli_usage_error(cmd, "'--%s' is ambiguous: it begins several flags", name);
-    const char *close = cli_closest(name, cands, n);
+    const char *close = suggest_closest(name, cands, n);
     if (close) cli_usage_error(cmd, "unknown flag '--%s' (did you mean '--%s'?)", name, close);
     cli_usage_error(cmd, "unknown flag '--%s'", name);
 }

@@ -54,10 +54,6 @@ void cli_common_help(unsigned which, const CliCommon *co);
 /* The usage error for an unknown flag, a missing value or a value given to
  * a switch, with "did you mean '--X'?" when a flag is close (exit 2). */
 void cli_bad_flag(const char *cmd, const char *arg, const struct option *opts) __attribute__((noreturn));
-/* The closest of cands[0..n) to word (edit distance <= 2, or <= 3 for
- * long words), or NULL. */
-const char *cli_closest(const char *word, const char *const *cands, int n);
-
 /* --model as given (NULL = `default`) -> a file path in buf: `default` and
  * `best` are models/pretrained/NAME.safetensors (model_find_pretrained);
  * anything else is a path. Runtime failure (exit 1) if a pretrained model

@@ -24,7 +24,9 @@ static void test_distance(void **state) {
     assert_int_equal(suggest_distance("cnn_bn", "cnn-bn"), 0); /* '_' is '-' */
     assert_int_equal(suggest_distance("LeNet5", "lenet5"), 0); /* case-insensitive */
     assert_int_equal(suggest_distance("resnet99", "resnet5"), 2);
-    assert_int_equal(suggest_distance("ab", "ba"), 2); /* no transpositions */
+    assert_int_equal(suggest_distance("ab", "ba"), 1); /* two neighbours swapped: one edit */
+    assert_int_equal(suggest_distance("epohcs", "epochs"), 1);
+    assert_int_equal(suggest_distance("ca", "abc"), 3); /* restricted: no edits inside a swapped pair */
 }
 
 static void test_closest(void **state) {

@@ -15,23 +15,27 @@ static int fold(char c) {
 
 int suggest_distance(const char *a, const char *b) {
     const size_t la = strlen(a), lb = strlen(b);
-    /* one row of the DP table, (lb + 1) cells */
-    int *row = dg_xmalloc((lb + 1) * sizeof(int));
-    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+    /* three rows of the DP table, (lb + 1) cells each: i-2, i-1, i */
+    int *buf = dg_xmalloc(3 * (lb + 1) * sizeof(int));
+    int *two = buf, *prev = buf + lb + 1, *cur = buf + 2 * (lb + 1);
+    for (size_t j = 0; j <= lb; j++) prev[j] = (int)j;
     for (size_t i = 1; i <= la; i++) {
-        int diag = row[0]; /* row[i-1][j-1] */
-        row[0] = (int)i;
+        cur[0] = (int)i;
         for (size_t j = 1; j <= lb; j++) {
-            int up = row[j]; /* row[i-1][j] */
-            int best = diag + (fold(a[i - 1]) != fold(b[j - 1]));
-            if (up + 1 < best) best = up + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            diag = up;
-            row[j] = best;
+            int best = prev[j - 1] + (fold(a[i - 1]) != fold(b[j - 1]));
+            if (prev[j] + 1 < best) best = prev[j] + 1;
+            if (cur[j - 1] + 1 < best) best = cur[j - 1] + 1;
+            /* two neighbours swapped: one edit */
+            if (i > 1 && j > 1 && fold(a[i - 1]) == fold(b[j - 2]) && fold(a[i - 2]) == fold(b[j - 1]) &&
+                two[j - 2] + 1 < best)
+                best = two[j - 2] + 1;
+            cur[j] = best;
         }
+        int *t = two;
+        two = prev, prev = cur, cur = t;
     }
-    int d = row[lb];
-    free(row);
+    int d = prev[lb];
+    free(buf);
     return d;
 }
 

@@ -1,10 +1,13 @@
 /* suggest.h — "did you mean": the closest of a list of known words to a
  * mistyped one (zoo names, and for any caller: flags, subcommands).
  *
- * Distance is Levenshtein's (insertions, deletions, substitutions, each 1),
- * case-insensitive, with '_' and '-' counted as the same letter, so
- * "cnn_bn" and "CNN-BN" both find "cnn-bn". Left out on purpose:
- * transpositions as one edit (Damerau) and keyboard-layout weights.
+ * Distance: insertions, deletions, substitutions and swaps of two
+ * neighbouring letters, each one edit (optimal string alignment, the
+ * restricted Damerau-Levenshtein distance), case-insensitive, with '_' and
+ * '-' counted as the same letter, so "cnn_bn" and "CNN-BN" both find
+ * "cnn-bn" and "epohcs" finds "epochs". Left out on purpose: keyboard-layout
+ * weights. One implementation for every "did you mean" of digits: flags,
+ * subcommands, zoo names, config keys.
  */
 #ifndef DG_SUGGEST_H
 #define DG_SUGGEST_H

@@ -18,6 +18,7 @@
 #include <yaml.h>
 
 #include "core/check.h"
+#include "core/suggest.h"
 #include "model/model.h"
 #include "train/ensemble_train.h"
 
@@ -135,35 +136,10 @@ const TrainOption *train_option_find(const char *name) {
     return NULL;
 }
 
-/* Edit distance (insertions, deletions, substitutions, adjacent swaps),
- * '_' counted as '-'; names are short (capped at 63 bytes). */
-static int edit_distance(const char *a, const char *b) {
-    int n = (int)strnlen(a, 63), m = (int)strnlen(b, 63);
-    int d[64][64];
-    for (int i = 0; i <= n; i++) d[i][0] = i;
-    for (int j = 0; j <= m; j++) d[0][j] = j;
-    for (int i = 1; i <= n; i++)
-        for (int j = 1; j <= m; j++) {
-            char x = a[i - 1] == '_' ? '-' : a[i - 1], y = b[j - 1] == '_' ? '-' : b[j - 1];
-            int v = d[i - 1][j - 1] + (x != y);
-            if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
-            if (i > 1 && j > 1 && x == (b[j - 2] == '_' ? '-' : b[j - 2]) &&
-                (a[i - 2] == '_' ? '-' : a[i - 2]) == y && d[i - 2][j - 2] + 1 < v)
-                v = d[i - 2][j - 2] + 1;
-            d[i][j] = v;
-        }
-    return d[n][m];
-}
-
 const char *train_option_suggest(const char *name) {
-    const char *best = NULL;
-    int best_d = 3, len = (int)strlen(name);
-    for (int i = 0; i < N_TABLE; i++) {
-        int d = edit_distance(name, table[i].name);
-        if (d < best_d && d < len) best = table[i].name, best_d = d;
-    }
-    return best;
+    const char *names[N_TABLE];
+    for (int i = 0; i < N_TABLE; i++) names[i] = table[i].name;
+    return suggest_closest(name, names, N_TABLE);
 }
 
 /* ==== values ================================================================ */
@@ -469,9 +445,9 @@ static int unknown_key(YamlReader *r, const char *key, size_t line) {
  * keys or of ours. */
 static int unknown_seed_key(YamlReader *r, const char *section, const char *key, size_t line) {
     const char *near = train_option_suggest(key);
-    int best = near ? edit_distance(key, near) : 3;
+    int best = near ? suggest_distance(key, near) : 3;
     for (int i = 0; i < N_SEED_KEYS; i++) {
-        int d = edit_distance(key, seed_keys[i].key);
+        int d = suggest_distance(key, seed_keys[i].key);
         if (strcmp(seed_keys[i].section, section) == 0 && d < best && d < (int)strlen(key))
             near = seed_keys[i].key, best = d;
     }
