@@ -1,6 +1,6 @@
 /* cli.c — see cli.h. */
 #include "cli.h"
-#include "digits.h"
+#include "digits_internal.h"
 
 #include <errno.h>
 #include <math.h>

@@ -7,7 +7,7 @@
 
 #include "cli.h"
 #include "core/util.h"
-#include "digits.h"
+#include "digits_internal.h"
 #include "options.h"
 
 static const char *CMD = "augment";

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
-#include "digits.h"
+#include "digits_internal.h"
 #include "options.h"
 
 static const char *CMD = "convert";

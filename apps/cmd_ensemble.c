@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "digits.h"
+#include "digits_internal.h"
 #include "options.h"
 #include "eval/ensemble.h"
 

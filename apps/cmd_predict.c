@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "digits.h"
+#include "digits_internal.h"
 #include "options.h"
 #include "ops/ops.h"
 

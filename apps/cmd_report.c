@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "digits.h"
+#include "digits_internal.h"
 #include "options.h"
 #include "eval/report.h"
 

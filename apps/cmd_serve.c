@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "digits.h"
+#include "digits_internal.h"
 #include "options.h"
 #include "serve/serve.h"
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "digits.h"
+#include "digits_internal.h"
 #include "options.h"
 
 static const char *CMD = "submit";

@@ -28,7 +28,7 @@
 
 #include "cli.h"
 #include "core/util.h"
-#include "digits.h"
+#include "digits_internal.h"
 #include "cmd_train_ensemble.h"
 #include "train/options.h"
 

@@ -2,7 +2,7 @@
 #ifndef DG_APP_TRAIN_ENSEMBLE_H
 #define DG_APP_TRAIN_ENSEMBLE_H
 
-#include "digits.h"
+#include "digits_internal.h"
 #include "train/ensemble_train.h"
 
 /* Fill ens->models from --ensemble-models L (split in place) or N copies

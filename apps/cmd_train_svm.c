@@ -12,7 +12,7 @@
 
 #include "cli.h"
 #include "core/util.h"
-#include "digits.h"
+#include "digits_internal.h"
 #include "eval/svm.h"
 
 static const char *CMD = "train";

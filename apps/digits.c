@@ -4,7 +4,7 @@
 
 #include "cli.h"
 #include "core/runtime.h"
-#include "digits.h"
+#include "digits_internal.h"
 #include "options.h"
 
 static void usage(FILE *f) {

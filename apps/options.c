@@ -3,7 +3,7 @@
  * table in cmd_train.c) and each subcommand's own flags. */
 #include "options.h"
 #include "cli.h"
-#include "digits.h"
+#include "digits_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -28,7 +28,7 @@
 
 #include "core/runtime.h"
 #include "core/util.h"
-#include "digits.h"
+#include "digits_internal.h"
 #include "model/layer.h"
 #include "ops/ops.h"
 

@@ -30,7 +30,7 @@
 
 #include "core/blas.h"
 #include "core/runtime.h"
-#include "digits.h"
+#include "digits_internal.h"
 #include "ops/ops.h"
 
 #define INFER_BATCH 1000

@@ -26,7 +26,7 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 
-#include "digits.h"
+#include "digits_internal.h"
 #include "fuzz.h"
 #include "serve/routes.h"
 

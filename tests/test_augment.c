@@ -10,7 +10,7 @@
 #include <omp.h>
 #endif
 
-#include "digits.h"
+#include "digits_internal.h"
 #include "testutil.h"
 
 #define SIDE 28

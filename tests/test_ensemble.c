@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "digits.h"
+#include "digits_internal.h"
 #include "eval/ensemble.h"
 #include "ops/ops.h"
 #include "testutil.h"

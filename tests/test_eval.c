@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "digits.h"
+#include "digits_internal.h"
 #include "eval/pca.h"
 #include "eval/svm.h"
 #include "eval/trainlog.h"

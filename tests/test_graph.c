@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "digits.h"
+#include "digits_internal.h"
 #include "ops/ops.h"
 #include "testutil.h"
 

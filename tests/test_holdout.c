@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "core/suggest.h"
-#include "digits.h"
+#include "digits_internal.h"
 #include "testutil.h"
 
 static void test_distance(void **state) {

@@ -11,7 +11,7 @@
 #include <omp.h>
 #endif
 
-#include "digits.h"
+#include "digits_internal.h"
 #include "ops/ops.h"
 #include "testutil.h"
 

@@ -18,7 +18,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "digits.h"
+#include "digits_internal.h"
 #include "testutil.h"
 
 static const float G[3][3] = {{0.3f, -1.2f, 0.05f}, {0.1f, 0.4f, -0.2f}, {-0.5f, 0.0f, 0.7f}};

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "digits.h"
+#include "digits_internal.h"
 #include "testutil.h"
 #include "train/options.h"
 

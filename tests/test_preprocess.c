@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "digits.h"
+#include "digits_internal.h"
 #include "testutil.h"
 
 #define N_DIGITS 100

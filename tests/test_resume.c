@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "digits.h"
+#include "digits_internal.h"
 #include "testutil.h"
 
 static void rm_rf(const char *path) { assert_int_equal(tu_rm_rf(path), 0); }

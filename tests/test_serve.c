@@ -19,7 +19,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/util.h"
-#include "digits.h"
+#include "digits_internal.h"
 #include "serve/serve.h"
 #include "testutil.h"
 

@@ -44,7 +44,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
-#include "digits.h"
+#include "digits_internal.h"
 #include "serve/routes.h"
 
 /* A body over the limit is drained up to this many more bytes so the

@@ -39,7 +39,7 @@
 #endif
 
 #include "core/util.h"
-#include "digits.h"
+#include "digits_internal.h"
 
 /* web/index.html, web/app.js, web/style.css: generated into
  * $(BUILD)/gen/web_assets.c by the Makefile (xxd -i). */

@@ -62,7 +62,7 @@ pkg-config --static --libs digits > /dev/null || fail "pkg-config --static --lib
 cat > "$TMP/prog.c" <<'C'
 #include <stdio.h>
 #include <stdlib.h>
-#include <digits.h>
+#include "digits_internal.h"
 int main(int argc, char **argv) { /* prog MODEL IMAGE: prints the digit */
     Classifier c; uint8_t *gray, x[28 * 28]; int w, h; float p[10];
     if (argc < 3 || classifier_load(&c, argv[1], 1, 1) < 0) return fprintf(stderr, "%s\n", dg_errmsg()), 1;
