@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "core/check.h"
 #include "core/rng.h"
@@ -685,25 +684,21 @@ static int section_activations(ModelReport *m) {
 
 /* index.html: the title, what was reported on, the section links, the body. */
 static int write_page(ModelReport *m) {
+    static const RepLink nav[] = {{"model", "model"}, {"config", "training"}, {"curves", "curves"},
+                                  {"metrics", "metrics"}, {"errors", "mistakes"}, {"data", "data"},
+                                  {"pca", "PCA"}, {"tsne", "t-SNE"}, {"activations", "activations"}, {NULL, NULL}};
     char *intro = NULL, title[512];
     size_t len = 0;
     FILE *o = open_memstream(&intro, &len);
     if (!o) return dg_set_error("report: out of memory");
-    char when[64];
-    time_t now = time(NULL);
-    strftime(when, sizeof when, "%Y-%m-%d %H:%M", localtime(&now));
-    fprintf(o, "<p>Model <code>");
+    fprintf(o, "Model <code>");
     rep_esc(o, m->cfg->model_path);
     fprintf(o, "</code>, data <code>");
     rep_esc(o, m->cfg->data);
-    fprintf(o, "</code>; written %s in %.0f s by <code>digits report</code>.</p>\n", when, now_seconds() - m->r.t0);
+    fprintf(o, "</code>");
     fclose(o);
     snprintf(title, sizeof title, "digits report: %s", m->c.name);
-    int rc = rep_finish(&m->r, title, intro,
-                        "<nav><a href=\"#model\">model</a><a href=\"#config\">training</a>"
-                        "<a href=\"#curves\">curves</a><a href=\"#metrics\">metrics</a><a href=\"#errors\">mistakes</a>"
-                        "<a href=\"#data\">data</a><a href=\"#pca\">PCA</a><a href=\"#tsne\">t-SNE</a>"
-                        "<a href=\"#activations\">activations</a></nav>\n");
+    int rc = rep_finish(&m->r, title, intro, "digits report", nav);
     free(intro);
     return rc;
 }

@@ -15,7 +15,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/check.h"
 #include "core/rng.h"
@@ -345,14 +344,14 @@ static int section_tsne(EdaReport *e) {
 
 /* index.html: the title, what was described, the section links, the body. */
 static int write_page(EdaReport *e) {
+    static const RepLink nav[] = {{"overview", "overview"}, {"samples", "samples"}, {"labels", "labels"},
+                                  {"pixels", "pixels"},     {"pca", "PCA"},         {"tsne", "t-SNE"},
+                                  {NULL, NULL}};
     char *intro = NULL, title[4200];
     size_t len = 0;
     FILE *o = open_memstream(&intro, &len);
     if (!o) return dg_set_error("report: out of memory");
-    char when[64];
-    time_t now = time(NULL);
-    strftime(when, sizeof when, "%Y-%m-%d %H:%M", localtime(&now));
-    fprintf(o, "<p>Data <code>");
+    fprintf(o, "Data <code>");
     rep_esc(o, e->cfg->data);
     fprintf(o, "</code>%s", e->folder ? " (its training split)" : "");
     if (e->test.n) {
@@ -360,14 +359,10 @@ static int write_page(EdaReport *e) {
         rep_esc(o, e->test_name);
         fprintf(o, " (%d images)", e->test.n);
     }
-    fprintf(o, "; no model. Written %s in %.0f s by <code>digits report --eda</code>.</p>\n", when,
-            now_seconds() - e->r.t0);
+    fprintf(o, "; no model");
     fclose(o);
     snprintf(title, sizeof title, "digits data report: %s", e->cfg->data);
-    int rc = rep_finish(&e->r, title, intro,
-                        "<nav><a href=\"#overview\">overview</a><a href=\"#samples\">samples</a>"
-                        "<a href=\"#labels\">labels</a><a href=\"#pixels\">pixels</a><a href=\"#pca\">PCA</a>"
-                        "<a href=\"#tsne\">t-SNE</a></nav>\n");
+    int rc = rep_finish(&e->r, title, intro, "digits report --eda", nav);
     free(intro);
     return rc;
 }

@@ -86,7 +86,24 @@ void rep_close(Rep *r) {
     r->body_buf = NULL;
 }
 
-int rep_finish(Rep *r, const char *title, const char *intro_html, const char *nav_html) {
+/* The page's first paragraph: what was reported on, when and how long it took. */
+static void write_intro(const Rep *r, FILE *o, const char *intro_html, const char *command) {
+    char when[64];
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M", localtime(&now));
+    fprintf(o, "<p>%s; written %s in %.0f s by <code>", intro_html, when, now_seconds() - r->t0);
+    rep_esc(o, command);
+    fprintf(o, "</code>.</p>\n");
+}
+
+/* The bar of links to the page's sections. */
+static void write_nav(FILE *o, const RepLink *nav) {
+    fprintf(o, "<nav>");
+    for (const RepLink *l = nav; l->id; l++) fprintf(o, "<a href=\"#%s\">%s</a>", l->id, l->label);
+    fprintf(o, "</nav>\n");
+}
+
+int rep_finish(Rep *r, const char *title, const char *intro_html, const char *command, const RepLink *nav) {
     if (fclose(r->body) != 0) {
         r->body = NULL;
         return dg_set_error("report: out of memory");
@@ -101,7 +118,9 @@ int rep_finish(Rep *r, const char *title, const char *intro_html, const char *na
     rep_esc(o, title);
     fprintf(o, "</title>\n<style>%s</style></head><body>\n<h1>", CSS);
     rep_esc(o, title);
-    fprintf(o, "</h1>\n%s%s", intro_html, nav_html);
+    fprintf(o, "</h1>\n");
+    write_intro(r, o, intro_html, command);
+    write_nav(o, nav);
     int ok = fwrite(r->body_buf, 1, r->body_len, o) == r->body_len && fputs("</body></html>\n", o) >= 0;
     if (!ok) {
         atomic_file_abort(&af);

@@ -25,9 +25,16 @@ typedef struct {
 int rep_open(Rep *r, const ReportConfig *cfg);
 /* Frees what rep_open made (safe after rep_finish or a failure). */
 void rep_close(Rep *r);
-/* Writes <out>/index.html: the head (title escaped), `intro_html` and
- * `nav_html` as given, then the body. -1 with a message. */
-int rep_finish(Rep *r, const char *title, const char *intro_html, const char *nav_html);
+/* One link of the page's section bar: <a href="#id">label</a>. */
+typedef struct {
+    const char *id, *label;
+} RepLink;
+
+/* Writes <out>/index.html: the head (title escaped), one paragraph of
+ * `intro_html` (as given) followed by "; written DATE in N s by
+ * <code>command</code>.", the section bar of `nav` (ended by {NULL}), then
+ * the body. -1 with a message. */
+int rep_finish(Rep *r, const char *title, const char *intro_html, const char *command, const RepLink *nav);
 
 /* s with < > & " escaped onto f. */
 void rep_esc(FILE *f, const char *s);
