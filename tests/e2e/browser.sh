@@ -15,25 +15,18 @@ CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 [[ -x "$CHROMIUM" ]] || fail "no Chromium at $CHROMIUM (bash tools/install_deps.sh installs it)"
 command -v node >/dev/null || fail "no node (bash tools/install_deps.sh installs it)"
 
-"$DIGITS" serve --model "$MODEL" --port 0 --threads 2 --cors '*' --delay-ms "$DELAY_MS" \
-    >"$TMP/access.log" 2>"$TMP/serve.err" &
-pid=$!
-cleanup() { kill "$pid" 2>/dev/null || true; rm -rf "$TMP"; }
-trap cleanup EXIT
-for _ in $(seq 100); do grep -q listening "$TMP/serve.err" && break; sleep 0.1; done
-port=$(sed -n 's|.*http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$TMP/serve.err")
-[[ -n "$port" ]] || fail "no 'listening on' line: $(cat "$TMP/serve.err")"
+start_server serve "$MODEL" --cors '*' --delay-ms "$DELAY_MS"
 
 shot=${BROWSER_SHOT:-$TMP/after-clear.png}
-CHROMIUM="$CHROMIUM" TMPDIR="$TMP" node tests/browser/page_test.js "http://127.0.0.1:$port/" "$DELAY_MS" "$shot" ||
-    fail "the page test failed (server log: $(tail -5 "$TMP/access.log" | tr '\n' ' '))"
+CHROMIUM="$CHROMIUM" TMPDIR="$TMP" node tests/browser/page_test.js "$URL/" "$DELAY_MS" "$shot" ||
+    fail "the page test failed (server log: $(tail -5 "$TMP/serve.log" | tr '\n' ' '))"
 
 # the cleared drawing did reach the server and was answered (late): the page
 # ignored the answer, the server did not lose the request
-n=$(grep -c ' POST /api/predict 200 ' "$TMP/access.log" || true)
-(( n >= 2 )) || fail "expected 2 answered predictions in the log, got $n: $(cat "$TMP/access.log")"
-grep -Eq ' POST /api/predict 200 [0-9]+ (1[5-9]|[2-9][0-9])[0-9]{2}\.[0-9]ms' "$TMP/access.log" ||
-    fail "predictions were not delayed by --delay-ms $DELAY_MS: $(cat "$TMP/access.log")"
-grep -q ' POST /api/predict 413 ' "$TMP/access.log" || fail "no 413 in the log"
-grep -q ' OPTIONS /api/predict 204 ' "$TMP/access.log" || fail "no CORS preflight in the log"
+n=$(grep -c ' POST /api/predict 200 ' "$TMP/serve.log" || true)
+(( n >= 2 )) || fail "expected 2 answered predictions in the log, got $n: $(cat "$TMP/serve.log")"
+grep -Eq ' POST /api/predict 200 [0-9]+ (1[5-9]|[2-9][0-9])[0-9]{2}\.[0-9]ms' "$TMP/serve.log" ||
+    fail "predictions were not delayed by --delay-ms $DELAY_MS: $(cat "$TMP/serve.log")"
+grep -q ' POST /api/predict 413 ' "$TMP/serve.log" || fail "no 413 in the log"
+grep -q ' OPTIONS /api/predict 204 ' "$TMP/serve.log" || fail "no CORS preflight in the log"
 echo "browser: all checks passed"

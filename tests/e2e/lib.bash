@@ -4,7 +4,13 @@ BUILD=${BUILD:-build}
 DIGITS="$PWD/$BUILD/digits"
 DATA=${DIGITS_DATA:-data/mnist}
 TMP=$(mktemp -d /tmp/digits-e2e-XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
+SERVER_PIDS=()
+cleanup() {
+    local p
+    for p in "${SERVER_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
@@ -48,4 +54,19 @@ wait_for() {
         sleep 0.02
     done
     fail "timed out waiting for $1"
+}
+
+# start_server NAME MODEL [serve flags] — `digits serve` on an ephemeral port,
+# its access log in $TMP/NAME.log and its stderr in $TMP/NAME.err; waits for
+# the "listening on" line and sets URL and SERVER_PID. Stopped at exit.
+start_server() {
+    local name=$1 model=$2 port _
+    shift 2
+    "$DIGITS" serve --model "$model" --port 0 --threads 2 "$@" >"$TMP/$name.log" 2>"$TMP/$name.err" &
+    SERVER_PID=$!
+    SERVER_PIDS+=("$SERVER_PID")
+    for _ in $(seq 100); do grep -q listening "$TMP/$name.err" && break; sleep 0.1; done
+    port=$(sed -n 's|.*http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$TMP/$name.err")
+    [[ -n "$port" ]] || fail "$name: no 'listening on' line: $(cat "$TMP/$name.err")"
+    URL="http://127.0.0.1:$port"
 }

@@ -14,14 +14,8 @@ expect_error 2 "--port: 70000 is out of range" -- "$DIGITS" serve --model "$MODE
 expect_error 1 "nope.safetensors" -- "$DIGITS" serve --model "$TMP/nope.safetensors" --port 0
 expect_error 1 "not an IP address" -- "$DIGITS" serve --model "$MODEL" --host example.com --port 0
 
-"$DIGITS" serve --model "$MODEL" --port 0 --threads 2 --max-body 100000 >"$TMP/access.log" 2>"$TMP/serve.err" &
-pid=$!
-cleanup() { kill "$pid" 2>/dev/null || true; rm -rf "$TMP"; }
-trap cleanup EXIT
-for _ in $(seq 100); do grep -q listening "$TMP/serve.err" && break; sleep 0.1; done
-port=$(sed -n 's|.*http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$TMP/serve.err")
-[[ -n "$port" ]] || fail "no 'listening on' line: $(cat "$TMP/serve.err")"
-URL="http://127.0.0.1:$port"
+start_server serve "$MODEL" --max-body 100000
+pid=$SERVER_PID port=${URL##*:}
 echo "serving on $URL"
 
 # a second server on the same port: one-line error, exit 1
@@ -48,10 +42,10 @@ code=$("${CURL[@]}" -o "$TMP/413.json" -w '%{http_code}' -H 'Content-Type: image
 grep -q '"error":' "$TMP/413.json" || fail "413 without a JSON error"
 
 # one log line per request: time method path status bytes milliseconds
-grep -Eq '^[0-9T:-]+Z POST /api/predict 200 [0-9]+ [0-9.]+ms$' "$TMP/access.log" || fail "no predict log line: $(cat "$TMP/access.log")"
-grep -Eq ' GET / 200 [0-9]+ [0-9.]+ms$' "$TMP/access.log" || fail "no page log line"
-grep -Eq ' POST /api/predict 413 ' "$TMP/access.log" || fail "no 413 log line"
-echo "access log: $(wc -l < "$TMP/access.log") lines"
+grep -Eq '^[0-9T:-]+Z POST /api/predict 200 [0-9]+ [0-9.]+ms$' "$TMP/serve.log" || fail "no predict log line: $(cat "$TMP/serve.log")"
+grep -Eq ' GET / 200 [0-9]+ [0-9.]+ms$' "$TMP/serve.log" || fail "no page log line"
+grep -Eq ' POST /api/predict 413 ' "$TMP/serve.log" || fail "no 413 log line"
+echo "access log: $(wc -l < "$TMP/serve.log") lines"
 
 # SIGTERM: stops, exit status 0
 kill -TERM "$pid"

@@ -9,27 +9,11 @@
 source "$(dirname "$0")/lib.bash"
 MODEL=tests/fixtures/lenet5-small.safetensors
 CURL=(curl -s --noproxy '*' --max-time 30)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
-trap cleanup EXIT
-
-# start NAME [flags] — a server on an ephemeral port; sets URL
-start() {
-    local name=$1; shift
-    "$DIGITS" serve --model "$MODEL" --port 0 --threads 2 "$@" >"$TMP/$name.log" 2>"$TMP/$name.err" &
-    pids+=($!)
-    for _ in $(seq 100); do grep -q listening "$TMP/$name.err" && break; sleep 0.1; done
-    local port
-    port=$(sed -n 's|.*http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$TMP/$name.err")
-    [[ -n "$port" ]] || fail "$name: no 'listening on' line: $(cat "$TMP/$name.err")"
-    URL="http://127.0.0.1:$port"
-}
-
 expect_error 2 "--cors: 'https://example.org/' is not an origin" -- "$DIGITS" serve --model "$MODEL" --cors https://example.org/
 expect_error 2 "--cors: 'example.org' is not an origin" -- "$DIGITS" serve --model "$MODEL" --cors example.org
 
 # ---- CORS off (the default)
-start plain
+start_server plain "$MODEL"
 hdr=$("${CURL[@]}" -D - -o /dev/null -H 'Origin: https://example.org' "$URL/healthz")
 grep -qi '^Access-Control-' <<<"$hdr" && fail "CORS headers without --cors: $hdr"
 code=$("${CURL[@]}" -o "$TMP/opt.json" -w '%{http_code}' -X OPTIONS -H 'Origin: https://example.org' \
@@ -78,7 +62,7 @@ code=$("${CURL[@]}" -o "$TMP/byte.out" -w '%{http_code}' -H 'Content-Type: appli
 echo "ok: the same pixels in 0..255: 200"
 
 # ---- CORS on
-start cors --cors https://example.org
+start_server cors "$MODEL" --cors https://example.org
 hdr=$("${CURL[@]}" -D - -o /dev/null -H 'Origin: https://example.org' "$URL/healthz")
 grep -qi '^Access-Control-Allow-Origin: https://example.org' <<<"$hdr" || fail "GET with --cors: $hdr"
 hdr=$("${CURL[@]}" -D - -o /dev/null -H 'Content-Type: application/json' --data-binary @"$TMP/byte.json" "$URL/api/predict")
