@@ -69,6 +69,8 @@ static void help(void) {
         }
         printf("\n");
     }
+    printf("\nA true-or-false flag is turned off with --no-NAME or --NAME=false (e.g. --no-nesterov\n"
+           "over a config file that sets nesterov: true).\n");
     printf("\nExamples:\n"
            "  digits train --epochs 3                         # runs/cnn-bn.safetensors (or -2, -3, ...)\n"
            "  digits train --config configs/s004-twobranch.yaml --epochs 5\n"
@@ -100,8 +102,10 @@ static void bad_flag_value(const TrainOption *opt, const char *text, const char 
     cli_usage_error(CMD, "--%s: '%s' is not %s (must be %s)", opt->name, text, what, why);
 }
 
-/* The flag named by argv[*i] ("--name", "--name=value", "--name value");
- * *value is its text (NULL for a flag without one); exits 2 on an unknown flag. */
+/* The flag named by argv[*i] ("--name", "--name=value", "--name value", and
+ * "--no-name" for a true-or-false option: false, e.g. to turn off what a
+ * --config file turned on); *value is its text (NULL for a flag without one);
+ * exits 2 on an unknown flag. */
 static const TrainOption *flag_at(int argc, char **argv, int *i, const char **value) {
     const char *arg = argv[*i];
     if (strcmp(arg, "-h") == 0) arg = "--help";
@@ -110,6 +114,13 @@ static const TrainOption *flag_at(int argc, char **argv, int *i, const char **va
     const char *eq = strchr(arg, '=');
     snprintf(name, sizeof name, "%.*s", (int)(eq ? (size_t)(eq - arg - 2) : strlen(arg + 2)), arg + 2);
     const TrainOption *opt = train_option_find(name);
+    if (!opt && !eq && strncmp(name, "no-", 3) == 0) {
+        const TrainOption *neg = train_option_find(name + 3);
+        if (neg && neg->type == OPT_BOOL && !(neg->flags & OPTF_CLI)) {
+            *value = "false";
+            return neg;
+        }
+    }
     if (!opt || strchr(name, '_')) {
         const char *near = train_option_suggest(name);
         if (near) cli_usage_error(CMD, "unknown or incomplete flag '--%s' (did you mean '--%s'?)", name, near);

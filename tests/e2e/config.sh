@@ -24,6 +24,12 @@ grep -qx 'model: "lenet5"' "$TMP/p1.yaml" && grep -qx 'lr: 0.01' "$TMP/p1.yaml" 
 keys=$(grep -c '^[a-z-]*: ' "$TMP/p1.yaml")
 [[ $keys -ge 35 ]] || fail "only $keys keys printed"
 echo "ok: --print-config -> --config -> --print-config is byte-identical ($keys keys)"
+# a true set by the file is turned off by --no-NAME or --NAME=false
+for off in --no-nesterov --nesterov=false; do
+    "$D" train --config "$TMP/p1.yaml" "$off" --print-config | grep -qx 'nesterov: false' \
+        || fail "$off did not turn off the file's nesterov: true"
+done
+expect_error 2 "unknown or incomplete flag '--no-lr'" -- "$D" train --no-lr
 
 # ---- flags override the file; both key spellings
 printf 'epochs: 4\nbatch_size: 16\nstep-size: 2\n' > "$TMP/c.yaml"
