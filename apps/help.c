@@ -204,7 +204,7 @@ static Help parse_help(const char *text) {
             flush_block(&h, block, lens, nb);
             nb = 0;
             mode = NONE;
-        } else if (strncmp(line, "usage: ", 7) == 0 || (mode == SYNOPSIS && ind > 0)) {
+        } else if (strncmp(line, "usage: ", 7) == 0 || (mode == SYNOPSIS && strncmp(line + ind, "digits ", 7) == 0)) {
             add(&h, E_SYNOPSIS, NULL, NULL, squeeze(line + (ind ? ind : 7), len - (size_t)(ind ? ind : 7)));
             mode = SYNOPSIS;
         } else if (mode == EXAMPLES && ind > 0) {
@@ -367,6 +367,8 @@ static const char *const MAN_BOTTOM =
     ".TP\n.I models/\n"
     "in the working directory, beside the binary or one folder above it: the\n"
     "zoo (\\fINAME\\fR.spec) and \\fIpretrained/\\fR, searched as under MODELS.\n"
+    ".TP\n.I $DIGITS_MODELS/\n"
+    "searched first: its \\fINAME\\fR.spec files and \\fIpretrained/\\fR.\n"
     ".TP\n.I DATADIR/models/*.spec\n"
     "the model zoo of an installed digits;\n.I DATADIR\nis\n.I PREFIX/share/digits\n"
     "(\\fI/usr/local/share/digits\\fR unless installed with another PREFIX).\n"
