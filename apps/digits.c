@@ -44,7 +44,8 @@ int main(int argc, char **argv) {
         return EXIT_USAGE;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || (strcmp(cmd, "help") == 0 && (argc == 2 || strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0))) {
+    int help_alone = strcmp(cmd, "help") == 0 && (argc == 2 || !strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"));
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || help_alone) {
         usage(stdout);
         return 0;
     }

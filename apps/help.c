@@ -91,6 +91,7 @@ typedef struct {
     int n, cap;
 } Help;
 
+/* The first n bytes of s as a string; caller frees. */
 static char *dup_n(const char *s, size_t n) {
     char *d = malloc(n + 1);
     if (!d) cli_fail(CMD, "out of memory");
@@ -109,14 +110,14 @@ static char *squeeze(const char *s, size_t n) {
     return d;
 }
 
-static Elem *add(Help *h, ElemKind kind, char *flag, char *arg, char *text) {
+/* Appends an Elem to h, which takes the strings over. */
+static void add(Help *h, ElemKind kind, char *flag, char *arg, char *text) {
     if (h->n == h->cap) {
         h->cap = h->cap ? 2 * h->cap : 32;
         h->e = realloc(h->e, (size_t)h->cap * sizeof *h->e);
         if (!h->e) cli_fail(CMD, "out of memory");
     }
-    h->e[h->n] = (Elem){kind, flag, arg, text};
-    return &h->e[h->n++];
+    h->e[h->n++] = (Elem){kind, flag, arg, text};
 }
 
 /* text += sep + (n bytes of s, squeezed unless raw). */
@@ -131,6 +132,7 @@ static void append(char **text, const char *sep, const char *s, size_t n, int ra
     *text = t;
 }
 
+/* The number of spaces a line starts with. */
 static int indent_of(const char *line) { return (int)strspn(line, " "); }
 
 /* "  --flag[ ARG]  text" or "  NAME...  text": fills flag, arg, text. */
@@ -170,22 +172,18 @@ static void flush_block(Help *h, const char **lines, size_t *lens, int n) {
     add(h, keep ? E_PRE : E_TEXT, NULL, NULL, text);
 }
 
-/* An example line "  digits ...   # comment": the command, two spaces, the comment. */
+/* An example line "  digits ...   # comment": the command, two spaces, the
+ * comment; a line that is only a comment continues the one above, indented. */
 static void add_example(Help *h, const char *line, size_t len) {
+    const char *cmd = line + indent_of(line), *end = line + len;
     const char *hash = memchr(line, '#', len);
-    const char *cmd = line + indent_of(line);
-    if (!hash || hash == cmd) {
-        add(h, E_EXAMPLE, NULL, NULL, hash ? squeeze(line, len) : squeeze(cmd, len - (size_t)(cmd - line)));
-        if (hash) { /* a comment line continuing the one above: indent it */
-            char *t = dup_n("  ", 2);
-            append(&t, "", hash, len - (size_t)(hash - line), 0);
-            free(h->e[h->n - 1].text);
-            h->e[h->n - 1].text = t;
-        }
-        return;
+    char *t = dup_n("", 0);
+    if (hash) {
+        if (hash > cmd) append(&t, "", cmd, (size_t)(hash - cmd), 0);
+        append(&t, "  ", hash, (size_t)(end - hash), 0);
+    } else {
+        append(&t, "", cmd, (size_t)(end - cmd), 0);
     }
-    char *t = squeeze(cmd, (size_t)(hash - cmd));
-    append(&t, "  ", hash, len - (size_t)(hash - line), 0);
     add(h, E_EXAMPLE, NULL, NULL, t);
 }
 
@@ -230,6 +228,7 @@ static Help parse_help(const char *text) {
     return h;
 }
 
+/* Frees h's Elems and their strings. */
 static void help_free(Help *h) {
     for (int i = 0; i < h->n; i++) {
         free(h->e[i].flag);
@@ -327,6 +326,7 @@ static void man_section(FILE *f, const Help *h, const char *name) {
     }
 }
 
+/* The sections before the commands' (troff): NAME, SYNOPSIS, DESCRIPTION. */
 static const char *const MAN_TOP =
     ".SH NAME\n"
     "digits \\- handwritten\\-digit recognition: train, evaluate, predict, serve\n"
@@ -350,6 +350,7 @@ static const char *const MAN_TOP =
     ".B digits help \\-\\-complete\n"
     "lists the commands and flags for the bash completion.\n";
 
+/* The sections after them: MODELS, FILES, ENVIRONMENT, EXIT STATUS, EXAMPLES, SEE ALSO. */
 static const char *const MAN_BOTTOM =
     ".SH MODELS\n"
     ".BR predict ,\n.BR eval ,\n.BR submit ,\n.B report\nand\n.B serve\n"
@@ -438,6 +439,9 @@ static int split_words(char *s, char **words, int max) {
     return n;
 }
 
+/* The whole man page: the fixed sections around one section per command
+ * (a command whose --help is an earlier one's points to it), plus one for
+ * each other help of a command its own help refers to. */
 static void man_page(FILE *f, const CliCommand *cmds, int n) {
     fprintf(f, ".\\\" digits.1 \\- made by 'digits help \\-\\-man' (apps/help.c) from every\n"
                ".\\\" subcommand's \\-\\-help; edit those, not this file.\n"
@@ -533,6 +537,7 @@ static void complete_flags(const CliCommand *c, int nargs, char **args) {
     free(text);
 }
 
+/* The table's row called name; a usage error (with "did you mean") if none. */
 static const CliCommand *find_command(const char *name, const CliCommand *cmds, int n) {
     const char *names[64];
     for (int i = 0; i < n; i++) {
@@ -559,7 +564,8 @@ int cmd_help(int argc, char **argv, const CliCommand *cmds, int n) {
         complete_flags(find_command(argv[2], cmds, n), argc - 3, argv + 3);
         return 0;
     }
-    if (argv[1][0] == '-') cli_usage_error(CMD, "unknown flag '%s' (digits help [--man | --complete [CMD] | CMD])", argv[1]);
+    if (argv[1][0] == '-')
+        cli_usage_error(CMD, "unknown flag '%s' (digits help [--man | --complete [CMD] | CMD])", argv[1]);
     if (argc > 2) cli_usage_error(CMD, "unexpected argument '%s'", argv[2]);
     const CliCommand *c = find_command(argv[1], cmds, n);
     char *help_argv[] = {(char *)c->name, "--help", NULL};

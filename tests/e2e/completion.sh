@@ -8,7 +8,6 @@
 # itself (every command, usage errors).
 # Not checked here: interactive readline behaviour (compopt's trailing '/').
 source "$(dirname "$0")/lib.bash"
-# shellcheck source=../../tools/digits.bash-completion
 source tools/digits.bash-completion
 set +u # bash's own completion machinery does not run under -u either
 complete -p digits | grep -q -- '-F _digits' || fail "no completion registered for digits"
@@ -44,14 +43,18 @@ has() {
     local words=$1; shift
     local got
     got=$(complete_words "$words")
-    for w in "$@"; do grep -qxF -- "$w" <<<"$got" || fail "digits $words<TAB>: '$w' missing from: $(tr '\n' ' ' <<<"$got")"; done
+    for w in "$@"; do
+        grep -qxF -- "$w" <<<"$got" || fail "digits $words<TAB>: '$w' missing from: $(tr '\n' ' ' <<<"$got")"
+    done
     echo "ok: digits $words<TAB> has $*"
 }
 
 # the commands: exactly the table's (help --complete), and a prefix
 mapfile -t cmds < <("$DIGITS" help --complete)
 ((${#cmds[@]} >= 12)) || fail "help --complete lists ${#cmds[@]} commands"
-for c in "${cmds[@]}"; do "$DIGITS" --help | grep -qE "^  $c " || [[ $c == help ]] || fail "'$c' not in digits --help"; done
+for c in "${cmds[@]}"; do
+    "$DIGITS" --help | grep -qE "^  $c " || [[ $c == help ]] || fail "'$c' not in digits --help"
+done
 expect "tr" -- train
 expect "e" -- eval ensemble
 COMP_WORDS=("$DIGITS" ""); COMP_CWORD=1; _digits
@@ -60,7 +63,7 @@ COMP_WORDS=("$DIGITS" ""); COMP_CWORD=1; _digits
 # every flag each command's --help lists is offered after "--"
 for c in "${cmds[@]}"; do
     [[ $c == help ]] && continue
-    mapfile -t flags < <("$DIGITS" "$c" --help | grep -oE '^  --[a-z0-9-]+' | sed 's/^  //')
+    mapfile -t flags < <("$DIGITS" "$c" --help | grep -oE '^  --[a-z0-9-]+' | sed 's/^ *//')
     ((${#flags[@]} > 0)) || fail "$c --help lists no flags"
     has "$c --" "${flags[@]}" --help > /dev/null
 done
