@@ -226,13 +226,15 @@ install: $(BUILD)/digits $(BUILD)/libdigits.a $(BUILD)/libdigits.so
 	    install -D -m 644 $$h $(D)$(INCLUDEDIR)/digits/$$h || exit 1; done
 	for f in $(MODEL_FILES); do install -m 644 $$f $(D)$(DATADIR)/$$f || exit 1; done
 	install -m 644 docs/digits.1 $(D)$(MANDIR)/man1/digits.1
+	install -D -m 644 tools/digits.bash-completion $(D)$(PREFIX)/share/bash-completion/completions/digits
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' tools/digits.pc.in > $(D)$(LIBDIR)/pkgconfig/digits.pc
 
 uninstall:
 	rm -f $(D)$(BINDIR)/digits $(D)$(LIBDIR)/$(notdir $(SOLIB)) $(D)$(LIBDIR)/$(SONAME) \
 	    $(D)$(LIBDIR)/libdigits.so $(D)$(LIBDIR)/libdigits.a $(D)$(LIBDIR)/pkgconfig/digits.pc \
-	    $(D)$(INCLUDEDIR)/digits.h $(D)$(MANDIR)/man1/digits.1
+	    $(D)$(INCLUDEDIR)/digits.h $(D)$(MANDIR)/man1/digits.1 \
+	    $(D)$(PREFIX)/share/bash-completion/completions/digits
 	rm -rf $(D)$(INCLUDEDIR)/digits
 	for f in $(MODEL_FILES); do rm -f $(D)$(DATADIR)/$$f; done
 	-rmdir $(D)$(DATADIR)/models/pretrained $(D)$(DATADIR)/models $(D)$(DATADIR) 2>/dev/null

@@ -12,7 +12,10 @@
 
 static const char *CMD = "augment";
 
+static const unsigned SHARED = CLI_DATA | CLI_THREADS;
+
 static void help(void) {
+    CliCommon co = cli_common_defaults();
     printf("usage: digits augment --preview FILE.png [flags]\n"
            "       digits augment --bench [flags]\n\n"
            "  --preview FILE.png    write a grid: each row a training digit, then N versions of it\n"
@@ -23,10 +26,9 @@ static void help(void) {
            "  --n N                 augmented versions per digit                  [8]\n"
            "  --digits K            rows (the first K training images)             [8]\n"
            "  --scale S             pixel scale of the grid                       [4]\n"
-           "  --data DIR|train.csv  MNIST IDX folder or Kaggle train.csv          [data/mnist]\n"
-           "  --seed N              augmentation seed                             [42]\n"
-           "  --threads N           worker threads (0 = all cores)                [0]\n\n"
-           "Examples:\n"
+           "  --seed N              augmentation seed                             [42]\n");
+    cli_common_help(SHARED, &co);
+    printf("\nExamples:\n"
            "  digits augment --preview aug.png\n"
            "  digits augment --preview aug.png --augment rotate=15,shift=0.1 --n 10\n"
            "  digits augment --preview aug.png --augment mnist --data train.csv\n");
@@ -58,19 +60,22 @@ static int write_grid(const char *path, const Dataset *ds, int rows, int n, int 
 }
 
 int cmd_augment(int argc, char **argv) {
-    const char *preview = NULL, *spec = "seed000", *data = "data/mnist";
-    int n = 8, digits = 8, scale = 4, threads = 0, bench = 0;
+    CliCommon co = cli_common_defaults();
+    const char *preview = NULL, *spec = "seed000";
+    int n = 8, digits = 8, scale = 4, bench = 0;
     uint64_t seed = 42;
-    enum { O_PREVIEW = 256, O_BENCH, O_AUG, O_N, O_DIGITS, O_SCALE, O_DATA, O_SEED, O_THREADS, O_HELP };
-    static const struct option opts[] = {
+    enum { O_PREVIEW = 256, O_BENCH, O_AUG, O_N, O_DIGITS, O_SCALE, O_SEED, O_HELP };
+    static const struct option own[] = {
         {"preview", 1, 0, O_PREVIEW}, {"bench", 0, 0, O_BENCH}, {"augment", 1, 0, O_AUG},
         {"n", 1, 0, O_N}, {"digits", 1, 0, O_DIGITS}, {"scale", 1, 0, O_SCALE},
-        {"data", 1, 0, O_DATA}, {"seed", 1, 0, O_SEED}, {"threads", 1, 0, O_THREADS},
-        {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"seed", 1, 0, O_SEED}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    CliOptions ol;
+    cli_options(&ol, own, SHARED);
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", ol.opts, NULL)) != -1) {
+        if (cli_common_parse(CMD, c, optarg, &co)) continue; /* --threads takes effect here */
         switch (c) {
         case O_PREVIEW: preview = optarg; break;
         case O_BENCH: bench = 1; break;
@@ -78,18 +83,16 @@ int cmd_augment(int argc, char **argv) {
         case O_N: n = cli_int(CMD, "--n", optarg, 1, 64); break;
         case O_DIGITS: digits = cli_int(CMD, "--digits", optarg, 1, 64); break;
         case O_SCALE: scale = cli_int(CMD, "--scale", optarg, 1, 16); break;
-        case O_DATA: data = optarg; break;
         case O_SEED: seed = cli_u64(CMD, "--seed", optarg); break;
-        case O_THREADS: threads = cli_int(CMD, "--threads", optarg, 0, 1024); break;
         case O_HELP: help(); return 0;
-        default: cli_bad_flag(CMD, argv[optind - 1], opts);
+        default: cli_bad_flag(CMD, argv[optind - 1], ol.opts);
         }
     }
     if (optind < argc) cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
     if (!preview && !bench) cli_usage_error(CMD, "give --preview FILE.png or --bench");
     AugmentConfig aug;
     if (augment_parse(spec, &aug) < 0) cli_usage_error(CMD, "%s", dg_errmsg());
-    cli_set_threads(threads);
+    const char *data = co.data;
 
     Dataset ds = {0};
     if (dataset_load(data, "train", &ds) < 0) cli_fail(CMD, "%s", dg_errmsg());

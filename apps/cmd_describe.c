@@ -1,6 +1,8 @@
 /* cmd_describe.c — `digits describe`: a data set's overview before any
  * model (src/data/describe.h): counts, label balance, pixel statistics,
- * always-zero pixels, duplicates, inverted and empty images. */
+ * always-zero pixels, duplicates, inverted and empty images. --data is the
+ * shared flag (apps/options.h); its help line is describe's own, since an
+ * unlabelled test.csv is welcome here. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include "core/check.h"
 #include "core/util.h"
 #include "data/describe.h"
+#include "options.h"
 
 static const char *CMD = "describe";
 
@@ -44,17 +47,20 @@ static void help(void) {
 }
 
 int cmd_describe(int argc, char **argv) {
-    const char *data = "data/mnist", *split = "train";
+    CliCommon co = cli_common_defaults();
+    const char *split = "train";
     int json = 0;
-    enum { O_DATA = 256, O_SPLIT, O_JSON, O_HELP };
-    static const struct option opts[] = {{"data", 1, 0, O_DATA}, {"split", 1, 0, O_SPLIT}, {"json", 0, 0, O_JSON},
-                                         {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    enum { O_SPLIT = 256, O_JSON, O_HELP };
+    static const struct option own[] = {{"split", 1, 0, O_SPLIT}, {"json", 0, 0, O_JSON}, {"help", 0, 0, O_HELP},
+                                        {0, 0, 0, 0}};
+    CliOptions ol;
+    cli_options(&ol, own, CLI_DATA);
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", ol.opts, NULL)) != -1) {
+        if (cli_common_parse(CMD, c, optarg, &co)) continue;
         switch (c) {
-        case O_DATA: data = optarg; break;
         case O_SPLIT:
             if (strcmp(optarg, "train") != 0 && strcmp(optarg, "test") != 0)
                 cli_usage_error(CMD, "--split: '%s' is not train or test", optarg);
@@ -62,10 +68,11 @@ int cmd_describe(int argc, char **argv) {
             break;
         case O_JSON: json = 1; break;
         case O_HELP: help(); return 0;
-        default: cli_usage_error(CMD, "unknown or incomplete flag '%s'", argv[optind - 1]);
+        default: cli_bad_flag(CMD, argv[optind - 1], ol.opts);
         }
     }
     if (optind < argc) cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+    const char *data = co.data;
     if (strcmp(data, "data/mnist") == 0) data = cli_default_data(CMD); /* says where it looked */
 
     struct stat st;

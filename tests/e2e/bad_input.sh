@@ -23,6 +23,11 @@ done
 expect_error 2 "unknown flag '--trheads' (did you mean '--threads'?)" -- "$D" eval --trheads 2
 expect_error 2 "unknown flag '--dtpye' (did you mean '--dtype'?)" -- "$D" ensemble --dtpye bf16
 expect_error 2 "unknown flag '--spilt' (did you mean '--split'?)" -- "$D" convert --spilt test
+expect_error 2 "unknown flag '--spilt' (did you mean '--split'?)" -- "$D" describe --spilt test
+expect_error 2 "unknown flag '--dtaa' (did you mean '--data'?)" -- "$D" describe --dtaa "$DATA"
+expect_error 2 "unknown flag '--trheads' (did you mean '--threads'?)" -- "$D" augment --bench --trheads 2
+expect_error 2 "unknown flag '--preveiw' (did you mean '--preview'?)" -- "$D" augment --preveiw x.png
+expect_error 2 "--threads: 'x' is not an integer" -- "$D" augment --bench --threads x
 expect_error 2 "--model needs a value" -- "$D" eval --model
 expect_error 2 "--dtype: 'f8' is not f32, bf16 or f16" -- "$D" ensemble --dtype f8 --out "$TMP/x.safetensors" "$TMP/m.safetensors"
 

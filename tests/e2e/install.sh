@@ -2,6 +2,7 @@
 # install.sh — `make install` into a temporary PREFIX and what a user of the
 # installed tree gets: the CLI finds its pretrained models under DATADIR
 # (PREFIX/share/digits, compiled in) when run from / with no DIGITS_MODELS;
+# the man page renders and the bash completion completes with that digits;
 # pkg-config describes the library; a small C program built with
 # `cc $(pkg-config --cflags digits) prog.c $(pkg-config --libs digits)` links
 # libdigits.so.0 and classifies an MNIST 7 (and so does it linked with
@@ -34,7 +35,7 @@ for f in bin/digits lib/libdigits.so.0.10.0 lib/libdigits.so.0 lib/libdigits.so 
          include/digits.h include/digits/core/util.h include/digits/eval/classifier.h \
          lib/pkgconfig/digits.pc share/man/man1/digits.1 share/digits/models/cnn-bn.spec \
          share/digits/models/pretrained/default.safetensors share/digits/models/pretrained/best.safetensors \
-         share/digits/models/pretrained/manifest.tsv; do
+         share/digits/models/pretrained/manifest.tsv share/bash-completion/completions/digits; do
     [[ -e $P/$f ]] || fail "make install did not install $f"
 done
 [[ -L $P/lib/libdigits.so.0 && -L $P/lib/libdigits.so ]] || fail "libdigits.so{,.0} are not symlinks"
@@ -51,6 +52,11 @@ echo "$out"
 out=$(cd / && env -u DIGITS_MODELS "$P/bin/digits" models) || fail "installed digits models"
 [[ $out == *lenet5* && $out == *default* ]] || fail "installed digits models lacks the zoo in DATADIR: $out"
 groff -man -Tascii "$P/share/man/man1/digits.1" 2>/dev/null | grep 'predict' >/dev/null || fail "man page does not render"
+# the installed bash completion, driven by the installed digits
+out=$(cd / && bash -c \
+    'source "$1"; COMP_WORDS=("$2" tr); COMP_CWORD=1; _digits; echo "${COMPREPLY[*]}"' _ \
+    "$P/share/bash-completion/completions/digits" "$P/bin/digits") || fail "installed bash completion"
+[[ $out == train ]] || fail "installed bash completion: digits tr<TAB> gave '$out'"
 
 # pkg-config and a program built against the shared library
 export PKG_CONFIG_PATH=$P/lib/pkgconfig
