@@ -5,7 +5,6 @@
  * the same as `digits serve` applies to uploads. An image that seems to hold
  * several digits gets a note on stderr (the largest is read); --multi reads
  * them all, left to right, and prints the number. */
-#include <cjson/cJSON.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,21 +32,6 @@ static void help(void) {
            "  digits predict digit.png photo.jpg              # the pretrained default model\n"
            "  digits predict --model best --json scan1.png\n"
            "  digits predict --multi number.jpg\n");
-}
-
-/* The model's input width and height, from dg_model_info_json's "input"
- * [C,H,W] (an SVM, which has none, takes 28x28). */
-static void model_input_size(const dg_model *m, int *width, int *height) {
-    char *text = dg_model_info_json(m);
-    cJSON *info = cJSON_Parse(text);
-    cJSON *in = cJSON_GetObjectItemCaseSensitive(info, "input");
-    *width = *height = PREP_SIDE;
-    if (cJSON_GetArraySize(in) == 3) {
-        *height = cJSON_GetArrayItem(in, 1)->valueint;
-        *width = cJSON_GetArrayItem(in, 2)->valueint;
-    }
-    cJSON_Delete(info);
-    dg_free(text);
 }
 
 /* The best class of probs and its probability. */
@@ -153,11 +137,12 @@ int cmd_predict(int argc, char **argv) {
     dg_model *m;
     if (dg_model_load(&m, model_path) != DG_OK) cli_fail(CMD, "%s", dg_errmsg());
     int width, height;
-    model_input_size(m, &width, &height);
+    dg_model_input_size(m, &width, &height);
     if (width != PREP_SIDE || height != PREP_SIDE)
         cli_fail(CMD, "%s: the model takes %dx%d images, preprocessing makes %dx%d", model_path, width, height,
                  PREP_SIDE, PREP_SIDE);
     dg_model_set_tta(m, tta);
+    dg_model_set_batch(m, 1); /* one pass per digit, as always (the last bits of a probability depend on it) */
     int failures = 0;
     for (int i = optind; i < argc; i++) failures += predict_file(m, argv[i], json, multi) < 0;
     dg_model_free(m);

@@ -4,9 +4,9 @@
  * One self-contained header: it includes only <stddef.h> and <stdint.h>,
  * every name starts with dg_ or DG_, and the handles are opaque. Build with
  *
- *     cc prog.c $(pkg-config --cflags --libs digits)            (libdigits.so)
- *     cc prog.c $(pkg-config --cflags --libs --static digits) -static-libgcc
- *                                                             (libdigits.a)
+ *     cc prog.c $(pkg-config --cflags --libs digits)               (libdigits.so)
+ *     cc prog.c $(pkg-config --cflags --libs --static digits | sed 's/-ldigits/-l:libdigits.a/')
+ *                                                                   (libdigits.a)
  *
  * ---- Tutorial ------------------------------------------------------------
  *
@@ -62,7 +62,7 @@
  * the weights are read only and every call runs in a workspace of its own
  * (activation buffers, taken from a pool inside the model and given back at
  * the end of the call; the pool grows to the number of concurrent calls).
- * What changes a model — dg_train, dg_model_set_tta, dg_model_free — needs
+ * What changes a model — dg_train, dg_model_set_tta/batch, dg_model_free — needs
  * the model to itself: no other call on it may run meanwhile. Data sets,
  * training configurations and metrics are plain values: share them
  * read-only, or give each thread its own. dg_errmsg() is per thread.
@@ -162,9 +162,15 @@ DG_API const char *dg_model_metadata(const dg_model *m);
  * summary (the layer table's lines; cnn), members [{name, params, macs}]
  * and vote (ensemble), metadata (the object above). NULL on bad arguments. */
 DG_API char *dg_model_info_json(const dg_model *m);
+/* The images the model takes (28x28 for every zoo model). */
+DG_API int dg_model_input_size(const dg_model *m, int *width, int *height);
 /* Test-time augmentation: average the probabilities of n mild warps of each
  * image, the first the image itself (<= 1: off, the default). */
 DG_API int dg_model_set_tta(dg_model *m, int n);
+/* Images per forward pass in dg_predict_batch and dg_evaluate (1..65536,
+ * default 256; capped so that a pass's activations stay under 1 GiB). The
+ * probabilities can differ in their last bits between batch sizes. */
+DG_API int dg_model_set_batch(dg_model *m, int n);
 
 /* ---- prediction ---------------------------------------------------------------- */
 

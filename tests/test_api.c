@@ -77,6 +77,10 @@ static void test_version_and_info(void **state) {
     dg_free(info);
     assert_int_equal(dg_model_metadata(model)[0], '{');
     assert_true(dg_get_threads() >= 1);
+    int w = 0, h = 0;
+    assert_int_equal(dg_model_input_size(model, &w, &h), DG_OK);
+    assert_int_equal(w, 28);
+    assert_int_equal(h, 28);
 }
 
 /* dg_predict = the internal Classifier on the same file, image by image. */
@@ -116,6 +120,12 @@ static void test_batch_equals_single(void **state) {
         for (int k = 0; k < 10; k++) assert_true(fabsf(batch[i].probs[k] - one.probs[k]) < 1e-5f);
     }
     assert_int_equal(dg_predict_batch(model, mnist.pixels, 0, batch), DG_OK);
+    /* passes of 5 images: the same digits */
+    assert_int_equal(dg_model_set_batch(model, 5), DG_OK);
+    dg_prediction fives[N_IMAGES];
+    assert_int_equal(dg_predict_batch(model, mnist.pixels, N_IMAGES, fives), DG_OK);
+    for (int i = 0; i < N_IMAGES; i++) assert_int_equal(fives[i].digit, batch[i].digit);
+    assert_int_equal(dg_model_set_batch(model, 256), DG_OK);
 }
 
 /* MNIST image i drawn dark on white, 3x larger, in a corner of a 200x150
@@ -358,6 +368,11 @@ static void test_model_errors(void **state) {
     expect_error(dg_model_save(NULL, "x"), DG_ERR_ARG);
     expect_error(dg_model_save(model, "/nonexistent/dir/m.safetensors"), DG_ERR_IO);
     expect_error(dg_model_set_tta(NULL, 2), DG_ERR_ARG);
+    expect_error(dg_model_set_tta(model, 1000), DG_ERR_ARG);
+    expect_error(dg_model_set_batch(model, 0), DG_ERR_ARG);
+    expect_error(dg_model_set_batch(NULL, 8), DG_ERR_ARG);
+    int w;
+    expect_error(dg_model_input_size(model, &w, NULL), DG_ERR_ARG);
     assert_null(dg_model_info_json(NULL));
     assert_null(dg_model_kind(NULL));
     dg_model_free(NULL);

@@ -22,6 +22,7 @@ struct dg_model {
     int fresh;          /* built, never trained: dg_train initialises the weights */
     int save_dtype;     /* DgDtype dg_model_save writes (the last training's "dtype") */
     int tta;
+    int batch;          /* images per forward pass (dg_model_set_batch) */
     int threads;        /* the thread count when loaded (0: all) */
     pthread_mutex_t mu;
     Classifier **idle;  /* workspaces not in use */
@@ -53,8 +54,10 @@ int api_file_error(const char *path);
 int api_threads(void);
 
 /* The pool (workspace.c): a workspace ready for batches of up to `want`
- * images (its tta set from the model); never NULL (out of memory aborts). */
-Classifier *workspace_take(dg_model *m, int want);
+ * images (its tta set from the model); never NULL (out of memory aborts).
+ * *chunk: the images to pass per classifier_predict call (<= want; fewer
+ * when a batch of want would not fit the activation budget). */
+Classifier *workspace_take(dg_model *m, int want, int *chunk);
 void workspace_give(dg_model *m, Classifier *ws);
 /* Frees every idle workspace (the weights changed, or the model goes). */
 void workspace_drop_all(dg_model *m);

@@ -8,8 +8,6 @@
 
 #include "api/api.h"
 
-#define EVAL_BATCH 256
-
 int dg_evaluate(dg_model *m, const dg_dataset *ds, dg_metrics **out) {
     const char *F = "dg_evaluate";
     int rc = api_need(out, F, "out");
@@ -28,8 +26,12 @@ int dg_evaluate(dg_model *m, const dg_dataset *ds, dg_metrics **out) {
         free(pred);
         return api_fail(DG_ERR_ARG, "out of memory");
     }
-    Classifier *ws = workspace_take(m, d->n < EVAL_BATCH ? (d->n ? d->n : 1) : EVAL_BATCH);
+    int chunk;
+    Classifier *ws = workspace_take(m, d->n < m->batch ? (d->n ? d->n : 1) : m->batch, &chunk);
+    const int capacity = ws->batch;
+    ws->batch = chunk; /* classifier_predict_dataset's passes: the model's batch size */
     classifier_predict_dataset(ws, d, pred, NULL, &mt->loss);
+    ws->batch = capacity;
     workspace_give(m, ws);
     metrics_compute(&mt->mt, d->labels, pred, d->n);
     free(pred);

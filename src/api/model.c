@@ -18,6 +18,7 @@ static dg_model *model_new(void) {
     if (!m) return NULL;
     pthread_mutex_init(&m->mu, NULL);
     m->threads = api_threads();
+    m->batch = 256;
     snprintf(m->dtype, sizeof m->dtype, "F32");
     return m;
 }
@@ -150,5 +151,23 @@ int dg_model_set_tta(dg_model *m, int n) {
     if (rc) return rc;
     if (n > 64) return api_fail(DG_ERR_ARG, "dg_model_set_tta: %d warps; at most 64", n);
     m->tta = n > 1 ? n : 0;
+    return DG_OK;
+}
+
+int dg_model_set_batch(dg_model *m, int n) {
+    int rc = api_need(m, "dg_model_set_batch", "model");
+    if (rc) return rc;
+    if (n < 1 || n > 65536) return api_fail(DG_ERR_ARG, "dg_model_set_batch: %d images per pass; 1..65536", n);
+    m->batch = n;
+    return DG_OK;
+}
+
+int dg_model_input_size(const dg_model *m, int *width, int *height) {
+    int rc = api_need(m, "dg_model_input_size", "model");
+    if (rc || (rc = api_need(width, "dg_model_input_size", "width")) ||
+        (rc = api_need(height, "dg_model_input_size", "height")))
+        return rc;
+    *width = m->proto.width;
+    *height = m->proto.height;
     return DG_OK;
 }

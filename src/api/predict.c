@@ -11,8 +11,6 @@
 #include "core/check.h"
 #include "data/preprocess.h"
 
-#define MAX_BATCH 256 /* workspace activations: images per forward at most */
-
 /* The model must take 28x28 images (every zoo model does). */
 static int check_model(const dg_model *m, const char *func) {
     int rc = api_need(m, func, "model");
@@ -36,14 +34,16 @@ static void fill(dg_prediction *out, const float *probs, size_t n, int n_digits)
     }
 }
 
-/* n 28x28 images through a workspace into out (arguments checked). */
+/* n 28x28 images through a workspace into out (arguments checked), in
+ * passes of the model's batch size. */
 static int run(dg_model *m, const uint8_t *images, size_t n, dg_prediction *out, int n_digits) {
     if (n == 0) return DG_OK;
     float *probs = malloc(n * DG_CLASSES * sizeof(float));
     if (!probs) return api_fail(DG_ERR_ARG, "out of memory for %zu predictions", n);
-    Classifier *ws = workspace_take(m, n < MAX_BATCH ? (int)n : MAX_BATCH);
-    for (size_t s = 0; s < n; s += MAX_BATCH) {
-        size_t k = n - s < MAX_BATCH ? n - s : MAX_BATCH;
+    int chunk;
+    Classifier *ws = workspace_take(m, n < (size_t)m->batch ? (int)n : m->batch, &chunk);
+    for (size_t s = 0; s < n; s += (size_t)chunk) {
+        size_t k = n - s < (size_t)chunk ? n - s : (size_t)chunk;
         classifier_predict(ws, images + s * DG_SIDE * DG_SIDE, (int)k, probs + s * DG_CLASSES, NULL);
     }
     workspace_give(m, ws);

@@ -68,7 +68,7 @@ static void ws_reserve(Classifier *ws, int want, int threads) {
     ws->batch = want;
 }
 
-Classifier *workspace_take(dg_model *m, int want) {
+Classifier *workspace_take(dg_model *m, int want, int *chunk) {
     Classifier *ws = NULL;
     pthread_mutex_lock(&m->mu);
     if (m->n_idle > 0) ws = m->idle[--m->n_idle];
@@ -76,6 +76,7 @@ Classifier *workspace_take(dg_model *m, int want) {
     if (!ws) ws = ws_new(m);
     ws_reserve(ws, want, m->threads);
     ws->tta = m->tta;
+    *chunk = want < ws->batch ? want : ws->batch;
     return ws;
 }
 

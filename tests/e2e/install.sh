@@ -91,8 +91,8 @@ build_examples "" $(pkg-config --libs digits)
 LD_LIBRARY_PATH=$P/lib ldd "$TMP/classify" > "$TMP/ldd.txt"
 grep -F "libdigits.so.0 => $P/lib/libdigits.so.0" "$TMP/ldd.txt" > /dev/null \
     || fail "classify does not link $P/lib/libdigits.so.0: $(cat "$TMP/ldd.txt")"
-# static: pkg-config --static, libdigits.a chosen over the .so
-static_libs=$(pkg-config --static --libs digits | sed 's/-ldigits/-Wl,-Bstatic -ldigits -Wl,-Bdynamic/')
+# static: pkg-config --static, libdigits.a chosen over the .so (as digits.h says)
+static_libs=$(pkg-config --static --libs digits | sed 's/-ldigits/-l:libdigits.a/')
 # shellcheck disable=SC2086
 build_examples "-static" $static_libs
 ldd "$TMP/classify-static" > "$TMP/ldd.txt"
