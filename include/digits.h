@@ -240,7 +240,9 @@ DG_API void dg_train_config_free(dg_train_config *cfg);
  * threads, dtype, log, out, augment, normalize, precision, quiet) and
  * val-split and limit (used by dg_train); the command line's own
  * (data, test, ensemble, checkpoint-dir, ...) give DG_ERR_ARG, as do an
- * unknown name (the message suggests the nearest) and a bad value. */
+ * unknown name (the message suggests the nearest) and a bad value.
+ * "precision bf16" switches the whole process to bf16 convolutions while
+ * dg_train runs. */
 DG_API int dg_train_set(dg_train_config *cfg, const char *name, const char *value);
 DG_API int dg_train_set_int(dg_train_config *cfg, const char *name, long value);
 DG_API int dg_train_set_float(dg_train_config *cfg, const char *name, double value);
