@@ -115,6 +115,7 @@ enum {
     DG_ERR_SIZE = -4,         /* wrong image size: not what the model takes, zero, or too large */
     DG_ERR_NO_DIGIT = -5,     /* the image is blank: no ink stands out from the background */
     DG_ERR_UNSUPPORTED = -6,  /* the model cannot do this (e.g. train or save an ensemble or SVM) */
+    DG_ERR_NOMEM = -7         /* out of memory */
 };
 /* The last error's one-line message on this thread ("" if none), e.g.
  * "m.safetensors: tensor 3.weight: shape [32,1,3,3], expected [16,1,3,3]". */

@@ -345,6 +345,57 @@ static void test_train_save_load(void **state) {
     dg_dataset_free(d);
 }
 
+/* The PCA + SVM kind: loads, predicts from several threads (the workspaces
+ * share its read-only tables) like the internal path, and refuses what
+ * only a network does. */
+static void *predict_svm(void *arg) {
+    void **a = arg;
+    Job *j = a[1];
+    j->rc = dg_predict_batch(a[0], mnist.pixels, N_IMAGES, j->out);
+    return NULL;
+}
+
+static void test_svm_kind(void **state) {
+    (void)state;
+    Dataset train;
+    assert_int_equal(dataset_load(data_dir(), "train", &train), 0);
+    train.n = 600;
+    PcaSvmConfig sc;
+    pcasvm_config_defaults(&sc);
+    sc.components = 20;
+    PcaSvm svm;
+    PcaSvmStats stats;
+    assert_int_equal(pcasvm_train(&svm, &train, &sc, &stats), 0);
+    const char *path = tu_tmp_path("svm.safetensors");
+    assert_int_equal(pcasvm_save(&svm, path), 0);
+    float want[N_IMAGES * 10];
+    pcasvm_predict(&svm, mnist.pixels, N_IMAGES, want, NULL);
+    pcasvm_free(&svm);
+    dataset_free(&train);
+
+    dg_model *m;
+    assert_int_equal(dg_model_load(&m, path), DG_OK);
+    assert_string_equal(dg_model_kind(m), "svm");
+    assert_int_equal(dg_model_param_count(m), 0);
+    Job jobs[2];
+    void *args[2][2] = {{m, &jobs[0]}, {m, &jobs[1]}};
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++) assert_int_equal(pthread_create(&th[t], NULL, predict_svm, args[t]), 0);
+    for (int t = 0; t < 2; t++) pthread_join(th[t], NULL);
+    for (int t = 0; t < 2; t++) {
+        assert_int_equal(jobs[t].rc, DG_OK);
+        for (int i = 0; i < N_IMAGES; i++) assert_memory_equal(jobs[t].out[i].probs, want + i * 10, 10 * sizeof(float));
+    }
+    expect_error(dg_model_save(m, tu_tmp_path("svm2.safetensors")), DG_ERR_UNSUPPORTED);
+    dg_dataset *d;
+    assert_int_equal(dg_dataset_load(&d, data_dir(), "test"), DG_OK);
+    dg_train_config *cfg = dg_train_config_new();
+    expect_error(dg_train(m, d, NULL, cfg, NULL, NULL, NULL), DG_ERR_UNSUPPORTED);
+    dg_train_config_free(cfg);
+    dg_dataset_free(d);
+    dg_model_free(m);
+}
+
 /* ---- error paths --------------------------------------------------------------- */
 
 static void test_model_errors(void **state) {
@@ -458,6 +509,7 @@ int main(void) {
         cmocka_unit_test(test_threads_share_a_model),
         cmocka_unit_test(test_dataset_split_evaluate),
         cmocka_unit_test(test_train_save_load),
+        cmocka_unit_test(test_svm_kind),
         cmocka_unit_test(test_model_errors),
         cmocka_unit_test(test_predict_errors),
         cmocka_unit_test(test_data_train_eval_errors),

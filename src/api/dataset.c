@@ -34,7 +34,7 @@ int dg_dataset_load(dg_dataset **out, const char *path, const char *split) {
         size_t n = strlen(path);
         return n > 4 && strcmp(path + n - 4, ".csv") == 0 ? api_file_error(path) : DG_ERR_IO;
     }
-    if (!(*out = wrap(&ds))) return api_fail(DG_ERR_ARG, "out of memory");
+    if (!(*out = wrap(&ds))) return api_fail(DG_ERR_NOMEM, "out of memory");
     return DG_OK;
 }
 
@@ -65,12 +65,12 @@ int dg_dataset_subset(const dg_dataset *ds, size_t first, size_t count, dg_datas
     if (first > n) first = n;
     if (count > n - first) count = n - first;
     int *idx = malloc((count ? count : 1) * sizeof *idx);
-    if (!idx) return api_fail(DG_ERR_ARG, "out of memory");
+    if (!idx) return api_fail(DG_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < count; i++) idx[i] = (int)(first + i);
     Dataset sub;
     dataset_subset(&sub, &ds->ds, idx, (int)count);
     free(idx);
-    if (!(*out = wrap(&sub))) return api_fail(DG_ERR_ARG, "out of memory");
+    if (!(*out = wrap(&sub))) return api_fail(DG_ERR_NOMEM, "out of memory");
     return DG_OK;
 }
 
@@ -96,7 +96,7 @@ int dg_dataset_split(const dg_dataset *ds, float val_fraction, uint64_t seed, dg
         dg_dataset_free(*train);
         dg_dataset_free(*val);
         *train = *val = NULL;
-        return api_fail(DG_ERR_ARG, "out of memory");
+        return api_fail(DG_ERR_NOMEM, "out of memory");
     }
     return DG_OK;
 }

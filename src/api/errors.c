@@ -32,6 +32,7 @@ const char *dg_strerror(int code) {
     case DG_ERR_SIZE: return "wrong image size";
     case DG_ERR_NO_DIGIT: return "no digit found";
     case DG_ERR_UNSUPPORTED: return "not supported by this model";
+    case DG_ERR_NOMEM: return "out of memory";
     default: return "unknown error code";
     }
 }

@@ -24,7 +24,7 @@ int dg_evaluate(dg_model *m, const dg_dataset *ds, dg_metrics **out) {
     if (!mt || !pred) {
         free(mt);
         free(pred);
-        return api_fail(DG_ERR_ARG, "out of memory");
+        return api_fail(DG_ERR_NOMEM, "out of memory");
     }
     int chunk;
     Classifier *ws = workspace_take(m, d->n < m->batch ? (d->n ? d->n : 1) : m->batch, &chunk);

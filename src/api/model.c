@@ -61,7 +61,7 @@ int dg_model_load(dg_model **out, const char *path_or_name) {
     if ((rc = resolve(path_or_name, path, sizeof path))) return rc;
     if ((rc = zoo_name_error(path))) return rc;
     dg_model *m = model_new();
-    if (!m) return api_fail(DG_ERR_ARG, "out of memory");
+    if (!m) return api_fail(DG_ERR_NOMEM, "out of memory");
     if (classifier_load(&m->proto, path, 1, m->threads) < 0) {
         rc = api_file_error(path);
         dg_model_free(m);
@@ -77,7 +77,7 @@ static int wrap_built(dg_model **out, Model *n) {
     dg_model *m = model_new();
     if (!m) {
         model_free(n);
-        return api_fail(DG_ERR_ARG, "out of memory");
+        return api_fail(DG_ERR_NOMEM, "out of memory");
     }
     classifier_from_model(&m->proto, n);
     m->fresh = 1;

@@ -39,7 +39,7 @@ static void fill(dg_prediction *out, const float *probs, size_t n, int n_digits)
 static int run(dg_model *m, const uint8_t *images, size_t n, dg_prediction *out, int n_digits) {
     if (n == 0) return DG_OK;
     float *probs = malloc(n * DG_CLASSES * sizeof(float));
-    if (!probs) return api_fail(DG_ERR_ARG, "out of memory for %zu predictions", n);
+    if (!probs) return api_fail(DG_ERR_NOMEM, "out of memory for %zu predictions", n);
     int chunk;
     Classifier *ws = workspace_take(m, n < (size_t)m->batch ? (int)n : m->batch, &chunk);
     for (size_t s = 0; s < n; s += (size_t)chunk) {
@@ -122,7 +122,7 @@ int dg_predict_number(dg_model *m, const uint8_t *pixels, int width, int height,
     if (max > PREP_MAX_DIGITS) max = PREP_MAX_DIGITS;
     int channels;
     uint8_t *t = repack(pixels, width, height, stride, format, &channels);
-    if (!t) return api_fail(DG_ERR_ARG, "out of memory");
+    if (!t) return api_fail(DG_ERR_NOMEM, "out of memory");
     uint8_t input[PREP_MAX_DIGITS][PREP_SIDE * PREP_SIDE];
     PrepInfo info;
     int n = preprocess_number(input[0], max, t, channels, width, height, &info);
@@ -149,7 +149,7 @@ int dg_predict_image(dg_model *m, const uint8_t *pixels, int width, int height, 
         return rc;
     int channels;
     uint8_t *t = repack(pixels, width, height, stride, format, &channels);
-    if (!t) return api_fail(DG_ERR_ARG, "out of memory");
+    if (!t) return api_fail(DG_ERR_NOMEM, "out of memory");
     rc = predict_tight(m, t, channels, width, height, out);
     free(t);
     return rc;
