@@ -59,9 +59,11 @@
  *
  * A loaded model may be shared by any number of threads that predict or
  * evaluate at the same time (dg_predict*, dg_evaluate, the dg_model_ getters):
- * the weights are read only and every call runs in a workspace of its own
- * (activation buffers, taken from a pool inside the model and given back at
- * the end of the call; the pool grows to the number of concurrent calls).
+ * the model is only read and every call runs in a workspace of its own
+ * (activation buffers and a copy of the weights, taken from a pool inside
+ * the model and given back at the end of the call; the pool grows to the
+ * most calls that ran at once, so memory is about that many copies of the
+ * model plus one batch of activations each).
  * What changes a model — dg_train, dg_model_set_tta/batch, dg_model_free — needs
  * the model to itself: no other call on it may run meanwhile. Data sets,
  * training configurations and metrics are plain values: share them
