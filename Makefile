@@ -84,8 +84,9 @@ endif
 LDLIBS  := -lcjson -lpng -ljpeg -lz -lm -ldl -lpthread -lmicrohttpd -lcairo -lsvm -lyaml
 
 # make install PREFIX=/usr/local DESTDIR= (and make uninstall): the CLI,
-# libdigits.so.0 + libdigits.a, include/digits.h with the src/ headers it
-# includes under include/digits/, digits.pc, the man page and share/digits/.
+# libdigits.so.0 + libdigits.a, include/digits.h (the public API: one
+# self-contained header; src/'s headers stay internal), digits.pc, the man
+# page and share/digits/.
 PREFIX  ?= /usr/local
 DESTDIR ?=
 BINDIR  ?= $(PREFIX)/bin
@@ -153,13 +154,15 @@ $(BUILD)/libdigits.so: $(SOLIB)
 	ln -sf $(notdir $(SOLIB)) $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $@
 
+# the shared library exports only the public API: the dg_* functions that
+# include/digits.h marks DG_API (tests/e2e/install.sh checks it with nm -D)
 $(BUILD)/pic/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fPIC -c -o $@ $<
+	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
 
 $(BUILD)/pic/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fPIC -c -o $@ $<
+	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
 
 # flags live here: a changed Makefile rebuilds everything
 $(BUILD)/%.o: %.c Makefile
@@ -207,14 +210,12 @@ test: $(BUILD)/digits $(BUILD)/libdigits.so $(TEST_BIN) $(TEST_TOOLS) $(FUZZ_REP
 
 bench: $(BUILD)/digits $(BENCH_BIN)
 
-# the headers digits.h includes (all of src/'s), under include/digits/
-INST_HDR := $(shell cd src && find . -name '*.h' | sed 's|^\./||' | sort)
 MODEL_FILES := $(wildcard models/*.spec) $(wildcard models/pretrained/*.safetensors) \
                models/pretrained/manifest.tsv
 D := $(DESTDIR)
 
 install: $(BUILD)/digits $(BUILD)/libdigits.a $(BUILD)/libdigits.so
-	install -d $(D)$(BINDIR) $(D)$(LIBDIR)/pkgconfig $(D)$(INCLUDEDIR)/digits \
+	install -d $(D)$(BINDIR) $(D)$(LIBDIR)/pkgconfig $(D)$(INCLUDEDIR) \
 	    $(D)$(DATADIR)/models/pretrained $(D)$(MANDIR)/man1
 	install -m 755 $(BUILD)/digits $(D)$(BINDIR)/digits
 	install -m 755 $(SOLIB) $(D)$(LIBDIR)/$(notdir $(SOLIB))
@@ -222,8 +223,6 @@ install: $(BUILD)/digits $(BUILD)/libdigits.a $(BUILD)/libdigits.so
 	ln -sf $(SONAME) $(D)$(LIBDIR)/libdigits.so
 	install -m 644 $(BUILD)/libdigits.a $(D)$(LIBDIR)/libdigits.a
 	install -m 644 include/digits.h $(D)$(INCLUDEDIR)/digits.h
-	cd src && for h in $(INST_HDR); do \
-	    install -D -m 644 $$h $(D)$(INCLUDEDIR)/digits/$$h || exit 1; done
 	for f in $(MODEL_FILES); do install -m 644 $$f $(D)$(DATADIR)/$$f || exit 1; done
 	install -m 644 docs/digits.1 $(D)$(MANDIR)/man1/digits.1
 	install -D -m 644 tools/digits.bash-completion $(D)$(PREFIX)/share/bash-completion/completions/digits
@@ -235,7 +234,6 @@ uninstall:
 	    $(D)$(LIBDIR)/libdigits.so $(D)$(LIBDIR)/libdigits.a $(D)$(LIBDIR)/pkgconfig/digits.pc \
 	    $(D)$(INCLUDEDIR)/digits.h $(D)$(MANDIR)/man1/digits.1 \
 	    $(D)$(PREFIX)/share/bash-completion/completions/digits
-	rm -rf $(D)$(INCLUDEDIR)/digits
 	for f in $(MODEL_FILES); do rm -f $(D)$(DATADIR)/$$f; done
 	-rmdir $(D)$(DATADIR)/models/pretrained $(D)$(DATADIR)/models $(D)$(DATADIR) 2>/dev/null
 

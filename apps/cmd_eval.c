@@ -1,13 +1,18 @@
 /* cmd_eval.c — `digits eval`: accuracy, top-k accuracy, per-class report,
  * confusion matrix and the misclassified items of a saved model (any kind
- * the Classifier API loads) on a labelled data set, as text or JSON. */
+ * the Classifier API loads) on a labelled data set, as text or JSON. The
+ * model is loaded and run through the public API (dg_model_load,
+ * dg_predict_batch); the data (its hold-out roles) and the report stay on
+ * the internal modules, which the API leaves out. */
 #include <cjson/cJSON.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "digits.h"
 #include "digits_internal.h"
 #include "options.h"
 
@@ -54,6 +59,25 @@ static void warn_training_data(const char *data, const Dataset *ds, const char *
     fputc('\n', stderr);
 }
 
+/* Every image of ds through the public API (dg_predict_batch): *pred (n)
+ * and *probs (n, 10), malloc'd; *loss the mean cross-entropy of the
+ * probabilities (a probability below 1e-12 counts as 1e-12). */
+static void predict_all(dg_model *m, const Dataset *ds, uint8_t **pred, float **probs, double *loss) {
+    dg_prediction *out = dg_xmalloc((size_t)(ds->n ? ds->n : 1) * sizeof *out);
+    if (dg_predict_batch(m, ds->pixels, (size_t)ds->n, out) != DG_OK) cli_fail(CMD, "%s", dg_errmsg());
+    *pred = dg_xmalloc((size_t)ds->n);
+    *probs = dg_xmalloc((size_t)ds->n * MODEL_NUM_CLASSES * sizeof(float));
+    double sum = 0;
+    for (int i = 0; i < ds->n; i++) {
+        (*pred)[i] = (uint8_t)out[i].digit;
+        memcpy(*probs + (size_t)i * MODEL_NUM_CLASSES, out[i].probs, sizeof out[i].probs);
+        float pt = out[i].probs[ds->labels[i]];
+        sum += -log(pt > 1e-12f ? pt : 1e-12f);
+    }
+    *loss = ds->n ? sum / ds->n : 0.0;
+    free(out);
+}
+
 int cmd_eval(int argc, char **argv) {
     CliCommon co = cli_common_defaults();
     co.data = NULL; /* resolved by eval_data_path: the model's own data for --split val */
@@ -90,13 +114,16 @@ int cmd_eval(int argc, char **argv) {
     const char *data = co.data;
     int batch = co.batch_size, threads = co.threads, tta = co.tta;
 
-    Classifier m;
-    if (classifier_load(&m, model_path, batch, threads) < 0) cli_fail(CMD, "%s", dg_errmsg());
-    m.tta = tta;
+    dg_set_threads(threads);
+    dg_model *m;
+    if (dg_model_load(&m, model_path) != DG_OK) cli_fail(CMD, "%s", dg_errmsg());
+    dg_model_set_batch(m, batch);
+    dg_model_set_tta(m, tta);
+    const char *metadata = dg_model_metadata(m);
     Dataset ds = {0};
     DataRole role;
-    data = eval_data_path(data, split, m.metadata_json);
-    if (holdout_load(data, split, m.metadata_json, &ds, &role) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    data = eval_data_path(data, split, metadata);
+    if (holdout_load(data, split, metadata, &ds, &role) < 0) cli_fail(CMD, "%s", dg_errmsg());
     if (!ds.labels) {
         char w1[8300], w2[8300];
         cli_fail(CMD, "%s: has no labels to score against (a Kaggle test.csv?); to predict it for Kaggle run "
@@ -104,15 +131,17 @@ int cmd_eval(int argc, char **argv) {
                  "cut with 'digits convert --skip N')", data, cli_shell_word(model_path, w1, sizeof w1),
                  cli_shell_word(data, w2, sizeof w2));
     }
-    if (role == DATA_TRAINING) warn_training_data(data, &ds, m.metadata_json);
-    if (ds.rows != m.height || ds.cols != m.width)
-        cli_fail(CMD, "%s: images are %dx%d, the model expects %dx%d", data, ds.rows, ds.cols, m.height, m.width);
+    if (role == DATA_TRAINING) warn_training_data(data, &ds, metadata);
+    int width, height;
+    dg_model_input_size(m, &width, &height);
+    if (ds.rows != height || ds.cols != width)
+        cli_fail(CMD, "%s: images are %dx%d, the model expects %dx%d", data, ds.rows, ds.cols, height, width);
     if (limit && limit < ds.n) ds.n = limit;
 
-    uint8_t *pred = dg_xmalloc((size_t)ds.n);
-    float *probs = dg_xmalloc((size_t)ds.n * MODEL_NUM_CLASSES * sizeof(float));
     double loss;
-    classifier_predict_dataset(&m, &ds, pred, probs, &loss);
+    uint8_t *pred;
+    float *probs;
+    predict_all(m, &ds, &pred, &probs, &loss);
     Metrics mt;
     metrics_compute(&mt, ds.labels, pred, ds.n);
     metrics_set_top_k(&mt, probs, ds.labels, ds.n, top_k);
@@ -124,7 +153,7 @@ int cmd_eval(int argc, char **argv) {
         char *list = misclassified_to_json(mis, n_mis);
         cJSON *extra = cJSON_CreateObject();
         cJSON_AddNumberToObject(extra, "loss", loss);
-        cJSON_AddStringToObject(extra, "model", m.name);
+        cJSON_AddStringToObject(extra, "model", dg_model_name(m));
         cJSON_AddStringToObject(extra, "data", split);
         cJSON_AddStringToObject(extra, "data_role", holdout_role_title(role));
         cJSON_AddNumberToObject(extra, "n_misclassified", total_mis);
@@ -151,6 +180,6 @@ int cmd_eval(int argc, char **argv) {
     free(probs);
     free(pred);
     dataset_free(&ds);
-    classifier_free(&m);
+    dg_model_free(m);
     return 0;
 }

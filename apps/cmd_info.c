@@ -3,6 +3,7 @@
  * configuration, data hash, recorded metrics, the digits version that
  * wrote it), as text or one JSON object; and `digits info --list` (alias
  * `digits models`): the zoo and the pretrained models present.
+ * `info MODEL` reads everything through the public API (dg_model_info_json).
  * Leaves out: evaluating anything (that is `digits eval`). */
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "digits.h"
 #include "digits_internal.h"
 #include "options.h"
 
@@ -78,17 +80,6 @@ static const char *data_hash(const cJSON *meta, const cJSON *cfg) {
     return meta_str(meta, "digits.data_hash");
 }
 
-/* model_summary's table as text (malloc'd). */
-static char *summary_text(const Model *m) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f) cli_fail(CMD, "out of memory");
-    model_summary(m, f);
-    fclose(f);
-    return buf;
-}
-
 static long file_bytes(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 ? (long)st.st_size : -1;
@@ -96,66 +87,60 @@ static long file_bytes(const char *path) {
 
 /* ---- info MODEL ------------------------------------------------------------- */
 
+/* A number member of the API's info object (0 when absent). */
+static double num(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+/* A copy of member `key` of the API's info object, or JSON null. */
+static cJSON *copy(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull();
+}
+
+/* `info MODEL` from the public API: dg_model_load + dg_model_info_json. */
 static int info_model(const char *arg, int json) {
     char path[PATH_MAX];
     cli_model_path(CMD, arg, path, sizeof path);
-    SafeTensors *st = safetensors_open(path);
-    if (!st) cli_fail(CMD, "%s", dg_errmsg());
-    char dtypes[64];
-    safetensors_dtypes(st, dtypes, sizeof dtypes);
-    safetensors_close(st);
-    Classifier c;
-    if (classifier_load(&c, path, 1, 1) < 0) cli_fail(CMD, "%s", dg_errmsg());
-    cJSON *meta = cJSON_Parse(c.metadata_json ? c.metadata_json : "{}");
+    dg_set_threads(1);
+    dg_model *dm;
+    if (dg_model_load(&dm, path) != DG_OK) cli_fail(CMD, "%s", dg_errmsg());
+    char *text = dg_model_info_json(dm);
+    cJSON *info = cJSON_Parse(text);
+    dg_free(text);
+    if (!info) cli_fail(CMD, "out of memory");
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(info, "metadata");
     cJSON *cfg = meta_json_value(meta, "digits.train_config");
     cJSON *metrics = meta_json_value(meta, "digits.metrics");
     const char *version = meta_str(meta, "digits.version");
-    const char *kind = c.kind == CLASSIFIER_ENSEMBLE ? "ensemble" : c.kind == CLASSIFIER_SVM ? "svm" : "cnn";
-    size_t params = 0, buffers = 0;
-    double macs = 0;
-    for (int k = 0; k < c.n_models; k++) {
-        params += c.models[k].n_param;
-        buffers += c.models[k].n_buffer;
-        macs += model_macs(&c.models[k]);
-    }
-    char *summary = c.kind == CLASSIFIER_CNN ? summary_text(&c.models[0]) : NULL;
+    const char *kind = dg_model_kind(dm), *name = dg_model_name(dm);
+    const char *dtypes = cJSON_GetObjectItemCaseSensitive(info, "dtype")->valuestring;
+    const cJSON *members = cJSON_GetObjectItemCaseSensitive(info, "members");
+    const cJSON *summary = cJSON_GetObjectItemCaseSensitive(info, "summary");
+    const char *vote = meta_str(info, "vote");
+    const int has_sizes = cJSON_HasObjectItem(info, "params"), vote_logits = vote && strcmp(vote, "logits") == 0;
     const char *hash = data_hash(meta, cfg);
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "file", path);
         cJSON_AddNumberToObject(o, "bytes", (double)file_bytes(path));
         cJSON_AddStringToObject(o, "kind", kind);
-        cJSON_AddStringToObject(o, "name", c.name);
+        cJSON_AddStringToObject(o, "name", name);
         if (version) cJSON_AddStringToObject(o, "digits_version", version);
         else cJSON_AddNullToObject(o, "digits_version");
         cJSON_AddStringToObject(o, "dtype", dtypes);
-        if (c.n_models) {
-            cJSON_AddNumberToObject(o, "params", (double)params);
-            cJSON_AddNumberToObject(o, "buffers", (double)buffers);
-            cJSON_AddNumberToObject(o, "macs", macs);
-            const Shape *in = &c.models[0].input_shape;
-            cJSON *shape = cJSON_AddArrayToObject(o, "input");
-            cJSON_AddItemToArray(shape, cJSON_CreateNumber(in->c));
-            cJSON_AddItemToArray(shape, cJSON_CreateNumber(in->h));
-            cJSON_AddItemToArray(shape, cJSON_CreateNumber(in->w));
+        if (has_sizes) {
+            static const char *const keys[] = {"params", "buffers", "macs", "input"};
+            for (int k = 0; k < 4; k++) cJSON_AddItemToObject(o, keys[k], copy(info, keys[k]));
         }
-        if (c.kind == CLASSIFIER_CNN) {
-            cJSON_AddNumberToObject(o, "norm_mean", c.models[0].norm_mean);
-            cJSON_AddNumberToObject(o, "norm_std", c.models[0].norm_std);
-            cJSON *lines = cJSON_AddArrayToObject(o, "summary");
-            for (char *save = NULL, *l = strtok_r(summary, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
-                cJSON_AddItemToArray(lines, cJSON_CreateString(l));
+        if (summary) {
+            static const char *const keys[] = {"norm_mean", "norm_std", "summary"};
+            for (int k = 0; k < 3; k++) cJSON_AddItemToObject(o, keys[k], copy(info, keys[k]));
         }
-        if (c.kind == CLASSIFIER_ENSEMBLE) {
-            cJSON *mem = cJSON_AddArrayToObject(o, "members");
-            for (int k = 0; k < c.n_models; k++) {
-                cJSON *m = cJSON_CreateObject();
-                cJSON_AddStringToObject(m, "name", c.models[k].spec_name);
-                cJSON_AddNumberToObject(m, "params", (double)c.models[k].n_param);
-                cJSON_AddNumberToObject(m, "macs", model_macs(&c.models[k]));
-                cJSON_AddItemToArray(mem, m);
-            }
-            cJSON_AddStringToObject(o, "vote", c.vote_logits ? "logits" : "probs");
+        if (members) {
+            cJSON_AddItemToObject(o, "members", copy(info, "members"));
+            cJSON_AddItemToObject(o, "vote", copy(info, "vote"));
         }
         cJSON_AddItemToObject(o, "train_config", cfg ? cfg : cJSON_CreateNull());
         if (hash) cJSON_AddStringToObject(o, "data_hash", hash);
@@ -168,27 +153,34 @@ static int info_model(const char *arg, int json) {
         cJSON_Delete(o);
     } else {
         printf("%-10s%s (%ld bytes)\n", "file", path, file_bytes(path));
-        printf("%-10s%s (%s)\n", "model", c.name, kind);
+        printf("%-10s%s (%s)\n", "model", name, kind);
         printf("%-10s%s\n", "digits", version ? version : "(not recorded)");
         printf("%-10s%s\n", "dtype", dtypes);
-        if (c.n_models)
-            printf("%-10s%zu (+ %zu buffers), %.2f M MACs per image\n", "params", params, buffers, macs / 1e6);
-        if (summary) printf("\n%s\n", summary);
-        if (c.kind == CLASSIFIER_ENSEMBLE) {
-            printf("%-10s%d, vote %s\n", "members", c.n_models, c.vote_logits ? "logits" : "probs");
-            for (int k = 0; k < c.n_models; k++)
-                printf("  %-3d %-24s %10zu params %8.2f M MACs\n", k, c.models[k].spec_name, c.models[k].n_param,
-                       model_macs(&c.models[k]) / 1e6);
+        if (has_sizes)
+            printf("%-10s%zu (+ %zu buffers), %.2f M MACs per image\n", "params", (size_t)num(info, "params"),
+                   (size_t)num(info, "buffers"), num(info, "macs") / 1e6);
+        if (summary) {
+            printf("\n");
+            for (const cJSON *l = summary->child; l; l = l->next) printf("%s\n", l->valuestring);
+            printf("\n");
+        }
+        if (members) {
+            printf("%-10s%d, vote %s\n", "members", cJSON_GetArraySize(members), vote_logits ? "logits" : "probs");
+            int k = 0;
+            for (const cJSON *mb = members->child; mb; mb = mb->next, k++) {
+                const char *mname = meta_str(mb, "name");
+                printf("  %-3d %-24s %10zu params %8.2f M MACs\n", k, mname ? mname : "?", (size_t)num(mb, "params"),
+                       num(mb, "macs") / 1e6);
+            }
         }
         print_flat("training", cfg);
         printf("%-10s%s\n", "data hash", hash ? hash : "(not recorded)");
         print_flat("metrics", metrics);
     }
-    free(summary);
     cJSON_Delete(cfg);
     cJSON_Delete(metrics);
-    cJSON_Delete(meta);
-    classifier_free(&c);
+    cJSON_Delete(info);
+    dg_model_free(dm);
     return 0;
 }
 

@@ -1,4 +1,5 @@
-/* cmd_predict.c — `digits predict`: classify image files. Any size and
+/* cmd_predict.c — `digits predict`: classify image files through the public
+ * API (include/digits.h: dg_predict_image, dg_predict_number). Any size and
  * polarity: every image goes through the MNIST-style preprocessing
  * (data/preprocess.h: paper field, crop, scale to 20 px, centre of mass),
  * the same as `digits serve` applies to uploads. An image that seems to hold
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "digits.h"
 #include "digits_internal.h"
 #include "options.h"
 #include "ops/ops.h"
@@ -47,36 +49,37 @@ static void print_probs(const float *probs) {
     printf("]");
 }
 
-/* Reads and classifies one image: the largest digit, or with `multi` every
- * digit left to right. Prints the result (and a note on stderr when a
- * single read leaves digits out); 0, or -1 after printing the error. */
-static int predict_file(Classifier *m, const char *path, int json, int multi) {
+/* Reads and classifies one image through the public API: the largest
+ * digit, or with `multi` every digit left to right. Prints the result (and
+ * a note on stderr when a single read leaves digits out); 0, or -1 after
+ * printing the error. */
+static int predict_file(dg_model *m, const char *path, int json, int multi) {
     uint8_t *px;
     int w, h;
     if (image_read(path, 3, &px, &w, &h) < 0) {
         fprintf(stderr, "digits predict: %s\n", dg_errmsg());
         return -1;
     }
-    uint8_t input[PREP_MAX_DIGITS][PREP_SIDE * PREP_SIDE];
-    PrepInfo info;
-    int n = multi ? preprocess_number(input[0], PREP_MAX_DIGITS, px, 3, w, h, &info)
-                  : preprocess_image(input[0], px, 3, w, h, &info) < 0 ? -1 : 1;
+    dg_prediction pred[PREP_MAX_DIGITS];
+    int n = 1, rc = multi ? dg_predict_number(m, px, w, h, 0, DG_RGB, pred, PREP_MAX_DIGITS, &n)
+                          : dg_predict_image(m, px, w, h, 0, DG_RGB, pred);
     free(px);
-    if (n < 0) {
+    if (rc != DG_OK) {
         fprintf(stderr, "digits predict: %s: %s\n", path, dg_errmsg());
         return -1;
     }
     float probs[PREP_MAX_DIGITS][MODEL_NUM_CLASSES];
-    classifier_predict(m, input[0], n, probs[0], NULL);
+    for (int d = 0; d < n; d++) memcpy(probs[d], pred[d].probs, sizeof probs[d]);
+    const int n_digits = pred[0].n_digits;
     char number[PREP_MAX_DIGITS + 1];
     for (int d = 0; d < n; d++) number[d] = (char)('0' + best_class(probs[d]));
     number[n] = 0;
     char warning[160] = "";
-    if (!multi && info.n_digits > 1)
+    if (!multi && n_digits > 1)
         snprintf(warning, sizeof warning, "the image seems to hold %d digits; reading the largest (--multi reads them all)",
-                 info.n_digits);
-    else if (multi && info.n_digits > n)
-        snprintf(warning, sizeof warning, "the image seems to hold %d digits; reading the first %d", info.n_digits, n);
+                 n_digits);
+    else if (multi && n_digits > n)
+        snprintf(warning, sizeof warning, "the image seems to hold %d digits; reading the first %d", n_digits, n);
     if (json) {
         int best = best_class(probs[0]);
         printf("{\"file\":\"%s\"", path);
@@ -130,14 +133,18 @@ int cmd_predict(int argc, char **argv) {
     char model_buf[PATH_MAX];
     const char *model_path = cli_model_path(CMD, co.model, model_buf, sizeof model_buf);
     if (optind >= argc) cli_usage_error(CMD, "no image files given");
-    Classifier m;
-    if (classifier_load(&m, model_path, 1, threads) < 0) cli_fail(CMD, "%s", dg_errmsg());
-    if (m.width != PREP_SIDE || m.height != PREP_SIDE)
-        cli_fail(CMD, "%s: the model takes %dx%d images, preprocessing makes %dx%d", model_path, m.width,
-                 m.height, PREP_SIDE, PREP_SIDE);
-    m.tta = tta;
+    dg_set_threads(threads);
+    dg_model *m;
+    if (dg_model_load(&m, model_path) != DG_OK) cli_fail(CMD, "%s", dg_errmsg());
+    int width, height;
+    dg_model_input_size(m, &width, &height);
+    if (width != PREP_SIDE || height != PREP_SIDE)
+        cli_fail(CMD, "%s: the model takes %dx%d images, preprocessing makes %dx%d", model_path, width, height,
+                 PREP_SIDE, PREP_SIDE);
+    dg_model_set_tta(m, tta);
+    dg_model_set_batch(m, 1); /* one pass per digit, as always (the last bits of a probability depend on it) */
     int failures = 0;
-    for (int i = optind; i < argc; i++) failures += predict_file(&m, argv[i], json, multi) < 0;
-    classifier_free(&m);
+    for (int i = optind; i < argc; i++) failures += predict_file(m, argv[i], json, multi) < 0;
+    dg_model_free(m);
     return failures ? EXIT_RUNTIME : 0;
 }

@@ -1,5 +1,6 @@
 /* check.c — the thread-local error message and allocation helpers. */
 #include "check.h"
+#include "digits.h" /* dg_errmsg is public: its DG_API export */
 
 #include <stdarg.h>
 #include <string.h>

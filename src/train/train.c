@@ -126,6 +126,13 @@ void train_request_stop(int signo) { stop_signal = signo ? signo : -1; }
 int train_stop_requested(void) { return stop_signal; }
 void train_clear_stop(void) { stop_signal = 0; }
 
+/* A stop requested for this run: the process's signal, else -1 for the
+ * run's own flag (cfg->stop), else 0. */
+static int stop_pending(const TrainConfig *cfg) {
+    if (stop_signal) return stop_signal;
+    return cfg->stop && *cfg->stop ? -1 : 0;
+}
+
 /* ==== the loop ============================================================= */
 
 /* Writes a checkpoint if the run keeps them; 0 otherwise. */
@@ -287,10 +294,10 @@ static int run_steps(Loop *L) {
         if (cfg->on_step) cfg->on_step(cfg->on_step_ctx, st->step);
         /* stop requested: after this step, unless the epoch is done anyway
          * (then its end, validation and checkpoint come first) */
-        if (stop_signal && more) {
+        if (stop_pending(cfg) && more) {
             st->batch = b + 1;
             st->epoch_seconds = now_seconds() - L->t0 - L->paused;
-            L->res->interrupted = stop_signal;
+            L->res->interrupted = stop_pending(cfg);
             return 1;
         }
     }
@@ -341,6 +348,8 @@ static int epoch_end(Loop *L) {
         sched_epoch_end(&L->sched, (float)val_loss);
     }
     report_epoch(L, val_loss, val_acc, secs);
+    if (cfg->on_epoch)
+        cfg->on_epoch(cfg->on_step_ctx, epoch + 1, st->res.train_loss, st->res.train_acc, val_loss, val_acc);
     if (L->have_val && val_loss < st->best_val_loss) {
         st->best_val_loss = val_loss;
         st->res.best_epoch = epoch + 1;
@@ -430,7 +439,7 @@ int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainCon
             rc = -1;
             break;
         }
-        if (stop_signal && !L.st.finished) res->interrupted = stop_signal;
+        if (stop_pending(cfg) && !L.st.finished) res->interrupted = stop_pending(cfg);
     }
     return loop_finish(&L, rc);
 }

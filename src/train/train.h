@@ -52,6 +52,13 @@ typedef struct {
     const char *run_json;            /* caller's settings, stored in checkpoints (may be NULL) */
     void (*on_step)(void *ctx, long step); /* called after every step (may be NULL) */
     void *on_step_ctx;
+    /* called after every epoch's validation with on_step_ctx (may be NULL):
+     * 1-based epoch, its train loss/accuracy, val loss/accuracy (NaN without) */
+    void (*on_epoch)(void *ctx, int epoch, double train_loss, double train_acc, double val_loss, double val_acc);
+    /* this run's own stop request (the library API's stop flag; may be
+     * NULL): non-zero stops it after the current step as
+     * train_request_stop does, reported as interrupted = -1 */
+    const volatile int *stop;
     /* Monitor set (time-to-accuracy benchmark; may be NULL): its accuracy is
      * measured after every epoch and every monitor_every steps (0 = epochs
      * only) and logged, nothing more: training, the schedule, early stopping

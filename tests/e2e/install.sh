@@ -3,10 +3,12 @@
 # installed tree gets: the CLI finds its pretrained models under DATADIR
 # (PREFIX/share/digits, compiled in) when run from / with no DIGITS_MODELS;
 # the man page renders and the bash completion completes with that digits;
-# pkg-config describes the library; a small C program built with
-# `cc $(pkg-config --cflags digits) prog.c $(pkg-config --libs digits)` links
-# libdigits.so.0 and classifies an MNIST 7 (and so does it linked with
-# libdigits.a and the .pc's private libraries); `make uninstall` leaves no file.
+# pkg-config describes the library; the public header compiles alone as
+# strict C99 and C++11; libdigits.so exports only dg_* symbols; the programs
+# in examples/ (classify.c, classify.cpp, train.c) built with
+# `cc prog.c $(pkg-config --cflags --libs digits)` link libdigits.so.0 and
+# give the CLI's answers (and so do they linked with libdigits.a through
+# `pkg-config --static`); `make uninstall` leaves no file.
 # The install is built in a copy of $BUILD (objects with their timestamps), so
 # only model.o, which holds DATADIR, is rebuilt for the temporary prefix and
 # the developer's $BUILD keeps the default DATADIR.
@@ -32,7 +34,7 @@ make -s -j2 "${mode[@]}" BUILD="$B" PREFIX="$P" install > "$TMP/make.log" 2>&1 \
 
 # the installed files
 for f in bin/digits lib/libdigits.so.0.10.0 lib/libdigits.so.0 lib/libdigits.so lib/libdigits.a \
-         include/digits.h include/digits/core/util.h include/digits/eval/classifier.h \
+         include/digits.h \
          lib/pkgconfig/digits.pc share/man/man1/digits.1 share/digits/models/cnn-bn.spec \
          share/digits/models/pretrained/default.safetensors share/digits/models/pretrained/best.safetensors \
          share/digits/models/pretrained/manifest.tsv share/bash-completion/completions/digits; do
@@ -40,7 +42,19 @@ for f in bin/digits lib/libdigits.so.0.10.0 lib/libdigits.so.0 lib/libdigits.so 
 done
 [[ -L $P/lib/libdigits.so.0 && -L $P/lib/libdigits.so ]] || fail "libdigits.so{,.0} are not symlinks"
 readelf -d "$P/lib/libdigits.so.0.10.0" | grep 'SONAME.*\[libdigits\.so\.0\]' >/dev/null || fail "soname is not libdigits.so.0"
-[[ ! -e $P/include/digits/apps ]] || fail "CLI headers installed"
+[[ ! -e $P/include/digits ]] || fail "internal headers installed under include/digits"
+# the shared library exports the public API and nothing else
+nm -D --defined-only "$P/lib/libdigits.so.0.10.0" | awk '{print $3}' > "$TMP/syms.txt"
+grep -q '^dg_predict$' "$TMP/syms.txt" || fail "libdigits.so does not export dg_predict"
+bad=$(grep -v '^dg_' "$TMP/syms.txt" || true)
+[[ -z $bad ]] || fail "libdigits.so exports names without dg_: $(echo $bad | head -c 400)"
+echo "libdigits.so exports $(wc -l < "$TMP/syms.txt") symbols, all dg_*"
+
+# the installed header alone: self-contained, strict C99 and C++11
+echo '#include <digits.h>' > "$TMP/h.c"
+echo '#include <digits.h>' > "$TMP/h.cpp"
+gcc -std=c99 -pedantic -Wall -Wextra -Werror -I"$P/include" -c -o "$TMP/h.o" "$TMP/h.c" || fail "digits.h as C99"
+g++ -std=c++11 -Wall -Wextra -Werror -I"$P/include" -c -o "$TMP/hpp.o" "$TMP/h.cpp" || fail "digits.h as C++11"
 
 # the installed CLI, run from / with no model folder near it: DATADIR
 out=$("$P/bin/digits" --version)
@@ -62,47 +76,64 @@ out=$(cd / && bash -c \
 export PKG_CONFIG_PATH=$P/lib/pkgconfig
 flags=$(pkg-config --cflags --libs digits) || fail "pkg-config --cflags --libs digits"
 echo "pkg-config: $flags"
-[[ $flags == *"-I$P/include"* && $flags == *"-I$P/include/digits"* && $flags == *"-L$P/lib"*"-ldigits"* ]] \
+[[ $flags == *"-I$P/include"* && $flags != *"-I$P/include/digits"* && $flags == *"-L$P/lib"*"-ldigits"* ]] \
     || fail "pkg-config flags: $flags"
 pkg-config --static --libs digits > /dev/null || fail "pkg-config --static --libs digits"
-cat > "$TMP/prog.c" <<'C'
-#include <stdio.h>
-#include <stdlib.h>
-#include "digits_internal.h"
-int main(int argc, char **argv) { /* prog MODEL IMAGE: prints the digit */
-    Classifier c; uint8_t *gray, x[28 * 28]; int w, h; float p[10];
-    if (argc < 3 || classifier_load(&c, argv[1], 1, 1) < 0) return fprintf(stderr, "%s\n", dg_errmsg()), 1;
-    if (image_read_gray(argv[2], &gray, &w, &h) < 0 || preprocess_digit(x, gray, w, h, NULL) < 0)
-        return fprintf(stderr, "%s\n", dg_errmsg()), classifier_free(&c), 1;
-    classifier_predict(&c, x, 1, p, NULL);
-    int d = 0;
-    for (int k = 1; k < 10; k++) if (p[k] > p[d]) d = k;
-    printf("%d\n", d);
-    free(gray); classifier_free(&c); return 0;
+# the examples, shared: cc/c++ EXAMPLE $(pkg-config --cflags --libs digits)
+build_examples() { # build_examples SUFFIX LIBS...
+    local sfx=$1; shift
+    # shellcheck disable=SC2046
+    cc "${ccflags[@]}" -std=c99 -Wall -Wextra -Werror $(pkg-config --cflags digits) -o "$TMP/classify$sfx" \
+        examples/classify.c "$@" || fail "cc examples/classify.c ($sfx)"
+    # shellcheck disable=SC2046
+    c++ "${ccflags[@]}" -std=c++11 -Wall -Wextra -Werror $(pkg-config --cflags digits) -o "$TMP/classify-cpp$sfx" \
+        examples/classify.cpp "$@" || fail "c++ examples/classify.cpp ($sfx)"
+    # shellcheck disable=SC2046
+    cc "${ccflags[@]}" -std=c99 -Wall -Wextra -Werror $(pkg-config --cflags digits) -o "$TMP/train$sfx" \
+        examples/train.c "$@" || fail "cc examples/train.c ($sfx)"
 }
-C
 # shellcheck disable=SC2046
-cc "${ccflags[@]}" -Wall -Wextra -Werror $(pkg-config --cflags digits) -o "$TMP/prog" "$TMP/prog.c" \
-    $(pkg-config --libs digits) || fail "cc prog.c against the installed library"
-LD_LIBRARY_PATH=$P/lib ldd "$TMP/prog" > "$TMP/ldd.txt"
+build_examples "" $(pkg-config --libs digits)
+LD_LIBRARY_PATH=$P/lib ldd "$TMP/classify" > "$TMP/ldd.txt"
 grep -F "libdigits.so.0 => $P/lib/libdigits.so.0" "$TMP/ldd.txt" > /dev/null \
-    || fail "prog does not link $P/lib/libdigits.so.0: $(cat "$TMP/ldd.txt")"
-out=$(cd / && LD_LIBRARY_PATH=$P/lib "$TMP/prog" "$P/share/digits/models/pretrained/default.safetensors" "$TMP/seven.pgm") \
-    || fail "prog: $out"
-[[ $out == 7 ]] || fail "prog printed '$out', expected 7"
-echo "prog (shared libdigits): $out"
-# the same program against libdigits.a: Libs.private + Requires.private are complete
-pc=$P/lib/pkgconfig/digits.pc
-# shellcheck disable=SC2046
-cc "${ccflags[@]}" $(pkg-config --cflags digits) -o "$TMP/prog-static" "$TMP/prog.c" -L"$P/lib" \
-    -Wl,-Bstatic -ldigits -Wl,-Bdynamic $(sed -n 's/^Libs.private: //p' "$pc") \
-    $(pkg-config --libs $(sed -n 's/^Requires.private: //p' "$pc")) || fail "cc prog.c against libdigits.a"
-ldd "$TMP/prog-static" > "$TMP/ldd.txt"
-! grep -F libdigits "$TMP/ldd.txt" > /dev/null || fail "prog-static links libdigits dynamically"
-out=$(cd / && "$TMP/prog-static" "$P/share/digits/models/pretrained/default.safetensors" "$TMP/seven.pgm") \
-    || fail "prog-static: $out"
-[[ $out == 7 ]] || fail "prog-static printed '$out', expected 7"
-echo "prog (static libdigits.a): $out"
+    || fail "classify does not link $P/lib/libdigits.so.0: $(cat "$TMP/ldd.txt")"
+# static: pkg-config --static, libdigits.a chosen over the .so (as digits.h says)
+static_libs=$(pkg-config --static --libs digits | sed 's/-ldigits/-l:libdigits.a/')
+# shellcheck disable=SC2086
+build_examples "-static" $static_libs
+ldd "$TMP/classify-static" > "$TMP/ldd.txt"
+! grep -F libdigits "$TMP/ldd.txt" > /dev/null || fail "classify-static links libdigits dynamically"
+
+# run them from /, the pretrained default found under the prefix: the same
+# answers as the installed CLI
+imgs=("$TMP/seven.pgm" "$PWD/tests/photos/000-clean.jpg" "$PWD/tests/photos/001-clean.jpg")
+want=$(cd / && env -u DIGITS_MODELS "$P/bin/digits" predict "${imgs[@]}") || fail "installed predict"
+[[ $(head -1 <<< "$want") == *": 7 (p="* ]] || fail "installed predict: $want"
+for sfx in "" "-static"; do
+    out=$(cd / && env -u DIGITS_MODELS LD_LIBRARY_PATH=$P/lib "$TMP/classify$sfx" "${imgs[@]}") \
+        || fail "classify$sfx: $out"
+    [[ $out == "$want" ]] || fail "classify$sfx printed '$out', the CLI '$want'"
+    out=$(cd / && env -u DIGITS_MODELS LD_LIBRARY_PATH=$P/lib "$TMP/classify-cpp$sfx" "${imgs[@]}") \
+        || fail "classify-cpp$sfx: $out"
+    [[ $(sed 's/ (p=.*//' <<< "$out") == "$(sed 's/ (p=.*//' <<< "$want")" ]] \
+        || fail "classify-cpp$sfx printed '$out', the CLI '$want'"
+    echo "classify$sfx and classify-cpp$sfx: the CLI's answers"
+    rc=0
+    (cd / && LD_LIBRARY_PATH=$P/lib "$TMP/classify$sfx" /nonexistent.png) 2> "$TMP/err" || rc=$?
+    [[ $rc -eq 1 ]] && grep -q "classify: /nonexistent.png: cannot open" "$TMP/err" \
+        || fail "classify$sfx of a missing file: exit $rc, $(cat "$TMP/err")"
+done
+# train: lenet5, one epoch on 2000 images, saved and evaluated (quick)
+out=$(DIGITS_EXAMPLE_LIMIT=2000 LD_LIBRARY_PATH=$P/lib "$TMP/train" "$DATA" "$TMP/lenet5.safetensors") \
+    || fail "examples/train: $out"
+echo "$out"
+acc=$(sed -n 's/^test accuracy \([0-9.]*\) on 2000 images$/\1/p' <<< "$out")
+[[ -n $acc ]] && awk -v a="$acc" 'BEGIN { exit !(a > 0.3) }' || fail "examples/train: accuracy '$acc'"
+grep -q "^epoch 1/1: train loss" <<< "$out" || fail "examples/train: no progress line"
+"$P/bin/digits" info "$TMP/lenet5.safetensors" | grep -q "^model     lenet5 (cnn)" || fail "the trained file"
+out=$(DIGITS_EXAMPLE_LIMIT=300 "$TMP/train-static" "$DATA" "$TMP/lenet5-static.safetensors") \
+    || fail "examples/train (static): $out"
+echo "train-static: $(tail -1 <<< "$out")"
 
 # DESTDIR prefixes every path (dry run: a real one would rebuild model.o)
 make -n "${mode[@]}" BUILD="$B" PREFIX=/usr/local DESTDIR="$TMP/root" install > "$TMP/dry.log" \
@@ -114,4 +145,4 @@ grep -q "DG_DATADIR='\"/usr/local/share/digits\"'" "$TMP/dry.log" || fail "DESTD
 make -s "${mode[@]}" BUILD="$B" PREFIX="$P" uninstall > "$TMP/make.log" 2>&1 || fail "make uninstall"
 left=$(find "$P" ! -type d)
 [[ -z $left ]] || fail "make uninstall left: $left"
-echo "install, predict from /, pkg-config, prog and uninstall: ok"
+echo "install, predict from /, the header, symbols, pkg-config, the examples and uninstall: ok"
