@@ -13,9 +13,10 @@
 # MNIST and take minutes) and nothing is fetched at run time: the page is
 # embedded in the binary.
 #
-# The binary is built PORTABLE=1 (-march=x86-64-v2, see Makefile): it runs
-# on any x86-64 CPU of the last decade, with the generic kernels; build
-# `make` on the host for the AVX-512 ones.
+# The binary is built PORTABLE=1 (see Makefile): it runs on any x86-64-v2
+# CPU (SSE4.2) and picks its kernels at run time from cpuid: AVX-512 (+
+# AVX512_BF16), AVX2 + FMA or generic (`digits info MODEL` says which;
+# -e DIGITS_ISA=avx2 forces a lower level).
 #
 # tests/e2e/docker_deps.sh checks that the runtime stage installs every
 # package the binary links or loads; tools/check_docker_runtime.sh starts it

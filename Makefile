@@ -9,9 +9,13 @@
 #   make COVERAGE=1    clang source-based coverage (into build-cov/); see bench/fuzz_cov.sh
 #   make DEBUG=1    -O0 -g
 #   make OPENMP=0   single-threaded build
-#   make PORTABLE=1 any x86-64-v2 CPU (SSE4.2, no AVX), not just this one (into
-#                   build-portable/; the Docker image): the generic C kernels
-#                   instead of the AVX-512 ones, which are chosen at compile time
+#   make PORTABLE=1 runs on any x86-64-v2 CPU (SSE4.2), not just this one (into
+#                   build-portable/; the Docker image): the program compiled
+#                   for x86-64-v2, the kernels (src/ops/) three times, for
+#                   AVX-512 + AVX512_BF16, AVX2 + FMA and x86-64-v2, the level
+#                   picked at run time from cpuid (src/ops/isa.c); DIGITS_ISA=
+#                   avx512|avx2|generic forces one. Plain make: -march=native,
+#                   for this machine only
 # The core is a static library (build/libdigits.a) linked by the CLI, the
 # tests and the benchmarks; build/libdigits.so.0 is the same code built
 # -fPIC (objects in build/pic/) for programs that link it shared.
@@ -44,6 +48,11 @@ ifeq ($(PORTABLE),1)
 BUILD   := build-portable
 ARCH    := -march=x86-64-v2 -mtune=generic
 endif
+# PORTABLE=1: -march of each kernel level (see "kernel levels" below)
+ISA_LEVELS := avx512 avx2 generic
+ISA_FLAGS_avx512  := -march=x86-64-v4 -mavx512bf16 -mtune=generic
+ISA_FLAGS_avx2    := -march=x86-64-v3 -mtune=generic
+ISA_FLAGS_generic := -march=x86-64-v2 -mtune=generic
 
 # -fno-math-errno: nothing reads errno after libm calls, and with it GCC may
 # inline sqrtf and vectorise loops that take square roots (Adam's step was
@@ -70,6 +79,9 @@ endif
 ifeq ($(COVERAGE),1)
 CFLAGS  += -fprofile-instr-generate -fcoverage-mapping
 LDFLAGS += -fprofile-instr-generate
+endif
+ifeq ($(PORTABLE),1)
+CFLAGS  += -DDG_ISA_DISPATCH
 endif
 ifeq ($(OPENMP),1)
 CFLAGS  += -fopenmp
@@ -114,6 +126,11 @@ SOLIB   := $(BUILD)/libdigits.so.$(VERSION)
 
 LIB_SRC  := $(shell find src -name '*.c' | sort)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# PORTABLE=1: the kernels as one object per level instead (kernel levels below)
+ISA_SRC  := $(filter-out src/ops/isa.c,$(wildcard src/ops/*.c))
+ifeq ($(PORTABLE),1)
+LIB_OBJ  := $(filter-out $(ISA_SRC:%.c=$(BUILD)/%.o),$(LIB_OBJ)) $(ISA_LEVELS:%=$(BUILD)/isa/ops-%.o)
+endif
 APP_SRC  := $(wildcard apps/*.c)
 APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -168,6 +185,28 @@ $(BUILD)/pic/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 $(BUILD)/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+# kernel levels (PORTABLE=1): ISA_SRC compiled with each level's -march
+# (into isa/LEVEL/, and pic/isa/LEVEL/ for the shared library), merged into
+# one object per level (ld -r) whose global symbols then get the level's
+# suffix (objcopy --redefine-syms: conv2d_forward -> conv2d_forward_avx2), so
+# calls between kernels stay in their level; src/ops/isa.c defines the plain
+# names as calls through the table of the level chosen at run time.
+isa_link = $(LD) -r -o $@.all.o $^ && nm -g --defined-only -P $@.all.o | \
+    awk '{ print $$1, $$1 "_$(1)" }' > $@.syms && objcopy --redefine-syms=$@.syms $@.all.o $@ && rm -f $@.all.o
+define ISA_LEVEL_RULES
+$(BUILD)/isa/$(1)/%.o: %.c Makefile
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(filter-out $$(ARCH),$$(CFLAGS)) $$(ISA_FLAGS_$(1)) -c -o $$@ $$<
+$(BUILD)/pic/isa/$(1)/%.o: %.c Makefile
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(filter-out $$(ARCH),$$(CFLAGS)) $$(ISA_FLAGS_$(1)) -fPIC -c -o $$@ $$<
+$(BUILD)/isa/ops-$(1).o: $(ISA_SRC:%.c=$(BUILD)/isa/$(1)/%.o)
+	$$(call isa_link,$(1))
+$(BUILD)/pic/isa/ops-$(1).o: $(ISA_SRC:%.c=$(BUILD)/pic/isa/$(1)/%.o)
+	$$(call isa_link,$(1))
+endef
+$(foreach L,$(ISA_LEVELS),$(eval $(call ISA_LEVEL_RULES,$(L))))
 
 # web/* -> const byte arrays web_index_html[], web_index_html_len, ... (xxd -i)
 $(BUILD)/gen/web_assets.c: $(WEB_SRC) Makefile

@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "digits.h"
 #include "digits_internal.h"
+#include "ops/isa.h"
 #include "options.h"
 
 static const char *CMD = "info";
@@ -176,6 +177,7 @@ static int info_model(const char *arg, int json) {
         print_flat("training", cfg);
         printf("%-10s%s\n", "data hash", hash ? hash : "(not recorded)");
         print_flat("metrics", metrics);
+        printf("%-10s%s\n", "kernels", ops_isa_describe()); /* this binary's, on this CPU */
     }
     cJSON_Delete(cfg);
     cJSON_Delete(metrics);

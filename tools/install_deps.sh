@@ -22,6 +22,9 @@ if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi
 # the page's test in a browser (tests/e2e/browser.sh, node + headless Chromium);
 # DIGITS_BUILD_ONLY=1 (the Dockerfile's build stage) leaves it out
 if [[ "${DIGITS_BUILD_ONLY:-0}" != 1 ]]; then PKGS+=(chromium); fi
+# the portable build's run on a CPU without AVX-512 (tests/e2e/portable.sh):
+# qemu-user's qemu-x86_64 -cpu Haswell; also left out by DIGITS_BUILD_ONLY=1
+if [[ "${DIGITS_BUILD_ONLY:-0}" != 1 ]]; then PKGS+=(qemu-user); fi
 # Extra packages for developers (PyTorch fixtures and benchmarks, the fuzz
 # seed generator fuzz/make_corpus.sh): DIGITS_DEV=1
 if [[ "${DIGITS_DEV:-0}" == 1 ]]; then PKGS+=(python3-torch python3-numpy python3-pil); fi

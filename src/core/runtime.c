@@ -19,6 +19,13 @@ void dg_runtime_init(char **argv) {
      * names one (machines here export OPENBLAS_CORETYPE=Haswell): pick
      * another with DIGITS_BLAS_CORETYPE. */
     const char *core = getenv("DIGITS_BLAS_CORETYPE");
+#ifdef DG_ISA_DISPATCH
+    /* the portable build with its kernels forced to a lower level
+     * (src/ops/isa.c): OpenBLAS's kernels of that level too, as on such a CPU */
+    const char *isa = getenv("DIGITS_ISA");
+    if (!core && isa && strcmp(isa, "avx2") == 0 && __builtin_cpu_supports("x86-64-v3")) core = "Haswell";
+    if (!core && isa && strcmp(isa, "generic") == 0) core = "Nehalem";
+#endif
     if (!core && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))
         core = __builtin_cpu_supports("avx512bf16") ? "Cooperlake" : "SkylakeX";
     const char *have = getenv("OPENBLAS_CORETYPE");

@@ -43,6 +43,7 @@
 
 static inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
+#ifdef __AVX512F__ /* (the portable build's other levels have no direct kernels) */
 /* DIGITS_CONV=im2col turns the direct kernels off (A/B measurements). */
 static int direct_disabled(void) {
     static int disabled = -1;
@@ -52,6 +53,7 @@ static int direct_disabled(void) {
     }
     return disabled;
 }
+#endif
 
 int conv2d_direct_ok(int H, int W, int R, int S, int stride, int pad, int depth) {
 #ifdef __AVX512F__
