@@ -54,5 +54,6 @@ int cmd_ensemble(int argc, char **argv);
 int cmd_describe(int argc, char **argv);
 int cmd_info(int argc, char **argv); /* also `digits models` (= info --list) */
 int cmd_export(int argc, char **argv); /* --format onnx */
+int cmd_import(int argc, char **argv); /* FILE.onnx --out MODEL.safetensors */
 
 #endif

@@ -19,6 +19,7 @@ static void usage(FILE *f) {
             "  convert   convert between MNIST IDX and Kaggle CSV\n"
             "  report    pictures and an HTML page: curves, confusion, mistakes, PCA, t-SNE, activations\n"
             "  export    write a model or ensemble as an ONNX file (--format onnx)\n"
+            "  import    an ONNX classifier (e.g. from torch.onnx.export) as a digits model file\n"
             "  ensemble  merge trained networks into one ensemble file, take members out, or convert (--dtype)\n"
             "  info      what a model file holds: layers, parameters, dtype, members, training, metrics\n"
             "  models    the zoo and the pretrained models (= info --list)\n"
@@ -54,11 +55,12 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "ensemble") == 0) return cmd_ensemble(argc - 1, argv + 1);
     if (strcmp(cmd, "augment") == 0) return cmd_augment(argc - 1, argv + 1);
     if (strcmp(cmd, "export") == 0) return cmd_export(argc - 1, argv + 1);
+    if (strcmp(cmd, "import") == 0) return cmd_import(argc - 1, argv + 1);
     if (strcmp(cmd, "describe") == 0) return cmd_describe(argc - 1, argv + 1);
     if (strcmp(cmd, "info") == 0 || strcmp(cmd, "models") == 0) return cmd_info(argc - 1, argv + 1);
     static const char *const commands[] = {"train", "eval", "predict", "convert", "serve", "report", "submit",
                                            "ensemble", "augment", "describe", "info", "models", "version", "help",
-                                           "export"};
+                                           "export", "import"};
     const char *close = suggest_closest(cmd, commands, (int)(sizeof commands / sizeof *commands));
     if (close) {
         fprintf(stderr, "digits: unknown command '%s' (did you mean '%s'?)\n", cmd, close);

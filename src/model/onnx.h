@@ -52,11 +52,16 @@ typedef struct {
 } OnnxImportOptions;
 
 /* Build *m (model_build + weights) from an ONNX classifier of one 1x28x28
- * image. A digits export is read back with its stored normalisation (o is
- * then ignored unless o_forced); any other file uses o (NULL: scale 1,
- * mean 0, std 1). -1 with "path: problem" in dg_errmsg(), e.g.
+ * image. A digits export is read back through its stored spec with its
+ * stored normalisation; any other file node by node, with o as its input
+ * convention (NULL: scale 1, mean 0, std 1) combined with any scalar
+ * Mul/Add/Sub/Div the graph applies to its input first. flags:
+ * ONNX_IMPORT_FORCE_INPUT (o also for a digits export), ONNX_IMPORT_GRAPH
+ * (read a digits export node by node too: for tests). -1 with
+ * "path: problem" in dg_errmsg(), e.g.
  * "m.onnx: node 'Resize_3' (op Resize) is not supported". */
-int onnx_import(Model *m, const char *path, const OnnxImportOptions *o, int o_forced);
+enum { ONNX_IMPORT_FORCE_INPUT = 1, ONNX_IMPORT_GRAPH = 2 };
+int onnx_import(Model *m, const char *path, const OnnxImportOptions *o, int flags);
 
 /* Is this file an ONNX model rather than safetensors? By its name
  * (".onnx"); 1 or 0. */

@@ -256,7 +256,7 @@ Onnx__ModelProto *onnx_parse(const uint8_t *data, size_t len, const char *origin
     }
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, data);
     if (!mp) {
-        dg_set_error("%s: not an ONNX model (the protobuf data is truncated or malformed)", origin);
+        dg_set_error("%s: not an ONNX model (its protobuf data is truncated, malformed or of the wrong wire types)", origin);
         return NULL;
     }
     if (check_model(mp, origin) < 0) {

@@ -19,15 +19,18 @@ command -v node >/dev/null || fail "no node (bash tools/install_deps.sh installs
 [[ -f "$ORT_LIB" ]] || fail "no ONNX Runtime in tests/onnx/node_modules (bash tools/fetch_onnxruntime.sh installs it)"
 [[ -x "$REF" ]] || fail "no $REF (make $REF)"
 
-# check NAME MODEL: export, digits' outputs, ONNX Runtime's, compare
+# check NAME MODEL: export, digits' outputs; ONNX Runtime runs them all at the end (compare_all)
+pairs=()
 check() {
     local name=$1 model=$2
     "$DIGITS" export --format onnx --model "$model" --out "$TMP/$name.onnx" >/dev/null ||
         fail "export of $name failed"
     mkdir -p "$TMP/$name"
     "$REF" predict "$model" "$DATA" "$N" "$TMP/$name" || fail "digits' predictions of $name failed"
-    node tests/onnx/ort_compare.js "$TMP/$name.onnx" "$TMP/$name" "$N" "$TOL" ||
-        fail "$name: ONNX Runtime disagrees with digits"
+    pairs+=("$TMP/$name.onnx" "$TMP/$name")
+}
+compare_all() {
+    node tests/onnx/ort_compare.js "$N" "$TOL" "${pairs[@]}" || fail "ONNX Runtime disagrees with digits"
 }
 
 # one network trained briefly (its probabilities are far from uniform)
@@ -49,6 +52,28 @@ check ens-probs "$TMP/ens-probs.safetensors"
 "$DIGITS" ensemble --out "$TMP/ens-logits.safetensors" --vote logits "$TMP/trained.safetensors" \
     "$TMP/stn.safetensors" "$TMP/twobranch.safetensors" >/dev/null || fail "ensemble failed"
 check ens-logits "$TMP/ens-logits.safetensors"
+compare_all
+
+# import: digits -> ONNX -> digits through the CLI, and --model FILE.onnx directly in submit,
+# predict and eval: the same predictions as the original file
+"$DIGITS" convert --in "$DATA" --split test --limit "$N" --drop-labels --out "$TMP/test.csv" >/dev/null
+"$DIGITS" import "$TMP/lenet5-trained.onnx" --out "$TMP/back.safetensors" >/dev/null || fail "import failed"
+for m in trained.safetensors back.safetensors lenet5-trained.onnx ens-probs.onnx ens-probs.safetensors; do
+    "$DIGITS" submit --model "$TMP/$m" --test "$TMP/test.csv" --out "$TMP/sub-$m.csv" >/dev/null 2>&1 ||
+        [[ $m == ens-probs.onnx ]] || fail "submit --model $m failed"
+done
+cmp -s "$TMP/sub-trained.safetensors.csv" "$TMP/sub-back.safetensors.csv" || fail "the imported model predicts otherwise"
+cmp -s "$TMP/sub-trained.safetensors.csv" "$TMP/sub-lenet5-trained.onnx.csv" || fail "--model FILE.onnx predicts otherwise"
+"$DIGITS" eval --model "$TMP/lenet5-trained.onnx" --limit 200 >/dev/null || fail "eval --model FILE.onnx failed"
+"$DIGITS" predict --model "$TMP/lenet5-trained.onnx" tests/photos/003-clean.jpg >/dev/null ||
+    fail "predict --model FILE.onnx failed"
+# a PyTorch export (tests/ref/onnx, seed 003's Net trained on 0..255 pixels)
+"$DIGITS" import tests/ref/onnx/s003-net.onnx --input-scale 255 --out "$TMP/s003.safetensors" >/dev/null ||
+    fail "import of a torch.onnx.export file failed"
+"$DIGITS" info "$TMP/s003.safetensors" >/dev/null || fail "info of an imported model failed"
+expect_error 1 "an ensemble export cannot be imported as one network" -- "$DIGITS" import "$TMP/ens-probs.onnx" --out "$TMP/x.safetensors"
+expect_error 2 "--out MODEL.safetensors is required" -- "$DIGITS" import "$TMP/lenet5-trained.onnx"
+expect_error 2 "which ONNX file?" -- "$DIGITS" import --out "$TMP/x.safetensors"
 
 # errors: usage (2) and runtime (1, one line)
 expect_error 2 "--format: 'c' is not a known format" -- "$DIGITS" export --format c --model "$TMP/trained.safetensors" --out "$TMP/x.onnx"

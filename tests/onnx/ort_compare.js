@@ -1,11 +1,11 @@
 // ort_compare.js — runs an exported ONNX file in ONNX Runtime (npm
 // onnxruntime-node, CPU execution provider) on the images digits predicted
 // (tests/onnx_ref.c predict) and compares:
-//   node ort_compare.js MODEL.onnx DIR N TOL
+//   node ort_compare.js N TOL MODEL.onnx DIR [MODEL.onnx DIR ...]
 // DIR holds pixels.f32 (N,1,28,28), probs.f32 and logits.f32 (N,10).
-// Prints one line: the largest |difference| of the probabilities and of the
-// logits, and how many predictions (argmax) differ. Exit 1 if a probability
-// differs by more than TOL or any prediction differs.
+// Prints one line per model: the largest |difference| of the probabilities
+// and of the logits, and how many predictions (argmax) differ. Exit 1 if a
+// probability differs by more than TOL or any prediction differs.
 // Left out: timing (bench/), other execution providers.
 'use strict';
 const fs = require('fs');
@@ -23,9 +23,7 @@ function argmax(a, i) {
   return best;
 }
 
-async function main() {
-  const [model, dir, nArg, tolArg] = process.argv.slice(2);
-  const n = parseInt(nArg, 10), tol = parseFloat(tolArg);
+async function compare(model, dir, n, tol) {
   const pixels = readF32(path.join(dir, 'pixels.f32'));
   const wantP = readF32(path.join(dir, 'probs.f32')), wantZ = readF32(path.join(dir, 'logits.f32'));
   const session = await ort.InferenceSession.create(model, { intraOpNumThreads: 2 });
@@ -42,7 +40,15 @@ async function main() {
   for (let i = 0; i < n; i++) if (argmax(p, i) !== argmax(wantP, i)) differ++;
   console.log(`${path.basename(model)}: ${n} images, max |dprob| ${dp.toExponential(2)}, ` +
               `max |dlogit| ${dz.toExponential(2)}, predictions differing ${differ}`);
-  if (!(dp <= tol) || differ !== 0) process.exit(1);
+  return dp <= tol && differ === 0;
+}
+
+async function main() {
+  const [nArg, tolArg, ...rest] = process.argv.slice(2);
+  const n = parseInt(nArg, 10), tol = parseFloat(tolArg);
+  let ok = rest.length >= 2;
+  for (let i = 0; i + 1 < rest.length; i += 2) ok = (await compare(rest[i], rest[i + 1], n, tol)) && ok;
+  if (!ok) process.exit(1);
 }
 
 main().catch((e) => { console.error(`ort_compare: ${e.message}`); process.exit(1); });
