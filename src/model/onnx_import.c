@@ -168,9 +168,8 @@ static Val *input(Import *im, const Onnx__NodeProto *nd, size_t k, ValKind kind)
         node_error(im, nd, "lacks input %zu", k);
         return NULL;
     }
-    Val *v = find_val(im, nd->input[k]);
-    DG_ASSERT(v); /* the reader checked every input is defined earlier */
-    if (v->kind != kind) {
+    Val *v = find_val(im, nd->input[k]); /* NULL: a value of a node output digits does not keep */
+    if (!v || v->kind != kind) {
         node_error(im, nd, kind == V_DATA ? "input %zu must be computed from the image, not a constant"
                                           : "input %zu must be a constant (an initializer)", k);
         return NULL;
@@ -408,7 +407,9 @@ static int op_reshape(Import *im, const Onnx__NodeProto *nd) {
     Val *s = find_val(im, nd->input[1]);
     int64_t v[8];
     int n = 0;
-    if (s->kind == V_SHAPE) {
+    if (!s) {
+        return node_error(im, nd, "needs a constant shape");
+    } else if (s->kind == V_SHAPE) {
         n = s->sn;
         memcpy(v, s->sv, sizeof v);
     } else if (s->kind == V_CONST && s->t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 && s->t->n_dims == 1 &&
@@ -518,6 +519,7 @@ static int op_shape(Import *im, const Onnx__NodeProto *nd) {
 
 /* int64 values of a V_SHAPE or int64 constant (at most 8) into v; count or -1. */
 static int int_values(Val *s, int64_t *v, int *scalar) {
+    if (!s) return -1;
     if (s->kind == V_SHAPE) {
         memcpy(v, s->sv, sizeof s->sv);
         *scalar = s->scalar;
@@ -603,6 +605,8 @@ static const OpEntry OPS[] = {
 
 /* The one image input (N, 1, 28, 28) float; the initializers as constants. */
 static int graph_inputs(Import *im, const Onnx__GraphProto *g) {
+    if (g->n_initializer > IMPORT_MAX_NODES || g->n_input > IMPORT_MAX_NODES)
+        return dg_set_error("%s: more than %d initializers or inputs", im->path, IMPORT_MAX_NODES);
     for (size_t i = 0; i < g->n_initializer; i++) new_val(im, g->initializer[i]->name, V_CONST)->t = g->initializer[i];
     int found = 0;
     for (size_t i = 0; i < g->n_input; i++) {
@@ -639,6 +643,8 @@ static int graph_nodes(Import *im, const Onnx__GraphProto *g) {
         for (size_t k = 0; k < sizeof OPS / sizeof *OPS; k++)
             if (strcmp(OPS[k].op, nd->op_type) == 0) e = &OPS[k];
         if (!e || nd->n_output < 1 || !*nd->output[0]) return node_error(im, nd, "is not supported");
+        for (size_t k = 1; k < nd->n_output; k++)
+            if (*nd->output[k]) return node_error(im, nd, "has a second output (training mode, a mask or indices)");
         /* a softmax's output feeds only the graph output */
         for (size_t k = 0; k < nd->n_input; k++) {
             Val *v = *nd->input[k] ? find_val(im, nd->input[k]) : NULL;
