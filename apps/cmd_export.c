@@ -102,7 +102,7 @@ int cmd_export(int argc, char **argv) {
     const char *acc = recorded_accuracy(metrics, acc_buf, sizeof acc_buf);
     if (acc) kv[i++] = "digits.accuracy", kv[i++] = acc;
     kv[i] = NULL;
-    int rc = onnx_export(out, models, cl.n_models, cl.vote_logits, kv);
+    int rc = onnx_export(out, models, cl.n_models, cl.vote_logits, kv, model_path);
     free(members);
     free(metrics);
     free(models);

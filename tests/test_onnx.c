@@ -123,7 +123,7 @@ static void test_round_trip(void **state) {
         random_model(&a, zoo[z], 11 + z);
         const char *path = tu_tmp_path("rt.onnx");
         const Model *ms[1] = {&a};
-        assert_int_equal(onnx_export(path, ms, 1, 0, NULL), 0);
+        assert_int_equal(onnx_export(path, ms, 1, 0, NULL, zoo[z]), 0);
         float za[N_IMG * 10], zb[N_IMG * 10];
         forward_pixels(&a, px, N_IMG, za);
         /* through the stored spec: identical */
@@ -200,7 +200,7 @@ static void test_refusals(void **state) {
     random_model(&a, "lenet5", 3);
     const char *src = tu_tmp_path("lenet5.onnx");
     const Model *ms[3] = {&a, &a, &a};
-    assert_int_equal(onnx_export(src, ms, 1, 0, NULL), 0);
+    assert_int_equal(onnx_export(src, ms, 1, 0, NULL, "lenet5"), 0);
     size_t len;
     uint8_t *buf = slurp(src, &len);
 
@@ -233,7 +233,7 @@ static void test_refusals(void **state) {
 
     /* an ensemble export is not one network */
     const char *ens = tu_tmp_path("ens.onnx");
-    assert_int_equal(onnx_export(ens, ms, 3, 1, (const char *[]){"digits.members", "[]", NULL}), 0);
+    assert_int_equal(onnx_export(ens, ms, 3, 1, (const char *[]){"digits.members", "[]", NULL}, "ens"), 0);
     Model m;
     assert_int_equal(onnx_import(&m, ens, NULL, 0), -1);
     assert_non_null(strstr(dg_errmsg(), "ensemble"));

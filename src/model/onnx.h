@@ -38,10 +38,11 @@ int onnx_check_buffer(const uint8_t *data, size_t len, const char *origin);
  * network itself; n > 1: an ensemble voting as digits does (vote_logits:
  * sum of logits then softmax; else the mean of the members' softmaxes and
  * logits = log(max(mean, 1e-30))). meta_kv: extra metadata_props pairs
- * (key, value, ..., NULL), may be NULL. -1 with dg_errmsg() naming an
- * unexportable layer or the file. */
+ * (key, value, ..., NULL), may be NULL. origin names the model in messages
+ * (its file). -1 with "origin: layer ... cannot be exported" or "path:
+ * problem" in dg_errmsg(). */
 int onnx_export(const char *path, const Model *const *models, int n, int vote_logits,
-                const char *const *meta_kv);
+                const char *const *meta_kv, const char *origin);
 
 /* What the imported network expects as its input: it was trained on
  * (p/255 * input_scale - mean) / std for pixel values p in 0..255. PyTorch's

@@ -252,7 +252,7 @@ static char *export_stn(Builder *b, const char *P, const Layer *l, const char *i
 }
 
 /* One layer's nodes; -1 naming the layer if it cannot be exported. */
-static int export_layer(Builder *b, const char *P, const Model *m, const Layer *l, Out *outs, Out image) {
+static int export_layer(Builder *b, const char *P, const char *origin, const Layer *l, Out *outs, Out image) {
     Out x = input_of(l, 0, outs, image);
     Out *o = &outs[l->index];
     char *w[8];
@@ -336,15 +336,15 @@ static int export_layer(Builder *b, const char *P, const Model *m, const Layer *
     }
     default: break;
     }
-    return dg_set_error("%s: layer %d (%s, spec line %d) cannot be exported to ONNX", m->spec_name, l->index,
+    return dg_set_error("%s: layer %d (%s, spec line %d) cannot be exported to ONNX", origin, l->index,
                         l->kind->name, l->line);
 }
 
 /* Network k: normalisation, its layers; *logits gets the (N, 10) value. */
-static int export_network(Builder *b, const Model *m, int k, char **logits) {
+static int export_network(Builder *b, const Model *m, int k, char **logits, const char *origin) {
     const char *P = b_fmt(b, "m%d", k);
     if (m->input_shape.c != 1 || m->input_shape.h != 28 || m->input_shape.w != 28)
-        return dg_set_error("%s: the input is %dx%dx%d; the ONNX export is for 1x28x28 images", m->spec_name,
+        return dg_set_error("%s: the input is %dx%dx%d; the ONNX export is for 1x28x28 images", origin,
                             m->input_shape.c, m->input_shape.h, m->input_shape.w);
     float scale = 1.0f / (255.0f * m->norm_std), shift = -m->norm_mean / m->norm_std;
     char *sc = b_scalar(b, b_fmt(b, "%s/input_scale", P), scale);
@@ -353,7 +353,7 @@ static int export_network(Builder *b, const Model *m, int k, char **logits) {
     Out image = {b_node(b, "Add", NULL, 2, x, sh)->output[0], 4};
     Out *outs = dg_xcalloc((size_t)m->n_layers, sizeof *outs);
     int rc = 0;
-    for (int i = 0; i < m->n_layers && rc == 0; i++) rc = export_layer(b, P, m, &m->layers[i], outs, image);
+    for (int i = 0; i < m->n_layers && rc == 0; i++) rc = export_layer(b, P, origin, &m->layers[i], outs, image);
     if (rc == 0) *logits = as_2d(b, outs[m->n_layers - 1]);
     free(outs);
     return rc;
@@ -460,13 +460,13 @@ static const char **collect_metadata(Builder *b, const Model *const *models, int
 }
 
 int onnx_export(const char *path, const Model *const *models, int n, int vote_logits,
-                const char *const *meta_kv) {
+                const char *const *meta_kv, const char *origin) {
     DG_ASSERT(n >= 1);
     Builder b = {0};
     int rc = -1;
     char **z = dg_xcalloc((size_t)n, sizeof *z);
     for (int k = 0; k < n; k++)
-        if (export_network(&b, models[k], k, &z[k]) < 0) goto done;
+        if (export_network(&b, models[k], k, &z[k], origin) < 0) goto done;
     export_vote(&b, z, n, vote_logits);
 
     Onnx__GraphProto g;
