@@ -805,9 +805,10 @@ int onnx_import(Model *m, const char *path, const OnnxImportOptions *o, int flag
          * p/255 * (scale*a/std) + (b - mean*a/std); digits computes
          * (p/255 - norm_mean)/norm_std */
         double ns = d.std / (d.input_scale * a), nm = ns * (d.mean * a / d.std - b);
-        m->norm_mean = (float)nm;
-        m->norm_std = (float)ns;
-        if (!(m->norm_std > 1e-6f) || !isfinite(m->norm_mean) || !isfinite(m->norm_std)) {
+        if (ns > 1e-6 && ns < 1e30 && fabs(nm) < 1e30) { /* (NaN fails too) */
+            m->norm_mean = (float)nm;
+            m->norm_std = (float)ns;
+        } else {
             model_free(m);
             rc = dg_set_error("%s: the input convention (scale %g, mean %g, std %g, then x*%g%+g in the graph) is "
                               "not usable", path, d.input_scale, d.mean, d.std, a, b);
