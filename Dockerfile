@@ -33,7 +33,7 @@ FROM debian:12-slim
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       libopenblas0-openmp libgomp1 libcjson1 libpng16-16 libjpeg62-turbo zlib1g libmicrohttpd12 \
-      libcairo2 libsvm3 libyaml-0-2 \
+      libcairo2 libsvm3 libyaml-0-2 libprotobuf-c1 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home digits
 COPY --from=build /src/build-portable/digits /usr/local/bin/digits

@@ -6,7 +6,7 @@
 # across runs (build-fuzz/corpus/TARGET). Crashes go to
 # build-fuzz/crashes/TARGET/. Ends with one summary line:
 #   fuzz_TARGET: S s, N execs (R/s), cov C, ft F, corpus K inputs, crashes X
-# Targets: idx idx_gz csv spec model image http. FUZZ_JOBS: make -j for the
+# Targets: idx idx_gz csv spec model image http onnx. FUZZ_JOBS: make -j for the
 # build (default 2). The issue asks for >= 600 s (or
 # >= 10 M executions) per target: bench/fuzz.sh idx 600
 set -euo pipefail

@@ -12,7 +12,7 @@ C=fuzz/corpus
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 rm -rf "$C"
-mkdir -p "$C"/{idx,idx_gz,csv,spec,model,image,http,yaml}
+mkdir -p "$C"/{idx,idx_gz,csv,spec,model,image,http,yaml,onnx}
 
 # ---- IDX: two MNIST test images and their labels, raw and gzipped, and broken variants
 "$D" convert --in data/mnist --split test --limit 2 --out "$T/idx" >/dev/null
@@ -190,5 +190,16 @@ printf 'epochs: [1, 2]\nmodel: &a cnn\ndata: *a\n' > "$C/yaml/list-alias.yaml"
 printf -- '---\nepochs: 2\n---\nepochs: 3\n' > "$C/yaml/two-docs.yaml"
 printf 'train_params:\n  epochs: 2\n  learning_rate: 1e-3\ntest_params: {batch_size: 8}\nnesterov: yes\naugment: rotate=10\n' > "$C/yaml/sections.yaml"
 printf 'lr: 1e300\nema: -1e-50\nseed: 18446744073709551615\nmax-steps: 99999999999999999999\n' > "$C/yaml/huge-numbers.yaml"
+
+# ---- ONNX: tiny digits exports (a few hundred weights on 28x28) and hand-built broken files
+printf 'conv2d out=1 kernel=1\nmaxpool size=4\nflatten\nlinear out=10\n' > "$T/tiny.spec"
+printf 'conv2d out=2 kernel=3 stride=3 name=a\nbatchnorm\nrelu name=b\nconcat inputs=a,b\nglobalavgpool\nflatten\nlinear out=10\n' > "$T/join.spec"
+for s in tiny join; do
+    build/tests/onnx_ref init "$T/$s.spec" 1 "$T/$s.safetensors" # random weights (make build/tests/onnx_ref)
+    "$D" export --format onnx --model "$T/$s.safetensors" --out "$C/onnx/$s.onnx" >/dev/null
+done
+head -c 200 "$C/onnx/tiny.onnx" > "$C/onnx/truncated.onnx"
+source tests/e2e/onnx_bytes.bash
+for b in huge short cycle wiretype overrun; do "onnx_$b" "$C/onnx/$b.onnx"; done
 
 du -sh "$C"/* | sed 's/^/corpus: /'

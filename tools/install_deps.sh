@@ -16,6 +16,8 @@ PKGS=(build-essential pkg-config libopenblas-openmp-dev libopenblas0-openmp libc
 PKGS+=(libmicrohttpd-dev xxd libcurl4-openssl-dev curl)
 # train --config FILE.yaml: libyaml
 PKGS+=(libyaml-dev)
+# ONNX export/import: protobuf-c (protoc-c generates C from third_party/onnx/onnx.proto)
+PKGS+=(libprotobuf-c-dev protobuf-c-compiler)
 # the man page (docs/digits.1) is rendered by tests/e2e/install.sh
 PKGS+=(groff-base)
 if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi
@@ -28,6 +30,8 @@ if [[ "${DIGITS_BUILD_ONLY:-0}" != 1 ]]; then PKGS+=(qemu-user); fi
 # Extra packages for developers (PyTorch fixtures and benchmarks, the fuzz
 # seed generator fuzz/make_corpus.sh): DIGITS_DEV=1
 if [[ "${DIGITS_DEV:-0}" == 1 ]]; then PKGS+=(python3-torch python3-numpy python3-pil); fi
+# ... and the ONNX checker for exported files (tools/check_onnx.py)
+if [[ "${DIGITS_DEV:-0}" == 1 ]]; then PKGS+=(python3-onnx); fi
 # ... and for the server's screenshots and load test (tools/screenshot_serve.sh, bench/load.sh)
 if [[ "${DIGITS_DEV:-0}" == 1 ]]; then PKGS+=(chromium fonts-dejavu-core wrk); fi
 # libFuzzer runs (bench/fuzz.sh): clang and its runtime libraries (libFuzzer,

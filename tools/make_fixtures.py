@@ -7,6 +7,7 @@ Run once by a developer, from the repository root, with Debian's python3-torch
     /usr/bin/python3 tools/make_fixtures.py
 
     /usr/bin/python3 tools/make_fixtures.py resnet5 stn    # only these
+    /usr/bin/python3 tools/make_fixtures.py onnx           # tests/ref/onnx (tools/onnx_fixtures.py)
 
 The outputs are committed; CI never runs this script. For lenet5 and cnn-bn
 it writes:
@@ -450,6 +451,11 @@ def main():
     outdir = os.path.join(root, "tests", "ref")
     os.makedirs(outdir, exist_ok=True)
     torch.set_num_threads(1)  # reproducible reductions run to run
+    if sys.argv[1:] == ["onnx"]:  # the ONNX import fixtures (tools/onnx_fixtures.py)
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import onnx_fixtures
+        onnx_fixtures.make_all(root, write_safetensors)
+        return
     names = sys.argv[1:] or list(MODELS)
     for name in names:
         if name not in MODELS:

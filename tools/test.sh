@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install_deps.sh
 bash tools/fetch_mnist.sh
+bash tools/fetch_onnxruntime.sh
 make -j"$(nproc)" test
 if [[ "${DIGITS_NO_SANITIZE:-0}" != 1 ]]; then
     echo "== the suite again under ASan + UBSan (build-san/)"

@@ -11,6 +11,7 @@
 #include "core/check.h"
 #include "eval/svm.h"
 #include "eval/ensemble.h"
+#include "model/onnx.h"
 #include "ops/ops.h"
 
 #define CLASSIFIER_MAX_ACT_BYTES ((size_t)1 << 30)
@@ -38,8 +39,26 @@ void classifier_from_model(Classifier *c, Model *m) {
     c->metadata_json = strdup("{}");
 }
 
+/* An ONNX file (by its .onnx name) imported as one network (onnx_import:
+ * a digits export with its stored normalisation, any other classifier with
+ * inputs of pixels/255). Metadata: {"digits.source": "onnx"}. */
+static int classifier_load_onnx(Classifier *c, const char *path, int max_batch, int threads) {
+    Model m;
+    if (onnx_import(&m, path, NULL, 0) < 0) return -1;
+    if (max_batch < 1) max_batch = 1;
+    size_t fit = CLASSIFIER_MAX_ACT_BYTES / (model_floats_per_image(&m, 0) * sizeof(float));
+    if ((size_t)max_batch > fit) max_batch = fit > 0 ? (int)fit : 1;
+    model_set_batch(&m, max_batch, 0, threads);
+    classifier_from_model(c, &m);
+    free(c->metadata_json);
+    c->metadata_json = strdup("{\"digits.source\": \"onnx\"}");
+    c->batch = max_batch;
+    return 0;
+}
+
 int classifier_load(Classifier *c, const char *path, int max_batch, int threads) {
     memset(c, 0, sizeof *c);
+    if (onnx_is_onnx_path(path)) return classifier_load_onnx(c, path, max_batch, threads);
     char *meta = safetensors_metadata(path);
     if (!meta) return -1;
     char kind[32];

@@ -76,7 +76,7 @@ mkdir -p "$TMP/elsewhere"
 grep -qF "point it at data with --data DIR|train.csv, or fetch MNIST with 'bash tools/fetch_mnist.sh'" "$TMP/err" ||
     fail "outside the checkout: no way to point eval at data: $(cat "$TMP/err")"
 # every subcommand's --help ends with an Examples: block of runnable lines
-for sub in train "train --model svm" eval predict submit convert report serve ensemble augment describe; do
+for sub in train "train --model svm" eval predict submit convert report serve ensemble augment describe export import; do
     # shellcheck disable=SC2086
     "$D" $sub --help > "$TMP/help"
     grep -q '^Examples:$' "$TMP/help" || fail "digits $sub --help has no Examples: block"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # hostile.sh — a table of malformed files in every format digits reads
-# (IDX raw and gzip, Kaggle CSV, specs, model files, PNG/JPEG/PGM), each
+# (IDX raw and gzip, Kaggle CSV, specs, model files, ONNX files, PNG/JPEG/PGM), each
 # given to the command that reads it. Every one must end the command with
 # exit status 1 and exactly one line on stderr of the form
 #   digits CMD: FILE: problem
@@ -254,6 +254,25 @@ printf 'P6 1 1 255\nabc' >"$H/color.ppm"
 img_case "$H/color.ppm" "Netpbm P6 is not supported, only grayscale PGM (P5, P2)"
 printf 'P5 6 5 255\n%030d' 0 >"$H/size.pgm"
 img_case "$H/size.pgm" "no digit found: the image is blank"  # any size is preprocessed to 28x28; a blank one is refused
+
+# ---- ONNX files: `digits import FILE.onnx --out M` -------------------------------------------
+source tests/e2e/onnx_bytes.bash
+onnx_case() { # onnx_case NAME PROBLEM (file $H/NAME.onnx)
+    check import "$H/$1.onnx" "$2" -- "$D" import "$H/$1.onnx" --out "$H/imported.safetensors"
+}
+for b in huge short cycle wiretype overrun; do "onnx_$b" "$H/$b.onnx"; done
+onnx_case huge "initializer 'w': 1099511627776 elements (at most 67108864)"
+onnx_case short "initializer 'w': data holds 2 values, its shape needs 10"
+onnx_case cycle "node 'A' reads 'b', which no graph input, initializer or earlier node defines (a cycle"
+onnx_case wiretype "not an ONNX model (its protobuf data is truncated, malformed or of the wrong wire types)"
+onnx_case overrun "not an ONNX model"
+head -c 1000 fuzz/corpus/onnx/tiny.onnx >"$H/cut.onnx"
+onnx_case cut "not an ONNX model"
+printf 'not protobuf at all\n' >"$H/text.onnx"
+onnx_case text "not an ONNX model"
+LC_ALL=C perl -pe 's/\x22\x04Relu/\x22\x04Selu/; s/digits\.spec/digits.spex/' fuzz/corpus/onnx/join.onnx >"$H/selu.onnx" # an op outside the set
+check import "$H/selu.onnx" "(op Selu) is not supported" -- "$D" import "$H/selu.onnx" --out "$H/x.safetensors"
+[[ -e "$H/imported.safetensors" ]] && fail "a refused import wrote its --out file"
 
 echo "$cases hostile files rejected with one-line 'FILE: problem' messages"
 [[ $cases -ge 30 ]] || fail "only $cases cases"

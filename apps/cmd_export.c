@@ -1,0 +1,119 @@
+/* cmd_export.c — `digits export --format onnx --model MODEL --out FILE.onnx`:
+ * a trained network or ensemble as one ONNX graph (src/model/onnx_export.c)
+ * for ONNX Runtime, OpenCV's DNN module, TensorRT or a browser.
+ * Left out: the PCA + SVM baseline (not a network), other formats. */
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "digits_internal.h"
+#include "model/onnx.h"
+#include "options.h"
+
+static const char *CMD = "export";
+
+static void help(void) {
+    printf("usage: digits export --format onnx [--model MODEL] --out FILE.onnx\n\n"
+           "  --format onnx      the output format (onnx: opset 17, IR version 8)   [onnx]\n"
+           "  --model MODEL      a model file (network or ensemble), default or best  [default]\n"
+           "  --out FILE.onnx    the file to write (atomically)                       (required)\n\n"
+           "The graph: input 'input' float32 (N,1,28,28) with pixel values 0..255 (white digit on\n"
+           "black; the model's normalisation is part of the graph), N dynamic; outputs 'logits' and\n"
+           "'probabilities' (N,10). An ensemble is one graph that votes as digits does (mean of\n"
+           "probabilities, or sum of logits). Dropout is left out. metadata_props: digits.spec (or\n"
+           "digits.members and digits.vote), digits.version, digits.norm_mean/std, digits.metrics,\n"
+           "digits.accuracy.\n\n"
+           "Examples:\n"
+           "  digits export --format onnx --model runs/cnn-bn.safetensors --out cnn-bn.onnx\n"
+           "  digits export --format onnx --model best --out best.onnx\n");
+}
+
+/* The recorded accuracy in a metrics JSON text (test_accuracy, else
+ * val_accuracy) as text in buf, or NULL. */
+static const char *recorded_accuracy(const char *metrics_json, char *buf, size_t len) {
+    cJSON *m = cJSON_Parse(metrics_json ? metrics_json : "null");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(m, "test_accuracy");
+    if (!cJSON_IsNumber(a)) a = cJSON_GetObjectItemCaseSensitive(m, "val_accuracy");
+    const char *r = NULL;
+    if (cJSON_IsNumber(a)) {
+        snprintf(buf, len, "%.6g", a->valuedouble);
+        r = buf;
+    }
+    cJSON_Delete(m);
+    return r;
+}
+
+/* Metadata value `key` of the model file's metadata JSON: a malloc'd copy in
+ * *owned (the caller frees it), also returned; NULL when absent. */
+static const char *file_meta(const char *meta_json, const char *key, char **owned) {
+    cJSON *meta = cJSON_Parse(meta_json ? meta_json : "{}");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, key);
+    *owned = cJSON_IsString(v) ? strdup(v->valuestring) : NULL;
+    cJSON_Delete(meta);
+    return *owned;
+}
+
+int cmd_export(int argc, char **argv) {
+    const unsigned SHARED = CLI_MODEL;
+    CliCommon co = cli_common_defaults();
+    const char *out = NULL, *format = "onnx";
+    enum { O_FORMAT = 256, O_OUT, O_HELP };
+    static const struct option own[] = {
+        {"format", 1, 0, O_FORMAT}, {"out", 1, 0, O_OUT}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    CliOptions ol;
+    cli_options(&ol, own, SHARED);
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "", ol.opts, NULL)) != -1) {
+        if (cli_common_parse(CMD, c, optarg, &co)) continue;
+        switch (c) {
+        case O_FORMAT: format = optarg; break;
+        case O_OUT: out = optarg; break;
+        case O_HELP: help(); return 0;
+        default: cli_bad_flag(CMD, argv[optind - 1], ol.opts);
+        }
+    }
+    if (optind < argc) cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+    if (strcmp(format, "onnx") != 0) cli_usage_error(CMD, "--format: '%s' is not a known format (onnx)", format);
+    if (!out) cli_usage_error(CMD, "--out FILE.onnx is required");
+    char model_buf[PATH_MAX];
+    const char *model_path = cli_model_path(CMD, co.model, model_buf, sizeof model_buf);
+
+    Classifier cl;
+    if (classifier_load(&cl, model_path, 1, 1) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    if (cl.kind == CLASSIFIER_SVM)
+        cli_fail(CMD, "%s: the PCA + SVM baseline is not a network and cannot be exported to ONNX", model_path);
+    const Model **models = dg_xmalloc((size_t)cl.n_models * sizeof *models);
+    for (int k = 0; k < cl.n_models; k++) models[k] = &cl.models[k];
+    char acc_buf[32], *members = NULL, *metrics = NULL;
+    const char *kv[16];
+    int i = 0;
+    if (cl.kind == CLASSIFIER_ENSEMBLE) {
+        kv[i++] = "digits.vote", kv[i++] = cl.vote_logits ? "logits" : "probs";
+        if (file_meta(cl.metadata_json, "digits.members", &members)) kv[i++] = "digits.members", kv[i++] = members;
+        if (file_meta(cl.metadata_json, "digits.metrics", &metrics)) kv[i++] = "digits.metrics", kv[i++] = metrics;
+    } else {
+        metrics = cl.models[0].metrics_json ? strdup(cl.models[0].metrics_json) : NULL;
+    }
+    const char *acc = recorded_accuracy(metrics, acc_buf, sizeof acc_buf);
+    if (acc) kv[i++] = "digits.accuracy", kv[i++] = acc;
+    kv[i] = NULL;
+    int rc = onnx_export(out, models, cl.n_models, cl.vote_logits, kv, model_path);
+    free(members);
+    free(metrics);
+    free(models);
+    if (rc < 0) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", dg_errmsg());
+        classifier_free(&cl);
+        cli_fail(CMD, "%s", msg);
+    }
+    printf("wrote %s (%s, %d network%s, opset %d)\n", out, cl.name, cl.n_models, cl.n_models > 1 ? "s" : "",
+           ONNX_OPSET);
+    classifier_free(&cl);
+    return 0;
+}
