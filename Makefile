@@ -227,11 +227,11 @@ $(BUILD)/gen/onnx.pb-c.c: $(ONNX_PROTO)
 	@mkdir -p $(dir $@)
 	protoc-c --proto_path=$(dir $(ONNX_PROTO)) --c_out=$(BUILD)/gen $(notdir $(ONNX_PROTO))
 $(BUILD)/gen/onnx.pb-c.h: $(BUILD)/gen/onnx.pb-c.c
-$(ONNX_OBJ): $(BUILD)/gen/onnx.pb-c.c
+$(ONNX_OBJ): $(BUILD)/gen/onnx.pb-c.c Makefile
 	$(CC) $(CFLAGS) -I$(BUILD)/gen -c -o $@ $<
-$(BUILD)/pic/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+$(BUILD)/pic/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -I$(BUILD)/gen -fPIC -c -o $@ $<
+	$(CC) $(CFLAGS) -I$(BUILD)/gen -fPIC -fvisibility=hidden -c -o $@ $<
 ONNX_SRC_OBJ := $(filter $(BUILD)/src/model/onnx_%,$(LIB_OBJ))
 $(ONNX_SRC_OBJ) $(ONNX_SRC_OBJ:$(BUILD)/%=$(BUILD)/pic/%): CFLAGS += -I$(BUILD)/gen
 $(ONNX_SRC_OBJ) $(ONNX_SRC_OBJ:$(BUILD)/%=$(BUILD)/pic/%): $(BUILD)/gen/onnx.pb-c.h

@@ -142,9 +142,12 @@ static int parse_item(const char *line, size_t len, Help *h) {
     size_t t = strcspn(p, " \n");
     if (p + t > end) t = (size_t)(end - p);
     int is_flag = t > 2 && p[0] == '-' && p[1] == '-';
-    int is_pos = t > 3 && strncmp(p + t - 3, "...", 3) == 0 && p[0] >= 'A' && p[0] <= 'Z';
-    for (size_t i = 0; is_pos && i < t - 3; i++)
-        if (!((p[i] >= 'A' && p[i] <= 'Z') || p[i] == '_')) is_pos = 0;
+    /* a positional: capitals, then "..." or a lowercase extension ("MODEL...", "FILE.onnx") */
+    size_t caps = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_");
+    int is_pos = caps >= 2 && caps < t && p[caps] == '.';
+    if (is_pos && strncmp(p + caps, "...", 3) != 0)
+        for (size_t i = caps + 1; i < t; i++)
+            if (p[i] < 'a' || p[i] > 'z') is_pos = 0;
     if (!is_flag && !is_pos) return 0;
     char *flag = dup_n(p, t), *arg = NULL;
     p += t;

@@ -56,7 +56,7 @@ for c in "${cmds[@]}"; do
     "$DIGITS" --help | grep -qE "^  $c " || [[ $c == help ]] || fail "'$c' not in digits --help"
 done
 expect "tr" -- train
-expect "e" -- eval ensemble
+expect "e" -- eval ensemble export
 COMP_WORDS=("$DIGITS" ""); COMP_CWORD=1; _digits
 ((${#COMPREPLY[@]} == ${#cmds[@]} + 2)) || fail "digits <TAB>: ${COMPREPLY[*]}"
 
