@@ -91,6 +91,7 @@ struct Layer {
     float p;                  /* dropout probability */
     float eps, momentum;      /* batchnorm */
     float alpha;              /* elu */
+    int align_corners;        /* stn: PyTorch's align_corners=True */
     int init_affine_identity; /* linear out=6 ending an stn localisation net: W = 0, b = identity */
     InitScheme init_scheme;   /* conv2d, linear: init= (see init_weights in layers.c) */
 

@@ -483,7 +483,12 @@ static const LayerKind global_avgpool_kind = {
  * affine parameters theta (6) = (2,3) row-major. The spec writes it as a
  * block (spec.c); here it is a two-input layer without parameters of its
  * own. Scratch per sample: the sampling grid (H,W,2) from forward, and
- * its gradient (H,W,2) in backward.                                      */
+ * its gradient (H,W,2) in backward. align_corners=1 (on the stn line) is
+ * PyTorch's align_corners=True for both affine_grid and grid_sample.     */
+
+static int stn_args(Layer *l, SpecArgs *a) {
+    return spec_get_int(a, "align_corners", 0, 0, 1, &l->align_corners);
+}
 
 static int stn_plan(Layer *l) {
     if (shape_size(l->ins[1]) != 6)
@@ -497,19 +502,20 @@ static float *stn_grid(const Layer *l, int n) { return l->scratch; }
 static float *stn_dgrid(const Layer *l, int n) { return l->scratch + (size_t)n * 2 * l->in.h * l->in.w; }
 
 static void stn_layer_forward(Layer *l, int n, int training) {
-    affine_grid_forward(stn_grid(l, n), l->xs[1], n, l->out.h, l->out.w);
-    grid_sample_forward(l->y, l->xs[0], stn_grid(l, n), n, l->in.c, l->in.h, l->in.w, l->out.h, l->out.w);
+    affine_grid_forward(stn_grid(l, n), l->xs[1], n, l->out.h, l->out.w, l->align_corners);
+    grid_sample_forward(l->y, l->xs[0], stn_grid(l, n), n, l->in.c, l->in.h, l->in.w, l->out.h, l->out.w,
+                        l->align_corners);
 }
 static void stn_layer_backward(Layer *l, int n) {
     float *dgrid = stn_dgrid(l, n);
     grid_sample_backward(l->dxs[0], dgrid, l->dy, l->xs[0], stn_grid(l, n), n, l->in.c, l->in.h,
-                         l->in.w, l->out.h, l->out.w);
+                         l->in.w, l->out.h, l->out.w, l->align_corners);
     if (l->dxs[1]) {
         memset(l->dxs[1], 0, (size_t)n * 6 * sizeof(float));
-        affine_grid_backward(l->dxs[1], dgrid, n, l->out.h, l->out.w);
+        affine_grid_backward(l->dxs[1], dgrid, n, l->out.h, l->out.w, l->align_corners);
     }
 }
-static const LayerKind stn_kind = {"stn", "stn [inputs=X] ... end", no_args, stn_plan, no_init,
+static const LayerKind stn_kind = {"stn", "stn [align_corners=0] [inputs=X] ... end", stn_args, stn_plan, no_init,
                                    stn_layer_forward, stn_layer_backward, no_tensors};
 
 /* ==== the table =========================================================== */
