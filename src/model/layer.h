@@ -49,7 +49,7 @@ typedef enum {
 #define LAYER_INPUT_IMAGE (-1) /* input id of the model input */
 
 /* Weight initialisation of conv2d and linear (spec argument init=). */
-typedef enum { INIT_TORCH, INIT_HE_UNIFORM, INIT_GLOROT_UNIFORM } InitScheme;
+typedef enum { INIT_TORCH, INIT_HE_UNIFORM, INIT_GLOROT_UNIFORM, INIT_HE_NORMAL } InitScheme;
 
 typedef struct Layer Layer;
 

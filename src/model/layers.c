@@ -62,20 +62,33 @@ int spec_get_float(SpecArgs *a, const char *key, float def, float lo, float hi, 
  *     bias, what PyTorch's kaiming_uniform_(a=sqrt(5)) default amounts to;
  *   he_uniform, glorot_uniform: Keras's kernel initialisers of those names,
  *     U(-sqrt(6/fan_in), ..) and U(-sqrt(6/(fan_in+fan_out)), ..), bias 0
- *     (Keras's zeros), for specs that reproduce Keras notebooks.
+ *     (Keras's zeros), for specs that reproduce Keras notebooks;
+ *   he_normal: Keras's HeNormal, a normal of std sqrt(2/fan_in)/0.87962566
+ *     truncated at two standard deviations (redrawn beyond), bias 0.
  * fan_out is out_features x the kernel's area, as Keras counts it. */
 static void init_weights(const Layer *l, float *w, size_t nw, float *b, size_t nb, int fan_in, int fan_out,
                          Rng *rng) {
     float bound = 1.0f / sqrtf((float)fan_in), bias_bound = bound;
     if (l->init_scheme == INIT_HE_UNIFORM) bound = sqrtf(6.0f / (float)fan_in), bias_bound = 0;
     if (l->init_scheme == INIT_GLOROT_UNIFORM) bound = sqrtf(6.0f / (float)(fan_in + fan_out)), bias_bound = 0;
+    if (l->init_scheme == INIT_HE_NORMAL) {
+        const float sd = sqrtf(2.0f / (float)fan_in) / 0.87962566103423978f;
+        for (size_t i = 0; i < nw; i++) {
+            float z;
+            do z = rng_normal(rng);
+            while (fabsf(z) > 2.0f);
+            w[i] = z * sd;
+        }
+        for (size_t i = 0; i < nb; i++) b[i] = 0.0f;
+        return;
+    }
     for (size_t i = 0; i < nw; i++) w[i] = rng_uniform_range(rng, -bound, bound);
     for (size_t i = 0; i < nb; i++) b[i] = bias_bound > 0 ? rng_uniform_range(rng, -bias_bound, bias_bound) : 0.0f;
 }
 
-/* init=torch|he_uniform|glorot_uniform (see init_weights) */
+/* init=torch|he_uniform|glorot_uniform|he_normal (see init_weights) */
 static int spec_get_init(SpecArgs *a, Layer *l) {
-    static const char *const names[] = {"torch", "he_uniform", "glorot_uniform"};
+    static const char *const names[] = {"torch", "he_uniform", "glorot_uniform", "he_normal"};
     int i = find_arg(a, "init");
     l->init_scheme = INIT_TORCH;
     if (i < 0) return 0;
@@ -84,7 +97,7 @@ static int spec_get_init(SpecArgs *a, Layer *l) {
             l->init_scheme = (InitScheme)k;
             return 0;
         }
-    return dg_set_error("init=%s is not one of torch, he_uniform, glorot_uniform", a->val[i]);
+    return dg_set_error("init=%s is not one of torch, he_uniform, glorot_uniform, he_normal", a->val[i]);
 }
 
 static int no_args(Layer *l, SpecArgs *a) { return 0; }
@@ -160,7 +173,7 @@ static int conv2d_tensors(const Layer *l, const char **names, int shapes[][4], i
 }
 
 static const LayerKind conv2d_kind = {
-    "conv2d", "conv2d out=K kernel=R [stride=1] [pad=0] [bias=1] [init=torch|he_uniform|glorot_uniform]", conv2d_configure,
+    "conv2d", "conv2d out=K kernel=R [stride=1] [pad=0] [bias=1] [init=torch|he_uniform|glorot_uniform|he_normal]", conv2d_configure,
     conv2d_plan, conv2d_init, conv2d_layer_forward, conv2d_layer_backward, conv2d_tensors};
 
 /* ==== linear ============================================================== */
@@ -218,7 +231,7 @@ static int linear_tensors(const Layer *l, const char **names, int shapes[][4], i
     return 2;
 }
 
-static const LayerKind linear_kind = {"linear", "linear out=M [bias=1] [init=torch|he_uniform|glorot_uniform]", linear_configure,
+static const LayerKind linear_kind = {"linear", "linear out=M [bias=1] [init=torch|he_uniform|glorot_uniform|he_normal]", linear_configure,
                                       linear_plan, linear_init, linear_layer_forward,
                                       linear_layer_backward, linear_tensors};
 
