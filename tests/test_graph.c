@@ -11,7 +11,8 @@
  * starts), so the input image is a plane in (row, column) — bilinear
  * interpolation reproduces a plane exactly — and theta shrinks the image
  * so every sample point stays inside (at the identity every point would
- * sit exactly on a boundary); ELU uses alpha = 1, smooth at 0.
+ * sit exactly on a boundary); ELU uses alpha = 1, smooth at 0. zeropad is
+ * checked the same way, through a conv before it.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -103,15 +104,15 @@ static void test_graph_spec_errors(void **state) {
     }
 }
 
-/* The zoo's new specs build, with the parameter counts of the equivalent
- * PyTorch modules (tools/make_fixtures.py for resnet5 and stn: trainable +
- * BN running statistics; the others counted by hand from their specs). */
+/* The zoo's new specs build, with the parameter counts of the seeds'
+ * PyTorch classes (tools/make_fixtures.py, and tests/test_torch_parity.c
+ * against its fixtures: trainable + BN running statistics). */
 static void test_zoo_graph_specs(void **state) {
     struct {
         const char *name;
         size_t trainable, buffers;
     } zoo[] = {
-        {"resnet5", 77290, 576},    {"stn", 829978, 0},          {"bigkernel", 857930, 192},
+        {"resnet5", 202314, 512},   {"stn", 436762, 0},          {"bigkernel", 857930, 192},
         {"mlp", 159410, 400},       {"kfold-net", 140778, 640},  {"twobranch", 26222158, 0},
     };
     for (size_t i = 0; i < sizeof zoo / sizeof *zoo; i++) {
@@ -199,6 +200,45 @@ static void test_graph_gradients(void **state) {
     model_free(&m);
 }
 
+/* zeropad (TensorFlow's asymmetric 'same' padding before a strided conv):
+ * the padded map's shape, its zero border and interior, and the gradient
+ * through it to a layer before (finite differences on every parameter). */
+static void test_zeropad(void **state) {
+    (void)state;
+    Model m;
+    assert_int_equal(model_build(&m, "input 2x5x6\nconv2d out=2 kernel=1\nzeropad top=1 bottom=2 right=3\n"
+                                     "conv2d out=3 kernel=3 stride=2\ntanh\nflatten\nlinear out=10\n", "z.spec"), 0);
+    const Layer *zp = &m.layers[1];
+    assert_int_equal(zp->out.c, 2), assert_int_equal(zp->out.h, 8), assert_int_equal(zp->out.w, 9);
+    model_init_params(&m, 6);
+    model_set_batch(&m, 3, 1, 1);
+    Rng rng;
+    rng_seed(&rng, 7, "zeropad");
+    tu_fill_uniform(m.input, 3 * 60, &rng);
+    GraphCtx c = {&m, {3, 7, 1}, {0}};
+    graph_loss(&c);
+    for (int n = 0; n < 3; n++) /* interior = the 1x1 conv's output, border = 0 */
+        for (int ch = 0; ch < 2; ch++)
+            for (int h = 0; h < 8; h++)
+                for (int w = 0; w < 9; w++) {
+                    float got = zp->y[((n * 2 + ch) * 8 + h) * 9 + w];
+                    int in = h >= 1 && h < 6 && w < 6;
+                    float want = in ? m.layers[0].y[((n * 2 + ch) * 5 + h - 1) * 6 + w] : 0.0f;
+                    assert_true(got == want);
+                }
+    Layer *last = &m.layers[m.n_layers - 1];
+    softmax_xent_backward(last->dy, c.probs, c.labels, 3, 10);
+    model_zero_grad(&m);
+    model_backward(&m, last->dy, 3);
+    float *grad = dg_xmalloc(m.n_param * sizeof(float));
+    memcpy(grad, m.grads, m.n_param * sizeof(float));
+    double e = tu_grad_check(graph_loss, &c, m.params, grad, m.n_param, 1e-2, 200);
+    print_message("zeropad model params: max rel err %.3g (tol 1e-2)\n", e);
+    assert_true(e <= 1e-2);
+    free(grad);
+    model_free(&m);
+}
+
 /* One training step's results: logits (N x 10), parameter gradients and
  * buffers (running statistics after the step's batch-norm updates). */
 typedef struct {
@@ -272,6 +312,7 @@ int main(void) {
         cmocka_unit_test(test_sequential_unchanged),
         cmocka_unit_test(test_zoo_graph_specs),
         cmocka_unit_test(test_graph_gradients),
+        cmocka_unit_test(test_zeropad),
         cmocka_unit_test(test_graph_threads),
         cmocka_unit_test(test_training_fusion_exact),
     };

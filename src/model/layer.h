@@ -42,7 +42,8 @@ typedef struct {
 typedef enum {
     LAYER_CONV2D, LAYER_LINEAR, LAYER_MAXPOOL, LAYER_AVGPOOL, LAYER_RELU, LAYER_TANH,
     LAYER_BATCHNORM, LAYER_DROPOUT, LAYER_DROPOUT2D, LAYER_FLATTEN,
-    LAYER_ELU, LAYER_ADD, LAYER_CONCAT, LAYER_GLOBAL_AVGPOOL, LAYER_STN, LAYER_KIND_COUNT
+    LAYER_ELU, LAYER_ADD, LAYER_CONCAT, LAYER_GLOBAL_AVGPOOL, LAYER_STN,
+    LAYER_ZEROPAD, LAYER_KIND_COUNT
 } LayerType;
 
 #define LAYER_MAX_INPUTS 8
@@ -92,6 +93,7 @@ struct Layer {
     float eps, momentum;      /* batchnorm */
     float alpha;              /* elu */
     int align_corners;        /* stn: PyTorch's align_corners=True */
+    int pads[4];              /* zeropad: top, bottom, left, right */
     int init_affine_identity; /* linear out=6 ending an stn localisation net: W = 0, b = identity */
     InitScheme init_scheme;   /* conv2d, linear: init= (see init_weights in layers.c) */
 

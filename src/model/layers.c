@@ -310,6 +310,44 @@ static const LayerKind tanh_kind = {"tanh", "tanh", no_args, same_shape_plan, no
 static const LayerKind flatten_kind = {"flatten", "flatten", no_args, flatten_plan, no_init,
                                        copy_forward, copy_backward, no_tensors};
 
+/* ==== zeropad: zeros around each map, per side ============================
+ * Keras's ZeroPadding2D / PyTorch's nn.ZeroPad2d((left, right, top,
+ * bottom)). With a pad=0 convolution after it, it gives TensorFlow's
+ * padding='same' for strided convolutions, which pads the bottom and right
+ * by one more than the top and left when the total is odd (a symmetric
+ * pad= would shift every window). Backward: dx is dy's interior.        */
+
+static int zeropad_configure(Layer *l, SpecArgs *a) {
+    return spec_get_int(a, "top", 0, 0, 64, &l->pads[0]) || spec_get_int(a, "bottom", 0, 0, 64, &l->pads[1]) ||
+           spec_get_int(a, "left", 0, 0, 64, &l->pads[2]) || spec_get_int(a, "right", 0, 0, 64, &l->pads[3]);
+}
+static int zeropad_plan(Layer *l) {
+    l->out = (Shape){l->in.c, l->in.h + l->pads[0] + l->pads[1], l->in.w + l->pads[2] + l->pads[3]};
+    return 0;
+}
+/* copy each input row into (to_out) or out of the padded map: rows of
+ * (N*C) maps of H x W inside maps of P x Q at (top, left) */
+static void zeropad_rows(float *out, float *in, const Layer *l, int n, int to_out) {
+    const int H = l->in.h, W = l->in.w, Q = l->out.w;
+    const size_t maps = (size_t)n * l->in.c, HW = (size_t)H * W, PQ = (size_t)l->out.h * Q;
+    for (size_t m = 0; m < maps; m++)
+        for (int h = 0; h < H; h++) {
+            float *o = out + m * PQ + (size_t)(h + l->pads[0]) * Q + l->pads[2], *i = in + m * HW + (size_t)h * W;
+            if (to_out) memcpy(o, i, (size_t)W * sizeof(float));
+            else memcpy(i, o, (size_t)W * sizeof(float));
+        }
+}
+static void zeropad_forward(Layer *l, int n, int training) {
+    memset(l->y, 0, (size_t)n * shape_size(l->out) * sizeof(float));
+    zeropad_rows(l->y, l->x, l, n, 1);
+}
+static void zeropad_backward(Layer *l, int n) {
+    if (l->dx) zeropad_rows(l->dy, l->dx, l, n, 0);
+}
+static const LayerKind zeropad_kind = {"zeropad", "zeropad [top=0] [bottom=0] [left=0] [right=0]",
+                                       zeropad_configure, zeropad_plan, no_init, zeropad_forward,
+                                       zeropad_backward, no_tensors};
+
 /* ==== batchnorm (2d on (C,H,W), 1d on (D,1,1)) =========================== */
 
 static int batchnorm_configure(Layer *l, SpecArgs *a) {
@@ -541,7 +579,7 @@ const LayerKind *const layer_kinds[LAYER_KIND_COUNT] = {
     [LAYER_DROPOUT2D] = &dropout2d_kind, [LAYER_FLATTEN] = &flatten_kind,
     [LAYER_ELU] = &elu_kind,         [LAYER_ADD] = &add_kind,
     [LAYER_CONCAT] = &concat_kind,   [LAYER_GLOBAL_AVGPOOL] = &global_avgpool_kind,
-    [LAYER_STN] = &stn_kind,
+    [LAYER_STN] = &stn_kind,         [LAYER_ZEROPAD] = &zeropad_kind,
 };
 
 const LayerKind *layer_kind_find(const char *name, LayerType *type) {
