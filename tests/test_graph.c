@@ -132,6 +132,31 @@ static void test_zoo_graph_specs(void **state) {
     assert_non_null(strstr(dg_errmsg(), "t.spec:1: stn: name='t' is already layer 0's"));
 }
 
+/* --summary: each layer's parameters with the BN running statistics
+ * folded in, and its trainable ones beside them; the total says both. */
+static void test_summary_trainable(void **state) {
+    (void)state;
+    Model m;
+    assert_int_equal(model_build_named(&m, "resnet5"), 0);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    model_summary(&m, f);
+    fclose(f);
+    assert_non_null(strstr(text, "Param #  Trainable"));
+    /* layer 3, batchnorm2d of 32 channels: 128 floats, 64 trainable */
+    const char *bn = strstr(text, "\n3    batchnorm2d");
+    assert_non_null(bn);
+    int all = 0, trainable = 0;
+    assert_int_equal(sscanf(strchr(bn, ')') + 1, "%d %d", &all, &trainable), 2);
+    assert_int_equal(all, 128);
+    assert_int_equal(trainable, 64);
+    assert_non_null(strstr(text, "Total params: 202826 (trainable 202314, buffers 512)"));
+    free(text);
+    model_free(&m);
+}
+
 /* Plain sequential specs keep their layer numbering and tensor names
  * (model files and torch fixtures depend on "<index>.weight"). */
 static void test_sequential_unchanged(void **state) {
@@ -311,6 +336,7 @@ int main(void) {
         cmocka_unit_test(test_graph_spec_errors),
         cmocka_unit_test(test_sequential_unchanged),
         cmocka_unit_test(test_zoo_graph_specs),
+        cmocka_unit_test(test_summary_trainable),
         cmocka_unit_test(test_graph_gradients),
         cmocka_unit_test(test_zeropad),
         cmocka_unit_test(test_graph_threads),
