@@ -94,6 +94,14 @@ static void test_graph_spec_errors(void **state) {
         {"conv2d out=2 kernel=3 name=lost\nflatten inputs=input\nlinear out=10\n",
          "t.spec:1: the output of this conv2d layer is never used"},
         {"flatten\nlinear out=10 inputs=a,,\n", "no earlier layer is named 'a'"},
+        {"stn wobble=1\nflatten\nlinear out=6\nend\nflatten\nlinear out=10\n",
+         "t.spec:1: stn: unknown argument 'wobble' (usage: stn [align_corners=0|1]"},
+        {"stn align_corners=2\nflatten\nlinear out=6\nend\nflatten\nlinear out=10\n",
+         "t.spec:1: stn: align_corners=2 is out of range 0..1"},
+        {"zeropad top=-1\nflatten\nlinear out=10\n", "t.spec:1: zeropad: top=-1 is out of range 0..64"},
+        {"zeropad left=1 wide=2\nflatten\nlinear out=10\n", "t.spec:1: zeropad: unknown argument 'wide'"},
+        {"batchnorm eps=2\nflatten\nlinear out=10\n", "t.spec:1: batchnorm: eps=2 is out of range 0..1"},
+        {"flatten\nlinear out=10 bias=7\n", "t.spec:2: linear: bias=7 is out of range 0..1"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         Model m;

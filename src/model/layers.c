@@ -180,8 +180,10 @@ static const LayerKind conv2d_kind = {
 
 static int linear_configure(Layer *l, SpecArgs *a) {
     if (find_arg(a, "out") < 0) return dg_set_error("linear needs out=FEATURES");
-    return spec_get_int(a, "out", 0, 1, 1 << 20, &l->out_features) ||
-           spec_get_int(a, "bias", 1, 0, 1, &l->bias) || spec_get_init(a, l);
+    if (spec_get_int(a, "out", 0, 1, 1 << 20, &l->out_features) || spec_get_int(a, "bias", 1, 0, 1, &l->bias) ||
+        spec_get_init(a, l))
+        return -1; /* (a bare || would return 1, which callers take for success) */
+    return 0;
 }
 
 static int linear_plan(Layer *l) {
@@ -318,8 +320,10 @@ static const LayerKind flatten_kind = {"flatten", "flatten", no_args, flatten_pl
  * pad= would shift every window). Backward: dx is dy's interior.        */
 
 static int zeropad_configure(Layer *l, SpecArgs *a) {
-    return spec_get_int(a, "top", 0, 0, 64, &l->pads[0]) || spec_get_int(a, "bottom", 0, 0, 64, &l->pads[1]) ||
-           spec_get_int(a, "left", 0, 0, 64, &l->pads[2]) || spec_get_int(a, "right", 0, 0, 64, &l->pads[3]);
+    if (spec_get_int(a, "top", 0, 0, 64, &l->pads[0]) || spec_get_int(a, "bottom", 0, 0, 64, &l->pads[1]) ||
+        spec_get_int(a, "left", 0, 0, 64, &l->pads[2]) || spec_get_int(a, "right", 0, 0, 64, &l->pads[3]))
+        return -1;
+    return 0;
 }
 static int zeropad_plan(Layer *l) {
     l->out = (Shape){l->in.c, l->in.h + l->pads[0] + l->pads[1], l->in.w + l->pads[2] + l->pads[3]};
@@ -351,8 +355,9 @@ static const LayerKind zeropad_kind = {"zeropad", "zeropad [top=0] [bottom=0] [l
 /* ==== batchnorm (2d on (C,H,W), 1d on (D,1,1)) =========================== */
 
 static int batchnorm_configure(Layer *l, SpecArgs *a) {
-    return spec_get_float(a, "eps", 1e-5f, 0, 1, &l->eps) ||
-           spec_get_float(a, "momentum", 0.1f, 0, 1, &l->momentum);
+    if (spec_get_float(a, "eps", 1e-5f, 0, 1, &l->eps) || spec_get_float(a, "momentum", 0.1f, 0, 1, &l->momentum))
+        return -1; /* (a bare || would return 1, which callers take for success) */
+    return 0;
 }
 
 static int batchnorm_plan(Layer *l) {
