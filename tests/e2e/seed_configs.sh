@@ -2,8 +2,8 @@
 # seed_configs.sh — every seed row's config file (configs/seed*.yaml, the
 # rows bench/reproduce.sh runs): it parses, its printed settings read back
 # byte-identical, and it trains a few steps on a few hundred images with
-# its own model, optimiser, normalisation and augmentation (ensembles cut
-# to 2 members, the K-fold row to its 5 folds of those images). Also the
+# its own model, optimiser, normalisation and augmentation (batches of 16,
+# ensembles cut to 2 members; the K-fold row trains its 5 folds). Also the
 # settings a seed needs that the option table gained for them: the
 # [-1,1] normalisation (pixels/255 mapped as Normalize((0.5,), (0.5,)))
 # is what the trained model file records.
@@ -22,7 +22,7 @@ for f in "$ROOT"/configs/seed[0-9][0-9][0-9]*.yaml; do
     cmp -s "$TMP/$name.yaml" "$TMP/$name.2.yaml" || fail "$name: the printed settings print differently when read back"
     cut=()
     grep -q '^ensemble: [0-9]' "$f" && cut=(--ensemble 2)
-    "$D" train --config "$f" "${cut[@]}" --data "$DATA" --limit 400 --max-steps 2 --test none --quiet --threads 2 \
+    "$D" train --config "$f" "${cut[@]}" --batch-size 16 --data "$DATA" --limit 400 --max-steps 2 --test none --quiet --threads 2 \
         --out "$TMP/$name.safetensors" > "$TMP/$name.log" 2>&1 || fail "$name: training failed: $(tail -3 "$TMP/$name.log")"
     [[ -s $TMP/$name.safetensors ]] || fail "$name: no model file"
     n=$((n + 1))
