@@ -3,7 +3,7 @@
 # our test accuracy beside the figure each seed reported.
 #
 #   bench/reproduce.sh                  every row (many hours: see below)
-#   ROWS=s000-cnn-sgd,s002-mlp bench/reproduce.sh   a subset (names: ROWS=list)
+#   ROWS=seed001-7,seed004 bench/reproduce.sh   a subset (names: ROWS=list)
 #   QUICK=1 bench/reproduce.sh          smoke version: ~60 steps per run, 5 000
 #                                       training images, 1 000 test images
 #
@@ -13,19 +13,24 @@
 # wall-clock training time, and the seed's figure — plus every run's log and
 # model file under runs/reproduce/ (git-ignored).
 #
-# Rules kept in every row: 10 % of the training images are held out
-# (stratified) for validation; the weights kept are those of the epoch with
-# the best validation loss (ensemble members: each its own), never chosen on
-# the test set; the test set (MNIST t10k) is only evaluated at the end.
-# Where a seed's exact setting is not recorded here (batch size, epochs of
-# the "best" rows), the choice is stated in the row's configuration.
+# The seed rows run the config files configs/seed000-1.yaml ...
+# configs/seed004.yaml (digits train --config), one per row of the seeds'
+# tables; each file's comment says what it follows, and where a seed is
+# unclear or contradicts itself, which reading it takes and why.
+# Rules kept in every row: where a row holds images out (its val-split,
+# stratified), the weights kept are those of the epoch with the best
+# validation loss (ensemble members: each its own); a row without a
+# validation split (seed 001: all 60 000 images, as the seed) keeps its last
+# epoch. Nothing is chosen on the test set (MNIST t10k), which is evaluated
+# only at the end.
 #
 # Knobs: DIGITS (build/digits; SKIP_BUILD=1: use it as it is), DATA
 # (data/mnist), REPRO_DIR (runs/reproduce: logs, models, table), SEEDS ("1 2 3"),
+# SEEDS5 ("1 2 3 4 5": seed 001's rows, which the seed averaged over 5 runs),
 # THREADS (0 = all cores), QUICK_STEPS (60), PRECISION (fp32; bf16 trains the
-# deep models 20-35 % faster at the same accuracy), LONG_EPOCHS (30: the
-# epochs of the seeds' 30-epoch augmented rows; the rows say what ran),
-# S002_EPOCHS (45: seed 002's kaggle-deep members), PARALLEL (1: the members
+# deep models 20-35 % faster at the same accuracy), LONG_EPOCHS (unset: the
+# config files' epochs; set, the epochs of seed 000's ensembles and seed 003),
+# S002_EPOCHS (unset: seed002-3.yaml's 45), PARALLEL (1: the members
 # of --ensemble N rows train as PARALLEL processes of THREADS threads each),
 # MAX_NEW (train at most this many missing members of each --ensemble N row
 # in this run: a long row then spreads over several runs, see member_ensemble).
@@ -42,8 +47,15 @@ THREADS=${THREADS:-0}
 QUICK=${QUICK:-0}
 QUICK_STEPS=${QUICK_STEPS:-60}
 PRECISION=${PRECISION:-fp32}
-LONG=${LONG_EPOCHS:-30}
-S002_EPOCHS=${S002_EPOCHS:-45}
+SEEDS5=${SEEDS5:-"1 2 3 4 5"}
+# LONG_EPOCHS, S002_EPOCHS: override the epochs of the 30-epoch seed 000
+# ensembles and seed 003's 100 (LONG_EPOCHS) and of seed 002's 45 (unset:
+# the config files' own)
+LONG=${LONG_EPOCHS:-}
+S002_EPOCHS=${S002_EPOCHS:-}
+LONG_ARGS=() S002_ARGS=()
+[[ -n $LONG ]] && LONG_ARGS=(--epochs "$LONG")
+[[ -n $S002_EPOCHS ]] && S002_ARGS=(--epochs "$S002_EPOCHS")
 PARALLEL=${PARALLEL:-1}
 ROWS=${ROWS:-all}
 WORK=runs/reproduce
@@ -54,8 +66,8 @@ OUT=bench/results/reproduce.md
 
 die() { echo "reproduce.sh: $*" >&2; exit 1; }
 whole() { [[ $2 =~ ^[0-9]+$ ]] || die "$1 must be a whole number, got '$2'"; }
-whole THREADS "$THREADS"; whole QUICK_STEPS "$QUICK_STEPS"; whole LONG_EPOCHS "$LONG"
-whole S002_EPOCHS "$S002_EPOCHS"; whole PARALLEL "$PARALLEL"
+whole THREADS "$THREADS"; whole QUICK_STEPS "$QUICK_STEPS"; [[ -z $LONG ]] || whole LONG_EPOCHS "$LONG"
+[[ -z $S002_EPOCHS ]] || whole S002_EPOCHS "$S002_EPOCHS"; whole PARALLEL "$PARALLEL"
 [[ -z ${MAX_NEW:-} ]] || whole MAX_NEW "$MAX_NEW"
 [[ $PARALLEL -ge 1 ]] || die "PARALLEL must be at least 1"
 [[ -f $DATA/train-images-idx3-ubyte || -f $DATA/train-images-idx3-ubyte.gz ]] || die "no MNIST in $DATA (run tools/fetch_mnist.sh)"
@@ -70,6 +82,7 @@ if [[ $QUICK == 1 ]]; then
     "$DIGITS" convert --in "$DATA" --split test --limit 1000 --out "$TEST" >/dev/null
     QUICK_ARGS=(--limit 5000 --max-steps "$QUICK_STEPS")
     SEEDS=${SEEDS_QUICK:-"1 2"}
+    SEEDS5=$SEEDS
 fi
 members() { [[ $QUICK == 1 ]] && echo 2 || echo "$1"; } # ensemble sizes
 
@@ -82,7 +95,7 @@ TABLE=$WORK/table.md
     echo
     [[ $QUICK == 1 ]] && echo "**QUICK=1 smoke run: ${QUICK_STEPS} steps per run on 5 000 images, tested on 1 000 — the accuracies mean nothing.**" && echo
     echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); $(date -u '+%Y-%m-%d %H:%M UTC'); commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')."
-    echo "Command: \`$( [[ $QUICK == 1 ]] && echo 'QUICK=1 ')$( [[ $PRECISION != fp32 ]] && echo "PRECISION=$PRECISION ")$( [[ $LONG != 30 ]] && echo "LONG_EPOCHS=$LONG ")$( [[ $S002_EPOCHS != 45 ]] && echo "S002_EPOCHS=$S002_EPOCHS ")$( [[ $PARALLEL != 1 ]] && echo "PARALLEL=$PARALLEL ")$( [[ $THREADS != 0 ]] && echo "THREADS=$THREADS ")$( [[ $ROWS != all ]] && echo "ROWS=$ROWS ")bench/reproduce.sh\`; logs and models in \`$WORK/\`."
+    echo "Command: \`$( [[ $QUICK == 1 ]] && echo 'QUICK=1 ')$( [[ $PRECISION != fp32 ]] && echo "PRECISION=$PRECISION ")$( [[ -n $LONG ]] && echo "LONG_EPOCHS=$LONG ")$( [[ -n $S002_EPOCHS ]] && echo "S002_EPOCHS=$S002_EPOCHS ")$( [[ $PARALLEL != 1 ]] && echo "PARALLEL=$PARALLEL ")$( [[ $THREADS != 0 ]] && echo "THREADS=$THREADS ")$( [[ $ROWS != all ]] && echo "ROWS=$ROWS ")bench/reproduce.sh\`; logs and models in \`$WORK/\`."
     echo
     echo "| row | configuration | test accuracy | runs | training time (per run) | seed's figure |"
     echo "|---|---|---|---|---|---|"
@@ -192,6 +205,7 @@ member_ensemble() {
     while [[ $# -gt 0 ]]; do # drop "--ensemble N": each run trains one member
         if [[ $1 == --ensemble ]]; then shift 2; else args+=("$1"); shift; fi
     done
+    args+=(--ensemble 1) # (over a config file's ensemble: N)
     for ((k = 1; k <= size; k++)); do
         files+=("$WORK/$name.m$k.safetensors")
         if [[ -f $WORK/$name.m$k.safetensors ]]; then
@@ -256,6 +270,24 @@ member_seconds() {
     done
 }
 
+# svm NAME "configuration" "seed figure" -- svm flags...: the PCA + RBF SVM
+# baseline, one run (it has no random initialisation; seed 1 draws its
+# validation split)
+svm() {
+    local name=$1 desc=$2 fig=$3; shift 4
+    wanted "$name" || return 0
+    local log=$WORK/$name.log limit=()
+    [[ $QUICK == 1 ]] && limit=(--limit 2000)
+    echo "[$name] digits train --model svm $*" >&2
+    "$DIGITS" train --model svm "$@" --data "$DATA" --test "$TEST" --seed 1 --threads "$THREADS" \
+        --out "$WORK/$name.safetensors" --overwrite "${limit[@]}" > "$log" 2>&1 || die "$name failed; see $log"
+    local acc t
+    acc=$(sed -n 's/^test accuracy \([0-9.]*\).*/\1/p' "$log")
+    t=$(sed -n 's/^trained in \([0-9.]*\)s.*/\1/p' "$log")
+    echo "[$name] test accuracy $acc, $t s" >&2
+    echo "| $name | $desc | $(echo "$acc" | stats) | 1 run | $(echo "$t" | secs) | $fig |" >> "$TABLE"
+}
+
 # singles with TTA: the mean over seeds of eval --tta on each seed's model
 single_tta() {
     local name=$1 tta=$2
@@ -267,51 +299,32 @@ single_tta() {
     echo "| $name + TTA $tta | the models above, eval --tta $tta (identity + $((tta - 1)) mild warps) | $(printf '%s\n' "${accs[@]}" | stats) | ${#accs[@]} seeds | — | |" >> "$TABLE"
 }
 
-SGD3=(--optimizer sgd --lr 0.001 --momentum 0.9)
-
-# ---- seed 001: LeNet-5, then deeper ----------------------------------------------
-# The seed's batch size is not recorded: batch 32, Keras's fit() default
-# (at batch 64, half the steps, cnn-deep was still improving after 10
-# epochs: 98.61 %).
-single s001-lenet5 "lenet5 (tanh, avg pool), SGD lr 0.001 momentum 0.9, batch 32, 10 epochs" "97.25 %" -- \
-    --model lenet5 "${SGD3[@]}" --batch-size 32 --epochs 10
-single s001-deep "cnn-deep (3 convs, ReLU, max pool, Keras initialisers), SGD lr 0.001 momentum 0.9, batch 32, 10 epochs" "99.2 %" -- \
-    --model cnn-deep "${SGD3[@]}" --batch-size 32 --epochs 10
-# The seed's Keras fit() trains on all 60 000 images and keeps the last
-# epoch's weights: no hold-out, so nothing is chosen (on validation or test).
-single s001-deep-all "cnn-deep as above, trained on all 60 000 images (no hold-out: the last epoch's weights, as the seed's Keras fit)" "99.2 %" -- \
-    --model cnn-deep "${SGD3[@]}" --batch-size 32 --epochs 10 --val-split 0
-
-# ---- seed 000: #1 SGD, #2 Adam + plateau, #3 batch norm, #4 augmented ensemble, #5 zoo ensemble
-single s000-cnn-sgd "#1 cnn, SGD lr 0.01 momentum 0.9, 10 epochs" "97.93 %" -- \
-    --model cnn --optimizer sgd --lr 0.01 --momentum 0.9 --epochs 10
-single s000-cnn-adam "#2 cnn, Adam lr 0.001 + ReduceLROnPlateau (x0.5, patience 2), 15 epochs" "98.76 %" -- \
-    --model cnn --optimizer adam --lr 0.001 --schedule plateau --epochs 15
-single s000-cnn-bn "#3 cnn-bn, Adam lr 0.001 + ReduceLROnPlateau, 15 epochs" "99.21 %" -- \
-    --model cnn-bn --optimizer adam --lr 0.001 --schedule plateau --epochs 15
-ensemble s000-cnn-bn-aug-x5 "#4 $(members 5)x cnn-bn, augment seed000 (Keras: rotate 10, zoom 0.1, shift 0.1), Adam + plateau, $LONG epochs, vote probs" "99.57 %" 1 -- \
-    --model cnn-bn --ensemble "$(members 5)" --augment seed000 --schedule plateau --epochs "$LONG"
+# ---- the seed rows: one config file each (configs/seedNNN[-K].yaml) -------------
+# Each file says what it follows and where the seed is unclear or contradicts
+# itself. Seed 001 averaged 5 runs, so its rows run SEEDS5 (1..5); seed
+# 002's SVM baseline has its own flags (digits train --model svm takes no
+# config file).
+cfg() { echo "configs/$1.yaml"; }
+for k in 1 2 3 4 5 6 7; do
+    fig=$(sed -n 's/.*(seed: \([0-9.]* %\), the mean of.*/\1/p' "$(cfg seed001-$k)")
+    SEEDS=$SEEDS5 single "seed001-$k" "$(cfg seed001-$k)" "$fig" -- --config "$(cfg seed001-$k)"
+done
+single seed000-1 "$(cfg seed000-1)" "97.93 %" -- --config "$(cfg seed000-1)"
+single seed000-2 "$(cfg seed000-2)" "98.76 %" -- --config "$(cfg seed000-2)"
+single seed000-3 "$(cfg seed000-3)" "99.21 %" -- --config "$(cfg seed000-3)"
+ensemble seed000-4 "$(cfg seed000-4) ($(members 5) members)" "99.57 %" 1 -- \
+    --config "$(cfg seed000-4)" --ensemble "$(members 5)" "${LONG_ARGS[@]}"
 HET=cnn-bn,cnn-bn,bigkernel,resnet5,stn
 [[ $QUICK == 1 ]] && HET=cnn-bn,stn
-ensemble s000-zoo-x5 "#5 heterogeneous: ${HET//,/, }; augment seed000, Adam + plateau, $LONG epochs, vote probs" "99.61 %" 1 -- \
-    --ensemble-models "$HET" --augment seed000 --schedule plateau --epochs "$LONG"
-
-# ---- seed 002: MLP baseline, then Chris Deotte's CNN x 10 -------------------------
-single s002-mlp "mlp (784-200 BN ReLU dropout 0.2 -10), Adam lr 0.001, 20 epochs" "97.6 %" -- \
-    --model mlp --optimizer adam --lr 0.001 --epochs 20
-ensemble s002-kaggle-deep-x10 "$(members 10)x kaggle-deep, augment seed002, Adam lr 0.001 x 0.95^epoch, $S002_EPOCHS epochs, vote probs" "99.66 %" 1 -- \
-    --model kaggle-deep --ensemble "$(members 10)" --augment seed002 --schedule exp --gamma 0.95 --epochs "$S002_EPOCHS"
-
-# ---- seed 003: K-fold --------------------------------------------------------------
-ensemble s003-kfold5 "kfold-net, stratified 5-fold (each member early-stopped on its fold, patience 5), augment seed003 (RandomAffine + RandomPerspective), Adam + plateau, $LONG epochs" "99.58 %" 1 -- \
-    --model kfold-net --kfold 5 --augment seed003 --schedule plateau --patience 5 --epochs "$LONG"
-
-# ---- seed 004: two branches, dropout, weight decay ---------------------------------
-# At the seed's constant lr the validation loss jumps 0.02-0.04 from epoch to
-# epoch (99.26 +- 0.06 % over three seeds); the row anneals the lr
-# to 0 by cosine over the 15 epochs (chosen before any run, not searched).
-single s004-twobranch "twobranch (3x3 and 5x5 branches concatenated, fc 1000-500, dropout 0.5), Adam lr 0.001 cosine to 0, weight decay 1e-4, 15 epochs" "99.5 %" -- \
-    --model twobranch --optimizer adam --lr 0.001 --schedule cosine --weight-decay 1e-4 --epochs 15
+ensemble seed000-5 "$(cfg seed000-5) (${HET//,/, })" "99.61 %" 1 -- \
+    --config "$(cfg seed000-5)" --ensemble-models "$HET" "${LONG_ARGS[@]}"
+single seed002-1 "$(cfg seed002-1)" "97.61 %" -- --config "$(cfg seed002-1)"
+svm seed002-2 "--model svm --components 154 --gamma 0.06 --C 1 (sklearn SVC's default C; PCA 154 + RBF, as the notebook)" "97.61 %" -- \
+    --components 154 --gamma 0.06 --C 1
+ensemble seed002-3 "$(cfg seed002-3) ($(members 10) members)" "99.66 %" 1 -- \
+    --config "$(cfg seed002-3)" --ensemble "$(members 10)" "${S002_ARGS[@]}"
+ensemble seed003 "$(cfg seed003)" "99.58 %" 1 -- --config "$(cfg seed003)" "${LONG_ARGS[@]}"
+single seed004 "$(cfg seed004)" "99.5 %" -- --config "$(cfg seed004)"
 
 # ---- our best: one network, one ensemble --------------------------------------------
 single best-single "kaggle-deep, augment mnist (seed002 + elastic 8:3 half the time), Adam lr 0.001 x 0.95^epoch, 45 epochs" "≥ 99.70 % (target)" -- \

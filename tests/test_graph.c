@@ -11,7 +11,8 @@
  * starts), so the input image is a plane in (row, column) — bilinear
  * interpolation reproduces a plane exactly — and theta shrinks the image
  * so every sample point stays inside (at the identity every point would
- * sit exactly on a boundary); ELU uses alpha = 1, smooth at 0.
+ * sit exactly on a boundary); ELU uses alpha = 1, smooth at 0. zeropad is
+ * checked the same way, through a conv before it.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -93,6 +94,14 @@ static void test_graph_spec_errors(void **state) {
         {"conv2d out=2 kernel=3 name=lost\nflatten inputs=input\nlinear out=10\n",
          "t.spec:1: the output of this conv2d layer is never used"},
         {"flatten\nlinear out=10 inputs=a,,\n", "no earlier layer is named 'a'"},
+        {"stn wobble=1\nflatten\nlinear out=6\nend\nflatten\nlinear out=10\n",
+         "t.spec:1: stn: unknown argument 'wobble' (usage: stn [align_corners=0|1]"},
+        {"stn align_corners=2\nflatten\nlinear out=6\nend\nflatten\nlinear out=10\n",
+         "t.spec:1: stn: align_corners=2 is out of range 0..1"},
+        {"zeropad top=-1\nflatten\nlinear out=10\n", "t.spec:1: zeropad: top=-1 is out of range 0..64"},
+        {"zeropad left=1 wide=2\nflatten\nlinear out=10\n", "t.spec:1: zeropad: unknown argument 'wide'"},
+        {"batchnorm eps=2\nflatten\nlinear out=10\n", "t.spec:1: batchnorm: eps=2 is out of range 0..1"},
+        {"flatten\nlinear out=10 bias=7\n", "t.spec:2: linear: bias=7 is out of range 0..1"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         Model m;
@@ -103,15 +112,15 @@ static void test_graph_spec_errors(void **state) {
     }
 }
 
-/* The zoo's new specs build, with the parameter counts of the equivalent
- * PyTorch modules (tools/make_fixtures.py for resnet5 and stn: trainable +
- * BN running statistics; the others counted by hand from their specs). */
+/* The zoo's new specs build, with the parameter counts of the seeds'
+ * PyTorch classes (tools/make_fixtures.py, and tests/test_torch_parity.c
+ * against its fixtures: trainable + BN running statistics). */
 static void test_zoo_graph_specs(void **state) {
     struct {
         const char *name;
         size_t trainable, buffers;
     } zoo[] = {
-        {"resnet5", 77290, 576},    {"stn", 829978, 0},          {"bigkernel", 857930, 192},
+        {"resnet5", 202314, 512},   {"stn", 436762, 0},          {"bigkernel", 857930, 192},
         {"mlp", 159410, 400},       {"kfold-net", 140778, 640},  {"twobranch", 26222158, 0},
     };
     for (size_t i = 0; i < sizeof zoo / sizeof *zoo; i++) {
@@ -129,6 +138,31 @@ static void test_zoo_graph_specs(void **state) {
     Model m;
     assert_int_equal(model_build(&m, "stn name=t\nflatten name=t\nlinear out=6\nend\nflatten\nlinear out=10\n", "t.spec"), -1);
     assert_non_null(strstr(dg_errmsg(), "t.spec:1: stn: name='t' is already layer 0's"));
+}
+
+/* --summary: each layer's parameters with the BN running statistics
+ * folded in, and its trainable ones beside them; the total says both. */
+static void test_summary_trainable(void **state) {
+    (void)state;
+    Model m;
+    assert_int_equal(model_build_named(&m, "resnet5"), 0);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    model_summary(&m, f);
+    fclose(f);
+    assert_non_null(strstr(text, "Param #  Trainable"));
+    /* layer 3, batchnorm2d of 32 channels: 128 floats, 64 trainable */
+    const char *bn = strstr(text, "\n3    batchnorm2d");
+    assert_non_null(bn);
+    int all = 0, trainable = 0;
+    assert_int_equal(sscanf(strchr(bn, ')') + 1, "%d %d", &all, &trainable), 2);
+    assert_int_equal(all, 128);
+    assert_int_equal(trainable, 64);
+    assert_non_null(strstr(text, "Total params: 202826 (trainable 202314, buffers 512)"));
+    free(text);
+    model_free(&m);
 }
 
 /* Plain sequential specs keep their layer numbering and tensor names
@@ -195,6 +229,45 @@ static void test_graph_gradients(void **state) {
         print_message("graph layer %d (%s) params: max rel err %.3g (tol 1e-2)\n", i, l->kind->name, e);
         assert_true(e <= 1e-2);
     }
+    free(grad);
+    model_free(&m);
+}
+
+/* zeropad (TensorFlow's asymmetric 'same' padding before a strided conv):
+ * the padded map's shape, its zero border and interior, and the gradient
+ * through it to a layer before (finite differences on every parameter). */
+static void test_zeropad(void **state) {
+    (void)state;
+    Model m;
+    assert_int_equal(model_build(&m, "input 2x5x6\nconv2d out=2 kernel=1\nzeropad top=1 bottom=2 right=3\n"
+                                     "conv2d out=3 kernel=3 stride=2\ntanh\nflatten\nlinear out=10\n", "z.spec"), 0);
+    const Layer *zp = &m.layers[1];
+    assert_int_equal(zp->out.c, 2), assert_int_equal(zp->out.h, 8), assert_int_equal(zp->out.w, 9);
+    model_init_params(&m, 6);
+    model_set_batch(&m, 3, 1, 1);
+    Rng rng;
+    rng_seed(&rng, 7, "zeropad");
+    tu_fill_uniform(m.input, 3 * 60, &rng);
+    GraphCtx c = {&m, {3, 7, 1}, {0}};
+    graph_loss(&c);
+    for (int n = 0; n < 3; n++) /* interior = the 1x1 conv's output, border = 0 */
+        for (int ch = 0; ch < 2; ch++)
+            for (int h = 0; h < 8; h++)
+                for (int w = 0; w < 9; w++) {
+                    float got = zp->y[((n * 2 + ch) * 8 + h) * 9 + w];
+                    int in = h >= 1 && h < 6 && w < 6;
+                    float want = in ? m.layers[0].y[((n * 2 + ch) * 5 + h - 1) * 6 + w] : 0.0f;
+                    assert_true(got == want);
+                }
+    Layer *last = &m.layers[m.n_layers - 1];
+    softmax_xent_backward(last->dy, c.probs, c.labels, 3, 10);
+    model_zero_grad(&m);
+    model_backward(&m, last->dy, 3);
+    float *grad = dg_xmalloc(m.n_param * sizeof(float));
+    memcpy(grad, m.grads, m.n_param * sizeof(float));
+    double e = tu_grad_check(graph_loss, &c, m.params, grad, m.n_param, 1e-2, 200);
+    print_message("zeropad model params: max rel err %.3g (tol 1e-2)\n", e);
+    assert_true(e <= 1e-2);
     free(grad);
     model_free(&m);
 }
@@ -271,7 +344,9 @@ int main(void) {
         cmocka_unit_test(test_graph_spec_errors),
         cmocka_unit_test(test_sequential_unchanged),
         cmocka_unit_test(test_zoo_graph_specs),
+        cmocka_unit_test(test_summary_trainable),
         cmocka_unit_test(test_graph_gradients),
+        cmocka_unit_test(test_zeropad),
         cmocka_unit_test(test_graph_threads),
         cmocka_unit_test(test_training_fusion_exact),
     };

@@ -60,7 +60,8 @@ static void test_bad_specs(void **state) {
     }
 }
 
-/* init=: each scheme's bound (largest |w| close to it, none beyond) and its
+/* init=: each scheme's bound (largest |w| close to it, none beyond; he_normal:
+ * its truncation at two standard deviations) and its
  * biases (Keras's zeros; PyTorch's U(-1/sqrt(fan_in), ..)). */
 static void test_init_schemes(void **state) {
     static const struct {
@@ -71,6 +72,7 @@ static void test_init_schemes(void **state) {
         {"torch", 0.2, 0.125, 0},
         {"he_uniform", 0.48989795, 0.30618622, 1},
         {"glorot_uniform", 0.060764362, 0.28474739, 1},
+        {"he_normal", 0.64309768, 0.40193605, 1}, /* 2 std: truncation point */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char spec[256];

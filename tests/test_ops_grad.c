@@ -498,48 +498,58 @@ static void test_global_avgpool_grad(void **state) {
  * point crosses a pixel row or column (and the image border, also at an
  * integer): every sample point is kept at least 0.15 pixels from one, so
  * no +-h step (h*W/2 = 0.05 pixels for W = 10) crosses a kink. Some
- * points fall outside the image to exercise the zero padding.
+ * points fall outside the image to exercise the zero padding. Both
+ * align_corners settings are checked.
  * ====================================================================== */
 
 typedef struct {
     int N, C, H, W, P, Q;
     float *x, *grid, *theta, *y, *g;
     int from_theta; /* loss as a function of theta (through affine_grid) */
+    int align;      /* align_corners */
 } GsCtx;
 
 static double gs_loss(void *p) {
     GsCtx *c = p;
-    if (c->from_theta) affine_grid_forward(c->grid, c->theta, c->N, c->P, c->Q);
-    grid_sample_forward(c->y, c->x, c->grid, c->N, c->C, c->H, c->W, c->P, c->Q);
+    if (c->from_theta) affine_grid_forward(c->grid, c->theta, c->N, c->P, c->Q, c->align);
+    grid_sample_forward(c->y, c->x, c->grid, c->N, c->C, c->H, c->W, c->P, c->Q, c->align);
     return dot_g(c->y, c->g, (size_t)c->N * c->C * c->P * c->Q);
 }
 
 /* distance of a grid coordinate, in pixels of a side of `size`, from the nearest integer */
-static float kink_distance(float g, int size) {
-    float i = ((g + 1.0f) * size - 1.0f) * 0.5f;
+static float kink_distance(float g, int size, int align) {
+    float i = align ? (g + 1.0f) * (size - 1) * 0.5f : ((g + 1.0f) * size - 1.0f) * 0.5f;
     return fabsf(i - roundf(i));
 }
 
-static void test_grid_sample_grad(void **state) {
-    (void)state;
+static void grid_sample_grad_case(int align) {
     Rng rng;
     rng_seed(&rng, 11, "grid-sample-grad");
-    GsCtx c = {2, 3, 9, 10, 6, 7, NULL, NULL, NULL, NULL, NULL, 0};
+    GsCtx c = {2, 3, 9, 10, 6, 7, NULL, NULL, NULL, NULL, NULL, 0, align};
     const size_t nx = (size_t)c.N * c.C * c.H * c.W, ng = (size_t)c.N * c.P * c.Q * 2;
     const size_t ny = (size_t)c.N * c.C * c.P * c.Q;
     c.x = randv(nx, &rng), c.g = randv(ny, &rng), c.y = zerov(ny), c.grid = zerov(ng);
     for (size_t i = 0; i < ng; i++) {
         int size = i % 2 ? c.H : c.W;
         do c.grid[i] = rng_uniform_range(&rng, -1.15f, 1.15f); /* some outside */
-        while (kink_distance(c.grid[i], size) < 0.15f);
+        while (kink_distance(c.grid[i], size, align) < 0.15f);
     }
     float *dx = zerov(nx), *dgrid = zerov(ng);
     gs_loss(&c);
-    grid_sample_backward(dx, dgrid, c.g, c.x, c.grid, c.N, c.C, c.H, c.W, c.P, c.Q);
-    check_grad("grid_sample 2x3x9x10 -> 6x7 dx", gs_loss, &c, c.x, dx, nx);
-    check_grad("grid_sample 2x3x9x10 -> 6x7 dgrid", gs_loss, &c, c.grid, dgrid, ng);
+    grid_sample_backward(dx, dgrid, c.g, c.x, c.grid, c.N, c.C, c.H, c.W, c.P, c.Q, align);
+    check_grad(align ? "grid_sample align_corners 2x3x9x10 -> 6x7 dx" : "grid_sample 2x3x9x10 -> 6x7 dx",
+               gs_loss, &c, c.x, dx, nx);
+    check_grad(align ? "grid_sample align_corners 2x3x9x10 -> 6x7 dgrid"
+                     : "grid_sample 2x3x9x10 -> 6x7 dgrid",
+               gs_loss, &c, c.grid, dgrid, ng);
 
     free(c.x), free(c.g), free(c.y), free(c.grid), free(dx), free(dgrid);
+}
+
+static void test_grid_sample_grad(void **state) {
+    (void)state;
+    grid_sample_grad_case(0);
+    grid_sample_grad_case(1);
 }
 
 /* affine_grid is linear in theta, so L = sum grid*g has no kinks at all;
@@ -547,27 +557,34 @@ static void test_grid_sample_grad(void **state) {
 typedef struct {
     int N, P, Q;
     float *theta, *grid, *g;
+    int align; /* align_corners */
 } AgCtx;
 
 static double ag_loss(void *p) {
     AgCtx *c = p;
-    affine_grid_forward(c->grid, c->theta, c->N, c->P, c->Q);
+    affine_grid_forward(c->grid, c->theta, c->N, c->P, c->Q, c->align);
     return dot_g(c->grid, c->g, (size_t)c->N * c->P * c->Q * 2);
 }
 
-static void test_affine_grid_grad(void **state) {
-    (void)state;
+static void affine_grid_grad_case(int align) {
     Rng rng;
     rng_seed(&rng, 12, "affine-grid-grad");
-    AgCtx c = {3, 5, 8, NULL, NULL, NULL};
+    AgCtx c = {3, 5, 8, NULL, NULL, NULL, align};
     const size_t ng = (size_t)c.N * c.P * c.Q * 2;
     c.theta = randv((size_t)c.N * 6, &rng), c.g = randv(ng, &rng), c.grid = zerov(ng);
     float *dtheta = randv((size_t)c.N * 6, &rng), *before = dg_xmalloc(sizeof(float) * c.N * 6);
     memcpy(before, dtheta, sizeof(float) * c.N * 6);
-    affine_grid_backward(dtheta, c.g, c.N, c.P, c.Q); /* adds: subtract what was there */
+    affine_grid_backward(dtheta, c.g, c.N, c.P, c.Q, align); /* adds: subtract what was there */
     for (int i = 0; i < c.N * 6; i++) dtheta[i] -= before[i];
-    check_grad("affine_grid 3 -> 5x8 dtheta", ag_loss, &c, c.theta, dtheta, (size_t)c.N * 6);
+    check_grad(align ? "affine_grid align_corners 3 -> 5x8 dtheta" : "affine_grid 3 -> 5x8 dtheta",
+               ag_loss, &c, c.theta, dtheta, (size_t)c.N * 6);
     free(c.theta), free(c.g), free(c.grid), free(dtheta), free(before);
+}
+
+static void test_affine_grid_grad(void **state) {
+    (void)state;
+    affine_grid_grad_case(0);
+    affine_grid_grad_case(1);
 }
 
 int main(void) {

@@ -28,6 +28,14 @@ static void test_choices_match_enums(void **state) {
     }
     assert_int_equal(train_option_set(&o, train_option_find("normalize"), "none", why, sizeof why), 0);
     assert_int_equal(o.cfg.unit_scale, 1);
+    assert_int_equal(train_option_set(&o, train_option_find("normalize"), "signed", why, sizeof why), 0);
+    assert_int_equal(o.cfg.unit_scale, 2);
+    { /* signed: pixels/255 mapped to [-1,1] whatever the data, as Normalize((0.5,), (0.5,)) */
+        Model m;
+        memset(&m, 0, sizeof m);
+        train_set_normalisation(&m, &o.cfg, NULL);
+        assert_true(m.norm_mean == 0.5f && m.norm_std == 0.5f);
+    }
     assert_int_equal(train_option_set(&o, train_option_find("vote"), "logits", why, sizeof why), 0);
     assert_int_equal(o.vote_logits, 1);
     assert_int_equal(train_option_set(&o, train_option_find("dtype"), "bf16", why, sizeof why), 0);

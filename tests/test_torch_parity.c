@@ -1,7 +1,13 @@
-/* test_torch_parity.c — whole networks against PyTorch: lenet5 and cnn-bn
- * (sequential), resnet5 and stn (graphs: residual adds, a projection
- * shortcut, global average pooling; a localisation net feeding
- * affine_grid + grid_sample), built from their zoo specs and loaded with the weights PyTorch used
+/* test_torch_parity.c — the zoo against the seeds' own PyTorch classes
+ * (tools/make_fixtures.py writes each seed class as its write-up gives
+ * it): every zoo spec that comes from a seed has the seed class's
+ * trainable parameter count ("trainable" in the case file) and computes
+ * its eval- and train-mode logits on fixed weights — cnn, bigkernel,
+ * cnn-deep, mlp, kaggle-deep, kfold-net, twobranch stop there. lenet5 and
+ * cnn-bn (sequential), resnet5 and stn (graphs: residual adds, a 1x1
+ * projection shortcut; a localisation net feeding affine_grid +
+ * grid_sample with align_corners=True) go further, built from their zoo
+ * specs and loaded with the weights PyTorch used
  * (tests/ref/<model>.weights.safetensors, tensor by tensor under the digits
  * names; the 3136x256 layers are generated from an integer hash on both
  * sides, gen_uniform, rather than stored), must reproduce what PyTorch
@@ -69,10 +75,12 @@
 #define BATCH 4
 #define MAX_TENSORS 8
 
+enum { FULL, GRADS, FORWARD }; /* how far a case goes (see the header) */
+
 typedef struct {
     const char *model; /* zoo name */
     int threads;
-    int graph;         /* forward + gradients only (see the header) */
+    int depth;         /* FULL: optimiser steps too; GRADS: forward + gradients; FORWARD: logits */
 } ParityCase;
 
 /* ==== fixture access ====================================================== */
@@ -290,13 +298,22 @@ static void test_parity(void **state) {
         fail();
     }
     reload(&m, weights);
+
+    /* ---- the seed class's trainable parameter count: hi * 4096 + lo ---- */
+    size_t n = 0;
+    float *count = read_tensor(cases, "trainable", &n);
+    assert_int_equal(n, 2);
+    const size_t trainable = (size_t)count[0] * 4096 + (size_t)count[1];
+    free(count);
+    print_message("%s: %zu trainable parameters (PyTorch %zu)\n", pc->model, m.n_param, trainable);
+    assert_int_equal(m.n_param, trainable);
+
     model_set_batch(&m, BATCH, 1, pc->threads);
     if (m.nthreads != pc->threads) /* an OPENMP=0 build runs everything on one */
         print_message("%s: asked for %d threads, running on %d\n", pc->model, pc->threads, m.nthreads);
     const size_t in_size = shape_size(m.input_shape);
     Layer *last = &m.layers[m.n_layers - 1];
 
-    size_t n = 0;
     float *x = read_tensor(cases, "x", &n);
     assert_int_equal(n, BATCH * in_size);
     memcpy(m.input, x, n * sizeof(float));
@@ -330,6 +347,10 @@ static void test_parity(void **state) {
     snprintf(label, sizeof label, "%s t=%d logits_train", pc->model, pc->threads);
     TU_ASSERT_CLOSE(logits, want, n, TOL, label);
     free(want);
+    if (pc->depth == FORWARD) {
+        model_free(&m);
+        return;
+    }
 
     float probs[BATCH * MODEL_NUM_CLASSES];
     float loss = softmax_xent_forward(probs, logits, labels, BATCH, MODEL_NUM_CLASSES);
@@ -347,7 +368,7 @@ static void test_parity(void **state) {
     compare_family(&m, m.grads, NULL, 0, pc, cases, "grad.", "grads", 1, TOL);
     if (m.n_buffer > 0)
         compare_family(&m, NULL, m.buffers, 1, pc, cases, "running.", "running stats", 0, TOL);
-    if (pc->graph) {
+    if (pc->depth == GRADS) {
         model_free(&m);
         return;
     }
@@ -384,20 +405,23 @@ static void test_parity(void **state) {
 }
 
 int main(void) {
-    static ParityCase cases[] = {
-        {"lenet5", 1, 0},  {"lenet5", 2, 0}, {"cnn-bn", 1, 0}, {"cnn-bn", 2, 0},
-        {"resnet5", 1, 1}, {"resnet5", 2, 1}, {"stn", 1, 1},   {"stn", 2, 1},
+    static const struct {
+        const char *model;
+        int depth;
+    } zoo[] = {
+        {"lenet5", FULL},      {"cnn-bn", FULL},    {"resnet5", GRADS},     {"stn", GRADS},
+        {"cnn", FORWARD},      {"bigkernel", FORWARD}, {"cnn-deep", FORWARD}, {"mlp", FORWARD},
+        {"kaggle-deep", FORWARD}, {"kfold-net", FORWARD}, {"twobranch", FORWARD},
     };
-    /* spelled out rather than cmocka_unit_test_prestate so each run has its own name */
-    const struct CMUnitTest tests[] = {
-        {"lenet5 threads=1", test_parity, NULL, NULL, &cases[0]},
-        {"lenet5 threads=2", test_parity, NULL, NULL, &cases[1]},
-        {"cnn-bn threads=1", test_parity, NULL, NULL, &cases[2]},
-        {"cnn-bn threads=2", test_parity, NULL, NULL, &cases[3]},
-        {"resnet5 threads=1", test_parity, NULL, NULL, &cases[4]},
-        {"resnet5 threads=2", test_parity, NULL, NULL, &cases[5]},
-        {"stn threads=1", test_parity, NULL, NULL, &cases[6]},
-        {"stn threads=2", test_parity, NULL, NULL, &cases[7]},
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    enum { N_ZOO = sizeof zoo / sizeof *zoo };
+    /* each model with 1 and with 2 threads, each run under its own name */
+    static ParityCase cases[2 * N_ZOO];
+    static char names[2 * N_ZOO][48];
+    struct CMUnitTest tests[2 * N_ZOO];
+    for (int i = 0; i < 2 * N_ZOO; i++) {
+        cases[i] = (ParityCase){zoo[i / 2].model, 1 + i % 2, zoo[i / 2].depth};
+        snprintf(names[i], sizeof names[i], "%s threads=%d", cases[i].model, cases[i].threads);
+        tests[i] = (struct CMUnitTest){names[i], test_parity, NULL, NULL, &cases[i]};
+    }
+    return _cmocka_run_group_tests("test_torch_parity", tests, 2 * N_ZOO, NULL, NULL);
 }

@@ -42,14 +42,15 @@ typedef struct {
 typedef enum {
     LAYER_CONV2D, LAYER_LINEAR, LAYER_MAXPOOL, LAYER_AVGPOOL, LAYER_RELU, LAYER_TANH,
     LAYER_BATCHNORM, LAYER_DROPOUT, LAYER_DROPOUT2D, LAYER_FLATTEN,
-    LAYER_ELU, LAYER_ADD, LAYER_CONCAT, LAYER_GLOBAL_AVGPOOL, LAYER_STN, LAYER_KIND_COUNT
+    LAYER_ELU, LAYER_ADD, LAYER_CONCAT, LAYER_GLOBAL_AVGPOOL, LAYER_STN,
+    LAYER_ZEROPAD, LAYER_KIND_COUNT
 } LayerType;
 
 #define LAYER_MAX_INPUTS 8
 #define LAYER_INPUT_IMAGE (-1) /* input id of the model input */
 
 /* Weight initialisation of conv2d and linear (spec argument init=). */
-typedef enum { INIT_TORCH, INIT_HE_UNIFORM, INIT_GLOROT_UNIFORM } InitScheme;
+typedef enum { INIT_TORCH, INIT_HE_UNIFORM, INIT_GLOROT_UNIFORM, INIT_HE_NORMAL } InitScheme;
 
 typedef struct Layer Layer;
 
@@ -91,6 +92,8 @@ struct Layer {
     float p;                  /* dropout probability */
     float eps, momentum;      /* batchnorm */
     float alpha;              /* elu */
+    int align_corners;        /* stn: PyTorch's align_corners=True */
+    int pads[4];              /* zeropad: top, bottom, left, right */
     int init_affine_identity; /* linear out=6 ending an stn localisation net: W = 0, b = identity */
     InitScheme init_scheme;   /* conv2d, linear: init= (see init_weights in layers.c) */
 

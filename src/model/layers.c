@@ -62,20 +62,33 @@ int spec_get_float(SpecArgs *a, const char *key, float def, float lo, float hi, 
  *     bias, what PyTorch's kaiming_uniform_(a=sqrt(5)) default amounts to;
  *   he_uniform, glorot_uniform: Keras's kernel initialisers of those names,
  *     U(-sqrt(6/fan_in), ..) and U(-sqrt(6/(fan_in+fan_out)), ..), bias 0
- *     (Keras's zeros), for specs that reproduce Keras notebooks.
+ *     (Keras's zeros), for specs that reproduce Keras notebooks;
+ *   he_normal: Keras's HeNormal, a normal of std sqrt(2/fan_in)/0.87962566
+ *     truncated at two standard deviations (redrawn beyond), bias 0.
  * fan_out is out_features x the kernel's area, as Keras counts it. */
 static void init_weights(const Layer *l, float *w, size_t nw, float *b, size_t nb, int fan_in, int fan_out,
                          Rng *rng) {
     float bound = 1.0f / sqrtf((float)fan_in), bias_bound = bound;
     if (l->init_scheme == INIT_HE_UNIFORM) bound = sqrtf(6.0f / (float)fan_in), bias_bound = 0;
     if (l->init_scheme == INIT_GLOROT_UNIFORM) bound = sqrtf(6.0f / (float)(fan_in + fan_out)), bias_bound = 0;
+    if (l->init_scheme == INIT_HE_NORMAL) {
+        const float sd = sqrtf(2.0f / (float)fan_in) / 0.87962566103423978f;
+        for (size_t i = 0; i < nw; i++) {
+            float z;
+            do z = rng_normal(rng);
+            while (fabsf(z) > 2.0f);
+            w[i] = z * sd;
+        }
+        for (size_t i = 0; i < nb; i++) b[i] = 0.0f;
+        return;
+    }
     for (size_t i = 0; i < nw; i++) w[i] = rng_uniform_range(rng, -bound, bound);
     for (size_t i = 0; i < nb; i++) b[i] = bias_bound > 0 ? rng_uniform_range(rng, -bias_bound, bias_bound) : 0.0f;
 }
 
-/* init=torch|he_uniform|glorot_uniform (see init_weights) */
+/* init=torch|he_uniform|glorot_uniform|he_normal (see init_weights) */
 static int spec_get_init(SpecArgs *a, Layer *l) {
-    static const char *const names[] = {"torch", "he_uniform", "glorot_uniform"};
+    static const char *const names[] = {"torch", "he_uniform", "glorot_uniform", "he_normal"};
     int i = find_arg(a, "init");
     l->init_scheme = INIT_TORCH;
     if (i < 0) return 0;
@@ -84,7 +97,7 @@ static int spec_get_init(SpecArgs *a, Layer *l) {
             l->init_scheme = (InitScheme)k;
             return 0;
         }
-    return dg_set_error("init=%s is not one of torch, he_uniform, glorot_uniform", a->val[i]);
+    return dg_set_error("init=%s is not one of torch, he_uniform, glorot_uniform, he_normal", a->val[i]);
 }
 
 static int no_args(Layer *l, SpecArgs *a) { return 0; }
@@ -160,15 +173,17 @@ static int conv2d_tensors(const Layer *l, const char **names, int shapes[][4], i
 }
 
 static const LayerKind conv2d_kind = {
-    "conv2d", "conv2d out=K kernel=R [stride=1] [pad=0] [bias=1] [init=torch|he_uniform|glorot_uniform]", conv2d_configure,
+    "conv2d", "conv2d out=K kernel=R [stride=1] [pad=0] [bias=1] [init=torch|he_uniform|glorot_uniform|he_normal]", conv2d_configure,
     conv2d_plan, conv2d_init, conv2d_layer_forward, conv2d_layer_backward, conv2d_tensors};
 
 /* ==== linear ============================================================== */
 
 static int linear_configure(Layer *l, SpecArgs *a) {
     if (find_arg(a, "out") < 0) return dg_set_error("linear needs out=FEATURES");
-    return spec_get_int(a, "out", 0, 1, 1 << 20, &l->out_features) ||
-           spec_get_int(a, "bias", 1, 0, 1, &l->bias) || spec_get_init(a, l);
+    if (spec_get_int(a, "out", 0, 1, 1 << 20, &l->out_features) || spec_get_int(a, "bias", 1, 0, 1, &l->bias) ||
+        spec_get_init(a, l))
+        return -1; /* (a bare || would return 1, which callers take for success) */
+    return 0;
 }
 
 static int linear_plan(Layer *l) {
@@ -218,7 +233,7 @@ static int linear_tensors(const Layer *l, const char **names, int shapes[][4], i
     return 2;
 }
 
-static const LayerKind linear_kind = {"linear", "linear out=M [bias=1] [init=torch|he_uniform|glorot_uniform]", linear_configure,
+static const LayerKind linear_kind = {"linear", "linear out=M [bias=1] [init=torch|he_uniform|glorot_uniform|he_normal]", linear_configure,
                                       linear_plan, linear_init, linear_layer_forward,
                                       linear_layer_backward, linear_tensors};
 
@@ -297,11 +312,52 @@ static const LayerKind tanh_kind = {"tanh", "tanh", no_args, same_shape_plan, no
 static const LayerKind flatten_kind = {"flatten", "flatten", no_args, flatten_plan, no_init,
                                        copy_forward, copy_backward, no_tensors};
 
+/* ==== zeropad: zeros around each map, per side ============================
+ * Keras's ZeroPadding2D / PyTorch's nn.ZeroPad2d((left, right, top,
+ * bottom)). With a pad=0 convolution after it, it gives TensorFlow's
+ * padding='same' for strided convolutions, which pads the bottom and right
+ * by one more than the top and left when the total is odd (a symmetric
+ * pad= would shift every window). Backward: dx is dy's interior.        */
+
+static int zeropad_configure(Layer *l, SpecArgs *a) {
+    if (spec_get_int(a, "top", 0, 0, 64, &l->pads[0]) || spec_get_int(a, "bottom", 0, 0, 64, &l->pads[1]) ||
+        spec_get_int(a, "left", 0, 0, 64, &l->pads[2]) || spec_get_int(a, "right", 0, 0, 64, &l->pads[3]))
+        return -1;
+    return 0;
+}
+static int zeropad_plan(Layer *l) {
+    l->out = (Shape){l->in.c, l->in.h + l->pads[0] + l->pads[1], l->in.w + l->pads[2] + l->pads[3]};
+    return 0;
+}
+/* copy each input row into (to_out) or out of the padded map: rows of
+ * (N*C) maps of H x W inside maps of P x Q at (top, left) */
+static void zeropad_rows(float *out, float *in, const Layer *l, int n, int to_out) {
+    const int H = l->in.h, W = l->in.w, Q = l->out.w;
+    const size_t maps = (size_t)n * l->in.c, HW = (size_t)H * W, PQ = (size_t)l->out.h * Q;
+    for (size_t m = 0; m < maps; m++)
+        for (int h = 0; h < H; h++) {
+            float *o = out + m * PQ + (size_t)(h + l->pads[0]) * Q + l->pads[2], *i = in + m * HW + (size_t)h * W;
+            if (to_out) memcpy(o, i, (size_t)W * sizeof(float));
+            else memcpy(i, o, (size_t)W * sizeof(float));
+        }
+}
+static void zeropad_forward(Layer *l, int n, int training) {
+    memset(l->y, 0, (size_t)n * shape_size(l->out) * sizeof(float));
+    zeropad_rows(l->y, l->x, l, n, 1);
+}
+static void zeropad_backward(Layer *l, int n) {
+    if (l->dx) zeropad_rows(l->dy, l->dx, l, n, 0);
+}
+static const LayerKind zeropad_kind = {"zeropad", "zeropad [top=0] [bottom=0] [left=0] [right=0]",
+                                       zeropad_configure, zeropad_plan, no_init, zeropad_forward,
+                                       zeropad_backward, no_tensors};
+
 /* ==== batchnorm (2d on (C,H,W), 1d on (D,1,1)) =========================== */
 
 static int batchnorm_configure(Layer *l, SpecArgs *a) {
-    return spec_get_float(a, "eps", 1e-5f, 0, 1, &l->eps) ||
-           spec_get_float(a, "momentum", 0.1f, 0, 1, &l->momentum);
+    if (spec_get_float(a, "eps", 1e-5f, 0, 1, &l->eps) || spec_get_float(a, "momentum", 0.1f, 0, 1, &l->momentum))
+        return -1; /* (a bare || would return 1, which callers take for success) */
+    return 0;
 }
 
 static int batchnorm_plan(Layer *l) {
@@ -483,7 +539,12 @@ static const LayerKind global_avgpool_kind = {
  * affine parameters theta (6) = (2,3) row-major. The spec writes it as a
  * block (spec.c); here it is a two-input layer without parameters of its
  * own. Scratch per sample: the sampling grid (H,W,2) from forward, and
- * its gradient (H,W,2) in backward.                                      */
+ * its gradient (H,W,2) in backward. align_corners=1 (on the stn line) is
+ * PyTorch's align_corners=True for both affine_grid and grid_sample.     */
+
+static int stn_args(Layer *l, SpecArgs *a) {
+    return spec_get_int(a, "align_corners", 0, 0, 1, &l->align_corners);
+}
 
 static int stn_plan(Layer *l) {
     if (shape_size(l->ins[1]) != 6)
@@ -497,19 +558,20 @@ static float *stn_grid(const Layer *l, int n) { return l->scratch; }
 static float *stn_dgrid(const Layer *l, int n) { return l->scratch + (size_t)n * 2 * l->in.h * l->in.w; }
 
 static void stn_layer_forward(Layer *l, int n, int training) {
-    affine_grid_forward(stn_grid(l, n), l->xs[1], n, l->out.h, l->out.w);
-    grid_sample_forward(l->y, l->xs[0], stn_grid(l, n), n, l->in.c, l->in.h, l->in.w, l->out.h, l->out.w);
+    affine_grid_forward(stn_grid(l, n), l->xs[1], n, l->out.h, l->out.w, l->align_corners);
+    grid_sample_forward(l->y, l->xs[0], stn_grid(l, n), n, l->in.c, l->in.h, l->in.w, l->out.h, l->out.w,
+                        l->align_corners);
 }
 static void stn_layer_backward(Layer *l, int n) {
     float *dgrid = stn_dgrid(l, n);
     grid_sample_backward(l->dxs[0], dgrid, l->dy, l->xs[0], stn_grid(l, n), n, l->in.c, l->in.h,
-                         l->in.w, l->out.h, l->out.w);
+                         l->in.w, l->out.h, l->out.w, l->align_corners);
     if (l->dxs[1]) {
         memset(l->dxs[1], 0, (size_t)n * 6 * sizeof(float));
-        affine_grid_backward(l->dxs[1], dgrid, n, l->out.h, l->out.w);
+        affine_grid_backward(l->dxs[1], dgrid, n, l->out.h, l->out.w, l->align_corners);
     }
 }
-static const LayerKind stn_kind = {"stn", "stn [inputs=X] ... end", no_args, stn_plan, no_init,
+static const LayerKind stn_kind = {"stn", "stn [align_corners=0] [inputs=X] ... end", stn_args, stn_plan, no_init,
                                    stn_layer_forward, stn_layer_backward, no_tensors};
 
 /* ==== the table =========================================================== */
@@ -522,7 +584,7 @@ const LayerKind *const layer_kinds[LAYER_KIND_COUNT] = {
     [LAYER_DROPOUT2D] = &dropout2d_kind, [LAYER_FLATTEN] = &flatten_kind,
     [LAYER_ELU] = &elu_kind,         [LAYER_ADD] = &add_kind,
     [LAYER_CONCAT] = &concat_kind,   [LAYER_GLOBAL_AVGPOOL] = &global_avgpool_kind,
-    [LAYER_STN] = &stn_kind,
+    [LAYER_STN] = &stn_kind,         [LAYER_ZEROPAD] = &zeropad_kind,
 };
 
 const LayerKind *layer_kind_find(const char *name, LayerType *type) {

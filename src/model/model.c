@@ -619,11 +619,11 @@ static void format_inputs(const Model *m, const Layer *l, char *buf, size_t len)
 void model_summary(const Model *m, FILE *f) {
     fprintf(f, "Model: %s\n", m->spec_name);
     const int graph = model_is_graph(m);
-    fprintf(f, "%-4s %-30s %-18s %12s%s\n", "#", "Layer (type)", "Output Shape", "Param #",
+    fprintf(f, "%-4s %-30s %-18s %12s %10s%s\n", "#", "Layer (type)", "Output Shape", "Param #", "Trainable",
             graph ? "  Inputs" : "");
     fprintf(f, "==================================================================\n");
-    fprintf(f, "%-4s %-30s (%d, %d, %d)%*s %12d\n", "", "input", m->input_shape.c, m->input_shape.h,
-            m->input_shape.w, 5, "", 0);
+    fprintf(f, "%-4s %-30s (%d, %d, %d)%*s %12d %10d\n", "", "input", m->input_shape.c, m->input_shape.h,
+            m->input_shape.w, 5, "", 0, 0);
     for (int i = 0; i < m->n_layers; i++) {
         const Layer *l = &m->layers[i];
         char desc[64], shape[32];
@@ -658,7 +658,7 @@ void model_summary(const Model *m, FILE *f) {
             snprintf(shape, sizeof shape, "(%d, %d, %d)", l->out.c, l->out.h, l->out.w);
         char from[128] = "";
         if (graph) format_inputs(m, l, from, sizeof from);
-        fprintf(f, "%-4d %-30s %-18s %12zu%s%s\n", i, desc, shape, l->n_param + l->n_buffer,
+        fprintf(f, "%-4d %-30s %-18s %12zu %10zu%s%s\n", i, desc, shape, l->n_param + l->n_buffer, l->n_param,
                 graph ? "  " : "", from);
     }
     fprintf(f, "==================================================================\n");

@@ -9,7 +9,8 @@
  *                   (the model input); add and concat take two or more;
  *   stn ... end     a spatial transformer block: the lines between are its
  *                   localisation net (reading the stn's input), ending in
- *                   `linear out=6`; the stn layer itself is placed at `end`.
+ *                   `linear out=6`; the stn layer itself is placed at `end`
+ *                   (with the stn line's own arguments: align_corners=).
  * Layers are numbered in the order they are created, which puts every
  * input before the layers reading it. A spec without name=/inputs=/stn is
  * a plain sequence and numbers its layers exactly as before.
@@ -256,6 +257,8 @@ int model_build_limited(Model *m, const char *spec_text, const char *origin, siz
     /* an open stn block: its input, line and name */
     int stn_open = 0, stn_src = 0, stn_line = 0, stn_first = 0;
     char stn_name[32] = "";
+    SpecArgs stn_args; /* the stn line's own arguments, applied at `end` */
+    memset(&stn_args, 0, sizeof stn_args);
     char keyword[64];
     SpecArgs args;
     while (*p) {
@@ -308,11 +311,14 @@ int model_build_limited(Model *m, const char *spec_text, const char *origin, siz
                              origin, lineno, stn_line);
                 goto fail;
             }
-            if (args.n) {
-                dg_set_error("%s:%d: stn: unknown argument '%s' (usage: stn [inputs=X] [name=N], "
-                             "the localisation net, then 'end')", origin, lineno, args.key[0]);
-                goto fail;
-            }
+            for (int i = 0; i < args.n; i++)
+                if (strcmp(args.key[i], "align_corners") != 0) {
+                    dg_set_error("%s:%d: stn: unknown argument '%s' (usage: stn [align_corners=0|1] "
+                                 "[inputs=X] [name=N], the localisation net, then 'end')", origin,
+                                 lineno, args.key[i]);
+                    goto fail;
+                }
+            stn_args = args;
             if (n_in != 1) {
                 dg_set_error("%s:%d: stn: takes one input (the image to transform)", origin, lineno);
                 goto fail;
@@ -345,8 +351,7 @@ int model_build_limited(Model *m, const char *spec_text, const char *origin, siz
             }
             loc->init_affine_identity = 1;
             int stn_ids[2] = {stn_src, m->n_layers - 1};
-            memset(&args, 0, sizeof args);
-            if (append_layer(m, layer_kinds[LAYER_STN], LAYER_STN, stn_line, stn_name, stn_ids, 2, &args) < 0) {
+            if (append_layer(m, layer_kinds[LAYER_STN], LAYER_STN, stn_line, stn_name, stn_ids, 2, &stn_args) < 0) {
                 line_error(origin, stn_line, NULL);
                 goto fail;
             }

@@ -178,7 +178,9 @@ void global_avgpool_forward(float *y, const float *x, int N, int C, int HW);
 void global_avgpool_backward(float *dx, const float *dy, int N, int C, int HW);
 
 /* ---- spatial transformer: affine_grid + bilinear grid_sample -------------
- * PyTorch semantics with align_corners=False and zeros padding.
+ * PyTorch semantics with zeros padding; `align` is align_corners (0: False,
+ * the formulas below; 1: True, base x_q = -1 + 2q/(Q-1), ix = (gx+1)*(W-1)/2,
+ * dgrid scaled by (W-1)/2 and (H-1)/2).
  * affine_grid: theta (N,2,3), grid (N,P,Q,2) of normalised (gx, gy) in
  *   [-1,1] units: base x_q = (2q+1)/Q - 1, y_p = (2p+1)/P - 1,
  *   (gx, gy) = theta[n] . (x_q, y_p, 1).
@@ -190,11 +192,11 @@ void global_avgpool_backward(float *dx, const float *dy, int N, int C, int HW);
  *   backward: dx (N,C,H,W) overwritten (NULL = not wanted); dgrid
  *   (N,P,Q,2) overwritten: d y / d ix * W/2 and d y / d iy * H/2 summed
  *   over channels.                                                         */
-void affine_grid_forward(float *grid, const float *theta, int N, int P, int Q);
-void affine_grid_backward(float *dtheta, const float *dgrid, int N, int P, int Q);
+void affine_grid_forward(float *grid, const float *theta, int N, int P, int Q, int align);
+void affine_grid_backward(float *dtheta, const float *dgrid, int N, int P, int Q, int align);
 void grid_sample_forward(float *y, const float *x, const float *grid, int N, int C, int H, int W,
-                         int P, int Q);
+                         int P, int Q, int align);
 void grid_sample_backward(float *dx, float *dgrid, const float *dy, const float *x,
-                          const float *grid, int N, int C, int H, int W, int P, int Q);
+                          const float *grid, int N, int C, int H, int W, int P, int Q, int align);
 
 #endif

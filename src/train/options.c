@@ -91,8 +91,9 @@ static const TrainOption table[] = {
      NULL, "off"},
     {"vote", OPT_CHOICE, F(vote_logits), "probs", 0, 0, "probs|logits", "V",
      "ensemble vote: mean of probabilities or sum of logits", OPTF_RUN, NULL, NULL},
-    {"normalize", OPT_CHOICE, C(unit_scale), "standard", 0, 0, "standard|none", "N",
-     "inputs standardised by the training set's pixel mean and std, or none: pixels/255 only (Keras's rescale)",
+    {"normalize", OPT_CHOICE, C(unit_scale), "standard", 0, 0, "standard|none|signed", "N",
+     "inputs standardised by the training set's pixel mean and std, or none: pixels/255 only (Keras's rescale), "
+     "or signed: pixels/255 mapped to [-1,1] (PyTorch's Normalize((0.5,), (0.5,)))",
      OPTF_RUN | OPTF_META, NULL, NULL},
     {"precision", OPT_CHOICE, F(precision), "fp32", 0, 0, "fp32|bf16", "P",
      "bf16: convolutions multiply in bfloat16 (AVX512_BF16), fp32 master weights and accumulation",

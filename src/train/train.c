@@ -29,6 +29,10 @@ void train_config_defaults(TrainConfig *c) {
 }
 
 void train_set_normalisation(Model *m, const TrainConfig *c, const Dataset *train) {
+    if (c->unit_scale == 2) { /* signed: (x - 0.5) / 0.5 */
+        m->norm_mean = 0.5f, m->norm_std = 0.5f;
+        return;
+    }
     if (c->unit_scale) {
         m->norm_mean = 0.0f, m->norm_std = 1.0f;
         return;

@@ -45,8 +45,9 @@ typedef struct {
     long max_steps;       /* stop after this many steps (0 = no limit); for tests */
     int quiet;            /* no per-epoch lines */
     const AugmentConfig *augment; /* per-batch augmentation (NULL = none) */
-    int unit_scale;       /* --normalize none: inputs are pixels/255 (Keras's rescale=1/255),
-                           * not standardised by the training set's mean and std */
+    int unit_scale;       /* --normalize: 0 standard (the training set's mean and std), 1 none
+                           * (pixels/255, Keras's rescale=1/255), 2 signed (pixels/255 to
+                           * [-1,1]: mean 0.5, std 0.5, PyTorch's Normalize((0.5,), (0.5,))) */
     const char *checkpoint_dir;      /* checkpoints written here (may be NULL) */
     const struct Checkpoint *resume; /* continue this run (checkpoint_open; may be NULL) */
     const char *run_json;            /* caller's settings, stored in checkpoints (may be NULL) */
@@ -95,7 +96,8 @@ struct Checkpoint;
 void train_config_defaults(TrainConfig *c);
 /* JSON text of the configuration (stored in the model file). Owned by caller. */
 /* The model's input normalisation for a fresh run on `train`: its pixel
- * mean and std (default), or mean 0 and std 1 with c->unit_scale. */
+ * mean and std (default), mean 0 and std 1 with c->unit_scale 1, mean 0.5
+ * and std 0.5 (pixels to [-1,1]) with c->unit_scale 2. */
 void train_set_normalisation(Model *m, const TrainConfig *c, const Dataset *train);
 char *train_config_json(const TrainConfig *c, const char *model_name, int n_train, int n_val);
 /* Train m (already built and initialised; normalisation set) on train,

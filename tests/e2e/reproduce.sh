@@ -17,29 +17,29 @@ run_repro() { # ROWS [VAR=value...]: one QUICK run into $out, its status; stderr
         PARALLEL=2 THREADS=1 ROWS="$rows" bash bench/reproduce.sh >"$TMP/stdout" 2>"$TMP/stderr"
 }
 repro() { run_repro "$@" || fail "reproduce.sh failed: $(tail -3 "$TMP/stderr")"; }
-m1=$out/s000-cnn-bn-aug-x5.m1.safetensors m2=$out/s000-cnn-bn-aug-x5.m2.safetensors
-repro s001-deep-all,s000-cnn-bn-aug-x5
+m1=$out/seed000-4.m1.safetensors m2=$out/seed000-4.m2.safetensors
+repro seed001-7,seed000-4
 table=$out/reproduce.md
 [[ -f $table ]] || fail "no table in $out"
-grep -q 'PARALLEL=2 THREADS=1 ROWS=s001-deep-all,s000-cnn-bn-aug-x5 bench/reproduce.sh' "$table" ||
+grep -q 'PARALLEL=2 THREADS=1 ROWS=seed001-7,seed000-4 bench/reproduce.sh' "$table" ||
     fail "the table's command line lacks the knobs: $(grep Command "$table")"
 # | row | configuration | accuracy | runs | time | seed's figure |
 row() { grep "^| $1 |" "$table" || fail "no $1 row in: $(cat "$table")"; }
 acc='[0-9]+\.[0-9]{2} %'
-row s001-deep-all | grep -Eq "\| $acc \| 1 seeds \|" || fail "s001-deep-all row: $(row s001-deep-all)"
-row s000-cnn-bn-aug-x5 | grep -Eq "\| $acc \| 1 run, 2 members \| [0-9.]+ s each, 2 at a time \|" ||
-    fail "ensemble row: $(row s000-cnn-bn-aug-x5)"
+row seed001-7 | grep -Eq "\| $acc \| 1 seeds \|" || fail "seed001-7 row: $(row seed001-7)"
+row seed000-4 | grep -Eq "\| $acc \| 1 run, 2 members \| [0-9.]+ s each, 2 at a time \|" ||
+    fail "ensemble row: $(row seed000-4)"
 for k in 1 2; do
     grep -q "member $k of 2: digits train .* --seed $k\$" "$TMP/stderr" || fail "member $k is not seed $k: $(cat "$TMP/stderr")"
 done
 ! grep -q '^test accuracy' "$out"/*.m[12].log || fail "a member evaluated the test set"
-joined=$out/s000-cnn-bn-aug-x5.safetensors
+joined=$out/seed000-4.safetensors
 members=$("$DIGITS" ensemble --list "$joined" | wc -l)
 [[ $members -eq 2 ]] || fail "the joined ensemble has $members members, expected 2"
 "$DIGITS" ensemble --out "$TMP/m0.safetensors" --pick 0 "$joined" >/dev/null
 "$DIGITS" ensemble --out "$TMP/m1.safetensors" --pick 1 "$joined" >/dev/null
 ! cmp -s <(tensor_data "$TMP/m0.safetensors") <(tensor_data "$TMP/m1.safetensors") || fail "both members have the same weights"
-echo "ok: $(row s000-cnn-bn-aug-x5)"
+echo "ok: $(row seed000-4)"
 
 [[ ! -e ${m1%.safetensors}.ckpt && ! -e ${m2%.safetensors}.ckpt ]] || fail "a saved member kept its checkpoints"
 
@@ -47,18 +47,18 @@ echo "ok: $(row s000-cnn-bn-aug-x5)"
 cp "$m2" "$TMP/m2-first.safetensors"
 rm "$m2" "$joined"
 cp "$m1" "$TMP/m1-before.safetensors"
-repro s000-cnn-bn-aug-x5 MAX_NEW=0
+repro seed000-4 MAX_NEW=0
 grep -q '1 of 2 members trained; run the row again' "$TMP/stderr" || fail "MAX_NEW=0: $(cat "$TMP/stderr")"
 [[ ! -f $m2 && ! -f $joined ]] || fail "MAX_NEW=0 trained or joined"
-! grep -q '^| s000-cnn-bn-aug-x5 |' "$table" || fail "an incomplete row is in the table"
+! grep -q '^| seed000-4 |' "$table" || fail "an incomplete row is in the table"
 # ... and the next run keeps member 1 and trains member 2 only
-repro s000-cnn-bn-aug-x5
+repro seed000-4
 grep -q 'member 1 of 2: kept' "$TMP/stderr" || fail "member 1 not kept: $(cat "$TMP/stderr")"
 ! grep -q 'member 1 of 2: digits train' "$TMP/stderr" || fail "member 1 retrained"
 cmp -s "$m1" "$TMP/m1-before.safetensors" || fail "member 1's file changed"
 [[ -f $m2 ]] || fail "member 2 not trained"
-row s000-cnn-bn-aug-x5 | grep -Eq "\| 1 run, 2 members \|" || fail "resumed row: $(row s000-cnn-bn-aug-x5)"
-echo "ok: resumed $(row s000-cnn-bn-aug-x5)"
+row seed000-4 | grep -Eq "\| 1 run, 2 members \|" || fail "resumed row: $(row seed000-4)"
+echo "ok: resumed $(row seed000-4)"
 
 # a member killed after its last checkpoint, its best epoch so far saved:
 # this digits trains member 2 to the end, then "dies" before the script
@@ -68,34 +68,34 @@ printf '%s\n' '#!/usr/bin/env bash' \
     "\"$DIGITS\" \"\$@\" || exit" \
     "[[ \" \$* \" == *\" --seed 2 \"* ]] && exit 137" \
     'exit 0' > "$TMP/dies"
-printf '%s\n' '#!/usr/bin/env bash' "\"$DIGITS\" \"\$@\" || exit" "[[ \" \$* \" == *\" --kfold \"* ]] && exit 137" \
+printf '%s\n' '#!/usr/bin/env bash' "\"$DIGITS\" \"\$@\" || exit" "[[ \" \$* \" == *seed003.yaml* ]] && exit 137" \
     'exit 0' > "$TMP/dies-kfold"
 chmod +x "$TMP/dies" "$TMP/dies-kfold"
-run_repro s000-cnn-bn-aug-x5 DIGITS="$TMP/dies" &&
+run_repro seed000-4 DIGITS="$TMP/dies" &&
     fail "reproduce.sh went on past a member that died: $(cat "$TMP/stderr")"
 grep -q 'member 2 failed' "$TMP/stderr" || fail "no word of member 2's failure: $(cat "$TMP/stderr")"
 [[ -f ${m2%.safetensors}.ckpt/latest ]] || fail "the dead member left no checkpoint"
 [[ -f ${m2%.safetensors}.training.safetensors && ! -f $m2 ]] || fail "the dead member's saved epoch passes for a whole member"
-repro s000-cnn-bn-aug-x5
+repro seed000-4
 grep -q 'member 2 of 2: resumed from' "$TMP/stderr" || fail "member 2 not resumed: $(cat "$TMP/stderr")"
 cmp -s <(tensor_data "$m2") <(tensor_data "$TMP/m2-first.safetensors") || fail "the resumed member 2 differs from the first one"
 [[ ! -e ${m2%.safetensors}.ckpt && ! -e ${m2%.safetensors}.training.safetensors ]] ||
     fail "member 2's checkpoints or training file outlived its file"
-row s000-cnn-bn-aug-x5 | grep -Eq "\| 1 run, 2 members \|" || fail "row after the resume: $(row s000-cnn-bn-aug-x5)"
+row seed000-4 | grep -Eq "\| 1 run, 2 members \|" || fail "row after the resume: $(row seed000-4)"
 echo "ok: member 2 resumed from its checkpoint to the same weights"
 
 # a one-process ensemble row (--kfold) that "dies" once its run has ended
 # (this digits exits 137 after a --kfold run, as if killed before the end):
 # the next run resumes it from NAME.ckpt/ (every member kept), then removes it
-kf=$out/s003-kfold5
-run_repro s003-kfold5 DIGITS="$TMP/dies-kfold" LONG_EPOCHS=1 &&
+kf=$out/seed003
+run_repro seed003 DIGITS="$TMP/dies-kfold" LONG_EPOCHS=1 &&
     fail "reproduce.sh went on past a kfold run that died: $(cat "$TMP/stderr")"
 [[ -f $kf.ckpt/ensemble.json ]] || fail "the dead kfold run left no checkpoint folder"
 cp "$kf.safetensors" "$TMP/kf-first.safetensors"
-repro s003-kfold5 LONG_EPOCHS=1
+repro seed003 LONG_EPOCHS=1
 grep -q "resumed from $kf.ckpt" "$TMP/stderr" || fail "kfold row not resumed: $(cat "$TMP/stderr")"
 [[ $(grep -c "^member [1-5]/5: kept from" "$kf.log") -eq 5 ]] || fail "kfold members not kept: $(cat "$kf.log")"
 cmp -s <(tensor_data "$kf.safetensors") <(tensor_data "$TMP/kf-first.safetensors") || fail "the resumed kfold row changed its members"
 [[ ! -e $kf.ckpt ]] || fail "the kfold row's checkpoints outlived it"
-row s003-kfold5 | grep -Eq "\| $acc \| 1 run, 5 members \|" || fail "kfold row: $(row s003-kfold5)"
-echo "ok: a stopped kfold row resumed: $(row s003-kfold5)"
+row seed003 | grep -Eq "\| $acc \| 1 run, 5 members \|" || fail "kfold row: $(row seed003)"
+echo "ok: a stopped kfold row resumed: $(row seed003)"
