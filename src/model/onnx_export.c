@@ -34,6 +34,7 @@
 
 #include "core/check.h"
 #include "core/version.h"
+#include "ops/ops.h"
 
 /* ==== the builder: protobuf-c structs, every allocation tracked ========== */
 
@@ -219,18 +220,17 @@ static int layer_inits(Builder *b, const char *P, const Layer *l, char **names) 
 }
 
 /* The spatial transformer: grid = base (P*Q, 3) x theta^T (N, 3, 2), then
- * GridSample. base rows are (x_q, y_p, 1) at the output pixel centres, as
- * affine_grid_forward computes them. */
+ * GridSample. base rows are (x_q, y_p, 1) at the output pixels: the grid
+ * affine_grid_forward makes from the identity transform. */
 static char *export_stn(Builder *b, const char *P, const Layer *l, const char *image, const char *theta) {
     int Pn = l->out.h, Qn = l->out.w;
     float *base = dg_xmalloc((size_t)Pn * Qn * 3 * sizeof(float));
-    for (int p = 0; p < Pn; p++)
-        for (int q = 0; q < Qn; q++) {
-            float *r = base + ((size_t)p * Qn + q) * 3;
-            r[0] = (float)(2 * q + 1) / (float)Qn - 1.0f;
-            r[1] = (float)(2 * p + 1) / (float)Pn - 1.0f;
-            r[2] = 1.0f;
-        }
+    float *ident = dg_xmalloc((size_t)Pn * Qn * 2 * sizeof(float));
+    const float theta_id[6] = {1, 0, 0, 0, 1, 0};
+    affine_grid_forward(ident, theta_id, 1, Pn, Qn, l->align_corners);
+    for (size_t i = 0; i < (size_t)Pn * Qn; i++)
+        base[3 * i] = ident[2 * i], base[3 * i + 1] = ident[2 * i + 1], base[3 * i + 2] = 1.0f;
+    free(ident);
     int64_t bdims[2] = {(int64_t)Pn * Qn, 3}, tshape[3] = {-1, 2, 3}, gshape[4] = {-1, Pn, Qn, 2};
     char *bname = b_init(b, b_fmt(b, "%s/%d.base_grid", P, l->index), 2, bdims, base, NULL);
     free(base);
@@ -245,7 +245,7 @@ static char *export_stn(Builder *b, const char *P, const Layer *l, const char *i
     char *g = b_node(b, "MatMul", NULL, 2, bname, tr->output[0])->output[0];   /* (N, P*Q, 2) */
     char *g4 = b_node(b, "Reshape", NULL, 2, g, gs)->output[0];                 /* (N, P, Q, 2) */
     Onnx__NodeProto *gsn = b_node(b, "GridSample", NULL, 2, image, g4);
-    b_attr_int(b, gsn, "align_corners", 0);
+    b_attr_int(b, gsn, "align_corners", l->align_corners);
     b_attr_string(b, gsn, "mode", "bilinear");
     b_attr_string(b, gsn, "padding_mode", "zeros");
     return gsn->output[0];
@@ -290,6 +290,14 @@ static int export_layer(Builder *b, const char *P, const char *origin, const Lay
         b_attr_float(b, nd, "epsilon", l->eps);
         o->value = nd->output[0];
         return 0;
+    case LAYER_ZEROPAD: {
+        if (x.rank != 4) break;
+        /* Pad's pads: the begins of N, C, H, W, then their ends */
+        int64_t pads[8] = {0, 0, l->pads[0], l->pads[2], 0, 0, l->pads[1], l->pads[3]};
+        char *pv = b_init(b, b_fmt(b, "%s/%d.pads", P, l->index), 1, (int64_t[]){8}, NULL, pads);
+        o->value = b_node(b, "Pad", NULL, 2, x.value, pv)->output[0]; /* mode constant, value 0 */
+        return 0;
+    }
     case LAYER_RELU: o->value = b_node(b, "Relu", NULL, 1, x.value)->output[0]; return 0;
     case LAYER_TANH: o->value = b_node(b, "Tanh", NULL, 1, x.value)->output[0]; return 0;
     case LAYER_ELU:

@@ -15,7 +15,7 @@
  *       ReduceMean over H and W, Flatten (axis 1), Reshape to (N, -1) — its
  *       shape given as a constant or computed by Shape/Gather/Unsqueeze/
  *       Concat as x.view(x.size(0), -1) exports it —, Add and Concat (axis 1)
- *       of two branches, Dropout, Identity and Pad by zeros (nothing), and a final Softmax
+ *       of two branches, Dropout, Identity, Pad by zeros (a zeropad layer), and a final Softmax
  *       or LogSoftmax (nothing: digits applies its own softmax, and the
  *       softmax of log-probabilities is the same distribution).
  *     Mul/Add/Sub/Div of the graph input by a scalar (normalisation in the
@@ -491,18 +491,39 @@ static int op_softmax(Import *im, const Onnx__NodeProto *nd) {
     return 0;
 }
 
-/* Pad by zero on every side (torch 1.13 writes one before AvgPool2d): nothing. */
+/* Pad with zeros (mode constant, no or a zero constant value): pads of 0
+ * on every side (torch 1.13 writes one before AvgPool2d) are nothing, other
+ * pads of H and W a zeropad layer (e.g. TensorFlow's 'same' before a
+ * strided convolution, as `digits export` writes kaggle-deep's). */
 static int op_pad(Import *im, const Onnx__NodeProto *nd) {
     Val *x = input(im, nd, 0, V_DATA);
     if (!x) return -1;
+    const Onnx__AttributeProto *mode = attr(nd, "mode");
+    if (mode && (!mode->has_s || mode->s.len != 8 || memcmp(mode->s.data, "constant", 8) != 0))
+        return node_error(im, nd, "is supported in mode 'constant' only");
+    if (nd->n_input > 2 && *nd->input[2]) {
+        Val *c = input(im, nd, 2, V_CONST);
+        float k = 1;
+        if (!c) return -1;
+        if (onnx_tensor_count(c->t) == 1) onnx_tensor_floats(c->t, &k);
+        if (k != 0) return node_error(im, nd, "is supported with the value 0 only");
+    }
     Val *p = nd->n_input > 1 && *nd->input[1] ? find_val(im, nd->input[1]) : NULL;
     int64_t v[8];
-    int scalar, n = p ? int_values(p, v, &scalar) : -1;
-    for (int i = 0; i < n; i++)
-        if (v[i] != 0) n = -1;
-    if (n < 0) return node_error(im, nd, "is supported with zero pads only (pad in the Conv or pool instead)");
-    alias(im, nd, x);
-    return 0;
+    int scalar, n = p ? int_values(p, v, &scalar) : -1, zero = n >= 0;
+    for (int i = 0; i < n; i++) zero &= v[i] == 0;
+    if (zero) {
+        alias(im, nd, x);
+        return 0;
+    }
+    /* (N, C, H, W) begins, then ends: only H and W, 0..64 each */
+    int ok = n == 8 && x->rank == 4 && !v[0] && !v[1] && !v[4] && !v[5];
+    for (int i = 0; ok && i < 8; i++) ok = v[i] >= 0 && v[i] <= 64;
+    if (!ok) return node_error(im, nd, "is supported as zeros around the H and W axes (0..64 each) only");
+    int top = (int)v[2], left = (int)v[3], bottom = (int)v[6], right = (int)v[7];
+    Shape out = {x->shape.c, x->shape.h + top + bottom, x->shape.w + left + right};
+    return add_layer(im, nd, &x, 1, out, 4, "zeropad top=%d bottom=%d left=%d right=%d", top, bottom, left, right)
+               ? 0 : -1;
 }
 
 /* ---- shape arithmetic: x.view(x.size(0), -1) ------------------------------- */

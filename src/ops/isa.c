@@ -128,12 +128,14 @@
         C, n_in, N, HW)) \
     X_VOID(ISA_, global_avgpool_forward, (float *y, const float *x, int N, int C, int HW), (y, x, N, C, HW)) \
     X_VOID(ISA_, global_avgpool_backward, (float *dx, const float *dy, int N, int C, int HW), (dx, dy, N, C, HW)) \
-    X_VOID(ISA_, affine_grid_forward, (float *grid, const float *theta, int N, int P, int Q), (grid, theta, N, P, Q)) \
-    X_VOID(ISA_, affine_grid_backward, (float *dtheta, const float *dgrid, int N, int P, int Q), (dtheta, dgrid, N, P, Q)) \
+    X_VOID(ISA_, affine_grid_forward, (float *grid, const float *theta, int N, int P, int Q, int align), (grid, theta, \
+        N, P, Q, align)) \
+    X_VOID(ISA_, affine_grid_backward, (float *dtheta, const float *dgrid, int N, int P, int Q, int align), (dtheta, \
+        dgrid, N, P, Q, align)) \
     X_VOID(ISA_, grid_sample_forward, (float *y, const float *x, const float *grid, int N, int C, int H, int W, int P, int \
-        Q), (y, x, grid, N, C, H, W, P, Q)) \
+        Q, int align), (y, x, grid, N, C, H, W, P, Q, align)) \
     X_VOID(ISA_, grid_sample_backward, (float *dx, float *dgrid, const float *dy, const float *x, const float *grid, int \
-        N, int C, int H, int W, int P, int Q), (dx, dgrid, dy, x, grid, N, C, H, W, P, Q)) \
+        N, int C, int H, int W, int P, int Q, int align), (dx, dgrid, dy, x, grid, N, C, H, W, P, Q, align)) \
     X_RET(ISA_, int, gemm_bf16_available, (void), ()) \
     X_RET(ISA_, size_t, bf16_pair_words, (int k), (k)) \
     X_RET(ISA_, size_t, bf16_packed_b_words, (int K, int N), (K, N)) \
