@@ -47,6 +47,7 @@ typedef struct {
     uint64_t seed;
     int bf16;            /* --precision bf16 */
     int profile;         /* --profile: time per layer */
+    int latency_only;    /* --latency-only: skip the training and batch-1000 figures */
 } Options;
 
 static void usage(FILE *f) {
@@ -59,7 +60,9 @@ static void usage(FILE *f) {
             "  --latency-calls N  single-image calls for the latency figures (default 1000)\n"
             "  --seed N           seed for weights and random inputs (default 42)\n"
             "  --precision P      fp32 or bf16 (bf16 convolutions; needs AVX512_BF16)\n"
-            "  --profile          also print the time of every layer (train fwd/bwd, eval)\n"
+            "  --profile          also print the time of every layer (train fwd/bwd, eval,\n"
+            "                     and of the one-image forward with its GFLOP/s)\n"
+            "  --latency-only     only the one-image figures (with --profile: its profile)\n"
             "prints impl,model,metric,value lines (impl=digits) on stdout\n");
 }
 
@@ -93,6 +96,7 @@ static void parse_options(Options *o, int argc, char **argv) {
     o->seed = 42;
     o->bf16 = 0;
     o->profile = 0;
+    o->latency_only = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -101,6 +105,10 @@ static void parse_options(Options *o, int argc, char **argv) {
         }
         if (!strcmp(a, "--profile")) {
             o->profile = 1;
+            continue;
+        }
+        if (!strcmp(a, "--latency-only")) {
+            o->latency_only = 1;
             continue;
         }
         if (i + 1 >= argc) {
@@ -269,6 +277,47 @@ static double bench_infer(Model *m, const Options *o, const uint8_t *pool) {
     return calls * INFER_BATCH / elapsed;
 }
 
+/* Multiply-accumulates of layer i per image (conv and linear; 0 otherwise). */
+static double layer_macs(const Layer *l) {
+    if (l->type == LAYER_CONV2D) return (double)shape_size(l->out) * l->in.c * l->kernel * l->kernel;
+    if (l->type == LAYER_LINEAR) return (double)l->out_features * shape_size(l->in);
+    return 0;
+}
+
+/* The one-image profile (eval slot of m->prof_seconds, `calls` forwards):
+ * per layer (a fused group as its first layer, named with what it absorbed)
+ * microseconds per call, GFLOP/s (2 x MACs / time) and share of the total.
+ * The profiler's own clock reads are inside the total (~2 x 20 ns a row). */
+static void print_latency_profile(const Model *m, FILE *f, long calls) {
+    double total = 0;
+    for (int i = 0; i < m->n_layers; i++) total += m->prof_seconds[i][1];
+    fprintf(f, "%s: one-image forward per layer, %ld calls (fused groups on their first layer)\n", m->spec_name,
+            calls);
+    fprintf(f, "%-4s %-34s %-10s %9s %9s %7s\n", "#", "layer", "output", "us/call", "GFLOP/s", "share");
+    double macs_total = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        if (!m->prof_calls[i][1]) continue;
+        const Layer *l = &m->layers[i];
+        const int e = m->fuse_end ? m->fuse_end[i] : i;
+        char what[64], shape[24];
+        int o = l->type == LAYER_CONV2D ? snprintf(what, sizeof what, "conv%dx%d/%d %d->%d", l->kernel, l->kernel,
+                                                   l->stride, l->in.c, l->out.c)
+                                        : snprintf(what, sizeof what, "%s", l->kind->name);
+        for (int j = i + 1; j <= e && o < (int)sizeof what; j++) /* what the group absorbed */
+            o += snprintf(what + o, sizeof what - o, "+%.4s", m->layers[j].kind->name);
+        const Layer *last = &m->layers[e];
+        snprintf(shape, sizeof shape, "%dx%dx%d", last->out.c, last->out.h, last->out.w);
+        const double us = m->prof_seconds[i][1] / calls * 1e6, macs = layer_macs(l);
+        macs_total += macs;
+        char gf[16] = "";
+        if (macs > 0) snprintf(gf, sizeof gf, "%.1f", 2 * macs / (us * 1e3));
+        fprintf(f, "%-4d %-34s %-10s %9.2f %9s %6.1f%%\n", i, what, shape, us, gf,
+                total > 0 ? 100 * m->prof_seconds[i][1] / total : 0);
+    }
+    const double us = total / calls * 1e6;
+    fprintf(f, "%-4s %-34s %-10s %9.2f %9.1f\n", "", "total (layers)", "", us, 2 * macs_total / (us * 1e3));
+}
+
 /* Single-image load + forward; fills median and p99 in microseconds. */
 static void bench_latency(Model *m, const Options *o, const uint8_t *pool, double *median, double *p99) {
     const size_t img = shape_size(m->input_shape);
@@ -280,6 +329,7 @@ static void bench_latency(Model *m, const Options *o, const uint8_t *pool, doubl
         model_load_pixels(m, pool + (size_t)(i % POOL_IMAGES) * img, 1);
         sink += model_forward(m, 1, 0)[0];
     }
+    if (o->profile) model_profile_start(m);
     for (int i = 0; i < n; i++) {
         const uint8_t *px = pool + (size_t)(i % POOL_IMAGES) * img;
         double t0 = now();
@@ -288,6 +338,13 @@ static void bench_latency(Model *m, const Options *o, const uint8_t *pool, doubl
         t[i] = (now() - t0) * 1e6;
     }
     BENCH_CHECK(sink == sink, "%s: inference gives NaN logits; the kernels are broken", m->spec_name);
+    if (o->profile) {
+        print_latency_profile(m, stderr, n);
+        free(m->prof_seconds);
+        free(m->prof_calls);
+        m->prof_seconds = NULL;
+        m->prof_calls = NULL;
+    }
     qsort(t, (size_t)n, sizeof(double), cmp_double);
     *median = quantile(t, n, 0.5);
     *p99 = quantile(t, n, 0.99);
@@ -333,10 +390,12 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < POOL_IMAGES * img; i++) pool[i] = (uint8_t)rng_below(&rng, 256);
         for (int i = 0; i < POOL_IMAGES; i++) labels[i] = (uint8_t)rng_below(&rng, MODEL_NUM_CLASSES);
 
-        if (o.profile) model_profile_start(&m);
-        emit(m.spec_name, "train_img_s", bench_train(&m, &o, pool, labels));
-        emit(m.spec_name, "infer_img_s", bench_infer(&m, &o, pool));
-        if (o.profile) { /* per layer, over every step and batch above (warm-up included) */
+        if (o.profile && !o.latency_only) model_profile_start(&m);
+        if (!o.latency_only) {
+            emit(m.spec_name, "train_img_s", bench_train(&m, &o, pool, labels));
+            emit(m.spec_name, "infer_img_s", bench_infer(&m, &o, pool));
+        }
+        if (o.profile && !o.latency_only) { /* per layer, over every step and batch above (warm-up included) */
             fprintf(stderr, "%s: time per layer, train batch %d, eval batch %d\n", m.spec_name, o.batch, INFER_BATCH);
             model_profile_print(&m, stderr, (double)m.prof_calls[0][0] * o.batch,
                                 (double)m.prof_calls[0][1] * INFER_BATCH);

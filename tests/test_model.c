@@ -184,6 +184,82 @@ static void test_eval_fusion_matches_unfused(void **state) {
     conv2d_set_bf16(0);
 }
 
+/* Random batch-norm running statistics (mean in [-0.3, 0.3], var in
+ * [0.5, 1.5]) and affine parameters, the same for every model of a spec. */
+static void random_bn_stats(Model *m, uint64_t seed) {
+    Rng rng;
+    rng_seed(&rng, seed, "bn");
+    for (int i = 0; i < m->n_layers; i++) {
+        Layer *l = &m->layers[i];
+        if (l->type != LAYER_BATCHNORM) continue;
+        const int C = l->in.c;
+        for (int c = 0; c < C; c++) {
+            l->buffer[c] = rng_uniform_range(&rng, -0.3f, 0.3f);     /* running mean */
+            l->buffer[C + c] = rng_uniform_range(&rng, 0.5f, 1.5f);  /* running var */
+            l->param[c] = rng_uniform_range(&rng, 0.5f, 1.5f);       /* gamma */
+            l->param[C + c] = rng_uniform_range(&rng, -0.2f, 0.2f);  /* beta */
+        }
+    }
+}
+
+/* n images' logits of the inference model `got` (weights packed once and
+ * kept between calls) against the eval forward of the training model
+ * `want` (packs per call), within 1e-5. */
+static void expect_same_logits(Model *got, Model *want, const uint8_t *px, int n, const char *what) {
+    model_load_pixels(got, px, n);
+    model_load_pixels(want, px, n);
+    const float *g = model_forward(got, n, 0), *w = model_forward(want, n, 0);
+    for (int j = 0; j < n * MODEL_NUM_CLASSES; j++)
+        if (!(fabsf(g[j] - w[j]) <= 1e-5f * (1.0f + fabsf(w[j]))))
+            fail_msg("%s: %s: logit %d inference %.8g, reference %.8g", got->spec_name, what, j, g[j], w[j]);
+}
+
+/* Inference models keep each conv layer's packed weights between forwards
+ * (conv2d_forward_packed): one image, again with other pixels, a batch
+ * over two threads, one image again, and after the weights change
+ * (model_params_changed) — always the logits of the training model's eval
+ * forward, with batch norm on non-trivial running statistics. */
+static void test_infer_packed_weights(void **state) {
+    const char *names[] = {"cnn-bn", "kaggle-deep", "lenet5", "resnet5"};
+    uint8_t px[5 * 784];
+    random_pixels(px, sizeof px, 23);
+    for (int i = 0; i < 4; i++) {
+        Model inf, ref;
+        assert_int_equal(model_build_named(&inf, names[i]), 0);
+        assert_int_equal(model_build_named(&ref, names[i]), 0);
+        Model *both[2] = {&inf, &ref};
+        for (int k = 0; k < 2; k++) {
+            model_init_params(both[k], 9);
+            random_bn_stats(both[k], 9);
+            both[k]->norm_mean = 0.13f;
+            both[k]->norm_std = 0.31f;
+        }
+        model_set_batch(&inf, 5, 0, 2);
+        model_set_batch(&ref, 5, 1, 2);
+        assert_non_null(inf.conv_packed);
+        assert_null(ref.conv_packed);
+        expect_same_logits(&inf, &ref, px, 1, "first image");
+        int packed = 0;
+        for (int l = 0; l < inf.n_layers; l++) packed += inf.conv_packed[l].slices > 0;
+        assert_true(packed > 0); /* the packed path ran */
+        expect_same_logits(&inf, &ref, px + 784, 1, "second image");
+        expect_same_logits(&inf, &ref, px, 5, "batch of 5");
+        expect_same_logits(&inf, &ref, px + 2 * 784, 1, "one image after the batch");
+        for (int k = 0; k < 2; k++) /* new weights: every conv weight halved */
+            for (int l = 0; l < both[k]->n_layers; l++) {
+                Layer *ly = &both[k]->layers[l];
+                if (ly->type != LAYER_CONV2D) continue;
+                for (size_t j = 0; j < ly->n_param; j++) ly->param[j] *= 0.5f;
+            }
+        model_params_changed(&inf);
+        for (int l = 0; l < inf.n_layers; l++) assert_int_equal(inf.conv_packed[l].slices, 0);
+        expect_same_logits(&inf, &ref, px, 1, "after the weights changed");
+        expect_same_logits(&inf, &ref, px, 5, "batch after the weights changed");
+        model_free(&inf);
+        model_free(&ref);
+    }
+}
+
 /* Bulk uniforms (dropout noise): in [0,1), mean and variance of U(0,1),
  * the same values whatever the thread count, one draw from the stream. */
 static void test_rng_fill_uniform(void **state) {
@@ -663,6 +739,7 @@ int main(void) {
         cmocka_unit_test(test_unknown_zoo_name), cmocka_unit_test(test_init_schemes),
         cmocka_unit_test(test_save_load_identical_predictions),
         cmocka_unit_test(test_eval_fusion_matches_unfused),
+        cmocka_unit_test(test_infer_packed_weights),
         cmocka_unit_test(test_bad_model_files),
         cmocka_unit_test(test_atomic_save_keeps_previous),
         cmocka_unit_test(test_sgd_nesterov_by_hand),

@@ -147,6 +147,7 @@ void model_free(Model *m) {
     free(m->prof_calls);
     free(m->fuse_end);
     free(m->fuse_params);
+    free(m->conv_packed);
     memset(m, 0, sizeof *m);
 }
 
@@ -155,6 +156,11 @@ void model_init_params(Model *m, uint64_t seed) {
     rng_seed(&rng, seed, "init");
     for (int i = 0; i < m->n_layers; i++) m->layers[i].kind->init(&m->layers[i], &rng);
     rng_seed(&m->dropout_rng, seed, "dropout");
+    model_params_changed(m);
+}
+
+void model_params_changed(Model *m) {
+    if (m->conv_packed) memset(m->conv_packed, 0, (size_t)m->n_layers * sizeof *m->conv_packed);
 }
 
 /* ==== activations for a batch ============================================= */
@@ -242,12 +248,15 @@ void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
 #else
     threads = 1;
 #endif
+    model_params_changed(m);
     if (m->acts && max_batch <= m->max_batch && (with_grad <= m->with_grad) &&
         threads == m->nthreads && !(m->acts_shared && (with_grad || m->keep_outputs)))
         return;
     free(m->acts);
     free(m->scratch);
     free(m->workspace);
+    free(m->conv_packed);
+    m->conv_packed = NULL;
     m->max_batch = max_batch;
     m->with_grad = with_grad;
     m->nthreads = threads;
@@ -291,9 +300,18 @@ void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
             noise = l->n_scratch;
     }
     scratch += N * noise + (size_t)threads * partial;
+    /* inference: each conv layer's own workspace after the shared one */
+    size_t own = 0;
+    const char *pack_env = getenv("DIGITS_INFER_PACK"); /* "0": repack per call (A/B measurements) */
+    if (!with_grad && !(pack_env && strcmp(pack_env, "0") == 0)) {
+        for (int i = 0; i < m->n_layers; i++)
+            if (m->layers[i].type == LAYER_CONV2D) own += m->layers[i].n_workspace;
+        m->conv_packed = dg_xcalloc((size_t)m->n_layers, sizeof *m->conv_packed);
+    }
     m->acts = dg_xcalloc(act, sizeof(float));
     m->scratch = dg_xcalloc(scratch, sizeof(float));
-    m->workspace = dg_xcalloc((size_t)threads * work, sizeof(float));
+    m->workspace = dg_xcalloc((size_t)threads * (work + own), sizeof(float));
+    float *own_ws = m->workspace + (size_t)threads * work;
 
     float *a = m->acts, *s = m->scratch;
     m->input = a;
@@ -330,6 +348,10 @@ void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
         l->scratch = s;
         s += N * l->n_scratch + l->n_scratch_fixed;
         l->workspace = m->workspace;
+        if (m->conv_packed && l->type == LAYER_CONV2D) {
+            l->workspace = own_ws;
+            own_ws += (size_t)threads * l->n_workspace;
+        }
         l->partial = partial_buf;
         l->noise = noise_buf;
         l->nthreads = threads;
@@ -343,6 +365,8 @@ void model_release_batch(Model *m) {
     free(m->acts);
     free(m->scratch);
     free(m->workspace);
+    free(m->conv_packed);
+    m->conv_packed = NULL;
     m->acts = m->scratch = m->workspace = m->input = NULL;
     m->max_batch = m->with_grad = m->acts_shared = 0;
     for (int i = 0; i < m->n_layers; i++) {
@@ -432,8 +456,14 @@ static void fused_forward(Model *m, int i, int e, int n, float **params) {
     float *y = m->layers[e].y;
     if (l->type == LAYER_CONV2D) {
         size_t nw = (size_t)l->out_features * l->in.c * l->kernel * l->kernel;
-        conv2d_forward_ep(y, l->x, l->param, l->bias ? l->param + nw : NULL, n, l->in.c, l->in.h, l->in.w,
-                          l->out_features, l->kernel, l->kernel, l->stride, l->pad, l->workspace, l->nthreads, &ep);
+        const float *b = l->bias ? l->param + nw : NULL;
+        if (m->conv_packed) /* the layer's own workspace keeps its packed weights */
+            conv2d_forward_packed(y, l->x, l->param, b, n, l->in.c, l->in.h, l->in.w, l->out_features, l->kernel,
+                                  l->kernel, l->stride, l->pad, l->workspace, l->nthreads, ep.n ? &ep : NULL,
+                                  &m->conv_packed[i]);
+        else
+            conv2d_forward_ep(y, l->x, l->param, b, n, l->in.c, l->in.h, l->in.w, l->out_features, l->kernel,
+                              l->kernel, l->stride, l->pad, l->workspace, l->nthreads, &ep);
     } else {
         int D = (int)shape_size(l->in);
         size_t nw = (size_t)l->out_features * D;
@@ -490,6 +520,18 @@ static void fused_pair_backward(Model *m, BnFusion f, int i, int n) {
                              bn->param + C, bn->scratch, bn->scratch + C, n, C, bn->in.h * bn->in.w);
 }
 
+/* The profiler's clock: wall time, or with BENCH_CLOCK=cpu (as
+ * bench_models) the calling thread's CPU time — immune to other jobs
+ * taking the core, exact for one thread only. */
+static double prof_now(void) {
+    static int cpu = -1;
+    if (cpu < 0) cpu = getenv("BENCH_CLOCK") && strcmp(getenv("BENCH_CLOCK"), "cpu") == 0;
+    if (!cpu) return now_seconds();
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 float *model_forward(Model *m, int n, int training) {
     DG_ASSERT(m->acts && n > 0 && n <= m->max_batch);
     DG_ASSERT(!training || m->with_grad);
@@ -501,12 +543,13 @@ float *model_forward(Model *m, int n, int training) {
     for (int i = 0; i < m->n_layers;) {
         const BnFusion pair = training ? train_fusion(m, i) : BN_PLAIN;
         const int e = fuse ? m->fuse_end[i] : pair != BN_PLAIN ? i + 1 : i;
-        double t0 = m->prof_seconds ? now_seconds() : 0;
+        double t0 = m->prof_seconds ? prof_now() : 0;
         if (pair != BN_PLAIN) fused_pair_forward(m, pair, i, n);
-        else if (e > i) fused_forward(m, i, e, n, &params);
+        else if (e > i || (fuse && m->conv_packed && m->layers[i].type == LAYER_CONV2D))
+            fused_forward(m, i, e, n, &params);
         else m->layers[i].kind->forward(&m->layers[i], n, training);
         if (m->prof_seconds) { /* a fused group counts as its first layer */
-            m->prof_seconds[i][slot] += now_seconds() - t0;
+            m->prof_seconds[i][slot] += prof_now() - t0;
             m->prof_calls[i][slot]++;
         }
         i = e + 1;
@@ -520,7 +563,7 @@ void model_backward(Model *m, const float *dlogits, int n) {
     if (dlogits != last->dy) memcpy(last->dy, dlogits, (size_t)n * shape_size(last->out) * sizeof(float));
     for (int i = m->n_layers - 1; i >= 0; i--) {
         Layer *l = &m->layers[i];
-        double t0 = m->prof_seconds ? now_seconds() : 0;
+        double t0 = m->prof_seconds ? prof_now() : 0;
         if (i > 0 && train_fusion(m, i - 1) != BN_PLAIN) continue; /* done with layer i-1 below */
         const BnFusion pair = train_fusion(m, i);
         if (pair != BN_PLAIN) fused_pair_backward(m, pair, i, n);
@@ -535,7 +578,7 @@ void model_backward(Model *m, const float *dlogits, int n) {
             for (size_t j = 0; j < count; j++) dst[j] += src[j];
         }
         if (m->prof_seconds) {
-            m->prof_seconds[i][2] += now_seconds() - t0;
+            m->prof_seconds[i][2] += prof_now() - t0;
             m->prof_calls[i][2]++;
         }
     }

@@ -46,6 +46,7 @@
 
 #include "core/rng.h"
 #include "model/layer.h"
+#include "ops/ops.h"
 
 #define MODEL_NUM_CLASSES 10
 #define MODEL_MAX_LAYERS 256
@@ -88,6 +89,13 @@ typedef struct {
     int acts_shared;    /* inference-only: layer outputs share reused slots (model_set_batch) */
     int *fuse_end;      /* (n_layers) last layer fused into layer i (i: none); NULL until planned */
     float *fuse_params; /* BN steps' mul/add, refreshed from the running stats per forward */
+    /* Inference-only models (model_set_batch with_grad = 0): every conv
+     * layer has its own workspace, where its packed weights stay between
+     * forwards (conv2d_forward_packed); conv_packed[i] says which slices
+     * hold layer i's. NULL in training models (and with
+     * DIGITS_INFER_PACK=0, for A/B measurements). model_params_changed
+     * forgets them. */
+    Conv2dPacked *conv_packed;
     /* Training runs batch norm + ReLU pairs as one op (bit-identical);
      * 1 runs them as two layers (tests; DIGITS_TRAIN_FUSION=0 does it for
      * every model, for A/B measurements). */
@@ -130,6 +138,11 @@ void model_init_params(Model *m, uint64_t seed);
 size_t model_floats_per_image(const Model *m, int with_grad);
 /* (Re)allocate activations for up to max_batch samples; threads <= 0: all. */
 void model_set_batch(Model *m, int max_batch, int with_grad, int threads);
+/* The parameters or buffers were written (a load, an initialisation, a
+ * copy into m->params): forget the weights inference packed from them.
+ * model_set_batch, model_init_params and model_load call it; so must any
+ * other writer of an inference model's weights. */
+void model_params_changed(Model *m);
 /* Free the activations, scratch and workspace (model_set_batch makes new
  * ones): e.g. a trained ensemble member going from training to inference. */
 void model_release_batch(Model *m);

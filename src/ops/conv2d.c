@@ -30,6 +30,10 @@
  * the backward's is inactive, so the BLAS is free to thread each sgemm
  * itself: a single image still uses every core.
  * The 1x1 stride-1 unpadded case skips im2col (x already is the col matrix).
+ * Inference (conv2d_forward_packed) gives each layer its own workspace and
+ * packs the weights of the Winograd, direct, phase and kvec paths into it
+ * once, not per call: that packing was 47 % of kaggle-deep's one-image
+ * forward (perf; 128->128 5x5 alone 40 %).
  */
 #include "ops/ops.h"
 
@@ -701,6 +705,7 @@ typedef struct {
     size_t ws;
     int N, C, H, W, K, R, S, stride, pad, nt, P, Q, band, group;
     int pointwise, wino, direct, kvec, phase, bf16;
+    int packed_slices; /* slices 0..packed_slices-1 already hold this layer's packed weights */
 } ForwardChunk;
 
 /* Chunk t of nt of the batch (images chunk_begin(t)..chunk_begin(t+1)-1)
@@ -718,7 +723,7 @@ static void forward_chunk(const ForwardChunk *f, int t) {
     if (wino) { /* G images per call; each chunk transforms its own filters */
         float *sc = wino_buffer(col, C, H, W, K, R, S, stride, pad);
         const int wb = use_bf16 && conv2d_wino_bf16_ok(C);
-        conv2d_wino_pack(sc, w, C, K, 0, wb);
+        if (t >= f->packed_slices) conv2d_wino_pack(sc, w, C, K, 0, wb);
         const int G = conv2d_wino_group(C, H, W, pad), end = chunk_begin(t + 1, N, nt);
         for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G) {
             const int g = end - n0 < G ? end - n0 : G;
@@ -730,7 +735,7 @@ static void forward_chunk(const ForwardChunk *f, int t) {
     }
     if (direct) { /* each chunk packs its own copy: a few KB, no barrier */
         float *wp = col + im2col_floats(C, H, W, K, R, S, stride, pad);
-        conv2d_direct_pack(wp, w, K, C, R, S, 0);
+        if (t >= f->packed_slices) conv2d_direct_pack(wp, w, K, C, R, S, 0);
         float *xp = direct_pad_buffer(col, C, H, W, K, R, S, stride, pad);
         for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
             conv2d_direct_forward(y + (size_t)n * K * PQ, x + (size_t)n * C * H * W, wp, b, C, H, W, K, R, S,
@@ -741,7 +746,7 @@ static void forward_chunk(const ForwardChunk *f, int t) {
     }
     if (phase) { /* stride 2 as stride 1 on the input's phases */
         float *ps = phase_buffer(col, C, H, W, K, R, S, stride, pad);
-        conv2d_phase_pack(ps, w, C, H, W, K, R, S, pad, 0);
+        if (t >= f->packed_slices) conv2d_phase_pack(ps, w, C, H, W, K, R, S, pad, 0);
         for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
             conv2d_phase_forward(y + (size_t)n * K * PQ, x + (size_t)n * C * H * W, b, ps, C, H, W, K, R, S, pad);
             if (ep) epilogue_apply(y + (size_t)n * K * PQ, 1, K, PQ, NULL, ep);
@@ -750,7 +755,7 @@ static void forward_chunk(const ForwardChunk *f, int t) {
     }
     if (kvec) { /* G images per call */
         float *ks = kvec_buffer(col, C, H, W, K, R, S, stride, pad);
-        conv2d_kvec_pack(ks, w, C, H, W, K, R, S, stride, pad, 0, use_bf16);
+        if (t >= f->packed_slices) conv2d_kvec_pack(ks, w, C, H, W, K, R, S, stride, pad, 0, use_bf16);
         const int G = conv2d_kvec_group(C, H, W, K, R, S, stride, pad), end = chunk_begin(t + 1, N, nt);
         for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G) {
             const int g = end - n0 < G ? end - n0 : G;
@@ -815,9 +820,13 @@ static void forward_chunk(const ForwardChunk *f, int t) {
     }
 }
 
-void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b, int N, int C,
-                       int H, int W, int K, int R, int S, int stride, int pad, float *workspace,
-                       int nthreads, const Epilogue *ep) {
+/* conv2d_forward_ep, and conv2d_forward_packed when packed is not NULL:
+ * the paths that pack their weights into the slice (Winograd, direct,
+ * phase, kvec) skip it on the slices *packed says hold them, and record
+ * the slices they packed. */
+static void forward_impl(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W,
+                         int K, int R, int S, int stride, int pad, float *workspace, int nthreads, const Epilogue *ep,
+                         Conv2dPacked *packed) {
     const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
     DG_ASSERT(P > 0 && Q > 0 && stride > 0 && pad >= 0);
     const int CRS = C * R * S;
@@ -846,8 +855,10 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
     if (!pointwise && !wino && !direct && !phase && !kvec && band == P && use_gather(stride, W, P, Q))
         table = gather_table_get(H, W, R, S, stride, pad, P, Q, &table_owned);
 
+    const int packs = wino || direct || phase || kvec; /* paths whose weights a slice keeps */
+    const int have = packed && packs && packed->bf16 == use_bf16 ? packed->slices : 0;
     const ForwardChunk f = {y, x, w, b, workspace, ep, table, ws, N, C, H, W, K, R, S, stride, pad, nt, P, Q, band,
-                            group, pointwise, wino, direct, kvec, phase, bf16};
+                            group, pointwise, wino, direct, kvec, phase, bf16, have};
     /* one chunk: no OpenMP region (one with a false `if` still costs
      * ~0.3 us, a tenth of lenet5's single-image forward over 9 of them) */
     if (nt == 1) {
@@ -859,6 +870,22 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
         for (int t = 0; t < nt; t++) forward_chunk(&f, t);
     }
     if (table_owned) free(table);
+    if (packed && packs) {
+        packed->slices = have > nt ? have : nt;
+        packed->bf16 = use_bf16;
+    }
+}
+
+void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b, int N, int C,
+                       int H, int W, int K, int R, int S, int stride, int pad, float *workspace,
+                       int nthreads, const Epilogue *ep) {
+    forward_impl(y, x, w, b, N, C, H, W, K, R, S, stride, pad, workspace, nthreads, ep, NULL);
+}
+
+void conv2d_forward_packed(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W,
+                           int K, int R, int S, int stride, int pad, float *workspace, int nthreads,
+                           const Epilogue *ep, Conv2dPacked *packed) {
+    forward_impl(y, x, w, b, N, C, H, W, K, R, S, stride, pad, workspace, nthreads, ep, packed);
 }
 
 /* What one batch chunk of conv2d_backward needs: the arguments and the

@@ -59,6 +59,9 @@
     X_VOID(ISA_, conv2d_forward_ep, (float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W, \
         int K, int R, int S, int stride, int pad, float *workspace, int nthreads, const Epilogue *ep), (y, x, w, b, N, \
         C, H, W, K, R, S, stride, pad, workspace, nthreads, ep)) \
+    X_VOID(ISA_, conv2d_forward_packed, (float *y, const float *x, const float *w, const float *b, int N, int C, int H, \
+        int W, int K, int R, int S, int stride, int pad, float *workspace, int nthreads, const Epilogue *ep, \
+        Conv2dPacked *packed), (y, x, w, b, N, C, H, W, K, R, S, stride, pad, workspace, nthreads, ep, packed)) \
     X_VOID(ISA_, conv2d_backward, (float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int \
         N, int C, int H, int W, int K, int R, int S, int stride, int pad, float *workspace, float *dw_partial, int \
         nthreads), (dx, dw, db, dy, x, w, N, C, H, W, K, R, S, stride, pad, workspace, dw_partial, nthreads)) \

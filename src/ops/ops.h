@@ -69,6 +69,19 @@ void epilogue_apply(float *y, int N, int K, int L, const float *bias, const Epil
 void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b, int N, int C,
                        int H, int W, int K, int R, int S, int stride, int pad, float *workspace,
                        int nthreads, const Epilogue *ep);
+/* Inference with weights packed once: conv2d_forward_ep on a workspace
+ * that belongs to this layer alone, where the paths that rearrange the
+ * weights first (Winograd, direct, phase, kvec) keep them between calls.
+ * *packed says which workspace slices hold them (slices 0..slices-1,
+ * packed under the bf16 setting `bf16`); start it at {0, 0}, and set it
+ * back to {0, 0} whenever w changes. The call packs the slices it uses
+ * that lack them and records it. Same results as conv2d_forward_ep. */
+typedef struct {
+    int slices, bf16;
+} Conv2dPacked;
+void conv2d_forward_packed(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W,
+                           int K, int R, int S, int stride, int pad, float *workspace, int nthreads,
+                           const Epilogue *ep, Conv2dPacked *packed);
 /* dw_partial: nthreads * (K*C*R*S + K) floats of scratch for per-thread
  * weight-gradient sums, reduced in a fixed order (determinism).          */
 void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
