@@ -44,7 +44,8 @@ close() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; exit !(d <= 0.002 && d >= 
 for lv in "${levels[@]}"; do
     export DIGITS_ISA=$lv
     "$P" info "$TMP/ref.safetensors" > "$TMP/info.txt"
-    grep -q "^kernels   $lv (portable build" "$TMP/info.txt" || fail "DIGITS_ISA=$lv: info says $(grep kernels "$TMP/info.txt")"
+    grep -q "^kernels   $lv (portable build" "$TMP/info.txt" ||
+        fail "DIGITS_ISA=$lv: info says $(grep kernels "$TMP/info.txt")"
     # the kernels' tests at this level
     n=()
     for tb in "${KERNEL_TESTS[@]}"; do
@@ -100,7 +101,8 @@ if [[ $BUILD == build && ${levels[0]} == avx512 ]]; then
     echo "control: $BUILD/digits (-march=native) under qemu -cpu Haswell: SIGILL"
 fi
 # asking for a level the CPU lacks: one warning line, the best level runs
-DIGITS_ISA=avx512 DIGITS_NO_REEXEC=1 qemu-x86_64 -cpu Haswell "$P" info "$TMP/lenet5.safetensors" > "$TMP/info.txt" 2> "$TMP/err"
+DIGITS_ISA=avx512 DIGITS_NO_REEXEC=1 qemu-x86_64 -cpu Haswell "$P" info "$TMP/lenet5.safetensors" \
+    > "$TMP/info.txt" 2> "$TMP/err"
 grep -v "TCG doesn't support" "$TMP/err" > "$TMP/err2" || true
 [[ $(wc -l < "$TMP/err2") -eq 1 ]] && grep -q "DIGITS_ISA=avx512: this CPU lacks AVX-512" "$TMP/err2" ||
     fail "DIGITS_ISA=avx512 on Haswell: stderr $(cat "$TMP/err2")"
