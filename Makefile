@@ -205,7 +205,7 @@ $(BUILD)/isa/$(1)/%.o: %.c Makefile
 	$$(CC) $$(filter-out $$(ARCH),$$(CFLAGS)) $$(ISA_FLAGS_$(1)) -c -o $$@ $$<
 $(BUILD)/pic/isa/$(1)/%.o: %.c Makefile
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(filter-out $$(ARCH),$$(CFLAGS)) $$(ISA_FLAGS_$(1)) -fPIC -c -o $$@ $$<
+	$$(CC) $$(filter-out $$(ARCH),$$(CFLAGS)) $$(ISA_FLAGS_$(1)) -fPIC -fvisibility=hidden -c -o $$@ $$<
 $(BUILD)/isa/ops-$(1).o: $(ISA_SRC:%.c=$(BUILD)/isa/$(1)/%.o)
 	$$(call isa_link,$(1))
 $(BUILD)/pic/isa/ops-$(1).o: $(ISA_SRC:%.c=$(BUILD)/pic/isa/$(1)/%.o)

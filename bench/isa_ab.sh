@@ -36,7 +36,8 @@ run() {
         avx2 | generic) env=(DIGITS_ISA="$1") ;;
     esac
     env "${env[@]}" "$bin" --models "$2" --batch "$BATCH" --threads "$THREADS" --seconds "$SECS" \
-        --latency-calls 10 2>/dev/null | awk -F, -v v="$1" '$3 == "train_img_s" || $3 == "infer_img_s" { print v "," $2 "," $3 "," $4 }'
+        --latency-calls 10 2>/dev/null |
+        awk -F, -v v="$1" '$3 == "train_img_s" || $3 == "infer_img_s" { print v "," $2 "," $3 "," $4 }'
 }
 : > "$CSV"
 for ((r = 1; r <= REPEAT; r++)); do
@@ -45,20 +46,35 @@ for ((r = 1; r <= REPEAT; r++)); do
     done
 done
 
-echo "portable level chosen here: $(build-portable/digits info models/pretrained/default.safetensors 2>/dev/null | sed -n 's/^kernels *//p')"
-echo "CPU: $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -1), $THREADS threads, batch $BATCH, ${SECS} s per figure, best of $REPEAT rounds"
+level=$(build-portable/digits info models/pretrained/default.safetensors 2>/dev/null | sed -n 's/^kernels *//p')
+echo "portable level chosen here: $level"
+cpu=$(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -1)
+echo "CPU: $cpu, $THREADS threads, batch $BATCH, ${SECS} s per figure, best of $REPEAT rounds"
 echo
 echo "| model | metric | native | portable (avx512) | avx2 | generic |"
 echo "|---|---|---:|---:|---:|---:|"
-awk -F, '{ k = $2 SUBSEP $3 SUBSEP $1; if (!(k in best) || $4 > best[k]) best[k] = $4
-           if (!(($2 SUBSEP $3) in seen)) { seen[$2 SUBSEP $3] = 1; order[n++] = $2 SUBSEP $3 } }
-     END { split("native portable avx2 generic", V, " ")
-           for (i = 0; i < n; i++) { split(order[i], mk, SUBSEP); nat = best[order[i] SUBSEP "native"]
-               line = "| " mk[1] " | " mk[2]
-               for (j = 1; j <= 4; j++) { x = best[order[i] SUBSEP V[j]]
-                   line = line sprintf(j == 1 ? " | %.0f" : " | %.0f (%.0f %%)", x, nat > 0 ? 100 * x / nat : 0) }
-               print line " |" } }' "$CSV"
+# best round per variant, model, metric; rows in the order first seen
+awk -F, '{
+    k = $2 SUBSEP $3 SUBSEP $1
+    if (!(k in best) || $4 > best[k]) best[k] = $4
+    if (!(($2 SUBSEP $3) in seen)) { seen[$2 SUBSEP $3] = 1; order[n++] = $2 SUBSEP $3 }
+}
+END {
+    split("native portable avx2 generic", V, " ")
+    for (i = 0; i < n; i++) {
+        split(order[i], mk, SUBSEP)
+        nat = best[order[i] SUBSEP "native"]
+        line = "| " mk[1] " | " mk[2]
+        for (j = 1; j <= 4; j++) {
+            x = best[order[i] SUBSEP V[j]]
+            line = line sprintf(j == 1 ? " | %.0f" : " | %.0f (%.0f %%)", x, nat > 0 ? 100 * x / nat : 0)
+        }
+        print line " |"
+    }
+}' "$CSV"
 echo
 for b in build build-portable; do
-    echo "$b/libdigits.so: $(stat -L -c %s "$b/libdigits.so") bytes ($(size -A "$b/libdigits.so" | awk '$1 == ".text" { print $2 }') of code)"
+    text=$(size -A "$b/libdigits.so" | awk '$1 == ".text" { print $2 }')
+    strip -o "$CSV.so" "$b/libdigits.so" && stripped=$(stat -c %s "$CSV.so") && rm -f "$CSV.so"
+    echo "$b/libdigits.so: $(stat -L -c %s "$b/libdigits.so") bytes, $stripped stripped ($text of code)"
 done

@@ -66,69 +66,72 @@
         N, int C, int H, int W, int K, int R, int S, int stride, int pad, float *workspace, float *dw_partial, int \
         nthreads), (dx, dw, db, dy, x, w, N, C, H, W, K, R, S, stride, pad, workspace, dw_partial, nthreads)) \
     X_RET(ISA_, int, conv2d_set_bf16, (int on), (on)) \
-    X_VOID(ISA_, linear_forward_ref, (float *y, const float *x, const float *w, const float *b, int N, int D, int M), (y, \
-        x, w, b, N, D, M)) \
-    X_VOID(ISA_, linear_backward_ref, (float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, \
+    X_VOID(ISA_, linear_forward_ref, (float *y, const float *x, const float *w, const float *b, int N, int D, \
+        int M), (y, x, w, b, N, D, M)) \
+    X_VOID(ISA_, linear_backward_ref, (float *dx, float *dw, float *db, const float *dy, const float *x, \
+        const float *w, int N, int D, int M), (dx, dw, db, dy, x, w, N, D, M)) \
+    X_VOID(ISA_, linear_forward, (float *y, const float *x, const float *w, const float *b, int N, int D, int M), \
+        (y, x, w, b, N, D, M)) \
+    X_VOID(ISA_, linear_backward, (float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, \
         int N, int D, int M), (dx, dw, db, dy, x, w, N, D, M)) \
-    X_VOID(ISA_, linear_forward, (float *y, const float *x, const float *w, const float *b, int N, int D, int M), (y, x, \
-        w, b, N, D, M)) \
-    X_VOID(ISA_, linear_backward, (float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int \
-        N, int D, int M), (dx, dw, db, dy, x, w, N, D, M)) \
-    X_VOID(ISA_, maxpool_forward, (float *y, int32_t *argmax, const float *x, int N, int C, int H, int W, int F, int T), \
-        (y, argmax, x, N, C, H, W, F, T)) \
-    X_VOID(ISA_, maxpool_backward, (float *dx, const float *dy, const int32_t *argmax, int N, int C, int H, int W, int F, \
-        int T), (dx, dy, argmax, N, C, H, W, F, T)) \
-    X_VOID(ISA_, maxpool_forward_ref, (float *y, const float *x, int N, int C, int H, int W, int F, int T), (y, x, N, C, \
+    X_VOID(ISA_, maxpool_forward, (float *y, int32_t *argmax, const float *x, int N, int C, int H, int W, int F, \
+        int T), (y, argmax, x, N, C, H, W, F, T)) \
+    X_VOID(ISA_, maxpool_backward, (float *dx, const float *dy, const int32_t *argmax, int N, int C, int H, int W, \
+        int F, int T), (dx, dy, argmax, N, C, H, W, F, T)) \
+    X_VOID(ISA_, maxpool_forward_ref, (float *y, const float *x, int N, int C, int H, int W, int F, int T), (y, x, \
+        N, C, H, W, F, T)) \
+    X_VOID(ISA_, avgpool_forward, (float *y, const float *x, int N, int C, int H, int W, int F, int T), (y, x, N, C, \
         H, W, F, T)) \
-    X_VOID(ISA_, avgpool_forward, (float *y, const float *x, int N, int C, int H, int W, int F, int T), (y, x, N, C, H, W, \
-        F, T)) \
-    X_VOID(ISA_, avgpool_backward, (float *dx, const float *dy, int N, int C, int H, int W, int F, int T), (dx, dy, N, C, \
-        H, W, F, T)) \
-    X_VOID(ISA_, avgpool_forward_ref, (float *y, const float *x, int N, int C, int H, int W, int F, int T), (y, x, N, C, \
-        H, W, F, T)) \
-    X_VOID(ISA_, avgpool_backward_ref, (float *dx, const float *dy, int N, int C, int H, int W, int F, int T), (dx, dy, N, \
-        C, H, W, F, T)) \
+    X_VOID(ISA_, avgpool_backward, (float *dx, const float *dy, int N, int C, int H, int W, int F, int T), (dx, dy, \
+        N, C, H, W, F, T)) \
+    X_VOID(ISA_, avgpool_forward_ref, (float *y, const float *x, int N, int C, int H, int W, int F, int T), (y, x, \
+        N, C, H, W, F, T)) \
+    X_VOID(ISA_, avgpool_backward_ref, (float *dx, const float *dy, int N, int C, int H, int W, int F, int T), (dx, \
+        dy, N, C, H, W, F, T)) \
     X_VOID(ISA_, relu_forward, (float *y, const float *x, size_t n), (y, x, n)) \
     X_VOID(ISA_, relu_backward, (float *dx, const float *dy, const float *y, size_t n), (dx, dy, y, n)) \
     X_VOID(ISA_, tanh_forward, (float *y, const float *x, size_t n), (y, x, n)) \
     X_VOID(ISA_, tanh_forward_ref, (float *y, const float *x, size_t n), (y, x, n)) \
     X_VOID(ISA_, tanh_backward, (float *dx, const float *dy, const float *y, size_t n), (dx, dy, y, n)) \
-    X_VOID(ISA_, batchnorm_forward_train, (float *y, float *save_mean, float *save_rstd, float *running_mean, float \
-        *running_var, const float *x, const float *gamma, const float *beta, int N, int C, int L, float eps, float \
-        momentum), (y, save_mean, save_rstd, running_mean, running_var, x, gamma, beta, N, C, L, eps, momentum)) \
-    X_VOID(ISA_, batchnorm_forward_eval, (float *y, const float *x, const float *gamma, const float *beta, const float \
-        *running_mean, const float *running_var, int N, int C, int L, float eps), (y, x, gamma, beta, running_mean, \
-        running_var, N, C, L, eps)) \
-    X_VOID(ISA_, batchnorm_backward, (float *dx, float *dgamma, float *dbeta, const float *dy, const float *x, const float \
-        *gamma, const float *save_mean, const float *save_rstd, int N, int C, int L), (dx, dgamma, dbeta, dy, x, \
-        gamma, save_mean, save_rstd, N, C, L)) \
-    X_VOID(ISA_, batchnorm_fused_forward_train, (BnFusion f, float *y, float *save_mean, float *save_rstd, float \
-        *running_mean, float *running_var, const float *x, const float *gamma, const float *beta, int N, int C, int L, \
-        float eps, float momentum), (f, y, save_mean, save_rstd, running_mean, running_var, x, gamma, beta, N, C, L, \
-        eps, momentum)) \
-    X_VOID(ISA_, batchnorm_fused_backward, (BnFusion f, float *dx, float *dgamma, float *dbeta, const float *dy, const \
-        float *x, const float *gamma, const float *beta, const float *save_mean, const float *save_rstd, int N, int C, \
-        int L), (f, dx, dgamma, dbeta, dy, x, gamma, beta, save_mean, save_rstd, N, C, L)) \
-    X_VOID(ISA_, dropout_forward, (float *y, float *mask, const float *x, const float *u, size_t n, float p), (y, mask, x, \
-        u, n, p)) \
-    X_VOID(ISA_, dropout2d_forward, (float *y, float *mask, const float *x, const float *u, int N, int C, int L, float p), \
-        (y, mask, x, u, N, C, L, p)) \
+    X_VOID(ISA_, batchnorm_forward_train, (float *y, float *save_mean, float *save_rstd, float *running_mean, \
+        float *running_var, const float *x, const float *gamma, const float *beta, int N, int C, int L, float eps, \
+        float momentum), (y, save_mean, save_rstd, running_mean, running_var, x, gamma, beta, N, C, L, eps, \
+        momentum)) \
+    X_VOID(ISA_, batchnorm_forward_eval, (float *y, const float *x, const float *gamma, const float *beta, \
+        const float *running_mean, const float *running_var, int N, int C, int L, float eps), (y, x, gamma, beta, \
+        running_mean, running_var, N, C, L, eps)) \
+    X_VOID(ISA_, batchnorm_backward, (float *dx, float *dgamma, float *dbeta, const float *dy, const float *x, \
+        const float *gamma, const float *save_mean, const float *save_rstd, int N, int C, int L), (dx, dgamma, \
+        dbeta, dy, x, gamma, save_mean, save_rstd, N, C, L)) \
+    X_VOID(ISA_, batchnorm_fused_forward_train, (BnFusion f, float *y, float *save_mean, float *save_rstd, \
+        float *running_mean, float *running_var, const float *x, const float *gamma, const float *beta, int N, \
+        int C, int L, float eps, float momentum), (f, y, save_mean, save_rstd, running_mean, running_var, x, gamma, \
+        beta, N, C, L, eps, momentum)) \
+    X_VOID(ISA_, batchnorm_fused_backward, (BnFusion f, float *dx, float *dgamma, float *dbeta, const float *dy, \
+        const float *x, const float *gamma, const float *beta, const float *save_mean, const float *save_rstd, \
+        int N, int C, int L), (f, dx, dgamma, dbeta, dy, x, gamma, beta, save_mean, save_rstd, N, C, L)) \
+    X_VOID(ISA_, dropout_forward, (float *y, float *mask, const float *x, const float *u, size_t n, float p), (y, \
+        mask, x, u, n, p)) \
+    X_VOID(ISA_, dropout2d_forward, (float *y, float *mask, const float *x, const float *u, int N, int C, int L, \
+        float p), (y, mask, x, u, N, C, L, p)) \
     X_VOID(ISA_, dropout_backward, (float *dx, const float *dy, const float *mask, size_t n), (dx, dy, mask, n)) \
-    X_VOID(ISA_, dropout2d_backward, (float *dx, const float *dy, const float *mask, int N, int C, int L), (dx, dy, mask, \
-        N, C, L)) \
-    X_RET(ISA_, float, softmax_xent_forward, (float *probs, const float *logits, const uint8_t *labels, int N, int M), \
-        (probs, logits, labels, N, M)) \
+    X_VOID(ISA_, dropout2d_backward, (float *dx, const float *dy, const float *mask, int N, int C, int L), (dx, dy, \
+        mask, N, C, L)) \
+    X_RET(ISA_, float, softmax_xent_forward, (float *probs, const float *logits, const uint8_t *labels, int N, \
+        int M), (probs, logits, labels, N, M)) \
     X_VOID(ISA_, softmax_xent_backward, (float *dlogits, const float *probs, const uint8_t *labels, int N, int M), \
         (dlogits, probs, labels, N, M)) \
     X_VOID(ISA_, softmax_forward, (float *probs, const float *logits, int N, int M), (probs, logits, N, M)) \
     X_VOID(ISA_, elu_forward, (float *y, const float *x, size_t n, float alpha), (y, x, n, alpha)) \
-    X_VOID(ISA_, elu_backward, (float *dx, const float *dy, const float *y, size_t n, float alpha), (dx, dy, y, n, alpha)) \
+    X_VOID(ISA_, elu_backward, (float *dx, const float *dy, const float *y, size_t n, float alpha), (dx, dy, y, n, \
+        alpha)) \
     X_VOID(ISA_, add_forward, (float *y, const float *const *xs, int n_in, int N, size_t L), (y, xs, n_in, N, L)) \
-    X_VOID(ISA_, add_backward, (float *const *dxs, const float *dy, int n_in, int N, size_t L), (dxs, dy, n_in, N, L)) \
-    X_VOID(ISA_, concat_forward, (float *y, const float *const *xs, const int *C, int n_in, int N, int HW), (y, xs, C, \
-        n_in, N, HW)) \
-    X_VOID(ISA_, concat_backward, (float *const *dxs, const float *dy, const int *C, int n_in, int N, int HW), (dxs, dy, \
+    X_VOID(ISA_, add_backward, (float *const *dxs, const float *dy, int n_in, int N, size_t L), (dxs, dy, n_in, N, \
+        L)) \
+    X_VOID(ISA_, concat_forward, (float *y, const float *const *xs, const int *C, int n_in, int N, int HW), (y, xs, \
         C, n_in, N, HW)) \
+    X_VOID(ISA_, concat_backward, (float *const *dxs, const float *dy, const int *C, int n_in, int N, int HW), (dxs, \
+        dy, C, n_in, N, HW)) \
     X_VOID(ISA_, global_avgpool_forward, (float *y, const float *x, int N, int C, int HW), (y, x, N, C, HW)) \
     X_VOID(ISA_, global_avgpool_backward, (float *dx, const float *dy, int N, int C, int HW), (dx, dy, N, C, HW)) \
     X_VOID(ISA_, affine_grid_forward, (float *grid, const float *theta, int N, int P, int Q, int align), (grid, theta, \
@@ -143,16 +146,17 @@
     X_RET(ISA_, size_t, bf16_pair_words, (int k), (k)) \
     X_RET(ISA_, size_t, bf16_packed_b_words, (int K, int N), (K, N)) \
     X_RET(ISA_, float, bf16_round, (float f), (f)) \
-    X_VOID(ISA_, bf16_convert_rows, (uint32_t *dst, size_t ldd, const float *src, size_t lds, int rows, int cols), (dst, \
-        ldd, src, lds, rows, cols)) \
-    X_VOID(ISA_, bf16_convert_transposed, (uint32_t *dst, size_t ldd, const float *src, size_t lds, int rows, int cols), \
+    X_VOID(ISA_, bf16_convert_rows, (uint32_t *dst, size_t ldd, const float *src, size_t lds, int rows, int cols), \
         (dst, ldd, src, lds, rows, cols)) \
+    X_VOID(ISA_, bf16_convert_transposed, (uint32_t *dst, size_t ldd, const float *src, size_t lds, int rows, \
+        int cols), (dst, ldd, src, lds, rows, cols)) \
     X_VOID(ISA_, bf16_pack_b, (uint32_t *bp, const float *B, size_t ldb, int K, int N), (bp, B, ldb, K, N)) \
-    X_VOID(ISA_, bf16_pack_b_transposed, (uint32_t *bp, const float *Bt, size_t ldt, int K, int N), (bp, Bt, ldt, K, N)) \
-    X_VOID(ISA_, gemm_bf16, (float *C, size_t ldc, const uint32_t *A, size_t lda, const uint32_t *bp, int M, int N, int K, \
-        int accumulate), (C, ldc, A, lda, bp, M, N, K, accumulate)) \
-    X_VOID(ISA_, gemm_bf16_ref, (float *C, size_t ldc, const float *A, size_t lda, const float *B, size_t ldb, int M, int \
-        N, int K, int accumulate), (C, ldc, A, lda, B, ldb, M, N, K, accumulate))
+    X_VOID(ISA_, bf16_pack_b_transposed, (uint32_t *bp, const float *Bt, size_t ldt, int K, int N), (bp, Bt, ldt, K, \
+        N)) \
+    X_VOID(ISA_, gemm_bf16, (float *C, size_t ldc, const uint32_t *A, size_t lda, const uint32_t *bp, int M, int N, \
+        int K, int accumulate), (C, ldc, A, lda, bp, M, N, K, accumulate)) \
+    X_VOID(ISA_, gemm_bf16_ref, (float *C, size_t ldc, const float *A, size_t lda, const float *B, size_t ldb, \
+        int M, int N, int K, int accumulate), (C, ldc, A, lda, B, ldb, M, N, K, accumulate))
 
 /* each level's copy, NAME_avx512 etc. (the names the Makefile gives them) */
 #define DECLARE_VOID(ISA_, name, params, args) void name##_##ISA_ params;
