@@ -73,7 +73,7 @@ static void help(void) {
            "over a config file that sets nesterov: true).\n");
     printf("\nExamples:\n"
            "  digits train --epochs 3                         # runs/cnn-bn.safetensors (or -2, -3, ...)\n"
-           "  digits train --config configs/s004-twobranch.yaml --epochs 5\n"
+           "  digits train --config configs/seed004.yaml --epochs 5\n"
            "  digits train --model lenet5 --print-config > my.yaml; digits train --config my.yaml\n");
 }
 
