@@ -1,6 +1,9 @@
 # digits — one build entry point.
 #   make            libraries (build/libdigits.a, build/libdigits.so) + build/digits
-#   make install    PREFIX=/usr/local DESTDIR=; make uninstall removes it again
+#   make install    PREFIX=/usr/local DESTDIR=; make uninstall removes it again.
+#                   Installs the portable build (PORTABLE=1, below) unless
+#                   PORTABLE=0 is given: an installed binary or package may
+#                   run on another CPU than the one it was built on
 #   make test       build and run every test (tests/run_tests.sh)
 #   make bench      build the benchmark programs
 #   make SANITIZE=1 address + undefined-behaviour sanitizers (into build-san/);
@@ -26,6 +29,10 @@ DEBUG   ?= 0
 SANITIZE ?= 0
 FUZZ    ?= 0
 COVERAGE ?= 0
+# `make install` defaults to the portable build (see the top of this file)
+ifneq ($(filter install,$(MAKECMDGOALS)),)
+PORTABLE ?= 1
+endif
 PORTABLE ?= 0
 
 BUILD   ?= build

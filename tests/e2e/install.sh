@@ -16,24 +16,27 @@
 source "$(dirname "$0")/lib.bash"
 require_data
 P=$TMP/prefix
+V=$(sed -n 's/^#define DG_VERSION "\(.*\)"/\1/p' src/core/version.h)
 B=$TMP/build
-# the same build mode as $BUILD (sanitized objects need sanitized links)
-mode=() ccflags=()
+# the same build mode as $BUILD (sanitized objects need sanitized links; a
+# native $BUILD installs with PORTABLE=0, which `make install` needs spelt out,
+# so that its objects are reused: the portable install is portable.sh's)
+mode=(PORTABLE=0) ccflags=()
 case $BUILD in
-    build-san) mode=(SANITIZE=1); ccflags=("-fsanitize=address,undefined") ;;
+    build-san) mode=(SANITIZE=1 PORTABLE=0); ccflags=("-fsanitize=address,undefined") ;;
     build-portable) mode=(PORTABLE=1) ;;
 esac
 # a make of its own (run by `make test`, the outer make's flags and jobserver do not apply)
 unset MAKEFLAGS MFLAGS MAKELEVEL
 mkdir -p "$B"
-for f in src pic apps gen digits libdigits.a libdigits.so libdigits.so.0 libdigits.so.0.*; do
+for f in src pic isa apps gen digits libdigits.a libdigits.so libdigits.so.0 libdigits.so.0.*; do
     [[ -e $BUILD/$f ]] && cp -a "$BUILD/$f" "$B/"
 done
 make -s -j2 "${mode[@]}" BUILD="$B" PREFIX="$P" install > "$TMP/make.log" 2>&1 \
     || { tail -20 "$TMP/make.log"; fail "make install PREFIX=$P"; }
 
 # the installed files
-for f in bin/digits lib/libdigits.so.0.10.0 lib/libdigits.so.0 lib/libdigits.so lib/libdigits.a \
+for f in bin/digits lib/libdigits.so.$V lib/libdigits.so.0 lib/libdigits.so lib/libdigits.a \
          include/digits.h \
          lib/pkgconfig/digits.pc share/man/man1/digits.1 share/digits/models/cnn-bn.spec \
          share/digits/models/pretrained/default.safetensors share/digits/models/pretrained/best.safetensors \
@@ -41,10 +44,10 @@ for f in bin/digits lib/libdigits.so.0.10.0 lib/libdigits.so.0 lib/libdigits.so 
     [[ -e $P/$f ]] || fail "make install did not install $f"
 done
 [[ -L $P/lib/libdigits.so.0 && -L $P/lib/libdigits.so ]] || fail "libdigits.so{,.0} are not symlinks"
-readelf -d "$P/lib/libdigits.so.0.10.0" | grep 'SONAME.*\[libdigits\.so\.0\]' >/dev/null || fail "soname is not libdigits.so.0"
+readelf -d "$P/lib/libdigits.so.$V" | grep 'SONAME.*\[libdigits\.so\.0\]' >/dev/null || fail "soname is not libdigits.so.0"
 [[ ! -e $P/include/digits ]] || fail "internal headers installed under include/digits"
 # the shared library exports the public API and nothing else
-nm -D --defined-only "$P/lib/libdigits.so.0.10.0" | awk '{print $3}' > "$TMP/syms.txt"
+nm -D --defined-only "$P/lib/libdigits.so.$V" | awk '{print $3}' > "$TMP/syms.txt"
 grep -q '^dg_predict$' "$TMP/syms.txt" || fail "libdigits.so does not export dg_predict"
 bad=$(grep -v '^dg_' "$TMP/syms.txt" || true)
 [[ -z $bad ]] || fail "libdigits.so exports names without dg_: $(echo $bad | head -c 400)"
@@ -58,7 +61,7 @@ g++ -std=c++11 -Wall -Wextra -Werror -I"$P/include" -c -o "$TMP/hpp.o" "$TMP/h.c
 
 # the installed CLI, run from / with no model folder near it: DATADIR
 out=$("$P/bin/digits" --version)
-[[ $out == "digits 0.10.0"* ]] || fail "installed digits --version: $out"
+[[ $out == "digits $V"* ]] || fail "installed digits --version: $out"
 { printf 'P5\n28 28\n255\n'; head -c 800 "$DATA/t10k-images-idx3-ubyte" | tail -c 784; } > "$TMP/seven.pgm"
 out=$(cd / && env -u DIGITS_MODELS "$P/bin/digits" predict "$TMP/seven.pgm") || fail "installed predict from /"
 echo "$out"
