@@ -1,11 +1,14 @@
 /* cmd_submit.c — `digits submit`: predict every image of a Kaggle test.csv
  * (or any data set) with a saved model of any kind and write
- * submission.csv ("ImageId,Label", ids 1-based in input order), atomically. */
+ * submission.csv ("ImageId,Label", ids 1-based in input order), atomically.
+ * The model runs through the public API (dg_model_load, dg_predict_batch);
+ * reading the data and writing the CSV stay on the internal modules. */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "digits.h"
 #include "digits_internal.h"
 #include "options.h"
 
@@ -51,21 +54,32 @@ int cmd_submit(int argc, char **argv) {
     char model_buf[PATH_MAX];
     const char *model_path = cli_model_path(CMD, co.model, model_buf, sizeof model_buf);
 
-    Classifier m;
-    if (classifier_load(&m, model_path, batch, threads) < 0) cli_fail(CMD, "%s", dg_errmsg());
-    m.tta = tta;
+    dg_set_threads(threads);
+    dg_model *m;
+    if (dg_model_load(&m, model_path) != DG_OK) cli_fail(CMD, "%s", dg_errmsg());
+    dg_model_set_batch(m, batch);
+    dg_model_set_tta(m, tta);
     Dataset ds = {0};
     if (dataset_load(test, "test", &ds) < 0) cli_fail(CMD, "%s", dg_errmsg());
-    if (ds.rows != m.height || ds.cols != m.width)
-        cli_fail(CMD, "%s: images are %dx%d, the model expects %dx%d", test, ds.rows, ds.cols, m.height, m.width);
-    uint8_t *pred = dg_xmalloc((size_t)ds.n);
-    double acc = classifier_predict_dataset(&m, &ds, pred, NULL, NULL);
+    int width, height;
+    dg_model_input_size(m, &width, &height);
+    if (ds.rows != height || ds.cols != width)
+        cli_fail(CMD, "%s: images are %dx%d, the model expects %dx%d", test, ds.rows, ds.cols, height, width);
+    dg_prediction *out_p = dg_xmalloc((size_t)(ds.n ? ds.n : 1) * sizeof *out_p);
+    if (dg_predict_batch(m, ds.pixels, (size_t)ds.n, out_p) != DG_OK) cli_fail(CMD, "%s", dg_errmsg());
+    uint8_t *pred = dg_xmalloc((size_t)(ds.n ? ds.n : 1));
+    int correct = 0;
+    for (int i = 0; i < ds.n; i++) {
+        pred[i] = (uint8_t)out_p[i].digit;
+        if (ds.labels) correct += pred[i] == ds.labels[i];
+    }
+    free(out_p);
     if (csv_write_submission(out, pred, ds.n) < 0) cli_fail(CMD, "%s", dg_errmsg());
-    printf("wrote %s: %d predictions by %s%s", out, ds.n, m.name, tta > 1 ? " with TTA" : "");
-    if (ds.labels) printf(" (accuracy %.4f against the labels in %s)", acc, test);
+    printf("wrote %s: %d predictions by %s%s", out, ds.n, dg_model_name(m), tta > 1 ? " with TTA" : "");
+    if (ds.labels) printf(" (accuracy %.4f against the labels in %s)", ds.n ? (double)correct / ds.n : 0.0, test);
     printf("\n");
     free(pred);
     dataset_free(&ds);
-    classifier_free(&m);
+    dg_model_free(m);
     return 0;
 }

@@ -14,7 +14,7 @@ cp "$TMP/m.safetensors" "$TMP/sentinel.safetensors"
 expect_error 2 "unknown or incomplete flag '--bogus'" -- "$D" train --bogus 3
 expect_error 2 "--epochs: 'x' is not an integer" -- "$D" train --epochs x
 expect_error 2 "--optimizer: 'rmsprop' is not sgd, adam, nadam or adamw" -- "$D" train --optimizer rmsprop
-expect_error 2 "--normalize: 'minmax' is not standard or none" -- "$D" train --normalize minmax
+expect_error 2 "--normalize: 'minmax' is not standard, none or signed" -- "$D" train --normalize minmax
 expect_error 2 "unknown command 'fly'" -- "$D" fly
 expect_error 2 "unknown command 'evl' (did you mean 'eval'?)" -- "$D" evl
 for cmd in eval predict submit report serve; do
