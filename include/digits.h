@@ -64,7 +64,7 @@
  * the model and given back at the end of the call; the pool grows to the
  * most calls that ran at once, so memory is about that many copies of the
  * model plus one batch of activations each).
- * What changes a model — dg_train, dg_model_set_tta/batch, dg_model_free — needs
+ * What changes a model — dg_train, dg_model_set_tta/batch/threads, dg_model_free — needs
  * the model to itself: no other call on it may run meanwhile. Data sets,
  * training configurations and metrics are plain values: share them
  * read-only, or give each thread its own. dg_errmsg() is per thread.
@@ -174,6 +174,10 @@ DG_API int dg_model_set_tta(dg_model *m, int n);
  * default 256; capped so that a pass's activations stay under 1 GiB). The
  * probabilities can differ in their last bits between batch sizes. */
 DG_API int dg_model_set_batch(dg_model *m, int n);
+/* Threads one prediction call on this model may use (1..1024; default: the
+ * dg_set_threads count when the model was loaded). A server that predicts
+ * one image per request on many request threads sets 1. */
+DG_API int dg_model_set_threads(dg_model *m, int n);
 
 /* ---- prediction ---------------------------------------------------------------- */
 

@@ -421,6 +421,8 @@ static void test_model_errors(void **state) {
     expect_error(dg_model_set_tta(NULL, 2), DG_ERR_ARG);
     expect_error(dg_model_set_tta(model, 1000), DG_ERR_ARG);
     expect_error(dg_model_set_batch(model, 0), DG_ERR_ARG);
+    expect_error(dg_model_set_threads(model, 0), DG_ERR_ARG);
+    expect_error(dg_model_set_threads(NULL, 1), DG_ERR_ARG);
     expect_error(dg_model_set_batch(NULL, 8), DG_ERR_ARG);
     int w;
     expect_error(dg_model_input_size(model, &w, NULL), DG_ERR_ARG);

@@ -162,6 +162,15 @@ int dg_model_set_batch(dg_model *m, int n) {
     return DG_OK;
 }
 
+int dg_model_set_threads(dg_model *m, int n) {
+    int rc = api_need(m, "dg_model_set_threads", "model");
+    if (rc) return rc;
+    if (n < 1 || n > 1024) return api_fail(DG_ERR_ARG, "dg_model_set_threads: %d threads; 1..1024", n);
+    if (n != m->threads) workspace_drop_all(m); /* idle workspaces were set up for the old count */
+    m->threads = n;
+    return DG_OK;
+}
+
 int dg_model_input_size(const dg_model *m, int *width, int *height) {
     int rc = api_need(m, "dg_model_input_size", "model");
     if (rc || (rc = api_need(width, "dg_model_input_size", "width")) ||

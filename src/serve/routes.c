@@ -3,7 +3,7 @@
  *
  * Prediction: decode (data/image.c: PNG, JPEG, BMP, PGM, with the pixel cap
  * checked from the header) -> MNIST-style preprocessing (data/preprocess.c)
- * -> a Classifier borrowed from the pool -> JSON: the digit (the largest,
+ * -> the model, through the public API (dg_predict_batch) -> JSON: the digit (the largest,
  * with a "warning" when the image seems to hold several), or with
  * ?multi=1 / "multi": true every digit left to right and the "number".
  * Uploads are decoded in colour and upright (EXIF). Status codes: 400 bad
@@ -11,13 +11,13 @@
  * size is http.c's), 415 not an image we read, 422 nothing to recognise
  * (blank image).
  *
- * Threads: the pool holds one Classifier per connection thread. A request
- * takes one for the forward pass only (decoding and preprocessing run
- * outside), so requests never wait on each other's decoding, and with as
- * many classifiers as threads a request never waits at all. The forward
- * pass runs on the request's own thread (OpenMP limited to 1 there):
- * parallelism comes from serving requests side by side, not from splitting
- * one 28x28 image.
+ * Threads: one dg_model, loaded once and shared by every connection thread:
+ * the API gives each concurrent prediction a workspace of its own (see
+ * "Thread safety" in include/digits.h), so requests never wait on each
+ * other, and decoding and preprocessing run outside the model. The forward
+ * pass runs on the request's own thread with one thread
+ * (dg_model_set_threads 1, OpenMP limited to 1 there): parallelism comes
+ * from serving requests side by side, not from splitting one 28x28 image.
  *
  * Left out on purpose: batching concurrent requests into one forward pass
  * (throughput at the cost of latency and complexity). CORS headers, for
@@ -27,7 +27,6 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +38,7 @@
 #endif
 
 #include "core/util.h"
+#include "digits.h"
 #include "digits_internal.h"
 
 /* web/index.html, web/app.js, web/style.css: generated into
@@ -133,33 +133,13 @@ void reply_error(Reply *rep, int status, const char *fmt, ...) {
     reply_json(rep, status, &b);
 }
 
-/* ---- the classifier pool ----------------------------------------------------------- */
+/* ---- the model ----------------------------------------------------------------------- */
 
 struct Routes {
-    Classifier *cls;  /* (n) loaded from the same file */
-    int n;
-    int *idle;        /* stack of indices of idle classifiers */
-    int n_idle;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
+    dg_model *model;  /* shared by the connection threads (see top) */
     char *model_json, *health_json;  /* built once: GET /api/model, GET /healthz */
     size_t model_json_len, health_json_len;
 };
-
-static Classifier *pool_take(Routes *r) {
-    pthread_mutex_lock(&r->mu);
-    while (r->n_idle == 0) pthread_cond_wait(&r->cv, &r->mu);
-    Classifier *c = &r->cls[r->idle[--r->n_idle]];
-    pthread_mutex_unlock(&r->mu);
-    return c;
-}
-
-static void pool_give(Routes *r, Classifier *c) {
-    pthread_mutex_lock(&r->mu);
-    r->idle[r->n_idle++] = (int)(c - r->cls);
-    pthread_cond_signal(&r->cv);
-    pthread_mutex_unlock(&r->mu);
-}
 
 /* ---- GET /api/model ----------------------------------------------------------------- */
 
@@ -172,17 +152,29 @@ static cJSON *meta_value(const cJSON *meta, const char *key) {
     return parsed ? parsed : cJSON_CreateString(v->valuestring);
 }
 
-static char *model_info_json(const Classifier *c) {
-    static const char *kinds[] = {"cnn", "ensemble", "svm"};
-    cJSON *o = cJSON_CreateObject(), *meta = cJSON_Parse(c->metadata_json ? c->metadata_json : "{}");
-    double params = 0;  /* the networks' weights (an ensemble: all members); 0 for an SVM */
-    for (int i = 0; i < c->n_models; i++) params += (double)c->models[i].n_param;
-    cJSON_AddStringToObject(o, "name", c->name);
-    cJSON_AddStringToObject(o, "kind", (unsigned)c->kind < 3 ? kinds[c->kind] : "unknown");
-    int shape[2] = {c->width, c->height};
+/* The networks in the model: 1, an ensemble's members, 0 for the SVM. */
+static int network_count(const dg_model *m) {
+    const char *kind = dg_model_kind(m);
+    if (strcmp(kind, "svm") == 0) return 0;
+    if (strcmp(kind, "ensemble") != 0) return 1;
+    char *info = dg_model_info_json(m);
+    cJSON *o = info ? cJSON_Parse(info) : NULL;
+    int n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(o, "members"));
+    cJSON_Delete(o);
+    dg_free(info);
+    return n;
+}
+
+static char *model_info_json(const dg_model *m) {
+    cJSON *o = cJSON_CreateObject(), *meta = cJSON_Parse(dg_model_metadata(m));
+    cJSON_AddStringToObject(o, "name", dg_model_name(m));
+    cJSON_AddStringToObject(o, "kind", dg_model_kind(m));
+    int shape[2];
+    dg_model_input_size(m, &shape[0], &shape[1]);
     cJSON_AddItemToObject(o, "input", cJSON_CreateIntArray(shape, 2));
-    cJSON_AddNumberToObject(o, "parameters", params);
-    cJSON_AddNumberToObject(o, "models", c->n_models);
+    /* the networks' weights (an ensemble: all members); 0 for an SVM */
+    cJSON_AddNumberToObject(o, "parameters", (double)dg_model_param_count(m));
+    cJSON_AddNumberToObject(o, "models", network_count(m));
     cJSON_AddItemToObject(o, "architecture", meta_value(meta, "digits.spec"));
     cJSON_AddItemToObject(o, "train_config", meta_value(meta, "digits.train_config"));
     cJSON_AddItemToObject(o, "metrics", meta_value(meta, "digits.metrics"));
@@ -195,43 +187,33 @@ static char *model_info_json(const Classifier *c) {
 /* ---- lifetime ------------------------------------------------------------------------ */
 
 Routes *routes_new(const char *model_path, int workers) {
-    if (workers < 1) workers = 1;
+    (void)workers; /* the API grows its workspaces to the concurrent requests */
     Routes *r = calloc(1, sizeof *r);
     if (!r) {
         dg_set_error("out of memory");
         return NULL;
     }
-    r->cls = calloc((size_t)workers, sizeof *r->cls);
-    r->idle = calloc((size_t)workers, sizeof *r->idle);
-    if (!r->cls || !r->idle) {
-        free(r->cls);
-        free(r->idle);
-        free(r);
-        dg_set_error("out of memory");
-        return NULL;
-    }
-    pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
-    for (; r->n < workers; r->n++) {
-        /* one image per request, one thread per forward pass (see top) */
-        if (classifier_load(&r->cls[r->n], model_path, 1, 1) < 0) goto fail;
-        r->idle[r->n_idle++] = r->n;
-    }
-    if (r->cls[0].width != PREP_SIDE || r->cls[0].height != PREP_SIDE) {
-        dg_set_error("%s: the model takes %dx%d images, the server prepares %dx%d", model_path,
-                     r->cls[0].width, r->cls[0].height, PREP_SIDE, PREP_SIDE);
+    /* one image per request, one thread per forward pass (see top) */
+    if (dg_model_load(&r->model, model_path) != DG_OK || dg_model_set_batch(r->model, 1) != DG_OK ||
+        dg_model_set_threads(r->model, 1) != DG_OK)
+        goto fail;
+    int w, h;
+    dg_model_input_size(r->model, &w, &h);
+    if (w != PREP_SIDE || h != PREP_SIDE) {
+        dg_set_error("%s: the model takes %dx%d images, the server prepares %dx%d", model_path, w, h, PREP_SIDE,
+                     PREP_SIDE);
         goto fail;
     }
-    r->model_json = model_info_json(&r->cls[0]);
-    SBuf h = {0};
-    if (sbuf_append(&h, "{\"status\":\"ok\",\"model\":", 23) || sbuf_json_string(&h, r->cls[0].name) ||
-        sbuf_append(&h, "}", 1) || !r->model_json) {
-        sbuf_free(&h);
+    r->model_json = model_info_json(r->model);
+    SBuf hb = {0};
+    if (sbuf_append(&hb, "{\"status\":\"ok\",\"model\":", 23) || sbuf_json_string(&hb, dg_model_name(r->model)) ||
+        sbuf_append(&hb, "}", 1) || !r->model_json) {
+        sbuf_free(&hb);
         dg_set_error("out of memory");
         goto fail;
     }
-    r->health_json = h.data;
-    r->health_json_len = h.len;
+    r->health_json = hb.data;
+    r->health_json_len = hb.len;
     r->model_json_len = strlen(r->model_json);
     return r;
 fail:
@@ -241,13 +223,9 @@ fail:
 
 void routes_free(Routes *r) {
     if (!r) return;
-    for (int i = 0; i < r->n; i++) classifier_free(&r->cls[i]);
-    free(r->cls);
-    free(r->idle);
+    dg_model_free(r->model);
     free(r->model_json);  /* cJSON's default allocator is malloc */
     free(r->health_json);
-    pthread_mutex_destroy(&r->mu);
-    pthread_cond_destroy(&r->cv);
     free(r);
 }
 
@@ -437,9 +415,13 @@ static void predict(Routes *r, const Request *req, Reply *rep) {
     if (omp_get_max_threads() != 1) omp_set_num_threads(1);  /* this thread only (see top) */
 #endif
     float probs[PREP_MAX_DIGITS][MODEL_NUM_CLASSES];
-    Classifier *c = pool_take(r);
-    classifier_predict(c, p->input[0], p->n, probs[0], NULL);
-    pool_give(r, c);
+    dg_prediction out[PREP_MAX_DIGITS];
+    if (dg_predict_batch(r->model, p->input[0], (size_t)p->n, out) != DG_OK) {
+        free(p);
+        reply_error(rep, 500, "%s", dg_errmsg());
+        return;
+    }
+    for (int d = 0; d < p->n; d++) memcpy(probs[d], out[d].probs, sizeof probs[d]);
 
     SBuf b = {0};
     int err = sbuf_append(&b, "{", 1);

@@ -13,10 +13,10 @@
  * Endpoints (src/serve/routes.c): GET / (the page, embedded at build time),
  * POST /api/predict (an image or {"pixels":[784]}), GET /api/model,
  * GET /healthz; with cfg.cors_origin, OPTIONS preflights on each.
- * libmicrohttpd runs the connections on a pool of cfg.threads threads;
- * each request that predicts borrows one of cfg.threads Classifiers (a
- * classifier owns its activation buffers and is not thread-safe: one per
- * worker, no lock held while predicting).
+ * libmicrohttpd runs the connections on a pool of cfg.threads threads,
+ * which share one model loaded through the public API (dg_model_load: each
+ * concurrent prediction runs in a workspace of its own, no lock held while
+ * predicting).
  */
 #ifndef DG_SERVE_H
 #define DG_SERVE_H
@@ -25,10 +25,10 @@
 #include <stdio.h>
 
 typedef struct {
-    const char *model_path;  /* any model file classifier_load reads (required) */
+    const char *model_path;  /* any model file dg_model_load reads, or default/best (required) */
     const char *host;        /* IP address to bind ("127.0.0.1", "::1", "0.0.0.0") or "localhost" */
     int port;                /* 0: an ephemeral port (serve_start returns it) */
-    int threads;             /* connection threads = classifiers loaded; <= 0: one per core */
+    int threads;             /* connection threads; <= 0: one per core */
     size_t max_body;         /* largest request body in bytes; larger: 413 */
     int timeout_s;           /* a connection idle this long is closed (slow clients) */
     FILE *log;               /* one line per request; NULL: none */
