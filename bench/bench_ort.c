@@ -11,8 +11,10 @@
  * this program builds without ONNX Runtime and needs no header from it.
  *
  * For every model, first a check: the first 1000 MNIST test images through
- * both, the largest |difference| of the probabilities and how many
- * predictions (argmax) differ (fp32 must agree within 1e-4, or exit 1;
+ * ORT as one batch are the reference; each implementation runs them as one
+ * batch and the first 100 one at a time (the latency path), and the largest
+ * |difference| of the probabilities and how many predictions (argmax) differ
+ * are printed (digits fp32 and ORT must agree within 1e-4, or exit 1;
  * digits bf16 is reported, not checked). Then, every round, the figures with
  * the implementations alternating (digits fp32, ORT fp32, digits bf16; the
  * order reversed every other round):
@@ -241,8 +243,9 @@ static void parse_options(Options *o, int argc, char **argv) {
 /* ==== the two engines behind one interface ================================ */
 
 typedef struct {
-    /* digits */
-    Model m;
+    /* digits: one model sized for BATCH, one for a single image (as
+     * bench_models and `digits predict` size it) */
+    Model m[2];
     int bf16; /* run with bf16 convolutions */
     /* ONNX Runtime */
     OrtSession *session;
@@ -250,10 +253,13 @@ typedef struct {
     float *in_buf, *out_buf;   /* (BATCH, IMG), (BATCH, 10); the one-image values use their first row */
 } Engine;
 
-/* Load NAME.safetensors into a digits engine with room for BATCH images. */
+/* Load NAME.safetensors into a digits engine: twice, with room for BATCH
+ * images and for one. */
 static void digits_open(Engine *e, const char *path, int threads, int bf16) {
-    BENCH_CHECK(model_load(&e->m, path) == 0, "%s", dg_errmsg());
-    model_set_batch(&e->m, BATCH, 0, threads);
+    for (int k = 0; k < 2; k++) {
+        BENCH_CHECK(model_load(&e->m[k], path) == 0, "%s", dg_errmsg());
+        model_set_batch(&e->m[k], k ? 1 : BATCH, 0, threads);
+    }
     e->bf16 = bf16;
 }
 
@@ -262,14 +268,16 @@ static void digits_open(Engine *e, const char *path, int threads, int bf16) {
 static void digits_select(Engine *e) {
     if (model_bf16() == e->bf16) return;
     model_set_bf16(e->bf16);
-    model_params_changed(&e->m);
+    model_params_changed(&e->m[0]);
+    model_params_changed(&e->m[1]);
 }
 
 /* Forward n images (uint8) through digits; probabilities into probs (n, 10)
  * when probs is not NULL. */
 static float digits_run(Engine *e, const uint8_t *px, int n, float *probs) {
-    model_load_pixels(&e->m, px, n);
-    float *logits = model_forward(&e->m, n, 0);
+    Model *m = &e->m[n == 1];
+    model_load_pixels(m, px, n);
+    float *logits = model_forward(m, n, 0);
     if (probs) softmax_forward(probs, logits, n, MODEL_NUM_CLASSES);
     return logits[0];
 }
@@ -362,17 +370,18 @@ static double quantile(const double *s, int n, double q) {
     return s[i] + (pos - i) * (s[i + 1] - s[i]);
 }
 
-/* Batch-1000 images/s: 2 warm-up batches, then batches for >= seconds. */
+/* Batch-1000 images/s: 1 warm-up batch (it also repacks weights after a
+ * precision switch), then batches for >= seconds and >= 2 batches. */
 static double throughput(Engine *eng, int impl, const uint8_t *px, double seconds) {
     float sink = 0;
-    for (int i = 0; i < 2; i++) sink += run_impl(eng, impl, px, BATCH, NULL);
+    sink += run_impl(eng, impl, px, BATCH, NULL);
     long calls = 0;
     double t0 = now(), dt;
     do {
         sink += run_impl(eng, impl, px, BATCH, NULL);
         calls++;
         dt = now() - t0;
-    } while (dt < seconds || calls < 3);
+    } while (dt < seconds || calls < 2);
     BENCH_CHECK(sink == sink, "%s gives NaN", impl_name[impl]);
     return calls * BATCH / dt;
 }
@@ -403,13 +412,28 @@ static int argmax10(const float *p) {
     return best;
 }
 
-/* Compare impl's probabilities on the BATCH images with ORT's (ref):
- * prints the largest |difference| and how many predictions differ;
- * returns the largest difference. */
+#define CHECK_ONE 100 /* images also checked one at a time (the latency path) */
+
+/* Compare impl's probabilities on the BATCH images, in one batch and (the
+ * first CHECK_ONE) one at a time, with ORT's batch (ref): prints the largest
+ * |difference| and how many predictions differ; returns the largest
+ * difference. */
 static double check(Engine *eng, int impl, const float *ref, const uint8_t *px, const char *model) {
     float *p = dg_xmalloc((size_t)BATCH * MODEL_NUM_CLASSES * sizeof(float));
-    run_impl(eng, impl, px, BATCH, p);
     double dmax = 0;
+    int differ_one = 0;
+    for (int i = 0; i < CHECK_ONE; i++) {
+        float *row = p + i * MODEL_NUM_CLASSES;
+        const float *want = ref + i * MODEL_NUM_CLASSES;
+        run_impl(eng, impl, px + (size_t)i * IMG, 1, row);
+        for (int k = 0; k < MODEL_NUM_CLASSES; k++) {
+            double d = row[k] - want[k];
+            if (d < 0) d = -d;
+            if (d > dmax) dmax = d;
+        }
+        differ_one += argmax10(row) != argmax10(want);
+    }
+    run_impl(eng, impl, px, BATCH, p);
     int differ = 0;
     for (int i = 0; i < BATCH; i++) {
         for (int k = 0; k < MODEL_NUM_CLASSES; k++) {
@@ -419,8 +443,11 @@ static double check(Engine *eng, int impl, const float *ref, const uint8_t *px, 
         }
         differ += argmax10(p + i * MODEL_NUM_CLASSES) != argmax10(ref + i * MODEL_NUM_CLASSES);
     }
-    fprintf(stderr, "%s: %s vs ort on %d MNIST test images: max |dp| %.3g, %d predictions differ\n", model,
-            impl_name[impl], BATCH, dmax, differ);
+    differ += differ_one;
+    fprintf(stderr,
+            "%s: %s vs ort's batch on %d MNIST test images (as a batch, and %d one at a time): max |dp| %.3g, "
+            "%d predictions differ\n",
+            model, impl_name[impl], BATCH, CHECK_ONE, dmax, differ);
     printf("%s,%s,check_max_dp,0,%.6g\n%s,%s,check_pred_differ,0,%d\n", impl_name[impl], model, dmax,
            impl_name[impl], model, differ);
     free(p);
@@ -448,6 +475,8 @@ static void bench_model(const Options *o, OrtEnv *env, const OrtMemoryInfo *mi, 
     run_impl(eng, IMPL_ORT, px, BATCH, ref);
     double d = check(eng, IMPL_DIGITS, ref, px, name);
     BENCH_CHECK(d <= 1e-4, "%s: digits and onnxruntime disagree (max |dp| %.3g > 1e-4)", name, d);
+    d = check(eng, IMPL_ORT, ref, px, name); /* its own one-image path against its batch */
+    BENCH_CHECK(d <= 1e-4, "%s: onnxruntime's one-image and batch results disagree (%.3g)", name, d);
     if (has_bf16) check(eng, IMPL_BF16, ref, px, name);
     free(ref);
 
@@ -467,8 +496,10 @@ static void bench_model(const Options *o, OrtEnv *env, const OrtMemoryInfo *mi, 
         }
     }
     ort_engine_close(&eng[IMPL_ORT]);
-    model_free(&eng[IMPL_DIGITS].m);
-    if (has_bf16) model_free(&eng[IMPL_BF16].m);
+    for (int k = 0; k < 2; k++) {
+        model_free(&eng[IMPL_DIGITS].m[k]);
+        if (has_bf16) model_free(&eng[IMPL_BF16].m[k]);
+    }
 }
 
 int main(int argc, char **argv) {
