@@ -48,6 +48,10 @@ done
 build/bench/bench_ort --ort "$ORT_LIB" --dir "$dir" --models "$MODELS" --rounds "$ROUNDS" \
     --seconds "$SECS" --threads "$THREADS" --latency-calls "$CALLS" >"$ALL"
 
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs;" \
+    "ONNX Runtime $(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "${ORT_LIB%/bin/*}/package.json" 2>/dev/null | head -1) ($ORT_LIB);" \
+    "bench/ort.sh $MODELS, rounds $ROUNDS, threads $THREADS, >= $SECS s per throughput figure, $CALLS latency calls"
+echo
 # The table: each figure's best round (highest img/s, lowest µs).
 awk -F, -v models="$MODELS" '
     $4 == 0 { chk[$1, $2, $3] = $5; next }
