@@ -1,0 +1,537 @@
+/* bench_ort.c — digits against ONNX Runtime on the same models, in one
+ * process, both called from C (bench/ort.sh runs it and prints the table).
+ *
+ *   bench_ort --ort LIB --dir DIR --models a,b,c [--data data/mnist]
+ *             [--threads 2] [--rounds 2] [--seconds 1] [--latency-calls 1000]
+ *
+ * DIR holds, for each model NAME, NAME.safetensors (a digits model file) and
+ * NAME.onnx (the same model from `digits export --format onnx`: input `input`
+ * float32 N x 1 x 28 x 28 pixels 0-255, output `probabilities`). LIB is
+ * ONNX Runtime's libonnxruntime.so.1, opened with dlopen at run time, so
+ * this program builds without ONNX Runtime and needs no header from it.
+ *
+ * For every model, first a check: the first 1000 MNIST test images through
+ * ORT as one batch are the reference; each implementation runs them as one
+ * batch and the first 100 one at a time (the latency path), and the largest
+ * |difference| of the probabilities and how many predictions (argmax) differ
+ * are printed (digits fp32 and ORT must agree within 1e-4, or exit 1;
+ * digits bf16 is reported, not checked). Then, every round, the figures with
+ * the implementations alternating (digits fp32, ORT fp32, digits bf16; the
+ * order reversed every other round):
+ *   infer_img_s        batch 1000 (uint8 pixels -> float input -> probabilities);
+ *   latency_median_us  one image, same work, median of --latency-calls calls;
+ *   latency_p99_us     those calls' 99th percentile.
+ * Output: CSV lines `impl,model,metric,round,value` on stdout (impl =
+ * digits, digits-bf16, ort); notes on stderr.
+ *
+ * ONNX Runtime runs with --threads intra-op threads, 1 inter-op thread,
+ * ORT_ENABLE_ALL graph optimisations, sequential execution, and input and
+ * output tensors bound once to buffers of ours (no allocation per call).
+ *
+ * Leaves out on purpose: other ORT execution providers, IOBinding, ORT's own
+ * fp16/bf16 or quantised paths, and training.
+ */
+#include <dlfcn.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "data/data.h"
+#include "digits_internal.h"
+#include "ops/ops.h"
+
+#define BATCH 1000
+#define IMG 784 /* 28 x 28: every zoo model's input */
+
+/* ==== the part of ONNX Runtime's C API this program calls ===================
+ * OrtGetApiBase() returns a table of two functions; GetApi(version) returns
+ * the OrtApi table: function pointers in a fixed order that new versions
+ * only append to. The positions below were counted in the `struct OrtApi`
+ * declaration of include/onnxruntime/core/session/onnxruntime_c_api.h in the
+ * microsoft/onnxruntime repository (API version 13); entries this program
+ * does not call are untyped placeholders. The _Static_asserts after the
+ * struct pin every typed entry to its position. Every call returns NULL on
+ * success or an OrtStatus (error) the caller releases. The enums are passed
+ * as int with the header's values, written out where they are used. */
+typedef struct OrtStatus OrtStatus;
+typedef struct OrtEnv OrtEnv;
+typedef struct OrtSession OrtSession;
+typedef struct OrtSessionOptions OrtSessionOptions;
+typedef struct OrtMemoryInfo OrtMemoryInfo;
+typedef struct OrtValue OrtValue;
+
+typedef struct {
+    void *slot0_1[2];                                         /* 0 CreateStatus, 1 GetErrorCode */
+    const char *(*GetErrorMessage)(const OrtStatus *status);  /* 2 */
+    OrtStatus *(*CreateEnv)(int log_level, const char *log_id, OrtEnv **out); /* 3 */
+    void *slot4_6[3];                                         /* env logging, telemetry */
+    OrtStatus *(*CreateSession)(const OrtEnv *env, const char *model_path, const OrtSessionOptions *opts,
+                                OrtSession **out); /* 7 */
+    void *slot8;                                              /* CreateSessionFromArray */
+    OrtStatus *(*Run)(OrtSession *session, const void *run_options, const char *const *input_names,
+                      const OrtValue *const *inputs, size_t n_inputs, const char *const *output_names,
+                      size_t n_outputs, OrtValue **outputs); /* 9 */
+    OrtStatus *(*CreateSessionOptions)(OrtSessionOptions **out); /* 10 */
+    void *slot11_22[12];                                      /* profiling, memory pattern, arena, logging */
+    OrtStatus *(*SetSessionGraphOptimizationLevel)(OrtSessionOptions *opts, int level); /* 23 */
+    OrtStatus *(*SetIntraOpNumThreads)(OrtSessionOptions *opts, int n);                 /* 24 */
+    OrtStatus *(*SetInterOpNumThreads)(OrtSessionOptions *opts, int n);                 /* 25 */
+    void *slot26_48[23];                                      /* custom ops, session queries, run options */
+    OrtStatus *(*CreateTensorWithDataAsOrtValue)(const OrtMemoryInfo *info, void *data, size_t bytes,
+                                                 const int64_t *shape, size_t rank, int element_type,
+                                                 OrtValue **out); /* 49 */
+    void *slot50;                                             /* IsTensor */
+    OrtStatus *(*GetTensorMutableData)(OrtValue *value, void **out); /* 51 */
+    void *slot52_68[17];                                      /* strings, type info, CreateMemoryInfo */
+    OrtStatus *(*CreateCpuMemoryInfo)(int allocator_type, int mem_type, OrtMemoryInfo **out); /* 69 */
+    void *slot70_91[22];                                      /* allocators, maps, kernel API */
+    void (*ReleaseEnv)(OrtEnv *);                             /* 92 */
+    void (*ReleaseStatus)(OrtStatus *);                       /* 93 */
+    void (*ReleaseMemoryInfo)(OrtMemoryInfo *);               /* 94 */
+    void (*ReleaseSession)(OrtSession *);                     /* 95 */
+    void (*ReleaseValue)(OrtValue *);                         /* 96 */
+    void *slot97_99[3];                                       /* run options, type infos */
+    void (*ReleaseSessionOptions)(OrtSessionOptions *);       /* 100 */
+} OrtApiTable;
+
+#define ORT_AT(field, index) _Static_assert(offsetof(OrtApiTable, field) == (index) * sizeof(void *), #field)
+ORT_AT(GetErrorMessage, 2);
+ORT_AT(CreateEnv, 3);
+ORT_AT(CreateSession, 7);
+ORT_AT(Run, 9);
+ORT_AT(CreateSessionOptions, 10);
+ORT_AT(SetSessionGraphOptimizationLevel, 23);
+ORT_AT(SetIntraOpNumThreads, 24);
+ORT_AT(SetInterOpNumThreads, 25);
+ORT_AT(CreateTensorWithDataAsOrtValue, 49);
+ORT_AT(GetTensorMutableData, 51);
+ORT_AT(CreateCpuMemoryInfo, 69);
+ORT_AT(ReleaseEnv, 92);
+ORT_AT(ReleaseStatus, 93);
+ORT_AT(ReleaseMemoryInfo, 94);
+ORT_AT(ReleaseSession, 95);
+ORT_AT(ReleaseValue, 96);
+ORT_AT(ReleaseSessionOptions, 100);
+
+typedef struct {
+    const OrtApiTable *(*GetApi)(uint32_t version);
+    const char *(*GetVersionString)(void);
+} OrtApiBaseTable;
+
+#define ORT_API_VERSION_USED 13 /* the header the table was counted in */
+#define ORT_LOGGING_WARNING 2
+#define ORT_ENABLE_ALL 99
+#define ORT_ARENA_ALLOCATOR 1
+#define ORT_MEM_TYPE_DEFAULT 0
+#define ORT_TENSOR_FLOAT 1
+
+static const OrtApiTable *ort;
+
+/* Tier-3 error: print file:line and the problem, then exit 1. */
+#define BENCH_CHECK(cond, ...)                                                  \
+    do {                                                                        \
+        if (!(cond)) {                                                          \
+            fprintf(stderr, "%s:%d: error: ", __FILE__, __LINE__);              \
+            fprintf(stderr, __VA_ARGS__);                                       \
+            fprintf(stderr, "\n");                                              \
+            exit(1);                                                            \
+        }                                                                       \
+    } while (0)
+
+/* Exit 1 with ONNX Runtime's message if status is an error. */
+static void ort_check(OrtStatus *status, const char *what) {
+    if (!status) return;
+    fprintf(stderr, "bench_ort: onnxruntime: %s: %s\n", what, ort->GetErrorMessage(status));
+    ort->ReleaseStatus(status);
+    exit(1);
+}
+
+/* dlopen the library and fetch the API table (into `ort`); prints the
+ * version. The handle stays open for the life of the process. */
+static void ort_open(const char *lib) {
+    void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    BENCH_CHECK(h, "%s\nHINT: bash tools/fetch_onnxruntime.sh installs it", dlerror());
+    const OrtApiBaseTable *(*get_base)(void);
+    *(void **)&get_base = dlsym(h, "OrtGetApiBase");
+    BENCH_CHECK(get_base, "%s: no OrtGetApiBase: %s", lib, dlerror());
+    const OrtApiBaseTable *base = get_base();
+    ort = base->GetApi(ORT_API_VERSION_USED);
+    BENCH_CHECK(ort, "%s: does not serve C API version %d", lib, ORT_API_VERSION_USED);
+    fprintf(stderr, "bench_ort: onnxruntime %s (%s), C API version %d\n", base->GetVersionString(), lib,
+            ORT_API_VERSION_USED);
+}
+
+/* ==== options ============================================================= */
+
+typedef struct {
+    const char *ort_lib, *dir, *data;
+    char models[1024];
+    int threads, rounds, latency_calls;
+    double seconds;
+} Options;
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: bench_ort --ort LIB --dir DIR [options]\n"
+               "  --ort LIB          path of libonnxruntime.so.1\n"
+               "  --dir DIR          holds NAME.safetensors and NAME.onnx for every model\n"
+               "  --models a,b,c     (default lenet5,cnn,cnn-bn,kaggle-deep,twobranch)\n"
+               "  --data DIR         MNIST folder for the check and the inputs (default data/mnist)\n"
+               "  --threads N        digits threads and ORT intra-op threads (default 2)\n"
+               "  --rounds N         (default 2)\n"
+               "  --seconds S        minimum timed seconds per throughput figure (default 1)\n"
+               "  --latency-calls N  one-image calls per latency figure (default 1000)\n"
+               "prints impl,model,metric,round,value lines on stdout\n");
+}
+
+static long parse_long(const char *flag, const char *s, long lo, long hi) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < lo || v > hi) {
+        fprintf(stderr, "bench_ort: %s: '%s' should be an integer in %ld..%ld\n", flag, s, lo, hi);
+        exit(2);
+    }
+    return v;
+}
+
+static void parse_options(Options *o, int argc, char **argv) {
+    *o = (Options){.data = "data/mnist", .threads = 2, .rounds = 2, .latency_calls = 1000, .seconds = 1};
+    snprintf(o->models, sizeof o->models, "lenet5,cnn,cnn-bn,kaggle-deep,twobranch");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            exit(0);
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "bench_ort: %s needs a value (or unknown option)\n", a);
+            usage(stderr);
+            exit(2);
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--ort")) o->ort_lib = v;
+        else if (!strcmp(a, "--dir")) o->dir = v;
+        else if (!strcmp(a, "--data")) o->data = v;
+        else if (!strcmp(a, "--models")) snprintf(o->models, sizeof o->models, "%s", v);
+        else if (!strcmp(a, "--threads")) o->threads = (int)parse_long(a, v, 1, 1024);
+        else if (!strcmp(a, "--rounds")) o->rounds = (int)parse_long(a, v, 1, 100);
+        else if (!strcmp(a, "--latency-calls")) o->latency_calls = (int)parse_long(a, v, 10, 10000000);
+        else if (!strcmp(a, "--seconds")) {
+            char *end;
+            o->seconds = strtod(v, &end);
+            if (*v == '\0' || *end != '\0' || !(o->seconds > 0 && o->seconds <= 3600)) {
+                fprintf(stderr, "bench_ort: --seconds: '%s' should be a number in (0, 3600]\n", v);
+                exit(2);
+            }
+        } else {
+            fprintf(stderr, "bench_ort: unknown option '%s'\n", a);
+            usage(stderr);
+            exit(2);
+        }
+    }
+    if (!o->ort_lib || !o->dir) {
+        usage(stderr);
+        exit(2);
+    }
+}
+
+/* ==== the two engines behind one interface ================================ */
+
+typedef struct {
+    /* digits: one model sized for BATCH, one for a single image (as
+     * bench_models and `digits predict` size it) */
+    Model m[2];
+    int bf16; /* run with bf16 convolutions */
+    /* ONNX Runtime */
+    OrtSession *session;
+    OrtValue *in[2], *out[2];  /* [0]: batch 1000, [1]: one image */
+    float *in_buf, *out_buf;   /* (BATCH, IMG), (BATCH, 10); the one-image values use their first row */
+} Engine;
+
+/* Load NAME.safetensors into a digits engine: twice, with room for BATCH
+ * images and for one. */
+static void digits_open(Engine *e, const char *path, int threads, int bf16) {
+    for (int k = 0; k < 2; k++) {
+        BENCH_CHECK(model_load(&e->m[k], path) == 0, "%s", dg_errmsg());
+        model_set_batch(&e->m[k], k ? 1 : BATCH, 0, threads);
+    }
+    e->bf16 = bf16;
+}
+
+/* Switch the process-wide convolution precision to this engine's (packed
+ * weights are per precision, so they are repacked on the next forward). */
+static void digits_select(Engine *e) {
+    if (model_bf16() == e->bf16) return;
+    model_set_bf16(e->bf16);
+    model_params_changed(&e->m[0]);
+    model_params_changed(&e->m[1]);
+}
+
+/* Forward n images (uint8) through digits; probabilities into probs (n, 10)
+ * when probs is not NULL. */
+static float digits_run(Engine *e, const uint8_t *px, int n, float *probs) {
+    Model *m = &e->m[n == 1];
+    model_load_pixels(m, px, n);
+    float *logits = model_forward(m, n, 0);
+    if (probs) softmax_forward(probs, logits, n, MODEL_NUM_CLASSES);
+    return logits[0];
+}
+
+/* Bind a float tensor of shape dims (rank 4 or 2) to buf. */
+static OrtValue *ort_tensor(const OrtMemoryInfo *mi, float *buf, const int64_t *dims, size_t rank) {
+    size_t n = 1;
+    for (size_t i = 0; i < rank; i++) n *= (size_t)dims[i];
+    OrtValue *v = NULL;
+    ort_check(ort->CreateTensorWithDataAsOrtValue(mi, buf, n * sizeof(float), dims, rank, ORT_TENSOR_FLOAT, &v),
+              "CreateTensorWithDataAsOrtValue");
+    return v;
+}
+
+/* Create an ORT session on NAME.onnx (threads intra-op, 1 inter-op,
+ * ORT_ENABLE_ALL) and its input/output tensors for BATCH and for 1 image. */
+static void ort_engine_open(Engine *e, OrtEnv *env, const OrtMemoryInfo *mi, const char *path, int threads) {
+    OrtSessionOptions *so = NULL;
+    ort_check(ort->CreateSessionOptions(&so), "CreateSessionOptions");
+    ort_check(ort->SetIntraOpNumThreads(so, threads), "SetIntraOpNumThreads");
+    ort_check(ort->SetInterOpNumThreads(so, 1), "SetInterOpNumThreads");
+    ort_check(ort->SetSessionGraphOptimizationLevel(so, ORT_ENABLE_ALL), "SetSessionGraphOptimizationLevel");
+    ort_check(ort->CreateSession(env, path, so, &e->session), path);
+    ort->ReleaseSessionOptions(so);
+    e->in_buf = dg_xmalloc((size_t)BATCH * IMG * sizeof(float));
+    e->out_buf = dg_xmalloc((size_t)BATCH * MODEL_NUM_CLASSES * sizeof(float));
+    const int64_t in_dims[2][4] = {{BATCH, 1, 28, 28}, {1, 1, 28, 28}};
+    const int64_t out_dims[2][2] = {{BATCH, MODEL_NUM_CLASSES}, {1, MODEL_NUM_CLASSES}};
+    for (int k = 0; k < 2; k++) {
+        e->in[k] = ort_tensor(mi, e->in_buf, in_dims[k], 4);
+        e->out[k] = ort_tensor(mi, e->out_buf, out_dims[k], 2);
+    }
+    void *p = NULL; /* the bound output really is our buffer */
+    ort_check(ort->GetTensorMutableData(e->out[0], &p), "GetTensorMutableData");
+    BENCH_CHECK(p == e->out_buf, "onnxruntime copied the output tensor's buffer");
+}
+
+/* Forward n (BATCH or 1) images through ONNX Runtime: pixels to float
+ * 0-255 (the exported graph normalises), run, probabilities in out_buf;
+ * copied into probs when not NULL. */
+static float ort_run(Engine *e, const uint8_t *px, int n, float *probs) {
+    static const char *const in_name[] = {"input"}, *const out_name[] = {"probabilities"};
+    for (size_t i = 0; i < (size_t)n * IMG; i++) e->in_buf[i] = px[i];
+    const int k = n == 1;
+    ort_check(ort->Run(e->session, NULL, in_name, (const OrtValue *const *)&e->in[k], 1, out_name, 1, &e->out[k]),
+              "Run");
+    if (probs) memcpy(probs, e->out_buf, (size_t)n * MODEL_NUM_CLASSES * sizeof(float));
+    return e->out_buf[0];
+}
+
+static void ort_engine_close(Engine *e) {
+    for (int k = 0; k < 2; k++) {
+        ort->ReleaseValue(e->in[k]);
+        ort->ReleaseValue(e->out[k]);
+    }
+    ort->ReleaseSession(e->session);
+    free(e->in_buf);
+    free(e->out_buf);
+}
+
+/* ==== measurements ======================================================== */
+
+enum { IMPL_DIGITS, IMPL_ORT, IMPL_BF16, N_IMPL };
+static const char *const impl_name[N_IMPL] = {"digits", "ort", "digits-bf16"};
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* One forward of n images by implementation `impl`. */
+static float run_impl(Engine *eng, int impl, const uint8_t *px, int n, float *probs) {
+    Engine *e = &eng[impl];
+    if (impl == IMPL_ORT) return ort_run(e, px, n, probs);
+    digits_select(e);
+    return digits_run(e, px, n, probs);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Quantile q of a sorted array (linear interpolation, as bench_models). */
+static double quantile(const double *s, int n, double q) {
+    double pos = q * (n - 1);
+    int i = (int)pos;
+    if (i >= n - 1) return s[n - 1];
+    return s[i] + (pos - i) * (s[i + 1] - s[i]);
+}
+
+/* Batch-1000 images/s: 1 warm-up batch (it also repacks weights after a
+ * precision switch), then batches for >= seconds and >= 2 batches. */
+static double throughput(Engine *eng, int impl, const uint8_t *px, double seconds) {
+    float sink = 0;
+    sink += run_impl(eng, impl, px, BATCH, NULL);
+    long calls = 0;
+    double t0 = now(), dt;
+    do {
+        sink += run_impl(eng, impl, px, BATCH, NULL);
+        calls++;
+        dt = now() - t0;
+    } while (dt < seconds || calls < 2);
+    BENCH_CHECK(sink == sink, "%s gives NaN", impl_name[impl]);
+    return calls * BATCH / dt;
+}
+
+/* One-image latency over `calls` calls cycling through the BATCH images
+ * (50 warm-up calls first); median and p99 in microseconds. */
+static void latency(Engine *eng, int impl, const uint8_t *px, int calls, double *median, double *p99) {
+    double *t = dg_xmalloc((size_t)calls * sizeof(double));
+    float sink = 0;
+    for (int i = 0; i < 50; i++) sink += run_impl(eng, impl, px + (size_t)(i % BATCH) * IMG, 1, NULL);
+    for (int i = 0; i < calls; i++) {
+        const uint8_t *one = px + (size_t)(i % BATCH) * IMG;
+        double t0 = now();
+        sink += run_impl(eng, impl, one, 1, NULL);
+        t[i] = (now() - t0) * 1e6;
+    }
+    BENCH_CHECK(sink == sink, "%s gives NaN", impl_name[impl]);
+    qsort(t, (size_t)calls, sizeof(double), cmp_double);
+    *median = quantile(t, calls, 0.5);
+    *p99 = quantile(t, calls, 0.99);
+    free(t);
+}
+
+static int argmax10(const float *p) {
+    int best = 0;
+    for (int k = 1; k < MODEL_NUM_CLASSES; k++)
+        if (p[k] > p[best]) best = k;
+    return best;
+}
+
+#define CHECK_ONE 100 /* images also checked one at a time (the latency path) */
+
+/* Compare impl's probabilities on the BATCH images, in one batch and (the
+ * first CHECK_ONE) one at a time, with ORT's batch (ref): prints the largest
+ * |difference| and how many predictions differ; returns the largest
+ * difference. */
+static double check(Engine *eng, int impl, const float *ref, const uint8_t *px, const char *model) {
+    float *p = dg_xmalloc((size_t)BATCH * MODEL_NUM_CLASSES * sizeof(float));
+    double dmax = 0;
+    int differ_one = 0;
+    for (int i = 0; i < CHECK_ONE; i++) {
+        float *row = p + i * MODEL_NUM_CLASSES;
+        const float *want = ref + i * MODEL_NUM_CLASSES;
+        run_impl(eng, impl, px + (size_t)i * IMG, 1, row);
+        for (int k = 0; k < MODEL_NUM_CLASSES; k++) {
+            double d = row[k] - want[k];
+            if (d < 0) d = -d;
+            if (d > dmax) dmax = d;
+        }
+        differ_one += argmax10(row) != argmax10(want);
+    }
+    run_impl(eng, impl, px, BATCH, p);
+    int differ = 0;
+    for (int i = 0; i < BATCH; i++) {
+        for (int k = 0; k < MODEL_NUM_CLASSES; k++) {
+            double d = p[i * MODEL_NUM_CLASSES + k] - ref[i * MODEL_NUM_CLASSES + k];
+            if (d < 0) d = -d;
+            if (d > dmax) dmax = d;
+        }
+        differ += argmax10(p + i * MODEL_NUM_CLASSES) != argmax10(ref + i * MODEL_NUM_CLASSES);
+    }
+    differ += differ_one;
+    fprintf(stderr,
+            "%s: %s vs ort's batch on %d MNIST test images (as a batch, and %d one at a time): max |dp| %.3g, "
+            "%d predictions differ\n",
+            model, impl_name[impl], BATCH, CHECK_ONE, dmax, differ);
+    printf("%s,%s,check_max_dp,0,%.6g\n%s,%s,check_pred_differ,0,%d\n", impl_name[impl], model, dmax,
+           impl_name[impl], model, differ);
+    free(p);
+    return dmax;
+}
+
+static void emit(int impl, const char *model, const char *metric, int round, double v) {
+    printf("%s,%s,%s,%d,%.6g\n", impl_name[impl], model, metric, round, v);
+    fflush(stdout);
+}
+
+/* Every figure of one model: the check, then `rounds` rounds. */
+static void bench_model(const Options *o, OrtEnv *env, const OrtMemoryInfo *mi, const char *name,
+                        const uint8_t *px, int has_bf16) {
+    char path[4096];
+    Engine eng[N_IMPL];
+    memset(eng, 0, sizeof eng);
+    snprintf(path, sizeof path, "%s/%s.safetensors", o->dir, name);
+    digits_open(&eng[IMPL_DIGITS], path, o->threads, 0);
+    if (has_bf16) digits_open(&eng[IMPL_BF16], path, o->threads, 1);
+    snprintf(path, sizeof path, "%s/%s.onnx", o->dir, name);
+    ort_engine_open(&eng[IMPL_ORT], env, mi, path, o->threads);
+
+    float *ref = dg_xmalloc((size_t)BATCH * MODEL_NUM_CLASSES * sizeof(float));
+    run_impl(eng, IMPL_ORT, px, BATCH, ref);
+    double d = check(eng, IMPL_DIGITS, ref, px, name);
+    BENCH_CHECK(d <= 1e-4, "%s: digits and onnxruntime disagree (max |dp| %.3g > 1e-4)", name, d);
+    d = check(eng, IMPL_ORT, ref, px, name); /* its own one-image path against its batch */
+    BENCH_CHECK(d <= 1e-4, "%s: onnxruntime's one-image and batch results disagree (%.3g)", name, d);
+    if (has_bf16) check(eng, IMPL_BF16, ref, px, name);
+    free(ref);
+
+    int order[N_IMPL], n = 0;
+    for (int r = 1; r <= o->rounds; r++) {
+        n = 0;
+        for (int i = 0; i < N_IMPL; i++) {
+            int impl = r % 2 ? i : N_IMPL - 1 - i; /* reversed every other round */
+            if (impl != IMPL_BF16 || has_bf16) order[n++] = impl;
+        }
+        for (int i = 0; i < n; i++) emit(order[i], name, "infer_img_s", r, throughput(eng, order[i], px, o->seconds));
+        for (int i = 0; i < n; i++) {
+            double med, p99;
+            latency(eng, order[i], px, o->latency_calls, &med, &p99);
+            emit(order[i], name, "latency_median_us", r, med);
+            emit(order[i], name, "latency_p99_us", r, p99);
+        }
+    }
+    ort_engine_close(&eng[IMPL_ORT]);
+    for (int k = 0; k < 2; k++) {
+        model_free(&eng[IMPL_DIGITS].m[k]);
+        if (has_bf16) model_free(&eng[IMPL_BF16].m[k]);
+    }
+}
+
+int main(int argc, char **argv) {
+    Options o;
+    parse_options(&o, argc, argv);
+#ifdef _OPENMP
+    omp_set_num_threads(o.threads);
+#endif
+    Dataset ds = {0};
+    BENCH_CHECK(dataset_load(o.data, "test", &ds) == 0, "%s", dg_errmsg());
+    BENCH_CHECK(ds.n >= BATCH && ds.rows * ds.cols == IMG, "%s: need %d 28x28 test images", o.data, BATCH);
+
+    const int has_bf16 = model_set_bf16(1);
+    model_set_bf16(0);
+    if (!has_bf16) fprintf(stderr, "bench_ort: no AVX512_BF16 here: no digits-bf16 figures\n");
+
+    ort_open(o.ort_lib);
+    OrtEnv *env = NULL;
+    ort_check(ort->CreateEnv(ORT_LOGGING_WARNING, "bench_ort", &env), "CreateEnv");
+    OrtMemoryInfo *mi = NULL;
+    ort_check(ort->CreateCpuMemoryInfo(ORT_ARENA_ALLOCATOR, ORT_MEM_TYPE_DEFAULT, &mi), "CreateCpuMemoryInfo");
+    fprintf(stderr, "bench_ort: %d threads each, %d rounds, >= %.1f s per throughput figure, %d latency calls\n",
+            o.threads, o.rounds, o.seconds, o.latency_calls);
+
+    char list[sizeof o.models];
+    snprintf(list, sizeof list, "%s", o.models);
+    char *save = NULL;
+    for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save))
+        bench_model(&o, env, mi, name, ds.pixels, has_bf16);
+
+    ort->ReleaseMemoryInfo(mi);
+    ort->ReleaseEnv(env);
+    dataset_free(&ds);
+    return 0;
+}
