@@ -501,6 +501,7 @@ static void train_single(TrainJob *j, TrainResult *res) {
     fflush(stdout);
     train_clear_stop();
     cli_stop_signals(1);
+    dist_exit_on_signals(CMD); /* under mpirun: a signal ends the rank at once */
     int trained = train_run(m, &j->train, &j->val, &j->cfg, res);
     cli_stop_signals(0);
     if (trained < 0) cli_fail(CMD, "%s", dg_errmsg());

@@ -54,7 +54,7 @@ static void agree(const uint64_t *mine, const char *const *what, int n) {
     for (int k = 0; k < n && bad < 0; k++)
         if (mine[k] != root[k]) bad = k;
     if (bad >= 0)
-        fprintf(stderr, "digits %s: rank %d: %s differ(s) from rank 0's (hash %016llx, rank 0 %016llx); every rank "
+        fprintf(stderr, "digits %s: rank %d: %s from rank 0's (hash %016llx, rank 0 %016llx); every rank "
                 "must run the same digits with the same settings and data\n", CMD, dist_rank(), what[bad],
                 (unsigned long long)mine[bad], (unsigned long long)root[bad]);
     if (dist_any(bad >= 0)) {
@@ -69,7 +69,7 @@ void train_mpi_start(int argc, char **argv) {
     if (!dist_active()) return;
     if (dist_rank() > 0 && !freopen("/dev/null", "w", stdout)) cli_fail(CMD, "/dev/null: cannot open");
     const uint64_t h[2] = {binary_hash(), args_hash(argc, argv)};
-    static const char *const what[2] = {"its digits binary", "its arguments"};
+    static const char *const what[2] = {"its digits binary differs", "its arguments differ"};
     agree(h, what, 2);
 }
 
@@ -78,7 +78,7 @@ int train_mpi_writer(void) { return dist_rank() == 0; }
 void train_mpi_check_data(const Dataset *train, const Dataset *val) {
     if (!dist_active()) return;
     const uint64_t h[1] = {train_data_hash(train, val && val->n ? val : NULL)};
-    static const char *const what[1] = {"its training data"};
+    static const char *const what[1] = {"its training data differ"};
     agree(h, what, 1);
 }
 

@@ -64,6 +64,12 @@ int dist_any(int flag);
  * when communication fails: "digits: rank R: communication failed at
  * step S (...)". 0 = before the first step. */
 void dist_set_step(long step);
+/* Under mpirun: SIGINT and SIGTERM (what mpirun sends the other ranks
+ * when one dies, or when mpirun itself is stopped) print
+ * "digits CMD: rank R: ended by signal S at step N; ..." and exit
+ * 128 + S at once — a rank that stopped cannot be waited for. Replaces
+ * the handlers installed before; a no-op without MPI. */
+void dist_exit_on_signals(const char *cmd);
 /* Print "digits: rank R: MESSAGE" on stderr and end the whole job (every
  * rank) with exit status 1. Never returns. */
 void dist_abort(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
