@@ -4,14 +4,23 @@
  * rank checks that the fixed-order sum equals the sequential float sum
  * over ranks in rank order — on values where another order gives other
  * bits — and is the same on every rank; broadcast, all-gather, the
- * variable-size gather to rank 0 and the logical or. */
+ * variable-size gather to rank 0 and the logical or. Also the two pieces
+ * distributed training builds on: a shard of a dropout draw
+ * (rng_fill_uniform_part) is the slice of the whole draw, and an sgemm cut
+ * into 4 blocks on 1 thread (dg_sgemm_set_blocks) is bit-identical to the
+ * same product on 4 threads. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/blas.h"
+#include "core/rng.h"
 #include "dist/dist.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include "testutil.h"
 
 #define NV 1001 /* not a multiple of the rank count: uneven segments */
@@ -73,11 +82,59 @@ static void test_bcast_gather(void **state) {
     dist_barrier();
 }
 
+static void test_noise_part(void **state) {
+    (void)state;
+    enum { TOTAL = 1001 };
+    float whole[TOTAL], part[TOTAL];
+    for (size_t off = 0; off < TOTAL; off += 97) {
+        Rng a, b;
+        rng_seed(&a, 7, "dropout");
+        rng_seed(&b, 7, "dropout");
+        rng_fill_uniform(&a, whole, TOTAL);
+        size_t n = TOTAL - off < 300 ? TOTAL - off : 300;
+        rng_fill_uniform_part(&b, part, off, n);
+        assert_memory_equal(part, whole + off, n * sizeof(float));
+        assert_true(rng_next(&a) == rng_next(&b)); /* the same one draw taken */
+    }
+}
+
+static void test_sgemm_blocks(void **state) {
+    (void)state;
+    enum { M = 96, N = 84, K = 150 }; /* over the parallel threshold */
+    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * N * K);
+    float *c4 = calloc(M * N, sizeof(float)), *c1 = calloc(M * N, sizeof(float));
+    Rng r;
+    rng_seed(&r, 3, "test");
+    tu_fill_uniform(A, (size_t)M * K, &r);
+    tu_fill_uniform(B, (size_t)N * K, &r);
+#ifdef _OPENMP
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(4);
+#endif
+    dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, K, B, K, 0.0f, c4, N);
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
+    dg_sgemm_set_blocks(4);
+    dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, K, B, K, 0.0f, c1, N);
+    dg_sgemm_set_blocks(0);
+#ifdef _OPENMP
+    omp_set_num_threads(saved);
+#endif
+    assert_memory_equal(c1, c4, sizeof(float) * M * N);
+    free(A);
+    free(B);
+    free(c4);
+    free(c1);
+}
+
 int main(int argc, char **argv) {
     if (dist_init(&argc, &argv) < 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_allreduce_order),
         cmocka_unit_test(test_bcast_gather),
+        cmocka_unit_test(test_noise_part),
+        cmocka_unit_test(test_sgemm_blocks),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     dist_finalize();
