@@ -3,7 +3,8 @@
  * (tests/e2e/mpi_train.sh runs the MPI build's copy with -np 3): every
  * rank checks that the fixed-order sum equals the sequential float sum
  * over ranks in rank order — on values where another order gives other
- * bits — and is the same on every rank; broadcast, all-gather, the
+ * bits — and is the same on every rank, also with several terms per rank;
+ * broadcast, all-gather, the
  * variable-size gather to rank 0 and the logical or. Also the two pieces
  * distributed training builds on: a shard of a dropout draw
  * (rng_fill_uniform_part) is the slice of the whole draw, and an sgemm cut
@@ -52,6 +53,23 @@ static void test_allreduce_order(void **state) {
     assert_true(d[0] == (double)N * (N - 1) / 2);
     free(buf);
     free(all);
+}
+
+/* Three terms per rank: the sum runs over (rank, term) in order. */
+static void test_allreduce_terms(void **state) {
+    (void)state;
+    enum { TERMS = 3 };
+    const int N = dist_size(), me = dist_rank();
+    float *buf = malloc(TERMS * NV * sizeof(float));
+    for (int t = 0; t < TERMS; t++)
+        for (int i = 0; i < NV; i++) buf[t * NV + i] = value(me * TERMS + t, i);
+    dist_allreduce_terms_f32(buf, NV, TERMS);
+    for (int i = 0; i < NV; i++) {
+        float acc = 0.0f;
+        for (int k = 0; k < N * TERMS; k++) acc += value(k, i);
+        assert_true(memcmp(&acc, &buf[i], sizeof acc) == 0);
+    }
+    free(buf);
 }
 
 static void test_bcast_gather(void **state) {
@@ -132,6 +150,7 @@ int main(int argc, char **argv) {
     if (dist_init(&argc, &argv) < 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_allreduce_order),
+        cmocka_unit_test(test_allreduce_terms),
         cmocka_unit_test(test_bcast_gather),
         cmocka_unit_test(test_noise_part),
         cmocka_unit_test(test_sgemm_blocks),

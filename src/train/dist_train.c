@@ -12,7 +12,7 @@
 /* A conv2d layer and where its chunk partials sit in the fused buffer. */
 typedef struct {
     Layer *l;
-    size_t off;     /* floats into the fused buffer */
+    size_t off;     /* floats into each of the fused buffer's T blocks */
     size_t nw, nwb; /* weight floats; floats of one chunk partial (weights then bias) */
 } ConvPart;
 
@@ -30,8 +30,8 @@ struct DistTrain {
     int n_conv;
     ConvPart *conv;
     WholePart *whole;       /* per layer index */
-    size_t fused_n;         /* floats each rank sends per step */
-    float *fused, *all;     /* this rank's buffer; every rank's (N * fused_n) */
+    size_t fused_n;         /* floats of one block: every conv layer's dw and db */
+    float *fused;           /* T blocks of fused_n: block t holds every conv layer's chunk t */
     float *send, *recv;     /* row exchange: maxrows rows; N * maxrows rows (widest layer) */
     int lo, n, B;           /* the current shard and global batch; B 0 between steps */
     double comm;            /* seconds exchanging */
@@ -120,28 +120,24 @@ static void keep_partials(void *ctx, Layer *l, int n) {
     for (int k = 0; k < d->n_conv; k++) {
         const ConvPart *p = &d->conv[k];
         if (p->l != l) continue;
-        float *dst = d->fused + p->off;
-        const size_t used = (size_t)chunks(n, l->nthreads) * p->nwb;
-        memcpy(dst, l->partial, used * sizeof(float));
-        memset(dst + used, 0, ((size_t)d->T * p->nwb - used) * sizeof(float));
+        const int used = chunks(n, l->nthreads);
+        for (int t = 0; t < d->T; t++) {
+            float *dst = d->fused + (size_t)t * d->fused_n + p->off;
+            if (t < used) memcpy(dst, l->partial + (size_t)t * p->nwb, p->nwb * sizeof(float));
+            else memset(dst, 0, p->nwb * sizeof(float));
+        }
     }
 }
 
-/* dw and db = every rank's chunk partials added in global chunk order from
- * +0, onto the zeroed gradients (conv2d.c's backward_reduce). */
+/* dw and db from the reduced block (every rank's chunk partials added in
+ * global chunk order from +0: dist_allreduce_terms_f32), added onto the
+ * zeroed gradients as conv2d.c's backward_reduce does. */
 static void reduce_conv(const DistTrain *d, const ConvPart *p) {
     Layer *l = p->l;
     float *dw = l->dparam, *db = l->bias ? l->dparam + p->nw : NULL;
-    const size_t count = db ? p->nwb : p->nw;
-    for (size_t i = 0; i < count; i++) {
-        float acc = 0.0f;
-        for (int r = 0; r < d->N; r++) {
-            const float *src = d->all + (size_t)r * d->fused_n + p->off + i;
-            for (int t = 0; t < d->T; t++) acc += src[(size_t)t * p->nwb];
-        }
-        if (i < p->nw) dw[i] = 0.0f + acc;
-        else db[i - p->nw] = 0.0f + acc;
-    }
+    const float *acc = d->fused + p->off;
+    for (size_t i = 0; i < p->nw; i++) dw[i] = 0.0f + acc[i];
+    for (size_t k = 0; db && k < p->nwb - p->nw; k++) db[k] = 0.0f + acc[p->nw + k];
 }
 
 /* ==== the run ============================================================== */
@@ -162,7 +158,7 @@ static int plan_parts(DistTrain *d, int max_batch) {
             p->off = d->fused_n;
             p->nw = (size_t)l->out_features * l->in.c * l->kernel * l->kernel;
             p->nwb = p->nw + (size_t)l->out_features;
-            d->fused_n += (size_t)d->T * p->nwb;
+            d->fused_n += p->nwb;
         } else if (l->type == LAYER_LINEAR || l->type == LAYER_BATCHNORM) {
             WholePart *p = &d->whole[i];
             p->in = (int)shape_size(l->in);
@@ -202,8 +198,7 @@ DistTrain *dist_train_start(Model *m, int max_batch) {
         dist_train_free(d);
         return NULL;
     }
-    d->fused = dg_xcalloc(d->fused_n + 1, sizeof(float));
-    d->all = dg_xmalloc(((size_t)d->N * d->fused_n + 1) * sizeof(float));
+    d->fused = dg_xcalloc((size_t)d->T * d->fused_n + 1, sizeof(float));
     d->unfused = m->unfused_training;
     m->unfused_training = 1; /* batch norm and its ReLU as two layers (bit-identical to the pair) */
     m->backward_hook = keep_partials;
@@ -232,7 +227,6 @@ void dist_train_free(DistTrain *d) {
     free(d->send);
     free(d->recv);
     free(d->fused);
-    free(d->all);
     free(d);
 }
 
@@ -245,7 +239,7 @@ void dist_train_begin(DistTrain *d, int lo, int n, int B) {
 
 void dist_train_reduce(DistTrain *d) {
     double t0 = now_seconds();
-    dist_allgather(d->fused, d->fused_n * sizeof(float), d->all);
+    dist_allreduce_terms_f32(d->fused, d->fused_n, d->T);
     d->comm += now_seconds() - t0;
     d->steps++;
     for (int k = 0; k < d->n_conv; k++) reduce_conv(d, &d->conv[k]);
@@ -268,7 +262,7 @@ double dist_train_comm_seconds(const DistTrain *d, long *steps, size_t *bytes_pe
         size_t rows = 0;
         for (int i = 0; i < d->m->n_layers; i++)
             if (d->whole[i].kind) rows += (size_t)d->whole[i].in + (size_t)d->whole[i].out;
-        *bytes_per_step = (d->fused_n + rows * d->maxrows) * sizeof(float);
+        *bytes_per_step = ((size_t)d->T * d->fused_n + rows * d->maxrows) * sizeof(float);
     }
     return d->comm;
 }

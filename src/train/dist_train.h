@@ -11,8 +11,10 @@
  * Exactness: the gradient equals, bit for bit, the one a single process
  * with N*T threads computes for the same batch:
  *   - conv2d: that process sums per-chunk weight gradients in chunk order
- *     (src/ops/conv2d.c); every rank sends its chunks' partials and every
- *     rank adds all of them in global chunk order;
+ *     (src/ops/conv2d.c); every rank puts its T chunks' partials into one
+ *     fused buffer (T blocks) and dist_allreduce_terms_f32 adds all N * T
+ *     of them in global chunk order (a reduce-scatter + all-gather: about
+ *     (T + 1) x the gradient's bytes per rank, not N x);
  *   - linear and batchnorm ("whole-batch layers"): that process runs a
  *     linear product (y, dx, dW) as sgemm calls over the whole batch, and
  *     OpenBLAS's result for a row depends on how many rows a call has; a
@@ -31,7 +33,8 @@
  *   - dropout draws its noise as a function of the global row
  *     (rng_fill_uniform_part); augmentation already is one of (seed,
  *     epoch, image index).
- * One all-gather of one fused buffer per step carries the conv gradients;
+ * One fixed-order all-reduce of one fused buffer per step carries the conv
+ * gradients;
  * each linear layer adds one all-gather of rows each way. Every rank must
  * hold at least one row of every batch (B >= N, and so the epoch's last).
  * Left out: --precision bf16 (its transposed partials), overlapping the

@@ -8,13 +8,15 @@
 # threads vs 4 threads, and on 3 ranks x 1 thread vs 3 threads (uneven
 # shards); a net with batch norm (synchronised: the same statistics,
 # running statistics and gradients), 2 x 1 vs 2. Only rank 0 writes the
-# model and the log. Refused: a batch smaller than the rank count. See mpi_faults.sh for kills, --resume and mismatched ranks.
+# model and the log. Refused: a batch smaller than the rank count; the
+# default build (no MPI) started as several ranks. See mpi_faults.sh for
+# kills, --resume and mismatched ranks; mpi_netns.sh for two hosts.
 source "$(dirname "$0")/lib.bash"
 require_data
 source "$(dirname "$0")/mpi.bash"
 
 "${MPIRUN[@]}" -np 3 "$MPI_BUILD/tests/test_dist" > "$TMP/dist.out" 2>&1 || { cat "$TMP/dist.out"; fail "test_dist under 3 ranks"; }
-[[ $(grep -c '^\[  PASSED  \] 4 test' "$TMP/dist.out") -eq 3 ]] || { cat "$TMP/dist.out"; fail "test_dist: not every rank passed"; }
+[[ $(grep -c '^\[  PASSED  \] 5 test' "$TMP/dist.out") -eq 3 ]] || { cat "$TMP/dist.out"; fail "test_dist: not every rank passed"; }
 echo "ok: dist layer under 3 ranks"
 
 # 1. lenet5: 2 ranks x 1 thread = 1 process x 2 threads
@@ -88,3 +90,12 @@ rc=0
 [[ $rc -ne 0 ]] && grep -q "3 ranks need at least one image each of every batch" "$TMP/small.err" ||
     fail "a last batch of 2 images on 3 ranks: rc $rc, $(cat "$TMP/small.err")"
 echo "ok: a batch smaller than the rank count refused"
+
+# 5. the build without MPI under mpirun: refused (each rank would train alone)
+rc=0
+"${MPIRUN[@]}" -np 2 "$DIGITS" train --model lenet5 --data "$DATA" --limit 100 --epochs 1 --test none --quiet \
+    --out "$TMP/plain.safetensors" > /dev/null 2> "$TMP/plain.err" || rc=$?
+[[ $rc -ne 0 ]] && grep -q "this digits was built without MPI" "$TMP/plain.err" ||
+    fail "the plain build under mpirun: rc $rc, $(cat "$TMP/plain.err")"
+[[ ! -e "$TMP/plain.safetensors" ]] || fail "the plain build under mpirun wrote a model"
+echo "ok: the build without MPI refuses to run as several ranks"
