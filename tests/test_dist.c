@@ -24,7 +24,8 @@
 #endif
 #include "testutil.h"
 
-#define NV 1001 /* not a multiple of the rank count: uneven segments */
+#define NV 1001        /* not a multiple of the rank count: uneven segments */
+#define NV_LARGE 70001 /* over dist_mpi.c's one-gather size with 3 ranks */
 
 /* Rank r's element i: magnitudes far apart, so the order of the adds shows. */
 static float value(int r, int i) {
@@ -32,27 +33,35 @@ static float value(int r, int i) {
     return big[(r + i) % 4] * (1.0f + (float)(i % 7) / 8.0f) + (float)r * 0.25f - (i % 3 == 0 ? 0.0f : -0.0f);
 }
 
-static void test_allreduce_order(void **state) {
-    (void)state;
+/* The fixed-order sum over n elements; true if every element has the
+ * sequential sum's bits on this rank and the same bits on every rank. */
+static void check_allreduce(size_t n) {
     const int N = dist_size(), me = dist_rank();
-    float *buf = malloc(NV * sizeof(float)), *all = malloc((size_t)N * NV * sizeof(float));
-    for (int i = 0; i < NV; i++) buf[i] = value(me, i);
+    float *buf = malloc(n * sizeof(float)), *all = malloc((size_t)N * n * sizeof(float));
+    for (size_t i = 0; i < n; i++) buf[i] = value(me, (int)i);
     buf[0] = -0.0f; /* every rank's -0: the sum from +0.0f is +0 */
-    dist_allreduce_sum_f32(buf, NV);
-    for (int i = 1; i < NV; i++) {
+    dist_allreduce_sum_f32(buf, n);
+    for (size_t i = 1; i < n; i++) {
         float acc = 0.0f;
-        for (int r = 0; r < N; r++) acc += value(r, i);
+        for (int r = 0; r < N; r++) acc += value(r, (int)i);
         assert_true(memcmp(&acc, &buf[i], sizeof acc) == 0);
     }
     assert_false(signbit(buf[0]));
-    /* the same bits on every rank */
-    dist_allgather(buf, NV * sizeof(float), all);
-    for (int r = 1; r < N; r++) assert_memory_equal(all, all + (size_t)r * NV, NV * sizeof(float));
-    double d[3] = {me, 0.1 * me, 1e300};
-    dist_allreduce_sum_f64(d, 3);
-    assert_true(d[0] == (double)N * (N - 1) / 2);
+    dist_allgather(buf, n * sizeof(float), all);
+    for (int r = 1; r < N; r++) assert_memory_equal(all, all + (size_t)r * n, n * sizeof(float));
     free(buf);
     free(all);
+}
+
+/* A small buffer (one all-gather) and a large one (reduce-scatter and
+ * all-gather, with 3 or more ranks). */
+static void test_allreduce_order(void **state) {
+    (void)state;
+    check_allreduce(NV);
+    check_allreduce(NV_LARGE);
+    double d[3] = {dist_rank(), 0.1 * dist_rank(), 1e300};
+    dist_allreduce_sum_f64(d, 3);
+    assert_true(d[0] == (double)dist_size() * (dist_size() - 1) / 2);
 }
 
 /* Three terms per rank: the sum runs over (rank, term) in order. */
@@ -60,16 +69,18 @@ static void test_allreduce_terms(void **state) {
     (void)state;
     enum { TERMS = 3 };
     const int N = dist_size(), me = dist_rank();
-    float *buf = malloc(TERMS * NV * sizeof(float));
-    for (int t = 0; t < TERMS; t++)
-        for (int i = 0; i < NV; i++) buf[t * NV + i] = value(me * TERMS + t, i);
-    dist_allreduce_terms_f32(buf, NV, TERMS);
-    for (int i = 0; i < NV; i++) {
-        float acc = 0.0f;
-        for (int k = 0; k < N * TERMS; k++) acc += value(k, i);
-        assert_true(memcmp(&acc, &buf[i], sizeof acc) == 0);
+    for (size_t n = NV; n <= NV_LARGE; n += NV_LARGE - NV) {
+        float *buf = malloc(TERMS * n * sizeof(float));
+        for (int t = 0; t < TERMS; t++)
+            for (size_t i = 0; i < n; i++) buf[t * n + i] = value(me * TERMS + t, (int)i);
+        dist_allreduce_terms_f32(buf, n, TERMS);
+        for (size_t i = 0; i < n; i++) {
+            float acc = 0.0f;
+            for (int k = 0; k < N * TERMS; k++) acc += value(k, (int)i);
+            assert_true(memcmp(&acc, &buf[i], sizeof acc) == 0);
+        }
+        free(buf);
     }
-    free(buf);
 }
 
 static void test_bcast_gather(void **state) {
