@@ -11,5 +11,5 @@ m4) board=mps2-an386 ;;
 m0) board=microbit ;;
 *) echo "run.sh: unknown target '$1' (m4 or m0)" >&2; exit 2 ;;
 esac
-exec timeout "${3:-120}" qemu-system-arm -M "$board" -display none -serial null -monitor none \
-    -semihosting-config enable=on,target=native -icount shift=0 -kernel "$2"
+exec timeout "${3:-120}" qemu-system-arm -M "$board" -display none -serial null -monitor none -chardev stdio,id=out \
+    -semihosting-config enable=on,target=native,chardev=out -icount shift=0 -kernel "$2"
