@@ -15,7 +15,7 @@
 #include "model/model.h"
 #include "quant/qmodel.h"
 
-#define QFILE_MAX_MEMBERS 64
+#define QFILE_MAX_MEMBERS 256 /* as ensembles (ENSEMBLE_MAX_MEMBERS) */
 #define QFILE_VERSION "1"
 
 /* How many elements each array of op has (0: none). */

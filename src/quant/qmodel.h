@@ -113,6 +113,11 @@ int qfile_load(QFile *f, const char *path);
  * keep beside (or NULL). */
 int qfile_save(const QFile *f, const char *path, const char *extra_meta_json);
 void qfile_free(QFile *f);
+/* Write the int8 logits of a one-network int8 file for n images (n x
+ * 784 pixels; labels may be NULL) to out ("-": stdout), one line per image:
+ * "index label predicted l0 ... l9", after a '#' header line giving the
+ * logits' scale and zero point (qlogits.c). -1 with dg_errmsg(). */
+int qfile_dump_logits(const char *model_path, const uint8_t *pixels, const uint8_t *labels, int n, const char *out);
 /* 1 if the metadata JSON says digits.kind = "int8". */
 int qfile_is_int8_meta(const char *meta_json);
 
