@@ -21,6 +21,7 @@ static const CliCommand COMMANDS[] = {
     {"report", cmd_report, "pictures and an HTML page: curves, confusion, mistakes, PCA, t-SNE, activations"},
     {"export", cmd_export, "write a model or ensemble as an ONNX file (--format onnx)"},
     {"import", cmd_import, "an ONNX classifier (e.g. from torch.onnx.export) as a digits model file"},
+    {"quantize", cmd_quantize, "post-training int8 quantization of a network or ensemble (runs on AVX512-VNNI)"},
     {"ensemble", cmd_ensemble, "merge trained networks into one ensemble file, take members out, or convert (--dtype)"},
     {"info", cmd_info, "what a model file holds: layers, parameters, dtype, members, training, metrics"},
     {"models", cmd_info, "the zoo and the pretrained models (= info --list)"},

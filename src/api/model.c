@@ -130,6 +130,7 @@ int dg_model_save(const dg_model *m, const char *path) {
 
 const char *dg_model_kind(const dg_model *m) {
     if (!m) return NULL;
+    if (m->proto.kind == CLASSIFIER_INT8) return "int8";
     return m->proto.kind == CLASSIFIER_ENSEMBLE ? "ensemble" : m->proto.kind == CLASSIFIER_SVM ? "svm" : "cnn";
 }
 

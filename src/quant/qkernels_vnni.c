@@ -1,0 +1,157 @@
+/* qkernels_vnni.c — the AVX512-VNNI int8 kernels (vpdpbusd: four u8 x s8
+ * products added into each int32 lane), compiled with function-level
+ * target attributes so that the portable build (x86-64-v2 outside
+ * src/ops) has them too; qk_have_vnni() checks cpuid once and the caller
+ * (qkernels.c) uses them only then.
+ *
+ * vpdpbusd multiplies unsigned by signed bytes, so activations enter as
+ * u = x + 128 and each accumulator starts at bias - (in_zp + 128) * sum(w):
+ * the same integer as qref.h's bias + sum(w * (x - in_zp)) (padding reads
+ * u = in_zp + 128, adding 0). Vector additions wrap, and the true value
+ * fits in int32 (qmodel_check bounds taps and biases), so the result is
+ * exact; the requantization below is qref_requant's, lane by lane.
+ *
+ * Convolution: im2col into (T/4, P16, 4) bytes, then 16 outputs x 8
+ * channels per block, one broadcast of four weights per channel and tap
+ * quad. Dense: 64-byte dot products per output, reduced.
+ * Left out on purpose: batching several images per weight load (the batch
+ * loop threads over images). */
+#include <string.h>
+
+#include "quant/qkernels.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+int qk_have_vnni(void) {
+    static int have = -1;
+    if (have < 0) {
+        __builtin_cpu_init();
+        have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+    }
+    return have;
+}
+
+size_t qk_vnni_scratch(const QOp *op, const QOpFast *f) {
+    size_t p16 = ((size_t)op->oh * op->ow + 15) / 16 * 16;
+    return op->type == QOP_CONV ? (size_t)f->t4 * p16 + 64 : (size_t)f->t4 + 64;
+}
+
+/* qref_requant of 16 accumulators of one channel (exact: see the file
+ * comment). |acc * mult| < 2^62; magnitudes above 512 are clamped before
+ * narrowing, which changes nothing after the int8 clamp. */
+VNNI_TARGET static __m128i requant16(__m512i acc, int32_t mult, int32_t shift, int32_t zp, int32_t lo, int32_t hi) {
+    const __m512i zero = _mm512_setzero_si512();
+    __mmask16 neg = _mm512_cmplt_epi32_mask(acc, zero);
+    __m512i a = _mm512_abs_epi32(acc); /* INT32_MIN stays 0x80000000: 2^31 as unsigned */
+    __m512i m = _mm512_set1_epi64((int64_t)(uint32_t)mult);
+    __m512i rnd = _mm512_set1_epi64((int64_t)((uint64_t)1 << (shift - 1)));
+    __m128i sh = _mm_cvtsi32_si128(shift);
+    __m512i cap = _mm512_set1_epi64(512);
+    __m512i ev = _mm512_mul_epu32(a, m);
+    __m512i od = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
+    ev = _mm512_min_epu64(_mm512_srl_epi64(_mm512_add_epi64(ev, rnd), sh), cap);
+    od = _mm512_min_epu64(_mm512_srl_epi64(_mm512_add_epi64(od, rnd), sh), cap);
+    __m512i r = _mm512_or_si512(ev, _mm512_slli_epi64(od, 32));
+    r = _mm512_mask_sub_epi32(r, neg, zero, r);
+    r = _mm512_add_epi32(r, _mm512_set1_epi32(zp));
+    r = _mm512_max_epi32(r, _mm512_set1_epi32(lo));
+    r = _mm512_min_epi32(r, _mm512_set1_epi32(hi));
+    return _mm512_cvtepi32_epi8(r);
+}
+
+/* cols[((t/4)*p16 + p)*4 + t%4] = x + 128 of tap t for output p; padding
+ * in_zp + 128; taps >= T and outputs >= P: 0. */
+static void im2col_u8(const QOp *op, const QOpFast *f, const int8_t *x, uint8_t *cols, int p16) {
+    const int P = op->oh * op->ow;
+    memset(cols, 0, (size_t)f->t4 * p16);
+    const uint8_t pad = (uint8_t)(op->in_zp + 128);
+    int t = 0;
+    for (int c = 0; c < op->c; c++)
+        for (int i = 0; i < op->kh; i++)
+            for (int j = 0; j < op->kw; j++, t++) {
+                uint8_t *base = cols + ((size_t)(t >> 2) * p16) * 4 + (t & 3);
+                for (int oy = 0; oy < op->oh; oy++) {
+                    int iy = oy * op->stride - op->pad_t + i;
+                    for (int ox = 0; ox < op->ow; ox++) {
+                        int ix = ox * op->stride - op->pad_l + j;
+                        int p = oy * op->ow + ox;
+                        base[(size_t)p * 4] = iy >= 0 && iy < op->h && ix >= 0 && ix < op->w
+                                                  ? (uint8_t)(x[((size_t)c * op->h + iy) * op->w + ix] + 128)
+                                                  : pad;
+                    }
+                }
+            }
+    (void)P;
+}
+
+/* Four weights as one int32 (for the broadcast). */
+static inline int32_t load4(const int8_t *w) {
+    int32_t v;
+    memcpy(&v, w, 4);
+    return v;
+}
+
+VNNI_TARGET void qk_conv_vnni(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
+    const int P = op->oh * op->ow, p16 = (P + 15) / 16 * 16, TQ = f->t4 / 4;
+    uint8_t *cols = scratch;
+    im2col_u8(op, f, x, cols, p16);
+    for (int k0 = 0; k0 < op->k; k0 += 8) {
+        const int8_t *wk = f->wpack + (size_t)k0 * f->t4;
+        int nk = op->k - k0 < 8 ? op->k - k0 : 8;
+        for (int p0 = 0; p0 < p16; p0 += 16) {
+            __m512i a[8];
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) a[j] = _mm512_setzero_si512();
+            const uint8_t *u = cols + (size_t)p0 * 4;
+            for (int tq = 0; tq < TQ; tq++) {
+                __m512i v = _mm512_loadu_si512(u + (size_t)tq * p16 * 4);
+                const int8_t *wq = wk + (size_t)tq * 4;
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++)
+                    a[j] = _mm512_dpbusd_epi32(a[j], v, _mm512_set1_epi32(load4(wq + (size_t)j * f->t4)));
+            }
+            int rem = P - p0;
+            __mmask16 m = rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1);
+            for (int j = 0; j < nk; j++) {
+                int k = k0 + j;
+                int32_t beff = (int32_t)((uint32_t)op->bias[k] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k]);
+                __m512i acc = _mm512_add_epi32(a[j], _mm512_set1_epi32(beff));
+                __m128i r = requant16(acc, op->mult[k], op->shift[k], op->out_zp, op->act_min[k], op->act_max[k]);
+                _mm_mask_storeu_epi8(y + (size_t)k * P + p0, m, r);
+            }
+        }
+    }
+}
+
+VNNI_TARGET void qk_dense_vnni(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
+    uint8_t *u = scratch;
+    memset(u, 0, (size_t)f->t4);
+    for (int t = 0; t < f->t; t++) u[t] = (uint8_t)(x[t] + 128);
+    for (int k = 0; k < op->k; k++) {
+        const int8_t *w = f->wpack + (size_t)k * f->t4;
+        __m512i a = _mm512_setzero_si512();
+        for (int t = 0; t < f->t4; t += 64)
+            a = _mm512_dpbusd_epi32(a, _mm512_loadu_si512(u + t), _mm512_loadu_si512(w + t));
+        uint32_t s = (uint32_t)_mm512_reduce_add_epi32(a);
+        uint32_t beff = (uint32_t)op->bias[k] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k];
+        y[k] = qref_requant((int32_t)(s + beff), op->mult[k], op->shift[k], op->out_zp, op->act_min[k],
+                            op->act_max[k]);
+    }
+}
+
+#else /* not x86-64 with GCC/Clang: no VNNI */
+
+int qk_have_vnni(void) { return 0; }
+size_t qk_vnni_scratch(const QOp *op, const QOpFast *f) { return 0; }
+void qk_conv_vnni(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
+    (void)op, (void)f, (void)x, (void)y, (void)scratch;
+}
+void qk_dense_vnni(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
+    (void)op, (void)f, (void)x, (void)y, (void)scratch;
+}
+
+#endif
