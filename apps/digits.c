@@ -19,7 +19,7 @@ static const CliCommand COMMANDS[] = {
     {"predict", cmd_predict, "classify image files (PNG, JPEG, BMP, PGM)"},
     {"convert", cmd_convert, "convert between MNIST IDX and Kaggle CSV"},
     {"report", cmd_report, "pictures and an HTML page: curves, confusion, mistakes, PCA, t-SNE, activations"},
-    {"export", cmd_export, "write a model or ensemble as an ONNX file (--format onnx)"},
+    {"export", cmd_export, "a model or ensemble as an ONNX file (--format onnx); int8 as C for a microcontroller (--format c)"},
     {"import", cmd_import, "an ONNX classifier (e.g. from torch.onnx.export) as a digits model file"},
     {"quantize", cmd_quantize, "post-training int8 quantization of a network or ensemble (runs on AVX512-VNNI)"},
     {"ensemble", cmd_ensemble, "merge trained networks into one ensemble file, take members out, or convert (--dtype)"},
