@@ -61,9 +61,10 @@ static int export_c(const char *model_path, const char *dir, size_t max_flash, s
     QFile qf;
     if (qfile_load(&qf, model_path) < 0) cli_fail(CMD, "%s", dg_errmsg());
     if (qf.n != 1) {
+        int n = qf.n;
         qfile_free(&qf);
         cli_fail(CMD, "%s: an ensemble of %d int8 networks; --format c takes one network (quantize a member)",
-                 model_path, qf.n);
+                 model_path, n);
     }
     QExportSize sz;
     if (qexport_c(&qf.members[0], dir, model_path, max_flash, max_ram, &sz) < 0) {

@@ -9,8 +9,8 @@
 # the host's int8 path of libdigits (digits eval --int8-logits). Prints
 # flash and RAM (arm-none-eabi-size) and instructions per image (SysTick
 # under QEMU's -icount shift=0; an emulator gives no wall time). Also the
-# one-line errors: a float model, --max-ram and --max-flash below the
-# model's needs, a bad byte count.
+# one-line errors: a float model, an int8 ensemble, --max-ram and
+# --max-flash below the model's needs, a bad byte count.
 # Skips (exit 0, saying why) only when the cross toolchain or QEMU is
 # missing; tools/install_deps.sh installs them, so CI runs it.
 source "$(dirname "$0")/lib.bash"
@@ -93,5 +93,10 @@ expect_error 2 "--max-ram: '12Q' is not a byte count" -- \
     "$DIGITS" export --format c --model "$Q" --out "$TMP/c2" --max-ram 12Q
 expect_error 2 "--max-flash and --max-ram go with --format c" -- \
     "$DIGITS" export --format onnx --model "$Q" --out "$TMP/x.onnx" --max-ram 1K
-expect_error 1 "int8" -- "$DIGITS" export --format c --model "$TMP/lenet5.safetensors" --out "$TMP/c2"
+expect_error 1 "not an int8 model" -- "$DIGITS" export --format c --model "$TMP/lenet5.safetensors" --out "$TMP/c2"
+"$DIGITS" ensemble --out "$TMP/ens.safetensors" "$TMP/lenet5.safetensors" "$TMP/lenet5.safetensors" >/dev/null
+"$DIGITS" quantize --model "$TMP/ens.safetensors" --data "$DATA" --calib 100 --out "$TMP/ens-int8.safetensors" \
+    >/dev/null || fail "quantize of an ensemble failed"
+expect_error 1 "an ensemble of 2 int8 networks" -- \
+    "$DIGITS" export --format c --model "$TMP/ens-int8.safetensors" --out "$TMP/c2"
 echo "mcu: ok"
