@@ -199,10 +199,11 @@ static void put_run(FILE *f, const QModel *q, const size_t *off) {
 static void put_header(FILE *f, const QModel *q, const char *origin, QExportSize sz) {
     fputs("/* digits_model.h — the digit recognizer ", f);
     put_comment_text(f, q->name);
-    fputs(" (int8, from ", f);
+    fprintf(f, " (int8) as C99 for a microcontroller,\n"
+               " * written by `digits export --format c` (digits %s) from\n * ",
+            DG_VERSION);
     put_comment_text(f, origin);
-    fprintf(f, ") as C99 for a\n"
-               " * microcontroller, written by `digits export --format c` (digits %s).\n"
+    fprintf(f, ".\n"
                " * No malloc, no floating point, no libm, no library: <stdint.h> and\n"
                " * <stddef.h> only. Not reentrant: one static arena serves every call. */\n"
                "#ifndef DIGITS_MODEL_H\n#define DIGITS_MODEL_H\n\n#include <stdint.h>\n\n"
@@ -216,20 +217,22 @@ static void put_header(FILE *f, const QModel *q, const char *origin, QExportSize
                " * white digit on black, as MNIST): writes the 10 int8 class scores\n"
                " * (larger = likelier) and returns the predicted digit 0-9. */\n"
                "int digits_model_run(const uint8_t pixels[784], int8_t logits[10]);\n\n#endif\n",
-            DG_VERSION, sz.flash_bytes, sz.ram_bytes);
+            sz.flash_bytes, sz.ram_bytes);
 }
 
 /* digits_model.c: qref.h verbatim, the constants, the arena, the entry point. */
 static void put_source(FILE *f, const QModel *q, const char *origin, const size_t *off, QExportSize sz) {
     fputs("/* digits_model.c — the digit recognizer ", f);
     put_comment_text(f, q->name);
-    fputs(" (int8, from ", f);
+    fprintf(f, " (int8), written by `digits export --format c`\n"
+               " * (digits %s) from\n * ",
+            DG_VERSION);
     put_comment_text(f, origin);
-    fprintf(f, "), written by\n * `digits export --format c` (digits %s): digits' reference int8\n"
-               " * arithmetic (its src/quant/qref.h, verbatim below), the weights as const\n"
-               " * arrays, one static activation arena of %zu bytes. C99, freestanding. */\n"
+    fprintf(f, ":\n * digits' reference int8 arithmetic (its src/quant/qref.h, verbatim\n"
+               " * below), the weights as const arrays, one static activation arena of\n"
+               " * %zu bytes. C99, freestanding. */\n"
                "#include \"digits_model.h\"\n\n/* ---- begin qref.h ---- */\n",
-            DG_VERSION, sz.ram_bytes);
+            sz.ram_bytes);
     fwrite(qref_h, 1, qref_h_len, f);
     fputs("/* ---- end qref.h ---- */\n\n", f);
     for (int i = 0; i < q->n_ops; i++) put_op_arrays(f, &q->ops[i], i);
