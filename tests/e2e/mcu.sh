@@ -9,7 +9,7 @@
 # the host's int8 path of libdigits (digits eval --int8-logits). Prints
 # flash and RAM (arm-none-eabi-size) and instructions per image (SysTick
 # under QEMU's -icount shift=0; an emulator gives no wall time). Also the
-# one-line errors: a float model, an int8 ensemble, --max-ram and
+# one-line errors: a float model, an int8 ensemble, a corrupt scale, --max-ram and
 # --max-flash below the model's needs, a bad byte count.
 # Skips (exit 0, saying why) only when the cross toolchain or QEMU is
 # missing; tools/install_deps.sh installs them, so CI runs it.
@@ -93,6 +93,9 @@ expect_error 2 "--max-ram: '12Q' is not a byte count" -- \
     "$DIGITS" export --format c --model "$Q" --out "$TMP/c2" --max-ram 12Q
 expect_error 2 "--max-flash and --max-ram go with --format c" -- \
     "$DIGITS" export --format onnx --model "$Q" --out "$TMP/x.onnx" --max-ram 1K
+# a corrupt scale (negative; same length, so the file stays well-formed)
+sed 's/\\"scale\\":0\.[0-9]/\\"scale\\":-0./' "$Q" > "$TMP/bad-scale.safetensors"
+expect_error 1 "scale -0." -- "$DIGITS" export --format c --model "$TMP/bad-scale.safetensors" --out "$TMP/c2"
 expect_error 1 "not an int8 model" -- "$DIGITS" export --format c --model "$TMP/lenet5.safetensors" --out "$TMP/c2"
 "$DIGITS" ensemble --out "$TMP/ens.safetensors" "$TMP/lenet5.safetensors" "$TMP/lenet5.safetensors" >/dev/null
 "$DIGITS" quantize --model "$TMP/ens.safetensors" --data "$DATA" --calib 100 --out "$TMP/ens-int8.safetensors" \
