@@ -35,9 +35,21 @@ int qk_have_vnni(void) {
     return have;
 }
 
+/* Stride-1 convolutions run direct (no im2col) on the input padded and
+ * regrouped as (c/4, HP, WP, c%4) bytes: HP = oh + kh - 1 rows, WP = ow
+ * rounded up to 16, + kw - 1 columns (so 16-wide loads stay inside). */
+static void direct_dims(const QOp *op, int *hp, int *wp) {
+    *hp = op->oh + op->kh - 1;
+    *wp = (op->ow + 15) / 16 * 16 + op->kw - 1;
+}
+
 size_t qk_vnni_scratch(const QOp *op, const QOpFast *f) {
     size_t p16 = ((size_t)op->oh * op->ow + 15) / 16 * 16;
-    return op->type == QOP_CONV ? (size_t)f->t4 * p16 + 64 : (size_t)f->t4 + 64;
+    if (op->type != QOP_CONV) return (size_t)f->t4 + 64;
+    if (op->stride != 1) return (size_t)f->t4 * p16 + 64;
+    int hp, wp;
+    direct_dims(op, &hp, &wp);
+    return (size_t)(op->c + 3) / 4 * hp * wp * 4 + 64;
 }
 
 /* qref_requant of 16 accumulators of one channel (exact: see the file
@@ -64,28 +76,37 @@ VNNI_TARGET static __m128i requant16(__m512i acc, int32_t mult, int32_t shift, i
 }
 
 /* cols[((t/4)*p16 + p)*4 + t%4] = x + 128 of tap t for output p; padding
- * in_zp + 128; taps >= T and outputs >= P: 0. */
+ * in_zp + 128; taps >= T and outputs >= P: 0. Fields are copied to locals
+ * (the byte stores could alias op) and each output row's valid columns
+ * are computed once. */
 static void im2col_u8(const QOp *op, const QOpFast *f, const int8_t *x, uint8_t *cols, int p16) {
-    const int P = op->oh * op->ow;
-    memset(cols, 0, (size_t)f->t4 * p16);
+    const int C = op->c, H = op->h, W = op->w, KH = op->kh, KW = op->kw, S = op->stride;
+    const int OH = op->oh, OW = op->ow, PT = op->pad_t, PL = op->pad_l;
     const uint8_t pad = (uint8_t)(op->in_zp + 128);
+    memset(cols, 0, (size_t)f->t4 * p16);
     int t = 0;
-    for (int c = 0; c < op->c; c++)
-        for (int i = 0; i < op->kh; i++)
-            for (int j = 0; j < op->kw; j++, t++) {
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < KH; i++)
+            for (int j = 0; j < KW; j++, t++) {
                 uint8_t *base = cols + ((size_t)(t >> 2) * p16) * 4 + (t & 3);
-                for (int oy = 0; oy < op->oh; oy++) {
-                    int iy = oy * op->stride - op->pad_t + i;
-                    for (int ox = 0; ox < op->ow; ox++) {
-                        int ix = ox * op->stride - op->pad_l + j;
-                        int p = oy * op->ow + ox;
-                        base[(size_t)p * 4] = iy >= 0 && iy < op->h && ix >= 0 && ix < op->w
-                                                  ? (uint8_t)(x[((size_t)c * op->h + iy) * op->w + ix] + 128)
-                                                  : pad;
+                /* columns ox with 0 <= ox*S - PL + j < W */
+                int lo = PL - j > 0 ? (PL - j + S - 1) / S : 0;
+                int hi = (W - 1 + PL - j) >= 0 ? (W - 1 + PL - j) / S + 1 : 0;
+                if (hi > OW) hi = OW;
+                if (lo > hi) lo = hi;
+                for (int oy = 0; oy < OH; oy++) {
+                    int iy = oy * S - PT + i;
+                    uint8_t *d = base + (size_t)oy * OW * 4;
+                    if (iy < 0 || iy >= H) {
+                        for (int ox = 0; ox < OW; ox++) d[ox * 4] = pad;
+                        continue;
                     }
+                    const int8_t *src = x + ((size_t)c * H + iy) * W - PL + j;
+                    for (int ox = 0; ox < lo; ox++) d[ox * 4] = pad;
+                    for (int ox = lo; ox < hi; ox++) d[ox * 4] = (uint8_t)(src[ox * S] + 128);
+                    for (int ox = hi; ox < OW; ox++) d[ox * 4] = pad;
                 }
             }
-    (void)P;
 }
 
 /* Four weights as one int32 (for the broadcast). */
@@ -95,7 +116,81 @@ static inline int32_t load4(const int8_t *w) {
     return v;
 }
 
+/* xp (c/4, HP, WP, c%4) = x + 128, padding in_zp + 128, channels >= C 0. */
+static void pad_regroup(const QOp *op, const int8_t *x, uint8_t *xp, int hp, int wp) {
+    const int C = op->c, H = op->h, W = op->w, PT = op->pad_t, PL = op->pad_l, C4 = (C + 3) / 4;
+    const uint8_t pad = (uint8_t)(op->in_zp + 128);
+    for (int c4 = 0; c4 < C4; c4++)
+        for (int yy = 0; yy < hp; yy++) {
+            uint8_t *d = xp + ((size_t)c4 * hp + yy) * wp * 4;
+            int iy = yy - PT;
+            for (int cc = 0; cc < 4; cc++) {
+                int c = c4 * 4 + cc;
+                if (c >= C) {
+                    for (int xx = 0; xx < wp; xx++) d[xx * 4 + cc] = 0;
+                    continue;
+                }
+                if (iy < 0 || iy >= H) {
+                    for (int xx = 0; xx < wp; xx++) d[xx * 4 + cc] = pad;
+                    continue;
+                }
+                const int8_t *src = x + ((size_t)c * H + iy) * W;
+                int lo = PL < wp ? PL : wp, hi = PL + W < wp ? PL + W : wp;
+                for (int xx = 0; xx < lo; xx++) d[xx * 4 + cc] = pad;
+                for (int xx = lo; xx < hi; xx++) d[xx * 4 + cc] = (uint8_t)(src[xx - PL] + 128);
+                for (int xx = hi; xx < wp; xx++) d[xx * 4 + cc] = pad;
+            }
+        }
+}
+
+/* Stride-1 convolution: 16 outputs of one row x 8 channels per block;
+ * per (c/4, i, j): one 64-byte load of 16 positions x 4 channels, one
+ * broadcast of 4 weights per output channel. */
+VNNI_TARGET static void conv_direct(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
+    int hp, wp;
+    direct_dims(op, &hp, &wp);
+    pad_regroup(op, x, scratch, hp, wp);
+    const int C4 = (op->c + 3) / 4, KH = op->kh, KW = op->kw, OH = op->oh, OW = op->ow, P = OH * OW;
+    const int TD = f->tdir;
+    for (int k0 = 0; k0 < op->k; k0 += 8) {
+        const int8_t *wk = f->wdirect + (size_t)k0 * TD;
+        int nk = op->k - k0 < 8 ? op->k - k0 : 8;
+        int32_t beff[8];
+        for (int j = 0; j < nk; j++)
+            beff[j] = (int32_t)((uint32_t)op->bias[k0 + j] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k0 + j]);
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox0 = 0; ox0 < OW; ox0 += 16) {
+                __m512i a[8];
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) a[j] = _mm512_setzero_si512();
+                const int8_t *wq = wk;
+                for (int c4 = 0; c4 < C4; c4++)
+                    for (int i = 0; i < KH; i++) {
+                        const uint8_t *row = scratch + (((size_t)c4 * hp + oy + i) * wp + ox0) * 4;
+                        for (int jj = 0; jj < KW; jj++, wq += 4) {
+                            __m512i v = _mm512_loadu_si512(row + jj * 4);
+#pragma GCC unroll 8
+                            for (int j = 0; j < 8; j++)
+                                a[j] = _mm512_dpbusd_epi32(a[j], v, _mm512_set1_epi32(load4(wq + (size_t)j * TD)));
+                        }
+                    }
+                int rem = OW - ox0;
+                __mmask16 m = rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1);
+                for (int j = 0; j < nk; j++) {
+                    int k = k0 + j;
+                    __m512i acc = _mm512_add_epi32(a[j], _mm512_set1_epi32(beff[j]));
+                    __m128i r = requant16(acc, op->mult[k], op->shift[k], op->out_zp, op->act_min[k], op->act_max[k]);
+                    _mm_mask_storeu_epi8(y + (size_t)k * P + (size_t)oy * OW + ox0, m, r);
+                }
+            }
+    }
+}
+
 VNNI_TARGET void qk_conv_vnni(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
+    if (f->wdirect) {
+        conv_direct(op, f, x, y, scratch);
+        return;
+    }
     const int P = op->oh * op->ow, p16 = (P + 15) / 16 * 16, TQ = f->t4 / 4;
     uint8_t *cols = scratch;
     im2col_u8(op, f, x, cols, p16);
