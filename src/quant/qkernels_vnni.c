@@ -35,22 +35,41 @@ int qk_have_vnni(void) {
     return have;
 }
 
-/* Stride-1 convolutions run direct (no im2col) on the input padded and
- * regrouped as (c/4, HP, WP, c%4) bytes: HP = oh + kh - 1 rows, WP = ow
- * rounded up to 16, + kw - 1 columns (so 16-wide loads stay inside),
- * rounded up to 16 (whole 16-column interleaves). */
-static void direct_dims(const QOp *op, int *hp, int *wp) {
-    *hp = op->oh + op->kh - 1;
-    *wp = ((op->ow + 15) / 16 * 16 + op->kw - 1 + 15) / 16 * 16;
+/* Stride-1 convolutions run direct (no im2col) on the "wide grid": the
+ * input padded to hp = oh + kh - 1 rows of wp = ow + kw - 1 columns and
+ * regrouped as (c/4, hp*wp (+ slack), c%4) bytes; output position q =
+ * oy*wp + ox (ox < wp: the last kw - 1 columns of each row are computed and
+ * dropped) reads tap (i, j) at q + i*wp + j, so 16 consecutive q are one
+ * 64-byte load whatever the row width. */
+typedef struct {
+    int hp, wp, plane; /* rows, columns, positions per channel quad (with slack for the last loads) */
+    int q32;           /* wide-grid outputs, rounded up to 32 (two 16-lane blocks) */
+    int w16;           /* wp rounded up to 16 (the regrouping's row buffers) */
+} DirectDims;
+
+static DirectDims direct_dims(const QOp *op) {
+    DirectDims d;
+    d.hp = op->oh + op->kh - 1;
+    d.wp = op->ow + op->kw - 1;
+    d.q32 = (op->oh * d.wp + 31) / 32 * 32;
+    d.w16 = (d.wp + 15) / 16 * 16;
+    d.plane = d.q32 + (op->kh - 1) * d.wp + op->kw - 1; /* the last load's end */
+    if (d.plane < d.hp * d.wp + d.w16) d.plane = d.hp * d.wp + d.w16; /* the regrouping's last row */
+    return d;
+}
+
+/* Bytes of the direct path's scratch: the regrouped input, 4 row buffers,
+ * the wide-grid output of 8 channels. */
+static size_t direct_scratch(const QOp *op) {
+    DirectDims d = direct_dims(op);
+    return (size_t)(op->c + 3) / 4 * d.plane * 4 + 4 * (size_t)d.w16 + 8 * (size_t)d.q32 + 64;
 }
 
 size_t qk_vnni_scratch(const QOp *op, const QOpFast *f) {
     size_t p16 = ((size_t)op->oh * op->ow + 15) / 16 * 16;
     if (op->type != QOP_CONV) return (size_t)f->t4 + 64;
     if (op->stride != 1) return (size_t)f->t4 * p16 + 64;
-    int hp, wp;
-    direct_dims(op, &hp, &wp);
-    return (size_t)(op->c + 3) / 4 * hp * wp * 4 + 4 * (size_t)wp + 64;
+    return direct_scratch(op);
 }
 
 /* qref_requant of 16 accumulators of one channel (exact: see the file
@@ -117,102 +136,101 @@ static inline int32_t load4(const int8_t *w) {
     return v;
 }
 
-/* xp (c/4, HP, WP, c%4) = x + 128, padding in_zp + 128, channels >= C 0:
- * each group of 4 channel rows is built in tmp (4 x WP bytes, after xp in
- * the scratch) and interleaved 16 columns at a time. */
-VNNI_TARGET static void pad_regroup(const QOp *op, const int8_t *x, uint8_t *xp, int hp, int wp) {
+/* xp (c/4, plane, c%4) = x + 128 on the padded hp x wp grid, padding
+ * in_zp + 128, channels >= C and the slack after the grid 0: each group of 4
+ * channel rows is built in tmp (4 x w16 bytes) and interleaved 16 columns
+ * at a time (a row's last interleave spills into the next row, written
+ * after it, or into the slack, cleared last). */
+VNNI_TARGET static void pad_regroup(const QOp *op, const int8_t *x, uint8_t *xp, uint8_t *tmp, DirectDims d) {
     const int C = op->c, H = op->h, W = op->w, PT = op->pad_t, PL = op->pad_l, C4 = (C + 3) / 4;
+    const int wp = d.wp, w16 = d.w16;
     const uint8_t pad = (uint8_t)(op->in_zp + 128);
-    uint8_t *tmp = xp + (size_t)C4 * hp * wp * 4;
     const int lo = PL < wp ? PL : wp, hi = PL + W < wp ? PL + W : wp;
-    for (int c4 = 0; c4 < C4; c4++)
-        for (int yy = 0; yy < hp; yy++) {
+    for (int c4 = 0; c4 < C4; c4++) {
+        uint8_t *plane = xp + (size_t)c4 * d.plane * 4;
+        for (int yy = 0; yy < d.hp; yy++) {
             int iy = yy - PT;
             for (int cc = 0; cc < 4; cc++) {
                 int c = c4 * 4 + cc;
-                uint8_t *t = tmp + (size_t)cc * wp;
+                uint8_t *t = tmp + (size_t)cc * w16;
                 if (c >= C || iy < 0 || iy >= H) {
-                    memset(t, c >= C ? 0 : pad, (size_t)wp);
+                    memset(t, c >= C ? 0 : pad, (size_t)w16);
                     continue;
                 }
                 const int8_t *src = x + ((size_t)c * H + iy) * W - PL;
                 memset(t, pad, (size_t)lo);
                 for (int xx = lo; xx < hi; xx++) t[xx] = (uint8_t)src[xx] ^ 0x80;
-                memset(t + hi, pad, (size_t)(wp - hi));
+                memset(t + hi, pad, (size_t)(w16 - hi));
             }
-            uint8_t *d = xp + ((size_t)c4 * hp + yy) * wp * 4;
+            uint8_t *dst = plane + (size_t)yy * wp * 4;
             for (int xx = 0; xx < wp; xx += 16) {
                 __m128i a = _mm_loadu_si128((const __m128i *)(tmp + xx));
-                __m128i b = _mm_loadu_si128((const __m128i *)(tmp + wp + xx));
-                __m128i c = _mm_loadu_si128((const __m128i *)(tmp + 2 * (size_t)wp + xx));
-                __m128i e = _mm_loadu_si128((const __m128i *)(tmp + 3 * (size_t)wp + xx));
+                __m128i b = _mm_loadu_si128((const __m128i *)(tmp + w16 + xx));
+                __m128i c = _mm_loadu_si128((const __m128i *)(tmp + 2 * (size_t)w16 + xx));
+                __m128i e = _mm_loadu_si128((const __m128i *)(tmp + 3 * (size_t)w16 + xx));
                 __m128i ab0 = _mm_unpacklo_epi8(a, b), ab1 = _mm_unpackhi_epi8(a, b);
                 __m128i ce0 = _mm_unpacklo_epi8(c, e), ce1 = _mm_unpackhi_epi8(c, e);
-                _mm_storeu_si128((__m128i *)(d + xx * 4), _mm_unpacklo_epi16(ab0, ce0));
-                _mm_storeu_si128((__m128i *)(d + xx * 4 + 16), _mm_unpackhi_epi16(ab0, ce0));
-                _mm_storeu_si128((__m128i *)(d + xx * 4 + 32), _mm_unpacklo_epi16(ab1, ce1));
-                _mm_storeu_si128((__m128i *)(d + xx * 4 + 48), _mm_unpackhi_epi16(ab1, ce1));
+                _mm_storeu_si128((__m128i *)(dst + xx * 4), _mm_unpacklo_epi16(ab0, ce0));
+                _mm_storeu_si128((__m128i *)(dst + xx * 4 + 16), _mm_unpackhi_epi16(ab0, ce0));
+                _mm_storeu_si128((__m128i *)(dst + xx * 4 + 32), _mm_unpacklo_epi16(ab1, ce1));
+                _mm_storeu_si128((__m128i *)(dst + xx * 4 + 48), _mm_unpackhi_epi16(ab1, ce1));
             }
         }
+        memset(plane + (size_t)d.hp * wp * 4, 0, ((size_t)d.plane - (size_t)d.hp * wp) * 4);
+    }
 }
 
-/* One block of a stride-1 convolution: 16 outputs of nr (1 or 2) rows x 8
- * channels; per (c/4, i, j): nr 64-byte loads of 16 positions x 4
- * channels, one broadcast of 4 weights per output channel. */
+/* 32 wide-grid outputs (two 16-lane blocks) x 8 channels: per (c/4, i, j)
+ * two 64-byte loads and one broadcast of 4 weights per output channel;
+ * requantized into wy (8 rows of q32 bytes). */
 VNNI_TARGET static inline __attribute__((always_inline)) void
-direct_block(const QOp *op, const QOpFast *f, const uint8_t *xp, int hp, int wp, const int8_t *wk, const int32_t *beff,
-             int k0, int nk, int oy, int ox0, __mmask16 m, int8_t *y, const int nr) {
-    const int C4 = (op->c + 3) / 4, KH = op->kh, KW = op->kw, OW = op->ow, P = op->oh * OW, TD = f->tdir;
+direct_block(const QOp *op, const QOpFast *f, const uint8_t *xp, DirectDims d, const int8_t *wk, const int32_t *beff,
+             int k0, int nk, int q0, int8_t *wy) {
+    const int C4 = (op->c + 3) / 4, KH = op->kh, KW = op->kw, TD = f->tdir;
     __m512i a[2][8];
 #pragma GCC unroll 8
     for (int j = 0; j < 8; j++) a[0][j] = a[1][j] = _mm512_setzero_si512();
     const int8_t *wq = wk;
     for (int c4 = 0; c4 < C4; c4++)
         for (int i = 0; i < KH; i++) {
-            const uint8_t *row = xp + (((size_t)c4 * hp + oy + i) * wp + ox0) * 4;
+            const uint8_t *row = xp + ((size_t)c4 * d.plane + q0 + (size_t)i * d.wp) * 4;
             for (int jj = 0; jj < KW; jj++, wq += 4) {
                 __m512i v0 = _mm512_loadu_si512(row + jj * 4);
-                __m512i v1 = nr > 1 ? _mm512_loadu_si512(row + (size_t)wp * 4 + jj * 4) : v0;
+                __m512i v1 = _mm512_loadu_si512(row + jj * 4 + 64);
 #pragma GCC unroll 8
                 for (int j = 0; j < 8; j++) {
                     __m512i w = _mm512_set1_epi32(load4(wq + (size_t)j * TD));
                     a[0][j] = _mm512_dpbusd_epi32(a[0][j], v0, w);
-                    if (nr > 1) a[1][j] = _mm512_dpbusd_epi32(a[1][j], v1, w);
+                    a[1][j] = _mm512_dpbusd_epi32(a[1][j], v1, w);
                 }
             }
         }
-    for (int r = 0; r < nr; r++)
+    for (int r = 0; r < 2; r++)
         for (int j = 0; j < nk; j++) {
             int k = k0 + j;
             __m512i acc = _mm512_add_epi32(a[r][j], _mm512_set1_epi32(beff[j]));
             __m128i q = requant16(acc, op->mult[k], op->shift[k], op->out_zp, op->act_min[k], op->act_max[k]);
-            _mm_mask_storeu_epi8(y + (size_t)k * P + (size_t)(oy + r) * OW + ox0, m, q);
+            _mm_storeu_si128((__m128i *)(wy + (size_t)j * d.q32 + q0 + r * 16), q);
         }
 }
 
-/* Stride-1 convolution: 16 outputs of one row x 8 channels per block;
- * per (c/4, i, j): one 64-byte load of 16 positions x 4 channels, one
- * broadcast of 4 weights per output channel. */
+/* Stride-1 convolution on the wide grid, 8 output channels at a time. */
 VNNI_TARGET static void conv_direct(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
-    int hp, wp;
-    direct_dims(op, &hp, &wp);
-    pad_regroup(op, x, scratch, hp, wp);
-    const int OH = op->oh, OW = op->ow, TD = f->tdir;
+    const DirectDims d = direct_dims(op);
+    const int C4 = (op->c + 3) / 4, OH = op->oh, OW = op->ow, TD = f->tdir;
+    uint8_t *xp = scratch, *tmp = xp + (size_t)C4 * d.plane * 4;
+    int8_t *wy = (int8_t *)(tmp + 4 * (size_t)d.w16);
+    pad_regroup(op, x, xp, tmp, d);
     for (int k0 = 0; k0 < op->k; k0 += 8) {
         const int8_t *wk = f->wdirect + (size_t)k0 * TD;
         int nk = op->k - k0 < 8 ? op->k - k0 : 8;
         int32_t beff[8];
         for (int j = 0; j < nk; j++)
             beff[j] = (int32_t)((uint32_t)op->bias[k0 + j] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k0 + j]);
-        for (int oy = 0; oy < OH; oy += 2)
-            for (int ox0 = 0; ox0 < OW; ox0 += 16) {
-                int rem = OW - ox0;
-                __mmask16 m = rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1);
-                if (oy + 1 < OH)
-                    direct_block(op, f, scratch, hp, wp, wk, beff, k0, nk, oy, ox0, m, y, 2);
-                else
-                    direct_block(op, f, scratch, hp, wp, wk, beff, k0, nk, oy, ox0, m, y, 1);
-            }
+        for (int q0 = 0; q0 < d.q32; q0 += 32) direct_block(op, f, xp, d, wk, beff, k0, nk, q0, wy);
+        for (int j = 0; j < nk; j++)
+            for (int oy = 0; oy < OH; oy++)
+                memcpy(y + ((size_t)(k0 + j) * OH + oy) * OW, wy + (size_t)j * d.q32 + (size_t)oy * d.wp, (size_t)OW);
     }
 }
 
