@@ -274,15 +274,26 @@ VNNI_TARGET void qk_dense_vnni(const QOp *op, const QOpFast *f, const int8_t *x,
     uint8_t *u = scratch;
     memset(u, 0, (size_t)f->t4);
     for (int t = 0; t < f->t; t++) u[t] = (uint8_t)(x[t] + 128);
-    for (int k = 0; k < op->k; k++) {
-        const int8_t *w = f->wpack + (size_t)k * f->t4;
-        __m512i a = _mm512_setzero_si512();
-        for (int t = 0; t < f->t4; t += 64)
-            a = _mm512_dpbusd_epi32(a, _mm512_loadu_si512(u + t), _mm512_loadu_si512(w + t));
-        uint32_t s = (uint32_t)_mm512_reduce_add_epi32(a);
-        uint32_t beff = (uint32_t)op->bias[k] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k];
-        y[k] = qref_requant((int32_t)(s + beff), op->mult[k], op->shift[k], op->out_zp, op->act_min[k],
-                            op->act_max[k]);
+    /* four output rows at a time: four independent dpbusd chains (the rows
+     * up to k8 exist, zero-padded) */
+    for (int k0 = 0; k0 < op->k; k0 += 4) {
+        const int8_t *w = f->wpack + (size_t)k0 * f->t4;
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        for (int t = 0; t < f->t4; t += 64) {
+            __m512i v = _mm512_loadu_si512(u + t);
+            a0 = _mm512_dpbusd_epi32(a0, v, _mm512_loadu_si512(w + t));
+            a1 = _mm512_dpbusd_epi32(a1, v, _mm512_loadu_si512(w + f->t4 + t));
+            a2 = _mm512_dpbusd_epi32(a2, v, _mm512_loadu_si512(w + 2 * (size_t)f->t4 + t));
+            a3 = _mm512_dpbusd_epi32(a3, v, _mm512_loadu_si512(w + 3 * (size_t)f->t4 + t));
+        }
+        uint32_t s[4] = {(uint32_t)_mm512_reduce_add_epi32(a0), (uint32_t)_mm512_reduce_add_epi32(a1),
+                         (uint32_t)_mm512_reduce_add_epi32(a2), (uint32_t)_mm512_reduce_add_epi32(a3)};
+        for (int j = 0; j < 4 && k0 + j < op->k; j++) {
+            int k = k0 + j;
+            uint32_t beff = (uint32_t)op->bias[k] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k];
+            y[k] = qref_requant((int32_t)(s[j] + beff), op->mult[k], op->shift[k], op->out_zp, op->act_min[k],
+                                op->act_max[k]);
+        }
     }
 }
 
