@@ -22,15 +22,15 @@ static void prepare_op(const QOp *op, QOpFast *f) {
     f->t4 = op->type == QOP_CONV ? (f->t + 3) / 4 * 4 : (f->t + 63) / 64 * 64;
     f->k8 = (op->k + 7) / 8 * 8;
     f->wsum = dg_xcalloc((size_t)op->k, sizeof *f->wsum);
-    f->wpack = dg_xcalloc((size_t)f->k8 * f->t4, 1);
+    if (op->type == QOP_DENSE) f->wpack = dg_xcalloc((size_t)f->k8 * f->t4, 1);
     for (int k = 0; k < op->k; k++) {
         const int8_t *w = op->weight + (size_t)k * f->t;
         int32_t s = 0;
         for (int t = 0; t < f->t; t++) s += w[t];
         f->wsum[k] = s;
-        memcpy(f->wpack + (size_t)k * f->t4, w, (size_t)f->t);
+        if (f->wpack) memcpy(f->wpack + (size_t)k * f->t4, w, (size_t)f->t);
     }
-    if (op->type != QOP_CONV || op->stride != 1) return;
+    if (op->type != QOP_CONV) return;
     const int C4 = (op->c + 3) / 4, KH = op->kh, KW = op->kw;
     f->tdir = C4 * KH * KW * 4;
     f->wdirect = dg_xcalloc((size_t)f->k8 * f->tdir, 1);
