@@ -83,7 +83,10 @@ int main(int argc, char **argv) {
     uint8_t *px = malloc((size_t)BATCH * 784);
     for (size_t k = 0; k < (size_t)BATCH * 784; k++) px[k] = (uint8_t)rng_below(&r, 256);
     float *probs = malloc((size_t)BATCH * 10 * sizeof(float));
-    fprintf(stderr, "int8 kernels here: %s; %d rounds alternating fp32 and int8\n", qkernels_name(QKERN_AUTO), rounds);
+    fprintf(stderr, "int8 kernels here: %s; %d rounds alternating fp32 and int8; reproduce:", qkernels_name(QKERN_AUTO),
+            rounds);
+    for (int a = 0; a < argc; a++) fprintf(stderr, " %s", argv[a]);
+    fprintf(stderr, "\n");
     for (; i + 1 < argc; i += 2) {
         Classifier f, q;
         if (classifier_load(&f, argv[i], BATCH, threads) < 0 || classifier_load(&q, argv[i + 1], BATCH, threads) < 0) {
