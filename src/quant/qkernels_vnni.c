@@ -132,7 +132,10 @@ VNNI_TARGET static void pad_regroup(const QOp *op, const int8_t *x, uint8_t *xp,
                         }
                         const int8_t *src = x + ((size_t)c * H + iy) * W + pb - PL;
                         memset(t, pad, (size_t)lo);
-                        for (int xx = lo; xx < hi; xx++) t[xx] = (uint8_t)src[xx * S] ^ 0x80;
+                        if (S == 1) /* the common case, vectorised */
+                            for (int xx = lo; xx < hi; xx++) t[xx] = (uint8_t)src[xx] ^ 0x80;
+                        else
+                            for (int xx = lo; xx < hi; xx++) t[xx] = (uint8_t)src[xx * S] ^ 0x80;
                         memset(t + hi, pad, (size_t)(w16 - hi));
                     }
                     uint8_t *dst = plane + (size_t)yy * wp * 4;
