@@ -109,7 +109,7 @@ static void rnd_weighted(QOp *op, Rng *r, int type, int c, int h, int w, int in_
     op->type = type, op->c = c, op->h = h, op->w = w, op->in_zp = in_zp, op->in1 = -1;
     op->out_zp = rnd(r, -128, 127);
     if (type == QOP_CONV) {
-        op->k = rnd(r, 1, 21), op->kh = rnd(r, 1, 5), op->kw = rnd(r, 1, 5), op->stride = rnd(r, 1, 2);
+        op->k = rnd(r, 1, 21), op->kh = rnd(r, 1, 5), op->kw = rnd(r, 1, 5), op->stride = rnd(r, 1, 3);
         op->pad_t = rnd(r, 0, op->kh - 1), op->pad_l = rnd(r, 0, op->kw - 1);
         if (op->kh > h + op->pad_t) op->kh = h + op->pad_t;
         if (op->kw > w + op->pad_l) op->kw = w + op->pad_l;

@@ -57,6 +57,16 @@ void qfile_free(QFile *f) {
     memset(f, 0, sizeof *f);
 }
 
+size_t qfile_param_count(const QFile *f) {
+    size_t n = 0;
+    for (int k = 0; k < f->n; k++)
+        for (int i = 0; i < f->members[k].n_ops; i++) {
+            OpCounts c = op_counts(&f->members[k].ops[i]);
+            n += c.weight + c.bias;
+        }
+    return n;
+}
+
 /* ==== saving ============================================================== */
 
 /* The integer fields of an op, in JSON order (shared by save and load). */

@@ -22,14 +22,24 @@ static void prepare_op(const QOp *op, QOpFast *f) {
     f->t4 = op->type == QOP_CONV ? (f->t + 3) / 4 * 4 : (f->t + 63) / 64 * 64;
     f->k8 = (op->k + 7) / 8 * 8;
     f->wsum = dg_xcalloc((size_t)op->k, sizeof *f->wsum);
-    f->wpack = dg_xcalloc((size_t)f->k8 * f->t4, 1);
+    if (op->type == QOP_DENSE) f->wpack = dg_xcalloc((size_t)f->k8 * f->t4, 1);
     for (int k = 0; k < op->k; k++) {
         const int8_t *w = op->weight + (size_t)k * f->t;
         int32_t s = 0;
         for (int t = 0; t < f->t; t++) s += w[t];
         f->wsum[k] = s;
-        memcpy(f->wpack + (size_t)k * f->t4, w, (size_t)f->t);
+        if (f->wpack) memcpy(f->wpack + (size_t)k * f->t4, w, (size_t)f->t);
     }
+    if (op->type != QOP_CONV) return;
+    const int C4 = (op->c + 3) / 4, KH = op->kh, KW = op->kw;
+    f->tdir = C4 * KH * KW * 4;
+    f->wdirect = dg_xcalloc((size_t)f->k8 * f->tdir, 1);
+    for (int k = 0; k < op->k; k++)
+        for (int c = 0; c < op->c; c++)
+            for (int i = 0; i < KH; i++)
+                for (int j = 0; j < KW; j++)
+                    f->wdirect[(size_t)k * f->tdir + (((size_t)(c / 4) * KH + i) * KW + j) * 4 + c % 4] =
+                        op->weight[(((size_t)k * op->c + c) * KH + i) * KW + j];
 }
 
 void qkernels_prepare(QModel *q) {
@@ -57,6 +67,7 @@ void qkernels_release(QModel *q) {
     for (int i = 0; i < q->n_ops; i++) {
         free(fast->ops[i].wsum);
         free(fast->ops[i].wpack);
+        free(fast->ops[i].wdirect);
     }
     free(fast->ops);
     free(fast);
@@ -65,22 +76,32 @@ void qkernels_release(QModel *q) {
 
 /* ==== plain-C kernels ===================================================== */
 
-/* cols (T, P): the input values each output reads, padding = in_zp. */
+/* cols (T, P): the input values each output reads, padding = in_zp
+ * (fields in locals, valid columns computed once per tap, as in
+ * qkernels_vnni.c). */
 static void im2col_i8(const QOp *op, const int8_t *x, int8_t *cols) {
-    const int P = op->oh * op->ow;
+    const int C = op->c, H = op->h, W = op->w, KH = op->kh, KW = op->kw, S = op->stride;
+    const int OH = op->oh, OW = op->ow, PT = op->pad_t, PL = op->pad_l, P = OH * OW;
+    const int8_t pad = (int8_t)op->in_zp;
     int t = 0;
-    for (int c = 0; c < op->c; c++)
-        for (int i = 0; i < op->kh; i++)
-            for (int j = 0; j < op->kw; j++, t++) {
-                int8_t *row = cols + (size_t)t * P;
-                for (int oy = 0; oy < op->oh; oy++) {
-                    int iy = oy * op->stride - op->pad_t + i;
-                    for (int ox = 0; ox < op->ow; ox++) {
-                        int ix = ox * op->stride - op->pad_l + j;
-                        row[oy * op->ow + ox] = iy >= 0 && iy < op->h && ix >= 0 && ix < op->w
-                                                    ? x[((size_t)c * op->h + iy) * op->w + ix]
-                                                    : (int8_t)op->in_zp;
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < KH; i++)
+            for (int j = 0; j < KW; j++, t++) {
+                int lo = PL - j > 0 ? (PL - j + S - 1) / S : 0;
+                int hi = (W - 1 + PL - j) >= 0 ? (W - 1 + PL - j) / S + 1 : 0;
+                if (hi > OW) hi = OW;
+                if (lo > hi) lo = hi;
+                for (int oy = 0; oy < OH; oy++) {
+                    int iy = oy * S - PT + i;
+                    int8_t *d = cols + (size_t)t * P + (size_t)oy * OW;
+                    if (iy < 0 || iy >= H) {
+                        memset(d, pad, (size_t)OW);
+                        continue;
                     }
+                    const int8_t *src = x + ((size_t)c * H + iy) * W - PL + j;
+                    for (int ox = 0; ox < lo; ox++) d[ox] = pad;
+                    for (int ox = lo; ox < hi; ox++) d[ox] = src[ox * S];
+                    for (int ox = hi; ox < OW; ox++) d[ox] = pad;
                 }
             }
 }
@@ -118,6 +139,34 @@ void qk_dense_c(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y) {
     }
 }
 
+/* Max pooling with the fields in locals (qref_maxpool reloads them after
+ * every byte store); the same maxima. */
+static void qk_maxpool(const QOp *op, const int8_t *x, int8_t *y) {
+    const int C = op->c, H = op->h, W = op->w, KH = op->kh, KW = op->kw, S = op->stride, OH = op->oh, OW = op->ow;
+    for (int c = 0; c < C; c++)
+        for (int oy = 0; oy < OH; oy++) {
+            int8_t *d = y + ((size_t)c * OH + oy) * OW;
+            const int8_t *src = x + ((size_t)c * H + (size_t)oy * S) * W;
+            if (KH == 2 && KW == 2 && S == 2) {
+                for (int ox = 0; ox < OW; ox++) {
+                    int8_t a = src[2 * ox] > src[2 * ox + 1] ? src[2 * ox] : src[2 * ox + 1];
+                    int8_t b = src[W + 2 * ox] > src[W + 2 * ox + 1] ? src[W + 2 * ox] : src[W + 2 * ox + 1];
+                    d[ox] = a > b ? a : b;
+                }
+                continue;
+            }
+            for (int ox = 0; ox < OW; ox++) {
+                int8_t m = -128;
+                for (int i = 0; i < KH; i++)
+                    for (int j = 0; j < KW; j++) {
+                        int8_t v = src[(size_t)i * W + ox * S + j];
+                        if (v > m) m = v;
+                    }
+                d[ox] = m;
+            }
+        }
+}
+
 /* ==== choice and the batch loop =========================================== */
 
 QKernels qkernels_auto(void) {
@@ -152,6 +201,8 @@ static void run_image(const QModel *q, const uint8_t *px, int8_t *arena, uint8_t
                 qk_dense_vnni(op, &fast->ops[i], x0, y, scratch);
             else
                 qk_dense_c(op, &fast->ops[i], x0, y);
+        } else if (op->type == QOP_MAXPOOL) {
+            qk_maxpool(op, x0, y);
         } else {
             DG_ASSERT(qref_op_run(op, x0, x1, y) == 0);
         }

@@ -17,9 +17,11 @@
  * P = oh*ow; dense: T = c*h*w, P = 1. */
 typedef struct {
     int32_t *wsum;   /* (k) sum of each output channel's weights */
-    int8_t *wpack;   /* VNNI: (k8, t4) weights, rows padded with zeros (k8: k up to a multiple of 8,
-                        t4: T up to a multiple of 4; dense: of 64) */
-    int t, t4, k8;
+    int8_t *wpack;   /* VNNI dense: (k8, t4) weights, rows padded with zeros (k8: k up to a multiple of 8,
+                        t4: T up to a multiple of 64) */
+    int8_t *wdirect; /* VNNI conv (direct, any stride): (k8, tdir) weights in tap order ((c4*kh + i)*kw + j)*4 + c%4,
+                        c4 = c/4 (channels padded to a multiple of 4 with zeros) */
+    int t, t4, k8, tdir;
 } QOpFast;
 
 typedef struct {

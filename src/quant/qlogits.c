@@ -15,8 +15,9 @@ int qfile_dump_logits(const char *model_path, const uint8_t *pixels, const uint8
     QFile f;
     if (qfile_load(&f, model_path) < 0) return -1;
     if (f.n != 1) {
+        int members = f.n;
         qfile_free(&f);
-        return dg_set_error("%s: an ensemble of %d int8 networks has no single int8 logits", model_path, f.n);
+        return dg_set_error("%s: an ensemble of %d int8 networks has no single int8 logits", model_path, members);
     }
     FILE *o = strcmp(out, "-") == 0 ? stdout : fopen(out, "w");
     if (!o) {

@@ -113,6 +113,8 @@ int qfile_load(QFile *f, const char *path);
  * keep beside (or NULL). */
 int qfile_save(const QFile *f, const char *path, const char *extra_meta_json);
 void qfile_free(QFile *f);
+/* Weights and biases of all members (the int8 "parameters"). */
+size_t qfile_param_count(const QFile *f);
 /* Write the int8 logits of a one-network int8 file for n images (n x
  * 784 pixels; labels may be NULL) to out ("-": stdout), one line per image:
  * "index label predicted l0 ... l9", after a '#' header line giving the
