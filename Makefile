@@ -264,6 +264,15 @@ ONNX_SRC_OBJ := $(filter $(BUILD)/src/model/onnx_%,$(LIB_OBJ))
 $(ONNX_SRC_OBJ) $(ONNX_SRC_OBJ:$(BUILD)/%=$(BUILD)/pic/%): CFLAGS += -I$(BUILD)/gen
 $(ONNX_SRC_OBJ) $(ONNX_SRC_OBJ:$(BUILD)/%=$(BUILD)/pic/%): $(BUILD)/gen/onnx.pb-c.h
 
+# src/quant/qref.h as bytes (qref_h[], qref_h_len): `digits export --format c`
+# (src/quant/export_c.c) copies it verbatim into the code it writes
+EXPORT_C_OBJ := $(BUILD)/src/quant/export_c.o $(BUILD)/pic/src/quant/export_c.o
+$(BUILD)/gen/qref_text.h: src/quant/qref.h
+	@mkdir -p $(dir $@)
+	xxd -i -n qref_h $< | sed 's/^unsigned/static const unsigned/' > $@.tmp && mv $@.tmp $@
+$(EXPORT_C_OBJ): CFLAGS += -I$(BUILD)/gen
+$(EXPORT_C_OBJ): $(BUILD)/gen/qref_text.h
+
 $(BUILD)/tests/test_serve: LDLIBS += -lcurl
 
 $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) $(BUILD)/libdigits.a

@@ -219,7 +219,7 @@ int model_save_dtype(const Model *m, const char *path, DgDtype dtype);
  * model_load skips them (a checkpoint is a usable model file). */
 typedef struct {
     const char *name;
-    const char *dtype; /* "F32" or "I32" */
+    const char *dtype; /* "F32" or "I32" ("I8": safetensors_write_raw) */
     size_t count;      /* elements */
     const void *data;
 } SafeTensor;
@@ -271,6 +271,9 @@ typedef struct {
 /* Atomic write of n tensors; meta_json: a JSON object of string values
  * (the "__metadata__"), or NULL. */
 int safetensors_write(const char *path, const char *meta_json, const StTensor *t, int n);
+/* Atomic write of n 1-D tensors of dtype "F32", "I32" or "I8" (SafeTensor
+ * above; int8 model files, src/quant/qfile.c); meta_json as above. */
+int safetensors_write_raw(const char *path, const char *meta_json, const SafeTensor *t, int n);
 /* Read with safetensors_open / safetensors_meta / safetensors_close above, and: */
 /* Copy tensor `name` into *data (malloc'd) after checking dtype F32, that its
  * shape is exactly shape[0..ndim) and its offsets lie in the file:
