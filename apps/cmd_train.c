@@ -30,6 +30,8 @@
 #include "core/util.h"
 #include "digits_internal.h"
 #include "cmd_train_ensemble.h"
+#include "cmd_train_mpi.h"
+#include "dist/dist.h"
 #include "train/options.h"
 
 static const char *CMD = "train";
@@ -259,7 +261,7 @@ static void adopt_checkpoint(TrainJob *j) {
     const char *dir = o->resume;
     j->ens.resume = checkpoint_is_ensemble(dir);
     if ((j->ens.resume ? checkpoint_open_ensemble(dir, &j->ck) : checkpoint_open(dir, &j->ck, &j->m)) < 0 ||
-        checkpoint_lock(dir) < 0)
+        (train_mpi_writer() && checkpoint_lock(dir) < 0))
         cli_fail(CMD, "%s", dg_errmsg());
     if (j->ck.warning[0]) fprintf(stderr, "digits train: warning: %s\n", j->ck.warning);
     TrainOptions saved;
@@ -382,7 +384,7 @@ static void load_data(TrainJob *j) {
  * checkpoint what --resume needs to load the same data (digits.run). */
 static void start_checkpointing(TrainJob *j) {
     TrainOptions *o = &j->o;
-    if (!o->checkpoint_dir || o->resume) return;
+    if (!o->checkpoint_dir || o->resume || !train_mpi_writer()) return;
     if (checkpoint_lock(o->checkpoint_dir) < 0) cli_fail(CMD, "%s", dg_errmsg());
     /* --resume takes a folder with ensemble.json for an ensemble run */
     if (!j->ensemble_mode && checkpoint_is_ensemble(o->checkpoint_dir))
@@ -447,6 +449,7 @@ const char *cli_train_out(const char *out, int overwrite, const char *dir, const
  * BASE-2, BASE-3, ... Exits 2 when --out exists. */
 static void choose_out(TrainJob *j) {
     const TrainOptions *o = &j->o;
+    if (!train_mpi_writer()) return; /* under mpirun rank 0 writes */
     if (o->resume) {
         snprintf(j->out, sizeof j->out, "%s", j->ck.cfg.out_path ? j->ck.cfg.out_path : "");
         if (!j->out[0]) cli_fail(CMD, "%s: checkpoint names no model file", j->ck.path);
@@ -498,6 +501,7 @@ static void train_single(TrainJob *j, TrainResult *res) {
     fflush(stdout);
     train_clear_stop();
     cli_stop_signals(1);
+    dist_exit_on_signals(CMD); /* under mpirun: a signal ends the rank at once */
     int trained = train_run(m, &j->train, &j->val, &j->cfg, res);
     cli_stop_signals(0);
     if (trained < 0) cli_fail(CMD, "%s", dg_errmsg());
@@ -553,6 +557,7 @@ int cmd_train(int argc, char **argv) {
     static TrainJob *j;
     j = calloc(1, sizeof *j);
     if (!j) cli_fail(CMD, "out of memory");
+    train_mpi_start(argc, argv);
     parse_settings(argc, argv, &j->o);
     if (j->o.print_config) {
         train_options_print_yaml(&j->o, stdout);
@@ -573,8 +578,12 @@ int cmd_train(int argc, char **argv) {
     make_config(j);
     plan_ensemble(j);
     choose_out(j);
+    if (j->ensemble_mode && dist_active())
+        cli_usage_error(CMD, "--ensemble, --kfold and --ensemble-models do not run under mpirun yet");
     load_data(j);
+    train_mpi_check_data(&j->train, &j->val);
     start_checkpointing(j);
+    train_mpi_silence(&j->cfg);
     int rc = 0;
     if (j->ensemble_mode) {
         j->ens.val_split = j->o.val_split;
@@ -583,8 +592,9 @@ int cmd_train(int argc, char **argv) {
     } else {
         TrainResult res;
         train_single(j, &res);
-        test_and_save(j, &res);
+        if (train_mpi_writer()) test_and_save(j, &res);
     }
     job_free(j);
+    train_mpi_end();
     return rc;
 }

@@ -18,6 +18,9 @@ PKGS+=(libmicrohttpd-dev xxd libcurl4-openssl-dev curl)
 PKGS+=(libyaml-dev)
 # ONNX export/import: protobuf-c (protoc-c generates C from third_party/onnx/onnx.proto)
 PKGS+=(libprotobuf-c-dev protobuf-c-compiler)
+# data-parallel training (make MPI=1, mpirun -np N digits train): Open MPI;
+# iproute2's `ip netns` runs the two-host test (tests/e2e/mpi_netns.sh)
+PKGS+=(libopenmpi-dev openmpi-bin iproute2)
 # the man page (docs/digits.1) is rendered by tests/e2e/install.sh
 PKGS+=(groff-base)
 if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi

@@ -100,6 +100,11 @@ typedef struct {
      * 1 runs them as two layers (tests; DIGITS_TRAIN_FUSION=0 does it for
      * every model, for A/B measurements). */
     int unfused_training;
+    /* Called after every layer's backward when set (distributed training,
+     * src/train/dist_train.c: it keeps a convolution's per-chunk weight
+     * gradients before the next layer reuses the shared partial buffer). */
+    void (*backward_hook)(void *ctx, Layer *l, int n);
+    void *backward_hook_ctx;
 } Model;
 
 /* Build the layer list and parameter blocks from spec text; `origin` names
