@@ -20,6 +20,8 @@
 
 static int g_on;           /* MPI_Init was called */
 static int g_rank, g_size = 1;
+static MPI_Comm g_comm;    /* the job (MPI_COMM_WORLD) or this rank's group (dist_group_begin) */
+static int g_job_rank, g_job_size = 1; /* in the job: messages name g_job_rank */
 static volatile long g_step;
 
 /* A communication failure (a rank died, a link broke): one line naming
@@ -29,7 +31,7 @@ static void on_mpi_error(MPI_Comm *comm, int *code, ...) {
     int len = 0;
     MPI_Error_string(*code, msg, &len);
     fprintf(stderr, "digits: rank %d: communication failed at step %ld (another rank stopped or was killed): %s\n",
-            g_rank, g_step, msg);
+            g_job_rank, g_step, msg);
     fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, 1);
     exit(1);
@@ -42,6 +44,7 @@ int dist_init(int *argc, char ***argv) {
     g_on = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    g_comm = MPI_COMM_WORLD, g_job_rank = g_rank, g_job_size = g_size;
     MPI_Errhandler h;
     MPI_Comm_create_errhandler(on_mpi_error, &h);
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, h);
@@ -85,7 +88,7 @@ static void on_end_signal(int signo) {
     put_str(buf, &o, sizeof buf, "digits ");
     put_str(buf, &o, sizeof buf, sig_cmd);
     put_str(buf, &o, sizeof buf, ": rank ");
-    put_long(buf, &o, sizeof buf, g_rank);
+    put_long(buf, &o, sizeof buf, g_job_rank);
     put_str(buf, &o, sizeof buf, ": ended by signal ");
     put_long(buf, &o, sizeof buf, signo);
     put_str(buf, &o, sizeof buf, " at step ");
@@ -108,7 +111,7 @@ void dist_exit_on_signals(const char *cmd) {
 }
 
 void dist_barrier(void) {
-    if (g_on) MPI_Barrier(MPI_COMM_WORLD);
+    if (g_on) MPI_Barrier(g_comm);
 }
 
 /* Bytes in pieces of at most INT_MAX (MPI counts are ints). */
@@ -116,7 +119,7 @@ void dist_bcast(void *buf, size_t n, int root) {
     if (!g_on) return;
     for (size_t off = 0; off < n;) {
         int k = n - off > INT_MAX ? INT_MAX : (int)(n - off);
-        MPI_Bcast((char *)buf + off, k, MPI_BYTE, root, MPI_COMM_WORLD);
+        MPI_Bcast((char *)buf + off, k, MPI_BYTE, root, g_comm);
         off += (size_t)k;
     }
 }
@@ -146,10 +149,10 @@ static void allreduce_fixed(void *buf, size_t n, size_t elem, MPI_Datatype type,
         rdispl[r] = (int)(mine * (size_t)r);
     }
     char *in = dg_xmalloc(elem * (mine * (size_t)N + 1)), *out = dg_xmalloc(elem * (mine + 1));
-    MPI_Alltoallv(buf, scount, sdispl, type, in, rcount, rdispl, type, MPI_COMM_WORLD);
+    MPI_Alltoallv(buf, scount, sdispl, type, in, rcount, rdispl, type, g_comm);
     add(out, in, N, mine);
     for (int r = 0; r < N; r++) rcount[r] = scount[r], rdispl[r] = sdispl[r];
-    MPI_Allgatherv(out, (int)mine, type, buf, rcount, rdispl, type, MPI_COMM_WORLD);
+    MPI_Allgatherv(out, (int)mine, type, buf, rcount, rdispl, type, g_comm);
     free(in);
     free(out);
     free(scount);
@@ -184,7 +187,7 @@ void dist_allgather(const void *mine, size_t n, void *all) {
         return;
     }
     DG_ASSERT(n < INT_MAX);
-    MPI_Allgather(mine, (int)n, MPI_BYTE, all, (int)n, MPI_BYTE, MPI_COMM_WORLD);
+    MPI_Allgather(mine, (int)n, MPI_BYTE, all, (int)n, MPI_BYTE, g_comm);
 }
 
 void *dist_gather_bytes(const void *mine, size_t n, size_t *counts) {
@@ -197,7 +200,7 @@ void *dist_gather_bytes(const void *mine, size_t n, size_t *counts) {
     const int N = g_size;
     DG_ASSERT(n < INT_MAX);
     int k = (int)n, *cnt = dg_xmalloc(2 * sizeof(int) * (size_t)N), *displ = cnt + N;
-    MPI_Gather(&k, 1, MPI_INT, cnt, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    MPI_Gather(&k, 1, MPI_INT, cnt, 1, MPI_INT, 0, g_comm);
     char *out = NULL;
     if (g_rank == 0) {
         size_t total = 0;
@@ -209,7 +212,7 @@ void *dist_gather_bytes(const void *mine, size_t n, size_t *counts) {
         }
         out = dg_xmalloc(total ? total : 1);
     }
-    MPI_Gatherv(mine, k, MPI_BYTE, out, cnt, displ, MPI_BYTE, 0, MPI_COMM_WORLD);
+    MPI_Gatherv(mine, k, MPI_BYTE, out, cnt, displ, MPI_BYTE, 0, g_comm);
     free(cnt);
     return out;
 }
@@ -217,14 +220,28 @@ void *dist_gather_bytes(const void *mine, size_t n, size_t *counts) {
 int dist_any(int flag) {
     if (!g_on) return flag != 0;
     int in = flag != 0, out = 0;
-    MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
+    MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_LOR, g_comm);
     return out;
+}
+
+void dist_group_begin(int color) {
+    if (!g_on) return;
+    DG_ASSERT(g_comm == MPI_COMM_WORLD && color >= 0);
+    MPI_Comm_split(MPI_COMM_WORLD, color, g_job_rank, &g_comm); /* inherits the error handler */
+    MPI_Comm_rank(g_comm, &g_rank);
+    MPI_Comm_size(g_comm, &g_size);
+}
+
+void dist_group_end(void) {
+    if (!g_on || g_comm == MPI_COMM_WORLD) return;
+    MPI_Comm_free(&g_comm);
+    g_comm = MPI_COMM_WORLD, g_rank = g_job_rank, g_size = g_job_size;
 }
 
 void dist_abort(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "digits: rank %d: ", g_rank);
+    fprintf(stderr, "digits: rank %d: ", g_job_rank);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
