@@ -105,4 +105,26 @@ grep -q "^member 2/3: .*resuming from its checkpoint (rank 0)" "$TMP/r.out" || f
 same_ensemble "$TMP/rref.st" "$TMP/r.st"
 ls -d "$TMP/ck"/member-* 2>/dev/null && fail "finished members left their checkpoint folders"
 echo "ok: SIGKILL + --resume over 2 ranks = uninterrupted"
+
+# 7. a 2-rank run whose rank 1 is SIGKILLed in member 2 (its first round):
+#    the job ends; --resume over 2 ranks continues both members from their
+#    own checkpoints and ends as the uninterrupted run
+rc=0
+mpi 2 train --model "$TMP/tiny.spec" "${common[@]}" --limit 3000 --epochs 2 --ensemble 3 --out "$TMP/q.st" \
+    --checkpoint-dir "$TMP/cq" > "$TMP/q.out" 2> "$TMP/q.err" &
+job=$!
+wait_for "$TMP/cq/member-02/latest"
+killed=
+for p in $(pgrep -f "$TMP/q.st"); do
+    if tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1'; then
+        kill -KILL "$p" && killed=$p
+    fi
+done
+[[ -n "$killed" ]] || fail "rank 1 not found (the run ended before the kill?)"
+wait $job || rc=$?
+[[ $rc -ne 0 && $rc -ne 124 ]] || fail "the job should fail, not hang or succeed, when rank 1 is killed (rc $rc)"
+mpi 2 train --resume "$TMP/cq" > "$TMP/q2.out" 2>&1 || fail "resume after the kill failed: $(cat "$TMP/q2.out")"
+grep -q "^member 2/3: .*resuming from its checkpoint (rank 1)" "$TMP/q2.out" || fail "member 2 not resumed: $(cat "$TMP/q2.out")"
+same_ensemble "$TMP/rref.st" "$TMP/q.st"
+echo "ok: rank 1 SIGKILLed + --resume over 2 ranks = uninterrupted"
 echo "all MPI ensemble checks passed"
