@@ -14,6 +14,12 @@ D="$DIGITS"
 M="$DIGITS_MPI"
 mpi() { local n=$1; shift; "${MPIRUN[@]}" -np "$n" "$M" "$@"; }
 
+# 0. groups of ranks in the process layer (tests/test_dist_group.c on 3 ranks)
+make -s -j2 MPI=1 SANITIZE=$san BUILD="$MPI_BUILD" "$MPI_BUILD/tests/test_dist_group" >/dev/null || fail "make test_dist_group"
+"${MPIRUN[@]}" -np 3 "$MPI_BUILD/tests/test_dist_group" > "$TMP/dg.out" 2>&1 || { cat "$TMP/dg.out"; fail "test_dist_group on 3 ranks"; }
+[[ $(grep -c '^\[  PASSED  \] 1 test' "$TMP/dg.out") -eq 3 ]] || { cat "$TMP/dg.out"; fail "test_dist_group: not every rank passed"; }
+echo "ok: dist groups on 3 ranks"
+
 cat > "$TMP/tiny.spec" <<'SPEC'
 input 1x28x28
 conv2d out=6 kernel=5 pad=2
