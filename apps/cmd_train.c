@@ -76,7 +76,9 @@ static void help(void) {
     printf("\nExamples:\n"
            "  digits train --epochs 3                         # runs/cnn-bn.safetensors (or -2, -3, ...)\n"
            "  digits train --config configs/seed004.yaml --epochs 5\n"
-           "  digits train --model lenet5 --print-config > my.yaml; digits train --config my.yaml\n");
+           "  digits train --model lenet5 --print-config > my.yaml; digits train --config my.yaml\n"
+           "  mpirun -np 4 digits train --threads 2   # data-parallel on 4 ranks: the binary of make MPI=1;\n"
+           "                                          # the same weights as --threads 8 in one process\n");
 }
 
 /* A bad value for flag --NAME: exit 2 saying what it must be. */

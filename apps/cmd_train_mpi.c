@@ -65,7 +65,7 @@ static void agree(const uint64_t *mine, const char *const *what, int n) {
 }
 
 void train_mpi_start(int argc, char **argv) {
-    if (dist_init(NULL, NULL) < 0) cli_fail(CMD, "MPI_Init failed");
+    if (dist_init(NULL, NULL) < 0) cli_fail(CMD, "%s", dg_errmsg());
     if (!dist_active()) return;
     if (dist_rank() > 0 && !freopen("/dev/null", "w", stdout)) cli_fail(CMD, "/dev/null: cannot open");
     const uint64_t h[2] = {binary_hash(), args_hash(argc, argv)};

@@ -16,7 +16,7 @@
 #include "dist/dist.h"
 
 void predict_shard_start(const char *cmd) {
-    if (dist_init(NULL, NULL) < 0) cli_fail(cmd, "MPI_Init failed");
+    if (dist_init(NULL, NULL) < 0) cli_fail(cmd, "%s", dg_errmsg());
     if (dist_rank() > 0 && !freopen("/dev/null", "w", stdout)) cli_fail(cmd, "/dev/null: cannot open");
 }
 

@@ -19,8 +19,9 @@ PKGS+=(libyaml-dev)
 # ONNX export/import: protobuf-c (protoc-c generates C from third_party/onnx/onnx.proto)
 PKGS+=(libprotobuf-c-dev protobuf-c-compiler)
 # data-parallel training (make MPI=1, mpirun -np N digits train): Open MPI;
-# iproute2's `ip netns` runs the two-host test (tests/e2e/mpi_netns.sh)
-PKGS+=(libopenmpi-dev openmpi-bin iproute2)
+# iproute2's `ip netns` runs the two-host test (tests/e2e/mpi_netns.sh).
+# DIGITS_BUILD_ONLY=1 (the Dockerfile's build stage, no MPI build) leaves them out
+if [[ "${DIGITS_BUILD_ONLY:-0}" != 1 ]]; then PKGS+=(libopenmpi-dev openmpi-bin iproute2); fi
 # the man page (docs/digits.1) is rendered by tests/e2e/install.sh
 PKGS+=(groff-base)
 if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi

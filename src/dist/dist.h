@@ -29,7 +29,8 @@
 #include <stdint.h>
 
 /* Start the ranks' communication (MPI_Init; argc/argv may be NULL). Call
- * once, before any other dist_ call; 0 on success. */
+ * once, before any other dist_ call; 0 on success, -1 with dg_errmsg()
+ * (also: the build without MPI started by mpirun with several ranks). */
 int dist_init(int *argc, char ***argv);
 /* End it (MPI_Finalize); safe to call when dist_init was not. */
 void dist_finalize(void);
@@ -47,6 +48,13 @@ void dist_bcast(void *buf, size_t n, int root);
 /* buf[i] = sum over ranks r = 0..N-1 of rank r's buf[i], added in rank
  * order from +0.0f, the same bits on every rank (see "Exactness"). */
 void dist_allreduce_sum_f32(float *buf, size_t n);
+/* The same with `terms` contributions per rank: buf holds terms blocks
+ * of n floats; afterwards buf[0..n) = the sum over ranks r and, within
+ * a rank, blocks t, added in (r, t) order from +0.0f — as one process
+ * adding N * terms per-thread partials in order would (the trainer's conv
+ * chunk partials, T per rank). The rest of buf is left undefined. Bytes
+ * moved per rank: about (terms + 1) * n * 4 * (N - 1) / N. */
+void dist_allreduce_terms_f32(float *buf, size_t n, int terms);
 /* The same for doubles (statistics: loss sums, counts). */
 void dist_allreduce_sum_f64(double *buf, size_t n);
 /* Every rank's n bytes of mine, concatenated in rank order into all

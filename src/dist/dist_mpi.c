@@ -39,8 +39,14 @@ static void on_mpi_error(MPI_Comm *comm, int *code, ...) {
 
 int dist_init(int *argc, char ***argv) {
     if (g_on || !getenv("OMPI_COMM_WORLD_SIZE")) return 0;
+    /* A rank waiting in a collective yields its core instead of spinning:
+     * the ranks share the cores with their OpenMP threads (measured on
+     * the 2-core test machine under load: 6-9 ms instead of 73-107 ms per
+     * lenet5 step's exchange). The environment may say otherwise. */
+    setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
     int provided = 0;
-    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) return -1;
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        return dg_set_error("MPI_Init failed");
     g_on = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
@@ -127,59 +133,88 @@ void dist_bcast(void *buf, size_t n, int root) {
 /* Rank r owns elements [r*n/N, (r+1)*n/N): the start of segment r. */
 static size_t seg_start(size_t n, int r) { return n * (size_t)r / (size_t)g_size; }
 
-/* The fixed-order sum of dist.h: segments to their owners (Alltoallv),
- * each owner adds the N copies in rank order from zero, the sums back to
- * everybody (Allgatherv). `elem` bytes per element of type `type`; add
- * sums one segment. */
-static void allreduce_fixed(void *buf, size_t n, size_t elem, MPI_Datatype type,
-                            void (*add)(void *out, const void *in, int N, size_t len)) {
+/* Below this many bytes gathered in all, the fixed-order sum is one
+ * MPI_Allgather and every rank adds everything (latency over bytes). */
+#define SMALL_GATHER (256 * 1024)
+
+/* The fixed-order sum of dist.h, each rank contributing `terms` blocks of
+ * n elements (`elem` bytes, MPI type `type`): segment r of every block
+ * goes to rank r (packed by destination, one MPI_Alltoallv), which adds
+ * the N * terms copies in (rank, term) order from zero (add); the sums
+ * come back to everybody (MPI_Allgatherv) into buf's first block. With 2
+ * ranks (the same bytes either way) or a small total, one MPI_Allgather
+ * and every rank adds all copies in the same order instead. */
+static void allreduce_fixed(void *buf, size_t n, int terms, size_t elem, MPI_Datatype type,
+                            void (*add)(void *out, const void *in, size_t copies, size_t len)) {
     if (!g_on || g_size == 1) {
-        add(buf, buf, 1, n);
+        char *in = dg_xmalloc(elem * ((size_t)terms * n + 1));
+        memcpy(in, buf, elem * (size_t)terms * n);
+        add(buf, in, (size_t)terms, n);
+        free(in);
         return;
     }
     const int N = g_size;
-    DG_ASSERT(n / (size_t)N < INT_MAX && n < INT_MAX);
+    DG_ASSERT((size_t)terms * n < INT_MAX);
+    if (N == 2 || elem * (size_t)terms * n * (size_t)N <= SMALL_GATHER) {
+        /* one round instead of two, the same sums: every rank adds all copies */
+        char *in = dg_xmalloc(elem * ((size_t)N * (size_t)terms * n + 1));
+        MPI_Allgather(buf, (int)((size_t)terms * n), type, in, (int)((size_t)terms * n), type, g_comm);
+        add(buf, in, (size_t)N * (size_t)terms, n);
+        free(in);
+        return;
+    }
     int *scount = dg_xmalloc(4 * sizeof(int) * (size_t)N), *sdispl = scount + N, *rcount = sdispl + N,
         *rdispl = rcount + N;
     const size_t mine = seg_start(n, g_rank + 1) - seg_start(n, g_rank);
+    char *send = dg_xmalloc(elem * ((size_t)terms * n + 1)), *packed = send;
     for (int r = 0; r < N; r++) {
-        scount[r] = (int)(seg_start(n, r + 1) - seg_start(n, r));
-        sdispl[r] = (int)seg_start(n, r);
-        rcount[r] = (int)mine;
-        rdispl[r] = (int)(mine * (size_t)r);
+        const size_t lo = seg_start(n, r), len = seg_start(n, r + 1) - lo;
+        scount[r] = (int)(len * (size_t)terms);
+        sdispl[r] = (int)(lo * (size_t)terms);
+        rcount[r] = (int)(mine * (size_t)terms);
+        rdispl[r] = (int)(mine * (size_t)terms * (size_t)r);
+        for (int t = 0; t < terms; t++, packed += elem * len)
+            memcpy(packed, (char *)buf + elem * ((size_t)t * n + lo), elem * len);
     }
-    char *in = dg_xmalloc(elem * (mine * (size_t)N + 1)), *out = dg_xmalloc(elem * (mine + 1));
-    MPI_Alltoallv(buf, scount, sdispl, type, in, rcount, rdispl, type, g_comm);
-    add(out, in, N, mine);
-    for (int r = 0; r < N; r++) rcount[r] = scount[r], rdispl[r] = sdispl[r];
+    char *in = dg_xmalloc(elem * (mine * (size_t)N * (size_t)terms + 1)), *out = dg_xmalloc(elem * (mine + 1));
+    MPI_Alltoallv(send, scount, sdispl, type, in, rcount, rdispl, type, g_comm);
+    add(out, in, (size_t)N * (size_t)terms, mine);
+    for (int r = 0; r < N; r++) {
+        rcount[r] = (int)(seg_start(n, r + 1) - seg_start(n, r));
+        rdispl[r] = (int)seg_start(n, r);
+    }
     MPI_Allgatherv(out, (int)mine, type, buf, rcount, rdispl, type, g_comm);
+    free(send);
     free(in);
     free(out);
     free(scount);
 }
 
-/* out[j] = ((0 + in[0][j]) + in[1][j]) + ... (N copies of len, contiguous) */
-static void add_f32(void *out, const void *in, int N, size_t len) {
+/* out[j] = ((0 + in[0][j]) + in[1][j]) + ... (copies blocks of len, contiguous) */
+static void add_f32(void *out, const void *in, size_t copies, size_t len) {
     const float *x = in;
     float *y = out;
     for (size_t j = 0; j < len; j++) {
         float acc = 0.0f;
-        for (int r = 0; r < N; r++) acc += x[(size_t)r * len + j];
+        for (size_t r = 0; r < copies; r++) acc += x[r * len + j];
         y[j] = acc;
     }
 }
-static void add_f64(void *out, const void *in, int N, size_t len) {
+static void add_f64(void *out, const void *in, size_t copies, size_t len) {
     const double *x = in;
     double *y = out;
     for (size_t j = 0; j < len; j++) {
         double acc = 0.0;
-        for (int r = 0; r < N; r++) acc += x[(size_t)r * len + j];
+        for (size_t r = 0; r < copies; r++) acc += x[r * len + j];
         y[j] = acc;
     }
 }
 
-void dist_allreduce_sum_f32(float *buf, size_t n) { allreduce_fixed(buf, n, sizeof(float), MPI_FLOAT, add_f32); }
-void dist_allreduce_sum_f64(double *buf, size_t n) { allreduce_fixed(buf, n, sizeof(double), MPI_DOUBLE, add_f64); }
+void dist_allreduce_sum_f32(float *buf, size_t n) { allreduce_fixed(buf, n, 1, sizeof(float), MPI_FLOAT, add_f32); }
+void dist_allreduce_sum_f64(double *buf, size_t n) { allreduce_fixed(buf, n, 1, sizeof(double), MPI_DOUBLE, add_f64); }
+void dist_allreduce_terms_f32(float *buf, size_t n, int terms) {
+    allreduce_fixed(buf, n, terms, sizeof(float), MPI_FLOAT, add_f32);
+}
 
 void dist_allgather(const void *mine, size_t n, void *all) {
     if (!g_on) {

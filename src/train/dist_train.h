@@ -11,26 +11,35 @@
  * Exactness: the gradient equals, bit for bit, the one a single process
  * with N*T threads computes for the same batch:
  *   - conv2d: that process sums per-chunk weight gradients in chunk order
- *     (src/ops/conv2d.c); every rank sends its chunks' partials and every
- *     rank adds all of them in global chunk order;
- *   - linear: that process runs each product (y, dx, dW) as sgemm calls
- *     over the whole batch, and OpenBLAS's result for a row depends on how
- *     many rows a call has; so every rank gathers the layer's input rows
- *     (forward) and output-gradient rows (backward) of all ranks, runs the
- *     layer on the whole batch cut into the blocks an N*T-thread process
- *     cuts (dg_sgemm_set_blocks) and keeps its own rows: linear layers
- *     are computed on every rank, not divided (cheap for conv nets; an
- *     MLP gains nothing from more ranks);
+ *     (src/ops/conv2d.c); every rank puts its T chunks' partials into one
+ *     fused buffer (T blocks) and dist_allreduce_terms_f32 adds all N * T
+ *     of them in global chunk order (a reduce-scatter + all-gather: about
+ *     (T + 1) x the gradient's bytes per rank, not N x);
+ *   - linear and batchnorm ("whole-batch layers"): that process runs a
+ *     linear product (y, dx, dW) as sgemm calls over the whole batch, and
+ *     OpenBLAS's result for a row depends on how many rows a call has; a
+ *     batch norm's statistics and its backward sums are double sums over
+ *     the batch's planes in batch order. So every rank gathers the
+ *     layer's input rows (forward) and output-gradient rows (backward) of
+ *     all ranks, runs the layer's own code on the whole batch (products
+ *     cut into the blocks an N*T-thread process cuts: dg_sgemm_set_blocks)
+ *     and keeps its own rows. That is SyncBN with the single-process
+ *     maths exactly (statistics, running statistics, dgamma, dbeta), at
+ *     the price of moving the layer's activations instead of 2 x C sums;
+ *     these layers are computed on every rank, not divided (cheap for
+ *     conv nets; an MLP gains nothing from more ranks). Batch norm + ReLU
+ *     pairs run as two layers (model.unfused_training; bit-identical);
  *   - the loss's gradient is scaled by 1/B (the global batch);
  *   - dropout draws its noise as a function of the global row
  *     (rng_fill_uniform_part); augmentation already is one of (seed,
  *     epoch, image index).
- * One all-gather of one fused buffer per step carries the conv gradients;
+ * One fixed-order all-reduce of one fused buffer per step carries the conv
+ * gradients;
  * each linear layer adds one all-gather of rows each way. Every rank must
  * hold at least one row of every batch (B >= N, and so the epoch's last).
- * Left out: batch norm (SyncBN; such models are refused with a message),
- * --precision bf16 (its transposed partials), overlapping the exchange
- * with the backward pass. */
+ * Left out: --precision bf16 (its transposed partials), overlapping the
+ * exchange with the backward pass, a statistics-only SyncBN (2 x C sums
+ * per layer: less traffic, not bit-exact). */
 #ifndef DG_DIST_TRAIN_H
 #define DG_DIST_TRAIN_H
 

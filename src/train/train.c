@@ -139,15 +139,6 @@ static int stop_pending(const TrainConfig *cfg) {
     return cfg->stop && *cfg->stop ? -1 : 0;
 }
 
-/* stop_pending, agreed by every rank of a distributed run (one rank's
- * request stops them all after the same step; SIGTERM's number for the
- * ranks that got none). */
-static int stop_agreed(const TrainConfig *cfg, int distributed) {
-    int s = stop_pending(cfg);
-    if (!distributed) return s;
-    return dist_any(s) ? (s ? s : SIGTERM) : 0;
-}
-
 /* ==== the loop ============================================================= */
 
 /* Writes a checkpoint if the run keeps them; 0 otherwise. */
@@ -178,7 +169,17 @@ typedef struct {
     float lr;
     DistTrain *dist;             /* under mpirun: this rank's part (dist_train.h), else NULL */
     int lo, nr;                  /* the batch rows this process trains: [lo, lo + nr) */
+    int stop_all;                /* under mpirun: some rank had a stop request at the last step */
 } Loop;
+
+/* stop_pending, agreed by every rank of a distributed run through the
+ * last step's exchange (one rank's request stops them all after the same
+ * step; SIGTERM's number for the ranks that got none). */
+static int stop_agreed(const Loop *L) {
+    int s = stop_pending(L->cfg);
+    if (!L->dist) return s;
+    return L->stop_all ? (s ? s : SIGTERM) : 0;
+}
 
 /* Optimiser, schedule and state; a resumed run's from its checkpoint.
  * Returns -1 (all freed) if the checkpoint does not fit. */
@@ -270,11 +271,12 @@ static int load_batch(Loop *L, int b) {
 
 /* Forward and backward of this rank's rows of a distributed batch of n,
  * then the exchange that leaves the whole batch's gradient in m->grads;
- * the rows' summed loss and correct count are combined across ranks. */
+ * the rows' summed loss and correct count, and the ranks' stop requests,
+ * are combined across ranks. */
 static float dist_step(Loop *L, int n, double *loss_sum, long *correct) {
     Model *m = L->m;
     Layer *last = &m->layers[m->n_layers - 1];
-    double part[2] = {0, 0};
+    double part[3] = {0, 0, stop_pending(L->cfg) != 0}; /* loss sum, correct, stop requests */
     const uint8_t *y = L->batch_y + L->lo;
     dist_set_step(L->st.step + 1);
     dist_train_begin(L->dist, L->lo, L->nr, n);
@@ -292,7 +294,8 @@ static float dist_step(Loop *L, int n, double *loss_sum, long *correct) {
         part[1] += best == y[i];
     }
     dist_train_reduce(L->dist);
-    dist_allreduce_sum_f64(part, 2);
+    dist_allreduce_sum_f64(part, 3);
+    L->stop_all = part[2] > 0;
     *loss_sum = part[0];
     *correct = (long)part[1];
     return (float)(part[0] / n);
@@ -368,7 +371,7 @@ static int run_steps(Loop *L) {
         if (cfg->on_step) cfg->on_step(cfg->on_step_ctx, st->step);
         /* stop requested: after this step, unless the epoch is done anyway
          * (then its end, validation and checkpoint come first) */
-        const int stop = stop_agreed(cfg, L->dist != NULL);
+        const int stop = stop_agreed(L);
         if (stop && more) {
             st->batch = b + 1;
             st->epoch_seconds = now_seconds() - L->t0 - L->paused;
@@ -522,7 +525,7 @@ int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainCon
             rc = -1;
             break;
         }
-        const int stop = stop_agreed(cfg, L.dist != NULL);
+        const int stop = stop_agreed(&L);
         if (stop && !L.st.finished) res->interrupted = stop;
     }
     return loop_finish(&L, rc);

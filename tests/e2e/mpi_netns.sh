@@ -63,7 +63,7 @@ rx0=$(ip -n "$nsb" -s -j link show "$veth_b" | sed -n 's/.*"rx":{"bytes":\([0-9]
 mpi=(mpirun --bind-to none --hostfile "$TMP/hosts" -np 2 --mca plm_rsh_agent "$TMP/agent"
      --mca btl tcp,self --mca btl_tcp_if_include "$net.0/24" --mca oob_tcp_if_include "$net.0/24"
      "$DIGITS_MPI" train "${common[@]}" --threads 1 --out "$TMP/ns.safetensors")
-timeout -k 5 120 ip netns exec "$nsa" unshare --uts /bin/sh -c "hostname $nsa; exec \"\$@\"" sh "${mpi[@]}" \
+"${mpi_env[@]}" timeout -k 5 120 ip netns exec "$nsa" unshare --uts /bin/sh -c "hostname $nsa; exec \"\$@\"" sh "${mpi[@]}" \
     > "$TMP/ns.out" 2> "$TMP/ns.err" || { cat "$TMP/ns.err"; fail "mpirun across the two namespaces failed"; }
 rx1=$(ip -n "$nsb" -s -j link show "$veth_b" | sed -n 's/.*"rx":{"bytes":\([0-9]*\).*/\1/p')
 same_weights "$TMP/ref.safetensors" "$TMP/ns.safetensors" || fail "two hosts: weights differ from the one-process run"

@@ -6,15 +6,17 @@
 # same total thread count: lenet5 (conv + linear) on 2 ranks x 1 thread vs
 # 2 threads; a net with dropout, dropout2d and augmentation on 2 ranks x 2
 # threads vs 4 threads, and on 3 ranks x 1 thread vs 3 threads (uneven
-# shards). Only rank 0 writes the model and the log. Refused with one
-# line: a batch-norm model (no SyncBN yet), a batch smaller than the rank
-# count. See mpi_faults.sh for kills, --resume and mismatched ranks.
+# shards); a net with batch norm (synchronised: the same statistics,
+# running statistics and gradients), 2 x 1 vs 2. Only rank 0 writes the
+# model and the log. Refused: a batch smaller than the rank count; the
+# default build (no MPI) started as several ranks. See mpi_faults.sh for
+# kills, --resume and mismatched ranks; mpi_netns.sh for two hosts.
 source "$(dirname "$0")/lib.bash"
 require_data
 source "$(dirname "$0")/mpi.bash"
 
 "${MPIRUN[@]}" -np 3 "$MPI_BUILD/tests/test_dist" > "$TMP/dist.out" 2>&1 || { cat "$TMP/dist.out"; fail "test_dist under 3 ranks"; }
-[[ $(grep -c '^\[  PASSED  \] 2 test' "$TMP/dist.out") -eq 3 ]] || { cat "$TMP/dist.out"; fail "test_dist: not every rank passed"; }
+[[ $(grep -c '^\[  PASSED  \] 5 test' "$TMP/dist.out") -eq 3 ]] || { cat "$TMP/dist.out"; fail "test_dist: not every rank passed"; }
 echo "ok: dist layer under 3 ranks"
 
 # 1. lenet5: 2 ranks x 1 thread = 1 process x 2 threads
@@ -55,16 +57,45 @@ for pair in "2 2 4" "3 1 3"; do
     echo "ok: dropout + augmentation, $ranks ranks x $threads threads = $total threads, byte for byte"
 done
 
-# 3. refused: batch norm; a batch with fewer images than ranks
-rc=0
-"${MPIRUN[@]}" -np 2 "$DIGITS_MPI" train --model cnn-bn --data "$DATA" --limit 200 --epochs 1 --test none --quiet \
-    --out "$TMP/bn.safetensors" > /dev/null 2> "$TMP/bn.err" || rc=$?
-[[ $rc -ne 0 ]] || fail "a batch-norm model should be refused under mpirun"
-grep -q "rank 0: .*batch norm needs its statistics synchronised" "$TMP/bn.err" || fail "batch norm: $(cat "$TMP/bn.err")"
-[[ ! -s "$TMP/bn.safetensors" ]] || fail "a refused run wrote a model"
+# 3. batch norm (SyncBN: 2d and 1d, fused with the ReLU after and before it
+# in a one-process run), 2 ranks x 1 thread = 2 threads
+cat > "$TMP/bn.spec" <<'SPEC'
+input 1x28x28
+conv2d out=8 kernel=5 stride=2
+batchnorm
+relu
+dropout2d p=0.2
+conv2d out=16 kernel=3 pad=1
+relu
+batchnorm
+maxpool size=2
+flatten
+linear out=32
+batchnorm
+relu
+linear out=10
+SPEC
+bn=(--model "$TMP/bn.spec" --data "$DATA" --limit 500 --epochs 2 --batch-size 50 --lr 0.01 --test none --quiet)
+"$DIGITS" train "${bn[@]}" --threads 2 --out "$TMP/bn1.safetensors" >/dev/null
+"${MPIRUN[@]}" -np 2 "$DIGITS_MPI" train "${bn[@]}" --threads 1 --out "$TMP/bn2.safetensors" > /dev/null 2> "$TMP/bn.err" ||
+    { cat "$TMP/bn.err"; fail "mpirun with batch norm failed"; }
+same_weights "$TMP/bn1.safetensors" "$TMP/bn2.safetensors" ||
+    fail "batch norm: 2 ranks differ from 2 threads (weights or running statistics)"
+echo "ok: batch norm synchronised, 2 ranks x 1 thread = 2 threads, running statistics included"
+
+# 4. refused: a batch with fewer images than ranks
 rc=0
 "${MPIRUN[@]}" -np 3 "$DIGITS_MPI" train --model lenet5 --data "$DATA" --limit 100 --val-split 0.1 --epochs 1 \
     --batch-size 44 --test none --quiet --out "$TMP/small.safetensors" > /dev/null 2> "$TMP/small.err" || rc=$?
 [[ $rc -ne 0 ]] && grep -q "3 ranks need at least one image each of every batch" "$TMP/small.err" ||
     fail "a last batch of 2 images on 3 ranks: rc $rc, $(cat "$TMP/small.err")"
-echo "ok: batch norm and too-small batches refused"
+echo "ok: a batch smaller than the rank count refused"
+
+# 5. the build without MPI under mpirun: refused (each rank would train alone)
+rc=0
+"${MPIRUN[@]}" -np 2 "$DIGITS" train --model lenet5 --data "$DATA" --limit 100 --epochs 1 --test none --quiet \
+    --out "$TMP/plain.safetensors" > /dev/null 2> "$TMP/plain.err" || rc=$?
+[[ $rc -ne 0 ]] && grep -q "this digits was built without MPI" "$TMP/plain.err" ||
+    fail "the plain build under mpirun: rc $rc, $(cat "$TMP/plain.err")"
+[[ ! -e "$TMP/plain.safetensors" ]] || fail "the plain build under mpirun wrote a model"
+echo "ok: the build without MPI refuses to run as several ranks"
