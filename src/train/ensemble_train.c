@@ -13,7 +13,7 @@
  * Members train one at a time per process, each using every core it has:
  * on two cores, running members side by side would only split the same
  * threads. With more ranks than members, a group of ranks trains each
- * member data-parallel (train/dist_train.h; models without batch norm).
+ * member data-parallel (train/dist_train.h) when dist_train takes it.
  * Left out: bagging (bootstrap resamples), snapshot ensembles (members
  * taken from one run's learning-rate cycles).
  */
@@ -32,6 +32,7 @@
 #include "eval/classifier.h"
 #include "eval/ensemble.h"
 #include "eval/metrics.h"
+#include "train/dist_train.h"
 #include "train/member_wire.h"
 #include "train/resume.h"
 
@@ -391,18 +392,16 @@ static void share(const Run *run, void *buf, size_t len) {
 }
 
 /* Whether groups of up to g ranks can train members first..n-1
- * data-parallel (train/dist_train.h): only convolutions and linear layers
- * carry parameters, fp32, and every batch (the last of an epoch too) has
- * at least g images. Every rank finds the same answer. */
+ * data-parallel: dist_train takes every member's model, and every batch
+ * (the last of an epoch too) has at least g images. Every rank finds the
+ * same answer. */
 static int groups_possible(const Run *run, int first, int g) {
-    if (model_bf16() || run->cfg->batch_size < g) return 0;
+    if (run->cfg->batch_size < g) return 0;
     for (int k = first; k < run->ec->n; k++) {
         Model m;
         memset(&m, 0, sizeof m);
         if (model_build_named(&m, run->ec->models[k]) < 0) return 0; /* train_member reports it */
-        int ok = 1;
-        for (int i = 0; i < m.n_layers; i++)
-            if (m.layers[i].n_param && m.layers[i].type != LAYER_CONV2D && m.layers[i].type != LAYER_LINEAR) ok = 0;
+        int ok = dist_train_supports(&m);
         model_free(&m);
         Dataset ftr, fva;
         const Dataset *tr, *va;
