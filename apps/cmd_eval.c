@@ -3,7 +3,8 @@
  * the Classifier API loads) on a labelled data set, as text or JSON. The
  * model is loaded and run through the public API (dg_model_load,
  * dg_predict_batch); the data (its hold-out roles) and the report stay on
- * the internal modules, which the API leaves out. */
+ * the internal modules, which the API leaves out. Under mpirun the ranks
+ * share the images (predict_shard.h) and rank 0 alone reports. */
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <math.h>
@@ -16,6 +17,8 @@
 #include "digits_internal.h"
 #include "options.h"
 #include "quant/qmodel.h"
+#include "predict_shard.h"
+#include "dist/dist.h"
 
 static const char *CMD = "eval";
 
@@ -62,12 +65,14 @@ static void warn_training_data(const char *data, const Dataset *ds, const char *
     fputc('\n', stderr);
 }
 
-/* Every image of ds through the public API (dg_predict_batch): *pred (n)
- * and *probs (n, 10), malloc'd; *loss the mean cross-entropy of the
- * probabilities (a probability below 1e-12 counts as 1e-12). */
-static void predict_all(dg_model *m, const Dataset *ds, uint8_t **pred, float **probs, double *loss) {
-    dg_prediction *out = dg_xmalloc((size_t)(ds->n ? ds->n : 1) * sizeof *out);
-    if (dg_predict_batch(m, ds->pixels, (size_t)ds->n, out) != DG_OK) cli_fail(CMD, "%s", dg_errmsg());
+/* Every image of ds through the public API (dg_predict_batch, shared by
+ * the ranks of an MPI job): *pred (n) and *probs (n, 10), malloc'd; *loss
+ * the mean cross-entropy of the probabilities (a probability below 1e-12
+ * counts as 1e-12). Returns 0, or -1 on an MPI rank other than 0 (which
+ * has nothing to report). */
+static int predict_all(dg_model *m, const Dataset *ds, int batch, uint8_t **pred, float **probs, double *loss) {
+    dg_prediction *out = predict_sharded(CMD, m, ds->pixels, (size_t)ds->n, batch);
+    if (!out) return -1;
     *pred = dg_xmalloc((size_t)ds->n);
     *probs = dg_xmalloc((size_t)ds->n * MODEL_NUM_CLASSES * sizeof(float));
     double sum = 0;
@@ -79,6 +84,7 @@ static void predict_all(dg_model *m, const Dataset *ds, uint8_t **pred, float **
     }
     *loss = ds->n ? sum / ds->n : 0.0;
     free(out);
+    return 0;
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -120,6 +126,7 @@ int cmd_eval(int argc, char **argv) {
     const char *data = co.data;
     int batch = co.batch_size, threads = co.threads, tta = co.tta;
 
+    predict_shard_start(CMD); /* under mpirun: one rank of the job */
     dg_set_threads(threads);
     dg_model *m;
     if (dg_model_load(&m, model_path) != DG_OK) cli_fail(CMD, "%s", dg_errmsg());
@@ -137,19 +144,24 @@ int cmd_eval(int argc, char **argv) {
                  "cut with 'digits convert --skip N')", data, cli_shell_word(model_path, w1, sizeof w1),
                  cli_shell_word(data, w2, sizeof w2));
     }
-    if (role == DATA_TRAINING) warn_training_data(data, &ds, metadata);
+    if (role == DATA_TRAINING && dist_rank() == 0) warn_training_data(data, &ds, metadata);
     int width, height;
     dg_model_input_size(m, &width, &height);
     if (ds.rows != height || ds.cols != width)
         cli_fail(CMD, "%s: images are %dx%d, the model expects %dx%d", data, ds.rows, ds.cols, height, width);
     if (limit && limit < ds.n) ds.n = limit;
-    if (int8_logits && qfile_dump_logits(model_path, ds.pixels, ds.labels, ds.n, int8_logits) < 0)
+    if (int8_logits && dist_rank() == 0 && qfile_dump_logits(model_path, ds.pixels, ds.labels, ds.n, int8_logits) < 0)
         cli_fail(CMD, "%s", dg_errmsg());
 
     double loss;
     uint8_t *pred;
     float *probs;
-    predict_all(m, &ds, &pred, &probs, &loss);
+    if (predict_all(m, &ds, batch, &pred, &probs, &loss) < 0) { /* an MPI rank but 0: its share is sent */
+        dataset_free(&ds);
+        dg_model_free(m);
+        predict_shard_end();
+        return 0;
+    }
     Metrics mt;
     metrics_compute(&mt, ds.labels, pred, ds.n);
     metrics_set_top_k(&mt, probs, ds.labels, ds.n, top_k);
@@ -189,5 +201,6 @@ int cmd_eval(int argc, char **argv) {
     free(pred);
     dataset_free(&ds);
     dg_model_free(m);
+    predict_shard_end();
     return 0;
 }

@@ -2,7 +2,9 @@
  * (or any data set) with a saved model of any kind and write
  * submission.csv ("ImageId,Label", ids 1-based in input order), atomically.
  * The model runs through the public API (dg_model_load, dg_predict_batch);
- * reading the data and writing the CSV stay on the internal modules. */
+ * reading the data and writing the CSV stay on the internal modules.
+ * Under mpirun the ranks share the images (predict_shard.h) and rank 0
+ * alone writes the file. */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "digits.h"
 #include "digits_internal.h"
 #include "options.h"
+#include "predict_shard.h"
 
 static const char *CMD = "submit";
 
@@ -54,6 +57,7 @@ int cmd_submit(int argc, char **argv) {
     char model_buf[PATH_MAX];
     const char *model_path = cli_model_path(CMD, co.model, model_buf, sizeof model_buf);
 
+    predict_shard_start(CMD); /* under mpirun: one rank of the job */
     dg_set_threads(threads);
     dg_model *m;
     if (dg_model_load(&m, model_path) != DG_OK) cli_fail(CMD, "%s", dg_errmsg());
@@ -65,8 +69,13 @@ int cmd_submit(int argc, char **argv) {
     dg_model_input_size(m, &width, &height);
     if (ds.rows != height || ds.cols != width)
         cli_fail(CMD, "%s: images are %dx%d, the model expects %dx%d", test, ds.rows, ds.cols, height, width);
-    dg_prediction *out_p = dg_xmalloc((size_t)(ds.n ? ds.n : 1) * sizeof *out_p);
-    if (dg_predict_batch(m, ds.pixels, (size_t)ds.n, out_p) != DG_OK) cli_fail(CMD, "%s", dg_errmsg());
+    dg_prediction *out_p = predict_sharded(CMD, m, ds.pixels, (size_t)ds.n, batch);
+    if (!out_p) { /* an MPI rank but 0: its share is sent */
+        dataset_free(&ds);
+        dg_model_free(m);
+        predict_shard_end();
+        return 0;
+    }
     uint8_t *pred = dg_xmalloc((size_t)(ds.n ? ds.n : 1));
     int correct = 0;
     for (int i = 0; i < ds.n; i++) {
@@ -81,5 +90,6 @@ int cmd_submit(int argc, char **argv) {
     free(pred);
     dataset_free(&ds);
     dg_model_free(m);
+    predict_shard_end();
     return 0;
 }

@@ -386,8 +386,9 @@ static void load_data(TrainJob *j) {
  * checkpoint what --resume needs to load the same data (digits.run). */
 static void start_checkpointing(TrainJob *j) {
     TrainOptions *o = &j->o;
-    if (!o->checkpoint_dir || o->resume || !train_mpi_writer()) return;
-    if (checkpoint_lock(o->checkpoint_dir) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    /* under mpirun an ensemble's ranks write their members' checkpoints */
+    if (!o->checkpoint_dir || o->resume || (!train_mpi_writer() && !j->ensemble_mode)) return;
+    if (train_mpi_writer() && checkpoint_lock(o->checkpoint_dir) < 0) cli_fail(CMD, "%s", dg_errmsg());
     /* --resume takes a folder with ensemble.json for an ensemble run */
     if (!j->ensemble_mode && checkpoint_is_ensemble(o->checkpoint_dir))
         cli_fail(CMD, "%s: holds an ensemble run's checkpoints; give this model its own --checkpoint-dir",
@@ -580,12 +581,10 @@ int cmd_train(int argc, char **argv) {
     make_config(j);
     plan_ensemble(j);
     choose_out(j);
-    if (j->ensemble_mode && dist_active())
-        cli_usage_error(CMD, "--ensemble, --kfold and --ensemble-models do not run under mpirun yet");
     load_data(j);
     train_mpi_check_data(&j->train, &j->val);
     start_checkpointing(j);
-    train_mpi_silence(&j->cfg);
+    if (!j->ensemble_mode) train_mpi_silence(&j->cfg); /* ensemble_train gives the ranks their roles */
     int rc = 0;
     if (j->ensemble_mode) {
         j->ens.val_split = j->o.val_split;

@@ -1,6 +1,9 @@
 /* cmd_train_ensemble.c — the ensemble half of `digits train` (--ensemble N,
  * --ensemble-models, --kfold K): members from the flags, training through
- * train/ensemble_train.h, the test score, the final model file. */
+ * train/ensemble_train.h, the test score, the final model file.
+ * Under mpirun the members are spread over the ranks (ens->spread); rank 0
+ * alone prints, tests and writes, and every rank ends with the same exit
+ * status once rank 0 has said why. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +11,7 @@
 #include "cmd_train_ensemble.h"
 
 #include "cli.h"
+#include "dist/dist.h"
 #include "eval/ensemble.h"
 
 static const char *CMD = "train";
@@ -34,11 +38,21 @@ void train_ensemble_members(EnsembleTrainConfig *ens, const char *model_name, ch
     for (int k = 0; k < ens->n; k++) ens->models[k] = model_name;
 }
 
+/* Every rank exits with status; rank 0 has printed its lines first (a
+ * rank leaving early could make mpirun end rank 0 before it does). */
+static void exit_all(int status) {
+    fflush(stdout);
+    if (dist_size() > 1) dist_barrier();
+    exit(status);
+}
+
 /* Train, save and test an ensemble; returns the exit status. */
 int train_ensemble_run(EnsembleTrainConfig *ens, const Dataset *all, const Dataset *testset,
                           const char *test_path, TrainConfig *cfg, const char *out) {
     cfg->out_path = out;
-    printf("ensemble of %d members (%s%s...), vote %s, %d labelled images\n", ens->n,
+    ens->spread = 1;
+    int rank0 = dist_rank() == 0;
+    if (rank0) printf("ensemble of %d members (%s%s...), vote %s, %d labelled images\n", ens->n,
            ens->kfold ? "stratified K-fold, " : "", ens->models[0], ens->vote_logits ? "logits" : "probs", all->n);
     fflush(stdout);
     Model *members;
@@ -46,10 +60,16 @@ int train_ensemble_run(EnsembleTrainConfig *ens, const Dataset *all, const Datas
     if (cfg->checkpoint_dir) {
         train_clear_stop();
         cli_stop_signals(1);
+        dist_exit_on_signals(CMD); /* under mpirun: a signal ends the rank at once */
     }
     int trained = ensemble_train(ens, all, cfg, &members, &res);
     cli_stop_signals(0);
-    if (trained < 0) cli_fail(CMD, "%s", dg_errmsg());
+    if (trained < 0) {
+        if (rank0) fprintf(stderr, "digits %s: %s\n", CMD, dg_errmsg());
+        exit_all(EXIT_RUNTIME);
+    }
+    if (res.interrupted && !rank0) exit_all(128 + res.interrupted);
+    if (!rank0) return 0; /* its members are in rank 0's file */
     if (res.interrupted) {
         char word[8300];
         if (res.checkpoint[0]) printf("checkpoint %s\n", res.checkpoint);
@@ -58,7 +78,7 @@ int train_ensemble_run(EnsembleTrainConfig *ens, const Dataset *all, const Datas
                 "digits train --resume %s\n", res.checkpoint[0] ? "in" : "before", res.stop_member + 1, ens->n,
                 out, res.stop_member,
                 cli_shell_word(cfg->checkpoint_dir, word, sizeof word));
-        exit(128 + res.interrupted);
+        exit_all(128 + res.interrupted);
     }
     printf("trained %d members in %.1fs", ens->n, res.seconds);
     if (!isnan(res.val_acc)) printf("; ensemble val acc %.4f", res.val_acc);

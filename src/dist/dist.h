@@ -21,7 +21,7 @@
  * Errors: Open MPI's default error handler aborts the job on a
  * communication failure (a rank killed mid-run); dist_abort ends every
  * rank with one line of ours first. Left out on purpose: non-blocking
- * calls, sub-communicators, anything over 2^31 - 1 bytes per call. */
+ * calls, nested groups, anything over 2^31 - 1 bytes per call. */
 #ifndef DG_DIST_H
 #define DG_DIST_H
 
@@ -78,6 +78,15 @@ void dist_set_step(long step);
  * 128 + S at once — a rank that stopped cannot be waited for. Replaces
  * the handlers installed before; a no-op without MPI. */
 void dist_exit_on_signals(const char *cmd);
+/* Groups (an ensemble's members trained side by side, each by a few
+ * ranks): every rank calls dist_group_begin with a color; the ranks that
+ * gave the same one form a group, ordered as in the job, and every dist_
+ * call (dist_rank, dist_size, dist_active, the collectives) then works
+ * within this rank's group, until dist_group_end (called by every rank of
+ * the group) returns to the whole job. Collective over the job; one group
+ * at a time. Messages keep naming the rank in the job. */
+void dist_group_begin(int color);
+void dist_group_end(void);
 /* Print "digits: rank R: MESSAGE" on stderr and end the whole job (every
  * rank) with exit status 1. Never returns. */
 void dist_abort(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));

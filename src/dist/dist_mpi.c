@@ -20,6 +20,8 @@
 
 static int g_on;           /* MPI_Init was called */
 static int g_rank, g_size = 1;
+static MPI_Comm g_comm;    /* the job (MPI_COMM_WORLD) or this rank's group (dist_group_begin) */
+static int g_job_rank, g_job_size = 1; /* in the job: messages name g_job_rank */
 static volatile long g_step;
 
 /* A communication failure (a rank died, a link broke): one line naming
@@ -29,7 +31,7 @@ static void on_mpi_error(MPI_Comm *comm, int *code, ...) {
     int len = 0;
     MPI_Error_string(*code, msg, &len);
     fprintf(stderr, "digits: rank %d: communication failed at step %ld (another rank stopped or was killed): %s\n",
-            g_rank, g_step, msg);
+            g_job_rank, g_step, msg);
     fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, 1);
     exit(1);
@@ -48,6 +50,7 @@ int dist_init(int *argc, char ***argv) {
     g_on = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    g_comm = MPI_COMM_WORLD, g_job_rank = g_rank, g_job_size = g_size;
     MPI_Errhandler h;
     MPI_Comm_create_errhandler(on_mpi_error, &h);
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, h);
@@ -91,7 +94,7 @@ static void on_end_signal(int signo) {
     put_str(buf, &o, sizeof buf, "digits ");
     put_str(buf, &o, sizeof buf, sig_cmd);
     put_str(buf, &o, sizeof buf, ": rank ");
-    put_long(buf, &o, sizeof buf, g_rank);
+    put_long(buf, &o, sizeof buf, g_job_rank);
     put_str(buf, &o, sizeof buf, ": ended by signal ");
     put_long(buf, &o, sizeof buf, signo);
     put_str(buf, &o, sizeof buf, " at step ");
@@ -114,7 +117,7 @@ void dist_exit_on_signals(const char *cmd) {
 }
 
 void dist_barrier(void) {
-    if (g_on) MPI_Barrier(MPI_COMM_WORLD);
+    if (g_on) MPI_Barrier(g_comm);
 }
 
 /* Bytes in pieces of at most INT_MAX (MPI counts are ints). */
@@ -122,7 +125,7 @@ void dist_bcast(void *buf, size_t n, int root) {
     if (!g_on) return;
     for (size_t off = 0; off < n;) {
         int k = n - off > INT_MAX ? INT_MAX : (int)(n - off);
-        MPI_Bcast((char *)buf + off, k, MPI_BYTE, root, MPI_COMM_WORLD);
+        MPI_Bcast((char *)buf + off, k, MPI_BYTE, root, g_comm);
         off += (size_t)k;
     }
 }
@@ -155,7 +158,7 @@ static void allreduce_fixed(void *buf, size_t n, int terms, size_t elem, MPI_Dat
     if (N == 2 || elem * (size_t)terms * n * (size_t)N <= SMALL_GATHER) {
         /* one round instead of two, the same sums: every rank adds all copies */
         char *in = dg_xmalloc(elem * ((size_t)N * (size_t)terms * n + 1));
-        MPI_Allgather(buf, (int)((size_t)terms * n), type, in, (int)((size_t)terms * n), type, MPI_COMM_WORLD);
+        MPI_Allgather(buf, (int)((size_t)terms * n), type, in, (int)((size_t)terms * n), type, g_comm);
         add(buf, in, (size_t)N * (size_t)terms, n);
         free(in);
         return;
@@ -174,13 +177,13 @@ static void allreduce_fixed(void *buf, size_t n, int terms, size_t elem, MPI_Dat
             memcpy(packed, (char *)buf + elem * ((size_t)t * n + lo), elem * len);
     }
     char *in = dg_xmalloc(elem * (mine * (size_t)N * (size_t)terms + 1)), *out = dg_xmalloc(elem * (mine + 1));
-    MPI_Alltoallv(send, scount, sdispl, type, in, rcount, rdispl, type, MPI_COMM_WORLD);
+    MPI_Alltoallv(send, scount, sdispl, type, in, rcount, rdispl, type, g_comm);
     add(out, in, (size_t)N * (size_t)terms, mine);
     for (int r = 0; r < N; r++) {
         rcount[r] = (int)(seg_start(n, r + 1) - seg_start(n, r));
         rdispl[r] = (int)seg_start(n, r);
     }
-    MPI_Allgatherv(out, (int)mine, type, buf, rcount, rdispl, type, MPI_COMM_WORLD);
+    MPI_Allgatherv(out, (int)mine, type, buf, rcount, rdispl, type, g_comm);
     free(send);
     free(in);
     free(out);
@@ -219,7 +222,7 @@ void dist_allgather(const void *mine, size_t n, void *all) {
         return;
     }
     DG_ASSERT(n < INT_MAX);
-    MPI_Allgather(mine, (int)n, MPI_BYTE, all, (int)n, MPI_BYTE, MPI_COMM_WORLD);
+    MPI_Allgather(mine, (int)n, MPI_BYTE, all, (int)n, MPI_BYTE, g_comm);
 }
 
 void *dist_gather_bytes(const void *mine, size_t n, size_t *counts) {
@@ -232,7 +235,7 @@ void *dist_gather_bytes(const void *mine, size_t n, size_t *counts) {
     const int N = g_size;
     DG_ASSERT(n < INT_MAX);
     int k = (int)n, *cnt = dg_xmalloc(2 * sizeof(int) * (size_t)N), *displ = cnt + N;
-    MPI_Gather(&k, 1, MPI_INT, cnt, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    MPI_Gather(&k, 1, MPI_INT, cnt, 1, MPI_INT, 0, g_comm);
     char *out = NULL;
     if (g_rank == 0) {
         size_t total = 0;
@@ -244,7 +247,7 @@ void *dist_gather_bytes(const void *mine, size_t n, size_t *counts) {
         }
         out = dg_xmalloc(total ? total : 1);
     }
-    MPI_Gatherv(mine, k, MPI_BYTE, out, cnt, displ, MPI_BYTE, 0, MPI_COMM_WORLD);
+    MPI_Gatherv(mine, k, MPI_BYTE, out, cnt, displ, MPI_BYTE, 0, g_comm);
     free(cnt);
     return out;
 }
@@ -252,14 +255,28 @@ void *dist_gather_bytes(const void *mine, size_t n, size_t *counts) {
 int dist_any(int flag) {
     if (!g_on) return flag != 0;
     int in = flag != 0, out = 0;
-    MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
+    MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_LOR, g_comm);
     return out;
+}
+
+void dist_group_begin(int color) {
+    if (!g_on) return;
+    DG_ASSERT(g_comm == MPI_COMM_WORLD && color >= 0);
+    MPI_Comm_split(MPI_COMM_WORLD, color, g_job_rank, &g_comm); /* inherits the error handler */
+    MPI_Comm_rank(g_comm, &g_rank);
+    MPI_Comm_size(g_comm, &g_size);
+}
+
+void dist_group_end(void) {
+    if (!g_on || g_comm == MPI_COMM_WORLD) return;
+    MPI_Comm_free(&g_comm);
+    g_comm = MPI_COMM_WORLD, g_rank = g_job_rank, g_size = g_job_size;
 }
 
 void dist_abort(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "digits: rank %d: ", g_rank);
+    fprintf(stderr, "digits: rank %d: ", g_job_rank);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);

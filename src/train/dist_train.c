@@ -183,6 +183,15 @@ static int plan_parts(DistTrain *d, int max_batch) {
     return 0;
 }
 
+int dist_train_supports(const Model *m) {
+    if (model_bf16()) return 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const LayerType t = m->layers[i].type;
+        if (m->layers[i].n_param && t != LAYER_CONV2D && t != LAYER_LINEAR && t != LAYER_BATCHNORM) return 0;
+    }
+    return 1;
+}
+
 DistTrain *dist_train_start(Model *m, int max_batch) {
     DG_ASSERT(!active);
     if (model_bf16()) {

@@ -49,6 +49,9 @@ typedef struct DistTrain DistTrain;
 
 /* The rows [*lo, *lo + *n) of a batch of B that this rank trains on. */
 void dist_train_shard(int B, int *lo, int *n);
+/* 1 if dist_train_start would take m (its layers and the precision), 0
+ * if not; sets nothing up (an ensemble run plans groups of ranks with it). */
+int dist_train_supports(const Model *m);
 /* Set m up for distributed steps of global batches up to max_batch
  * (model_set_batch done). Returns the state (free with dist_train_free),
  * or NULL with dg_errmsg() naming what cannot be trained distributed. */

@@ -14,9 +14,21 @@
  * already holds, if it was written with exactly this run's settings, and
  * resumes the next member from its checkpoint: it ends with the same
  * members, bit for bit, as the run never stopped.
+ *
+ * Over the ranks of an MPI job (ec->spread, dist/dist.h): the members are spread as
+ * core/partition.h says, in rounds of one member per rank; each rank
+ * trains its member exactly as one process would (same seed, split, fold
+ * and figures), ships it as bytes (train/member_wire.h), and rank 0 joins
+ * it, saves the ensemble file after every round and writes ensemble.json;
+ * a member's own checkpoints (DIR/member-K) are written by the rank that
+ * trains it and removed once rank 0 has saved it. The file rank 0 ends with
+ * is the one a single process writes, but for the members' train_seconds.
  */
 #ifndef DG_ENSEMBLE_TRAIN_H
 #define DG_ENSEMBLE_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #include "data/data.h"
 #include "model/model.h"
@@ -31,6 +43,7 @@ typedef struct {
     float val_split;                         /* not K-fold: one stratified validation split shared by all */
     int vote_logits;                         /* 1: sum of logits; 0: mean of probabilities */
     int resume;                              /* continue the run in cfg->checkpoint_dir */
+    int spread;                              /* 1: spread the members over the MPI job's ranks */
 } EnsembleTrainConfig;
 
 typedef struct {
@@ -54,7 +67,9 @@ typedef struct {
  * each with model_free, then the array). With cfg->checkpoint_dir,
  * cfg->threads must be the thread count itself (>= 1). Returns 0 (also when
  * stopped: res->interrupted says so, and *members is NULL), or -1 with
- * dg_errmsg(). */
+ * dg_errmsg(). With ec->spread, every rank calls it with the same arguments;
+ * rank 0 gets the members and the figures, the other ranks *members NULL
+ * and only res->interrupted, and all of them the same return value. */
 int ensemble_train(const EnsembleTrainConfig *ec, const Dataset *all, const TrainConfig *cfg,
                    Model **members, EnsembleTrainResult *res);
 
