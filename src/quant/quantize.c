@@ -259,8 +259,14 @@ static int add_weighted(Walk *w, int i) {
     if (in < -1) return -1;
     char what[64];
     describe(w->m, i, end, what, sizeof what);
-    QOp *op = new_op(w, l->type == LAYER_CONV2D ? QOP_CONV : QOP_DENSE, in, what);
-    if (l->type == LAYER_CONV2D) {
+    /* a convolution whose one window covers its whole unpadded input (lenet5's
+     * last) is a dense layer: same weights in the same (k, c*kh*kw) order */
+    int as_dense = l->type == LAYER_CONV2D && l->out.h == 1 && l->out.w == 1 && l->pad == 0 &&
+                   !(pads[0] | pads[1] | pads[2] | pads[3]) && l->kernel == l->in.h && l->kernel == l->in.w;
+    QOp *op = new_op(w, l->type == LAYER_CONV2D && !as_dense ? QOP_CONV : QOP_DENSE, in, what);
+    if (as_dense) {
+        op->k = l->out.c, op->oh = op->ow = 1;
+    } else if (l->type == LAYER_CONV2D) {
         op->k = l->out.c, op->oh = l->out.h, op->ow = l->out.w;
         op->kh = op->kw = l->kernel, op->stride = l->stride;
         op->pad_t = l->pad + pads[0], op->pad_l = l->pad + pads[2];
