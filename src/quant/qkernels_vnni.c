@@ -242,9 +242,18 @@ VNNI_TARGET static void conv_direct(const QOp *op, const QOpFast *f, const int8_
         for (int j = 0; j < nk; j++)
             beff[j] = (int32_t)((uint32_t)op->bias[k0 + j] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k0 + j]);
         for (int q0 = 0; q0 < d.q32; q0 += 32) direct_block(op, f, xp, d, wk, beff, k0, nk, q0, wy);
+        /* the valid columns of each wide row (16-byte masked moves; wy's reads
+         * past a row stay inside the scratch) */
         for (int j = 0; j < nk; j++)
-            for (int oy = 0; oy < OH; oy++)
-                memcpy(y + ((size_t)(k0 + j) * OH + oy) * OW, wy + (size_t)j * d.q32 + (size_t)oy * d.wp, (size_t)OW);
+            for (int oy = 0; oy < OH; oy++) {
+                int8_t *dst = y + ((size_t)(k0 + j) * OH + oy) * OW;
+                const int8_t *src = wy + (size_t)j * d.q32 + (size_t)oy * d.wp;
+                for (int ox = 0; ox < OW; ox += 16) {
+                    int rem = OW - ox;
+                    __mmask16 m = rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1);
+                    _mm_mask_storeu_epi8(dst + ox, m, _mm_loadu_si128((const __m128i *)(src + ox)));
+                }
+            }
     }
 }
 
