@@ -196,6 +196,15 @@ static void qk_avgpool(const QOp *op, const int8_t *x, int8_t *y) {
         }
 }
 
+/* Table lookup with the table and size in locals (a byte store may alias
+ * op's fields, so qref_lut reloads them every element). */
+static void qk_lut(const QOp *op, const int8_t *x, int8_t *y) {
+    int8_t lut[256];
+    memcpy(lut, op->lut, sizeof lut);
+    const size_t n = (size_t)op->c * op->h * op->w;
+    for (size_t i = 0; i < n; i++) y[i] = lut[(uint8_t)(x[i] + 128)];
+}
+
 /* ==== choice and the batch loop =========================================== */
 
 QKernels qkernels_auto(void) {
@@ -234,6 +243,8 @@ static void run_image(const QModel *q, const uint8_t *px, int8_t *arena, uint8_t
             qk_maxpool(op, x0, y);
         } else if (op->type == QOP_AVGPOOL) {
             qk_avgpool(op, x0, y);
+        } else if (op->type == QOP_LUT) {
+            qk_lut(op, x0, y);
         } else {
             DG_ASSERT(qref_op_run(op, x0, x1, y) == 0);
         }
