@@ -79,7 +79,7 @@ static double int8_macs(const QModel *q) {
 /* An int8 file (digits quantize): sizes, members, and the operator table
  * as summary lines (which float layers each int8 operator stands for). */
 static void add_int8(cJSON *o, const Classifier *c) {
-    static const char *const names[] = {"", "conv", "dense", "maxpool", "avgpool", "table", "add", "concat"};
+    static const char *const names[] = {"", "conv", "dense", "maxpool", "avgpool", "table", "add", "concat", "FLOAT"};
     const QFile *f = c->impl;
     double weights = 0, macs = 0;
     cJSON *mem = f->n > 1 ? cJSON_AddArrayToObject(o, "members") : NULL;
@@ -100,12 +100,17 @@ static void add_int8(cJSON *o, const Classifier *c) {
             cJSON_AddNumberToObject(e, "macs", int8_macs(q));
             cJSON_AddItemToArray(mem, e);
         }
-        if (f->n > 1)
-            snprintf(buf, sizeof buf, "member %d (%.100s): %d int8 operators, none left in float", k, q->name,
-                     q->n_ops);
+        int nf = qmodel_float_ops(q);
+        char fl[48];
+        if (nf)
+            snprintf(fl, sizeof fl, "%d left in float (marked below)", nf);
         else
-            snprintf(buf, sizeof buf, "%.100s: %d int8 operators, none left in float; kernels %s", q->name,
-                     q->n_ops, qkernels_name(QKERN_AUTO));
+            snprintf(fl, sizeof fl, "none left in float");
+        if (f->n > 1)
+            snprintf(buf, sizeof buf, "member %d (%.100s): %d operators, %s", k, q->name, q->n_ops - nf, fl);
+        else
+            snprintf(buf, sizeof buf, "%.100s: %d int8 operators, %s; kernels %s", q->name, q->n_ops - nf, fl,
+                     qkernels_name(QKERN_AUTO));
         cJSON_AddItemToArray(lines, cJSON_CreateString(buf));
         snprintf(buf, sizeof buf, "%4s %-8s %-12s %-11s %5s  %s", "op", "type", "output", "scale", "zp",
                  "float layers");
@@ -115,7 +120,7 @@ static void add_int8(cJSON *o, const Classifier *c) {
             char shape[32];
             snprintf(shape, sizeof shape, "%dx%dx%d", (int)op->k, (int)op->oh, (int)op->ow);
             snprintf(buf, sizeof buf, "%4d %-8s %-12s %-11.4g %5d  %s", i,
-                     op->type >= 1 && op->type <= 7 ? names[op->type] : "?", shape, (double)q->scales[i],
+                     op->type >= 1 && op->type <= 8 ? names[op->type] : "?", shape, (double)q->scales[i],
                      (int)op->out_zp, q->what[i]);
             cJSON_AddItemToArray(lines, cJSON_CreateString(buf));
         }

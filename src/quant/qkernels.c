@@ -245,6 +245,8 @@ static void run_image(const QModel *q, const uint8_t *px, int8_t *arena, uint8_t
             qk_avgpool(op, x0, y);
         } else if (op->type == QOP_LUT) {
             qk_lut(op, x0, y);
+        } else if (op->type == QOP_FLOAT_STN) {
+            qmodel_float_stn(q, op, x0, x1, y);
         } else {
             DG_ASSERT(qref_op_run(op, x0, x1, y) == 0);
         }
