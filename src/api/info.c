@@ -76,49 +76,65 @@ static double int8_macs(const QModel *q) {
     return macs;
 }
 
-/* An int8 file (digits quantize): sizes, members, and the operator table
- * as summary lines (which float layers each int8 operator stands for). */
+/* Weights of one int8 model (conv and dense). */
+static double int8_weights(const QModel *q) {
+    double w = 0;
+    for (int i = 0; i < q->n_ops; i++) {
+        const QOp *op = &q->ops[i];
+        if (op->type == QOP_CONV) w += (double)op->k * op->c * op->kh * op->kw;
+        if (op->type == QOP_DENSE) w += (double)op->k * op->c * op->h * op->w;
+    }
+    return w;
+}
+
+/* Member k's operator table as lines: a heading (how many operators, how
+ * many left in float), then one line per operator with the float layers it
+ * stands for. */
+static void add_int8_lines(cJSON *lines, const QModel *q, int k, int n_members) {
+    static const char *const names[] = {"", "conv", "dense", "maxpool", "avgpool", "table", "add", "concat", "FLOAT"};
+    char buf[256], fl[48];
+    int nf = qmodel_float_ops(q);
+    if (nf)
+        snprintf(fl, sizeof fl, "%d left in float (marked FLOAT)", nf);
+    else
+        snprintf(fl, sizeof fl, "none left in float");
+    if (n_members > 1)
+        snprintf(buf, sizeof buf, "member %d (%.100s): %d int8 operators, %s", k, q->name, q->n_ops - nf, fl);
+    else
+        snprintf(buf, sizeof buf, "%.100s: %d int8 operators, %s; kernels %s", q->name, q->n_ops - nf, fl,
+                 qkernels_name(QKERN_AUTO));
+    cJSON_AddItemToArray(lines, cJSON_CreateString(buf));
+    snprintf(buf, sizeof buf, "%4s %-8s %-12s %-11s %5s  %s", "op", "type", "output", "scale", "zp", "float layers");
+    cJSON_AddItemToArray(lines, cJSON_CreateString(buf));
+    for (int i = 0; i < q->n_ops; i++) {
+        const QOp *op = &q->ops[i];
+        char shape[32];
+        snprintf(shape, sizeof shape, "%dx%dx%d", (int)op->k, (int)op->oh, (int)op->ow);
+        snprintf(buf, sizeof buf, "%4d %-8s %-12s %-11.4g %5d  %s", i,
+                 op->type >= 1 && op->type <= 8 ? names[op->type] : "?", shape, (double)q->scales[i],
+                 (int)op->out_zp, q->what[i]);
+        cJSON_AddItemToArray(lines, cJSON_CreateString(buf));
+    }
+}
+
+/* An int8 file (digits quantize): sizes, members, the normalisation its
+ * input quantisation folds in, and the operator tables as summary lines. */
 static void add_int8(cJSON *o, const Classifier *c) {
-    static const char *const names[] = {"", "conv", "dense", "maxpool", "avgpool", "table", "add", "concat"};
     const QFile *f = c->impl;
     double weights = 0, macs = 0;
     cJSON *mem = f->n > 1 ? cJSON_AddArrayToObject(o, "members") : NULL;
     cJSON *lines = cJSON_CreateArray();
-    char buf[256];
     for (int k = 0; k < f->n; k++) {
         const QModel *q = &f->members[k];
-        double w = 0;
-        for (int i = 0; i < q->n_ops; i++)
-            if (q->ops[i].weight)
-                w += q->ops[i].type == QOP_CONV ? (double)q->ops[i].k * q->ops[i].c * q->ops[i].kh * q->ops[i].kw
-                                                : (double)q->ops[i].k * q->ops[i].c * q->ops[i].h * q->ops[i].w;
-        weights += w, macs += int8_macs(q);
+        weights += int8_weights(q), macs += int8_macs(q);
         if (mem) {
             cJSON *e = cJSON_CreateObject();
             cJSON_AddStringToObject(e, "name", q->name);
-            cJSON_AddNumberToObject(e, "params", w);
+            cJSON_AddNumberToObject(e, "params", int8_weights(q));
             cJSON_AddNumberToObject(e, "macs", int8_macs(q));
             cJSON_AddItemToArray(mem, e);
         }
-        if (f->n > 1)
-            snprintf(buf, sizeof buf, "member %d (%.100s): %d int8 operators, none left in float", k, q->name,
-                     q->n_ops);
-        else
-            snprintf(buf, sizeof buf, "%.100s: %d int8 operators, none left in float; kernels %s", q->name,
-                     q->n_ops, qkernels_name(QKERN_AUTO));
-        cJSON_AddItemToArray(lines, cJSON_CreateString(buf));
-        snprintf(buf, sizeof buf, "%4s %-8s %-12s %-11s %5s  %s", "op", "type", "output", "scale", "zp",
-                 "float layers");
-        cJSON_AddItemToArray(lines, cJSON_CreateString(buf));
-        for (int i = 0; i < q->n_ops; i++) {
-            const QOp *op = &q->ops[i];
-            char shape[32];
-            snprintf(shape, sizeof shape, "%dx%dx%d", (int)op->k, (int)op->oh, (int)op->ow);
-            snprintf(buf, sizeof buf, "%4d %-8s %-12s %-11.4g %5d  %s", i,
-                     op->type >= 1 && op->type <= 7 ? names[op->type] : "?", shape, (double)q->scales[i],
-                     (int)op->out_zp, q->what[i]);
-            cJSON_AddItemToArray(lines, cJSON_CreateString(buf));
-        }
+        add_int8_lines(lines, q, k, f->n);
     }
     const QModel *q0 = &f->members[0];
     cJSON_AddNumberToObject(o, "params", weights);
@@ -128,7 +144,6 @@ static void add_int8(cJSON *o, const Classifier *c) {
     cJSON_AddItemToArray(shape, cJSON_CreateNumber(q0->in_c));
     cJSON_AddItemToArray(shape, cJSON_CreateNumber(q0->in_h));
     cJSON_AddItemToArray(shape, cJSON_CreateNumber(q0->in_w));
-    /* the normalisation the input quantisation folds in */
     cJSON_AddNumberToObject(o, "norm_mean", (q0->in_zp + 128) / 255.0);
     cJSON_AddNumberToObject(o, "norm_std", 1.0 / (255.0 * q0->in_scale));
     cJSON_AddItemToObject(o, "summary", lines);

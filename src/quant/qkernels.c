@@ -31,7 +31,17 @@ static void prepare_op(const QOp *op, QOpFast *f) {
         if (f->wpack) memcpy(f->wpack + (size_t)k * f->t4, w, (size_t)f->t);
     }
     if (op->type != QOP_CONV) return;
-    const int C4 = (op->c + 3) / 4, KH = op->kh, KW = op->kw;
+    const int C4 = (op->c + 3) / 4, KH = op->kh, KW = op->kw, G = (KW + 3) / 4;
+    if (qk_conv_slides(op)) { /* taps grouped by 4 columns */
+        f->tdir = KH * G * 4;
+        f->wdirect = dg_xcalloc((size_t)f->k8 * f->tdir, 1);
+        for (int k = 0; k < op->k; k++)
+            for (int i = 0; i < KH; i++)
+                for (int j = 0; j < KW; j++)
+                    f->wdirect[(size_t)k * f->tdir + ((size_t)i * G + j / 4) * 4 + j % 4] =
+                        op->weight[((size_t)k * KH + i) * KW + j];
+        return;
+    }
     f->tdir = C4 * KH * KW * 4;
     f->wdirect = dg_xcalloc((size_t)f->k8 * f->tdir, 1);
     for (int k = 0; k < op->k; k++)
@@ -167,6 +177,34 @@ static void qk_maxpool(const QOp *op, const int8_t *x, int8_t *y) {
         }
 }
 
+/* Average pooling with the fields in locals; each window's sum
+ * requantized exactly as qref_avgpool does. */
+static void qk_avgpool(const QOp *op, const int8_t *x, int8_t *y) {
+    const int C = op->c, H = op->h, W = op->w, KH = op->kh, KW = op->kw, S = op->stride, OH = op->oh, OW = op->ow;
+    const int32_t zp = op->in_zp, m = op->mult[0], sh = op->shift[0], zo = op->out_zp;
+    const int32_t lo = op->act_min[0], hi = op->act_max[0], off = zp * KH * KW;
+    for (int c = 0; c < C; c++)
+        for (int oy = 0; oy < OH; oy++) {
+            int8_t *d = y + ((size_t)c * OH + oy) * OW;
+            const int8_t *src = x + ((size_t)c * H + (size_t)oy * S) * W;
+            for (int ox = 0; ox < OW; ox++) {
+                int32_t acc = 0;
+                for (int i = 0; i < KH; i++)
+                    for (int j = 0; j < KW; j++) acc += src[(size_t)i * W + ox * S + j];
+                d[ox] = qref_requant(acc - off, m, sh, zo, lo, hi);
+            }
+        }
+}
+
+/* Table lookup with the table and size in locals (a byte store may alias
+ * op's fields, so qref_lut reloads them every element). */
+static void qk_lut(const QOp *op, const int8_t *x, int8_t *y) {
+    int8_t lut[256];
+    memcpy(lut, op->lut, sizeof lut);
+    const size_t n = (size_t)op->c * op->h * op->w;
+    for (size_t i = 0; i < n; i++) y[i] = lut[(uint8_t)(x[i] + 128)];
+}
+
 /* ==== choice and the batch loop =========================================== */
 
 QKernels qkernels_auto(void) {
@@ -203,6 +241,12 @@ static void run_image(const QModel *q, const uint8_t *px, int8_t *arena, uint8_t
                 qk_dense_c(op, &fast->ops[i], x0, y);
         } else if (op->type == QOP_MAXPOOL) {
             qk_maxpool(op, x0, y);
+        } else if (op->type == QOP_AVGPOOL) {
+            qk_avgpool(op, x0, y);
+        } else if (op->type == QOP_LUT) {
+            qk_lut(op, x0, y);
+        } else if (op->type == QOP_FLOAT_STN) {
+            qmodel_float_stn(q, op, x0, x1, y);
         } else {
             DG_ASSERT(qref_op_run(op, x0, x1, y) == 0);
         }

@@ -30,6 +30,11 @@ typedef struct {
     size_t scratch_vnni; /* ... (VNNI) */
 } QFast;
 
+/* A one-channel stride-1 convolution (the zoo's first layers) runs with
+ * quads of 4 neighbouring kernel columns (tap order (i*ceil(kw/4) + j/4)*4
+ * + j%4 in wdirect) instead of 4 channels. */
+static inline int qk_conv_slides(const QOp *op) { return op->type == QOP_CONV && op->c == 1 && op->stride == 1; }
+
 /* Plain-C kernels: scratch is the per-thread scratch (scratch_c bytes). */
 void qk_conv_c(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch);
 void qk_dense_c(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y);

@@ -48,25 +48,32 @@ typedef struct {
     int hp, wp, plane; /* rows, columns, positions per phase plane (with slack for the last loads) */
     int q32;           /* wide-grid outputs, rounded up to 32 (two 16-lane blocks) */
     int w16;           /* wp rounded up to 16 (the regrouping's row buffers) */
+    int slide;         /* one input channel, stride 1 (first layers): the quads hold 4 neighbouring
+                          columns instead of 4 channels, so a kernel row is ceil(kw/4) loads, not kw */
+    int groups;        /* loads per kernel row: kw, or ceil(kw/4) when sliding */
 } DirectDims;
 
 static DirectDims direct_dims(const QOp *op) {
     DirectDims d;
     d.s = op->stride;
+    d.slide = qk_conv_slides(op);
+    d.groups = d.slide ? (op->kw + 3) / 4 : op->kw;
     d.hp = op->oh + (op->kh - 1) / d.s;
     d.wp = op->ow + (op->kw - 1) / d.s;
     d.q32 = (op->oh * d.wp + 31) / 32 * 32;
     d.w16 = (d.wp + 15) / 16 * 16;
-    d.plane = d.q32 + (op->kh - 1) / d.s * d.wp + (op->kw - 1) / d.s; /* the last load's end */
+    /* the last load's end */
+    d.plane = d.q32 + (op->kh - 1) / d.s * d.wp + (d.slide ? (d.groups - 1) * 4 : (op->kw - 1) / d.s);
     if (d.plane < d.hp * d.wp + d.w16) d.plane = d.hp * d.wp + d.w16; /* the regrouping's last row */
     return d;
 }
 
-/* Bytes of the direct path's scratch: the regrouped input, 4 row buffers,
- * the wide-grid output of 8 channels. */
+/* Bytes of the direct path's scratch: the regrouped input, 4 row buffers
+ * (sliding: the padded grid), the wide-grid output of 8 channels. */
 static size_t direct_scratch(const QOp *op) {
     DirectDims d = direct_dims(op);
-    return (size_t)(op->c + 3) / 4 * d.s * d.s * d.plane * 4 + 4 * (size_t)d.w16 + 8 * (size_t)d.q32 + 64;
+    size_t rows = d.slide ? (size_t)d.hp * d.wp + 64 : 4 * (size_t)d.w16;
+    return (size_t)(op->c + 3) / 4 * d.s * d.s * d.plane * 4 + rows + 8 * (size_t)d.q32 + 64;
 }
 
 size_t qk_vnni_scratch(const QOp *op, const QOpFast *f) {
@@ -101,6 +108,32 @@ static inline int32_t load4(const int8_t *w) {
     int32_t v;
     memcpy(&v, w, 4);
     return v;
+}
+
+/* Sliding regrouping of a one-channel input: g = the padded hp x wp grid
+ * (x + 128, padding in_zp + 128, then zeros), xp[q*4 + b] = g[q + b]. A
+ * quad may run into the next row only where the weight is zero (taps
+ * beyond kw). */
+static void slide_regroup(const QOp *op, const int8_t *x, uint8_t *xp, uint8_t *g, DirectDims d) {
+    const int H = op->h, W = op->w, PT = op->pad_t, PL = op->pad_l, wp = d.wp;
+    const uint8_t pad = (uint8_t)(op->in_zp + 128);
+    const int lo = PL < wp ? PL : wp, hi = PL + W < wp ? PL + W : wp;
+    const size_t n = (size_t)d.hp * wp;
+    for (int yy = 0; yy < d.hp; yy++) {
+        uint8_t *t = g + (size_t)yy * wp;
+        int iy = yy - PT;
+        if (iy < 0 || iy >= H) {
+            memset(t, pad, (size_t)wp);
+            continue;
+        }
+        const int8_t *src = x + (size_t)iy * W - PL;
+        memset(t, pad, (size_t)lo);
+        for (int xx = lo; xx < hi; xx++) t[xx] = (uint8_t)src[xx] ^ 0x80;
+        memset(t + hi, pad, (size_t)(wp - hi));
+    }
+    memset(g + n, 0, 4);
+    for (size_t q = 0; q < n; q++) memcpy(xp + q * 4, g + q, 4);
+    memset(xp + n * 4, 0, ((size_t)d.plane - n) * 4);
 }
 
 /* xp (c/4, phase, plane, c%4) = x + 128 on each phase's hp x wp grid,
@@ -162,7 +195,7 @@ VNNI_TARGET static void pad_regroup(const QOp *op, const int8_t *x, uint8_t *xp,
 VNNI_TARGET static inline __attribute__((always_inline)) void
 direct_block(const QOp *op, const QOpFast *f, const uint8_t *xp, DirectDims d, const int8_t *wk, const int32_t *beff,
              int k0, int nk, int q0, int8_t *wy) {
-    const int C4 = (op->c + 3) / 4, KH = op->kh, KW = op->kw, TD = f->tdir;
+    const int C4 = (op->c + 3) / 4, KH = op->kh, TD = f->tdir;
     __m512i a[2][8];
 #pragma GCC unroll 8
     for (int j = 0; j < 8; j++) a[0][j] = a[1][j] = _mm512_setzero_si512();
@@ -171,8 +204,8 @@ direct_block(const QOp *op, const QOpFast *f, const uint8_t *xp, DirectDims d, c
     for (int c4 = 0; c4 < C4; c4++)
         for (int i = 0; i < KH; i++) {
             const uint8_t *rows = xp + ((size_t)(c4 * S + i % S) * S * d.plane + q0 + (size_t)(i / S) * d.wp) * 4;
-            for (int jj = 0; jj < KW; jj++, wq += 4) {
-                const uint8_t *p = rows + ((size_t)(jj % S) * d.plane + jj / S) * 4;
+            for (int jj = 0; jj < d.groups; jj++, wq += 4) {
+                const uint8_t *p = d.slide ? rows + (size_t)jj * 16 : rows + ((size_t)(jj % S) * d.plane + jj / S) * 4;
                 __m512i v0 = _mm512_loadu_si512(p);
                 __m512i v1 = _mm512_loadu_si512(p + 64);
 #pragma GCC unroll 8
@@ -197,8 +230,11 @@ VNNI_TARGET static void conv_direct(const QOp *op, const QOpFast *f, const int8_
     const DirectDims d = direct_dims(op);
     const int C4 = (op->c + 3) / 4, OH = op->oh, OW = op->ow, TD = f->tdir;
     uint8_t *xp = scratch, *tmp = xp + (size_t)C4 * d.s * d.s * d.plane * 4;
-    int8_t *wy = (int8_t *)(tmp + 4 * (size_t)d.w16);
-    pad_regroup(op, x, xp, tmp, d);
+    int8_t *wy = (int8_t *)(tmp + (d.slide ? (size_t)d.hp * d.wp + 64 : 4 * (size_t)d.w16));
+    if (d.slide)
+        slide_regroup(op, x, xp, tmp, d);
+    else
+        pad_regroup(op, x, xp, tmp, d);
     for (int k0 = 0; k0 < op->k; k0 += 8) {
         const int8_t *wk = f->wdirect + (size_t)k0 * TD;
         int nk = op->k - k0 < 8 ? op->k - k0 : 8;
@@ -206,9 +242,18 @@ VNNI_TARGET static void conv_direct(const QOp *op, const QOpFast *f, const int8_
         for (int j = 0; j < nk; j++)
             beff[j] = (int32_t)((uint32_t)op->bias[k0 + j] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k0 + j]);
         for (int q0 = 0; q0 < d.q32; q0 += 32) direct_block(op, f, xp, d, wk, beff, k0, nk, q0, wy);
+        /* the valid columns of each wide row (16-byte masked moves; wy's reads
+         * past a row stay inside the scratch) */
         for (int j = 0; j < nk; j++)
-            for (int oy = 0; oy < OH; oy++)
-                memcpy(y + ((size_t)(k0 + j) * OH + oy) * OW, wy + (size_t)j * d.q32 + (size_t)oy * d.wp, (size_t)OW);
+            for (int oy = 0; oy < OH; oy++) {
+                int8_t *dst = y + ((size_t)(k0 + j) * OH + oy) * OW;
+                const int8_t *src = wy + (size_t)j * d.q32 + (size_t)oy * d.wp;
+                for (int ox = 0; ox < OW; ox += 16) {
+                    int rem = OW - ox;
+                    __mmask16 m = rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1);
+                    _mm_mask_storeu_epi8(dst + ox, m, _mm_loadu_si128((const __m128i *)(src + ox)));
+                }
+            }
     }
 }
 

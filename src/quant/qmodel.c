@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/check.h"
+#include "ops/ops.h"
 #include "quant/qmodel.h"
 
 /* Most int8 elements one tensor may have, taps one output may sum, and
@@ -130,6 +131,10 @@ static int check_op_kind(const QModel *q, const QOp *op, const char *origin, int
             return dg_set_error("%s: op %d: concat shapes inconsistent", origin, i);
         if (check_requant(op, 2, origin, i) < 0) return -1;
         return check_clamps(op, 1, origin, i);
+    case QOP_FLOAT_STN:
+        if (op->k != op->c || op->oh != op->h || op->ow != op->w || op->kh < 0 || op->kh > 1)
+            return dg_set_error("%s: op %d: grid sampling keeps the shape (kh: align_corners 0 or 1)", origin, i);
+        return 0;
     default:
         return dg_set_error("%s: op %d: unknown operator type %d", origin, i, (int)op->type);
     }
@@ -137,7 +142,7 @@ static int check_op_kind(const QModel *q, const QOp *op, const char *origin, int
 
 /* Graph and shape checks common to every op i. */
 static int check_op_graph(const QModel *q, const QOp *op, const char *origin, int i) {
-    int two = op->type == QOP_ADD || op->type == QOP_CONCAT;
+    int two = op->type == QOP_ADD || op->type == QOP_CONCAT || op->type == QOP_FLOAT_STN;
     if (op->out != i) return dg_set_error("%s: op %d: output id %d, expected %d", origin, i, (int)op->out, i);
     if (op->in0 < -1 || op->in0 >= i) return dg_set_error("%s: op %d: input %d is not an earlier tensor", origin, i,
                                                           (int)op->in0);
@@ -154,7 +159,8 @@ static int check_op_graph(const QModel *q, const QOp *op, const char *origin, in
     if (two) {
         int32_t c1, h1, w1;
         tensor_shape(q, op->in1, &c1, &h1, &w1);
-        if (c1 != op->c1 || h1 != op->h || w1 != op->w)
+        if (op->type == QOP_FLOAT_STN ? (int64_t)c1 * h1 * w1 != 6 || op->c1 != 6
+                                      : c1 != op->c1 || h1 != op->h || w1 != op->w)
             return dg_set_error("%s: op %d: second input's shape differs from tensor %d", origin, i, (int)op->in1);
         if (op->in1_zp != tensor_zp(q, op->in1))
             return dg_set_error("%s: op %d: second input's zero point differs from tensor %d", origin, i,
@@ -204,6 +210,36 @@ int qmodel_check(QModel *q, const char *origin) {
     return 0;
 }
 
+/* ==== float islands ======================================================= */
+
+/* Scale of tensor t. */
+static float tensor_scale(const QModel *q, int t) { return t < 0 ? q->in_scale : q->scales[t]; }
+
+void qmodel_float_stn(const QModel *q, const QOp *op, const int8_t *x, const int8_t *theta_q, int8_t *y) {
+    const size_t n = (size_t)op->c * op->h * op->w, hw = (size_t)op->h * op->w;
+    const float sx = tensor_scale(q, op->in0), st = tensor_scale(q, op->in1), so = q->scales[op->out];
+    float theta[6];
+    for (int i = 0; i < 6; i++) theta[i] = st * (float)((int32_t)theta_q[i] - op->in1_zp);
+    float *xf = dg_xmalloc(n * sizeof(float)), *yf = dg_xmalloc(n * sizeof(float));
+    float *grid = dg_xmalloc(2 * hw * sizeof(float));
+    for (size_t i = 0; i < n; i++) xf[i] = sx * (float)((int32_t)x[i] - op->in_zp);
+    affine_grid_forward(grid, theta, 1, op->h, op->w, op->kh);
+    grid_sample_forward(yf, xf, grid, 1, op->c, op->h, op->w, op->h, op->w, op->kh);
+    for (size_t i = 0; i < n; i++) {
+        float v = rintf(yf[i] / so) + (float)op->out_zp;
+        y[i] = (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v);
+    }
+    free(xf);
+    free(yf);
+    free(grid);
+}
+
+int qmodel_float_ops(const QModel *q) {
+    int n = 0;
+    for (int i = 0; i < q->n_ops; i++) n += q->ops[i].type == QOP_FLOAT_STN;
+    return n;
+}
+
 /* ==== reference run ======================================================= */
 
 int qmodel_run_ref(const QModel *q, const uint8_t *pixels, int8_t *arena, int8_t logits[QMODEL_CLASSES]) {
@@ -212,9 +248,11 @@ int qmodel_run_ref(const QModel *q, const uint8_t *pixels, int8_t *arena, int8_t
     for (int i = 0; i < q->n_ops; i++) {
         const QOp *op = &q->ops[i];
         const int8_t *x0 = op->in0 < 0 ? arena : arena + q->act_off[op->in0];
-        const int8_t *x1 = op->in1 < 0 ? (op->type == QOP_ADD || op->type == QOP_CONCAT ? arena : NULL)
-                                       : arena + q->act_off[op->in1];
-        DG_ASSERT(qref_op_run(op, x0, x1, arena + q->act_off[i]) == 0);
+        const int8_t *x1 = op->in1 < 0 ? arena : arena + q->act_off[op->in1];
+        if (op->type == QOP_FLOAT_STN)
+            qmodel_float_stn(q, op, x0, x1, arena + q->act_off[i]);
+        else
+            DG_ASSERT(qref_op_run(op, x0, x1, arena + q->act_off[i]) == 0);
     }
     memcpy(logits, arena + q->act_off[q->n_ops - 1], QMODEL_CLASSES);
     return qref_argmax(logits, QMODEL_CLASSES);

@@ -20,8 +20,10 @@
  * zoo). An exporter that needs less RAM plans its own arena from the
  * graph (ops[i].in0/in1) and the sizes (k*oh*ow).
  *
- * Left out on purpose: float islands (a layer that cannot be quantized
- * makes `digits quantize` refuse the model), depthwise convolutions.
+ * Float islands: a layer with no int8 form (the spatial transformer's
+ * grid sampling) is a QOP_FLOAT_STN op that dequantizes its inputs, runs
+ * the float op and quantizes its output (qmodel_float_stn, host only).
+ * Left out on purpose: depthwise convolutions.
  */
 #ifndef DG_QMODEL_H
 #define DG_QMODEL_H
@@ -66,6 +68,13 @@ int qmodel_check(QModel *q, const char *origin);
  * predicted digit (largest logit, first on ties). arena: act_bytes bytes
  * of the caller's. */
 int qmodel_run_ref(const QModel *q, const uint8_t *pixels, int8_t *arena, int8_t logits[QMODEL_CLASSES]);
+
+/* The float island QOP_FLOAT_STN (see the file comment): x the int8 input
+ * tensor, theta_q its 6 int8 theta values, y the int8 output. Deterministic:
+ * every kernel choice runs this same function. */
+void qmodel_float_stn(const QModel *q, const QOp *op, const int8_t *x, const int8_t *theta_q, int8_t *y);
+/* Number of float islands in q. */
+int qmodel_float_ops(const QModel *q);
 
 /* Which kernels qmodel_run uses. */
 typedef enum {

@@ -50,7 +50,11 @@ enum {
     QOP_AVGPOOL = 4, /* mean over kh x kw windows, requantized */
     QOP_LUT = 5,     /* element-wise table: tanh, ELU, ReLU, ... (256 entries) */
     QOP_ADD = 6,     /* element-wise sum of two tensors, each rescaled */
-    QOP_CONCAT = 7   /* channel concatenation of two tensors, each rescaled */
+    QOP_CONCAT = 7,  /* channel concatenation of two tensors, each rescaled */
+    QOP_FLOAT_STN = 8 /* host only, NOT defined here (it is float): a spatial transformer's grid
+                         sampling kept in float, input 0 the image-like tensor, input 1 the 6 theta
+                         values; kh = align_corners. qref_op_run refuses it (-1): a microcontroller
+                         export must refuse a model that has one */
 };
 
 /* One int8 operator. Shapes: input 0 is c x h x w, input 1 (add, concat)

@@ -4,8 +4,9 @@
  * one int8 operator: conv/linear [+ batch norm] [+ ReLU [+ batch norm]]
  * [+ dropout/flatten] -> QOP_CONV/QOP_DENSE; max/avg pooling; tanh, ELU
  * and lone ReLUs as tables; add [+ ReLU]; concat.
- * Left out on purpose: the spatial transformer, lone batch norms, pooling
- * with padding (no zoo layer has one) — refused with a message. */
+ * The spatial transformer's grid sampling stays float (QOP_FLOAT_STN: its
+ * localisation net is int8). Left out on purpose: lone batch norms (no zoo
+ * model has one) — refused with a message. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,8 +260,14 @@ static int add_weighted(Walk *w, int i) {
     if (in < -1) return -1;
     char what[64];
     describe(w->m, i, end, what, sizeof what);
-    QOp *op = new_op(w, l->type == LAYER_CONV2D ? QOP_CONV : QOP_DENSE, in, what);
-    if (l->type == LAYER_CONV2D) {
+    /* a convolution whose one window covers its whole unpadded input (lenet5's
+     * last) is a dense layer: same weights in the same (k, c*kh*kw) order */
+    int as_dense = l->type == LAYER_CONV2D && l->out.h == 1 && l->out.w == 1 && l->pad == 0 &&
+                   !(pads[0] | pads[1] | pads[2] | pads[3]) && l->kernel == l->in.h && l->kernel == l->in.w;
+    QOp *op = new_op(w, l->type == LAYER_CONV2D && !as_dense ? QOP_CONV : QOP_DENSE, in, what);
+    if (as_dense) {
+        op->k = l->out.c, op->oh = op->ow = 1;
+    } else if (l->type == LAYER_CONV2D) {
         op->k = l->out.c, op->oh = l->out.h, op->ow = l->out.w;
         op->kh = op->kw = l->kernel, op->stride = l->stride;
         op->pad_t = l->pad + pads[0], op->pad_l = l->pad + pads[2];
@@ -376,6 +383,24 @@ static int add_merge(Walk *w, int i) {
     return end;
 }
 
+/* The spatial transformer's grid sampling stays float: dequantize the
+ * input and theta, sample, quantize with the calibrated output range. */
+static int add_float_stn(Walk *w, const Layer *l) {
+    int x = input_tensor(w, l, 0, NULL), t = x < -1 ? -2 : input_tensor(w, l, 1, NULL);
+    if (x < -1 || t < -1) return -1;
+    char what[64];
+    snprintf(what, sizeof what, "%d stn (float: grid sampling)", l->index);
+    QOp *op = new_op(w, QOP_FLOAT_STN, x, what);
+    int oi = w->q->n_ops - 1;
+    float s;
+    op->in1 = t, op->c1 = 6;
+    tensor_params(w->q, t, &s, &op->in1_zp);
+    op->k = op->c, op->oh = op->h, op->ow = op->w, op->kh = l->align_corners;
+    range_params(w->range[l->index].lo, w->range[l->index].hi, &w->q->scales[oi], &op->out_zp);
+    w->tensor[l->index] = oi;
+    return 0;
+}
+
 /* Layer i (not absorbed by an earlier group): its op(s); returns the last
  * layer handled, or -1. */
 static int add_layer(Walk *w, int i) {
@@ -409,8 +434,7 @@ static int add_layer(Walk *w, int i) {
         return add_table(w, l, in) < 0 ? -1 : i;
     case LAYER_BATCHNORM:
         return refuse(w, l, "a batch norm that follows no convolution or linear layer cannot be folded");
-    case LAYER_STN:
-        return refuse(w, l, "the spatial transformer's grid sampling has no int8 form");
+    case LAYER_STN: return add_float_stn(w, l) < 0 ? -1 : i;
     default:
         return refuse(w, l, "no int8 form");
     }
@@ -422,10 +446,6 @@ static int build_ops(Walk *w) {
     for (int i = 0; i < m->n_layers; i++)
         for (int k = 0; k < m->layers[i].n_inputs; k++)
             if (m->layers[i].input_ids[k] >= 0) w->readers[m->layers[i].input_ids[k]]++;
-    for (int i = 0; i < m->n_layers; i++) {
-        if (m->layers[i].type == LAYER_STN) return refuse(w, &m->layers[i], "the spatial transformer's grid "
-                                                                            "sampling has no int8 form");
-    }
     for (int i = 0; i < m->n_layers;) {
         int end = add_layer(w, i);
         if (end < 0) return -1;

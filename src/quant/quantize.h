@@ -8,9 +8,10 @@
  * element-wise activations (tanh, ELU, ReLU on its own) as 256-entry
  * tables, dropout and flatten free.
  *
- * Left out on purpose: layers that cannot be expressed in int8 (the
- * spatial transformer's grid sampling, a batch norm with no layer to fold
- * into): the model is refused, naming the layer.
+ * The spatial transformer's grid sampling has no int8 form: it stays float
+ * between a dequantize and a quantize (QOP_FLOAT_STN), its localisation
+ * net int8. Left out on purpose: a batch norm with no layer to fold into
+ * (refused, naming the layer).
  */
 #ifndef DG_QUANTIZE_H
 #define DG_QUANTIZE_H
