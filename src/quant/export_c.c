@@ -246,8 +246,12 @@ static void put_source(FILE *f, const QModel *q, const char *origin, const size_
 static int check_exportable(const QModel *q, const char *origin) {
     if (q->in_c * q->in_h * q->in_w != 784) return dg_set_error("%s: the input is not one 28x28 image", origin);
     if (q->n_ops < 1) return dg_set_error("%s: no operators", origin);
-    for (int i = 0; i < q->n_ops; i++)
+    for (int i = 0; i < q->n_ops; i++) {
+        if (q->ops[i].type == QOP_FLOAT_STN)
+            return dg_set_error("%s: op %d: the spatial transformer's grid sampling stays float; a microcontroller "
+                                "export needs an all-int8 model", origin, i);
         if (!op_function(&q->ops[i])) return dg_set_error("%s: op %d: unknown type %d", origin, i, (int)q->ops[i].type);
+    }
     if (tensor_bytes(q, q->n_ops - 1) != 10) return dg_set_error("%s: the last op gives no 10 logits", origin);
     return 0;
 }
