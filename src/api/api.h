@@ -35,6 +35,8 @@ struct dg_dataset {
 
 struct dg_train_config {
     TrainOptions o;
+    dg_log_fn log;      /* dg_train_set_log (may be NULL) */
+    void *log_user;
 };
 
 struct dg_metrics {

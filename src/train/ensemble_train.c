@@ -227,10 +227,10 @@ int ensemble_train(const EnsembleTrainConfig *ec, const Dataset *all, const Trai
         }
         dataset_free(&fold_tr);
         dataset_free(&fold_va);
-        if (train_stop_requested() && k + 1 < ec->n) {
+        if (train_stop_pending(cfg) && k + 1 < ec->n) {
             /* asked during this member's last step, which finished it: stop
              * before the next member rather than after its first step */
-            res->interrupted = train_stop_requested();
+            res->interrupted = train_stop_pending(cfg);
             res->stop_member = k + 1;
             goto out;
         }
