@@ -55,6 +55,18 @@
  *     dg_dataset_free(train);
  *     dg_dataset_free(test);
  *
+ * Or a whole run as `digits train` does it, from settings alone (data,
+ * validation split, ensembles, checkpoints and resume, the model file):
+ *
+ *     dg_train_config *cfg = dg_train_config_new();
+ *     dg_train_set(cfg, "data", "data/mnist");
+ *     dg_train_set(cfg, "ensemble", "3");              // or "kfold", "ensemble-models"
+ *     dg_train_set(cfg, "checkpoint-dir", "ck");       // later: "resume" "ck" alone goes on
+ *     dg_train_set(cfg, "out", "ens.safetensors");
+ *     dg_model *m;
+ *     dg_train_outcome oc;
+ *     int rc = dg_train_run(cfg, &m, &oc, NULL, NULL, &stop_flag);  // DG_OK or DG_STOPPED
+ *
  * ---- Thread safety --------------------------------------------------------
  *
  * A loaded model may be shared by any number of threads that predict or
