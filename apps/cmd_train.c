@@ -136,9 +136,17 @@ static const TrainOption *flag_at(int argc, char **argv, int *i, const char **va
     return opt;
 }
 
-/* The run's lines: the run's own on stdout, notes on stderr. */
+static void stop_signals(int install);
+static int catching; /* the stop signals are caught while the loop trains */
+
+/* The run's lines: the run's own on stdout, notes on stderr; its stages
+ * install the stop signals' handlers for the training loop only. */
 static void print_line(int level, const char *line, void *user) {
     (void)user;
+    if (level == DG_LOG_STAGE) {
+        if (catching) stop_signals(strcmp(line, "train") == 0);
+        return;
+    }
     if (level == DG_LOG_WARN) {
         fflush(stdout);
         fprintf(stderr, "digits train: %s\n", line);
@@ -304,7 +312,8 @@ static void stop_signals(int install) {
 
 /* Whether a stop by signal ends in something to keep: one network always
  * (its best model so far), an ensemble only with checkpoints. Without, the
- * signals keep their default (the process ends). */
+ * signals keep their default (the process ends); with, they are caught
+ * while the loop trains (print_line's stages). */
 static int catch_signals(const dg_train_config *cfg) {
     char v[4200];
     if (setting(cfg, "checkpoint-dir", v, sizeof v)[0] || setting(cfg, "resume", v, sizeof v)[0]) return 1;
@@ -357,10 +366,8 @@ int cmd_train(int argc, char **argv) {
         return rc;
     }
     static dg_train_outcome oc;
-    int catching = catch_signals(cfg);
-    if (catching) stop_signals(1);
+    catching = catch_signals(cfg);
     int rc = dg_train_run(cfg, NULL, &oc, NULL, NULL, &stop_signal);
-    if (catching) stop_signals(0);
     if (rc == DG_STOPPED) exit_interrupted(&oc);
     if (rc == DG_ERR_ARG) cli_usage_error(CMD, "%s", dg_errmsg());
     if (rc != DG_OK) cli_fail(CMD, "%s", dg_errmsg());

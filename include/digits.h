@@ -307,9 +307,12 @@ DG_API int dg_train(dg_model *m, const dg_dataset *train, const dg_dataset *val,
  * parameters...", "saved runs/cnn-bn.safetensors"; `digits train` prints
  * them on stdout), DG_LOG_WARN notes (a config file's ignored keys, a data
  * folder taken for its mnist/ subfolder, bf16 not available, an unusable
- * latest checkpoint; on stderr). One line each, without a newline, valid
- * during the call only. */
-enum { DG_LOG_INFO = 0, DG_LOG_WARN = 1 };
+ * latest checkpoint; on stderr), DG_LOG_STAGE the run's stages, line
+ * "train" when the training loop starts (the data are loaded: a stop
+ * request takes effect from here) and "trained" when it has returned
+ * (finished or stopped; testing and saving follow). One line each, without
+ * a newline, valid during the call only. */
+enum { DG_LOG_INFO = 0, DG_LOG_WARN = 1, DG_LOG_STAGE = 2 };
 typedef void (*dg_log_fn)(int level, const char *line, void *user);
 /* Where cfg's runs send their lines (fn NULL, the default: nowhere). Called
  * on the thread that called dg_train_run or dg_train_config_load. The

@@ -489,7 +489,10 @@ static int train_single(Job *j, TrainResult *res) {
     say(j->api, DG_LOG_INFO,
         "model %s: %zu parameters, %.2f M MACs/image; %d train / %d validation images from %s (loaded in %.3fs)",
         m->spec_name, m->n_param + m->n_buffer, model_macs(m) / 1e6, j->train.n, j->val.n, j->o.data, j->load_secs);
-    if (train_run(m, &j->train, &j->val, &j->cfg, res) < 0) return DG_ERR_IO;
+    say(j->api, DG_LOG_STAGE, "train");
+    int trained = train_run(m, &j->train, &j->val, &j->cfg, res);
+    say(j->api, DG_LOG_STAGE, "trained");
+    if (trained < 0) return DG_ERR_IO;
     if (res->interrupted) return DG_STOPPED;
     char line[300];
     int len = snprintf(line, sizeof line, "trained %d epochs in %.1fs (%.0f img/s)", res->epochs_run, res->seconds,
@@ -534,7 +537,10 @@ static int train_ensemble(Job *j, dg_train_outcome *oc) {
     Model *members;
     EnsembleTrainResult res;
     /* members split `all` themselves (shared split or folds) */
-    if (ensemble_train(ens, &j->all, &j->cfg, &members, &res) < 0) return DG_ERR_IO;
+    say(j->api, DG_LOG_STAGE, "train");
+    int trained = ensemble_train(ens, &j->all, &j->cfg, &members, &res);
+    say(j->api, DG_LOG_STAGE, "trained");
+    if (trained < 0) return DG_ERR_IO;
     if (res.interrupted) {
         oc->stop_member = res.stop_member;
         snprintf(oc->checkpoint, sizeof oc->checkpoint, "%s", res.checkpoint);
