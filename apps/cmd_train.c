@@ -18,16 +18,11 @@
  * at once) with the resume hint and exit status 128+signal. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-#include <time.h>
-
-#include <signal.h>
 
 #include "cli.h"
 #include "digits.h"

@@ -81,7 +81,9 @@
  * training configurations and metrics are plain values: share them
  * read-only, or give each thread its own. dg_errmsg() is per thread.
  * dg_set_threads is process-wide (the OpenMP thread count) and is meant to
- * be called once, before the rest.
+ * be called once, before the rest. dg_train_run sets the thread count and
+ * the bf16 mode of its settings for the process while it runs (and puts
+ * them back): run one at a time per process.
  *
  * ---- Memory ownership -------------------------------------------------------
  *
@@ -92,7 +94,9 @@
  *   for the caller: release them with dg_free.
  * - `const char *` results are owned by the library: dg_version() and
  *   dg_strerror() are static; dg_errmsg() lives until the thread's next
- *   failing call; dg_model_name/kind/metadata live as long as the model.
+ *   failing call; dg_model_name/kind/metadata live as long as the model;
+ *   a dg_log_fn's line lives during the callback only.
+ * - dg_train_outcome is the caller's (stack or heap); dg_train_run fills it.
  * - Input pointers (images, paths, option text) are only read during the
  *   call; nothing keeps them.
  */
