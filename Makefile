@@ -12,6 +12,11 @@
 #   make COVERAGE=1    clang source-based coverage (into build-cov/); see bench/fuzz_cov.sh
 #   make DEBUG=1    -O0 -g
 #   make OPENMP=0   single-threaded build
+#   make MPI=1      data-parallel training on Open MPI (libopenmpi-dev) into
+#                   $(BUILD)-mpi/ (build-mpi/digits; build-san-mpi/ with
+#                   SANITIZE=1): `mpirun -np N build-mpi/digits train ...`;
+#                   see src/dist/dist.h. Without it src/dist/dist_single.c
+#                   stands in (one process) and no MPI header is needed
 #   make PORTABLE=1 runs on any x86-64-v2 CPU (SSE4.2), not just this one (into
 #                   build-portable/; the Docker image): the program compiled
 #                   for x86-64-v2, the kernels (src/ops/) three times, for
@@ -55,6 +60,10 @@ ifeq ($(PORTABLE),1)
 BUILD   := build-portable
 ARCH    := -march=x86-64-v2 -mtune=generic
 endif
+MPI     ?= 0
+ifeq ($(MPI),1)
+BUILD   := $(BUILD)-mpi
+endif
 # PORTABLE=1: -march of each kernel level (see "kernel levels" below)
 ISA_LEVELS := avx512 avx2 generic
 ISA_FLAGS_avx512  := -march=x86-64-v4 -mavx512bf16 -mtune=generic
@@ -90,6 +99,9 @@ endif
 ifeq ($(PORTABLE),1)
 CFLAGS  += -DDG_ISA_DISPATCH
 endif
+ifeq ($(MPI),1)
+CFLAGS  += $(shell pkg-config --cflags ompi-c) -DDG_HAVE_MPI
+endif
 ifeq ($(OPENMP),1)
 CFLAGS  += -fopenmp
 LDFLAGS += -fopenmp
@@ -101,6 +113,9 @@ endif
 # trains the classical baseline; LAPACK comes from the same run-time OpenBLAS
 # (src/core/blas.h).
 LDLIBS  := -lcjson -lpng -ljpeg -lz -lm -ldl -lpthread -lmicrohttpd -lcairo -lsvm -lyaml -lprotobuf-c
+ifeq ($(MPI),1)
+LDLIBS  += $(shell pkg-config --libs ompi-c)
+endif
 
 # make install PREFIX=/usr/local DESTDIR= (and make uninstall): the CLI,
 # libdigits.so.0 + libdigits.a, include/digits.h (the public API: one
@@ -132,6 +147,12 @@ SONAME  := libdigits.so.$(SOMAJOR)
 SOLIB   := $(BUILD)/libdigits.so.$(VERSION)
 
 LIB_SRC  := $(shell find src -name '*.c' | sort)
+# src/dist: Open MPI (MPI=1) or the one-process stand-in
+ifeq ($(MPI),1)
+LIB_SRC  := $(filter-out src/dist/dist_single.c,$(LIB_SRC))
+else
+LIB_SRC  := $(filter-out src/dist/dist_mpi.c,$(LIB_SRC))
+endif
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 # PORTABLE=1: the kernels as one object per level instead (kernel levels below)
 ISA_SRC  := $(filter-out src/ops/isa.c,$(wildcard src/ops/*.c))
@@ -243,6 +264,15 @@ ONNX_SRC_OBJ := $(filter $(BUILD)/src/model/onnx_%,$(LIB_OBJ))
 $(ONNX_SRC_OBJ) $(ONNX_SRC_OBJ:$(BUILD)/%=$(BUILD)/pic/%): CFLAGS += -I$(BUILD)/gen
 $(ONNX_SRC_OBJ) $(ONNX_SRC_OBJ:$(BUILD)/%=$(BUILD)/pic/%): $(BUILD)/gen/onnx.pb-c.h
 
+# src/quant/qref.h as bytes (qref_h[], qref_h_len): `digits export --format c`
+# (src/quant/export_c.c) copies it verbatim into the code it writes
+EXPORT_C_OBJ := $(BUILD)/src/quant/export_c.o $(BUILD)/pic/src/quant/export_c.o
+$(BUILD)/gen/qref_text.h: src/quant/qref.h
+	@mkdir -p $(dir $@)
+	xxd -i -n qref_h $< | sed 's/^unsigned/static const unsigned/' > $@.tmp && mv $@.tmp $@
+$(EXPORT_C_OBJ): CFLAGS += -I$(BUILD)/gen
+$(EXPORT_C_OBJ): $(BUILD)/gen/qref_text.h
+
 $(BUILD)/tests/test_serve: LDLIBS += -lcurl
 
 $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) $(BUILD)/libdigits.a
@@ -303,6 +333,6 @@ uninstall:
 	-rmdir $(D)$(DATADIR)/models/pretrained $(D)$(DATADIR)/models $(D)$(DATADIR) 2>/dev/null
 
 clean:
-	rm -rf build build-san build-fuzz build-cov build-portable
+	rm -rf build build-san build-fuzz build-cov build-portable build-mpi build-san-mpi
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,6 +1,7 @@
 /* cli.c — see cli.h. */
 #include "cli.h"
 #include "digits_internal.h"
+#include "dist/dist.h"
 
 #include <errno.h>
 #include <math.h>
@@ -29,6 +30,7 @@ void cli_fail(const char *cmd, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "digits %s: ", cmd);
+    if (dist_active()) fprintf(stderr, "rank %d: ", dist_rank()); /* under mpirun */
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
     va_end(ap);

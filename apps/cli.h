@@ -53,7 +53,8 @@ int cmd_report(int argc, char **argv);
 int cmd_ensemble(int argc, char **argv);
 int cmd_describe(int argc, char **argv);
 int cmd_info(int argc, char **argv); /* also `digits models` (= info --list) */
-int cmd_export(int argc, char **argv); /* --format onnx */
+int cmd_export(int argc, char **argv); /* --format onnx, --format c */
 int cmd_import(int argc, char **argv); /* FILE.onnx --out MODEL.safetensors */
+int cmd_quantize(int argc, char **argv); /* --model MODEL --out MODEL-int8.safetensors */
 
 #endif

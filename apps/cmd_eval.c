@@ -15,6 +15,7 @@
 #include "digits.h"
 #include "digits_internal.h"
 #include "options.h"
+#include "quant/qmodel.h"
 
 static const char *CMD = "eval";
 
@@ -30,7 +31,9 @@ static void help(void) {
            "  --top-k K             top-1..K accuracy                           [3]\n"
            "  --misclassified N     list the N most confident mistakes (index, true,\n"
            "                        predicted, confidence); with --json: keep N  [text 0, json all]\n"
-           "  --json                print one JSON object instead of the report\n");
+           "  --json                print one JSON object instead of the report\n"
+           "  --int8-logits FILE    int8 model (digits quantize): also write each image's raw int8\n"
+           "                        logits to FILE (-: stdout), 'index label predicted l0..l9'\n");
     cli_common_help(SHARED & ~(CLI_MODEL | CLI_DATA), &co);
     printf("\nExamples:\n"
            "  digits eval                                   # the pretrained default model on MNIST's test set\n"
@@ -83,10 +86,12 @@ int cmd_eval(int argc, char **argv) {
     co.data = NULL; /* resolved by eval_data_path: the model's own data for --split val */
     const char *split = "test";
     int limit = 0, json = 0, top_k = 3, n_mis = -1;
-    enum { O_SPLIT = 256, O_LIMIT, O_TOPK, O_MIS, O_JSON, O_HELP };
+    const char *int8_logits = NULL;
+    enum { O_SPLIT = 256, O_LIMIT, O_TOPK, O_MIS, O_JSON, O_HELP, O_INT8_LOGITS };
     static const struct option own[] = {
         {"split", 1, 0, O_SPLIT}, {"limit", 1, 0, O_LIMIT}, {"top-k", 1, 0, O_TOPK},
-        {"misclassified", 1, 0, O_MIS}, {"json", 0, 0, O_JSON}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"misclassified", 1, 0, O_MIS}, {"json", 0, 0, O_JSON}, {"help", 0, 0, O_HELP},
+        {"int8-logits", 1, 0, O_INT8_LOGITS}, {0, 0, 0, 0}};
     CliOptions ol;
     cli_options(&ol, own, SHARED);
     opterr = 0;
@@ -104,6 +109,7 @@ int cmd_eval(int argc, char **argv) {
         case O_TOPK: top_k = cli_int(CMD, "--top-k", optarg, 1, MODEL_NUM_CLASSES); break;
         case O_MIS: n_mis = cli_int(CMD, "--misclassified", optarg, 0, 100000000); break;
         case O_JSON: json = 1; break;
+        case O_INT8_LOGITS: int8_logits = optarg; break;
         case O_HELP: help(); return 0;
         default: cli_bad_flag(CMD, argv[optind - 1], ol.opts);
         }
@@ -137,6 +143,8 @@ int cmd_eval(int argc, char **argv) {
     if (ds.rows != height || ds.cols != width)
         cli_fail(CMD, "%s: images are %dx%d, the model expects %dx%d", data, ds.rows, ds.cols, height, width);
     if (limit && limit < ds.n) ds.n = limit;
+    if (int8_logits && qfile_dump_logits(model_path, ds.pixels, ds.labels, ds.n, int8_logits) < 0)
+        cli_fail(CMD, "%s", dg_errmsg());
 
     double loss;
     uint8_t *pred;

@@ -24,9 +24,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/api.h" /* the run's data hook (mpirun's check; not in the public API) */
 #include "cli.h"
+#include "cmd_train_mpi.h"
 #include "digits.h"
 #include "digits_internal.h"
+#include "dist/dist.h"
 #include "train/options.h"
 
 static const char *CMD = "train";
@@ -71,7 +74,9 @@ static void help(void) {
     printf("\nExamples:\n"
            "  digits train --epochs 3                         # runs/cnn-bn.safetensors (or -2, -3, ...)\n"
            "  digits train --config configs/seed004.yaml --epochs 5\n"
-           "  digits train --model lenet5 --print-config > my.yaml; digits train --config my.yaml\n");
+           "  digits train --model lenet5 --print-config > my.yaml; digits train --config my.yaml\n"
+           "  mpirun -np 4 digits train --threads 2   # data-parallel on 4 ranks: the binary of make MPI=1;\n"
+           "                                          # the same weights as --threads 8 in one process\n");
 }
 
 /* A bad value for flag --NAME: exit 2 saying what it must be. */
@@ -139,7 +144,9 @@ static int catching; /* the stop signals are caught while the loop trains */
 static void print_line(int level, const char *line, void *user) {
     (void)user;
     if (level == DG_LOG_STAGE) {
-        if (catching) stop_signals(strcmp(line, "train") == 0);
+        int training = strcmp(line, "train") == 0;
+        if (catching) stop_signals(training);
+        if (training) dist_exit_on_signals(CMD); /* under mpirun: a signal ends the rank at once */
         return;
     }
     if (level == DG_LOG_WARN) {
@@ -345,7 +352,9 @@ int cmd_train(int argc, char **argv) {
     Actions act;
     /* static: still reachable when the run fails and exits (LeakSanitizer) */
     static dg_train_config *cfg;
+    train_mpi_start(argc, argv);
     cfg = parse_settings(argc, argv, &act);
+    cfg->data_hook = train_mpi_check_data;
     if (act.print_config) {
         char *yaml = dg_train_config_yaml(cfg);
         if (!yaml) cli_fail(CMD, "out of memory");
@@ -367,5 +376,6 @@ int cmd_train(int argc, char **argv) {
     if (rc == DG_ERR_ARG) cli_usage_error(CMD, "%s", dg_errmsg());
     if (rc != DG_OK) cli_fail(CMD, "%s", dg_errmsg());
     dg_train_config_free(cfg);
+    train_mpi_end();
     return 0;
 }

@@ -168,7 +168,7 @@ DG_API void dg_model_free(dg_model *m);
  * SVM is saved by `digits train` only: DG_ERR_UNSUPPORTED. */
 DG_API int dg_model_save(const dg_model *m, const char *path);
 
-/* "cnn", "ensemble" or "svm". */
+/* "cnn", "ensemble", "svm" or "int8" (a quantized network or ensemble). */
 DG_API const char *dg_model_kind(const dg_model *m);
 /* "cnn-bn", "ensemble of 5 cnn-bn", "svm (PCA-50, RBF)". */
 DG_API const char *dg_model_name(const dg_model *m);

@@ -18,6 +18,10 @@ PKGS+=(libmicrohttpd-dev xxd libcurl4-openssl-dev curl)
 PKGS+=(libyaml-dev)
 # ONNX export/import: protobuf-c (protoc-c generates C from third_party/onnx/onnx.proto)
 PKGS+=(libprotobuf-c-dev protobuf-c-compiler)
+# data-parallel training (make MPI=1, mpirun -np N digits train): Open MPI;
+# iproute2's `ip netns` runs the two-host test (tests/e2e/mpi_netns.sh).
+# DIGITS_BUILD_ONLY=1 (the Dockerfile's build stage, no MPI build) leaves them out
+if [[ "${DIGITS_BUILD_ONLY:-0}" != 1 ]]; then PKGS+=(libopenmpi-dev openmpi-bin iproute2); fi
 # the man page (docs/digits.1) is rendered by tests/e2e/install.sh
 PKGS+=(groff-base)
 if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi
@@ -27,6 +31,11 @@ if [[ "${DIGITS_BUILD_ONLY:-0}" != 1 ]]; then PKGS+=(chromium); fi
 # the portable build's run on a CPU without AVX-512 (tests/e2e/portable.sh):
 # qemu-user's qemu-x86_64 -cpu Haswell; also left out by DIGITS_BUILD_ONLY=1
 if [[ "${DIGITS_BUILD_ONLY:-0}" != 1 ]]; then PKGS+=(qemu-user); fi
+# `digits export --format c` run on an emulated Cortex-M4 and Cortex-M0
+# (tests/e2e/mcu.sh): the Arm cross-compiler, newlib (a C library for user
+# firmware; tests/mcu/ itself links none), QEMU's Arm boards; also left out
+# by DIGITS_BUILD_ONLY=1
+if [[ "${DIGITS_BUILD_ONLY:-0}" != 1 ]]; then PKGS+=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm); fi
 # Extra packages for developers (PyTorch fixtures and benchmarks, the fuzz
 # seed generator fuzz/make_corpus.sh): DIGITS_DEV=1
 if [[ "${DIGITS_DEV:-0}" == 1 ]]; then PKGS+=(python3-torch python3-numpy python3-pil); fi

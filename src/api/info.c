@@ -9,6 +9,7 @@
 
 #include "api/api.h"
 #include "model/model.h"
+#include "quant/qmodel.h"
 
 /* model_summary's table as text (malloc'd), or NULL. */
 static char *summary_text(const Model *m) {
@@ -64,6 +65,76 @@ static void add_members(cJSON *o, const Classifier *c) {
     cJSON_AddStringToObject(o, "vote", c->vote_logits ? "logits" : "probs");
 }
 
+/* Multiply-accumulates of one int8 model per image. */
+static double int8_macs(const QModel *q) {
+    double macs = 0;
+    for (int i = 0; i < q->n_ops; i++) {
+        const QOp *op = &q->ops[i];
+        if (op->type == QOP_CONV) macs += (double)op->k * op->oh * op->ow * op->c * op->kh * op->kw;
+        if (op->type == QOP_DENSE) macs += (double)op->k * op->c * op->h * op->w;
+    }
+    return macs;
+}
+
+/* An int8 file (digits quantize): sizes, members, and the operator table
+ * as summary lines (which float layers each int8 operator stands for). */
+static void add_int8(cJSON *o, const Classifier *c) {
+    static const char *const names[] = {"", "conv", "dense", "maxpool", "avgpool", "table", "add", "concat"};
+    const QFile *f = c->impl;
+    double weights = 0, macs = 0;
+    cJSON *mem = f->n > 1 ? cJSON_AddArrayToObject(o, "members") : NULL;
+    cJSON *lines = cJSON_CreateArray();
+    char buf[256];
+    for (int k = 0; k < f->n; k++) {
+        const QModel *q = &f->members[k];
+        double w = 0;
+        for (int i = 0; i < q->n_ops; i++)
+            if (q->ops[i].weight)
+                w += q->ops[i].type == QOP_CONV ? (double)q->ops[i].k * q->ops[i].c * q->ops[i].kh * q->ops[i].kw
+                                                : (double)q->ops[i].k * q->ops[i].c * q->ops[i].h * q->ops[i].w;
+        weights += w, macs += int8_macs(q);
+        if (mem) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "name", q->name);
+            cJSON_AddNumberToObject(e, "params", w);
+            cJSON_AddNumberToObject(e, "macs", int8_macs(q));
+            cJSON_AddItemToArray(mem, e);
+        }
+        if (f->n > 1)
+            snprintf(buf, sizeof buf, "member %d (%.100s): %d int8 operators, none left in float", k, q->name,
+                     q->n_ops);
+        else
+            snprintf(buf, sizeof buf, "%.100s: %d int8 operators, none left in float; kernels %s", q->name,
+                     q->n_ops, qkernels_name(QKERN_AUTO));
+        cJSON_AddItemToArray(lines, cJSON_CreateString(buf));
+        snprintf(buf, sizeof buf, "%4s %-8s %-12s %-11s %5s  %s", "op", "type", "output", "scale", "zp",
+                 "float layers");
+        cJSON_AddItemToArray(lines, cJSON_CreateString(buf));
+        for (int i = 0; i < q->n_ops; i++) {
+            const QOp *op = &q->ops[i];
+            char shape[32];
+            snprintf(shape, sizeof shape, "%dx%dx%d", (int)op->k, (int)op->oh, (int)op->ow);
+            snprintf(buf, sizeof buf, "%4d %-8s %-12s %-11.4g %5d  %s", i,
+                     op->type >= 1 && op->type <= 7 ? names[op->type] : "?", shape, (double)q->scales[i],
+                     (int)op->out_zp, q->what[i]);
+            cJSON_AddItemToArray(lines, cJSON_CreateString(buf));
+        }
+    }
+    const QModel *q0 = &f->members[0];
+    cJSON_AddNumberToObject(o, "params", weights);
+    cJSON_AddNumberToObject(o, "buffers", 0);
+    cJSON_AddNumberToObject(o, "macs", macs);
+    cJSON *shape = cJSON_AddArrayToObject(o, "input");
+    cJSON_AddItemToArray(shape, cJSON_CreateNumber(q0->in_c));
+    cJSON_AddItemToArray(shape, cJSON_CreateNumber(q0->in_h));
+    cJSON_AddItemToArray(shape, cJSON_CreateNumber(q0->in_w));
+    /* the normalisation the input quantisation folds in */
+    cJSON_AddNumberToObject(o, "norm_mean", (q0->in_zp + 128) / 255.0);
+    cJSON_AddNumberToObject(o, "norm_std", 1.0 / (255.0 * q0->in_scale));
+    cJSON_AddItemToObject(o, "summary", lines);
+    if (mem) cJSON_AddStringToObject(o, "vote", c->vote_logits ? "logits" : "probs");
+}
+
 char *dg_model_info_json(const dg_model *m) {
     if (api_need(m, "dg_model_info_json", "model")) return NULL;
     const Classifier *c = &m->proto;
@@ -74,6 +145,7 @@ char *dg_model_info_json(const dg_model *m) {
     if (c->n_models) add_sizes(o, c);
     if (c->kind == CLASSIFIER_CNN) add_network(o, &c->models[0]);
     if (c->kind == CLASSIFIER_ENSEMBLE) add_members(o, c);
+    if (c->kind == CLASSIFIER_INT8) add_int8(o, c);
     cJSON *meta = cJSON_Parse(dg_model_metadata(m));
     cJSON_AddItemToObject(o, "metadata", meta ? meta : cJSON_CreateObject());
     char *s = cJSON_PrintUnformatted(o);

@@ -11,6 +11,7 @@
 #include "api/api.h"
 #include "core/check.h"
 #include "model/model.h"
+#include "quant/qmodel.h"
 
 /* A zeroed model with its pool ready (owned by the caller). */
 static dg_model *model_new(void) {
@@ -130,6 +131,7 @@ int dg_model_save(const dg_model *m, const char *path) {
 
 const char *dg_model_kind(const dg_model *m) {
     if (!m) return NULL;
+    if (m->proto.kind == CLASSIFIER_INT8) return "int8";
     return m->proto.kind == CLASSIFIER_ENSEMBLE ? "ensemble" : m->proto.kind == CLASSIFIER_SVM ? "svm" : "cnn";
 }
 
@@ -138,6 +140,7 @@ const char *dg_model_name(const dg_model *m) { return m ? m->proto.name : NULL; 
 size_t dg_model_param_count(const dg_model *m) {
     size_t n = 0;
     for (int k = 0; m && k < m->proto.n_models; k++) n += m->proto.models[k].n_param;
+    if (m && m->proto.kind == CLASSIFIER_INT8) n = qfile_param_count(m->proto.impl);
     return n;
 }
 

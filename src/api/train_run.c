@@ -7,8 +7,11 @@
  * the first free OUT-DIR/NAME.safetensors, NAME-2, ...). Also the config
  * file ("config") and --print-config's YAML, and the checks of options
  * that do not combine.
+ * Under mpirun (src/dist) every rank trains and only rank 0 writes files
+ * (the model, the log, checkpoints); ensembles are refused there.
  * Leaves out: the command line itself (flag syntax, --help, --summary's
- * table, exit statuses and signal handlers: apps/cmd_train.c) and the
+ * table, exit statuses and signal handlers, joining the MPI job and the
+ * ranks' agreement checks: apps/cmd_train.c, cmd_train_mpi.c) and the
  * PCA + SVM baseline (its own flags: apps/cmd_train_svm.c). The run's
  * lines go to the config's log callback (none: silent); the per-epoch lines
  * are the loop's own (printed unless "quiet"). */
@@ -29,6 +32,7 @@
 #include "core/check.h"
 #include "core/util.h"
 #include "data/augment.h"
+#include "dist/dist.h"
 #include "eval/ensemble.h"
 #include "eval/holdout.h"
 #include "model/model.h"
@@ -49,6 +53,9 @@ static void say(const dg_train_config *cfg, int level, const char *fmt, ...) {
     va_end(ap);
     cfg->log(level, line, cfg->log_user);
 }
+
+/* 1 for the process that writes files: rank 0 under mpirun, else the only one. */
+static int writer(void) { return dist_rank() == 0; }
 
 int dg_train_set_log(dg_train_config *cfg, dg_log_fn fn, void *user) {
     int rc = api_need(cfg, "dg_train_set_log", "cfg");
@@ -186,7 +193,7 @@ static int adopt_checkpoint(Job *j) {
     if (j->ens.resume ? checkpoint_open_ensemble(dir, &j->ck) < 0 : checkpoint_open(dir, &j->ck, &j->m) < 0)
         return DG_ERR_FORMAT;
     j->built = !j->ens.resume;
-    if ((j->lock_fd = checkpoint_lock(dir)) < 0) return DG_ERR_IO;
+    if (writer() && (j->lock_fd = checkpoint_lock(dir)) < 0) return DG_ERR_IO;
     if (j->ck.warning[0]) say(j->api, DG_LOG_WARN, "warning: %s", j->ck.warning);
     TrainOptions saved;
     int rc = saved_settings(j, &saved);
@@ -311,6 +318,7 @@ static int name_out(Job *j, const char *base) {
 static int choose_out(Job *j) {
     const TrainOptions *o = &j->o;
     int rc;
+    if (!writer()) return DG_OK; /* under mpirun rank 0 writes */
     if (o->resume) {
         snprintf(j->out, sizeof j->out, "%s", j->ck.cfg.out_path ? j->ck.cfg.out_path : "");
         if (!j->out[0]) return api_fail(DG_ERR_FORMAT, "%s: checkpoint names no model file", j->ck.path);
@@ -411,7 +419,7 @@ static int load_data(Job *j) {
  * checkpoint what "resume" needs to load the same data (digits.run). */
 static int start_checkpointing(Job *j) {
     TrainOptions *o = &j->o;
-    if (!o->checkpoint_dir || o->resume) return DG_OK;
+    if (!o->checkpoint_dir || o->resume || !writer()) return DG_OK;
     if ((j->lock_fd = checkpoint_lock(o->checkpoint_dir)) < 0) return DG_ERR_IO;
     /* "resume" takes a folder with ensemble.json for an ensemble run */
     if (!j->ensemble_mode && checkpoint_is_ensemble(o->checkpoint_dir))
@@ -600,9 +608,18 @@ static int prepare(Job *j) {
         if (model_build_named(&j->m, j->o.model) < 0) return DG_ERR_FORMAT;
         j->built = 1;
     }
-    if ((rc = make_config(j)) || (rc = plan_ensemble(j)) || (rc = choose_out(j)) || (rc = load_data(j)) ||
-        (rc = start_checkpointing(j)))
-        return rc;
+    if ((rc = make_config(j)) || (rc = plan_ensemble(j)) || (rc = choose_out(j))) return rc;
+    if (j->ensemble_mode && dist_active())
+        return api_fail(DG_ERR_ARG, "--ensemble, --kfold and --ensemble-models do not run under mpirun yet");
+    if ((rc = load_data(j))) return rc;
+    if (j->api->data_hook) j->api->data_hook(&j->train, &j->val);
+    if ((rc = start_checkpointing(j))) return rc;
+    if (!writer()) { /* ranks > 0: no model file, log or checkpoints, no progress lines */
+        j->cfg.out_path = NULL;
+        j->cfg.log_path = NULL;
+        j->cfg.checkpoint_dir = NULL;
+        j->cfg.quiet = 1;
+    }
     return DG_OK;
 }
 
@@ -662,13 +679,13 @@ int dg_train_run(const dg_train_config *cfg, dg_model **out, dg_train_outcome *o
                 oc->stop_epoch = res.stop_epoch;
                 oc->stop_step = res.steps;
                 snprintf(oc->checkpoint, sizeof oc->checkpoint, "%s", res.checkpoint);
-            } else if (!rc) {
+            } else if (!rc && writer()) {
                 rc = test_and_save(j, &res);
             }
         }
     }
     if (rc == DG_STOPPED) oc->stopped = 1;
     job_free(j);
-    if (rc == DG_OK && out) rc = dg_model_load(out, oc->model_path);
+    if (rc == DG_OK && out && oc->model_path[0]) rc = dg_model_load(out, oc->model_path);
     return rc;
 }

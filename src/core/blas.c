@@ -73,13 +73,21 @@ const char *dg_blas_info(void) {
 /* Products below this many multiply-adds are not worth waking a thread for. */
 #define PARALLEL_MIN_MACS (1L << 20)
 
+static int sgemm_blocks; /* dg_sgemm_set_blocks */
+
+void dg_sgemm_set_blocks(int blocks) { sgemm_blocks = blocks > 0 ? blocks : 0; }
+
 void dg_sgemm_parallel(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N,
                        int K, float alpha, const float *A, int lda, const float *B, int ldb,
                        float beta, float *C, int ldc) {
-    int nt = 1;
+    int nt = 1, threads = 1;
 #ifdef _OPENMP
-    if (!omp_in_parallel()) nt = omp_get_max_threads();
+    if (!omp_in_parallel()) {
+        nt = threads = omp_get_max_threads();
+        if (sgemm_blocks) nt = sgemm_blocks;
+    }
 #endif
+    (void)threads;
     if (nt <= 1 || (long)M * N * K < PARALLEL_MIN_MACS || order != CblasRowMajor) {
         dg_sgemm(order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
@@ -89,7 +97,7 @@ void dg_sgemm_parallel(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb
     const int extent = split_rows ? M : N;
     if (nt > extent) nt = extent;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(threads < nt ? threads : nt)
 #endif
     for (int t = 0; t < nt; t++) {
         const int lo = (int)((long)t * extent / nt), hi = (int)((long)(t + 1) * extent / nt);

@@ -27,6 +27,13 @@ void dg_sgemm(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, 
 void dg_sgemm_parallel(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N,
                        int K, float alpha, const float *A, int lda, const float *B, int ldb,
                        float beta, float *C, int ldc);
+/* Cut dg_sgemm_parallel's products into this many blocks, whatever the
+ * thread count (0: one block per thread, the default). The blocks are run
+ * by the threads there are; the result is that of a process with `blocks`
+ * threads, bit for bit: distributed training (src/train/dist_train.c)
+ * computes a layer as the single process it stands for would.
+ * Process-wide; not for use while products run on other threads. */
+void dg_sgemm_set_blocks(int blocks);
 /* Any other routine of the bound OpenBLAS by symbol name, e.g. LAPACK's
  * "dsyevr_" (OpenBLAS ships LAPACK). Linking -llapack instead would load a
  * second BLAS at start-up: liblapack.so.3 is an alternatives link to some

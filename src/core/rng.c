@@ -56,6 +56,21 @@ void rng_fill_uniform(Rng *r, float *out, size_t n) {
     if (n & 1) out[n - 1] = (float)(splitmix64_mix(seed + (pairs + 1) * 0x9e3779b97f4a7c15ULL) >> 40) * scale;
 }
 
+/* Element k of the fill above is half k % 2 of hash k / 2 + 1. */
+void rng_fill_uniform_part(Rng *r, float *out, size_t offset, size_t n) {
+    if (offset == 0) {
+        rng_fill_uniform(r, out, n);
+        return;
+    }
+    const uint64_t seed = rng_next(r);
+    const float scale = 1.0f / 16777216.0f;
+    for (size_t i = 0; i < n; i++) {
+        const size_t k = offset + i;
+        const uint64_t h = splitmix64_mix(seed + (k / 2 + 1) * 0x9e3779b97f4a7c15ULL);
+        out[i] = (float)(k % 2 ? (h >> 16) & 0xffffff : h >> 40) * scale;
+    }
+}
+
 float rng_uniform_range(Rng *r, float lo, float hi) { return lo + (hi - lo) * rng_uniform(r); }
 
 float rng_normal(Rng *r) {

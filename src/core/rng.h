@@ -24,6 +24,10 @@ float rng_uniform(Rng *r);
  * of seed + i), so the fill is vectorised and split across threads and
  * its values depend only on the stream state, never on the thread count. */
 void rng_fill_uniform(Rng *r, float *out, size_t n);
+/* Elements [offset, offset + n) of what rng_fill_uniform(r, ., offset + n
+ * + more) would write, taking the same one draw from r: one shard of a
+ * batch's noise (distributed training). offset 0 is rng_fill_uniform. */
+void rng_fill_uniform_part(Rng *r, float *out, size_t offset, size_t n);
 /* Uniform in [lo, hi). */
 float rng_uniform_range(Rng *r, float lo, float hi);
 /* Standard normal (Box-Muller). */

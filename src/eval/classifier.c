@@ -97,6 +97,14 @@ int classifier_load(Classifier *c, const char *path, int max_batch, int threads)
         snprintf(c->name, sizeof c->name, "svm (PCA-%d, RBF)", s->pca.k);
         return 0;
     }
+    if (strcmp(kind, "int8") == 0) {
+        if (classifier_load_int8(c, path, max_batch) < 0) {
+            free(meta);
+            return -1;
+        }
+        c->metadata_json = meta;
+        return 0;
+    }
     if (strcmp(kind, "ensemble") == 0) {
         if (ensemble_load(c, path, meta, max_batch, threads) < 0) {
             free(meta);
@@ -113,6 +121,7 @@ int classifier_load(Classifier *c, const char *path, int max_batch, int threads)
 
 void classifier_free(Classifier *c) {
     if (c->kind == CLASSIFIER_SVM && c->impl) pcasvm_free(c->impl);
+    classifier_int8_free(c);
     free(c->impl);
     for (int i = 0; i < c->n_models; i++) model_free(&c->models[i]);
     free(c->models);
@@ -137,6 +146,9 @@ static void predict_chunk(Classifier *c, const uint8_t *pixels, int n, float *pr
         break;
     case CLASSIFIER_ENSEMBLE:
         ensemble_predict_chunk(c, pixels, n, probs, logits);
+        break;
+    case CLASSIFIER_INT8:
+        classifier_int8_predict_chunk(c, pixels, n, probs, logits);
         break;
     default:
         DG_ASSERT(!"classifier kind without a predict implementation");

@@ -18,7 +18,7 @@
 #include "data/data.h"
 #include "model/model.h"
 
-typedef enum { CLASSIFIER_CNN, CLASSIFIER_ENSEMBLE, CLASSIFIER_SVM } ClassifierKind;
+typedef enum { CLASSIFIER_CNN, CLASSIFIER_ENSEMBLE, CLASSIFIER_SVM, CLASSIFIER_INT8 } ClassifierKind;
 
 typedef struct Classifier {
     ClassifierKind kind;
@@ -27,7 +27,7 @@ typedef struct Classifier {
     Model *models;        /* CNN: 1 model; ensemble: n_models members (owned) */
     int n_models;
     int vote_logits;      /* ensemble: 1 = sum of logits, 0 = mean of probabilities */
-    void *impl;           /* kind-specific state (e.g. the SVM), owned */
+    void *impl;           /* kind-specific state (e.g. the SVM, the int8 QFile), owned */
     char *metadata_json;  /* the model file's metadata object as JSON text (owned) */
     int batch;            /* largest batch classifier_predict handles in one pass */
     int tta;              /* test-time augmentation: average the probabilities of this
@@ -52,5 +52,11 @@ void classifier_predict(Classifier *c, const uint8_t *pixels, int n, float *prob
  * set has labels and loss is non-NULL, *loss is the mean cross-entropy of
  * the probabilities. Returns accuracy (0 if unlabelled). */
 double classifier_predict_dataset(Classifier *c, const Dataset *ds, uint8_t *pred, float *probs, double *loss);
+
+/* int8 model files (digits.kind = "int8", classifier_int8.c): load into c
+ * (impl = the QFile), free its impl, predict one chunk. */
+int classifier_load_int8(Classifier *c, const char *path, int max_batch);
+void classifier_int8_free(Classifier *c);
+void classifier_int8_predict_chunk(Classifier *c, const uint8_t *pixels, int n, float *probs, float *logits);
 
 #endif

@@ -119,6 +119,8 @@ struct Layer {
     int nthreads;
     Rng *rng;                 /* dropout stream (the model's) */
     float *noise;             /* shared uniform-noise buffer for dropout (N * max elements) */
+    size_t noise_row;         /* dropout: the first row's index in the whole batch (distributed
+                               * training's shard, src/train/dist_train.c); 0 otherwise */
 };
 
 extern const LayerKind *const layer_kinds[LAYER_KIND_COUNT];

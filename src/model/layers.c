@@ -428,7 +428,7 @@ static void dropout_layer_forward(Layer *l, int n, int training) {
         return;
     }
     size_t count = (size_t)n * l->n_scratch;
-    rng_fill_uniform(l->rng, l->noise, count);
+    rng_fill_uniform_part(l->rng, l->noise, l->noise_row * l->n_scratch, count);
     if (l->type == LAYER_DROPOUT)
         dropout_forward(l->y, l->scratch, l->x, l->noise, count, l->p);
     else

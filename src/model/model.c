@@ -568,6 +568,7 @@ void model_backward(Model *m, const float *dlogits, int n) {
         const BnFusion pair = train_fusion(m, i);
         if (pair != BN_PLAIN) fused_pair_backward(m, pair, i, n);
         else l->kind->backward(l, n);
+        if (m->backward_hook) m->backward_hook(m->backward_hook_ctx, l, n);
         /* a second (third...) reader of an output: add its share into the
          * producer's dy, which the first reader (backward order) wrote */
         for (int k = 0; k < l->n_inputs; k++) {

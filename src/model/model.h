@@ -100,6 +100,11 @@ typedef struct {
      * 1 runs them as two layers (tests; DIGITS_TRAIN_FUSION=0 does it for
      * every model, for A/B measurements). */
     int unfused_training;
+    /* Called after every layer's backward when set (distributed training,
+     * src/train/dist_train.c: it keeps a convolution's per-chunk weight
+     * gradients before the next layer reuses the shared partial buffer). */
+    void (*backward_hook)(void *ctx, Layer *l, int n);
+    void *backward_hook_ctx;
 } Model;
 
 /* Build the layer list and parameter blocks from spec text; `origin` names
@@ -214,7 +219,7 @@ int model_save_dtype(const Model *m, const char *path, DgDtype dtype);
  * model_load skips them (a checkpoint is a usable model file). */
 typedef struct {
     const char *name;
-    const char *dtype; /* "F32" or "I32" */
+    const char *dtype; /* "F32" or "I32" ("I8": safetensors_write_raw) */
     size_t count;      /* elements */
     const void *data;
 } SafeTensor;
@@ -266,6 +271,9 @@ typedef struct {
 /* Atomic write of n tensors; meta_json: a JSON object of string values
  * (the "__metadata__"), or NULL. */
 int safetensors_write(const char *path, const char *meta_json, const StTensor *t, int n);
+/* Atomic write of n 1-D tensors of dtype "F32", "I32" or "I8" (SafeTensor
+ * above; int8 model files, src/quant/qfile.c); meta_json as above. */
+int safetensors_write_raw(const char *path, const char *meta_json, const SafeTensor *t, int n);
 /* Read with safetensors_open / safetensors_meta / safetensors_close above, and: */
 /* Copy tensor `name` into *data (malloc'd) after checking dtype F32, that its
  * shape is exactly shape[0..ndim) and its offsets lie in the file:

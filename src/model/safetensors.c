@@ -80,6 +80,7 @@ static void meta_float(cJSON *meta, const char *key, float v) {
 
 static size_t dtype_size(const char *dtype) {
     if (strcmp(dtype, "F16") == 0 || strcmp(dtype, "BF16") == 0) return 2;
+    if (strcmp(dtype, "I8") == 0) return 1;
     return strcmp(dtype, "F32") == 0 || strcmp(dtype, "I32") == 0 ? 4 : 0;
 }
 
@@ -604,7 +605,8 @@ int safetensors_read(const char *path, const char *name, float **data, size_t *c
         return dg_set_error("%s: no tensor %s", path, name);
     }
     size_t es = cJSON_IsString(dtype) ? dtype_size(dtype->valuestring) : 0;
-    if (es == 0 || strcmp(dtype->valuestring, "I32") == 0 || entry_range(s, e, &begin, &bytes) < 0 ||
+    if (es == 0 || strcmp(dtype->valuestring, "I32") == 0 || strcmp(dtype->valuestring, "I8") == 0 ||
+        entry_range(s, e, &begin, &bytes) < 0 ||
         bytes % es) {
         safetensors_close(s);
         return dg_set_error("%s: tensor %s: not F32/F16/BF16 or bad offsets", path, name);
@@ -664,6 +666,37 @@ int safetensors_write(const char *path, const char *meta_json, const StTensor *t
         for (int d = 0; d < t[i].ndim; d++) count *= (size_t)t[i].shape[d];
         data[i] = t[i].data, bytes[i] = count * sizeof(float);
     }
+    int rc = write_file(path, json, data, bytes, n);
+    free(data);
+    free(bytes);
+    return rc;
+}
+
+int safetensors_write_raw(const char *path, const char *meta_json, const SafeTensor *t, int n) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON *meta = meta_json ? cJSON_Parse(meta_json) : cJSON_CreateObject();
+    DG_ASSERT(cJSON_IsObject(meta));
+    if (!cJSON_GetObjectItemCaseSensitive(meta, "digits.version"))
+        cJSON_AddStringToObject(meta, "digits.version", DG_VERSION);
+    cJSON_AddItemToObject(root, "__metadata__", meta);
+    const void **data = dg_xcalloc((size_t)n + 1, sizeof *data);
+    size_t *bytes = dg_xcalloc((size_t)n + 1, sizeof *bytes);
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        size_t es = dtype_size(t[i].dtype);
+        DG_ASSERT(es > 0);
+        cJSON *e = cJSON_AddObjectToObject(root, t[i].name);
+        cJSON_AddStringToObject(e, "dtype", t[i].dtype);
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(e, "shape"), cJSON_CreateNumber((double)t[i].count));
+        cJSON *offs = cJSON_AddArrayToObject(e, "data_offsets");
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+        data[i] = t[i].data, bytes[i] = t[i].count * es;
+        off += bytes[i];
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+    }
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    DG_ASSERT(json);
     int rc = write_file(path, json, data, bytes, n);
     free(data);
     free(bytes);

@@ -10,9 +10,11 @@
 
 #include "core/check.h"
 #include "core/util.h"
+#include "dist/dist.h"
 #include "eval/holdout.h"
 #include "eval/metrics.h"
 #include "ops/ops.h"
+#include "train/dist_train.h"
 #include "train/options.h"
 #include "train/resume.h"
 
@@ -167,7 +169,19 @@ typedef struct {
     FILE *log;
     double t0, paused;           /* the epoch's start; seconds of mid-epoch monitor passes */
     float lr;
+    DistTrain *dist;             /* under mpirun: this rank's part (dist_train.h), else NULL */
+    int lo, nr;                  /* the batch rows this process trains: [lo, lo + nr) */
+    int stop_all;                /* under mpirun: some rank had a stop request at the last step */
 } Loop;
+
+/* stop_pending, agreed by every rank of a distributed run through the
+ * last step's exchange (one rank's request stops them all after the same
+ * step; SIGTERM's number for the ranks that got none). */
+static int stop_agreed(const Loop *L) {
+    int s = stop_pending(L->cfg);
+    if (!L->dist) return s;
+    return L->stop_all ? (s ? s : SIGTERM) : 0;
+}
 
 /* Optimiser, schedule and state; a resumed run's from its checkpoint.
  * Returns -1 (all freed) if the checkpoint does not fit. */
@@ -191,6 +205,17 @@ static int loop_start(Loop *L) {
         train_state_free(st);
         optim_free(&L->opt);
         return -1;
+    }
+    if (dist_active()) {
+        const int N = dist_size(), last = L->train->n % L->B;
+        if (L->B < N || (last && last < N))
+            dg_set_error("%d ranks need at least one image each of every batch: --batch-size %d leaves %d in an "
+                         "epoch's last batch; change --batch-size or --limit", N, L->B, last ? last : L->B);
+        if (L->B < N || (last && last < N) || !(L->dist = dist_train_start(m, L->B))) {
+            train_state_free(st);
+            optim_free(&L->opt);
+            return -1;
+        }
     }
     L->batch_px = dg_xmalloc((size_t)L->B * L->img);
     L->batch_y = dg_xmalloc((size_t)L->B);
@@ -228,19 +253,54 @@ static void epoch_start(Loop *L) {
     L->lr = sched_lr(&L->sched, st->step, st->epoch);
 }
 
-/* Batch b of the epoch: its n images (augmented) and labels. */
+/* Batch b of the epoch: its n images (augmented) and labels; under
+ * mpirun only this rank's rows [L->lo, L->lo + L->nr) are loaded. */
 static int load_batch(Loop *L, int b) {
     const Dataset *train = L->train;
     const int *order = L->st.order;
     int start = b * L->B, n = train->n - start < L->B ? train->n - start : L->B;
-    for (int i = 0; i < n; i++) {
+    L->lo = 0, L->nr = n;
+    if (L->dist) dist_train_shard(n, &L->lo, &L->nr);
+    for (int i = L->lo; i < L->lo + L->nr; i++) {
         memcpy(L->batch_px + (size_t)i * L->img, train->pixels + (size_t)order[start + i] * L->img, L->img);
         L->batch_y[i] = train->labels[order[start + i]];
     }
-    if (L->cfg->augment)
-        augment_batch(L->cfg->augment, L->cfg->seed, L->st.epoch, order + start, L->batch_px, n, train->rows,
-                      train->cols);
+    if (L->cfg->augment && L->nr > 0)
+        augment_batch(L->cfg->augment, L->cfg->seed, L->st.epoch, order + start + L->lo,
+                      L->batch_px + (size_t)L->lo * L->img, L->nr, train->rows, train->cols);
     return n;
+}
+
+/* Forward and backward of this rank's rows of a distributed batch of n,
+ * then the exchange that leaves the whole batch's gradient in m->grads;
+ * the rows' summed loss and correct count, and the ranks' stop requests,
+ * are combined across ranks. */
+static float dist_step(Loop *L, int n, double *loss_sum, long *correct) {
+    Model *m = L->m;
+    Layer *last = &m->layers[m->n_layers - 1];
+    double part[3] = {0, 0, stop_pending(L->cfg) != 0}; /* loss sum, correct, stop requests */
+    const uint8_t *y = L->batch_y + L->lo;
+    dist_set_step(L->st.step + 1);
+    dist_train_begin(L->dist, L->lo, L->nr, n);
+    model_load_pixels(m, L->batch_px + (size_t)L->lo * L->img, L->nr);
+    float *logits = model_forward(m, L->nr, 1);
+    part[0] = (double)softmax_xent_forward(L->probs, logits, y, L->nr, MODEL_NUM_CLASSES) * L->nr;
+    dist_train_xent_backward(last->dy, L->probs, y, L->nr, n);
+    model_zero_grad(m);
+    model_backward(m, last->dy, L->nr);
+    for (int i = 0; i < L->nr; i++) {
+        const float *row = L->probs + (size_t)i * MODEL_NUM_CLASSES;
+        int best = 0;
+        for (int k = 1; k < MODEL_NUM_CLASSES; k++)
+            if (row[k] > row[best]) best = k;
+        part[1] += best == y[i];
+    }
+    dist_train_reduce(L->dist);
+    dist_allreduce_sum_f64(part, 3);
+    L->stop_all = part[2] > 0;
+    *loss_sum = part[0];
+    *correct = (long)part[1];
+    return (float)(part[0] / n);
 }
 
 /* Forward, loss, backward and one optimiser step on the loaded batch;
@@ -249,6 +309,19 @@ static void train_step(Loop *L, int n) {
     Model *m = L->m;
     TrainState *st = &L->st;
     Layer *last = &m->layers[m->n_layers - 1];
+    if (L->dist) {
+        double loss_sum;
+        long correct;
+        dist_step(L, n, &loss_sum, &correct);
+        L->lr = sched_lr(&L->sched, st->step, st->epoch);
+        optim_step(&L->opt, m->params, m->grads, L->lr);
+        st->step++;
+        if (st->ema) ema_update(st->ema, m, L->cfg->ema, st->step);
+        st->loss_sum += loss_sum;
+        st->seen += n;
+        st->correct += correct;
+        return;
+    }
     model_load_pixels(m, L->batch_px, n);
     float *logits = model_forward(m, n, 1);
     float loss = softmax_xent_forward(L->probs, logits, L->batch_y, n, MODEL_NUM_CLASSES);
@@ -300,10 +373,11 @@ static int run_steps(Loop *L) {
         if (cfg->on_step) cfg->on_step(cfg->on_step_ctx, st->step);
         /* stop requested: after this step, unless the epoch is done anyway
          * (then its end, validation and checkpoint come first) */
-        if (stop_pending(cfg) && more) {
+        const int stop = stop_agreed(L);
+        if (stop && more) {
             st->batch = b + 1;
             st->epoch_seconds = now_seconds() - L->t0 - L->paused;
-            L->res->interrupted = stop_pending(cfg);
+            L->res->interrupted = stop;
             return 1;
         }
     }
@@ -411,6 +485,14 @@ static int loop_finish(Loop *L, int rc) {
         if (rc == 0 && L->cfg->out_path && model_save_dtype(m, L->cfg->out_path, (DgDtype)L->cfg->dtype) < 0) rc = -1;
     }
     if (L->log) fclose(L->log);
+    if (L->dist && !L->cfg->quiet) {
+        long steps;
+        size_t bytes;
+        double secs = dist_train_comm_seconds(L->dist, &steps, &bytes);
+        printf("%d ranks: %.0f KiB exchanged per step, %.3f ms per step in the exchange\n", dist_size(),
+               bytes / 1024.0, steps ? 1e3 * secs / steps : 0.0);
+    }
+    dist_train_free(L->dist);
     free(L->batch_px);
     free(L->batch_y);
     free(L->probs);
@@ -445,7 +527,8 @@ int train_run(Model *m, const Dataset *train, const Dataset *val, const TrainCon
             rc = -1;
             break;
         }
-        if (stop_pending(cfg) && !L.st.finished) res->interrupted = stop_pending(cfg);
+        const int stop = stop_agreed(&L);
+        if (stop && !L.st.finished) res->interrupted = stop;
     }
     return loop_finish(&L, rc);
 }

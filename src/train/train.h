@@ -12,7 +12,10 @@
  * With cfg.ema the model evaluated and kept is the weights' exponential
  * moving average (Keras's use_ema, timm's ModelEma): after step t,
  * ema = d·ema + (1−d)·w with d = min(ema_decay, (1+t)/(10+t)), over the
- * parameters and the batch-norm running statistics alike. */
+ * parameters and the batch-norm running statistics alike.
+ * Under mpirun (the MPI build, after dist_init) every rank runs train_run
+ * on the same data and trains its shard of each batch; the ranks' steps
+ * are the single-process steps bit for bit (dist_train.h). */
 #ifndef DG_TRAIN_H
 #define DG_TRAIN_H
 

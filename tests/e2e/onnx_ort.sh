@@ -78,7 +78,7 @@ expect_error 2 "--out MODEL.safetensors is required" -- "$DIGITS" import "$TMP/l
 expect_error 2 "which ONNX file?" -- "$DIGITS" import --out "$TMP/x.safetensors"
 
 # errors: usage (2) and runtime (1, one line)
-expect_error 2 "--format: 'c' is not a known format" -- "$DIGITS" export --format c --model "$TMP/trained.safetensors" --out "$TMP/x.onnx"
+expect_error 2 "--format: 'tflite' is not a known format (onnx, c)" -- "$DIGITS" export --format tflite --model "$TMP/trained.safetensors" --out "$TMP/x.onnx"
 expect_error 2 "--out FILE.onnx is required" -- "$DIGITS" export --model "$TMP/trained.safetensors"
 expect_error 1 "linear-4x4.safetensors: the input is 1x4x4; the ONNX export is for 1x28x28 images" -- "$DIGITS" export --model fuzz/corpus/model/linear-4x4.safetensors --out "$TMP/x.onnx"
 expect_error 1 "$TMP/missing.safetensors" -- "$DIGITS" export --model "$TMP/missing.safetensors" --out "$TMP/x.onnx"

@@ -1,0 +1,237 @@
+/* qkernels.c — running an int8 model fast: the per-op precomputation,
+ * the plain-C integer kernels (im2col + int32 multiply-adds that the
+ * compiler vectorises), the choice between them and the AVX512-VNNI ones
+ * (qkernels_vnni.c), and the batch loop over images (OpenMP). Pools,
+ * tables, add and concat run the qref.h code itself: they are a few
+ * percent of the work. Every path is bit-identical to qref.h because each
+ * output's int32 accumulator is the same integer (sums are exact; only the
+ * order differs) and the requantization is qref_requant's.
+ * Left out on purpose: batching inside a layer (one image at a time per
+ * thread keeps the arena small and the code simple). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/check.h"
+#include "quant/qkernels.h"
+
+/* ==== precomputation ====================================================== */
+
+/* Weight sums and VNNI packing of a conv or dense op. */
+static void prepare_op(const QOp *op, QOpFast *f) {
+    f->t = op->type == QOP_CONV ? op->c * op->kh * op->kw : op->c * op->h * op->w;
+    f->t4 = op->type == QOP_CONV ? (f->t + 3) / 4 * 4 : (f->t + 63) / 64 * 64;
+    f->k8 = (op->k + 7) / 8 * 8;
+    f->wsum = dg_xcalloc((size_t)op->k, sizeof *f->wsum);
+    if (op->type == QOP_DENSE) f->wpack = dg_xcalloc((size_t)f->k8 * f->t4, 1);
+    for (int k = 0; k < op->k; k++) {
+        const int8_t *w = op->weight + (size_t)k * f->t;
+        int32_t s = 0;
+        for (int t = 0; t < f->t; t++) s += w[t];
+        f->wsum[k] = s;
+        if (f->wpack) memcpy(f->wpack + (size_t)k * f->t4, w, (size_t)f->t);
+    }
+    if (op->type != QOP_CONV) return;
+    const int C4 = (op->c + 3) / 4, KH = op->kh, KW = op->kw;
+    f->tdir = C4 * KH * KW * 4;
+    f->wdirect = dg_xcalloc((size_t)f->k8 * f->tdir, 1);
+    for (int k = 0; k < op->k; k++)
+        for (int c = 0; c < op->c; c++)
+            for (int i = 0; i < KH; i++)
+                for (int j = 0; j < KW; j++)
+                    f->wdirect[(size_t)k * f->tdir + (((size_t)(c / 4) * KH + i) * KW + j) * 4 + c % 4] =
+                        op->weight[(((size_t)k * op->c + c) * KH + i) * KW + j];
+}
+
+void qkernels_prepare(QModel *q) {
+    qkernels_release(q);
+    QFast *fast = dg_xcalloc(1, sizeof *fast);
+    fast->ops = dg_xcalloc((size_t)q->n_ops, sizeof *fast->ops);
+    for (int i = 0; i < q->n_ops; i++) {
+        const QOp *op = &q->ops[i];
+        if (op->type != QOP_CONV && op->type != QOP_DENSE) continue;
+        prepare_op(op, &fast->ops[i]);
+        size_t p = (size_t)op->oh * op->ow;
+        if (op->type == QOP_CONV) {
+            size_t c = (size_t)fast->ops[i].t * p + 4 * p + 64;
+            if (c > fast->scratch_c) fast->scratch_c = c;
+        }
+        size_t v = qk_vnni_scratch(op, &fast->ops[i]);
+        if (v > fast->scratch_vnni) fast->scratch_vnni = v;
+    }
+    q->fast = fast;
+}
+
+void qkernels_release(QModel *q) {
+    QFast *fast = q->fast;
+    if (!fast) return;
+    for (int i = 0; i < q->n_ops; i++) {
+        free(fast->ops[i].wsum);
+        free(fast->ops[i].wpack);
+        free(fast->ops[i].wdirect);
+    }
+    free(fast->ops);
+    free(fast);
+    q->fast = NULL;
+}
+
+/* ==== plain-C kernels ===================================================== */
+
+/* cols (T, P): the input values each output reads, padding = in_zp
+ * (fields in locals, valid columns computed once per tap, as in
+ * qkernels_vnni.c). */
+static void im2col_i8(const QOp *op, const int8_t *x, int8_t *cols) {
+    const int C = op->c, H = op->h, W = op->w, KH = op->kh, KW = op->kw, S = op->stride;
+    const int OH = op->oh, OW = op->ow, PT = op->pad_t, PL = op->pad_l, P = OH * OW;
+    const int8_t pad = (int8_t)op->in_zp;
+    int t = 0;
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < KH; i++)
+            for (int j = 0; j < KW; j++, t++) {
+                int lo = PL - j > 0 ? (PL - j + S - 1) / S : 0;
+                int hi = (W - 1 + PL - j) >= 0 ? (W - 1 + PL - j) / S + 1 : 0;
+                if (hi > OW) hi = OW;
+                if (lo > hi) lo = hi;
+                for (int oy = 0; oy < OH; oy++) {
+                    int iy = oy * S - PT + i;
+                    int8_t *d = cols + (size_t)t * P + (size_t)oy * OW;
+                    if (iy < 0 || iy >= H) {
+                        memset(d, pad, (size_t)OW);
+                        continue;
+                    }
+                    const int8_t *src = x + ((size_t)c * H + iy) * W - PL + j;
+                    for (int ox = 0; ox < lo; ox++) d[ox] = pad;
+                    for (int ox = lo; ox < hi; ox++) d[ox] = src[ox * S];
+                    for (int ox = hi; ox < OW; ox++) d[ox] = pad;
+                }
+            }
+}
+
+/* acc = bias - in_zp * sum(w) + sum(w * x): the reference's
+ * bias + sum(w * (x - in_zp)), padding included (x = in_zp adds 0). */
+void qk_conv_c(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
+    const int P = op->oh * op->ow, T = f->t;
+    int8_t *cols = (int8_t *)scratch;
+    int32_t *acc = (int32_t *)(scratch + (((size_t)T * P + 63) & ~(size_t)63));
+    im2col_i8(op, x, cols);
+    for (int k = 0; k < op->k; k++) {
+        const int8_t *w = op->weight + (size_t)k * T;
+        int32_t b = op->bias[k] - op->in_zp * f->wsum[k];
+        for (int p = 0; p < P; p++) acc[p] = b;
+        for (int t = 0; t < T; t++) {
+            int32_t wv = w[t];
+            const int8_t *row = cols + (size_t)t * P;
+            for (int p = 0; p < P; p++) acc[p] += wv * row[p];
+        }
+        int8_t *yk = y + (size_t)k * P;
+        for (int p = 0; p < P; p++)
+            yk[p] = qref_requant(acc[p], op->mult[k], op->shift[k], op->out_zp, op->act_min[k], op->act_max[k]);
+    }
+}
+
+void qk_dense_c(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y) {
+    const int T = f->t;
+    for (int k = 0; k < op->k; k++) {
+        const int8_t *w = op->weight + (size_t)k * T;
+        int32_t acc = 0;
+        for (int t = 0; t < T; t++) acc += (int32_t)w[t] * x[t];
+        acc += op->bias[k] - op->in_zp * f->wsum[k];
+        y[k] = qref_requant(acc, op->mult[k], op->shift[k], op->out_zp, op->act_min[k], op->act_max[k]);
+    }
+}
+
+/* Max pooling with the fields in locals (qref_maxpool reloads them after
+ * every byte store); the same maxima. */
+static void qk_maxpool(const QOp *op, const int8_t *x, int8_t *y) {
+    const int C = op->c, H = op->h, W = op->w, KH = op->kh, KW = op->kw, S = op->stride, OH = op->oh, OW = op->ow;
+    for (int c = 0; c < C; c++)
+        for (int oy = 0; oy < OH; oy++) {
+            int8_t *d = y + ((size_t)c * OH + oy) * OW;
+            const int8_t *src = x + ((size_t)c * H + (size_t)oy * S) * W;
+            if (KH == 2 && KW == 2 && S == 2) {
+                for (int ox = 0; ox < OW; ox++) {
+                    int8_t a = src[2 * ox] > src[2 * ox + 1] ? src[2 * ox] : src[2 * ox + 1];
+                    int8_t b = src[W + 2 * ox] > src[W + 2 * ox + 1] ? src[W + 2 * ox] : src[W + 2 * ox + 1];
+                    d[ox] = a > b ? a : b;
+                }
+                continue;
+            }
+            for (int ox = 0; ox < OW; ox++) {
+                int8_t m = -128;
+                for (int i = 0; i < KH; i++)
+                    for (int j = 0; j < KW; j++) {
+                        int8_t v = src[(size_t)i * W + ox * S + j];
+                        if (v > m) m = v;
+                    }
+                d[ox] = m;
+            }
+        }
+}
+
+/* ==== choice and the batch loop =========================================== */
+
+QKernels qkernels_auto(void) {
+    const char *env = getenv("DIGITS_INT8_KERNELS");
+    if (env && strcmp(env, "c") == 0) return QKERN_C;
+    if (env && strcmp(env, "ref") == 0) return QKERN_REF;
+    return qk_have_vnni() ? QKERN_VNNI : QKERN_C;
+}
+
+const char *qkernels_name(QKernels k) {
+    if (k == QKERN_AUTO) k = qkernels_auto();
+    return k == QKERN_VNNI ? "vnni" : k == QKERN_REF ? "ref" : "c";
+}
+
+/* One image through q with the C (vnni = 0) or VNNI kernels. */
+static void run_image(const QModel *q, const uint8_t *px, int8_t *arena, uint8_t *scratch, int vnni) {
+    const QFast *fast = q->fast;
+    size_t n_in = (size_t)q->in_c * q->in_h * q->in_w;
+    for (size_t i = 0; i < n_in; i++) arena[i] = qref_pixel(px[i]);
+    for (int i = 0; i < q->n_ops; i++) {
+        const QOp *op = &q->ops[i];
+        const int8_t *x0 = op->in0 < 0 ? arena : arena + q->act_off[op->in0];
+        const int8_t *x1 = op->in1 < 0 ? arena : arena + q->act_off[op->in1];
+        int8_t *y = arena + q->act_off[i];
+        if (op->type == QOP_CONV) {
+            if (vnni)
+                qk_conv_vnni(op, &fast->ops[i], x0, y, scratch);
+            else
+                qk_conv_c(op, &fast->ops[i], x0, y, scratch);
+        } else if (op->type == QOP_DENSE) {
+            if (vnni)
+                qk_dense_vnni(op, &fast->ops[i], x0, y, scratch);
+            else
+                qk_dense_c(op, &fast->ops[i], x0, y);
+        } else if (op->type == QOP_MAXPOOL) {
+            qk_maxpool(op, x0, y);
+        } else {
+            DG_ASSERT(qref_op_run(op, x0, x1, y) == 0);
+        }
+    }
+}
+
+void qmodel_run(const QModel *q, const uint8_t *pixels, int n, int8_t *logits, uint8_t *pred, QKernels kernels) {
+    if (kernels == QKERN_AUTO) kernels = qkernels_auto();
+    if (kernels == QKERN_VNNI && !qk_have_vnni()) kernels = QKERN_C;
+    const QFast *fast = q->fast;
+    DG_ASSERT(fast);
+    const size_t img = (size_t)q->in_c * q->in_h * q->in_w;
+    const size_t scratch = kernels == QKERN_VNNI ? fast->scratch_vnni : fast->scratch_c;
+#pragma omp parallel if (n > 1)
+    {
+        int8_t *arena = dg_xmalloc(q->act_bytes);
+        uint8_t *scr = dg_xmalloc(scratch + 64);
+#pragma omp for schedule(static)
+        for (int i = 0; i < n; i++) {
+            int8_t *lg = logits + (size_t)i * QMODEL_CLASSES;
+            if (kernels == QKERN_REF) {
+                qmodel_run_ref(q, pixels + (size_t)i * img, arena, lg);
+            } else {
+                run_image(q, pixels + (size_t)i * img, arena, scr, kernels == QKERN_VNNI);
+                memcpy(lg, arena + q->act_off[q->n_ops - 1], QMODEL_CLASSES);
+            }
+            if (pred) pred[i] = (uint8_t)qref_argmax(lg, QMODEL_CLASSES);
+        }
+        free(arena);
+        free(scr);
+    }
+}

@@ -1,0 +1,43 @@
+/* qkernels.h — internal to src/quant: the per-op data the fast int8
+ * kernels precompute (weight sums, VNNI-packed weights) and the kernels
+ * themselves: plain C (qkernels.c) and AVX512-VNNI (qkernels_vnni.c, built
+ * with function-level target attributes so every build, portable or
+ * native, has it; used only when cpuid says the CPU has VNNI). Both are
+ * bit-identical to qref.h.
+ * Left out on purpose: a public interface (callers use qmodel_run). */
+#ifndef DG_QKERNELS_H
+#define DG_QKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "quant/qmodel.h"
+
+/* Per conv/dense op. Conv as a matrix product: taps T = c*kh*kw, outputs
+ * P = oh*ow; dense: T = c*h*w, P = 1. */
+typedef struct {
+    int32_t *wsum;   /* (k) sum of each output channel's weights */
+    int8_t *wpack;   /* VNNI dense: (k8, t4) weights, rows padded with zeros (k8: k up to a multiple of 8,
+                        t4: T up to a multiple of 64) */
+    int8_t *wdirect; /* VNNI conv (direct, any stride): (k8, tdir) weights in tap order ((c4*kh + i)*kw + j)*4 + c%4,
+                        c4 = c/4 (channels padded to a multiple of 4 with zeros) */
+    int t, t4, k8, tdir;
+} QOpFast;
+
+typedef struct {
+    QOpFast *ops;        /* (n_ops) */
+    size_t scratch_c;    /* bytes of scratch one image needs (plain C) */
+    size_t scratch_vnni; /* ... (VNNI) */
+} QFast;
+
+/* Plain-C kernels: scratch is the per-thread scratch (scratch_c bytes). */
+void qk_conv_c(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch);
+void qk_dense_c(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y);
+/* AVX512-VNNI kernels (only call when qk_have_vnni()). */
+int qk_have_vnni(void);
+void qk_conv_vnni(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch);
+void qk_dense_vnni(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch);
+/* Scratch bytes the VNNI kernels need for op. */
+size_t qk_vnni_scratch(const QOp *op, const QOpFast *f);
+
+#endif

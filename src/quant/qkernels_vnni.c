@@ -1,0 +1,257 @@
+/* qkernels_vnni.c — the AVX512-VNNI int8 kernels (vpdpbusd: four u8 x s8
+ * products added into each int32 lane), compiled with function-level
+ * target attributes so that the portable build (x86-64-v2 outside
+ * src/ops) has them too; qk_have_vnni() checks cpuid once and the caller
+ * (qkernels.c) uses them only then.
+ *
+ * vpdpbusd multiplies unsigned by signed bytes, so activations enter as
+ * u = x + 128 and each accumulator starts at bias - (in_zp + 128) * sum(w):
+ * the same integer as qref.h's bias + sum(w * (x - in_zp)) (padding reads
+ * u = in_zp + 128, adding 0). Vector additions wrap, and the true value
+ * fits in int32 (qmodel_check bounds taps and biases), so the result is
+ * exact; the requantization below is qref_requant's, lane by lane.
+ *
+ * Convolution: direct, on the input regrouped by channel quads and split
+ * into stride phases (see DirectDims), 32 outputs x 8 channels per block,
+ * one broadcast of four weights per channel and tap. Dense: 64-byte dot
+ * products, four outputs at a time, reduced.
+ * Left out on purpose: batching several images per weight load (the batch
+ * loop threads over images). */
+#include <string.h>
+
+#include "quant/qkernels.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+int qk_have_vnni(void) {
+    static int have = -1;
+    if (have < 0) {
+        __builtin_cpu_init();
+        have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+    }
+    return have;
+}
+
+/* Convolutions run direct (no im2col) on the "wide grid": the input,
+ * padded, is split into stride x stride phases (phase (a, b) holds padded
+ * rows a, a+S, ... and columns b, b+S, ...), each hp = oh + (kh-1)/S rows of
+ * wp = ow + (kw-1)/S columns, regrouped as (c/4, phase, hp*wp (+ slack),
+ * c%4) bytes. Output position q = oy*wp + ox (ox < wp: the last columns of
+ * each row are computed and dropped) reads tap (i, j) in phase (i%S, j%S)
+ * at q + (i/S)*wp + j/S, so 16 consecutive q are one 64-byte load. */
+typedef struct {
+    int s;             /* stride: s*s phases */
+    int hp, wp, plane; /* rows, columns, positions per phase plane (with slack for the last loads) */
+    int q32;           /* wide-grid outputs, rounded up to 32 (two 16-lane blocks) */
+    int w16;           /* wp rounded up to 16 (the regrouping's row buffers) */
+} DirectDims;
+
+static DirectDims direct_dims(const QOp *op) {
+    DirectDims d;
+    d.s = op->stride;
+    d.hp = op->oh + (op->kh - 1) / d.s;
+    d.wp = op->ow + (op->kw - 1) / d.s;
+    d.q32 = (op->oh * d.wp + 31) / 32 * 32;
+    d.w16 = (d.wp + 15) / 16 * 16;
+    d.plane = d.q32 + (op->kh - 1) / d.s * d.wp + (op->kw - 1) / d.s; /* the last load's end */
+    if (d.plane < d.hp * d.wp + d.w16) d.plane = d.hp * d.wp + d.w16; /* the regrouping's last row */
+    return d;
+}
+
+/* Bytes of the direct path's scratch: the regrouped input, 4 row buffers,
+ * the wide-grid output of 8 channels. */
+static size_t direct_scratch(const QOp *op) {
+    DirectDims d = direct_dims(op);
+    return (size_t)(op->c + 3) / 4 * d.s * d.s * d.plane * 4 + 4 * (size_t)d.w16 + 8 * (size_t)d.q32 + 64;
+}
+
+size_t qk_vnni_scratch(const QOp *op, const QOpFast *f) {
+    return op->type == QOP_CONV ? direct_scratch(op) : (size_t)f->t4 + 64;
+}
+
+/* qref_requant of 16 accumulators of one channel (exact: see the file
+ * comment). |acc * mult| < 2^62; magnitudes above 512 are clamped before
+ * narrowing, which changes nothing after the int8 clamp. */
+VNNI_TARGET static __m128i requant16(__m512i acc, int32_t mult, int32_t shift, int32_t zp, int32_t lo, int32_t hi) {
+    const __m512i zero = _mm512_setzero_si512();
+    __mmask16 neg = _mm512_cmplt_epi32_mask(acc, zero);
+    __m512i a = _mm512_abs_epi32(acc); /* INT32_MIN stays 0x80000000: 2^31 as unsigned */
+    __m512i m = _mm512_set1_epi64((int64_t)(uint32_t)mult);
+    __m512i rnd = _mm512_set1_epi64((int64_t)((uint64_t)1 << (shift - 1)));
+    __m128i sh = _mm_cvtsi32_si128(shift);
+    __m512i cap = _mm512_set1_epi64(512);
+    __m512i ev = _mm512_mul_epu32(a, m);
+    __m512i od = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
+    ev = _mm512_min_epu64(_mm512_srl_epi64(_mm512_add_epi64(ev, rnd), sh), cap);
+    od = _mm512_min_epu64(_mm512_srl_epi64(_mm512_add_epi64(od, rnd), sh), cap);
+    __m512i r = _mm512_or_si512(ev, _mm512_slli_epi64(od, 32));
+    r = _mm512_mask_sub_epi32(r, neg, zero, r);
+    r = _mm512_add_epi32(r, _mm512_set1_epi32(zp));
+    r = _mm512_max_epi32(r, _mm512_set1_epi32(lo));
+    r = _mm512_min_epi32(r, _mm512_set1_epi32(hi));
+    return _mm512_cvtepi32_epi8(r);
+}
+
+/* Four weights as one int32 (for the broadcast). */
+static inline int32_t load4(const int8_t *w) {
+    int32_t v;
+    memcpy(&v, w, 4);
+    return v;
+}
+
+/* xp (c/4, phase, plane, c%4) = x + 128 on each phase's hp x wp grid,
+ * padding in_zp + 128, channels >= C and the slack after the grid 0: each
+ * group of 4 channel rows is built in tmp (4 x w16 bytes) and interleaved
+ * 16 columns at a time (a row's last interleave spills into the next row,
+ * written after it, or into the slack, cleared last). */
+VNNI_TARGET static void pad_regroup(const QOp *op, const int8_t *x, uint8_t *xp, uint8_t *tmp, DirectDims d) {
+    const int C = op->c, H = op->h, W = op->w, PT = op->pad_t, PL = op->pad_l, C4 = (C + 3) / 4, S = d.s;
+    const int wp = d.wp, w16 = d.w16;
+    const uint8_t pad = (uint8_t)(op->in_zp + 128);
+    for (int c4 = 0; c4 < C4; c4++)
+        for (int pa = 0; pa < S; pa++)
+            for (int pb = 0; pb < S; pb++) {
+                uint8_t *plane = xp + ((size_t)(c4 * S + pa) * S + pb) * d.plane * 4;
+                /* columns cx with 0 <= cx*S + pb - PL < W */
+                int lo = PL - pb > 0 ? (PL - pb + S - 1) / S : 0;
+                int hi = W - 1 + PL - pb >= 0 ? (W - 1 + PL - pb) / S + 1 : 0;
+                if (hi > wp) hi = wp;
+                if (lo > hi) lo = hi;
+                for (int yy = 0; yy < d.hp; yy++) {
+                    int iy = yy * S + pa - PT;
+                    for (int cc = 0; cc < 4; cc++) {
+                        int c = c4 * 4 + cc;
+                        uint8_t *t = tmp + (size_t)cc * w16;
+                        if (c >= C || iy < 0 || iy >= H) {
+                            memset(t, c >= C ? 0 : pad, (size_t)w16);
+                            continue;
+                        }
+                        const int8_t *src = x + ((size_t)c * H + iy) * W + pb - PL;
+                        memset(t, pad, (size_t)lo);
+                        if (S == 1) /* the common case, vectorised */
+                            for (int xx = lo; xx < hi; xx++) t[xx] = (uint8_t)src[xx] ^ 0x80;
+                        else
+                            for (int xx = lo; xx < hi; xx++) t[xx] = (uint8_t)src[xx * S] ^ 0x80;
+                        memset(t + hi, pad, (size_t)(w16 - hi));
+                    }
+                    uint8_t *dst = plane + (size_t)yy * wp * 4;
+                    for (int xx = 0; xx < wp; xx += 16) {
+                        __m128i a = _mm_loadu_si128((const __m128i *)(tmp + xx));
+                        __m128i b = _mm_loadu_si128((const __m128i *)(tmp + w16 + xx));
+                        __m128i c = _mm_loadu_si128((const __m128i *)(tmp + 2 * (size_t)w16 + xx));
+                        __m128i e = _mm_loadu_si128((const __m128i *)(tmp + 3 * (size_t)w16 + xx));
+                        __m128i ab0 = _mm_unpacklo_epi8(a, b), ab1 = _mm_unpackhi_epi8(a, b);
+                        __m128i ce0 = _mm_unpacklo_epi8(c, e), ce1 = _mm_unpackhi_epi8(c, e);
+                        _mm_storeu_si128((__m128i *)(dst + xx * 4), _mm_unpacklo_epi16(ab0, ce0));
+                        _mm_storeu_si128((__m128i *)(dst + xx * 4 + 16), _mm_unpackhi_epi16(ab0, ce0));
+                        _mm_storeu_si128((__m128i *)(dst + xx * 4 + 32), _mm_unpacklo_epi16(ab1, ce1));
+                        _mm_storeu_si128((__m128i *)(dst + xx * 4 + 48), _mm_unpackhi_epi16(ab1, ce1));
+                    }
+                }
+                memset(plane + (size_t)d.hp * wp * 4, 0, ((size_t)d.plane - (size_t)d.hp * wp) * 4);
+            }
+}
+
+/* 32 wide-grid outputs (two 16-lane blocks) x 8 channels: per (c/4, i, j)
+ * two 64-byte loads and one broadcast of 4 weights per output channel;
+ * requantized into wy (8 rows of q32 bytes). */
+VNNI_TARGET static inline __attribute__((always_inline)) void
+direct_block(const QOp *op, const QOpFast *f, const uint8_t *xp, DirectDims d, const int8_t *wk, const int32_t *beff,
+             int k0, int nk, int q0, int8_t *wy) {
+    const int C4 = (op->c + 3) / 4, KH = op->kh, KW = op->kw, TD = f->tdir;
+    __m512i a[2][8];
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) a[0][j] = a[1][j] = _mm512_setzero_si512();
+    const int8_t *wq = wk;
+    const int S = d.s;
+    for (int c4 = 0; c4 < C4; c4++)
+        for (int i = 0; i < KH; i++) {
+            const uint8_t *rows = xp + ((size_t)(c4 * S + i % S) * S * d.plane + q0 + (size_t)(i / S) * d.wp) * 4;
+            for (int jj = 0; jj < KW; jj++, wq += 4) {
+                const uint8_t *p = rows + ((size_t)(jj % S) * d.plane + jj / S) * 4;
+                __m512i v0 = _mm512_loadu_si512(p);
+                __m512i v1 = _mm512_loadu_si512(p + 64);
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) {
+                    __m512i w = _mm512_set1_epi32(load4(wq + (size_t)j * TD));
+                    a[0][j] = _mm512_dpbusd_epi32(a[0][j], v0, w);
+                    a[1][j] = _mm512_dpbusd_epi32(a[1][j], v1, w);
+                }
+            }
+        }
+    for (int r = 0; r < 2; r++)
+        for (int j = 0; j < nk; j++) {
+            int k = k0 + j;
+            __m512i acc = _mm512_add_epi32(a[r][j], _mm512_set1_epi32(beff[j]));
+            __m128i q = requant16(acc, op->mult[k], op->shift[k], op->out_zp, op->act_min[k], op->act_max[k]);
+            _mm_storeu_si128((__m128i *)(wy + (size_t)j * d.q32 + q0 + r * 16), q);
+        }
+}
+
+/* Convolution on the wide grid, 8 output channels at a time. */
+VNNI_TARGET static void conv_direct(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
+    const DirectDims d = direct_dims(op);
+    const int C4 = (op->c + 3) / 4, OH = op->oh, OW = op->ow, TD = f->tdir;
+    uint8_t *xp = scratch, *tmp = xp + (size_t)C4 * d.s * d.s * d.plane * 4;
+    int8_t *wy = (int8_t *)(tmp + 4 * (size_t)d.w16);
+    pad_regroup(op, x, xp, tmp, d);
+    for (int k0 = 0; k0 < op->k; k0 += 8) {
+        const int8_t *wk = f->wdirect + (size_t)k0 * TD;
+        int nk = op->k - k0 < 8 ? op->k - k0 : 8;
+        int32_t beff[8];
+        for (int j = 0; j < nk; j++)
+            beff[j] = (int32_t)((uint32_t)op->bias[k0 + j] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k0 + j]);
+        for (int q0 = 0; q0 < d.q32; q0 += 32) direct_block(op, f, xp, d, wk, beff, k0, nk, q0, wy);
+        for (int j = 0; j < nk; j++)
+            for (int oy = 0; oy < OH; oy++)
+                memcpy(y + ((size_t)(k0 + j) * OH + oy) * OW, wy + (size_t)j * d.q32 + (size_t)oy * d.wp, (size_t)OW);
+    }
+}
+
+VNNI_TARGET void qk_conv_vnni(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
+    conv_direct(op, f, x, y, scratch);
+}
+
+VNNI_TARGET void qk_dense_vnni(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
+    uint8_t *u = scratch;
+    memset(u, 0, (size_t)f->t4);
+    for (int t = 0; t < f->t; t++) u[t] = (uint8_t)(x[t] + 128);
+    /* four output rows at a time: four independent dpbusd chains (the rows
+     * up to k8 exist, zero-padded) */
+    for (int k0 = 0; k0 < op->k; k0 += 4) {
+        const int8_t *w = f->wpack + (size_t)k0 * f->t4;
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        for (int t = 0; t < f->t4; t += 64) {
+            __m512i v = _mm512_loadu_si512(u + t);
+            a0 = _mm512_dpbusd_epi32(a0, v, _mm512_loadu_si512(w + t));
+            a1 = _mm512_dpbusd_epi32(a1, v, _mm512_loadu_si512(w + f->t4 + t));
+            a2 = _mm512_dpbusd_epi32(a2, v, _mm512_loadu_si512(w + 2 * (size_t)f->t4 + t));
+            a3 = _mm512_dpbusd_epi32(a3, v, _mm512_loadu_si512(w + 3 * (size_t)f->t4 + t));
+        }
+        uint32_t s[4] = {(uint32_t)_mm512_reduce_add_epi32(a0), (uint32_t)_mm512_reduce_add_epi32(a1),
+                         (uint32_t)_mm512_reduce_add_epi32(a2), (uint32_t)_mm512_reduce_add_epi32(a3)};
+        for (int j = 0; j < 4 && k0 + j < op->k; j++) {
+            int k = k0 + j;
+            uint32_t beff = (uint32_t)op->bias[k] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k];
+            y[k] = qref_requant((int32_t)(s[j] + beff), op->mult[k], op->shift[k], op->out_zp, op->act_min[k],
+                                op->act_max[k]);
+        }
+    }
+}
+
+#else /* not x86-64 with GCC/Clang: no VNNI */
+
+int qk_have_vnni(void) { return 0; }
+size_t qk_vnni_scratch(const QOp *op, const QOpFast *f) { return 0; }
+void qk_conv_vnni(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
+    (void)op, (void)f, (void)x, (void)y, (void)scratch;
+}
+void qk_dense_vnni(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
+    (void)op, (void)f, (void)x, (void)y, (void)scratch;
+}
+
+#endif

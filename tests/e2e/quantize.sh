@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# quantize.sh — `digits quantize`: a trained network and a two-member
+# ensemble become int8 files that eval, predict, submit, info and the
+# reference/plain-C/VNNI kernel choices all run (same predictions on every
+# path; accuracy within half a point of float); eval --int8-logits; and
+# every refusal is one line `digits CMD: FILE: problem` with exit 1 (runtime)
+# or 2 (usage).
+source "$(dirname "$0")/lib.bash"
+require_data
+D="$DIGITS"
+F="tests/fixtures/lenet5-small.safetensors"
+Q="$TMP/lenet-int8.safetensors"
+
+"$D" quantize --model "$F" --data "$DATA" --calib 300 --out "$Q" | grep -q "wrote $Q (lenet5, 1 network" ||
+    fail "quantize output"
+"$D" info "$Q" >"$TMP/info.txt"
+for want in "model     lenet5 (int8)" "dtype     I8+I32" "int8 operators, none left in float" " conv " " table " \
+    "avgpool" "0 conv2d" "test_accuracy="; do
+    grep -qF -- "$want" "$TMP/info.txt" || fail "info lacks '$want': $(cat "$TMP/info.txt")"
+done
+"$D" info --json "$Q" | grep -q '"kind":	"int8"' || fail "info --json kind"
+sf=$(stat -c %s "$F") sq=$(stat -c %s "$Q")
+((sq * 3 < sf)) || fail "int8 file is $sq bytes, float $sf"
+
+# accuracy on 2000 test images, float vs int8; every kernel path agrees
+acc() { "$D" eval --model "$1" --data "$DATA" --limit 2000 --json | sed -n 's/.*"accuracy":\([0-9.]*\).*/\1/p'; }
+af=$(acc "$F") aq=$(acc "$Q")
+echo "accuracy on 2000 test images: float $af, int8 $aq"
+awk -v a="$af" -v b="$aq" 'BEGIN { d = a - b; exit !(d < 0.005 && d > -0.005) }' || fail "int8 accuracy $aq, float $af"
+for k in ref c auto; do
+    DIGITS_INT8_KERNELS=$k "$D" eval --model "$Q" --data "$DATA" --limit 300 --int8-logits "$TMP/logits-$k.txt" >/dev/null
+done
+[[ $(wc -l <"$TMP/logits-ref.txt") -eq 301 ]] || fail "int8-logits: $(head -3 "$TMP/logits-ref.txt")"
+head -1 "$TMP/logits-ref.txt" | grep -q "^# index label predicted logit0..logit9 (int8; real = " || fail "logits header"
+sed -n 2p "$TMP/logits-ref.txt" | grep -qE '^0 [0-9] [0-9]( -?[0-9]+){10}$' || fail "logits line: $(sed -n 2p "$TMP/logits-ref.txt")"
+cmp -s "$TMP/logits-ref.txt" "$TMP/logits-c.txt" || fail "plain-C int8 logits differ from the reference"
+cmp -s "$TMP/logits-ref.txt" "$TMP/logits-auto.txt" || fail "VNNI/auto int8 logits differ from the reference"
+
+# predict and submit run int8 files
+"$D" predict --model "$Q" tests/photos/000-clean.jpg | grep -qE "[0-9]" || fail "predict with int8"
+"$D" convert --in "$DATA" --split test --limit 50 --drop-labels --out "$TMP/test.csv" >/dev/null
+"$D" submit --model "$Q" --test "$TMP/test.csv" --out "$TMP/sub.csv" >/dev/null
+[[ $(head -1 "$TMP/sub.csv") == "ImageId,Label" && $(wc -l <"$TMP/sub.csv") -eq 51 ]] || fail "submit with int8"
+
+# an ensemble quantizes member by member
+"$D" ensemble --out "$TMP/ens.safetensors" "$F" "$F" >/dev/null
+"$D" quantize --model "$TMP/ens.safetensors" --data "$DATA" --calib 100 --out "$TMP/ens-int8.safetensors" |
+    grep -q "2 networks" || fail "ensemble quantize"
+"$D" info "$TMP/ens-int8.safetensors" | grep -q "^members   2" || fail "info: int8 ensemble members"
+ae=$(acc "$TMP/ens-int8.safetensors")
+awk -v a="$af" -v b="$ae" 'BEGIN { d = a - b; exit !(d < 0.005 && d > -0.005) }' || fail "int8 ensemble accuracy $ae"
+
+# refusals
+expect_error 2 "--out FILE.safetensors is required" -- "$D" quantize --model "$F"
+expect_error 2 "--calib: " -- "$D" quantize --model "$F" --out "$TMP/x.safetensors" --calib 0
+expect_error 2 "unknown flag '--clib' (did you mean '--calib'?)" -- "$D" quantize --clib 5
+echo "not a model" >"$TMP/bad.safetensors"
+expect_error 1 "digits quantize: $TMP/bad.safetensors: " -- "$D" quantize --model "$TMP/bad.safetensors" --out "$TMP/x.safetensors"
+expect_error 1 "digits quantize: $Q: already an int8 model" -- "$D" quantize --model "$Q" --out "$TMP/x.safetensors"
+expect_error 1 "digits eval: $F: not an int8 model (make one with digits quantize)" -- \
+    "$D" eval --model "$F" --data "$DATA" --limit 5 --int8-logits "$TMP/l.txt"
+expect_error 1 "an ensemble of 2 int8 networks has no single int8 logits" -- \
+    "$D" eval --model "$TMP/ens-int8.safetensors" --data "$DATA" --limit 5 --int8-logits "$TMP/l.txt"
+[[ ! -e "$TMP/x.safetensors" ]] || fail "a refused quantize left a file"
+# a corrupt int8 file: a scale of zero
+python3 - "$Q" "$TMP/zero-scale.safetensors" <<'EOF'
+import json, struct, sys
+b = open(sys.argv[1], 'rb').read()
+n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n])
+g = json.loads(h['__metadata__']['digits.int8.m0'])
+g['ops'][2]['scale'] = 0
+h['__metadata__']['digits.int8.m0'] = json.dumps(g)
+hb = json.dumps(h).encode()
+hb += b' ' * (-len(hb) % 8)
+open(sys.argv[2], 'wb').write(struct.pack('<Q', len(hb)) + hb + b[8 + n:])
+EOF
+expect_error 1 "zero-scale.safetensors: member 0: op 2: scale 0 is not a positive number" -- \
+    "$D" eval --model "$TMP/zero-scale.safetensors" --data "$DATA" --limit 5
+echo "quantize: all checks passed"
