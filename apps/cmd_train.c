@@ -1,36 +1,36 @@
-/* cmd_train.c — `digits train`: build a model from the zoo or a spec file,
- * train it on MNIST (IDX folder) or a Kaggle train.csv with a stratified
- * validation split, save the best model, evaluate on the test split.
- * With --ensemble N, --ensemble-models or --kfold K it trains an ensemble
- * instead (train/ensemble_train.h) and saves it as one model file.
-
- * With --checkpoint-dir the run can be stopped (SIGINT/SIGTERM: after the
- * current step, with a checkpoint) and continued with --resume DIR, which
- * takes every setting from the checkpoint and refuses conflicting flags;
- * an ensemble run's settings are DIR/ensemble.json, its members' checkpoints
- * DIR/member-K (train/ensemble_train.h).
+/* cmd_train.c — `digits train`: a thin client of the public API
+ * (include/digits.h): the flags become a dg_train_config (dg_train_set,
+ * dg_train_config_load for --config FILE.yaml), dg_train_run does the whole
+ * run — build a model from the zoo or a spec file, train it on MNIST (IDX
+ * folder) or a Kaggle train.csv with a stratified validation split, one
+ * network or an ensemble (--ensemble N, --ensemble-models, --kfold K),
+ * checkpoints and --resume, the test score, the model file (without --out
+ * a new name in --out-dir: runs/NAME.safetensors, then NAME-2, NAME-3, ...;
+ * --out onto an existing file needs --overwrite) — and its lines come back
+ * through the log callback.
  *
- * Every flag is a row of the option table (train/options.h): the parser,
- * --help, --config FILE.yaml, --print-config, the settings a checkpoint
- * keeps and --resume's conflict check all come from it.
- * Without --out the model gets a new name in --out-dir (runs/NAME.safetensors,
- * then NAME-2, NAME-3, ...); --out onto an existing file needs --overwrite. */
+ * What stays here: the flag syntax, --help and the usage messages (they
+ * read the option table, train/options.h, which --help, --config,
+ * --print-config, checkpoints and --resume's conflict check share), the
+ * layer table of --summary (model_summary: printing, not in the API), the
+ * SIGINT/SIGTERM handlers (the first signal sets the run's stop flag: it
+ * stops after the current step with a checkpoint; a second ends the process
+ * at once) with the resume hint and exit status 128+signal, and under
+ * mpirun joining the job and the ranks' exit: an ensemble's ranks end
+ * together with rank 0's status, once rank 0 has said why. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-#include <time.h>
 
+#include "api/api.h" /* the run's data hook (mpirun's check; not in the public API) */
 #include "cli.h"
-#include "core/util.h"
-#include "digits_internal.h"
-#include "cmd_train_ensemble.h"
 #include "cmd_train_mpi.h"
+#include "digits.h"
+#include "digits_internal.h"
 #include "dist/dist.h"
 #include "train/options.h"
 
@@ -138,17 +138,56 @@ static const TrainOption *flag_at(int argc, char **argv, int *i, const char **va
     return opt;
 }
 
+static void stop_signals(int install);
+static int catching; /* the stop signals are caught while the loop trains */
+
+/* The run's lines: the run's own on stdout, notes on stderr; its stages
+ * install the stop signals' handlers for the training loop only. */
+static void print_line(int level, const char *line, void *user) {
+    (void)user;
+    if (level == DG_LOG_STAGE) {
+        int training = strcmp(line, "train") == 0;
+        if (catching) stop_signals(training);
+        if (training && catching) dist_exit_on_signals(CMD); /* under mpirun: a signal ends the rank at once */
+        return;
+    }
+    if (level == DG_LOG_WARN) {
+        fflush(stdout);
+        fprintf(stderr, "digits train: %s\n", line);
+        return;
+    }
+    printf("%s\n", line);
+    fflush(stdout);
+}
+
+/* What the command line does besides training. */
+typedef struct {
+    int print_config, summary;
+} Actions;
+
+/* flag opt = text into cfg, or exit 2 saying what the value must be (the
+ * option table's words: train_option_set on a scratch copy says why). */
+static void set_flag(dg_train_config *cfg, TrainOptions *scratch, const TrainOption *opt, const char *text) {
+    if (dg_train_set(cfg, opt->name, text) == DG_OK) return;
+    char why[300];
+    if (train_option_set(scratch, opt, text, why, sizeof why) < 0) bad_flag_value(opt, text, why);
+    cli_usage_error(CMD, "%s", dg_errmsg());
+}
+
 /* The settings: defaults, then --config FILE, then the other flags (which
  * win). Handles --help (exits 0). Exits 2 on any bad flag or file. */
-static void parse_settings(int argc, char **argv, TrainOptions *o) {
-    train_options_defaults(o);
+static dg_train_config *parse_settings(int argc, char **argv, Actions *act) {
     int n_flags = 0;
     /* static: still reachable when a bad flag exits 2 (no leak report under LeakSanitizer) */
     static const TrainOption **opts;
     static const char **values;
+    static dg_train_config *cfg;
+    static TrainOptions scratch; /* the command line's actions, and the words of a bad value */
     opts = calloc((size_t)argc + 1, sizeof *opts);
     values = calloc((size_t)argc + 1, sizeof *values);
-    if (!opts || !values) cli_fail(CMD, "out of memory");
+    cfg = dg_train_config_new();
+    if (!opts || !values || !cfg) cli_fail(CMD, "out of memory");
+    train_options_defaults(&scratch);
     const char *config = NULL;
     for (int i = 1; i < argc; i++) {
         const TrainOption *opt = flag_at(argc, argv, &i, &values[n_flags]);
@@ -159,251 +198,47 @@ static void parse_settings(int argc, char **argv, TrainOptions *o) {
         if (strcmp(opt->name, "config") == 0) config = values[n_flags];
         opts[n_flags++] = opt;
     }
-    if (config) {
-        if (train_options_read_yaml(o, config) < 0) cli_usage_error(CMD, "%s", dg_errmsg());
-        if (o->notice[0]) fprintf(stderr, "digits train: %s: ignored %s\n", config, o->notice);
-    }
+    dg_train_set(cfg, "quiet", "false"); /* the library's default is quiet; the command line's is not */
+    dg_train_set_log(cfg, print_line, NULL);
+    if (config && dg_train_config_load(cfg, config) != DG_OK) cli_usage_error(CMD, "%s", dg_errmsg());
     char why[300];
     for (int k = 0; k < n_flags; k++) {
         const char *text = values[k] ? values[k] : "true";
-        if (train_option_set(o, opts[k], text, why, sizeof why) < 0) bad_flag_value(opts[k], text, why);
-        o->given[train_option_index(opts[k])] = 1;
+        const TrainOption *opt = opts[k];
+        if (strcmp(opt->name, "config") == 0) continue; /* read above */
+        if (strcmp(opt->name, "print-config") == 0 || strcmp(opt->name, "summary") == 0) {
+            if (train_option_set(&scratch, opt, text, why, sizeof why) < 0) bad_flag_value(opt, text, why);
+            continue;
+        }
+        set_flag(cfg, &scratch, opt, text);
     }
+    act->print_config = scratch.print_config;
+    act->summary = scratch.summary;
+    train_options_free(&scratch);
     free(opts);
     free(values);
     opts = NULL, values = NULL;
+    dg_train_config *c = cfg;
+    cfg = NULL;
+    return c;
 }
 
-/* Flags that do not combine (exit 2). */
-static void check_combinations(const TrainOptions *o) {
-    if (strcmp(o->model, "svm") == 0)
-        cli_usage_error(CMD, "model svm takes its own flags and no config file: digits train --model svm --help");
-    if (o->monitor && o->monitor_test) cli_usage_error(CMD, "--monitor and --monitor-test: give one");
-    if (o->cfg.monitor_every && !o->monitor && !o->monitor_test)
-        cli_usage_error(CMD, "--monitor-every needs --monitor DIR|FILE or --monitor-test");
-    if (o->resume && o->summary) cli_usage_error(CMD, "--summary cannot be combined with --resume");
-    if (o->resume && o->checkpoint_dir && strcmp(o->checkpoint_dir, o->resume) != 0)
-        cli_usage_error(CMD, "--checkpoint-dir %s conflicts with --resume %s; a resumed run keeps checkpointing "
-                        "into the folder it resumes from", o->checkpoint_dir, o->resume);
+/* A setting's value as text (buf). */
+static const char *setting(const dg_train_config *cfg, const char *name, char *buf, size_t len) {
+    if (dg_train_get(cfg, name, buf, len) != DG_OK) cli_fail(CMD, "%s", dg_errmsg());
+    return buf;
 }
 
-/* ==== one run's state ======================================================== */
-
-typedef struct {
-    TrainOptions o;         /* the settings (a resumed run: the checkpoint's) */
-    TrainConfig cfg;        /* what train_run gets (strings point into o and ck) */
-    AugmentConfig aug;
-    EnsembleTrainConfig ens;
-    char ens_list[8192];    /* --ensemble-models, split in place */
-    int ensemble_mode;
+/* --summary: the layer table of --model, then exit 0 (exit 2 with --resume). */
+static int print_summary(const dg_train_config *cfg) {
+    char name[4200], resume[8];
+    if (setting(cfg, "resume", resume, sizeof resume)[0])
+        cli_usage_error(CMD, "--summary cannot be combined with --resume");
     Model m;
-    Checkpoint ck;
-    const char *precision;  /* in effect */
-    Dataset all, train, val, testset, monset;
-    const char *test_path;  /* NULL: no test */
-    double load_secs;
-    char *run_json;         /* digits.run of a new checkpointed run */
-    char out[4200];
-} TrainJob;
-
-
-/* Fails early (before loading data and training) if path cannot be written. */
-static void check_writable(const char *path) {
-    char probe[4300];
-    snprintf(probe, sizeof probe, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(probe, "wb");
-    if (!f) cli_fail(CMD, "%s: cannot write: %s", path, strerror(errno));
-    fclose(f);
-    unlink(probe);
-}
-
-/* ==== --resume =============================================================== */
-
-/* The checkpoint's settings as options: its TrainConfig and its digits.run. */
-static void saved_settings(const TrainJob *j, TrainOptions *saved) {
-    int n;
-    const TrainOption *t = train_options_table(&n);
-    train_options_defaults(saved);
-    TrainOptions from_ck;
-    memset(&from_ck, 0, sizeof from_ck);
-    from_ck.cfg = j->ck.cfg;
-    for (int i = 0; i < n; i++)
-        if (t[i].flags & OPTF_CKPT) train_option_copy(saved, &from_ck, &t[i]);
-    saved->cfg.threads = j->ck.threads;
-    if (train_options_from_json(saved, j->ck.run_json, OPTF_RUN, NULL, 0) < 0)
-        cli_fail(CMD, "%s: checkpoint lacks valid data settings (digits.run)", j->ck.path);
-    /* the run's test set is stored resolved: "" or none = no test */
-    if (!saved->test) train_option_set(saved, train_option_find("test"), "none", (char[8]){0}, 8);
-}
-
-/* Every setting given (flag or config file) must equal the checkpoint's:
- * exit 2 naming the first that does not. */
-static void check_conflicts(TrainOptions *o, const TrainOptions *saved, const char *dir) {
-    int n;
-    const TrainOption *t = train_options_table(&n);
-#ifdef _OPENMP
-    if (o->cfg.threads <= 0) o->cfg.threads = omp_get_max_threads();
-#endif
-    for (int i = 0; i < n; i++) {
-        if (!o->given[i] || !(t[i].flags & (OPTF_CKPT | OPTF_RUN))) continue;
-        char now[8300], was[8300];
-        train_option_format(o, &t[i], now, sizeof now);
-        train_option_format(saved, &t[i], was, sizeof was);
-        if (strcmp(now, was) != 0)
-            cli_usage_error(CMD, "--%s %s conflicts with the checkpoint in %s (--%s %s); a resumed run keeps the "
-                            "settings it started with: drop the %s, or start a new run", t[i].name,
-                            now[0] ? now : "(none)", dir, t[i].name, was[0] ? was : "(none)",
-                            o->given[i] == 2 ? "key from the config file" : "flag");
-    }
-}
-
-/* Open the checkpoint in --resume DIR and take every stored setting from it. */
-static void adopt_checkpoint(TrainJob *j) {
-    TrainOptions *o = &j->o;
-    const char *dir = o->resume;
-    j->ens.resume = checkpoint_is_ensemble(dir);
-    if ((j->ens.resume ? checkpoint_open_ensemble(dir, &j->ck) : checkpoint_open(dir, &j->ck, &j->m)) < 0 ||
-        (train_mpi_writer() && checkpoint_lock(dir) < 0))
-        cli_fail(CMD, "%s", dg_errmsg());
-    if (j->ck.warning[0]) fprintf(stderr, "digits train: warning: %s\n", j->ck.warning);
-    TrainOptions saved;
-    saved_settings(j, &saved);
-    check_conflicts(o, &saved, dir);
-    int n;
-    const TrainOption *t = train_options_table(&n);
-    for (int i = 0; i < n; i++)
-        if (t[i].flags & (OPTF_CKPT | OPTF_RUN)) train_option_copy(o, &saved, &t[i]);
-    train_options_free(&saved);
-    if (j->ens.resume && model_build_named(&j->m, o->model) < 0) cli_fail(CMD, "%s", dg_errmsg());
-}
-
-/* ==== the steps ============================================================== */
-
-/* The loop's configuration from the settings (and a resumed checkpoint). */
-static void make_config(TrainJob *j) {
-    TrainOptions *o = &j->o;
-    j->cfg = o->cfg;
-    j->cfg.augment = NULL;
-    if (o->augment) {
-        if (augment_parse(o->augment, &j->aug) < 0)
-            cli_fail(CMD, "%s%saugmentation setting: %s", o->resume ? j->ck.path : "", o->resume ? ": " : "",
-                     dg_errmsg());
-        j->cfg.augment = &j->aug;
-    }
-    char prec[8];
-    train_option_format(o, train_option_find("precision"), prec, sizeof prec);
-    j->precision = cli_set_precision(CMD, prec);
-    o->precision = strcmp(j->precision, "bf16") == 0;
-    if (o->resume) {
-        j->cfg.resume = j->ens.resume ? NULL : &j->ck; /* an ensemble's members resume from their own */
-        j->cfg.checkpoint_dir = o->resume;
-        j->cfg.run_json = j->ck.run_json;
-    }
-    cli_set_threads(j->cfg.threads);
-}
-
-/* The members of an ensemble run, if it is one. */
-static void plan_ensemble(TrainJob *j) {
-    TrainOptions *o = &j->o;
-    j->ens.n = o->ensemble;
-    j->ens.kfold = o->kfold;
-    j->ens.vote_logits = o->vote_logits;
-    snprintf(j->ens_list, sizeof j->ens_list, "%s", o->ensemble_models ? o->ensemble_models : "");
-    j->ensemble_mode = j->ens.n > 1 || o->ensemble_models || j->ens.kfold;
-    if (!j->ensemble_mode) return;
-    train_ensemble_members(&j->ens, o->model, o->ensemble_models ? j->ens_list : NULL);
-    o->ensemble = j->ens.n;
-}
-
-/* The training images from --data; a folder without MNIST files whose
- * mnist/ or MNIST/raw/ has them (seed 004's root_dir './data', torchvision's
- * layout) is taken for that subfolder, with a note. Returns -1 with the
- * error of --data itself. */
-static int load_training_set(TrainJob *j) {
-    TrainOptions *o = &j->o;
-    if (dataset_load(o->data, "train", &j->all) == 0) return 0;
-    if (!is_dir(o->data)) return -1;
-    char first[1024], sub[4200], why[16];
-    snprintf(first, sizeof first, "%s", dg_errmsg());
-    static const char *const subs[] = {"mnist", "MNIST/raw"};
-    for (int i = 0; i < 2; i++) {
-        snprintf(sub, sizeof sub, "%s/%s", o->data, subs[i]);
-        if (is_dir(sub) && dataset_load(sub, "train", &j->all) == 0) {
-            fprintf(stderr, "digits train: %s holds no MNIST files; using %s\n", o->data, sub);
-            train_option_set(o, train_option_find("data"), sub, why, sizeof why);
-            return 0;
-        }
-    }
-    return dg_set_error("%s", first);
-}
-
-/* The training set (split into train/val unless an ensemble), the test set
- * and the monitor set; j->load_secs times the training data's part. */
-static void load_data(TrainJob *j) {
-    const TrainOptions *o = &j->o;
-    const char *data = o->data;
-    double t0 = now_seconds();
-    if (load_training_set(j) < 0) cli_fail(CMD, "%s", dg_errmsg());
-    data = o->data;
-    if (!j->all.labels) cli_fail(CMD, "%s: has no labels (a Kaggle test.csv?); training needs train.csv", data);
-    if (j->all.rows != j->m.input_shape.h || j->all.cols != j->m.input_shape.w)
-        cli_fail(CMD, "%s: images are %dx%d, model %s expects %dx%d", data, j->all.rows, j->all.cols, o->model,
-                 j->m.input_shape.h, j->m.input_shape.w);
-    if (o->limit && o->limit < j->all.n) j->all.n = o->limit;
-    int *tr_idx, *va_idx, n_tr, n_va;
-    split_stratified(j->all.labels, j->all.n, o->val_split, j->cfg.seed, &tr_idx, &n_tr, &va_idx, &n_va);
-    dataset_subset(&j->train, &j->all, tr_idx, n_tr);
-    dataset_subset(&j->val, &j->all, va_idx, n_va);
-    free(tr_idx);
-    free(va_idx);
-    if (j->train.n == 0) cli_fail(CMD, "%s: no training images left after the validation split", data);
-    /* recorded in the model file: eval warns on this data, --split val re-cuts its validation images */
-    j->cfg.data_hash = holdout_fingerprint(&j->all, j->all.n), j->cfg.data_n = j->all.n;
-    j->cfg.val_split = o->val_split, j->cfg.data_path = data;
-    j->load_secs = now_seconds() - t0;
-
-    const char *test = o->test ? o->test : (is_dir(data) ? data : NULL);
-    j->test_path = test && strcmp(test, "none") != 0 ? test : NULL;
-    if (j->test_path && dataset_load(j->test_path, "test", &j->testset) < 0) cli_fail(CMD, "%s", dg_errmsg());
-    if (j->test_path && !j->testset.labels) cli_fail(CMD, "%s: test set has no labels", j->test_path);
-    if (o->monitor_test) {
-        if (!j->test_path) cli_usage_error(CMD, "--monitor-test: there is no --test set (give --test DIR|FILE)");
-        j->cfg.monitor = &j->testset;
-    } else if (o->monitor) {
-        if (dataset_load(o->monitor, "test", &j->monset) < 0) cli_fail(CMD, "%s", dg_errmsg());
-        if (!j->monset.labels) cli_fail(CMD, "%s: monitor set has no labels", o->monitor);
-        j->cfg.monitor = &j->monset;
-    }
-    /* checked here: a mismatch would otherwise abort in the middle of training */
-    const Dataset *mon = j->cfg.monitor;
-    if (mon && (mon->rows != j->all.rows || mon->cols != j->all.cols))
-        cli_fail(CMD, "%s: monitor images are %dx%d, training images %dx%d", o->monitor ? o->monitor : j->test_path,
-                 mon->rows, mon->cols, j->all.rows, j->all.cols);
-    if (mon && mon->n == 0) cli_fail(CMD, "monitor set is empty");
-}
-
-/* A new run with --checkpoint-dir: lock the folder and keep in every
- * checkpoint what --resume needs to load the same data (digits.run). */
-static void start_checkpointing(TrainJob *j) {
-    TrainOptions *o = &j->o;
-    /* under mpirun an ensemble's ranks write their members' checkpoints */
-    if (!o->checkpoint_dir || o->resume || (!train_mpi_writer() && !j->ensemble_mode)) return;
-    if (train_mpi_writer() && checkpoint_lock(o->checkpoint_dir) < 0) cli_fail(CMD, "%s", dg_errmsg());
-    /* --resume takes a folder with ensemble.json for an ensemble run */
-    if (!j->ensemble_mode && checkpoint_is_ensemble(o->checkpoint_dir))
-        cli_fail(CMD, "%s: holds an ensemble run's checkpoints; give this model its own --checkpoint-dir",
-                 o->checkpoint_dir);
-    char why[64];
-    train_option_set(o, train_option_find("test"), j->test_path ? j->test_path : "none", why, sizeof why);
-    j->run_json = train_options_json(o, OPTF_RUN, 1);
-    j->cfg.checkpoint_dir = o->checkpoint_dir;
-    j->cfg.run_json = j->run_json;
-    /* an ensemble's settings hold its thread count: the count itself */
-#ifdef _OPENMP
-    if (j->ensemble_mode && j->cfg.threads <= 0) j->cfg.threads = omp_get_max_threads();
-#else
-    if (j->ensemble_mode) j->cfg.threads = 1;
-#endif
+    if (model_build_named(&m, setting(cfg, "model", name, sizeof name)) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    model_summary(&m, stdout);
+    model_free(&m);
+    return 0;
 }
 
 /* The automatically named model file, reserved (created empty) so that
@@ -447,107 +282,87 @@ const char *cli_train_out(const char *out, int overwrite, const char *dir, const
     return buf;
 }
 
-/* The model file: --out (an existing one only with --overwrite), the
- * checkpoint's when resuming, else the first free OUT-DIR/BASE.safetensors,
- * BASE-2, BASE-3, ... Exits 2 when --out exists. */
-static void choose_out(TrainJob *j) {
-    const TrainOptions *o = &j->o;
-    if (!train_mpi_writer()) return; /* under mpirun rank 0 writes */
-    if (o->resume) {
-        snprintf(j->out, sizeof j->out, "%s", j->ck.cfg.out_path ? j->ck.cfg.out_path : "");
-        if (!j->out[0]) cli_fail(CMD, "%s: checkpoint names no model file", j->ck.path);
-    } else {
-        char base[300];
-        const char *name = j->ensemble_mode ? j->ens.models[0] : j->m.spec_name;
-        const char *slash = strrchr(name, '/');
-        name = slash ? slash + 1 : name;
-        if (j->ensemble_mode)
-            snprintf(base, sizeof base, "%s-%s%d", name, j->ens.kfold ? "kfold" : "ensemble", j->ens.n);
-        else
-            snprintf(base, sizeof base, "%s", name);
-        cli_train_out(o->cfg.out_path, o->overwrite, o->out_dir, base, j->out, sizeof j->out);
+/* ==== stopping ================================================================ */
+
+/* The signal that asked the run to stop (0: none): dg_train_run's stop flag. */
+static volatile int stop_signal;
+
+/* The first SIGINT/SIGTERM sets the stop flag (the run stops after the
+ * current step, with a checkpoint); a second one ends the process at once
+ * — safe, since every file digits writes is replaced atomically. */
+static void on_stop_signal(int sig) {
+    if (stop_signal) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
     }
-    j->cfg.out_path = j->out;
-    check_writable(j->out);
-    if (j->cfg.log_path && !o->resume) check_writable(j->cfg.log_path);
+    stop_signal = sig;
+    static const char msg[] = "\ndigits: stopping after the current step (again to quit at once)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
 }
 
-/* Stopped by a signal: say how to go on, and exit 128+signal. */
-static void exit_interrupted(const TrainJob *j, const TrainResult *res) {
-    char word[8300];
-    if (res->checkpoint[0]) printf("checkpoint %s\n", res->checkpoint);
+/* Installs on_stop_signal (install 0: the defaults again). SA_RESTART: a
+ * save in progress must not fail with EINTR. */
+static void stop_signals(int install) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = install ? on_stop_signal : SIG_DFL;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Whether a stop by signal ends in something to keep: one network always
+ * (its best model so far), an ensemble only with checkpoints. Without, the
+ * signals keep their default (the process ends); with, they are caught
+ * while the loop trains (print_line's stages). */
+static int catch_signals(const dg_train_config *cfg) {
+    char v[4200];
+    if (setting(cfg, "checkpoint-dir", v, sizeof v)[0] || setting(cfg, "resume", v, sizeof v)[0]) return 1;
+    return atoi(setting(cfg, "ensemble", v, sizeof v)) <= 1 && !setting(cfg, "ensemble-models", v, sizeof v)[0] &&
+           atoi(setting(cfg, "kfold", v, sizeof v)) == 0;
+}
+
+/* Every rank exits with status; rank 0 has printed its lines first (a
+ * rank leaving early could make mpirun end rank 0 before it does). */
+static void exit_all(int status) {
     fflush(stdout);
-    if (j->cfg.checkpoint_dir)
+    if (dist_size() > 1) dist_barrier();
+    exit(status);
+}
+
+/* Stopped by a signal: say how to go on (rank 0), and exit 128+signal (an
+ * ensemble's ranks together, with rank 0's status). */
+static void exit_interrupted(const dg_train_outcome *oc) {
+    int status = stop_signal > 0 ? 128 + stop_signal : 130;
+    if (oc->ensemble && dist_size() > 1) dist_bcast(&status, sizeof status, 0);
+    if (oc->ensemble && dist_rank() > 0) exit_all(status); /* rank 0 says how to go on */
+    char word[8300];
+    if (oc->checkpoint[0]) printf("checkpoint %s\n", oc->checkpoint);
+    fflush(stdout);
+    const char *dir = cli_shell_word(oc->checkpoint_dir, word, sizeof word);
+    if (oc->ensemble)
+        fprintf(stderr, "digits: interrupted %s member %d of %d (%s holds the %d before it); resume with: "
+                "digits train --resume %s\n", oc->checkpoint[0] ? "in" : "before", oc->stop_member + 1, oc->members,
+                oc->model_path, oc->stop_member, dir);
+    else if (oc->checkpoint_dir[0])
         fprintf(stderr, "digits: interrupted at epoch %d step %ld; resume with: digits train --resume %s\n",
-                res->stop_epoch, res->steps, cli_shell_word(j->cfg.checkpoint_dir, word, sizeof word));
+                oc->stop_epoch, oc->stop_step, dir);
     else
         fprintf(stderr, "digits: interrupted at epoch %d step %ld; the best model so far is in %s "
-                "(without --checkpoint-dir the run cannot be resumed)\n", res->stop_epoch, res->steps, j->out);
-    exit(res->interrupted > 0 ? 128 + res->interrupted : 130);
+                "(without --checkpoint-dir the run cannot be resumed)\n", oc->stop_epoch, oc->stop_step,
+                oc->model_path);
+    if (oc->ensemble) exit_all(status);
+    exit(status);
 }
 
-/* Train one model (fresh or resumed); returns its result. */
-static void train_single(TrainJob *j, TrainResult *res) {
-    Model *m = &j->m;
-    if (j->o.resume) {
-        printf("model %s: resuming from %s\n", m->spec_name, j->ck.path);
-    } else {
-        model_init_params(m, j->cfg.seed);
-        double t0 = now_seconds();
-        train_set_normalisation(m, &j->cfg, &j->train);
-        j->load_secs += now_seconds() - t0;
-        m->train_config_json = train_config_json(&j->cfg, m->spec_name, j->train.n, j->val.n);
-    }
-    printf("model %s: %zu parameters, %.2f M MACs/image; %d train / %d validation images from %s (loaded in %.3fs)\n",
-           m->spec_name, m->n_param + m->n_buffer, model_macs(m) / 1e6, j->train.n, j->val.n, j->o.data,
-           j->load_secs);
-    fflush(stdout);
-    train_clear_stop();
-    cli_stop_signals(1);
-    dist_exit_on_signals(CMD); /* under mpirun: a signal ends the rank at once */
-    int trained = train_run(m, &j->train, &j->val, &j->cfg, res);
-    cli_stop_signals(0);
-    if (trained < 0) cli_fail(CMD, "%s", dg_errmsg());
-    if (res->interrupted) exit_interrupted(j, res);
-    printf("trained %d epochs in %.1fs (%.0f img/s)", res->epochs_run, res->seconds,
-           res->seconds > 0 ? (double)res->steps * j->cfg.batch_size / res->seconds : 0);
-    if (res->best_epoch)
-        printf("; best epoch %d: val loss %.4f acc %.4f", res->best_epoch, res->best_val_loss, res->best_val_acc);
-    printf("\n");
-}
-
-/* Test the trained model, record the metrics in it and save it. */
-static void test_and_save(TrainJob *j, const TrainResult *res) {
-    char metrics[512];
-    int len = snprintf(metrics, sizeof metrics,
-                       "{\"train_seconds\":%.2f,\"load_seconds\":%.3f,\"epochs_run\":%d,\"best_epoch\":%d,"
-                       "\"val_loss\":%.6f,\"val_accuracy\":%.6f",
-                       res->seconds, j->load_secs, res->epochs_run, res->best_epoch, res->best_val_loss,
-                       res->best_val_acc);
-    if (j->testset.n) {
-        double loss;
-        double acc = model_predict_dataset(&j->m, &j->testset, 1000, NULL, NULL, &loss);
-        printf("test accuracy %.4f (loss %.4f) on %d images from %s\n", acc, loss, j->testset.n, j->test_path);
-        len += snprintf(metrics + len, sizeof metrics - (size_t)len, ",\"test_accuracy\":%.6f,\"test_loss\":%.6f",
-                        acc, loss);
-    }
-    snprintf(metrics + len, sizeof metrics - (size_t)len, "}");
-    j->m.metrics_json = strdup(metrics);
-    if (model_save_dtype(&j->m, j->out, (DgDtype)j->cfg.dtype) < 0) cli_fail(CMD, "%s", dg_errmsg());
-    printf("saved %s\n", j->out);
-}
-
-static void job_free(TrainJob *j) {
-    dataset_free(&j->all);
-    dataset_free(&j->train);
-    dataset_free(&j->val);
-    dataset_free(&j->testset);
-    dataset_free(&j->monset);
-    model_free(&j->m);
-    checkpoint_close(&j->ck);
-    free(j->run_json);
-    train_options_free(&j->o);
-    free(j);
+/* An ensemble that failed once training began: every rank failed with it
+ * (the library shares rank 0's status); rank 0 says why, every rank exits 1. */
+static void exit_ensemble_failed(void) {
+    if (dist_rank() == 0) fprintf(stderr, "digits %s: %s\n", CMD, dg_errmsg());
+    exit_all(EXIT_RUNTIME);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -556,46 +371,34 @@ int cmd_train(int argc, char **argv) {
         if (strcmp(argv[i], "--model=svm") == 0 ||
             (strcmp(argv[i], "--model") == 0 && i + 1 < argc && strcmp(argv[i + 1], "svm") == 0))
             return cmd_train_svm(argc, argv);
-    /* static: still reachable when a bad flag or file exits 2 (LeakSanitizer) */
-    static TrainJob *j;
-    j = calloc(1, sizeof *j);
-    if (!j) cli_fail(CMD, "out of memory");
+    Actions act;
+    /* static: still reachable when the run fails and exits (LeakSanitizer) */
+    static dg_train_config *cfg;
     train_mpi_start(argc, argv);
-    parse_settings(argc, argv, &j->o);
-    if (j->o.print_config) {
-        train_options_print_yaml(&j->o, stdout);
-        job_free(j);
+    cfg = parse_settings(argc, argv, &act);
+    cfg->data_hook = train_mpi_check_data;
+    if (act.print_config) {
+        char *yaml = dg_train_config_yaml(cfg);
+        if (!yaml) cli_fail(CMD, "out of memory");
+        fputs(yaml, stdout);
+        dg_free(yaml);
+        dg_train_config_free(cfg);
         return 0;
     }
-    check_combinations(&j->o);
-    if (j->o.resume) {
-        adopt_checkpoint(j);
-    } else {
-        if (model_build_named(&j->m, j->o.model) < 0) cli_fail(CMD, "%s", dg_errmsg());
-        if (j->o.summary) {
-            model_summary(&j->m, stdout);
-            job_free(j);
-            return 0;
-        }
+    if (dg_train_config_check(cfg) != DG_OK) cli_usage_error(CMD, "%s", dg_errmsg());
+    if (act.summary) {
+        int rc = print_summary(cfg);
+        dg_train_config_free(cfg);
+        return rc;
     }
-    make_config(j);
-    plan_ensemble(j);
-    choose_out(j);
-    load_data(j);
-    train_mpi_check_data(&j->train, &j->val);
-    start_checkpointing(j);
-    if (!j->ensemble_mode) train_mpi_silence(&j->cfg); /* ensemble_train gives the ranks their roles */
-    int rc = 0;
-    if (j->ensemble_mode) {
-        j->ens.val_split = j->o.val_split;
-        /* members split `all` themselves (shared split or folds) */
-        rc = train_ensemble_run(&j->ens, &j->all, j->test_path ? &j->testset : NULL, j->test_path, &j->cfg, j->out);
-    } else {
-        TrainResult res;
-        train_single(j, &res);
-        if (train_mpi_writer()) test_and_save(j, &res);
-    }
-    job_free(j);
+    static dg_train_outcome oc;
+    catching = catch_signals(cfg);
+    int rc = dg_train_run(cfg, NULL, &oc, NULL, NULL, &stop_signal);
+    if (rc == DG_STOPPED) exit_interrupted(&oc);
+    if (rc != DG_OK && oc.ensemble) exit_ensemble_failed();
+    if (rc == DG_ERR_ARG) cli_usage_error(CMD, "%s", dg_errmsg());
+    if (rc != DG_OK) cli_fail(CMD, "%s", dg_errmsg());
+    dg_train_config_free(cfg);
     train_mpi_end();
-    return rc;
+    return 0;
 }

@@ -4,8 +4,8 @@
 # build-portable/bench/bench_models (make PORTABLE=1) with its level chosen
 # from cpuid (portable), then forced with DIGITS_ISA=avx2 and =generic.
 # Training and inference images/s per model; the variants alternate within
-# each model and round (a slow patch of a shared machine hits all alike) and
-# each figure keeps its best round. Also the sizes of both libdigits.so.
+# each model and round (a slow patch of a shared machine hits all alike), in
+# reverse order every other round, and each figure keeps its best round. Also the sizes of both libdigits.so.
 #
 #   bench/isa_ab.sh [MODELS]        default lenet5,cnn-bn,kaggle-deep
 #
@@ -41,8 +41,12 @@ run() {
 }
 : > "$CSV"
 for ((r = 1; r <= REPEAT; r++)); do
+    # every other round in reverse (ABBA): a variant never always runs first
+    # after a model switch, and a drift within a round favours none
+    order=("${VARIANTS[@]}")
+    ((r % 2)) || order=(generic avx2 portable native)
     for m in ${MODELS//,/ }; do
-        for v in "${VARIANTS[@]}"; do run "$v" "$m" >> "$CSV"; done
+        for v in "${order[@]}"; do run "$v" "$m" >> "$CSV"; done
     done
 done
 

@@ -55,6 +55,18 @@
  *     dg_dataset_free(train);
  *     dg_dataset_free(test);
  *
+ * Or a whole run as `digits train` does it, from settings alone (data,
+ * validation split, ensembles, checkpoints and resume, the model file):
+ *
+ *     dg_train_config *cfg = dg_train_config_new();
+ *     dg_train_set(cfg, "data", "data/mnist");
+ *     dg_train_set(cfg, "ensemble", "3");              // or "kfold", "ensemble-models"
+ *     dg_train_set(cfg, "checkpoint-dir", "ck");       // later: "resume" "ck" alone goes on
+ *     dg_train_set(cfg, "out", "ens.safetensors");
+ *     dg_model *m;
+ *     dg_train_outcome oc;
+ *     int rc = dg_train_run(cfg, &m, &oc, NULL, NULL, &stop_flag);  // DG_OK or DG_STOPPED
+ *
  * ---- Thread safety --------------------------------------------------------
  *
  * A loaded model may be shared by any number of threads that predict or
@@ -69,7 +81,9 @@
  * training configurations and metrics are plain values: share them
  * read-only, or give each thread its own. dg_errmsg() is per thread.
  * dg_set_threads is process-wide (the OpenMP thread count) and is meant to
- * be called once, before the rest.
+ * be called once, before the rest. dg_train_run sets the thread count and
+ * the bf16 mode of its settings for the process while it runs (and puts
+ * them back): run one at a time per process.
  *
  * ---- Memory ownership -------------------------------------------------------
  *
@@ -80,7 +94,9 @@
  *   for the caller: release them with dg_free.
  * - `const char *` results are owned by the library: dg_version() and
  *   dg_strerror() are static; dg_errmsg() lives until the thread's next
- *   failing call; dg_model_name/kind/metadata live as long as the model.
+ *   failing call; dg_model_name/kind/metadata live as long as the model;
+ *   a dg_log_fn's line lives during the callback only.
+ * - dg_train_outcome is the caller's (stack or heap); dg_train_run fills it.
  * - Input pointers (images, paths, option text) are only read during the
  *   call; nothing keeps them.
  */
@@ -241,15 +257,21 @@ typedef struct dg_train_config dg_train_config;
 DG_API dg_train_config *dg_train_config_new(void);
 DG_API void dg_train_config_free(dg_train_config *cfg);
 /* Sets an option by its `digits train` name ('-' or '_'), from text, with
- * the same checks: dg_train_set(cfg, "epochs", "10"). Those of the training
- * loop apply (epochs, batch-size, lr, optimizer, momentum, nesterov,
- * weight-decay, schedule, gamma, step-size, patience, ema, max-steps, seed,
- * threads, dtype, log, out, augment, normalize, precision, quiet) and
- * val-split and limit (used by dg_train); the command line's own
- * (data, test, ensemble, checkpoint-dir, ...) give DG_ERR_ARG, as do an
- * unknown name (the message suggests the nearest) and a bad value.
- * "precision bf16" switches the whole process to bf16 convolutions while
- * dg_train runs. */
+ * the same checks: dg_train_set(cfg, "epochs", "10"). Every name of
+ * `digits train --help` is a setting: those of the training loop (epochs,
+ * batch-size, lr, optimizer, momentum, nesterov, weight-decay, schedule,
+ * gamma, step-size, patience, ema, max-steps, seed, threads, dtype, log,
+ * out, augment, normalize, precision, quiet, val-split, limit), which
+ * dg_train and dg_train_run use, and those of a whole run, which only
+ * dg_train_run uses (model, data, test, out-dir, overwrite, ensemble,
+ * ensemble-models, kfold, vote, checkpoint-dir, resume, monitor,
+ * monitor-test, monitor-every). "config" reads a YAML file
+ * (dg_train_config_load). The command line's actions (help, print-config,
+ * summary) give DG_ERR_ARG, as do an unknown name (the message suggests the
+ * nearest) and a bad value. A value set here (or by a config file) must
+ * equal the checkpoint's when dg_train_run resumes. "precision bf16"
+ * switches the whole process to bf16 convolutions while dg_train or
+ * dg_train_run runs. */
 DG_API int dg_train_set(dg_train_config *cfg, const char *name, const char *value);
 DG_API int dg_train_set_int(dg_train_config *cfg, const char *name, long value);
 DG_API int dg_train_set_float(dg_train_config *cfg, const char *name, double value);
@@ -275,9 +297,81 @@ typedef int (*dg_progress_fn)(const dg_progress *p, void *user);
  * be NULL) set non-zero from any thread stops after the current step.
  * Returns DG_OK, DG_STOPPED (the model holds the best weights so far), or
  * an error. A model from dg_model_build starts from fresh weights; a loaded
- * or trained network goes on from its own (fine-tuning). */
+ * or trained network goes on from its own (fine-tuning). The settings of
+ * a whole run that dg_train cannot honour (ensemble, ensemble-models,
+ * kfold, checkpoint-dir, resume, monitor, monitor-test) give DG_ERR_ARG:
+ * dg_train_run does those; data, test, model, out-dir and overwrite are
+ * not used. */
 DG_API int dg_train(dg_model *m, const dg_dataset *train, const dg_dataset *val, const dg_train_config *cfg,
                     dg_progress_fn progress, void *user, const volatile int *stop);
+
+/* ---- whole training runs (what `digits train` does) -------------------------------- */
+
+/* dg_train_run's messages: DG_LOG_INFO the run's lines ("model cnn-bn: 1234
+ * parameters...", "saved runs/cnn-bn.safetensors"; `digits train` prints
+ * them on stdout), DG_LOG_WARN notes (a config file's ignored keys, a data
+ * folder taken for its mnist/ subfolder, bf16 not available, an unusable
+ * latest checkpoint; on stderr), DG_LOG_STAGE the run's stages, line
+ * "train" when the training loop starts (the data are loaded: a stop
+ * request takes effect from here) and "trained" when it has returned
+ * (finished or stopped; testing and saving follow). One line each, without
+ * a newline, valid during the call only. */
+enum { DG_LOG_INFO = 0, DG_LOG_WARN = 1, DG_LOG_STAGE = 2 };
+typedef void (*dg_log_fn)(int level, const char *line, void *user);
+/* Where cfg's runs send their lines (fn NULL, the default: nowhere). Called
+ * on the thread that called dg_train_run or dg_train_config_load. The
+ * per-epoch lines are the training loop's own: printed on stdout unless
+ * "quiet". */
+DG_API int dg_train_set_log(dg_train_config *cfg, dg_log_fn fn, void *user);
+/* Reads a YAML config file (`digits train --config`: keys are the option
+ * names, or seed 004's sections) into cfg; what is set afterwards wins.
+ * DG_ERR_IO (missing), DG_ERR_FORMAT or DG_ERR_ARG ("FILE:LINE: problem"). */
+DG_API int dg_train_config_load(dg_train_config *cfg, const char *yaml_path);
+/* The settings as a YAML config file (`digits train --print-config`),
+ * malloc'd: dg_free. NULL on a NULL cfg or out of memory. */
+DG_API char *dg_train_config_yaml(const dg_train_config *cfg);
+/* DG_ERR_ARG naming two settings that do not combine (monitor and
+ * monitor-test, checkpoint-dir other than resume, model svm, ...), else
+ * DG_OK. dg_train_run checks this first. */
+DG_API int dg_train_config_check(const dg_train_config *cfg);
+
+/* Where a run ended up; dg_train_run fills it (the paths as given). */
+typedef struct dg_train_outcome {
+    char model_path[4200];     /* the model file: "out", or the name chosen in "out-dir" */
+    char checkpoint_dir[4200]; /* where checkpoints went ("checkpoint-dir" or "resume"; "" none) */
+    char checkpoint[4200];     /* stopped: the last checkpoint written ("" none) */
+    int stopped;               /* 1: stopped early (DG_STOPPED) */
+    int ensemble;              /* 1: an ensemble run */
+    int members;               /* its members (1 for one network) */
+    int stop_member;           /* stopped ensemble: the member (0-based) it stopped in or before */
+    int stop_epoch;            /* stopped network: the 1-based epoch it stopped in */
+    long stop_step;            /* stopped network: optimiser steps done */
+} dg_train_outcome;
+
+/* A whole run from cfg alone, as `digits train` with those settings: the
+ * network from "model" (fresh weights from "seed"), or the run
+ * checkpointed in "resume" (every setting from its checkpoint: one set
+ * otherwise gives DG_ERR_ARG); the training images from "data" ("limit",
+ * a stratified "val-split"); one network, or an ensemble with "ensemble",
+ * "ensemble-models" or "kfold"; checkpoints (every epoch and when stopped)
+ * in "checkpoint-dir"; then the test set ("test"; an MNIST "data" folder's
+ * own by default) and the model file: "out" (an existing one only with
+ * "overwrite"), else the first free OUT-DIR/MODEL.safetensors, MODEL-2, ...
+ * The run's lines go to dg_train_set_log's callback. progress, user and
+ * stop as in dg_train (progress's step counts restart with each member of
+ * an ensemble). Returns DG_OK with the saved model loaded into *out (out
+ * may be NULL: not loaded), DG_STOPPED (a network: its best weights so far
+ * are in the model file; an ensemble: its finished members; with a
+ * checkpoint-dir, "resume" set to it continues bit for bit), or an error:
+ * DG_ERR_ARG for settings that do not fit (this checkpoint, each other, an
+ * existing "out"), DG_ERR_IO / FORMAT / SIZE for the files and data.
+ * *outcome (may be NULL) says where the run ended up, also when stopped.
+ * A run sets the process's OpenMP threads ("threads") and bf16 mode
+ * ("precision") while it runs, so one dg_train_run at a time per process;
+ * the checkpoint folder is locked during the call (another process or run
+ * on it gets DG_ERR_IO). */
+DG_API int dg_train_run(const dg_train_config *cfg, dg_model **out, dg_train_outcome *outcome,
+                        dg_progress_fn progress, void *user, const volatile int *stop);
 
 /* ---- evaluation ------------------------------------------------------------------ */
 

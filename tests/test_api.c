@@ -7,7 +7,11 @@
  * small on a big RGBA canvas with a padded row stride, and encoded as PNG
  * bytes, is read back; threads sharing one model agree with one thread; a
  * data set loads, splits and evaluates; a tiny network trains a few steps
- * with the progress callback, stops on the flag, saves and loads again.
+ * with the progress callback, stops on the flag, saves and loads again;
+ * dg_train_run (the whole `digits train` run from settings alone) stops
+ * with a checkpoint, refuses a conflicting setting on resume, resumes in
+ * the same process to the uninterrupted run's weights bit for bit, and
+ * trains an ensemble.
  * Errors: missing and corrupt model files, wrong image sizes, NULL
  * arguments, unknown option names and bad values each give their code and
  * a message, never a crash (the suite runs under ASan/UBSan too).
@@ -345,6 +349,131 @@ static void test_train_save_load(void **state) {
     dg_dataset_free(d);
 }
 
+/* The run's lines, counted; the last kept. */
+typedef struct {
+    int n, warnings;
+    char last[512];
+} Lines;
+
+static void on_line(int level, const char *line, void *user) {
+    Lines *l = user;
+    l->n++;
+    l->warnings += level == DG_LOG_WARN;
+    snprintf(l->last, sizeof l->last, "%s", line);
+}
+
+/* A config for dg_train_run: the tiny net (a spec file) on 600 images,
+ * 2 epochs of 11 steps, no test set, the model to out. */
+static dg_train_config *run_config(const char *spec, const char *out, const char *ckdir) {
+    dg_train_config *cfg = dg_train_config_new();
+    assert_int_equal(dg_train_set(cfg, "model", spec), DG_OK);
+    assert_int_equal(dg_train_set(cfg, "data", data_dir()), DG_OK);
+    assert_int_equal(dg_train_set(cfg, "test", "none"), DG_OK);
+    assert_int_equal(dg_train_set(cfg, "limit", "600"), DG_OK);
+    assert_int_equal(dg_train_set(cfg, "epochs", "2"), DG_OK);
+    assert_int_equal(dg_train_set(cfg, "batch-size", "50"), DG_OK);
+    assert_int_equal(dg_train_set(cfg, "threads", "1"), DG_OK);
+    assert_int_equal(dg_train_set(cfg, "out", out), DG_OK);
+    if (ckdir) assert_int_equal(dg_train_set(cfg, "checkpoint-dir", ckdir), DG_OK);
+    return cfg;
+}
+
+/* The ten probabilities of the first test images under m. */
+static void probs_of(dg_model *m, dg_prediction *p) {
+    assert_int_equal(dg_predict_batch(m, mnist.pixels, 4, p), DG_OK);
+}
+
+static void test_train_run(void **state) {
+    (void)state;
+    const char *spec = tu_tmp_path("tiny.spec");
+    FILE *f = fopen(spec, "w");
+    assert_non_null(f);
+    fputs(TINY, f);
+    fclose(f);
+    char ref_path[4200], run_path[4200], ck[4200];
+    snprintf(ref_path, sizeof ref_path, "%s", tu_tmp_path("ref.safetensors"));
+    snprintf(run_path, sizeof run_path, "%s", tu_tmp_path("run.safetensors"));
+    snprintf(ck, sizeof ck, "%s", tu_tmp_path("ck"));
+
+    /* the reference: never stopped; its lines through the callback */
+    dg_train_config *cfg = run_config(spec, ref_path, NULL);
+    Lines lines = {0};
+    assert_int_equal(dg_train_set_log(cfg, on_line, &lines), DG_OK);
+    dg_model *ref;
+    dg_train_outcome oc;
+    assert_int_equal(dg_train_run(cfg, &ref, &oc, NULL, NULL, NULL), DG_OK);
+    assert_non_null(ref);
+    assert_string_equal(dg_model_kind(ref), "cnn");
+    assert_string_equal(oc.model_path, ref_path);
+    assert_int_equal(oc.stopped, 0);
+    assert_true(lines.n >= 3); /* model ..., trained ..., saved ... */
+    assert_non_null(strstr(lines.last, "saved "));
+    /* an existing out without overwrite: the settings' error, nothing trained */
+    dg_model *m = (dg_model *)1;
+    expect_error(dg_train_run(cfg, &m, NULL, NULL, NULL, NULL), DG_ERR_ARG);
+    assert_null(m);
+    assert_non_null(strstr(dg_errmsg(), "--overwrite"));
+    char *yaml = dg_train_config_yaml(cfg);
+    assert_non_null(strstr(yaml, "epochs: 2"));
+    dg_free(yaml);
+    dg_train_config_free(cfg);
+
+    /* the same run with checkpoints, stopped after step 5 by the flag */
+    cfg = run_config(spec, run_path, ck);
+    volatile int stop = 0;
+    Progress ps = {.stop_at = 5, .flag = &stop};
+    assert_int_equal(dg_train_run(cfg, &m, &oc, on_progress, &ps, &stop), DG_STOPPED);
+    assert_null(m);
+    assert_int_equal(oc.stopped, 1);
+    assert_int_equal(oc.stop_step, 5);
+    assert_int_equal(oc.stop_epoch, 1);
+    assert_string_equal(oc.checkpoint_dir, ck);
+    assert_true(oc.checkpoint[0] != '\0');
+    dg_train_config_free(cfg);
+
+    /* resuming refuses a setting that differs from the checkpoint's */
+    cfg = dg_train_config_new();
+    assert_int_equal(dg_train_set(cfg, "resume", ck), DG_OK);
+    assert_int_equal(dg_train_set(cfg, "epochs", "3"), DG_OK);
+    expect_error(dg_train_run(cfg, NULL, NULL, NULL, NULL, NULL), DG_ERR_ARG);
+    assert_non_null(strstr(dg_errmsg(), "conflicts with the checkpoint"));
+    dg_train_config_free(cfg);
+    /* resumed in this process (the folder's lock was given back): the
+     * uninterrupted run's weights, bit for bit */
+    cfg = dg_train_config_new();
+    assert_int_equal(dg_train_set(cfg, "resume", ck), DG_OK);
+    assert_int_equal(dg_train_set(cfg, "epochs", "2"), DG_OK); /* equal to the checkpoint's: allowed */
+    assert_int_equal(dg_train_run(cfg, &m, &oc, NULL, NULL, NULL), DG_OK);
+    assert_string_equal(oc.model_path, run_path);
+    dg_prediction a[4], b[4];
+    probs_of(ref, a);
+    probs_of(m, b);
+    assert_memory_equal(a, b, sizeof a);
+    dg_model_free(m);
+    dg_model_free(ref);
+    dg_train_config_free(cfg);
+
+    /* an ensemble of two: one model file, the ensemble kind */
+    snprintf(run_path, sizeof run_path, "%s", tu_tmp_path("ens.safetensors"));
+    cfg = run_config(spec, run_path, NULL);
+    assert_int_equal(dg_train_set(cfg, "epochs", "1"), DG_OK);
+    assert_int_equal(dg_train_set(cfg, "ensemble", "2"), DG_OK);
+    assert_int_equal(dg_train_run(cfg, &m, &oc, NULL, NULL, NULL), DG_OK);
+    assert_string_equal(dg_model_kind(m), "ensemble");
+    assert_int_equal(oc.ensemble, 1);
+    assert_int_equal(oc.members, 2);
+    /* dg_train leaves ensembles to dg_train_run */
+    dg_dataset *d;
+    assert_int_equal(dg_dataset_load(&d, data_dir(), "test"), DG_OK);
+    dg_model *net;
+    assert_int_equal(dg_model_build_spec(&net, TINY), DG_OK);
+    expect_error(dg_train(net, d, NULL, cfg, NULL, NULL, NULL), DG_ERR_ARG);
+    dg_model_free(net);
+    dg_dataset_free(d);
+    dg_model_free(m);
+    dg_train_config_free(cfg);
+}
+
 /* The PCA + SVM kind: loads, predicts from several threads (the workspaces
  * share its read-only tables) like the internal path, and refuses what
  * only a network does. */
@@ -470,7 +599,20 @@ static void test_data_train_eval_errors(void **state) {
     assert_non_null(strstr(dg_errmsg(), "epochs")); /* did you mean */
     expect_error(dg_train_set(cfg, "epochs", "zero"), DG_ERR_ARG);
     expect_error(dg_train_set(cfg, "epochs", "0"), DG_ERR_ARG);
-    expect_error(dg_train_set(cfg, "data", "data/mnist"), DG_ERR_ARG); /* the CLI's */
+    expect_error(dg_train_set(cfg, "help", "true"), DG_ERR_ARG); /* the command line's actions */
+    expect_error(dg_train_set(cfg, "print-config", "true"), DG_ERR_ARG);
+    assert_int_equal(dg_train_set(cfg, "data", "data/mnist"), DG_OK); /* a whole run's setting */
+    expect_error(dg_train_config_load(cfg, "/nonexistent.yaml"), DG_ERR_IO);
+    expect_error(dg_train_config_load(NULL, "x.yaml"), DG_ERR_ARG);
+    assert_null(dg_train_config_yaml(NULL));
+    expect_error(dg_train_set_log(NULL, NULL, NULL), DG_ERR_ARG);
+    expect_error(dg_train_run(NULL, NULL, NULL, NULL, NULL, NULL), DG_ERR_ARG);
+    assert_int_equal(dg_train_config_check(cfg), DG_OK);
+    assert_int_equal(dg_train_set(cfg, "monitor", "data/mnist"), DG_OK);
+    assert_int_equal(dg_train_set(cfg, "monitor-test", "true"), DG_OK);
+    expect_error(dg_train_config_check(cfg), DG_ERR_ARG);
+    expect_error(dg_train_run(cfg, NULL, NULL, NULL, NULL, NULL), DG_ERR_ARG);
+    assert_int_equal(dg_train_set(cfg, "monitor-test", "false"), DG_OK);
     expect_error(dg_train_set(cfg, NULL, "1"), DG_ERR_ARG);
     expect_error(dg_train_set(cfg, "epochs", NULL), DG_ERR_ARG);
     expect_error(dg_train_set(NULL, "epochs", "1"), DG_ERR_ARG);
@@ -511,6 +653,7 @@ int main(void) {
         cmocka_unit_test(test_threads_share_a_model),
         cmocka_unit_test(test_dataset_split_evaluate),
         cmocka_unit_test(test_train_save_load),
+        cmocka_unit_test(test_train_run),
         cmocka_unit_test(test_svm_kind),
         cmocka_unit_test(test_model_errors),
         cmocka_unit_test(test_predict_errors),

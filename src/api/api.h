@@ -35,6 +35,12 @@ struct dg_dataset {
 
 struct dg_train_config {
     TrainOptions o;
+    dg_log_fn log;      /* dg_train_set_log (may be NULL) */
+    void *log_user;
+    /* internal (not in the public API): dg_train_run calls it once the
+     * training and validation sets are cut, before training (the CLI's
+     * check that every rank under mpirun has the same data; may be NULL) */
+    void (*data_hook)(const Dataset *train, const Dataset *val);
 };
 
 struct dg_metrics {

@@ -1,9 +1,11 @@
 /* train.c — dg_train_config (the options of `digits train`, by the names
  * of its single option table, train/options.c) and dg_train: the training
- * loop of train/train.c with the API's progress callback and stop flag.
- * Leaves out: what only the command line does (ensembles, k-fold,
- * checkpoints and resume, the monitor set, choosing file names): those
- * options are refused by dg_train_set. */
+ * loop of train/train.c with the API's progress callback and stop flag, on
+ * a network the caller holds. A whole run as the command line does it
+ * (data, ensembles, checkpoints and resume, the model file) is
+ * dg_train_run (train_run.c).
+ * Leaves out: the command line's actions (help, print-config, summary):
+ * dg_train_set refuses them. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,11 +16,8 @@
 #include "model/model.h"
 #include "train/train.h"
 
-/* The options dg_train uses; the table's others belong to the CLI. */
-static const char *const used[] = {
-    "epochs", "batch-size", "lr", "optimizer", "momentum", "nesterov", "weight-decay", "schedule", "gamma",
-    "step-size", "patience", "ema", "max-steps", "seed", "threads", "dtype", "log", "out", "augment", "normalize",
-    "precision", "quiet", "val-split", "limit", NULL};
+/* The table's rows that are actions of the command line, not settings. */
+static const char *const actions[] = {"help", "print-config", "summary", NULL};
 
 dg_train_config *dg_train_config_new(void) {
     dg_train_config *c = calloc(1, sizeof *c);
@@ -34,7 +33,7 @@ void dg_train_config_free(dg_train_config *cfg) {
     free(cfg);
 }
 
-/* The table row of an option dg_train uses, or NULL with DG_ERR_ARG. */
+/* The table row of a setting, or NULL with DG_ERR_ARG. */
 static const TrainOption *find(const char *func, const char *name, int *rc) {
     *rc = api_need(name, func, "name");
     if (*rc) return NULL;
@@ -45,11 +44,13 @@ static const TrainOption *find(const char *func, const char *name, int *rc) {
                    : api_fail(DG_ERR_ARG, "%s: unknown option '%.60s'", func, name);
         return NULL;
     }
-    for (int i = 0; used[i]; i++)
-        if (strcmp(used[i], opt->name) == 0) return opt;
-    *rc = api_fail(DG_ERR_ARG, "%s: option '%s' is for the command line (digits train); the library does not use it",
-                   func, opt->name);
-    return NULL;
+    for (int i = 0; actions[i]; i++)
+        if (strcmp(actions[i], opt->name) == 0) {
+            *rc = api_fail(DG_ERR_ARG, "%s: '%s' is an action of the command line (digits train), not a setting",
+                           func, opt->name);
+            return NULL;
+        }
+    return opt;
 }
 
 int dg_train_set(dg_train_config *cfg, const char *name, const char *value) {
@@ -58,9 +59,11 @@ int dg_train_set(dg_train_config *cfg, const char *name, const char *value) {
     const TrainOption *opt = find("dg_train_set", name, &rc);
     if (!opt) return rc;
     if ((rc = api_need(value, "dg_train_set", "value"))) return rc;
+    if (strcmp(opt->name, "config") == 0) return dg_train_config_load(cfg, value);
     char why[160];
     if (train_option_set(&cfg->o, opt, value, why, sizeof why) < 0)
         return api_fail(DG_ERR_ARG, "dg_train_set: %s: '%.60s' is not %s", opt->name, value, why);
+    cfg->o.given[train_option_index(opt)] = 1; /* dg_train_run's resume refuses it if it differs */
     return DG_OK;
 }
 
@@ -165,6 +168,10 @@ static int check_train(const dg_model *m, const dg_dataset *train, const dg_data
                             sets[i]->ds.rows, sets[i]->ds.cols, in->h, in->w);
     }
     if (train->ds.n == 0) return api_fail(DG_ERR_ARG, "%s: the training set is empty", F);
+    const TrainOptions *o = &cfg->o;
+    if (o->ensemble > 1 || o->ensemble_models || o->kfold || o->resume || o->checkpoint_dir || o->monitor ||
+        o->monitor_test)
+        return api_fail(DG_ERR_ARG, "%s: ensembles, checkpoints, resume and monitor sets train with dg_train_run", F);
     return DG_OK;
 }
 

@@ -450,7 +450,7 @@ static int train_rounds(const Run *run, int kept, Model *ms, EnsembleTrainResult
         if (slot.group_rank > 0 && mine.status == 0) mine.member = -1;
         MemberReport *reps = dg_xcalloc((size_t)run->size, sizeof *reps);
         for (int r = 0; r < run->size; r++) reps[r].member = -1;
-        mine.stop_requested = train_stop_requested();
+        mine.stop_requested = train_stop_pending(run->cfg);
         RoundEnd e = {saved, 0, 0};
         if (gather_reports(run, &mine, &m, built, ms, reps) < 0) e.failed = 1;
         if (run->rank == 0 && !e.failed) e = join_round(run, lo, hi, reps, ms, &saved, res, oof_correct);

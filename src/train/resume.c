@@ -245,7 +245,7 @@ int checkpoint_lock(const char *dir) {
             return dg_set_error("%s: another digits train is using this checkpoint folder", dir);
         return dg_set_error("%s: cannot lock: %s", path, strerror(e));
     }
-    return 0; /* fd stays open: the lock lasts as long as the process */
+    return fd; /* open: the lock lasts until the caller closes it, or the process exits */
 }
 
 /* A name `latest` may hold: "ckpt-....safetensors", no path separators. */

@@ -90,8 +90,9 @@ uint64_t train_data_hash(const Dataset *train, const Dataset *val);
 int checkpoint_save(const char *dir, const Model *m, Optimizer *o, const Schedule *s,
                     const TrainState *st, const TrainConfig *cfg, char *written, size_t len);
 
-/* Take DIR/lock for this process (released at exit); -1 if another
- * process holds it, or the folder cannot be created or written. */
+/* Take DIR/lock (held until the returned descriptor is closed, or the
+ * process exits); -1 if another process or run holds it, or the folder
+ * cannot be created or written. */
 int checkpoint_lock(const char *dir);
 
 /* ---- reading ------------------------------------------------------------- */

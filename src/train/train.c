@@ -139,6 +139,8 @@ static int stop_pending(const TrainConfig *cfg) {
     return cfg->stop && *cfg->stop ? -1 : 0;
 }
 
+int train_stop_pending(const TrainConfig *cfg) { return stop_pending(cfg); }
+
 /* ==== the loop ============================================================= */
 
 /* Writes a checkpoint if the run keeps them; 0 otherwise. */

@@ -117,5 +117,8 @@ void train_request_stop(int signo);
 /* The pending request's signal (0 if none), and clearing it. */
 int train_stop_requested(void);
 void train_clear_stop(void);
+/* A stop requested for a run with cfg: the process's signal, else -1 for
+ * cfg->stop, else 0 (ensemble_train asks between members). */
+int train_stop_pending(const TrainConfig *cfg);
 
 #endif

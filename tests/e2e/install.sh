@@ -48,7 +48,10 @@ readelf -d "$P/lib/libdigits.so.$V" | grep 'SONAME.*\[libdigits\.so\.0\]' >/dev/
 [[ ! -e $P/include/digits ]] || fail "internal headers installed under include/digits"
 # the shared library exports the public API and nothing else
 nm -D --defined-only "$P/lib/libdigits.so.$V" | awk '{print $3}' > "$TMP/syms.txt"
-grep -q '^dg_predict$' "$TMP/syms.txt" || fail "libdigits.so does not export dg_predict"
+for s in dg_predict dg_train dg_train_run dg_train_config_load dg_train_config_yaml dg_train_config_check \
+         dg_train_set_log; do
+    grep -q "^$s\$" "$TMP/syms.txt" || fail "libdigits.so does not export $s"
+done
 bad=$(grep -v '^dg_' "$TMP/syms.txt" || true)
 [[ -z $bad ]] || fail "libdigits.so exports names without dg_: $(echo $bad | head -c 400)"
 echo "libdigits.so exports $(wc -l < "$TMP/syms.txt") symbols, all dg_*"
