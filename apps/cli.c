@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,32 +79,6 @@ const char *cli_set_precision(const char *cmd, const char *name) {
     }
     if (strcmp(name, "fp32") == 0) model_set_bf16(0);
     return name;
-}
-
-/* ---- signals: the first SIGINT/SIGTERM asks training to stop after the
- * current step (and checkpoint); a second one ends the process at once —
- * safe, since every file digits writes is replaced atomically. SA_RESTART:
- * a save in progress must not fail with EINTR. */
-static void on_stop_signal(int sig) {
-    if (train_stop_requested()) {
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return;
-    }
-    train_request_stop(sig);
-    static const char msg[] = "\ndigits: stopping after the current step (again to quit at once)\n";
-    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)w;
-}
-
-void cli_stop_signals(int install) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = install ? on_stop_signal : SIG_DFL;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
 }
 
 const char *cli_shell_word(const char *s, char *buf, size_t len) {

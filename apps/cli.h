@@ -27,11 +27,6 @@ void cli_set_threads(int threads);
  * in effect ("fp32" or "bf16"). */
 const char *cli_set_precision(const char *cmd, const char *name);
 
-/* Training's SIGINT/SIGTERM handling (install 0: the defaults again): the
- * first signal asks train_run to stop after the current step, with a
- * checkpoint; a second ends the process at once — safe, since every file
- * digits writes is replaced atomically. */
-void cli_stop_signals(int install);
 /* s as one shell word (quoted when needed), for hints meant to be pasted. */
 const char *cli_shell_word(const char *s, char *buf, size_t len);
 /* data/mnist when it exists, else exit 1 saying where it looked and how to give --data. */

@@ -1,9 +1,9 @@
 /* cmd_train_mpi.c — `mpirun -np N digits train`: the start-up checks
  * (binary, arguments, data: a 64-bit FNV-1a hash on every rank compared
- * with rank 0's broadcast one) and rank 0 as the only writer. The steps
- * themselves are src/train/dist_train.c's. Left out: ensembles and K-fold
- * under mpirun (refused by cmd_train), a shared file system check (every
- * rank reads --data and --resume itself). */
+ * with rank 0's broadcast one). Rank 0 as the only writer is
+ * dg_train_run's (src/api/train_run.c), the steps src/train/dist_train.c's,
+ * ensembles over the ranks src/train/ensemble_train.c's. Left out: a shared
+ * file system check (every rank reads --data and --resume itself). */
 #include "cmd_train_mpi.h"
 
 #include <stdint.h>
@@ -73,21 +73,11 @@ void train_mpi_start(int argc, char **argv) {
     agree(h, what, 2);
 }
 
-int train_mpi_writer(void) { return dist_rank() == 0; }
-
 void train_mpi_check_data(const Dataset *train, const Dataset *val) {
     if (!dist_active()) return;
     const uint64_t h[1] = {train_data_hash(train, val && val->n ? val : NULL)};
     static const char *const what[1] = {"its training data differ"};
     agree(h, what, 1);
-}
-
-void train_mpi_silence(TrainConfig *cfg) {
-    if (train_mpi_writer()) return;
-    cfg->out_path = NULL;
-    cfg->log_path = NULL;
-    cfg->checkpoint_dir = NULL;
-    cfg->quiet = 1;
 }
 
 void train_mpi_end(void) { dist_finalize(); }

@@ -1,5 +1,5 @@
 /* cmd_train_mpi.h — `digits train` under mpirun (cmd_train_mpi.c): the
- * start-up checks across ranks and what only rank 0 does. */
+ * start-up checks across ranks and leaving the job. */
 #ifndef DG_APP_TRAIN_MPI_H
 #define DG_APP_TRAIN_MPI_H
 
@@ -12,14 +12,10 @@
  * every rank exits 1 before any data is read. Ranks > 0 print nothing on
  * stdout from here on. */
 void train_mpi_start(int argc, char **argv);
-/* 1 for the rank that writes files (rank 0; the only one without mpirun). */
-int train_mpi_writer(void);
 /* After the data are loaded: every rank's training and validation images
  * must hash as rank 0's (else a line from each rank that differs, and
  * every rank exits 1 before step 1). */
 void train_mpi_check_data(const Dataset *train, const Dataset *val);
-/* Ranks > 0: no model file, log or checkpoints, no progress lines. */
-void train_mpi_silence(TrainConfig *cfg);
 /* Leave the job (MPI_Finalize) after a successful run. */
 void train_mpi_end(void);
 
