@@ -50,7 +50,7 @@ typedef struct {
 /* What rank 0 tells every rank after a round. */
 typedef struct {
     int32_t saved;  /* members the ensemble file holds */
-    int32_t stop;   /* the signal that stops the run, or 0 */
+    int32_t stop;   /* the signal that stops the run (-1: its stop flag), or 0 */
     int32_t failed; /* 1: the run failed (rank 0 has the message) */
 } RoundEnd;
 
@@ -262,8 +262,8 @@ static void train_member(const Run *run, PartSlot slot, Model *m, MemberReport *
     m->train_config_json = train_config_json(&as_one, m->spec_name, tr->n, va->n);
     if (slot.group_rank > 0) mc.checkpoint_dir = NULL; /* the group's leader writes them */
     if (train_run(m, tr, va, &mc, &rep->tr) < 0) goto out;
-    if (rep->tr.interrupted) {
-        rep->status = rep->tr.interrupted;
+    if (rep->tr.interrupted) { /* a signal's number, or -1: the run's stop flag */
+        rep->status = rep->tr.interrupted > 0 ? rep->tr.interrupted : MEMBER_STOPPED_BY_FLAG;
         goto out;
     }
     /* training activations (with gradients) are the bulk of a member's
@@ -353,8 +353,8 @@ static RoundEnd join_round(const Run *run, int lo, int hi, const MemberReport *r
             e.failed = 1;
             break;
         }
-        if (rep->status > 0) { /* stopped in this member: keep its checkpoint for --resume */
-            e.stop = rep->status;
+        if (rep->status != 0) { /* stopped in this member: keep its checkpoint for --resume */
+            e.stop = rep->tr.interrupted;
             res->stop_member = k;
             snprintf(res->checkpoint, sizeof res->checkpoint, "%s", rep->tr.checkpoint);
             break;

@@ -22,14 +22,19 @@
 #include "model/model.h"
 #include "train/train.h"
 
+/* A report's status for a member stopped by the run's own stop flag (the
+ * library API's; tr.interrupted is -1 then). */
+#define MEMBER_STOPPED_BY_FLAG (-2)
+
 /* What a rank reports about one member. */
 typedef struct {
     int member;         /* 0-based member index; -1: this rank had none */
-    int status;         /* 0 trained; -1 failed (error); > 0 stopped by that signal */
+    int status;         /* 0 trained; -1 failed (error); > 0 stopped by that signal;
+                         * MEMBER_STOPPED_BY_FLAG: stopped by the run's stop flag (cfg->stop) */
     TrainResult tr;     /* the member's training figures */
     double val_acc;     /* on its validation set (fold); NAN if none */
     long oof_correct;   /* K-fold: its fold's images it got right */
-    int stop_requested; /* the signal this rank was asked to stop by after training (0: none) */
+    int stop_requested; /* the signal this rank was asked to stop by after training (-1: the stop flag; 0: none) */
     char error[512];    /* status -1: the one-line message */
 } MemberReport;
 
