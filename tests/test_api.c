@@ -472,6 +472,30 @@ static void test_train_run(void **state) {
     dg_dataset_free(d);
     dg_model_free(m);
     dg_train_config_free(cfg);
+
+    /* an ensemble stopped by the flag in its first member: a stop, not a
+     * failure; resumed, it finishes */
+    snprintf(run_path, sizeof run_path, "%s", tu_tmp_path("ens-stop.safetensors"));
+    snprintf(ck, sizeof ck, "%s", tu_tmp_path("ck-ens"));
+    cfg = run_config(spec, run_path, ck);
+    assert_int_equal(dg_train_set(cfg, "epochs", "1"), DG_OK);
+    assert_int_equal(dg_train_set(cfg, "ensemble", "2"), DG_OK);
+    stop = 0;
+    ps = (Progress){.stop_at = 5, .flag = &stop};
+    assert_int_equal(dg_train_run(cfg, &m, &oc, on_progress, &ps, &stop), DG_STOPPED);
+    assert_null(m);
+    assert_int_equal(oc.stopped, 1);
+    assert_int_equal(oc.ensemble, 1);
+    assert_int_equal(oc.stop_member, 0);
+    assert_true(oc.checkpoint[0] != '\0');
+    dg_train_config_free(cfg);
+    cfg = dg_train_config_new();
+    assert_int_equal(dg_train_set(cfg, "resume", ck), DG_OK);
+    assert_int_equal(dg_train_run(cfg, &m, &oc, NULL, NULL, NULL), DG_OK);
+    assert_string_equal(dg_model_kind(m), "ensemble");
+    assert_int_equal(oc.members, 2);
+    dg_model_free(m);
+    dg_train_config_free(cfg);
 }
 
 /* The PCA + SVM kind: loads, predicts from several threads (the workspaces
