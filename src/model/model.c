@@ -467,8 +467,13 @@ static void fused_forward(Model *m, int i, int e, int n, float **params) {
     } else {
         int D = (int)shape_size(l->in);
         size_t nw = (size_t)l->out_features * D;
-        linear_forward(y, l->x, l->param, l->bias ? l->param + nw : NULL, n, D, l->out_features);
-        epilogue_apply(y, n, l->out_features, 1, NULL, &ep);
+        const float *b = l->bias ? l->param + nw : NULL;
+        if (m->conv_packed) { /* inference-only model: one image as a threaded matrix-vector product */
+            linear_forward_ep(y, l->x, l->param, b, n, D, l->out_features, ep.n ? &ep : NULL, l->nthreads);
+        } else {
+            linear_forward(y, l->x, l->param, b, n, D, l->out_features);
+            epilogue_apply(y, n, l->out_features, 1, NULL, &ep);
+        }
     }
 }
 
@@ -545,7 +550,8 @@ float *model_forward(Model *m, int n, int training) {
         const int e = fuse ? m->fuse_end[i] : pair != BN_PLAIN ? i + 1 : i;
         double t0 = m->prof_seconds ? prof_now() : 0;
         if (pair != BN_PLAIN) fused_pair_forward(m, pair, i, n);
-        else if (e > i || (fuse && m->conv_packed && m->layers[i].type == LAYER_CONV2D))
+        else if (e > i || (fuse && m->conv_packed &&
+                           (m->layers[i].type == LAYER_CONV2D || m->layers[i].type == LAYER_LINEAR)))
             fused_forward(m, i, e, n, &params);
         else m->layers[i].kind->forward(&m->layers[i], n, training);
         if (m->prof_seconds) { /* a fused group counts as its first layer */

@@ -78,6 +78,7 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
  * that lack them and records it. Same results as conv2d_forward_ep. */
 typedef struct {
     int slices, bf16;
+    int split; /* the slices hold the blocks of a one-image split (conv2d.c) */
 } Conv2dPacked;
 void conv2d_forward_packed(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W,
                            int K, int R, int S, int stride, int pad, float *workspace, int nthreads,
@@ -99,6 +100,11 @@ void linear_forward_ref(float *y, const float *x, const float *w, const float *b
 void linear_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x,
                          const float *w, int N, int D, int M);
 void linear_forward(float *y, const float *x, const float *w, const float *b, int N, int D, int M);
+/* Inference: linear_forward followed by ep (NULL: none). One image runs
+ * as a matrix-vector product, its rows split over up to nthreads threads
+ * when the layer is large enough; more images as linear_forward. */
+void linear_forward_ep(float *y, const float *x, const float *w, const float *b, int N, int D, int M,
+                       const Epilogue *ep, int nthreads);
 void linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                      const float *w, int N, int D, int M);
 
