@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <limits.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include <omp.h>
 #endif
 
+#include "core/blocks.h"
 #include "digits_internal.h"
 #include "ops/ops.h"
 #include "testutil.h"
@@ -311,6 +313,32 @@ static void test_infer_every_zoo_model(void **state) {
     }
     closedir(d);
     assert_true(models >= 10);
+}
+
+/* dg_blocks_run (core/blocks.h): every block of every job runs exactly
+ * once before the call returns, over helper threads that come and go
+ * between jobs, and a block's own nested job runs inline. */
+static _Atomic int block_runs[8];
+static void count_block(void *arg, int b) {
+    (void)arg;
+    atomic_fetch_add(&block_runs[b], 1);
+}
+static void nested_block(void *arg, int b) {
+    dg_blocks_run(3, 2, count_block, arg);
+    atomic_fetch_add(&block_runs[7], b + 1);
+}
+static void test_blocks_run(void **state) {
+    for (int job = 0; job < 3000; job++) {
+        const int n = 1 + job % 7, threads = 1 + job % 3;
+        for (int b = 0; b < 8; b++) atomic_store(&block_runs[b], 0);
+        dg_blocks_run(n, threads, count_block, NULL);
+        for (int b = 0; b < 8; b++) assert_int_equal(atomic_load(&block_runs[b]), b < n ? 1 : 0);
+        if (job % 500 == 0) usleep(300); /* let the helper fall asleep now and then */
+    }
+    for (int b = 0; b < 8; b++) atomic_store(&block_runs[b], 0);
+    dg_blocks_run(2, 2, nested_block, NULL);
+    for (int b = 0; b < 3; b++) assert_int_equal(atomic_load(&block_runs[b]), 2);
+    assert_int_equal(atomic_load(&block_runs[7]), 3);
 }
 
 /* Bulk uniforms (dropout noise): in [0,1), mean and variance of U(0,1),
@@ -794,6 +822,7 @@ int main(void) {
         cmocka_unit_test(test_eval_fusion_matches_unfused),
         cmocka_unit_test(test_infer_packed_weights),
         cmocka_unit_test(test_infer_every_zoo_model),
+        cmocka_unit_test(test_blocks_run),
         cmocka_unit_test(test_bad_model_files),
         cmocka_unit_test(test_atomic_save_keeps_previous),
         cmocka_unit_test(test_sgd_nesterov_by_hand),

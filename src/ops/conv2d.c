@@ -45,6 +45,7 @@
 #include <immintrin.h>
 #endif
 
+#include "core/blocks.h"
 #include "core/check.h"
 #include "ops/conv2d_direct.h"
 #include "ops/conv2d_kvec.h"
@@ -829,8 +830,11 @@ static void forward_chunk(const ForwardChunk *f, int t) {
  * (weights, bias and epilogue rows k0.., output planes k0..) on its own
  * workspace slice, where its packed weights stay. Blocks are multiples of
  * SPLIT_ALIGN channels (the Winograd and kvec kernels' vector widths), and
- * a block's workspace must fit the layer's slice. Below SPLIT_MIN_MACS the
- * OpenMP fork and join (~2 us) costs more than the second core saves. */
+ * a block's workspace must fit the layer's slice. The blocks go to helper
+ * threads that the caller never waits for unless they took a block
+ * (core/blocks.h: an OpenMP region waited for a descheduled thread once
+ * per layer on a busy machine). Below SPLIT_MIN_MACS handing a block over
+ * (~1-2 us) costs more than the second core saves. */
 #define SPLIT_ALIGN 16
 #define SPLIT_MIN_MACS (1L << 19)
 
@@ -864,23 +868,34 @@ static void forward_impl(float *y, const float *x, const float *w, const float *
                          int K, int R, int S, int stride, int pad, float *workspace, int nthreads, const Epilogue *ep,
                          Conv2dPacked *packed);
 
-/* The split: block t on thread t and workspace slice t (see split_blocks). */
+typedef struct { /* one split call (forward_split) */
+    float *y, *workspace;
+    const float *x, *w, *b;
+    const Epilogue *ep;
+    size_t ws;
+    int C, H, W, K, R, S, stride, pad, Kb, have;
+} SplitJob;
+
+/* Block t: output channels t*Kb.. on workspace slice t, whichever thread runs it. */
+static void split_block(void *arg, int t) {
+    const SplitJob *j = arg;
+    const int P = conv_out_size(j->H, j->R, j->stride, j->pad), Q = conv_out_size(j->W, j->S, j->stride, j->pad);
+    const int k0 = t * j->Kb;
+    Epilogue buf;
+    Conv2dPacked own = {j->have, use_bf16, 0};
+    forward_impl(j->y + (size_t)k0 * P * Q, j->x, j->w + (size_t)k0 * j->C * j->R * j->S, j->b ? j->b + k0 : NULL, 1,
+                 j->C, j->H, j->W, j->Kb, j->R, j->S, j->stride, j->pad, j->workspace + (size_t)t * j->ws, 1,
+                 epilogue_from(j->ep, k0, &buf), &own);
+}
+
+/* The split: block t on workspace slice t (see split_blocks), the blocks
+ * shared by the caller and helper threads (core/blocks.h). */
 static void forward_split(float *y, const float *x, const float *w, const float *b, int C, int H, int W, int K,
                           int R, int S, int stride, int pad, float *workspace, const Epilogue *ep,
                           Conv2dPacked *packed, int ns) {
-    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad), Kb = K / ns;
-    const size_t ws = conv2d_workspace_floats(C, H, W, K, R, S, stride, pad);
-    const int have = packed->split == ns && packed->bf16 == use_bf16;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(ns)
-#endif
-    for (int t = 0; t < ns; t++) {
-        const int k0 = t * Kb;
-        Epilogue buf;
-        Conv2dPacked own = {have, use_bf16, 0};
-        forward_impl(y + (size_t)k0 * P * Q, x, w + (size_t)k0 * C * R * S, b ? b + k0 : NULL, 1, C, H, W, Kb, R, S,
-                     stride, pad, workspace + (size_t)t * ws, 1, epilogue_from(ep, k0, &buf), &own);
-    }
+    SplitJob j = {y, workspace, x, w, b, ep, conv2d_workspace_floats(C, H, W, K, R, S, stride, pad), C, H, W, K, R, S,
+                  stride, pad, K / ns, packed->split == ns && packed->bf16 == use_bf16};
+    dg_blocks_run(ns, ns, split_block, &j);
     packed->slices = ns;
     packed->split = ns;
     packed->bf16 = use_bf16;

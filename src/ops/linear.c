@@ -12,6 +12,7 @@
 #include "ops/ops.h"
 
 #include "core/blas.h"
+#include "core/blocks.h"
 #include <stddef.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -130,6 +131,20 @@ static void gemv_rows(float *y, const float *x, const float *w, const float *b, 
     }
 }
 
+typedef struct { /* one split matrix-vector product */
+    float *y;
+    const float *x, *w, *b;
+    int D, M, nt;
+} GemvJob;
+
+/* Block t of nt: rows in whole groups of 8, as even as that allows. */
+static void gemv_block(void *arg, int t) {
+    const GemvJob *j = arg;
+    const int groups = (j->M + 7) / 8;
+    const int m0 = 8 * (int)((long)t * groups / j->nt), m1 = 8 * (int)((long)(t + 1) * groups / j->nt);
+    gemv_rows(j->y, j->x, j->w, j->b, j->D, m0, m1 < j->M ? m1 : j->M);
+}
+
 /* Multiply-adds per thread below which a one-image product stays on one thread:
  * 2^17 multiply-adds (512 KB of weights) is ~10 us, several fork/joins. */
 #define GEMV_SPLIT_MACS (1L << 17)
@@ -145,15 +160,10 @@ void linear_forward_ep(float *y, const float *x, const float *w, const float *b,
     int nt = (long)M * D >= 2 * GEMV_SPLIT_MACS ? nthreads : 1;
     while (nt > 1 && M < 8 * nt) nt--;
 #ifdef _OPENMP
-    if (nt > 1 && !omp_in_parallel()) {
-#pragma omp parallel for schedule(static) num_threads(nt)
-        for (int t = 0; t < nt; t++) { /* blocks of 8 rows */
-            const int blocks = (M + 7) / 8;
-            const int m0 = 8 * (int)((long)t * blocks / nt), m1e = 8 * (int)((long)(t + 1) * blocks / nt);
-            gemv_rows(y, x, w, b, D, m0, m1e < M ? m1e : M);
-        }
-    } else
+    if (omp_in_parallel()) nt = 1;
 #endif
-        gemv_rows(y, x, w, b, D, 0, M);
+    GemvJob j = {y, x, w, b, D, M, nt};
+    if (nt > 1) dg_blocks_run(nt, nt, gemv_block, &j);
+    else gemv_rows(y, x, w, b, D, 0, M);
     epilogue_apply(y, 1, M, 1, NULL, ep);
 }
