@@ -38,18 +38,49 @@ static long elapsed_ns(const struct timespec *t0) {
     return (t.tv_sec - t0->tv_sec) * 1000000000L + (t.tv_nsec - t0->tv_nsec);
 }
 
-/* Claim and run blocks of generation g until none is left. */
-static void work(uint32_t g) {
+/* Claim and run blocks of generation g until none is left; returns how
+ * many this thread ran. */
+static int work(uint32_t g) {
     uint64_t t = atomic_load_explicit(&ticket, memory_order_acquire);
+    int ran = 0;
     for (;;) {
         const unsigned n = (unsigned)(t >> 16) & 0xffff, c = (unsigned)t & 0xffff;
-        if ((uint32_t)(t >> 32) != g || c >= n) return;
+        if ((uint32_t)(t >> 32) != g || c >= n) return ran;
         if (atomic_compare_exchange_weak_explicit(&ticket, &t, t + 1, memory_order_acq_rel, memory_order_acquire)) {
             job_fn(job_arg, (int)c);
+            ran++;
             atomic_fetch_add_explicit(&done, 1, memory_order_release);
             t = atomic_load_explicit(&ticket, memory_order_acquire);
         }
     }
+}
+
+/* Is sharing paying? A job is a loss when the caller ran every block
+ * itself (the helpers came too late: they only took CPU time spinning) or
+ * waited for a helper's block longer than half its own work (a helper
+ * descheduled mid-block: the machine is busy). When most recent jobs are
+ * losses, the next BACKOFF_JOBS jobs run inline (the helpers fall
+ * asleep), then sharing is tried again. Under job_mu. */
+#define BACKOFF_JOBS 2000
+static float loss_avg;
+static atomic_int backoff;
+
+static void judge(int n, int mine, long own_ns, long wait_ns) {
+    const int loss = mine == n || wait_ns > own_ns / 2;
+    loss_avg = 0.9f * loss_avg + 0.1f * (float)loss;
+    if (loss_avg > 0.5f) {
+        atomic_store(&backoff, BACKOFF_JOBS);
+        loss_avg = 0;
+    }
+}
+
+int dg_blocks_width(int nthreads) {
+    if (nthreads <= 1 || inside) return 1;
+    if (atomic_load_explicit(&backoff, memory_order_relaxed) > 0) {
+        atomic_fetch_sub_explicit(&backoff, 1, memory_order_relaxed);
+        return 1;
+    }
+    return nthreads <= DG_BLOCKS_MAX_HELPERS + 1 ? nthreads : DG_BLOCKS_MAX_HELPERS + 1;
 }
 
 /* A helper: wait for a new generation (spin, then sleep), work on it. */
@@ -104,9 +135,13 @@ void dg_blocks_run(int n, int nthreads, void (*fn)(void *arg, int block), void *
         pthread_cond_broadcast(&sleep_cv);
         pthread_mutex_unlock(&sleep_mu);
     }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     inside = 1;
-    work(g);
+    const int mine = work(g);
     inside = 0;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     while (atomic_load_explicit(&done, memory_order_acquire) < n) cpu_relax(); /* blocks a helper took */
+    judge(n, mine, (t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec), elapsed_ns(&t1));
     pthread_mutex_unlock(&job_mu);
 }

@@ -13,6 +13,11 @@
  * Which thread runs a block never changes its result: block b works on its
  * own data (its own workspace slice), so results stay deterministic.
  *
+ * When sharing loses (most recent jobs: the caller ran every block itself,
+ * or waited for a helper's block longer than half its own work — a busy
+ * machine), dg_blocks_width answers 1 for a while (the caller then runs
+ * the job whole, not cut into blocks), then sharing is tried again
+ * (blocks.c, judge).
  * Helpers are started on first use (up to nthreads - 1, at most
  * DG_BLOCKS_MAX_HELPERS), spin ~100 us after a job for the next one (the
  * next layer of the same forward), then sleep on a condition variable.
@@ -25,6 +30,10 @@
 #define DG_BLOCKS_H
 
 #define DG_BLOCKS_MAX_HELPERS 15
+
+/* How many threads a job should be cut for now: nthreads, or 1 inside a
+ * block or while sharing is losing (see above). */
+int dg_blocks_width(int nthreads);
 
 /* Run fn(arg, b) for b = 0..n-1 over the caller and up to nthreads - 1
  * helpers; returns when every block has finished. */

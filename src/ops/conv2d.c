@@ -842,7 +842,7 @@ static int split_blocks(int N, int nthreads, int C, int H, int W, int K, int R, 
     if (N != 1 || nthreads < 2 || split_disabled()) return 1;
     const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
     if ((long)K * C * R * S * P * Q < SPLIT_MIN_MACS) return 1;
-    int ns = nthreads;
+    int ns = dg_blocks_width(nthreads); /* 1 while sharing loses (a busy machine) */
     while (ns > 1 && K % (ns * SPLIT_ALIGN)) ns--;
     if (ns > 1 && conv2d_workspace_floats(C, H, W, K / ns, R, S, stride, pad) >
                       conv2d_workspace_floats(C, H, W, K, R, S, stride, pad))

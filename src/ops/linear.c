@@ -157,7 +157,7 @@ void linear_forward_ep(float *y, const float *x, const float *w, const float *b,
         epilogue_apply(y, N, M, 1, NULL, ep);
         return;
     }
-    int nt = (long)M * D >= 2 * GEMV_SPLIT_MACS ? nthreads : 1;
+    int nt = (long)M * D >= 2 * GEMV_SPLIT_MACS ? dg_blocks_width(nthreads) : 1;
     while (nt > 1 && M < 8 * nt) nt--;
 #ifdef _OPENMP
     if (omp_in_parallel()) nt = 1;
