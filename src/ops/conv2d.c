@@ -33,7 +33,9 @@
  * Inference (conv2d_forward_packed) gives each layer its own workspace and
  * packs the weights of the Winograd, direct, phase and kvec paths into it
  * once, not per call: that packing was 47 % of kaggle-deep's one-image
- * forward (perf; 128->128 5x5 alone 40 %).
+ * forward (perf; 128->128 5x5 alone 40 %). There a one-image call of a
+ * large layer is also cut by output channels over helper threads
+ * (forward_split, core/blocks.h), each block with its own packed weights.
  */
 #include "ops/ops.h"
 

@@ -75,7 +75,10 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
  * *packed says which workspace slices hold them (slices 0..slices-1,
  * packed under the bf16 setting `bf16`); start it at {0, 0}, and set it
  * back to {0, 0} whenever w changes. The call packs the slices it uses
- * that lack them and records it. Same results as conv2d_forward_ep. */
+ * that lack them and records it. One image (N = 1) of a large layer is cut
+ * by output channels into one block per thread (conv2d.c, forward_split;
+ * its slices then hold the blocks' weights: packed->split). Same results
+ * as conv2d_forward_ep. */
 typedef struct {
     int slices, bf16;
     int split; /* the slices hold the blocks of a one-image split (conv2d.c) */
