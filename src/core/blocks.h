@@ -35,6 +35,9 @@
  * block or while sharing is losing (see above). */
 int dg_blocks_width(int nthreads);
 
+/* Forgets past losses, so the next job is shared again (for tests). */
+void dg_blocks_reset(void);
+
 /* Run fn(arg, b) for b = 0..n-1 over the caller and up to nthreads - 1
  * helpers; returns when every block has finished. */
 void dg_blocks_run(int n, int nthreads, void (*fn)(void *arg, int block), void *arg);
