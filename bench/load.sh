@@ -17,6 +17,8 @@
 #
 # Knobs: LOAD_THREADS (server threads, default nproc), LOAD_CONNECTIONS
 # (concurrent clients, default 16), LOAD_JOBS (make -j, default 2). One wrk
+# DIGITS_BIN: the digits binary to serve with (default build/digits; another
+# build's for before/after runs). One wrk
 # thread (it stops the run after REQUESTS responses; see load.lua): enough
 # for loopback. Needs wrk (DIGITS_DEV=1 tools/install_deps.sh) and MNIST in
 # data/mnist (the digit).
@@ -45,7 +47,7 @@ png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 280, 280, 8,
 open(sys.argv[1], "wb").write(png)
 PY
 
-./build/digits serve --model "$MODEL" --port 0 --threads "$THREADS" --quiet 2>"$tmp/serve.err" &
+${DIGITS_BIN:-./build/digits} serve --model "$MODEL" --port 0 --threads "$THREADS" --quiet 2>"$tmp/serve.err" &
 pid=$!
 for _ in $(seq 100); do grep -q listening "$tmp/serve.err" && break; sleep 0.1; done
 port=$(sed -n 's|.*http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$tmp/serve.err")

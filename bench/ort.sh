@@ -17,6 +17,8 @@
 #   BENCH_THREADS        digits threads = ORT intra-op threads (default 2)
 #   BENCH_LATENCY_CALLS  one-image calls per latency figure (default 1000)
 #   ORT_LIB              libonnxruntime.so.1 to use (default: the npm package's)
+#   ORT_MODELS_DIR       keep the trained and exported models in this folder and
+#                        reuse the ones already there (default: a temporary folder)
 #
 # Writes bench/results/ort-latest-all.csv (impl,model,metric,round,value;
 # round 0: the prediction check) and prints the table. Ratios: digits/ORT for
@@ -35,10 +37,16 @@ ALL=bench/results/ort-latest-all.csv
 make -s -j2 build/digits bench >&2
 [[ -f "$ORT_LIB" ]] || bash tools/fetch_onnxruntime.sh >&2
 
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+if [[ -n "${ORT_MODELS_DIR:-}" ]]; then
+    dir=$ORT_MODELS_DIR
+    mkdir -p "$dir"
+else
+    dir=$(mktemp -d)
+    trap 'rm -rf "$dir"' EXIT
+fi
 IFS=, read -r -a names <<<"$MODELS"
 for m in "${names[@]}"; do
+    [[ -n "${ORT_MODELS_DIR:-}" && -f "$dir/$m.onnx" ]] && continue
     echo "ort.sh: $m: 20 training steps, export to ONNX" >&2
     build/digits train --model "$m" --epochs 1 --limit 2000 --max-steps 20 --seed 42 \
         --out "$dir/$m.safetensors" >/dev/null

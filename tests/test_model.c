@@ -1,7 +1,10 @@
 /* test_model.c — spec parser (good and bad specs), model file save/load
  * (round trip, atomicity, corrupted files), optimiser and schedule values,
  * metrics, and determinism of training (same seed -> identical weights). */
+#include <dirent.h>
+#include <limits.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,6 +14,7 @@
 #include <omp.h>
 #endif
 
+#include "core/blocks.h"
 #include "digits_internal.h"
 #include "ops/ops.h"
 #include "testutil.h"
@@ -238,10 +242,18 @@ static void test_infer_packed_weights(void **state) {
         model_set_batch(&ref, 5, 1, 2);
         assert_non_null(inf.conv_packed);
         assert_null(ref.conv_packed);
+        dg_blocks_reset(); /* earlier calls on a busy machine may have turned the split off for a while */
         expect_same_logits(&inf, &ref, px, 1, "first image");
         int packed = 0;
         for (int l = 0; l < inf.n_layers; l++) packed += inf.conv_packed[l].slices > 0;
         assert_true(packed > 0); /* the packed path ran */
+#ifdef _OPENMP
+        if (i == 0) { /* cnn-bn's 3x3 layers took the one-image split over two threads */
+            int split = 0;
+            for (int l = 0; l < inf.n_layers; l++) split += inf.conv_packed[l].split == 2;
+            assert_true(split >= 2);
+        }
+#endif
         expect_same_logits(&inf, &ref, px + 784, 1, "second image");
         expect_same_logits(&inf, &ref, px, 5, "batch of 5");
         expect_same_logits(&inf, &ref, px + 2 * 784, 1, "one image after the batch");
@@ -258,6 +270,76 @@ static void test_infer_packed_weights(void **state) {
         model_free(&inf);
         model_free(&ref);
     }
+}
+
+/* Every zoo network (each NAME.spec beside models/cnn.spec): an inference
+ * model (packed weights, fused epilogues, one-image calls split over two
+ * threads) against the reference path — the training model's eval forward
+ * layer by layer (model_keep_outputs: no fusion) — within 1e-5, for one
+ * image, a batch of 3, then one image again. */
+static void test_infer_every_zoo_model(void **state) {
+    char spec[PATH_MAX];
+    assert_int_equal(model_find_spec("cnn", spec, sizeof spec), 0);
+    *strrchr(spec, '/') = '\0';
+    DIR *d = opendir(spec);
+    assert_non_null(d);
+    uint8_t px[3 * 784];
+    random_pixels(px, sizeof px, 31);
+    int models = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        const size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".spec") != 0) continue;
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)(len - 5), e->d_name);
+        Model inf, ref;
+        assert_int_equal(model_build_named(&inf, name), 0);
+        assert_int_equal(model_build_named(&ref, name), 0);
+        Model *both[2] = {&inf, &ref};
+        for (int k = 0; k < 2; k++) {
+            model_init_params(both[k], 17);
+            random_bn_stats(both[k], 17);
+            both[k]->norm_mean = 0.13f;
+            both[k]->norm_std = 0.31f;
+        }
+        model_set_batch(&inf, 3, 0, 2);
+        model_set_batch(&ref, 3, 1, 2);
+        model_keep_outputs(&ref);
+        expect_same_logits(&inf, &ref, px, 1, "one image");
+        expect_same_logits(&inf, &ref, px + 784, 1, "one image again");
+        expect_same_logits(&inf, &ref, px, 3, "batch of 3");
+        expect_same_logits(&inf, &ref, px + 2 * 784, 1, "one image after the batch");
+        model_free(&inf);
+        model_free(&ref);
+        models++;
+    }
+    closedir(d);
+    assert_true(models >= 10);
+}
+
+/* dg_blocks_run (core/blocks.h): every block of every job runs exactly
+ * once before the call returns, over helper threads that come and go
+ * between jobs, and a block's own nested job runs inline. */
+static _Atomic int block_runs[8];
+static void count_block(void *arg, int b) {
+    (void)arg;
+    atomic_fetch_add(&block_runs[b], 1);
+}
+static void nested_block(void *arg, int b) {
+    dg_blocks_run(3, 2, count_block, arg);
+    atomic_fetch_add(&block_runs[7], b + 1);
+}
+static void test_blocks_run(void **state) {
+    for (int job = 0; job < 3000; job++) {
+        const int n = 1 + job % 7, threads = 1 + job % 3;
+        for (int b = 0; b < 8; b++) atomic_store(&block_runs[b], 0);
+        dg_blocks_run(n, threads, count_block, NULL);
+        for (int b = 0; b < 8; b++) assert_int_equal(atomic_load(&block_runs[b]), b < n ? 1 : 0);
+        if (job % 500 == 0) usleep(300); /* let the helper fall asleep now and then */
+    }
+    for (int b = 0; b < 8; b++) atomic_store(&block_runs[b], 0);
+    dg_blocks_run(2, 2, nested_block, NULL);
+    for (int b = 0; b < 3; b++) assert_int_equal(atomic_load(&block_runs[b]), 2);
+    assert_int_equal(atomic_load(&block_runs[7]), 3);
 }
 
 /* Bulk uniforms (dropout noise): in [0,1), mean and variance of U(0,1),
@@ -740,6 +822,8 @@ int main(void) {
         cmocka_unit_test(test_save_load_identical_predictions),
         cmocka_unit_test(test_eval_fusion_matches_unfused),
         cmocka_unit_test(test_infer_packed_weights),
+        cmocka_unit_test(test_infer_every_zoo_model),
+        cmocka_unit_test(test_blocks_run),
         cmocka_unit_test(test_bad_model_files),
         cmocka_unit_test(test_atomic_save_keeps_previous),
         cmocka_unit_test(test_sgd_nesterov_by_hand),

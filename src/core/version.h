@@ -3,6 +3,6 @@
 #ifndef DG_VERSION_H
 #define DG_VERSION_H
 
-#define DG_VERSION "0.11.0"
+#define DG_VERSION "0.12.0"
 
 #endif

@@ -402,6 +402,14 @@ static int fusable_next(const Model *m, const int *readers, int i, int j, int fl
     }
 }
 
+/* Is layer j a copy in eval mode (dropout, dropout2d, flatten) that reads
+ * only its predecessor, and that predecessor's only reader? */
+static int eval_copy_next(const Model *m, const int *readers, int j) {
+    const Layer *l = &m->layers[j];
+    if (l->n_inputs != 1 || l->input_ids[0] != j - 1 || readers[j - 1] != 1) return 0;
+    return l->type == LAYER_DROPOUT || l->type == LAYER_DROPOUT2D || l->type == LAYER_FLATTEN;
+}
+
 static void fuse_plan(Model *m) {
     int *readers = dg_xcalloc((size_t)m->n_layers, sizeof(int));
     for (int j = 0; j < m->n_layers; j++)
@@ -422,6 +430,8 @@ static void fuse_plan(Model *m) {
                 if (nx->type == LAYER_FLATTEN && l->type == LAYER_CONV2D) flattened = 1;
                 e++;
             }
+        else /* eval-mode copies (dropout, flatten) after any other layer: it writes their output */
+            while (e + 1 < m->n_layers && eval_copy_next(m, readers, e + 1)) e++;
         m->fuse_end[i] = e;
     }
     m->fuse_params = dg_xcalloc(floats ? floats : 1, sizeof(float));
@@ -429,9 +439,16 @@ static void fuse_plan(Model *m) {
 }
 
 /* Layers i..e as one: the conv/linear writes layer e's output with the
- * ReLU / batch-norm steps as its epilogue. */
+ * ReLU / batch-norm steps as its epilogue; any other layer writes layer
+ * e's output directly (the layers after it are eval-mode copies). */
 static void fused_forward(Model *m, int i, int e, int n, float **params) {
     Layer *l = &m->layers[i];
+    if (l->type != LAYER_CONV2D && l->type != LAYER_LINEAR) { /* then eval-mode copies: write the last one's output */
+        Layer head = *l;
+        head.y = m->layers[e].y;
+        head.kind->forward(&head, n, 0);
+        return;
+    }
     Epilogue ep = {0};
     for (int j = i + 1; j <= e; j++) {
         const Layer *s = &m->layers[j];
@@ -467,8 +484,13 @@ static void fused_forward(Model *m, int i, int e, int n, float **params) {
     } else {
         int D = (int)shape_size(l->in);
         size_t nw = (size_t)l->out_features * D;
-        linear_forward(y, l->x, l->param, l->bias ? l->param + nw : NULL, n, D, l->out_features);
-        epilogue_apply(y, n, l->out_features, 1, NULL, &ep);
+        const float *b = l->bias ? l->param + nw : NULL;
+        if (m->conv_packed) { /* inference-only model: one image as a threaded matrix-vector product */
+            linear_forward_ep(y, l->x, l->param, b, n, D, l->out_features, ep.n ? &ep : NULL, l->nthreads);
+        } else {
+            linear_forward(y, l->x, l->param, b, n, D, l->out_features);
+            epilogue_apply(y, n, l->out_features, 1, NULL, &ep);
+        }
     }
 }
 
@@ -545,7 +567,8 @@ float *model_forward(Model *m, int n, int training) {
         const int e = fuse ? m->fuse_end[i] : pair != BN_PLAIN ? i + 1 : i;
         double t0 = m->prof_seconds ? prof_now() : 0;
         if (pair != BN_PLAIN) fused_pair_forward(m, pair, i, n);
-        else if (e > i || (fuse && m->conv_packed && m->layers[i].type == LAYER_CONV2D))
+        else if (e > i || (fuse && m->conv_packed &&
+                           (m->layers[i].type == LAYER_CONV2D || m->layers[i].type == LAYER_LINEAR)))
             fused_forward(m, i, e, n, &params);
         else m->layers[i].kind->forward(&m->layers[i], n, training);
         if (m->prof_seconds) { /* a fused group counts as its first layer */

@@ -33,7 +33,9 @@
  * Inference (conv2d_forward_packed) gives each layer its own workspace and
  * packs the weights of the Winograd, direct, phase and kvec paths into it
  * once, not per call: that packing was 47 % of kaggle-deep's one-image
- * forward (perf; 128->128 5x5 alone 40 %).
+ * forward (perf; 128->128 5x5 alone 40 %). There a one-image call of a
+ * large layer is also cut by output channels over helper threads
+ * (forward_split, core/blocks.h), each block with its own packed weights.
  */
 #include "ops/ops.h"
 
@@ -45,6 +47,7 @@
 #include <immintrin.h>
 #endif
 
+#include "core/blocks.h"
 #include "core/check.h"
 #include "ops/conv2d_direct.h"
 #include "ops/conv2d_kvec.h"
@@ -677,6 +680,8 @@ static int kvec_dw_layer(int C, int H, int W, int K, int R, int S, int stride, i
  * bf16 kvec kernels, forward and dx). The weight gradient stays fp32.
  * DIGITS_CONV=nowino turns it off. */
 static int wino_disabled(void) { return path_disabled("nowino"); }
+/* DIGITS_CONV=nosplit keeps a one-image inference call on one thread. */
+static int split_disabled(void) { return path_disabled("nosplit"); }
 static int wino_layer(int C, int H, int W, int K, int R, int S, int stride, int pad) {
     return !wino_disabled() && conv2d_wino_ok(C, H, W, K, R, S, stride, pad);
 }
@@ -820,6 +825,84 @@ static void forward_chunk(const ForwardChunk *f, int t) {
     }
 }
 
+/* ---- one image on several threads (inference) ------------------------------
+ * A one-image call has one batch chunk, so one thread. With packed weights
+ * (an inference model) a large enough layer instead cuts its output
+ * channels into one block per thread, each block a convolution of its own
+ * (weights, bias and epilogue rows k0.., output planes k0..) on its own
+ * workspace slice, where its packed weights stay. Blocks are multiples of
+ * SPLIT_ALIGN channels (the Winograd and kvec kernels' vector widths), and
+ * a block's workspace must fit the layer's slice. The blocks go to helper
+ * threads that the caller never waits for unless they took a block
+ * (core/blocks.h: an OpenMP region waited for a descheduled thread once
+ * per layer on a busy machine). Below SPLIT_MIN_MACS handing a block over
+ * (~1-2 us) costs more than the second core saves. */
+#define SPLIT_ALIGN 16
+#define SPLIT_MIN_MACS (1L << 19)
+
+static int split_blocks(int N, int nthreads, int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    if (N != 1 || nthreads < 2 || split_disabled()) return 1;
+    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
+    if ((long)K * C * R * S * P * Q < SPLIT_MIN_MACS) return 1;
+    int ns = dg_blocks_width(nthreads); /* 1 while sharing loses (a busy machine) */
+    while (ns > 1 && K % (ns * SPLIT_ALIGN)) ns--;
+    if (ns > 1 && conv2d_workspace_floats(C, H, W, K / ns, R, S, stride, pad) >
+                      conv2d_workspace_floats(C, H, W, K, R, S, stride, pad))
+        return 1;
+    return ns;
+}
+
+/* ep with its per-channel arrays starting at channel k0 (into *buf);
+ * NULL stays NULL. */
+static const Epilogue *epilogue_from(const Epilogue *ep, int k0, Epilogue *buf) {
+    if (!ep) return NULL;
+    *buf = *ep;
+    for (int s = 0; s < buf->n; s++)
+        if (!buf->step[s].relu) {
+            buf->step[s].sub += k0;
+            buf->step[s].mul += k0;
+            buf->step[s].add += k0;
+        }
+    return buf;
+}
+
+static void forward_impl(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W,
+                         int K, int R, int S, int stride, int pad, float *workspace, int nthreads, const Epilogue *ep,
+                         Conv2dPacked *packed);
+
+typedef struct { /* one split call (forward_split) */
+    float *y, *workspace;
+    const float *x, *w, *b;
+    const Epilogue *ep;
+    size_t ws;
+    int C, H, W, K, R, S, stride, pad, Kb, have;
+} SplitJob;
+
+/* Block t: output channels t*Kb.. on workspace slice t, whichever thread runs it. */
+static void split_block(void *arg, int t) {
+    const SplitJob *j = arg;
+    const int P = conv_out_size(j->H, j->R, j->stride, j->pad), Q = conv_out_size(j->W, j->S, j->stride, j->pad);
+    const int k0 = t * j->Kb;
+    Epilogue buf;
+    Conv2dPacked own = {j->have, use_bf16, 0};
+    forward_impl(j->y + (size_t)k0 * P * Q, j->x, j->w + (size_t)k0 * j->C * j->R * j->S, j->b ? j->b + k0 : NULL, 1,
+                 j->C, j->H, j->W, j->Kb, j->R, j->S, j->stride, j->pad, j->workspace + (size_t)t * j->ws, 1,
+                 epilogue_from(j->ep, k0, &buf), &own);
+}
+
+/* The split: block t on workspace slice t (see split_blocks), the blocks
+ * shared by the caller and helper threads (core/blocks.h). */
+static void forward_split(float *y, const float *x, const float *w, const float *b, int C, int H, int W, int K,
+                          int R, int S, int stride, int pad, float *workspace, const Epilogue *ep,
+                          Conv2dPacked *packed, int ns) {
+    SplitJob j = {y, workspace, x, w, b, ep, conv2d_workspace_floats(C, H, W, K, R, S, stride, pad), C, H, W, K, R, S,
+                  stride, pad, K / ns, packed->split == ns && packed->bf16 == use_bf16};
+    dg_blocks_run(ns, ns, split_block, &j);
+    packed->slices = ns;
+    packed->split = ns;
+    packed->bf16 = use_bf16;
+}
+
 /* conv2d_forward_ep, and conv2d_forward_packed when packed is not NULL:
  * the paths that pack their weights into the slice (Winograd, direct,
  * phase, kvec) skip it on the slices *packed says hold them, and record
@@ -829,6 +912,13 @@ static void forward_impl(float *y, const float *x, const float *w, const float *
                          Conv2dPacked *packed) {
     const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
     DG_ASSERT(P > 0 && Q > 0 && stride > 0 && pad >= 0);
+    if (packed) {
+        const int ns = split_blocks(N, nthreads, C, H, W, K, R, S, stride, pad);
+        if (ns > 1) {
+            forward_split(y, x, w, b, C, H, W, K, R, S, stride, pad, workspace, ep, packed, ns);
+            return;
+        }
+    }
     const int CRS = C * R * S;
     const int nt = chunk_count(N, nthreads);
     const int pointwise = is_pointwise(R, S, stride, pad);
@@ -856,7 +946,7 @@ static void forward_impl(float *y, const float *x, const float *w, const float *
         table = gather_table_get(H, W, R, S, stride, pad, P, Q, &table_owned);
 
     const int packs = wino || direct || phase || kvec; /* paths whose weights a slice keeps */
-    const int have = packed && packs && packed->bf16 == use_bf16 ? packed->slices : 0;
+    const int have = packed && packs && packed->bf16 == use_bf16 && !packed->split ? packed->slices : 0;
     const ForwardChunk f = {y, x, w, b, workspace, ep, table, ws, N, C, H, W, K, R, S, stride, pad, nt, P, Q, band,
                             group, pointwise, wino, direct, kvec, phase, bf16, have};
     /* one chunk: no OpenMP region (one with a false `if` still costs
@@ -873,6 +963,7 @@ static void forward_impl(float *y, const float *x, const float *w, const float *
     if (packed && packs) {
         packed->slices = have > nt ? have : nt;
         packed->bf16 = use_bf16;
+        packed->split = 0;
     }
 }
 

@@ -224,7 +224,8 @@ void conv2d_wino_pack(float *scratch, const float *w, int C, int K, int dx, int 
  * 2t, 2t+1, 2t+2, 2t+3 are four plain loads (even, odd, and both one float
  * on) for 16 tiles at once; the lane that reads across a half is a tile
  * past the row's last (TW <= 15, or <= 7 a half). */
-static void pad_deinterleave(float *xp, const float *x, int G, const Geometry *g, int C, int H, int W, int pad) {
+static void pad_deinterleave(float *xp, const float *x, int G, const Geometry *g, int C, int H, int W, int pad,
+                             int half) {
     int ie[16], io[16];
     __mmask16 me = 0, mo = 0;
     for (int t = 0; t < 16; t++) {
@@ -244,6 +245,16 @@ static void pad_deinterleave(float *xp, const float *x, int G, const Geometry *g
             for (int r = 0; r < g->hp; r++) {
                 float *dst = xp + (((size_t)sl * C + c) * g->hp + r) * 32;
                 const int h = r - pad;
+                if (half) { /* one image as a pair: b is its rows from 2*half tile rows down */
+                    const int hb = h + 2 * half;
+                    const __m512 lo = h >= 0 && h < H ? _mm512_maskz_loadu_ps(m_lo, x + ((size_t)c * H + h) * W)
+                                                      : _mm512_setzero_ps();
+                    const __m512 hi = hb >= 0 && hb < H ? _mm512_maskz_loadu_ps(m_lo, x + ((size_t)c * H + hb) * W)
+                                                        : _mm512_setzero_ps();
+                    _mm512_storeu_ps(dst, _mm512_maskz_permutex2var_ps(me, lo, vie, hi));
+                    _mm512_storeu_ps(dst + 16, _mm512_maskz_permutex2var_ps(mo, lo, vio, hi));
+                    continue;
+                }
                 if (h < 0 || h >= H || a >= G) {
                     _mm512_storeu_ps(dst, _mm512_setzero_ps());
                     _mm512_storeu_ps(dst + 16, _mm512_setzero_ps());
@@ -398,10 +409,14 @@ void conv2d_wino_forward(float *y, const float *x, const float *bias, int G, flo
     float *xp = scratch + weight_floats(C, K);
     float *V = xp + image_floats(C, H, W, pad);
     float *M = V + vblock_floats(C);
-    pad_deinterleave(xp, x, G, &g, C, H, W, pad);
+    /* One image of a pair layout (14x14: 7 of 16 lanes) runs as two: its
+     * top `half` tile rows in a's lanes, the rest in b's (the same tiles,
+     * the same sums: results do not change). */
+    const int half = g.pair && G == 1 && g.TH >= 2 ? (g.TH + 1) / 2 : 0;
+    pad_deinterleave(xp, x, G, &g, C, H, W, pad, half);
 
     const int per_slot = g.pair ? 2 : 1;
-    const int nvec = ((G + per_slot - 1) / per_slot) * g.TH;
+    const int nvec = half ? half : ((G + per_slot - 1) / per_slot) * g.TH;
     for (int jb = 0; jb < nvec; jb += VB) {
         const int nv = nvec - jb < VB ? nvec - jb : VB;
         int slot[VB], tile_row[VB];
@@ -441,6 +456,7 @@ void conv2d_wino_forward(float *y, const float *x, const float *bias, int G, flo
                     const int a = slot[jj] * per_slot, b = a + 1;
                     float *ya = y + ((size_t)a * K + k) * PQ;
                     float *yb = g.pair && b < G ? y + ((size_t)b * K + k) * PQ : NULL;
+                    if (half && tile_row[jj] + half < g.TH) yb = ya + (size_t)2 * half * g.Q;
                     output_transform(ya, yb, M + ((size_t)kk * VB + jj) * 16, bias ? bias[k] : 0.0f, &g,
                                      tile_row[jj]);
                 }

@@ -75,9 +75,13 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
  * *packed says which workspace slices hold them (slices 0..slices-1,
  * packed under the bf16 setting `bf16`); start it at {0, 0}, and set it
  * back to {0, 0} whenever w changes. The call packs the slices it uses
- * that lack them and records it. Same results as conv2d_forward_ep. */
+ * that lack them and records it. One image (N = 1) of a large layer is cut
+ * by output channels into one block per thread (conv2d.c, forward_split;
+ * its slices then hold the blocks' weights: packed->split). Same results
+ * as conv2d_forward_ep. */
 typedef struct {
     int slices, bf16;
+    int split; /* the slices hold the blocks of a one-image split (conv2d.c) */
 } Conv2dPacked;
 void conv2d_forward_packed(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W,
                            int K, int R, int S, int stride, int pad, float *workspace, int nthreads,
@@ -99,6 +103,11 @@ void linear_forward_ref(float *y, const float *x, const float *w, const float *b
 void linear_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x,
                          const float *w, int N, int D, int M);
 void linear_forward(float *y, const float *x, const float *w, const float *b, int N, int D, int M);
+/* Inference: linear_forward followed by ep (NULL: none). One image runs
+ * as a matrix-vector product, its rows split over up to nthreads threads
+ * when the layer is large enough; more images as linear_forward. */
+void linear_forward_ep(float *y, const float *x, const float *w, const float *b, int N, int D, int M,
+                       const Epilogue *ep, int nthreads);
 void linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                      const float *w, int N, int D, int M);
 
