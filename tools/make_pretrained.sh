@@ -57,8 +57,9 @@ members() {
 mcu() {
     local name=$1 model=$2 f32="$DIR/$1-f32.safetensors"
     shift 2
+    # the test set is measured once after training (recorded in the file), never used to choose
     [[ -f $f32 ]] || "$DIGITS" train --model "$model" --data data/mnist --val-split 0.1 --seed 42 --threads 1 \
-        --test none "$@" --out "$f32" --log "$DIR/$name-f32.csv" --overwrite
+        "$@" --out "$f32" --log "$DIR/$name-f32.csv" --overwrite
     "$DIGITS" quantize --model "$f32" --data data/mnist --calib 1000 --out "models/pretrained/$name.safetensors"
 }
 
