@@ -124,6 +124,9 @@ const char *cli_model_path(const char *cmd, const char *model, char *buf, size_t
         if (model_find_pretrained(model, buf, len) < 0) cli_fail(cmd, "%s", dg_errmsg());
         return buf;
     }
+    /* the other pretrained names (mcu-64k, mcu-256k): a models/pretrained file, when no such file is here */
+    if (!is_file(model) && !strchr(model, '/') && !strchr(model, '.') && model_find_pretrained(model, buf, len) == 0)
+        return buf;
     size_t n = strlen(model);
     int spec_file = n > 5 && strcmp(model + n - 5, ".spec") == 0;
     char spec[PATH_MAX], word[512];

@@ -80,6 +80,11 @@ def build_from_spec(path):
                 s = int(args.get("stride", k))
                 layers.append((nn.MaxPool2d if kw == "maxpool" else nn.AvgPool2d)(k, s))
                 h, w = (h - k) // s + 1, (w - k) // s + 1
+            elif kw == "zeropad":  # top= bottom= left= right=, as digits' zeropad layer
+                t, b = int(args.get("top", 0)), int(args.get("bottom", 0))
+                l, r = int(args.get("left", 0)), int(args.get("right", 0))
+                layers.append(nn.ZeroPad2d((l, r, t, b)))
+                h, w = h + t + b, w + l + r
             elif kw == "relu":
                 layers.append(nn.ReLU())
             elif kw == "tanh":

@@ -34,5 +34,10 @@ done < "$MANIFEST"
 out=$(cd / && "$DIGITS" predict "$TMP/seven.pgm")
 echo "$out"
 [[ $out == *": 7 (p="* ]] || fail "predict without --model: $out"
+# the microcontroller models export by name within the budgets they were made for (docs/MCU.md)
+(cd "$TMP" && "$DIGITS" export --format c --model mcu-64k --out "$TMP/mcu64" --max-flash 64K --max-ram 12K >/dev/null) ||
+    fail "export --format c --model mcu-64k over 64K flash / 12K RAM"
+(cd "$TMP" && "$DIGITS" export --format c --model mcu-256k --out "$TMP/mcu256" --max-flash 256K --max-ram 48K >/dev/null) ||
+    fail "export --format c --model mcu-256k over 256K flash / 48K RAM"
 "$DIGITS" info default > "$TMP/info.txt" || fail "digits info default"
 grep -qi "bf16" "$TMP/info.txt" || fail "digits info default does not show the bf16 tensors"
