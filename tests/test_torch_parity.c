@@ -59,6 +59,7 @@
  * (see make_fixtures.py); the test compares as many values as are stored.
  * Leaves out: dropout with p > 0, multi-step training (test_train_smoke).
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,7 @@
 #include "model/model.h"
 #include "ops/ops.h"
 #include "optim/optim.h"
+#include "train/label_smooth.h"
 #include "testutil.h"
 
 #define TOL 1e-4f
@@ -404,6 +406,41 @@ static void test_parity(void **state) {
     model_free(&m);
 }
 
+/* Label smoothing (src/train/label_smooth.c) against PyTorch's
+ * F.cross_entropy(label_smoothing=eps): loss and gradient w.r.t. the logits,
+ * the gradient as training forms it (softmax_xent_backward, then
+ * label_smooth_grad). Fixture: make_fixtures.py label-smoothing. */
+static void test_label_smoothing(void **state) {
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s", tu_fixture("ref/label-smoothing.safetensors"));
+    size_t nz, ny;
+    float *z = read_tensor(path, "logits", &nz), *yf = read_tensor(path, "labels", &ny);
+    const int n = (int)ny, K = 10;
+    assert_int_equal(nz, (size_t)n * K);
+    uint8_t y[16];
+    for (int i = 0; i < n; i++) y[i] = (uint8_t)yf[i];
+    float *p = calloc(nz, sizeof *p), *d = calloc(nz, sizeof *d);
+    static const char *tags[] = {"0.1", "0.3"};
+    for (int t = 0; t < 2; t++) {
+        const float eps = (float)atof(tags[t]);
+        char name[32];
+        size_t c;
+        snprintf(name, sizeof name, "loss_%s", tags[t]);
+        float *want_loss = read_tensor(path, name, &c);
+        snprintf(name, sizeof name, "grad_%s", tags[t]);
+        float *want_grad = read_tensor(path, name, &c);
+        double loss = label_smooth_loss_sum(z, y, n, K, eps) / n;
+        assert_true(fabs(loss - want_loss[0]) <= 1e-5 * fabs(want_loss[0]));
+        softmax_xent_forward(p, z, y, n, K);
+        softmax_xent_backward(d, p, y, n, K);
+        label_smooth_grad(d, y, n, K, n, eps);
+        for (size_t i = 0; i < nz; i++) assert_true(fabsf(d[i] - want_grad[i]) <= 1e-6f);
+        free(want_loss), free(want_grad);
+    }
+    free(z), free(yf), free(p), free(d);
+}
+
 int main(void) {
     static const struct {
         const char *model;
@@ -417,11 +454,12 @@ int main(void) {
     /* each model with 1 and with 2 threads, each run under its own name */
     static ParityCase cases[2 * N_ZOO];
     static char names[2 * N_ZOO][48];
-    struct CMUnitTest tests[2 * N_ZOO];
+    struct CMUnitTest tests[2 * N_ZOO + 1];
     for (int i = 0; i < 2 * N_ZOO; i++) {
         cases[i] = (ParityCase){zoo[i / 2].model, 1 + i % 2, zoo[i / 2].depth};
         snprintf(names[i], sizeof names[i], "%s threads=%d", cases[i].model, cases[i].threads);
         tests[i] = (struct CMUnitTest){names[i], test_parity, NULL, NULL, &cases[i]};
     }
-    return _cmocka_run_group_tests("test_torch_parity", tests, 2 * N_ZOO, NULL, NULL);
+    tests[2 * N_ZOO] = (struct CMUnitTest){"label smoothing", test_label_smoothing, NULL, NULL, NULL};
+    return _cmocka_run_group_tests("test_torch_parity", tests, 2 * N_ZOO + 1, NULL, NULL);
 }

@@ -8,6 +8,7 @@ Run once by a developer, from the repository root, with Debian's python3-torch
 
     /usr/bin/python3 tools/make_fixtures.py resnet5 stn    # only these
     /usr/bin/python3 tools/make_fixtures.py onnx           # tests/ref/onnx (tools/onnx_fixtures.py)
+    /usr/bin/python3 tools/make_fixtures.py label-smoothing  # tests/ref/label-smoothing.safetensors
 
 The outputs are committed; CI never runs this script.
 
@@ -909,6 +910,27 @@ def make(name, outdir):
           % (name, float(ref["loss"]), trainable_count(seed_model), SEED_CLASSES[name].__name__, len(case)))
 
 
+def make_label_smoothing(outdir):
+    """F.cross_entropy(logits, labels, label_smoothing=eps) and its gradient
+    w.r.t. the logits, for eps 0.1 and 0.3 on 6 rows of 10 logits (spread
+    wide, one row peaked, so near-one probabilities are covered)."""
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(6, 10, generator=g, dtype=torch.float64) * 4
+    logits[3, 7] = 30.0
+    logits = logits.float().double()  # what the C test reads back
+    labels = torch.tensor([0, 9, 4, 7, 7, 2])
+    out = [("logits", f32(logits)), ("labels", labels.numpy().astype("f4"))]
+    for eps in (0.1, 0.3):
+        z = logits.clone().requires_grad_(True)
+        loss = nn.functional.cross_entropy(z, labels, label_smoothing=eps)
+        loss.backward()
+        tag = "%g" % eps
+        out += [("loss_" + tag, np.array([loss.item()], "f4")), ("grad_" + tag, f32(z.grad))]
+    path = os.path.join(outdir, "label-smoothing.safetensors")
+    write_safetensors(path, out)
+    print("wrote", path)
+
+
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     outdir = os.path.join(root, "tests", "ref")
@@ -918,6 +940,9 @@ def main():
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import onnx_fixtures
         onnx_fixtures.make_all(root, write_safetensors)
+        return
+    if sys.argv[1:] == ["label-smoothing"]:
+        make_label_smoothing(outdir)
         return
     names = sys.argv[1:] or list(MODELS)
     for name in names:

@@ -60,6 +60,9 @@ static const TrainOption table[] = {
     {"ema", OPT_FLOAT, C(ema), "0", 0, 0.999999, NULL, "DECAY",
      "keep an exponential moving average of the weights (e.g. 0.999); validation, early stopping and the "
      "saved model use it (0 = off)", ALL, NULL, NULL},
+    {"label-smoothing", OPT_FLOAT, C(label_smoothing), "0", 0, 0.999, NULL, "EPS",
+     "train towards (1-EPS) one-hot + EPS/10 (PyTorch's label_smoothing); validation keeps the plain loss "
+     "(0 = off)", ALL, NULL, NULL},
     {"val-split", OPT_FLOAT, F(val_split), "0.1", 0, 0.9, NULL, "X", "stratified validation fraction", OPTF_RUN, NULL,
      NULL},
     {"limit", OPT_INT, F(limit), "0", 1, 100000000, NULL, "N", "use only the first N training images (0 = all)",

@@ -15,6 +15,7 @@
 #include "eval/metrics.h"
 #include "ops/ops.h"
 #include "train/dist_train.h"
+#include "train/label_smooth.h"
 #include "train/options.h"
 #include "train/resume.h"
 
@@ -271,6 +272,15 @@ static int load_batch(Loop *L, int b) {
     return n;
 }
 
+/* With cfg.label_smoothing: the n rows' loss sum and their gradient in the
+ * last layer's dy (averaged over a batch of B) become the smoothed ones. */
+static void smooth_labels(Loop *L, const float *logits, const uint8_t *y, int n, int B, double *loss_sum) {
+    const float eps = L->cfg->label_smoothing;
+    if (eps <= 0) return;
+    *loss_sum = label_smooth_loss_sum(logits, y, n, MODEL_NUM_CLASSES, eps);
+    label_smooth_grad(L->m->layers[L->m->n_layers - 1].dy, y, n, MODEL_NUM_CLASSES, B, eps);
+}
+
 /* Forward and backward of this rank's rows of a distributed batch of n,
  * then the exchange that leaves the whole batch's gradient in m->grads;
  * the rows' summed loss and correct count, and the ranks' stop requests,
@@ -286,6 +296,7 @@ static float dist_step(Loop *L, int n, double *loss_sum, long *correct) {
     float *logits = model_forward(m, L->nr, 1);
     part[0] = (double)softmax_xent_forward(L->probs, logits, y, L->nr, MODEL_NUM_CLASSES) * L->nr;
     dist_train_xent_backward(last->dy, L->probs, y, L->nr, n);
+    smooth_labels(L, logits, y, L->nr, n, &part[0]);
     model_zero_grad(m);
     model_backward(m, last->dy, L->nr);
     for (int i = 0; i < L->nr; i++) {
@@ -326,6 +337,9 @@ static void train_step(Loop *L, int n) {
     float *logits = model_forward(m, n, 1);
     float loss = softmax_xent_forward(L->probs, logits, L->batch_y, n, MODEL_NUM_CLASSES);
     softmax_xent_backward(last->dy, L->probs, L->batch_y, n, MODEL_NUM_CLASSES);
+    double loss_sum = (double)loss * n;
+    smooth_labels(L, logits, L->batch_y, n, n, &loss_sum);
+    loss = (float)(loss_sum / n);
     model_zero_grad(m);
     model_backward(m, last->dy, n);
     L->lr = sched_lr(&L->sched, st->step, st->epoch);

@@ -41,6 +41,7 @@ typedef struct {
     float ema;            /* 0 = off; else the decay of an exponential moving average of the
                            * weights (and BN statistics), updated after every step, which is
                            * what validation, early stopping and the saved model use */
+    float label_smoothing; /* 0 = off; else eps of the smoothed training loss (label_smooth.h) */
     uint64_t seed;        /* 42 */
     int threads;          /* <= 0: all cores */
     const char *out_path; /* best model written here as training goes (may be NULL) */
