@@ -32,12 +32,18 @@ distribution (not its random stream) with affine_grid + grid_sample,
 since Debian has no torchvision. Its cost counts as training time, as in
 digits.
 
+--label-smoothing EPS is F.cross_entropy's label_smoothing (digits' training
+loss); --ema DECAY keeps a moving average of the parameters and batch-norm
+buffers updated after every step with decay min(DECAY, (1+t)/(10+t)), as
+digits' train.c, and the average is what is validated, monitored and kept.
+
 Run with Debian's interpreter, /usr/bin/python3 (python3-torch 1.13).
 Left out on purpose: plateau schedules, early stopping, and the other
 augmentation keys (time_to_accuracy.sh's recipes do not use them; they are
 refused).
 """
 import argparse
+import copy
 import gzip
 import math
 import os
@@ -220,6 +226,19 @@ def augment(u8, aug, gen):
     return F.grid_sample(u8.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+def ema_update(avg, model, decay, step):
+    """avg = d*avg + (1-d)*model over parameters and float buffers, d as digits' ema_update."""
+    d = min(decay, (1.0 + step) / (10.0 + step))
+    with torch.no_grad():
+        for pa, pm in zip(avg.parameters(), model.parameters()):
+            pa.mul_(d).add_(pm, alpha=1.0 - d)
+        for ba, bm in zip(avg.buffers(), model.buffers()):
+            if ba.dtype.is_floating_point:
+                ba.mul_(d).add_(bm, alpha=1.0 - d)
+            else:
+                ba.copy_(bm)
+
+
 def main():
     ap = argparse.ArgumentParser(description="PyTorch side of the time-to-accuracy benchmark; "
                                  "takes digits train's flags (the subset the recipe uses)")
@@ -246,6 +265,8 @@ def main():
     ap.add_argument("--out", help="accepted and ignored (no model file)")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--augment", default="", help="rotate=DEG,shift=F (other keys refused)")
+    ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--ema", type=float, default=0.0, help="decay of the weights' moving average (0: off)")
     a = ap.parse_args()
     aug = parse_augment(a.augment)
 
@@ -295,13 +316,15 @@ def main():
           f"{len(val_y)} validation images from {a.data} (loaded in {load_seconds:.3f}s); "
           f"norm mean {mean:.6f} std {std:.6f}", flush=True)
 
+    avg = copy.deepcopy(model) if a.ema > 0 else None
+    judged = avg if avg is not None else model  # what validation, the monitor and the checkpoint see
     log = open(a.log, "w")
     log.write("epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,step,train_seconds,monitor_acc\n")
     gen = torch.Generator().manual_seed(a.seed)
     step, total_seconds, best_val, best_state, best_epoch = 0, 0.0, math.inf, None, 0
 
     def report(epoch, tr_loss, tr_acc, v_loss, v_acc, lr, epoch_secs, train_secs):
-        acc, _ = evaluate(model, test_x, test_y)
+        acc, _ = evaluate(judged, test_x, test_y)
         log.write(f"{epoch},{tr_loss:.6f},{tr_acc:.6f},{v_loss:.6f},{v_acc:.6f},{lr:.6g},{epoch_secs:.3f},"
                   f"{step},{train_secs:.3f},{acc:.6f}\n")
         log.flush()
@@ -318,7 +341,7 @@ def main():
             idx = order[b * B:(b + 1) * B]
             x, y = normalise(augment(train_u8[idx], aug, gen) if aug else train_u8[idx]), train_y[idx]
             logits = model(x)
-            loss = F.cross_entropy(logits, y)
+            loss = F.cross_entropy(logits, y, label_smoothing=a.label_smoothing)
             opt.zero_grad()
             loss.backward()
             lr = lr_at(step, epoch)
@@ -326,6 +349,8 @@ def main():
                 g["lr"] = lr
             opt.step()
             step += 1
+            if avg is not None:
+                ema_update(avg, model, a.ema, step)
             loss_sum += float(loss) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
@@ -338,7 +363,7 @@ def main():
                 paused += time.perf_counter() - t_pause
         secs = time.perf_counter() - t0 - paused
         total_seconds += secs
-        v_acc, v_loss = evaluate(model, val_x, val_y) if len(val_y) else (math.nan, math.nan)
+        v_acc, v_loss = evaluate(judged, val_x, val_y) if len(val_y) else (math.nan, math.nan)
         if not a.quiet:
             print(f"epoch {epoch + 1:3d}/{a.epochs}  train loss {loss_sum / max(seen, 1):.4f} acc "
                   f"{correct / max(seen, 1):.4f}  val loss {v_loss:.4f} acc {v_acc:.4f}  lr {lr:.3g}  "
@@ -346,13 +371,13 @@ def main():
         report(epoch + 1, loss_sum / max(seen, 1), correct / max(seen, 1), v_loss, v_acc, lr, secs, total_seconds)
         if len(val_y) and v_loss < best_val:
             best_val, best_epoch = v_loss, epoch + 1
-            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.clone() for k, v in judged.state_dict().items()}
         if a.max_steps and step >= a.max_steps:
             break
     log.close()
     if best_state is not None:  # the checkpoint the validation loss chose, as digits restores it
-        model.load_state_dict(best_state)
-    acc, loss = evaluate(model, test_x, test_y)
+        judged.load_state_dict(best_state)
+    acc, loss = evaluate(judged, test_x, test_y)
     print(f"trained {epoch + 1} epochs in {total_seconds:.1f}s; best epoch {best_epoch}: val loss {best_val:.4f}")
     print(f"test accuracy {acc:.4f} (loss {loss:.4f}) on {len(test_y)} images from {a.data}", flush=True)
 
