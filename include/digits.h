@@ -153,9 +153,10 @@ DG_API int dg_get_threads(void);
 typedef struct dg_model dg_model;
 
 /* Loads a trained model: a model file written by `digits train` (one
- * network, an ensemble or the PCA + SVM baseline), or "default" / "best":
- * the pretrained models found in $DIGITS_MODELS, beside the program or
- * under the install prefix (share/digits/models/pretrained). */
+ * network, an ensemble or the PCA + SVM baseline), or a pretrained name
+ * ("default", "best", "mcu-64k", "mcu-256k": models/pretrained/NAME.
+ * safetensors found in $DIGITS_MODELS, beside the program or under the
+ * install prefix, share/digits/models/pretrained). */
 DG_API int dg_model_load(dg_model **out, const char *path_or_name);
 /* Builds an untrained network from the zoo ("lenet5", "cnn-bn": models/
  * NAME.spec) or a .spec file; its weights are initialised from the "seed"

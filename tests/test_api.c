@@ -87,6 +87,22 @@ static void test_version_and_info(void **state) {
     assert_int_equal(h, 28);
 }
 
+/* Every pretrained name loads by name, as --model does in the CLI; an
+ * unknown bare name is an I/O error naming the file it looked for. */
+static void test_pretrained_names(void **state) {
+    (void)state;
+    dg_model *m = NULL;
+    assert_int_equal(dg_model_load(&m, "mcu-64k"), DG_OK);
+    assert_string_equal(dg_model_kind(m), "int8");
+    dg_model_free(m);
+    m = NULL;
+    assert_int_equal(dg_model_load(&m, "best"), DG_OK);
+    dg_model_free(m);
+    m = NULL;
+    expect_error(dg_model_load(&m, "no-such-model"), DG_ERR_IO);
+    assert_null(m);
+}
+
 /* dg_predict = the internal Classifier on the same file, image by image. */
 static void test_predict_matches_internal(void **state) {
     (void)state;
@@ -668,7 +684,7 @@ static void test_data_train_eval_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_version_and_info),
+        cmocka_unit_test(test_version_and_info), cmocka_unit_test(test_pretrained_names),
         cmocka_unit_test(test_predict_matches_internal),
         cmocka_unit_test(test_batch_equals_single),
         cmocka_unit_test(test_any_size_rgba_with_stride),

@@ -24,11 +24,16 @@ static dg_model *model_new(void) {
     return m;
 }
 
-/* The model file `name` stands for: default/best from the model folders,
+/* The model file `name` stands for: default/best from the model folders;
+ * another pretrained name (mcu-64k, ...) when no file of that name is here;
  * anything else as given. DG_OK, or an error naming what was searched. */
 static int resolve(const char *name, char *path, size_t len) {
+    struct stat st;
     if (strcmp(name, "default") == 0 || strcmp(name, "best") == 0)
         return model_find_pretrained(name, path, len) < 0 ? DG_ERR_IO : DG_OK;
+    if (stat(name, &st) != 0 && !strchr(name, '/') && !strchr(name, '.') &&
+        model_find_pretrained(name, path, len) == 0)
+        return DG_OK;
     snprintf(path, len, "%s", name);
     return DG_OK;
 }
