@@ -152,6 +152,11 @@ static void check_op_paths(QOp *op, Rng *r) {
             qk_dense_vnni(op, &fast->ops[0], x, y_v, scratch);
         assert_memory_equal(y_ref, y_v, nout);
     }
+    if (op->type == QOP_CONV && fast->ops[0].wamx) {
+        memset(y_v, 0, nout);
+        qk_conv_amx(op, &fast->ops[0], x, y_v, scratch);
+        assert_memory_equal(y_ref, y_v, nout);
+    }
     qkernels_release(&q);
     free(x), free(y_ref), free(y_c), free(y_v), free(scratch);
 }
@@ -177,6 +182,37 @@ static void test_kernels_match_reference_on_random_layers(void **state) {
         check_op_paths(&op, &r);
         free_op(&op);
     }
+}
+
+/* Layers wide enough for the AMX tiles (16+ input channels: 4..16 channel
+ * quads, or multiples of 16), odd sizes, strides and paddings. */
+static void test_amx_conv_matches_reference(void **state) {
+    (void)state;
+    Rng r;
+    rng_seed(&r, 5, "test");
+    if (!qk_have_amx()) print_message("no AMX-INT8 here: the tile convolution is not compared\n");
+    static const int cs[] = {13, 16, 20, 32, 33, 48, 64, 128};
+    int tiled = 0;
+    for (int it = 0; it < 60; it++) {
+        QOp op;
+        int c = cs[it % 8], h = rnd(&r, 1, 15), w = rnd(&r, 1, 15);
+        rnd_weighted(&op, &r, QOP_CONV, c, h, w, rnd(&r, -128, 127));
+        if (it % 4 == 0) { /* more output channels than one block of 32 */
+            free((void *)op.weight), free((void *)op.bias), free((void *)op.mult), free((void *)op.shift);
+            free((void *)op.act_min), free((void *)op.act_max);
+            op.k = rnd(&r, 33, 70);
+            int taps = c * op.kh * op.kw;
+            op.weight = rnd_bytes(&r, (size_t)op.k * taps);
+            int32_t *b = dg_xmalloc((size_t)op.k * 4);
+            for (int k = 0; k < op.k; k++) b[k] = rnd(&r, -50000, 50000);
+            op.bias = b;
+            rnd_requant(&op, &r, op.k, taps);
+        }
+        tiled += qk_conv_amx_ok(&op);
+        check_op_paths(&op, &r);
+        free_op(&op);
+    }
+    assert_true(tiled >= 40);
 }
 
 /* Extreme values: every weight -128/127 and inputs at the ends, the
@@ -289,6 +325,8 @@ static void test_whole_models_match_on_every_path(void **state) {
         for (int i = 0; i < n; i++) assert_int_equal(pred[i], qref_argmax(ref + i * 10, 10));
         qmodel_run(&q, img, n, v, NULL, QKERN_VNNI);
         assert_memory_equal(ref, v, sizeof ref);
+        qmodel_run(&q, img, n, v, NULL, QKERN_AMX);
+        assert_memory_equal(ref, v, sizeof ref);
         qmodel_run(&q, img, n, v, NULL, QKERN_REF);
         assert_memory_equal(ref, v, sizeof ref);
         free(arena);
@@ -375,6 +413,7 @@ int main(void) {
         cmocka_unit_test(test_requant_random_against_oracle),
         cmocka_unit_test(test_kernels_match_reference_on_random_layers),
         cmocka_unit_test(test_kernels_extreme_values),
+        cmocka_unit_test(test_amx_conv_matches_reference),
         cmocka_unit_test(test_whole_models_match_on_every_path),
         cmocka_unit_test(test_file_round_trip),
         cmocka_unit_test(test_file_refuses_corrupt_numbers),

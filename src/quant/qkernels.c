@@ -31,6 +31,7 @@ static void prepare_op(const QOp *op, QOpFast *f) {
         if (f->wpack) memcpy(f->wpack + (size_t)k * f->t4, w, (size_t)f->t);
     }
     if (op->type != QOP_CONV) return;
+    if (qk_conv_amx_ok(op) && qk_have_amx()) qk_pack_amx(op, f);
     const int C4 = (op->c + 3) / 4, KH = op->kh, KW = op->kw, G = (KW + 3) / 4;
     if (qk_conv_slides(op)) { /* taps grouped by 4 columns */
         f->tdir = KH * G * 4;
@@ -78,6 +79,7 @@ void qkernels_release(QModel *q) {
         free(fast->ops[i].wsum);
         free(fast->ops[i].wpack);
         free(fast->ops[i].wdirect);
+        free(fast->ops[i].wamx);
     }
     free(fast->ops);
     free(fast);
@@ -211,55 +213,63 @@ QKernels qkernels_auto(void) {
     const char *env = getenv("DIGITS_INT8_KERNELS");
     if (env && strcmp(env, "c") == 0) return QKERN_C;
     if (env && strcmp(env, "ref") == 0) return QKERN_REF;
-    return qk_have_vnni() ? QKERN_VNNI : QKERN_C;
+    if (!qk_have_vnni()) return QKERN_C;
+    if (env && strcmp(env, "vnni") == 0) return QKERN_VNNI;
+    return qk_have_amx() ? QKERN_AMX : QKERN_VNNI;
 }
 
 const char *qkernels_name(QKernels k) {
     if (k == QKERN_AUTO) k = qkernels_auto();
-    return k == QKERN_VNNI ? "vnni" : k == QKERN_REF ? "ref" : "c";
+    return k == QKERN_AMX ? "amx" : k == QKERN_VNNI ? "vnni" : k == QKERN_REF ? "ref" : "c";
+}
+
+/* Op i of q on one image's arena with the C (vnni = 0) or VNNI kernels. */
+void qk_run_op(const QModel *q, int i, int8_t *arena, uint8_t *scratch, int vnni) {
+    const QFast *fast = q->fast;
+    const QOp *op = &q->ops[i];
+    const int8_t *x0 = op->in0 < 0 ? arena : arena + q->act_off[op->in0];
+    const int8_t *x1 = op->in1 < 0 ? arena : arena + q->act_off[op->in1];
+    int8_t *y = arena + q->act_off[i];
+    if (op->type == QOP_CONV) {
+        if (vnni == 2 && fast->ops[i].wamx)
+            qk_conv_amx(op, &fast->ops[i], x0, y, scratch);
+        else if (vnni)
+            qk_conv_vnni(op, &fast->ops[i], x0, y, scratch);
+        else
+            qk_conv_c(op, &fast->ops[i], x0, y, scratch);
+    } else if (op->type == QOP_DENSE) {
+        if (vnni)
+            qk_dense_vnni(op, &fast->ops[i], x0, y, scratch);
+        else
+            qk_dense_c(op, &fast->ops[i], x0, y);
+    } else if (op->type == QOP_MAXPOOL) {
+        qk_maxpool(op, x0, y);
+    } else if (op->type == QOP_AVGPOOL) {
+        qk_avgpool(op, x0, y);
+    } else if (op->type == QOP_LUT) {
+        qk_lut(op, x0, y);
+    } else if (op->type == QOP_FLOAT_STN) {
+        qmodel_float_stn(q, op, x0, x1, y);
+    } else {
+        DG_ASSERT(qref_op_run(op, x0, x1, y) == 0);
+    }
 }
 
 /* One image through q with the C (vnni = 0) or VNNI kernels. */
 static void run_image(const QModel *q, const uint8_t *px, int8_t *arena, uint8_t *scratch, int vnni) {
-    const QFast *fast = q->fast;
     size_t n_in = (size_t)q->in_c * q->in_h * q->in_w;
     for (size_t i = 0; i < n_in; i++) arena[i] = qref_pixel(px[i]);
-    for (int i = 0; i < q->n_ops; i++) {
-        const QOp *op = &q->ops[i];
-        const int8_t *x0 = op->in0 < 0 ? arena : arena + q->act_off[op->in0];
-        const int8_t *x1 = op->in1 < 0 ? arena : arena + q->act_off[op->in1];
-        int8_t *y = arena + q->act_off[i];
-        if (op->type == QOP_CONV) {
-            if (vnni)
-                qk_conv_vnni(op, &fast->ops[i], x0, y, scratch);
-            else
-                qk_conv_c(op, &fast->ops[i], x0, y, scratch);
-        } else if (op->type == QOP_DENSE) {
-            if (vnni)
-                qk_dense_vnni(op, &fast->ops[i], x0, y, scratch);
-            else
-                qk_dense_c(op, &fast->ops[i], x0, y);
-        } else if (op->type == QOP_MAXPOOL) {
-            qk_maxpool(op, x0, y);
-        } else if (op->type == QOP_AVGPOOL) {
-            qk_avgpool(op, x0, y);
-        } else if (op->type == QOP_LUT) {
-            qk_lut(op, x0, y);
-        } else if (op->type == QOP_FLOAT_STN) {
-            qmodel_float_stn(q, op, x0, x1, y);
-        } else {
-            DG_ASSERT(qref_op_run(op, x0, x1, y) == 0);
-        }
-    }
+    for (int i = 0; i < q->n_ops; i++) qk_run_op(q, i, arena, scratch, vnni);
 }
 
 void qmodel_run(const QModel *q, const uint8_t *pixels, int n, int8_t *logits, uint8_t *pred, QKernels kernels) {
     if (kernels == QKERN_AUTO) kernels = qkernels_auto();
+    if (kernels == QKERN_AMX && !qk_have_amx()) kernels = QKERN_VNNI;
     if (kernels == QKERN_VNNI && !qk_have_vnni()) kernels = QKERN_C;
     const QFast *fast = q->fast;
     DG_ASSERT(fast);
     const size_t img = (size_t)q->in_c * q->in_h * q->in_w;
-    const size_t scratch = kernels == QKERN_VNNI ? fast->scratch_vnni : fast->scratch_c;
+    const size_t scratch = kernels == QKERN_VNNI || kernels == QKERN_AMX ? fast->scratch_vnni : fast->scratch_c;
 #pragma omp parallel if (n > 1)
     {
         int8_t *arena = dg_xmalloc(q->act_bytes);
@@ -270,7 +280,8 @@ void qmodel_run(const QModel *q, const uint8_t *pixels, int n, int8_t *logits, u
             if (kernels == QKERN_REF) {
                 qmodel_run_ref(q, pixels + (size_t)i * img, arena, lg);
             } else {
-                run_image(q, pixels + (size_t)i * img, arena, scr, kernels == QKERN_VNNI);
+                run_image(q, pixels + (size_t)i * img, arena, scr,
+                          kernels == QKERN_AMX ? 2 : kernels == QKERN_VNNI ? 1 : 0);
                 memcpy(lg, arena + q->act_off[q->n_ops - 1], QMODEL_CLASSES);
             }
             if (pred) pred[i] = (uint8_t)qref_argmax(lg, QMODEL_CLASSES);

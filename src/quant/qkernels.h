@@ -21,6 +21,9 @@ typedef struct {
                         t4: T up to a multiple of 64) */
     int8_t *wdirect; /* VNNI conv (direct, any stride): (k8, tdir) weights in tap order ((c4*kh + i)*kw + j)*4 + c%4,
                         c4 = c/4 (channels padded to a multiple of 4 with zeros) */
+    int8_t *wamx;    /* AMX conv (qk_conv_amx_ok): (k32/16, kh*kw, c4/kr) tiles of 16 output channels x kr channel
+                        quads (64-byte rows: byte r*4 + c%4 of row m is channel (kb*kr + r)*4 + c%4 of output m) */
+    int amx_kr;      /* channel quads per AMX tile step: c4 if c4 <= 16, else 16 */
     int t, t4, k8, tdir;
 } QOpFast;
 
@@ -42,6 +45,18 @@ void qk_dense_c(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y);
 int qk_have_vnni(void);
 void qk_conv_vnni(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch);
 void qk_dense_vnni(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch);
+/* Op i of q on one image's arena (q->act_off) with the C (vnni = 0) or
+ * VNNI kernels; scratch: scratch_c or scratch_vnni bytes. */
+void qk_run_op(const QModel *q, int i, int8_t *arena, uint8_t *scratch, int vnni);
+/* vnni levels for qk_run_op: 0 plain C, 1 AVX512-VNNI, 2 VNNI and AMX tiles. */
+/* AMX-INT8 tile convolution (qkernels_vnni.c): used for convs with 16 or
+ * more input channels whose channel quads fill whole tile steps; only call
+ * qk_conv_amx when qk_have_amx() and f->wamx is set (qkernels_prepare packs
+ * it only then). Bit-identical to qref.h like the others. */
+int qk_have_amx(void);
+int qk_conv_amx_ok(const QOp *op);
+void qk_pack_amx(const QOp *op, QOpFast *f);
+void qk_conv_amx(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch);
 /* Scratch bytes the VNNI kernels need for op. */
 size_t qk_vnni_scratch(const QOp *op, const QOpFast *f);
 

@@ -22,7 +22,11 @@
 #include "quant/qkernels.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
@@ -77,7 +81,9 @@ static size_t direct_scratch(const QOp *op) {
 }
 
 size_t qk_vnni_scratch(const QOp *op, const QOpFast *f) {
-    return op->type == QOP_CONV ? direct_scratch(op) : (size_t)f->t4 + 64;
+    if (op->type != QOP_CONV) return (size_t)f->t4 + 64;
+    /* AMX: 32 rows of wide-grid output instead of 8, and 4 int32 tiles */
+    return direct_scratch(op) + (qk_conv_amx_ok(op) ? 24 * (size_t)direct_dims(op).q32 + 4096 + 64 : 0);
 }
 
 /* qref_requant of 16 accumulators of one channel (exact: see the file
@@ -288,9 +294,151 @@ VNNI_TARGET void qk_dense_vnni(const QOp *op, const QOpFast *f, const int8_t *x,
     }
 }
 
+
+/* ==== AMX-INT8 tiles ======================================================
+ * The same direct convolution on the same regrouped input (pad_regroup),
+ * with the roles of the VNNI kernel swapped into tiles: a B tile is kr
+ * channel quads (rows, stride: one c/4 plane group) x 16 wide-grid
+ * positions (4 bytes each: exactly the 64 bytes a VNNI load reads), an A
+ * tile is 16 output channels x kr channel quads of one tap (packed at
+ * load, qk_pack_amx), and tdpbsud adds their s8 x u8 products into a
+ * 16 channels x 16 positions int32 tile. Four such tiles (32 channels x 32
+ * positions) per block; then the same bias, requantization and copy-out as
+ * the VNNI kernel, so every accumulator is the same integer. */
+
+#define AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8")))
+
+/* Whether op's shape suits the tiles: a non-sliding conv with at least 4
+ * channel quads that fill whole steps of kr <= 16 quads. */
+int qk_conv_amx_ok(const QOp *op) {
+    int c4 = (op->c + 3) / 4;
+    return op->type == QOP_CONV && !qk_conv_slides(op) && c4 >= 4 && (c4 <= 16 || c4 % 16 == 0);
+}
+
+void qk_pack_amx(const QOp *op, QOpFast *f) {
+    const int C4 = (op->c + 3) / 4, kr = C4 <= 16 ? C4 : 16, KT = C4 / kr, T = op->kh * op->kw;
+    const int K32 = (op->k + 31) / 32 * 32;
+    f->amx_kr = kr;
+    f->wamx = calloc((size_t)K32 / 16 * T * KT * 1024, 1);
+    if (!f->wamx) return; /* no tiles then: the VNNI kernel runs */
+    for (int k = 0; k < op->k; k++)
+        for (int c = 0; c < op->c; c++)
+            for (int t = 0; t < T; t++) {
+                int kb = c / 4 / kr, r = c / 4 % kr;
+                size_t tile = ((size_t)(k / 16) * T + t) * KT + kb;
+                f->wamx[tile * 1024 + (size_t)(k % 16) * 64 + r * 4 + c % 4] =
+                    op->weight[((size_t)k * op->c + c) * T + t];
+            }
+}
+
+/* Tile configuration (palette 1): 0-3 the int32 accumulators (16 x 64
+ * bytes), 4-5 weights (16 x 4kr), 6-7 inputs (kr x 64). */
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} AmxConfig;
+
+static int amx_enable(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 25))) return 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0; /* OSXSAVE */
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & (3u << 17)) != (3u << 17)) return 0; /* XTILECFG and XTILEDATA enabled */
+#ifdef SYS_arch_prctl
+    /* Linux: ask for the tile data state (ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) */
+    return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+#else
+    return 0;
+#endif
+}
+
+int qk_have_amx(void) {
+    static int have = -1;
+    if (have < 0) have = qk_have_vnni() && amx_enable();
+    return have;
+}
+
+AMX_TARGET void qk_conv_amx(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
+    const DirectDims d = direct_dims(op);
+    const int C4 = (op->c + 3) / 4, OH = op->oh, OW = op->ow, S = d.s, kr = f->amx_kr, KT = C4 / kr;
+    const int KH = op->kh, KW = op->kw, T = KH * KW;
+    const size_t cstride = (size_t)S * S * d.plane * 4; /* bytes from one channel quad's planes to the next */
+    uint8_t *xp = scratch, *tmp = xp + (size_t)C4 * d.s * d.s * d.plane * 4;
+    int8_t *wy = (int8_t *)(tmp + 4 * (size_t)d.w16);
+    int32_t *cb = (int32_t *)(((uintptr_t)(wy + 32 * (size_t)d.q32) + 63) & ~(uintptr_t)63);
+    pad_regroup(op, x, xp, tmp, d);
+    AmxConfig cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.rows[t] = t >= 6 ? (uint8_t)kr : 16;
+        cfg.colsb[t] = t == 4 || t == 5 ? (uint16_t)(4 * kr) : 64;
+    }
+    _tile_loadconfig(&cfg);
+    for (int k0 = 0; k0 < op->k; k0 += 32) {
+        const int nk = op->k - k0 < 32 ? op->k - k0 : 32;
+        int32_t beff[32];
+        for (int j = 0; j < nk; j++)
+            beff[j] = (int32_t)((uint32_t)op->bias[k0 + j] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k0 + j]);
+        const int8_t *w0 = f->wamx + (size_t)(k0 / 16) * T * KT * 1024, *w1 = w0 + (size_t)T * KT * 1024;
+        for (int q0 = 0; q0 < d.q32; q0 += 32) {
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int i = 0; i < KH; i++)
+                for (int j = 0; j < KW; j++)
+                    for (int kb = 0; kb < KT; kb++) {
+                        const uint8_t *b = xp + (((size_t)(kb * kr) * S + i % S) * S + j % S) * d.plane * 4 +
+                                           ((size_t)q0 + (size_t)(i / S) * d.wp + j / S) * 4;
+                        size_t wt = ((size_t)(i * KW + j) * KT + kb) * 1024;
+                        _tile_loadd(6, b, cstride);
+                        _tile_loadd(7, b + 64, cstride);
+                        _tile_loadd(4, w0 + wt, 64);
+                        _tile_dpbsud(0, 4, 6);
+                        _tile_dpbsud(1, 4, 7);
+                        _tile_loadd(5, w1 + wt, 64);
+                        _tile_dpbsud(2, 5, 6);
+                        _tile_dpbsud(3, 5, 7);
+                    }
+            _tile_stored(0, cb, 64);
+            _tile_stored(1, cb + 256, 64);
+            _tile_stored(2, cb + 512, 64);
+            _tile_stored(3, cb + 768, 64);
+            for (int j = 0; j < nk; j++)
+                for (int r = 0; r < 2; r++) {
+                    int k = k0 + j;
+                    const int32_t *row = cb + ((j / 16) * 2 + r) * 256 + (j % 16) * 16;
+                    __m512i acc = _mm512_add_epi32(_mm512_load_si512(row), _mm512_set1_epi32(beff[j]));
+                    __m128i q = requant16(acc, op->mult[k], op->shift[k], op->out_zp, op->act_min[k], op->act_max[k]);
+                    _mm_storeu_si128((__m128i *)(wy + (size_t)j * d.q32 + q0 + r * 16), q);
+                }
+        }
+        for (int j = 0; j < nk; j++)
+            for (int oy = 0; oy < OH; oy++) {
+                int8_t *dst = y + ((size_t)(k0 + j) * OH + oy) * OW;
+                const int8_t *src = wy + (size_t)j * d.q32 + (size_t)oy * d.wp;
+                for (int ox = 0; ox < OW; ox += 16) {
+                    int rem = OW - ox;
+                    __mmask16 m = rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1);
+                    _mm_mask_storeu_epi8(dst + ox, m, _mm_loadu_si128((const __m128i *)(src + ox)));
+                }
+            }
+    }
+    _tile_release();
+}
+
 #else /* not x86-64 with GCC/Clang: no VNNI */
 
 int qk_have_vnni(void) { return 0; }
+int qk_have_amx(void) { return 0; }
+int qk_conv_amx_ok(const QOp *op) { return 0; }
+void qk_pack_amx(const QOp *op, QOpFast *f) { (void)op, (void)f; }
+void qk_conv_amx(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
+    (void)op, (void)f, (void)x, (void)y, (void)scratch;
+}
 size_t qk_vnni_scratch(const QOp *op, const QOpFast *f) { return 0; }
 void qk_conv_vnni(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
     (void)op, (void)f, (void)x, (void)y, (void)scratch;
