@@ -86,26 +86,44 @@ size_t qk_vnni_scratch(const QOp *op, const QOpFast *f) {
     return direct_scratch(op) + (qk_conv_amx_ok(op) ? 24 * (size_t)direct_dims(op).q32 + 4096 + 64 : 0);
 }
 
-/* qref_requant of 16 accumulators of one channel (exact: see the file
- * comment). |acc * mult| < 2^62; magnitudes above 512 are clamped before
- * narrowing, which changes nothing after the int8 clamp. */
-VNNI_TARGET static __m128i requant16(__m512i acc, int32_t mult, int32_t shift, int32_t zp, int32_t lo, int32_t hi) {
-    const __m512i zero = _mm512_setzero_si512();
+/* One channel's requantization constants, broadcast once (Rq16) and
+ * applied to 16 accumulators at a time (rq16): qref_requant lane by lane
+ * (exact: see the file comment). |acc * mult| < 2^62; magnitudes above
+ * 512 are clamped before narrowing, which changes nothing after the int8
+ * clamp. beff is added to acc first (wrapping, as the file comment says). */
+typedef struct {
+    __m512i m, rnd, zp, lo, hi, beff;
+    __m128i sh;
+} Rq16;
+
+VNNI_TARGET static inline Rq16 rq16_make(int32_t beff, int32_t mult, int32_t shift, int32_t zp, int32_t lo,
+                                         int32_t hi) {
+    Rq16 q;
+    q.m = _mm512_set1_epi64((int64_t)(uint32_t)mult);
+    q.rnd = _mm512_set1_epi64((int64_t)((uint64_t)1 << (shift - 1)));
+    q.sh = _mm_cvtsi32_si128(shift);
+    q.zp = _mm512_set1_epi32(zp);
+    q.lo = _mm512_set1_epi32(lo);
+    q.hi = _mm512_set1_epi32(hi);
+    q.beff = _mm512_set1_epi32(beff);
+    return q;
+}
+
+VNNI_TARGET static inline __m128i rq16(__m512i acc, const Rq16 *q) {
+    const __m512i zero = _mm512_setzero_si512(), cap = _mm512_set1_epi64(512);
+    acc = _mm512_add_epi32(acc, q->beff);
     __mmask16 neg = _mm512_cmplt_epi32_mask(acc, zero);
     __m512i a = _mm512_abs_epi32(acc); /* INT32_MIN stays 0x80000000: 2^31 as unsigned */
-    __m512i m = _mm512_set1_epi64((int64_t)(uint32_t)mult);
-    __m512i rnd = _mm512_set1_epi64((int64_t)((uint64_t)1 << (shift - 1)));
-    __m128i sh = _mm_cvtsi32_si128(shift);
-    __m512i cap = _mm512_set1_epi64(512);
-    __m512i ev = _mm512_mul_epu32(a, m);
-    __m512i od = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
-    ev = _mm512_min_epu64(_mm512_srl_epi64(_mm512_add_epi64(ev, rnd), sh), cap);
-    od = _mm512_min_epu64(_mm512_srl_epi64(_mm512_add_epi64(od, rnd), sh), cap);
-    __m512i r = _mm512_or_si512(ev, _mm512_slli_epi64(od, 32));
+    __m512i ev = _mm512_mul_epu32(a, q->m);
+    __m512i od = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), q->m);
+    ev = _mm512_min_epu64(_mm512_srl_epi64(_mm512_add_epi64(ev, q->rnd), q->sh), cap);
+    od = _mm512_min_epu64(_mm512_srl_epi64(_mm512_add_epi64(od, q->rnd), q->sh), cap);
+    /* od's low halves into the odd lanes */
+    __m512i r = _mm512_mask_shuffle_epi32(ev, (__mmask16)0xAAAA, od, (_MM_PERM_ENUM)0xA0);
     r = _mm512_mask_sub_epi32(r, neg, zero, r);
-    r = _mm512_add_epi32(r, _mm512_set1_epi32(zp));
-    r = _mm512_max_epi32(r, _mm512_set1_epi32(lo));
-    r = _mm512_min_epi32(r, _mm512_set1_epi32(hi));
+    r = _mm512_add_epi32(r, q->zp);
+    r = _mm512_max_epi32(r, q->lo);
+    r = _mm512_min_epi32(r, q->hi);
     return _mm512_cvtepi32_epi8(r);
 }
 
@@ -147,10 +165,16 @@ static void slide_regroup(const QOp *op, const int8_t *x, uint8_t *xp, uint8_t *
  * group of 4 channel rows is built in tmp (4 x w16 bytes) and interleaved
  * 16 columns at a time (a row's last interleave spills into the next row,
  * written after it, or into the slack, cleared last). */
+VNNI_TARGET static void pad_regroup1(const QOp *op, const int8_t *x, uint8_t *xp, DirectDims d);
+
 VNNI_TARGET static void pad_regroup(const QOp *op, const int8_t *x, uint8_t *xp, uint8_t *tmp, DirectDims d) {
     const int C = op->c, H = op->h, W = op->w, PT = op->pad_t, PL = op->pad_l, C4 = (C + 3) / 4, S = d.s;
     const int wp = d.wp, w16 = d.w16;
     const uint8_t pad = (uint8_t)(op->in_zp + 128);
+    if (S == 1 && wp <= 16 * 32) {
+        pad_regroup1(op, x, xp, d);
+        return;
+    }
     for (int c4 = 0; c4 < C4; c4++)
         for (int pa = 0; pa < S; pa++)
             for (int pb = 0; pb < S; pb++) {
@@ -195,12 +219,64 @@ VNNI_TARGET static void pad_regroup(const QOp *op, const int8_t *x, uint8_t *xp,
             }
 }
 
+/* pad_regroup for stride 1 without the row buffers: each 16-column piece
+ * of 4 channel rows is a masked load per channel (the columns inside the
+ * input; padding elsewhere), flipped to u8 and interleaved in registers.
+ * The same bytes as the general path. */
+VNNI_TARGET static void pad_regroup1(const QOp *op, const int8_t *x, uint8_t *xp, DirectDims d) {
+    const int C = op->c, H = op->h, W = op->w, PT = op->pad_t, PL = op->pad_l, C4 = (C + 3) / 4, wp = d.wp;
+    const int nch = (wp + 15) / 16;
+    const __m128i flip = _mm_set1_epi8((char)0x80), raw_pad = _mm_set1_epi8((char)op->in_zp);
+    const __m128i padv = _mm_xor_si128(raw_pad, flip), zero = _mm_setzero_si128();
+    __mmask16 mask[32];
+    for (int ch = 0; ch < nch; ch++) {
+        uint32_t m = 0;
+        for (int b = 0; b < 16; b++) {
+            int col = ch * 16 + b;
+            if (col < wp && col - PL >= 0 && col - PL < W) m |= 1u << b;
+        }
+        mask[ch] = (__mmask16)m;
+    }
+    for (int c4 = 0; c4 < C4; c4++) {
+        uint8_t *plane = xp + (size_t)c4 * d.plane * 4;
+        for (int yy = 0; yy < d.hp; yy++) {
+            const int iy = yy - PT, inside = iy >= 0 && iy < H;
+            uint8_t *dst = plane + (size_t)yy * wp * 4;
+            for (int ch = 0; ch < nch; ch++) {
+                __m128i v[4];
+                for (int cc = 0; cc < 4; cc++) {
+                    int c = c4 * 4 + cc;
+                    if (c >= C) {
+                        v[cc] = zero;
+                    } else if (!inside || !mask[ch]) {
+                        v[cc] = padv;
+                    } else {
+                        /* masked-off lanes are not read: the address may lie outside the row */
+                        const int8_t *src = x + ((size_t)c * H + iy) * W;
+                        v[cc] = _mm_xor_si128(
+                            _mm_mask_loadu_epi8(raw_pad, mask[ch], (const void *)(src + (ptrdiff_t)(ch * 16 - PL))),
+                            flip);
+                    }
+                }
+                __m128i ab0 = _mm_unpacklo_epi8(v[0], v[1]), ab1 = _mm_unpackhi_epi8(v[0], v[1]);
+                __m128i ce0 = _mm_unpacklo_epi8(v[2], v[3]), ce1 = _mm_unpackhi_epi8(v[2], v[3]);
+                uint8_t *o = dst + (size_t)ch * 64;
+                _mm_storeu_si128((__m128i *)o, _mm_unpacklo_epi16(ab0, ce0));
+                _mm_storeu_si128((__m128i *)(o + 16), _mm_unpackhi_epi16(ab0, ce0));
+                _mm_storeu_si128((__m128i *)(o + 32), _mm_unpacklo_epi16(ab1, ce1));
+                _mm_storeu_si128((__m128i *)(o + 48), _mm_unpackhi_epi16(ab1, ce1));
+            }
+        }
+        memset(plane + (size_t)d.hp * wp * 4, 0, ((size_t)d.plane - (size_t)d.hp * wp) * 4);
+    }
+}
+
 /* 32 wide-grid outputs (two 16-lane blocks) x 8 channels: per (c/4, i, j)
  * two 64-byte loads and one broadcast of 4 weights per output channel;
  * requantized into wy (8 rows of q32 bytes). */
 VNNI_TARGET static inline __attribute__((always_inline)) void
-direct_block(const QOp *op, const QOpFast *f, const uint8_t *xp, DirectDims d, const int8_t *wk, const int32_t *beff,
-             int k0, int nk, int q0, int8_t *wy) {
+direct_block(const QOp *op, const QOpFast *f, const uint8_t *xp, DirectDims d, const int8_t *wk, const Rq16 *rq,
+             int nk, int q0, int8_t *wy) {
     const int C4 = (op->c + 3) / 4, KH = op->kh, TD = f->tdir;
     __m512i a[2][8];
 #pragma GCC unroll 8
@@ -222,13 +298,10 @@ direct_block(const QOp *op, const QOpFast *f, const uint8_t *xp, DirectDims d, c
                 }
             }
         }
-    for (int r = 0; r < 2; r++)
-        for (int j = 0; j < nk; j++) {
-            int k = k0 + j;
-            __m512i acc = _mm512_add_epi32(a[r][j], _mm512_set1_epi32(beff[j]));
-            __m128i q = requant16(acc, op->mult[k], op->shift[k], op->out_zp, op->act_min[k], op->act_max[k]);
-            _mm_storeu_si128((__m128i *)(wy + (size_t)j * d.q32 + q0 + r * 16), q);
-        }
+    for (int j = 0; j < nk; j++) {
+        _mm_storeu_si128((__m128i *)(wy + (size_t)j * d.q32 + q0), rq16(a[0][j], &rq[j]));
+        _mm_storeu_si128((__m128i *)(wy + (size_t)j * d.q32 + q0 + 16), rq16(a[1][j], &rq[j]));
+    }
 }
 
 /* Convolution on the wide grid, 8 output channels at a time. */
@@ -244,10 +317,13 @@ VNNI_TARGET static void conv_direct(const QOp *op, const QOpFast *f, const int8_
     for (int k0 = 0; k0 < op->k; k0 += 8) {
         const int8_t *wk = f->wdirect + (size_t)k0 * TD;
         int nk = op->k - k0 < 8 ? op->k - k0 : 8;
-        int32_t beff[8];
-        for (int j = 0; j < nk; j++)
-            beff[j] = (int32_t)((uint32_t)op->bias[k0 + j] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k0 + j]);
-        for (int q0 = 0; q0 < d.q32; q0 += 32) direct_block(op, f, xp, d, wk, beff, k0, nk, q0, wy);
+        Rq16 rq[8];
+        for (int j = 0; j < nk; j++) {
+            int k = k0 + j;
+            int32_t beff = (int32_t)((uint32_t)op->bias[k] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k]);
+            rq[j] = rq16_make(beff, op->mult[k], op->shift[k], op->out_zp, op->act_min[k], op->act_max[k]);
+        }
+        for (int q0 = 0; q0 < d.q32; q0 += 32) direct_block(op, f, xp, d, wk, rq, nk, q0, wy);
         /* the valid columns of each wide row (16-byte masked moves; wy's reads
          * past a row stay inside the scratch) */
         for (int j = 0; j < nk; j++)
@@ -379,9 +455,12 @@ AMX_TARGET void qk_conv_amx(const QOp *op, const QOpFast *f, const int8_t *x, in
     _tile_loadconfig(&cfg);
     for (int k0 = 0; k0 < op->k; k0 += 32) {
         const int nk = op->k - k0 < 32 ? op->k - k0 : 32;
-        int32_t beff[32];
-        for (int j = 0; j < nk; j++)
-            beff[j] = (int32_t)((uint32_t)op->bias[k0 + j] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k0 + j]);
+        Rq16 rq[32];
+        for (int j = 0; j < nk; j++) {
+            int k = k0 + j;
+            int32_t beff = (int32_t)((uint32_t)op->bias[k] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k]);
+            rq[j] = rq16_make(beff, op->mult[k], op->shift[k], op->out_zp, op->act_min[k], op->act_max[k]);
+        }
         const int8_t *w0 = f->wamx + (size_t)(k0 / 16) * T * KT * 1024, *w1 = w0 + (size_t)T * KT * 1024;
         for (int q0 = 0; q0 < d.q32; q0 += 32) {
             _tile_zero(0);
@@ -407,14 +486,12 @@ AMX_TARGET void qk_conv_amx(const QOp *op, const QOpFast *f, const int8_t *x, in
             _tile_stored(1, cb + 256, 64);
             _tile_stored(2, cb + 512, 64);
             _tile_stored(3, cb + 768, 64);
-            for (int j = 0; j < nk; j++)
-                for (int r = 0; r < 2; r++) {
-                    int k = k0 + j;
-                    const int32_t *row = cb + ((j / 16) * 2 + r) * 256 + (j % 16) * 16;
-                    __m512i acc = _mm512_add_epi32(_mm512_load_si512(row), _mm512_set1_epi32(beff[j]));
-                    __m128i q = requant16(acc, op->mult[k], op->shift[k], op->out_zp, op->act_min[k], op->act_max[k]);
-                    _mm_storeu_si128((__m128i *)(wy + (size_t)j * d.q32 + q0 + r * 16), q);
-                }
+            for (int j = 0; j < nk; j++) {
+                const int32_t *row = cb + (j / 16) * 512 + (j % 16) * 16;
+                int8_t *dst = wy + (size_t)j * d.q32 + q0;
+                _mm_storeu_si128((__m128i *)dst, rq16(_mm512_load_si512(row), &rq[j]));
+                _mm_storeu_si128((__m128i *)(dst + 16), rq16(_mm512_load_si512(row + 256), &rq[j]));
+            }
         }
         for (int j = 0; j < nk; j++)
             for (int oy = 0; oy < OH; oy++) {
