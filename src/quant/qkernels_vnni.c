@@ -165,14 +165,14 @@ static void slide_regroup(const QOp *op, const int8_t *x, uint8_t *xp, uint8_t *
  * group of 4 channel rows is built in tmp (4 x w16 bytes) and interleaved
  * 16 columns at a time (a row's last interleave spills into the next row,
  * written after it, or into the slack, cleared last). */
-VNNI_TARGET static void pad_regroup1(const QOp *op, const int8_t *x, uint8_t *xp, DirectDims d);
+VNNI_TARGET static void pad_regroup12(const QOp *op, const int8_t *x, uint8_t *xp, DirectDims d);
 
 VNNI_TARGET static void pad_regroup(const QOp *op, const int8_t *x, uint8_t *xp, uint8_t *tmp, DirectDims d) {
     const int C = op->c, H = op->h, W = op->w, PT = op->pad_t, PL = op->pad_l, C4 = (C + 3) / 4, S = d.s;
     const int wp = d.wp, w16 = d.w16;
     const uint8_t pad = (uint8_t)(op->in_zp + 128);
-    if (S == 1 && wp <= 16 * 32) {
-        pad_regroup1(op, x, xp, d);
+    if (S <= 2 && wp <= 16 * 32) {
+        pad_regroup12(op, x, xp, d);
         return;
     }
     for (int c4 = 0; c4 < C4; c4++)
@@ -219,56 +219,62 @@ VNNI_TARGET static void pad_regroup(const QOp *op, const int8_t *x, uint8_t *xp,
             }
 }
 
-/* pad_regroup for stride 1 without the row buffers: each 16-column piece
- * of 4 channel rows is a masked load per channel (the columns inside the
- * input; padding elsewhere), flipped to u8 and interleaved in registers.
- * The same bytes as the general path. */
-VNNI_TARGET static void pad_regroup1(const QOp *op, const int8_t *x, uint8_t *xp, DirectDims d) {
+/* pad_regroup for strides 1 and 2 without the row buffers: each 16-column
+ * piece of 4 channel rows is one masked load per channel (16*S bytes: the
+ * columns inside the input; padding elsewhere), every S-th byte kept,
+ * flipped to u8 and interleaved in registers. The same bytes as the
+ * general path. */
+VNNI_TARGET static void pad_regroup12(const QOp *op, const int8_t *x, uint8_t *xp, DirectDims d) {
     const int C = op->c, H = op->h, W = op->w, PT = op->pad_t, PL = op->pad_l, C4 = (C + 3) / 4, wp = d.wp;
-    const int nch = (wp + 15) / 16;
-    const __m128i flip = _mm_set1_epi8((char)0x80), raw_pad = _mm_set1_epi8((char)op->in_zp);
-    const __m128i padv = _mm_xor_si128(raw_pad, flip), zero = _mm_setzero_si128();
-    __mmask16 mask[32];
-    for (int ch = 0; ch < nch; ch++) {
-        uint32_t m = 0;
-        for (int b = 0; b < 16; b++) {
-            int col = ch * 16 + b;
-            if (col < wp && col - PL >= 0 && col - PL < W) m |= 1u << b;
+    const int S = d.s, nch = (wp + 15) / 16;
+    const __m128i flip = _mm_set1_epi8((char)0x80), padv = _mm_set1_epi8((char)(op->in_zp + 128));
+    const __m256i raw_pad = _mm256_set1_epi8((char)op->in_zp);
+    const __m128i zero = _mm_setzero_si128();
+    __mmask32 mask[2][32];
+    for (int pb = 0; pb < S; pb++)
+        for (int ch = 0; ch < nch; ch++) {
+            uint32_t m = 0;
+            for (int b = 0; b < 16; b++) {
+                int col = ch * 16 + b, ix = col * S + pb - PL;
+                if (col < wp && ix >= 0 && ix < W) m |= 1u << (b * S);
+            }
+            mask[pb][ch] = (__mmask32)m;
         }
-        mask[ch] = (__mmask16)m;
-    }
-    for (int c4 = 0; c4 < C4; c4++) {
-        uint8_t *plane = xp + (size_t)c4 * d.plane * 4;
-        for (int yy = 0; yy < d.hp; yy++) {
-            const int iy = yy - PT, inside = iy >= 0 && iy < H;
-            uint8_t *dst = plane + (size_t)yy * wp * 4;
-            for (int ch = 0; ch < nch; ch++) {
-                __m128i v[4];
-                for (int cc = 0; cc < 4; cc++) {
-                    int c = c4 * 4 + cc;
-                    if (c >= C) {
-                        v[cc] = zero;
-                    } else if (!inside || !mask[ch]) {
-                        v[cc] = padv;
-                    } else {
-                        /* masked-off lanes are not read: the address may lie outside the row */
-                        const int8_t *src = x + ((size_t)c * H + iy) * W;
-                        v[cc] = _mm_xor_si128(
-                            _mm_mask_loadu_epi8(raw_pad, mask[ch], (const void *)(src + (ptrdiff_t)(ch * 16 - PL))),
-                            flip);
+    for (int c4 = 0; c4 < C4; c4++)
+        for (int pa = 0; pa < S; pa++)
+            for (int pb = 0; pb < S; pb++) {
+                uint8_t *plane = xp + ((size_t)(c4 * S + pa) * S + pb) * d.plane * 4;
+                for (int yy = 0; yy < d.hp; yy++) {
+                    const int iy = yy * S + pa - PT, inside = iy >= 0 && iy < H;
+                    uint8_t *dst = plane + (size_t)yy * wp * 4;
+                    for (int ch = 0; ch < nch; ch++) {
+                        const __mmask32 mk = mask[pb][ch];
+                        __m128i v[4];
+                        for (int cc = 0; cc < 4; cc++) {
+                            int c = c4 * 4 + cc;
+                            if (c >= C) {
+                                v[cc] = zero;
+                            } else if (!inside || !mk) {
+                                v[cc] = padv;
+                            } else {
+                                /* masked-off lanes are not read: the address may lie outside the row */
+                                const int8_t *src = x + ((size_t)c * H + iy) * W + (ptrdiff_t)(ch * 16 * S + pb - PL);
+                                __m256i l = _mm256_mask_loadu_epi8(raw_pad, mk, (const void *)src);
+                                __m128i e = S == 1 ? _mm256_castsi256_si128(l) : _mm256_cvtepi16_epi8(l);
+                                v[cc] = _mm_xor_si128(e, flip);
+                            }
+                        }
+                        __m128i ab0 = _mm_unpacklo_epi8(v[0], v[1]), ab1 = _mm_unpackhi_epi8(v[0], v[1]);
+                        __m128i ce0 = _mm_unpacklo_epi8(v[2], v[3]), ce1 = _mm_unpackhi_epi8(v[2], v[3]);
+                        uint8_t *o = dst + (size_t)ch * 64;
+                        _mm_storeu_si128((__m128i *)o, _mm_unpacklo_epi16(ab0, ce0));
+                        _mm_storeu_si128((__m128i *)(o + 16), _mm_unpackhi_epi16(ab0, ce0));
+                        _mm_storeu_si128((__m128i *)(o + 32), _mm_unpacklo_epi16(ab1, ce1));
+                        _mm_storeu_si128((__m128i *)(o + 48), _mm_unpackhi_epi16(ab1, ce1));
                     }
                 }
-                __m128i ab0 = _mm_unpacklo_epi8(v[0], v[1]), ab1 = _mm_unpackhi_epi8(v[0], v[1]);
-                __m128i ce0 = _mm_unpacklo_epi8(v[2], v[3]), ce1 = _mm_unpackhi_epi8(v[2], v[3]);
-                uint8_t *o = dst + (size_t)ch * 64;
-                _mm_storeu_si128((__m128i *)o, _mm_unpacklo_epi16(ab0, ce0));
-                _mm_storeu_si128((__m128i *)(o + 16), _mm_unpackhi_epi16(ab0, ce0));
-                _mm_storeu_si128((__m128i *)(o + 32), _mm_unpacklo_epi16(ab1, ce1));
-                _mm_storeu_si128((__m128i *)(o + 48), _mm_unpackhi_epi16(ab1, ce1));
+                memset(plane + (size_t)d.hp * wp * 4, 0, ((size_t)d.plane - (size_t)d.hp * wp) * 4);
             }
-        }
-        memset(plane + (size_t)d.hp * wp * 4, 0, ((size_t)d.plane - (size_t)d.hp * wp) * 4);
-    }
 }
 
 /* 32 wide-grid outputs (two 16-lane blocks) x 8 channels: per (c/4, i, j)
