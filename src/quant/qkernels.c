@@ -243,11 +243,20 @@ void qk_run_op(const QModel *q, int i, int8_t *arena, uint8_t *scratch, int vnni
         else
             qk_dense_c(op, &fast->ops[i], x0, y);
     } else if (op->type == QOP_MAXPOOL) {
-        qk_maxpool(op, x0, y);
+        if (vnni && qk_pool2(op))
+            qk_maxpool2_vnni(op, x0, y);
+        else
+            qk_maxpool(op, x0, y);
     } else if (op->type == QOP_AVGPOOL) {
-        qk_avgpool(op, x0, y);
+        if (vnni && qk_pool2(op))
+            qk_avgpool2_vnni(op, x0, y);
+        else
+            qk_avgpool(op, x0, y);
     } else if (op->type == QOP_LUT) {
-        qk_lut(op, x0, y);
+        if (vnni && qk_have_vbmi())
+            qk_lut_vbmi(op, x0, y);
+        else
+            qk_lut(op, x0, y);
     } else if (op->type == QOP_FLOAT_STN) {
         qmodel_float_stn(q, op, x0, x1, y);
     } else {

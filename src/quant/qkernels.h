@@ -57,6 +57,13 @@ int qk_have_amx(void);
 int qk_conv_amx_ok(const QOp *op);
 void qk_pack_amx(const QOp *op, QOpFast *f);
 void qk_conv_amx(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch);
+/* Element-wise and pooling kernels of the VNNI level: the table lookup
+ * (only when qk_have_vbmi()), 2 x 2 stride-2 average and max pooling. */
+int qk_have_vbmi(void);
+void qk_lut_vbmi(const QOp *op, const int8_t *x, int8_t *y);
+void qk_avgpool2_vnni(const QOp *op, const int8_t *x, int8_t *y);
+void qk_maxpool2_vnni(const QOp *op, const int8_t *x, int8_t *y);
+static inline int qk_pool2(const QOp *op) { return op->kh == 2 && op->kw == 2 && op->stride == 2; }
 /* Scratch bytes the VNNI kernels need for op. */
 size_t qk_vnni_scratch(const QOp *op, const QOpFast *f);
 

@@ -377,6 +377,72 @@ VNNI_TARGET void qk_dense_vnni(const QOp *op, const QOpFast *f, const int8_t *x,
 }
 
 
+/* ==== element-wise and pooling ============================================ */
+
+int qk_have_vbmi(void) {
+    static int have = -1;
+    if (have < 0) {
+        __builtin_cpu_init();
+        have = qk_have_vnni() && __builtin_cpu_supports("avx512vbmi");
+    }
+    return have;
+}
+
+/* Table lookup, 64 bytes at a time: two vpermi2b give the entries of the
+ * table's halves, the index's top bit picks one (only when qk_have_vbmi()). */
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void qk_lut_vbmi(const QOp *op, const int8_t *x, int8_t *y) {
+    const __m512i t0 = _mm512_loadu_si512(op->lut), t1 = _mm512_loadu_si512(op->lut + 64);
+    const __m512i t2 = _mm512_loadu_si512(op->lut + 128), t3 = _mm512_loadu_si512(op->lut + 192);
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const size_t n = (size_t)op->c * op->h * op->w;
+    for (size_t i = 0; i < n; i += 64) {
+        __mmask64 m = n - i >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (n - i)) - 1);
+        __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, x + i), flip); /* x + 128 */
+        __m512i lo = _mm512_permutex2var_epi8(t0, u, t1), hi = _mm512_permutex2var_epi8(t2, u, t3);
+        _mm512_mask_storeu_epi8(y + i, m, _mm512_mask_blend_epi8(_mm512_movepi8_mask(u), lo, hi));
+    }
+}
+
+/* 2 x 2 average pooling with stride 2, 16 outputs at a time: the four
+ * inputs of each window summed in int16 lanes, the sum requantized as
+ * qref_avgpool does (window sum - 4 in_zp, then qref_requant). */
+VNNI_TARGET void qk_avgpool2_vnni(const QOp *op, const int8_t *x, int8_t *y) {
+    const int C = op->c, H = op->h, W = op->w, OH = op->oh, OW = op->ow;
+    const Rq16 rq = rq16_make(-4 * op->in_zp, op->mult[0], op->shift[0], op->out_zp, op->act_min[0], op->act_max[0]);
+    const __m512i ones = _mm512_set1_epi16(1);
+    for (int c = 0; c < C; c++)
+        for (int oy = 0; oy < OH; oy++) {
+            const int8_t *r0 = x + ((size_t)c * H + 2 * (size_t)oy) * W, *r1 = r0 + W;
+            int8_t *d = y + ((size_t)c * OH + oy) * OW;
+            for (int ox = 0; ox < OW; ox += 16) {
+                int rem = OW - ox < 16 ? OW - ox : 16;
+                __mmask32 m = (__mmask32)(((uint64_t)1 << (2 * rem)) - 1);
+                __m512i a = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, r0 + 2 * ox));
+                __m512i b = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, r1 + 2 * ox));
+                __m512i sum = _mm512_madd_epi16(_mm512_add_epi16(a, b), ones);
+                _mm_mask_storeu_epi8(d + ox, (__mmask16)((1u << rem) - 1), rq16(sum, &rq));
+            }
+        }
+}
+
+/* 2 x 2 max pooling with stride 2, 16 outputs at a time (vertical max,
+ * then the larger byte of each pair as int16 lanes). */
+VNNI_TARGET void qk_maxpool2_vnni(const QOp *op, const int8_t *x, int8_t *y) {
+    const int C = op->c, H = op->h, W = op->w, OH = op->oh, OW = op->ow;
+    for (int c = 0; c < C; c++)
+        for (int oy = 0; oy < OH; oy++) {
+            const int8_t *r0 = x + ((size_t)c * H + 2 * (size_t)oy) * W, *r1 = r0 + W;
+            int8_t *d = y + ((size_t)c * OH + oy) * OW;
+            for (int ox = 0; ox < OW; ox += 16) {
+                int rem = OW - ox < 16 ? OW - ox : 16;
+                __mmask32 m = (__mmask32)(((uint64_t)1 << (2 * rem)) - 1);
+                __m256i v = _mm256_max_epi8(_mm256_maskz_loadu_epi8(m, r0 + 2 * ox), _mm256_maskz_loadu_epi8(m, r1 + 2 * ox));
+                __m256i ev = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8), od = _mm256_srai_epi16(v, 8);
+                _mm_mask_storeu_epi8(d + ox, (__mmask16)((1u << rem) - 1), _mm256_cvtepi16_epi8(_mm256_max_epi16(ev, od)));
+            }
+        }
+}
+
 /* ==== AMX-INT8 tiles ======================================================
  * The same direct convolution on the same regrouped input (pad_regroup),
  * with the roles of the VNNI kernel swapped into tiles: a B tile is kr
@@ -517,6 +583,10 @@ AMX_TARGET void qk_conv_amx(const QOp *op, const QOpFast *f, const int8_t *x, in
 
 int qk_have_vnni(void) { return 0; }
 int qk_have_amx(void) { return 0; }
+int qk_have_vbmi(void) { return 0; }
+void qk_lut_vbmi(const QOp *op, const int8_t *x, int8_t *y) { (void)op, (void)x, (void)y; }
+void qk_avgpool2_vnni(const QOp *op, const int8_t *x, int8_t *y) { (void)op, (void)x, (void)y; }
+void qk_maxpool2_vnni(const QOp *op, const int8_t *x, int8_t *y) { (void)op, (void)x, (void)y; }
 int qk_conv_amx_ok(const QOp *op) { return 0; }
 void qk_pack_amx(const QOp *op, QOpFast *f) { (void)op, (void)f; }
 void qk_conv_amx(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
