@@ -327,6 +327,11 @@ static void test_whole_models_match_on_every_path(void **state) {
         assert_memory_equal(ref, v, sizeof ref);
         qmodel_run(&q, img, n, v, NULL, QKERN_AMX);
         assert_memory_equal(ref, v, sizeof ref);
+        for (int m = 1; m <= 13; m += 4) { /* short groups of the batch loop, one image */
+            memset(v, 0, sizeof v);
+            qmodel_run(&q, img, m, v, NULL, it % 2 ? QKERN_AMX : QKERN_VNNI);
+            assert_memory_equal(ref, v, (size_t)m * 10);
+        }
         qmodel_run(&q, img, n, v, NULL, QKERN_REF);
         assert_memory_equal(ref, v, sizeof ref);
         free(arena);

@@ -264,11 +264,48 @@ void qk_run_op(const QModel *q, int i, int8_t *arena, uint8_t *scratch, int vnni
     }
 }
 
-/* One image through q with the C (vnni = 0) or VNNI kernels. */
-static void run_image(const QModel *q, const uint8_t *px, int8_t *arena, uint8_t *scratch, int vnni) {
+/* One image's int8 input in its arena. */
+static void load_image(const QModel *q, const uint8_t *px, int8_t *arena) {
     size_t n_in = (size_t)q->in_c * q->in_h * q->in_w;
     for (size_t i = 0; i < n_in; i++) arena[i] = qref_pixel(px[i]);
-    for (int i = 0; i < q->n_ops; i++) qk_run_op(q, i, arena, scratch, vnni);
+}
+
+/* The first op from which a group of images runs op by op (the trailing
+ * dense layers: their weights are read once per group); n_ops if none. */
+static int group_tail(const QModel *q) {
+    int t = q->n_ops;
+    while (t > 0 && (q->ops[t - 1].type == QOP_DENSE || q->ops[t - 1].type == QOP_LUT)) t--;
+    return t;
+}
+
+/* ng <= QK_GROUP images (pixels px, arenas arena + g * act_bytes) through q:
+ * each image alone up to the trailing dense layers, then those op by op
+ * over the group, dense layers in one weight pass when the group is at
+ * least half full (VNNI), else image by image. Each image's arena ends as
+ * run alone; only the order of the work differs. */
+static void run_group(const QModel *q, const uint8_t *px, int ng, int8_t *arena, uint8_t *scratch, int vnni) {
+    const size_t img = (size_t)q->in_c * q->in_h * q->in_w, ab = q->act_bytes;
+    const int tail = vnni && ng >= QK_GROUP / 2 ? group_tail(q) : q->n_ops;
+    for (int g = 0; g < ng; g++) {
+        load_image(q, px + g * img, arena + g * ab);
+        for (int i = 0; i < tail; i++) qk_run_op(q, i, arena + g * ab, scratch, vnni);
+    }
+    const QFast *fast = q->fast;
+    for (int i = tail; i < q->n_ops; i++) {
+        const QOp *op = &q->ops[i];
+        if (op->type != QOP_DENSE) {
+            for (int g = 0; g < ng; g++) qk_run_op(q, i, arena + g * ab, scratch, vnni);
+            continue;
+        }
+        const int8_t *xs[QK_GROUP];
+        int8_t *ys[QK_GROUP];
+        for (int g = 0; g < QK_GROUP; g++) { /* a short group repeats its last image (outputs identical) */
+            int8_t *a = arena + (g < ng ? g : ng - 1) * ab;
+            xs[g] = a + (op->in0 < 0 ? 0 : q->act_off[op->in0]);
+            ys[g] = a + q->act_off[i];
+        }
+        qk_dense_vnni_group(op, &fast->ops[i], xs, ys, scratch);
+    }
 }
 
 void qmodel_run(const QModel *q, const uint8_t *pixels, int n, int8_t *logits, uint8_t *pred, QKernels kernels) {
@@ -279,21 +316,26 @@ void qmodel_run(const QModel *q, const uint8_t *pixels, int n, int8_t *logits, u
     DG_ASSERT(fast);
     const size_t img = (size_t)q->in_c * q->in_h * q->in_w;
     const size_t scratch = kernels == QKERN_VNNI || kernels == QKERN_AMX ? fast->scratch_vnni : fast->scratch_c;
+    const int vnni = kernels == QKERN_AMX ? 2 : kernels == QKERN_VNNI ? 1 : 0;
+    const int n_groups = (n + QK_GROUP - 1) / QK_GROUP;
 #pragma omp parallel if (n > 1)
     {
-        int8_t *arena = dg_xmalloc(q->act_bytes);
+        int8_t *arena = dg_xmalloc(q->act_bytes * (n > 1 ? QK_GROUP : 1));
         uint8_t *scr = dg_xmalloc(scratch + 64);
 #pragma omp for schedule(static)
-        for (int i = 0; i < n; i++) {
-            int8_t *lg = logits + (size_t)i * QMODEL_CLASSES;
+        for (int gi = 0; gi < n_groups; gi++) {
+            const int i0 = gi * QK_GROUP, ng = n - i0 < QK_GROUP ? n - i0 : QK_GROUP;
             if (kernels == QKERN_REF) {
-                qmodel_run_ref(q, pixels + (size_t)i * img, arena, lg);
+                for (int g = 0; g < ng; g++)
+                    qmodel_run_ref(q, pixels + (size_t)(i0 + g) * img, arena, logits + (size_t)(i0 + g) * QMODEL_CLASSES);
             } else {
-                run_image(q, pixels + (size_t)i * img, arena, scr,
-                          kernels == QKERN_AMX ? 2 : kernels == QKERN_VNNI ? 1 : 0);
-                memcpy(lg, arena + q->act_off[q->n_ops - 1], QMODEL_CLASSES);
+                run_group(q, pixels + (size_t)i0 * img, ng, arena, scr, vnni);
+                for (int g = 0; g < ng; g++)
+                    memcpy(logits + (size_t)(i0 + g) * QMODEL_CLASSES,
+                           arena + g * q->act_bytes + q->act_off[q->n_ops - 1], QMODEL_CLASSES);
             }
-            if (pred) pred[i] = (uint8_t)qref_argmax(lg, QMODEL_CLASSES);
+            for (int g = 0; pred && g < ng; g++)
+                pred[i0 + g] = (uint8_t)qref_argmax(logits + (size_t)(i0 + g) * QMODEL_CLASSES, QMODEL_CLASSES);
         }
         free(arena);
         free(scr);

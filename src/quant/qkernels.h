@@ -57,6 +57,11 @@ int qk_have_amx(void);
 int qk_conv_amx_ok(const QOp *op);
 void qk_pack_amx(const QOp *op, QOpFast *f);
 void qk_conv_amx(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch);
+/* Images per group in the batch loop: the VNNI dense layers run over a
+ * whole group per weight pass (qk_dense_vnni_group). */
+#define QK_GROUP 8
+void qk_dense_vnni_group(const QOp *op, const QOpFast *f, const int8_t *const *xs, int8_t *const *ys,
+                         uint8_t *scratch);
 /* Element-wise and pooling kernels of the VNNI level: the table lookup
  * (only when qk_have_vbmi()), 2 x 2 stride-2 average and max pooling. */
 int qk_have_vbmi(void);

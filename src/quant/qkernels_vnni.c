@@ -81,7 +81,7 @@ static size_t direct_scratch(const QOp *op) {
 }
 
 size_t qk_vnni_scratch(const QOp *op, const QOpFast *f) {
-    if (op->type != QOP_CONV) return (size_t)f->t4 + 64;
+    if (op->type != QOP_CONV) return QK_GROUP * (size_t)f->t4 + 64;
     /* AMX: 32 rows of wide-grid output instead of 8, and 4 int32 tiles */
     return direct_scratch(op) + (qk_conv_amx_ok(op) ? 24 * (size_t)direct_dims(op).q32 + 4096 + 64 : 0);
 }
@@ -377,6 +377,44 @@ VNNI_TARGET void qk_dense_vnni(const QOp *op, const QOpFast *f, const int8_t *x,
 }
 
 
+/* Dense over QK_GROUP images at once: each 64-byte piece of two weight
+ * rows is loaded once for all the images (the weights, up to a few hundred
+ * KB, stream from cache once per group instead of once per image). xs[g],
+ * ys[g]: image g's input and output; scratch: QK_GROUP * t4 bytes. */
+VNNI_TARGET void qk_dense_vnni_group(const QOp *op, const QOpFast *f, const int8_t *const *xs, int8_t *const *ys,
+                                     uint8_t *scratch) {
+    const size_t T4 = (size_t)f->t4;
+    for (int g = 0; g < QK_GROUP; g++) {
+        uint8_t *u = scratch + g * T4;
+        memset(u + f->t, 0, T4 - (size_t)f->t);
+        for (int t = 0; t < f->t; t++) u[t] = (uint8_t)(xs[g][t] + 128);
+    }
+    for (int k0 = 0; k0 < op->k; k0 += 2) {
+        const int8_t *w = f->wpack + (size_t)k0 * T4; /* rows up to k8 exist, zero-padded */
+        __m512i a[2][QK_GROUP];
+#pragma GCC unroll 8
+        for (int g = 0; g < QK_GROUP; g++) a[0][g] = a[1][g] = _mm512_setzero_si512();
+        for (size_t t = 0; t < T4; t += 64) {
+            __m512i w0 = _mm512_loadu_si512(w + t), w1 = _mm512_loadu_si512(w + T4 + t);
+#pragma GCC unroll 8
+            for (int g = 0; g < QK_GROUP; g++) {
+                __m512i v = _mm512_loadu_si512(scratch + g * T4 + t);
+                a[0][g] = _mm512_dpbusd_epi32(a[0][g], v, w0);
+                a[1][g] = _mm512_dpbusd_epi32(a[1][g], v, w1);
+            }
+        }
+        for (int j = 0; j < 2 && k0 + j < op->k; j++) {
+            int k = k0 + j;
+            uint32_t beff = (uint32_t)op->bias[k] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k];
+            for (int g = 0; g < QK_GROUP; g++) {
+                uint32_t sum = (uint32_t)_mm512_reduce_add_epi32(a[j][g]);
+                ys[g][k] = qref_requant((int32_t)(sum + beff), op->mult[k], op->shift[k], op->out_zp,
+                                        op->act_min[k], op->act_max[k]);
+            }
+        }
+    }
+}
+
 /* ==== element-wise and pooling ============================================ */
 
 int qk_have_vbmi(void) {
@@ -584,6 +622,10 @@ AMX_TARGET void qk_conv_amx(const QOp *op, const QOpFast *f, const int8_t *x, in
 int qk_have_vnni(void) { return 0; }
 int qk_have_amx(void) { return 0; }
 int qk_have_vbmi(void) { return 0; }
+void qk_dense_vnni_group(const QOp *op, const QOpFast *f, const int8_t *const *xs, int8_t *const *ys,
+                         uint8_t *scratch) {
+    (void)op, (void)f, (void)xs, (void)ys, (void)scratch;
+}
 void qk_lut_vbmi(const QOp *op, const int8_t *x, int8_t *y) { (void)op, (void)x, (void)y; }
 void qk_avgpool2_vnni(const QOp *op, const int8_t *x, int8_t *y) { (void)op, (void)x, (void)y; }
 void qk_maxpool2_vnni(const QOp *op, const int8_t *x, int8_t *y) { (void)op, (void)x, (void)y; }
