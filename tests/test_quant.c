@@ -215,6 +215,71 @@ static void test_amx_conv_matches_reference(void **state) {
     assert_true(tiled >= 40);
 }
 
+/* conv (1 -> 16, 3x3) -> conv (16 -> k, the AMX tiles) -> 2x2 max pool
+ * (fused into the tile convolution on the AMX path) -> dense(10), odd
+ * sizes: every path gives the reference's logits, batches and one image. */
+static void test_amx_conv_pool_fusion(void **state) {
+    (void)state;
+    Rng r;
+    rng_seed(&r, 6, "test");
+    for (int it = 0; it < 12; it++) {
+        QModel q;
+        memset(&q, 0, sizeof q);
+        q.in_c = 1, q.in_h = rnd(&r, 4, 16), q.in_w = rnd(&r, 4, 16);
+        q.in_scale = 0.02f, q.in_zp = rnd(&r, -128, 127);
+        q.n_ops = 4;
+        q.ops = dg_xcalloc(4, sizeof *q.ops);
+        q.scales = dg_xcalloc(4, sizeof *q.scales);
+        q.what = dg_xcalloc(4, sizeof *q.what);
+        for (int i = 0; i < 4; i++) q.scales[i] = 0.05f;
+        QOp *o = q.ops;
+        const int c1 = it % 3 == 0 ? 64 : 16;
+        for (int i = 0; i < 2; i++) { /* two 3x3 pad-1 convolutions, same size */
+            int c = i ? c1 : 1, k = i ? rnd(&r, 5, 70) : c1, zp = i ? o[0].out_zp : q.in_zp;
+            rnd_weighted(&o[i], &r, QOP_CONV, c, q.in_h, q.in_w, zp);
+            free((void *)o[i].weight), free((void *)o[i].bias), free((void *)o[i].mult), free((void *)o[i].shift);
+            free((void *)o[i].act_min), free((void *)o[i].act_max);
+            o[i].k = k, o[i].kh = o[i].kw = 3, o[i].stride = 1, o[i].pad_t = o[i].pad_l = 1;
+            o[i].oh = q.in_h, o[i].ow = q.in_w;
+            o[i].weight = rnd_bytes(&r, (size_t)k * c * 9);
+            int32_t *b = dg_xmalloc((size_t)k * 4);
+            for (int j = 0; j < k; j++) b[j] = rnd(&r, -50000, 50000);
+            o[i].bias = b;
+            rnd_requant(&o[i], &r, k, c * 9);
+            o[i].in0 = i - 1;
+        }
+        o[2] = (QOp){.type = QOP_MAXPOOL, .in0 = 1, .in1 = -1, .c = o[1].k, .h = q.in_h, .w = q.in_w, .k = o[1].k,
+                     .oh = q.in_h / 2, .ow = q.in_w / 2, .kh = 2, .kw = 2, .stride = 2, .in_zp = o[1].out_zp,
+                     .out_zp = o[1].out_zp};
+        rnd_weighted(&o[3], &r, QOP_DENSE, o[2].k, o[2].oh, o[2].ow, o[2].out_zp);
+        free((void *)o[3].weight), free((void *)o[3].bias), free((void *)o[3].mult), free((void *)o[3].shift);
+        free((void *)o[3].act_min), free((void *)o[3].act_max);
+        int taps = o[2].k * o[2].oh * o[2].ow;
+        o[3].k = 10, o[3].weight = rnd_bytes(&r, (size_t)10 * taps), o[3].bias = dg_xcalloc(10, 4);
+        rnd_requant(&o[3], &r, 10, taps);
+        o[3].in0 = 2;
+        for (int i = 0; i < 4; i++) o[i].out = i;
+        if (qmodel_check(&q, "fusion") < 0) fail_msg("%s", dg_errmsg());
+        if (qk_have_amx()) assert_int_equal(((QFast *)q.fast)->ops[1].pool1, 3);
+        const int n = 11, px = q.in_h * q.in_w;
+        uint8_t *img = rnd_bytes(&r, (size_t)n * px);
+        int8_t ref[11 * 10], v[11 * 10];
+        int8_t *arena = dg_xmalloc(q.act_bytes);
+        for (int i = 0; i < n; i++) qmodel_run_ref(&q, img + i * px, arena, ref + i * 10);
+        static const QKernels ks[] = {QKERN_C, QKERN_VNNI, QKERN_AMX};
+        for (int k = 0; k < 3; k++) {
+            memset(v, 0, sizeof v);
+            qmodel_run(&q, img, n, v, NULL, ks[k]);
+            assert_memory_equal(ref, v, sizeof ref);
+            qmodel_run(&q, img + 3 * px, 1, v, NULL, ks[k]);
+            assert_memory_equal(ref + 30, v, 10);
+        }
+        free(arena);
+        free(img);
+        qmodel_free(&q);
+    }
+}
+
 /* Extreme values: every weight -128/127 and inputs at the ends, the
  * largest taps the model check allows for a dense layer. */
 static void test_kernels_extreme_values(void **state) {
@@ -419,6 +484,7 @@ int main(void) {
         cmocka_unit_test(test_kernels_match_reference_on_random_layers),
         cmocka_unit_test(test_kernels_extreme_values),
         cmocka_unit_test(test_amx_conv_matches_reference),
+        cmocka_unit_test(test_amx_conv_pool_fusion),
         cmocka_unit_test(test_whole_models_match_on_every_path),
         cmocka_unit_test(test_file_round_trip),
         cmocka_unit_test(test_file_refuses_corrupt_numbers),

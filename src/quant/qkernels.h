@@ -24,6 +24,9 @@ typedef struct {
     int8_t *wamx;    /* AMX conv (qk_conv_amx_ok): (k32/16, kh*kw, c4/kr) tiles of 16 output channels x kr channel
                         quads (64-byte rows: byte r*4 + c%4 of row m is channel (kb*kr + r)*4 + c%4 of output m) */
     int amx_kr;      /* channel quads per AMX tile step: c4 if c4 <= 16, else 16 */
+    int pool1;       /* AMX conv: 1 + the index of the 2 x 2 max pool that alone reads its output (the conv then
+                        writes the pooled tensor: max commutes with the monotone requantization); 0 if none */
+    int fused;       /* a max pool that such a conv computes (skipped on the AMX path) */
     int t, t4, k8, tdir;
 } QOpFast;
 
@@ -57,6 +60,10 @@ int qk_have_amx(void);
 int qk_conv_amx_ok(const QOp *op);
 void qk_pack_amx(const QOp *op, QOpFast *f);
 void qk_conv_amx(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch);
+/* The same followed by the 2 x 2 stride-2 max pool `pool` (qk_pool2) of its
+ * output: y is the pooled tensor (pool->k x oh x ow). */
+void qk_conv_amx_maxpool(const QOp *op, const QOpFast *f, const QOp *pool, const int8_t *x, int8_t *y,
+                         uint8_t *scratch);
 /* Images per group in the batch loop: the VNNI dense layers run over a
  * whole group per weight pass (qk_dense_vnni_group). */
 #define QK_GROUP 8

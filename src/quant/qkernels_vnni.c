@@ -83,7 +83,9 @@ static size_t direct_scratch(const QOp *op) {
 size_t qk_vnni_scratch(const QOp *op, const QOpFast *f) {
     if (op->type != QOP_CONV) return QK_GROUP * (size_t)f->t4 + 64;
     /* AMX: 32 rows of wide-grid output instead of 8, and 4 int32 tiles */
-    return direct_scratch(op) + (qk_conv_amx_ok(op) ? 24 * (size_t)direct_dims(op).q32 + 4096 + 64 : 0);
+    /* AMX: 32 rows of wide-grid output instead of 8, 4 int32 tiles, 32 int32 rows for the fused pool */
+    size_t q32 = (size_t)direct_dims(op).q32;
+    return direct_scratch(op) + (qk_conv_amx_ok(op) ? 24 * q32 + 4096 + 64 + 32 * (q32 + 64) * 4 + 64 : 0);
 }
 
 /* One channel's requantization constants, broadcast once (Rq16) and
@@ -546,7 +548,33 @@ int qk_have_amx(void) {
     return have;
 }
 
-AMX_TARGET void qk_conv_amx(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
+/* 2 x 2 stride-2 max pool of channel rows of int32 wide-grid accumulators
+ * (acc: nk rows of rs values, wp per grid row), requantized once per
+ * pooled output: y (nk, poh, pow). */
+AMX_TARGET static void pool_requant(const QOp *pool, const int32_t *acc, size_t rs, int wp, const Rq16 *rq, int nk,
+                                    int8_t *y) {
+    const int POH = pool->oh, POW = pool->ow;
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+    for (int j = 0; j < nk; j++)
+        for (int py = 0; py < POH; py++) {
+            const int32_t *r0 = acc + (size_t)j * rs + (size_t)(2 * py) * wp, *r1 = r0 + wp;
+            int8_t *dst = y + ((size_t)j * POH + py) * POW;
+            for (int px = 0; px < POW; px += 16) {
+                /* lanes past the row's end read other (finite) accumulators and are not stored */
+                __m512i v0 = _mm512_max_epi32(_mm512_loadu_si512(r0 + 2 * px), _mm512_loadu_si512(r1 + 2 * px));
+                __m512i v1 = _mm512_max_epi32(_mm512_loadu_si512(r0 + 2 * px + 16), _mm512_loadu_si512(r1 + 2 * px + 16));
+                __m512i m = _mm512_max_epi32(_mm512_permutex2var_epi32(v0, ev, v1), _mm512_permutex2var_epi32(v0, od, v1));
+                int rem = POW - px < 16 ? POW - px : 16;
+                _mm_mask_storeu_epi8(dst + px, (__mmask16)((1u << rem) - 1), rq16(m, &rq[j]));
+            }
+        }
+}
+
+/* The tile convolution; pool: NULL, or a 2 x 2 max pool written to y
+ * instead of the convolution's output. */
+AMX_TARGET static void conv_amx(const QOp *op, const QOpFast *f, const QOp *pool, const int8_t *x, int8_t *y,
+                                uint8_t *scratch) {
     const DirectDims d = direct_dims(op);
     const int C4 = (op->c + 3) / 4, OH = op->oh, OW = op->ow, S = d.s, kr = f->amx_kr, KT = C4 / kr;
     const int KH = op->kh, KW = op->kw, T = KH * KW;
@@ -554,6 +582,8 @@ AMX_TARGET void qk_conv_amx(const QOp *op, const QOpFast *f, const int8_t *x, in
     uint8_t *xp = scratch, *tmp = xp + (size_t)C4 * d.s * d.s * d.plane * 4;
     int8_t *wy = (int8_t *)(tmp + 4 * (size_t)d.w16);
     int32_t *cb = (int32_t *)(((uintptr_t)(wy + 32 * (size_t)d.q32) + 63) & ~(uintptr_t)63);
+    const size_t rs = (size_t)d.q32 + 64; /* the pool's int32 rows: one grid and slack for its last loads */
+    int32_t *accp = (int32_t *)(((uintptr_t)(cb + 1024) + 63) & ~(uintptr_t)63);
     pad_regroup(op, x, xp, tmp, d);
     AmxConfig cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -592,6 +622,13 @@ AMX_TARGET void qk_conv_amx(const QOp *op, const QOpFast *f, const int8_t *x, in
                         _tile_dpbsud(2, 5, 6);
                         _tile_dpbsud(3, 5, 7);
                     }
+            if (pool) { /* raw accumulators for the pool: bias and requantization after the max */
+                _tile_stored(0, accp + q0, rs * 4);
+                _tile_stored(1, accp + q0 + 16, rs * 4);
+                _tile_stored(2, accp + 16 * rs + q0, rs * 4);
+                _tile_stored(3, accp + 16 * rs + q0 + 16, rs * 4);
+                continue;
+            }
             _tile_stored(0, cb, 64);
             _tile_stored(1, cb + 256, 64);
             _tile_stored(2, cb + 512, 64);
@@ -602,6 +639,10 @@ AMX_TARGET void qk_conv_amx(const QOp *op, const QOpFast *f, const int8_t *x, in
                 _mm_storeu_si128((__m128i *)dst, rq16(_mm512_load_si512(row), &rq[j]));
                 _mm_storeu_si128((__m128i *)(dst + 16), rq16(_mm512_load_si512(row + 256), &rq[j]));
             }
+        }
+        if (pool) {
+            pool_requant(pool, accp, rs, d.wp, rq, nk, y + (size_t)k0 * pool->oh * pool->ow);
+            continue;
         }
         for (int j = 0; j < nk; j++)
             for (int oy = 0; oy < OH; oy++) {
@@ -615,6 +656,15 @@ AMX_TARGET void qk_conv_amx(const QOp *op, const QOpFast *f, const int8_t *x, in
             }
     }
     _tile_release();
+}
+
+AMX_TARGET void qk_conv_amx(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
+    conv_amx(op, f, NULL, x, y, scratch);
+}
+
+AMX_TARGET void qk_conv_amx_maxpool(const QOp *op, const QOpFast *f, const QOp *pool, const int8_t *x, int8_t *y,
+                                    uint8_t *scratch) {
+    conv_amx(op, f, pool, x, y, scratch);
 }
 
 #else /* not x86-64 with GCC/Clang: no VNNI */
@@ -633,6 +683,10 @@ int qk_conv_amx_ok(const QOp *op) { return 0; }
 void qk_pack_amx(const QOp *op, QOpFast *f) { (void)op, (void)f; }
 void qk_conv_amx(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
     (void)op, (void)f, (void)x, (void)y, (void)scratch;
+}
+void qk_conv_amx_maxpool(const QOp *op, const QOpFast *f, const QOp *pool, const int8_t *x, int8_t *y,
+                         uint8_t *scratch) {
+    (void)op, (void)f, (void)pool, (void)x, (void)y, (void)scratch;
 }
 size_t qk_vnni_scratch(const QOp *op, const QOpFast *f) { return 0; }
 void qk_conv_vnni(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
