@@ -1,13 +1,18 @@
-/* qkernels.c — running an int8 model fast: the per-op precomputation,
- * the plain-C integer kernels (im2col + int32 multiply-adds that the
- * compiler vectorises), the choice between them and the AVX512-VNNI ones
- * (qkernels_vnni.c), and the batch loop over images (OpenMP). Pools,
- * tables, add and concat run the qref.h code itself: they are a few
+/* qkernels.c — running an int8 model fast: the per-op precomputation
+ * (weight sums, packed weights, which 2x2 max pools an AMX convolution
+ * computes in its epilogue), the plain-C integer kernels (im2col + int32
+ * multiply-adds that the compiler vectorises), the choice between them and
+ * the AVX512-VNNI / AMX-INT8 ones (qkernels_vnni.c), and the batch loop
+ * (OpenMP over groups of QK_GROUP images: each image alone through the
+ * convolutions, then the trailing dense layers over the whole group per
+ * weight pass). Add and concat run the qref.h code itself: they are a few
  * percent of the work. Every path is bit-identical to qref.h because each
  * output's int32 accumulator is the same integer (sums are exact; only the
- * order differs) and the requantization is qref_requant's.
- * Left out on purpose: batching inside a layer (one image at a time per
- * thread keeps the arena small and the code simple). */
+ * order differs) and the requantization is qref_requant's (a fused max
+ * pool takes the max of the accumulators before it: the requantization is
+ * monotone, so the max commutes with it).
+ * Left out on purpose: splitting one image's layers over threads (a single
+ * image runs on one thread). */
 #include <stdlib.h>
 #include <string.h>
 

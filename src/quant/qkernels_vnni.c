@@ -1,5 +1,6 @@
 /* qkernels_vnni.c — the AVX512-VNNI int8 kernels (vpdpbusd: four u8 x s8
- * products added into each int32 lane), compiled with function-level
+ * products added into each int32 lane) and the AMX-INT8 tile convolution
+ * (tdpbsud: 16 x 16 such dot products per instruction), compiled with function-level
  * target attributes so that the portable build (x86-64-v2 outside
  * src/ops) has them too; qk_have_vnni() checks cpuid once and the caller
  * (qkernels.c) uses them only then.
@@ -15,8 +16,11 @@
  * into stride phases (see DirectDims), 32 outputs x 8 channels per block,
  * one broadcast of four weights per channel and tap. Dense: 64-byte dot
  * products, four outputs at a time, reduced.
- * Left out on purpose: batching several images per weight load (the batch
- * loop threads over images). */
+ * The dense kernel also has a group form (QK_GROUP images per weight
+ * load), the tables (VBMI), 2x2 average and max pools 16 outputs at a time,
+ * and the AMX-INT8 tile convolution (below, with its own comment).
+ * Left out on purpose: batching several images per weight load in the
+ * convolutions (their weights stay in cache across images). */
 #include <string.h>
 
 #include "quant/qkernels.h"
