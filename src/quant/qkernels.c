@@ -35,6 +35,7 @@ static void prepare_op(const QOp *op, QOpFast *f) {
         f->wsum[k] = s;
         if (f->wpack) memcpy(f->wpack + (size_t)k * f->t4, w, (size_t)f->t);
     }
+    if (op->type == QOP_DENSE && qk_have_amx()) qk_pack_amx_dense(op, f);
     if (op->type != QOP_CONV) return;
     if (qk_conv_amx_ok(op) && qk_have_amx()) qk_pack_amx(op, f);
     const int C4 = (op->c + 3) / 4, KH = op->kh, KW = op->kw, G = (KW + 3) / 4;
@@ -102,6 +103,7 @@ void qkernels_release(QModel *q) {
         free(fast->ops[i].wpack);
         free(fast->ops[i].wdirect);
         free(fast->ops[i].wamx);
+        free(fast->ops[i].wamxd);
     }
     free(fast->ops);
     free(fast);
@@ -330,7 +332,10 @@ static void run_group(const QModel *q, const uint8_t *px, int ng, int8_t *arena,
             xs[g] = a + (op->in0 < 0 ? 0 : q->act_off[op->in0]);
             ys[g] = a + q->act_off[i];
         }
-        qk_dense_vnni_group(op, &fast->ops[i], xs, ys, scratch);
+        if (vnni == 2 && fast->ops[i].wamxd)
+            qk_dense_amx_group(op, &fast->ops[i], xs, ys, scratch);
+        else
+            qk_dense_vnni_group(op, &fast->ops[i], xs, ys, scratch);
     }
 }
 

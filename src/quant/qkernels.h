@@ -23,6 +23,8 @@ typedef struct {
                         c4 = c/4 (channels padded to a multiple of 4 with zeros) */
     int8_t *wamx;    /* AMX conv (qk_conv_amx_ok): (k32/16, kh*kw, c4/kr) tiles of 16 output channels x kr channel
                         quads (64-byte rows: byte r*4 + c%4 of row m is channel (kb*kr + r)*4 + c%4 of output m) */
+    int8_t *wamxd;   /* AMX dense: (k32/16, t4/64) tiles of 16 rows x 64 bytes: byte r*4 + b of column n is weight
+                        (n0 + n, 64*step + 4r + b): the tile form of QK_GROUP images x 16 outputs */
     int amx_kr;      /* channel quads per AMX tile step: c4 if c4 <= 16, else 16 */
     int pool1;       /* AMX conv: 1 + the index of the 2 x 2 max pool that alone reads its output (the conv then
                         writes the pooled tensor: max commutes with the monotone requantization); 0 if none */
@@ -69,6 +71,11 @@ void qk_conv_amx_maxpool(const QOp *op, const QOpFast *f, const QOp *pool, const
 #define QK_GROUP 8
 void qk_dense_vnni_group(const QOp *op, const QOpFast *f, const int8_t *const *xs, int8_t *const *ys,
                          uint8_t *scratch);
+/* The same with AMX tiles (rows: the group's images); only when f->wamxd
+ * (packed by qk_pack_amx_dense when qk_have_amx()). */
+void qk_pack_amx_dense(const QOp *op, QOpFast *f);
+void qk_dense_amx_group(const QOp *op, const QOpFast *f, const int8_t *const *xs, int8_t *const *ys,
+                        uint8_t *scratch);
 /* Element-wise and pooling kernels of the VNNI level: the table lookup
  * (only when qk_have_vbmi()), 2 x 2 stride-2 average and max pooling. */
 int qk_have_vbmi(void);

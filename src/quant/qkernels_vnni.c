@@ -85,7 +85,7 @@ static size_t direct_scratch(const QOp *op) {
 }
 
 size_t qk_vnni_scratch(const QOp *op, const QOpFast *f) {
-    if (op->type != QOP_CONV) return QK_GROUP * (size_t)f->t4 + 64;
+    if (op->type != QOP_CONV) return QK_GROUP * (size_t)f->t4 + 64 + QK_GROUP * 32 * 4 + 64;
     /* AMX: 32 rows of wide-grid output instead of 8, and 4 int32 tiles */
     /* AMX: 32 rows of wide-grid output instead of 8, 4 int32 tiles, 32 int32 rows for the fused pool */
     size_t q32 = (size_t)direct_dims(op).q32;
@@ -662,6 +662,61 @@ AMX_TARGET static void conv_amx(const QOp *op, const QOpFast *f, const QOp *pool
     _tile_release();
 }
 
+void qk_pack_amx_dense(const QOp *op, QOpFast *f) {
+    const int K32 = (op->k + 31) / 32 * 32, KS = f->t4 / 64;
+    f->wamxd = calloc((size_t)K32 / 16 * KS * 1024, 1);
+    if (!f->wamxd) return; /* no tiles then: the VNNI kernel runs */
+    for (int k = 0; k < op->k; k++)
+        for (int t = 0; t < f->t; t++)
+            f->wamxd[((size_t)(k / 16) * KS + t / 64) * 1024 + (size_t)(t % 64 / 4) * 64 + (k % 16) * 4 + t % 4] =
+                op->weight[(size_t)k * f->t + t];
+}
+
+/* Dense over QK_GROUP images in tiles: A = the images' u8 inputs (one row
+ * each, 64 taps per step), B = 64 taps x 16 outputs of weights, two
+ * 16-output int32 tiles per pass; then each output's qref_requant. */
+AMX_TARGET void qk_dense_amx_group(const QOp *op, const QOpFast *f, const int8_t *const *xs, int8_t *const *ys,
+                                   uint8_t *scratch) {
+    const size_t T4 = (size_t)f->t4;
+    const int KS = f->t4 / 64;
+    for (int g = 0; g < QK_GROUP; g++) {
+        uint8_t *u = scratch + g * T4;
+        memset(u + f->t, 0, T4 - (size_t)f->t);
+        for (int t = 0; t < f->t; t++) u[t] = (uint8_t)(xs[g][t] + 128);
+    }
+    int32_t *cb = (int32_t *)(((uintptr_t)(scratch + QK_GROUP * T4) + 63) & ~(uintptr_t)63);
+    AmxConfig cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 5; t++) {
+        cfg.rows[t] = t >= 3 ? 16 : QK_GROUP;
+        cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg);
+    for (int k0 = 0; k0 < op->k; k0 += 32) {
+        const int8_t *b0 = f->wamxd + (size_t)(k0 / 16) * KS * 1024, *b1 = b0 + (size_t)KS * 1024;
+        _tile_zero(0);
+        _tile_zero(1);
+        for (int ks = 0; ks < KS; ks++) {
+            _tile_loadd(2, scratch + (size_t)ks * 64, T4);
+            _tile_loadd(3, b0 + (size_t)ks * 1024, 64);
+            _tile_loadd(4, b1 + (size_t)ks * 1024, 64);
+            _tile_dpbusd(0, 2, 3);
+            _tile_dpbusd(1, 2, 4);
+        }
+        _tile_stored(0, cb, 128);
+        _tile_stored(1, cb + 16, 128);
+        for (int j = 0; j < 32 && k0 + j < op->k; j++) {
+            int k = k0 + j;
+            uint32_t beff = (uint32_t)op->bias[k] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k];
+            for (int g = 0; g < QK_GROUP; g++)
+                ys[g][k] = qref_requant((int32_t)((uint32_t)cb[g * 32 + j] + beff), op->mult[k], op->shift[k],
+                                        op->out_zp, op->act_min[k], op->act_max[k]);
+        }
+    }
+    _tile_release();
+}
+
 AMX_TARGET void qk_conv_amx(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
     conv_amx(op, f, NULL, x, y, scratch);
 }
@@ -676,6 +731,11 @@ AMX_TARGET void qk_conv_amx_maxpool(const QOp *op, const QOpFast *f, const QOp *
 int qk_have_vnni(void) { return 0; }
 int qk_have_amx(void) { return 0; }
 int qk_have_vbmi(void) { return 0; }
+void qk_pack_amx_dense(const QOp *op, QOpFast *f) { (void)op, (void)f; }
+void qk_dense_amx_group(const QOp *op, const QOpFast *f, const int8_t *const *xs, int8_t *const *ys,
+                        uint8_t *scratch) {
+    (void)op, (void)f, (void)xs, (void)ys, (void)scratch;
+}
 void qk_dense_vnni_group(const QOp *op, const QOpFast *f, const int8_t *const *xs, int8_t *const *ys,
                          uint8_t *scratch) {
     (void)op, (void)f, (void)xs, (void)ys, (void)scratch;
