@@ -383,6 +383,20 @@ VNNI_TARGET void qk_dense_vnni(const QOp *op, const QOpFast *f, const int8_t *x,
 }
 
 
+/* The group's dense inputs as u8 (x + 128), each zero-padded to t4 bytes:
+ * image g at u + g * t4. */
+VNNI_TARGET static void group_inputs(const int8_t *const *xs, int t, size_t t4, uint8_t *u) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    for (int g = 0; g < QK_GROUP; g++)
+        for (size_t i = 0; i < t4; i += 64) {
+            size_t n = (size_t)t > i ? (size_t)t - i : 0;
+            __mmask64 m = n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1);
+            /* lanes past t stay 0 */
+            _mm512_storeu_si512(u + g * t4 + i,
+                                _mm512_maskz_mov_epi8(m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, xs[g] + i), flip)));
+        }
+}
+
 /* Dense over QK_GROUP images at once: each 64-byte piece of two weight
  * rows is loaded once for all the images (the weights, up to a few hundred
  * KB, stream from cache once per group instead of once per image). xs[g],
@@ -390,11 +404,7 @@ VNNI_TARGET void qk_dense_vnni(const QOp *op, const QOpFast *f, const int8_t *x,
 VNNI_TARGET void qk_dense_vnni_group(const QOp *op, const QOpFast *f, const int8_t *const *xs, int8_t *const *ys,
                                      uint8_t *scratch) {
     const size_t T4 = (size_t)f->t4;
-    for (int g = 0; g < QK_GROUP; g++) {
-        uint8_t *u = scratch + g * T4;
-        memset(u + f->t, 0, T4 - (size_t)f->t);
-        for (int t = 0; t < f->t; t++) u[t] = (uint8_t)(xs[g][t] + 128);
-    }
+    group_inputs(xs, f->t, T4, scratch);
     for (int k0 = 0; k0 < op->k; k0 += 2) {
         const int8_t *w = f->wpack + (size_t)k0 * T4; /* rows up to k8 exist, zero-padded */
         __m512i a[2][QK_GROUP];
@@ -679,11 +689,7 @@ AMX_TARGET void qk_dense_amx_group(const QOp *op, const QOpFast *f, const int8_t
                                    uint8_t *scratch) {
     const size_t T4 = (size_t)f->t4;
     const int KS = f->t4 / 64;
-    for (int g = 0; g < QK_GROUP; g++) {
-        uint8_t *u = scratch + g * T4;
-        memset(u + f->t, 0, T4 - (size_t)f->t);
-        for (int t = 0; t < f->t; t++) u[t] = (uint8_t)(xs[g][t] + 128);
-    }
+    group_inputs(xs, f->t, T4, scratch);
     int32_t *cb = (int32_t *)(((uintptr_t)(scratch + QK_GROUP * T4) + 63) & ~(uintptr_t)63);
     AmxConfig cfg;
     memset(&cfg, 0, sizeof cfg);
