@@ -358,7 +358,8 @@ void qmodel_run(const QModel *q, const uint8_t *pixels, int n, int8_t *logits, u
             const int i0 = gi * QK_GROUP, ng = n - i0 < QK_GROUP ? n - i0 : QK_GROUP;
             if (kernels == QKERN_REF) {
                 for (int g = 0; g < ng; g++)
-                    qmodel_run_ref(q, pixels + (size_t)(i0 + g) * img, arena, logits + (size_t)(i0 + g) * QMODEL_CLASSES);
+                    qmodel_run_ref(q, pixels + (size_t)(i0 + g) * img, arena,
+                                   logits + (size_t)(i0 + g) * QMODEL_CLASSES);
             } else {
                 run_group(q, pixels + (size_t)i0 * img, ng, arena, scr, vnni);
                 for (int g = 0; g < ng; g++)

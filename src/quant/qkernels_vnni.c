@@ -393,7 +393,8 @@ VNNI_TARGET static void group_inputs(const int8_t *const *xs, int t, size_t t4, 
             __mmask64 m = n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1);
             /* lanes past t stay 0 */
             _mm512_storeu_si512(u + g * t4 + i,
-                                _mm512_maskz_mov_epi8(m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, xs[g] + i), flip)));
+                                _mm512_maskz_mov_epi8(m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, xs[g] + i),
+                                                                          flip)));
         }
 }
 
@@ -490,9 +491,11 @@ VNNI_TARGET void qk_maxpool2_vnni(const QOp *op, const int8_t *x, int8_t *y) {
             for (int ox = 0; ox < OW; ox += 16) {
                 int rem = OW - ox < 16 ? OW - ox : 16;
                 __mmask32 m = (__mmask32)(((uint64_t)1 << (2 * rem)) - 1);
-                __m256i v = _mm256_max_epi8(_mm256_maskz_loadu_epi8(m, r0 + 2 * ox), _mm256_maskz_loadu_epi8(m, r1 + 2 * ox));
+                __m256i v = _mm256_max_epi8(_mm256_maskz_loadu_epi8(m, r0 + 2 * ox),
+                                            _mm256_maskz_loadu_epi8(m, r1 + 2 * ox));
                 __m256i ev = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8), od = _mm256_srai_epi16(v, 8);
-                _mm_mask_storeu_epi8(d + ox, (__mmask16)((1u << rem) - 1), _mm256_cvtepi16_epi8(_mm256_max_epi16(ev, od)));
+                _mm_mask_storeu_epi8(d + ox, (__mmask16)((1u << rem) - 1),
+                                     _mm256_cvtepi16_epi8(_mm256_max_epi16(ev, od)));
             }
         }
 }
@@ -577,8 +580,10 @@ AMX_TARGET static void pool_requant(const QOp *pool, const int32_t *acc, size_t 
             for (int px = 0; px < POW; px += 16) {
                 /* lanes past the row's end read other (finite) accumulators and are not stored */
                 __m512i v0 = _mm512_max_epi32(_mm512_loadu_si512(r0 + 2 * px), _mm512_loadu_si512(r1 + 2 * px));
-                __m512i v1 = _mm512_max_epi32(_mm512_loadu_si512(r0 + 2 * px + 16), _mm512_loadu_si512(r1 + 2 * px + 16));
-                __m512i m = _mm512_max_epi32(_mm512_permutex2var_epi32(v0, ev, v1), _mm512_permutex2var_epi32(v0, od, v1));
+                __m512i v1 =
+                    _mm512_max_epi32(_mm512_loadu_si512(r0 + 2 * px + 16), _mm512_loadu_si512(r1 + 2 * px + 16));
+                __m512i m =
+                    _mm512_max_epi32(_mm512_permutex2var_epi32(v0, ev, v1), _mm512_permutex2var_epi32(v0, od, v1));
                 int rem = POW - px < 16 ? POW - px : 16;
                 _mm_mask_storeu_epi8(dst + px, (__mmask16)((1u << rem) - 1), rq16(m, &rq[j]));
             }
