@@ -127,6 +127,35 @@ static void rnd_weighted(QOp *op, Rng *r, int type, int c, int h, int w, int in_
     rnd_requant(op, r, op->k, taps);
 }
 
+/* The grouped dense kernels (VNNI, and AMX when packed) on QK_GROUP
+ * inputs: x, its bitwise opposite (the other end of every value) and
+ * random ones; each image's output is the reference's. */
+static void check_dense_groups(const QOp *op, const QOpFast *f, const int8_t *x, Rng *r, uint8_t *scratch) {
+    size_t nin = (size_t)op->c * op->h * op->w;
+    int8_t *xs[QK_GROUP], *ys[QK_GROUP], *ref[QK_GROUP];
+    for (int g = 0; g < QK_GROUP; g++) {
+        xs[g] = g == 0 ? (int8_t *)x : rnd_bytes(r, nin);
+        if (g == 1)
+            for (size_t i = 0; i < nin; i++) xs[g][i] = (int8_t)~x[i];
+        ys[g] = dg_xmalloc((size_t)op->k);
+        ref[g] = dg_xmalloc((size_t)op->k);
+        DG_ASSERT(qref_op_run(op, xs[g], NULL, ref[g]) == 0);
+    }
+    for (int amx = 0; amx < 2; amx++) {
+        if (amx && !f->wamxd) continue;
+        for (int g = 0; g < QK_GROUP; g++) memset(ys[g], 0, (size_t)op->k);
+        if (amx)
+            qk_dense_amx_group(op, f, (const int8_t *const *)xs, ys, scratch);
+        else
+            qk_dense_vnni_group(op, f, (const int8_t *const *)xs, ys, scratch);
+        for (int g = 0; g < QK_GROUP; g++) assert_memory_equal(ref[g], ys[g], (size_t)op->k);
+    }
+    for (int g = 0; g < QK_GROUP; g++) {
+        if (g > 0) free(xs[g]);
+        free(ys[g]), free(ref[g]);
+    }
+}
+
 /* One op run through reference, C and (when present) VNNI; all equal. */
 static void check_op_paths(QOp *op, Rng *r) {
     QModel q = {0};
@@ -157,6 +186,7 @@ static void check_op_paths(QOp *op, Rng *r) {
         qk_conv_amx(op, &fast->ops[0], x, y_v, scratch);
         assert_memory_equal(y_ref, y_v, nout);
     }
+    if (op->type == QOP_DENSE && qk_have_vnni()) check_dense_groups(op, &fast->ops[0], x, r, scratch);
     qkernels_release(&q);
     free(x), free(y_ref), free(y_c), free(y_v), free(scratch);
 }
