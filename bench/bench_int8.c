@@ -4,11 +4,13 @@
  * run), it measures in alternating rounds
  *   infer_img_s        classifier_predict at batch 1000;
  *   latency_median_us  one image, median of N calls;
- * and prints `impl,model,metric,value` CSV lines (impl = fp32 | int8-vnni |
- * int8-c) plus the int8/fp32 ratios on stderr. Inputs are seeded random
+ * and prints `impl,model,metric,value` CSV lines (impl = fp32 | int8 (the
+ * kernels chosen here: AMX tiles, else VNNI, else C) | int8-c | int8-vnni)
+ * plus the int8/fp32 ratios on stderr. Inputs are seeded random
  * images (speed does not depend on the pixels).
- * Usage: bench_int8 [--rounds R] [--seconds S] [--calls N] [--threads T] [--c] FLOAT INT8 [FLOAT INT8 ...]
- * (--c: also the plain-C int8 kernels).
+ * Usage: bench_int8 [--rounds R] [--seconds S] [--calls N] [--threads T] [--c] [--vnni] FLOAT INT8 [...]
+ * (--c: also the plain-C int8 kernels; --vnni: also VNNI without AMX tiles,
+ * what a CPU without AMX runs).
  * Leaves out on purpose: accuracy (digits eval measures it). */
 #include <stdint.h>
 #include <stdio.h>
@@ -60,16 +62,17 @@ static double latency(Classifier *c, const uint8_t *px, float *probs, int calls)
 
 int main(int argc, char **argv) {
     dg_runtime_init(argv);
-    int rounds = 3, calls = 300, threads = 0, with_c = 0, i = 1;
+    int rounds = 3, calls = 300, threads = 0, with_c = 0, with_vnni = 0, i = 1;
     double seconds = 2;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "--c")) with_c = 1;
+        else if (!strcmp(argv[i], "--vnni")) with_vnni = 1;
         else if (i + 1 < argc && !strcmp(argv[i], "--rounds")) rounds = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--seconds")) seconds = atof(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--calls")) calls = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--threads")) threads = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_int8 [--rounds R] [--seconds S] [--calls N] [--threads T] [--c] "
+            fprintf(stderr, "usage: bench_int8 [--rounds R] [--seconds S] [--calls N] [--threads T] [--c] [--vnni] "
                             "FLOAT INT8 [FLOAT INT8 ...]\n");
             return 2;
         }
@@ -97,24 +100,30 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_int8: %s: not an int8 model\n", argv[i + 1]);
             return 1;
         }
-        const char *kinds[3] = {"fp32", "int8", "int8-c"};
-        int nk = with_c ? 3 : 2;
-        double best_t[3] = {0}, best_l[3] = {1e30, 1e30, 1e30};
+        const char *kinds[4] = {"fp32", "int8", "int8-c", "int8-vnni"}, *env[4] = {"auto", "auto", "c", "vnni"};
+        int ks[4] = {0, 1}, nk = 2;
+        if (with_c) ks[nk++] = 2;
+        if (with_vnni) ks[nk++] = 3;
+        double best_t[4] = {0}, best_l[4] = {1e30, 1e30, 1e30, 1e30};
         for (int rd = 0; rd < rounds; rd++)
-            for (int k = 0; k < nk; k++) {
+            for (int kk = 0; kk < nk; kk++) {
+                int k = ks[kk];
                 Classifier *c = k == 0 ? &f : &q;
-                setenv("DIGITS_INT8_KERNELS", k == 2 ? "c" : "auto", 1);
+                setenv("DIGITS_INT8_KERNELS", env[k], 1);
                 double t = throughput(c, px, probs, seconds), l = latency(c, px, probs, calls);
                 if (t > best_t[k]) best_t[k] = t;
                 if (l < best_l[k]) best_l[k] = l;
             }
-        for (int k = 0; k < nk; k++) {
+        for (int kk = 0; kk < nk; kk++) {
+            int k = ks[kk];
             printf("%s,%s,infer_img_s,%.0f\n", kinds[k], f.name, best_t[k]);
             printf("%s,%s,latency_median_us,%.1f\n", kinds[k], f.name, best_l[k]);
         }
-        for (int k = 1; k < nk; k++)
+        for (int kk = 1; kk < nk; kk++) {
+            int k = ks[kk];
             fprintf(stderr, "%s: %s/fp32 throughput x%.2f, latency x%.2f\n", f.name, kinds[k], best_t[k] / best_t[0],
                     best_l[k] / best_l[0]);
+        }
         classifier_free(&f);
         classifier_free(&q);
     }

@@ -19,6 +19,9 @@
 #                  kaggle-deep ~4x faster than qnnpack; fbgemm/x86 are not
 #                  built in)
 #   PYTHON         default /usr/bin/python3 (Debian's, with python3-torch)
+#   INT8_APPEND    1: add to bench/results/int8.csv instead of starting it
+#                  afresh (one model per run keeps each run short; the table
+#                  then covers every model in the file)
 #
 # The weights are random (a 1-step training, quantized on 200 images): speed
 # does not depend on them. Writes bench/results/int8.csv (every round) and
@@ -41,7 +44,7 @@ make -s build/digits build/bench/bench_int8 build/bench/bench_models >&2
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 mkdir -p bench/results
-: > "$CSV"
+[[ ${INT8_APPEND:-0} == 1 ]] || : > "$CSV"
 
 # one float file and its int8 copy per model (random weights)
 for m in ${MODELS//,/ }; do

@@ -127,6 +127,35 @@ static void rnd_weighted(QOp *op, Rng *r, int type, int c, int h, int w, int in_
     rnd_requant(op, r, op->k, taps);
 }
 
+/* The grouped dense kernels (VNNI, and AMX when packed) on QK_GROUP
+ * inputs: x, its bitwise opposite (the other end of every value) and
+ * random ones; each image's output is the reference's. */
+static void check_dense_groups(const QOp *op, const QOpFast *f, const int8_t *x, Rng *r, uint8_t *scratch) {
+    size_t nin = (size_t)op->c * op->h * op->w;
+    int8_t *xs[QK_GROUP], *ys[QK_GROUP], *ref[QK_GROUP];
+    for (int g = 0; g < QK_GROUP; g++) {
+        xs[g] = g == 0 ? (int8_t *)x : rnd_bytes(r, nin);
+        if (g == 1)
+            for (size_t i = 0; i < nin; i++) xs[g][i] = (int8_t)~x[i];
+        ys[g] = dg_xmalloc((size_t)op->k);
+        ref[g] = dg_xmalloc((size_t)op->k);
+        DG_ASSERT(qref_op_run(op, xs[g], NULL, ref[g]) == 0);
+    }
+    for (int amx = 0; amx < 2; amx++) {
+        if (amx && !f->wamxd) continue;
+        for (int g = 0; g < QK_GROUP; g++) memset(ys[g], 0, (size_t)op->k);
+        if (amx)
+            qk_dense_amx_group(op, f, (const int8_t *const *)xs, ys, scratch);
+        else
+            qk_dense_vnni_group(op, f, (const int8_t *const *)xs, ys, scratch);
+        for (int g = 0; g < QK_GROUP; g++) assert_memory_equal(ref[g], ys[g], (size_t)op->k);
+    }
+    for (int g = 0; g < QK_GROUP; g++) {
+        if (g > 0) free(xs[g]);
+        free(ys[g]), free(ref[g]);
+    }
+}
+
 /* One op run through reference, C and (when present) VNNI; all equal. */
 static void check_op_paths(QOp *op, Rng *r) {
     QModel q = {0};
@@ -152,6 +181,12 @@ static void check_op_paths(QOp *op, Rng *r) {
             qk_dense_vnni(op, &fast->ops[0], x, y_v, scratch);
         assert_memory_equal(y_ref, y_v, nout);
     }
+    if (op->type == QOP_CONV && fast->ops[0].wamx) {
+        memset(y_v, 0, nout);
+        qk_conv_amx(op, &fast->ops[0], x, y_v, scratch);
+        assert_memory_equal(y_ref, y_v, nout);
+    }
+    if (op->type == QOP_DENSE && qk_have_vnni()) check_dense_groups(op, &fast->ops[0], x, r, scratch);
     qkernels_release(&q);
     free(x), free(y_ref), free(y_c), free(y_v), free(scratch);
 }
@@ -176,6 +211,102 @@ static void test_kernels_match_reference_on_random_layers(void **state) {
         rnd_weighted(&op, &r, type, c, h, w, rnd(&r, -128, 127));
         check_op_paths(&op, &r);
         free_op(&op);
+    }
+}
+
+/* Layers wide enough for the AMX tiles (16+ input channels: 4..16 channel
+ * quads, or multiples of 16), odd sizes, strides and paddings. */
+static void test_amx_conv_matches_reference(void **state) {
+    (void)state;
+    Rng r;
+    rng_seed(&r, 5, "test");
+    if (!qk_have_amx()) print_message("no AMX-INT8 here: the tile convolution is not compared\n");
+    static const int cs[] = {13, 16, 20, 32, 33, 48, 64, 128};
+    int tiled = 0;
+    for (int it = 0; it < 60; it++) {
+        QOp op;
+        int c = cs[it % 8], h = rnd(&r, 1, 15), w = rnd(&r, 1, 15);
+        rnd_weighted(&op, &r, QOP_CONV, c, h, w, rnd(&r, -128, 127));
+        if (it % 4 == 0) { /* more output channels than one block of 32 */
+            free((void *)op.weight), free((void *)op.bias), free((void *)op.mult), free((void *)op.shift);
+            free((void *)op.act_min), free((void *)op.act_max);
+            op.k = rnd(&r, 33, 70);
+            int taps = c * op.kh * op.kw;
+            op.weight = rnd_bytes(&r, (size_t)op.k * taps);
+            int32_t *b = dg_xmalloc((size_t)op.k * 4);
+            for (int k = 0; k < op.k; k++) b[k] = rnd(&r, -50000, 50000);
+            op.bias = b;
+            rnd_requant(&op, &r, op.k, taps);
+        }
+        tiled += qk_conv_amx_ok(&op);
+        check_op_paths(&op, &r);
+        free_op(&op);
+    }
+    assert_true(tiled >= 40);
+}
+
+/* conv (1 -> 16, 3x3) -> conv (16 -> k, the AMX tiles) -> 2x2 max pool
+ * (fused into the tile convolution on the AMX path) -> dense(10), odd
+ * sizes: every path gives the reference's logits, batches and one image. */
+static void test_amx_conv_pool_fusion(void **state) {
+    (void)state;
+    Rng r;
+    rng_seed(&r, 6, "test");
+    for (int it = 0; it < 12; it++) {
+        QModel q;
+        memset(&q, 0, sizeof q);
+        q.in_c = 1, q.in_h = rnd(&r, 4, 16), q.in_w = rnd(&r, 4, 16);
+        q.in_scale = 0.02f, q.in_zp = rnd(&r, -128, 127);
+        q.n_ops = 4;
+        q.ops = dg_xcalloc(4, sizeof *q.ops);
+        q.scales = dg_xcalloc(4, sizeof *q.scales);
+        q.what = dg_xcalloc(4, sizeof *q.what);
+        for (int i = 0; i < 4; i++) q.scales[i] = 0.05f;
+        QOp *o = q.ops;
+        const int c1 = it % 3 == 0 ? 64 : 16;
+        for (int i = 0; i < 2; i++) { /* two 3x3 pad-1 convolutions, same size */
+            int c = i ? c1 : 1, k = i ? rnd(&r, 5, 70) : c1, zp = i ? o[0].out_zp : q.in_zp;
+            rnd_weighted(&o[i], &r, QOP_CONV, c, q.in_h, q.in_w, zp);
+            free((void *)o[i].weight), free((void *)o[i].bias), free((void *)o[i].mult), free((void *)o[i].shift);
+            free((void *)o[i].act_min), free((void *)o[i].act_max);
+            o[i].k = k, o[i].kh = o[i].kw = 3, o[i].stride = 1, o[i].pad_t = o[i].pad_l = 1;
+            o[i].oh = q.in_h, o[i].ow = q.in_w;
+            o[i].weight = rnd_bytes(&r, (size_t)k * c * 9);
+            int32_t *b = dg_xmalloc((size_t)k * 4);
+            for (int j = 0; j < k; j++) b[j] = rnd(&r, -50000, 50000);
+            o[i].bias = b;
+            rnd_requant(&o[i], &r, k, c * 9);
+            o[i].in0 = i - 1;
+        }
+        o[2] = (QOp){.type = QOP_MAXPOOL, .in0 = 1, .in1 = -1, .c = o[1].k, .h = q.in_h, .w = q.in_w, .k = o[1].k,
+                     .oh = q.in_h / 2, .ow = q.in_w / 2, .kh = 2, .kw = 2, .stride = 2, .in_zp = o[1].out_zp,
+                     .out_zp = o[1].out_zp};
+        rnd_weighted(&o[3], &r, QOP_DENSE, o[2].k, o[2].oh, o[2].ow, o[2].out_zp);
+        free((void *)o[3].weight), free((void *)o[3].bias), free((void *)o[3].mult), free((void *)o[3].shift);
+        free((void *)o[3].act_min), free((void *)o[3].act_max);
+        int taps = o[2].k * o[2].oh * o[2].ow;
+        o[3].k = 10, o[3].weight = rnd_bytes(&r, (size_t)10 * taps), o[3].bias = dg_xcalloc(10, 4);
+        rnd_requant(&o[3], &r, 10, taps);
+        o[3].in0 = 2;
+        for (int i = 0; i < 4; i++) o[i].out = i;
+        if (qmodel_check(&q, "fusion") < 0) fail_msg("%s", dg_errmsg());
+        if (qk_have_amx()) assert_int_equal(((QFast *)q.fast)->ops[1].pool1, 3);
+        const int n = 11, px = q.in_h * q.in_w;
+        uint8_t *img = rnd_bytes(&r, (size_t)n * px);
+        int8_t ref[11 * 10], v[11 * 10];
+        int8_t *arena = dg_xmalloc(q.act_bytes);
+        for (int i = 0; i < n; i++) qmodel_run_ref(&q, img + i * px, arena, ref + i * 10);
+        static const QKernels ks[] = {QKERN_C, QKERN_VNNI, QKERN_AMX};
+        for (int k = 0; k < 3; k++) {
+            memset(v, 0, sizeof v);
+            qmodel_run(&q, img, n, v, NULL, ks[k]);
+            assert_memory_equal(ref, v, sizeof ref);
+            qmodel_run(&q, img + 3 * px, 1, v, NULL, ks[k]);
+            assert_memory_equal(ref + 30, v, 10);
+        }
+        free(arena);
+        free(img);
+        qmodel_free(&q);
     }
 }
 
@@ -289,6 +420,13 @@ static void test_whole_models_match_on_every_path(void **state) {
         for (int i = 0; i < n; i++) assert_int_equal(pred[i], qref_argmax(ref + i * 10, 10));
         qmodel_run(&q, img, n, v, NULL, QKERN_VNNI);
         assert_memory_equal(ref, v, sizeof ref);
+        qmodel_run(&q, img, n, v, NULL, QKERN_AMX);
+        assert_memory_equal(ref, v, sizeof ref);
+        for (int m = 1; m <= 13; m += 4) { /* short groups of the batch loop, one image */
+            memset(v, 0, sizeof v);
+            qmodel_run(&q, img, m, v, NULL, it % 2 ? QKERN_AMX : QKERN_VNNI);
+            assert_memory_equal(ref, v, (size_t)m * 10);
+        }
         qmodel_run(&q, img, n, v, NULL, QKERN_REF);
         assert_memory_equal(ref, v, sizeof ref);
         free(arena);
@@ -375,6 +513,8 @@ int main(void) {
         cmocka_unit_test(test_requant_random_against_oracle),
         cmocka_unit_test(test_kernels_match_reference_on_random_layers),
         cmocka_unit_test(test_kernels_extreme_values),
+        cmocka_unit_test(test_amx_conv_matches_reference),
+        cmocka_unit_test(test_amx_conv_pool_fusion),
         cmocka_unit_test(test_whole_models_match_on_every_path),
         cmocka_unit_test(test_file_round_trip),
         cmocka_unit_test(test_file_refuses_corrupt_numbers),

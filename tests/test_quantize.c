@@ -130,6 +130,8 @@ static void test_trained_model_keeps_accuracy(void **state) {
     assert_memory_equal(a, b, 2000);
     qmodel_run(&qf.members[0], g_test.pixels, 200, b, NULL, QKERN_VNNI);
     assert_memory_equal(a, b, 2000);
+    qmodel_run(&qf.members[0], g_test.pixels, 200, b, NULL, QKERN_AMX);
+    assert_memory_equal(a, b, 2000);
     free(a), free(b);
     qfile_free(&qf);
     classifier_free(&fc);
@@ -203,6 +205,17 @@ static void test_zoo_quantizes(void **state) {
         print_message("  %-12s %3d ops  logits rel. error %.3f, argmax agreement %.2f\n", zoo[z], q.n_ops, rel, agree);
         assert_true(rel < 0.15);
         assert_true(agree >= 0.8);
+        /* every kernel path, one image and a batch: the reference's bits */
+        int8_t a[9 * 10], b[9 * 10];
+        qmodel_run(&q, g_test.pixels, 9, a, NULL, QKERN_REF);
+        static const QKernels ks[] = {QKERN_C, QKERN_VNNI, QKERN_AMX};
+        for (int k = 0; k < 3; k++) {
+            memset(b, 0, sizeof b);
+            qmodel_run(&q, g_test.pixels, 9, b, NULL, ks[k]);
+            assert_memory_equal(a, b, sizeof a);
+            qmodel_run(&q, g_test.pixels + 784 * 4, 1, b, NULL, ks[k]);
+            assert_memory_equal(a + 40, b, 10);
+        }
         qmodel_free(&q);
         model_free(&m);
     }
@@ -236,6 +249,8 @@ static void test_stn_keeps_grid_sampling_float(void **state) {
     qmodel_run(&q, g_test.pixels, 50, b, NULL, QKERN_C);
     assert_memory_equal(a, b, sizeof a);
     qmodel_run(&q, g_test.pixels, 50, b, NULL, QKERN_VNNI);
+    assert_memory_equal(a, b, sizeof a);
+    qmodel_run(&q, g_test.pixels, 50, b, NULL, QKERN_AMX);
     assert_memory_equal(a, b, sizeof a);
     /* and survives the file */
     QFile f = {.n = 1, .members = &q};

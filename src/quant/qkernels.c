@@ -1,13 +1,18 @@
-/* qkernels.c — running an int8 model fast: the per-op precomputation,
- * the plain-C integer kernels (im2col + int32 multiply-adds that the
- * compiler vectorises), the choice between them and the AVX512-VNNI ones
- * (qkernels_vnni.c), and the batch loop over images (OpenMP). Pools,
- * tables, add and concat run the qref.h code itself: they are a few
+/* qkernels.c — running an int8 model fast: the per-op precomputation
+ * (weight sums, packed weights, which 2x2 max pools an AMX convolution
+ * computes in its epilogue), the plain-C integer kernels (im2col + int32
+ * multiply-adds that the compiler vectorises), the choice between them and
+ * the AVX512-VNNI / AMX-INT8 ones (qkernels_vnni.c), and the batch loop
+ * (OpenMP over groups of QK_GROUP images: each image alone through the
+ * convolutions, then the trailing dense layers over the whole group per
+ * weight pass). Add and concat run the qref.h code itself: they are a few
  * percent of the work. Every path is bit-identical to qref.h because each
  * output's int32 accumulator is the same integer (sums are exact; only the
- * order differs) and the requantization is qref_requant's.
- * Left out on purpose: batching inside a layer (one image at a time per
- * thread keeps the arena small and the code simple). */
+ * order differs) and the requantization is qref_requant's (a fused max
+ * pool takes the max of the accumulators before it: the requantization is
+ * monotone, so the max commutes with it).
+ * Left out on purpose: splitting one image's layers over threads (a single
+ * image runs on one thread). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,7 +35,9 @@ static void prepare_op(const QOp *op, QOpFast *f) {
         f->wsum[k] = s;
         if (f->wpack) memcpy(f->wpack + (size_t)k * f->t4, w, (size_t)f->t);
     }
+    if (op->type == QOP_DENSE && qk_have_amx()) qk_pack_amx_dense(op, f);
     if (op->type != QOP_CONV) return;
+    if (qk_conv_amx_ok(op) && qk_have_amx()) qk_pack_amx(op, f);
     const int C4 = (op->c + 3) / 4, KH = op->kh, KW = op->kw, G = (KW + 3) / 4;
     if (qk_conv_slides(op)) { /* taps grouped by 4 columns */
         f->tdir = KH * G * 4;
@@ -52,6 +59,22 @@ static void prepare_op(const QOp *op, QOpFast *f) {
                         op->weight[(((size_t)k * op->c + c) * KH + i) * KW + j];
 }
 
+/* Pair each AMX conv with the 2 x 2 max pool that is the only reader of
+ * its output (QOpFast.pool1, .fused). */
+static void fuse_pools(QModel *q) {
+    QFast *fast = q->fast;
+    for (int i = 0; i < q->n_ops; i++) {
+        const QOp *pool = &q->ops[i];
+        int j = pool->in0;
+        if (pool->type != QOP_MAXPOOL || !qk_pool2(pool) || j < 0 || !fast->ops[j].wamx) continue;
+        int readers = 0;
+        for (int r = 0; r < q->n_ops; r++) readers += (q->ops[r].in0 == j) + (q->ops[r].in1 == j);
+        if (readers != 1) continue;
+        fast->ops[j].pool1 = i + 1;
+        fast->ops[i].fused = 1;
+    }
+}
+
 void qkernels_prepare(QModel *q) {
     qkernels_release(q);
     QFast *fast = dg_xcalloc(1, sizeof *fast);
@@ -69,6 +92,7 @@ void qkernels_prepare(QModel *q) {
         if (v > fast->scratch_vnni) fast->scratch_vnni = v;
     }
     q->fast = fast;
+    fuse_pools(q);
 }
 
 void qkernels_release(QModel *q) {
@@ -78,6 +102,8 @@ void qkernels_release(QModel *q) {
         free(fast->ops[i].wsum);
         free(fast->ops[i].wpack);
         free(fast->ops[i].wdirect);
+        free(fast->ops[i].wamx);
+        free(fast->ops[i].wamxd);
     }
     free(fast->ops);
     free(fast);
@@ -211,69 +237,137 @@ QKernels qkernels_auto(void) {
     const char *env = getenv("DIGITS_INT8_KERNELS");
     if (env && strcmp(env, "c") == 0) return QKERN_C;
     if (env && strcmp(env, "ref") == 0) return QKERN_REF;
-    return qk_have_vnni() ? QKERN_VNNI : QKERN_C;
+    if (!qk_have_vnni()) return QKERN_C;
+    if (env && strcmp(env, "vnni") == 0) return QKERN_VNNI;
+    return qk_have_amx() ? QKERN_AMX : QKERN_VNNI;
 }
 
 const char *qkernels_name(QKernels k) {
     if (k == QKERN_AUTO) k = qkernels_auto();
-    return k == QKERN_VNNI ? "vnni" : k == QKERN_REF ? "ref" : "c";
+    return k == QKERN_AMX ? "amx" : k == QKERN_VNNI ? "vnni" : k == QKERN_REF ? "ref" : "c";
 }
 
-/* One image through q with the C (vnni = 0) or VNNI kernels. */
-static void run_image(const QModel *q, const uint8_t *px, int8_t *arena, uint8_t *scratch, int vnni) {
+/* Op i of q on one image's arena with the C (vnni = 0) or VNNI kernels. */
+void qk_run_op(const QModel *q, int i, int8_t *arena, uint8_t *scratch, int vnni) {
     const QFast *fast = q->fast;
+    const QOp *op = &q->ops[i];
+    const int8_t *x0 = op->in0 < 0 ? arena : arena + q->act_off[op->in0];
+    const int8_t *x1 = op->in1 < 0 ? arena : arena + q->act_off[op->in1];
+    int8_t *y = arena + q->act_off[i];
+    if (vnni == 2 && fast->ops[i].fused) return; /* computed by its convolution */
+    if (op->type == QOP_CONV && vnni == 2 && fast->ops[i].pool1) {
+        int p = fast->ops[i].pool1 - 1;
+        qk_conv_amx_maxpool(op, &fast->ops[i], &q->ops[p], x0, arena + q->act_off[p], scratch);
+    } else if (op->type == QOP_CONV) {
+        if (vnni == 2 && fast->ops[i].wamx)
+            qk_conv_amx(op, &fast->ops[i], x0, y, scratch);
+        else if (vnni)
+            qk_conv_vnni(op, &fast->ops[i], x0, y, scratch);
+        else
+            qk_conv_c(op, &fast->ops[i], x0, y, scratch);
+    } else if (op->type == QOP_DENSE) {
+        if (vnni)
+            qk_dense_vnni(op, &fast->ops[i], x0, y, scratch);
+        else
+            qk_dense_c(op, &fast->ops[i], x0, y);
+    } else if (op->type == QOP_MAXPOOL) {
+        if (vnni && qk_pool2(op))
+            qk_maxpool2_vnni(op, x0, y);
+        else
+            qk_maxpool(op, x0, y);
+    } else if (op->type == QOP_AVGPOOL) {
+        if (vnni && qk_pool2(op))
+            qk_avgpool2_vnni(op, x0, y);
+        else
+            qk_avgpool(op, x0, y);
+    } else if (op->type == QOP_LUT) {
+        if (vnni && qk_have_vbmi())
+            qk_lut_vbmi(op, x0, y);
+        else
+            qk_lut(op, x0, y);
+    } else if (op->type == QOP_FLOAT_STN) {
+        qmodel_float_stn(q, op, x0, x1, y);
+    } else {
+        DG_ASSERT(qref_op_run(op, x0, x1, y) == 0);
+    }
+}
+
+/* One image's int8 input in its arena. */
+static void load_image(const QModel *q, const uint8_t *px, int8_t *arena) {
     size_t n_in = (size_t)q->in_c * q->in_h * q->in_w;
     for (size_t i = 0; i < n_in; i++) arena[i] = qref_pixel(px[i]);
-    for (int i = 0; i < q->n_ops; i++) {
+}
+
+/* The first op from which a group of images runs op by op (the trailing
+ * dense layers: their weights are read once per group); n_ops if none. */
+static int group_tail(const QModel *q) {
+    int t = q->n_ops;
+    while (t > 0 && (q->ops[t - 1].type == QOP_DENSE || q->ops[t - 1].type == QOP_LUT)) t--;
+    return t;
+}
+
+/* ng <= QK_GROUP images (pixels px, arenas arena + g * act_bytes) through q:
+ * each image alone up to the trailing dense layers, then those op by op
+ * over the group, dense layers in one weight pass when the group is at
+ * least half full (VNNI), else image by image. Each image's arena ends as
+ * run alone; only the order of the work differs. */
+static void run_group(const QModel *q, const uint8_t *px, int ng, int8_t *arena, uint8_t *scratch, int vnni) {
+    const size_t img = (size_t)q->in_c * q->in_h * q->in_w, ab = q->act_bytes;
+    const int tail = vnni && ng >= QK_GROUP / 2 ? group_tail(q) : q->n_ops;
+    for (int g = 0; g < ng; g++) {
+        load_image(q, px + g * img, arena + g * ab);
+        for (int i = 0; i < tail; i++) qk_run_op(q, i, arena + g * ab, scratch, vnni);
+    }
+    const QFast *fast = q->fast;
+    for (int i = tail; i < q->n_ops; i++) {
         const QOp *op = &q->ops[i];
-        const int8_t *x0 = op->in0 < 0 ? arena : arena + q->act_off[op->in0];
-        const int8_t *x1 = op->in1 < 0 ? arena : arena + q->act_off[op->in1];
-        int8_t *y = arena + q->act_off[i];
-        if (op->type == QOP_CONV) {
-            if (vnni)
-                qk_conv_vnni(op, &fast->ops[i], x0, y, scratch);
-            else
-                qk_conv_c(op, &fast->ops[i], x0, y, scratch);
-        } else if (op->type == QOP_DENSE) {
-            if (vnni)
-                qk_dense_vnni(op, &fast->ops[i], x0, y, scratch);
-            else
-                qk_dense_c(op, &fast->ops[i], x0, y);
-        } else if (op->type == QOP_MAXPOOL) {
-            qk_maxpool(op, x0, y);
-        } else if (op->type == QOP_AVGPOOL) {
-            qk_avgpool(op, x0, y);
-        } else if (op->type == QOP_LUT) {
-            qk_lut(op, x0, y);
-        } else if (op->type == QOP_FLOAT_STN) {
-            qmodel_float_stn(q, op, x0, x1, y);
-        } else {
-            DG_ASSERT(qref_op_run(op, x0, x1, y) == 0);
+        if (op->type != QOP_DENSE) {
+            for (int g = 0; g < ng; g++) qk_run_op(q, i, arena + g * ab, scratch, vnni);
+            continue;
         }
+        const int8_t *xs[QK_GROUP];
+        int8_t *ys[QK_GROUP];
+        for (int g = 0; g < QK_GROUP; g++) { /* a short group repeats its last image (outputs identical) */
+            int8_t *a = arena + (g < ng ? g : ng - 1) * ab;
+            xs[g] = a + (op->in0 < 0 ? 0 : q->act_off[op->in0]);
+            ys[g] = a + q->act_off[i];
+        }
+        if (vnni == 2 && fast->ops[i].wamxd)
+            qk_dense_amx_group(op, &fast->ops[i], xs, ys, scratch);
+        else
+            qk_dense_vnni_group(op, &fast->ops[i], xs, ys, scratch);
     }
 }
 
 void qmodel_run(const QModel *q, const uint8_t *pixels, int n, int8_t *logits, uint8_t *pred, QKernels kernels) {
     if (kernels == QKERN_AUTO) kernels = qkernels_auto();
+    if (kernels == QKERN_AMX && !qk_have_amx()) kernels = QKERN_VNNI;
     if (kernels == QKERN_VNNI && !qk_have_vnni()) kernels = QKERN_C;
     const QFast *fast = q->fast;
     DG_ASSERT(fast);
     const size_t img = (size_t)q->in_c * q->in_h * q->in_w;
-    const size_t scratch = kernels == QKERN_VNNI ? fast->scratch_vnni : fast->scratch_c;
+    const size_t scratch = kernels == QKERN_VNNI || kernels == QKERN_AMX ? fast->scratch_vnni : fast->scratch_c;
+    const int vnni = kernels == QKERN_AMX ? 2 : kernels == QKERN_VNNI ? 1 : 0;
+    const int n_groups = (n + QK_GROUP - 1) / QK_GROUP;
 #pragma omp parallel if (n > 1)
     {
-        int8_t *arena = dg_xmalloc(q->act_bytes);
+        int8_t *arena = dg_xmalloc(q->act_bytes * (n > 1 ? QK_GROUP : 1));
         uint8_t *scr = dg_xmalloc(scratch + 64);
 #pragma omp for schedule(static)
-        for (int i = 0; i < n; i++) {
-            int8_t *lg = logits + (size_t)i * QMODEL_CLASSES;
+        for (int gi = 0; gi < n_groups; gi++) {
+            const int i0 = gi * QK_GROUP, ng = n - i0 < QK_GROUP ? n - i0 : QK_GROUP;
             if (kernels == QKERN_REF) {
-                qmodel_run_ref(q, pixels + (size_t)i * img, arena, lg);
+                for (int g = 0; g < ng; g++)
+                    qmodel_run_ref(q, pixels + (size_t)(i0 + g) * img, arena,
+                                   logits + (size_t)(i0 + g) * QMODEL_CLASSES);
             } else {
-                run_image(q, pixels + (size_t)i * img, arena, scr, kernels == QKERN_VNNI);
-                memcpy(lg, arena + q->act_off[q->n_ops - 1], QMODEL_CLASSES);
+                run_group(q, pixels + (size_t)i0 * img, ng, arena, scr, vnni);
+                for (int g = 0; g < ng; g++)
+                    memcpy(logits + (size_t)(i0 + g) * QMODEL_CLASSES,
+                           arena + g * q->act_bytes + q->act_off[q->n_ops - 1], QMODEL_CLASSES);
             }
-            if (pred) pred[i] = (uint8_t)qref_argmax(lg, QMODEL_CLASSES);
+            for (int g = 0; pred && g < ng; g++)
+                pred[i0 + g] = (uint8_t)qref_argmax(logits + (size_t)(i0 + g) * QMODEL_CLASSES, QMODEL_CLASSES);
         }
         free(arena);
         free(scr);

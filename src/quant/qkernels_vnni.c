@@ -1,5 +1,6 @@
 /* qkernels_vnni.c — the AVX512-VNNI int8 kernels (vpdpbusd: four u8 x s8
- * products added into each int32 lane), compiled with function-level
+ * products added into each int32 lane) and the AMX-INT8 tile convolution
+ * (tdpbsud: 16 x 16 such dot products per instruction), compiled with function-level
  * target attributes so that the portable build (x86-64-v2 outside
  * src/ops) has them too; qk_have_vnni() checks cpuid once and the caller
  * (qkernels.c) uses them only then.
@@ -15,14 +16,21 @@
  * into stride phases (see DirectDims), 32 outputs x 8 channels per block,
  * one broadcast of four weights per channel and tap. Dense: 64-byte dot
  * products, four outputs at a time, reduced.
- * Left out on purpose: batching several images per weight load (the batch
- * loop threads over images). */
+ * The dense kernel also has a group form (QK_GROUP images per weight
+ * load), the tables (VBMI), 2x2 average and max pools 16 outputs at a time,
+ * and the AMX-INT8 tile convolution (below, with its own comment).
+ * Left out on purpose: batching several images per weight load in the
+ * convolutions (their weights stay in cache across images). */
 #include <string.h>
 
 #include "quant/qkernels.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
@@ -77,29 +85,51 @@ static size_t direct_scratch(const QOp *op) {
 }
 
 size_t qk_vnni_scratch(const QOp *op, const QOpFast *f) {
-    return op->type == QOP_CONV ? direct_scratch(op) : (size_t)f->t4 + 64;
+    if (op->type != QOP_CONV) return QK_GROUP * (size_t)f->t4 + 64 + QK_GROUP * 32 * 4 + 64;
+    /* AMX: 32 rows of wide-grid output instead of 8, and 4 int32 tiles */
+    /* AMX: 32 rows of wide-grid output instead of 8, 4 int32 tiles, 32 int32 rows for the fused pool */
+    size_t q32 = (size_t)direct_dims(op).q32;
+    return direct_scratch(op) + (qk_conv_amx_ok(op) ? 24 * q32 + 4096 + 64 + 32 * (q32 + 64) * 4 + 64 : 0);
 }
 
-/* qref_requant of 16 accumulators of one channel (exact: see the file
- * comment). |acc * mult| < 2^62; magnitudes above 512 are clamped before
- * narrowing, which changes nothing after the int8 clamp. */
-VNNI_TARGET static __m128i requant16(__m512i acc, int32_t mult, int32_t shift, int32_t zp, int32_t lo, int32_t hi) {
-    const __m512i zero = _mm512_setzero_si512();
+/* One channel's requantization constants, broadcast once (Rq16) and
+ * applied to 16 accumulators at a time (rq16): qref_requant lane by lane
+ * (exact: see the file comment). |acc * mult| < 2^62; magnitudes above
+ * 512 are clamped before narrowing, which changes nothing after the int8
+ * clamp. beff is added to acc first (wrapping, as the file comment says). */
+typedef struct {
+    __m512i m, rnd, zp, lo, hi, beff;
+    __m128i sh;
+} Rq16;
+
+VNNI_TARGET static inline Rq16 rq16_make(int32_t beff, int32_t mult, int32_t shift, int32_t zp, int32_t lo,
+                                         int32_t hi) {
+    Rq16 q;
+    q.m = _mm512_set1_epi64((int64_t)(uint32_t)mult);
+    q.rnd = _mm512_set1_epi64((int64_t)((uint64_t)1 << (shift - 1)));
+    q.sh = _mm_cvtsi32_si128(shift);
+    q.zp = _mm512_set1_epi32(zp);
+    q.lo = _mm512_set1_epi32(lo);
+    q.hi = _mm512_set1_epi32(hi);
+    q.beff = _mm512_set1_epi32(beff);
+    return q;
+}
+
+VNNI_TARGET static inline __m128i rq16(__m512i acc, const Rq16 *q) {
+    const __m512i zero = _mm512_setzero_si512(), cap = _mm512_set1_epi64(512);
+    acc = _mm512_add_epi32(acc, q->beff);
     __mmask16 neg = _mm512_cmplt_epi32_mask(acc, zero);
     __m512i a = _mm512_abs_epi32(acc); /* INT32_MIN stays 0x80000000: 2^31 as unsigned */
-    __m512i m = _mm512_set1_epi64((int64_t)(uint32_t)mult);
-    __m512i rnd = _mm512_set1_epi64((int64_t)((uint64_t)1 << (shift - 1)));
-    __m128i sh = _mm_cvtsi32_si128(shift);
-    __m512i cap = _mm512_set1_epi64(512);
-    __m512i ev = _mm512_mul_epu32(a, m);
-    __m512i od = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
-    ev = _mm512_min_epu64(_mm512_srl_epi64(_mm512_add_epi64(ev, rnd), sh), cap);
-    od = _mm512_min_epu64(_mm512_srl_epi64(_mm512_add_epi64(od, rnd), sh), cap);
-    __m512i r = _mm512_or_si512(ev, _mm512_slli_epi64(od, 32));
+    __m512i ev = _mm512_mul_epu32(a, q->m);
+    __m512i od = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), q->m);
+    ev = _mm512_min_epu64(_mm512_srl_epi64(_mm512_add_epi64(ev, q->rnd), q->sh), cap);
+    od = _mm512_min_epu64(_mm512_srl_epi64(_mm512_add_epi64(od, q->rnd), q->sh), cap);
+    /* od's low halves into the odd lanes */
+    __m512i r = _mm512_mask_shuffle_epi32(ev, (__mmask16)0xAAAA, od, (_MM_PERM_ENUM)0xA0);
     r = _mm512_mask_sub_epi32(r, neg, zero, r);
-    r = _mm512_add_epi32(r, _mm512_set1_epi32(zp));
-    r = _mm512_max_epi32(r, _mm512_set1_epi32(lo));
-    r = _mm512_min_epi32(r, _mm512_set1_epi32(hi));
+    r = _mm512_add_epi32(r, q->zp);
+    r = _mm512_max_epi32(r, q->lo);
+    r = _mm512_min_epi32(r, q->hi);
     return _mm512_cvtepi32_epi8(r);
 }
 
@@ -141,10 +171,16 @@ static void slide_regroup(const QOp *op, const int8_t *x, uint8_t *xp, uint8_t *
  * group of 4 channel rows is built in tmp (4 x w16 bytes) and interleaved
  * 16 columns at a time (a row's last interleave spills into the next row,
  * written after it, or into the slack, cleared last). */
+VNNI_TARGET static void pad_regroup12(const QOp *op, const int8_t *x, uint8_t *xp, DirectDims d);
+
 VNNI_TARGET static void pad_regroup(const QOp *op, const int8_t *x, uint8_t *xp, uint8_t *tmp, DirectDims d) {
     const int C = op->c, H = op->h, W = op->w, PT = op->pad_t, PL = op->pad_l, C4 = (C + 3) / 4, S = d.s;
     const int wp = d.wp, w16 = d.w16;
     const uint8_t pad = (uint8_t)(op->in_zp + 128);
+    if (S <= 2 && wp <= 16 * 32) {
+        pad_regroup12(op, x, xp, d);
+        return;
+    }
     for (int c4 = 0; c4 < C4; c4++)
         for (int pa = 0; pa < S; pa++)
             for (int pb = 0; pb < S; pb++) {
@@ -189,12 +225,70 @@ VNNI_TARGET static void pad_regroup(const QOp *op, const int8_t *x, uint8_t *xp,
             }
 }
 
+/* pad_regroup for strides 1 and 2 without the row buffers: each 16-column
+ * piece of 4 channel rows is one masked load per channel (16*S bytes: the
+ * columns inside the input; padding elsewhere), every S-th byte kept,
+ * flipped to u8 and interleaved in registers. The same bytes as the
+ * general path. */
+VNNI_TARGET static void pad_regroup12(const QOp *op, const int8_t *x, uint8_t *xp, DirectDims d) {
+    const int C = op->c, H = op->h, W = op->w, PT = op->pad_t, PL = op->pad_l, C4 = (C + 3) / 4, wp = d.wp;
+    const int S = d.s, nch = (wp + 15) / 16;
+    const __m128i flip = _mm_set1_epi8((char)0x80), padv = _mm_set1_epi8((char)(op->in_zp + 128));
+    const __m256i raw_pad = _mm256_set1_epi8((char)op->in_zp);
+    const __m128i zero = _mm_setzero_si128();
+    __mmask32 mask[2][32];
+    for (int pb = 0; pb < S; pb++)
+        for (int ch = 0; ch < nch; ch++) {
+            uint32_t m = 0;
+            for (int b = 0; b < 16; b++) {
+                int col = ch * 16 + b, ix = col * S + pb - PL;
+                if (col < wp && ix >= 0 && ix < W) m |= 1u << (b * S);
+            }
+            mask[pb][ch] = (__mmask32)m;
+        }
+    for (int c4 = 0; c4 < C4; c4++)
+        for (int pa = 0; pa < S; pa++)
+            for (int pb = 0; pb < S; pb++) {
+                uint8_t *plane = xp + ((size_t)(c4 * S + pa) * S + pb) * d.plane * 4;
+                for (int yy = 0; yy < d.hp; yy++) {
+                    const int iy = yy * S + pa - PT, inside = iy >= 0 && iy < H;
+                    uint8_t *dst = plane + (size_t)yy * wp * 4;
+                    for (int ch = 0; ch < nch; ch++) {
+                        const __mmask32 mk = mask[pb][ch];
+                        __m128i v[4];
+                        for (int cc = 0; cc < 4; cc++) {
+                            int c = c4 * 4 + cc;
+                            if (c >= C) {
+                                v[cc] = zero;
+                            } else if (!inside || !mk) {
+                                v[cc] = padv;
+                            } else {
+                                /* masked-off lanes are not read: the address may lie outside the row */
+                                const int8_t *src = x + ((size_t)c * H + iy) * W + (ptrdiff_t)(ch * 16 * S + pb - PL);
+                                __m256i l = _mm256_mask_loadu_epi8(raw_pad, mk, (const void *)src);
+                                __m128i e = S == 1 ? _mm256_castsi256_si128(l) : _mm256_cvtepi16_epi8(l);
+                                v[cc] = _mm_xor_si128(e, flip);
+                            }
+                        }
+                        __m128i ab0 = _mm_unpacklo_epi8(v[0], v[1]), ab1 = _mm_unpackhi_epi8(v[0], v[1]);
+                        __m128i ce0 = _mm_unpacklo_epi8(v[2], v[3]), ce1 = _mm_unpackhi_epi8(v[2], v[3]);
+                        uint8_t *o = dst + (size_t)ch * 64;
+                        _mm_storeu_si128((__m128i *)o, _mm_unpacklo_epi16(ab0, ce0));
+                        _mm_storeu_si128((__m128i *)(o + 16), _mm_unpackhi_epi16(ab0, ce0));
+                        _mm_storeu_si128((__m128i *)(o + 32), _mm_unpacklo_epi16(ab1, ce1));
+                        _mm_storeu_si128((__m128i *)(o + 48), _mm_unpackhi_epi16(ab1, ce1));
+                    }
+                }
+                memset(plane + (size_t)d.hp * wp * 4, 0, ((size_t)d.plane - (size_t)d.hp * wp) * 4);
+            }
+}
+
 /* 32 wide-grid outputs (two 16-lane blocks) x 8 channels: per (c/4, i, j)
  * two 64-byte loads and one broadcast of 4 weights per output channel;
  * requantized into wy (8 rows of q32 bytes). */
 VNNI_TARGET static inline __attribute__((always_inline)) void
-direct_block(const QOp *op, const QOpFast *f, const uint8_t *xp, DirectDims d, const int8_t *wk, const int32_t *beff,
-             int k0, int nk, int q0, int8_t *wy) {
+direct_block(const QOp *op, const QOpFast *f, const uint8_t *xp, DirectDims d, const int8_t *wk, const Rq16 *rq,
+             int nk, int q0, int8_t *wy) {
     const int C4 = (op->c + 3) / 4, KH = op->kh, TD = f->tdir;
     __m512i a[2][8];
 #pragma GCC unroll 8
@@ -216,13 +310,10 @@ direct_block(const QOp *op, const QOpFast *f, const uint8_t *xp, DirectDims d, c
                 }
             }
         }
-    for (int r = 0; r < 2; r++)
-        for (int j = 0; j < nk; j++) {
-            int k = k0 + j;
-            __m512i acc = _mm512_add_epi32(a[r][j], _mm512_set1_epi32(beff[j]));
-            __m128i q = requant16(acc, op->mult[k], op->shift[k], op->out_zp, op->act_min[k], op->act_max[k]);
-            _mm_storeu_si128((__m128i *)(wy + (size_t)j * d.q32 + q0 + r * 16), q);
-        }
+    for (int j = 0; j < nk; j++) {
+        _mm_storeu_si128((__m128i *)(wy + (size_t)j * d.q32 + q0), rq16(a[0][j], &rq[j]));
+        _mm_storeu_si128((__m128i *)(wy + (size_t)j * d.q32 + q0 + 16), rq16(a[1][j], &rq[j]));
+    }
 }
 
 /* Convolution on the wide grid, 8 output channels at a time. */
@@ -238,10 +329,13 @@ VNNI_TARGET static void conv_direct(const QOp *op, const QOpFast *f, const int8_
     for (int k0 = 0; k0 < op->k; k0 += 8) {
         const int8_t *wk = f->wdirect + (size_t)k0 * TD;
         int nk = op->k - k0 < 8 ? op->k - k0 : 8;
-        int32_t beff[8];
-        for (int j = 0; j < nk; j++)
-            beff[j] = (int32_t)((uint32_t)op->bias[k0 + j] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k0 + j]);
-        for (int q0 = 0; q0 < d.q32; q0 += 32) direct_block(op, f, xp, d, wk, beff, k0, nk, q0, wy);
+        Rq16 rq[8];
+        for (int j = 0; j < nk; j++) {
+            int k = k0 + j;
+            int32_t beff = (int32_t)((uint32_t)op->bias[k] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k]);
+            rq[j] = rq16_make(beff, op->mult[k], op->shift[k], op->out_zp, op->act_min[k], op->act_max[k]);
+        }
+        for (int q0 = 0; q0 < d.q32; q0 += 32) direct_block(op, f, xp, d, wk, rq, nk, q0, wy);
         /* the valid columns of each wide row (16-byte masked moves; wy's reads
          * past a row stay inside the scratch) */
         for (int j = 0; j < nk; j++)
@@ -288,9 +382,387 @@ VNNI_TARGET void qk_dense_vnni(const QOp *op, const QOpFast *f, const int8_t *x,
     }
 }
 
+
+/* The group's dense inputs as u8 (x + 128), each zero-padded to t4 bytes:
+ * image g at u + g * t4. */
+VNNI_TARGET static void group_inputs(const int8_t *const *xs, int t, size_t t4, uint8_t *u) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    for (int g = 0; g < QK_GROUP; g++)
+        for (size_t i = 0; i < t4; i += 64) {
+            size_t n = (size_t)t > i ? (size_t)t - i : 0;
+            __mmask64 m = n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1);
+            /* lanes past t stay 0 */
+            _mm512_storeu_si512(u + g * t4 + i,
+                                _mm512_maskz_mov_epi8(m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, xs[g] + i),
+                                                                          flip)));
+        }
+}
+
+/* Dense over QK_GROUP images at once: each 64-byte piece of two weight
+ * rows is loaded once for all the images (the weights, up to a few hundred
+ * KB, stream from cache once per group instead of once per image). xs[g],
+ * ys[g]: image g's input and output; scratch: QK_GROUP * t4 bytes. */
+VNNI_TARGET void qk_dense_vnni_group(const QOp *op, const QOpFast *f, const int8_t *const *xs, int8_t *const *ys,
+                                     uint8_t *scratch) {
+    const size_t T4 = (size_t)f->t4;
+    group_inputs(xs, f->t, T4, scratch);
+    for (int k0 = 0; k0 < op->k; k0 += 2) {
+        const int8_t *w = f->wpack + (size_t)k0 * T4; /* rows up to k8 exist, zero-padded */
+        __m512i a[2][QK_GROUP];
+#pragma GCC unroll 8
+        for (int g = 0; g < QK_GROUP; g++) a[0][g] = a[1][g] = _mm512_setzero_si512();
+        for (size_t t = 0; t < T4; t += 64) {
+            __m512i w0 = _mm512_loadu_si512(w + t), w1 = _mm512_loadu_si512(w + T4 + t);
+#pragma GCC unroll 8
+            for (int g = 0; g < QK_GROUP; g++) {
+                __m512i v = _mm512_loadu_si512(scratch + g * T4 + t);
+                a[0][g] = _mm512_dpbusd_epi32(a[0][g], v, w0);
+                a[1][g] = _mm512_dpbusd_epi32(a[1][g], v, w1);
+            }
+        }
+        for (int j = 0; j < 2 && k0 + j < op->k; j++) {
+            int k = k0 + j;
+            uint32_t beff = (uint32_t)op->bias[k] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k];
+            for (int g = 0; g < QK_GROUP; g++) {
+                uint32_t sum = (uint32_t)_mm512_reduce_add_epi32(a[j][g]);
+                ys[g][k] = qref_requant((int32_t)(sum + beff), op->mult[k], op->shift[k], op->out_zp,
+                                        op->act_min[k], op->act_max[k]);
+            }
+        }
+    }
+}
+
+/* ==== element-wise and pooling ============================================ */
+
+int qk_have_vbmi(void) {
+    static int have = -1;
+    if (have < 0) {
+        __builtin_cpu_init();
+        have = qk_have_vnni() && __builtin_cpu_supports("avx512vbmi");
+    }
+    return have;
+}
+
+/* Table lookup, 64 bytes at a time: two vpermi2b give the entries of the
+ * table's halves, the index's top bit picks one (only when qk_have_vbmi()). */
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void qk_lut_vbmi(const QOp *op, const int8_t *x, int8_t *y) {
+    const __m512i t0 = _mm512_loadu_si512(op->lut), t1 = _mm512_loadu_si512(op->lut + 64);
+    const __m512i t2 = _mm512_loadu_si512(op->lut + 128), t3 = _mm512_loadu_si512(op->lut + 192);
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const size_t n = (size_t)op->c * op->h * op->w;
+    for (size_t i = 0; i < n; i += 64) {
+        __mmask64 m = n - i >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (n - i)) - 1);
+        __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, x + i), flip); /* x + 128 */
+        __m512i lo = _mm512_permutex2var_epi8(t0, u, t1), hi = _mm512_permutex2var_epi8(t2, u, t3);
+        _mm512_mask_storeu_epi8(y + i, m, _mm512_mask_blend_epi8(_mm512_movepi8_mask(u), lo, hi));
+    }
+}
+
+/* 2 x 2 average pooling with stride 2, 16 outputs at a time: the four
+ * inputs of each window summed in int16 lanes, the sum requantized as
+ * qref_avgpool does (window sum - 4 in_zp, then qref_requant). */
+VNNI_TARGET void qk_avgpool2_vnni(const QOp *op, const int8_t *x, int8_t *y) {
+    const int C = op->c, H = op->h, W = op->w, OH = op->oh, OW = op->ow;
+    const Rq16 rq = rq16_make(-4 * op->in_zp, op->mult[0], op->shift[0], op->out_zp, op->act_min[0], op->act_max[0]);
+    const __m512i ones = _mm512_set1_epi16(1);
+    for (int c = 0; c < C; c++)
+        for (int oy = 0; oy < OH; oy++) {
+            const int8_t *r0 = x + ((size_t)c * H + 2 * (size_t)oy) * W, *r1 = r0 + W;
+            int8_t *d = y + ((size_t)c * OH + oy) * OW;
+            for (int ox = 0; ox < OW; ox += 16) {
+                int rem = OW - ox < 16 ? OW - ox : 16;
+                __mmask32 m = (__mmask32)(((uint64_t)1 << (2 * rem)) - 1);
+                __m512i a = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, r0 + 2 * ox));
+                __m512i b = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, r1 + 2 * ox));
+                __m512i sum = _mm512_madd_epi16(_mm512_add_epi16(a, b), ones);
+                _mm_mask_storeu_epi8(d + ox, (__mmask16)((1u << rem) - 1), rq16(sum, &rq));
+            }
+        }
+}
+
+/* 2 x 2 max pooling with stride 2, 16 outputs at a time (vertical max,
+ * then the larger byte of each pair as int16 lanes). */
+VNNI_TARGET void qk_maxpool2_vnni(const QOp *op, const int8_t *x, int8_t *y) {
+    const int C = op->c, H = op->h, W = op->w, OH = op->oh, OW = op->ow;
+    for (int c = 0; c < C; c++)
+        for (int oy = 0; oy < OH; oy++) {
+            const int8_t *r0 = x + ((size_t)c * H + 2 * (size_t)oy) * W, *r1 = r0 + W;
+            int8_t *d = y + ((size_t)c * OH + oy) * OW;
+            for (int ox = 0; ox < OW; ox += 16) {
+                int rem = OW - ox < 16 ? OW - ox : 16;
+                __mmask32 m = (__mmask32)(((uint64_t)1 << (2 * rem)) - 1);
+                __m256i v = _mm256_max_epi8(_mm256_maskz_loadu_epi8(m, r0 + 2 * ox),
+                                            _mm256_maskz_loadu_epi8(m, r1 + 2 * ox));
+                __m256i ev = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8), od = _mm256_srai_epi16(v, 8);
+                _mm_mask_storeu_epi8(d + ox, (__mmask16)((1u << rem) - 1),
+                                     _mm256_cvtepi16_epi8(_mm256_max_epi16(ev, od)));
+            }
+        }
+}
+
+/* ==== AMX-INT8 tiles ======================================================
+ * The same direct convolution on the same regrouped input (pad_regroup),
+ * with the roles of the VNNI kernel swapped into tiles: a B tile is kr
+ * channel quads (rows, stride: one c/4 plane group) x 16 wide-grid
+ * positions (4 bytes each: exactly the 64 bytes a VNNI load reads), an A
+ * tile is 16 output channels x kr channel quads of one tap (packed at
+ * load, qk_pack_amx), and tdpbsud adds their s8 x u8 products into a
+ * 16 channels x 16 positions int32 tile. Four such tiles (32 channels x 32
+ * positions) per block; then the same bias, requantization and copy-out as
+ * the VNNI kernel, so every accumulator is the same integer. */
+
+#define AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8")))
+
+/* Whether op's shape suits the tiles: a non-sliding conv with at least 4
+ * channel quads that fill whole steps of kr <= 16 quads. */
+int qk_conv_amx_ok(const QOp *op) {
+    int c4 = (op->c + 3) / 4;
+    return op->type == QOP_CONV && !qk_conv_slides(op) && c4 >= 4 && (c4 <= 16 || c4 % 16 == 0);
+}
+
+void qk_pack_amx(const QOp *op, QOpFast *f) {
+    const int C4 = (op->c + 3) / 4, kr = C4 <= 16 ? C4 : 16, KT = C4 / kr, T = op->kh * op->kw;
+    const int K32 = (op->k + 31) / 32 * 32;
+    f->amx_kr = kr;
+    f->wamx = calloc((size_t)K32 / 16 * T * KT * 1024, 1);
+    if (!f->wamx) return; /* no tiles then: the VNNI kernel runs */
+    for (int k = 0; k < op->k; k++)
+        for (int c = 0; c < op->c; c++)
+            for (int t = 0; t < T; t++) {
+                int kb = c / 4 / kr, r = c / 4 % kr;
+                size_t tile = ((size_t)(k / 16) * T + t) * KT + kb;
+                f->wamx[tile * 1024 + (size_t)(k % 16) * 64 + r * 4 + c % 4] =
+                    op->weight[((size_t)k * op->c + c) * T + t];
+            }
+}
+
+/* Tile configuration (palette 1): 0-3 the int32 accumulators (16 x 64
+ * bytes), 4-5 weights (16 x 4kr), 6-7 inputs (kr x 64). */
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} AmxConfig;
+
+static int amx_enable(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 25))) return 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0; /* OSXSAVE */
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & (3u << 17)) != (3u << 17)) return 0; /* XTILECFG and XTILEDATA enabled */
+#ifdef SYS_arch_prctl
+    /* Linux: ask for the tile data state (ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) */
+    return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+#else
+    return 0;
+#endif
+}
+
+int qk_have_amx(void) {
+    static int have = -1;
+    if (have < 0) have = qk_have_vnni() && amx_enable();
+    return have;
+}
+
+/* 2 x 2 stride-2 max pool of channel rows of int32 wide-grid accumulators
+ * (acc: nk rows of rs values, wp per grid row), requantized once per
+ * pooled output: y (nk, poh, pow). */
+AMX_TARGET static void pool_requant(const QOp *pool, const int32_t *acc, size_t rs, int wp, const Rq16 *rq, int nk,
+                                    int8_t *y) {
+    const int POH = pool->oh, POW = pool->ow;
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+    for (int j = 0; j < nk; j++)
+        for (int py = 0; py < POH; py++) {
+            const int32_t *r0 = acc + (size_t)j * rs + (size_t)(2 * py) * wp, *r1 = r0 + wp;
+            int8_t *dst = y + ((size_t)j * POH + py) * POW;
+            for (int px = 0; px < POW; px += 16) {
+                /* lanes past the row's end read other (finite) accumulators and are not stored */
+                __m512i v0 = _mm512_max_epi32(_mm512_loadu_si512(r0 + 2 * px), _mm512_loadu_si512(r1 + 2 * px));
+                __m512i v1 =
+                    _mm512_max_epi32(_mm512_loadu_si512(r0 + 2 * px + 16), _mm512_loadu_si512(r1 + 2 * px + 16));
+                __m512i m =
+                    _mm512_max_epi32(_mm512_permutex2var_epi32(v0, ev, v1), _mm512_permutex2var_epi32(v0, od, v1));
+                int rem = POW - px < 16 ? POW - px : 16;
+                _mm_mask_storeu_epi8(dst + px, (__mmask16)((1u << rem) - 1), rq16(m, &rq[j]));
+            }
+        }
+}
+
+/* The tile convolution; pool: NULL, or a 2 x 2 max pool written to y
+ * instead of the convolution's output. */
+AMX_TARGET static void conv_amx(const QOp *op, const QOpFast *f, const QOp *pool, const int8_t *x, int8_t *y,
+                                uint8_t *scratch) {
+    const DirectDims d = direct_dims(op);
+    const int C4 = (op->c + 3) / 4, OH = op->oh, OW = op->ow, S = d.s, kr = f->amx_kr, KT = C4 / kr;
+    const int KH = op->kh, KW = op->kw, T = KH * KW;
+    const size_t cstride = (size_t)S * S * d.plane * 4; /* bytes from one channel quad's planes to the next */
+    uint8_t *xp = scratch, *tmp = xp + (size_t)C4 * d.s * d.s * d.plane * 4;
+    int8_t *wy = (int8_t *)(tmp + 4 * (size_t)d.w16);
+    int32_t *cb = (int32_t *)(((uintptr_t)(wy + 32 * (size_t)d.q32) + 63) & ~(uintptr_t)63);
+    const size_t rs = (size_t)d.q32 + 64; /* the pool's int32 rows: one grid and slack for its last loads */
+    int32_t *accp = (int32_t *)(((uintptr_t)(cb + 1024) + 63) & ~(uintptr_t)63);
+    pad_regroup(op, x, xp, tmp, d);
+    AmxConfig cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.rows[t] = t >= 6 ? (uint8_t)kr : 16;
+        cfg.colsb[t] = t == 4 || t == 5 ? (uint16_t)(4 * kr) : 64;
+    }
+    _tile_loadconfig(&cfg);
+    for (int k0 = 0; k0 < op->k; k0 += 32) {
+        const int nk = op->k - k0 < 32 ? op->k - k0 : 32;
+        Rq16 rq[32];
+        for (int j = 0; j < nk; j++) {
+            int k = k0 + j;
+            int32_t beff = (int32_t)((uint32_t)op->bias[k] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k]);
+            rq[j] = rq16_make(beff, op->mult[k], op->shift[k], op->out_zp, op->act_min[k], op->act_max[k]);
+        }
+        const int8_t *w0 = f->wamx + (size_t)(k0 / 16) * T * KT * 1024, *w1 = w0 + (size_t)T * KT * 1024;
+        for (int q0 = 0; q0 < d.q32; q0 += 32) {
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int i = 0; i < KH; i++)
+                for (int j = 0; j < KW; j++)
+                    for (int kb = 0; kb < KT; kb++) {
+                        const uint8_t *b = xp + (((size_t)(kb * kr) * S + i % S) * S + j % S) * d.plane * 4 +
+                                           ((size_t)q0 + (size_t)(i / S) * d.wp + j / S) * 4;
+                        size_t wt = ((size_t)(i * KW + j) * KT + kb) * 1024;
+                        _tile_loadd(6, b, cstride);
+                        _tile_loadd(7, b + 64, cstride);
+                        _tile_loadd(4, w0 + wt, 64);
+                        _tile_dpbsud(0, 4, 6);
+                        _tile_dpbsud(1, 4, 7);
+                        _tile_loadd(5, w1 + wt, 64);
+                        _tile_dpbsud(2, 5, 6);
+                        _tile_dpbsud(3, 5, 7);
+                    }
+            if (pool) { /* raw accumulators for the pool: bias and requantization after the max */
+                _tile_stored(0, accp + q0, rs * 4);
+                _tile_stored(1, accp + q0 + 16, rs * 4);
+                _tile_stored(2, accp + 16 * rs + q0, rs * 4);
+                _tile_stored(3, accp + 16 * rs + q0 + 16, rs * 4);
+                continue;
+            }
+            _tile_stored(0, cb, 64);
+            _tile_stored(1, cb + 256, 64);
+            _tile_stored(2, cb + 512, 64);
+            _tile_stored(3, cb + 768, 64);
+            for (int j = 0; j < nk; j++) {
+                const int32_t *row = cb + (j / 16) * 512 + (j % 16) * 16;
+                int8_t *dst = wy + (size_t)j * d.q32 + q0;
+                _mm_storeu_si128((__m128i *)dst, rq16(_mm512_load_si512(row), &rq[j]));
+                _mm_storeu_si128((__m128i *)(dst + 16), rq16(_mm512_load_si512(row + 256), &rq[j]));
+            }
+        }
+        if (pool) {
+            pool_requant(pool, accp, rs, d.wp, rq, nk, y + (size_t)k0 * pool->oh * pool->ow);
+            continue;
+        }
+        for (int j = 0; j < nk; j++)
+            for (int oy = 0; oy < OH; oy++) {
+                int8_t *dst = y + ((size_t)(k0 + j) * OH + oy) * OW;
+                const int8_t *src = wy + (size_t)j * d.q32 + (size_t)oy * d.wp;
+                for (int ox = 0; ox < OW; ox += 16) {
+                    int rem = OW - ox;
+                    __mmask16 m = rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1);
+                    _mm_mask_storeu_epi8(dst + ox, m, _mm_loadu_si128((const __m128i *)(src + ox)));
+                }
+            }
+    }
+    _tile_release();
+}
+
+void qk_pack_amx_dense(const QOp *op, QOpFast *f) {
+    const int K32 = (op->k + 31) / 32 * 32, KS = f->t4 / 64;
+    f->wamxd = calloc((size_t)K32 / 16 * KS * 1024, 1);
+    if (!f->wamxd) return; /* no tiles then: the VNNI kernel runs */
+    for (int k = 0; k < op->k; k++)
+        for (int t = 0; t < f->t; t++)
+            f->wamxd[((size_t)(k / 16) * KS + t / 64) * 1024 + (size_t)(t % 64 / 4) * 64 + (k % 16) * 4 + t % 4] =
+                op->weight[(size_t)k * f->t + t];
+}
+
+/* Dense over QK_GROUP images in tiles: A = the images' u8 inputs (one row
+ * each, 64 taps per step), B = 64 taps x 16 outputs of weights, two
+ * 16-output int32 tiles per pass; then each output's qref_requant. */
+AMX_TARGET void qk_dense_amx_group(const QOp *op, const QOpFast *f, const int8_t *const *xs, int8_t *const *ys,
+                                   uint8_t *scratch) {
+    const size_t T4 = (size_t)f->t4;
+    const int KS = f->t4 / 64;
+    group_inputs(xs, f->t, T4, scratch);
+    int32_t *cb = (int32_t *)(((uintptr_t)(scratch + QK_GROUP * T4) + 63) & ~(uintptr_t)63);
+    AmxConfig cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 5; t++) {
+        cfg.rows[t] = t >= 3 ? 16 : QK_GROUP;
+        cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg);
+    for (int k0 = 0; k0 < op->k; k0 += 32) {
+        const int8_t *b0 = f->wamxd + (size_t)(k0 / 16) * KS * 1024, *b1 = b0 + (size_t)KS * 1024;
+        _tile_zero(0);
+        _tile_zero(1);
+        for (int ks = 0; ks < KS; ks++) {
+            _tile_loadd(2, scratch + (size_t)ks * 64, T4);
+            _tile_loadd(3, b0 + (size_t)ks * 1024, 64);
+            _tile_loadd(4, b1 + (size_t)ks * 1024, 64);
+            _tile_dpbusd(0, 2, 3);
+            _tile_dpbusd(1, 2, 4);
+        }
+        _tile_stored(0, cb, 128);
+        _tile_stored(1, cb + 16, 128);
+        for (int j = 0; j < 32 && k0 + j < op->k; j++) {
+            int k = k0 + j;
+            uint32_t beff = (uint32_t)op->bias[k] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k];
+            for (int g = 0; g < QK_GROUP; g++)
+                ys[g][k] = qref_requant((int32_t)((uint32_t)cb[g * 32 + j] + beff), op->mult[k], op->shift[k],
+                                        op->out_zp, op->act_min[k], op->act_max[k]);
+        }
+    }
+    _tile_release();
+}
+
+AMX_TARGET void qk_conv_amx(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
+    conv_amx(op, f, NULL, x, y, scratch);
+}
+
+AMX_TARGET void qk_conv_amx_maxpool(const QOp *op, const QOpFast *f, const QOp *pool, const int8_t *x, int8_t *y,
+                                    uint8_t *scratch) {
+    conv_amx(op, f, pool, x, y, scratch);
+}
+
 #else /* not x86-64 with GCC/Clang: no VNNI */
 
 int qk_have_vnni(void) { return 0; }
+int qk_have_amx(void) { return 0; }
+int qk_have_vbmi(void) { return 0; }
+void qk_pack_amx_dense(const QOp *op, QOpFast *f) { (void)op, (void)f; }
+void qk_dense_amx_group(const QOp *op, const QOpFast *f, const int8_t *const *xs, int8_t *const *ys,
+                        uint8_t *scratch) {
+    (void)op, (void)f, (void)xs, (void)ys, (void)scratch;
+}
+void qk_dense_vnni_group(const QOp *op, const QOpFast *f, const int8_t *const *xs, int8_t *const *ys,
+                         uint8_t *scratch) {
+    (void)op, (void)f, (void)xs, (void)ys, (void)scratch;
+}
+void qk_lut_vbmi(const QOp *op, const int8_t *x, int8_t *y) { (void)op, (void)x, (void)y; }
+void qk_avgpool2_vnni(const QOp *op, const int8_t *x, int8_t *y) { (void)op, (void)x, (void)y; }
+void qk_maxpool2_vnni(const QOp *op, const int8_t *x, int8_t *y) { (void)op, (void)x, (void)y; }
+int qk_conv_amx_ok(const QOp *op) { return 0; }
+void qk_pack_amx(const QOp *op, QOpFast *f) { (void)op, (void)f; }
+void qk_conv_amx(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
+    (void)op, (void)f, (void)x, (void)y, (void)scratch;
+}
+void qk_conv_amx_maxpool(const QOp *op, const QOpFast *f, const QOp *pool, const int8_t *x, int8_t *y,
+                         uint8_t *scratch) {
+    (void)op, (void)f, (void)pool, (void)x, (void)y, (void)scratch;
+}
 size_t qk_vnni_scratch(const QOp *op, const QOpFast *f) { return 0; }
 void qk_conv_vnni(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
     (void)op, (void)f, (void)x, (void)y, (void)scratch;

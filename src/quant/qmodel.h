@@ -78,19 +78,22 @@ int qmodel_float_ops(const QModel *q);
 
 /* Which kernels qmodel_run uses. */
 typedef enum {
-    QKERN_AUTO = 0, /* VNNI when the CPU has it (and DIGITS_INT8_KERNELS is not "c"/"ref"), else C */
+    QKERN_AUTO = 0, /* AMX, else VNNI when the CPU has it, else C; DIGITS_INT8_KERNELS = "c", "ref" or
+                       "vnni" (no AMX tiles) forces one */
     QKERN_REF,      /* qref.h, one image at a time */
     QKERN_C,        /* plain-C integer kernels (im2col + int32 dot products) */
-    QKERN_VNNI      /* AVX512-VNNI vpdpbusd; falls back to C if the CPU lacks it */
+    QKERN_VNNI,     /* AVX512-VNNI vpdpbusd; falls back to C if the CPU lacks it */
+    QKERN_AMX       /* QKERN_VNNI plus AMX-INT8 tiles for the convolutions that suit them (16+ input
+                       channels) where the CPU and the OS allow them; else as QKERN_VNNI */
 } QKernels;
 
 /* Run n images (n x in_c*in_h*in_w pixels) with the chosen kernels; logits
  * (n, 10) int8, pred (n) the predicted digits (may be NULL). Threads over
  * images with OpenMP. Bit-identical to qmodel_run_ref for every choice. */
 void qmodel_run(const QModel *q, const uint8_t *pixels, int n, int8_t *logits, uint8_t *pred, QKernels kernels);
-/* The kernels QKERN_AUTO resolves to here (QKERN_VNNI or QKERN_C). */
+/* The kernels QKERN_AUTO resolves to here (QKERN_AMX, QKERN_VNNI or QKERN_C). */
 QKernels qkernels_auto(void);
-/* Name of a kernel choice ("vnni", "c", "ref"). */
+/* Name of a kernel choice ("amx", "vnni", "c", "ref"). */
 const char *qkernels_name(QKernels k);
 
 /* Build / free q->fast (qmodel_check calls prepare, qmodel_free release). */

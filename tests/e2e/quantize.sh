@@ -27,14 +27,15 @@ acc() { "$D" eval --model "$1" --data "$DATA" --limit 2000 --json | sed -n 's/.*
 af=$(acc "$F") aq=$(acc "$Q")
 echo "accuracy on 2000 test images: float $af, int8 $aq"
 awk -v a="$af" -v b="$aq" 'BEGIN { d = a - b; exit !(d < 0.005 && d > -0.005) }' || fail "int8 accuracy $aq, float $af"
-for k in ref c auto; do
+for k in ref c vnni auto; do
     DIGITS_INT8_KERNELS=$k "$D" eval --model "$Q" --data "$DATA" --limit 300 --int8-logits "$TMP/logits-$k.txt" >/dev/null
 done
 [[ $(wc -l <"$TMP/logits-ref.txt") -eq 301 ]] || fail "int8-logits: $(head -3 "$TMP/logits-ref.txt")"
 head -1 "$TMP/logits-ref.txt" | grep -q "^# index label predicted logit0..logit9 (int8; real = " || fail "logits header"
 sed -n 2p "$TMP/logits-ref.txt" | grep -qE '^0 [0-9] [0-9]( -?[0-9]+){10}$' || fail "logits line: $(sed -n 2p "$TMP/logits-ref.txt")"
 cmp -s "$TMP/logits-ref.txt" "$TMP/logits-c.txt" || fail "plain-C int8 logits differ from the reference"
-cmp -s "$TMP/logits-ref.txt" "$TMP/logits-auto.txt" || fail "VNNI/auto int8 logits differ from the reference"
+cmp -s "$TMP/logits-ref.txt" "$TMP/logits-vnni.txt" || fail "VNNI int8 logits differ from the reference"
+cmp -s "$TMP/logits-ref.txt" "$TMP/logits-auto.txt" || fail "AMX/auto int8 logits differ from the reference"
 
 # predict and submit run int8 files
 "$D" predict --model "$Q" tests/photos/000-clean.jpg | grep -qE "[0-9]" || fail "predict with int8"
