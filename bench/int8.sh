@@ -19,6 +19,10 @@
 #                  kaggle-deep ~4x faster than qnnpack; fbgemm/x86 are not
 #                  built in)
 #   PYTHON         default /usr/bin/python3 (Debian's, with python3-torch)
+#   INT8_ISA       vnni: both sides without AMX tiles, as on a CPU that has
+#                  AVX512-VNNI but no AMX (AMD Zen 4/5): DIGITS_INT8_KERNELS=vnni
+#                  for digits and ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI for PyTorch's
+#                  oneDNN (default: each side's best kernels for this CPU)
 #   INT8_APPEND    1: add to bench/results/int8.csv instead of starting it
 #                  afresh (one model per run keeps each run short; the table
 #                  then covers every model in the file)
@@ -39,6 +43,14 @@ THREADS=${INT8_THREADS:-$(nproc)}
 ENGINE=${TORCH_ENGINE:-onednn}
 PYTHON=${PYTHON:-/usr/bin/python3}
 CSV=bench/results/int8.csv
+DIGITS_ENV=() TORCH_ENV=()
+if [[ ${INT8_ISA:-} == vnni ]]; then
+    DIGITS_ENV=(DIGITS_INT8_KERNELS=vnni)
+    TORCH_ENV=(ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI DNNL_MAX_CPU_ISA=AVX512_CORE_VNNI)
+elif [[ -n ${INT8_ISA:-} ]]; then
+    echo "int8.sh: INT8_ISA must be vnni or unset" >&2
+    exit 2
+fi
 
 make -s build/digits build/bench/bench_int8 build/bench/bench_models >&2
 TMP=$(mktemp -d)
@@ -63,7 +75,7 @@ grep -qw avx512_bf16 /proc/cpuinfo || has_bf16=0
 for ((r = 1; r <= ROUNDS; r++)); do
     for m in ${MODELS//,/ }; do
         echo "round $r/$ROUNDS: $m" >&2
-        build/bench/bench_int8 --rounds 1 --seconds "$SECS" --calls "$CALLS" --threads "$THREADS" \
+        env "${DIGITS_ENV[@]}" build/bench/bench_int8 --rounds 1 --seconds "$SECS" --calls "$CALLS" --threads "$THREADS" \
             "$TMP/$m.safetensors" "$TMP/$m-int8.safetensors" 2>/dev/null |
             sed "s/^\([a-z0-9-]*\),[^,]*,/\1,$m,/" >> "$CSV"
         if [[ $has_bf16 == 1 ]]; then
@@ -72,7 +84,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
                 sed 's/^digits,/bf16,/' >> "$CSV"
         fi
         if [[ $have_torch == 1 ]]; then
-            "$PYTHON" bench/bench_torch_int8.py --models "$m" --engines "$ENGINE" --threads "$THREADS" \
+            env "${TORCH_ENV[@]}" "$PYTHON" bench/bench_torch_int8.py --models "$m" --engines "$ENGINE" --threads "$THREADS" \
                 --seconds "$SECS" --latency-calls "$CALLS" 2>/dev/null |
                 sed "s/^torch-int8-$ENGINE,/torch-int8,/" >> "$CSV"
         fi
