@@ -20,8 +20,8 @@
 #                  built in)
 #   PYTHON         default /usr/bin/python3 (Debian's, with python3-torch)
 #   INT8_ISA       vnni: both sides without AMX tiles, as on a CPU that has
-#                  AVX512-VNNI but no AMX (AMD Zen 4/5): DIGITS_INT8_KERNELS=vnni
-#                  for digits and ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI for PyTorch's
+#                  AVX512-VNNI but no AMX (AMD Zen 4/5): bench_int8's int8-vnni
+#                  figures for digits and ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI for PyTorch's
 #                  oneDNN (default: each side's best kernels for this CPU)
 #   INT8_APPEND    1: add to bench/results/int8.csv instead of starting it
 #                  afresh (one model per run keeps each run short; the table
@@ -43,9 +43,10 @@ THREADS=${INT8_THREADS:-$(nproc)}
 ENGINE=${TORCH_ENGINE:-onednn}
 PYTHON=${PYTHON:-/usr/bin/python3}
 CSV=bench/results/int8.csv
-DIGITS_ENV=() TORCH_ENV=()
+VNNI_ARGS=() VNNI_ROWS=cat TORCH_ENV=()
+only_vnni() { grep -v '^int8,' | sed 's/^int8-vnni,/int8,/'; }
 if [[ ${INT8_ISA:-} == vnni ]]; then
-    DIGITS_ENV=(DIGITS_INT8_KERNELS=vnni)
+    VNNI_ARGS=(--vnni) VNNI_ROWS=only_vnni
     TORCH_ENV=(ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI DNNL_MAX_CPU_ISA=AVX512_CORE_VNNI)
 elif [[ -n ${INT8_ISA:-} ]]; then
     echo "int8.sh: INT8_ISA must be vnni or unset" >&2
@@ -75,9 +76,9 @@ grep -qw avx512_bf16 /proc/cpuinfo || has_bf16=0
 for ((r = 1; r <= ROUNDS; r++)); do
     for m in ${MODELS//,/ }; do
         echo "round $r/$ROUNDS: $m" >&2
-        env "${DIGITS_ENV[@]}" build/bench/bench_int8 --rounds 1 --seconds "$SECS" --calls "$CALLS" --threads "$THREADS" \
+        build/bench/bench_int8 "${VNNI_ARGS[@]}" --rounds 1 --seconds "$SECS" --calls "$CALLS" --threads "$THREADS" \
             "$TMP/$m.safetensors" "$TMP/$m-int8.safetensors" 2>/dev/null |
-            sed "s/^\([a-z0-9-]*\),[^,]*,/\1,$m,/" >> "$CSV"
+            sed "s/^\([a-z0-9-]*\),[^,]*,/\1,$m,/" | $VNNI_ROWS >> "$CSV"
         if [[ $has_bf16 == 1 ]]; then
             build/bench/bench_models --models "$m" --precision bf16 --threads "$THREADS" --seconds "$SECS" \
                 --latency-calls "$CALLS" 2>/dev/null | grep -E ',(infer_img_s|latency_median_us),' |
