@@ -1,6 +1,8 @@
-/* dist_train.c — data-parallel steps; see dist_train.h. */
+/* dist_train.c — data-parallel steps, exact and sync modes; see
+ * dist_train.h. */
 #include "train/dist_train.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,8 +26,18 @@ typedef struct {
     float *x, *y, *dx, *dy; /* (max_batch, in or out) */
 } WholePart;
 
+/* A batch norm layer under SyncBN (sync mode): its own kind and the
+ * per-channel sums exchanged (2C doubles each way). */
+typedef struct {
+    const LayerKind *kind; /* NULL: not a batch norm */
+    double *sums;          /* (2C) forward: sum d, sum d^2; backward: sum dy, sum dy*(x-mean) */
+} SyncPart;
+
 struct DistTrain {
     Model *m;
+    DistMode mode;
+    SyncPart *sync;         /* sync mode: per layer index */
+    double sync_comm;       /* sync mode: seconds in the batch norms' all-reduces */
     int N, T, maxrows;      /* ranks, threads per rank, most rows a rank holds */
     int n_conv;
     ConvPart *conv;
@@ -140,6 +152,166 @@ static void reduce_conv(const DistTrain *d, const ConvPart *p) {
     for (size_t k = 0; db && k < p->nwb - p->nw; k++) db[k] = 0.0f + acc[p->nw + k];
 }
 
+/* ==== sync mode: SyncBN ==================================================== */
+
+/* Below this many elements a batch norm's channel loops stay on one thread
+ * (ops/batchnorm.c's BN_PAR_MIN). */
+#define SYNC_PAR_MIN (1 << 15)
+
+/* batchnorm's kind with the two functions below. */
+static LayerKind sync_bn_kind;
+
+/* sums[c], sums[C + c] = sum of d and of d^2 over this rank's n planes of
+ * channel c, d = x - K in double with K the running mean (the same on
+ * every rank; shifting keeps E[d^2] - E[d]^2 clear of cancellation once
+ * the running mean has moved towards the batch's). */
+static void bn_local_moments(const Layer *l, int n, double *sums) {
+    const int C = l->in.c, L = l->in.h * l->in.w;
+    const size_t cstride = (size_t)C * L;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if ((size_t)n * C * L >= SYNC_PAR_MIN)
+#endif
+    for (int c = 0; c < C; c++) {
+        const double K = l->buffer[c];
+        double s = 0, q = 0;
+        for (int i = 0; i < n; i++) {
+            const float *x = l->x + i * cstride + (size_t)c * L;
+            for (int k = 0; k < L; k++) {
+                const double v = (double)x[k] - K;
+                s += v;
+                q += v * v;
+            }
+        }
+        sums[c] = s, sums[C + c] = q;
+    }
+}
+
+/* sums[c], sums[C + c] = sum dy and sum dy * (x - mean) over this rank's
+ * n planes of channel c (x - mean in float, as ops/batchnorm.c's). */
+static void bn_local_grad_sums(const Layer *l, int n, double *sums) {
+    const int C = l->in.c, L = l->in.h * l->in.w;
+    const size_t cstride = (size_t)C * L;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if ((size_t)n * C * L >= SYNC_PAR_MIN)
+#endif
+    for (int c = 0; c < C; c++) {
+        const float mean = l->scratch[c];
+        double a = 0, b = 0;
+        for (int i = 0; i < n; i++) {
+            const float *x = l->x + i * cstride + (size_t)c * L, *g = l->dy + i * cstride + (size_t)c * L;
+            for (int k = 0; k < L; k++) {
+                a += g[k];
+                b += (double)g[k] * (x[k] - mean);
+            }
+        }
+        sums[c] = a, sums[C + c] = b;
+    }
+}
+
+/* The fixed-order sum of the 2C sums over the ranks (the same bits on
+ * every rank), timed. */
+static void bn_allreduce(DistTrain *d, double *sums, int C) {
+    const double t0 = now_seconds();
+    dist_allreduce_sum_f64(sums, 2 * (size_t)C);
+    d->sync_comm += now_seconds() - t0;
+}
+
+/* SyncBN's forward (training, inside a step): the statistics of the whole
+ * global batch from every rank's sums, the running statistics moved as
+ * one process moves them (PyTorch's unbiased variance over B*L), and this
+ * rank's rows normalised with ops/batchnorm.c's formula. Outside a step
+ * (validation) or in eval mode: the layer's own forward. */
+static void sync_bn_forward(Layer *l, int n, int training) {
+    DistTrain *d = active;
+    const SyncPart *p = &d->sync[l->index];
+    if (!d->B || !training) {
+        p->kind->forward(l, n, training);
+        return;
+    }
+    const int C = l->in.c, L = l->in.h * l->in.w;
+    const size_t cstride = (size_t)C * L;
+    const double NL = (double)d->B * L;
+    float *save_mean = l->scratch, *save_rstd = l->scratch + C, *rmean = l->buffer, *rvar = l->buffer + C;
+    bn_local_moments(l, n, p->sums);
+    bn_allreduce(d, p->sums, C);
+    for (int c = 0; c < C; c++) {
+        const double md = p->sums[c] / NL, v = p->sums[C + c] / NL - md * md, var = v > 0 ? v : 0;
+        const double mean = (double)rmean[c] + md;
+        save_mean[c] = (float)mean;
+        save_rstd[c] = (float)(1.0 / sqrt(var + l->eps));
+        const double unbiased = NL > 1 ? var * NL / (NL - 1) : var;
+        rmean[c] = (1.0f - l->momentum) * rmean[c] + l->momentum * (float)mean;
+        rvar[c] = (1.0f - l->momentum) * rvar[c] + l->momentum * (float)unbiased;
+    }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if ((size_t)n * C * L >= SYNC_PAR_MIN)
+#endif
+    for (int c = 0; c < C; c++) {
+        const float g = l->param[c], bt = l->param[C + c];
+        const float scale = (float)(g * (double)save_rstd[c]), mean = save_mean[c];
+        for (int i = 0; i < n; i++) {
+            const float *x = l->x + i * cstride + (size_t)c * L;
+            float *y = l->y + i * cstride + (size_t)c * L;
+            for (int k = 0; k < L; k++) y[k] = fmaf(x[k] - mean, scale, bt);
+        }
+    }
+}
+
+/* SyncBN's backward: sum dy and sum dy*(x - mean) of the whole batch from
+ * every rank's sums, this rank's rows of dx from them (ops/batchnorm.c's
+ * formula with the global count). dgamma and dbeta are the whole batch's
+ * already: rank 0 adds them to its gradient and the others add nothing,
+ * so the gradient all-reduce that follows leaves them as one process
+ * computes them from these sums. */
+static void sync_bn_backward(Layer *l, int n) {
+    DistTrain *d = active;
+    const SyncPart *p = &d->sync[l->index];
+    const int C = l->in.c, L = l->in.h * l->in.w;
+    const size_t cstride = (size_t)C * L;
+    const double NL = (double)d->B * L;
+    bn_local_grad_sums(l, n, p->sums);
+    bn_allreduce(d, p->sums, C);
+    const int root = dist_rank() == 0;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if ((size_t)n * C * L >= SYNC_PAR_MIN)
+#endif
+    for (int c = 0; c < C; c++) {
+        const float mean = l->scratch[c];
+        const double rstd = l->scratch[C + c], g = l->param[c];
+        const double sdy = p->sums[c], sdyxhat = p->sums[C + c] * rstd;
+        if (root) {
+            l->dparam[C + c] += (float)sdy;
+            l->dparam[c] += (float)sdyxhat;
+        }
+        if (!l->dx) continue;
+        const float k1 = (float)(g * rstd);
+        const float k2 = (float)(-g * rstd * rstd * sdyxhat / NL);
+        const float k3 = (float)(-g * rstd * sdy / NL);
+        for (int i = 0; i < n; i++) {
+            const float *x = l->x + i * cstride + (size_t)c * L, *dy = l->dy + i * cstride + (size_t)c * L;
+            float *dx = l->dx + i * cstride + (size_t)c * L;
+            for (int k = 0; k < L; k++) dx[k] = k1 * dy[k] + k2 * (x[k] - mean) + k3;
+        }
+    }
+}
+
+/* Swap every batch norm's kind for SyncBN's (sync mode). */
+static void plan_sync(DistTrain *d) {
+    Model *m = d->m;
+    d->sync = dg_xcalloc((size_t)m->n_layers, sizeof *d->sync);
+    for (int i = 0; i < m->n_layers; i++) {
+        Layer *l = &m->layers[i];
+        if (l->type != LAYER_BATCHNORM) continue;
+        SyncPart *p = &d->sync[i];
+        p->kind = l->kind;
+        p->sums = dg_xmalloc(2 * (size_t)l->in.c * sizeof(double));
+        sync_bn_kind = *l->kind;
+        sync_bn_kind.forward = sync_bn_forward;
+        sync_bn_kind.backward = sync_bn_backward;
+        l->kind = &sync_bn_kind;
+    }
+}
+
 /* ==== the run ============================================================== */
 
 /* Sort the layers with parameters into conv parts (fused buffer) and
@@ -192,7 +364,7 @@ int dist_train_supports(const Model *m) {
     return 1;
 }
 
-DistTrain *dist_train_start(Model *m, int max_batch) {
+DistTrain *dist_train_start(Model *m, int max_batch, DistMode mode) {
     DG_ASSERT(!active);
     if (model_bf16()) {
         dg_set_error("--precision bf16 cannot be trained under mpirun yet; use fp32");
@@ -203,6 +375,14 @@ DistTrain *dist_train_start(Model *m, int max_batch) {
     d->N = dist_size();
     d->T = m->nthreads < 1 ? 1 : m->nthreads;
     d->maxrows = (max_batch + d->N - 1) / d->N;
+    d->mode = mode;
+    if (mode == DIST_SYNC) {
+        plan_sync(d);
+        d->unfused = m->unfused_training;
+        m->unfused_training = 1; /* batch norm and its ReLU as two layers: SyncBN is a layer kind */
+        active = d;
+        return d;
+    }
     if (plan_parts(d, max_batch) < 0) {
         dist_train_free(d);
         return NULL;
@@ -230,7 +410,13 @@ void dist_train_free(DistTrain *d) {
         free(p->y);
         free(p->dy);
     }
+    for (int i = 0; d->sync && i < m->n_layers; i++) {
+        m->layers[i].noise_row = 0;
+        if (d->sync[i].kind) m->layers[i].kind = d->sync[i].kind;
+        free(d->sync[i].sums);
+    }
     if (active == d) active = NULL;
+    free(d->sync);
     free(d->conv);
     free(d->whole);
     free(d->send);
@@ -248,6 +434,13 @@ void dist_train_begin(DistTrain *d, int lo, int n, int B) {
 
 void dist_train_reduce(DistTrain *d) {
     double t0 = now_seconds();
+    if (d->mode == DIST_SYNC) { /* every rank's gradient, summed in rank order: one fused buffer */
+        dist_allreduce_sum_f32(d->m->grads, d->m->n_param);
+        d->comm += now_seconds() - t0;
+        d->steps++;
+        d->B = 0;
+        return;
+    }
     dist_allreduce_terms_f32(d->fused, d->fused_n, d->T);
     d->comm += now_seconds() - t0;
     d->steps++;
@@ -267,6 +460,13 @@ void dist_train_xent_backward(float *dlogits, const float *probs, const uint8_t 
 
 double dist_train_comm_seconds(const DistTrain *d, long *steps, size_t *bytes_per_step) {
     if (steps) *steps = d->steps;
+    if (d->mode == DIST_SYNC) {
+        size_t sums = 0;
+        for (int i = 0; i < d->m->n_layers; i++)
+            if (d->sync[i].kind) sums += 4 * (size_t)d->m->layers[i].in.c; /* 2C each way */
+        if (bytes_per_step) *bytes_per_step = d->m->n_param * sizeof(float) + sums * sizeof(double);
+        return d->comm + d->sync_comm;
+    }
     if (bytes_per_step) {
         size_t rows = 0;
         for (int i = 0; i < d->m->n_layers; i++)
