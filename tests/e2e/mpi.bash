@@ -44,5 +44,5 @@ same_weights() {
 weights_diff() {
     paste -d' ' <(tensor_data "$1" | od -An -v -w4 -tf4) <(tensor_data "$2" | od -An -v -w4 -tf4) |
         awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d; s += d * d; n += $1 * $1 }
-             END { printf "%.3g %.3g\n", m, n > 0 ? sqrt(s / n) : 0 }'
+             END { printf "%.3g %.3g\n", m, (n > 0 ? sqrt(s / n) : 0) }'
 }
