@@ -12,7 +12,8 @@
 #     MNIST's 10 000 test images within 0.3 points of one process's;
 #   - a rank SIGKILLed mid-run and --resume end bit-identical to the
 #     uninterrupted sync run; an ensemble over 2 ranks equals one process's;
-#   - ranks started with different modes are refused at start-up; an exact
+#   - ranks started with different modes (flags or --config files) are
+#     refused at start-up; an exact
 #     mode checkpoint resumed with another -np (or without mpirun) is
 #     refused with one line; a sync one resumes with another -np.
 # Measured when written (2 ranks, lenet5): rel. L2 3.8e-5, max |dw| 5e-5,
@@ -99,7 +100,16 @@ rc=0
 [[ $rc -ne 0 && $rc -ne 124 ]] && grep -q "^digits train: rank 1: its arguments differ from rank 0's" "$TMP/x.err" ||
     fail "ranks in different modes: rc $rc, $(cat "$TMP/x.err")"
 [[ ! -e "$TMP/x.st" ]] || fail "a refused run wrote its model"
-echo "ok: ranks started in different modes refused"
+mkdir -p "$TMP/ca" "$TMP/cb"
+echo "dist-mode: sync" > "$TMP/ca/c.yaml"
+echo "dist-mode: exact" > "$TMP/cb/c.yaml"
+rc=0
+"${MPIRUN[@]}" -np 1 --wdir "$TMP/ca" "$DIGITS_MPI" train "${small[@]}" --config c.yaml --out "$TMP/x.st" : \
+    -np 1 --wdir "$TMP/cb" "$DIGITS_MPI" train "${small[@]}" --config c.yaml --out "$TMP/x.st" > /dev/null 2> "$TMP/x.err" || rc=$?
+[[ $rc -ne 0 && $rc -ne 124 ]] && grep -q "^digits train: rank 1: its settings (flags, --config file, --dist-mode) differ from rank 0's" "$TMP/x.err" ||
+    fail "config files with different modes: rc $rc, $(cat "$TMP/x.err")"
+[[ ! -e "$TMP/x.st" ]] || fail "a refused run wrote its model"
+echo "ok: ranks started in different modes refused (flags, and --config files that differ)"
 mpi 2 train "${small[@]}" --out "$TMP/ex.st" --checkpoint-dir "$TMP/exck" > /dev/null 2> "$TMP/ex.err" ||
     { cat "$TMP/ex.err"; fail "exact run with checkpoints"; }
 for n in 3 1; do
