@@ -14,8 +14,9 @@
 #                          veth's small-message latency (ping, RTT/2);
 #   3. train-M.txt         `digits train` on 2 ranks x 1 thread, global batch
 #      train-sync-M.txt    128 (64 per rank): the trainer's own per-step
-#                          exchange (KiB, ms), batch-norm/linear rows included,
-#                          in the exact mode and in --dist-mode sync;
+#      train-one-M.txt     exchange (KiB, ms), batch-norm/linear rows included,
+#                          in the exact mode and in --dist-mode sync; and one
+#                          process x 1 thread at 64 a step (a rank's compute);
 #   4. prof-M.txt          bench_models --batch 64 --threads 2 --profile, with
 #                          the batch-norm fusion (a plain run) and without it
 #                          (DIGITS_TRAIN_FUSION=0: how the ranks run it);
@@ -145,6 +146,9 @@ for m in ${ALL//,/ }; do
         "${MPIRUN[@]}" $B/digits train --model "$m" --data "$DATA" --limit 640 --epochs 1 --batch-size 128 \
             --threads 1 --test none --dist-mode $mode --out "$TMP/$m-$mode.safetensors" > "$f" 2>&1
     done
+    # one process, 1 thread, 64 images a step: what each rank computes in sync mode, without exchange
+    nice -n 10 $B/digits train --model "$m" --data "$DATA" --limit 640 --epochs 1 --batch-size 64 --threads 1 \
+        --test none --out "$TMP/$m-one.safetensors" > "$OUT/train-one-$m.txt" 2>&1
 done
 
 # --- 4. compute per step at 64 images, one node (2 threads) -------------------
