@@ -84,7 +84,8 @@ void dist_train_reduce(DistTrain *d);
 /* dlogits (n, 10) of the shard's rows for the mean loss over the global
  * batch of B: softmax_xent_backward's arithmetic with 1/B. */
 void dist_train_xent_backward(float *dlogits, const float *probs, const uint8_t *labels, int n, int B);
-/* Seconds spent in the exchange and steps so far (the all-gather cost). */
+/* Seconds spent in the exchange (sync mode: the gradient all-reduce and
+ * SyncBN's sums), steps so far and bytes a rank sends per step. */
 double dist_train_comm_seconds(const DistTrain *d, long *steps, size_t *bytes_per_step);
 
 #endif
