@@ -28,9 +28,12 @@ typedef struct {
 
 /* A batch norm layer under SyncBN (sync mode): its own kind and the
  * per-channel sums exchanged (2C doubles each way). */
+typedef enum { RELU_NONE, RELU_AFTER, RELU_BEFORE } SyncRelu;
 typedef struct {
-    const LayerKind *kind; /* NULL: not a batch norm */
-    double *sums;          /* (2C) forward: sum d, sum d^2; backward: sum dy, sum dy*(x-mean) */
+    const LayerKind *kind; /* own kind, restored at the end; NULL: a layer left alone */
+    double *sums;          /* (2C) forward: sum d, sum d^2; backward: sum dy, sum dy*(x-mean); NULL: a ReLU */
+    SyncRelu relu;         /* a batch norm: the ReLU right after or before it runs inside it */
+    Layer *pair;           /* that ReLU */
 } SyncPart;
 
 struct DistTrain {
@@ -158,51 +161,84 @@ static void reduce_conv(const DistTrain *d, const ConvPart *p) {
  * (ops/batchnorm.c's BN_PAR_MIN). */
 #define SYNC_PAR_MIN (1 << 15)
 
-/* batchnorm's kind with the two functions below. */
-static LayerKind sync_bn_kind;
+/* batchnorm's kind with the two functions below; relu's that does nothing
+ * inside a step (its batch norm does its work). */
+static LayerKind sync_bn_kind, sync_relu_kind;
+
+/* A plane's sums run in LANES float lanes, element k in lane k % LANES,
+ * the lanes then added in order: one order whatever the code path (fused
+ * ReLU or not), and loops GCC vectorises without reassociating. */
+#define LANES 16
+static inline float lanes_sum(const float *lane) {
+    float s = 0;
+    for (int j = 0; j < LANES; j++) s += lane[j];
+    return s;
+}
+
+/* A batch norm's input as read: v, or max(v, 0) with the ReLU before it
+ * fused in (exactly relu_forward's v > 0 ? v : 0). */
+static inline float relu_value(float v, int relu_in) { return relu_in && !(v > 0.0f) ? 0.0f : v; }
 
 /* sums[c], sums[C + c] = sum of d and of d^2 over this rank's n planes of
- * channel c, d = x - K in double with K the running mean (the same on
- * every rank; shifting keeps E[d^2] - E[d]^2 clear of cancellation once
- * the running mean has moved towards the batch's). */
-static void bn_local_moments(const Layer *l, int n, double *sums) {
+ * channel c, d = x - K with K the running mean (the same on every rank;
+ * shifting keeps E[d^2] - E[d]^2 clear of cancellation once the running
+ * mean has moved towards the batch's). As ops/batchnorm.c does: each
+ * plane summed in float lanes (LANES), the planes added in double. */
+static void bn_local_moments(const Layer *l, const float *in, int relu_in, int n, double *sums) {
     const int C = l->in.c, L = l->in.h * l->in.w;
     const size_t cstride = (size_t)C * L;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if ((size_t)n * C * L >= SYNC_PAR_MIN)
 #endif
     for (int c = 0; c < C; c++) {
-        const double K = l->buffer[c];
+        const float K = l->buffer[c];
         double s = 0, q = 0;
         for (int i = 0; i < n; i++) {
-            const float *x = l->x + i * cstride + (size_t)c * L;
-            for (int k = 0; k < L; k++) {
-                const double v = (double)x[k] - K;
-                s += v;
-                q += v * v;
+            const float *x = in + i * cstride + (size_t)c * L;
+            float ps[LANES] = {0}, pq[LANES] = {0};
+            int k = 0;
+            for (; k + LANES <= L; k += LANES)
+                for (int j = 0; j < LANES; j++) {
+                    const float v = relu_value(x[k + j], relu_in) - K;
+                    ps[j] += v;
+                    pq[j] += v * v;
+                }
+            for (int j = 0; k < L; k++, j++) {
+                const float v = relu_value(x[k], relu_in) - K;
+                ps[j] += v;
+                pq[j] += v * v;
             }
+            s += lanes_sum(ps), q += lanes_sum(pq);
         }
         sums[c] = s, sums[C + c] = q;
     }
 }
 
 /* sums[c], sums[C + c] = sum dy and sum dy * (x - mean) over this rank's
- * n planes of channel c (x - mean in float, as ops/batchnorm.c's). */
-static void bn_local_grad_sums(const Layer *l, int n, double *sums) {
+ * n planes of channel c (x - mean in float; planes in float vectors, added
+ * in double, as ops/batchnorm.c's). */
+static void bn_local_grad_sums(const Layer *l, const SyncPart *p, int n, double *sums) {
     const int C = l->in.c, L = l->in.h * l->in.w;
     const size_t cstride = (size_t)C * L;
+    const int relu_in = p->relu == RELU_BEFORE, relu_out = p->relu == RELU_AFTER;
+    const float *in = relu_in ? p->pair->x : l->x, *dy = relu_out ? p->pair->dy : l->dy;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if ((size_t)n * C * L >= SYNC_PAR_MIN)
 #endif
     for (int c = 0; c < C; c++) {
         const float mean = l->scratch[c];
+        const float scale = (float)(l->param[c] * (double)l->scratch[C + c]), shift = l->param[C + c];
         double a = 0, b = 0;
         for (int i = 0; i < n; i++) {
-            const float *x = l->x + i * cstride + (size_t)c * L, *g = l->dy + i * cstride + (size_t)c * L;
+            const float *x = in + i * cstride + (size_t)c * L, *g = dy + i * cstride + (size_t)c * L;
+            float pa[LANES] = {0}, pb[LANES] = {0};
             for (int k = 0; k < L; k++) {
-                a += g[k];
-                b += (double)g[k] * (x[k] - mean);
+                const float d = relu_value(x[k], relu_in) - mean;
+                const float gk = relu_out && !(fmaf(d, scale, shift) > 0.0f) ? 0.0f : g[k];
+                pa[k % LANES] += gk;
+                pb[k % LANES] += gk * d;
             }
+            a += lanes_sum(pa), b += lanes_sum(pb);
         }
         sums[c] = a, sums[C + c] = b;
     }
@@ -231,8 +267,11 @@ static void sync_bn_forward(Layer *l, int n, int training) {
     const int C = l->in.c, L = l->in.h * l->in.w;
     const size_t cstride = (size_t)C * L;
     const double NL = (double)d->B * L;
+    const int relu_in = p->relu == RELU_BEFORE, relu_out = p->relu == RELU_AFTER;
+    const float *in = relu_in ? p->pair->x : l->x;
+    float *out = relu_out ? p->pair->y : l->y;
     float *save_mean = l->scratch, *save_rstd = l->scratch + C, *rmean = l->buffer, *rvar = l->buffer + C;
-    bn_local_moments(l, n, p->sums);
+    bn_local_moments(l, in, relu_in, n, p->sums);
     bn_allreduce(d, p->sums, C);
     for (int c = 0; c < C; c++) {
         const double md = p->sums[c] / NL, v = p->sums[C + c] / NL - md * md, var = v > 0 ? v : 0;
@@ -250,9 +289,15 @@ static void sync_bn_forward(Layer *l, int n, int training) {
         const float g = l->param[c], bt = l->param[C + c];
         const float scale = (float)(g * (double)save_rstd[c]), mean = save_mean[c];
         for (int i = 0; i < n; i++) {
-            const float *x = l->x + i * cstride + (size_t)c * L;
-            float *y = l->y + i * cstride + (size_t)c * L;
-            for (int k = 0; k < L; k++) y[k] = fmaf(x[k] - mean, scale, bt);
+            const float *x = in + i * cstride + (size_t)c * L;
+            float *y = out + i * cstride + (size_t)c * L;
+            if (relu_out)
+                for (int k = 0; k < L; k++) {
+                    const float z = fmaf(x[k] - mean, scale, bt);
+                    y[k] = z > 0.0f ? z : 0.0f;
+                }
+            else
+                for (int k = 0; k < L; k++) y[k] = fmaf(relu_value(x[k], relu_in) - mean, scale, bt);
         }
     }
 }
@@ -269,7 +314,10 @@ static void sync_bn_backward(Layer *l, int n) {
     const int C = l->in.c, L = l->in.h * l->in.w;
     const size_t cstride = (size_t)C * L;
     const double NL = (double)d->B * L;
-    bn_local_grad_sums(l, n, p->sums);
+    const int relu_in = p->relu == RELU_BEFORE, relu_out = p->relu == RELU_AFTER;
+    const float *in = relu_in ? p->pair->x : l->x, *dyv = relu_out ? p->pair->dy : l->dy;
+    float *dxv = relu_in ? p->pair->dx : l->dx;
+    bn_local_grad_sums(l, p, n, p->sums);
     bn_allreduce(d, p->sums, C);
     const int root = dist_rank() == 0;
 #ifdef _OPENMP
@@ -283,22 +331,61 @@ static void sync_bn_backward(Layer *l, int n) {
             l->dparam[C + c] += (float)sdy;
             l->dparam[c] += (float)sdyxhat;
         }
-        if (!l->dx) continue;
+        if (!dxv) continue;
         const float k1 = (float)(g * rstd);
         const float k2 = (float)(-g * rstd * rstd * sdyxhat / NL);
         const float k3 = (float)(-g * rstd * sdy / NL);
+        const float scale = (float)(g * rstd), shift = l->param[C + c];
         for (int i = 0; i < n; i++) {
-            const float *x = l->x + i * cstride + (size_t)c * L, *dy = l->dy + i * cstride + (size_t)c * L;
-            float *dx = l->dx + i * cstride + (size_t)c * L;
-            for (int k = 0; k < L; k++) dx[k] = k1 * dy[k] + k2 * (x[k] - mean) + k3;
+            const float *x = in + i * cstride + (size_t)c * L, *dy = dyv + i * cstride + (size_t)c * L;
+            float *dx = dxv + i * cstride + (size_t)c * L;
+            if (relu_out) /* dy gated where the forward's z > 0 (recomputed, the same bits) */
+                for (int k = 0; k < L; k++) {
+                    const float dd = x[k] - mean, gk = fmaf(dd, scale, shift) > 0.0f ? dy[k] : 0.0f;
+                    dx[k] = k1 * gk + k2 * dd + k3;
+                }
+            else if (relu_in) /* and through the ReLU before it */
+                for (int k = 0; k < L; k++) {
+                    const float v = k1 * dy[k] + k2 * (relu_value(x[k], 1) - mean) + k3;
+                    dx[k] = x[k] > 0.0f ? v : 0.0f;
+                }
+            else
+                for (int k = 0; k < L; k++) dx[k] = k1 * dy[k] + k2 * (x[k] - mean) + k3;
         }
     }
 }
 
-/* Swap every batch norm's kind for SyncBN's (sync mode). */
+/* The ReLU fused into its batch norm: nothing inside a step; its own
+ * forward outside one (validation). */
+static void sync_relu_forward(Layer *l, int n, int training) {
+    DistTrain *d = active;
+    if (!d->B || !training) d->sync[l->index].kind->forward(l, n, training);
+}
+static void sync_relu_backward(Layer *l, int n) { (void)l, (void)n; }
+
+/* Does layer b read layer a's output, and nothing else does (model.c's
+ * condition for its batch norm + ReLU pairs)? */
+static int sole_reader(const Model *m, int a, int b) {
+    const Layer *lb = &m->layers[b];
+    if (lb->n_inputs != 1 || lb->input_ids[0] != a) return 0;
+    for (int j = 0; j < m->n_layers; j++)
+        for (int k = 0; k < m->layers[j].n_inputs; k++)
+            if (j != b && m->layers[j].input_ids[k] == a) return 0;
+    return 1;
+}
+
+/* Swap every batch norm's kind for SyncBN's (sync mode), a ReLU right
+ * after (cnn-bn) or before it (kaggle-deep) fused in as one process fuses
+ * such pairs: one pass over the tensor less each way (the same bits as
+ * the two layers; DIGITS_TRAIN_FUSION=0 keeps them apart, as model.c). */
 static void plan_sync(DistTrain *d) {
     Model *m = d->m;
+    const char *env = getenv("DIGITS_TRAIN_FUSION");
+    const int fuse = !(env && strcmp(env, "0") == 0);
     d->sync = dg_xcalloc((size_t)m->n_layers, sizeof *d->sync);
+    sync_relu_kind = *layer_kinds[LAYER_RELU];
+    sync_relu_kind.forward = sync_relu_forward;
+    sync_relu_kind.backward = sync_relu_backward;
     for (int i = 0; i < m->n_layers; i++) {
         Layer *l = &m->layers[i];
         if (l->type != LAYER_BATCHNORM) continue;
@@ -309,6 +396,17 @@ static void plan_sync(DistTrain *d) {
         sync_bn_kind.forward = sync_bn_forward;
         sync_bn_kind.backward = sync_bn_backward;
         l->kind = &sync_bn_kind;
+        int r = -1;
+        if (!fuse) continue;
+        if (i + 1 < m->n_layers && m->layers[i + 1].type == LAYER_RELU && !d->sync[i + 1].kind &&
+            sole_reader(m, i, i + 1))
+            r = i + 1, p->relu = RELU_AFTER;
+        else if (i > 0 && m->layers[i - 1].type == LAYER_RELU && !d->sync[i - 1].kind && sole_reader(m, i - 1, i))
+            r = i - 1, p->relu = RELU_BEFORE;
+        if (r < 0) continue;
+        p->pair = &m->layers[r];
+        d->sync[r].kind = p->pair->kind;
+        p->pair->kind = &sync_relu_kind;
     }
 }
 
