@@ -9,9 +9,9 @@
  * them (what the trainer does with conv chunk partials at 1 thread per
  * rank), every rank starting together (a barrier before each call, not
  * timed). The all-reduce is exactly what `--dist-mode sync` does with the
- * gradient once a step. Also for sync mode: one step's SyncBN exchange,
- * two dist_allreduce_sum_f64 of 2C doubles per batch-norm layer (forward
- * statistics, backward sums), timed as a sequence. Rank 0 prints a
+ * gradient once a step. Also for sync mode: one step's SyncBN exchange
+ * per batch-norm layer, a dist_allgather and a dist_allreduce_sum_f64 of
+ * 2C doubles (forward statistics, backward sums), timed as a sequence. Rank 0 prints a
  * Markdown table. Leaves out: the exact mode's whole-batch row gathers
  * (linear, batchnorm), which depend on the batch; `digits train` prints
  * its own per-step exchange time. Without mpirun it runs as one rank.
@@ -37,12 +37,17 @@
 #include "ops/ops.h"
 #include "train/dist_train.h"
 
-/* One step's SyncBN exchange of m: per batch-norm layer of C channels,
- * two fixed-order all-reduces of 2C doubles (scratch: 2 * widest C). */
+/* One step's SyncBN exchange of m, as src/train/dist_train.c does it: per
+ * batch-norm layer of C channels, an all-gather of 2C doubles (forward:
+ * each rank's mean and M2) and a fixed-order all-reduce of 2C doubles
+ * (backward sums). scratch: 2 * widest C * (N + 1) doubles. */
 static void syncbn_step(const Model *m, double *scratch) {
     for (int i = 0; i < m->n_layers; i++)
-        if (m->layers[i].type == LAYER_BATCHNORM)
-            for (int k = 0; k < 2; k++) dist_allreduce_sum_f64(scratch, 2 * (size_t)m->layers[i].in.c);
+        if (m->layers[i].type == LAYER_BATCHNORM) {
+            const size_t c2 = 2 * (size_t)m->layers[i].in.c;
+            dist_allgather(scratch, c2 * sizeof(double), scratch + c2);
+            dist_allreduce_sum_f64(scratch, c2);
+        }
 }
 
 /* Mean seconds of one call of op over n floats (op 2: one step's SyncBN
@@ -176,7 +181,7 @@ int main(int argc, char **argv) {
                 nbn++;
                 if (m.layers[i].in.c > widest) widest = m.layers[i].in.c;
             }
-        double *scratch = calloc(2 * (size_t)widest, sizeof(double));
+        double *scratch = calloc(2 * (size_t)widest * ((size_t)dist_size() + 1), sizeof(double));
         double ar = time_op(0, buf, all, n, secs, &m, scratch), ag = time_op(1, buf, all, n, secs, &m, scratch);
         double bn = nbn ? time_op(2, buf, all, n, secs, &m, scratch) : 0;
         if (dist_rank() == 0)

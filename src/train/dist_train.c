@@ -166,13 +166,14 @@ static void reduce_conv(const DistTrain *d, const ConvPart *p) {
  * inside a step (its batch norm does its work). */
 static LayerKind sync_bn_kind, sync_relu_kind;
 
-/* A plane's sums run in LANES double lanes, element k in lane k % LANES,
- * the lanes then added in order: one order whatever the code path (fused
- * ReLU or not), loops GCC vectorises without reassociating, and double
- * terms (float lanes drifted from one process's sums: 1e-4 against 3e-8
- * of cnn-bn's weights after 8 steps). */
-#define LANES 8
-static inline double lanes_sum(const double *lane) {
+/* A plane's sums run in LANES float lanes, element k in lane k % LANES,
+ * products added with one rounding (fmaf), as ops/batchnorm.c's vectors
+ * do (rounded products drifted from one process's sums: 1e-4 against
+ * 1e-8 of cnn-bn's weights after 8 steps); the lanes are then added in
+ * order into a double: one order whatever the code path (fused ReLU or
+ * not), and loops GCC vectorises without reassociating. */
+#define LANES 16
+static inline double lanes_sum(const float *lane) {
     double s = 0;
     for (int j = 0; j < LANES; j++) s += lane[j];
     return s;
@@ -185,8 +186,8 @@ static inline float relu_value(float v, int relu_in) { return relu_in && !(v > 0
 /* sums[c], sums[C + c] = this rank's mean and M2 (sum of squared
  * deviations from it) of channel c over its n planes, in double. As
  * ops/batchnorm.c does: d = x - K with K the channel's first value (a
- * sample: E[d^2] - E[d]^2 stays clear of cancellation), in double lanes
- * (LANES). */
+ * sample: E[d^2] - E[d]^2 stays clear of cancellation), each plane in
+ * float lanes (LANES), the planes added in double. */
 static void bn_local_moments(const Layer *l, const float *in, int relu_in, int n, double *sums) {
     const int C = l->in.c, L = l->in.h * l->in.w;
     const size_t cstride = (size_t)C * L;
@@ -198,18 +199,18 @@ static void bn_local_moments(const Layer *l, const float *in, int relu_in, int n
         double s = 0, q = 0;
         for (int i = 0; i < n; i++) {
             const float *x = in + i * cstride + (size_t)c * L;
-            double ps[LANES] = {0}, pq[LANES] = {0};
+            float ps[LANES] = {0}, pq[LANES] = {0};
             int k = 0;
             for (; k + LANES <= L; k += LANES)
                 for (int j = 0; j < LANES; j++) {
-                    const double v = (double)relu_value(x[k + j], relu_in) - K;
+                    const float v = relu_value(x[k + j], relu_in) - K;
                     ps[j] += v;
-                    pq[j] += v * v;
+                    pq[j] = fmaf(v, v, pq[j]);
                 }
             for (int j = 0; k < L; k++, j++) {
-                const double v = (double)relu_value(x[k], relu_in) - K;
+                const float v = relu_value(x[k], relu_in) - K;
                 ps[j] += v;
-                pq[j] += v * v;
+                pq[j] = fmaf(v, v, pq[j]);
             }
             s += lanes_sum(ps), q += lanes_sum(pq);
         }
@@ -219,8 +220,8 @@ static void bn_local_moments(const Layer *l, const float *in, int relu_in, int n
 }
 
 /* sums[c], sums[C + c] = sum dy and sum dy * (x - mean) over this rank's
- * n planes of channel c (x - mean in float, as ops/batchnorm.c's; the sums
- * in double lanes). */
+ * n planes of channel c (x - mean in float, as ops/batchnorm.c's; each
+ * plane in float lanes, the planes added in double). */
 static void bn_local_grad_sums(const Layer *l, const SyncPart *p, int n, double *sums) {
     const int C = l->in.c, L = l->in.h * l->in.w;
     const size_t cstride = (size_t)C * L;
@@ -235,20 +236,20 @@ static void bn_local_grad_sums(const Layer *l, const SyncPart *p, int n, double 
         double a = 0, b = 0;
         for (int i = 0; i < n; i++) {
             const float *x = in + i * cstride + (size_t)c * L, *g = dy + i * cstride + (size_t)c * L;
-            double pa[LANES] = {0}, pb[LANES] = {0};
+            float pa[LANES] = {0}, pb[LANES] = {0};
             int k = 0;
             for (; k + LANES <= L; k += LANES)
                 for (int j = 0; j < LANES; j++) {
                     const float dd = relu_value(x[k + j], relu_in) - mean;
                     const float gk = relu_out && !(fmaf(dd, scale, shift) > 0.0f) ? 0.0f : g[k + j];
                     pa[j] += gk;
-                    pb[j] += (double)gk * dd;
+                    pb[j] = fmaf(gk, dd, pb[j]);
                 }
             for (int j = 0; k < L; k++, j++) {
                 const float dd = relu_value(x[k], relu_in) - mean;
                 const float gk = relu_out && !(fmaf(dd, scale, shift) > 0.0f) ? 0.0f : g[k];
                 pa[j] += gk;
-                pb[j] += (double)gk * dd;
+                pb[j] = fmaf(gk, dd, pb[j]);
             }
             a += lanes_sum(pa), b += lanes_sum(pb);
         }
