@@ -50,7 +50,7 @@ done
 grep -q "^2 ranks: .* exchanged per step" "$TMP/l2a.out" || fail "no exchange line: $(cat "$TMP/l2a.out")"
 
 # 2. cnn-bn (batch norm 2d and 1d: SyncBN), 1 000 images, one epoch, SGD
-bn=(--model cnn-bn --data "$DATA" --limit 1000 --val-split 0 --epochs 1 --batch-size 50 --lr 0.01 --optimizer sgd --threads 1
+bn=(--model cnn-bn --data "$DATA" --limit 400 --val-split 0 --epochs 1 --batch-size 50 --lr 0.01 --optimizer sgd --threads 1
     --test "$DATA")
 "$DIGITS" train "${bn[@]}" --out "$TMP/b1.st" > "$TMP/b1.out" || fail "one-process cnn-bn"
 mpi 2 train "${bn[@]}" --dist-mode sync --out "$TMP/b2.st" > "$TMP/b2.out" 2> "$TMP/b.err" ||
