@@ -26,8 +26,9 @@ typedef struct {
     float *x, *y, *dx, *dy; /* (max_batch, in or out) */
 } WholePart;
 
-/* A batch norm layer under SyncBN (sync mode): its own kind and the
- * per-channel sums exchanged (2C doubles each way). */
+/* A layer under sync mode's SyncBN: a batch norm (its own kind and the
+ * per-channel figures exchanged, 2C doubles each way) or the ReLU fused
+ * into one. */
 typedef enum { RELU_NONE, RELU_AFTER, RELU_BEFORE } SyncRelu;
 typedef struct {
     const LayerKind *kind; /* own kind, restored at the end; NULL: a layer left alone */

@@ -40,16 +40,18 @@
  *
  * Sync mode (DIST_SYNC, --dist-mode sync): the standard data-parallel
  * scheme. Every rank runs every layer on its own rows only; batch norm is
- * SyncBN: in the forward each rank's per-channel sum and sum of squares
- * (shifted by the running mean, in double) are summed over the ranks, in
- * the backward its sum dy and sum dy*(x - mean); every rank then has the
- * whole batch's statistics, running statistics, dgamma and dbeta. The
+ * SyncBN: in the forward each rank's per-channel mean and M2 are
+ * all-gathered and combined in rank order (parallel variance), in the
+ * backward its sum dy and sum dy*(x - mean) are summed over the ranks;
+ * every rank then has the whole batch's statistics, running statistics,
+ * dgamma and dbeta. A ReLU right before or after a batch norm runs inside
+ * it (as model.c fuses such pairs; the same bits as apart). The
  * gradient (m->grads, one buffer) is summed over the ranks by ONE
  * dist_allreduce_sum_f32 a step. Every sum runs in a fixed rank order, so
  * the weights are the same bits for a given N and T on every run; they
  * equal one process's only up to float summation order (convolution and
- * linear gradients are added per rank first, the batch norm sums per
- * rank in double). Traffic: the gradient, 4 P bytes, plus 2 all-reduces
+ * linear gradients are added per rank first, the batch norm statistics
+ * per rank). Traffic: the gradient, 4 P bytes, plus 2 small collectives
  * of 2C doubles per batch norm layer.
  * Left out: --precision bf16 (its transposed partials), overlapping the
  * exchange with the backward pass. */
