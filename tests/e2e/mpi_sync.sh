@@ -6,18 +6,22 @@
 #   - determinism: two runs with the same -np give bit-identical weights
 #     (2 ranks: one all-gather; 3 ranks: reduce-scatter + all-gather);
 #   - closeness to one process (float summation order only): lenet5, one
-#     epoch on 5 000 images (Adam), 2 and 3 ranks; cnn-bn (SyncBN), one
-#     epoch on 1 000 images (SGD), 2 ranks: ||w - w1|| / ||w1|| < 1e-3 over
-#     every tensor (running statistics included) and the test accuracy on
-#     MNIST's 10 000 test images within 0.3 points of one process's;
+#     epoch on 5 000 images (Adam, lr 0.01), 2 and 3 ranks; cnn-bn (SyncBN
+#     with fused ReLUs), one epoch on 1 000 images (SGD, lr 0.001, 20 steps),
+#     2 ranks: ||w - w1|| / ||w1|| < 1e-3 over every tensor (running
+#     statistics included) and the test accuracy on MNIST's 10 000 test
+#     images within 0.3 points of one process's;
 #   - a rank SIGKILLed mid-run and --resume end bit-identical to the
 #     uninterrupted sync run; an ensemble over 2 ranks equals one process's;
 #   - ranks started with different modes (flags or --config files) are
 #     refused at start-up; an exact
 #     mode checkpoint resumed with another -np (or without mpirun) is
 #     refused with one line; a sync one resumes with another -np.
-# Measured when written (2 ranks, lenet5): rel. L2 3.8e-5, max |dw| 5e-5,
-# the same test accuracy; cnn-bn after 1 and 5 SGD steps: rel. L2 1e-8.
+# Measured when written (-O3 build; the -O0 sanitizer build in brackets):
+# lenet5, 2 ranks: rel. L2 3.8e-5 (4.5e-5), the same test accuracy; cnn-bn:
+# 3.0e-4 (2.2e-6), test accuracy 46.80 vs 46.83 % (equal). A reordering
+# grows at a rate that depends on the run (cnn-bn at lr 0.01: 1e-8 after
+# one step, 1e-2 after 20), hence these settings and an accuracy check.
 source "$(dirname "$0")/lib.bash"
 require_data
 source "$(dirname "$0")/mpi.bash"
@@ -49,8 +53,8 @@ for n in 2 3; do
 done
 grep -q "^2 ranks: .* exchanged per step" "$TMP/l2a.out" || fail "no exchange line: $(cat "$TMP/l2a.out")"
 
-# 2. cnn-bn (batch norm 2d and 1d: SyncBN), 1 000 images, one epoch, SGD
-bn=(--model cnn-bn --data "$DATA" --limit 400 --val-split 0 --epochs 1 --batch-size 50 --lr 0.01 --optimizer sgd --threads 1
+# 2. cnn-bn (batch norm 2d and 1d: SyncBN), 1 000 images, one epoch, SGD at lr 0.001
+bn=(--model cnn-bn --data "$DATA" --limit 1000 --val-split 0 --epochs 1 --batch-size 50 --lr 0.001 --optimizer sgd --threads 1
     --test "$DATA")
 "$DIGITS" train "${bn[@]}" --out "$TMP/b1.st" > "$TMP/b1.out" || fail "one-process cnn-bn"
 mpi 2 train "${bn[@]}" --dist-mode sync --out "$TMP/b2.st" > "$TMP/b2.out" 2> "$TMP/b.err" ||
