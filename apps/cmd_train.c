@@ -377,6 +377,7 @@ int cmd_train(int argc, char **argv) {
     train_mpi_start(argc, argv);
     cfg = parse_settings(argc, argv, &act);
     cfg->data_hook = train_mpi_check_data;
+    train_mpi_check_settings(cfg);
     if (act.print_config) {
         char *yaml = dg_train_config_yaml(cfg);
         if (!yaml) cli_fail(CMD, "out of memory");

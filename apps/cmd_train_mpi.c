@@ -1,6 +1,6 @@
 /* cmd_train_mpi.c — `mpirun -np N digits train`: the start-up checks
- * (binary, arguments, data: a 64-bit FNV-1a hash on every rank compared
- * with rank 0's broadcast one). Rank 0 as the only writer is
+ * (binary, arguments, effective settings, data: a 64-bit FNV-1a hash on
+ * every rank compared with rank 0's broadcast one). Rank 0 as the only writer is
  * dg_train_run's (src/api/train_run.c), the steps src/train/dist_train.c's,
  * ensembles over the ranks src/train/ensemble_train.c's. Left out: a shared
  * file system check (every rank reads --data and --resume itself). */
@@ -71,6 +71,15 @@ void train_mpi_start(int argc, char **argv) {
     const uint64_t h[2] = {binary_hash(), args_hash(argc, argv)};
     static const char *const what[2] = {"its digits binary differs", "its arguments differ"};
     agree(h, what, 2);
+}
+
+void train_mpi_check_settings(const dg_train_config *cfg) {
+    if (!dist_active()) return;
+    char *yaml = dg_train_config_yaml(cfg);
+    const uint64_t h[1] = {fnv(FNV_START, yaml ? yaml : "", yaml ? strlen(yaml) : 0)};
+    dg_free(yaml);
+    static const char *const what[1] = {"its settings (flags, --config file, --dist-mode) differ"};
+    agree(h, what, 1);
 }
 
 void train_mpi_check_data(const Dataset *train, const Dataset *val) {

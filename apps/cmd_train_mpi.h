@@ -3,6 +3,7 @@
 #ifndef DG_APP_TRAIN_MPI_H
 #define DG_APP_TRAIN_MPI_H
 
+#include "digits.h"
 #include "digits_internal.h"
 #include "train/train.h"
 
@@ -12,6 +13,11 @@
  * every rank exits 1 before any data is read. Ranks > 0 print nothing on
  * stdout from here on. */
 void train_mpi_start(int argc, char **argv);
+/* After the settings are parsed: the effective settings (flags, --config
+ * file and defaults, as --print-config writes them, --dist-mode included)
+ * must hash as rank 0's, else a line from each rank that differs and
+ * every rank exits 1 (catches config files that differ between hosts). */
+void train_mpi_check_settings(const dg_train_config *cfg);
 /* After the data are loaded: every rank's training and validation images
  * must hash as rank 0's (else a line from each rank that differs, and
  * every rank exits 1 before step 1). */

@@ -13,17 +13,22 @@
 #                          set-up; root only, skipped otherwise), and the
 #                          veth's small-message latency (ping, RTT/2);
 #   3. train-M.txt         `digits train` on 2 ranks x 1 thread, global batch
-#                          128 (64 per rank): the trainer's own per-step
-#                          exchange (KiB, ms), batch-norm/linear rows included;
+#      train-sync-M.txt    128 (64 per rank): the trainer's own per-step
+#      train-one-M.txt     exchange (KiB, ms), batch-norm/linear rows included,
+#                          in the exact mode and in --dist-mode sync; and one
+#                          process x 1 thread at 64 a step (a rank's compute);
 #   4. prof-M.txt          bench_models --batch 64 --threads 2 --profile, with
 #                          the batch-norm fusion (a plain run) and without it
-#                          (DIGITS_TRAIN_FUSION=0: how the ranks run it);
+#                          (DIGITS_TRAIN_FUSION=0: how the exact mode runs it);
+#      compute.md          bench_dist --compute 64: a sync-mode rank's step
+#                          (SyncBN) against one process's, alternating rounds;
 #   5. model.md            the python3 model below, from 2-4 only
 #                          (MODEL_ONLY=1: only this, on the files in $OUT;
 #                          LAT_US=30: another latency a message, what-if).
 # Leaves out: more than two real hosts (there are none), overlap of exchange
 # and backward (digits does not overlap), and bf16 gradients (refused
 # under mpirun); the model prices those as options, labelled as such.
+# ONLY=2,3 runs those sections (ids as above; 5 always runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=build-mpi
@@ -59,14 +64,21 @@ if [[ ${MODEL_ONLY:-0} == 1 ]]; then # re-run 5 on the files already in $OUT
     exit 0
 fi
 
+# want K — section K is to run (ONLY unset: every one)
+want() { [[ -z ${ONLY:-} || ,$ONLY, == *,$1,* ]]; }
+
 # --- 1. shared memory and loopback TCP --------------------------------------
+if want 1; then
 date -u '+%Y-%m-%d %H:%M UTC' > "$OUT/when.txt"
 nproc > "$OUT/nproc.txt"
 "${MPIRUN[@]}" $B/bench/bench_dist --models $ALL --seconds "$SECS" > "$OUT/shm.md"
 "${MPIRUN[@]}" --mca btl tcp,self $B/bench/bench_dist --models $ALL --seconds "$SECS" > "$OUT/tcp-lo.md"
+fi
 
 # --- 2. the veth pair ---------------------------------------------------------
-if [[ $(id -u) -eq 0 ]] && command -v ip >/dev/null && command -v unshare >/dev/null &&
+if ! want 2; then
+    :
+elif [[ $(id -u) -eq 0 ]] && command -v ip >/dev/null && command -v unshare >/dev/null &&
     ip netns add "$nsa" 2>/dev/null; then
     ip netns add "$nsb"
     ip link add "$veth_a" type veth peer name "$veth_b"
@@ -129,22 +141,37 @@ fi
 
 # --- 3. the trainer's own exchange (64 images per rank) -----------------------
 for m in ${ALL//,/ }; do
-    "${MPIRUN[@]}" $B/digits train --model "$m" --data "$DATA" --limit 640 --epochs 1 --batch-size 128 \
-        --threads 1 --test none --out "$TMP/$m.safetensors" > "$OUT/train-$m.txt" 2>&1
+    want 3 || break
+    for mode in exact sync; do
+        f="$OUT/train-$m.txt"
+        [[ $mode == sync ]] && f="$OUT/train-sync-$m.txt"
+        "${MPIRUN[@]}" $B/digits train --model "$m" --data "$DATA" --limit 640 --epochs 1 --batch-size 128 \
+            --threads 1 --test none --dist-mode $mode --out "$TMP/$m-$mode.safetensors" > "$f" 2>&1
+    done
+    # one process, 1 thread, 64 images a step: what each rank computes in sync mode, without exchange
+    nice -n 10 $B/digits train --model "$m" --data "$DATA" --limit 640 --epochs 1 --batch-size 64 --threads 1 \
+        --test none --out "$TMP/$m-one.safetensors" > "$OUT/train-one-$m.txt" 2>&1
 done
 
 # --- 4. compute per step at 64 images, one node (2 threads) -------------------
 for m in ${MODELED//,/ }; do
+    want 4 || break
     nice -n 10 $B/bench/bench_models --models "$m" --batch 64 --threads 2 --seconds "$SECS" --profile \
         > "$OUT/prof-$m.csv" 2> "$OUT/prof-$m.txt"
     DIGITS_TRAIN_FUSION=0 nice -n 10 $B/bench/bench_models --models "$m" --batch 64 --threads 2 \
         --seconds "$SECS" --profile > "$OUT/prof-unfused-$m.csv" 2> "$OUT/prof-unfused-$m.txt"
 done
+# a rank's step in sync mode (SyncBN's own loops) against one process's, alternating rounds
+want 4 && nice -n 10 $B/bench/bench_dist --compute 64 --threads 2 --models "$MODELED" --rounds 5 > "$OUT/compute.md"
 
 # --- 5. the model -------------------------------------------------------------
 python3 - "$OUT" "$MODELED" > "$OUT/model.md" <<'PY'
 """A cost MODEL of N nodes like this one, from the measurements above.
 ring:  t = t_c + 2(N-1)/N * 4P / bw + 2(N-1) * lat        (fp32 gradients, no overlap)
+sync:  digits --dist-mode sync: a rank's step t_1 * r (r = SyncBN's step over one
+       process's, measured: compute.md), the ring's gradient all-reduce, plus
+       SyncBN's 2 small collectives (2C doubles) per batch-norm layer a step,
+       each priced as a ring's latency 2(N-1) * lat (their bytes are negligible)
 exact: digits' scheme as coded (T = 2 threads a rank): conv partials
        N == 2: one all-gather of T blocks, (N-1)*T*4Pc / bw + (N-1) lat;
        N > 2:  Alltoallv of T blocks + Allgatherv, (N-1)/N*(T+1)*4Pc / bw + 2(N-1) lat;
@@ -185,6 +212,22 @@ def prof(path):
 def ring(tc, P, N, bw, k=4):
     return tc + 2 * (N - 1) / N * k * P / bw + 2 * (N - 1) * lat
 
+def sync_ratio(m):
+    """a sync-mode rank's step / one process's, measured (compute.md); 1 if not measured"""
+    try:
+        for line in open(f"{out}/compute.md"):
+            f = line.split("|")
+            if len(f) > 7 and f[1].strip() == m:
+                return float(f[7])
+    except OSError:
+        pass
+    return 1.0
+
+def sync(tc, P, nbn, N, bw, m=None):
+    """SyncBN's compute (ratio measured) + the ring's gradient + 2 small collectives a BN layer"""
+    r = sync_ratio(m) if m else 1.0
+    return ring(tc * r, P, N, bw) + nbn * 2 * 2 * (N - 1) * lat
+
 def exact(tu, f, Pc, width, nwhole, N, bw):
     conv = ((N - 1) * T * 4 * Pc / bw + (N - 1) * lat) if N == 2 else \
            ((N - 1) / N * (T + 1) * 4 * Pc / bw + 2 * (N - 1) * lat)
@@ -202,6 +245,16 @@ for m in models:
     tc = tu = min(tc, tu)  # one node's step: the faster; the two differ by the load's noise here
     nwhole = len(re.findall(r"^\d+\s+(linear|batchnorm)", open(f"{out}/prof-{m}.txt").read(), re.M))
     Pc = P - lin_p
+    nbn = len(re.findall(r"^\d+\s+batchnorm", open(f"{out}/prof-{m}.txt").read(), re.M))
+    for bwg in BWS:
+        bw = bwg * 1e9 / 8
+        cells = []
+        for N in NODES:
+            t = sync(tc, P, nbn, N, bw, m)
+            cells.append(f"{N*B/t:.0f} img/s {100*tc/t:.0f}%")
+        print(f"| {m} | sync (digits --dist-mode sync, {nbn} BN) | {1e3*tc*sync_ratio(m):.0f} (x{sync_ratio(m):.2f}) | "
+              f"{4*P/1e6:.2f} MB grad | {bwg} | "
+              + " | ".join(cells) + " |")
     for bwg in BWS:
         bw = bwg * 1e9 / 8
         cells = []
@@ -243,6 +296,12 @@ if "kaggle-deep" in models:
     t = ring(tc, P, N, bw) + nbn * 3 * 2 * (N - 1) * lat
     print(f"- ring fp32 + batch-norm statistics all-reduced (SyncBN: 3 small all-reduces a BN layer, "
           f"{nbn} layers; no rows gathered, no work repeated), 64/rank: {100*tc/t:.1f} %")
+    print(f"- digits --dist-mode sync (a rank's step x{sync_ratio('kaggle-deep'):.2f} measured, ring fp32 + "
+          f"2 small collectives a BN layer), 64/rank: {100*tc/sync(tc, P, nbn, N, bw, 'kaggle-deep'):.1f} %")
+    for lus in (30, 100):
+        saved, lat = lat, lus * 1e-6
+        print(f"- the same with {lus} us a message: {100*tc/sync(tc, P, nbn, N, bw, 'kaggle-deep'):.1f} %")
+        lat = saved
     comm = 2 * (N - 1) / N * 4 * P / bw + 2 * (N - 1) * lat
     print(f"- ring fp32 with the exchange overlapped with backward (~2/3 of compute): "
           f"{100*tc/(tc + max(0.0, comm - 2*tc/3)):.1f} %")

@@ -37,9 +37,24 @@
  * gradients;
  * each linear layer adds one all-gather of rows each way. Every rank must
  * hold at least one row of every batch (B >= N, and so the epoch's last).
+ *
+ * Sync mode (DIST_SYNC, --dist-mode sync): the standard data-parallel
+ * scheme. Every rank runs every layer on its own rows only; batch norm is
+ * SyncBN: in the forward each rank's per-channel mean and M2 are
+ * all-gathered and combined in rank order (parallel variance), in the
+ * backward its sum dy and sum dy*(x - mean) are summed over the ranks;
+ * every rank then has the whole batch's statistics, running statistics,
+ * dgamma and dbeta. A ReLU right before or after a batch norm runs inside
+ * it (as model.c fuses such pairs; the same bits as apart). The
+ * gradient (m->grads, one buffer) is summed over the ranks by ONE
+ * dist_allreduce_sum_f32 a step. Every sum runs in a fixed rank order, so
+ * the weights are the same bits for a given N and T on every run; they
+ * equal one process's only up to float summation order (convolution and
+ * linear gradients are added per rank first, the batch norm statistics
+ * per rank). Traffic: the gradient, 4 P bytes, plus 2 small collectives
+ * of 2C doubles per batch norm layer.
  * Left out: --precision bf16 (its transposed partials), overlapping the
- * exchange with the backward pass, a statistics-only SyncBN (2 x C sums
- * per layer: less traffic, not bit-exact). */
+ * exchange with the backward pass. */
 #ifndef DG_DIST_TRAIN_H
 #define DG_DIST_TRAIN_H
 
@@ -47,15 +62,21 @@
 
 typedef struct DistTrain DistTrain;
 
+/* --dist-mode: exact (bit-identical to one process, batch norm and linear
+ * layers on the gathered batch) or sync (every layer local, SyncBN, one
+ * gradient all-reduce). The order is the option's choices'. */
+typedef enum { DIST_EXACT = 0, DIST_SYNC = 1 } DistMode;
+
 /* The rows [*lo, *lo + *n) of a batch of B that this rank trains on. */
 void dist_train_shard(int B, int *lo, int *n);
-/* 1 if dist_train_start would take m (its layers and the precision), 0
- * if not; sets nothing up (an ensemble run plans groups of ranks with it). */
+/* 1 if dist_train_start would take m in either mode (its layers and the
+ * precision), 0 if not; sets nothing up (an ensemble run plans groups of ranks with it). */
 int dist_train_supports(const Model *m);
 /* Set m up for distributed steps of global batches up to max_batch
- * (model_set_batch done). Returns the state (free with dist_train_free),
- * or NULL with dg_errmsg() naming what cannot be trained distributed. */
-DistTrain *dist_train_start(Model *m, int max_batch);
+ * (model_set_batch done) in the given mode. Returns the state (free with
+ * dist_train_free), or NULL with dg_errmsg() naming what cannot be
+ * trained distributed. */
+DistTrain *dist_train_start(Model *m, int max_batch, DistMode mode);
 void dist_train_free(DistTrain *d);
 /* Before a shard's forward: rows [lo, lo + n) of a global batch of B. */
 void dist_train_begin(DistTrain *d, int lo, int n, int B);
@@ -65,7 +86,8 @@ void dist_train_reduce(DistTrain *d);
 /* dlogits (n, 10) of the shard's rows for the mean loss over the global
  * batch of B: softmax_xent_backward's arithmetic with 1/B. */
 void dist_train_xent_backward(float *dlogits, const float *probs, const uint8_t *labels, int n, int B);
-/* Seconds spent in the exchange and steps so far (the all-gather cost). */
+/* Seconds spent in the exchange (sync mode: the gradient all-reduce and
+ * SyncBN's sums), steps so far and bytes a rank sends per step. */
 double dist_train_comm_seconds(const DistTrain *d, long *steps, size_t *bytes_per_step);
 
 #endif

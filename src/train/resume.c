@@ -191,6 +191,7 @@ static char *state_to_json(const TrainState *st, const Optimizer *o, const Sched
     cJSON_AddNumberToObject(j, "finished", st->finished);
     cJSON_AddNumberToObject(j, "n_train", st->n);
     put_u64(j, "data_hash", st->data_hash);
+    if (st->ranks > 1) cJSON_AddNumberToObject(j, "ranks", st->ranks);
     put_f64(j, "loss_sum", st->loss_sum);
     cJSON_AddNumberToObject(j, "correct", (double)st->correct);
     cJSON_AddNumberToObject(j, "seen", (double)st->seen);
@@ -455,6 +456,16 @@ int checkpoint_restore(const Checkpoint *ck, const Model *m, Optimizer *o, Sched
     if (m->nthreads != ck->threads) {
         dg_set_error("%s: the run used %d threads, this one %d: results would differ (resume "
                      "with --threads %d)", path, ck->threads, m->nthreads, ck->threads);
+        goto out;
+    }
+    int ranks = 1, now = st->ranks > 1 ? st->ranks : 1;
+    if (cJSON_GetObjectItemCaseSensitive(j, "ranks") && get_int(j, "ranks", 2, 1 << 20, &ranks) < 0) {
+        dg_set_error("%s: checkpoint state has a malformed ranks count", path);
+        goto out;
+    }
+    if (cfg->dist_mode == 0 && ranks != now) {
+        dg_set_error("%s: the run used %d rank%s, this one %d: in --dist-mode exact the results would differ "
+                     "(resume with mpirun -np %d)", path, ranks, ranks == 1 ? "" : "s", now, ranks);
         goto out;
     }
     if (get_int(j, "epoch", 0, cfg->epochs, &st->epoch) < 0 ||

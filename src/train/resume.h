@@ -65,6 +65,9 @@ typedef struct {
     TrainResult res;      /* totals so far */
     Rng shuffle;          /* the shuffle stream */
     uint64_t data_hash;   /* of the training + validation sets */
+    int ranks;            /* ranks of an mpirun job training it (0 or 1: one process); a
+                           * checkpoint names them when > 1, and an exact-mode run
+                           * (cfg.dist_mode 0) resumes only with as many */
     /* RNG streams saved by name: "shuffle", "dropout", and any a feature adds */
     int n_rngs;
     const char *rng_names[TRAIN_MAX_RNGS];

@@ -200,6 +200,7 @@ static int loop_start(Loop *L) {
 
     TrainState *st = &L->st;
     train_state_init(st, m, L->train->n, cfg->seed);
+    st->ranks = dist_size();
     if (cfg->ema > 0) train_state_init_ema(st, m); /* (a resumed run's comes from its checkpoint) */
     if (cfg->checkpoint_dir || cfg->resume) st->data_hash = train_data_hash(L->train, L->have_val ? L->val : NULL);
     if (cfg->resume && checkpoint_restore(cfg->resume, m, &L->opt, &L->sched, st, cfg) < 0) {
@@ -212,7 +213,7 @@ static int loop_start(Loop *L) {
         if (L->B < N || (last && last < N))
             dg_set_error("%d ranks need at least one image each of every batch: --batch-size %d leaves %d in an "
                          "epoch's last batch; change --batch-size or --limit", N, L->B, last ? last : L->B);
-        if (L->B < N || (last && last < N) || !(L->dist = dist_train_start(m, L->B))) {
+        if (L->B < N || (last && last < N) || !(L->dist = dist_train_start(m, L->B, (DistMode)cfg->dist_mode))) {
             train_state_free(st);
             optim_free(&L->opt);
             return -1;

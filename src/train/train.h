@@ -44,6 +44,7 @@ typedef struct {
     float label_smoothing; /* 0 = off; else eps of the smoothed training loss (label_smooth.h) */
     uint64_t seed;        /* 42 */
     int threads;          /* <= 0: all cores */
+    int dist_mode;        /* under mpirun: 0 exact, 1 sync (dist_train.h's DistMode) */
     const char *out_path; /* best model written here as training goes (may be NULL) */
     const char *log_path; /* CSV: epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds (may be NULL) */
     long max_steps;       /* stop after this many steps (0 = no limit); for tests */

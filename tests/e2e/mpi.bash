@@ -38,3 +38,11 @@ MPIRUN=("${mpi_env[@]}" timeout -k 5 120 mpirun --bind-to none)
 same_weights() {
     cmp -s <(tensor_data "$1") <(tensor_data "$2")
 }
+
+# weights_diff A B — "MAXABS RELL2" over every tensor of two model files
+# with the same layout: the largest |a - b| and ||a - b|| / ||a||
+weights_diff() {
+    paste -d' ' <(tensor_data "$1" | od -An -v -w4 -tf4) <(tensor_data "$2" | od -An -v -w4 -tf4) |
+        awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d; s += d * d; n += $1 * $1 }
+             END { printf "%.3g %.3g\n", m, (n > 0 ? sqrt(s / n) : 0) }'
+}
