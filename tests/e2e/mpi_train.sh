@@ -25,6 +25,12 @@ common=(--model lenet5 --data "$DATA" --limit 600 --epochs 2 --batch-size 64 --l
 "${MPIRUN[@]}" -np 2 "$DIGITS_MPI" train "${common[@]}" --threads 1 --out "$TMP/mpi.safetensors" --log "$TMP/mpi.csv" \
     > "$TMP/mpi.out" 2> "$TMP/mpi.err" || { cat "$TMP/mpi.err"; fail "mpirun -np 2 train failed"; }
 same_weights "$TMP/ref.safetensors" "$TMP/mpi.safetensors" || fail "lenet5: 2 ranks x 1 thread differ from 2 threads"
+# label smoothing changes each rank's rows of the loss gradient: still the one-process bits
+"$DIGITS" train "${common[@]}" --label-smoothing 0.1 --threads 2 --out "$TMP/ls-ref.safetensors" >/dev/null
+"${MPIRUN[@]}" -np 2 "$DIGITS_MPI" train "${common[@]}" --label-smoothing 0.1 --threads 1 \
+    --out "$TMP/ls-mpi.safetensors" > "$TMP/ls.out" 2>&1 || { cat "$TMP/ls.out"; fail "mpirun -np 2 train --label-smoothing failed"; }
+same_weights "$TMP/ls-ref.safetensors" "$TMP/ls-mpi.safetensors" || fail "label smoothing: 2 ranks differ from 2 threads"
+! same_weights "$TMP/ref.safetensors" "$TMP/ls-ref.safetensors" || fail "--label-smoothing 0.1 changed nothing"
 [[ $(wc -l < "$TMP/mpi.csv") -eq 3 ]] || fail "the log should have a header and 2 epochs: $(cat "$TMP/mpi.csv")"
 grep -q "saved $TMP/mpi.safetensors" "$TMP/mpi.out" || fail "rank 0 should report the save once"
 [[ $(grep -c "^saved" "$TMP/mpi.out") -eq 1 ]] || fail "only rank 0 prints: $(cat "$TMP/mpi.out")"
