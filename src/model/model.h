@@ -89,6 +89,19 @@ typedef struct {
     int acts_shared;    /* inference-only: layer outputs share reused slots (model_set_batch) */
     int *fuse_end;      /* (n_layers) last layer fused into layer i (i: none); NULL until planned */
     float *fuse_params; /* BN steps' mul/add, refreshed from the running stats per forward */
+    /* Inference-only models (with_grad = 0, outputs shared), planned with
+     * fuse_end: a batch norm right after a conv/linear layer (only eval
+     * copies between) is folded into a copy of that layer's weights and
+     * bias, `folded` + fold_at[i] (SIZE_MAX: none), rebuilt on the first
+     * forward after model_params_changed (fold_ready = 0); a max pooling
+     * after a conv's ReLU/BN steps joins its epilogue, which pools from
+     * pool_mem + pool_at[i] (nthreads slices). DIGITS_INFER_FOLD=0 and
+     * DIGITS_INFER_POOL=0 turn them off (A/B measurements). */
+    size_t *fold_at;
+    float *folded;
+    int fold_ready;
+    size_t *pool_at;
+    float *pool_mem;
     /* Inference-only models (model_set_batch with_grad = 0): every conv
      * layer has its own workspace, where its packed weights stay between
      * forwards (conv2d_forward_packed); conv_packed[i] says which slices
