@@ -319,7 +319,7 @@ static void test_infer_every_zoo_model(void **state) {
 /* An inference model and a reference model (the training model's
  * layer-by-layer eval forward) of one spec, the same weights and random
  * batch-norm statistics, every third gamma negative. */
-static void build_pair(Model *inf, Model *ref, const char *spec, int max_batch) {
+static void build_pair(Model *inf, Model *ref, const char *spec, int max_batch, int threads) {
     Model *both[2] = {inf, ref};
     for (int k = 0; k < 2; k++) {
         int r = model_build(both[k], spec, "t.spec");
@@ -334,8 +334,8 @@ static void build_pair(Model *inf, Model *ref, const char *spec, int max_batch) 
         both[k]->norm_mean = 0.13f;
         both[k]->norm_std = 0.31f;
     }
-    model_set_batch(inf, max_batch, 0, 2);
-    model_set_batch(ref, max_batch, 1, 2);
+    model_set_batch(inf, max_batch, 0, threads);
+    model_set_batch(ref, max_batch, 1, threads);
     model_keep_outputs(ref);
 }
 
@@ -386,7 +386,7 @@ static void test_infer_fold_batchnorm(void **state) {
     random_pixels(px, sizeof px, 43);
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         Model inf, ref;
-        build_pair(&inf, &ref, cases[c].spec, 4);
+        build_pair(&inf, &ref, cases[c].spec, 4, 2);
         assert_non_null(inf.fold_at);
         for (int k = 0; cases[c].folds[k] >= 0; k++) assert_true(inf.fold_at[cases[c].folds[k]] != SIZE_MAX);
         for (int k = 0; cases[c].keeps[k] >= 0; k++) assert_true(inf.fold_at[cases[c].keeps[k]] == SIZE_MAX);
@@ -409,9 +409,10 @@ static void test_infer_fold_batchnorm(void **state) {
     }
 }
 
-/* Max pooling in the conv epilogue (inference models): odd conv outputs
- * (the last row and column left out), windows other than 2x2, ReLU before
- * or after the pool, batch norm before it (negative gammas: not monotone),
+/* Max pooling and zero padding in the conv epilogue (inference models):
+ * odd conv outputs (the last row and column left out), windows other than
+ * 2x2, ReLU before or after the pool, batch norm before it (negative
+ * gammas: not monotone), asymmetric padding (kaggle-deep's),
  * a layer large enough for the one-image split over two threads and a
  * batch over two threads; always the reference's logits. */
 static void test_infer_fused_pool(void **state) {
@@ -434,22 +435,33 @@ static void test_infer_fused_pool(void **state) {
         {"input 1x11x11\nconv2d out=32 kernel=5 pad=2\nmaxpool size=2\nrelu\nconv2d out=64 kernel=3\nrelu\n"
          "maxpool size=2\nflatten\nlinear out=10\n",
          0, 1},
+        {"input 1x14x14\nconv2d out=32 kernel=3 pad=1\nrelu\nbatchnorm\nzeropad top=1 bottom=2 left=1 right=2\n"
+         "conv2d out=32 kernel=5 stride=2\nrelu\nflatten\nlinear out=10\n",
+         0, 3},
+        {"input 1x14x14\nconv2d out=32 kernel=3 pad=1\nrelu\nconv2d out=64 kernel=3 pad=1\nrelu\nbatchnorm\n"
+         "zeropad top=2 left=1\ndropout p=0.1\nconv2d out=16 kernel=5 stride=2\nflatten\nlinear out=10\n",
+         2, 6},
     };
     uint8_t px[9 * 256];
     random_pixels(px, sizeof px, 47);
     for (int bf16 = 0; bf16 <= 1; bf16++) {
         if (bf16 && !conv2d_set_bf16(1)) break; /* no AVX512_BF16 here */
-        /* bf16 rounds folded weights otherwise than the reference's: the
-         * pooling is checked exactly without folding (see the fold test) */
+        /* bf16 rounds folded weights otherwise than the reference's, and a
+         * one-image split's blocks may take other bf16 paths than the whole
+         * layer: the pooling and padding are checked exactly without
+         * folding, on one thread (the fold test checks bf16 folding) */
         if (bf16) setenv("DIGITS_INFER_FOLD", "0", 1);
         for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
             Model inf, ref;
-            build_pair(&inf, &ref, cases[c].spec, 9);
+            build_pair(&inf, &ref, cases[c].spec, 9, bf16 ? 1 : 2);
             assert_true(inf.fuse_end[cases[c].conv] >= cases[c].pool);
             assert_true(inf.layers[inf.fuse_end[cases[c].conv]].y != NULL);
             for (int l = 0; l < ref.n_layers; l++) /* training models keep the pooling a layer of its own */
                 if (ref.layers[l].type == LAYER_CONV2D)
-                    for (int j = l + 1; j <= ref.fuse_end[l]; j++) assert_int_not_equal(ref.layers[j].type, LAYER_MAXPOOL);
+                    for (int j = l + 1; j <= ref.fuse_end[l]; j++) {
+                        assert_int_not_equal(ref.layers[j].type, LAYER_MAXPOOL);
+                        assert_int_not_equal(ref.layers[j].type, LAYER_ZEROPAD);
+                    }
             dg_blocks_reset();
             expect_pair_agrees(&inf, &ref, px, 9);
             model_free(&inf);

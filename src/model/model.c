@@ -195,14 +195,16 @@ static void fuse_forget(Model *m) {
     m->fold_ready = 0;
 }
 
-/* pool_at/pool_mem for the planned groups that end in a max pooling. */
+/* pool_at/pool_mem for the planned groups that end in a max pooling or a
+ * zero padding. */
 static void pool_buffers(Model *m, int threads) {
     m->pool_at = dg_xmalloc((size_t)m->n_layers * sizeof(size_t));
     size_t total = 0;
     for (int i = 0; i < m->n_layers; i++) {
         const Layer *l = &m->layers[i];
         int pooled = 0;
-        for (int j = i + 1; j <= m->fuse_end[i]; j++) pooled |= m->layers[j].type == LAYER_MAXPOOL;
+        for (int j = i + 1; j <= m->fuse_end[i]; j++)
+            pooled |= m->layers[j].type == LAYER_MAXPOOL || m->layers[j].type == LAYER_ZEROPAD;
         m->pool_at[i] = SIZE_MAX;
         if (!pooled || l->type != LAYER_CONV2D) continue;
         m->pool_at[i] = total;
@@ -431,17 +433,19 @@ void model_load_pixels(Model *m, const uint8_t *pixels, int n) {
 /* Can layer j (> i) join the group that starts at conv/linear layer i? It
  * must be elementwise in eval mode with per-channel constants, read only
  * its predecessor, and be that predecessor's only reader. In an inference
- * plan (pool_ok) one max pooling after a conv joins too; after it only
- * ReLU and copies (pooled). */
-static int fusable_next(const Model *m, const int *readers, int i, int j, int flattened, int pool_ok, int pooled) {
+ * plan (pool_ok) one max pooling or zero padding after a conv joins too
+ * (shaped: 1 pooled, 2 padded); after a pooling only ReLU and copies, after
+ * a padding only copies. */
+static int fusable_next(const Model *m, const int *readers, int i, int j, int flattened, int pool_ok, int shaped) {
     const Layer *l = &m->layers[j];
     if (l->n_inputs != 1 || l->input_ids[0] != j - 1 || readers[j - 1] != 1) return 0;
     switch (l->type) {
-    case LAYER_RELU: case LAYER_DROPOUT: case LAYER_DROPOUT2D: case LAYER_FLATTEN: return 1;
+    case LAYER_DROPOUT: case LAYER_DROPOUT2D: case LAYER_FLATTEN: return 1;
+    case LAYER_RELU: return shaped != 2;
     case LAYER_BATCHNORM: /* per channel of the conv/linear output; not after a flatten of a conv */
-        return !flattened && !pooled && l->in.c == m->layers[i].out.c;
-    case LAYER_MAXPOOL:
-        return pool_ok && !pooled && !flattened && m->layers[i].type == LAYER_CONV2D;
+        return !flattened && !shaped && l->in.c == m->layers[i].out.c;
+    case LAYER_MAXPOOL: case LAYER_ZEROPAD:
+        return pool_ok && !shaped && !flattened && m->layers[i].type == LAYER_CONV2D;
     default: return 0;
     }
 }
@@ -459,7 +463,7 @@ static int fold_bn_of(const Model *m, int i, int e) {
     for (int j = i + 1; j <= e; j++) {
         const LayerType t = m->layers[j].type;
         if (t == LAYER_BATCHNORM) return j;
-        if (t == LAYER_RELU || t == LAYER_MAXPOOL) return -1;
+        if (t == LAYER_RELU || t == LAYER_MAXPOOL || t == LAYER_ZEROPAD) return -1;
     }
     return -1;
 }
@@ -511,16 +515,17 @@ static void fuse_plan(Model *m) {
     size_t floats = 0, folded = 0;
     for (int i = 0; i < m->n_layers; i++) {
         const Layer *l = &m->layers[i];
-        int e = i, steps = 0, flattened = 0, pooled = 0;
+        int e = i, steps = 0, flattened = 0, shaped = 0;
         if (l->type == LAYER_CONV2D || l->type == LAYER_LINEAR)
-            while (e + 1 < m->n_layers && fusable_next(m, readers, i, e + 1, flattened, pool_ok, pooled)) {
+            while (e + 1 < m->n_layers && fusable_next(m, readers, i, e + 1, flattened, pool_ok, shaped)) {
                 const Layer *nx = &m->layers[e + 1];
-                int step = !pooled && (nx->type == LAYER_RELU || nx->type == LAYER_BATCHNORM);
+                int step = !shaped && (nx->type == LAYER_RELU || nx->type == LAYER_BATCHNORM);
                 if (step && steps == EPILOGUE_MAX_STEPS) break;
                 steps += step;
                 if (nx->type == LAYER_BATCHNORM) floats += 2 * (size_t)nx->in.c;
                 if (nx->type == LAYER_FLATTEN && l->type == LAYER_CONV2D) flattened = 1;
-                if (nx->type == LAYER_MAXPOOL) pooled = 1;
+                if (nx->type == LAYER_MAXPOOL) shaped = 1;
+                if (nx->type == LAYER_ZEROPAD) shaped = 2;
                 e++;
             }
         else /* eval-mode copies (dropout, flatten) after any other layer: it writes their output */
@@ -560,6 +565,9 @@ static void fused_forward(Model *m, int i, int e, int n, float **params) {
                 ep.n--;
                 ep.pool_relu = 1;
             }
+        } else if (s->type == LAYER_ZEROPAD) {
+            ep.padded = 1;
+            memcpy(ep.pad, s->pads, sizeof ep.pad);
         } else if (s->type == LAYER_RELU && ep.pool) {
             ep.pool_relu = 1; /* max(max(window), 0) = max(relu(window)) */
         } else if (s->type == LAYER_RELU) {
@@ -593,12 +601,12 @@ static void fused_forward(Model *m, int i, int e, int n, float **params) {
         b = w + nw;
     }
     if (l->type == LAYER_CONV2D) {
-        if (ep.pool) {
+        if (ep.pool || ep.padded) {
             ep.pool_slice = conv2d_pool_buf_floats(l->in.c, l->in.h, l->in.w, K, l->kernel, l->kernel, l->stride,
                                                    l->pad);
             ep.pool_buf = m->pool_mem + m->pool_at[i];
         }
-        const int any = ep.n || ep.pool;
+        const int any = ep.n || ep.pool || ep.padded;
         if (m->conv_packed) /* the layer's own workspace keeps its packed weights */
             conv2d_forward_packed(y, l->x, w, b, n, l->in.c, l->in.h, l->in.w, K, l->kernel, l->kernel, l->stride,
                                   l->pad, l->workspace, l->nthreads, any ? &ep : NULL, &m->conv_packed[i]);

@@ -94,9 +94,10 @@ typedef struct {
      * copies between) is folded into a copy of that layer's weights and
      * bias, `folded` + fold_at[i] (SIZE_MAX: none), rebuilt on the first
      * forward after model_params_changed (fold_ready = 0); a max pooling
-     * after a conv's ReLU/BN steps joins its epilogue, which pools from
-     * pool_mem + pool_at[i] (nthreads slices). DIGITS_INFER_FOLD=0 and
-     * DIGITS_INFER_POOL=0 turn them off (A/B measurements). */
+     * or zero padding after a conv's ReLU/BN steps joins its epilogue,
+     * which pools or pads from pool_mem + pool_at[i] (nthreads slices).
+     * DIGITS_INFER_FOLD=0 and DIGITS_INFER_POOL=0 (pooling and padding)
+     * turn them off (A/B measurements). */
     size_t *fold_at;
     float *folded;
     int fold_ready;

@@ -726,13 +726,41 @@ size_t conv2d_pool_buf_floats(int C, int H, int W, int K, int R, int S, int stri
 /* Where a kernel call of chunk t writes images n0..: y itself, or with
  * pooling in the epilogue the chunk's own slice of the pool buffer. */
 static inline float *chunk_out(const ForwardChunk *f, int t, int n0) {
-    if (f->ep && f->ep->pool) return f->ep->pool_buf + (size_t)t * f->ep->pool_slice;
+    if (f->ep && (f->ep->pool || f->ep->padded)) return f->ep->pool_buf + (size_t)t * f->ep->pool_slice;
     return f->y + (size_t)n0 * f->K * f->P * f->Q;
+}
+
+/* Plane size of y: pooled, padded or as computed. */
+static size_t out_plane(const Epilogue *ep, int P, int Q) {
+    if (ep && ep->pool)
+        return (size_t)pool_out_size(P, ep->pool, ep->pool_stride) * pool_out_size(Q, ep->pool, ep->pool_stride);
+    if (ep && ep->padded) return (size_t)(P + ep->pad[0] + ep->pad[1]) * (Q + ep->pad[2] + ep->pad[3]);
+    return (size_t)P * Q;
+}
+
+/* The padded epilogue: image i's planes (out + i*img + k*ld, P x Q) into y
+ * inside their zeros, one pass over each output plane. */
+static void chunk_pad(const ForwardChunk *f, const float *out, size_t img, size_t ld, int n0, int g) {
+    const int *pd = f->ep->pad, P = f->P, Q = f->Q, Wo = Q + pd[2] + pd[3];
+    const size_t plane = out_plane(f->ep, P, Q);
+    for (int i = 0; i < g; i++)
+        for (int k = 0; k < f->K; k++) {
+            const float *src = out + (size_t)i * img + (size_t)k * ld;
+            float *row = f->y + ((size_t)(n0 + i) * f->K + k) * plane;
+            memset(row, 0, sizeof(float) * (size_t)pd[0] * Wo);
+            row += (size_t)pd[0] * Wo;
+            for (int p = 0; p < P; p++, row += Wo) {
+                memset(row, 0, sizeof(float) * pd[2]);
+                memcpy(row + pd[2], src + (size_t)p * Q, sizeof(float) * Q);
+                memset(row + pd[2] + Q, 0, sizeof(float) * pd[3]);
+            }
+            memset(row, 0, sizeof(float) * (size_t)pd[1] * Wo);
+        }
 }
 
 /* After a kernel call wrote g images (n0..) into out — image i's channel
  * k plane at out + i*img + k*ld — add the bias (may be NULL) and run the
- * epilogue's steps, then its pooling into y. img == K*P*Q is the (g,K,PQ)
+ * epilogue's steps, then its pooling or padding into y. img == K*P*Q is the (g,K,PQ)
  * layout; otherwise (K, g*PQ) with ld = g*PQ (the grouped products). */
 static void chunk_finish(const ForwardChunk *f, float *out, size_t img, size_t ld, int n0, int g,
                          const float *bias) {
@@ -740,6 +768,10 @@ static void chunk_finish(const ForwardChunk *f, float *out, size_t img, size_t l
     const int K = f->K, P = f->P, Q = f->Q;
     if (img == (size_t)K * P * Q) epilogue_apply(out, g, K, P * Q, bias, ep);
     else epilogue_apply(out, 1, K, (int)ld, bias, ep);
+    if (ep && ep->padded) {
+        chunk_pad(f, out, img, ld, n0, g);
+        return;
+    }
     if (!ep || !ep->pool) return;
     const int F = ep->pool, T = ep->pool_stride;
     const size_t PQo = (size_t)pool_out_size(P, F, T) * pool_out_size(Q, F, T);
@@ -759,7 +791,7 @@ static void forward_chunk(const ForwardChunk *f, int t) {
     const int pointwise = f->pointwise, wino = f->wino, direct = f->direct, kvec = f->kvec, phase = f->phase,
               bf16 = f->bf16;
     float *col = f->workspace + (size_t)t * f->ws; /* this chunk's workspace slice */
-    const int pooled = ep && ep->pool;
+    const int pooled = ep && (ep->pool || ep->padded); /* written through the pool buffer */
     if (wino) { /* G images per call; each chunk transforms its own filters */
         float *sc = wino_buffer(col, C, H, W, K, R, S, stride, pad);
         const int wb = use_bf16 && conv2d_wino_bf16_ok(C);
@@ -893,7 +925,7 @@ static int split_blocks(int N, int nthreads, int C, int H, int W, int K, int R, 
 static const Epilogue *epilogue_from(const Epilogue *ep, int k0, int t, Epilogue *buf) {
     if (!ep) return NULL;
     *buf = *ep;
-    if (buf->pool) buf->pool_buf += (size_t)t * buf->pool_slice;
+    if (buf->pool || buf->padded) buf->pool_buf += (size_t)t * buf->pool_slice;
     for (int s = 0; s < buf->n; s++)
         if (!buf->step[s].relu) {
             buf->step[s].sub += k0;
@@ -922,8 +954,7 @@ static void split_block(void *arg, int t) {
     const int k0 = t * j->Kb;
     Epilogue buf;
     Conv2dPacked own = {j->have, use_bf16, 0};
-    const int F = j->ep && j->ep->pool ? j->ep->pool : 0, T = F ? j->ep->pool_stride : 1;
-    const size_t plane = F ? (size_t)pool_out_size(P, F, T) * pool_out_size(Q, F, T) : (size_t)P * Q;
+    const size_t plane = out_plane(j->ep, P, Q);
     forward_impl(j->y + (size_t)k0 * plane, j->x, j->w + (size_t)k0 * j->C * j->R * j->S, j->b ? j->b + k0 : NULL, 1,
                  j->C, j->H, j->W, j->Kb, j->R, j->S, j->stride, j->pad, j->workspace + (size_t)t * j->ws, 1,
                  epilogue_from(j->ep, k0, t, &buf), &own);

@@ -67,8 +67,12 @@ typedef struct {
      * max(v, 0) when pool_relu. The conv computes each chunk's full-size
      * output into pool_buf (pool_slice floats per workspace slice / thread,
      * conv2d_pool_buf_floats), and y receives the pooled planes
-     * (N,K,(P-pool)/pool_stride+1,(Q-pool)/pool_stride+1). */
+     * (N,K,(P-pool)/pool_stride+1,(Q-pool)/pool_stride+1). Or, with
+     * padded set (no pooling), y receives each plane inside pad[0] top,
+     * pad[1] bottom, pad[2] left and pad[3] right rows/columns of zeros
+     * (a zeropad layer), also through pool_buf. */
     int pool, pool_stride, pool_relu;
+    int padded, pad[4];
     float *pool_buf;
     size_t pool_slice;
 } Epilogue;
