@@ -158,7 +158,8 @@ size_t model_floats_per_image(const Model *m, int with_grad);
 /* (Re)allocate activations for up to max_batch samples; threads <= 0: all. */
 void model_set_batch(Model *m, int max_batch, int with_grad, int threads);
 /* The parameters or buffers were written (a load, an initialisation, a
- * copy into m->params): forget the weights inference packed from them.
+ * copy into m->params): forget the weights inference packed (and the
+ * batch norms it folded) from them.
  * model_set_batch, model_init_params and model_load call it; so must any
  * other writer of an inference model's weights. */
 void model_params_changed(Model *m);
