@@ -36,6 +36,10 @@
  * forward (perf; 128->128 5x5 alone 40 %). There a one-image call of a
  * large layer is also cut by output channels over helper threads
  * (forward_split, core/blocks.h), each block with its own packed weights.
+ * An inference epilogue may end in a max pooling or a zero padding
+ * (Epilogue.pool / .padded): each kernel call then writes into the
+ * thread's pool buffer and chunk_finish writes the pooled or padded
+ * planes to y, so the full-size output never reaches memory.
  */
 #include "ops/ops.h"
 

@@ -4,7 +4,9 @@
  * plane; ties go to the first maximum in row-major window order) so the
  * backward pass is a scatter. maxpool_forward_ref, avgpool_forward_ref and
  * avgpool_backward_ref are the plain versions the fast ones are tested
- * against (maxpool_backward is the plain scatter itself). Left out: padding, ceil mode, dilation,
+ * against (maxpool_backward is the plain scatter itself). maxpool_planes
+ * is the maxima-only pooling of a conv's fused inference epilogue
+ * (tested through whole models against the unfused layers). Left out: padding, ceil mode, dilation,
  * rectangular windows.
  *
  * The N*C planes are independent, so the loops split over them with
