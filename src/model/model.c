@@ -147,6 +147,10 @@ void model_free(Model *m) {
     free(m->prof_calls);
     free(m->fuse_end);
     free(m->fuse_params);
+    free(m->fold_at);
+    free(m->folded);
+    free(m->pool_at);
+    free(m->pool_mem);
     free(m->conv_packed);
     memset(m, 0, sizeof *m);
 }
@@ -160,6 +164,7 @@ void model_init_params(Model *m, uint64_t seed) {
 }
 
 void model_params_changed(Model *m) {
+    m->fold_ready = 0;
     if (m->conv_packed) memset(m->conv_packed, 0, (size_t)m->n_layers * sizeof *m->conv_packed);
 }
 
@@ -175,6 +180,39 @@ size_t model_floats_per_image(const Model *m, int with_grad) {
 }
 
 static void fuse_plan(Model *m);
+
+/* Drop the fusion plan and what it sized (fold copies, pool buffers). */
+static void fuse_forget(Model *m) {
+    free(m->fuse_end);
+    free(m->fuse_params);
+    free(m->fold_at);
+    free(m->folded);
+    free(m->pool_at);
+    free(m->pool_mem);
+    m->fuse_end = NULL;
+    m->fuse_params = m->folded = m->pool_mem = NULL;
+    m->fold_at = m->pool_at = NULL;
+    m->fold_ready = 0;
+}
+
+/* pool_at/pool_mem for the planned groups that end in a max pooling or a
+ * zero padding. */
+static void pool_buffers(Model *m, int threads) {
+    m->pool_at = dg_xmalloc((size_t)m->n_layers * sizeof(size_t));
+    size_t total = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const Layer *l = &m->layers[i];
+        int pooled = 0;
+        for (int j = i + 1; j <= m->fuse_end[i]; j++)
+            pooled |= m->layers[j].type == LAYER_MAXPOOL || m->layers[j].type == LAYER_ZEROPAD;
+        m->pool_at[i] = SIZE_MAX;
+        if (!pooled || l->type != LAYER_CONV2D) continue;
+        m->pool_at[i] = total;
+        total += (size_t)threads * conv2d_pool_buf_floats(l->in.c, l->in.h, l->in.w, l->out_features, l->kernel,
+                                                          l->kernel, l->stride, l->pad);
+    }
+    m->pool_mem = dg_xmalloc((total ? total : 1) * sizeof(float));
+}
 
 /* Inference-only activations (no gradients, outputs not kept): the outputs
  * that eval mode writes at all (a fused group writes only its last
@@ -260,6 +298,8 @@ void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
     m->max_batch = max_batch;
     m->with_grad = with_grad;
     m->nthreads = threads;
+    fuse_forget(m); /* planned again for this mode (inference plans fold and pool) */
+    fuse_plan(m);
 
     size_t N = (size_t)max_batch;
     /* Who reads each output: the gradient of an output read by several
@@ -308,6 +348,8 @@ void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
             if (m->layers[i].type == LAYER_CONV2D) own += m->layers[i].n_workspace;
         m->conv_packed = dg_xcalloc((size_t)m->n_layers, sizeof *m->conv_packed);
     }
+    if (shared) /* the fused poolings' buffers: nthreads slices each */
+        pool_buffers(m, threads);
     m->acts = dg_xcalloc(act, sizeof(float));
     m->scratch = dg_xcalloc(scratch, sizeof(float));
     m->workspace = dg_xcalloc((size_t)threads * (work + own), sizeof(float));
@@ -390,16 +432,66 @@ void model_load_pixels(Model *m, const uint8_t *pixels, int n) {
 
 /* Can layer j (> i) join the group that starts at conv/linear layer i? It
  * must be elementwise in eval mode with per-channel constants, read only
- * its predecessor, and be that predecessor's only reader. */
-static int fusable_next(const Model *m, const int *readers, int i, int j, int flattened) {
+ * its predecessor, and be that predecessor's only reader. In an inference
+ * plan (pool_ok) one max pooling or zero padding after a conv joins too
+ * (shaped: 1 pooled, 2 padded); after a pooling only ReLU and copies, after
+ * a padding only copies. */
+static int fusable_next(const Model *m, const int *readers, int i, int j, int flattened, int pool_ok, int shaped) {
     const Layer *l = &m->layers[j];
     if (l->n_inputs != 1 || l->input_ids[0] != j - 1 || readers[j - 1] != 1) return 0;
     switch (l->type) {
-    case LAYER_RELU: case LAYER_DROPOUT: case LAYER_DROPOUT2D: case LAYER_FLATTEN: return 1;
+    case LAYER_DROPOUT: case LAYER_DROPOUT2D: case LAYER_FLATTEN: return 1;
+    case LAYER_RELU: return shaped != 2;
     case LAYER_BATCHNORM: /* per channel of the conv/linear output; not after a flatten of a conv */
-        return !flattened && l->in.c == m->layers[i].out.c;
+        return !flattened && !shaped && l->in.c == m->layers[i].out.c;
+    case LAYER_MAXPOOL: case LAYER_ZEROPAD:
+        return pool_ok && !shaped && !flattened && m->layers[i].type == LAYER_CONV2D;
     default: return 0;
     }
+}
+
+/* Is the switch `name` (DIGITS_INFER_FOLD, DIGITS_INFER_POOL) set to "0"? */
+static int infer_switch_off(const char *name) {
+    const char *v = getenv(name);
+    return v && strcmp(v, "0") == 0;
+}
+
+/* The batch norm of group i..e that folds into conv/linear layer i's
+ * weights: the first ReLU, batch norm or pooling after layer i, when it
+ * is a batch norm (eval copies may sit between); -1 if none. */
+static int fold_bn_of(const Model *m, int i, int e) {
+    for (int j = i + 1; j <= e; j++) {
+        const LayerType t = m->layers[j].type;
+        if (t == LAYER_BATCHNORM) return j;
+        if (t == LAYER_RELU || t == LAYER_MAXPOOL || t == LAYER_ZEROPAD) return -1;
+    }
+    return -1;
+}
+
+/* Weights and bias of conv/linear layer i with batch norm bn folded in,
+ * into w (the layer's weight count) and w + that (out_features):
+ * W' = W * s, b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps),
+ * computed in double. */
+static void fold_layer(const Layer *l, const Layer *bn, float *w) {
+    const int K = l->out_features;
+    const size_t per = l->type == LAYER_CONV2D ? (size_t)l->in.c * l->kernel * l->kernel : shape_size(l->in);
+    float *b = w + (size_t)K * per;
+    for (int k = 0; k < K; k++) {
+        const double s = bn->param[k] / sqrt((double)bn->buffer[K + k] + bn->eps);
+        const float *src = l->param + (size_t)k * per;
+        float *dst = w + (size_t)k * per;
+        for (size_t j = 0; j < per; j++) dst[j] = (float)(src[j] * s);
+        const double b0 = l->bias ? l->param[(size_t)K * per + k] : 0.0;
+        b[k] = (float)((b0 - bn->buffer[k]) * s + bn->param[K + k]);
+    }
+}
+
+/* Rebuild every folded layer from the current weights and statistics. */
+static void fold_prepare(Model *m) {
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->fold_at[i] != SIZE_MAX)
+            fold_layer(&m->layers[i], &m->layers[fold_bn_of(m, i, m->fuse_end[i])], m->folded + m->fold_at[i]);
+    m->fold_ready = 1;
 }
 
 /* Is layer j a copy in eval mode (dropout, dropout2d, flatten) that reads
@@ -416,25 +508,38 @@ static void fuse_plan(Model *m) {
         for (int k = 0; k < m->layers[j].n_inputs; k++)
             if (m->layers[j].input_ids[k] >= 0) readers[m->layers[j].input_ids[k]]++;
     m->fuse_end = dg_xmalloc((size_t)m->n_layers * sizeof(int));
-    size_t floats = 0;
+    const int inference = !m->with_grad && !m->keep_outputs;
+    const int pool_ok = inference && !infer_switch_off("DIGITS_INFER_POOL");
+    const int fold_ok = inference && !infer_switch_off("DIGITS_INFER_FOLD");
+    m->fold_at = dg_xmalloc((size_t)m->n_layers * sizeof(size_t));
+    size_t floats = 0, folded = 0;
     for (int i = 0; i < m->n_layers; i++) {
         const Layer *l = &m->layers[i];
-        int e = i, steps = 0, flattened = 0;
+        int e = i, steps = 0, flattened = 0, shaped = 0;
         if (l->type == LAYER_CONV2D || l->type == LAYER_LINEAR)
-            while (e + 1 < m->n_layers && fusable_next(m, readers, i, e + 1, flattened)) {
+            while (e + 1 < m->n_layers && fusable_next(m, readers, i, e + 1, flattened, pool_ok, shaped)) {
                 const Layer *nx = &m->layers[e + 1];
-                int step = nx->type == LAYER_RELU || nx->type == LAYER_BATCHNORM;
+                int step = !shaped && (nx->type == LAYER_RELU || nx->type == LAYER_BATCHNORM);
                 if (step && steps == EPILOGUE_MAX_STEPS) break;
                 steps += step;
                 if (nx->type == LAYER_BATCHNORM) floats += 2 * (size_t)nx->in.c;
                 if (nx->type == LAYER_FLATTEN && l->type == LAYER_CONV2D) flattened = 1;
+                if (nx->type == LAYER_MAXPOOL) shaped = 1;
+                if (nx->type == LAYER_ZEROPAD) shaped = 2;
                 e++;
             }
         else /* eval-mode copies (dropout, flatten) after any other layer: it writes their output */
             while (e + 1 < m->n_layers && eval_copy_next(m, readers, e + 1)) e++;
         m->fuse_end[i] = e;
+        m->fold_at[i] = SIZE_MAX;
+        if (fold_ok && (l->type == LAYER_CONV2D || l->type == LAYER_LINEAR) && fold_bn_of(m, i, e) >= 0) {
+            m->fold_at[i] = folded;
+            folded += l->n_param + (l->bias ? 0 : (size_t)l->out_features); /* weights, then a bias */
+        }
     }
     m->fuse_params = dg_xcalloc(floats ? floats : 1, sizeof(float));
+    m->folded = folded ? dg_xmalloc(folded * sizeof(float)) : NULL;
+    m->fold_ready = 0;
     free(readers);
 }
 
@@ -450,10 +555,25 @@ static void fused_forward(Model *m, int i, int e, int n, float **params) {
         return;
     }
     Epilogue ep = {0};
+    const int fold = m->fold_at && m->fold_at[i] != SIZE_MAX ? fold_bn_of(m, i, e) : -1;
     for (int j = i + 1; j <= e; j++) {
         const Layer *s = &m->layers[j];
-        if (s->type == LAYER_RELU) {
+        if (s->type == LAYER_MAXPOOL) { /* a ReLU right before it runs as the pool's max(v, 0) */
+            ep.pool = s->kernel;
+            ep.pool_stride = s->stride;
+            if (ep.n && ep.step[ep.n - 1].relu) {
+                ep.n--;
+                ep.pool_relu = 1;
+            }
+        } else if (s->type == LAYER_ZEROPAD) {
+            ep.padded = 1;
+            memcpy(ep.pad, s->pads, sizeof ep.pad);
+        } else if (s->type == LAYER_RELU && ep.pool) {
+            ep.pool_relu = 1; /* max(max(window), 0) = max(relu(window)) */
+        } else if (s->type == LAYER_RELU) {
             ep.step[ep.n++].relu = 1;
+        } else if (s->type == LAYER_BATCHNORM && j == fold) {
+            *params += 2 * (size_t)s->in.c; /* in the weights */
         } else if (s->type == LAYER_BATCHNORM) {
             const int C = s->in.c;
             float *mul = *params, *add = *params + C;
@@ -471,25 +591,35 @@ static void fused_forward(Model *m, int i, int e, int n, float **params) {
         }
     }
     float *y = m->layers[e].y;
+    const int K = l->out_features;
+    const size_t nw = l->type == LAYER_CONV2D ? (size_t)K * l->in.c * l->kernel * l->kernel
+                                              : (size_t)K * shape_size(l->in);
+    const float *w = l->param, *b = l->bias ? l->param + nw : NULL;
+    if (fold >= 0) { /* batch norm folded into a copy of the weights */
+        if (!m->fold_ready) fold_prepare(m);
+        w = m->folded + m->fold_at[i];
+        b = w + nw;
+    }
     if (l->type == LAYER_CONV2D) {
-        size_t nw = (size_t)l->out_features * l->in.c * l->kernel * l->kernel;
-        const float *b = l->bias ? l->param + nw : NULL;
+        if (ep.pool || ep.padded) {
+            ep.pool_slice = conv2d_pool_buf_floats(l->in.c, l->in.h, l->in.w, K, l->kernel, l->kernel, l->stride,
+                                                   l->pad);
+            ep.pool_buf = m->pool_mem + m->pool_at[i];
+        }
+        const int any = ep.n || ep.pool || ep.padded;
         if (m->conv_packed) /* the layer's own workspace keeps its packed weights */
-            conv2d_forward_packed(y, l->x, l->param, b, n, l->in.c, l->in.h, l->in.w, l->out_features, l->kernel,
-                                  l->kernel, l->stride, l->pad, l->workspace, l->nthreads, ep.n ? &ep : NULL,
-                                  &m->conv_packed[i]);
+            conv2d_forward_packed(y, l->x, w, b, n, l->in.c, l->in.h, l->in.w, K, l->kernel, l->kernel, l->stride,
+                                  l->pad, l->workspace, l->nthreads, any ? &ep : NULL, &m->conv_packed[i]);
         else
-            conv2d_forward_ep(y, l->x, l->param, b, n, l->in.c, l->in.h, l->in.w, l->out_features, l->kernel,
-                              l->kernel, l->stride, l->pad, l->workspace, l->nthreads, &ep);
+            conv2d_forward_ep(y, l->x, w, b, n, l->in.c, l->in.h, l->in.w, K, l->kernel, l->kernel, l->stride,
+                              l->pad, l->workspace, l->nthreads, &ep);
     } else {
-        int D = (int)shape_size(l->in);
-        size_t nw = (size_t)l->out_features * D;
-        const float *b = l->bias ? l->param + nw : NULL;
+        const int D = (int)shape_size(l->in);
         if (m->conv_packed) { /* inference-only model: one image as a threaded matrix-vector product */
-            linear_forward_ep(y, l->x, l->param, b, n, D, l->out_features, ep.n ? &ep : NULL, l->nthreads);
+            linear_forward_ep(y, l->x, w, b, n, D, K, ep.n ? &ep : NULL, l->nthreads);
         } else {
-            linear_forward(y, l->x, l->param, b, n, D, l->out_features);
-            epilogue_apply(y, n, l->out_features, 1, NULL, &ep);
+            linear_forward(y, l->x, w, b, n, D, K);
+            epilogue_apply(y, n, K, 1, NULL, &ep);
         }
     }
 }

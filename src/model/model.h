@@ -89,6 +89,20 @@ typedef struct {
     int acts_shared;    /* inference-only: layer outputs share reused slots (model_set_batch) */
     int *fuse_end;      /* (n_layers) last layer fused into layer i (i: none); NULL until planned */
     float *fuse_params; /* BN steps' mul/add, refreshed from the running stats per forward */
+    /* Inference-only models (with_grad = 0, outputs shared), planned with
+     * fuse_end: a batch norm right after a conv/linear layer (only eval
+     * copies between) is folded into a copy of that layer's weights and
+     * bias, `folded` + fold_at[i] (SIZE_MAX: none), rebuilt on the first
+     * forward after model_params_changed (fold_ready = 0); a max pooling
+     * or zero padding after a conv's ReLU/BN steps joins its epilogue,
+     * which pools or pads from pool_mem + pool_at[i] (nthreads slices).
+     * DIGITS_INFER_FOLD=0 and DIGITS_INFER_POOL=0 (pooling and padding)
+     * turn them off (A/B measurements). */
+    size_t *fold_at;
+    float *folded;
+    int fold_ready;
+    size_t *pool_at;
+    float *pool_mem;
     /* Inference-only models (model_set_batch with_grad = 0): every conv
      * layer has its own workspace, where its packed weights stay between
      * forwards (conv2d_forward_packed); conv_packed[i] says which slices
@@ -144,7 +158,8 @@ size_t model_floats_per_image(const Model *m, int with_grad);
 /* (Re)allocate activations for up to max_batch samples; threads <= 0: all. */
 void model_set_batch(Model *m, int max_batch, int with_grad, int threads);
 /* The parameters or buffers were written (a load, an initialisation, a
- * copy into m->params): forget the weights inference packed from them.
+ * copy into m->params): forget the weights inference packed (and the
+ * batch norms it folded) from them.
  * model_set_batch, model_init_params and model_load call it; so must any
  * other writer of an inference model's weights. */
 void model_params_changed(Model *m);

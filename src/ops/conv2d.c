@@ -36,6 +36,10 @@
  * forward (perf; 128->128 5x5 alone 40 %). There a one-image call of a
  * large layer is also cut by output channels over helper threads
  * (forward_split, core/blocks.h), each block with its own packed weights.
+ * An inference epilogue may end in a max pooling or a zero padding
+ * (Epilogue.pool / .padded): each kernel call then writes into the
+ * thread's pool buffer and chunk_finish writes the pooled or padded
+ * planes to y, so the full-size output never reaches memory.
  */
 #include "ops/ops.h"
 
@@ -713,6 +717,72 @@ typedef struct {
     int packed_slices; /* slices 0..packed_slices-1 already hold this layer's packed weights */
 } ForwardChunk;
 
+static inline int pool_out_size(int in, int F, int T) { return (in - F) / T + 1; }
+
+size_t conv2d_pool_buf_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
+    int g = conv2d_kvec_group(C, H, W, K, R, S, stride, pad); /* the most images one kernel call writes */
+    if (conv2d_wino_ok(C, H, W, K, R, S, stride, pad) && conv2d_wino_group(C, H, W, pad) > g)
+        g = conv2d_wino_group(C, H, W, pad);
+    return (size_t)(g > 1 ? g : 1) * K * P * Q;
+}
+
+/* Where a kernel call of chunk t writes images n0..: y itself, or with
+ * pooling in the epilogue the chunk's own slice of the pool buffer. */
+static inline float *chunk_out(const ForwardChunk *f, int t, int n0) {
+    if (f->ep && (f->ep->pool || f->ep->padded)) return f->ep->pool_buf + (size_t)t * f->ep->pool_slice;
+    return f->y + (size_t)n0 * f->K * f->P * f->Q;
+}
+
+/* Plane size of y: pooled, padded or as computed. */
+static size_t out_plane(const Epilogue *ep, int P, int Q) {
+    if (ep && ep->pool)
+        return (size_t)pool_out_size(P, ep->pool, ep->pool_stride) * pool_out_size(Q, ep->pool, ep->pool_stride);
+    if (ep && ep->padded) return (size_t)(P + ep->pad[0] + ep->pad[1]) * (Q + ep->pad[2] + ep->pad[3]);
+    return (size_t)P * Q;
+}
+
+/* The padded epilogue: image i's planes (out + i*img + k*ld, P x Q) into y
+ * inside their zeros, one pass over each output plane. */
+static void chunk_pad(const ForwardChunk *f, const float *out, size_t img, size_t ld, int n0, int g) {
+    const int *pd = f->ep->pad, P = f->P, Q = f->Q, Wo = Q + pd[2] + pd[3];
+    const size_t plane = out_plane(f->ep, P, Q);
+    for (int i = 0; i < g; i++)
+        for (int k = 0; k < f->K; k++) {
+            const float *src = out + (size_t)i * img + (size_t)k * ld;
+            float *row = f->y + ((size_t)(n0 + i) * f->K + k) * plane;
+            memset(row, 0, sizeof(float) * (size_t)pd[0] * Wo);
+            row += (size_t)pd[0] * Wo;
+            for (int p = 0; p < P; p++, row += Wo) {
+                memset(row, 0, sizeof(float) * pd[2]);
+                memcpy(row + pd[2], src + (size_t)p * Q, sizeof(float) * Q);
+                memset(row + pd[2] + Q, 0, sizeof(float) * pd[3]);
+            }
+            memset(row, 0, sizeof(float) * (size_t)pd[1] * Wo);
+        }
+}
+
+/* After a kernel call wrote g images (n0..) into out — image i's channel
+ * k plane at out + i*img + k*ld — add the bias (may be NULL) and run the
+ * epilogue's steps, then its pooling or padding into y. img == K*P*Q is the (g,K,PQ)
+ * layout; otherwise (K, g*PQ) with ld = g*PQ (the grouped products). */
+static void chunk_finish(const ForwardChunk *f, float *out, size_t img, size_t ld, int n0, int g,
+                         const float *bias) {
+    const Epilogue *ep = f->ep;
+    const int K = f->K, P = f->P, Q = f->Q;
+    if (img == (size_t)K * P * Q) epilogue_apply(out, g, K, P * Q, bias, ep);
+    else epilogue_apply(out, 1, K, (int)ld, bias, ep);
+    if (ep && ep->padded) {
+        chunk_pad(f, out, img, ld, n0, g);
+        return;
+    }
+    if (!ep || !ep->pool) return;
+    const int F = ep->pool, T = ep->pool_stride;
+    const size_t PQo = (size_t)pool_out_size(P, F, T) * pool_out_size(Q, F, T);
+    for (int i = 0; i < g; i++)
+        maxpool_planes(f->y + (size_t)(n0 + i) * K * PQo, out + (size_t)i * img, ld, K, P, Q, F, T, ep->pool_relu);
+}
+
 /* Chunk t of nt of the batch (images chunk_begin(t)..chunk_begin(t+1)-1)
  * on workspace slice t. */
 static void forward_chunk(const ForwardChunk *f, int t) {
@@ -725,6 +795,7 @@ static void forward_chunk(const ForwardChunk *f, int t) {
     const int pointwise = f->pointwise, wino = f->wino, direct = f->direct, kvec = f->kvec, phase = f->phase,
               bf16 = f->bf16;
     float *col = f->workspace + (size_t)t * f->ws; /* this chunk's workspace slice */
+    const int pooled = ep && (ep->pool || ep->padded); /* written through the pool buffer */
     if (wino) { /* G images per call; each chunk transforms its own filters */
         float *sc = wino_buffer(col, C, H, W, K, R, S, stride, pad);
         const int wb = use_bf16 && conv2d_wino_bf16_ok(C);
@@ -732,9 +803,9 @@ static void forward_chunk(const ForwardChunk *f, int t) {
         const int G = conv2d_wino_group(C, H, W, pad), end = chunk_begin(t + 1, N, nt);
         for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G) {
             const int g = end - n0 < G ? end - n0 : G;
-            conv2d_wino_forward(y + (size_t)n0 * K * PQ, x + (size_t)n0 * C * H * W, b, g, sc, C, H, W, K, pad,
-                                wb);
-            if (ep) epilogue_apply(y + (size_t)n0 * K * PQ, g, K, PQ, NULL, ep);
+            float *o = chunk_out(f, t, n0);
+            conv2d_wino_forward(o, x + (size_t)n0 * C * H * W, b, g, sc, C, H, W, K, pad, wb);
+            if (ep) chunk_finish(f, o, (size_t)K * PQ, PQ, n0, g, NULL);
         }
         return;
     }
@@ -743,9 +814,9 @@ static void forward_chunk(const ForwardChunk *f, int t) {
         if (t >= f->packed_slices) conv2d_direct_pack(wp, w, K, C, R, S, 0);
         float *xp = direct_pad_buffer(col, C, H, W, K, R, S, stride, pad);
         for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
-            conv2d_direct_forward(y + (size_t)n * K * PQ, x + (size_t)n * C * H * W, wp, b, C, H, W, K, R, S,
-                                  pad, xp);
-            if (ep) epilogue_apply(y + (size_t)n * K * PQ, 1, K, PQ, NULL, ep);
+            float *o = chunk_out(f, t, n);
+            conv2d_direct_forward(o, x + (size_t)n * C * H * W, wp, b, C, H, W, K, R, S, pad, xp);
+            if (ep) chunk_finish(f, o, (size_t)K * PQ, PQ, n, 1, NULL);
         }
         return;
     }
@@ -753,8 +824,9 @@ static void forward_chunk(const ForwardChunk *f, int t) {
         float *ps = phase_buffer(col, C, H, W, K, R, S, stride, pad);
         if (t >= f->packed_slices) conv2d_phase_pack(ps, w, C, H, W, K, R, S, pad, 0);
         for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
-            conv2d_phase_forward(y + (size_t)n * K * PQ, x + (size_t)n * C * H * W, b, ps, C, H, W, K, R, S, pad);
-            if (ep) epilogue_apply(y + (size_t)n * K * PQ, 1, K, PQ, NULL, ep);
+            float *o = chunk_out(f, t, n);
+            conv2d_phase_forward(o, x + (size_t)n * C * H * W, b, ps, C, H, W, K, R, S, pad);
+            if (ep) chunk_finish(f, o, (size_t)K * PQ, PQ, n, 1, NULL);
         }
         return;
     }
@@ -764,9 +836,9 @@ static void forward_chunk(const ForwardChunk *f, int t) {
         const int G = conv2d_kvec_group(C, H, W, K, R, S, stride, pad), end = chunk_begin(t + 1, N, nt);
         for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G) {
             const int g = end - n0 < G ? end - n0 : G;
-            conv2d_kvec_forward(y + (size_t)n0 * K * PQ, x + (size_t)n0 * C * H * W, b, g, ks, C, H, W, K, R, S,
-                                stride, pad, use_bf16);
-            if (ep) epilogue_apply(y + (size_t)n0 * K * PQ, g, K, PQ, NULL, ep);
+            float *o = chunk_out(f, t, n0);
+            conv2d_kvec_forward(o, x + (size_t)n0 * C * H * W, b, g, ks, C, H, W, K, R, S, stride, pad, use_bf16);
+            if (ep) chunk_finish(f, o, (size_t)K * PQ, PQ, n0, g, NULL);
         }
         return;
     }
@@ -783,10 +855,10 @@ static void forward_chunk(const ForwardChunk *f, int t) {
                              stride, pad, P, Q);
             bf16_pack_b(bs.pack, col, ld, CRS, ld);
             /* (K, g*PQ) = w . col: straight into y[n0] for one image, else through yg */
-            float *out = g == 1 ? y + (size_t)n0 * K * PQ : col + (size_t)CRS * group * PQ;
+            float *out = g == 1 ? chunk_out(f, t, n0) : col + (size_t)CRS * group * PQ;
             gemm_bf16(out, ld, bs.w, lw, bs.pack, K, ld, CRS, 0);
-            epilogue_apply(out, 1, K, ld, b, ep);
-            if (g > 1) group_scatter(y, out, n0, g, K, PQ);
+            chunk_finish(f, out, g == 1 ? (size_t)K * PQ : (size_t)PQ, ld, n0, g, b);
+            if (g > 1 && !pooled) group_scatter(y, out, n0, g, K, PQ);
         }
         return;
     }
@@ -801,14 +873,14 @@ static void forward_chunk(const ForwardChunk *f, int t) {
             /* yg (K, g*PQ) = w (K,CRS) . col (CRS, g*PQ) */
             dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, ld, CRS, 1.0f, w, CRS, col, ld, 0.0f,
                               yg, ld);
-            epilogue_apply(yg, 1, K, ld, b, ep);
-            group_scatter(y, yg, n0, g, K, PQ);
+            chunk_finish(f, yg, g == 1 ? (size_t)K * PQ : (size_t)PQ, ld, n0, g, b);
+            if (!pooled) group_scatter(y, yg, n0, g, K, PQ);
         }
         return;
     }
     for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
         const float *xn = x + (size_t)n * C * H * W;
-        float *yn = y + (size_t)n * K * PQ;
+        float *yn = chunk_out(f, t, n);
         if (pointwise) /* y[n] (K,PQ) = w (K,C) . x[n] (C,PQ) */
             dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, PQ, CRS, 1.0f, w, CRS,
                         xn, PQ, 0.0f, yn, PQ);
@@ -821,7 +893,7 @@ static void forward_chunk(const ForwardChunk *f, int t) {
                 dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, TQ, CRS, 1.0f, w,
                             CRS, col, TQ, 0.0f, yn + (size_t)pb * Q, PQ);
             }
-        epilogue_apply(yn, 1, K, PQ, b, ep);
+        chunk_finish(f, yn, (size_t)K * PQ, PQ, n, 1, b);
     }
 }
 
@@ -852,11 +924,12 @@ static int split_blocks(int N, int nthreads, int C, int H, int W, int K, int R, 
     return ns;
 }
 
-/* ep with its per-channel arrays starting at channel k0 (into *buf);
- * NULL stays NULL. */
-static const Epilogue *epilogue_from(const Epilogue *ep, int k0, Epilogue *buf) {
+/* ep with its per-channel arrays starting at channel k0 and, with
+ * pooling, block t's slice of the pool buffer (into *buf); NULL stays NULL. */
+static const Epilogue *epilogue_from(const Epilogue *ep, int k0, int t, Epilogue *buf) {
     if (!ep) return NULL;
     *buf = *ep;
+    if (buf->pool || buf->padded) buf->pool_buf += (size_t)t * buf->pool_slice;
     for (int s = 0; s < buf->n; s++)
         if (!buf->step[s].relu) {
             buf->step[s].sub += k0;
@@ -885,9 +958,10 @@ static void split_block(void *arg, int t) {
     const int k0 = t * j->Kb;
     Epilogue buf;
     Conv2dPacked own = {j->have, use_bf16, 0};
-    forward_impl(j->y + (size_t)k0 * P * Q, j->x, j->w + (size_t)k0 * j->C * j->R * j->S, j->b ? j->b + k0 : NULL, 1,
+    const size_t plane = out_plane(j->ep, P, Q);
+    forward_impl(j->y + (size_t)k0 * plane, j->x, j->w + (size_t)k0 * j->C * j->R * j->S, j->b ? j->b + k0 : NULL, 1,
                  j->C, j->H, j->W, j->Kb, j->R, j->S, j->stride, j->pad, j->workspace + (size_t)t * j->ws, 1,
-                 epilogue_from(j->ep, k0, &buf), &own);
+                 epilogue_from(j->ep, k0, t, &buf), &own);
 }
 
 /* The split: block t on workspace slice t (see split_blocks), the blocks

@@ -56,6 +56,10 @@
         stride, pad, workspace, nthreads)) \
     X_VOID(ISA_, epilogue_apply, (float *y, int N, int K, int L, const float *bias, const Epilogue *ep), (y, N, K, L, \
         bias, ep)) \
+    X_RET(ISA_, size_t, conv2d_pool_buf_floats, (int C, int H, int W, int K, int R, int S, int stride, int pad), (C, \
+        H, W, K, R, S, stride, pad)) \
+    X_VOID(ISA_, maxpool_planes, (float *y, const float *x, size_t ld, int K, int H, int W, int F, int T, int relu), \
+        (y, x, ld, K, H, W, F, T, relu)) \
     X_VOID(ISA_, conv2d_forward_ep, (float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W, \
         int K, int R, int S, int stride, int pad, float *workspace, int nthreads, const Epilogue *ep), (y, x, w, b, N, \
         C, H, W, K, R, S, stride, pad, workspace, nthreads, ep)) \

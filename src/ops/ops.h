@@ -62,9 +62,30 @@ typedef struct {
         int relu;
         const float *sub, *mul, *add;
     } step[EPILOGUE_MAX_STEPS];
+    /* Convolutions only (inference): max pooling pool x pool, stride
+     * pool_stride, no padding, after the steps (pool = 0: none), then
+     * max(v, 0) when pool_relu. The conv computes each chunk's full-size
+     * output into pool_buf (pool_slice floats per workspace slice / thread,
+     * conv2d_pool_buf_floats), and y receives the pooled planes
+     * (N,K,(P-pool)/pool_stride+1,(Q-pool)/pool_stride+1). Or, with
+     * padded set (no pooling), y receives each plane inside pad[0] top,
+     * pad[1] bottom, pad[2] left and pad[3] right rows/columns of zeros
+     * (a zeropad layer), also through pool_buf. */
+    int pool, pool_stride, pool_relu;
+    int padded, pad[4];
+    float *pool_buf;
+    size_t pool_slice;
 } Epilogue;
-/* y (N,K,L): add bias (may be NULL), then the steps (ep may be NULL). */
+/* y (N,K,L): add bias (may be NULL), then the steps (ep may be NULL);
+ * ignores ep's pooling. */
 void epilogue_apply(float *y, int N, int K, int L, const float *bias, const Epilogue *ep);
+/* Floats of Epilogue.pool_buf per thread that a conv layer with pooling
+ * in its epilogue needs (the most images one kernel call writes). */
+size_t conv2d_pool_buf_floats(int C, int H, int W, int K, int R, int S, int stride, int pad);
+/* y (K,P',Q') = max pooling F x F stride T of x (K planes of H x W, plane
+ * k at x + k*ld), then max(v, 0) when relu: the pooling of a fused
+ * epilogue (maxpool_forward's maxima without the argmax). */
+void maxpool_planes(float *y, const float *x, size_t ld, int K, int H, int W, int F, int T, int relu);
 /* conv2d_forward followed by ep on each image (ep NULL: conv2d_forward). */
 void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b, int N, int C,
                        int H, int W, int K, int R, int S, int stride, int pad, float *workspace,

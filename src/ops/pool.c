@@ -4,7 +4,9 @@
  * plane; ties go to the first maximum in row-major window order) so the
  * backward pass is a scatter. maxpool_forward_ref, avgpool_forward_ref and
  * avgpool_backward_ref are the plain versions the fast ones are tested
- * against (maxpool_backward is the plain scatter itself). Left out: padding, ceil mode, dilation,
+ * against (maxpool_backward is the plain scatter itself). maxpool_planes
+ * is the maxima-only pooling of a conv's fused inference epilogue
+ * (tested through whole models against the unfused layers). Left out: padding, ceil mode, dilation,
  * rectangular windows.
  *
  * The N*C planes are independent, so the loops split over them with
@@ -164,6 +166,55 @@ void maxpool_forward(float *y, int32_t *argmax, const float *x, int N, int C, in
 #pragma omp parallel for schedule(static)
 #endif
     for (int nc = 0; nc < NC; nc++) maxpool_one_plane(y, argmax, x, nc, H, W, F, T, P, Q);
+}
+
+/* One plane of maxpool_planes: 2x2 stride-2 windows with AVX-512 (the
+ * even/odd split of maxpool_plane_2x2_avx512, maxima only), any other
+ * window with the plain loops. relu: max(m, 0), which equals the ReLU of
+ * each input before the pooling. */
+static void maxpool_plane_max(float *restrict y, const float *restrict x, int W, int F, int T, int P, int Q,
+                              int relu) {
+#ifdef __AVX512F__
+    if (F == 2 && T == 2) {
+        const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+        const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+        const __m512 zero = _mm512_setzero_ps();
+        for (int p = 0; p < P; p++) {
+            const float *r0 = x + (size_t)(2 * p) * W, *r1 = r0 + W;
+            for (int q = 0; q < Q; q += 16) {
+                const int nq = Q - q < 16 ? Q - q : 16, nin = 2 * nq;
+                const __mmask16 mlo = (__mmask16)(nin >= 16 ? 0xffff : (1u << nin) - 1);
+                const __mmask16 mhi = (__mmask16)(nin >= 32 ? 0xffff : nin > 16 ? (1u << (nin - 16)) - 1 : 0);
+                const __m512 r0lo = _mm512_maskz_loadu_ps(mlo, r0 + 2 * q);
+                const __m512 r0hi = _mm512_maskz_loadu_ps(mhi, r0 + 2 * q + 16);
+                const __m512 r1lo = _mm512_maskz_loadu_ps(mlo, r1 + 2 * q);
+                const __m512 r1hi = _mm512_maskz_loadu_ps(mhi, r1 + 2 * q + 16);
+                __m512 m = _mm512_max_ps(_mm512_permutex2var_ps(r0lo, even, r0hi),
+                                         _mm512_permutex2var_ps(r0lo, odd, r0hi));
+                m = _mm512_max_ps(m, _mm512_max_ps(_mm512_permutex2var_ps(r1lo, even, r1hi),
+                                                   _mm512_permutex2var_ps(r1lo, odd, r1hi)));
+                if (relu) m = _mm512_max_ps(m, zero);
+                _mm512_mask_storeu_ps(y + (size_t)p * Q + q, (__mmask16)(nq >= 16 ? 0xffff : (1u << nq) - 1), m);
+            }
+        }
+        return;
+    }
+#endif
+    for (int p = 0; p < P; p++)
+        for (int q = 0; q < Q; q++) {
+            float m = x[(size_t)p * T * W + q * T];
+            for (int i = 0; i < F; i++) {
+                const float *row = x + (size_t)(p * T + i) * W + q * T;
+                for (int j = 0; j < F; j++) m = row[j] > m ? row[j] : m;
+            }
+            y[(size_t)p * Q + q] = relu && !(m > 0.0f) ? 0.0f : m;
+        }
+}
+
+void maxpool_planes(float *y, const float *x, size_t ld, int K, int H, int W, int F, int T, int relu) {
+    const int P = pool_out_size(H, F, T), Q = pool_out_size(W, F, T);
+    DG_ASSERT(P > 0 && Q > 0 && F > 0 && T > 0);
+    for (int k = 0; k < K; k++) maxpool_plane_max(y + (size_t)k * P * Q, x + (size_t)k * ld, W, F, T, P, Q, relu);
 }
 
 /* dx[n,c,argmax] += dy[n,c,p,q]; every other dx is 0 (dx overwritten). */
