@@ -8,6 +8,8 @@
  *    traffic), on one thread and on all threads. FLOPs = 2 per lane per FMA.
  *    This is the ceiling no kernel can pass; it is measured, not taken from a
  *    data sheet, so clock and turbo behaviour of this machine are included.
+ *    Where the CPU has AVX512-VNNI, the same for vpdpbusd (64 int8
+ *    multiply-adds each): the int8 kernels' ceiling (src/quant).
  * 2. For each conv2d and linear layer of each model: forward, backward-data
  *    and backward-weights at the training batch, and forward at the
  *    inference batch (1000), timed through the same entry points the layers
@@ -66,6 +68,47 @@ static double measure_peak(int threads) {
         }
         double dt = now_seconds() - t0;
         double g = (double)threads * n * 16 * 16 * 2 / dt / 1e9;
+        if (g > best) best = g;
+    }
+    return best;
+}
+
+/* ==== INT8 VNNI peak ====================================================== */
+
+/* n iterations of 16 independent vpdpbusd chains (64 u8 x s8 multiply-adds
+ * each); returns a value so the compiler cannot drop the work. */
+__attribute__((target("avx512f,avx512vnni"), noinline)) static int vnni_loop(long n) {
+    __m512i a[16];
+    for (int i = 0; i < 16; i++) a[i] = _mm512_set1_epi32(i);
+    const __m512i u = _mm512_set1_epi8(3), w = _mm512_set1_epi8(-1);
+    for (long it = 0; it < n; it++)
+        _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) a[i] = _mm512_dpbusd_epi32(a[i], u, w);
+    __m512i s = a[0];
+    for (int i = 1; i < 16; i++) s = _mm512_add_epi32(s, a[i]);
+    return _mm512_reduce_add_epi32(s);
+}
+
+/* G multiply-adds/s of the vpdpbusd loop on `threads` threads (0 without
+ * AVX512-VNNI): the int8 kernels' ceiling, beside measure_peak's FP32 one. */
+static double measure_vnni_peak(int threads) {
+    if (!__builtin_cpu_supports("avx512vnni")) return 0;
+    const long n = 10000000; /* 16 * 64 multiply-adds each: 10 G per thread */
+    double best = 0;
+    for (int round = 0; round < 3; round++) {
+        volatile int sink = 0;
+        double t0 = now_seconds();
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+        {
+            int v = vnni_loop(n);
+#ifdef _OPENMP
+#pragma omp atomic
+#endif
+            sink += v;
+        }
+        double dt = now_seconds() - t0;
+        double g = (double)threads * n * 16 * 64 / dt / 1e9;
         if (g > best) best = g;
     }
     return best;
@@ -216,6 +259,10 @@ int main(int argc, char **argv) {
     double peak1 = measure_peak(1), peak = measure_peak(threads);
     printf("FP32 FMA peak (measured, AVX-512): %.1f GFLOP/s on 1 thread, %.1f GFLOP/s on %d threads%s\n\n", peak1,
            peak, threads, bf16 ? "; convolutions in bf16 (--precision bf16), percentages still of the FP32 peak" : "");
+    double vnni1 = measure_vnni_peak(1), vnni = measure_vnni_peak(threads);
+    if (vnni > 0)
+        printf("INT8 VNNI peak (measured, vpdpbusd): %.1f G multiply-adds/s on 1 thread, %.1f on %d threads\n\n",
+               vnni1, vnni, threads);
     printf("| model | layer | shape | batch | pass | ms | GFLOP/s | of peak |\n|---|---|---|---|---|---|---|---|\n");
     if (csv) fprintf(csv, "peak,,,,%d,fma,%.6g,100\n", threads, peak);
 
