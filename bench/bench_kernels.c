@@ -34,11 +34,11 @@
 #include "model/layer.h"
 #include "ops/ops.h"
 
-/* ==== FP32 FMA peak ======================================================= */
+/* ==== the FP32 FMA and INT8 VNNI peaks ===================================== */
 
 /* n iterations of 16 independent FMA chains; returns a value so the
  * compiler cannot drop the work. */
-__attribute__((target("avx512f"), noinline)) static float fma_loop(long n) {
+__attribute__((target("avx512f"), noinline)) static double fma_loop(long n) {
     __m512 a[16];
     for (int i = 0; i < 16; i++) a[i] = _mm512_set1_ps(1.0f + i * 1e-3f);
     const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
@@ -49,35 +49,9 @@ __attribute__((target("avx512f"), noinline)) static float fma_loop(long n) {
     return _mm512_reduce_add_ps(s);
 }
 
-/* GFLOP/s of the FMA loop on `threads` threads (each runs its own loop). */
-static double measure_peak(int threads) {
-    const long n = 20000000; /* 16 * 16 * 2 FLOPs each: 10 GFLOP per thread */
-    double best = 0;
-    for (int round = 0; round < 3; round++) {
-        volatile float sink = 0;
-        double t0 = now_seconds();
-#ifdef _OPENMP
-#pragma omp parallel num_threads(threads)
-#endif
-        {
-            float v = fma_loop(n);
-#ifdef _OPENMP
-#pragma omp atomic
-#endif
-            sink += v;
-        }
-        double dt = now_seconds() - t0;
-        double g = (double)threads * n * 16 * 16 * 2 / dt / 1e9;
-        if (g > best) best = g;
-    }
-    return best;
-}
-
-/* ==== INT8 VNNI peak ====================================================== */
-
-/* n iterations of 16 independent vpdpbusd chains (64 u8 x s8 multiply-adds
- * each); returns a value so the compiler cannot drop the work. */
-__attribute__((target("avx512f,avx512vnni"), noinline)) static int vnni_loop(long n) {
+/* The same with 16 independent vpdpbusd chains (64 u8 x s8 multiply-adds
+ * each). */
+__attribute__((target("avx512f,avx512vnni"), noinline)) static double vnni_loop(long n) {
     __m512i a[16];
     for (int i = 0; i < 16; i++) a[i] = _mm512_set1_epi32(i);
     const __m512i u = _mm512_set1_epi8(3), w = _mm512_set1_epi8(-1);
@@ -88,30 +62,37 @@ __attribute__((target("avx512f,avx512vnni"), noinline)) static int vnni_loop(lon
     return _mm512_reduce_add_epi32(s);
 }
 
-/* G multiply-adds/s of the vpdpbusd loop on `threads` threads (0 without
- * AVX512-VNNI): the int8 kernels' ceiling, beside measure_peak's FP32 one. */
-static double measure_vnni_peak(int threads) {
-    if (!__builtin_cpu_supports("avx512vnni")) return 0;
-    const long n = 10000000; /* 16 * 64 multiply-adds each: 10 G per thread */
+/* G operations/s of `loop` (n iterations of ops_per_iter operations) run on
+ * `threads` threads at once, each its own loop; the best of 3 rounds. */
+static double measure_rate(double (*loop)(long), long n, double ops_per_iter, int threads) {
     double best = 0;
     for (int round = 0; round < 3; round++) {
-        volatile int sink = 0;
+        volatile double sink = 0;
         double t0 = now_seconds();
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads)
 #endif
         {
-            int v = vnni_loop(n);
+            double v = loop(n);
 #ifdef _OPENMP
 #pragma omp atomic
 #endif
             sink += v;
         }
-        double dt = now_seconds() - t0;
-        double g = (double)threads * n * 16 * 64 / dt / 1e9;
+        double g = (double)threads * n * ops_per_iter / (now_seconds() - t0) / 1e9;
         if (g > best) best = g;
     }
     return best;
+}
+
+/* GFLOP/s of the FMA loop: 16 * 16 * 2 FLOPs an iteration, 10 GFLOP a thread. */
+static double measure_peak(int threads) { return measure_rate(fma_loop, 20000000, 16 * 16 * 2, threads); }
+
+/* G multiply-adds/s of the vpdpbusd loop (0 without AVX512-VNNI): the int8
+ * kernels' ceiling, beside measure_peak's FP32 one. */
+static double measure_vnni_peak(int threads) {
+    if (!__builtin_cpu_supports("avx512vnni")) return 0;
+    return measure_rate(vnni_loop, 10000000, 16 * 64, threads);
 }
 
 /* ==== per-layer kernels =================================================== */
