@@ -132,6 +132,8 @@ int model_build_named(Model *m, const char *name_or_path) {
     return r;
 }
 
+static void fuse_forget(Model *m);
+
 void model_free(Model *m) {
     free(m->spec_text);
     free(m->layers);
@@ -145,12 +147,7 @@ void model_free(Model *m) {
     free(m->metrics_json);
     free(m->prof_seconds);
     free(m->prof_calls);
-    free(m->fuse_end);
-    free(m->fuse_params);
-    free(m->fold_at);
-    free(m->folded);
-    free(m->pool_at);
-    free(m->pool_mem);
+    fuse_forget(m);
     free(m->conv_packed);
     memset(m, 0, sizeof *m);
 }

@@ -61,6 +61,24 @@ typedef struct {
     int groups;        /* loads per kernel row: kw, or ceil(kw/4) when sliding */
 } DirectDims;
 
+/* The valid columns of nk channels' wide rows (wy: d.q32 bytes a channel,
+ * rows d.wp apart) into y's planes from channel k0: 16-byte masked moves,
+ * whose reads past a row stay inside the scratch. */
+VNNI_TARGET static void store_valid_columns(
+    int8_t *y, const int8_t *wy, DirectDims d, int k0, int nk, int OH, int OW) {
+    for (int j = 0; j < nk; j++)
+        for (int oy = 0; oy < OH; oy++) {
+            int8_t *dst = y + ((size_t)(k0 + j) * OH + oy) * OW;
+            const int8_t *src = wy + (size_t)j * d.q32 + (size_t)oy * d.wp;
+            for (int ox = 0; ox < OW; ox += 16) {
+                int rem = OW - ox;
+                __mmask16 m = rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1);
+                _mm_mask_storeu_epi8(dst + ox, m, _mm_loadu_si128((const __m128i *)(src + ox)));
+            }
+        }
+}
+
+
 static DirectDims direct_dims(const QOp *op) {
     DirectDims d;
     d.s = op->stride;
@@ -336,18 +354,7 @@ VNNI_TARGET static void conv_direct(const QOp *op, const QOpFast *f, const int8_
             rq[j] = rq16_make(beff, op->mult[k], op->shift[k], op->out_zp, op->act_min[k], op->act_max[k]);
         }
         for (int q0 = 0; q0 < d.q32; q0 += 32) direct_block(op, f, xp, d, wk, rq, nk, q0, wy);
-        /* the valid columns of each wide row (16-byte masked moves; wy's reads
-         * past a row stay inside the scratch) */
-        for (int j = 0; j < nk; j++)
-            for (int oy = 0; oy < OH; oy++) {
-                int8_t *dst = y + ((size_t)(k0 + j) * OH + oy) * OW;
-                const int8_t *src = wy + (size_t)j * d.q32 + (size_t)oy * d.wp;
-                for (int ox = 0; ox < OW; ox += 16) {
-                    int rem = OW - ox;
-                    __mmask16 m = rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1);
-                    _mm_mask_storeu_epi8(dst + ox, m, _mm_loadu_si128((const __m128i *)(src + ox)));
-                }
-            }
+        store_valid_columns(y, wy, d, k0, nk, OH, OW);
     }
 }
 
@@ -663,16 +670,7 @@ AMX_TARGET static void conv_amx(const QOp *op, const QOpFast *f, const QOp *pool
             pool_requant(pool, accp, rs, d.wp, rq, nk, y + (size_t)k0 * pool->oh * pool->ow);
             continue;
         }
-        for (int j = 0; j < nk; j++)
-            for (int oy = 0; oy < OH; oy++) {
-                int8_t *dst = y + ((size_t)(k0 + j) * OH + oy) * OW;
-                const int8_t *src = wy + (size_t)j * d.q32 + (size_t)oy * d.wp;
-                for (int ox = 0; ox < OW; ox += 16) {
-                    int rem = OW - ox;
-                    __mmask16 m = rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1);
-                    _mm_mask_storeu_epi8(dst + ox, m, _mm_loadu_si128((const __m128i *)(src + ox)));
-                }
-            }
+        store_valid_columns(y, wy, d, k0, nk, OH, OW);
     }
     _tile_release();
 }
