@@ -69,20 +69,10 @@ static void keep_ensemble_meta(const char *meta_json, char **cfg, char **metrics
 static int record_test_metrics(const char *out, const char *test, DgDtype dtype) {
     Classifier c;
     if (classifier_load(&c, out, 1000, 0) < 0) return -1;
-    Dataset ds = {0};
-    int rc = -1;
+    int rc = -1, n_test = 0;
     cJSON *meta = cJSON_Parse(c.metadata_json ? c.metadata_json : "{}"), *metrics = NULL;
-    if (dataset_load(test, "test", &ds) < 0) goto done;
-    if (!ds.labels) {
-        dg_set_error("%s: has no labels to measure accuracy against", test);
-        goto done;
-    }
-    if (ds.rows != c.height || ds.cols != c.width) {
-        dg_set_error("%s: images are %dx%d, the model expects %dx%d", test, ds.rows, ds.cols, c.height, c.width);
-        goto done;
-    }
-    double loss;
-    double acc = classifier_predict_dataset(&c, &ds, NULL, NULL, &loss);
+    double acc, loss;
+    if (classifier_measure(&c, test, &acc, &loss, &n_test) < 0) goto done;
     cJSON *old = cJSON_GetObjectItemCaseSensitive(meta, "digits.metrics");
     metrics = cJSON_IsString(old) ? cJSON_Parse(old->valuestring) : NULL;
     if (!cJSON_IsObject(metrics)) {
@@ -90,7 +80,7 @@ static int record_test_metrics(const char *out, const char *test, DgDtype dtype)
         metrics = cJSON_CreateObject();
     }
     const char *keys[] = {"test_accuracy", "test_loss", "n_test"};
-    const double vals[] = {acc, loss, ds.n};
+    const double vals[] = {acc, loss, n_test};
     for (int i = 0; i < 3; i++) {
         cJSON_DeleteItemFromObjectCaseSensitive(metrics, keys[i]);
         cJSON_AddNumberToObject(metrics, keys[i], vals[i]);
@@ -107,11 +97,10 @@ static int record_test_metrics(const char *out, const char *test, DgDtype dtype)
         rc = model_save_dtype(&c.models[0], out, dtype);
     }
     free(mj);
-    if (rc == 0) printf("test accuracy %.4f (loss %.4f) on %d images of %s, recorded in %s\n", acc, loss, ds.n, test, out);
+    if (rc == 0) printf("test accuracy %.4f (loss %.4f) on %d images of %s, recorded in %s\n", acc, loss, n_test, test, out);
 done:
     cJSON_Delete(metrics);
     cJSON_Delete(meta);
-    dataset_free(&ds);
     classifier_free(&c);
     return rc;
 }

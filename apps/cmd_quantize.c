@@ -3,6 +3,7 @@
  * an ensemble (member by member), calibrated on training images; the int8
  * file runs in eval, predict, submit, serve and the API like any model.
  * Left out: the PCA + SVM baseline (not a network), int8 input files. */
+#include <cjson/cJSON.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,10 @@ static void help(void) {
            "  --calib N             calibration images, drawn from the training set       [1000]\n"
            "  --percentile P        activation ranges from the P-th percentile (50 < P < 100)\n"
            "                        instead of min/max                                     [min/max]\n"
-           "  --seed S              which calibration images                               [0]\n");
+           "  --seed S              which calibration images                               [0]\n"
+           "  --test DIR|FILE.csv   measure the int8 model on this labelled test set and record its\n"
+           "                        test_accuracy in the file (the float model's figures are kept\n"
+           "                        as float_test_accuracy and float_test_loss)\n");
     cli_common_help(SHARED & ~CLI_MODEL, &co);
     printf("\nTensorFlow Lite's int8 scheme: batch norm folded into the convolution, per-output-channel\n"
            "symmetric int8 weights, per-tensor asymmetric int8 activations, int32 biases, fixed-point\n"
@@ -41,7 +45,7 @@ static void help(void) {
            "Examples:\n"
            "  digits quantize --model runs/cnn-bn.safetensors --out cnn-bn-int8.safetensors\n"
            "  digits eval --model cnn-bn-int8.safetensors\n"
-           "  digits quantize --model best --out best-int8.safetensors --calib 2000\n");
+           "  digits quantize --model best --out best-int8.safetensors --calib 2000 --test data/mnist\n");
 }
 
 /* n calibration images (n x 784 pixels, malloc'd) drawn without
@@ -65,15 +69,76 @@ static uint8_t *calibration_images(const char *data, int *n, uint64_t seed) {
     return px;
 }
 
+/* The float model's metadata (JSON text) with its digits.metrics' test
+ * figures renamed float_test_accuracy / float_test_loss (they describe the
+ * float network, not the int8 one) and, when acc >= 0, the int8 model's
+ * test_accuracy, test_loss and n_test added. Returns malloc'd JSON text. */
+static char *int8_metadata(const char *float_meta, double acc, double loss, int n_test) {
+    cJSON *meta = cJSON_Parse(float_meta ? float_meta : "{}");
+    if (!cJSON_IsObject(meta)) {
+        cJSON_Delete(meta);
+        meta = cJSON_CreateObject();
+    }
+    cJSON *old = cJSON_GetObjectItemCaseSensitive(meta, "digits.metrics");
+    cJSON *metrics = cJSON_IsString(old) ? cJSON_Parse(old->valuestring) : NULL;
+    if (!cJSON_IsObject(metrics)) {
+        cJSON_Delete(metrics);
+        metrics = cJSON_CreateObject();
+    }
+    static const char *const from[] = {"test_accuracy", "test_loss"}, *const to[] = {"float_test_accuracy", "float_test_loss"};
+    for (int i = 0; i < 2; i++) {
+        cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(metrics, from[i]);
+        if (!v) continue;
+        cJSON_DeleteItemFromObjectCaseSensitive(metrics, to[i]);
+        cJSON_AddItemToObject(metrics, to[i], v);
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(metrics, "n_test");
+    if (acc >= 0) {
+        cJSON_AddNumberToObject(metrics, "test_accuracy", acc);
+        cJSON_AddNumberToObject(metrics, "test_loss", loss);
+        cJSON_AddNumberToObject(metrics, "n_test", n_test);
+    }
+    char *mj = cJSON_PrintUnformatted(metrics);
+    cJSON_DeleteItemFromObjectCaseSensitive(meta, "digits.metrics");
+    cJSON_AddStringToObject(meta, "digits.metrics", mj);
+    free(mj);
+    char *out = cJSON_PrintUnformatted(meta);
+    cJSON_Delete(metrics);
+    cJSON_Delete(meta);
+    return out;
+}
+
+/* Measure the int8 file `out` on the labelled set `test` and write it again
+ * (qf, the same weights) with the figures in its metadata; on failure the
+ * file is removed and the command fails with one line. */
+static void record_int8_test(const QFile *qf, const char *out, const char *float_meta, const char *test) {
+    Classifier c;
+    if (classifier_load(&c, out, 1000, 0) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    double acc, loss;
+    int n;
+    if (classifier_measure(&c, test, &acc, &loss, &n) < 0) {
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s", dg_errmsg());
+        remove(out); /* a refused command leaves no file */
+        cli_fail(CMD, "%s", msg);
+    }
+    classifier_free(&c);
+    char *meta = int8_metadata(float_meta, acc, loss, n);
+    if (qfile_save(qf, out, meta) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    free(meta);
+    printf("int8 test accuracy %.4f (loss %.4f) on %d images of %s, recorded in %s\n", acc, loss, n, test, out);
+}
+
 int cmd_quantize(int argc, char **argv) {
     CliCommon co = cli_common_defaults();
-    const char *out = NULL;
+    const char *out = NULL, *test = NULL;
     int calib = 1000;
     double percentile = 0;
     uint64_t seed = 0;
-    enum { O_OUT = 256, O_CALIB, O_PERC, O_SEED, O_HELP };
+    enum { O_OUT = 256, O_CALIB, O_PERC, O_SEED, O_TEST, O_HELP };
     static const struct option own[] = {{"out", 1, 0, O_OUT},   {"calib", 1, 0, O_CALIB}, {"percentile", 1, 0, O_PERC},
-                                        {"seed", 1, 0, O_SEED}, {"help", 0, 0, O_HELP},   {0, 0, 0, 0}};
+                                        {"seed", 1, 0, O_SEED}, {"test", 1, 0, O_TEST},   {"help", 0, 0, O_HELP},
+                                        {0, 0, 0, 0}};
     CliOptions ol;
     cli_options(&ol, own, SHARED);
     opterr = 0;
@@ -89,6 +154,7 @@ int cmd_quantize(int argc, char **argv) {
             if (percentile <= 50 || percentile >= 100) cli_usage_error(CMD, "--percentile: must be in (50, 100)");
             break;
         case O_SEED: seed = cli_u64(CMD, "--seed", optarg); break;
+        case O_TEST: test = optarg; break;
         case O_HELP: help(); return 0;
         default: cli_bad_flag(CMD, argv[optind - 1], ol.opts);
         }
@@ -120,11 +186,14 @@ int cmd_quantize(int argc, char **argv) {
             cli_fail(CMD, "%s", msg);
         }
     }
-    if (qfile_save(&qf, out, cl.metadata_json) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    char *meta = int8_metadata(cl.metadata_json, -1, 0, 0);
+    if (qfile_save(&qf, out, meta) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    free(meta);
     int ops = 0;
     for (int k = 0; k < qf.n; k++) ops += qf.members[k].n_ops;
     printf("wrote %s (%s, %d network%s, %d int8 operators, calibrated on %d images, %s ranges)\n", out, cl.name,
            qf.n, qf.n > 1 ? "s" : "", ops, calib, percentile > 0 ? "percentile" : "min/max");
+    if (test) record_int8_test(&qf, out, cl.metadata_json, test);
     free(px);
     qfile_free(&qf);
     classifier_free(&cl);

@@ -60,7 +60,8 @@ mcu() {
     # the test set is measured once after training (recorded in the file), never used to choose
     [[ -f $f32 ]] || "$DIGITS" train --model "$model" --data data/mnist --val-split 0.1 --seed 42 --threads 1 \
         "$@" --out "$f32" --log "$DIR/$name-f32.csv" --overwrite
-    "$DIGITS" quantize --model "$f32" --data data/mnist --calib 1000 --out "models/pretrained/$name.safetensors"
+    "$DIGITS" quantize --model "$f32" --data data/mnist --calib 1000 --test data/mnist \
+        --out "models/pretrained/$name.safetensors"
 }
 
 case $NAME in

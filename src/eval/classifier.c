@@ -197,3 +197,23 @@ double classifier_predict_dataset(Classifier *c, const Dataset *ds, uint8_t *pre
     if (loss) *loss = ds->labels && ds->n ? loss_sum / ds->n : 0.0;
     return ds->labels && ds->n ? (double)correct / ds->n : 0.0;
 }
+
+int classifier_measure(Classifier *c, const char *data, double *acc, double *loss, int *n) {
+    Dataset ds = {0};
+    int rc = -1;
+    if (dataset_load(data, "test", &ds) < 0) goto done;
+    if (!ds.labels) {
+        dg_set_error("%s: has no labels to measure accuracy against", data);
+        goto done;
+    }
+    if (ds.rows != c->height || ds.cols != c->width) {
+        dg_set_error("%s: images are %dx%d, the model expects %dx%d", data, ds.rows, ds.cols, c->height, c->width);
+        goto done;
+    }
+    *acc = classifier_predict_dataset(c, &ds, NULL, NULL, loss);
+    *n = ds.n;
+    rc = 0;
+done:
+    dataset_free(&ds);
+    return rc;
+}

@@ -53,6 +53,12 @@ void classifier_predict(Classifier *c, const uint8_t *pixels, int n, float *prob
  * the probabilities. Returns accuracy (0 if unlabelled). */
 double classifier_predict_dataset(Classifier *c, const Dataset *ds, uint8_t *pred, float *probs, double *loss);
 
+/* Measure c on the labelled test split of `data` (MNIST IDX folder or
+ * labelled CSV): accuracy, mean cross-entropy and the number of images.
+ * -1 with a one-line dg_errmsg() naming `data` when it cannot be read, has
+ * no labels or has images of another size. */
+int classifier_measure(Classifier *c, const char *data, double *acc, double *loss, int *n);
+
 /* int8 model files (digits.kind = "int8", classifier_int8.c): load into c
  * (impl = the QFile), free its impl, predict one chunk. */
 int classifier_load_int8(Classifier *c, const char *path, int max_batch);

@@ -19,6 +19,17 @@ for want in "model     lenet5 (int8)" "dtype     I8+I32" "int8 operators, none l
     grep -qF -- "$want" "$TMP/info.txt" || fail "info lacks '$want': $(cat "$TMP/info.txt")"
 done
 "$D" info --json "$Q" | grep -q '"kind":	"int8"' || fail "info --json kind"
+# the float network's test figures are kept under another name; --test measures the int8 file itself
+grep -q "float_test_accuracy=" "$TMP/info.txt" || fail "info lacks float_test_accuracy"
+grep -qE "(^| )test_accuracy=" "$TMP/info.txt" && fail "an int8 file not measured claims a test_accuracy"
+"$D" quantize --model "$F" --data "$DATA" --calib 300 --test "$DATA" --out "$TMP/measured.safetensors" >"$TMP/q.txt"
+rec=$(sed -n 's/^int8 test accuracy \([0-9.]*\) .*/\1/p' "$TMP/q.txt")
+ev=$("$D" eval --model "$TMP/measured.safetensors" --data "$DATA" --json | sed -n 's/.*"accuracy":\([0-9.]*\).*/\1/p')
+[[ -n $rec && $rec == "$ev" ]] || fail "quantize --test recorded '$rec', eval measures '$ev'"
+"$D" info "$TMP/measured.safetensors" | grep -qE "(^| )test_accuracy=$rec" || fail "info lacks test_accuracy=$rec"
+expect_error 1 "digits quantize: $TMP/none: " -- "$D" quantize --model "$F" --data "$DATA" --calib 50 --test "$TMP/none" \
+    --out "$TMP/t.safetensors"
+[[ ! -e "$TMP/t.safetensors" ]] || fail "quantize --test on a missing set left a file"
 sf=$(stat -c %s "$F") sq=$(stat -c %s "$Q")
 ((sq * 3 < sf)) || fail "int8 file is $sq bytes, float $sf"
 
