@@ -44,19 +44,9 @@ DATA=$(cd data/mnist && pwd)
 TMP=$(mktemp -d)
 
 # --- 2's namespaces, removed on exit whatever happens -----------------------
-id=$$
-nsa="dsa$id" nsb="dsb$id" veth_a="dsva$id" veth_b="dsvb$id"
-net="10.78.$((id % 200 + 20))"
-netns_cleanup() {
-    local ns p
-    for ns in "$nsa" "$nsb"; do
-        for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
-        ip netns del "$ns" 2>/dev/null || true
-    done
-    ip link del "$veth_a" 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap netns_cleanup EXIT
+source tests/e2e/netns.bash
+netns_names ds 78
+trap 'netns_down; rm -rf "$TMP"' EXIT
 
 if [[ ${MODEL_ONLY:-0} == 1 ]]; then # re-run 5 on the files already in $OUT
     sed -n '/^# --- 5. the model/,$p' "$0" > "$TMP/model.sh"
@@ -78,32 +68,8 @@ fi
 # --- 2. the veth pair ---------------------------------------------------------
 if ! want 2; then
     :
-elif [[ $(id -u) -eq 0 ]] && command -v ip >/dev/null && command -v unshare >/dev/null &&
-    ip netns add "$nsa" 2>/dev/null; then
-    ip netns add "$nsb"
-    ip link add "$veth_a" type veth peer name "$veth_b"
-    ip link set "$veth_a" netns "$nsa"
-    ip link set "$veth_b" netns "$nsb"
-    ip -n "$nsa" addr add "$net.1/24" dev "$veth_a"
-    ip -n "$nsb" addr add "$net.2/24" dev "$veth_b"
-    for pair in "$nsa $veth_a" "$nsb $veth_b"; do
-        read -r ns dev <<< "$pair"
-        ip -n "$ns" link set lo up
-        ip -n "$ns" link set "$dev" up
-    done
-    cat > "$TMP/agent" <<AGENT
-#!/bin/sh
-while [ \$# -gt 0 ]; do case "\$1" in -*) shift;; *) break;; esac; done
-host=\$1; shift
-case "\$host" in
-    $net.1) ns=$nsa;;
-    $net.2) ns=$nsb;;
-    *) echo "agent: unknown host \$host" >&2; exit 1;;
-esac
-exec ip netns exec "\$ns" unshare --uts /bin/sh -c "hostname \$ns; \$*"
-AGENT
-    chmod +x "$TMP/agent"
-    printf '%s slots=1\n%s slots=1\n' "$net.1" "$net.2" > "$TMP/hosts"
+elif netns_up; then
+    netns_agent "$TMP"
     # small-message latency: a TCP ping-pong of 8 bytes (no ping on this image)
     cat > "$TMP/pingpong.py" <<'PP'
 import socket, sys, time
@@ -129,12 +95,10 @@ PP
     ip netns exec "$nsb" python3 "$TMP/pingpong.py" server "$net.2" &
     ip netns exec "$nsa" python3 "$TMP/pingpong.py" client "$net.2" > "$OUT/ping.txt"
     wait
-    ip netns exec "$nsa" unshare --uts /bin/sh -c "hostname $nsa; exec \"\$@\"" sh \
-        nice -n 10 mpirun --bind-to none --hostfile "$TMP/hosts" -np 2 --mca plm_rsh_agent "$TMP/agent" \
+    netns_run "$nsa" nice -n 10 mpirun --bind-to none --hostfile "$TMP/hosts" -np 2 --mca plm_rsh_agent "$TMP/agent" \
         --mca btl tcp,self --mca btl_tcp_if_include "$net.0/24" --mca oob_tcp_if_include "$net.0/24" \
         "$PWD/$B/bench/bench_dist" --models $ALL --seconds "$SECS" > "$OUT/veth.md"
-    netns_cleanup
-    TMP=$(mktemp -d)
+    netns_down
 else
     echo "SKIP veth: needs root with network namespaces" | tee "$OUT/veth.md"
 fi

@@ -13,49 +13,14 @@ source "$(dirname "$0")/lib.bash"
 require_data
 source "$(dirname "$0")/mpi.bash"
 
-id=$$
-nsa="dga$id" nsb="dgb$id" veth_a="dgva$id" veth_b="dgvb$id"
-net="10.77.$((id % 200 + 20))"
-netns_cleanup() {
-    local ns p
-    for ns in "$nsa" "$nsb"; do
-        for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
-        ip netns del "$ns" 2>/dev/null || true
-    done
-    ip link del "$veth_a" 2>/dev/null || true
-}
-trap 'netns_cleanup; cleanup' EXIT
-if [[ $(id -u) -ne 0 ]] || ! command -v ip >/dev/null || ! command -v unshare >/dev/null ||
-    ! ip netns add "$nsa" 2>/dev/null; then
+source "$(dirname "$0")/netns.bash"
+netns_names dg 77
+trap 'netns_down; cleanup' EXIT
+if ! netns_up; then
     echo "SKIP: needs root with network namespaces (ip netns add) and unshare"
     exit 0
 fi
-ip netns add "$nsb"
-ip link add "$veth_a" type veth peer name "$veth_b"
-ip link set "$veth_a" netns "$nsa"
-ip link set "$veth_b" netns "$nsb"
-ip -n "$nsa" addr add "$net.1/24" dev "$veth_a"
-ip -n "$nsb" addr add "$net.2/24" dev "$veth_b"
-for pair in "$nsa $veth_a" "$nsb $veth_b"; do
-    read -r ns dev <<< "$pair"
-    ip -n "$ns" link set lo up
-    ip -n "$ns" link set "$dev" up
-done
-
-# the launcher's agent: [options] HOST COMMAND... -> COMMAND in HOST's namespace
-cat > "$TMP/agent" <<AGENT
-#!/bin/sh
-while [ \$# -gt 0 ]; do case "\$1" in -*) shift;; *) break;; esac; done
-host=\$1; shift
-case "\$host" in
-    $net.1) ns=$nsa;;
-    $net.2) ns=$nsb;;
-    *) echo "agent: unknown host \$host" >&2; exit 1;;
-esac
-exec ip netns exec "\$ns" unshare --uts /bin/sh -c "hostname \$ns; \$*"
-AGENT
-chmod +x "$TMP/agent"
-printf '%s slots=1\n%s slots=1\n' "$net.1" "$net.2" > "$TMP/hosts"
+netns_agent "$TMP"
 
 common=(--model lenet5 --data "$(cd "$DATA" && pwd)" --limit 600 --epochs 2 --batch-size 64 --lr 0.01 --test none --quiet)
 "$DIGITS" train "${common[@]}" --threads 2 --out "$TMP/ref.safetensors" >/dev/null
