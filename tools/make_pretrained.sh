@@ -81,5 +81,6 @@ best)
 esac
 
 f=models/pretrained/$NAME.safetensors
-"$DIGITS" eval --model "$f" --data data/mnist --json | tr ',' '\n' | grep -m1 '"accuracy"'
+json=$("$DIGITS" eval --model "$f" --data data/mnist --json)
+grep -o '"accuracy":[0-9.]*' <<<"$json" | sed -n 1p
 echo "size $(stat -c %s "$f") bytes; sha256 $(sha256sum "$f" | cut -d' ' -f1)"

@@ -27,6 +27,10 @@ while IFS=$'\t' read -r name file bytes sha acc budget cmd; do
     echo "$name: $file $got_bytes bytes, test accuracy $got_acc (manifest $acc; remade by: $cmd)"
     awk -v a="$got_acc" -v b="$acc" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.0002 + 1e-9) }' \
         || fail "$name: test accuracy $got_acc differs from the manifest's $acc by more than 0.02 points"
+    # the accuracy `digits models` shows (recorded in the file) is the file's own, int8 files included
+    rec=$("$DIGITS" models | awk -v n="$name" '$1 == n { print $(NF - 1) }')
+    awk -v a="$got_acc" -v r="$rec" 'BEGIN { d = 100 * a - r; if (d < 0) d = -d; exit !(d <= 0.005 + 1e-9) }' \
+        || fail "$name: digits models shows $rec %, eval measures $got_acc"
 done < "$MANIFEST"
 (( total <= 12 * 1024 * 1024 )) || fail "pretrained models take $total bytes, over 12 MiB"
 # predict with no --model uses default, from any working directory
