@@ -943,6 +943,16 @@ static void forward_impl(float *y, const float *x, const float *w, const float *
                          int K, int R, int S, int stride, int pad, float *workspace, int nthreads, const Epilogue *ep,
                          Conv2dPacked *packed);
 
+/* Does the kernel cover the whole unpadded input (one output pixel, e.g.
+ * lenet5's 4x4 -> 1x1), with no pooling or padding epilogue? Then a
+ * one-image call is the matrix-vector product of a linear layer, whose
+ * (K, C*R*S) weights are the conv's as stored: linear_forward_ep, 8 rows
+ * at a time (as im2col + sgemm with one column it ran at 2-3 GFLOP/s). */
+static int whole_input(int C, int H, int W, int R, int S, int pad, const Epilogue *ep) {
+    (void)C;
+    return R == H && S == W && pad == 0 && !(ep && (ep->pool || ep->padded));
+}
+
 typedef struct { /* one split call (forward_split) */
     float *y, *workspace;
     const float *x, *w, *b;
@@ -986,6 +996,10 @@ static void forward_impl(float *y, const float *x, const float *w, const float *
                          Conv2dPacked *packed) {
     const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
     DG_ASSERT(P > 0 && Q > 0 && stride > 0 && pad >= 0);
+    if (packed && N == 1 && whole_input(C, H, W, R, S, pad, ep)) { /* y (K) = w (K, CHW) . x */
+        linear_forward_ep(y, x, w, b, 1, C * R * S, K, ep, nthreads);
+        return;
+    }
     if (packed) {
         const int ns = split_blocks(N, nthreads, C, H, W, K, R, S, stride, pad);
         if (ns > 1) {
