@@ -779,6 +779,13 @@ static void chunk_finish(const ForwardChunk *f, float *out, size_t img, size_t l
     if (!ep || !ep->pool) return;
     const int F = ep->pool, T = ep->pool_stride;
     const size_t PQo = (size_t)pool_out_size(P, F, T) * pool_out_size(Q, F, T);
+    if (ep->pool_avg) { /* as the avgpool layer computes it, plane by plane */
+        for (int i = 0; i < g; i++)
+            for (int k = 0; k < K; k++)
+                avgpool_forward(f->y + ((size_t)(n0 + i) * K + k) * PQo, out + (size_t)i * img + (size_t)k * ld, 1,
+                                1, P, Q, F, T);
+        return;
+    }
     for (int i = 0; i < g; i++)
         maxpool_planes(f->y + (size_t)(n0 + i) * K * PQo, out + (size_t)i * img, ld, K, P, Q, F, T, ep->pool_relu);
 }
@@ -931,7 +938,7 @@ static const Epilogue *epilogue_from(const Epilogue *ep, int k0, int t, Epilogue
     *buf = *ep;
     if (buf->pool || buf->padded) buf->pool_buf += (size_t)t * buf->pool_slice;
     for (int s = 0; s < buf->n; s++)
-        if (!buf->step[s].relu) {
+        if (!buf->step[s].relu && !buf->step[s].tanh) {
             buf->step[s].sub += k0;
             buf->step[s].mul += k0;
             buf->step[s].add += k0;
