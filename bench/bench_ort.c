@@ -20,7 +20,7 @@
  * dg_runtime_init (core/runtime.h: OpenBLAS's core type, GOMP_SPINCOUNT),
  * so digits runs with the set-up its users get; without it OpenBLAS took
  * its generic "Prescott" kernels and libgomp its long default spin
- * (lenet5's one image took 2x longer, bench/README.md).
+ * (lenet5's one image took 2x longer, its batch 2-3x; bench/README.md).
  *
  * For every model, first a check (in a child with both engines): the first 1000 MNIST test images through
  * ORT as one batch are the reference; each implementation runs them as one
