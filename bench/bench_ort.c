@@ -10,7 +10,19 @@
  * ONNX Runtime's libonnxruntime.so.1, opened with dlopen at run time, so
  * this program builds without ONNX Runtime and needs no header from it.
  *
- * For every model, first a check: the first 1000 MNIST test images through
+ * Every measurement runs in a child process of its own (fork) that loads
+ * only the engine it measures: a round is one child per implementation,
+ * alternating. In one shared process each engine's idle threads (ORT's
+ * intra-op pool spinning after a Run; digits' OpenMP team and one-image
+ * helper threads, core/blocks.c) competed with the other's on a 2-vCPU
+ * machine, and the figures depended on which engine ran before. The parent
+ * starts no thread. Like build/digits, the program starts with
+ * dg_runtime_init (core/runtime.h: OpenBLAS's core type, GOMP_SPINCOUNT),
+ * so digits runs with the set-up its users get; without it OpenBLAS took
+ * its generic "Prescott" kernels and libgomp its long default spin
+ * (lenet5's one image took 2x longer, its batch 2-3x; bench/README.md).
+ *
+ * For every model, first a check (in a child with both engines): the first 1000 MNIST test images through
  * ORT as one batch are the reference; each implementation runs them as one
  * batch and the first 100 one at a time (the latency path), and the largest
  * |difference| of the probabilities and how many predictions (argmax) differ
@@ -33,6 +45,8 @@
  */
 #include <dlfcn.h>
 #include <stddef.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +56,7 @@
 #include <omp.h>
 #endif
 
+#include "core/runtime.h"
 #include "data/data.h"
 #include "digits_internal.h"
 #include "ops/ops.h"
@@ -153,8 +168,8 @@ static void ort_check(OrtStatus *status, const char *what) {
 }
 
 /* dlopen the library and fetch the API table (into `ort`); prints the
- * version. The handle stays open for the life of the process. */
-static void ort_open(const char *lib) {
+ * version when `say`. The handle stays open for the life of the process. */
+static void ort_open(const char *lib, int say) {
     void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
     BENCH_CHECK(h, "%s\nHINT: bash tools/fetch_onnxruntime.sh installs it", dlerror());
     const OrtApiBaseTable *(*get_base)(void);
@@ -163,7 +178,8 @@ static void ort_open(const char *lib) {
     const OrtApiBaseTable *base = get_base();
     ort = base->GetApi(ORT_API_VERSION_USED);
     BENCH_CHECK(ort, "%s: does not serve C API version %d", lib, ORT_API_VERSION_USED);
-    fprintf(stderr, "bench_ort: onnxruntime %s (%s), C API version %d\n", base->GetVersionString(), lib,
+    if (say)
+        fprintf(stderr, "bench_ort: onnxruntime %s (%s), C API version %d\n", base->GetVersionString(), lib,
             ORT_API_VERSION_USED);
 }
 
@@ -256,6 +272,7 @@ typedef struct {
 /* Load NAME.safetensors into a digits engine: twice, with room for BATCH
  * images and for one. */
 static void digits_open(Engine *e, const char *path, int threads, int bf16) {
+    model_set_bf16(bf16);
     for (int k = 0; k < 2; k++) {
         BENCH_CHECK(model_load(&e->m[k], path) == 0, "%s", dg_errmsg());
         model_set_batch(&e->m[k], k ? 1 : BATCH, 0, threads);
@@ -459,18 +476,49 @@ static void emit(int impl, const char *model, const char *metric, int round, dou
     fflush(stdout);
 }
 
-/* Every figure of one model: the check, then `rounds` rounds. */
-static void bench_model(const Options *o, OrtEnv *env, const OrtMemoryInfo *mi, const char *name,
-                        const uint8_t *px, int has_bf16) {
+/* The ORT side of a child: the environment and CPU memory description
+ * the sessions need. */
+typedef struct {
+    OrtEnv *env;
+    OrtMemoryInfo *mi;
+} OrtProcess;
+
+static void ort_process_open(OrtProcess *op, const char *lib, int say) {
+    ort_open(lib, say);
+    ort_check(ort->CreateEnv(ORT_LOGGING_WARNING, "bench_ort", &op->env), "CreateEnv");
+    ort_check(ort->CreateCpuMemoryInfo(ORT_ARENA_ALLOCATOR, ORT_MEM_TYPE_DEFAULT, &op->mi), "CreateCpuMemoryInfo");
+}
+
+static void ort_process_close(OrtProcess *op) {
+    ort->ReleaseMemoryInfo(op->mi);
+    ort->ReleaseEnv(op->env);
+}
+
+/* Open implementation impl of model `name` into eng[impl]. */
+static void engine_open(const Options *o, Engine *eng, int impl, const char *name, const OrtProcess *op) {
     char path[4096];
+    snprintf(path, sizeof path, "%s/%s.%s", o->dir, name, impl == IMPL_ORT ? "onnx" : "safetensors");
+    if (impl == IMPL_ORT) ort_engine_open(&eng[impl], op->env, op->mi, path, o->threads);
+    else digits_open(&eng[impl], path, o->threads, impl == IMPL_BF16);
+}
+
+static void engine_close(Engine *eng, int impl) {
+    if (impl == IMPL_ORT) {
+        ort_engine_close(&eng[impl]);
+        return;
+    }
+    for (int k = 0; k < 2; k++) model_free(&eng[impl].m[k]);
+}
+
+/* Child body: the check of model `name` (both engines in this process:
+ * it measures no time). */
+static void check_model(const Options *o, const char *name, const uint8_t *px, int has_bf16) {
     Engine eng[N_IMPL];
     memset(eng, 0, sizeof eng);
-    snprintf(path, sizeof path, "%s/%s.safetensors", o->dir, name);
-    digits_open(&eng[IMPL_DIGITS], path, o->threads, 0);
-    if (has_bf16) digits_open(&eng[IMPL_BF16], path, o->threads, 1);
-    snprintf(path, sizeof path, "%s/%s.onnx", o->dir, name);
-    ort_engine_open(&eng[IMPL_ORT], env, mi, path, o->threads);
-
+    OrtProcess op;
+    ort_process_open(&op, o->ort_lib, 0);
+    for (int impl = 0; impl < N_IMPL; impl++)
+        if (impl != IMPL_BF16 || has_bf16) engine_open(o, eng, impl, name, &op);
     float *ref = dg_xmalloc((size_t)BATCH * MODEL_NUM_CLASSES * sizeof(float));
     run_impl(eng, IMPL_ORT, px, BATCH, ref);
     double d = check(eng, IMPL_DIGITS, ref, px, name);
@@ -479,30 +527,62 @@ static void bench_model(const Options *o, OrtEnv *env, const OrtMemoryInfo *mi, 
     BENCH_CHECK(d <= 1e-4, "%s: onnxruntime's one-image and batch results disagree (%.3g)", name, d);
     if (has_bf16) check(eng, IMPL_BF16, ref, px, name);
     free(ref);
+    for (int impl = 0; impl < N_IMPL; impl++)
+        if (impl != IMPL_BF16 || has_bf16) engine_close(eng, impl);
+    ort_process_close(&op);
+}
 
-    int order[N_IMPL], n = 0;
-    for (int r = 1; r <= o->rounds; r++) {
-        n = 0;
+/* Child body: round `round`'s figures of implementation impl on model
+ * `name`, with only that engine loaded in this process. */
+static void measure(const Options *o, const char *name, const uint8_t *px, int impl, int round) {
+    Engine eng[N_IMPL];
+    memset(eng, 0, sizeof eng);
+    OrtProcess op = {0};
+    if (impl == IMPL_ORT) ort_process_open(&op, o->ort_lib, 0);
+    engine_open(o, eng, impl, name, &op);
+    emit(impl, name, "infer_img_s", round, throughput(eng, impl, px, o->seconds));
+    double med, p99;
+    latency(eng, impl, px, o->latency_calls, &med, &p99);
+    emit(impl, name, "latency_median_us", round, med);
+    emit(impl, name, "latency_p99_us", round, p99);
+    engine_close(eng, impl);
+    if (impl == IMPL_ORT) ort_process_close(&op);
+}
+
+/* Run check_model (impl < 0) or measure in a child process and wait for
+ * it; exits 1 if the child failed. The parent holds no thread, so the
+ * child starts as a fresh process would, plus the loaded test images. */
+static void in_child(const Options *o, const char *name, const uint8_t *px, int has_bf16, int impl, int round) {
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    BENCH_CHECK(pid >= 0, "fork failed");
+    if (pid == 0) {
+        if (impl < 0) check_model(o, name, px, has_bf16);
+        else measure(o, name, px, impl, round);
+        fflush(stdout);
+        fflush(stderr);
+        _exit(0);
+    }
+    int status = 0;
+    BENCH_CHECK(waitpid(pid, &status, 0) == pid, "waitpid failed");
+    BENCH_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: the %s child failed", name,
+                impl < 0 ? "check" : impl_name[impl]);
+}
+
+/* Every figure of one model: the check, then `rounds` rounds, each one
+ * child per implementation, the order reversed every other round. */
+static void bench_model(const Options *o, const char *name, const uint8_t *px, int has_bf16) {
+    in_child(o, name, px, has_bf16, -1, 0);
+    for (int r = 1; r <= o->rounds; r++)
         for (int i = 0; i < N_IMPL; i++) {
-            int impl = r % 2 ? i : N_IMPL - 1 - i; /* reversed every other round */
-            if (impl != IMPL_BF16 || has_bf16) order[n++] = impl;
+            int impl = r % 2 ? i : N_IMPL - 1 - i;
+            if (impl != IMPL_BF16 || has_bf16) in_child(o, name, px, has_bf16, impl, r);
         }
-        for (int i = 0; i < n; i++) emit(order[i], name, "infer_img_s", r, throughput(eng, order[i], px, o->seconds));
-        for (int i = 0; i < n; i++) {
-            double med, p99;
-            latency(eng, order[i], px, o->latency_calls, &med, &p99);
-            emit(order[i], name, "latency_median_us", r, med);
-            emit(order[i], name, "latency_p99_us", r, p99);
-        }
-    }
-    ort_engine_close(&eng[IMPL_ORT]);
-    for (int k = 0; k < 2; k++) {
-        model_free(&eng[IMPL_DIGITS].m[k]);
-        if (has_bf16) model_free(&eng[IMPL_BF16].m[k]);
-    }
 }
 
 int main(int argc, char **argv) {
+    dg_runtime_init(argv); /* OpenBLAS core type, GOMP_SPINCOUNT: as build/digits runs */
     Options o;
     parse_options(&o, argc, argv);
 #ifdef _OPENMP
@@ -516,22 +596,18 @@ int main(int argc, char **argv) {
     model_set_bf16(0);
     if (!has_bf16) fprintf(stderr, "bench_ort: no AVX512_BF16 here: no digits-bf16 figures\n");
 
-    ort_open(o.ort_lib);
-    OrtEnv *env = NULL;
-    ort_check(ort->CreateEnv(ORT_LOGGING_WARNING, "bench_ort", &env), "CreateEnv");
-    OrtMemoryInfo *mi = NULL;
-    ort_check(ort->CreateCpuMemoryInfo(ORT_ARENA_ALLOCATOR, ORT_MEM_TYPE_DEFAULT, &mi), "CreateCpuMemoryInfo");
-    fprintf(stderr, "bench_ort: %d threads each, %d rounds, >= %.1f s per throughput figure, %d latency calls\n",
+    ort_open(o.ort_lib, 1); /* the version line; the children each open it again */
+    fprintf(stderr,
+            "bench_ort: %d threads each, %d rounds, >= %.1f s per throughput figure, %d latency calls, "
+            "each engine in a child process of its own\n",
             o.threads, o.rounds, o.seconds, o.latency_calls);
 
     char list[sizeof o.models];
     snprintf(list, sizeof list, "%s", o.models);
     char *save = NULL;
     for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save))
-        bench_model(&o, env, mi, name, ds.pixels, has_bf16);
+        bench_model(&o, name, ds.pixels, has_bf16);
 
-    ort->ReleaseMemoryInfo(mi);
-    ort->ReleaseEnv(env);
     dataset_free(&ds);
     return 0;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# ort.sh — digits against ONNX Runtime in one command: both called from C in
-# one process (build/bench/bench_ort, ONNX Runtime through its C API with
-# dlopen), on the same models, printing a Markdown table.
+# ort.sh — digits against ONNX Runtime in one command: both called from C
+# (build/bench/bench_ort, ONNX Runtime through its C API with dlopen; each
+# engine measured in a child process of its own, alternating), on the same
+# models, printing a Markdown table.
 #
 #   bench/ort.sh [MODELS]      default lenet5,cnn,cnn-bn,kaggle-deep,twobranch
 #

@@ -425,7 +425,8 @@ static void test_infer_fold_batchnorm(void **state) {
  * 2x2, ReLU before or after the pool, batch norm before it (negative
  * gammas: not monotone), asymmetric padding (kaggle-deep's),
  * a layer large enough for the one-image split over two threads and a
- * batch over two threads; always the reference's logits. */
+ * batch over two threads; tanh steps and average pooling; always the
+ * reference's logits. */
 static void test_infer_fused_pool(void **state) {
     static const struct {
         const char *spec;
@@ -452,6 +453,21 @@ static void test_infer_fused_pool(void **state) {
         {"input 1x14x14\nconv2d out=32 kernel=3 pad=1\nrelu\nconv2d out=64 kernel=3 pad=1\nrelu\nbatchnorm\n"
          "zeropad top=2 left=1\ndropout p=0.1\nconv2d out=16 kernel=5 stride=2\nflatten\nlinear out=10\n",
          2, 6},
+        /* tanh steps and average pooling (lenet5's pattern), a batch norm
+         * after the tanh (an affine step, not folded), odd outputs, a
+         * layer large enough for the one-image split */
+        {"input 1x15x15\nconv2d out=16 kernel=4\ntanh\navgpool size=2\nconv2d out=24 kernel=3 pad=1\nbatchnorm\n"
+         "tanh\navgpool size=3 stride=2\nflatten\nlinear out=10\n",
+         0, 2},
+        {"input 1x15x15\nconv2d out=16 kernel=4\ntanh\navgpool size=2\nconv2d out=24 kernel=3 pad=1\nbatchnorm\n"
+         "tanh\navgpool size=3 stride=2\nflatten\nlinear out=10\n",
+         3, 6},
+        {"input 1x12x12\nconv2d out=32 kernel=3 pad=1\ntanh\nbatchnorm\navgpool size=2\nrelu\nconv2d out=64 kernel=3 "
+         "pad=1\ntanh\navgpool size=2\nflatten\nlinear out=10\ntanh\nlinear out=10\n",
+         0, 3},
+        {"input 1x12x12\nconv2d out=32 kernel=3 pad=1\ntanh\nbatchnorm\navgpool size=2\nrelu\nconv2d out=64 kernel=3 "
+         "pad=1\ntanh\navgpool size=2\nflatten\nlinear out=10\ntanh\nlinear out=10\n",
+         5, 8},
     };
     uint8_t px[9 * 256];
     random_pixels(px, sizeof px, 47);
@@ -472,6 +488,7 @@ static void test_infer_fused_pool(void **state) {
                     for (int j = l + 1; j <= ref.fuse_end[l]; j++) {
                         assert_int_not_equal(ref.layers[j].type, LAYER_MAXPOOL);
                         assert_int_not_equal(ref.layers[j].type, LAYER_ZEROPAD);
+                        assert_int_not_equal(ref.layers[j].type, LAYER_AVGPOOL);
                     }
             dg_blocks_reset();
             expect_pair_agrees(&inf, &ref, px, 9);

@@ -233,6 +233,56 @@ static void test_conv2d_deterministic(void **state) {
  * linear
  * ====================================================================== */
 
+/* One image through conv2d_forward_packed (inference: weights packed once,
+ * a ReLU epilogue or none, 1 and 2 threads, called twice so the second
+ * call reuses the packed weights) against conv2d_forward_ref, on shapes
+ * whose kernel covers the whole input (one output pixel: the
+ * matrix-vector path, K not a multiple of 8 included) and a few others. */
+static void test_conv2d_packed_one_image(void **state) {
+    (void)state;
+    static const ConvShape shapes[] = {
+        {"lenet c5 16->120 4x4 on 4x4 (whole input)", 16, 4, 4, 120, 4, 4, 1, 0},
+        {"3->13 5x3 on 5x3 (whole input, odd K)", 3, 5, 3, 13, 5, 3, 1, 0},
+        {"64->70 7x7 on 7x7 (whole input, wide)", 64, 7, 7, 70, 7, 7, 1, 0},
+        {"1->6 5x5 28x28", 1, 28, 28, 6, 5, 5, 1, 0},
+        {"6->16 5x5 12x12", 6, 12, 12, 16, 5, 5, 1, 0},
+        {"32->64 3x3 pad1 14x14", 32, 14, 14, 64, 3, 3, 1, 1},
+    };
+    Rng rng;
+    rng_seed(&rng, 5, "packed one image");
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const ConvShape *s = &shapes[i];
+        int P, Q;
+        conv_out(s, &P, &Q);
+        const size_t nx = (size_t)s->C * s->H * s->W, ny = (size_t)s->K * P * Q;
+        const size_t nw = (size_t)s->K * s->C * s->R * s->S;
+        const size_t ws = conv2d_workspace_floats(s->C, s->H, s->W, s->K, s->R, s->S, s->stride, s->pad);
+        float *x = randv(nx, &rng), *w = randv(nw, &rng), *b = randv(s->K, &rng), *want = fillv(ny, 0);
+        conv2d_forward_ref(want, x, w, b, 1, s->C, s->H, s->W, s->K, s->R, s->S, s->stride, s->pad);
+        DiffLog ly = {s->label, 0, depth_tol(s->C * s->R * s->S)};
+        for (int relu = 0; relu < 2; relu++) {
+            float *want_ep = fillv(ny, 0);
+            for (size_t j = 0; j < ny; j++) want_ep[j] = relu && want[j] < 0 ? 0 : want[j];
+            Epilogue ep = {0};
+            ep.n = 1;
+            ep.step[0].relu = 1;
+            for (int nt = 1; nt <= 2; nt++) {
+                float *work = fillv(ws * nt, NAN), *y = fillv(ny, NAN);
+                Conv2dPacked packed = {0, 0, 0};
+                for (int call = 0; call < 2; call++) {
+                    conv2d_forward_packed(y, x, w, b, 1, s->C, s->H, s->W, s->K, s->R, s->S, s->stride, s->pad,
+                                          work, nt, relu ? &ep : NULL, &packed);
+                    diff_track(&ly, y, want_ep, ny);
+                }
+                free(work), free(y);
+            }
+            free(want_ep);
+        }
+        print_message("packed one image %-44s max diff %.2g\n", s->label, (double)ly.worst);
+        free(x), free(w), free(b), free(want);
+    }
+}
+
 static void test_linear_fast_vs_ref(void **state) {
     (void)state;
     static const int shapes[][3] = {{1, 784, 10}, {3, 400, 120}, {8, 120, 84}, {64, 256, 10}, {5, 7, 3}};
@@ -806,6 +856,7 @@ static void test_conv2d_bf16_vs_ref(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv2d_fast_vs_ref),
+        cmocka_unit_test(test_conv2d_packed_one_image),
         cmocka_unit_test(test_conv2d_optional_outputs),
         cmocka_unit_test(test_gemm_bf16_vs_ref),
         cmocka_unit_test(test_conv2d_bf16_vs_ref),

@@ -192,7 +192,7 @@ static void fuse_forget(Model *m) {
     m->fold_ready = 0;
 }
 
-/* pool_at/pool_mem for the planned groups that end in a max pooling or a
+/* pool_at/pool_mem for the planned groups that end in a pooling or a
  * zero padding. */
 static void pool_buffers(Model *m, int threads) {
     m->pool_at = dg_xmalloc((size_t)m->n_layers * sizeof(size_t));
@@ -201,7 +201,8 @@ static void pool_buffers(Model *m, int threads) {
         const Layer *l = &m->layers[i];
         int pooled = 0;
         for (int j = i + 1; j <= m->fuse_end[i]; j++)
-            pooled |= m->layers[j].type == LAYER_MAXPOOL || m->layers[j].type == LAYER_ZEROPAD;
+            pooled |= m->layers[j].type == LAYER_MAXPOOL || m->layers[j].type == LAYER_ZEROPAD ||
+                      m->layers[j].type == LAYER_AVGPOOL;
         m->pool_at[i] = SIZE_MAX;
         if (!pooled || l->type != LAYER_CONV2D) continue;
         m->pool_at[i] = total;
@@ -430,18 +431,19 @@ void model_load_pixels(Model *m, const uint8_t *pixels, int n) {
 /* Can layer j (> i) join the group that starts at conv/linear layer i? It
  * must be elementwise in eval mode with per-channel constants, read only
  * its predecessor, and be that predecessor's only reader. In an inference
- * plan (pool_ok) one max pooling or zero padding after a conv joins too
- * (shaped: 1 pooled, 2 padded); after a pooling only ReLU and copies, after
- * a padding only copies. */
+ * plan (pool_ok) one max or average pooling or zero padding after a conv
+ * joins too (shaped: 1 max-pooled, 2 padded, 3 average-pooled); after a
+ * max pooling only ReLU and copies, after the others only copies. */
 static int fusable_next(const Model *m, const int *readers, int i, int j, int flattened, int pool_ok, int shaped) {
     const Layer *l = &m->layers[j];
     if (l->n_inputs != 1 || l->input_ids[0] != j - 1 || readers[j - 1] != 1) return 0;
     switch (l->type) {
     case LAYER_DROPOUT: case LAYER_DROPOUT2D: case LAYER_FLATTEN: return 1;
-    case LAYER_RELU: return shaped != 2;
+    case LAYER_RELU: return shaped != 2 && shaped != 3;
+    case LAYER_TANH: return !shaped;
     case LAYER_BATCHNORM: /* per channel of the conv/linear output; not after a flatten of a conv */
         return !flattened && !shaped && l->in.c == m->layers[i].out.c;
-    case LAYER_MAXPOOL: case LAYER_ZEROPAD:
+    case LAYER_MAXPOOL: case LAYER_ZEROPAD: case LAYER_AVGPOOL:
         return pool_ok && !shaped && !flattened && m->layers[i].type == LAYER_CONV2D;
     default: return 0;
     }
@@ -460,7 +462,8 @@ static int fold_bn_of(const Model *m, int i, int e) {
     for (int j = i + 1; j <= e; j++) {
         const LayerType t = m->layers[j].type;
         if (t == LAYER_BATCHNORM) return j;
-        if (t == LAYER_RELU || t == LAYER_MAXPOOL || t == LAYER_ZEROPAD) return -1;
+        if (t == LAYER_RELU || t == LAYER_TANH || t == LAYER_MAXPOOL || t == LAYER_ZEROPAD || t == LAYER_AVGPOOL)
+            return -1;
     }
     return -1;
 }
@@ -516,13 +519,14 @@ static void fuse_plan(Model *m) {
         if (l->type == LAYER_CONV2D || l->type == LAYER_LINEAR)
             while (e + 1 < m->n_layers && fusable_next(m, readers, i, e + 1, flattened, pool_ok, shaped)) {
                 const Layer *nx = &m->layers[e + 1];
-                int step = !shaped && (nx->type == LAYER_RELU || nx->type == LAYER_BATCHNORM);
+                int step = !shaped && (nx->type == LAYER_RELU || nx->type == LAYER_TANH || nx->type == LAYER_BATCHNORM);
                 if (step && steps == EPILOGUE_MAX_STEPS) break;
                 steps += step;
                 if (nx->type == LAYER_BATCHNORM) floats += 2 * (size_t)nx->in.c;
                 if (nx->type == LAYER_FLATTEN && l->type == LAYER_CONV2D) flattened = 1;
                 if (nx->type == LAYER_MAXPOOL) shaped = 1;
                 if (nx->type == LAYER_ZEROPAD) shaped = 2;
+                if (nx->type == LAYER_AVGPOOL) shaped = 3;
                 e++;
             }
         else /* eval-mode copies (dropout, flatten) after any other layer: it writes their output */
@@ -562,6 +566,12 @@ static void fused_forward(Model *m, int i, int e, int n, float **params) {
                 ep.n--;
                 ep.pool_relu = 1;
             }
+        } else if (s->type == LAYER_AVGPOOL) { /* the steps before it stay steps */
+            ep.pool = s->kernel;
+            ep.pool_stride = s->stride;
+            ep.pool_avg = 1;
+        } else if (s->type == LAYER_TANH) {
+            ep.step[ep.n++].tanh = 1;
         } else if (s->type == LAYER_ZEROPAD) {
             ep.padded = 1;
             memcpy(ep.pad, s->pads, sizeof ep.pad);

@@ -93,8 +93,8 @@ typedef struct {
      * fuse_end: a batch norm right after a conv/linear layer (only eval
      * copies between) is folded into a copy of that layer's weights and
      * bias, `folded` + fold_at[i] (SIZE_MAX: none), rebuilt on the first
-     * forward after model_params_changed (fold_ready = 0); a max pooling
-     * or zero padding after a conv's ReLU/BN steps joins its epilogue,
+     * forward after model_params_changed (fold_ready = 0); a max or
+     * average pooling or zero padding after a conv's ReLU/tanh/BN steps joins its epilogue,
      * which pools or pads from pool_mem + pool_at[i] (nthreads slices).
      * DIGITS_INFER_FOLD=0 and DIGITS_INFER_POOL=0 (pooling and padding)
      * turn them off (A/B measurements). */

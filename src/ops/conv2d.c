@@ -779,6 +779,13 @@ static void chunk_finish(const ForwardChunk *f, float *out, size_t img, size_t l
     if (!ep || !ep->pool) return;
     const int F = ep->pool, T = ep->pool_stride;
     const size_t PQo = (size_t)pool_out_size(P, F, T) * pool_out_size(Q, F, T);
+    if (ep->pool_avg) { /* as the avgpool layer computes it, plane by plane */
+        for (int i = 0; i < g; i++)
+            for (int k = 0; k < K; k++)
+                avgpool_forward(f->y + ((size_t)(n0 + i) * K + k) * PQo, out + (size_t)i * img + (size_t)k * ld, 1,
+                                1, P, Q, F, T);
+        return;
+    }
     for (int i = 0; i < g; i++)
         maxpool_planes(f->y + (size_t)(n0 + i) * K * PQo, out + (size_t)i * img, ld, K, P, Q, F, T, ep->pool_relu);
 }
@@ -931,7 +938,7 @@ static const Epilogue *epilogue_from(const Epilogue *ep, int k0, int t, Epilogue
     *buf = *ep;
     if (buf->pool || buf->padded) buf->pool_buf += (size_t)t * buf->pool_slice;
     for (int s = 0; s < buf->n; s++)
-        if (!buf->step[s].relu) {
+        if (!buf->step[s].relu && !buf->step[s].tanh) {
             buf->step[s].sub += k0;
             buf->step[s].mul += k0;
             buf->step[s].add += k0;
@@ -942,6 +949,16 @@ static const Epilogue *epilogue_from(const Epilogue *ep, int k0, int t, Epilogue
 static void forward_impl(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W,
                          int K, int R, int S, int stride, int pad, float *workspace, int nthreads, const Epilogue *ep,
                          Conv2dPacked *packed);
+
+/* Does the kernel cover the whole unpadded input (one output pixel, e.g.
+ * lenet5's 4x4 -> 1x1), with no pooling or padding epilogue? Then a
+ * one-image call is the matrix-vector product of a linear layer, whose
+ * (K, C*R*S) weights are the conv's as stored: linear_forward_ep, 8 rows
+ * at a time (as im2col + sgemm with one column it ran at 2-3 GFLOP/s). */
+static int whole_input(int C, int H, int W, int R, int S, int pad, const Epilogue *ep) {
+    (void)C;
+    return R == H && S == W && pad == 0 && !(ep && (ep->pool || ep->padded));
+}
 
 typedef struct { /* one split call (forward_split) */
     float *y, *workspace;
@@ -986,6 +1003,10 @@ static void forward_impl(float *y, const float *x, const float *w, const float *
                          Conv2dPacked *packed) {
     const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
     DG_ASSERT(P > 0 && Q > 0 && stride > 0 && pad >= 0);
+    if (packed && N == 1 && whole_input(C, H, W, R, S, pad, ep)) { /* y (K) = w (K, CHW) . x */
+        linear_forward_ep(y, x, w, b, 1, C * R * S, K, ep, nthreads);
+        return;
+    }
     if (packed) {
         const int ns = split_blocks(N, nthreads, C, H, W, K, R, S, stride, pad);
         if (ns > 1) {

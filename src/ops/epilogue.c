@@ -19,6 +19,8 @@ void epilogue_apply(float *y, int N, int K, int L, const float *bias, const Epil
             for (int s = 0; ep && s < ep->n; s++) {
                 if (ep->step[s].relu) {
                     for (int i = 0; i < L; i++) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
+                } else if (ep->step[s].tanh) {
+                    tanh_forward(v, v, (size_t)L); /* the tanh layer's own function: same values */
                 } else {
                     const float sub = ep->step[s].sub[k], mul = ep->step[s].mul[k], add = ep->step[s].add[k];
                     for (int i = 0; i < L; i++) v[i] = (v[i] - sub) * mul + add;

@@ -98,6 +98,11 @@ void linear_backward(float *dx, float *dw, float *db, const float *dy, const flo
         }
 }
 
+/* How far ahead (floats) each of the 8 rows is prefetched into L1: four
+ * cache lines. Measured on one core (one image, weights in L2):
+ * 2048 -> 128 from 17.5-23 to 14.4 us; 128 and 256 floats ahead gained less. */
+#define GEMV_PREFETCH 64
+
 /* y[m] = b[m] + w[m,:] . x for rows m0..m1-1 of w (M,D). */
 static void gemv_rows(float *y, const float *x, const float *w, const float *b, int D, int m0, int m1) {
     int m = m0;
@@ -110,6 +115,8 @@ static void gemv_rows(float *y, const float *x, const float *w, const float *b, 
         for (int i = 0; i < 8; i++) a[i] = _mm512_setzero_ps();
         for (int d = 0; d < Dv; d += 16) {
             const __m512 xv = _mm512_loadu_ps(x + d);
+            for (int i = 0; i < 8; i++) /* past the end: the next row, or nothing (never faults) */
+                _mm_prefetch((const char *)(r + (size_t)i * D + d + GEMV_PREFETCH), _MM_HINT_T0);
             for (int i = 0; i < 8; i++) a[i] = _mm512_fmadd_ps(_mm512_loadu_ps(r + (size_t)i * D + d), xv, a[i]);
         }
         if (tail) {

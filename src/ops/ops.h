@@ -54,24 +54,26 @@ void conv2d_forward(float *y, const float *x, const float *w, const float *b, in
  * after it is computed, while it is still in cache, instead of as separate
  * passes over the whole batch. Steps run in order, per channel k:
  *   relu:   v = max(v, 0)
+ *   tanh:   v = tanh(v)  (tanh_forward's approximation)
  *   affine: v = (v - sub[k]) * mul[k] + add[k]   (exactly batchnorm_forward_eval's formula) */
 #define EPILOGUE_MAX_STEPS 4
 typedef struct {
     int n;
     struct {
-        int relu;
+        int relu, tanh; /* neither: the affine step */
         const float *sub, *mul, *add;
     } step[EPILOGUE_MAX_STEPS];
     /* Convolutions only (inference): max pooling pool x pool, stride
      * pool_stride, no padding, after the steps (pool = 0: none), then
-     * max(v, 0) when pool_relu. The conv computes each chunk's full-size
+     * max(v, 0) when pool_relu; average pooling instead when pool_avg
+     * (avgpool_forward's arithmetic, no pool_relu). The conv computes each chunk's full-size
      * output into pool_buf (pool_slice floats per workspace slice / thread,
      * conv2d_pool_buf_floats), and y receives the pooled planes
      * (N,K,(P-pool)/pool_stride+1,(Q-pool)/pool_stride+1). Or, with
      * padded set (no pooling), y receives each plane inside pad[0] top,
      * pad[1] bottom, pad[2] left and pad[3] right rows/columns of zeros
      * (a zeropad layer), also through pool_buf. */
-    int pool, pool_stride, pool_relu;
+    int pool, pool_stride, pool_relu, pool_avg;
     int padded, pad[4];
     float *pool_buf;
     size_t pool_slice;
