@@ -95,11 +95,14 @@ static DirectDims direct_dims(const QOp *op) {
 }
 
 /* Bytes of the direct path's scratch: the regrouped input, 4 row buffers
- * (sliding: the padded grid), the wide-grid output of 8 channels. */
+ * (sliding: the padded grid), the wide-grid output of 8 channels, the tap
+ * offsets (tap_offsets). */
 static size_t direct_scratch(const QOp *op) {
     DirectDims d = direct_dims(op);
     size_t rows = d.slide ? (size_t)d.hp * d.wp + 64 : 4 * (size_t)d.w16;
-    return (size_t)(op->c + 3) / 4 * d.s * d.s * d.plane * 4 + rows + 8 * (size_t)d.q32 + 64;
+    size_t taps = (size_t)(op->c + 3) / 4 * op->kh * d.groups;
+    return (size_t)(op->c + 3) / 4 * d.s * d.s * d.plane * 4 + rows + 8 * (size_t)d.q32 + 64 + taps * sizeof(ptrdiff_t) +
+           64;
 }
 
 size_t qk_vnni_scratch(const QOp *op, const QOpFast *f) {
@@ -301,36 +304,67 @@ VNNI_TARGET static void pad_regroup12(const QOp *op, const int8_t *x, uint8_t *x
             }
 }
 
-/* 32 wide-grid outputs (two 16-lane blocks) x 8 channels: per (c/4, i, j)
- * two 64-byte loads and one broadcast of 4 weights per output channel;
- * requantized into wy (8 rows of q32 bytes). */
-VNNI_TARGET static inline __attribute__((always_inline)) void
-direct_block(const QOp *op, const QOpFast *f, const uint8_t *xp, DirectDims d, const int8_t *wk, const Rq16 *rq,
-             int nk, int q0, int8_t *wy) {
-    const int C4 = (op->c + 3) / 4, KH = op->kh, TD = f->tdir;
-    __m512i a[2][8];
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; j++) a[0][j] = a[1][j] = _mm512_setzero_si512();
-    const int8_t *wq = wk;
-    const int S = d.s;
+/* The byte offset in xp of each tap's first load, in wdirect's tap order
+ * (c/4, i, load of the kernel row): one table per call, so the block loop
+ * does no division by the stride. Returns the number of taps. */
+static int tap_offsets(const QOp *op, DirectDims d, ptrdiff_t *off) {
+    const int C4 = (op->c + 3) / 4, S = d.s;
+    int n = 0;
     for (int c4 = 0; c4 < C4; c4++)
-        for (int i = 0; i < KH; i++) {
-            const uint8_t *rows = xp + ((size_t)(c4 * S + i % S) * S * d.plane + q0 + (size_t)(i / S) * d.wp) * 4;
-            for (int jj = 0; jj < d.groups; jj++, wq += 4) {
-                const uint8_t *p = d.slide ? rows + (size_t)jj * 16 : rows + ((size_t)(jj % S) * d.plane + jj / S) * 4;
-                __m512i v0 = _mm512_loadu_si512(p);
-                __m512i v1 = _mm512_loadu_si512(p + 64);
-#pragma GCC unroll 8
-                for (int j = 0; j < 8; j++) {
-                    __m512i w = _mm512_set1_epi32(load4(wq + (size_t)j * TD));
-                    a[0][j] = _mm512_dpbusd_epi32(a[0][j], v0, w);
-                    a[1][j] = _mm512_dpbusd_epi32(a[1][j], v1, w);
-                }
-            }
+        for (int i = 0; i < op->kh; i++) {
+            size_t row = ((size_t)(c4 * S + i % S) * S * d.plane + (size_t)(i / S) * d.wp) * 4;
+            for (int jj = 0; jj < d.groups; jj++)
+                off[n++] = (ptrdiff_t)(d.slide ? row + (size_t)jj * 16 : row + ((size_t)(jj % S) * d.plane + jj / S) * 4);
         }
+    return n;
+}
+
+/* One tap of the block: two 64-byte loads at p (32 outputs' quads) and,
+ * for each of 8 output channels j, the broadcast of its four weights at
+ * w + j*td, added into aj (the first 16 outputs) and cj. Inline assembly
+ * on named accumulators because GCC 12 copies vpdpbusd's accumulators
+ * between registers and the stack at every step when written with
+ * intrinsics on an array (a third of the peak); two statements, since one
+ * would pass asm's limit of 30 operands. */
+#define DPB2(W, A, B)                                                                                                  \
+    "vpbroadcastd " W ", %[b]\n\t"                                                                                     \
+    "vpdpbusd %[b], %[v0], %[" A "]\n\t"                                                                               \
+    "vpdpbusd %[b], %[v1], %[" B "]\n\t"
+#define DPB8(W)                                                                                                        \
+    DPB2("(%[" W "])", "a0", "c0") DPB2("(%[" W "],%[td])", "a1", "c1") DPB2("(%[" W "],%[td],2)", "a2", "c2")        \
+        DPB2("(%[" W "],%[td3])", "a3", "c3")
+#define TAP8X2(P_, W_, TD_, TD3_)                                                                                          \
+    do {                                                                                                               \
+        __m512i v0_, v1_, b_;                                                                                          \
+        const int8_t *w4_ = (W_) + 4 * (TD_);                                                                            \
+        __asm__("vmovdqu64 (%[p]), %[v0]\n\tvmovdqu64 64(%[p]), %[v1]\n\t" DPB8("w")                                   \
+                : [a0] "+v"(a0), [a1] "+v"(a1), [a2] "+v"(a2), [a3] "+v"(a3), [c0] "+v"(c0), [c1] "+v"(c1),            \
+                  [c2] "+v"(c2), [c3] "+v"(c3), [v0] "=&v"(v0_), [v1] "=&v"(v1_), [b] "=&v"(b_)                        \
+                : [p] "r"(P_), [w] "r"(W_), [td] "r"(TD_), [td3] "r"(TD3_)                                             \
+                : "memory");                                                                                           \
+        __asm__(DPB8("w")                                                                                              \
+                : [a0] "+v"(a4), [a1] "+v"(a5), [a2] "+v"(a6), [a3] "+v"(a7), [c0] "+v"(c4), [c1] "+v"(c5),            \
+                  [c2] "+v"(c6), [c3] "+v"(c7), [b] "=&v"(b_)                                                          \
+                : [v0] "v"(v0_), [v1] "v"(v1_), [w] "r"(w4_), [td] "r"(TD_), [td3] "r"(TD3_)                         \
+                : "memory");                                                                                           \
+    } while (0)
+
+/* 32 wide-grid outputs (two 16-lane blocks) x 8 channels: per tap (the
+ * offsets table) two 64-byte loads and one broadcast of 4 weights per
+ * output channel (TAP8X2); requantized into wy (8 rows of q32 bytes). */
+VNNI_TARGET static inline __attribute__((always_inline)) void
+direct_block(const uint8_t *xp, const ptrdiff_t *off, int taps, int td, DirectDims d, const int8_t *wk,
+             const Rq16 *rq, int nk, int q0, int8_t *wy) {
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    __m512i c0 = a0, c1 = a0, c2 = a0, c3 = a0, c4 = a0, c5 = a0, c6 = a0, c7 = a0;
+    const uint8_t *base = xp + (size_t)q0 * 4;
+    const int8_t *wq = wk;
+    const ptrdiff_t td1 = td, td3 = 3 * (ptrdiff_t)td;
+    for (int t = 0; t < taps; t++, wq += 4) TAP8X2(base + off[t], wq, td1, td3);
+    const __m512i acc[2][8] = {{a0, a1, a2, a3, a4, a5, a6, a7}, {c0, c1, c2, c3, c4, c5, c6, c7}};
     for (int j = 0; j < nk; j++) {
-        _mm_storeu_si128((__m128i *)(wy + (size_t)j * d.q32 + q0), rq16(a[0][j], &rq[j]));
-        _mm_storeu_si128((__m128i *)(wy + (size_t)j * d.q32 + q0 + 16), rq16(a[1][j], &rq[j]));
+        _mm_storeu_si128((__m128i *)(wy + (size_t)j * d.q32 + q0), rq16(acc[0][j], &rq[j]));
+        _mm_storeu_si128((__m128i *)(wy + (size_t)j * d.q32 + q0 + 16), rq16(acc[1][j], &rq[j]));
     }
 }
 
@@ -340,10 +374,12 @@ VNNI_TARGET static void conv_direct(const QOp *op, const QOpFast *f, const int8_
     const int C4 = (op->c + 3) / 4, OH = op->oh, OW = op->ow, TD = f->tdir;
     uint8_t *xp = scratch, *tmp = xp + (size_t)C4 * d.s * d.s * d.plane * 4;
     int8_t *wy = (int8_t *)(tmp + (d.slide ? (size_t)d.hp * d.wp + 64 : 4 * (size_t)d.w16));
+    ptrdiff_t *off = (ptrdiff_t *)(((uintptr_t)(wy + 8 * (size_t)d.q32) + 63) & ~(uintptr_t)63);
     if (d.slide)
         slide_regroup(op, x, xp, tmp, d);
     else
         pad_regroup(op, x, xp, tmp, d);
+    const int taps = tap_offsets(op, d, off);
     for (int k0 = 0; k0 < op->k; k0 += 8) {
         const int8_t *wk = f->wdirect + (size_t)k0 * TD;
         int nk = op->k - k0 < 8 ? op->k - k0 : 8;
@@ -353,7 +389,7 @@ VNNI_TARGET static void conv_direct(const QOp *op, const QOpFast *f, const int8_
             int32_t beff = (int32_t)((uint32_t)op->bias[k] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k]);
             rq[j] = rq16_make(beff, op->mult[k], op->shift[k], op->out_zp, op->act_min[k], op->act_max[k]);
         }
-        for (int q0 = 0; q0 < d.q32; q0 += 32) direct_block(op, f, xp, d, wk, rq, nk, q0, wy);
+        for (int q0 = 0; q0 < d.q32; q0 += 32) direct_block(xp, off, taps, TD, d, wk, rq, nk, q0, wy);
         store_valid_columns(y, wy, d, k0, nk, OH, OW);
     }
 }
