@@ -60,14 +60,15 @@ static void prepare_op(const QOp *op, QOpFast *f) {
                         op->weight[(((size_t)k * op->c + c) * KH + i) * KW + j];
 }
 
-/* Pair each AMX conv with the 2 x 2 max pool that is the only reader of
- * its output (QOpFast.pool1, .fused). */
+/* Pair each conv with the 2 x 2 max pool that is the only reader of its
+ * output (QOpFast.pool1, .fused): the VNNI and AMX paths compute the pool
+ * in the convolution's epilogue. */
 static void fuse_pools(QModel *q) {
     QFast *fast = q->fast;
     for (int i = 0; i < q->n_ops; i++) {
         const QOp *pool = &q->ops[i];
         int j = pool->in0;
-        if (pool->type != QOP_MAXPOOL || !qk_pool2(pool) || j < 0 || !fast->ops[j].wamx) continue;
+        if (pool->type != QOP_MAXPOOL || !qk_pool2(pool) || j < 0 || q->ops[j].type != QOP_CONV) continue;
         int readers = 0;
         for (int r = 0; r < q->n_ops; r++) readers += (q->ops[r].in0 == j) + (q->ops[r].in1 == j);
         if (readers != 1) continue;
@@ -255,10 +256,13 @@ void qk_run_op(const QModel *q, int i, int8_t *arena, uint8_t *scratch, int vnni
     const int8_t *x0 = op->in0 < 0 ? arena : arena + q->act_off[op->in0];
     const int8_t *x1 = op->in1 < 0 ? arena : arena + q->act_off[op->in1];
     int8_t *y = arena + q->act_off[i];
-    if (vnni == 2 && fast->ops[i].fused) return; /* computed by its convolution */
-    if (op->type == QOP_CONV && vnni == 2 && fast->ops[i].pool1) {
+    if (vnni && fast->ops[i].fused) return; /* computed by its convolution */
+    if (op->type == QOP_CONV && vnni && fast->ops[i].pool1) {
         int p = fast->ops[i].pool1 - 1;
-        qk_conv_amx_maxpool(op, &fast->ops[i], &q->ops[p], x0, arena + q->act_off[p], scratch);
+        if (vnni == 2 && fast->ops[i].wamx)
+            qk_conv_amx_maxpool(op, &fast->ops[i], &q->ops[p], x0, arena + q->act_off[p], scratch);
+        else
+            qk_conv_vnni_maxpool(op, &fast->ops[i], &q->ops[p], x0, arena + q->act_off[p], scratch);
     } else if (op->type == QOP_CONV) {
         if (vnni == 2 && fast->ops[i].wamx)
             qk_conv_amx(op, &fast->ops[i], x0, y, scratch);

@@ -96,13 +96,13 @@ static DirectDims direct_dims(const QOp *op) {
 
 /* Bytes of the direct path's scratch: the regrouped input, 4 row buffers
  * (sliding: the padded grid), the wide-grid output of 8 channels, the tap
- * offsets (tap_offsets). */
+ * offsets (tap_offsets), 8 int32 rows for a fused pool. */
 static size_t direct_scratch(const QOp *op) {
     DirectDims d = direct_dims(op);
     size_t rows = d.slide ? (size_t)d.hp * d.wp + 64 : 4 * (size_t)d.w16;
     size_t taps = (size_t)(op->c + 3) / 4 * op->kh * d.groups;
     return (size_t)(op->c + 3) / 4 * d.s * d.s * d.plane * 4 + rows + 8 * (size_t)d.q32 + 64 + taps * sizeof(ptrdiff_t) +
-           64;
+           64 + 8 * ((size_t)d.q32 + 64) * 4 + 64;
 }
 
 size_t qk_vnni_scratch(const QOp *op, const QOpFast *f) {
@@ -319,6 +319,31 @@ static int tap_offsets(const QOp *op, DirectDims d, ptrdiff_t *off) {
     return n;
 }
 
+/* 2 x 2 stride-2 max pool of channel rows of int32 wide-grid accumulators
+ * (acc: nk rows of rs values, wp per grid row), requantized once per
+ * pooled output: y (nk, poh, pow). */
+VNNI_TARGET static void pool_requant(const QOp *pool, const int32_t *acc, size_t rs, int wp, const Rq16 *rq, int nk,
+                                    int8_t *y) {
+    const int POH = pool->oh, POW = pool->ow;
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+    for (int j = 0; j < nk; j++)
+        for (int py = 0; py < POH; py++) {
+            const int32_t *r0 = acc + (size_t)j * rs + (size_t)(2 * py) * wp, *r1 = r0 + wp;
+            int8_t *dst = y + ((size_t)j * POH + py) * POW;
+            for (int px = 0; px < POW; px += 16) {
+                /* lanes past the row's end read other (finite) accumulators and are not stored */
+                __m512i v0 = _mm512_max_epi32(_mm512_loadu_si512(r0 + 2 * px), _mm512_loadu_si512(r1 + 2 * px));
+                __m512i v1 =
+                    _mm512_max_epi32(_mm512_loadu_si512(r0 + 2 * px + 16), _mm512_loadu_si512(r1 + 2 * px + 16));
+                __m512i m =
+                    _mm512_max_epi32(_mm512_permutex2var_epi32(v0, ev, v1), _mm512_permutex2var_epi32(v0, od, v1));
+                int rem = POW - px < 16 ? POW - px : 16;
+                _mm_mask_storeu_epi8(dst + px, (__mmask16)((1u << rem) - 1), rq16(m, &rq[j]));
+            }
+        }
+}
+
 /* One tap of the block: two 64-byte loads at p (32 outputs' quads) and,
  * for each of 8 output channels j, the broadcast of its four weights at
  * w + j*td, added into aj (the first 16 outputs) and cj. Inline assembly
@@ -351,10 +376,11 @@ static int tap_offsets(const QOp *op, DirectDims d, ptrdiff_t *off) {
 
 /* 32 wide-grid outputs (two 16-lane blocks) x 8 channels: per tap (the
  * offsets table) two 64-byte loads and one broadcast of 4 weights per
- * output channel (TAP8X2); requantized into wy (8 rows of q32 bytes). */
+ * output channel (TAP8X2); requantized into wy (8 rows of q32 bytes), or
+ * with accp the raw int32 sums into accp's rows (rs apart) for a pool. */
 VNNI_TARGET static inline __attribute__((always_inline)) void
 direct_block(const uint8_t *xp, const ptrdiff_t *off, int taps, int td, DirectDims d, const int8_t *wk,
-             const Rq16 *rq, int nk, int q0, int8_t *wy) {
+             const Rq16 *rq, int nk, int q0, int8_t *wy, int32_t *accp, size_t rs) {
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
     __m512i c0 = a0, c1 = a0, c2 = a0, c3 = a0, c4 = a0, c5 = a0, c6 = a0, c7 = a0;
     const uint8_t *base = xp + (size_t)q0 * 4;
@@ -362,19 +388,34 @@ direct_block(const uint8_t *xp, const ptrdiff_t *off, int taps, int td, DirectDi
     const ptrdiff_t td1 = td, td3 = 3 * (ptrdiff_t)td;
     for (int t = 0; t < taps; t++, wq += 4) TAP8X2(base + off[t], wq, td1, td3);
     const __m512i acc[2][8] = {{a0, a1, a2, a3, a4, a5, a6, a7}, {c0, c1, c2, c3, c4, c5, c6, c7}};
+    if (accp) { /* raw accumulators for a fused pool: bias and requantization after the max */
+        for (int j = 0; j < nk; j++) {
+            _mm512_storeu_si512(accp + (size_t)j * rs + q0, acc[0][j]);
+            _mm512_storeu_si512(accp + (size_t)j * rs + q0 + 16, acc[1][j]);
+        }
+        return;
+    }
     for (int j = 0; j < nk; j++) {
         _mm_storeu_si128((__m128i *)(wy + (size_t)j * d.q32 + q0), rq16(acc[0][j], &rq[j]));
         _mm_storeu_si128((__m128i *)(wy + (size_t)j * d.q32 + q0 + 16), rq16(acc[1][j], &rq[j]));
     }
 }
 
-/* Convolution on the wide grid, 8 output channels at a time. */
-VNNI_TARGET static void conv_direct(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
+/* Convolution on the wide grid, 8 output channels at a time; pool: NULL,
+ * or the 2 x 2 stride-2 max pool written to y instead of the convolution's
+ * output (max of the int32 sums, then one requantization per pooled
+ * output: the requantization is monotone, so this is the pool of the
+ * requantized outputs). */
+VNNI_TARGET static void conv_direct(const QOp *op, const QOpFast *f, const QOp *pool, const int8_t *x, int8_t *y,
+                                    uint8_t *scratch) {
     const DirectDims d = direct_dims(op);
     const int C4 = (op->c + 3) / 4, OH = op->oh, OW = op->ow, TD = f->tdir;
     uint8_t *xp = scratch, *tmp = xp + (size_t)C4 * d.s * d.s * d.plane * 4;
     int8_t *wy = (int8_t *)(tmp + (d.slide ? (size_t)d.hp * d.wp + 64 : 4 * (size_t)d.w16));
     ptrdiff_t *off = (ptrdiff_t *)(((uintptr_t)(wy + 8 * (size_t)d.q32) + 63) & ~(uintptr_t)63);
+    const int taps_max = C4 * op->kh * d.groups;
+    const size_t rs = (size_t)d.q32 + 64; /* the pool's int32 rows: one grid and slack for its last loads */
+    int32_t *accp = pool ? (int32_t *)(((uintptr_t)(off + taps_max) + 63) & ~(uintptr_t)63) : NULL;
     if (d.slide)
         slide_regroup(op, x, xp, tmp, d);
     else
@@ -389,13 +430,21 @@ VNNI_TARGET static void conv_direct(const QOp *op, const QOpFast *f, const int8_
             int32_t beff = (int32_t)((uint32_t)op->bias[k] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k]);
             rq[j] = rq16_make(beff, op->mult[k], op->shift[k], op->out_zp, op->act_min[k], op->act_max[k]);
         }
-        for (int q0 = 0; q0 < d.q32; q0 += 32) direct_block(xp, off, taps, TD, d, wk, rq, nk, q0, wy);
-        store_valid_columns(y, wy, d, k0, nk, OH, OW);
+        for (int q0 = 0; q0 < d.q32; q0 += 32) direct_block(xp, off, taps, TD, d, wk, rq, nk, q0, wy, accp, rs);
+        if (pool)
+            pool_requant(pool, accp, rs, d.wp, rq, nk, y + (size_t)k0 * pool->oh * pool->ow);
+        else
+            store_valid_columns(y, wy, d, k0, nk, OH, OW);
     }
 }
 
 VNNI_TARGET void qk_conv_vnni(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
-    conv_direct(op, f, x, y, scratch);
+    conv_direct(op, f, NULL, x, y, scratch);
+}
+
+VNNI_TARGET void qk_conv_vnni_maxpool(const QOp *op, const QOpFast *f, const QOp *pool, const int8_t *x, int8_t *y,
+                                      uint8_t *scratch) {
+    conv_direct(op, f, pool, x, y, scratch);
 }
 
 VNNI_TARGET void qk_dense_vnni(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch) {
@@ -608,31 +657,6 @@ int qk_have_amx(void) {
     return have;
 }
 
-/* 2 x 2 stride-2 max pool of channel rows of int32 wide-grid accumulators
- * (acc: nk rows of rs values, wp per grid row), requantized once per
- * pooled output: y (nk, poh, pow). */
-AMX_TARGET static void pool_requant(const QOp *pool, const int32_t *acc, size_t rs, int wp, const Rq16 *rq, int nk,
-                                    int8_t *y) {
-    const int POH = pool->oh, POW = pool->ow;
-    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
-    for (int j = 0; j < nk; j++)
-        for (int py = 0; py < POH; py++) {
-            const int32_t *r0 = acc + (size_t)j * rs + (size_t)(2 * py) * wp, *r1 = r0 + wp;
-            int8_t *dst = y + ((size_t)j * POH + py) * POW;
-            for (int px = 0; px < POW; px += 16) {
-                /* lanes past the row's end read other (finite) accumulators and are not stored */
-                __m512i v0 = _mm512_max_epi32(_mm512_loadu_si512(r0 + 2 * px), _mm512_loadu_si512(r1 + 2 * px));
-                __m512i v1 =
-                    _mm512_max_epi32(_mm512_loadu_si512(r0 + 2 * px + 16), _mm512_loadu_si512(r1 + 2 * px + 16));
-                __m512i m =
-                    _mm512_max_epi32(_mm512_permutex2var_epi32(v0, ev, v1), _mm512_permutex2var_epi32(v0, od, v1));
-                int rem = POW - px < 16 ? POW - px : 16;
-                _mm_mask_storeu_epi8(dst + px, (__mmask16)((1u << rem) - 1), rq16(m, &rq[j]));
-            }
-        }
-}
-
 /* The tile convolution; pool: NULL, or a 2 x 2 max pool written to y
  * instead of the convolution's output. */
 AMX_TARGET static void conv_amx(const QOp *op, const QOpFast *f, const QOp *pool, const int8_t *x, int8_t *y,
@@ -795,6 +819,10 @@ void qk_conv_amx(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, ui
 }
 void qk_conv_amx_maxpool(const QOp *op, const QOpFast *f, const QOp *pool, const int8_t *x, int8_t *y,
                          uint8_t *scratch) {
+    (void)op, (void)f, (void)pool, (void)x, (void)y, (void)scratch;
+}
+void qk_conv_vnni_maxpool(const QOp *op, const QOpFast *f, const QOp *pool, const int8_t *x, int8_t *y,
+                          uint8_t *scratch) {
     (void)op, (void)f, (void)pool, (void)x, (void)y, (void)scratch;
 }
 size_t qk_vnni_scratch(const QOp *op, const QOpFast *f) { return 0; }
