@@ -374,6 +374,42 @@ VNNI_TARGET static void pool_requant(const QOp *pool, const int32_t *acc, size_t
                 : "memory");                                                                                           \
     } while (0)
 
+/* TAP8X2 for one 16-lane block: one load at p, accumulators a0..a7. */
+#define DPB1(W, A)                                                                                                     \
+    "vpbroadcastd " W ", %[b]\n\t"                                                                                     \
+    "vpdpbusd %[b], %[v0], %[" A "]\n\t"
+#define TAP8X1(P_, W_, TD_, TD3_)                                                                                      \
+    do {                                                                                                               \
+        __m512i v0_, b_;                                                                                               \
+        const int8_t *w4_ = (W_) + 4 * (TD_);                                                                          \
+        __asm__("vmovdqu64 (%[p]), %[v0]\n\t" DPB1("(%[w])", "a0") DPB1("(%[w],%[td])", "a1")                          \
+                    DPB1("(%[w],%[td],2)", "a2") DPB1("(%[w],%[td3])", "a3") DPB1("(%[w4])", "a4")                     \
+                        DPB1("(%[w4],%[td])", "a5") DPB1("(%[w4],%[td],2)", "a6") DPB1("(%[w4],%[td3])", "a7")         \
+                : [a0] "+v"(a0), [a1] "+v"(a1), [a2] "+v"(a2), [a3] "+v"(a3), [a4] "+v"(a4), [a5] "+v"(a5),            \
+                  [a6] "+v"(a6), [a7] "+v"(a7), [v0] "=&v"(v0_), [b] "=&v"(b_)                                         \
+                : [p] "r"(P_), [w] "r"(W_), [w4] "r"(w4_), [td] "r"(TD_), [td3] "r"(TD3_)                              \
+                : "memory");                                                                                           \
+    } while (0)
+
+/* direct_block for the grid's last 16 outputs when no more remain (small
+ * outputs: a 4 x 4 map's wide grid is 24 positions, half of a 32 block). */
+VNNI_TARGET static inline __attribute__((always_inline)) void
+direct_block16(const uint8_t *xp, const ptrdiff_t *off, int taps, int td, DirectDims d, const int8_t *wk,
+               const Rq16 *rq, int nk, int q0, int8_t *wy, int32_t *accp, size_t rs) {
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    const uint8_t *base = xp + (size_t)q0 * 4;
+    const int8_t *wq = wk;
+    const ptrdiff_t td1 = td, td3 = 3 * (ptrdiff_t)td;
+    for (int t = 0; t < taps; t++, wq += 4) TAP8X1(base + off[t], wq, td1, td3);
+    const __m512i acc[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+    for (int j = 0; j < nk; j++) {
+        if (accp)
+            _mm512_storeu_si512(accp + (size_t)j * rs + q0, acc[j]);
+        else
+            _mm_storeu_si128((__m128i *)(wy + (size_t)j * d.q32 + q0), rq16(acc[j], &rq[j]));
+    }
+}
+
 /* 32 wide-grid outputs (two 16-lane blocks) x 8 channels: per tap (the
  * offsets table) two 64-byte loads and one broadcast of 4 weights per
  * output channel (TAP8X2); requantized into wy (8 rows of q32 bytes), or
@@ -420,7 +456,7 @@ VNNI_TARGET static void conv_direct(const QOp *op, const QOpFast *f, const QOp *
         slide_regroup(op, x, xp, tmp, d);
     else
         pad_regroup(op, x, xp, tmp, d);
-    const int taps = tap_offsets(op, d, off);
+    const int taps = tap_offsets(op, d, off), qn = OH * d.wp; /* qn: the wide-grid outputs kept */
     for (int k0 = 0; k0 < op->k; k0 += 8) {
         const int8_t *wk = f->wdirect + (size_t)k0 * TD;
         int nk = op->k - k0 < 8 ? op->k - k0 : 8;
@@ -430,7 +466,11 @@ VNNI_TARGET static void conv_direct(const QOp *op, const QOpFast *f, const QOp *
             int32_t beff = (int32_t)((uint32_t)op->bias[k] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k]);
             rq[j] = rq16_make(beff, op->mult[k], op->shift[k], op->out_zp, op->act_min[k], op->act_max[k]);
         }
-        for (int q0 = 0; q0 < d.q32; q0 += 32) direct_block(xp, off, taps, TD, d, wk, rq, nk, q0, wy, accp, rs);
+        for (int q0 = 0; q0 < d.q32; q0 += 32)
+            if (qn - q0 <= 16)
+                direct_block16(xp, off, taps, TD, d, wk, rq, nk, q0, wy, accp, rs);
+            else
+                direct_block(xp, off, taps, TD, d, wk, rq, nk, q0, wy, accp, rs);
         if (pool)
             pool_requant(pool, accp, rs, d.wp, rq, nk, y + (size_t)k0 * pool->oh * pool->ow);
         else
