@@ -530,33 +530,47 @@ VNNI_TARGET static void group_inputs(const int8_t *const *xs, int t, size_t t4, 
         }
 }
 
-/* Dense over QK_GROUP images at once: each 64-byte piece of two weight
+/* Four images' 64-byte inputs (at u, u + t4, u + 2 t4, u + 3 t4) against
+ * two weight rows' 64 bytes (w0, w1): aG += input G . w0, cG += input G . w1;
+ * inline assembly for the reason given at TAP8X2. */
+#define DPBD(U, A, C)                                                                                                  \
+    "vmovdqu64 " U ", %[v]\n\t"                                                                                        \
+    "vpdpbusd %[w0], %[v], %[" A "]\n\t"                                                                               \
+    "vpdpbusd %[w1], %[v], %[" C "]\n\t"
+#define DENSE4(U_, T4_, T43_, A0, A1, A2, A3, C0, C1, C2, C3)                                                          \
+    __asm__(DPBD("(%[u])", "a0", "c0") DPBD("(%[u],%[t4])", "a1", "c1") DPBD("(%[u],%[t4],2)", "a2", "c2")            \
+                DPBD("(%[u],%[t43])", "a3", "c3")                                                                      \
+            : [a0] "+v"(A0), [a1] "+v"(A1), [a2] "+v"(A2), [a3] "+v"(A3), [c0] "+v"(C0), [c1] "+v"(C1),                \
+              [c2] "+v"(C2), [c3] "+v"(C3), [v] "=&v"(v_)                                                              \
+            : [u] "r"(U_), [t4] "r"(T4_), [t43] "r"(T43_), [w0] "v"(w0_), [w1] "v"(w1_)                                \
+            : "memory")
+
+/* Dense over QK_GROUP (8) images at once: each 64-byte piece of two weight
  * rows is loaded once for all the images (the weights, up to a few hundred
  * KB, stream from cache once per group instead of once per image). xs[g],
  * ys[g]: image g's input and output; scratch: QK_GROUP * t4 bytes. */
 VNNI_TARGET void qk_dense_vnni_group(const QOp *op, const QOpFast *f, const int8_t *const *xs, int8_t *const *ys,
                                      uint8_t *scratch) {
+    _Static_assert(QK_GROUP == 8, "the assembly below handles 8 images");
     const size_t T4 = (size_t)f->t4;
+    const ptrdiff_t t4 = (ptrdiff_t)T4, t43 = 3 * (ptrdiff_t)T4;
     group_inputs(xs, f->t, T4, scratch);
     for (int k0 = 0; k0 < op->k; k0 += 2) {
         const int8_t *w = f->wpack + (size_t)k0 * T4; /* rows up to k8 exist, zero-padded */
-        __m512i a[2][QK_GROUP];
-#pragma GCC unroll 8
-        for (int g = 0; g < QK_GROUP; g++) a[0][g] = a[1][g] = _mm512_setzero_si512();
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        __m512i c0 = a0, c1 = a0, c2 = a0, c3 = a0, c4 = a0, c5 = a0, c6 = a0, c7 = a0;
         for (size_t t = 0; t < T4; t += 64) {
-            __m512i w0 = _mm512_loadu_si512(w + t), w1 = _mm512_loadu_si512(w + T4 + t);
-#pragma GCC unroll 8
-            for (int g = 0; g < QK_GROUP; g++) {
-                __m512i v = _mm512_loadu_si512(scratch + g * T4 + t);
-                a[0][g] = _mm512_dpbusd_epi32(a[0][g], v, w0);
-                a[1][g] = _mm512_dpbusd_epi32(a[1][g], v, w1);
-            }
+            __m512i w0_ = _mm512_loadu_si512(w + t), w1_ = _mm512_loadu_si512(w + T4 + t), v_;
+            const uint8_t *u = scratch + t, *u4 = u + 4 * T4;
+            DENSE4(u, t4, t43, a0, a1, a2, a3, c0, c1, c2, c3);
+            DENSE4(u4, t4, t43, a4, a5, a6, a7, c4, c5, c6, c7);
         }
+        const __m512i acc[2][QK_GROUP] = {{a0, a1, a2, a3, a4, a5, a6, a7}, {c0, c1, c2, c3, c4, c5, c6, c7}};
         for (int j = 0; j < 2 && k0 + j < op->k; j++) {
             int k = k0 + j;
             uint32_t beff = (uint32_t)op->bias[k] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k];
             for (int g = 0; g < QK_GROUP; g++) {
-                uint32_t sum = (uint32_t)_mm512_reduce_add_epi32(a[j][g]);
+                uint32_t sum = (uint32_t)_mm512_reduce_add_epi32(acc[j][g]);
                 ys[g][k] = qref_requant((int32_t)(sum + beff), op->mult[k], op->shift[k], op->out_zp,
                                         op->act_min[k], op->act_max[k]);
             }
