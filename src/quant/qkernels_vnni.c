@@ -162,10 +162,10 @@ static inline int32_t load4(const int8_t *w) {
 }
 
 /* Sliding regrouping of a one-channel input: g = the padded hp x wp grid
- * (x + 128, padding in_zp + 128, then zeros), xp[q*4 + b] = g[q + b]. A
- * quad may run into the next row only where the weight is zero (taps
- * beyond kw). */
-static void slide_regroup(const QOp *op, const int8_t *x, uint8_t *xp, uint8_t *g, DirectDims d) {
+ * (x + 128, padding in_zp + 128, then zeros), xp[q*4 + b] = g[q + b] (one
+ * byte shuffle per 4 positions). A quad may run into the next row only
+ * where the weight is zero (taps beyond kw). */
+VNNI_TARGET static void slide_regroup(const QOp *op, const int8_t *x, uint8_t *xp, uint8_t *g, DirectDims d) {
     const int H = op->h, W = op->w, PT = op->pad_t, PL = op->pad_l, wp = d.wp;
     const uint8_t pad = (uint8_t)(op->in_zp + 128);
     const int lo = PL < wp ? PL : wp, hi = PL + W < wp ? PL + W : wp;
@@ -182,8 +182,10 @@ static void slide_regroup(const QOp *op, const int8_t *x, uint8_t *xp, uint8_t *
         for (int xx = lo; xx < hi; xx++) t[xx] = (uint8_t)src[xx] ^ 0x80;
         memset(t + hi, pad, (size_t)(wp - hi));
     }
-    memset(g + n, 0, 4);
-    for (size_t q = 0; q < n; q++) memcpy(xp + q * 4, g + q, 4);
+    memset(g + n, 0, 16); /* the last shuffles' reads (the buffer has 64 bytes of slack) */
+    const __m128i quads = _mm_setr_epi8(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6);
+    for (size_t q = 0; q < n; q += 4) /* the last one writes up to 3 quads into the slack, cleared next */
+        _mm_storeu_si128((__m128i *)(xp + q * 4), _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(g + q)), quads));
     memset(xp + n * 4, 0, ((size_t)d.plane - n) * 4);
 }
 
