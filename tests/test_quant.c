@@ -233,6 +233,30 @@ static void test_kernels_match_reference_on_random_layers(void **state) {
     }
 }
 
+/* Multipliers with many factors of two (the VNNI requantization halves
+ * them into odd ones with a smaller shift) and shifts around 33 (where it
+ * switches between its short and long ways), on small convolutions whose
+ * sums hit exact ties of round-half-away often; every path must equal
+ * the reference, ties and saturation included. */
+static void test_kernels_requant_ties(void **state) {
+    (void)state;
+    Rng r;
+    rng_seed(&r, 9, "test");
+    static const int32_t mults[] = {1 << 30, 3 << 28, 5 << 27, (1 << 30) + 1, 0, 2, 1, 0x7fffffff, 1 << 29, 96};
+    for (int it = 0; it < 80; it++) {
+        QOp op;
+        int c = rnd(&r, 1, 5), h = rnd(&r, 1, 12), w = rnd(&r, 1, 12);
+        rnd_weighted(&op, &r, QOP_CONV, c, h, w, rnd(&r, -128, 127));
+        int32_t *m = (int32_t *)op.mult, *sh = (int32_t *)op.shift;
+        for (int k = 0; k < op.k; k++) {
+            m[k] = mults[rnd(&r, 0, 9)];
+            sh[k] = it % 4 == 0 ? rnd(&r, 1, 62) : rnd(&r, 28, 40);
+        }
+        check_op_paths(&op, &r);
+        free_op(&op);
+    }
+}
+
 /* Layers wide enough for the AMX tiles (16+ input channels: 4..16 channel
  * quads, or multiples of 16), odd sizes, strides and paddings. */
 static void test_amx_conv_matches_reference(void **state) {
@@ -532,6 +556,7 @@ int main(void) {
         cmocka_unit_test(test_requant_random_against_oracle),
         cmocka_unit_test(test_kernels_match_reference_on_random_layers),
         cmocka_unit_test(test_kernels_extreme_values),
+        cmocka_unit_test(test_kernels_requant_ties),
         cmocka_unit_test(test_amx_conv_matches_reference),
         cmocka_unit_test(test_amx_conv_pool_fusion),
         cmocka_unit_test(test_whole_models_match_on_every_path),

@@ -115,20 +115,42 @@ size_t qk_vnni_scratch(const QOp *op, const QOpFast *f) {
 
 /* One channel's requantization constants, broadcast once (Rq16) and
  * applied to 16 accumulators at a time (rq16): qref_requant lane by lane
- * (exact: see the file comment). |acc * mult| < 2^62; magnitudes above
- * 512 are clamped before narrowing, which changes nothing after the int8
- * clamp. beff is added to acc first (wrapping, as the file comment says). */
+ * (exact: see the file comment). beff is added to acc first (wrapping, as
+ * the file comment says). Two ways:
+ *  - short (q.fast): the ratio mult / 2^shift rewritten as m' / 2^s' with
+ *    m' odd (halving an even multiplier and the shift together changes no
+ *    product's quotient) and s' >= 33. Then with H = floor(acc * m' / 2^32)
+ *    (the high halves of two vpmuldq), round-half-up(acc * m' / 2^s') =
+ *    (H + 2^(s'-33)) >> (s'-32) exactly, since 2^(s'-1) is a multiple of
+ *    2^32 and the low 32 bits of the product cannot carry; and half-up is
+ *    half-away-from-zero here because a tie needs acc * m' to be a multiple
+ *    of 2^32, which (m' odd, |acc| < 2^31) only acc = 0 is. |H| < 2^30, so
+ *    nothing saturates before the int8 clamp.
+ *  - long (any mult and shift): |acc| * mult as two 64-bit halves, rounded
+ *    and shifted unsigned; magnitudes above 512 are clamped before
+ *    narrowing, which changes nothing after the int8 clamp. */
 typedef struct {
     __m512i m, rnd, zp, lo, hi, beff;
     __m128i sh;
+    int fast;
 } Rq16;
 
 VNNI_TARGET static inline Rq16 rq16_make(int32_t beff, int32_t mult, int32_t shift, int32_t zp, int32_t lo,
                                          int32_t hi) {
     Rq16 q;
-    q.m = _mm512_set1_epi64((int64_t)(uint32_t)mult);
-    q.rnd = _mm512_set1_epi64((int64_t)((uint64_t)1 << (shift - 1)));
-    q.sh = _mm_cvtsi32_si128(shift);
+    int32_t m = mult, s = shift;
+    while (m != 0 && m % 2 == 0 && s > 33) m /= 2, s--;
+    if (m == 0 && s > 33) s = 33;
+    q.fast = s >= 33 && (m == 0 || m % 2 == 1);
+    if (q.fast) {
+        q.m = _mm512_set1_epi64((int64_t)m);
+        q.rnd = _mm512_set1_epi32((int32_t)1 << (s - 33));
+        q.sh = _mm_cvtsi32_si128(s - 32);
+    } else {
+        q.m = _mm512_set1_epi64((int64_t)(uint32_t)mult);
+        q.rnd = _mm512_set1_epi64((int64_t)((uint64_t)1 << (shift - 1)));
+        q.sh = _mm_cvtsi32_si128(shift);
+    }
     q.zp = _mm512_set1_epi32(zp);
     q.lo = _mm512_set1_epi32(lo);
     q.hi = _mm512_set1_epi32(hi);
@@ -137,17 +159,26 @@ VNNI_TARGET static inline Rq16 rq16_make(int32_t beff, int32_t mult, int32_t shi
 }
 
 VNNI_TARGET static inline __m128i rq16(__m512i acc, const Rq16 *q) {
-    const __m512i zero = _mm512_setzero_si512(), cap = _mm512_set1_epi64(512);
     acc = _mm512_add_epi32(acc, q->beff);
-    __mmask16 neg = _mm512_cmplt_epi32_mask(acc, zero);
-    __m512i a = _mm512_abs_epi32(acc); /* INT32_MIN stays 0x80000000: 2^31 as unsigned */
-    __m512i ev = _mm512_mul_epu32(a, q->m);
-    __m512i od = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), q->m);
-    ev = _mm512_min_epu64(_mm512_srl_epi64(_mm512_add_epi64(ev, q->rnd), q->sh), cap);
-    od = _mm512_min_epu64(_mm512_srl_epi64(_mm512_add_epi64(od, q->rnd), q->sh), cap);
-    /* od's low halves into the odd lanes */
-    __m512i r = _mm512_mask_shuffle_epi32(ev, (__mmask16)0xAAAA, od, (_MM_PERM_ENUM)0xA0);
-    r = _mm512_mask_sub_epi32(r, neg, zero, r);
+    __m512i r;
+    if (q->fast) {
+        /* the products' high halves: even lanes' from ev, odd lanes' from od */
+        const __m512i hi_idx = _mm512_setr_epi32(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+        __m512i ev = _mm512_mul_epi32(acc, q->m);
+        __m512i od = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), q->m);
+        r = _mm512_sra_epi32(_mm512_add_epi32(_mm512_permutex2var_epi32(ev, hi_idx, od), q->rnd), q->sh);
+    } else {
+        const __m512i zero = _mm512_setzero_si512(), cap = _mm512_set1_epi64(512);
+        __mmask16 neg = _mm512_cmplt_epi32_mask(acc, zero);
+        __m512i a = _mm512_abs_epi32(acc); /* INT32_MIN stays 0x80000000: 2^31 as unsigned */
+        __m512i ev = _mm512_mul_epu32(a, q->m);
+        __m512i od = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), q->m);
+        ev = _mm512_min_epu64(_mm512_srl_epi64(_mm512_add_epi64(ev, q->rnd), q->sh), cap);
+        od = _mm512_min_epu64(_mm512_srl_epi64(_mm512_add_epi64(od, q->rnd), q->sh), cap);
+        /* od's low halves into the odd lanes */
+        r = _mm512_mask_shuffle_epi32(ev, (__mmask16)0xAAAA, od, (_MM_PERM_ENUM)0xA0);
+        r = _mm512_mask_sub_epi32(r, neg, zero, r);
+    }
     r = _mm512_add_epi32(r, q->zp);
     r = _mm512_max_epi32(r, q->lo);
     r = _mm512_min_epi32(r, q->hi);
