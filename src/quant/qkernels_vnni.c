@@ -96,13 +96,15 @@ static DirectDims direct_dims(const QOp *op) {
 
 /* Bytes of the direct path's scratch: the regrouped input, 4 row buffers
  * (sliding: the padded grid), the wide-grid output of 8 channels, the tap
- * offsets (tap_offsets), 8 int32 rows for a fused pool. */
+ * offsets (tap_offsets), 8 int32 rows for a fused pool or the gathered
+ * taps of a small output (gather_taps). */
 static size_t direct_scratch(const QOp *op) {
     DirectDims d = direct_dims(op);
     size_t rows = d.slide ? (size_t)d.hp * d.wp + 64 : 4 * (size_t)d.w16;
     size_t taps = (size_t)(op->c + 3) / 4 * op->kh * d.groups;
+    size_t tail = 8 * ((size_t)d.q32 + 64) * 4, gathered = taps * 64; /* a fused pool's rows, or gather_taps' */
     return (size_t)(op->c + 3) / 4 * d.s * d.s * d.plane * 4 + rows + 8 * (size_t)d.q32 + 64 + taps * sizeof(ptrdiff_t) +
-           64 + 8 * ((size_t)d.q32 + 64) * 4 + 64;
+           64 + (tail > gathered ? tail : gathered) + 64;
 }
 
 size_t qk_vnni_scratch(const QOp *op, const QOpFast *f) {
@@ -470,26 +472,51 @@ direct_block(const uint8_t *xp, const ptrdiff_t *off, int taps, int td, DirectDi
     }
 }
 
+/* For an output of at most 16 positions (a 4 x 4 map after a stride-2
+ * 5 x 5 kernel, whose wide grid is 24 positions in a block of 32: half the
+ * work wasted), the taps' input quads gathered per output position: row t
+ * of g (64 bytes) holds tap t's quad for each of the P = oh*ow outputs,
+ * zeros after; off[t] becomes t*64, so direct_block16 reads it as one
+ * 16-position block with nothing wasted but the positions past P. */
+VNNI_TARGET static void gather_taps(const QOp *op, DirectDims d, const uint8_t *xp, ptrdiff_t *off, int taps,
+                                    uint8_t *g) {
+    const int OH = op->oh, OW = op->ow;
+    const __mmask16 row = (__mmask16)((1u << OW) - 1);
+    for (int t = 0; t < taps; t++) {
+        uint8_t *dst = g + (size_t)t * 64;
+        const uint8_t *src = xp + off[t];
+        _mm512_storeu_si512(dst, _mm512_setzero_si512());
+        for (int oy = 0; oy < OH; oy++)
+            _mm512_mask_storeu_epi32(dst + (size_t)oy * OW * 4, row,
+                                     _mm512_maskz_loadu_epi32(row, src + (size_t)oy * d.wp * 4));
+        off[t] = (ptrdiff_t)t * 64;
+    }
+}
+
 /* Convolution on the wide grid, 8 output channels at a time; pool: NULL,
  * or the 2 x 2 stride-2 max pool written to y instead of the convolution's
  * output (max of the int32 sums, then one requantization per pooled
  * output: the requantization is monotone, so this is the pool of the
- * requantized outputs). */
+ * requantized outputs). Outputs of at most 16 positions run on gathered
+ * taps (gather_taps) instead. */
 VNNI_TARGET static void conv_direct(const QOp *op, const QOpFast *f, const QOp *pool, const int8_t *x, int8_t *y,
                                     uint8_t *scratch) {
     const DirectDims d = direct_dims(op);
-    const int C4 = (op->c + 3) / 4, OH = op->oh, OW = op->ow, TD = f->tdir;
+    const int C4 = (op->c + 3) / 4, OH = op->oh, OW = op->ow, TD = f->tdir, P = OH * OW;
     uint8_t *xp = scratch, *tmp = xp + (size_t)C4 * d.s * d.s * d.plane * 4;
     int8_t *wy = (int8_t *)(tmp + (d.slide ? (size_t)d.hp * d.wp + 64 : 4 * (size_t)d.w16));
     ptrdiff_t *off = (ptrdiff_t *)(((uintptr_t)(wy + 8 * (size_t)d.q32) + 63) & ~(uintptr_t)63);
     const int taps_max = C4 * op->kh * d.groups;
     const size_t rs = (size_t)d.q32 + 64; /* the pool's int32 rows: one grid and slack for its last loads */
-    int32_t *accp = pool ? (int32_t *)(((uintptr_t)(off + taps_max) + 63) & ~(uintptr_t)63) : NULL;
+    uint8_t *tail = (uint8_t *)(((uintptr_t)(off + taps_max) + 63) & ~(uintptr_t)63);
+    int32_t *accp = pool ? (int32_t *)tail : NULL;
+    const int gathered = !pool && P <= 16 && d.q32 > 16;
     if (d.slide)
         slide_regroup(op, x, xp, tmp, d);
     else
         pad_regroup(op, x, xp, tmp, d);
     const int taps = tap_offsets(op, d, off), qn = OH * d.wp; /* qn: the wide-grid outputs kept */
+    if (gathered) gather_taps(op, d, xp, off, taps, tail);
     for (int k0 = 0; k0 < op->k; k0 += 8) {
         const int8_t *wk = f->wdirect + (size_t)k0 * TD;
         int nk = op->k - k0 < 8 ? op->k - k0 : 8;
@@ -498,6 +525,13 @@ VNNI_TARGET static void conv_direct(const QOp *op, const QOpFast *f, const QOp *
             int k = k0 + j;
             int32_t beff = (int32_t)((uint32_t)op->bias[k] - (uint32_t)(op->in_zp + 128) * (uint32_t)f->wsum[k]);
             rq[j] = rq16_make(beff, op->mult[k], op->shift[k], op->out_zp, op->act_min[k], op->act_max[k]);
+        }
+        if (gathered) {
+            direct_block16(tail, off, taps, TD, d, wk, rq, nk, 0, wy, NULL, rs);
+            for (int j = 0; j < nk; j++)
+                _mm_mask_storeu_epi8(y + (size_t)(k0 + j) * P, (__mmask16)((1u << P) - 1),
+                                     _mm_loadu_si128((const __m128i *)(wy + (size_t)j * d.q32)));
+            continue;
         }
         for (int q0 = 0; q0 < d.q32; q0 += 32)
             if (qn - q0 <= 16)
