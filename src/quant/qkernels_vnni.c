@@ -14,8 +14,13 @@
  *
  * Convolution: direct, on the input regrouped by channel quads and split
  * into stride phases (see DirectDims), 32 outputs x 8 channels per block,
- * one broadcast of four weights per channel and tap. Dense: 64-byte dot
- * products, four outputs at a time, reduced.
+ * one broadcast of four weights per channel and tap, the taps' addresses
+ * from a table (tap_offsets) and the block's loop in inline assembly
+ * (TAP8X2: GCC's code for the intrinsics moved the accumulators about); a
+ * 2 x 2 max pool that alone reads a conv's output is computed in its
+ * epilogue on the int32 sums (one requantization per pooled output); an
+ * output of at most 16 positions runs on gathered taps. Dense: 64-byte
+ * dot products, four outputs at a time, reduced.
  * The dense kernel also has a group form (QK_GROUP images per weight
  * load), the tables (VBMI), 2x2 average and max pools 16 outputs at a time,
  * and the AMX-INT8 tile convolution (below, with its own comment).
