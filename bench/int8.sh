@@ -23,6 +23,9 @@
 #                  AVX512-VNNI but no AMX (AMD Zen 4/5): bench_int8's int8-vnni
 #                  figures for digits and ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI for PyTorch's
 #                  oneDNN (default: each side's best kernels for this CPU)
+#   INT8_BIN       the bench_int8 binary (default build/bench/bench_int8; e.g.
+#                  a copy built from another commit, for a before/after
+#                  comparison in one time window)
 #   INT8_APPEND    1: add to bench/results/int8.csv instead of starting it
 #                  afresh (one model per run keeps each run short; the table
 #                  then covers every model in the file)
@@ -43,6 +46,7 @@ THREADS=${INT8_THREADS:-$(nproc)}
 ENGINE=${TORCH_ENGINE:-onednn}
 PYTHON=${PYTHON:-/usr/bin/python3}
 CSV=bench/results/int8.csv
+BIN=${INT8_BIN:-build/bench/bench_int8}
 VNNI_ARGS=() VNNI_ROWS=cat TORCH_ENV=()
 only_vnni() { grep -v '^int8,' | sed 's/^int8-vnni,/int8,/'; }
 if [[ ${INT8_ISA:-} == vnni ]]; then
@@ -76,7 +80,7 @@ grep -qw avx512_bf16 /proc/cpuinfo || has_bf16=0
 for ((r = 1; r <= ROUNDS; r++)); do
     for m in ${MODELS//,/ }; do
         echo "round $r/$ROUNDS: $m" >&2
-        build/bench/bench_int8 "${VNNI_ARGS[@]}" --rounds 1 --seconds "$SECS" --calls "$CALLS" --threads "$THREADS" \
+        "$BIN" "${VNNI_ARGS[@]}" --rounds 1 --seconds "$SECS" --calls "$CALLS" --threads "$THREADS" \
             "$TMP/$m.safetensors" "$TMP/$m-int8.safetensors" 2>/dev/null |
             sed "s/^\([a-z0-9-]*\),[^,]*,/\1,$m,/" | $VNNI_ROWS >> "$CSV"
         if [[ $has_bf16 == 1 ]]; then

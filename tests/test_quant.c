@@ -156,6 +156,24 @@ static void check_dense_groups(const QOp *op, const QOpFast *f, const int8_t *x,
     }
 }
 
+/* A conv followed by a 2 x 2 stride-2 max pool (when its output has at
+ * least 2 x 2 values), reference against the VNNI kernel that fuses the
+ * pool into the convolution's epilogue (max of the int32 sums). */
+static void check_conv_pool_fused(const QOp *op, const QOpFast *f, const int8_t *x, const int8_t *y_ref,
+                                  uint8_t *scratch) {
+    if (op->oh < 2 || op->ow < 2) return;
+    QOp pool = {.type = QOP_MAXPOOL, .in0 = 0, .in1 = -1, .c = op->k, .h = op->oh, .w = op->ow, .k = op->k,
+                .oh = op->oh / 2, .ow = op->ow / 2, .kh = 2, .kw = 2, .stride = 2, .in_zp = op->out_zp,
+                .out_zp = op->out_zp};
+    size_t np = (size_t)pool.k * pool.oh * pool.ow;
+    int8_t *ref = dg_xmalloc(np), *got = dg_xmalloc(np);
+    DG_ASSERT(qref_op_run(&pool, y_ref, NULL, ref) == 0);
+    memset(got, 0, np);
+    qk_conv_vnni_maxpool(op, f, &pool, x, got, scratch);
+    assert_memory_equal(ref, got, np);
+    free(ref), free(got);
+}
+
 /* One op run through reference, C and (when present) VNNI; all equal. */
 static void check_op_paths(QOp *op, Rng *r) {
     QModel q = {0};
@@ -180,6 +198,7 @@ static void check_op_paths(QOp *op, Rng *r) {
         else
             qk_dense_vnni(op, &fast->ops[0], x, y_v, scratch);
         assert_memory_equal(y_ref, y_v, nout);
+        if (op->type == QOP_CONV) check_conv_pool_fused(op, &fast->ops[0], x, y_ref, scratch);
     }
     if (op->type == QOP_CONV && fast->ops[0].wamx) {
         memset(y_v, 0, nout);
@@ -209,6 +228,30 @@ static void test_kernels_match_reference_on_random_layers(void **state) {
         int type = it % 3 == 2 ? QOP_DENSE : QOP_CONV;
         int c = rnd(&r, 1, 12), h = rnd(&r, 1, 17), w = rnd(&r, 1, 17);
         rnd_weighted(&op, &r, type, c, h, w, rnd(&r, -128, 127));
+        check_op_paths(&op, &r);
+        free_op(&op);
+    }
+}
+
+/* Multipliers with many factors of two (the VNNI requantization halves
+ * them into odd ones with a smaller shift) and shifts around 33 (where it
+ * switches between its short and long ways), on small convolutions whose
+ * sums hit exact ties of round-half-away often; every path must equal
+ * the reference, ties and saturation included. */
+static void test_kernels_requant_ties(void **state) {
+    (void)state;
+    Rng r;
+    rng_seed(&r, 9, "test");
+    static const int32_t mults[] = {1 << 30, 3 << 28, 5 << 27, (1 << 30) + 1, 0, 2, 1, 0x7fffffff, 1 << 29, 96};
+    for (int it = 0; it < 80; it++) {
+        QOp op;
+        int c = rnd(&r, 1, 5), h = rnd(&r, 1, 12), w = rnd(&r, 1, 12);
+        rnd_weighted(&op, &r, QOP_CONV, c, h, w, rnd(&r, -128, 127));
+        int32_t *m = (int32_t *)op.mult, *sh = (int32_t *)op.shift;
+        for (int k = 0; k < op.k; k++) {
+            m[k] = mults[rnd(&r, 0, 9)];
+            sh[k] = it % 4 == 0 ? rnd(&r, 1, 62) : rnd(&r, 28, 40);
+        }
         check_op_paths(&op, &r);
         free_op(&op);
     }
@@ -246,7 +289,7 @@ static void test_amx_conv_matches_reference(void **state) {
 }
 
 /* conv (1 -> 16, 3x3) -> conv (16 -> k, the AMX tiles) -> 2x2 max pool
- * (fused into the tile convolution on the AMX path) -> dense(10), odd
+ * (fused into the convolution on the VNNI and AMX paths) -> dense(10), odd
  * sizes: every path gives the reference's logits, batches and one image. */
 static void test_amx_conv_pool_fusion(void **state) {
     (void)state;
@@ -290,7 +333,7 @@ static void test_amx_conv_pool_fusion(void **state) {
         o[3].in0 = 2;
         for (int i = 0; i < 4; i++) o[i].out = i;
         if (qmodel_check(&q, "fusion") < 0) fail_msg("%s", dg_errmsg());
-        if (qk_have_amx()) assert_int_equal(((QFast *)q.fast)->ops[1].pool1, 3);
+        assert_int_equal(((QFast *)q.fast)->ops[1].pool1, 3); /* fused on the VNNI and AMX paths */
         const int n = 11, px = q.in_h * q.in_w;
         uint8_t *img = rnd_bytes(&r, (size_t)n * px);
         int8_t ref[11 * 10], v[11 * 10];
@@ -513,6 +556,7 @@ int main(void) {
         cmocka_unit_test(test_requant_random_against_oracle),
         cmocka_unit_test(test_kernels_match_reference_on_random_layers),
         cmocka_unit_test(test_kernels_extreme_values),
+        cmocka_unit_test(test_kernels_requant_ties),
         cmocka_unit_test(test_amx_conv_matches_reference),
         cmocka_unit_test(test_amx_conv_pool_fusion),
         cmocka_unit_test(test_whole_models_match_on_every_path),

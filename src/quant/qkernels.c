@@ -15,6 +15,7 @@
  * image runs on one thread). */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/check.h"
 #include "quant/qkernels.h"
@@ -59,14 +60,15 @@ static void prepare_op(const QOp *op, QOpFast *f) {
                         op->weight[(((size_t)k * op->c + c) * KH + i) * KW + j];
 }
 
-/* Pair each AMX conv with the 2 x 2 max pool that is the only reader of
- * its output (QOpFast.pool1, .fused). */
+/* Pair each conv with the 2 x 2 max pool that is the only reader of its
+ * output (QOpFast.pool1, .fused): the VNNI and AMX paths compute the pool
+ * in the convolution's epilogue. */
 static void fuse_pools(QModel *q) {
     QFast *fast = q->fast;
     for (int i = 0; i < q->n_ops; i++) {
         const QOp *pool = &q->ops[i];
         int j = pool->in0;
-        if (pool->type != QOP_MAXPOOL || !qk_pool2(pool) || j < 0 || !fast->ops[j].wamx) continue;
+        if (pool->type != QOP_MAXPOOL || !qk_pool2(pool) || j < 0 || q->ops[j].type != QOP_CONV) continue;
         int readers = 0;
         for (int r = 0; r < q->n_ops; r++) readers += (q->ops[r].in0 == j) + (q->ops[r].in1 == j);
         if (readers != 1) continue;
@@ -254,10 +256,13 @@ void qk_run_op(const QModel *q, int i, int8_t *arena, uint8_t *scratch, int vnni
     const int8_t *x0 = op->in0 < 0 ? arena : arena + q->act_off[op->in0];
     const int8_t *x1 = op->in1 < 0 ? arena : arena + q->act_off[op->in1];
     int8_t *y = arena + q->act_off[i];
-    if (vnni == 2 && fast->ops[i].fused) return; /* computed by its convolution */
-    if (op->type == QOP_CONV && vnni == 2 && fast->ops[i].pool1) {
+    if (vnni && fast->ops[i].fused) return; /* computed by its convolution */
+    if (op->type == QOP_CONV && vnni && fast->ops[i].pool1) {
         int p = fast->ops[i].pool1 - 1;
-        qk_conv_amx_maxpool(op, &fast->ops[i], &q->ops[p], x0, arena + q->act_off[p], scratch);
+        if (vnni == 2 && fast->ops[i].wamx)
+            qk_conv_amx_maxpool(op, &fast->ops[i], &q->ops[p], x0, arena + q->act_off[p], scratch);
+        else
+            qk_conv_vnni_maxpool(op, &fast->ops[i], &q->ops[p], x0, arena + q->act_off[p], scratch);
     } else if (op->type == QOP_CONV) {
         if (vnni == 2 && fast->ops[i].wamx)
             qk_conv_amx(op, &fast->ops[i], x0, y, scratch);
@@ -306,23 +311,39 @@ static int group_tail(const QModel *q) {
     return t;
 }
 
+/* This thread's CPU seconds (the profile's clock: time other processes
+ * take on a shared machine does not count). */
+static double prof_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 /* ng <= QK_GROUP images (pixels px, arenas arena + g * act_bytes) through q:
  * each image alone up to the trailing dense layers, then those op by op
  * over the group, dense layers in one weight pass when the group is at
  * least half full (VNNI), else image by image. Each image's arena ends as
- * run alone; only the order of the work differs. */
-static void run_group(const QModel *q, const uint8_t *px, int ng, int8_t *arena, uint8_t *scratch, int vnni) {
+ * run alone; only the order of the work differs. prof: NULL, or n_ops + 1
+ * seconds to add each op's time to (the last: loading the images). */
+static void run_group(const QModel *q, const uint8_t *px, int ng, int8_t *arena, uint8_t *scratch, int vnni,
+                      double *prof) {
     const size_t img = (size_t)q->in_c * q->in_h * q->in_w, ab = q->act_bytes;
     const int tail = vnni && ng >= QK_GROUP / 2 ? group_tail(q) : q->n_ops;
+    double t0 = prof ? prof_now() : 0, t1;
     for (int g = 0; g < ng; g++) {
         load_image(q, px + g * img, arena + g * ab);
-        for (int i = 0; i < tail; i++) qk_run_op(q, i, arena + g * ab, scratch, vnni);
+        if (prof) t1 = prof_now(), prof[q->n_ops] += t1 - t0, t0 = t1;
+        for (int i = 0; i < tail; i++) {
+            qk_run_op(q, i, arena + g * ab, scratch, vnni);
+            if (prof) t1 = prof_now(), prof[i] += t1 - t0, t0 = t1;
+        }
     }
     const QFast *fast = q->fast;
     for (int i = tail; i < q->n_ops; i++) {
         const QOp *op = &q->ops[i];
         if (op->type != QOP_DENSE) {
             for (int g = 0; g < ng; g++) qk_run_op(q, i, arena + g * ab, scratch, vnni);
+            if (prof) t1 = prof_now(), prof[i] += t1 - t0, t0 = t1;
             continue;
         }
         const int8_t *xs[QK_GROUP];
@@ -336,13 +357,36 @@ static void run_group(const QModel *q, const uint8_t *px, int ng, int8_t *arena,
             qk_dense_amx_group(op, &fast->ops[i], xs, ys, scratch);
         else
             qk_dense_vnni_group(op, &fast->ops[i], xs, ys, scratch);
+        if (prof) t1 = prof_now(), prof[i] += t1 - t0, t0 = t1;
     }
 }
 
-void qmodel_run(const QModel *q, const uint8_t *pixels, int n, int8_t *logits, uint8_t *pred, QKernels kernels) {
+/* The kernels a choice runs here (AUTO resolved, missing ISAs stepped down). */
+static QKernels resolve_kernels(QKernels kernels) {
     if (kernels == QKERN_AUTO) kernels = qkernels_auto();
     if (kernels == QKERN_AMX && !qk_have_amx()) kernels = QKERN_VNNI;
     if (kernels == QKERN_VNNI && !qk_have_vnni()) kernels = QKERN_C;
+    return kernels;
+}
+
+void qmodel_profile(const QModel *q, const uint8_t *pixels, int n, QKernels kernels, double *op_s) {
+    kernels = resolve_kernels(kernels);
+    if (kernels == QKERN_REF) kernels = QKERN_C;
+    const QFast *fast = q->fast;
+    DG_ASSERT(fast);
+    const size_t img = (size_t)q->in_c * q->in_h * q->in_w;
+    const int vnni = kernels == QKERN_AMX ? 2 : kernels == QKERN_VNNI ? 1 : 0;
+    int8_t *arena = dg_xmalloc(q->act_bytes * QK_GROUP);
+    uint8_t *scr = dg_xmalloc((vnni ? fast->scratch_vnni : fast->scratch_c) + 64);
+    memset(op_s, 0, ((size_t)q->n_ops + 1) * sizeof *op_s);
+    for (int i0 = 0; i0 < n; i0 += QK_GROUP)
+        run_group(q, pixels + (size_t)i0 * img, n - i0 < QK_GROUP ? n - i0 : QK_GROUP, arena, scr, vnni, op_s);
+    free(arena);
+    free(scr);
+}
+
+void qmodel_run(const QModel *q, const uint8_t *pixels, int n, int8_t *logits, uint8_t *pred, QKernels kernels) {
+    kernels = resolve_kernels(kernels);
     const QFast *fast = q->fast;
     DG_ASSERT(fast);
     const size_t img = (size_t)q->in_c * q->in_h * q->in_w;
@@ -361,7 +405,7 @@ void qmodel_run(const QModel *q, const uint8_t *pixels, int n, int8_t *logits, u
                     qmodel_run_ref(q, pixels + (size_t)(i0 + g) * img, arena,
                                    logits + (size_t)(i0 + g) * QMODEL_CLASSES);
             } else {
-                run_group(q, pixels + (size_t)i0 * img, ng, arena, scr, vnni);
+                run_group(q, pixels + (size_t)i0 * img, ng, arena, scr, vnni, NULL);
                 for (int g = 0; g < ng; g++)
                     memcpy(logits + (size_t)(i0 + g) * QMODEL_CLASSES,
                            arena + g * q->act_bytes + q->act_off[q->n_ops - 1], QMODEL_CLASSES);

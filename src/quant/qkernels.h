@@ -26,9 +26,9 @@ typedef struct {
     int8_t *wamxd;   /* AMX dense: (k32/16, t4/64) tiles of 16 rows x 64 bytes: byte r*4 + b of column n is weight
                         (n0 + n, 64*step + 4r + b): the tile form of QK_GROUP images x 16 outputs */
     int amx_kr;      /* channel quads per AMX tile step: c4 if c4 <= 16, else 16 */
-    int pool1;       /* AMX conv: 1 + the index of the 2 x 2 max pool that alone reads its output (the conv then
+    int pool1;       /* conv (VNNI and AMX paths): 1 + the index of the 2 x 2 max pool that alone reads its output (the conv then
                         writes the pooled tensor: max commutes with the monotone requantization); 0 if none */
-    int fused;       /* a max pool that such a conv computes (skipped on the AMX path) */
+    int fused;       /* a max pool that such a conv computes (skipped on the VNNI and AMX paths) */
     int t, t4, k8, tdir;
 } QOpFast;
 
@@ -49,6 +49,10 @@ void qk_dense_c(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y);
 /* AVX512-VNNI kernels (only call when qk_have_vnni()). */
 int qk_have_vnni(void);
 void qk_conv_vnni(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch);
+/* The same followed by the 2 x 2 stride-2 max pool `pool` (qk_pool2) of its
+ * output, computed on the int32 sums: y is the pooled tensor. */
+void qk_conv_vnni_maxpool(const QOp *op, const QOpFast *f, const QOp *pool, const int8_t *x, int8_t *y,
+                          uint8_t *scratch);
 void qk_dense_vnni(const QOp *op, const QOpFast *f, const int8_t *x, int8_t *y, uint8_t *scratch);
 /* Op i of q on one image's arena (q->act_off) with the C (vnni = 0) or
  * VNNI kernels; scratch: scratch_c or scratch_vnni bytes. */

@@ -91,6 +91,11 @@ typedef enum {
  * (n, 10) int8, pred (n) the predicted digits (may be NULL). Threads over
  * images with OpenMP. Bit-identical to qmodel_run_ref for every choice. */
 void qmodel_run(const QModel *q, const uint8_t *pixels, int n, int8_t *logits, uint8_t *pred, QKernels kernels);
+/* Per-op profile of qmodel_run's batch loop on this thread (no OpenMP): n
+ * images through q with the chosen kernels (QKERN_REF: the C ones), op_s
+ * (n_ops + 1, the caller's) receives each op's seconds, op_s[n_ops] the
+ * image loading. For bench_int8 --profile. */
+void qmodel_profile(const QModel *q, const uint8_t *pixels, int n, QKernels kernels, double *op_s);
 /* The kernels QKERN_AUTO resolves to here (QKERN_AMX, QKERN_VNNI or QKERN_C). */
 QKernels qkernels_auto(void);
 /* Name of a kernel choice ("amx", "vnni", "c", "ref"). */
