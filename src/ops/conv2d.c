@@ -709,15 +709,21 @@ static int wino_dx_layer(int C, int H, int W, int K, int R, int S, int stride, i
     return !wino_disabled() && P > 0 && Q > 0 && conv2d_wino_ok(K, P, Q, C, R, S, stride, R - 1 - pad);
 }
 /* Does an inference (packed weights) batch call of this layer run as
- * Winograd F(4x4,3x3) (conv2d_wino4.c)? fp32 only, N > 1 (one image stays
- * on F(2x2) and its split). DIGITS_WINO=f2 turns it off (A/B). */
-static int wino4_layer(int N, int C, int H, int W, int K, int R, int S, int stride, int pad) {
+ * Winograd F(4x4,3x3) (conv2d_wino4.c)? fp32, where each thread's chunk
+ * fills a tile vector's images (fewer: F(2x2), whose one-image layout fills
+ * its lanes; one image also keeps its split). Measured faster than F(2x2),
+ * or than kvec where F(2x2) does not fit (odd outputs), on every zoo shape
+ * (one core, in-cache batches: 32->32 at 28x28 1.3-1.4x, 32->64 and
+ * 64->64 at 14x14 1.7-2x, 64->64 at 11x11 1.7x, 128->128 at 7x7 1.46x).
+ * DIGITS_WINO=f2 turns it off (A/B). */
+static int wino4_layer(int N, int nthreads, int C, int H, int W, int K, int R, int S, int stride, int pad) {
     static int off = -1; /* read once */
     if (off < 0) {
         const char *v = getenv("DIGITS_WINO");
         off = v && strcmp(v, "f2") == 0;
     }
-    return !off && !wino_disabled() && !use_bf16 && N > 1 && conv2d_wino4_ok(C, H, W, K, R, S, stride, pad);
+    return !off && !wino_disabled() && !use_bf16 && conv2d_wino4_ok(C, H, W, K, R, S, stride, pad) &&
+           N / chunk_count(N, nthreads) >= conv2d_wino4_images(H, W, pad);
 }
 
 void conv2d_forward(float *y, const float *x, const float *w, const float *b, int N, int C,
@@ -1039,7 +1045,7 @@ static void forward_impl(float *y, const float *x, const float *w, const float *
     const int band = band_rows(CRS, P, Q);
     /* bf16 runs keep deep one-vector-row layers (14x14) on the bf16 product:
      * as fast as the fp32 direct kernel there (78 vs 76 %), and bf16 */
-    const int wino4 = packed && wino4_layer(N, C, H, W, K, R, S, stride, pad); /* inference: F(4x4) */
+    const int wino4 = packed && wino4_layer(N, nthreads, C, H, W, K, R, S, stride, pad); /* inference: F(4x4) */
     const int wino = wino4 || wino_layer(C, H, W, K, R, S, stride, pad); /* 3x3 stride 1: Winograd */
     const int direct = !wino && !pointwise && conv2d_direct_ok(H, W, R, S, stride, pad, CRS) &&
                        !(use_bf16 && bf16_layer(C, H, W, K, R, S, stride, pad) && !conv2d_direct_shallow(CRS) &&

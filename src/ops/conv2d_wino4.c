@@ -78,6 +78,8 @@ int conv2d_wino4_ok(int C, int H, int W, int K, int R, int S, int stride, int pa
 #endif
 }
 
+int conv2d_wino4_images(int H, int W, int pad) { return 16 / geometry(H, W, pad).L; }
+
 int conv2d_wino4_group(int C, int H, int W, int pad) {
     (void)C;
     const Geometry g = geometry(H, W, pad);

@@ -10,6 +10,8 @@
  * kernel, stride 1, pad 0..2, K a multiple of 8, C >= 16, outputs of at
  * most 32 columns from inputs of at most 32 (any height, any width). */
 int conv2d_wino4_ok(int C, int H, int W, int K, int R, int S, int stride, int pad);
+/* Images side by side in one tile vector: 2 (outputs over 16 wide) or 4. */
+int conv2d_wino4_images(int H, int W, int pad);
 /* Images per call (the `G` below). */
 int conv2d_wino4_group(int C, int H, int W, int pad);
 /* Floats of per-thread scratch: the transformed weights, one block of
