@@ -287,14 +287,15 @@ static void test_infer_packed_weights(void **state) {
  * model (packed weights, fused epilogues, one-image calls split over two
  * threads) against the reference path — the training model's eval forward
  * layer by layer (model_keep_outputs: no fusion) — within 1e-5, for one
- * image, a batch of 3, then one image again. */
+ * image, a batch of 3, then one image again, and a batch of 16 (8 images
+ * a thread: its 3x3 layers on Winograd F(4x4,3x3), conv2d_wino4.c). */
 static void test_infer_every_zoo_model(void **state) {
     char spec[PATH_MAX];
     assert_int_equal(model_find_spec("cnn", spec, sizeof spec), 0);
     *strrchr(spec, '/') = '\0';
     DIR *d = opendir(spec);
     assert_non_null(d);
-    uint8_t px[3 * 784];
+    uint8_t px[16 * 784];
     random_pixels(px, sizeof px, 31);
     int models = 0;
     for (struct dirent *e; (e = readdir(d));) {
@@ -312,13 +313,14 @@ static void test_infer_every_zoo_model(void **state) {
             both[k]->norm_mean = 0.13f;
             both[k]->norm_std = 0.31f;
         }
-        model_set_batch(&inf, 3, 0, 2);
-        model_set_batch(&ref, 3, 1, 2);
+        model_set_batch(&inf, 16, 0, 2);
+        model_set_batch(&ref, 16, 1, 2);
         model_keep_outputs(&ref);
         expect_same_logits(&inf, &ref, px, 1, "one image");
         expect_same_logits(&inf, &ref, px + 784, 1, "one image again");
         expect_same_logits(&inf, &ref, px, 3, "batch of 3");
         expect_same_logits(&inf, &ref, px + 2 * 784, 1, "one image after the batch");
+        expect_same_logits(&inf, &ref, px, 16, "batch of 16");
         model_free(&inf);
         model_free(&ref);
         models++;

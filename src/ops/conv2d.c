@@ -6,7 +6,8 @@
  *     on the path measured fastest for its shape (bench/bench_kernels):
  *     Winograd F(2x2,3x3) for 3x3 stride-1 layers with even outputs up to
  *     30 wide (conv2d_wino.c: forward, dx, and dw for 16/32 input
- *     channels; forward and dx with a bf16 product in bf16 runs), the
+ *     channels; forward and dx with a bf16 product in bf16 runs; an
+ *     inference model's fp32 batch forward by F(4x4,3x3), conv2d_wino4.c), the
  *     direct row kernels
  *     (conv2d_direct.c: stride 1, rows of 8-32
  *     floats), the output-channel kernels (conv2d_kvec.c: deep layers with
@@ -57,6 +58,7 @@
 #include "ops/conv2d_kvec.h"
 #include "ops/conv2d_phase.h"
 #include "ops/conv2d_wino.h"
+#include "ops/conv2d_wino4.h"
 #include "ops/gemm_bf16.h"
 
 static inline int conv_out_size(int in, int k, int stride, int pad) {
@@ -601,13 +603,23 @@ static size_t wino_floats(int C, int H, int W, int K, int R, int S, int stride, 
     return f > d ? f : d;
 }
 
+/* The F(4x4,3x3) forward's scratch (conv2d_wino4.c, inference): after the
+ * F(2x2) scratch, so the weights of both stay packed side by side. */
+static float *wino4_buffer(float *slice, int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    return wino_buffer(slice, C, H, W, K, R, S, stride, pad) + wino_floats(C, H, W, K, R, S, stride, pad);
+}
+
+static size_t wino4_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    return conv2d_wino4_ok(C, H, W, K, R, S, stride, pad) ? conv2d_wino4_floats(C, H, W, K, pad) : 0;
+}
+
 /* Floats of workspace one thread needs: one band of col, (C*R*S, rows*Q). */
 size_t conv2d_workspace_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
     if (is_pointwise(R, S, stride, pad)) return 1;
     return im2col_floats(C, H, W, K, R, S, stride, pad) + packed_floats(C, H, W, K, R, S, stride, pad) +
            bf16_floats(C, H, W, K, R, S, stride, pad) + direct_pad_floats(C, H, W, K, R, S, stride, pad) +
            phase_floats(C, H, W, K, R, S, stride, pad) + kvec_floats(C, H, W, K, R, S, stride, pad) +
-           wino_floats(C, H, W, K, R, S, stride, pad);
+           wino_floats(C, H, W, K, R, S, stride, pad) + wino4_floats(C, H, W, K, R, S, stride, pad);
 }
 
 /* Number of batch chunks: nthreads, but no empty chunks (never more than N).
@@ -696,6 +708,23 @@ static int wino_dx_layer(int C, int H, int W, int K, int R, int S, int stride, i
     const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
     return !wino_disabled() && P > 0 && Q > 0 && conv2d_wino_ok(K, P, Q, C, R, S, stride, R - 1 - pad);
 }
+/* Does an inference (packed weights) batch call of this layer run as
+ * Winograd F(4x4,3x3) (conv2d_wino4.c)? fp32, where each thread's chunk
+ * fills a tile vector's images (fewer: F(2x2), whose one-image layout fills
+ * its lanes; one image also keeps its split). Measured faster than F(2x2),
+ * or than kvec where F(2x2) does not fit (odd outputs), on every zoo shape
+ * (one core, in-cache batches: 32->32 at 28x28 1.3-1.4x, 32->64 and
+ * 64->64 at 14x14 1.7-2x, 64->64 at 11x11 1.7x, 128->128 at 7x7 1.46x).
+ * DIGITS_WINO=f2 turns it off (A/B). */
+static int wino4_layer(int N, int nthreads, int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    static int off = -1; /* read once */
+    if (off < 0) {
+        const char *v = getenv("DIGITS_WINO");
+        off = v && strcmp(v, "f2") == 0;
+    }
+    return !off && !wino_disabled() && !use_bf16 && conv2d_wino4_ok(C, H, W, K, R, S, stride, pad) &&
+           N / chunk_count(N, nthreads) >= conv2d_wino4_images(H, W, pad);
+}
 
 void conv2d_forward(float *y, const float *x, const float *w, const float *b, int N, int C,
                     int H, int W, int K, int R, int S, int stride, int pad, float *workspace,
@@ -715,6 +744,7 @@ typedef struct {
     int N, C, H, W, K, R, S, stride, pad, nt, P, Q, band, group;
     int pointwise, wino, direct, kvec, phase, bf16;
     int packed_slices; /* slices 0..packed_slices-1 already hold this layer's packed weights */
+    int wino4, packed4; /* F(4x4) Winograd; the slices holding its weights */
 } ForwardChunk;
 
 static inline int pool_out_size(int in, int F, int T) { return (in - F) / T + 1; }
@@ -724,6 +754,8 @@ size_t conv2d_pool_buf_floats(int C, int H, int W, int K, int R, int S, int stri
     int g = conv2d_kvec_group(C, H, W, K, R, S, stride, pad); /* the most images one kernel call writes */
     if (conv2d_wino_ok(C, H, W, K, R, S, stride, pad) && conv2d_wino_group(C, H, W, pad) > g)
         g = conv2d_wino_group(C, H, W, pad);
+    if (conv2d_wino4_ok(C, H, W, K, R, S, stride, pad) && conv2d_wino4_group(C, H, W, pad) > g)
+        g = conv2d_wino4_group(C, H, W, pad);
     return (size_t)(g > 1 ? g : 1) * K * P * Q;
 }
 
@@ -803,6 +835,18 @@ static void forward_chunk(const ForwardChunk *f, int t) {
               bf16 = f->bf16;
     float *col = f->workspace + (size_t)t * f->ws; /* this chunk's workspace slice */
     const int pooled = ep && (ep->pool || ep->padded); /* written through the pool buffer */
+    if (f->wino4) { /* as F(2x2) below, the weights in their own area */
+        float *sc = wino4_buffer(col, C, H, W, K, R, S, stride, pad);
+        if (t >= f->packed4) conv2d_wino4_pack(sc, w, C, K);
+        const int G = conv2d_wino4_group(C, H, W, pad), end = chunk_begin(t + 1, N, nt);
+        for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G) {
+            const int g = end - n0 < G ? end - n0 : G;
+            float *o = chunk_out(f, t, n0);
+            conv2d_wino4_forward(o, x + (size_t)n0 * C * H * W, b, g, sc, C, H, W, K, pad);
+            if (ep) chunk_finish(f, o, (size_t)K * PQ, PQ, n0, g, NULL);
+        }
+        return;
+    }
     if (wino) { /* G images per call; each chunk transforms its own filters */
         float *sc = wino_buffer(col, C, H, W, K, R, S, stride, pad);
         const int wb = use_bf16 && conv2d_wino_bf16_ok(C);
@@ -974,7 +1018,7 @@ static void split_block(void *arg, int t) {
     const int P = conv_out_size(j->H, j->R, j->stride, j->pad), Q = conv_out_size(j->W, j->S, j->stride, j->pad);
     const int k0 = t * j->Kb;
     Epilogue buf;
-    Conv2dPacked own = {j->have, use_bf16, 0};
+    Conv2dPacked own = {j->have, use_bf16, 0, 0};
     const size_t plane = out_plane(j->ep, P, Q);
     forward_impl(j->y + (size_t)k0 * plane, j->x, j->w + (size_t)k0 * j->C * j->R * j->S, j->b ? j->b + k0 : NULL, 1,
                  j->C, j->H, j->W, j->Kb, j->R, j->S, j->stride, j->pad, j->workspace + (size_t)t * j->ws, 1,
@@ -989,6 +1033,7 @@ static void forward_split(float *y, const float *x, const float *w, const float 
     SplitJob j = {y, workspace, x, w, b, ep, conv2d_workspace_floats(C, H, W, K, R, S, stride, pad), C, H, W, K, R, S,
                   stride, pad, K / ns, packed->split == ns && packed->bf16 == use_bf16};
     dg_blocks_run(ns, ns, split_block, &j);
+    packed->wino4 = 0; /* the blocks' weights may lie where F(4x4)'s were */
     packed->slices = ns;
     packed->split = ns;
     packed->bf16 = use_bf16;
@@ -1021,7 +1066,8 @@ static void forward_impl(float *y, const float *x, const float *w, const float *
     const int band = band_rows(CRS, P, Q);
     /* bf16 runs keep deep one-vector-row layers (14x14) on the bf16 product:
      * as fast as the fp32 direct kernel there (78 vs 76 %), and bf16 */
-    const int wino = wino_layer(C, H, W, K, R, S, stride, pad); /* 3x3 stride 1: Winograd */
+    const int wino4 = packed && wino4_layer(N, nthreads, C, H, W, K, R, S, stride, pad); /* inference: F(4x4) */
+    const int wino = wino4 || wino_layer(C, H, W, K, R, S, stride, pad); /* 3x3 stride 1: Winograd */
     const int direct = !wino && !pointwise && conv2d_direct_ok(H, W, R, S, stride, pad, CRS) &&
                        !(use_bf16 && bf16_layer(C, H, W, K, R, S, stride, pad) && !conv2d_direct_shallow(CRS) &&
                          Q <= 16);
@@ -1042,8 +1088,9 @@ static void forward_impl(float *y, const float *x, const float *w, const float *
 
     const int packs = wino || direct || phase || kvec; /* paths whose weights a slice keeps */
     const int have = packed && packs && packed->bf16 == use_bf16 && !packed->split ? packed->slices : 0;
+    const int have4 = wino4 && !packed->split ? packed->wino4 : 0;
     const ForwardChunk f = {y, x, w, b, workspace, ep, table, ws, N, C, H, W, K, R, S, stride, pad, nt, P, Q, band,
-                            group, pointwise, wino, direct, kvec, phase, bf16, have};
+                            group, pointwise, wino, direct, kvec, phase, bf16, have, wino4, have4};
     /* one chunk: no OpenMP region (one with a false `if` still costs
      * ~0.3 us, a tenth of lenet5's single-image forward over 9 of them) */
     if (nt == 1) {
@@ -1055,7 +1102,10 @@ static void forward_impl(float *y, const float *x, const float *w, const float *
         for (int t = 0; t < nt; t++) forward_chunk(&f, t);
     }
     if (table_owned) free(table);
-    if (packed && packs) {
+    if (wino4) { /* the split blocks' weights (if any) are gone; F(2x2)'s stay */
+        packed->wino4 = have4 > nt ? have4 : nt;
+        if (packed->split) packed->slices = packed->split = 0;
+    } else if (packed && packs) {
         packed->slices = have > nt ? have : nt;
         packed->bf16 = use_bf16;
         packed->split = 0;

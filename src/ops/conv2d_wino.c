@@ -41,8 +41,8 @@
  * everywhere in bf16 runs), so the product is vdpbf16ps: per channel pair
  * the same 3 loads, 8 broadcasts and 24 instructions as fp32 spends per
  * channel — half the product's time. The weight gradient stays fp32.
- * Left out: other kernel sizes and strides, F(4x4,3x3) (larger
- * constants, worse fp32 error), the weight gradient of layers with 64
+ * Left out: other kernel sizes and strides, F(4x4,3x3) here (larger
+ * constants, worse fp32 error; inference batches: conv2d_wino4.c), the weight gradient of layers with 64
  * or more input channels (the kvec kernels' is faster there).
  */
 #include "ops/conv2d_wino.h"
