@@ -336,7 +336,7 @@ static void test_conv2d_packed_one_image(void **state) {
             ep.step[0].relu = 1;
             for (int nt = 1; nt <= 2; nt++) {
                 float *work = fillv(ws * nt, NAN), *y = fillv(ny, NAN);
-                Conv2dPacked packed = {0, 0, 0};
+                Conv2dPacked packed = {0};
                 for (int call = 0; call < 2; call++) {
                     conv2d_forward_packed(y, x, w, b, 1, s->C, s->H, s->W, s->K, s->R, s->S, s->stride, s->pad,
                                           work, nt, relu ? &ep : NULL, &packed);
