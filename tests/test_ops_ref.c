@@ -237,6 +237,76 @@ static void test_conv2d_wino4_vs_ref(void **state) {
     }
 }
 
+/* Inference of one-input-channel 3x3 layers (conv2d_c1.c, through
+ * conv2d_forward_packed: the epilogue's steps applied in the kernel):
+ * against the reference followed by the steps (batch-norm affine then
+ * ReLU) and, on one shape, a fused 2x2 max pooling; odd sizes, K not a
+ * multiple of the kernel's 4-channel block, pads 0-2, one image and a
+ * batch, 1 and 2 threads, no epilogue or bias too. */
+static void test_conv2d_c1_vs_ref(void **state) {
+    (void)state;
+    static const ConvShape shapes[] = {
+        {"1->32 3x3 pad1 28x28", 1, 28, 28, 32, 3, 3, 1, 1},
+        {"1->13 3x3 pad0 13x11 (9 wide)", 1, 13, 11, 13, 3, 3, 1, 0},
+        {"1->6 3x3 pad1 9x17 (17 wide)", 1, 9, 17, 6, 3, 3, 1, 1},
+        {"1->7 3x3 pad2 11x28 (30 wide)", 1, 11, 28, 7, 3, 3, 1, 2},
+        {"1->5 3x3 pad0 5x32 (30 wide)", 1, 5, 32, 5, 3, 3, 1, 0},
+    };
+    static const int batches[] = {1, 5};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const ConvShape *s = &shapes[i];
+        Rng rng;
+        rng_seed(&rng, 11, s->label);
+        int P, Q;
+        conv_out(s, &P, &Q);
+        const int K = s->K, PQ = P * Q, pool = i == 0 ? 2 : 0, Po = pool ? P / 2 : P, Qo = pool ? Q / 2 : Q;
+        const size_t nw = (size_t)K * 9, ws = conv2d_workspace_floats(1, s->H, s->W, K, 3, 3, 1, s->pad);
+        const size_t slice = conv2d_pool_buf_floats(1, s->H, s->W, K, 3, 3, 1, s->pad);
+        float *w = randv(nw, &rng), *b = randv(K, &rng), *sub = randv(K, &rng), *mul = randv(K, &rng);
+        float *add = randv(K, &rng);
+        DiffLog log = {s->label, 0, 0};
+        for (int variant = 0; variant < 3; variant++) { /* bias + affine + relu (+ pool); bias, none; no bias, relu */
+            Epilogue ep = {0};
+            ep.n = variant == 0 ? 2 : variant == 2 ? 1 : 0;
+            ep.step[0].sub = sub, ep.step[0].mul = mul, ep.step[0].add = add;
+            ep.step[0].relu = variant == 2;
+            ep.step[1].relu = 1;
+            ep.pool = variant == 0 ? pool : 0, ep.pool_stride = 2;
+            const float *bias = variant == 2 ? NULL : b;
+            for (int bi = 0; bi < 2; bi++) {
+                const int N = batches[bi];
+                const size_t nx = (size_t)N * s->H * s->W, nfull = (size_t)N * K * PQ;
+                const size_t ny = variant == 0 ? (size_t)N * K * Po * Qo : nfull;
+                float *x = randv(nx, &rng), *full = fillv(nfull, 0), *want = fillv(ny, 0);
+                conv2d_forward_ref(full, x, w, bias, N, 1, s->H, s->W, K, 3, 3, 1, s->pad);
+                for (size_t j = 0; j < nfull; j++) {
+                    const int k = (int)(j / PQ % K);
+                    float v = full[j];
+                    if (variant == 0) v = (v - sub[k]) * mul[k] + add[k];
+                    if (variant != 1) v = v > 0 ? v : 0;
+                    full[j] = v;
+                }
+                if (variant == 0 && pool) maxpool_forward_ref(want, full, N, K, P, Q, 2, 2);
+                else memcpy(want, full, sizeof(float) * ny);
+                for (int nt = 1; nt <= 2; nt++) {
+                    Conv2dPacked packed = {0};
+                    float *work = fillv(ws * nt, NAN), *y = fillv(ny, NAN), *pbuf = fillv(slice * nt, NAN);
+                    ep.pool_buf = pbuf, ep.pool_slice = slice;
+                    for (int call = 0; call < 2; call++) {
+                        conv2d_forward_packed(y, x, w, bias, N, 1, s->H, s->W, K, 3, 3, 1, s->pad, work, nt,
+                                              variant == 1 ? NULL : &ep, &packed);
+                        diff_track(&log, y, want, ny);
+                    }
+                    free(work), free(y), free(pbuf);
+                }
+                free(x), free(full), free(want);
+            }
+        }
+        print_message("c1 %-40s max diff %.2g\n", s->label, (double)log.worst);
+        free(w), free(b), free(sub), free(mul), free(add);
+    }
+}
+
 /* No bias, dx not wanted, dw not wanted: each optional output on its own. */
 static void test_conv2d_optional_outputs(void **state) {
     (void)state;
@@ -927,6 +997,7 @@ int main(void) {
         cmocka_unit_test(test_conv2d_packed_one_image),
         cmocka_unit_test(test_conv2d_optional_outputs),
         cmocka_unit_test(test_conv2d_wino4_vs_ref),
+        cmocka_unit_test(test_conv2d_c1_vs_ref),
         cmocka_unit_test(test_gemm_bf16_vs_ref),
         cmocka_unit_test(test_conv2d_bf16_vs_ref),
         cmocka_unit_test(test_conv2d_deterministic),

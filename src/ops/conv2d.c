@@ -54,6 +54,7 @@
 
 #include "core/blocks.h"
 #include "core/check.h"
+#include "ops/conv2d_c1.h"
 #include "ops/conv2d_direct.h"
 #include "ops/conv2d_kvec.h"
 #include "ops/conv2d_phase.h"
@@ -745,6 +746,7 @@ typedef struct {
     int pointwise, wino, direct, kvec, phase, bf16;
     int packed_slices; /* slices 0..packed_slices-1 already hold this layer's packed weights */
     int wino4, packed4; /* F(4x4) Winograd; the slices holding its weights */
+    int c1; /* inference, one input channel: conv2d_c1.c instead of the direct kernel */
 } ForwardChunk;
 
 static inline int pool_out_size(int in, int F, int T) { return (in - F) / T + 1; }
@@ -822,6 +824,24 @@ static void chunk_finish(const ForwardChunk *f, float *out, size_t img, size_t l
         maxpool_planes(f->y + (size_t)(n0 + i) * K * PQo, out + (size_t)i * img, ld, K, P, Q, F, T, ep->pool_relu);
 }
 
+/* Chunk t of a one-input-channel inference layer (conv2d_c1.c): the
+ * epilogue's steps run in the kernel, its pooling or padding after. */
+static void forward_chunk_c1(const ForwardChunk *f, int t) {
+    const int K = f->K, PQ = f->P * f->Q;
+    ForwardChunk rest = *f; /* the pooling or padding, without the steps */
+    Epilogue ep;
+    if (f->ep) {
+        ep = *f->ep;
+        ep.n = 0;
+        rest.ep = &ep;
+    }
+    for (int n = chunk_begin(t, f->N, f->nt); n < chunk_begin(t + 1, f->N, f->nt); n++) {
+        float *o = chunk_out(f, t, n);
+        conv2d_c1_forward(o, f->x + (size_t)n * f->H * f->W, f->w, f->b, f->H, f->W, K, f->pad, f->ep);
+        if (f->ep) chunk_finish(&rest, o, (size_t)K * PQ, PQ, n, 1, NULL);
+    }
+}
+
 /* Chunk t of nt of the batch (images chunk_begin(t)..chunk_begin(t+1)-1)
  * on workspace slice t. */
 static void forward_chunk(const ForwardChunk *f, int t) {
@@ -858,6 +878,10 @@ static void forward_chunk(const ForwardChunk *f, int t) {
             conv2d_wino_forward(o, x + (size_t)n0 * C * H * W, b, g, sc, C, H, W, K, pad, wb);
             if (ep) chunk_finish(f, o, (size_t)K * PQ, PQ, n0, g, NULL);
         }
+        return;
+    }
+    if (f->c1) {
+        forward_chunk_c1(f, t);
         return;
     }
     if (direct) { /* each chunk packs its own copy: a few KB, no barrier */
@@ -1086,11 +1110,13 @@ static void forward_impl(float *y, const float *x, const float *w, const float *
     if (!pointwise && !wino && !direct && !phase && !kvec && band == P && use_gather(stride, W, P, Q))
         table = gather_table_get(H, W, R, S, stride, pad, P, Q, &table_owned);
 
-    const int packs = wino || direct || phase || kvec; /* paths whose weights a slice keeps */
+    /* inference with one input channel: conv2d_c1.c (reads w as it is) */
+    const int c1 = packed && direct && conv2d_c1_ok(C, H, W, R, S, stride, pad) && conv2d_c1_steps_ok(ep);
+    const int packs = wino || (direct && !c1) || phase || kvec; /* paths whose weights a slice keeps */
     const int have = packed && packs && packed->bf16 == use_bf16 && !packed->split ? packed->slices : 0;
     const int have4 = wino4 && !packed->split ? packed->wino4 : 0;
     const ForwardChunk f = {y, x, w, b, workspace, ep, table, ws, N, C, H, W, K, R, S, stride, pad, nt, P, Q, band,
-                            group, pointwise, wino, direct, kvec, phase, bf16, have, wino4, have4};
+                            group, pointwise, wino, direct, kvec, phase, bf16, have, wino4, have4, c1};
     /* one chunk: no OpenMP region (one with a false `if` still costs
      * ~0.3 us, a tenth of lenet5's single-image forward over 9 of them) */
     if (nt == 1) {
