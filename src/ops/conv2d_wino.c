@@ -50,17 +50,13 @@
 #include <stdint.h>
 #include <string.h>
 
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
+#include "ops/wino_product.h"
 #if defined(__AVX512BF16__) && defined(__AVX512F__)
 #define WINO_BF16 1
 #else
 #define WINO_BF16 0
 #endif
 
-#define KB 8  /* output channels per register block */
-#define VB 3  /* tile vectors per register block */
 #define MIN_VECTORS 12 /* tile vectors per call: G = ceil(12 / vectors per image) */
 
 typedef struct {
@@ -347,24 +343,6 @@ static inline __attribute__((always_inline)) void product_bf16(float *M, const u
 }
 #endif
 
-/* M (KB, nv vectors) for one position = U (KB, C) . V (C, nv vectors). */
-static inline __attribute__((always_inline)) void product(float *M, const float *U, const float *V, int C,
-                                                          const int nv) {
-    __m512 acc[KB][VB];
-    for (int kk = 0; kk < KB; kk++)
-        for (int jj = 0; jj < nv; jj++) acc[kk][jj] = _mm512_setzero_ps();
-    for (int c = 0; c < C; c++) {
-        __m512 v[VB];
-        for (int jj = 0; jj < nv; jj++) v[jj] = _mm512_loadu_ps(V + ((size_t)c * VB + jj) * 16);
-        for (int kk = 0; kk < KB; kk++) {
-            const __m512 u = _mm512_set1_ps(U[(size_t)c * KB + kk]);
-            for (int jj = 0; jj < nv; jj++) acc[kk][jj] = _mm512_fmadd_ps(u, v[jj], acc[kk][jj]);
-        }
-    }
-    for (int kk = 0; kk < KB; kk++)
-        for (int jj = 0; jj < nv; jj++) _mm512_storeu_ps(M + ((size_t)kk * VB + jj) * 16, acc[kk][jj]);
-}
-
 /* y tile = A^T M A (+ bias) for one output channel k and tile vector;
  * A^T = [1 1 1 0; 0 1 -1 -1]; the even and odd output columns interleaved
  * back. ya: image a's channel k (b's, yb, for a pair; NULL: none). */
@@ -446,9 +424,7 @@ void conv2d_wino_forward(float *y, const float *x, const float *bias, int G, flo
                     continue;
                 }
 #endif
-                if (nv == 3) product(Mp, Up, Vp, C, 3);
-                else if (nv == 2) product(Mp, Up, Vp, C, 2);
-                else product(Mp, Up, Vp, C, 1);
+                product_nv(Mp, Up, Vp, C, nv);
             }
             for (int kk = 0; kk < KB; kk++) {
                 const int k = kb * KB + kk;

@@ -34,12 +34,8 @@
  */
 #include "ops/conv2d_wino4.h"
 
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
+#include "ops/wino_product.h"
 
-#define KB 8  /* output channels per register block */
-#define VB 3  /* tile vectors per register block */
 #define NPOS 36
 
 typedef struct {
@@ -215,24 +211,6 @@ static void input_transform(float *V, int jj, const float *const img[4], const G
     }
 }
 
-/* M (KB, nv vectors) for one position = U (KB, C) . V (C, nv vectors). */
-static inline __attribute__((always_inline)) void product(float *M, const float *U, const float *V, int C,
-                                                          const int nv) {
-    __m512 acc[KB][VB];
-    for (int kk = 0; kk < KB; kk++)
-        for (int jj = 0; jj < nv; jj++) acc[kk][jj] = _mm512_setzero_ps();
-    for (int c = 0; c < C; c++) {
-        __m512 v[VB];
-        for (int jj = 0; jj < nv; jj++) v[jj] = _mm512_loadu_ps(V + ((size_t)c * VB + jj) * 16);
-        for (int kk = 0; kk < KB; kk++) {
-            const __m512 u = _mm512_set1_ps(U[(size_t)c * KB + kk]);
-            for (int jj = 0; jj < nv; jj++) acc[kk][jj] = _mm512_fmadd_ps(u, v[jj], acc[kk][jj]);
-        }
-    }
-    for (int kk = 0; kk < KB; kk++)
-        for (int jj = 0; jj < nv; jj++) _mm512_storeu_ps(M + ((size_t)kk * VB + jj) * 16, acc[kk][jj]);
-}
-
 /* The 4x4 tiles of one output channel and tile vector, y = A^T M A + bias,
  * into the rows 4tr.. of the images' planes out[0..3] (NULL: none). */
 static void output_transform(float *const out[4], const float *M, float bias, const Geometry *g, int tr) {
@@ -309,9 +287,7 @@ void conv2d_wino4_forward(float *y, const float *x, const float *bias, int G, fl
             for (int pos = 0; pos < NPOS; pos++) {
                 float *Mp = M + (size_t)pos * MPOS_STRIDE;
                 const float *Vp = V + (size_t)pos * vpos_stride(C), *Up = Ub + (size_t)pos * C * KB;
-                if (nv == 3) product(Mp, Up, Vp, C, 3);
-                else if (nv == 2) product(Mp, Up, Vp, C, 2);
-                else product(Mp, Up, Vp, C, 1);
+                product_nv(Mp, Up, Vp, C, nv);
             }
             for (int kk = 0; kk < KB; kk++) {
                 const int k = kb * KB + kk;
