@@ -134,6 +134,31 @@ int model_build_named(Model *m, const char *name_or_path) {
 
 static void fuse_forget(Model *m);
 
+/* Linear layers with at least this many weights get column panels for
+ * one-image calls (below it the row product is a few microseconds). */
+#define LIN_PANELS_MIN_MACS (1L << 16)
+
+static void lin_panels_free(Model *m) {
+    for (int i = 0; m->lin_panels && i < m->n_layers; i++) free(m->lin_panels[i]);
+    free(m->lin_panels);
+    free(m->lin_ready);
+    m->lin_panels = NULL;
+    m->lin_ready = NULL;
+}
+
+/* Layer i's column panels for a one-image call, packed from w on the first
+ * call after a change; NULL where the model keeps none (training, too
+ * small a layer, DIGITS_INFER_SPARSE=0). */
+static float *lin_panels_for(Model *m, int i, const float *w, int D, int K) {
+    if (!m->lin_panels || (long)D * K < LIN_PANELS_MIN_MACS) return NULL;
+    if (!m->lin_panels[i]) m->lin_panels[i] = dg_xmalloc(linear_panels_floats(D, K) * sizeof(float));
+    if (!m->lin_ready[i]) {
+        linear_pack_panels(m->lin_panels[i], w, D, K);
+        m->lin_ready[i] = 1;
+    }
+    return m->lin_panels[i];
+}
+
 void model_free(Model *m) {
     free(m->spec_text);
     free(m->layers);
@@ -149,6 +174,7 @@ void model_free(Model *m) {
     free(m->prof_calls);
     fuse_forget(m);
     free(m->conv_packed);
+    lin_panels_free(m);
     memset(m, 0, sizeof *m);
 }
 
@@ -163,6 +189,7 @@ void model_init_params(Model *m, uint64_t seed) {
 void model_params_changed(Model *m) {
     m->fold_ready = 0;
     if (m->conv_packed) memset(m->conv_packed, 0, (size_t)m->n_layers * sizeof *m->conv_packed);
+    if (m->lin_ready) memset(m->lin_ready, 0, (size_t)m->n_layers);
 }
 
 /* ==== activations for a batch ============================================= */
@@ -293,6 +320,7 @@ void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
     free(m->workspace);
     free(m->conv_packed);
     m->conv_packed = NULL;
+    lin_panels_free(m);
     m->max_batch = max_batch;
     m->with_grad = with_grad;
     m->nthreads = threads;
@@ -345,6 +373,11 @@ void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
         for (int i = 0; i < m->n_layers; i++)
             if (m->layers[i].type == LAYER_CONV2D) own += m->layers[i].n_workspace;
         m->conv_packed = dg_xcalloc((size_t)m->n_layers, sizeof *m->conv_packed);
+        const char *sparse_env = getenv("DIGITS_INFER_SPARSE"); /* "0": rows' product only (A/B) */
+        if (!(sparse_env && strcmp(sparse_env, "0") == 0)) {
+            m->lin_panels = dg_xcalloc((size_t)m->n_layers, sizeof *m->lin_panels);
+            m->lin_ready = dg_xcalloc((size_t)m->n_layers, 1);
+        }
     }
     if (shared) /* the fused poolings' buffers: nthreads slices each */
         pool_buffers(m, threads);
@@ -407,6 +440,7 @@ void model_release_batch(Model *m) {
     free(m->workspace);
     free(m->conv_packed);
     m->conv_packed = NULL;
+    lin_panels_free(m);
     m->acts = m->scratch = m->workspace = m->input = NULL;
     m->max_batch = m->with_grad = m->acts_shared = 0;
     for (int i = 0; i < m->n_layers; i++) {
@@ -623,7 +657,8 @@ static void fused_forward(Model *m, int i, int e, int n, float **params) {
     } else {
         const int D = (int)shape_size(l->in);
         if (m->conv_packed) { /* inference-only model: one image as a threaded matrix-vector product */
-            linear_forward_ep(y, l->x, w, b, n, D, K, ep.n ? &ep : NULL, l->nthreads);
+            linear_forward_ep(y, l->x, w, b, n, D, K, ep.n ? &ep : NULL, l->nthreads,
+                              n == 1 ? lin_panels_for(m, i, w, D, K) : NULL);
         } else {
             linear_forward(y, l->x, w, b, n, D, K);
             epilogue_apply(y, n, K, 1, NULL, &ep);

@@ -110,6 +110,12 @@ typedef struct {
      * DIGITS_INFER_PACK=0, for A/B measurements). model_params_changed
      * forgets them. */
     Conv2dPacked *conv_packed;
+    /* Inference-only models: a large linear layer's weights as column
+     * panels for one-image calls that skip zero inputs (linear_forward_ep),
+     * packed on the first such call after model_params_changed
+     * (lin_ready[i] = 0); lin_panels[i] NULL until then. */
+    float **lin_panels;
+    unsigned char *lin_ready;
     /* Training runs batch norm + ReLU pairs as one op (bit-identical);
      * 1 runs them as two layers (tests; DIGITS_TRAIN_FUSION=0 does it for
      * every model, for A/B measurements). */

@@ -1073,7 +1073,7 @@ static void forward_impl(float *y, const float *x, const float *w, const float *
     const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
     DG_ASSERT(P > 0 && Q > 0 && stride > 0 && pad >= 0);
     if (packed && N == 1 && whole_input(C, H, W, R, S, pad, ep)) { /* y (K) = w (K, CHW) . x */
-        linear_forward_ep(y, x, w, b, 1, C * R * S, K, ep, nthreads);
+        linear_forward_ep(y, x, w, b, 1, C * R * S, K, ep, nthreads, NULL);
         return;
     }
     if (packed) {

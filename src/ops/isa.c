@@ -77,7 +77,9 @@
     X_VOID(ISA_, linear_forward, (float *y, const float *x, const float *w, const float *b, int N, int D, int M), \
         (y, x, w, b, N, D, M)) \
     X_VOID(ISA_, linear_forward_ep, (float *y, const float *x, const float *w, const float *b, int N, int D, int M, \
-        const Epilogue *ep, int nthreads), (y, x, w, b, N, D, M, ep, nthreads)) \
+        const Epilogue *ep, int nthreads, float *panels), (y, x, w, b, N, D, M, ep, nthreads, panels)) \
+    X_RET(ISA_, size_t, linear_panels_floats, (int D, int M), (D, M)) \
+    X_VOID(ISA_, linear_pack_panels, (float *panels, const float *w, int D, int M), (panels, w, D, M)) \
     X_VOID(ISA_, linear_backward, (float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, \
         int N, int D, int M), (dx, dw, db, dy, x, w, N, D, M)) \
     X_VOID(ISA_, maxpool_forward, (float *y, int32_t *argmax, const float *x, int N, int C, int H, int W, int F, \

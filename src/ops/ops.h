@@ -129,9 +129,16 @@ void linear_backward_ref(float *dx, float *dw, float *db, const float *dy, const
 void linear_forward(float *y, const float *x, const float *w, const float *b, int N, int D, int M);
 /* Inference: linear_forward followed by ep (NULL: none). One image runs
  * as a matrix-vector product, its rows split over up to nthreads threads
- * when the layer is large enough; more images as linear_forward. */
+ * when the layer is large enough; more images as linear_forward. panels
+ * (NULL: none): w packed by linear_pack_panels, which lets one image skip
+ * the weights of its zero inputs when at least a tenth of them are zero
+ * (the index list behind the panels is written: one caller at a time). */
 void linear_forward_ep(float *y, const float *x, const float *w, const float *b, int N, int D, int M,
-                       const Epilogue *ep, int nthreads);
+                       const Epilogue *ep, int nthreads, float *panels);
+/* Floats of w's column-panel form (w^T in blocks of outputs, plus the
+ * nonzero-input list), and packing it from w (M,D). */
+size_t linear_panels_floats(int D, int M);
+void linear_pack_panels(float *panels, const float *w, int D, int M);
 void linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                      const float *w, int N, int D, int M);
 
