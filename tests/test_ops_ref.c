@@ -210,7 +210,7 @@ static void test_conv2d_wino4_vs_ref(void **state) {
         const size_t nw = (size_t)s->K * s->C * 9, ws = conv2d_workspace_floats(s->C, s->H, s->W, s->K, 3, 3, 1, s->pad);
         float *w = randv(nw, &rng), *b = randv(s->K, &rng), worst = 0;
         for (int nt = 1; nt <= 2; nt++) {
-            Conv2dPacked packed = {0, 0, 0, 0};
+            Conv2dPacked packed = {0, 0, 0, 0, 0};
             float *work = fillv(ws * nt, NAN);
             for (int bi = 0; bi < 2; bi++) {
                 const int N = batches[bi];
@@ -303,6 +303,81 @@ static void test_conv2d_c1_vs_ref(void **state) {
             }
         }
         print_message("c1 %-40s max diff %.2g\n", s->label, (double)log.worst);
+        free(w), free(b), free(sub), free(mul), free(add);
+    }
+}
+
+/* Inference batches with 16 images in the vector lanes (conv2d_ilv.c)
+ * against the reference conv, steps and pooling: lenet5's and cnn's
+ * layers, a padded one, batches that leave a part group per thread. */
+static void test_conv2d_ilv_vs_ref(void **state) {
+    (void)state;
+    static const ConvShape shapes[] = {
+        {"1->6 5x5 28x28 (lenet5 1)", 1, 28, 28, 6, 5, 5, 1, 0},
+        {"6->16 5x5 12x12 (lenet5 2)", 6, 12, 12, 16, 5, 5, 1, 0},
+        {"1->16 3x3 pad1 28x28 (fast 1)", 1, 28, 28, 16, 3, 3, 1, 1},
+        {"16->16 3x3 pad1 14x14 (fast 2)", 16, 14, 14, 16, 3, 3, 1, 1},
+        {"3->7 3x3 pad2 9x19 (odd sizes)", 3, 9, 19, 7, 3, 3, 1, 2},
+    };
+    static const int batches[] = {32, 37, 50};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const ConvShape *s = &shapes[i];
+        const int C = s->C, K = s->K, R = s->R, S = s->S;
+        Rng rng;
+        rng_seed(&rng, 12, s->label);
+        int P, Q;
+        conv_out(s, &P, &Q);
+        const int PQ = P * Q, Po = P / 2, Qo = Q / 2;
+        const size_t nw = (size_t)K * C * R * S, ws = conv2d_workspace_floats(C, s->H, s->W, K, R, S, 1, s->pad);
+        const size_t slice = conv2d_pool_buf_floats(C, s->H, s->W, K, R, S, 1, s->pad);
+        float *w = randv(nw, &rng), *b = randv(K, &rng), *sub = randv(K, &rng), *mul = randv(K, &rng);
+        float *add = randv(K, &rng);
+        DiffLog log = {s->label, 0, 0};
+        /* bias, tanh, average pool (lenet5); bias, affine, max pool with its relu (cnn-bn's order);
+         * no bias, relu; bias alone, no epilogue */
+        for (int variant = 0; variant < 4; variant++) {
+            Epilogue ep = {0};
+            ep.n = variant == 0 || variant == 2 ? 1 : variant == 1 ? 1 : 0;
+            ep.step[0].tanh = variant == 0;
+            ep.step[0].relu = variant == 2;
+            ep.step[0].sub = sub, ep.step[0].mul = mul, ep.step[0].add = add;
+            ep.pool = variant <= 1 ? 2 : 0, ep.pool_stride = 2, ep.pool_avg = variant == 0, ep.pool_relu = variant == 1;
+            const float *bias = variant == 2 ? NULL : b;
+            for (size_t bi = 0; bi < sizeof batches / sizeof batches[0]; bi++) {
+                const int N = batches[bi];
+                const size_t nx = (size_t)N * C * s->H * s->W, nfull = (size_t)N * K * PQ;
+                const size_t ny = ep.pool ? (size_t)N * K * Po * Qo : nfull;
+                float *x = randv(nx, &rng), *full = fillv(nfull, 0), *want = fillv(ny, 0);
+                conv2d_forward_ref(full, x, w, bias, N, C, s->H, s->W, K, R, S, 1, s->pad);
+                for (size_t j = 0; j < nfull; j++) {
+                    const int k = (int)(j / PQ % K);
+                    if (variant == 0) full[j] = tanhf(full[j]);
+                    if (variant == 1) full[j] = (full[j] - sub[k]) * mul[k] + add[k];
+                    if (variant == 2) full[j] = full[j] > 0 ? full[j] : 0;
+                }
+                if (variant == 0) avgpool_forward_ref(want, full, N, K, P, Q, 2, 2);
+                else if (variant == 1) maxpool_forward_ref(want, full, N, K, P, Q, 2, 2);
+                else memcpy(want, full, sizeof(float) * ny);
+                if (variant == 1)
+                    for (size_t j = 0; j < ny; j++) want[j] = want[j] > 0 ? want[j] : 0;
+                for (int nt = 1; nt <= 2; nt++) {
+                    Conv2dPacked packed = {0};
+                    float *work = fillv(ws * nt, NAN), *y = fillv(ny, NAN), *pbuf = fillv(slice * nt, NAN);
+                    ep.pool_buf = pbuf, ep.pool_slice = slice;
+                    for (int call = 0; call < 2; call++) { /* the second call on the weights packed by the first */
+                        conv2d_forward_packed(y, x, w, bias, N, C, s->H, s->W, K, R, S, 1, s->pad, work, nt,
+                                              variant == 3 ? NULL : &ep, &packed);
+                        diff_track(&log, y, want, ny);
+                    }
+#if defined(__AVX512F__) && !defined(DG_ISA_DISPATCH)
+                    assert_true(packed.ilv >= 1); /* the interleaved kernel ran */
+#endif
+                    free(work), free(y), free(pbuf);
+                }
+                free(x), free(full), free(want);
+            }
+        }
+        print_message("ilv %-40s max diff %.2g\n", s->label, (double)log.worst);
         free(w), free(b), free(sub), free(mul), free(add);
     }
 }
@@ -1036,6 +1111,7 @@ int main(void) {
         cmocka_unit_test(test_conv2d_deterministic),
         cmocka_unit_test(test_linear_fast_vs_ref),
         cmocka_unit_test(test_linear_panels_vs_ref),
+        cmocka_unit_test(test_conv2d_ilv_vs_ref),
         cmocka_unit_test(test_maxpool_fast_vs_ref),
         cmocka_unit_test(test_avgpool_fast_vs_ref),
         cmocka_unit_test(test_batchnorm_semantics), cmocka_unit_test(test_batchnorm_relu_fused),

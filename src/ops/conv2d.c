@@ -55,6 +55,7 @@
 #include "core/blocks.h"
 #include "core/check.h"
 #include "ops/conv2d_c1.h"
+#include "ops/conv2d_ilv.h"
 #include "ops/conv2d_direct.h"
 #include "ops/conv2d_kvec.h"
 #include "ops/conv2d_phase.h"
@@ -614,13 +615,24 @@ static size_t wino4_floats(int C, int H, int W, int K, int R, int S, int stride,
     return conv2d_wino4_ok(C, H, W, K, R, S, stride, pad) ? conv2d_wino4_floats(C, H, W, K, pad) : 0;
 }
 
+/* The interleaved kernel's scratch (conv2d_ilv.c, inference batches):
+ * after the F(4x4) scratch, its packed weights kept there too. */
+static float *ilv_buffer(float *slice, int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    return wino4_buffer(slice, C, H, W, K, R, S, stride, pad) + wino4_floats(C, H, W, K, R, S, stride, pad);
+}
+
+static size_t ilv_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
+    return conv2d_ilv_ok(C, H, W, K, R, S, stride, pad) ? conv2d_ilv_floats(C, H, W, K, R, S, pad) : 0;
+}
+
 /* Floats of workspace one thread needs: one band of col, (C*R*S, rows*Q). */
 size_t conv2d_workspace_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
     if (is_pointwise(R, S, stride, pad)) return 1;
     return im2col_floats(C, H, W, K, R, S, stride, pad) + packed_floats(C, H, W, K, R, S, stride, pad) +
            bf16_floats(C, H, W, K, R, S, stride, pad) + direct_pad_floats(C, H, W, K, R, S, stride, pad) +
            phase_floats(C, H, W, K, R, S, stride, pad) + kvec_floats(C, H, W, K, R, S, stride, pad) +
-           wino_floats(C, H, W, K, R, S, stride, pad) + wino4_floats(C, H, W, K, R, S, stride, pad);
+           wino_floats(C, H, W, K, R, S, stride, pad) + wino4_floats(C, H, W, K, R, S, stride, pad) +
+           ilv_floats(C, H, W, K, R, S, stride, pad);
 }
 
 /* Number of batch chunks: nthreads, but no empty chunks (never more than N).
@@ -727,6 +739,16 @@ static int wino4_layer(int N, int nthreads, int C, int H, int W, int K, int R, i
            N / chunk_count(N, nthreads) >= conv2d_wino4_images(H, W, pad);
 }
 
+/* Does an inference (packed weights) batch call of this layer run with the
+ * images in the vector lanes (conv2d_ilv.c)? fp32, a shape the kernel
+ * takes, no zero padding after it, and a full group of images per thread.
+ * DIGITS_CONV=noilv turns it off (A/B). */
+static int ilv_layer(int N, int nthreads, int C, int H, int W, int K, int R, int S, int stride, int pad,
+                     const Epilogue *ep) {
+    return !path_disabled("noilv") && !use_bf16 && !(ep && ep->padded) &&
+           conv2d_ilv_ok(C, H, W, K, R, S, stride, pad) && N / chunk_count(N, nthreads) >= conv2d_ilv_images();
+}
+
 void conv2d_forward(float *y, const float *x, const float *w, const float *b, int N, int C,
                     int H, int W, int K, int R, int S, int stride, int pad, float *workspace,
                     int nthreads) {
@@ -747,6 +769,7 @@ typedef struct {
     int packed_slices; /* slices 0..packed_slices-1 already hold this layer's packed weights */
     int wino4, packed4; /* F(4x4) Winograd; the slices holding its weights */
     int c1; /* inference, one input channel: conv2d_c1.c instead of the direct kernel */
+    int ilv, packed_ilv; /* inference batch, small layer: conv2d_ilv.c; the slices holding its weights */
 } ForwardChunk;
 
 static inline int pool_out_size(int in, int F, int T) { return (in - F) / T + 1; }
@@ -855,6 +878,16 @@ static void forward_chunk(const ForwardChunk *f, int t) {
               bf16 = f->bf16;
     float *col = f->workspace + (size_t)t * f->ws; /* this chunk's workspace slice */
     const int pooled = ep && (ep->pool || ep->padded); /* written through the pool buffer */
+    if (f->ilv) { /* 16 images a call, pooled straight into y */
+        float *ws = ilv_buffer(col, C, H, W, K, R, S, stride, pad);
+        if (t >= f->packed_ilv) conv2d_ilv_pack(ws, w, C, K, R, S);
+        const size_t out_img = (size_t)K * out_plane(ep, P, Q);
+        const int G = conv2d_ilv_images(), end = chunk_begin(t + 1, N, nt);
+        for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G)
+            conv2d_ilv_forward(y + (size_t)n0 * out_img, x + (size_t)n0 * C * H * W, b, end - n0 < G ? end - n0 : G,
+                               ws, C, H, W, K, R, S, pad, ep);
+        return;
+    }
     if (f->wino4) { /* as F(2x2) below, the weights in their own area */
         float *sc = wino4_buffer(col, C, H, W, K, R, S, stride, pad);
         if (t >= f->packed4) conv2d_wino4_pack(sc, w, C, K);
@@ -1022,7 +1055,9 @@ static void forward_impl(float *y, const float *x, const float *w, const float *
  * lenet5's 4x4 -> 1x1), with no pooling or padding epilogue? Then a
  * one-image call is the matrix-vector product of a linear layer, whose
  * (K, C*R*S) weights are the conv's as stored: linear_forward_ep, 8 rows
- * at a time (as im2col + sgemm with one column it ran at 2-3 GFLOP/s). */
+ * at a time (as im2col + sgemm with one column it ran at 2-3 GFLOP/s); an
+ * inference batch is the linear layer's one sgemm on x as it lies, (N,
+ * C*H*W), with no im2col copy. */
 static int whole_input(int C, int H, int W, int R, int S, int pad, const Epilogue *ep) {
     (void)C;
     return R == H && S == W && pad == 0 && !(ep && (ep->pool || ep->padded));
@@ -1042,7 +1077,7 @@ static void split_block(void *arg, int t) {
     const int P = conv_out_size(j->H, j->R, j->stride, j->pad), Q = conv_out_size(j->W, j->S, j->stride, j->pad);
     const int k0 = t * j->Kb;
     Epilogue buf;
-    Conv2dPacked own = {j->have, use_bf16, 0, 0};
+    Conv2dPacked own = {j->have, use_bf16, 0, 0, 0};
     const size_t plane = out_plane(j->ep, P, Q);
     forward_impl(j->y + (size_t)k0 * plane, j->x, j->w + (size_t)k0 * j->C * j->R * j->S, j->b ? j->b + k0 : NULL, 1,
                  j->C, j->H, j->W, j->Kb, j->R, j->S, j->stride, j->pad, j->workspace + (size_t)t * j->ws, 1,
@@ -1072,8 +1107,8 @@ static void forward_impl(float *y, const float *x, const float *w, const float *
                          Conv2dPacked *packed) {
     const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
     DG_ASSERT(P > 0 && Q > 0 && stride > 0 && pad >= 0);
-    if (packed && N == 1 && whole_input(C, H, W, R, S, pad, ep)) { /* y (K) = w (K, CHW) . x */
-        linear_forward_ep(y, x, w, b, 1, C * R * S, K, ep, nthreads, NULL);
+    if (packed && whole_input(C, H, W, R, S, pad, ep)) { /* y (N, K) = x (N, CHW) . w (K, CHW)^T */
+        linear_forward_ep(y, x, w, b, N, C * R * S, K, ep, nthreads, NULL);
         return;
     }
     if (packed) {
@@ -1090,24 +1125,26 @@ static void forward_impl(float *y, const float *x, const float *w, const float *
     const int band = band_rows(CRS, P, Q);
     /* bf16 runs keep deep one-vector-row layers (14x14) on the bf16 product:
      * as fast as the fp32 direct kernel there (78 vs 76 %), and bf16 */
-    const int wino4 = packed && wino4_layer(N, nthreads, C, H, W, K, R, S, stride, pad); /* inference: F(4x4) */
-    const int wino = wino4 || wino_layer(C, H, W, K, R, S, stride, pad); /* 3x3 stride 1: Winograd */
-    const int direct = !wino && !pointwise && conv2d_direct_ok(H, W, R, S, stride, pad, CRS) &&
+    /* inference batch of a small layer: images in the lanes (conv2d_ilv.c) */
+    const int ilv = packed && ilv_layer(N, nthreads, C, H, W, K, R, S, stride, pad, ep);
+    const int wino4 = !ilv && packed && wino4_layer(N, nthreads, C, H, W, K, R, S, stride, pad); /* F(4x4) */
+    const int wino = !ilv && (wino4 || wino_layer(C, H, W, K, R, S, stride, pad)); /* 3x3 stride 1: Winograd */
+    const int direct = !ilv && !wino && !pointwise && conv2d_direct_ok(H, W, R, S, stride, pad, CRS) &&
                        !(use_bf16 && bf16_layer(C, H, W, K, R, S, stride, pad) && !conv2d_direct_shallow(CRS) &&
                          Q <= 16);
     const int group = group_images(C, H, W, K, R, S, stride, pad);
     /* deep layers with small outputs: vectorised over output channels */
-    const int kvec = !wino && !pointwise && !direct && kvec_layer(C, H, W, K, R, S, stride, pad);
+    const int kvec = !ilv && !wino && !pointwise && !direct && kvec_layer(C, H, W, K, R, S, stride, pad);
     /* stride 2 on the phases: faster than bf16 products too (a 5x5/2 layer
      * at 28x28: 110 vs 93 GFLOP/s; conv2d_backward keeps bf16 there) */
-    const int phase = !wino && !direct && !kvec && group == 1 && conv2d_phase_ok(C, H, W, K, R, S, stride, pad);
+    const int phase = !ilv && !wino && !direct && !kvec && group == 1 && conv2d_phase_ok(C, H, W, K, R, S, stride, pad);
     /* a one-image call (serving) stays fp32: rounding the weights to bf16
      * costs as much as the bf16 product saves (lenet5's 4x4 -> 1x1 layer:
      * K x CRS conversions for K x CRS products) */
-    const int bf16 = use_bf16 && N > 1 && !wino && !direct && !phase && !kvec &&
+    const int bf16 = use_bf16 && N > 1 && !ilv && !wino && !direct && !phase && !kvec &&
                      bf16_layer(C, H, W, K, R, S, stride, pad);
     int *table = NULL, table_owned = 0; /* im2col by gathers (shared, read-only) */
-    if (!pointwise && !wino && !direct && !phase && !kvec && band == P && use_gather(stride, W, P, Q))
+    if (!pointwise && !ilv && !wino && !direct && !phase && !kvec && band == P && use_gather(stride, W, P, Q))
         table = gather_table_get(H, W, R, S, stride, pad, P, Q, &table_owned);
 
     /* inference with one input channel: conv2d_c1.c (reads w as it is) */
@@ -1115,8 +1152,9 @@ static void forward_impl(float *y, const float *x, const float *w, const float *
     const int packs = wino || (direct && !c1) || phase || kvec; /* paths whose weights a slice keeps */
     const int have = packed && packs && packed->bf16 == use_bf16 && !packed->split ? packed->slices : 0;
     const int have4 = wino4 && !packed->split ? packed->wino4 : 0;
+    const int have_ilv = ilv && !packed->split ? packed->ilv : 0;
     const ForwardChunk f = {y, x, w, b, workspace, ep, table, ws, N, C, H, W, K, R, S, stride, pad, nt, P, Q, band,
-                            group, pointwise, wino, direct, kvec, phase, bf16, have, wino4, have4, c1};
+                            group, pointwise, wino, direct, kvec, phase, bf16, have, wino4, have4, c1, ilv, have_ilv};
     /* one chunk: no OpenMP region (one with a false `if` still costs
      * ~0.3 us, a tenth of lenet5's single-image forward over 9 of them) */
     if (nt == 1) {
@@ -1128,7 +1166,10 @@ static void forward_impl(float *y, const float *x, const float *w, const float *
         for (int t = 0; t < nt; t++) forward_chunk(&f, t);
     }
     if (table_owned) free(table);
-    if (wino4) { /* the split blocks' weights (if any) are gone; F(2x2)'s stay */
+    if (ilv) {
+        packed->ilv = have_ilv > nt ? have_ilv : nt;
+        if (packed->split) packed->slices = packed->split = 0;
+    } else if (wino4) { /* the split blocks' weights (if any) are gone; F(2x2)'s stay */
         packed->wino4 = have4 > nt ? have4 : nt;
         if (packed->split) packed->slices = packed->split = 0;
     } else if (packed && packs) {

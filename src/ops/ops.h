@@ -106,6 +106,7 @@ typedef struct {
     int slices, bf16;
     int split; /* the slices hold the blocks of a one-image split (conv2d.c) */
     int wino4; /* slices holding the F(4x4) Winograd weights (conv2d.c, batch calls) */
+    int ilv;   /* slices holding the interleaved kernel's weights (conv2d_ilv.c, batch calls) */
 } Conv2dPacked;
 void conv2d_forward_packed(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W,
                            int K, int R, int S, int stride, int pad, float *workspace, int nthreads,
