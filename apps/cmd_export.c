@@ -79,6 +79,27 @@ static int export_c(const char *model_path, const char *dir, size_t max_flash, s
     return 0;
 }
 
+/* --format onnx of an int8 file: its one network with ONNX's quantized
+ * operators (onnx_export_int8); an ensemble is refused. */
+static int export_onnx_int8(Classifier *cl, const char *model_path, const char *out) {
+    const QFile *qf = cl->impl;
+    if (qf->n != 1) {
+        int n = qf->n;
+        classifier_free(cl);
+        cli_fail(CMD, "%s: an ensemble of %d int8 networks; the int8 ONNX export takes one network (export the "
+                 "float ensemble, or quantize a member)", model_path, n);
+    }
+    if (onnx_export_int8(out, &qf->members[0], NULL, model_path) < 0) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", dg_errmsg());
+        classifier_free(cl);
+        cli_fail(CMD, "%s", msg);
+    }
+    printf("wrote %s (%s, int8, opset %d)\n", out, qf->members[0].name, ONNX_OPSET);
+    classifier_free(cl);
+    return 0;
+}
+
 /* The recorded accuracy in a metrics JSON text (test_accuracy, else
  * val_accuracy) as text in buf, or NULL. */
 static const char *recorded_accuracy(const char *metrics_json, char *buf, size_t len) {
@@ -141,6 +162,7 @@ int cmd_export(int argc, char **argv) {
 
     Classifier cl;
     if (classifier_load(&cl, model_path, 1, 1) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    if (cl.kind == CLASSIFIER_INT8) return export_onnx_int8(&cl, model_path, out);
     if (cl.kind == CLASSIFIER_SVM)
         cli_fail(CMD, "%s: the PCA + SVM baseline is not a network and cannot be exported to ONNX", model_path);
     const Model **models = dg_xmalloc((size_t)cl.n_models * sizeof *models);
