@@ -49,9 +49,13 @@ int onnx_export(const char *path, const Model *const *models, int n, int vote_lo
  * ONNX's standard quantized operators (src/model/onnx_int8.c): input
  * "input" uint8 (N, 1, 28, 28) pixels 0..255, outputs "logits" (the int8
  * logits dequantized) and "probabilities" float32 (N, 10). meta_kv as for
- * onnx_export. -1 with "origin: op N (...) is a float island ..." (a
- * spatial transformer) or "path: problem" in dg_errmsg(). */
-int onnx_export_int8(const char *path, const QModel *q, const char *const *meta_kv, const char *origin);
+ * onnx_export. flags: ONNX_INT8_EXACT writes the convolutions as
+ * ConvInteger and digits' own integer requantization (bit-identical to
+ * digits, slower in ONNX Runtime) instead of QLinearConv. -1 with
+ * "origin: op N is a float island ..." (a spatial transformer) or "path:
+ * problem" in dg_errmsg(). */
+enum { ONNX_INT8_EXACT = 1 };
+int onnx_export_int8(const char *path, const QModel *q, int flags, const char *const *meta_kv, const char *origin);
 
 /* What the imported network expects as its input: it was trained on
  * (p/255 * input_scale - mean) / std for pixel values p in 0..255. PyTorch's

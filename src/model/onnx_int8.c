@@ -44,15 +44,18 @@
 #define T_INT8 ONNX__TENSOR_PROTO__DATA_TYPE__INT8
 #define T_INT32 ONNX__TENSOR_PROTO__DATA_TYPE__INT32
 #define T_INT64 ONNX__TENSOR_PROTO__DATA_TYPE__INT64
+#define T_UINT64 ONNX__TENSOR_PROTO__DATA_TYPE__UINT64
 
 /* One tensor of the graph: its value name, shape (C, H, W; N in front), and
- * its uint8 quantization (scale, zero point as a uint8 initializer). */
+ * its uint8 quantization (scale, zero point), whose initializers P.scale
+ * and P.zero_point are made when a node first needs them (t_scale, t_zp). */
 typedef struct {
     char *value;
     int c, h, w;
     float scale;
-    char *scale_name, *zp_name;
     int zp; /* uint8 zero point: int8 zp + 128 */
+    const char *P;
+    char *scale_name, *zp_name;
 } Tensor;
 
 /* ==== small initializers ================================================== */
@@ -66,12 +69,21 @@ static char *i64_vec(Builder *b, char *name, int n, const int64_t *v) {
     return b_tensor(b, name, T_INT64, sizeof(int64_t), 1, (int64_t[]){n}, v);
 }
 
-/* Tensor t's scale and zero point initializers, named after P. */
-static void set_qparams(Builder *b, Tensor *t, const char *P, float scale, int32_t int8_zp) {
+/* Tensor t's quantization; its initializers are named after P. */
+static void set_qparams(Tensor *t, const char *P, float scale, int32_t int8_zp) {
     t->scale = scale;
     t->zp = int8_zp + 128;
-    t->scale_name = b_scalar(b, b_fmt(b, "%s.scale", P), scale);
-    t->zp_name = u8_scalar(b, b_fmt(b, "%s.zero_point", P), t->zp);
+    t->P = P;
+}
+
+static char *t_scale(Builder *b, Tensor *t) {
+    if (!t->scale_name) t->scale_name = b_scalar(b, b_fmt(b, "%s.scale", t->P), t->scale);
+    return t->scale_name;
+}
+
+static char *t_zp(Builder *b, Tensor *t) {
+    if (!t->zp_name) t->zp_name = u8_scalar(b, b_fmt(b, "%s.zero_point", t->P), t->zp);
+    return t->zp_name;
 }
 
 /* x reshaped to (N, c, h, w) unless it has that shape already. */
@@ -82,8 +94,69 @@ static char *as_shape(Builder *b, const char *P, const Tensor *x, int c, int h, 
 }
 
 /* The real (float) value of a uint8 tensor. */
-static char *dequant(Builder *b, const Tensor *t, const char *v) {
-    return b_node(b, "DequantizeLinear", NULL, 3, v ? v : t->value, t->scale_name, t->zp_name)->output[0];
+static char *dequant(Builder *b, Tensor *t, const char *v) {
+    return b_node(b, "DequantizeLinear", NULL, 3, v ? v : t->value, t_scale(b, t), t_zp(b, t))->output[0];
+}
+
+/* ==== exact integer requantization ========================================
+ * qref_mulshift in standard operators on int64 tensors: p = x * mult, then
+ * sign(x) * ((|p| + 2^(shift-1)) >> shift) with BitShift on uint64 — the
+ * same round half away from zero, bit for bit (|p| < 2^62 as in qref.h).
+ * mult and shift: n values (per channel along axis 1, or n == 1). */
+
+static char *i64_const(Builder *b, char *name, int n, const int64_t *v) {
+    int64_t dims[4] = {1, n, 1, 1};
+    return b_tensor(b, name, T_INT64, sizeof(int64_t), n == 1 ? 0 : 4, dims, v);
+}
+
+static char *cast(Builder *b, const char *v, int to) {
+    Onnx__NodeProto *nd = b_node(b, "Cast", NULL, 1, v);
+    b_attr_int(b, nd, "to", to);
+    return nd->output[0];
+}
+
+static char *mulshift(Builder *b, const char *P, const char *x, int n, const int32_t *mult, const int32_t *shift) {
+    int64_t *m = dg_xmalloc((size_t)n * sizeof *m), *h = dg_xmalloc((size_t)n * sizeof *h);
+    uint64_t *s = dg_xmalloc((size_t)n * sizeof *s);
+    for (int i = 0; i < n; i++) m[i] = mult[i], h[i] = (int64_t)1 << (shift[i] - 1), s[i] = (uint64_t)shift[i];
+    char *mv = i64_const(b, b_fmt(b, "%s.mult", P), n, m), *hv = i64_const(b, b_fmt(b, "%s.half", P), n, h);
+    int64_t dims[4] = {1, n, 1, 1};
+    char *sv = b_tensor(b, b_fmt(b, "%s.shift", P), T_UINT64, sizeof(uint64_t), n == 1 ? 0 : 4, dims, s);
+    free(m), free(h), free(s);
+    char *prod = b_node(b, "Mul", NULL, 2, x, mv)->output[0];
+    char *mag = b_node(b, "Add", NULL, 2, b_node(b, "Abs", NULL, 1, prod)->output[0], hv)->output[0];
+    Onnx__NodeProto *sh = b_node(b, "BitShift", NULL, 2, cast(b, mag, T_UINT64), sv);
+    b_attr_string(b, sh, "direction", "RIGHT");
+    char *r = cast(b, sh->output[0], T_INT64);
+    int64_t zero = 0; /* the sign of x (mult >= 0): ONNX Runtime 1.30's Sign of an int64 of 2^31 is -1 */
+    char *neg = b_node(b, "Less", NULL, 2, x, i64_const(b, b_fmt(b, "%s.zero", P), 1, &zero))->output[0];
+    return b_node(b, "Where", NULL, 3, neg, b_node(b, "Neg", NULL, 1, r)->output[0], r)->output[0];
+}
+
+/* qref_requant of an int64 accumulator to y's uint8 tensor: zp + mulshift
+ * (n multipliers), clamped to [lo, hi] (int8 values: nc pairs, one per
+ * channel, or one). */
+static char *requant(Builder *b, const char *P, const char *acc, int n, const int32_t *mult, const int32_t *shift,
+                     const Tensor *y, int nc, const int8_t *lo, const int8_t *hi) {
+    char *r = mulshift(b, P, acc, n, mult, shift);
+    int64_t zp = y->zp, *l = dg_xmalloc((size_t)nc * sizeof *l), *u = dg_xmalloc((size_t)nc * sizeof *u);
+    for (int i = 0; i < nc; i++) l[i] = lo[i] + 128, u[i] = hi[i] + 128;
+    r = b_node(b, "Add", NULL, 2, r, i64_const(b, b_fmt(b, "%s.out_zp", P), 1, &zp))->output[0];
+    char *lv = i64_const(b, b_fmt(b, "%s.lo", P), nc, l), *uv = i64_const(b, b_fmt(b, "%s.hi", P), nc, u);
+    free(l), free(u);
+    if (nc == 1) {
+        r = b_node(b, "Clip", NULL, 3, r, lv, uv)->output[0];
+    } else {
+        r = b_node(b, "Max", NULL, 2, r, lv)->output[0];
+        r = b_node(b, "Min", NULL, 2, r, uv)->output[0];
+    }
+    return cast(b, r, T_UINT8);
+}
+
+/* x - zero point as int64 (the int8 q - zp of qref.h). */
+static char *centered(Builder *b, const char *P, const Tensor *x, const char *v) {
+    int64_t zp = x->zp;
+    return b_node(b, "Sub", NULL, 2, cast(b, v, T_INT64), i64_const(b, b_fmt(b, "%s.in_zp", P), 1, &zp))->output[0];
 }
 
 /* ==== operators =========================================================== */
@@ -112,97 +185,136 @@ static void clamp(Builder *b, const char *P, Tensor *y, int k, const int8_t *lo,
     free(fhi);
     char *v = b_node(b, "Max", NULL, 2, dequant(b, y, NULL), vlo)->output[0];
     v = b_node(b, "Min", NULL, 2, v, vhi)->output[0];
-    y->value = b_node(b, "QuantizeLinear", NULL, 3, v, y->scale_name, y->zp_name)->output[0];
+    y->value = b_node(b, "QuantizeLinear", NULL, 3, v, t_scale(b, y), t_zp(b, y))->output[0];
 }
 
-/* conv / dense: QLinearConv with per-channel weight scales; dense as a 1x1
- * convolution over (N, C*H*W, 1, 1). */
-static void export_weighted(Builder *b, const char *P, const QOp *op, const Tensor *x, Tensor *y) {
+/* kernel_shape, strides and pads of a conv node (dense: 1x1, none). */
+static void conv_attrs(Builder *b, Onnx__NodeProto *nd, const QOp *op) {
+    int dense = op->type == QOP_DENSE;
+    b_attr_ints(b, nd, "kernel_shape", 2, 1);
+    b_attr_ints(b, nd, "strides", 2, dense ? 1 : op->stride);
+    b_attr_ints(b, nd, "pads", 4, 0);
+    if (dense) return;
+    nd->attribute[0]->ints[0] = op->kh, nd->attribute[0]->ints[1] = op->kw;
+    /* begins (top, left), ends (bottom, right): what the output size implies */
+    int64_t *p = nd->attribute[2]->ints;
+    int pb = (op->oh - 1) * op->stride + op->kh - op->h - op->pad_t;
+    int pr = (op->ow - 1) * op->stride + op->kw - op->w - op->pad_l;
+    p[0] = op->pad_t, p[1] = op->pad_l, p[2] = pb > 0 ? pb : 0, p[3] = pr > 0 ? pr : 0;
+}
+
+/* conv / dense: QLinearConv with per-channel weight scales, or (exact)
+ * ConvInteger + bias + digits' requantization; dense as a 1x1 convolution
+ * over (N, C*H*W, 1, 1). */
+static void export_weighted(Builder *b, const char *P, const QOp *op, Tensor *x, Tensor *y, int exact) {
     int dense = op->type == QOP_DENSE;
     int K = op->k, C = dense ? op->c * op->h * op->w : op->c, kh = dense ? 1 : op->kh, kw = dense ? 1 : op->kw;
     char *in = dense ? as_shape(b, P, x, C, 1, 1) : as_shape(b, P, x, op->c, op->h, op->w);
+    int64_t wdims[4] = {K, C, kh, kw};
+    char *w = b_tensor(b, b_fmt(b, "%s.weight", P), T_INT8, 1, 4, wdims, op->weight);
+    if (exact) {
+        Onnx__NodeProto *nd = b_node(b, "ConvInteger", NULL, 3, in, w, t_zp(b, x));
+        conv_attrs(b, nd, op);
+        int64_t *bias = dg_xmalloc((size_t)K * sizeof *bias);
+        for (int k = 0; k < K; k++) bias[k] = op->bias[k];
+        char *bv = i64_const(b, b_fmt(b, "%s.bias", P), K, bias);
+        free(bias);
+        char *acc = b_node(b, "Add", NULL, 2, cast(b, nd->output[0], T_INT64), bv)->output[0];
+        y->value = requant(b, P, acc, K, op->mult, op->shift, y, K, op->act_min, op->act_max);
+        return;
+    }
     float *ws = dg_xmalloc((size_t)K * sizeof *ws);
     int8_t *wzp = dg_xcalloc((size_t)K, 1);
     for (int k = 0; k < K; k++) /* in_scale * w_scale / out_scale = mult / 2^shift */
         ws[k] = (float)((double)op->mult[k] / ldexp(1.0, op->shift[k]) * (double)y->scale / (double)x->scale);
-    int64_t wdims[4] = {K, C, kh, kw};
-    char *w = b_tensor(b, b_fmt(b, "%s.weight", P), T_INT8, 1, 4, wdims, op->weight);
     char *wsn = b_tensor(b, b_fmt(b, "%s.weight_scale", P), T_FLOAT, sizeof(float), 1, (int64_t[]){K}, ws);
     char *wzn = b_tensor(b, b_fmt(b, "%s.weight_zero_point", P), T_INT8, 1, 1, (int64_t[]){K}, wzp);
     char *bias = b_tensor(b, b_fmt(b, "%s.bias", P), T_INT32, sizeof(int32_t), 1, (int64_t[]){K}, op->bias);
     free(ws);
     free(wzp);
-    Onnx__NodeProto *nd = b_node(b, "QLinearConv", NULL, 9, in, x->scale_name, x->zp_name, w, wsn, wzn,
-                                 y->scale_name, y->zp_name, bias);
-    b_attr_ints(b, nd, "kernel_shape", 2, 0);
-    nd->attribute[0]->ints[0] = kh, nd->attribute[0]->ints[1] = kw;
-    b_attr_ints(b, nd, "strides", 2, dense ? 1 : op->stride);
-    b_attr_ints(b, nd, "pads", 4, 0);
-    if (!dense) { /* begins (top, left), ends (bottom, right): what the output size implies */
-        int64_t *p = nd->attribute[2]->ints;
-        int pb = (op->oh - 1) * op->stride + op->kh - op->h - op->pad_t;
-        int pr = (op->ow - 1) * op->stride + op->kw - op->w - op->pad_l;
-        p[0] = op->pad_t, p[1] = op->pad_l, p[2] = pb > 0 ? pb : 0, p[3] = pr > 0 ? pr : 0;
-    }
+    Onnx__NodeProto *nd = b_node(b, "QLinearConv", NULL, 9, in, t_scale(b, x), t_zp(b, x), w, wsn, wzn,
+                                 t_scale(b, y), t_zp(b, y), bias);
+    conv_attrs(b, nd, op);
     y->value = nd->output[0];
     clamp(b, P, y, K, op->act_min, op->act_max);
 }
 
-/* maxpool / avgpool over kh x kw windows, no padding. */
-static void export_pool(Builder *b, const char *P, const QOp *op, const Tensor *x, Tensor *y) {
+/* maxpool / avgpool over kh x kw windows, no padding. The average pool's
+ * window sums come from a float AveragePool of the centred values times
+ * kh*kw, rounded: exact (sums of at most a few thousand small integers). */
+static void export_pool(Builder *b, const char *P, const QOp *op, Tensor *x, Tensor *y) {
     char *in = as_shape(b, P, x, op->c, op->h, op->w);
     int avg = op->type == QOP_AVGPOOL;
-    Onnx__NodeProto *nd = b_node(b, avg ? "AveragePool" : "MaxPool", NULL, 1, avg ? dequant(b, x, in) : in);
+    char *v = in;
+    if (avg) {
+        float zp = (float)x->zp;
+        v = b_node(b, "Sub", NULL, 2, cast(b, in, T_FLOAT), b_scalar(b, b_fmt(b, "%s.in_zp_f", P), zp))->output[0];
+    }
+    Onnx__NodeProto *nd = b_node(b, avg ? "AveragePool" : "MaxPool", NULL, 1, v);
     b_attr_ints(b, nd, "kernel_shape", 2, 0);
     nd->attribute[0]->ints[0] = op->kh, nd->attribute[0]->ints[1] = op->kw;
     b_attr_ints(b, nd, "strides", 2, op->stride);
     y->value = nd->output[0];
     if (!avg) return;
-    y->value = b_node(b, "QuantizeLinear", NULL, 3, y->value, y->scale_name, y->zp_name)->output[0];
-    clamp(b, P, y, 1, op->act_min, op->act_max);
+    char *sum = b_node(b, "Mul", NULL, 2, y->value, b_scalar(b, b_fmt(b, "%s.window", P), (float)(op->kh * op->kw)))
+                    ->output[0];
+    char *acc = cast(b, b_node(b, "Round", NULL, 1, sum)->output[0], T_INT64);
+    y->value = requant(b, P, acc, 1, op->mult, op->shift, y, 1, op->act_min, op->act_max);
 }
 
 /* lut: y = table[x] with the uint8 table[u] = lut[u] + 128 (u = q + 128). */
-static void export_lut(Builder *b, const char *P, const QOp *op, const Tensor *x, Tensor *y) {
+static void export_lut(Builder *b, const char *P, const QOp *op, Tensor *x, Tensor *y) {
     uint8_t table[256];
     for (int u = 0; u < 256; u++) table[u] = (uint8_t)(op->lut[u] + 128);
     char *t = b_tensor(b, b_fmt(b, "%s.table", P), T_UINT8, 1, 1, (int64_t[]){256}, table);
-    Onnx__NodeProto *cast = b_node(b, "Cast", NULL, 1, as_shape(b, P, x, op->c, op->h, op->w));
-    b_attr_int(b, cast, "to", T_INT32);
-    y->value = b_node(b, "Gather", NULL, 2, t, cast->output[0])->output[0];
+    char *idx = cast(b, as_shape(b, P, x, op->c, op->h, op->w), T_INT32);
+    y->value = b_node(b, "Gather", NULL, 2, t, idx)->output[0];
 }
 
-/* add / concat of two tensors in float, quantized to y. */
-static void export_join(Builder *b, const char *P, const QOp *op, const Tensor *x0, const Tensor *x1, Tensor *y) {
-    char *a = dequant(b, x0, as_shape(b, P, x0, op->c, op->h, op->w));
-    char *c = dequant(b, x1, as_shape(b, b_fmt(b, "%s.in1", P), x1, op->c1, op->h, op->w));
-    Onnx__NodeProto *nd = b_node(b, op->type == QOP_ADD ? "Add" : "Concat", NULL, 2, a, c);
-    if (op->type == QOP_CONCAT) b_attr_int(b, nd, "axis", 1);
-    y->value = b_node(b, "QuantizeLinear", NULL, 3, nd->output[0], y->scale_name, y->zp_name)->output[0];
-    clamp(b, P, y, 1, op->act_min, op->act_max);
+/* add: each input centred and shifted left by QREF_ADD_LEFT_SHIFT,
+ * rescaled (mult/shift [0], [1]), summed and requantized ([2]); concat:
+ * each input requantized to y ([0], [1]), then Concat. Exact. */
+static void export_join(Builder *b, const char *P, const QOp *op, Tensor *x0, Tensor *x1, Tensor *y) {
+    const char *P1 = b_fmt(b, "%s.in1", P);
+    char *a = centered(b, P, x0, as_shape(b, P, x0, op->c, op->h, op->w));
+    char *c = centered(b, P1, x1, as_shape(b, P1, x1, op->c1, op->h, op->w));
+    const int8_t *lo = op->act_min, *hi = op->act_max;
+    if (op->type == QOP_CONCAT) {
+        a = requant(b, P, a, 1, &op->mult[0], &op->shift[0], y, 1, lo, hi);
+        c = requant(b, P1, c, 1, &op->mult[1], &op->shift[1], y, 1, lo, hi);
+        Onnx__NodeProto *nd = b_node(b, "Concat", NULL, 2, a, c);
+        b_attr_int(b, nd, "axis", 1);
+        y->value = nd->output[0];
+        return;
+    }
+    int64_t left = (int64_t)1 << QREF_ADD_LEFT_SHIFT;
+    char *lv = i64_const(b, b_fmt(b, "%s.left_shift", P), 1, &left);
+    a = mulshift(b, b_fmt(b, "%s.a", P), b_node(b, "Mul", NULL, 2, a, lv)->output[0], 1, &op->mult[0], &op->shift[0]);
+    c = mulshift(b, b_fmt(b, "%s.b", P), b_node(b, "Mul", NULL, 2, c, lv)->output[0], 1, &op->mult[1], &op->shift[1]);
+    y->value = requant(b, P, b_node(b, "Add", NULL, 2, a, c)->output[0], 1, &op->mult[2], &op->shift[2], y, 1, lo, hi);
 }
 
 /* Op i's nodes; its output tensor into t[i]. */
-static int export_op(Builder *b, const QModel *q, int i, const Tensor *image, Tensor *t, const char *origin) {
+static int export_op(Builder *b, const QModel *q, int i, Tensor *image, Tensor *t, int exact, const char *origin) {
     const QOp *op = &q->ops[i];
-    const Tensor *x0 = op->in0 < 0 ? image : &t[op->in0];
-    const Tensor *x1 = op->in1 < 0 ? image : &t[op->in1];
+    Tensor *x0 = op->in0 < 0 ? image : &t[op->in0];
+    Tensor *x1 = op->in1 < 0 ? image : &t[op->in1];
     Tensor *y = &t[i];
     const char *P = b_fmt(b, "op%d", i);
     y->c = op->k, y->h = op->oh, y->w = op->ow;
     if (op->type == QOP_MAXPOOL) { /* same scale and zero point in and out */
-        y->scale = x0->scale, y->zp = x0->zp, y->scale_name = x0->scale_name, y->zp_name = x0->zp_name;
+        set_qparams(y, P, x0->scale, x0->zp - 128);
     } else {
-        set_qparams(b, y, P, q->scales[i], op->out_zp);
+        set_qparams(y, P, q->scales[i], op->out_zp);
     }
     switch (op->type) {
-    case QOP_CONV: case QOP_DENSE: export_weighted(b, P, op, x0, y); return 0;
+    case QOP_CONV: case QOP_DENSE: export_weighted(b, P, op, x0, y, exact); return 0;
     case QOP_MAXPOOL: case QOP_AVGPOOL: export_pool(b, P, op, x0, y); return 0;
     case QOP_LUT: export_lut(b, P, op, x0, y); return 0;
     case QOP_ADD: case QOP_CONCAT: export_join(b, P, op, x0, x1, y); return 0;
     case QOP_FLOAT_STN:
-        return dg_set_error("%s: op %d (%s) is a float island (spatial transformer); the int8 ONNX export takes "
-                            "int8 operators only (export the float model instead)", origin, i, q->what[i]);
+        return dg_set_error("%s: op %d is a float island (a spatial transformer's grid sampling); the int8 "
+                            "ONNX export needs every op in int8 (export the float model instead)", origin, i);
     default: return dg_set_error("%s: op %d has unknown type %d", origin, i, op->type);
     }
 }
@@ -223,21 +335,21 @@ static const char **int8_metadata(Builder *b, const QModel *q, const char *const
     return kv;
 }
 
-int onnx_export_int8(const char *path, const QModel *q, const char *const *meta_kv, const char *origin) {
+int onnx_export_int8(const char *path, const QModel *q, int flags, const char *const *meta_kv, const char *origin) {
     if (q->in_c != 1 || q->in_h != 28 || q->in_w != 28)
         return dg_set_error("%s: the input is %dx%dx%d; the ONNX export is for 1x28x28 images", origin, q->in_c,
                             q->in_h, q->in_w);
     Builder b = {0};
     Tensor image = {.value = "input", .c = 1, .h = 28, .w = 28};
-    set_qparams(&b, &image, "input", q->in_scale, q->in_zp);
+    set_qparams(&image, "input", q->in_scale, q->in_zp);
     Tensor *t = dg_xcalloc((size_t)q->n_ops, sizeof *t);
     int rc = 0;
-    for (int i = 0; i < q->n_ops && rc == 0; i++) rc = export_op(&b, q, i, &image, t, origin);
+    for (int i = 0; i < q->n_ops && rc == 0; i++) rc = export_op(&b, q, i, &image, t, flags & ONNX_INT8_EXACT, origin);
     if (rc == 0) {
-        const Tensor *last = &t[q->n_ops - 1];
+        Tensor *last = &t[q->n_ops - 1];
         char *shape = i64_vec(&b, "logits.shape", 2, (int64_t[]){0, QMODEL_CLASSES});
         char *z = b_node(&b, "Reshape", NULL, 2, last->value, shape)->output[0];
-        char *lg = b_node(&b, "DequantizeLinear", "logits", 3, z, last->scale_name, last->zp_name)->output[0];
+        char *lg = b_node(&b, "DequantizeLinear", "logits", 3, z, t_scale(&b, last), t_zp(&b, last))->output[0];
         b_attr_int(&b, b_node(&b, "Softmax", "probabilities", 1, lg), "axis", 1);
         Onnx__ValueInfoProto *in = b_value_info(&b, "input", T_UINT8, 4, (int[]){0, 1, 28, 28});
         Onnx__ValueInfoProto *outs[2] = {b_value_info(&b, "logits", T_FLOAT, 2, (int[]){0, QMODEL_CLASSES}),
