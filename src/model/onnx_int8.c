@@ -13,18 +13,26 @@
  *   dense      QLinearConv 1x1 on the input reshaped to (N, C*H*W, 1, 1)
  *   maxpool    MaxPool on the uint8 tensor (max commutes with the affine map)
  *   lut        Cast to int32, Gather from the 256-entry table (exact)
- *   avgpool,   DequantizeLinear -> AveragePool / Add / Concat ->
- *   add,concat QuantizeLinear (no standard quantized form)
+ *   avgpool    a depthwise QLinearConv with weights 1 (its rounding nudged
+ *              to break ties as digits does); exact: the window sums (a
+ *              float AveragePool of the centred values times the window
+ *              size, rounded), then digits' requantization in int64
+ *              operators (mulshift below)
+ *   add,concat digits' own integer rescaling and requantization (QLinearAdd
+ *              and QLinearConcat are not in the standard domain)
  *   clamps     a fused ReLU whose bound is the uint8 range's end is the
  *              saturation itself; any other uniform bound is a Clip on the
- *              uint8 tensor; per-channel bounds (a ReLU before a batch norm
- *              with negative scales) Max / Min on the dequantized tensor
+ *              uint8 tensor; per-channel bounds (a ReLU before a batch norm:
+ *              kaggle-deep) Max / Min with (1, K, 1, 1) uint8 bounds
  *   outputs    logits: DequantizeLinear of the last op, (N, 10) float32;
  *              probabilities: their Softmax (as the float export's)
- * Numbers: ONNX Runtime requantizes in float and rounds half to even,
- * digits in fixed point, half away from zero; the float islands of the
- * ops above round in float too. So a logit may differ by a few
- * quantization steps (tests/e2e/onnx_int8.sh measures it).
+ * Numbers: ONNX Runtime's QLinearConv requantizes in float and rounds half
+ * to even, digits in fixed point, half away from zero: a convolution's
+ * output, and so a logit, may differ by a quantization step (measured by
+ * tests/e2e/onnx_int8.sh: at most 1, in a few logits per thousand). Every
+ * other op above is exact. ONNX_INT8_EXACT writes the convolutions as
+ * ConvInteger (int32 accumulators) + bias + digits' requantization instead:
+ * bit-identical logits, at ONNX Runtime's speed for integer ops.
  * Left out: float islands (the spatial transformer's grid sampling) and
  * ensembles — refused; the com.microsoft quantized operators (QLinearAdd,
  * QLinearAveragePool...), which only ONNX Runtime runs.
@@ -91,11 +99,6 @@ static char *as_shape(Builder *b, const char *P, const Tensor *x, int c, int h, 
     if (x->c == c && x->h == h && x->w == w) return x->value;
     char *shape = i64_vec(b, b_fmt(b, "%s.shape", P), 4, (int64_t[]){0, c, h, w});
     return b_node(b, "Reshape", NULL, 2, x->value, shape)->output[0];
-}
-
-/* The real (float) value of a uint8 tensor. */
-static char *dequant(Builder *b, Tensor *t, const char *v) {
-    return b_node(b, "DequantizeLinear", NULL, 3, v ? v : t->value, t_scale(b, t), t_zp(b, t))->output[0];
 }
 
 /* ==== exact integer requantization ========================================
@@ -172,20 +175,22 @@ static void clamp(Builder *b, const char *P, Tensor *y, int k, const int8_t *lo,
         y->value = b_node(b, "Clip", NULL, 3, y->value, mn, mx)->output[0];
         return;
     }
-    /* per channel: exact in float (the bounds are quantization levels) */
-    float *flo = dg_xmalloc((size_t)k * sizeof *flo), *fhi = dg_xmalloc((size_t)k * sizeof *fhi);
+    /* per channel: Max and Min with (1, K, 1, 1) bounds */
+    uint8_t *ulo = dg_xmalloc((size_t)k), *uhi = dg_xmalloc((size_t)k);
+    int any_lo = 0, any_hi = 0;
     for (int i = 0; i < k; i++) {
-        flo[i] = (float)(lo[i] + 128 - y->zp) * y->scale;
-        fhi[i] = (float)(hi[i] + 128 - y->zp) * y->scale;
+        ulo[i] = (uint8_t)(lo[i] + 128), uhi[i] = (uint8_t)(hi[i] + 128);
+        any_lo |= ulo[i] > 0, any_hi |= uhi[i] < 255;
     }
     int64_t dims[4] = {1, k, 1, 1};
-    char *vlo = b_tensor(b, b_fmt(b, "%s.clamp_min", P), T_FLOAT, sizeof(float), 4, dims, flo);
-    char *vhi = b_tensor(b, b_fmt(b, "%s.clamp_max", P), T_FLOAT, sizeof(float), 4, dims, fhi);
-    free(flo);
-    free(fhi);
-    char *v = b_node(b, "Max", NULL, 2, dequant(b, y, NULL), vlo)->output[0];
-    v = b_node(b, "Min", NULL, 2, v, vhi)->output[0];
-    y->value = b_node(b, "QuantizeLinear", NULL, 3, v, t_scale(b, y), t_zp(b, y))->output[0];
+    if (any_lo)
+        y->value = b_node(b, "Max", NULL, 2, y->value, b_tensor(b, b_fmt(b, "%s.clamp_min", P), T_UINT8, 1, 4, dims, ulo))
+                       ->output[0];
+    if (any_hi)
+        y->value = b_node(b, "Min", NULL, 2, y->value, b_tensor(b, b_fmt(b, "%s.clamp_max", P), T_UINT8, 1, 4, dims, uhi))
+                       ->output[0];
+    free(ulo);
+    free(uhi);
 }
 
 /* kernel_shape, strides and pads of a conv node (dense: 1x1, none). */
@@ -239,12 +244,46 @@ static void export_weighted(Builder *b, const char *P, const QOp *op, Tensor *x,
     clamp(b, P, y, K, op->act_min, op->act_max);
 }
 
-/* maxpool / avgpool over kh x kw windows, no padding. The average pool's
- * window sums come from a float AveragePool of the centred values times
- * kh*kw, rounded: exact (sums of at most a few thousand small integers). */
-static void export_pool(Builder *b, const char *P, const QOp *op, Tensor *x, Tensor *y) {
-    char *in = as_shape(b, P, x, op->c, op->h, op->w);
+/* avgpool (not exact) as a depthwise QLinearConv: weights 1, bias 0, so
+ * that the accumulator is digits' window sum, and the channel scale set for
+ * mult / 2^shift * (1 + 2^-18): the small excess rounds the frequent exact
+ * ties (a sum / 4 ending in .5) away from zero as digits does, where ONNX
+ * Runtime's float requantization would round them to even. */
+static void export_avgpool_conv(Builder *b, const char *P, const QOp *op, Tensor *x, Tensor *y) {
+    int C = op->c;
+    size_t nw = (size_t)C * op->kh * op->kw;
+    int8_t *w = dg_xmalloc(nw), *wzp = dg_xcalloc((size_t)C, 1);
+    int32_t *bias = dg_xcalloc((size_t)C, sizeof *bias);
+    float *ws = dg_xmalloc((size_t)C * sizeof *ws);
+    memset(w, 1, nw);
+    double m = (double)op->mult[0] / ldexp(1.0, op->shift[0]) * (1.0 + ldexp(1.0, -18));
+    for (int c = 0; c < C; c++) ws[c] = (float)(m * (double)y->scale / (double)x->scale);
+    char *wn = b_tensor(b, b_fmt(b, "%s.weight", P), T_INT8, 1, 4, (int64_t[]){C, 1, op->kh, op->kw}, w);
+    char *wsn = b_tensor(b, b_fmt(b, "%s.weight_scale", P), T_FLOAT, sizeof(float), 1, (int64_t[]){C}, ws);
+    char *wzn = b_tensor(b, b_fmt(b, "%s.weight_zero_point", P), T_INT8, 1, 1, (int64_t[]){C}, wzp);
+    char *bn = b_tensor(b, b_fmt(b, "%s.bias", P), T_INT32, sizeof(int32_t), 1, (int64_t[]){C}, bias);
+    free(w), free(wzp), free(bias), free(ws);
+    Onnx__NodeProto *nd = b_node(b, "QLinearConv", NULL, 9, as_shape(b, P, x, op->c, op->h, op->w), t_scale(b, x),
+                                 t_zp(b, x), wn, wsn, wzn, t_scale(b, y), t_zp(b, y), bn);
+    b_attr_ints(b, nd, "kernel_shape", 2, 0);
+    nd->attribute[0]->ints[0] = op->kh, nd->attribute[0]->ints[1] = op->kw;
+    b_attr_ints(b, nd, "strides", 2, op->stride);
+    b_attr_int(b, nd, "group", C);
+    y->value = nd->output[0];
+    clamp(b, P, y, 1, op->act_min, op->act_max);
+}
+
+/* maxpool / avgpool over kh x kw windows, no padding. exact: the average
+ * pool's window sums come from a float AveragePool of the centred values
+ * times kh*kw, rounded (exact: sums of at most a few thousand small
+ * integers), then digits' requantization; else a depthwise QLinearConv. */
+static void export_pool(Builder *b, const char *P, const QOp *op, Tensor *x, Tensor *y, int exact) {
     int avg = op->type == QOP_AVGPOOL;
+    if (avg && !exact) {
+        export_avgpool_conv(b, P, op, x, y);
+        return;
+    }
+    char *in = as_shape(b, P, x, op->c, op->h, op->w);
     char *v = in;
     if (avg) {
         float zp = (float)x->zp;
@@ -309,7 +348,7 @@ static int export_op(Builder *b, const QModel *q, int i, Tensor *image, Tensor *
     }
     switch (op->type) {
     case QOP_CONV: case QOP_DENSE: export_weighted(b, P, op, x0, y, exact); return 0;
-    case QOP_MAXPOOL: case QOP_AVGPOOL: export_pool(b, P, op, x0, y); return 0;
+    case QOP_MAXPOOL: case QOP_AVGPOOL: export_pool(b, P, op, x0, y, exact); return 0;
     case QOP_LUT: export_lut(b, P, op, x0, y); return 0;
     case QOP_ADD: case QOP_CONCAT: export_join(b, P, op, x0, x1, y); return 0;
     case QOP_FLOAT_STN:
