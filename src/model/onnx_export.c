@@ -27,7 +27,6 @@
 #include "model/onnx_build.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
