@@ -2,7 +2,7 @@
  * process, both called from C (bench/ort.sh runs it and prints the table).
  *
  *   bench_ort --ort LIB --dir DIR --models a,b,c [--data data/mnist]
- *             [--threads 2] [--rounds 2] [--seconds 1] [--latency-calls 1000]
+ *             [--threads 2] [--rounds 2] [--seconds 1] [--latency-calls 1000] [--int8]
  *
  * DIR holds, for each model NAME, NAME.safetensors (a digits model file) and
  * NAME.onnx (the same model from `digits export --format onnx`: input `input`
@@ -40,8 +40,16 @@
  * ORT_ENABLE_ALL graph optimisations, sequential execution, and input and
  * output tensors bound once to buffers of ours (no allocation per call).
  *
+ * --int8: ONNX Runtime's own int8 path instead (impl ort-int8): DIR holds
+ * NAME-int8.safetensors (digits quantize) and NAME-int8.onnx (its `digits
+ * export --format onnx`: input `input` uint8 pixels, QLinearConv...); the
+ * figures are those of ORT alone (bench/int8.sh measures digits int8 with
+ * bench_int8), the check compares ORT's predictions with digits' int8
+ * classifier on the same 1000 images (exit 1 if more than 1% differ: its
+ * float requantization may move a logit by a quantization step).
+ *
  * Leaves out on purpose: other ORT execution providers, IOBinding, ORT's own
- * fp16/bf16 or quantised paths, and training.
+ * fp16/bf16 paths, and training.
  */
 #include <dlfcn.h>
 #include <stddef.h>
@@ -145,6 +153,7 @@ typedef struct {
 #define ORT_ARENA_ALLOCATOR 1
 #define ORT_MEM_TYPE_DEFAULT 0
 #define ORT_TENSOR_FLOAT 1
+#define ORT_TENSOR_UINT8 2
 
 static const OrtApiTable *ort;
 
@@ -189,6 +198,7 @@ typedef struct {
     const char *ort_lib, *dir, *data;
     char models[1024];
     int threads, rounds, latency_calls;
+    int int8; /* --int8: ORT's int8 path on NAME-int8.onnx */
     double seconds;
 } Options;
 
@@ -202,6 +212,8 @@ static void usage(FILE *f) {
                "  --rounds N         (default 2)\n"
                "  --seconds S        minimum timed seconds per throughput figure (default 1)\n"
                "  --latency-calls N  one-image calls per latency figure (default 1000)\n"
+               "  --int8             ONNX Runtime's int8 path alone, on NAME-int8.onnx (checked\n"
+               "                     against NAME-int8.safetensors)\n"
                "prints impl,model,metric,round,value lines on stdout\n");
 }
 
@@ -223,6 +235,10 @@ static void parse_options(Options *o, int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             exit(0);
+        }
+        if (!strcmp(a, "--int8")) {
+            o->int8 = 1;
+            continue;
         }
         if (i + 1 >= argc) {
             fprintf(stderr, "bench_ort: %s needs a value (or unknown option)\n", a);
@@ -267,6 +283,7 @@ typedef struct {
     OrtSession *session;
     OrtValue *in[2], *out[2];  /* [0]: batch 1000, [1]: one image */
     float *in_buf, *out_buf;   /* (BATCH, IMG), (BATCH, 10); the one-image values use their first row */
+    uint8_t *in_u8;            /* (BATCH, IMG): an int8 export's input (in_buf is then unused) */
 } Engine;
 
 /* Load NAME.safetensors into a digits engine: twice, with room for BATCH
@@ -310,8 +327,10 @@ static OrtValue *ort_tensor(const OrtMemoryInfo *mi, float *buf, const int64_t *
 }
 
 /* Create an ORT session on NAME.onnx (threads intra-op, 1 inter-op,
- * ORT_ENABLE_ALL) and its input/output tensors for BATCH and for 1 image. */
-static void ort_engine_open(Engine *e, OrtEnv *env, const OrtMemoryInfo *mi, const char *path, int threads) {
+ * ORT_ENABLE_ALL) and its input/output tensors for BATCH and for 1 image;
+ * int8: the input is uint8 pixels (an int8 export). */
+static void ort_engine_open(Engine *e, OrtEnv *env, const OrtMemoryInfo *mi, const char *path, int threads,
+                            int int8) {
     OrtSessionOptions *so = NULL;
     ort_check(ort->CreateSessionOptions(&so), "CreateSessionOptions");
     ort_check(ort->SetIntraOpNumThreads(so, threads), "SetIntraOpNumThreads");
@@ -323,8 +342,14 @@ static void ort_engine_open(Engine *e, OrtEnv *env, const OrtMemoryInfo *mi, con
     e->out_buf = dg_xmalloc((size_t)BATCH * MODEL_NUM_CLASSES * sizeof(float));
     const int64_t in_dims[2][4] = {{BATCH, 1, 28, 28}, {1, 1, 28, 28}};
     const int64_t out_dims[2][2] = {{BATCH, MODEL_NUM_CLASSES}, {1, MODEL_NUM_CLASSES}};
+    if (int8) e->in_u8 = dg_xmalloc((size_t)BATCH * IMG);
     for (int k = 0; k < 2; k++) {
-        e->in[k] = ort_tensor(mi, e->in_buf, in_dims[k], 4);
+        if (int8)
+            ort_check(ort->CreateTensorWithDataAsOrtValue(mi, e->in_u8, (size_t)(k ? 1 : BATCH) * IMG, in_dims[k], 4,
+                                                          ORT_TENSOR_UINT8, &e->in[k]),
+                      "CreateTensorWithDataAsOrtValue");
+        else
+            e->in[k] = ort_tensor(mi, e->in_buf, in_dims[k], 4);
         e->out[k] = ort_tensor(mi, e->out_buf, out_dims[k], 2);
     }
     void *p = NULL; /* the bound output really is our buffer */
@@ -333,11 +358,13 @@ static void ort_engine_open(Engine *e, OrtEnv *env, const OrtMemoryInfo *mi, con
 }
 
 /* Forward n (BATCH or 1) images through ONNX Runtime: pixels to float
- * 0-255 (the exported graph normalises), run, probabilities in out_buf;
- * copied into probs when not NULL. */
+ * 0-255 (the exported graph normalises), or copied as they are (an int8
+ * export), run, probabilities in out_buf; copied into probs when not NULL. */
 static float ort_run(Engine *e, const uint8_t *px, int n, float *probs) {
     static const char *const in_name[] = {"input"}, *const out_name[] = {"probabilities"};
-    for (size_t i = 0; i < (size_t)n * IMG; i++) e->in_buf[i] = px[i];
+    if (e->in_u8) memcpy(e->in_u8, px, (size_t)n * IMG);
+    else
+        for (size_t i = 0; i < (size_t)n * IMG; i++) e->in_buf[i] = px[i];
     const int k = n == 1;
     ort_check(ort->Run(e->session, NULL, in_name, (const OrtValue *const *)&e->in[k], 1, out_name, 1, &e->out[k]),
               "Run");
@@ -351,14 +378,24 @@ static void ort_engine_close(Engine *e) {
         ort->ReleaseValue(e->out[k]);
     }
     ort->ReleaseSession(e->session);
+    free(e->in_u8);
     free(e->in_buf);
     free(e->out_buf);
 }
 
 /* ==== measurements ======================================================== */
 
-enum { IMPL_DIGITS, IMPL_ORT, IMPL_BF16, N_IMPL };
-static const char *const impl_name[N_IMPL] = {"digits", "ort", "digits-bf16"};
+enum { IMPL_DIGITS, IMPL_ORT, IMPL_BF16, IMPL_ORT_INT8, N_IMPL };
+static const char *const impl_name[N_IMPL] = {"digits", "ort", "digits-bf16", "ort-int8"};
+
+/* Whether implementation impl runs here: --int8 ORT's int8 path alone;
+ * else digits, ORT and (where the CPU has AVX512_BF16) digits bf16. */
+static int impl_active(const Options *o, int impl, int has_bf16) {
+    if (o->int8) return impl == IMPL_ORT_INT8;
+    return impl == IMPL_DIGITS || impl == IMPL_ORT || (impl == IMPL_BF16 && has_bf16);
+}
+
+static int is_ort(int impl) { return impl == IMPL_ORT || impl == IMPL_ORT_INT8; }
 
 static double now(void) {
     struct timespec ts;
@@ -369,7 +406,7 @@ static double now(void) {
 /* One forward of n images by implementation `impl`. */
 static float run_impl(Engine *eng, int impl, const uint8_t *px, int n, float *probs) {
     Engine *e = &eng[impl];
-    if (impl == IMPL_ORT) return ort_run(e, px, n, probs);
+    if (is_ort(impl)) return ort_run(e, px, n, probs);
     digits_select(e);
     return digits_run(e, px, n, probs);
 }
@@ -497,28 +534,65 @@ static void ort_process_close(OrtProcess *op) {
 /* Open implementation impl of model `name` into eng[impl]. */
 static void engine_open(const Options *o, Engine *eng, int impl, const char *name, const OrtProcess *op) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s.%s", o->dir, name, impl == IMPL_ORT ? "onnx" : "safetensors");
-    if (impl == IMPL_ORT) ort_engine_open(&eng[impl], op->env, op->mi, path, o->threads);
+    snprintf(path, sizeof path, "%s/%s%s.%s", o->dir, name, impl == IMPL_ORT_INT8 ? "-int8" : "",
+             is_ort(impl) ? "onnx" : "safetensors");
+    if (is_ort(impl)) ort_engine_open(&eng[impl], op->env, op->mi, path, o->threads, impl == IMPL_ORT_INT8);
     else digits_open(&eng[impl], path, o->threads, impl == IMPL_BF16);
 }
 
 static void engine_close(Engine *eng, int impl) {
-    if (impl == IMPL_ORT) {
+    if (is_ort(impl)) {
         ort_engine_close(&eng[impl]);
         return;
     }
     for (int k = 0; k < 2; k++) model_free(&eng[impl].m[k]);
 }
 
+/* --int8 check: ORT's int8 path, one image at a time against its batch,
+ * and its predictions against digits' int8 classifier on the same file. */
+static void check_int8(const Options *o, const char *name, const uint8_t *px) {
+    Engine eng[N_IMPL];
+    memset(eng, 0, sizeof eng);
+    OrtProcess op;
+    ort_process_open(&op, o->ort_lib, 0);
+    engine_open(o, eng, IMPL_ORT_INT8, name, &op);
+    float *ref = dg_xmalloc((size_t)BATCH * MODEL_NUM_CLASSES * sizeof(float));
+    float *want = dg_xmalloc((size_t)BATCH * MODEL_NUM_CLASSES * sizeof(float));
+    run_impl(eng, IMPL_ORT_INT8, px, BATCH, ref);
+    double d = check(eng, IMPL_ORT_INT8, ref, px, name);
+    BENCH_CHECK(d <= 1e-4, "%s: onnxruntime's int8 one-image and batch results disagree (%.3g)", name, d);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s-int8.safetensors", o->dir, name);
+    Classifier c;
+    BENCH_CHECK(classifier_load(&c, path, BATCH, o->threads) == 0, "%s", dg_errmsg());
+    classifier_predict(&c, px, BATCH, want, NULL);
+    classifier_free(&c);
+    int differ = 0;
+    for (int i = 0; i < BATCH; i++)
+        differ += argmax10(ref + i * MODEL_NUM_CLASSES) != argmax10(want + i * MODEL_NUM_CLASSES);
+    fprintf(stderr, "%s: ort-int8 vs digits int8 on %d MNIST test images: %d predictions differ\n", name, BATCH,
+            differ);
+    printf("ort-int8,%s,check_int8_pred_differ,0,%d\n", name, differ);
+    BENCH_CHECK(differ <= BATCH / 100, "%s: onnxruntime's int8 path and digits' disagree on %d images", name, differ);
+    free(ref);
+    free(want);
+    engine_close(eng, IMPL_ORT_INT8);
+    ort_process_close(&op);
+}
+
 /* Child body: the check of model `name` (both engines in this process:
  * it measures no time). */
 static void check_model(const Options *o, const char *name, const uint8_t *px, int has_bf16) {
+    if (o->int8) {
+        check_int8(o, name, px);
+        return;
+    }
     Engine eng[N_IMPL];
     memset(eng, 0, sizeof eng);
     OrtProcess op;
     ort_process_open(&op, o->ort_lib, 0);
     for (int impl = 0; impl < N_IMPL; impl++)
-        if (impl != IMPL_BF16 || has_bf16) engine_open(o, eng, impl, name, &op);
+        if (impl_active(o, impl, has_bf16)) engine_open(o, eng, impl, name, &op);
     float *ref = dg_xmalloc((size_t)BATCH * MODEL_NUM_CLASSES * sizeof(float));
     run_impl(eng, IMPL_ORT, px, BATCH, ref);
     double d = check(eng, IMPL_DIGITS, ref, px, name);
@@ -528,7 +602,7 @@ static void check_model(const Options *o, const char *name, const uint8_t *px, i
     if (has_bf16) check(eng, IMPL_BF16, ref, px, name);
     free(ref);
     for (int impl = 0; impl < N_IMPL; impl++)
-        if (impl != IMPL_BF16 || has_bf16) engine_close(eng, impl);
+        if (impl_active(o, impl, has_bf16)) engine_close(eng, impl);
     ort_process_close(&op);
 }
 
@@ -538,7 +612,7 @@ static void measure(const Options *o, const char *name, const uint8_t *px, int i
     Engine eng[N_IMPL];
     memset(eng, 0, sizeof eng);
     OrtProcess op = {0};
-    if (impl == IMPL_ORT) ort_process_open(&op, o->ort_lib, 0);
+    if (is_ort(impl)) ort_process_open(&op, o->ort_lib, 0);
     engine_open(o, eng, impl, name, &op);
     emit(impl, name, "infer_img_s", round, throughput(eng, impl, px, o->seconds));
     double med, p99;
@@ -546,7 +620,7 @@ static void measure(const Options *o, const char *name, const uint8_t *px, int i
     emit(impl, name, "latency_median_us", round, med);
     emit(impl, name, "latency_p99_us", round, p99);
     engine_close(eng, impl);
-    if (impl == IMPL_ORT) ort_process_close(&op);
+    if (is_ort(impl)) ort_process_close(&op);
 }
 
 /* Run check_model (impl < 0) or measure in a child process and wait for
@@ -577,7 +651,7 @@ static void bench_model(const Options *o, const char *name, const uint8_t *px, i
     for (int r = 1; r <= o->rounds; r++)
         for (int i = 0; i < N_IMPL; i++) {
             int impl = r % 2 ? i : N_IMPL - 1 - i;
-            if (impl != IMPL_BF16 || has_bf16) in_child(o, name, px, has_bf16, impl, r);
+            if (impl_active(o, impl, has_bf16)) in_child(o, name, px, has_bf16, impl, r);
         }
 }
 
@@ -594,7 +668,7 @@ int main(int argc, char **argv) {
 
     const int has_bf16 = model_set_bf16(1);
     model_set_bf16(0);
-    if (!has_bf16) fprintf(stderr, "bench_ort: no AVX512_BF16 here: no digits-bf16 figures\n");
+    if (!has_bf16 && !o.int8) fprintf(stderr, "bench_ort: no AVX512_BF16 here: no digits-bf16 figures\n");
 
     ort_open(o.ort_lib, 1); /* the version line; the children each open it again */
     fprintf(stderr,

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "model/model.h"
+#include "quant/qmodel.h"
 
 #define ONNX_OPSET 17                       /* the operator set digits writes */
 #define ONNX_IR_VERSION 8                   /* the IR version that goes with it */
@@ -43,6 +44,18 @@ int onnx_check_buffer(const uint8_t *data, size_t len, const char *origin);
  * problem" in dg_errmsg(). */
 int onnx_export(const char *path, const Model *const *models, int n, int vote_logits,
                 const char *const *meta_kv, const char *origin);
+
+/* Export one int8 network (digits quantize) as one ONNX file at path with
+ * ONNX's standard quantized operators (src/model/onnx_int8.c): input
+ * "input" uint8 (N, 1, 28, 28) pixels 0..255, outputs "logits" (the int8
+ * logits dequantized) and "probabilities" float32 (N, 10). meta_kv as for
+ * onnx_export. flags: ONNX_INT8_EXACT writes the convolutions as
+ * ConvInteger and digits' own integer requantization (bit-identical to
+ * digits, slower in ONNX Runtime) instead of QLinearConv. -1 with
+ * "origin: op N is a float island ..." (a spatial transformer) or "path:
+ * problem" in dg_errmsg(). */
+enum { ONNX_INT8_EXACT = 1 };
+int onnx_export_int8(const char *path, const QModel *q, int flags, const char *const *meta_kv, const char *origin);
 
 /* What the imported network expects as its input: it was trained on
  * (p/255 * input_scale - mean) / std for pixel values p in 0..255. PyTorch's

@@ -24,10 +24,9 @@
  * Left out: folding batch norm into the convolution (BatchNormalization is
  * exact and every runtime fuses it itself), other opsets.
  */
-#include "model/onnx_internal.h"
+#include "model/onnx_build.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,148 +34,6 @@
 #include "core/check.h"
 #include "core/version.h"
 #include "ops/ops.h"
-
-/* ==== the builder: protobuf-c structs, every allocation tracked ========== */
-
-typedef struct {
-    void **allocs;
-    size_t n_allocs, cap_allocs;
-    Onnx__NodeProto **nodes;
-    size_t n_nodes, cap_nodes;
-    Onnx__TensorProto **inits;
-    size_t n_inits, cap_inits;
-} Builder;
-
-/* Zeroed memory owned by the builder (freed by builder_free). */
-static void *b_alloc(Builder *b, size_t bytes) {
-    if (b->n_allocs == b->cap_allocs) {
-        b->cap_allocs = b->cap_allocs ? 2 * b->cap_allocs : 256;
-        void **p = realloc(b->allocs, b->cap_allocs * sizeof *p);
-        DG_ASSERT(p);
-        b->allocs = p;
-    }
-    void *p = dg_xcalloc(1, bytes ? bytes : 1);
-    b->allocs[b->n_allocs++] = p;
-    return p;
-}
-
-/* printf into builder-owned memory. */
-static char *b_fmt(Builder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static char *b_fmt(Builder *b, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = b_alloc(b, (size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
-/* Append p to a growable pointer array (builder-independent storage). */
-static void push(void ***arr, size_t *n, size_t *cap, void *p) {
-    if (*n == *cap) {
-        *cap = *cap ? 2 * *cap : 64;
-        void **q = realloc(*arr, *cap * sizeof *q);
-        DG_ASSERT(q);
-        *arr = q;
-    }
-    (*arr)[(*n)++] = p;
-}
-
-static void builder_free(Builder *b) {
-    for (size_t i = 0; i < b->n_allocs; i++) free(b->allocs[i]);
-    free(b->allocs);
-    free(b->nodes);
-    free(b->inits);
-}
-
-/* A node op(inputs...) -> one output named out (NULL: a fresh name).
- * Returns the node; its output is node->output[0]. */
-static Onnx__NodeProto *b_node(Builder *b, const char *op, const char *out, int n_in, ...) {
-    Onnx__NodeProto *nd = b_alloc(b, sizeof *nd);
-    onnx__node_proto__init(nd);
-    nd->op_type = (char *)op;
-    nd->name = b_fmt(b, "%s_%zu", op, b->n_nodes);
-    nd->n_input = (size_t)n_in;
-    nd->input = b_alloc(b, (size_t)n_in * sizeof(char *));
-    va_list ap;
-    va_start(ap, n_in);
-    for (int i = 0; i < n_in; i++) nd->input[i] = va_arg(ap, char *);
-    va_end(ap);
-    nd->n_output = 1;
-    nd->output = b_alloc(b, sizeof(char *));
-    nd->output[0] = out ? (char *)out : b_fmt(b, "v%zu", b->n_nodes);
-    push((void ***)&b->nodes, &b->n_nodes, &b->cap_nodes, nd);
-    return nd;
-}
-
-/* Add one attribute slot to nd and return it, named. */
-static Onnx__AttributeProto *b_attr(Builder *b, Onnx__NodeProto *nd, const char *name,
-                                    Onnx__AttributeProto__AttributeType type) {
-    Onnx__AttributeProto **a = b_alloc(b, (nd->n_attribute + 1) * sizeof *a);
-    if (nd->n_attribute) memcpy(a, nd->attribute, nd->n_attribute * sizeof *a);
-    nd->attribute = a;
-    Onnx__AttributeProto *at = b_alloc(b, sizeof *at);
-    onnx__attribute_proto__init(at);
-    at->name = (char *)name;
-    at->has_type = 1;
-    at->type = type;
-    a[nd->n_attribute++] = at;
-    return at;
-}
-
-static void b_attr_int(Builder *b, Onnx__NodeProto *nd, const char *name, int64_t v) {
-    Onnx__AttributeProto *at = b_attr(b, nd, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
-    at->has_i = 1;
-    at->i = v;
-}
-
-static void b_attr_float(Builder *b, Onnx__NodeProto *nd, const char *name, float v) {
-    Onnx__AttributeProto *at = b_attr(b, nd, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
-    at->has_f = 1;
-    at->f = v;
-}
-
-static void b_attr_string(Builder *b, Onnx__NodeProto *nd, const char *name, const char *v) {
-    Onnx__AttributeProto *at = b_attr(b, nd, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
-    at->has_s = 1;
-    at->s.data = (uint8_t *)v;
-    at->s.len = strlen(v);
-}
-
-/* ints = {v, v} (or 4 of them for pads). */
-static void b_attr_ints(Builder *b, Onnx__NodeProto *nd, const char *name, int n, int64_t v) {
-    Onnx__AttributeProto *at = b_attr(b, nd, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
-    at->n_ints = (size_t)n;
-    at->ints = b_alloc(b, (size_t)n * sizeof(int64_t));
-    for (int i = 0; i < n; i++) at->ints[i] = v;
-}
-
-/* An initializer: float32 (data != NULL) or int64 (data64), dims[ndim];
- * the values are copied into raw_data. Returns its name. */
-static char *b_init(Builder *b, char *name, int ndim, const int64_t *dims, const float *data, const int64_t *data64) {
-    Onnx__TensorProto *t = b_alloc(b, sizeof *t);
-    onnx__tensor_proto__init(t);
-    t->name = name;
-    t->n_dims = (size_t)ndim;
-    t->dims = b_alloc(b, (size_t)ndim * sizeof(int64_t));
-    size_t count = 1;
-    for (int i = 0; i < ndim; i++) count *= (size_t)(t->dims[i] = dims[i]);
-    t->has_data_type = 1;
-    t->data_type = data ? ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT : ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
-    size_t bytes = count * (data ? sizeof(float) : sizeof(int64_t));
-    t->has_raw_data = 1;
-    t->raw_data.len = bytes;
-    t->raw_data.data = b_alloc(b, bytes);
-    memcpy(t->raw_data.data, data ? (const void *)data : (const void *)data64, bytes);
-    push((void ***)&b->inits, &b->n_inits, &b->cap_inits, t);
-    return name;
-}
-
-/* A float32 scalar initializer. */
-static char *b_scalar(Builder *b, char *name, float v) { return b_init(b, name, 0, NULL, &v, NULL); }
 
 /* ==== one network =========================================================== */
 
@@ -397,55 +254,6 @@ static void export_vote(Builder *b, char **z, int n, int vote_logits) {
     b_node(b, "Log", "logits", 1, c);
 }
 
-/* A float32 value info: name, (N or dims[0], dims[1..]). */
-static Onnx__ValueInfoProto *value_info(Builder *b, const char *name, int ndim, const int *dims) {
-    Onnx__ValueInfoProto *vi = b_alloc(b, sizeof *vi);
-    onnx__value_info_proto__init(vi);
-    vi->name = (char *)name;
-    Onnx__TypeProto *tp = b_alloc(b, sizeof *tp);
-    onnx__type_proto__init(tp);
-    Onnx__TypeProto__Tensor *tt = b_alloc(b, sizeof *tt);
-    onnx__type_proto__tensor__init(tt);
-    tt->has_elem_type = 1;
-    tt->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
-    Onnx__TensorShapeProto *sh = b_alloc(b, sizeof *sh);
-    onnx__tensor_shape_proto__init(sh);
-    sh->n_dim = (size_t)ndim;
-    sh->dim = b_alloc(b, (size_t)ndim * sizeof *sh->dim);
-    for (int i = 0; i < ndim; i++) {
-        Onnx__TensorShapeProto__Dimension *d = b_alloc(b, sizeof *d);
-        onnx__tensor_shape_proto__dimension__init(d);
-        if (i == 0) {
-            d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
-            d->dim_param = "N";
-        } else {
-            d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
-            d->dim_value = dims[i];
-        }
-        sh->dim[i] = d;
-    }
-    tt->shape = sh;
-    tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
-    tp->tensor_type = tt;
-    vi->type = tp;
-    return vi;
-}
-
-/* metadata_props: the pairs of kv (key, value, ..., NULL). */
-static void set_metadata(Builder *b, Onnx__ModelProto *mp, const char *const *kv) {
-    size_t n = 0;
-    while (kv[2 * n]) n++;
-    mp->n_metadata_props = n;
-    mp->metadata_props = b_alloc(b, n * sizeof *mp->metadata_props);
-    for (size_t i = 0; i < n; i++) {
-        Onnx__StringStringEntryProto *e = b_alloc(b, sizeof *e);
-        onnx__string_string_entry_proto__init(e);
-        e->key = (char *)kv[2 * i];
-        e->value = (char *)(kv[2 * i + 1] ? kv[2 * i + 1] : "");
-        mp->metadata_props[i] = e;
-    }
-}
-
 /* The model's own metadata (spec, normalisation, metrics) then meta_kv, as
  * one NULL-terminated list in builder memory. */
 static const char **collect_metadata(Builder *b, const Model *const *models, int n, const char *const *meta_kv) {
@@ -476,32 +284,11 @@ int onnx_export(const char *path, const Model *const *models, int n, int vote_lo
     for (int k = 0; k < n; k++)
         if (export_network(&b, models[k], k, &z[k], origin) < 0) goto done;
     export_vote(&b, z, n, vote_logits);
-
-    Onnx__GraphProto g;
-    onnx__graph_proto__init(&g);
-    g.name = "digits";
-    g.n_node = b.n_nodes, g.node = b.nodes;
-    g.n_initializer = b.n_inits, g.initializer = b.inits;
-    Onnx__ValueInfoProto *in = value_info(&b, "input", 4, (int[]){0, 1, 28, 28});
-    Onnx__ValueInfoProto *outs[2] = {value_info(&b, "logits", 2, (int[]){0, 10}),
-                                     value_info(&b, "probabilities", 2, (int[]){0, 10})};
-    g.n_input = 1, g.input = &in;
-    g.n_output = 2, g.output = outs;
-
-    Onnx__OperatorSetIdProto opset;
-    onnx__operator_set_id_proto__init(&opset);
-    opset.domain = "";
-    opset.has_version = 1, opset.version = ONNX_OPSET;
-    Onnx__OperatorSetIdProto *opsets[1] = {&opset};
-    Onnx__ModelProto mp;
-    onnx__model_proto__init(&mp);
-    mp.has_ir_version = 1, mp.ir_version = ONNX_IR_VERSION;
-    mp.n_opset_import = 1, mp.opset_import = opsets;
-    mp.producer_name = "digits";
-    mp.producer_version = DG_VERSION;
-    mp.graph = &g;
-    set_metadata(&b, &mp, collect_metadata(&b, models, n, meta_kv));
-    rc = onnx_write(&mp, path);
+    Onnx__ValueInfoProto *in = b_value_info(&b, "input", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 4, (int[]){0, 1, 28, 28});
+    Onnx__ValueInfoProto *outs[2] = {b_value_info(&b, "logits", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 2, (int[]){0, 10}),
+                                     b_value_info(&b, "probabilities", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 2,
+                                                  (int[]){0, 10})};
+    rc = b_write_model(&b, path, &in, 1, outs, 2, collect_metadata(&b, models, n, meta_kv));
 done:
     free(z);
     builder_free(&b);
