@@ -37,6 +37,16 @@ require_data() {
     [[ -f "$DATA/train-images-idx3-ubyte" ]] || fail "MNIST not found in $DATA (run tools/fetch_mnist.sh)"
 }
 
+# require_ort — node, ONNX Runtime (npm) and the reference helper the ONNX
+# tests run; sets REF and ORT_LIB. Without them the test fails (CI runs it).
+require_ort() {
+    REF="$BUILD/tests/onnx_ref"
+    ORT_LIB=tests/onnx/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1
+    command -v node >/dev/null || fail "no node (bash tools/install_deps.sh installs it)"
+    [[ -f "$ORT_LIB" ]] || fail "no ONNX Runtime in tests/onnx/node_modules (bash tools/fetch_onnxruntime.sh installs it)"
+    [[ -x "$REF" ]] || fail "no $REF (make $REF)"
+}
+
 # tensor_data FILE — the raw tensor bytes of a safetensors file (what follows
 # the 8-byte length and the JSON header): two models with equal tensor_data
 # have bit-identical weights, whatever their metadata says.

@@ -19,11 +19,7 @@ N=500
 STEPS=2  # measured: at most 1 (a few logits in a thousand)
 DIFFER=1 # predictions that may differ in N (measured: none)
 [[ $BUILD == *san* ]] && N=200
-REF="$BUILD/tests/onnx_ref"
-ORT_LIB=tests/onnx/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1
-command -v node >/dev/null || fail "no node (bash tools/install_deps.sh installs it)"
-[[ -f "$ORT_LIB" ]] || fail "no ONNX Runtime in tests/onnx/node_modules (bash tools/fetch_onnxruntime.sh installs it)"
-[[ -x "$REF" ]] || fail "no $REF (make $REF)"
+require_ort
 IMAGES="$DATA/t10k-images-idx3-ubyte"
 
 # quantize NAME FLOAT: NAME-int8.safetensors, both exports and digits' int8 logits

@@ -15,11 +15,7 @@ TOL=1e-5
 N=1000
 # the sanitizer pass checks memory, not numbers: fewer images (its digits runs ~20x slower)
 [[ $BUILD == *san* ]] && N=200
-REF="$BUILD/tests/onnx_ref"
-ORT_LIB=tests/onnx/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1
-command -v node >/dev/null || fail "no node (bash tools/install_deps.sh installs it)"
-[[ -f "$ORT_LIB" ]] || fail "no ONNX Runtime in tests/onnx/node_modules (bash tools/fetch_onnxruntime.sh installs it)"
-[[ -x "$REF" ]] || fail "no $REF (make $REF)"
+require_ort
 
 # check NAME MODEL: export, digits' outputs; ONNX Runtime runs them all at the end (compare_all)
 pairs=()
