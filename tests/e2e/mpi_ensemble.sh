@@ -123,14 +123,21 @@ rc=0
 mpi 2 train --model "$TMP/tiny.spec" "${common[@]}" --limit 3000 --epochs 2 --ensemble 3 --out "$TMP/q.st" \
     --checkpoint-dir "$TMP/cq" > "$TMP/q.out" 2> "$TMP/q.err" &
 job=$!
+# rank 1's pid found before its checkpoint appears: a member's last epoch
+# takes ~0.1 s here, too short for a process search after the checkpoint
+rank1=
+for ((i = 0; i < 3000; i++)); do
+    for p in $(pgrep -f "$TMP/q.st"); do
+        tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && rank1=$p
+    done
+    [[ -n $rank1 ]] && break
+    sleep 0.02
+done
+[[ -n "$rank1" ]] || fail "rank 1 not found"
 wait_for "$TMP/cq/member-02/latest"
 killed=
-for p in $(pgrep -f "$TMP/q.st"); do
-    if tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1'; then
-        kill -KILL "$p" && killed=$p
-    fi
-done
-[[ -n "$killed" ]] || fail "rank 1 not found (the run ended before the kill?)"
+kill -KILL "$rank1" && killed=$rank1
+[[ -n "$killed" ]] || fail "rank 1 ended before the kill"
 wait $job || rc=$?
 [[ $rc -ne 0 && $rc -ne 124 ]] || fail "the job should fail, not hang or succeed, when rank 1 is killed (rc $rc)"
 mpi 2 train --resume "$TMP/cq" > "$TMP/q2.out" 2>&1 || fail "resume after the kill failed: $(cat "$TMP/q2.out")"
