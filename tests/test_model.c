@@ -259,10 +259,10 @@ static void test_infer_packed_weights(void **state) {
         for (int l = 0; l < inf.n_layers; l++) packed += inf.conv_packed[l].slices > 0;
         if (packing_kernels()) assert_true(packed > 0); /* the packed path ran */
 #ifdef _OPENMP
-        if (i == 0) { /* cnn-bn's 3x3 layers took the one-image split over two threads */
-            int split = 0;
-            for (int l = 0; l < inf.n_layers; l++) split += inf.conv_packed[l].split == 2;
-            assert_true(split >= 2);
+        if (i == 0) { /* cnn-bn's 3x3 Winograd layers took the one-image cut by rows over two threads */
+            int rows = 0;
+            for (int l = 0; l < inf.n_layers; l++) rows += inf.conv_packed[l].rows == 2;
+            assert_true(rows >= 2);
         }
 #endif
         expect_same_logits(&inf, &ref, px + 784, 1, "second image");

@@ -62,6 +62,7 @@ static int work(uint32_t g) {
  * losses, the next BACKOFF_JOBS jobs run inline (the helpers fall
  * asleep), then sharing is tried again. Under job_mu. */
 #define BACKOFF_JOBS 2000
+#define GRACE_JOBS 64
 static float loss_avg;
 static atomic_int backoff;
 
@@ -73,7 +74,12 @@ void dg_blocks_reset(void) {
     pthread_mutex_unlock(&job_mu);
 }
 
+static int grace; /* jobs not judged: helpers just started may not run yet */
 static void judge(int n, int mine, long own_ns, long wait_ns) {
+    if (grace > 0) {
+        grace--;
+        return;
+    }
     const int loss = mine == n || wait_ns > own_ns / 2;
     loss_avg = 0.9f * loss_avg + 0.1f * (float)loss;
     if (loss_avg > 0.5f) {
@@ -132,6 +138,7 @@ void dg_blocks_run(int n, int nthreads, void (*fn)(void *arg, int block), void *
         if (pthread_create(&th, NULL, helper, NULL) != 0) break;
         pthread_detach(th);
         helpers++;
+        grace = GRACE_JOBS;
     }
     job_fn = fn;
     job_arg = arg;

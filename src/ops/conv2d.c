@@ -1077,7 +1077,7 @@ static void split_block(void *arg, int t) {
     const int P = conv_out_size(j->H, j->R, j->stride, j->pad), Q = conv_out_size(j->W, j->S, j->stride, j->pad);
     const int k0 = t * j->Kb;
     Epilogue buf;
-    Conv2dPacked own = {j->have, use_bf16, 0, 0, 0};
+    Conv2dPacked own = {j->have, use_bf16, 0, 0, 0, 0};
     const size_t plane = out_plane(j->ep, P, Q);
     forward_impl(j->y + (size_t)k0 * plane, j->x, j->w + (size_t)k0 * j->C * j->R * j->S, j->b ? j->b + k0 : NULL, 1,
                  j->C, j->H, j->W, j->Kb, j->R, j->S, j->stride, j->pad, j->workspace + (size_t)t * j->ws, 1,
@@ -1098,6 +1098,103 @@ static void forward_split(float *y, const float *x, const float *w, const float 
     packed->bf16 = use_bf16;
 }
 
+/* ---- one Winograd image cut by rows (inference) ----------------------------
+ * Cutting a one-image F(2x2) layer by output channels makes every block
+ * copy and transform the whole input, and the next layer reads what the
+ * other core wrote. Cut by tile rows instead (2 output rows each), a block
+ * transforms only the input rows it needs and computes every channel of
+ * its rows; its epilogue's steps, 2x2 max pooling or zero padding run on
+ * those rows too, so the next layer's rows stay in the same core's cache.
+ * Each block packs the whole layer's weights into its own slice once (as
+ * the batch chunks do). DIGITS_CONV=norows turns it off (channel blocks). */
+static int rows_disabled(void) { return path_disabled("norows"); }
+
+typedef struct { /* one row-cut call */
+    float *y, *out, *workspace; /* out: the conv's planes (K,P,Q): y, or the pool buffer */
+    const float *x, *w, *b;
+    const Epilogue *ep;
+    size_t ws;
+    int C, H, W, K, pad, P, Q, TH, ns, have, wb;
+} RowsJob;
+
+/* Blocks for a one-image layer: 0 (not cut by rows) or ns >= 2. */
+static int rows_blocks(int N, int nthreads, int C, int H, int W, int K, int R, int S, int stride, int pad,
+                       const Epilogue *ep) {
+    if (N != 1 || nthreads < 2 || split_disabled() || rows_disabled()) return 0;
+    if (!wino_layer(C, H, W, K, R, S, stride, pad)) return 0;
+    if (ep && ep->pool && (ep->pool != 2 || ep->pool_stride != 2 || ep->pool_avg)) return 0;
+    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
+    if ((long)K * C * R * S * P * Q < SPLIT_MIN_MACS) return 0;
+    int ns = dg_blocks_width(nthreads);
+    const int TH = conv2d_wino_tile_rows(H, pad);
+    if (ns > TH / 2) ns = TH / 2; /* two tile rows a block at least */
+    return ns >= 2 ? ns : 0;
+}
+
+/* The epilogue's per-channel steps on rows p0..p1-1 of each plane. */
+static void rows_steps(const RowsJob *j, int p0, int p1) {
+    for (int k = 0; k < j->K; k++) {
+        Epilogue buf;
+        epilogue_apply(j->out + (size_t)k * j->P * j->Q + (size_t)p0 * j->Q, 1, 1, (p1 - p0) * j->Q, NULL,
+                       epilogue_from(j->ep, k, 0, &buf));
+    }
+}
+
+/* Rows p0..p1-1 of each plane into y inside its zeros (the padded
+ * epilogue); the first block writes the top zero rows, the last the bottom. */
+static void rows_pad(const RowsJob *j, int p0, int p1) {
+    const int *pd = j->ep->pad, Q = j->Q, Wo = Q + pd[2] + pd[3];
+    const size_t plane = out_plane(j->ep, j->P, Q);
+    for (int k = 0; k < j->K; k++) {
+        const float *src = j->out + (size_t)k * j->P * Q;
+        float *yk = j->y + (size_t)k * plane;
+        if (p0 == 0) memset(yk, 0, sizeof(float) * (size_t)pd[0] * Wo);
+        for (int p = p0; p < p1; p++) {
+            float *row = yk + (size_t)(pd[0] + p) * Wo;
+            memset(row, 0, sizeof(float) * pd[2]);
+            memcpy(row + pd[2], src + (size_t)p * Q, sizeof(float) * Q);
+            memset(row + pd[2] + Q, 0, sizeof(float) * pd[3]);
+        }
+        if (p1 == j->P) memset(yk + (size_t)(pd[0] + j->P) * Wo, 0, sizeof(float) * (size_t)pd[1] * Wo);
+    }
+}
+
+/* Block t: tile rows TH*t/ns.. of every channel, then its epilogue. */
+static void rows_block(void *arg, int t) {
+    const RowsJob *j = arg;
+    const int C = j->C, H = j->H, W = j->W, K = j->K, pad = j->pad;
+    float *sc = wino_buffer(j->workspace + (size_t)t * j->ws, C, H, W, K, 3, 3, 1, pad);
+    if (t >= j->have) conv2d_wino_pack(sc, j->w, C, K, 0, j->wb);
+    const int r0 = j->TH * t / j->ns, r1 = j->TH * (t + 1) / j->ns, p0 = 2 * r0, p1 = 2 * r1;
+    conv2d_wino_forward_rows(j->out, j->x, j->b, sc, C, H, W, K, pad, j->wb, r0, r1);
+    const Epilogue *ep = j->ep;
+    if (!ep) return;
+    if (ep->n) rows_steps(j, p0, p1);
+    if (ep->padded) {
+        rows_pad(j, p0, p1);
+    } else if (ep->pool) { /* 2x2, stride 2: tile rows are the pooled rows */
+        const int Qo = j->Q / 2;
+        for (int k = 0; k < K; k++)
+            maxpool_planes(j->y + ((size_t)k * (j->P / 2) + r0) * Qo, j->out + (size_t)k * j->P * j->Q + (size_t)p0 * j->Q,
+                           (size_t)j->P * j->Q, 1, p1 - p0, j->Q, 2, 2, ep->pool_relu);
+    }
+}
+
+static void forward_rows(float *y, const float *x, const float *w, const float *b, int C, int H, int W, int K,
+                         int pad, float *workspace, const Epilogue *ep, Conv2dPacked *packed, int ns) {
+    const int pooled = ep && (ep->pool || ep->padded);
+    const int have = packed->bf16 == use_bf16 && !packed->split ? packed->slices : 0;
+    RowsJob j = {y, pooled ? ep->pool_buf : y, workspace, x, w, b, ep,
+                 conv2d_workspace_floats(C, H, W, K, 3, 3, 1, pad), C, H, W, K, pad,
+                 conv_out_size(H, 3, 1, pad), conv_out_size(W, 3, 1, pad), conv2d_wino_tile_rows(H, pad), ns, have,
+                 use_bf16 && conv2d_wino_bf16_ok(C)};
+    dg_blocks_run(ns, ns, rows_block, &j);
+    packed->slices = have > ns ? have : ns;
+    packed->bf16 = use_bf16;
+    packed->split = 0;
+    packed->rows = ns;
+}
+
 /* conv2d_forward_ep, and conv2d_forward_packed when packed is not NULL:
  * the paths that pack their weights into the slice (Winograd, direct,
  * phase, kvec) skip it on the slices *packed says hold them, and record
@@ -1112,6 +1209,12 @@ static void forward_impl(float *y, const float *x, const float *w, const float *
         return;
     }
     if (packed) {
+        const int nr = rows_blocks(N, nthreads, C, H, W, K, R, S, stride, pad, ep);
+        if (nr) {
+            forward_rows(y, x, w, b, C, H, W, K, pad, workspace, ep, packed, nr);
+            return;
+        }
+        packed->rows = 0;
         const int ns = split_blocks(N, nthreads, C, H, W, K, R, S, stride, pad);
         if (ns > 1) {
             forward_split(y, x, w, b, C, H, W, K, R, S, stride, pad, workspace, ep, packed, ns);

@@ -221,7 +221,7 @@ void conv2d_wino_pack(float *scratch, const float *w, int C, int K, int dx, int 
  * on) for 16 tiles at once; the lane that reads across a half is a tile
  * past the row's last (TW <= 15, or <= 7 a half). */
 static void pad_deinterleave(float *xp, const float *x, int G, const Geometry *g, int C, int H, int W, int pad,
-                             int half) {
+                             int half, int row0) {
     int ie[16], io[16];
     __mmask16 me = 0, mo = 0;
     for (int t = 0; t < 16; t++) {
@@ -240,7 +240,7 @@ static void pad_deinterleave(float *xp, const float *x, int G, const Geometry *g
         for (int c = 0; c < C; c++)
             for (int r = 0; r < g->hp; r++) {
                 float *dst = xp + (((size_t)sl * C + c) * g->hp + r) * 32;
-                const int h = r - pad;
+                const int h = r - pad + row0;
                 if (half) { /* one image as a pair: b is its rows from 2*half tile rows down */
                     const int hb = h + 2 * half;
                     const __m512 lo = h >= 0 && h < H ? _mm512_maskz_loadu_ps(m_lo, x + ((size_t)c * H + h) * W)
@@ -379,9 +379,16 @@ static void output_transform(float *ya, float *yb, const float *M, float bias, c
     }
 }
 
-void conv2d_wino_forward(float *y, const float *x, const float *bias, int G, float *scratch, int C, int H, int W,
-                         int K, int pad, int bf16) {
-    const Geometry g = geometry(H, W, pad);
+/* Tile rows r0..r1-1 of the output (all of them for a batch call: G > 1
+ * needs r0 = 0, r1 = TH). One image's rows are laid out as a whole
+ * image's are: as themselves in the lanes, or with a pair layout as two
+ * halves in a's and b's lanes; only the padded rows they read are copied. */
+static void forward_rows(float *y, const float *x, const float *bias, int G, float *scratch, int C, int H, int W,
+                         int K, int pad, int bf16, int r0, int r1) {
+    Geometry g = geometry(H, W, pad);
+    const int rows = r1 - r0;
+    const int half = g.pair && G == 1 && rows >= 2 ? (rows + 1) / 2 : 0;
+    if (G == 1) g.hp = 2 * (half ? half : rows) + 2; /* the padded rows copied */
     const size_t chan = (size_t)g.hp * 32, PQ = (size_t)g.P * g.Q;
     const float *U = scratch;
     float *xp = scratch + weight_floats(C, K);
@@ -390,18 +397,20 @@ void conv2d_wino_forward(float *y, const float *x, const float *bias, int G, flo
     /* One image of a pair layout (14x14: 7 of 16 lanes) runs as two: its
      * top `half` tile rows in a's lanes, the rest in b's (the same tiles,
      * the same sums: results do not change). */
-    const int half = g.pair && G == 1 && g.TH >= 2 ? (g.TH + 1) / 2 : 0;
-    pad_deinterleave(xp, x, G, &g, C, H, W, pad, half);
+    pad_deinterleave(xp, x, G, &g, C, H, W, pad, half, 2 * r0);
 
     const int per_slot = g.pair ? 2 : 1;
-    const int nvec = half ? half : ((G + per_slot - 1) / per_slot) * g.TH;
-    for (int jb = 0; jb < nvec; jb += VB) {
-        const int nv = nvec - jb < VB ? nvec - jb : VB;
+    const int nvec = half ? half : G == 1 ? rows : ((G + per_slot - 1) / per_slot) * g.TH;
+    /* blocks of at most VB vectors, as even as they go (7: 3, 2, 2) */
+    const int nblocks = (nvec + VB - 1) / VB;
+    for (int bi = 0, jb = 0; bi < nblocks; bi++) {
+        const int nv = nvec / nblocks + (bi < nvec % nblocks);
         int slot[VB], tile_row[VB];
         for (int jj = 0; jj < nv; jj++) {
-            slot[jj] = (jb + jj) / g.TH;
-            tile_row[jj] = (jb + jj) % g.TH;
-            const float *src = xp + (size_t)slot[jj] * C * chan + (size_t)2 * tile_row[jj] * 32;
+            slot[jj] = G == 1 ? 0 : (jb + jj) / g.TH;
+            const int local = G == 1 ? jb + jj : (jb + jj) % g.TH; /* row within the copied rows */
+            tile_row[jj] = G == 1 ? r0 + local : local;
+            const float *src = xp + (size_t)slot[jj] * C * chan + (size_t)2 * local * 32;
 #if WINO_BF16
             if (bf16) {
                 input_transform_bf16((uint32_t *)V, jj, src, C, chan);
@@ -432,14 +441,27 @@ void conv2d_wino_forward(float *y, const float *x, const float *bias, int G, flo
                     const int a = slot[jj] * per_slot, b = a + 1;
                     float *ya = y + ((size_t)a * K + k) * PQ;
                     float *yb = g.pair && b < G ? y + ((size_t)b * K + k) * PQ : NULL;
-                    if (half && tile_row[jj] + half < g.TH) yb = ya + (size_t)2 * half * g.Q;
+                    if (half && tile_row[jj] + half < r1) yb = ya + (size_t)2 * half * g.Q;
                     output_transform(ya, yb, M + ((size_t)kk * VB + jj) * 16, bias ? bias[k] : 0.0f, &g,
                                      tile_row[jj]);
                 }
             }
         }
+        jb += nv;
     }
 }
+
+void conv2d_wino_forward(float *y, const float *x, const float *bias, int G, float *scratch, int C, int H, int W,
+                         int K, int pad, int bf16) {
+    forward_rows(y, x, bias, G, scratch, C, H, W, K, pad, bf16, 0, geometry(H, W, pad).TH);
+}
+
+void conv2d_wino_forward_rows(float *y, const float *x, const float *bias, float *scratch, int C, int H, int W, int K,
+                              int pad, int bf16, int r0, int r1) {
+    forward_rows(y, x, bias, 1, scratch, C, H, W, K, pad, bf16, r0, r1);
+}
+
+int conv2d_wino_tile_rows(int H, int pad) { return geometry(H, H, pad).TH; }
 
 /* ---- weight gradient ------------------------------------------------------ */
 
@@ -603,6 +625,14 @@ void conv2d_wino_forward(float *y, const float *x, const float *bias, int G, flo
                          int K, int pad, int bf16) {
     (void)y, (void)x, (void)bias, (void)G, (void)scratch, (void)C, (void)H, (void)W, (void)K, (void)pad;
 }
+
+void conv2d_wino_forward_rows(float *y, const float *x, const float *bias, float *scratch, int C, int H, int W, int K,
+                              int pad, int bf16, int r0, int r1) {
+    (void)y, (void)x, (void)bias, (void)scratch, (void)C, (void)H, (void)W, (void)K, (void)pad, (void)bf16, (void)r0,
+        (void)r1;
+}
+
+int conv2d_wino_tile_rows(int H, int pad) { return (H + 2 * pad - 2) / 2; }
 
 void conv2d_wino_dw(const float *dy, const float *x, int G, float *scratch, int C, int H, int W, int K, int pad) {
     (void)dy, (void)x, (void)G, (void)scratch, (void)C, (void)H, (void)W, (void)K, (void)pad;

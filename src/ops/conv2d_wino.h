@@ -32,6 +32,14 @@ void conv2d_wino_pack(float *scratch, const float *w, int C, int K, int dx, int 
  * weights rounded to bf16, products summed in fp32. */
 void conv2d_wino_forward(float *y, const float *x, const float *bias, int G, float *scratch, int C, int H, int W,
                          int K, int pad, int bf16);
+/* One image's tile rows r0..r1-1 (output rows 2*r0..2*r1-1) of y (K,P,Q),
+ * as conv2d_wino_forward computes them (the same sums), reading only the
+ * input rows they need: the rows of a one-image forward cut over threads,
+ * each on its own scratch. */
+void conv2d_wino_forward_rows(float *y, const float *x, const float *bias, float *scratch, int C, int H, int W, int K,
+                              int pad, int bf16, int r0, int r1);
+/* Tile rows of the output: P / 2. */
+int conv2d_wino_tile_rows(int H, int pad);
 
 /* The weight gradient, in three steps per thread: begin (zero the sums in
  * the scratch), conv2d_wino_dw for each group of at most

@@ -99,14 +99,16 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
  * packed under the bf16 setting `bf16`); start it at {0, 0}, and set it
  * back to {0, 0} whenever w changes. The call packs the slices it uses
  * that lack them and records it. One image (N = 1) of a large layer is cut
- * by output channels into one block per thread (conv2d.c, forward_split;
- * its slices then hold the blocks' weights: packed->split). Same results
+ * by tile rows (a 3x3 Winograd layer: conv2d.c, forward_rows; packed->rows)
+ * or by output channels (conv2d.c, forward_split; its slices then hold the
+ * blocks' weights: packed->split) into one block per thread. Same results
  * as conv2d_forward_ep. */
 typedef struct {
     int slices, bf16;
     int split; /* the slices hold the blocks of a one-image split (conv2d.c) */
     int wino4; /* slices holding the F(4x4) Winograd weights (conv2d.c, batch calls) */
     int ilv;   /* slices holding the interleaved kernel's weights (conv2d_ilv.c, batch calls) */
+    int rows;  /* blocks of the last one-image call cut by rows (0: not cut so) */
 } Conv2dPacked;
 void conv2d_forward_packed(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W,
                            int K, int R, int S, int stride, int pad, float *workspace, int nthreads,
