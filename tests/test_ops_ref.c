@@ -238,6 +238,69 @@ static void test_conv2d_wino4_vs_ref(void **state) {
     }
 }
 
+/* Winograd F(2x2,5x5) (conv2d_wino5.c, inference batches and one image
+ * through conv2d_forward_packed) against the reference: 16 lanes an image
+ * (outputs 17-32 wide) and two halves of 8 (up to 16 wide: two images, or
+ * a lone image's top and bottom tile rows), odd sizes, partial tiles, pads
+ * 0-2, a batch that is no whole number of groups, 1 and 2 threads, the
+ * first call (packing) and the second (packed weights kept), one image
+ * between. Its error: at most 5e-5 of the outputs' RMS (a wrong tile or
+ * lane errs by ~1). */
+static void test_conv2d_wino5_vs_ref(void **state) {
+    (void)state;
+    static const ConvShape shapes[] = {
+        {"32->64 5x5 pad2 28x28 (16 lanes)", 32, 28, 28, 64, 5, 5, 1, 2},
+        {"64->256 5x5 pad2 14x14 (two halves)", 64, 14, 14, 256, 5, 5, 1, 2},
+        {"16->8 5x5 pad1 13x11 (partial tiles)", 16, 13, 11, 8, 5, 5, 1, 1},
+        {"24->16 5x5 pad0 30x30 (26 wide)", 24, 30, 30, 16, 5, 5, 1, 0},
+        {"20->8 5x5 pad2 5x32 (32 wide, 3 tile rows)", 20, 5, 32, 8, 5, 5, 1, 2},
+        {"16->16 5x5 pad2 7x7 (halves, odd rows)", 16, 7, 7, 16, 5, 5, 1, 2},
+        {"16->8 5x5 pad0 5x5 (one output pixel)", 16, 5, 5, 8, 5, 5, 1, 0},
+    };
+    static const int batches[] = {13, 2};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const ConvShape *s = &shapes[i];
+        Rng rng;
+        rng_seed(&rng, 17, s->label);
+        int P, Q;
+        conv_out(s, &P, &Q);
+        const size_t nw = (size_t)s->K * s->C * 25, ws = conv2d_workspace_floats(s->C, s->H, s->W, s->K, 5, 5, 1, s->pad);
+        float *w = randv(nw, &rng), *b = randv(s->K, &rng), worst = 0;
+        for (int nt = 1; nt <= 2; nt++) {
+            Conv2dPacked packed = {0};
+            float *work = fillv(ws * nt, NAN);
+            for (int bi = 0; bi < 2; bi++) {
+                const int N = batches[bi];
+                const size_t nx = (size_t)N * s->C * s->H * s->W, ny = (size_t)N * s->K * P * Q;
+                float *x = randv(nx, &rng), *y_ref = fillv(ny, 0), *y = fillv(ny, NAN);
+                conv2d_forward_ref(y_ref, x, w, b, N, s->C, s->H, s->W, s->K, 5, 5, 1, s->pad);
+                for (int rep = 0; rep < 2; rep++) { /* packs, then reuses */
+                    conv2d_forward_packed(y, x, w, b, N, s->C, s->H, s->W, s->K, 5, 5, 1, s->pad, work, nt, NULL,
+                                          &packed);
+                    const float e = err_over_rms(y, y_ref, ny);
+                    if (!(e <= worst)) worst = e;
+                    if (!(e <= 5e-5f)) print_message("  %s N=%d nt=%d: error %.3g\n", s->label, N, nt, (double)e);
+                    assert_true(e <= 5e-5f);
+                }
+                for (int rep = 0; rep < 2; rep++) { /* one image between the batches, then again */
+                    float *y1 = fillv((size_t)s->K * P * Q, NAN);
+                    dg_blocks_reset();
+                    conv2d_forward_packed(y1, x, w, b, 1, s->C, s->H, s->W, s->K, 5, 5, 1, s->pad, work, nt, NULL,
+                                          &packed);
+                    const float e = err_over_rms(y1, y_ref, (size_t)s->K * P * Q);
+                    if (!(e <= worst)) worst = e;
+                    assert_true(e <= 5e-5f);
+                    free(y1);
+                }
+                free(x), free(y_ref), free(y);
+            }
+            free(work);
+        }
+        print_message("wino5 %-46s max error / RMS %.2g\n", s->label, (double)worst);
+        free(w), free(b);
+    }
+}
+
 /* One image of a 3x3 Winograd layer cut by tile rows over 2-4 threads
  * (conv2d.c, forward_rows): bit-identical to the same layer on one thread
  * (the same sums, the same epilogue), and within TOL of the reference; no
@@ -1173,6 +1236,7 @@ int main(void) {
         cmocka_unit_test(test_conv2d_optional_outputs),
         cmocka_unit_test(test_conv2d_wino4_vs_ref),
         cmocka_unit_test(test_conv2d_wino_rows),
+        cmocka_unit_test(test_conv2d_wino5_vs_ref),
         cmocka_unit_test(test_conv2d_c1_vs_ref),
         cmocka_unit_test(test_gemm_bf16_vs_ref),
         cmocka_unit_test(test_conv2d_bf16_vs_ref),

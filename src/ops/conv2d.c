@@ -61,6 +61,7 @@
 #include "ops/conv2d_phase.h"
 #include "ops/conv2d_wino.h"
 #include "ops/conv2d_wino4.h"
+#include "ops/conv2d_wino5.h"
 #include "ops/gemm_bf16.h"
 
 static inline int conv_out_size(int in, int k, int stride, int pad) {
@@ -605,14 +606,16 @@ static size_t wino_floats(int C, int H, int W, int K, int R, int S, int stride, 
     return f > d ? f : d;
 }
 
-/* The F(4x4,3x3) forward's scratch (conv2d_wino4.c, inference): after the
- * F(2x2) scratch, so the weights of both stay packed side by side. */
+/* The F(4x4,3x3) forward's scratch (conv2d_wino4.c, inference), or a 5x5
+ * layer's F(2x2,5x5) (conv2d_wino5.c): after the F(2x2) scratch, so the
+ * weights of both stay packed side by side. */
 static float *wino4_buffer(float *slice, int C, int H, int W, int K, int R, int S, int stride, int pad) {
     return wino_buffer(slice, C, H, W, K, R, S, stride, pad) + wino_floats(C, H, W, K, R, S, stride, pad);
 }
 
 static size_t wino4_floats(int C, int H, int W, int K, int R, int S, int stride, int pad) {
-    return conv2d_wino4_ok(C, H, W, K, R, S, stride, pad) ? conv2d_wino4_floats(C, H, W, K, pad) : 0;
+    if (conv2d_wino4_ok(C, H, W, K, R, S, stride, pad)) return conv2d_wino4_floats(C, H, W, K, pad);
+    return conv2d_wino5_ok(C, H, W, K, R, S, stride, pad) ? conv2d_wino5_floats(C, H, W, K, pad) : 0;
 }
 
 /* The interleaved kernel's scratch (conv2d_ilv.c, inference batches):
@@ -728,14 +731,18 @@ static int wino_dx_layer(int C, int H, int W, int K, int R, int S, int stride, i
  * or than kvec where F(2x2) does not fit (odd outputs), on every zoo shape
  * (one core, in-cache batches: 32->32 at 28x28 1.3-1.4x, 32->64 and
  * 64->64 at 14x14 1.7-2x, 64->64 at 11x11 1.7x, 128->128 at 7x7 1.46x).
- * DIGITS_WINO=f2 turns it off (A/B). */
+ * DIGITS_WINO=f2 turns it off (A/B). A 5x5 stride-1 layer runs as
+ * F(2x2,5x5) (conv2d_wino5.c) in the same area, one image too (its lanes
+ * fill with one image's rows); DIGITS_CONV=nowino5 turns that off. */
 static int wino4_layer(int N, int nthreads, int C, int H, int W, int K, int R, int S, int stride, int pad) {
     static int off = -1; /* read once */
     if (off < 0) {
         const char *v = getenv("DIGITS_WINO");
         off = v && strcmp(v, "f2") == 0;
     }
-    return !off && !wino_disabled() && !use_bf16 && conv2d_wino4_ok(C, H, W, K, R, S, stride, pad) &&
+    if (off || wino_disabled() || use_bf16) return 0;
+    if (conv2d_wino5_ok(C, H, W, K, R, S, stride, pad)) return !path_disabled("nowino5");
+    return conv2d_wino4_ok(C, H, W, K, R, S, stride, pad) &&
            N / chunk_count(N, nthreads) >= conv2d_wino4_images(H, W, pad);
 }
 
@@ -781,6 +788,8 @@ size_t conv2d_pool_buf_floats(int C, int H, int W, int K, int R, int S, int stri
         g = conv2d_wino_group(C, H, W, pad);
     if (conv2d_wino4_ok(C, H, W, K, R, S, stride, pad) && conv2d_wino4_group(C, H, W, pad) > g)
         g = conv2d_wino4_group(C, H, W, pad);
+    if (conv2d_wino5_ok(C, H, W, K, R, S, stride, pad) && conv2d_wino5_group(C, H, W, pad) > g)
+        g = conv2d_wino5_group(C, H, W, pad);
     return (size_t)(g > 1 ? g : 1) * K * P * Q;
 }
 
@@ -888,14 +897,17 @@ static void forward_chunk(const ForwardChunk *f, int t) {
                                ws, C, H, W, K, R, S, pad, ep);
         return;
     }
-    if (f->wino4) { /* as F(2x2) below, the weights in their own area */
+    if (f->wino4) { /* as F(2x2) below, the weights in their own area; 5x5: F(2x2,5x5) */
         float *sc = wino4_buffer(col, C, H, W, K, R, S, stride, pad);
-        if (t >= f->packed4) conv2d_wino4_pack(sc, w, C, K);
-        const int G = conv2d_wino4_group(C, H, W, pad), end = chunk_begin(t + 1, N, nt);
+        const int five = R == 5;
+        if (t >= f->packed4) (five ? conv2d_wino5_pack : conv2d_wino4_pack)(sc, w, C, K);
+        const int G = five ? conv2d_wino5_group(C, H, W, pad) : conv2d_wino4_group(C, H, W, pad);
+        const int end = chunk_begin(t + 1, N, nt);
         for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G) {
             const int g = end - n0 < G ? end - n0 : G;
             float *o = chunk_out(f, t, n0);
-            conv2d_wino4_forward(o, x + (size_t)n0 * C * H * W, b, g, sc, C, H, W, K, pad);
+            (five ? conv2d_wino5_forward : conv2d_wino4_forward)(o, x + (size_t)n0 * C * H * W, b, g, sc, C, H, W, K,
+                                                                 pad);
             if (ep) chunk_finish(f, o, (size_t)K * PQ, PQ, n0, g, NULL);
         }
         return;
@@ -1077,7 +1089,7 @@ static void split_block(void *arg, int t) {
     const int P = conv_out_size(j->H, j->R, j->stride, j->pad), Q = conv_out_size(j->W, j->S, j->stride, j->pad);
     const int k0 = t * j->Kb;
     Epilogue buf;
-    Conv2dPacked own = {j->have, use_bf16, 0, 0, 0, 0};
+    Conv2dPacked own = {j->have, use_bf16, 0, j->have, 0, 0}; /* its path's weights (F(2x2) or a 5x5 F(2x2,5x5)) */
     const size_t plane = out_plane(j->ep, P, Q);
     forward_impl(j->y + (size_t)k0 * plane, j->x, j->w + (size_t)k0 * j->C * j->R * j->S, j->b ? j->b + k0 : NULL, 1,
                  j->C, j->H, j->W, j->Kb, j->R, j->S, j->stride, j->pad, j->workspace + (size_t)t * j->ws, 1,

@@ -120,19 +120,6 @@ void conv2d_wino4_pack(float *scratch, const float *w, int C, int K) {
 
 #ifdef __AVX512F__
 
-/* r = B^T d for six vectors (one patch column or row of 16 tiles). */
-static inline __attribute__((always_inline)) void btrans(__m512 r[6], const __m512 d[6]) {
-    const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f), two = _mm512_set1_ps(2.0f);
-    r[0] = _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4]));
-    const __m512 a = _mm512_fnmadd_ps(four, d[2], d[4]), b = _mm512_fnmadd_ps(four, d[1], d[3]);
-    r[1] = _mm512_add_ps(a, b);
-    r[2] = _mm512_sub_ps(a, b);
-    const __m512 c = _mm512_sub_ps(d[4], d[2]), e = _mm512_mul_ps(two, _mm512_sub_ps(d[3], d[1]));
-    r[3] = _mm512_add_ps(c, e);
-    r[4] = _mm512_sub_ps(c, e);
-    r[5] = _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5]));
-}
-
 /* r = A^T m for six vectors: four. */
 static inline __attribute__((always_inline)) void atrans(__m512 r[4], const __m512 m[6]) {
     const __m512 s = _mm512_add_ps(m[1], m[2]), d = _mm512_sub_ps(m[1], m[2]);
@@ -199,13 +186,13 @@ static void input_transform(float *V, int jj, const float *const img[4], const G
             for (int j = 0; j < 6; j++)
                 d[j] = _mm512_or_ps(_mm512_maskz_permutex2var_ps(cl->m0[j], src[0], cl->idx[j], src[1]),
                                     _mm512_maskz_permutex2var_ps(cl->m1[j], src[2], cl->idx[j], src[3]));
-            btrans(t[i], d);
+            wino_btrans6(t[i], d);
         }
         float *out = V + ((size_t)c * VB + jj) * 16;
         for (int j = 0; j < 6; j++) {
             const __m512 col[6] = {t[0][j], t[1][j], t[2][j], t[3][j], t[4][j], t[5][j]};
             __m512 r[6];
-            btrans(r, col);
+            wino_btrans6(r, col);
             for (int i = 0; i < 6; i++) _mm512_storeu_ps(out + (size_t)(i * 6 + j) * step, r[i]);
         }
     }

@@ -1,5 +1,7 @@
 /* wino_product.h — the Winograd product block shared by conv2d_wino.c
- * (F(2x2,3x3)) and conv2d_wino4.c (F(4x4,3x3)): for one transform position,
+ * (F(2x2,3x3)), conv2d_wino4.c (F(4x4,3x3)) and conv2d_wino5.c
+ * (F(2x2,5x5)), and the input transform of the last two (6x6 tiles on the
+ * points 0, +-1, +-2, inf: the same B^T for both). The block: for one transform position,
  * KB output channels times up to VB tile vectors (16 tiles each) of
  * accumulators in registers, summed over the input channels. Included by
  * those two files only (it defines a static function; the function only in
@@ -32,6 +34,21 @@ static inline __attribute__((always_inline)) void product(float *M, const float 
     }
     for (int kk = 0; kk < KB; kk++)
         for (int jj = 0; jj < nv; jj++) _mm512_storeu_ps(M + ((size_t)kk * VB + jj) * 16, acc[kk][jj]);
+}
+
+/* r = B^T d for six vectors (one patch column or row of 16 tiles),
+ * B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0;
+ *        0 2 -1 -2 1 0; 0 4 0 -5 0 1]. */
+static inline __attribute__((always_inline)) void wino_btrans6(__m512 r[6], const __m512 d[6]) {
+    const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f), two = _mm512_set1_ps(2.0f);
+    r[0] = _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4]));
+    const __m512 a = _mm512_fnmadd_ps(four, d[2], d[4]), b = _mm512_fnmadd_ps(four, d[1], d[3]);
+    r[1] = _mm512_add_ps(a, b);
+    r[2] = _mm512_sub_ps(a, b);
+    const __m512 c = _mm512_sub_ps(d[4], d[2]), e = _mm512_mul_ps(two, _mm512_sub_ps(d[3], d[1]));
+    r[3] = _mm512_add_ps(c, e);
+    r[4] = _mm512_sub_ps(c, e);
+    r[5] = _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5]));
 }
 
 /* product() with nv (1..VB) a compile-time constant in each branch, so that
