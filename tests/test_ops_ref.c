@@ -19,6 +19,7 @@
 #include "core/blocks.h"
 #include "core/check.h"
 #include "ops/gemm_bf16.h"
+#include "ops/isa.h"
 #include "ops/ops.h"
 #include "testutil.h"
 
@@ -301,9 +302,20 @@ static void test_conv2d_wino5_vs_ref(void **state) {
     }
 }
 
+/* Do the Winograd kernels run here? AVX-512 only: the portable build's avx2
+ * and generic levels compute these layers on other paths (same results). */
+static int winograd_kernels(void) {
+#ifdef __AVX512F__
+    return 1;
+#else
+    return strcmp(ops_isa_name(), "avx512") == 0;
+#endif
+}
+
 /* One image of a 3x3 Winograd layer cut by tile rows over 2-4 threads
  * (conv2d.c, forward_rows): bit-identical to the same layer on one thread
- * (the same sums, the same epilogue), and within TOL of the reference; no
+ * (the same sums, the same epilogue; within TOL where the Winograd kernels
+ * do not run), and within TOL of the reference; no
  * epilogue, ReLU with 2x2 max pooling, ReLU with zero padding; a whole-row
  * layout (28 and 30 wide) and a pair layout (14, 12, 6 wide: the rows
  * halved in the lanes), odd tile-row counts, packed weights reused. */
@@ -351,8 +363,13 @@ static void test_conv2d_wino_rows(void **state) {
                     conv2d_forward_packed(nt == 1 ? y1 : y, x, w, b, 1, s->C, s->H, s->W, s->K, 3, 3, 1, s->pad,
                                           work, nt, e ? &ep : NULL, &packed);
                     if (nt == 1) continue;
-                    assert_true(packed.rows >= 2 && packed.rows <= nt); /* the row cut ran */
-                    assert_memory_equal(y, y1, sizeof(float) * no);
+                    if (winograd_kernels()) { /* the row cut ran, with the one-thread sums */
+                        assert_true(packed.rows >= 2 && packed.rows <= nt);
+                        assert_memory_equal(y, y1, sizeof(float) * no);
+                    } else { /* other paths: a channel split, other sums */
+                        DiffLog d = {s->label, 0, 0};
+                        diff_track(&d, y, y1, no);
+                    }
                 }
                 free(work), free(y);
             }
