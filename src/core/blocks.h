@@ -17,7 +17,8 @@
  * or waited for a helper's block longer than half its own work — a busy
  * machine), dg_blocks_width answers 1 for a while (the caller then runs
  * the job whole, not cut into blocks), then sharing is tried again
- * (blocks.c, judge).
+ * (blocks.c, judge). The first jobs after helpers are started are not
+ * judged: a thread just created may not run yet.
  * Helpers are started on first use (up to nthreads - 1, at most
  * DG_BLOCKS_MAX_HELPERS), spin ~100 us after a job for the next one (the
  * next layer of the same forward), then sleep on a condition variable.
