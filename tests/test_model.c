@@ -16,7 +16,6 @@
 
 #include "core/blocks.h"
 #include "digits_internal.h"
-#include "ops/isa.h"
 #include "ops/ops.h"
 #include "testutil.h"
 
@@ -219,16 +218,6 @@ static void expect_same_logits(Model *got, Model *want, const uint8_t *px, int n
             fail_msg("%s: %s: logit %d inference %.8g, reference %.8g", got->spec_name, what, j, g[j], w[j]);
 }
 
-/* Do the kernels that pack weights (Winograd, direct, kvec) run here? They
- * are AVX-512 only: the portable build's avx2 and generic levels lack them. */
-static int packing_kernels(void) {
-#ifdef __AVX512F__
-    return 1;
-#else
-    return strcmp(ops_isa_name(), "avx512") == 0;
-#endif
-}
-
 /* Inference models keep each conv layer's packed weights between forwards
  * (conv2d_forward_packed): one image, again with other pixels, a batch
  * over two threads, one image again, and after the weights change
@@ -257,9 +246,9 @@ static void test_infer_packed_weights(void **state) {
         expect_same_logits(&inf, &ref, px, 1, "first image");
         int packed = 0;
         for (int l = 0; l < inf.n_layers; l++) packed += inf.conv_packed[l].slices > 0;
-        if (packing_kernels()) assert_true(packed > 0); /* the packed path ran */
+        if (tu_avx512_kernels()) assert_true(packed > 0); /* the packed path ran */
 #ifdef _OPENMP
-        if (i == 0 && packing_kernels()) { /* cnn-bn's 3x3 Winograd layers took the one-image cut by rows */
+        if (i == 0 && tu_avx512_kernels()) { /* cnn-bn's 3x3 Winograd layers took the one-image cut by rows */
             int rows = 0;
             for (int l = 0; l < inf.n_layers; l++) rows += inf.conv_packed[l].rows == 2;
             assert_true(rows >= 2);

@@ -19,7 +19,6 @@
 #include "core/blocks.h"
 #include "core/check.h"
 #include "ops/gemm_bf16.h"
-#include "ops/isa.h"
 #include "ops/ops.h"
 #include "testutil.h"
 
@@ -182,15 +181,57 @@ static float err_over_rms(const float *y, const float *y_ref, size_t n) {
     return (float)(e / sqrt(ss / (double)n));
 }
 
+/* The 6x6-tile Winograd kernels (F(4x4,3x3) for 3x3 layers, F(2x2,5x5) for
+ * 5x5, inference through conv2d_forward_packed) against the reference on
+ * shapes[0..n-1]: batches of 13 and 2 (no whole number of groups), 1 and 2
+ * threads, the first call (packing) and the second (packed weights kept),
+ * then one image twice (F(2x2) or, 5x5, the same kernel). Error at most
+ * 5e-5 of the outputs' RMS; prints the worst per shape. */
+static void wino6_vs_ref(const ConvShape *shapes, size_t n, const char *tag, int seed) {
+    static const int batches[] = {13, 2};
+    for (size_t i = 0; i < n; i++) {
+        const ConvShape *s = &shapes[i];
+        const int R = s->R, RR = R * R;
+        Rng rng;
+        rng_seed(&rng, seed, s->label);
+        int P, Q;
+        conv_out(s, &P, &Q);
+        const size_t nw = (size_t)s->K * s->C * RR, ws = conv2d_workspace_floats(s->C, s->H, s->W, s->K, R, R, 1, s->pad);
+        float *w = randv(nw, &rng), *b = randv(s->K, &rng), worst = 0;
+        for (int nt = 1; nt <= 2; nt++) {
+            Conv2dPacked packed = {0};
+            float *work = fillv(ws * nt, NAN);
+            for (int bi = 0; bi < 2; bi++) {
+                const int N = batches[bi];
+                const size_t nx = (size_t)N * s->C * s->H * s->W, ny = (size_t)N * s->K * P * Q;
+                float *x = randv(nx, &rng), *y_ref = fillv(ny, 0), *y = fillv(ny, NAN);
+                conv2d_forward_ref(y_ref, x, w, b, N, s->C, s->H, s->W, s->K, R, R, 1, s->pad);
+                for (int rep = 0; rep < 4; rep++) { /* the batch packs, then reuses; one image twice */
+                    const int one = rep >= 2;
+                    const size_t m = one ? (size_t)s->K * P * Q : ny;
+                    dg_blocks_reset();
+                    conv2d_forward_packed(y, x, w, b, one ? 1 : N, s->C, s->H, s->W, s->K, R, R, 1, s->pad, work, nt,
+                                          NULL, &packed);
+                    const float e = err_over_rms(y, y_ref, m);
+                    if (!(e <= worst)) worst = e;
+                    if (!(e <= 5e-5f))
+                        print_message("  %s N=%d nt=%d: error %.3g\n", s->label, one ? 1 : N, nt, (double)e);
+                    assert_true(e <= 5e-5f);
+                }
+                free(x), free(y_ref), free(y);
+            }
+            free(work);
+        }
+        print_message("%s %-46s max error / RMS %.2g\n", tag, s->label, (double)worst);
+        free(w), free(b);
+    }
+}
+
 /* Inference batches of 3x3 stride-1 layers run as Winograd F(4x4,3x3)
- * (conv2d_wino4.c, through conv2d_forward_packed): against the double
- * reference, on 8 and 4 lanes an image,
- * odd sizes, partial tiles, pads 0-2, a batch that is no whole number of
- * groups, 1 and 2 threads, the first call (packing) and the second
- * (packed weights kept), and one image (F(2x2) or another path) between.
- * Its error: at most 5e-5 of the outputs' RMS (32-64 channels of U(-1,1):
- * 1.5-3e-5; up to 1.1e-4 in tu_max_rel_diff's metric against F(2x2)'s 9e-6,
- * the price of the larger constants; a wrong tile or lane errs by ~1). */
+ * (conv2d_wino4.c): 8 and 4 lanes an image, odd sizes, partial tiles, pads
+ * 0-2. Its error (32-64 channels of U(-1,1)): 1.5-3e-5 of the RMS; up to
+ * 1.1e-4 in tu_max_rel_diff's metric against F(2x2)'s 9e-6, the price of
+ * the larger constants; a wrong tile or lane errs by ~1. */
 static void test_conv2d_wino4_vs_ref(void **state) {
     (void)state;
     static const ConvShape shapes[] = {
@@ -202,51 +243,13 @@ static void test_conv2d_wino4_vs_ref(void **state) {
         {"20->8 3x3 pad1 5x32 (32 wide, 8 tiles)", 20, 5, 32, 8, 3, 3, 1, 1},
         {"16->8 3x3 pad0 3x3 (one output pixel)", 16, 3, 3, 8, 3, 3, 1, 0},
     };
-    static const int batches[] = {13, 2};
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        const ConvShape *s = &shapes[i];
-        Rng rng;
-        rng_seed(&rng, 7, s->label);
-        int P, Q;
-        conv_out(s, &P, &Q);
-        const size_t nw = (size_t)s->K * s->C * 9, ws = conv2d_workspace_floats(s->C, s->H, s->W, s->K, 3, 3, 1, s->pad);
-        float *w = randv(nw, &rng), *b = randv(s->K, &rng), worst = 0;
-        for (int nt = 1; nt <= 2; nt++) {
-            Conv2dPacked packed = {0};
-            float *work = fillv(ws * nt, NAN);
-            for (int bi = 0; bi < 2; bi++) {
-                const int N = batches[bi];
-                const size_t nx = (size_t)N * s->C * s->H * s->W, ny = (size_t)N * s->K * P * Q;
-                float *x = randv(nx, &rng), *y_ref = fillv(ny, 0), *y = fillv(ny, NAN);
-                conv2d_forward_ref(y_ref, x, w, b, N, s->C, s->H, s->W, s->K, 3, 3, 1, s->pad);
-                for (int rep = 0; rep < 2; rep++) { /* packs, then reuses */
-                    conv2d_forward_packed(y, x, w, b, N, s->C, s->H, s->W, s->K, 3, 3, 1, s->pad, work, nt, NULL,
-                                          &packed);
-                    const float e = err_over_rms(y, y_ref, ny);
-                    if (!(e <= worst)) worst = e;
-                    if (!(e <= 5e-5f)) print_message("  %s N=%d nt=%d: error %.3g\n", s->label, N, nt, (double)e);
-                    assert_true(e <= 5e-5f);
-                }
-                conv2d_forward_packed(y, x, w, b, 1, s->C, s->H, s->W, s->K, 3, 3, 1, s->pad, work, nt, NULL,
-                                      &packed); /* one image between the batches */
-                assert_true(err_over_rms(y, y_ref, (size_t)s->K * P * Q) <= 5e-5f);
-                free(x), free(y_ref), free(y);
-            }
-            free(work);
-        }
-        print_message("wino4 %-46s max error / RMS %.2g\n", s->label, (double)worst);
-        free(w), free(b);
-    }
+    wino6_vs_ref(shapes, sizeof shapes / sizeof shapes[0], "wino4", 7);
 }
 
-/* Winograd F(2x2,5x5) (conv2d_wino5.c, inference batches and one image
- * through conv2d_forward_packed) against the reference: 16 lanes an image
- * (outputs 17-32 wide) and two halves of 8 (up to 16 wide: two images, or
- * a lone image's top and bottom tile rows), odd sizes, partial tiles, pads
- * 0-2, a batch that is no whole number of groups, 1 and 2 threads, the
- * first call (packing) and the second (packed weights kept), one image
- * between. Its error: at most 5e-5 of the outputs' RMS (a wrong tile or
- * lane errs by ~1). */
+/* 5x5 stride-1 layers as Winograd F(2x2,5x5) (conv2d_wino5.c, batches and
+ * one image): 16 lanes an image (outputs 17-32 wide) and two halves of 8
+ * (up to 16 wide: two images, or a lone image's top and bottom tile rows),
+ * odd sizes, partial tiles, pads 0-2. */
 static void test_conv2d_wino5_vs_ref(void **state) {
     (void)state;
     static const ConvShape shapes[] = {
@@ -258,58 +261,7 @@ static void test_conv2d_wino5_vs_ref(void **state) {
         {"16->16 5x5 pad2 7x7 (halves, odd rows)", 16, 7, 7, 16, 5, 5, 1, 2},
         {"16->8 5x5 pad0 5x5 (one output pixel)", 16, 5, 5, 8, 5, 5, 1, 0},
     };
-    static const int batches[] = {13, 2};
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        const ConvShape *s = &shapes[i];
-        Rng rng;
-        rng_seed(&rng, 17, s->label);
-        int P, Q;
-        conv_out(s, &P, &Q);
-        const size_t nw = (size_t)s->K * s->C * 25, ws = conv2d_workspace_floats(s->C, s->H, s->W, s->K, 5, 5, 1, s->pad);
-        float *w = randv(nw, &rng), *b = randv(s->K, &rng), worst = 0;
-        for (int nt = 1; nt <= 2; nt++) {
-            Conv2dPacked packed = {0};
-            float *work = fillv(ws * nt, NAN);
-            for (int bi = 0; bi < 2; bi++) {
-                const int N = batches[bi];
-                const size_t nx = (size_t)N * s->C * s->H * s->W, ny = (size_t)N * s->K * P * Q;
-                float *x = randv(nx, &rng), *y_ref = fillv(ny, 0), *y = fillv(ny, NAN);
-                conv2d_forward_ref(y_ref, x, w, b, N, s->C, s->H, s->W, s->K, 5, 5, 1, s->pad);
-                for (int rep = 0; rep < 2; rep++) { /* packs, then reuses */
-                    conv2d_forward_packed(y, x, w, b, N, s->C, s->H, s->W, s->K, 5, 5, 1, s->pad, work, nt, NULL,
-                                          &packed);
-                    const float e = err_over_rms(y, y_ref, ny);
-                    if (!(e <= worst)) worst = e;
-                    if (!(e <= 5e-5f)) print_message("  %s N=%d nt=%d: error %.3g\n", s->label, N, nt, (double)e);
-                    assert_true(e <= 5e-5f);
-                }
-                for (int rep = 0; rep < 2; rep++) { /* one image between the batches, then again */
-                    float *y1 = fillv((size_t)s->K * P * Q, NAN);
-                    dg_blocks_reset();
-                    conv2d_forward_packed(y1, x, w, b, 1, s->C, s->H, s->W, s->K, 5, 5, 1, s->pad, work, nt, NULL,
-                                          &packed);
-                    const float e = err_over_rms(y1, y_ref, (size_t)s->K * P * Q);
-                    if (!(e <= worst)) worst = e;
-                    assert_true(e <= 5e-5f);
-                    free(y1);
-                }
-                free(x), free(y_ref), free(y);
-            }
-            free(work);
-        }
-        print_message("wino5 %-46s max error / RMS %.2g\n", s->label, (double)worst);
-        free(w), free(b);
-    }
-}
-
-/* Do the Winograd kernels run here? AVX-512 only: the portable build's avx2
- * and generic levels compute these layers on other paths (same results). */
-static int winograd_kernels(void) {
-#ifdef __AVX512F__
-    return 1;
-#else
-    return strcmp(ops_isa_name(), "avx512") == 0;
-#endif
+    wino6_vs_ref(shapes, sizeof shapes / sizeof shapes[0], "wino5", 17);
 }
 
 /* One image of a 3x3 Winograd layer cut by tile rows over 2-4 threads
@@ -363,7 +315,7 @@ static void test_conv2d_wino_rows(void **state) {
                     conv2d_forward_packed(nt == 1 ? y1 : y, x, w, b, 1, s->C, s->H, s->W, s->K, 3, 3, 1, s->pad,
                                           work, nt, e ? &ep : NULL, &packed);
                     if (nt == 1) continue;
-                    if (winograd_kernels()) { /* the row cut ran, with the one-thread sums */
+                    if (tu_avx512_kernels()) { /* the row cut ran, with the one-thread sums */
                         assert_true(packed.rows >= 2 && packed.rows <= nt);
                         assert_memory_equal(y, y1, sizeof(float) * no);
                     } else { /* other paths: a channel split, other sums */

@@ -5,8 +5,11 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "ops/isa.h"
 
 float tu_max_rel_diff(const float *a, const float *b, size_t n) {
     float m = 0;
@@ -92,4 +95,12 @@ int tu_rm_rf(const char *path) {
     struct stat sb;
     if (lstat(path, &sb) != 0) return 0; /* nothing there */
     return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+}
+
+int tu_avx512_kernels(void) {
+#ifdef __AVX512F__
+    return 1;
+#else
+    return strcmp(ops_isa_name(), "avx512") == 0;
+#endif
 }

@@ -14,6 +14,11 @@
 
 /* Largest |a[i]-b[i]| / max(1, |b[i]|) (relative for big values, absolute for small). */
 float tu_max_rel_diff(const float *a, const float *b, size_t n);
+
+/* Do the AVX-512 kernels (Winograd, direct, kvec: the ones that pack their
+ * weights) run here? Not at the portable build's avx2 and generic levels,
+ * which compute those layers on other paths. */
+int tu_avx512_kernels(void);
 /* Fill with U(-1,1) from a seeded stream. */
 void tu_fill_uniform(float *a, size_t n, Rng *rng);
 /* Fail the test (with the name and the diff printed) unless max diff <= tol. */

@@ -1186,9 +1186,10 @@ static void rows_block(void *arg, int t) {
         rows_pad(j, p0, p1);
     } else if (ep->pool) { /* 2x2, stride 2: tile rows are the pooled rows */
         const int Qo = j->Q / 2;
+        const size_t PQ = (size_t)j->P * j->Q;
         for (int k = 0; k < K; k++)
-            maxpool_planes(j->y + ((size_t)k * (j->P / 2) + r0) * Qo, j->out + (size_t)k * j->P * j->Q + (size_t)p0 * j->Q,
-                           (size_t)j->P * j->Q, 1, p1 - p0, j->Q, 2, 2, ep->pool_relu);
+            maxpool_planes(j->y + ((size_t)k * (j->P / 2) + r0) * Qo, j->out + k * PQ + (size_t)p0 * j->Q, PQ, 1,
+                           p1 - p0, j->Q, 2, 2, ep->pool_relu);
     }
 }
 

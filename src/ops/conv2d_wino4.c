@@ -92,7 +92,7 @@ size_t conv2d_wino4_floats(int C, int H, int W, int K, int pad) {
 }
 
 /* U = G g G^T for one 3x3 filter g, in double (see the top). */
-static void filter_transform(double u[NPOS], const double g[9]) {
+static void filter_transform(double u[NPOS], const double *g) {
     static const double G[6][3] = {{1.0 / 4, 0, 0},
                                    {-1.0 / 6, -1.0 / 6, -1.0 / 6},
                                    {-1.0 / 6, 1.0 / 6, -1.0 / 6},
@@ -107,15 +107,7 @@ static void filter_transform(double u[NPOS], const double g[9]) {
 }
 
 void conv2d_wino4_pack(float *scratch, const float *w, int C, int K) {
-    for (int k = 0; k < K; k++)
-        for (int c = 0; c < C; c++) {
-            double g[9], u[NPOS];
-            const float *f = w + ((size_t)k * C + c) * 9;
-            for (int i = 0; i < 9; i++) g[i] = f[i];
-            filter_transform(u, g);
-            for (int pos = 0; pos < NPOS; pos++)
-                scratch[(((size_t)(k / KB) * NPOS + pos) * C + c) * KB + k % KB] = (float)u[pos];
-        }
+    wino6_pack(scratch, w, C, K, 9, filter_transform);
 }
 
 #ifdef __AVX512F__

@@ -88,7 +88,7 @@ size_t conv2d_wino5_floats(int C, int H, int W, int K, int pad) {
 }
 
 /* U = G g G^T for one 5x5 filter g, in double (see the top). */
-static void filter_transform(double u[NPOS], const double g[25]) {
+static void filter_transform(double u[NPOS], const double *g) {
     static const double G[6][5] = {{1.0 / 4, 0, 0, 0, 0},
                                    {-1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6},
                                    {-1.0 / 6, 1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6},
@@ -111,15 +111,7 @@ static void filter_transform(double u[NPOS], const double g[25]) {
 }
 
 void conv2d_wino5_pack(float *scratch, const float *w, int C, int K) {
-    for (int k = 0; k < K; k++)
-        for (int c = 0; c < C; c++) {
-            double g[25], u[NPOS];
-            const float *f = w + ((size_t)k * C + c) * 25;
-            for (int i = 0; i < 25; i++) g[i] = f[i];
-            filter_transform(u, g);
-            for (int pos = 0; pos < NPOS; pos++)
-                scratch[(((size_t)(k / KB) * NPOS + pos) * C + c) * KB + k % KB] = (float)u[pos];
-        }
+    wino6_pack(scratch, w, C, K, 25, filter_transform);
 }
 
 #ifdef __AVX512F__

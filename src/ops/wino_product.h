@@ -15,6 +15,22 @@
 #define KB 8 /* output channels per register block */
 #define VB 3 /* tile vectors per register block */
 
+/* The 6x6-tile kernels' weight packing (F(4x4,3x3), F(2x2,5x5)): each
+ * filter (taps floats of w (K,C,taps)) through transform (U = G g G^T, in
+ * double) into scratch as U (K/KB, 36, C, KB). */
+static inline void wino6_pack(float *scratch, const float *w, int C, int K, int taps,
+                              void (*transform)(double u[36], const double *g)) {
+    for (int k = 0; k < K; k++)
+        for (int c = 0; c < C; c++) {
+            double g[25], u[36];
+            const float *f = w + ((size_t)k * C + c) * taps;
+            for (int i = 0; i < taps; i++) g[i] = f[i];
+            transform(u, g);
+            for (int pos = 0; pos < 36; pos++)
+                scratch[(((size_t)(k / KB) * 36 + pos) * C + c) * KB + k % KB] = (float)u[pos];
+        }
+}
+
 #ifdef __AVX512F__
 #include <immintrin.h>
 
