@@ -82,7 +82,7 @@ for sub in train "train --model svm" eval predict submit convert report serve en
     grep -q '^Examples:$' "$TMP/help" || fail "digits $sub --help has no Examples: block"
     sed -n '/^Examples:$/,$p' "$TMP/help" | tail -n +2 | grep -v '^ *#' | grep -cE '^  (digits|curl) ' |
         { read -r k; [[ $k -ge 2 ]] || fail "digits $sub --help: $k examples"; }
-    tail -1 "$TMP/help" | grep -qE '^  (digits|curl) |^ +# ' || fail "digits $sub --help does not end with its examples"
+    tail -1 "$TMP/help" | output_has -E '^  (digits|curl) |^ +# ' || fail "digits $sub --help does not end with its examples"
 done
 echo "ok: every --help ends with examples"
 # --- --model default|best|FILE, and files that are not trained models
@@ -102,9 +102,9 @@ expect_error 1 "bin/models" -- "$TMP/bin/digits" eval --data "$DATA"
 expect_error 1 "no pretrained model 'best'" -- "$TMP/bin/digits" info best
 # ... and with a model beside it, predict/info need no --model, from any working directory
 mkdir -p "$TMP/models/pretrained" && cp "$TMP/m.safetensors" "$TMP/models/pretrained/default.safetensors"
-(cd / && "$TMP/bin/digits" predict "$TMP/digit.pgm") | grep -q "digit.pgm: [0-9] (p=" || fail "predict with the default model"
-(cd / && "$TMP/bin/digits" info default) | grep -q "^model *cnn (cnn)" || fail "info default"
-DIGITS_MODELS="$TMP/models" "$D" info --json default | grep -q '"file":.*models/pretrained/default.safetensors' ||
+(cd / && "$TMP/bin/digits" predict "$TMP/digit.pgm") | output_has "digit.pgm: [0-9] (p=" || fail "predict with the default model"
+(cd / && "$TMP/bin/digits" info default) | output_has "^model *cnn (cnn)" || fail "info default"
+DIGITS_MODELS="$TMP/models" "$D" info --json default | output_has '"file":.*models/pretrained/default.safetensors' ||
     fail "DIGITS_MODELS"
 # NaN and Inf weights are refused, naming the tensor
 nan_model() { # nan_model TENSOR BYTES OUT: a copy of m.safetensors with TENSOR's first value replaced
@@ -122,5 +122,5 @@ expect_error 1 "inf.safetensors: tensor '0.bias' holds Inf" -- "$D" predict --mo
 
 # nothing existing was overwritten by the failed runs
 cmp -s "$TMP/m.safetensors" "$TMP/sentinel.safetensors" || fail "a failed run overwrote the output model"
-ls "$TMP" | grep -q '\.tmp\.' && fail "temporary files left behind"
+ls "$TMP" | output_has '\.tmp\.' && fail "temporary files left behind"
 echo "all bad inputs rejected cleanly"

@@ -10,7 +10,7 @@
 source "$(dirname "$0")/lib.bash"
 source tools/digits.bash-completion
 set +u # bash's own completion machinery does not run under -u either
-complete -p digits | grep -q -- '-F _digits' || fail "no completion registered for digits"
+complete -p digits | output_has -- '-F _digits' || fail "no completion registered for digits"
 
 # complete WORD... — COMPREPLY for the command line "digits WORD...", the
 # last word being completed (give "" to complete an empty word)
@@ -53,7 +53,7 @@ has() {
 mapfile -t cmds < <("$DIGITS" help --complete)
 ((${#cmds[@]} >= 12)) || fail "help --complete lists ${#cmds[@]} commands"
 for c in "${cmds[@]}"; do
-    "$DIGITS" --help | grep -qE "^  $c " || [[ $c == help ]] || fail "'$c' not in digits --help"
+    "$DIGITS" --help | output_has -E "^  $c " || [[ $c == help ]] || fail "'$c' not in digits --help"
 done
 expect "tr" -- train
 expect "e" -- eval ensemble export
@@ -88,7 +88,7 @@ touch "$TMP/one.csv" "$TMP/img.png"
 expect "convert --in $TMP/o" -- "$TMP/one.csv"
 expect "predict $TMP/i" -- "$TMP/img.png"
 has "report --out $TMP/" "$TMP/dir.d"
-complete_line report --out "$TMP/" | grep -q one.csv && fail "report --out (a DIR) offers files"
+complete_line report --out "$TMP/" | output_has one.csv && fail "report --out (a DIR) offers files"
 has "train --test " none
 has "train --test $TMP/" "$TMP/one.csv" "$TMP/dir.d"
 

@@ -26,7 +26,7 @@ keys=$(grep -c '^[a-z-]*: ' "$TMP/p1.yaml")
 echo "ok: --print-config -> --config -> --print-config is byte-identical ($keys keys)"
 # a true set by the file is turned off by --no-NAME or --NAME=false
 for off in --no-nesterov --nesterov=false; do
-    "$D" train --config "$TMP/p1.yaml" "$off" --print-config | grep -qx 'nesterov: false' \
+    "$D" train --config "$TMP/p1.yaml" "$off" --print-config | output_has -x 'nesterov: false' \
         || fail "$off did not turn off the file's nesterov: true"
 done
 expect_error 2 "unknown or incomplete flag '--no-lr'" -- "$D" train --no-lr

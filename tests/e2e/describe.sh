@@ -15,17 +15,17 @@ export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0${LSA
 # --- the IDX folder: MNIST's published counts
 out=$("$DIGITS" describe --data "$DATA")
 echo "$out" | head -3
-echo "$out" | grep -q "60000 images of 28x28 pixels, labelled" || fail "describe: header"
-echo "$out" | grep -qE '^ +1 +6742 +11\.24%' || fail "describe: count of 1s"
-echo "$out" | grep -q "balance: balanced — largest/smallest class 1.24" || fail "describe: balance verdict"
-echo "$out" | grep -q "67 of 784 pixel positions are 0 in every image" || fail "describe: always-zero pixels"
+grep -q "60000 images of 28x28 pixels, labelled" <<<"$out" || fail "describe: header"
+grep -qE '^ +1 +6742 +11\.24%' <<<"$out" || fail "describe: count of 1s"
+grep -q "balance: balanced — largest/smallest class 1.24" <<<"$out" || fail "describe: balance verdict"
+grep -q "67 of 784 pixel positions are 0 in every image" <<<"$out" || fail "describe: always-zero pixels"
 js=$("$DIGITS" describe --data "$DATA" --split test --json)
 for key in '"n":10000' '"labelled":true' '"counts":[980,1135,1032,1010,982,892,958,1028,974,1009]' \
     '"balance":"balanced"' '"zero_frame":{' '"always_zero_by_edge_distance":[' '"duplicates":{"count":0' \
     '"inverted":{"count":0' '"empty":{"count":0' '"class_mean_intensity":[' '"zero_share":'; do
     grep -qF "$key" <<<"$js" || fail "describe --json lacks $key: $js"
 done
-"$DIGITS" describe --help | grep -q "always_zero_by_edge_distance" || fail "--help does not document the JSON keys"
+"$DIGITS" describe --help | output_has "always_zero_by_edge_distance" || fail "--help does not document the JSON keys"
 
 # --- Kaggle CSVs: train.csv (labelled) with a duplicate row, test.csv (unlabelled)
 "$DIGITS" convert --in "$DATA" --out "$TMP/train.csv" --limit 500 >/dev/null
@@ -40,7 +40,7 @@ for key in '"n":300' '"labelled":false' '"balance":"unlabelled"'; do
     grep -qF "$key" <<<"$js" || fail "describe test.csv lacks $key: $js"
 done
 grep -qF '"labels":' <<<"$js" && fail "describe test.csv: label counts without labels"
-"$DIGITS" describe --data "$TMP/test.csv" | grep -q "unlabelled" || fail "describe test.csv: text"
+"$DIGITS" describe --data "$TMP/test.csv" | output_has "unlabelled" || fail "describe test.csv: text"
 
 # --- bad files: the readers' one-line errors; usage errors
 head -c 3000 "$TMP/train.csv" > "$TMP/cut.csv"

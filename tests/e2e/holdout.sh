@@ -12,7 +12,7 @@ WARN="these are the images the model was trained on; the accuracy is not a test 
 
 # --- convert --skip: a hold-out file cut from train.csv
 "$D" convert --in "$DATA" --limit 1500 --out "$TMP/train.csv" >/dev/null
-"$D" convert --in "$TMP/train.csv" --skip 1200 --out "$TMP/hold.csv" | grep -q "wrote 300 images" || fail "skip count"
+"$D" convert --in "$TMP/train.csv" --skip 1200 --out "$TMP/hold.csv" | output_has "wrote 300 images" || fail "skip count"
 cmp <(tail -n 300 "$TMP/train.csv") <(tail -n +2 "$TMP/hold.csv") || fail "--skip 1200 is not the last 300 rows"
 "$D" convert --in "$TMP/train.csv" --skip 1000 --limit 50 --out "$TMP/mid.csv" >/dev/null
 cmp <(sed -n 1002,1051p "$TMP/train.csv") <(tail -n +2 "$TMP/mid.csv") || fail "--skip 1000 --limit 50 is not rows 1001..1050"

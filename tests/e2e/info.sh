@@ -27,12 +27,12 @@ for key in file bytes kind name digits_version dtype params buffers macs input n
 done
 
 # conversion: BF16 and F16 files are about half the size and predict the same
-"$D" ensemble --dtype bf16 --out "$TMP/a16.safetensors" "$TMP/a.safetensors" | grep -q "BF16 tensors" || fail "convert bf16"
+"$D" ensemble --dtype bf16 --out "$TMP/a16.safetensors" "$TMP/a.safetensors" | output_has "BF16 tensors" || fail "convert bf16"
 "$D" ensemble --dtype f16 --out "$TMP/ah.safetensors" "$TMP/a.safetensors" >/dev/null
 s32=$(stat -c %s "$TMP/a.safetensors") s16=$(stat -c %s "$TMP/a16.safetensors")
 ((s16 * 10 < s32 * 6)) || fail "bf16 file is $s16 bytes, f32 $s32"
-"$D" info "$TMP/a16.safetensors" | grep -q "^dtype     BF16" || fail "info: dtype of the bf16 file"
-"$D" info "$TMP/a16.safetensors" | grep -q "test_accuracy=" || fail "conversion dropped the metrics"
+"$D" info "$TMP/a16.safetensors" | output_has "^dtype     BF16" || fail "info: dtype of the bf16 file"
+"$D" info "$TMP/a16.safetensors" | output_has "test_accuracy=" || fail "conversion dropped the metrics"
 acc() { "$D" eval --model "$1" --data "$DATA" --limit 2000 --json | sed -n 's/.*"accuracy":\([0-9.]*\).*/\1/p'; }
 a32=$(acc "$TMP/a.safetensors") a16=$(acc "$TMP/a16.safetensors") ah=$(acc "$TMP/ah.safetensors")
 echo "accuracy on 2000 test images: f32 $a32, bf16 $a16, f16 $ah"
@@ -41,17 +41,17 @@ awk -v a="$a32" -v b="$a16" -v c="$ah" 'BEGIN { d = a - b; e = a - c; exit !(d <
 
 # an ensemble: members, vote, dtype; converting it keeps its vote
 "$D" ensemble --vote logits --out "$TMP/ens.safetensors" "$TMP/a.safetensors" "$TMP/b.safetensors" >/dev/null
-"$D" ensemble --dtype bf16 --out "$TMP/ens16.safetensors" "$TMP/ens.safetensors" | grep -q "vote logits, BF16" ||
+"$D" ensemble --dtype bf16 --out "$TMP/ens16.safetensors" "$TMP/ens.safetensors" | output_has "vote logits, BF16" ||
     fail "ensemble conversion"
 "$D" info "$TMP/ens16.safetensors" >"$TMP/ens.txt"
 grep -q "^members   2, vote logits" "$TMP/ens.txt" || fail "info: members: $(cat "$TMP/ens.txt")"
 grep -q "^  1   lenet5 " "$TMP/ens.txt" || fail "info: member 1: $(cat "$TMP/ens.txt")"
-"$D" info --json "$TMP/ens16.safetensors" | grep -q '"vote":	"logits"' || fail "info --json: vote"
+"$D" info --json "$TMP/ens16.safetensors" | output_has '"vote":	"logits"' || fail "info --json: vote"
 # --test measures the written file and records its accuracy (shown by info and models)
 "$D" ensemble --dtype bf16 --test "$DATA" --out "$TMP/ens16.safetensors" "$TMP/ens.safetensors" >"$TMP/rec.txt"
 rec=$(sed -n 's/^test accuracy \([0-9.]*\) .* on 10000 images .*/\1/p' "$TMP/rec.txt")
 [[ -n "$rec" ]] || fail "ensemble --test: $(cat "$TMP/rec.txt")"
-"$D" info "$TMP/ens16.safetensors" | grep -q "test_accuracy=$rec" || fail "info: recorded accuracy $rec"
+"$D" info "$TMP/ens16.safetensors" | output_has "test_accuracy=$rec" || fail "info: recorded accuracy $rec"
 
 # the zoo and the pretrained models, found through $DIGITS_MODELS from any folder
 mkdir -p "$TMP/models/pretrained"
@@ -63,6 +63,6 @@ grep -qE "^  default +cnn +BF16 .* [0-9.]+ %$" "$TMP/models.txt" || fail "models
 pct=$(awk -v a="$rec" 'BEGIN { printf "%.2f %%", 100 * a }')
 grep -qE "^  best +ensemble of 2 \(cnn, lenet5\) +BF16 .* $pct$" "$TMP/models.txt" ||
     fail "models: best ($pct): $(cat "$TMP/models.txt")"
-(cd / && DIGITS_MODELS="$TMP/models" "$D" info --list --json) | grep -q '"test_accuracy":' || fail "info --list --json"
-(cd / && DIGITS_MODELS="$TMP/models" "$D" info default) | grep -q "^dtype     BF16" || fail "info default"
+(cd / && DIGITS_MODELS="$TMP/models" "$D" info --list --json) | output_has '"test_accuracy":' || fail "info --list --json"
+(cd / && DIGITS_MODELS="$TMP/models" "$D" info default) | output_has "^dtype     BF16" || fail "info default"
 echo "info, models and dtype conversion work"

@@ -136,7 +136,7 @@ echo "$out"
 acc=$(sed -n 's/^test accuracy \([0-9.]*\) on 2000 images$/\1/p' <<< "$out")
 [[ -n $acc ]] && awk -v a="$acc" 'BEGIN { exit !(a > 0.3) }' || fail "examples/train: accuracy '$acc'"
 grep -q "^epoch 1/1: train loss" <<< "$out" || fail "examples/train: no progress line"
-"$P/bin/digits" info "$TMP/lenet5.safetensors" | grep -q "^model     lenet5 (cnn)" || fail "the trained file"
+"$P/bin/digits" info "$TMP/lenet5.safetensors" | output_has "^model     lenet5 (cnn)" || fail "the trained file"
 out=$(DIGITS_EXAMPLE_LIMIT=300 "$TMP/train-static" "$DATA" "$TMP/lenet5-static.safetensors") \
     || fail "examples/train (static): $out"
 echo "train-static: $(tail -1 <<< "$out")"

@@ -13,6 +13,15 @@ cleanup() {
 trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# `producer | output_has [GREP-OPTIONS] PATTERN`: grep -q on the producer's whole
+# output. A plain `| grep -q` exits at its first match, and a producer still
+# writing (bash's echo writes line by line) then dies of SIGPIPE, which
+# pipefail turns into a failed check.
+output_has() {
+    local all
+    all=$(cat)
+    grep -q "$@" <<<"$all"
+}
 
 # sanitizer builds: fontconfig (cairo's text) keeps its caches until exit by design
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"

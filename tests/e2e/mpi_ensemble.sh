@@ -128,7 +128,7 @@ job=$!
 rank1=
 for ((i = 0; i < 3000; i++)); do
     for p in $(pgrep -f "$TMP/q.st"); do
-        tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && rank1=$p
+        tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | output_has -x 'OMPI_COMM_WORLD_RANK=1' && rank1=$p
     done
     [[ -n $rank1 ]] && break
     sleep 0.02

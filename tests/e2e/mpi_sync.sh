@@ -71,7 +71,7 @@ job=$!
 wait_for "$TMP/ck/latest" 100
 killed=
 for p in $(pgrep -f "$TMP/k.st"); do
-    if tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1'; then
+    if tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | output_has -x 'OMPI_COMM_WORLD_RANK=1'; then
         kill -KILL "$p" && killed=$p
     fi
 done

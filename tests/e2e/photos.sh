@@ -28,7 +28,7 @@ FLOOR=${PHOTO_FLOOR:-175}
 [[ -f $MODEL ]] || fail "no model file $MODEL (DIGITS_MODEL)"
 
 multi=0
-"$BIN" predict --help | grep -q -- --multi && multi=1
+"$BIN" predict --help | output_has -- --multi && multi=1
 # file -> label, condition
 tail -n +2 "$SET/labels.tsv" > "$TMP/labels"
 awk -F'\t' -v d="$SET" '$3 != "multi" {print d "/" $1}' "$TMP/labels" > "$TMP/single"

@@ -82,7 +82,7 @@ for cpu_lv_n in Haswell:avx2:200 Nehalem:generic:500; do
     # DIGITS_NO_REEXEC: the CLI's re-exec (src/core/runtime.c) would leave
     # qemu and run natively; OpenBLAS picks its kernels from qemu's cpuid
     q=(env -u OPENBLAS_CORETYPE DIGITS_NO_REEXEC=1 qemu-x86_64 -cpu "$cpu")
-    "${q[@]}" "$P" info "$TMP/lenet5.safetensors" 2>/dev/null | grep -q "^kernels   $lv (portable build, chosen" ||
+    "${q[@]}" "$P" info "$TMP/lenet5.safetensors" 2>/dev/null | output_has "^kernels   $lv (portable build, chosen" ||
         fail "qemu -cpu $cpu: the portable binary did not choose $lv"
     rc=0
     "${q[@]}" "$P" eval --model "$TMP/lenet5.safetensors" --data "$DATA" --limit "$n" --json > "$TMP/q.json" \

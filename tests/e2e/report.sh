@@ -63,8 +63,8 @@ expect_error 1 "nope.csv: No such file" -- "$DIGITS" report --model "$TMP/m.safe
 
 # --- eval: top-k and the misclassified list
 out=$("$DIGITS" eval --model "$TMP/m.safetensors" --data "$DATA" --limit 500 --top-k 3 --misclassified 4)
-echo "$out" | grep -q "top-3 " || fail "eval: no top-3 accuracy"
-echo "$out" | grep -q "the 4 most confident" || fail "eval: no misclassified list"
+grep -q "top-3 " <<<"$out" || fail "eval: no top-3 accuracy"
+grep -q "the 4 most confident" <<<"$out" || fail "eval: no misclassified list"
 [[ $(echo "$out" | sed -n '/most confident/,$p' | wc -l) -eq 6 ]] || fail "eval: --misclassified 4 lines"
 "$DIGITS" eval --model "$TMP/m.safetensors" --data "$DATA" --limit 500 --json --misclassified 2 > "$TMP/e.json"
 [[ $(grep -o '"index":' "$TMP/e.json" | wc -l) -eq 2 ]] || fail "eval --json --misclassified 2"

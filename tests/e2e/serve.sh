@@ -22,18 +22,18 @@ echo "serving on $URL"
 expect_error 1 "Address already in use" -- "$DIGITS" serve --model "$MODEL" --port "$port"
 
 [[ $("${CURL[@]}" -o /dev/null -w '%{http_code}' "$URL/") == 200 ]] || fail "GET /"
-"${CURL[@]}" "$URL/" | grep -q '<canvas id="pad"' || fail "the page has no drawing pad"
-"${CURL[@]}" "$URL/healthz" | grep -q '"status":"ok"' || fail "/healthz"
-"${CURL[@]}" "$URL/api/model" | grep -q '"name":"lenet5"' || fail "/api/model"
+"${CURL[@]}" "$URL/" | output_has '<canvas id="pad"' || fail "the page has no drawing pad"
+"${CURL[@]}" "$URL/healthz" | output_has '"status":"ok"' || fail "/healthz"
+"${CURL[@]}" "$URL/api/model" | output_has '"name":"lenet5"' || fail "/api/model"
 
 # the first MNIST test digit (a 7) as a PGM, dark on light: raw body and multipart
 { printf 'P5\n28 28\n255\n'; head -c 800 "$DATA/t10k-images-idx3-ubyte" | tail -c 784 | LC_ALL=C tr '\000-\377' "$(printf '\\%03o' $(seq 255 -1 0))"; } > "$TMP/seven.pgm"
 out=$("${CURL[@]}" -H 'Content-Type: image/x-portable-graymap' --data-binary @"$TMP/seven.pgm" "$URL/api/predict")
 echo "${out:0:120}..."
 [[ $out == '{"digit":7,'* ]] || fail "raw PGM not predicted as 7: $out"
-"${CURL[@]}" -F "image=@$TMP/seven.pgm" "$URL/api/predict" | grep -q '^{"digit":7,' || fail "multipart PGM"
+"${CURL[@]}" -F "image=@$TMP/seven.pgm" "$URL/api/predict" | output_has '^{"digit":7,' || fail "multipart PGM"
 # digits predict on the same file agrees (same preprocessing)
-"$DIGITS" predict --model "$MODEL" "$TMP/seven.pgm" | grep -q ': 7 (p=' || fail "digits predict disagrees"
+"$DIGITS" predict --model "$MODEL" "$TMP/seven.pgm" | output_has ': 7 (p=' || fail "digits predict disagrees"
 
 # over --max-body: 413 with a JSON error
 head -c 200000 /dev/zero > "$TMP/big.bin"

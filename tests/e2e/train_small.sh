@@ -25,7 +25,7 @@ label=$(head -c 9 "$DATA/t10k-labels-idx1-ubyte" | tail -c 1 | od -An -tu1 | tr 
 out=$("$DIGITS" predict --model "$TMP/cnn.safetensors" "$TMP/first.pgm" "$TMP/inverted.pgm")
 echo "$out"
 [[ $(echo "$out" | grep -c ": $label (p=") -eq 2 ]] || fail "predict did not say $label for both images"
-"$DIGITS" predict --json --model "$TMP/cnn.safetensors" "$TMP/first.pgm" | grep -q "\"digit\":$label" || fail "predict --json"
+"$DIGITS" predict --json --model "$TMP/cnn.safetensors" "$TMP/first.pgm" | output_has "\"digit\":$label" || fail "predict --json"
 # --normalize none: pixels/255 only (Keras's rescale), stored in the model file
 "$DIGITS" train --model cnn --data "$DATA" --limit 5000 --epochs 1 --batch-size 16 --lr 0.002 \
     --val-split 0 --test none --seed 1 --quiet --normalize none --out "$TMP/unit.safetensors"
