@@ -336,6 +336,74 @@ static void test_conv2d_wino_rows(void **state) {
     }
 }
 
+/* One image of a layer of the output-channel kernels (conv2d_kvec.c) that
+ * the channel split cannot keep on them (32 or 160 output channels) cut by
+ * output rows over 2-4 threads (conv2d.c, kvec_rows_blocks): bit-identical
+ * to one thread, within TOL of the reference; stride 2 with and without
+ * padding, 3x3 at 7x7; no epilogue, a ReLU, a ReLU with zero padding;
+ * packed weights reused. */
+static void test_conv2d_kvec_rows(void **state) {
+    (void)state;
+    static const ConvShape shapes[] = {
+        {"32->32 5x5/2 pad0 31x31 (14 rows)", 32, 31, 31, 32, 5, 5, 2, 0},
+        {"32->32 5x5/2 pad2 14x14 (7 rows)", 32, 14, 14, 32, 5, 5, 2, 2},
+        {"64->32 3x3 pad1 7x7", 64, 7, 7, 32, 3, 3, 1, 1},
+        {"64->160 3x3 pad0 9x9 (7 rows)", 64, 9, 9, 160, 3, 3, 1, 0},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const ConvShape *s = &shapes[i];
+        Rng rng;
+        rng_seed(&rng, 14, s->label);
+        int P, Q;
+        conv_out(s, &P, &Q);
+        const size_t nw = (size_t)s->K * s->C * s->R * s->S, ny = (size_t)s->K * P * Q;
+        const size_t ws = conv2d_workspace_floats(s->C, s->H, s->W, s->K, s->R, s->S, s->stride, s->pad);
+        const size_t pb = conv2d_pool_buf_floats(s->C, s->H, s->W, s->K, s->R, s->S, s->stride, s->pad);
+        float *w = randv(nw, &rng), *b = randv(s->K, &rng), *x = randv((size_t)s->C * s->H * s->W, &rng);
+        float *y_ref = fillv(ny, 0);
+        conv2d_forward_ref(y_ref, x, w, b, 1, s->C, s->H, s->W, s->K, s->R, s->S, s->stride, s->pad);
+        for (int e = 0; e < 3; e++) { /* none, relu, relu + zero pad (1,2,2,1) */
+            Epilogue ep;
+            memset(&ep, 0, sizeof ep);
+            ep.n = 1;
+            ep.step[0].relu = 1;
+            if (e == 2) {
+                ep.padded = 1;
+                ep.pad[0] = 1, ep.pad[1] = 2, ep.pad[2] = 2, ep.pad[3] = 1;
+            }
+            const size_t no = e == 2 ? (size_t)s->K * (P + 3) * (Q + 3) : ny;
+            float *y1 = fillv(no, NAN), *pbuf = fillv(pb * 4, NAN);
+            ep.pool_buf = pbuf;
+            ep.pool_slice = pb;
+            for (int nt = 1; nt <= 4; nt++) {
+                Conv2dPacked packed = {0};
+                float *work = fillv(ws * nt, NAN), *y = fillv(no, NAN);
+                for (int rep = 0; rep < 2; rep++) { /* packs, then reuses */
+                    dg_blocks_reset();
+                    conv2d_forward_packed(nt == 1 ? y1 : y, x, w, b, 1, s->C, s->H, s->W, s->K, s->R, s->S,
+                                          s->stride, s->pad, work, nt, e ? &ep : NULL, &packed);
+                    if (nt == 1) continue;
+                    if (tu_avx512_kernels()) { /* the row cut ran, with the one-thread sums */
+                        assert_true(packed.rows >= 2 && packed.rows <= nt);
+                        assert_memory_equal(y, y1, sizeof(float) * no);
+                    } else {
+                        DiffLog d = {s->label, 0, 0};
+                        diff_track(&d, y, y1, no);
+                    }
+                }
+                free(work), free(y);
+            }
+            if (e == 0) {
+                DiffLog d = {s->label, 0, 0};
+                diff_track(&d, y1, y_ref, ny);
+            }
+            free(y1), free(pbuf);
+        }
+        print_message("kvec rows %-46s 2-4 threads bit-identical to one\n", s->label);
+        free(w), free(b), free(x), free(y_ref);
+    }
+}
+
 /* Inference of one-input-channel 3x3 layers (conv2d_c1.c, through
  * conv2d_forward_packed: the epilogue's steps applied in the kernel):
  * against the reference followed by the steps (batch-norm affine then
@@ -1205,6 +1273,7 @@ int main(void) {
         cmocka_unit_test(test_conv2d_optional_outputs),
         cmocka_unit_test(test_conv2d_wino4_vs_ref),
         cmocka_unit_test(test_conv2d_wino_rows),
+        cmocka_unit_test(test_conv2d_kvec_rows),
         cmocka_unit_test(test_conv2d_wino5_vs_ref),
         cmocka_unit_test(test_conv2d_c1_vs_ref),
         cmocka_unit_test(test_gemm_bf16_vs_ref),

@@ -1126,7 +1126,8 @@ typedef struct { /* one row-cut call */
     const float *x, *w, *b;
     const Epilogue *ep;
     size_t ws;
-    int C, H, W, K, pad, P, Q, TH, ns, have, wb;
+    int C, H, W, K, R, S, stride, pad, P, Q, TH, ns, have, wb;
+    int kvec; /* the output-channel kernels (conv2d_kvec.c), cut by output rows */
 } RowsJob;
 
 /* Blocks for a one-image layer: 0 (not cut by rows) or ns >= 2. */
@@ -1141,6 +1142,27 @@ static int rows_blocks(int N, int nthreads, int C, int H, int W, int K, int R, i
     const int TH = conv2d_wino_tile_rows(H, pad);
     if (ns > TH / 2) ns = TH / 2; /* two tile rows a block at least */
     return ns >= 2 ? ns : 0;
+}
+
+/* Blocks for a one-image layer of the output-channel kernels cut by output
+ * rows: 0, or ns >= 2 where the channel split cannot keep those kernels
+ * (kaggle-deep's 32->32 5x5/2 layer: 16-channel blocks are narrower than
+ * their 32- and 64-channel register blocks, so the layer ran on one core).
+ * Each block reads all the weights (100 KB there) and its rows of the input.
+ * fp32; no pooling epilogue. */
+static int kvec_rows_blocks(int N, int nthreads, int C, int H, int W, int K, int R, int S, int stride, int pad,
+                            const Epilogue *ep) {
+    if (N != 1 || nthreads < 2 || use_bf16 || split_disabled() || rows_disabled() || (ep && ep->pool)) return 0;
+    if (wino_layer(C, H, W, K, R, S, stride, pad) || wino4_layer(N, nthreads, C, H, W, K, R, S, stride, pad) ||
+        is_pointwise(R, S, stride, pad) || conv2d_direct_ok(H, W, R, S, stride, pad, C * R * S) ||
+        !kvec_layer(C, H, W, K, R, S, stride, pad))
+        return 0;
+    const int P = conv_out_size(H, R, stride, pad), Q = conv_out_size(W, S, stride, pad);
+    if ((long)K * C * R * S * P * Q < SPLIT_MIN_MACS) return 0;
+    int ns = dg_blocks_width(nthreads);
+    if (ns > P) ns = P;
+    if (ns < 2 || (K % ns == 0 && conv2d_kvec_ok(C, H, W, K / ns, R, S, stride, pad, 0))) return 0;
+    return ns;
 }
 
 /* The epilogue's per-channel steps on rows p0..p1-1 of each plane. */
@@ -1171,14 +1193,25 @@ static void rows_pad(const RowsJob *j, int p0, int p1) {
     }
 }
 
-/* Block t: tile rows TH*t/ns.. of every channel, then its epilogue. */
+/* Block t: tile rows TH*t/ns.. of every channel (kvec: output rows
+ * P*t/ns..), then its epilogue. */
 static void rows_block(void *arg, int t) {
     const RowsJob *j = arg;
     const int C = j->C, H = j->H, W = j->W, K = j->K, pad = j->pad;
-    float *sc = wino_buffer(j->workspace + (size_t)t * j->ws, C, H, W, K, 3, 3, 1, pad);
-    if (t >= j->have) conv2d_wino_pack(sc, j->w, C, K, 0, j->wb);
-    const int r0 = j->TH * t / j->ns, r1 = j->TH * (t + 1) / j->ns, p0 = 2 * r0, p1 = 2 * r1;
-    conv2d_wino_forward_rows(j->out, j->x, j->b, sc, C, H, W, K, pad, j->wb, r0, r1);
+    float *slice = j->workspace + (size_t)t * j->ws;
+    int r0, p0, p1;
+    if (j->kvec) {
+        float *ks = kvec_buffer(slice, C, H, W, K, j->R, j->S, j->stride, pad);
+        if (t >= j->have) conv2d_kvec_pack(ks, j->w, C, H, W, K, j->R, j->S, j->stride, pad, 0, 0);
+        r0 = p0 = j->P * t / j->ns, p1 = j->P * (t + 1) / j->ns;
+        conv2d_kvec_forward_rows(j->out, j->x, j->b, ks, C, H, W, K, j->R, j->S, j->stride, pad, p0, p1);
+    } else {
+        float *sc = wino_buffer(slice, C, H, W, K, 3, 3, 1, pad);
+        if (t >= j->have) conv2d_wino_pack(sc, j->w, C, K, 0, j->wb);
+        const int r1 = j->TH * (t + 1) / j->ns; /* tile rows r0..r1-1: output rows 2*r0..2*r1-1 */
+        r0 = j->TH * t / j->ns, p0 = 2 * r0, p1 = 2 * r1;
+        conv2d_wino_forward_rows(j->out, j->x, j->b, sc, C, H, W, K, pad, j->wb, r0, r1);
+    }
     const Epilogue *ep = j->ep;
     if (!ep) return;
     if (ep->n) rows_steps(j, p0, p1);
@@ -1194,13 +1227,14 @@ static void rows_block(void *arg, int t) {
 }
 
 static void forward_rows(float *y, const float *x, const float *w, const float *b, int C, int H, int W, int K,
-                         int pad, float *workspace, const Epilogue *ep, Conv2dPacked *packed, int ns) {
+                         int R, int S, int stride, int pad, int kvec, float *workspace, const Epilogue *ep,
+                         Conv2dPacked *packed, int ns) {
     const int pooled = ep && (ep->pool || ep->padded);
     const int have = packed->bf16 == use_bf16 && !packed->split ? packed->slices : 0;
     RowsJob j = {y, pooled ? ep->pool_buf : y, workspace, x, w, b, ep,
-                 conv2d_workspace_floats(C, H, W, K, 3, 3, 1, pad), C, H, W, K, pad,
-                 conv_out_size(H, 3, 1, pad), conv_out_size(W, 3, 1, pad), conv2d_wino_tile_rows(H, pad), ns, have,
-                 use_bf16 && conv2d_wino_bf16_ok(C)};
+                 conv2d_workspace_floats(C, H, W, K, R, S, stride, pad), C, H, W, K, R, S, stride, pad,
+                 conv_out_size(H, R, stride, pad), conv_out_size(W, S, stride, pad),
+                 kvec ? 0 : conv2d_wino_tile_rows(H, pad), ns, have, !kvec && use_bf16 && conv2d_wino_bf16_ok(C), kvec};
     dg_blocks_run(ns, ns, rows_block, &j);
     packed->slices = have > ns ? have : ns;
     packed->bf16 = use_bf16;
@@ -1223,8 +1257,9 @@ static void forward_impl(float *y, const float *x, const float *w, const float *
     }
     if (packed) {
         const int nr = rows_blocks(N, nthreads, C, H, W, K, R, S, stride, pad, ep);
-        if (nr) {
-            forward_rows(y, x, w, b, C, H, W, K, pad, workspace, ep, packed, nr);
+        const int nk = nr ? 0 : kvec_rows_blocks(N, nthreads, C, H, W, K, R, S, stride, pad, ep);
+        if (nr || nk) {
+            forward_rows(y, x, w, b, C, H, W, K, R, S, stride, pad, nk > 0, workspace, ep, packed, nr ? nr : nk);
             return;
         }
         packed->rows = 0;

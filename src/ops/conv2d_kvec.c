@@ -284,6 +284,14 @@ static void pad_images(float *xp, const float *x, int G, int C, int H, int W, in
     place_images(xp, H + 2 * pad, W + 2 * pad, pad, pad, x, G, C, H, W);
 }
 
+/* Offsets of the Cin*R*S taps in the padded input: channel c, row r, column s. */
+static void tap_offsets(int *tap, int Cin, int Hp, int Wp, int R, int S) {
+    int t = 0;
+    for (int c = 0; c < Cin; c++)
+        for (int r = 0; r < R; r++)
+            for (int s = 0; s < S; s++) tap[t++] = (c * Hp + r) * Wp + s;
+}
+
 /* Offsets of the G images' output pixels in the padded input (pix: the
  * tap (0,0) of pixel (n,p,q)) and in the output (out: (n, channel 0, p, q)),
  * and of the C*R*S taps (tap: channel c, row r, column s). */
@@ -295,10 +303,7 @@ static void offsets(Scratch *sc, int G, int Cin, int Hp, int Wp, int Kout, int R
                 sc->pix[i] = (n * Cin * Hp + stride * p) * Wp + stride * q;
                 sc->out[i] = n * Kout * P * Q + p * Q + q;
             }
-    int t = 0;
-    for (int c = 0; c < Cin; c++)
-        for (int r = 0; r < R; r++)
-            for (int s = 0; s < S; s++) sc->tap[t++] = (c * Hp + r) * Wp + s;
+    tap_offsets(sc->tap, Cin, Hp, Wp, R, S);
 }
 
 #ifdef __AVX512F__
@@ -461,6 +466,36 @@ void conv2d_kvec_forward(float *y, const float *x, const float *bias, int G, flo
     pad_images(sc.xp, x, G, C, H, W, pad);
     offsets(&sc, G, C, Hp, Wp, K, R, S, stride, P, Q);
     kvec_conv(y, sc.xp, sc.wk, bias, sc.pix, sc.out, G * P * Q, sc.tap, C * R * S, K, P * Q);
+}
+
+/* One image, output rows p0..p1-1 of all K channels, fp32: only the rows of
+ * the padded input that those output rows read are written into the slice
+ * (its other rows are never read). y is the whole (K, P, Q) output. */
+void conv2d_kvec_forward_rows(float *y, const float *x, const float *bias, float *scratch, int C, int H, int W, int K,
+                              int R, int S, int stride, int pad, int p0, int p1) {
+    Scratch sc = carve(scratch, C, H, W, K, R, S, stride, pad);
+    const int P = out_size(H, R, stride, pad), Q = out_size(W, S, stride, pad), Hp = H + 2 * pad, Wp = W + 2 * pad;
+    const int h0 = stride * p0, h1 = stride * (p1 - 1) + R; /* padded rows h0..h1-1 */
+    for (int c = 0; c < C; c++)
+        for (int hp = h0; hp < h1; hp++) {
+            float *row = sc.xp + ((size_t)c * Hp + hp) * Wp;
+            const int h = hp - pad;
+            if (h < 0 || h >= H) {
+                memset(row, 0, sizeof(float) * Wp);
+                continue;
+            }
+            memset(row, 0, sizeof(float) * pad);
+            memcpy(row + pad, x + ((size_t)c * H + h) * W, sizeof(float) * W);
+            memset(row + pad + W, 0, sizeof(float) * pad);
+        }
+    int i = 0;
+    for (int p = p0; p < p1; p++)
+        for (int q = 0; q < Q; q++, i++) {
+            sc.pix[i] = stride * p * Wp + stride * q;
+            sc.out[i] = p * Q + q;
+        }
+    tap_offsets(sc.tap, C, Hp, Wp, R, S);
+    if (i) kvec_conv(y, sc.xp, sc.wk, bias, sc.pix, sc.out, i, sc.tap, C * R * S, K, P * Q);
 }
 
 void conv2d_kvec_dx(float *dx, const float *dy, int G, float *scratch, int C, int H, int W, int K, int R, int S,

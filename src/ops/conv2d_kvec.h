@@ -35,6 +35,10 @@ void conv2d_kvec_forward(float *y, const float *x, const float *bias, int G, flo
                          int K, int R, int S, int stride, int pad, int bf16);
 /* dx (G,C,H,W) = input gradient for dy (G,K,P,Q), overwritten; weights
  * packed with dx = 1 (and bf16 likewise). */
+/* One image's output rows p0..p1-1 (all channels), fp32; the packed weights
+ * in scratch as conv2d_kvec_pack left them. */
+void conv2d_kvec_forward_rows(float *y, const float *x, const float *bias, float *scratch, int C, int H, int W, int K,
+                              int R, int S, int stride, int pad, int p0, int p1);
 void conv2d_kvec_dx(float *dx, const float *dy, int G, float *scratch, int C, int H, int W, int K, int R, int S,
                     int stride, int pad, int bf16);
 /* dw (K,C,R,S) += weight gradient of G images (x (G,C,H,W), dy (G,K,P,Q));

@@ -99,8 +99,9 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
  * packed under the bf16 setting `bf16`); start it at {0, 0}, and set it
  * back to {0, 0} whenever w changes. The call packs the slices it uses
  * that lack them and records it. One image (N = 1) of a large layer is cut
- * by tile rows (a 3x3 Winograd layer: conv2d.c, forward_rows; packed->rows)
- * or by output channels (conv2d.c, forward_split; its slices then hold the
+ * by rows (a 3x3 Winograd layer by tile rows, a kvec layer whose channels
+ * do not split into the kernel's blocks by output rows: conv2d.c,
+ * forward_rows; packed->rows) or by output channels (conv2d.c, forward_split; its slices then hold the
  * blocks' weights: packed->split) into one block per thread. Same results
  * as conv2d_forward_ep. */
 typedef struct {
