@@ -264,45 +264,36 @@ static void test_conv2d_wino5_vs_ref(void **state) {
     wino6_vs_ref(shapes, sizeof shapes / sizeof shapes[0], "wino5", 17);
 }
 
-/* One image of a 3x3 Winograd layer cut by tile rows over 2-4 threads
- * (conv2d.c, forward_rows): bit-identical to the same layer on one thread
- * (the same sums, the same epilogue; within TOL where the Winograd kernels
- * do not run), and within TOL of the reference; no
- * epilogue, ReLU with 2x2 max pooling, ReLU with zero padding; a whole-row
- * layout (28 and 30 wide) and a pair layout (14, 12, 6 wide: the rows
- * halved in the lanes), odd tile-row counts, packed weights reused. */
-static void test_conv2d_wino_rows(void **state) {
-    (void)state;
-    static const ConvShape shapes[] = {
-        {"32->32 3x3 pad1 28x28 (14 tile rows)", 32, 28, 28, 32, 3, 3, 1, 1},
-        {"32->64 3x3 pad1 14x14 (pair, 7 tile rows)", 32, 14, 14, 64, 3, 3, 1, 1},
-        {"64->64 3x3 pad1 12x12 (pair, 6 tile rows)", 64, 12, 12, 64, 3, 3, 1, 1},
-        {"16->16 3x3 pad0 32x32 (30 wide, 15 tile rows)", 16, 32, 32, 16, 3, 3, 1, 0},
-        {"32->32 3x3 pad2 8x8 (pair, 5 tile rows)", 32, 8, 8, 32, 3, 3, 1, 2},
-    };
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+/* One image of each shape cut by rows over 2-4 threads (conv2d.c,
+ * forward_rows): bit-identical to the same layer on one thread (the same
+ * sums, the same epilogue; within TOL where the AVX-512 kernels do not
+ * run), and within TOL of the reference; no epilogue, a ReLU (with 2x2
+ * max pooling where `pool`), a ReLU with zero padding (1,2,2,1); packed
+ * weights reused. */
+static void rows_vs_one_thread(const ConvShape *shapes, size_t n, const char *tag, int pool, unsigned seed) {
+    for (size_t i = 0; i < n; i++) {
         const ConvShape *s = &shapes[i];
         Rng rng;
-        rng_seed(&rng, 13, s->label);
+        rng_seed(&rng, seed, s->label);
         int P, Q;
         conv_out(s, &P, &Q);
-        const size_t nw = (size_t)s->K * s->C * 9, ny = (size_t)s->K * P * Q;
-        const size_t ws = conv2d_workspace_floats(s->C, s->H, s->W, s->K, 3, 3, 1, s->pad);
-        const size_t pb = conv2d_pool_buf_floats(s->C, s->H, s->W, s->K, 3, 3, 1, s->pad);
+        const size_t nw = (size_t)s->K * s->C * s->R * s->S, ny = (size_t)s->K * P * Q;
+        const size_t ws = conv2d_workspace_floats(s->C, s->H, s->W, s->K, s->R, s->S, s->stride, s->pad);
+        const size_t pb = conv2d_pool_buf_floats(s->C, s->H, s->W, s->K, s->R, s->S, s->stride, s->pad);
         float *w = randv(nw, &rng), *b = randv(s->K, &rng), *x = randv((size_t)s->C * s->H * s->W, &rng);
         float *y_ref = fillv(ny, 0);
-        conv2d_forward_ref(y_ref, x, w, b, 1, s->C, s->H, s->W, s->K, 3, 3, 1, s->pad);
-        for (int e = 0; e < 3; e++) { /* none, relu + 2x2 max pool, relu + zero pad (1,2,2,1) */
+        conv2d_forward_ref(y_ref, x, w, b, 1, s->C, s->H, s->W, s->K, s->R, s->S, s->stride, s->pad);
+        for (int e = 0; e < 3; e++) {
             Epilogue ep;
             memset(&ep, 0, sizeof ep);
             ep.n = 1;
             ep.step[0].relu = 1;
-            if (e == 1) ep.pool = ep.pool_stride = 2;
+            if (e == 1 && pool) ep.pool = ep.pool_stride = 2;
             if (e == 2) {
                 ep.padded = 1;
                 ep.pad[0] = 1, ep.pad[1] = 2, ep.pad[2] = 2, ep.pad[3] = 1;
             }
-            const size_t no = e == 1 ? (size_t)s->K * (P / 2) * (Q / 2)
+            const size_t no = ep.pool ? (size_t)s->K * (P / 2) * (Q / 2)
                               : e == 2 ? (size_t)s->K * (P + 3) * (Q + 3) : ny;
             float *y1 = fillv(no, NAN), *pbuf = fillv(pb * 4, NAN);
             ep.pool_buf = pbuf;
@@ -312,8 +303,8 @@ static void test_conv2d_wino_rows(void **state) {
                 float *work = fillv(ws * nt, NAN), *y = fillv(no, NAN);
                 for (int rep = 0; rep < 2; rep++) { /* packs, then reuses */
                     dg_blocks_reset();
-                    conv2d_forward_packed(nt == 1 ? y1 : y, x, w, b, 1, s->C, s->H, s->W, s->K, 3, 3, 1, s->pad,
-                                          work, nt, e ? &ep : NULL, &packed);
+                    conv2d_forward_packed(nt == 1 ? y1 : y, x, w, b, 1, s->C, s->H, s->W, s->K, s->R, s->S,
+                                          s->stride, s->pad, work, nt, e ? &ep : NULL, &packed);
                     if (nt == 1) continue;
                     if (tu_avx512_kernels()) { /* the row cut ran, with the one-thread sums */
                         assert_true(packed.rows >= 2 && packed.rows <= nt);
@@ -331,17 +322,29 @@ static void test_conv2d_wino_rows(void **state) {
             }
             free(y1), free(pbuf);
         }
-        print_message("wino rows %-46s 2-4 threads bit-identical to one\n", s->label);
+        print_message("%s rows %-46s 2-4 threads bit-identical to one\n", tag, s->label);
         free(w), free(b), free(x), free(y_ref);
     }
 }
 
-/* One image of a layer of the output-channel kernels (conv2d_kvec.c) that
- * the channel split cannot keep on them (32 or 160 output channels) cut by
- * output rows over 2-4 threads (conv2d.c, kvec_rows_blocks): bit-identical
- * to one thread, within TOL of the reference; stride 2 with and without
- * padding, 3x3 at 7x7; no epilogue, a ReLU, a ReLU with zero padding;
- * packed weights reused. */
+/* 3x3 Winograd layers cut by tile rows: a whole-row layout (28 and 30
+ * wide) and a pair layout (14, 12, 6 wide: the rows halved in the lanes),
+ * odd tile-row counts, 2x2 max pooling of the tile rows. */
+static void test_conv2d_wino_rows(void **state) {
+    (void)state;
+    static const ConvShape shapes[] = {
+        {"32->32 3x3 pad1 28x28 (14 tile rows)", 32, 28, 28, 32, 3, 3, 1, 1},
+        {"32->64 3x3 pad1 14x14 (pair, 7 tile rows)", 32, 14, 14, 64, 3, 3, 1, 1},
+        {"64->64 3x3 pad1 12x12 (pair, 6 tile rows)", 64, 12, 12, 64, 3, 3, 1, 1},
+        {"16->16 3x3 pad0 32x32 (30 wide, 15 tile rows)", 16, 32, 32, 16, 3, 3, 1, 0},
+        {"32->32 3x3 pad2 8x8 (pair, 5 tile rows)", 32, 8, 8, 32, 3, 3, 1, 2},
+    };
+    rows_vs_one_thread(shapes, sizeof shapes / sizeof shapes[0], "wino", 1, 13);
+}
+
+/* Layers of the output-channel kernels (conv2d_kvec.c) that the channel
+ * split cannot keep on them (32 or 160 output channels: kvec_rows_blocks)
+ * cut by output rows: stride 2 with and without padding, 3x3 at 7x7. */
 static void test_conv2d_kvec_rows(void **state) {
     (void)state;
     static const ConvShape shapes[] = {
@@ -350,58 +353,7 @@ static void test_conv2d_kvec_rows(void **state) {
         {"64->32 3x3 pad1 7x7", 64, 7, 7, 32, 3, 3, 1, 1},
         {"64->160 3x3 pad0 9x9 (7 rows)", 64, 9, 9, 160, 3, 3, 1, 0},
     };
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        const ConvShape *s = &shapes[i];
-        Rng rng;
-        rng_seed(&rng, 14, s->label);
-        int P, Q;
-        conv_out(s, &P, &Q);
-        const size_t nw = (size_t)s->K * s->C * s->R * s->S, ny = (size_t)s->K * P * Q;
-        const size_t ws = conv2d_workspace_floats(s->C, s->H, s->W, s->K, s->R, s->S, s->stride, s->pad);
-        const size_t pb = conv2d_pool_buf_floats(s->C, s->H, s->W, s->K, s->R, s->S, s->stride, s->pad);
-        float *w = randv(nw, &rng), *b = randv(s->K, &rng), *x = randv((size_t)s->C * s->H * s->W, &rng);
-        float *y_ref = fillv(ny, 0);
-        conv2d_forward_ref(y_ref, x, w, b, 1, s->C, s->H, s->W, s->K, s->R, s->S, s->stride, s->pad);
-        for (int e = 0; e < 3; e++) { /* none, relu, relu + zero pad (1,2,2,1) */
-            Epilogue ep;
-            memset(&ep, 0, sizeof ep);
-            ep.n = 1;
-            ep.step[0].relu = 1;
-            if (e == 2) {
-                ep.padded = 1;
-                ep.pad[0] = 1, ep.pad[1] = 2, ep.pad[2] = 2, ep.pad[3] = 1;
-            }
-            const size_t no = e == 2 ? (size_t)s->K * (P + 3) * (Q + 3) : ny;
-            float *y1 = fillv(no, NAN), *pbuf = fillv(pb * 4, NAN);
-            ep.pool_buf = pbuf;
-            ep.pool_slice = pb;
-            for (int nt = 1; nt <= 4; nt++) {
-                Conv2dPacked packed = {0};
-                float *work = fillv(ws * nt, NAN), *y = fillv(no, NAN);
-                for (int rep = 0; rep < 2; rep++) { /* packs, then reuses */
-                    dg_blocks_reset();
-                    conv2d_forward_packed(nt == 1 ? y1 : y, x, w, b, 1, s->C, s->H, s->W, s->K, s->R, s->S,
-                                          s->stride, s->pad, work, nt, e ? &ep : NULL, &packed);
-                    if (nt == 1) continue;
-                    if (tu_avx512_kernels()) { /* the row cut ran, with the one-thread sums */
-                        assert_true(packed.rows >= 2 && packed.rows <= nt);
-                        assert_memory_equal(y, y1, sizeof(float) * no);
-                    } else {
-                        DiffLog d = {s->label, 0, 0};
-                        diff_track(&d, y, y1, no);
-                    }
-                }
-                free(work), free(y);
-            }
-            if (e == 0) {
-                DiffLog d = {s->label, 0, 0};
-                diff_track(&d, y1, y_ref, ny);
-            }
-            free(y1), free(pbuf);
-        }
-        print_message("kvec rows %-46s 2-4 threads bit-identical to one\n", s->label);
-        free(w), free(b), free(x), free(y_ref);
-    }
+    rows_vs_one_thread(shapes, sizeof shapes / sizeof shapes[0], "kvec", 0, 14);
 }
 
 /* Inference of one-input-channel 3x3 layers (conv2d_c1.c, through
