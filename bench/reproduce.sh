@@ -188,7 +188,8 @@ ensemble_size() {
 # --ensemble N row is its own `digits train` run with seed k (k = 1..N, the
 # seeds one --ensemble process would use; each member holds out the
 # validation split of its own seed), PARALLEL runs of THREADS threads at a
-# time; `digits ensemble` then joins the members in seed order.
+# time; `digits ensemble` then joins the members in seed order with the
+# row's vote (its config file's `vote:`, as one --ensemble process would).
 # Runs in pieces: member k trains into NAME.m<k>.training.safetensors (digits
 # saves the best epoch so far there as it goes) and is renamed to
 # NAME.m<k>.safetensors when its run ends; a member with that file is kept,
@@ -231,7 +232,11 @@ member_ensemble() {
         echo "[$name] $have of $size members trained; run the row again to train the rest" >&2
         return 1
     fi
-    "$DIGITS" ensemble --out "$WORK/$name.safetensors" "${files[@]}" > "$WORK/$name.log" 2>&1 || die "$name: joining the members failed"
+    # the row's vote (a config file's `vote:` or --vote; the members are single networks)
+    local vote
+    vote=$("$DIGITS" train --print-config "${args[@]}" 2>/dev/null | sed -n 's/^vote: *//p')
+    "$DIGITS" ensemble --vote "${vote:-probs}" --out "$WORK/$name.safetensors" "${files[@]}" > "$WORK/$name.log" 2>&1 ||
+        die "$name: joining the members failed"
 }
 
 # train_members NAME N SEED... -- train flags: one worker of member_ensemble,

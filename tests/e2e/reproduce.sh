@@ -3,8 +3,8 @@
 # steps per run, the accuracies mean nothing): a single-model row and an
 # --ensemble row whose two members train as PARALLEL=2 processes, then are
 # joined. Checks the table's rows, that the members trained seeds 1 and 2
-# without looking at the test set, that the joined file holds both, and that
-# a stopped row goes on where it stopped: kept members are not retrained,
+# without looking at the test set, that the joined file holds both with the
+# row's vote, and that a stopped row goes on where it stopped: kept members are not retrained,
 # MAX_NEW=0 trains nothing and writes no row, and a member stopped after its
 # last checkpoint but before its file was saved goes on from the checkpoint
 # to the same weights; a --kfold row (one process) goes on with --resume.
@@ -36,6 +36,9 @@ done
 joined=$out/seed000-4.safetensors
 members=$("$DIGITS" ensemble --list "$joined" | wc -l)
 [[ $members -eq 2 ]] || fail "the joined ensemble has $members members, expected 2"
+# joined with the row's vote (configs/seed000-4.yaml: vote: logits), not the default
+info=$("$DIGITS" info "$joined")
+output_has "vote logits" <<<"$info" || fail "the joined ensemble's vote: $(grep -i vote <<<"$info")"
 "$DIGITS" ensemble --out "$TMP/m0.safetensors" --pick 0 "$joined" >/dev/null
 "$DIGITS" ensemble --out "$TMP/m1.safetensors" --pick 1 "$joined" >/dev/null
 ! cmp -s <(tensor_data "$TMP/m0.safetensors") <(tensor_data "$TMP/m1.safetensors") || fail "both members have the same weights"
