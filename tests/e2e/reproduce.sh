@@ -13,8 +13,8 @@ require_data
 out=$TMP/repro
 run_repro() { # ROWS [VAR=value...]: one QUICK run into $out, its status; stderr in $TMP/stderr
     local rows=$1; shift
-    env SKIP_BUILD=1 DIGITS="$DIGITS" "$@" DATA="$DATA" REPRO_DIR="$out" QUICK=1 QUICK_STEPS=8 SEEDS_QUICK=1 \
-        PARALLEL=2 THREADS=1 ROWS="$rows" bash bench/reproduce.sh >"$TMP/stdout" 2>"$TMP/stderr"
+    env SKIP_BUILD=1 DIGITS="$DIGITS" DATA="$DATA" REPRO_DIR="$out" QUICK=1 QUICK_STEPS=8 SEEDS_QUICK=1 \
+        PARALLEL=2 THREADS=1 ROWS="$rows" "$@" bash bench/reproduce.sh >"$TMP/stdout" 2>"$TMP/stderr"
 }
 repro() { run_repro "$@" || fail "reproduce.sh failed: $(tail -3 "$TMP/stderr")"; }
 m1=$out/seed000-4.m1.safetensors m2=$out/seed000-4.m2.safetensors
@@ -30,7 +30,8 @@ row seed001-7 | grep -Eq "\| $acc \| 1 seeds \|" || fail "seed001-7 row: $(row s
 row seed000-4 | grep -Eq "\| $acc \| 1 run, 2 members \| [0-9.]+ s each, 2 at a time \|" ||
     fail "ensemble row: $(row seed000-4)"
 for k in 1 2; do
-    grep -q "member $k of 2: digits train .* --seed $k\$" "$TMP/stderr" || fail "member $k is not seed $k: $(cat "$TMP/stderr")"
+    grep -q "member $k of 2: digits train .* --seed $k --threads 1\$" "$TMP/stderr" ||
+        fail "member $k is not seed $k on one of the two workers' threads: $(cat "$TMP/stderr")"
 done
 ! grep -q '^test accuracy' "$out"/*.m[12].log || fail "a member evaluated the test set"
 joined=$out/seed000-4.safetensors
@@ -60,6 +61,9 @@ grep -q 'member 1 of 2: kept' "$TMP/stderr" || fail "member 1 not kept: $(cat "$
 ! grep -q 'member 1 of 2: digits train' "$TMP/stderr" || fail "member 1 retrained"
 cmp -s "$m1" "$TMP/m1-before.safetensors" || fail "member 1's file changed"
 [[ -f $m2 ]] || fail "member 2 not trained"
+# the one member left trains on both workers' threads (PARALLEL=2 x THREADS=1)
+grep -q 'member 2 of 2: digits train .* --seed 2 --threads 2$' "$TMP/stderr" ||
+    fail "the last member did not get the idle worker's thread: $(cat "$TMP/stderr")"
 row seed000-4 | grep -Eq "\| 1 run, 2 members \|" || fail "resumed row: $(row seed000-4)"
 echo "ok: resumed $(row seed000-4)"
 
@@ -74,12 +78,14 @@ printf '%s\n' '#!/usr/bin/env bash' \
 printf '%s\n' '#!/usr/bin/env bash' "\"$DIGITS\" \"\$@\" || exit" "[[ \" \$* \" == *seed003.yaml* ]] && exit 137" \
     'exit 0' > "$TMP/dies-kfold"
 chmod +x "$TMP/dies" "$TMP/dies-kfold"
-run_repro seed000-4 DIGITS="$TMP/dies" &&
+# (one worker of one thread, as member 2 first trained: the same thread count
+# gives the same sums)
+run_repro seed000-4 DIGITS="$TMP/dies" PARALLEL=1 &&
     fail "reproduce.sh went on past a member that died: $(cat "$TMP/stderr")"
 grep -q 'member 2 failed' "$TMP/stderr" || fail "no word of member 2's failure: $(cat "$TMP/stderr")"
 [[ -f ${m2%.safetensors}.ckpt/latest ]] || fail "the dead member left no checkpoint"
 [[ -f ${m2%.safetensors}.training.safetensors && ! -f $m2 ]] || fail "the dead member's saved epoch passes for a whole member"
-repro seed000-4
+repro seed000-4 PARALLEL=1
 grep -q 'member 2 of 2: resumed from' "$TMP/stderr" || fail "member 2 not resumed: $(cat "$TMP/stderr")"
 cmp -s <(tensor_data "$m2") <(tensor_data "$TMP/m2-first.safetensors") || fail "the resumed member 2 differs from the first one"
 [[ ! -e ${m2%.safetensors}.ckpt && ! -e ${m2%.safetensors}.training.safetensors ]] ||
