@@ -24,13 +24,28 @@ tensors) is timed apart and printed as "loaded in X s"; the pure-Python
 port of the split's random stream is not part of it (digits' C split takes
 about a millisecond).
 
-Augmentation (--augment rotate=DEG,shift=F, the keys the time-to-accuracy
-recipes use): per image an angle ~ U(-DEG, DEG) about the centre and a
-shift ~ U(-F, F) * 28 pixels per axis, bilinear, zeros outside (the
-background), on the raw pixels before normalisation: digits' augment.c
-distribution (not its random stream) with affine_grid + grid_sample,
-since Debian has no torchvision. Its cost counts as training time, as in
-digits.
+Augmentation (--augment, as digits' augment.c): the presets seed000,
+seed002 (rotate=10,zoomxy=0.1,shift=0.1), mnist (the same plus
+elastic=8:3:0.5) and none, or keys rotate, shift, intshift, zoom, zoomxy,
+shear, elastic. Per image, from augment_draw's distributions (not its random
+stream): angle ~ U(-DEG, DEG), shear angle ~ U(-DEG, DEG), one scale ~
+U(1-Z, 1+Z) for zoom, per-axis factors ~ U(1-Z, 1+Z) each dividing the
+image's scale for zoomxy (Keras' zoom_range), shift ~ U(-F, F) * side per
+axis (intshift: rounded), composed as digits' forward map
+p_out = c + t + R Sh Z (p_in - c) about the image centre; elastic=A:S:P:
+with probability P a U(-1, 1) field per pixel and axis, smoothed by a
+Gaussian of sigma S (truncated at 3 S, zero outside), times A pixels,
+displaces each output point before the affine map (Simard). One bilinear
+resampling (affine_grid + grid_sample, the field added to the grid; Debian
+has no torchvision), zeros outside, rounded to 0..255 integers as digits'
+uint8 images, on the raw pixels before normalisation. Its cost counts as
+training time, as in digits.
+
+--schedule plateau is digits' sched_epoch_end: after each epoch's
+validation, 3 epochs in a row without a validation loss below
+best * (1 - 1e-4) halve the lr (at least 1e-6) from the next epoch on
+(ReduceLROnPlateau with factor 0.5, patience 2, no cooldown); --gamma and
+--step-size do not apply to it, and without a validation set it stays put.
 
 --label-smoothing EPS is F.cross_entropy's label_smoothing (digits' training
 loss); --ema DECAY keeps a moving average of the parameters and batch-norm
@@ -38,9 +53,9 @@ buffers updated after every step with decay min(DECAY, (1+t)/(10+t)), as
 digits' train.c, and the average is what is validated, monitored and kept.
 
 Run with Debian's interpreter, /usr/bin/python3 (python3-torch 1.13).
-Left out on purpose: plateau schedules, early stopping, and the other
-augmentation keys (time_to_accuracy.sh's recipes do not use them; they are
-refused).
+Left out on purpose: early stopping (--patience, not accepted), and the
+perspective key with the preset that uses it, seed003 (time_to_accuracy.sh's
+recipes use neither; --augment refuses them).
 """
 import argparse
 import copy
@@ -157,20 +172,28 @@ def split_stratified(labels, val_frac, seed):
 
 
 def make_schedule(kind, base_lr, total_steps, gamma, step_size):
-    """lr(step, epoch), as sched_lr computes it (float32 rounding aside)."""
+    """(lr(step, epoch), epoch_end(val_loss)): sched_lr and sched_epoch_end
+    (float32 rounding aside, except plateau's, which runs in float32 as
+    digits' does). epoch_end is called after each epoch's validation, only
+    when there is a validation set; it does nothing but for plateau."""
     total = max(total_steps, 1)
 
     def anneal_cos(a, b, t):
         return b + (a - b) * 0.5 * (1.0 + math.cos(math.pi * t))
 
+    def no_epoch_end(val_loss):
+        pass
+
     if kind == "constant":
-        return lambda step, epoch: base_lr
+        return (lambda step, epoch: base_lr), no_epoch_end
     if kind == "step":
         g = gamma if gamma > 0 else 0.1
-        return lambda step, epoch: base_lr * g ** (epoch // step_size)
+        return (lambda step, epoch: base_lr * g ** (epoch // step_size)), no_epoch_end
     if kind == "exp":
         g = gamma if gamma > 0 else 0.95
-        return lambda step, epoch: base_lr * g ** epoch
+        return (lambda step, epoch: base_lr * g ** epoch), no_epoch_end
+    if kind == "plateau":
+        return make_plateau(base_lr)
     if kind == "onecycle":
         initial = base_lr / 25.0
         final, up_end, down_end = initial / 1e4, 0.3 * total - 1.0, total - 1.0
@@ -179,10 +202,180 @@ def make_schedule(kind, base_lr, total_steps, gamma, step_size):
             if step <= up_end:
                 return anneal_cos(initial, base_lr, step / up_end if up_end > 0 else 1.0)
             return anneal_cos(base_lr, final, min((step - up_end) / (down_end - up_end), 1.0))
-        return onecycle
+        return onecycle, no_epoch_end
     if kind == "cosine":
-        return lambda step, epoch: anneal_cos(base_lr, 0.0, min(step / total, 1.0))
-    sys.exit(f"tta_torch.py: --schedule {kind} is not supported here")
+        return (lambda step, epoch: anneal_cos(base_lr, 0.0, min(step / total, 1.0))), no_epoch_end
+    sys.exit(f"tta_torch.py: --schedule {kind} is not supported here "
+             "(digits' schedules: constant, step, exp, plateau, onecycle, cosine)")
+
+
+def make_plateau(base_lr, factor=0.5, patience=2, min_lr=1e-6, rel_threshold=1e-4):
+    """digits' plateau schedule (sched_init's constants, sched_epoch_end's rule),
+    PyTorch's ReduceLROnPlateau(mode="min", factor=0.5, patience=2,
+    threshold=1e-4 relative, cooldown=0, min_lr=1e-6) on the validation loss:
+    an epoch whose loss is below best * (1 - 1e-4) becomes the best and
+    clears the count of bad epochs; any other (a NaN loss too) counts one,
+    and the third bad epoch in a row halves the lr (not below 1e-6) and
+    clears the count. The new lr applies from the next epoch's first step
+    (the epoch's own log row still shows the lr its last step used).
+    --gamma and --step-size do not touch it. In float32, as digits keeps it."""
+    f32 = np.float32
+    state = {"best": f32(np.inf), "bad": 0, "current": f32(base_lr)}
+    keep = f32(1.0) - f32(rel_threshold)
+
+    def lr_at(step, epoch):
+        return float(state["current"])
+
+    def epoch_end(val_loss):
+        loss = f32(val_loss)
+        with np.errstate(invalid="ignore"):
+            better = bool(loss < state["best"] * keep)
+        if better:
+            state["best"], state["bad"] = loss, 0
+        else:
+            state["bad"] += 1
+            if state["bad"] > patience:
+                state["current"] = max(state["current"] * f32(factor), f32(min_lr))
+                state["bad"] = 0
+    return lr_at, epoch_end
+
+
+# ---- augmentation: src/data/augment.c ----------------------------------------
+
+AUGMENT_PRESETS = {  # augment.c's PRESETS: a whole --augment text that is a name
+    "seed000": "rotate=10,zoomxy=0.1,shift=0.1",
+    "seed002": "rotate=10,zoomxy=0.1,shift=0.1",
+    "seed003": "rotate=10,shift=0.1,intshift=1,zoom=0.1,perspective=0.1:0.25",
+    "mnist": "rotate=10,zoomxy=0.1,shift=0.1,elastic=8:3:0.5",
+    "none": "",
+}
+AUGMENT_RANGES = {"rotate": (0, 180), "shift": (0, 0.5), "zoom": (0, 0.9), "zoomxy": (0, 0.9), "shear": (0, 60),
+                  "intshift": (0, 1)}
+ELASTIC_RANGES = ((0, 1000), (0.1, 100), (0, 1))  # ALPHA, SIGMA, P
+
+
+def parse_augment(spec):
+    """augment_parse: a preset name or 'key=value,...' as a dict of the active
+    settings (values rounded to float32 as digits stores them); {} when it
+    changes nothing. Unknown keys, bad values and perspective (not ported)
+    are refused."""
+    text = AUGMENT_PRESETS.get(spec, spec)
+    f32 = lambda v: float(np.float32(v))  # noqa: E731
+
+    def number(key, val, lo, hi):
+        try:
+            v = float(val)
+        except ValueError:
+            v = math.nan
+        if not lo <= v <= hi:
+            sys.exit(f"tta_torch.py: --augment: {key}={val}: expected a number in {lo:g}..{hi:g}")
+        return f32(v)
+
+    cfg = {"rotate": 0.0, "shift": 0.0, "intshift": 0.0, "zoom": 0.0, "zoomxy": 0.0, "shear": 0.0,
+           "elastic": (0.0, 0.0, 1.0)}
+    for item in filter(None, text.split(",")):
+        key, eq, val = item.partition("=")
+        if not eq:
+            sys.exit(f"tta_torch.py: --augment: '{item}' is neither a preset ({', '.join(AUGMENT_PRESETS)}) "
+                     "nor key=value")
+        if key in AUGMENT_RANGES:
+            cfg[key] = number(key, val, *AUGMENT_RANGES[key])
+        elif key == "elastic":
+            fields = [f for f in val.split(":") if f]
+            if not 2 <= len(fields) <= 3:
+                sys.exit(f"tta_torch.py: --augment: elastic={val}: expected ALPHA:SIGMA[:P]")
+            v = [number(key, f, *r) for f, r in zip(fields, ELASTIC_RANGES)]
+            cfg["elastic"] = (v[0], v[1], v[2] if len(v) == 3 else 1.0)
+        elif key == "perspective":
+            sys.exit(f"tta_torch.py: --augment: perspective (in '{spec}') is not ported here; ported: rotate, "
+                     "shift, intshift, zoom, zoomxy, shear, elastic, and the presets seed000, seed002, mnist, none")
+        else:
+            sys.exit(f"tta_torch.py: --augment: unknown key '{key}' (known: rotate, shift, intshift, zoom, zoomxy, "
+                     "shear, perspective, elastic)")
+    out = {k: v for k, v in cfg.items() if k not in ("intshift", "elastic") and v}
+    if out.get("shift") and cfg["intshift"]:
+        out["intshift"] = True
+    if cfg["elastic"][0] > 0 and cfg["elastic"][2] > 0:
+        out["elastic"] = cfg["elastic"]
+    return out
+
+
+def elastic_field(m, h, w, alpha, sigma, gen):
+    """draw_elastic for m images: (m, 2, h, w) displacements in pixels (x, then
+    y): U(-1, 1) per pixel, a separable Gaussian of sigma truncated at
+    ceil(3 sigma) (at most 64) and normalised, zero outside the image (scipy's
+    gaussian_filter, mode="constant"), times alpha."""
+    radius = min(math.ceil(float(np.float32(3.0) * np.float32(sigma))), 64)
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * t * t / (sigma * sigma))
+    k = k / k.sum()
+    f = (torch.rand(m * 2, 1, h, w, generator=gen) * 2 - 1)
+    f = F.conv2d(f, k.view(1, 1, 1, -1), padding=(0, radius))  # along each row (x)
+    f = F.conv2d(f, k.view(1, 1, -1, 1), padding=(radius, 0))  # along each column (y)
+    return f.view(m, 2, h, w) * alpha
+
+
+def warp(u8, angle, shear, sx, sy, t, disp=None, which=None):
+    """augment_affine + augment_warp_u8 for each image of u8 (N,1,H,W): the
+    forward map p_out = c + t + R(angle) Sh(shear) Z(sx, sy) (p_in - c) about
+    the centre c = (W/2, H/2) (pixel centres at j+0.5; angles in degrees,
+    (N,) float64 tensors; t (N, 2) pixels), each output point q first moved
+    by disp (M, 2, H, W) pixels for the images `which` (M indices):
+    p_in = A^-1 (q + d(q) - c - t) + c. Bilinear, zeros outside the image,
+    rounded to the nearest integer and clamped to 0..255 as the uint8 digits
+    writes; returns float pixels (0..255) for the normalisation."""
+    n, _, h, w = u8.shape
+    a, s = torch.deg2rad(angle), torch.tan(torch.deg2rad(shear))
+    cos, sin = torch.cos(a), torch.sin(a)
+    # A = R Sh Z = [[cos, -sin], [sin, cos]] [[sx, s*sy], [0, sy]]
+    A = torch.stack([torch.stack([cos * sx, cos * s * sy - sin * sy], 1),
+                     torch.stack([sin * sx, sin * s * sy + cos * sy], 1)], 1)
+    # in affine_grid's units (v = (p - c) / D, D = diag(W/2, H/2)):
+    # v_in = L v_out + b, L = D^-1 A^-1 D, b = -D^-1 A^-1 t
+    D = torch.tensor([w / 2.0, h / 2.0], dtype=torch.float64)
+    L = torch.linalg.inv(A) * D.view(1, 1, 2) / D.view(1, 2, 1)
+    b = -(L @ (t / D).unsqueeze(2))
+    grid = F.affine_grid(torch.cat([L, b], 2).float(), (n, 1, h, w), align_corners=False)
+    if disp is not None and len(disp):  # the displacement comes before the affine map: + L (d / D)
+        d = disp.permute(0, 2, 3, 1) / D.float()
+        grid[which] += torch.einsum("nij,nhwj->nhwi", L[which].float(), d)
+    out = F.grid_sample(u8.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return torch.floor(out + 0.5).clamp_(0, 255)
+
+
+def augment(u8, aug, gen):
+    """augment_draw's distributions (not its stream) for each image of u8
+    (N,1,H,W), then warp: angle ~ U(-rotate, rotate); shear angle ~
+    U(-shear, shear); sx = sy = U(1-zoom, 1+zoom) (the image's scale); sx,
+    sy each divided by an independent U(1-zoomxy, 1+zoomxy) (Keras: the
+    factor scales the inverse map); t ~ U(-shift, shift) * side per axis
+    (rounded half away from zero with intshift); with probability P of
+    elastic=ALPHA:SIGMA:P, a displacement field from elastic_field."""
+    n, _, h, w = u8.shape
+    f64 = torch.float64
+
+    def uniform(r):  # U(-r, r), n draws
+        return (torch.rand(n, generator=gen, dtype=f64) * 2 - 1) * r
+
+    zero = torch.zeros(n, dtype=f64)
+    angle = uniform(aug["rotate"]) if "rotate" in aug else zero
+    shear = uniform(aug["shear"]) if "shear" in aug else zero
+    sx = 1 + uniform(aug["zoom"]) if "zoom" in aug else torch.ones(n, dtype=f64)
+    sy = sx
+    if "zoomxy" in aug:
+        sx = sx / (1 + uniform(aug["zoomxy"]))
+        sy = sy / (1 + uniform(aug["zoomxy"]))
+    t = torch.zeros(n, 2, dtype=f64)
+    if "shift" in aug:
+        t = torch.stack([uniform(aug["shift"]) * w, uniform(aug["shift"]) * h], 1)
+        if aug.get("intshift"):
+            t = torch.sign(t) * torch.floor(t.abs() + 0.5)  # C's round()
+    disp = which = None
+    if "elastic" in aug:
+        alpha, sigma, p = aug["elastic"]
+        which = (torch.rand(n, generator=gen) < p).nonzero(as_tuple=True)[0]
+        disp = elastic_field(len(which), h, w, alpha, sigma, gen)
+    return warp(u8, angle, shear, sx, sy, t, disp, which)
 
 
 # ---- training -----------------------------------------------------------------
@@ -199,31 +392,6 @@ def evaluate(model, x, y, batch=1000):
             correct += int((logits.argmax(1) == y[i:i + batch]).sum())
     model.train()
     return correct / len(y), loss / len(y)
-
-
-def parse_augment(spec):
-    """'rotate=DEG,shift=F' as {'rotate': DEG, 'shift': F}; {} for ''."""
-    out = {}
-    for item in filter(None, spec.split(",")):
-        key, _, val = item.partition("=")
-        if key not in ("rotate", "shift") or not val:
-            sys.exit(f"tta_torch.py: --augment: only rotate=DEG and shift=F are supported, not '{item}'")
-        out[key] = float(val)
-    return out
-
-
-def augment(u8, aug, gen):
-    """Random rotation about the centre and shift of each image (N,1,28,28):
-    bilinear, zeros outside; returns raw float pixels (0..255)."""
-    n, _, h, w = u8.shape
-    ang = (torch.rand(n, generator=gen) * 2 - 1) * math.radians(aug.get("rotate", 0.0))
-    sh = aug.get("shift", 0.0)
-    tx = (torch.rand(n, generator=gen) * 2 - 1) * sh * 2  # normalised units: 2 * shift * side / side
-    ty = (torch.rand(n, generator=gen) * 2 - 1) * sh * 2
-    cos, sin = torch.cos(ang), torch.sin(ang)
-    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
-    grid = F.affine_grid(theta, (n, 1, h, w), align_corners=False)
-    return F.grid_sample(u8.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def ema_update(avg, model, decay, step):
@@ -264,7 +432,9 @@ def main():
     ap.add_argument("--log", required=True, help="CSV log, digits' columns")
     ap.add_argument("--out", help="accepted and ignored (no model file)")
     ap.add_argument("--quiet", action="store_true")
-    ap.add_argument("--augment", default="", help="rotate=DEG,shift=F (other keys refused)")
+    ap.add_argument("--augment", default="",
+                    help="preset (seed000, seed002, mnist, none) or rotate=DEG,shift=F,intshift=1,zoom=Z,zoomxy=Z,"
+                    "shear=DEG,elastic=ALPHA:SIGMA[:P], as digits (perspective, so seed003, refused)")
     ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--ema", type=float, default=0.0, help="decay of the weights' moving average (0: off)")
     a = ap.parse_args()
@@ -311,7 +481,7 @@ def main():
                               weight_decay=a.weight_decay)
     n, B = len(train_y), a.batch_size
     steps_per_epoch = (n + B - 1) // B
-    lr_at = make_schedule(a.schedule, a.lr, a.epochs * steps_per_epoch, a.gamma, a.step_size)
+    lr_at, sched_epoch_end = make_schedule(a.schedule, a.lr, a.epochs * steps_per_epoch, a.gamma, a.step_size)
     print(f"model {a.model}: {sum(p.numel() for p in model.parameters())} parameters; {n} train / "
           f"{len(val_y)} validation images from {a.data} (loaded in {load_seconds:.3f}s); "
           f"norm mean {mean:.6f} std {std:.6f}", flush=True)
@@ -364,6 +534,8 @@ def main():
         secs = time.perf_counter() - t0 - paused
         total_seconds += secs
         v_acc, v_loss = evaluate(judged, val_x, val_y) if len(val_y) else (math.nan, math.nan)
+        if len(val_y):  # train.c's epoch_end: the plateau rule sees the (averaged) model's val loss
+            sched_epoch_end(v_loss)
         if not a.quiet:
             print(f"epoch {epoch + 1:3d}/{a.epochs}  train loss {loss_sum / max(seen, 1):.4f} acc "
                   f"{correct / max(seen, 1):.4f}  val loss {v_loss:.4f} acc {v_acc:.4f}  lr {lr:.3g}  "
