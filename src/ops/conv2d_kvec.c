@@ -35,6 +35,7 @@
  */
 #include "ops/conv2d_kvec.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -323,13 +324,18 @@ static void offsets(Scratch *sc, int G, int Cin, int Hp, int Wp, int Kout, int R
                                                            int n, const TX *xp, const int o[NP]) {             \
         __m512 acc[KV][NP];                                                                                    \
         _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                                   \
-            _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++) acc[v][j] = init[v];                         \
+            _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++)                                              \
+                acc[v][j] = init ? init[v] : _mm512_loadu_ps(tile[j] + 16 * v);                                \
+        /* a pointer per column, the step's offset the index: each broadcast is \
+         * one base + index load, no address arithmetic beside the FMAs */     \
+        const TX *col[NP];                                                                                     \
+        _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++) col[j] = xp + o[j];                              \
         for (int r = 0; r < n; r++, vec += vstride) {                                                          \
-            const TX *b = xp + base[r];                                                                        \
+            const ptrdiff_t at = base[r];                                                                      \
             VT vv[KV];                                                                                         \
             _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++) vv[v] = LOADW(vec + 16 * v);                  \
             _Pragma("GCC unroll 12") for (int j = 0; j < NP; j++) {                                            \
-                const VT xv = BCAST(b[o[j]]);                                                                  \
+                const VT xv = BCAST(col[j][at]);                                                               \
                 _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++) acc[v][j] = MADD(acc[v][j], vv[v], xv);   \
             }                                                                                                  \
         }                                                                                                      \
@@ -338,23 +344,41 @@ static void offsets(Scratch *sc, int G, int Cin, int Hp, int Wp, int Kout, int R
     }
 
 /* y[out[i] + k*PQ] = bias[k] + sum_t wk[t][k] * xp[pix[i] + tap[t]] for the
- * npix pixels and Kout channels, NP pixels per block. */
+ * npix pixels and Kout channels, NP pixels per block.
+ * The reduction runs in chunks of CHUNK_TAPS taps whose weights (24 KB)
+ * stay in L1 while up to SUPER blocks of pixels use them, the partial sums
+ * parked in `part` between chunks: run whole, a block streamed the layer's
+ * weights (up to 590 KB) from L2 once per NP pixels. Parking and reloading
+ * an accumulator does not change it, so the sums are those of one pass. */
+#define SUPER 9 /* pixel blocks per chunk pass: a 7x7 output's 49 pixels at NP = 6 */
+#define CHUNK_TAPS(KV) (6144 / (16 * (KV)))
 #define DEFINE_KVEC_CONV(NAME, BLOCK, KV, NP, TX)                                                              \
     static void NAME(float *y, const TX *xp, const TX *wk, const float *bias, const int *pix, const int *out,  \
                      int npix, const int *tap, int taps, int Kout, int PQ) {                                   \
-        float tile[NP][16 * KV];                                                                               \
+        float part[SUPER][NP][16 * KV];                                                                        \
+        const int chunk = CHUNK_TAPS(KV);                                                                      \
         for (int kb = 0; kb < Kout / (16 * KV); kb++) {                                                        \
             __m512 bv[KV];                                                                                     \
             for (int v = 0; v < KV; v++)                                                                       \
                 bv[v] = bias ? _mm512_loadu_ps(bias + (kb * KV + v) * 16) : _mm512_setzero_ps();               \
-            for (int i0 = 0; i0 < npix; i0 += NP) {                                                            \
-                const int n = npix - i0 < NP ? npix - i0 : NP;                                                 \
-                int o[NP]; /* the group's last block repeats its last pixel, not stored */                     \
-                for (int j = 0; j < NP; j++) o[j] = pix[i0 + (j < n ? j : n - 1)];                             \
-                BLOCK(tile, bv, wk + (size_t)kb * taps * 16 * KV, 16 * KV, tap, taps, xp, o);                  \
-                for (int j = 0; j < n; j++) { /* (pixel, channel) -> NCHW */                                   \
-                    float *yo = y + out[i0 + j] + (size_t)kb * 16 * KV * PQ;                                   \
-                    for (int k = 0; k < 16 * KV; k++) yo[(size_t)k * PQ] = tile[j][k];                         \
+            const TX *wb = wk + (size_t)kb * taps * 16 * KV;                                                   \
+            for (int s0 = 0; s0 < npix; s0 += SUPER * NP) {                                                    \
+                const int left = npix - s0, nb = left < SUPER * NP ? (left + NP - 1) / NP : SUPER;             \
+                for (int t0 = 0; t0 < taps; t0 += chunk) {                                                     \
+                    const int tn = taps - t0 < chunk ? taps - t0 : chunk;                                      \
+                    for (int b = 0; b < nb; b++) {                                                             \
+                        const int i0 = s0 + b * NP, n = npix - i0 < NP ? npix - i0 : NP;                       \
+                        int o[NP]; /* the group's last block repeats its last pixel, not stored */             \
+                        for (int j = 0; j < NP; j++) o[j] = pix[i0 + (j < n ? j : n - 1)];                     \
+                        BLOCK(part[b], t0 ? NULL : bv, wb + (size_t)t0 * 16 * KV, 16 * KV, tap + t0, tn, xp, o); \
+                    }                                                                                          \
+                }                                                                                              \
+                for (int b = 0; b < nb; b++) {                                                                 \
+                    const int i0 = s0 + b * NP, n = npix - i0 < NP ? npix - i0 : NP;                           \
+                    for (int j = 0; j < n; j++) { /* (pixel, channel) -> NCHW */                               \
+                        float *yo = y + out[i0 + j] + (size_t)kb * 16 * KV * PQ;                               \
+                        for (int k = 0; k < 16 * KV; k++) yo[(size_t)k * PQ] = part[b][j][k];                  \
+                    }                                                                                          \
                 }                                                                                              \
             }                                                                                                  \
         }                                                                                                      \
