@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 static int set_default(const char *name, const char *value) {
     if (getenv(name)) return 0;
@@ -11,7 +14,20 @@ static int set_default(const char *name, const char *value) {
     return 1;
 }
 
+/* FTZ (results that would be subnormal become 0) and DAZ (subnormal inputs
+ * read as 0) in MXCSR, for this thread and every thread it creates later:
+ * Linux copies the creator's MXCSR into a new thread, so the OpenMP pool,
+ * OpenBLAS's threads and digits' helpers all get it. */
+static void flush_denormals(void) {
+    const char *keep = getenv("DIGITS_DENORMALS");
+    if (keep && strcmp(keep, "keep") == 0) return;
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_setcsr(_mm_getcsr() | 0x8040); /* FTZ bit 15, DAZ bit 6 */
+#endif
+}
+
 void dg_runtime_init(char **argv) {
+    flush_denormals();
     if (getenv("DIGITS_NO_REEXEC") || getenv("DIGITS_REEXECED")) return;
     __builtin_cpu_init();
     int changed = 0;
