@@ -11,7 +11,10 @@
 # — one Markdown row per experiment: configuration, test accuracy (mean ± std
 # over the seeds for single models, SEEDS="1 2 3"; one run for ensembles),
 # wall-clock training time, and the seed's figure — plus every run's log and
-# model file under runs/reproduce/ (git-ignored).
+# model file under runs/reproduce/ (git-ignored). A run that has ended is kept
+# when the script runs again (delete its model file, or the folder, to train
+# it again) and one stopped part-way goes on from its last checkpoint, so a
+# long row can be stopped and started again (see single and member_ensemble).
 #
 # The seed rows run the config files configs/seed000-1.yaml ...
 # configs/seed004.yaml (digits train --config), one per row of the seeds'
@@ -114,21 +117,51 @@ test_accuracy() {
 
 # single NAME "configuration" "seed figure" -- train flags...
 # One run per seed; the test accuracy of the best-validation weights.
+# Runs in pieces, as the ensemble members do: seed k trains into
+# NAME-s<k>.training.safetensors with checkpoints in NAME-s<k>.ckpt/, and its
+# file is renamed to NAME-s<k>.safetensors when the run (test included) has
+# ended. A seed with that file is kept, not retrained (delete it to train
+# again); one stopped part-way (a kill, the machine taken away) goes on from
+# its last checkpoint (the same THREADS are needed) when the row runs again.
 single() {
     local name=$1 desc=$2 fig=$3; shift 4
     wanted "$name" || return 0
     local accs=() times=()
     for seed in $SEEDS; do
-        local log=$WORK/$name-s$seed.log
-        echo "[$name] seed $seed: digits train $*" >&2
-        "$DIGITS" train "$@" --data "$DATA" --test "$TEST" --seed "$seed" --threads "$THREADS" \
-            --precision "$PRECISION" --out "$WORK/$name-s$seed.safetensors" --overwrite --log "$WORK/$name-s$seed.csv" "${QUICK_ARGS[@]}" > "$log" 2>&1 \
-            || die "$name seed $seed failed; see $log"
-        accs+=("$(sed -n 's/^test accuracy \([0-9.]*\).*/\1/p' "$log")")
-        times+=("$(sed -n 's/^trained [0-9]* epochs in \([0-9.]*\)s.*/\1/p' "$log")")
+        local run=$WORK/$name-s$seed
+        local log=$run.log
+        if [[ -f $run.safetensors ]]; then
+            echo "[$name] seed $seed: kept (trained before)" >&2
+        else
+            single_run "$name" "$seed" "$run" "$@"
+        fi
+        # (the log's last run: a resumed seed's log holds the earlier ones too)
+        accs+=("$(sed -n 's/^test accuracy \([0-9.]*\).*/\1/p' "$log" | tail -1)")
+        times+=("$(sed -n 's/^trained [0-9]* epochs in \([0-9.]*\)s.*/\1/p' "$log" | tail -1)")
+        [[ -n ${accs[-1]} && -n ${times[-1]} ]] || die "$name seed $seed: no test accuracy or time in $log"
         echo "[$name] seed $seed: test accuracy ${accs[-1]}, ${times[-1]} s" >&2
     done
     echo "| $name | $desc | $(printf '%s\n' "${accs[@]}" | stats) | ${#accs[@]} seeds | $(printf '%s\n' "${times[@]}" | secs) | $fig |" >> "$TABLE"
+}
+
+# single_run NAME SEED RUN train-flags...: train (or resume) one seed of a
+# single row into RUN.safetensors, its output in RUN.log
+single_run() {
+    local name=$1 seed=$2 run=$3 resume=(); shift 3
+    if [[ -f $run.ckpt/latest ]]; then
+        resume=(--resume "$run.ckpt")
+        echo "[$name] seed $seed: resumed from $run.ckpt" >&2
+    else
+        rm -rf "$run.ckpt"
+        : > "$run.log"
+    fi
+    echo "[$name] seed $seed: digits train $*" >&2
+    "$DIGITS" train "$@" --data "$DATA" --test "$TEST" --seed "$seed" --threads "$THREADS" \
+        --precision "$PRECISION" --out "$run.training.safetensors" --overwrite --log "$run.csv" "${QUICK_ARGS[@]}" \
+        --checkpoint-dir "$run.ckpt" "${resume[@]}" >> "$run.log" 2>&1 \
+        || die "$name seed $seed failed; see $run.log"
+    mv -f "$run.training.safetensors" "$run.safetensors"
+    rm -rf "$run.ckpt" # the seed's file holds what is kept of it
 }
 
 # ensemble NAME "configuration" "seed figure" TTA -- train flags...

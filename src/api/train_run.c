@@ -432,6 +432,7 @@ static int start_checkpointing(Job *j) {
                         o->checkpoint_dir);
     char why[64];
     train_option_set(o, train_option_find("test"), j->test_path ? j->test_path : "none", why, sizeof why);
+    if (j->test_path) j->test_path = o->test; /* the option's new copy: the old string may be the one freed */
     j->run_json = train_options_json(o, OPTF_RUN, 1);
     j->cfg.checkpoint_dir = o->checkpoint_dir;
     j->cfg.run_json = j->run_json;

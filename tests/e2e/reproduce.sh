@@ -44,6 +44,9 @@ output_has "vote logits" <<<"$info" || fail "the joined ensemble's vote: $(grep 
 "$DIGITS" ensemble --out "$TMP/m1.safetensors" --pick 1 "$joined" >/dev/null
 ! cmp -s <(tensor_data "$TMP/m0.safetensors") <(tensor_data "$TMP/m1.safetensors") || fail "both members have the same weights"
 echo "ok: $(row seed000-4)"
+# the single run (checkpointed) names the test set it was scored on
+grep -q "^test accuracy .* on 1000 images from $out/test1k\$" "$out/seed001-7-s1.log" ||
+    fail "the test line does not name the test set: $(grep '^test accuracy' "$out/seed001-7-s1.log")"
 
 [[ ! -e ${m1%.safetensors}.ckpt && ! -e ${m2%.safetensors}.ckpt ]] || fail "a saved member kept its checkpoints"
 
@@ -108,3 +111,27 @@ cmp -s <(tensor_data "$kf.safetensors") <(tensor_data "$TMP/kf-first.safetensors
 [[ ! -e $kf.ckpt ]] || fail "the kfold row's checkpoints outlived it"
 row seed003 | grep -Eq "\| $acc \| 1 run, 5 members \|" || fail "kfold row: $(row seed003)"
 echo "ok: a stopped kfold row resumed: $(row seed003)"
+
+# a single-model row whose run "dies" once it has ended (this digits exits
+# 137 after the seed001-7 run, as if killed before the script could call it
+# done): its weights so far are no finished run; the next run resumes it from
+# NAME-s1.ckpt/ to the same weights, and a run after that keeps it
+s1=$out/seed001-7-s1
+cp "$s1.safetensors" "$TMP/s1-first.safetensors"
+rm "$s1.safetensors"
+printf '%s\n' '#!/usr/bin/env bash' "\"$DIGITS\" \"\$@\" || exit" "[[ \" \$* \" == *seed001-7.yaml* ]] && exit 137" \
+    'exit 0' > "$TMP/dies-single"
+chmod +x "$TMP/dies-single"
+run_repro seed001-7 DIGITS="$TMP/dies-single" &&
+    fail "reproduce.sh went on past a single run that died: $(cat "$TMP/stderr")"
+[[ -f $s1.ckpt/latest ]] || fail "the dead single run left no checkpoint"
+[[ -f $s1.training.safetensors && ! -f $s1.safetensors ]] || fail "the dead single run passes for a finished one"
+repro seed001-7
+grep -q "seed 1: resumed from $s1.ckpt" "$TMP/stderr" || fail "single row not resumed: $(cat "$TMP/stderr")"
+cmp -s <(tensor_data "$s1.safetensors") <(tensor_data "$TMP/s1-first.safetensors") || fail "the resumed single run changed its weights"
+[[ ! -e $s1.ckpt && ! -e $s1.training.safetensors ]] || fail "the single run's checkpoints outlived it"
+row seed001-7 | grep -Eq "\| $acc \| 1 seeds \|" || fail "resumed single row: $(row seed001-7)"
+repro seed001-7
+grep -q "seed 1: kept (trained before)" "$TMP/stderr" || fail "a finished single run was trained again: $(cat "$TMP/stderr")"
+row seed001-7 | grep -Eq "\| $acc \| 1 seeds \|" || fail "kept single row: $(row seed001-7)"
+echo "ok: a stopped single row resumed, then kept: $(row seed001-7)"
