@@ -147,21 +147,40 @@ single() {
 # single_run NAME SEED RUN train-flags...: train (or resume) one seed of a
 # single row into RUN.safetensors, its output in RUN.log
 single_run() {
-    local name=$1 seed=$2 run=$3 resume=(); shift 3
-    if [[ -f $run.ckpt/latest ]]; then
-        resume=(--resume "$run.ckpt")
-        echo "[$name] seed $seed: resumed from $run.ckpt" >&2
-    else
-        rm -rf "$run.ckpt"
-        : > "$run.log"
-    fi
+    local name=$1 seed=$2 run=$3; shift 3
+    resume_args "[$name] seed $seed" "$run"
     echo "[$name] seed $seed: digits train $*" >&2
-    "$DIGITS" train "$@" --data "$DATA" --test "$TEST" --seed "$seed" --threads "$THREADS" \
+    (train_piece "$run" "$TEST" "$seed" "$THREADS" "$@") || die "$name seed $seed failed; see $run.log"
+    piece_done "$run"
+}
+
+# The runs of single rows and --ensemble N members, in pieces: RUN.ckpt/
+# holds the checkpoints of a run under way, RUN.training.safetensors its best
+# epoch so far, RUN.safetensors the run that has ended.
+# resume_args WHO RUN: RESUME=(--resume RUN.ckpt) for a run stopped part-way,
+# else () with the run's log and checkpoints cleared
+resume_args() {
+    RESUME=()
+    if [[ -f $2.ckpt/latest ]]; then
+        RESUME=(--resume "$2.ckpt")
+        echo "$1: resumed from $2.ckpt" >&2
+    else
+        rm -rf "$2.ckpt"
+        : > "$2.log"
+    fi
+}
+# train_piece RUN TEST SEED THREADS train-flags...: becomes the run's
+# `digits train` (exec: call it in a subshell or in the background)
+train_piece() {
+    local run=$1 test=$2 seed=$3 threads=$4; shift 4
+    exec "$DIGITS" train "$@" --data "$DATA" --test "$test" --seed "$seed" --threads "$threads" \
         --precision "$PRECISION" --out "$run.training.safetensors" --overwrite --log "$run.csv" "${QUICK_ARGS[@]}" \
-        --checkpoint-dir "$run.ckpt" "${resume[@]}" >> "$run.log" 2>&1 \
-        || die "$name seed $seed failed; see $run.log"
-    mv -f "$run.training.safetensors" "$run.safetensors"
-    rm -rf "$run.ckpt" # the seed's file holds what is kept of it
+        --checkpoint-dir "$run.ckpt" "${RESUME[@]}" >> "$run.log" 2>&1
+}
+# piece_done RUN: the run has ended; its file holds what is kept of it
+piece_done() {
+    mv -f "$1.training.safetensors" "$1.safetensors"
+    rm -rf "$1.ckpt"
 }
 
 # ensemble NAME "configuration" "seed figure" TTA -- train flags...
@@ -301,23 +320,14 @@ train_members() {
     shift
     trap '[[ -n $child ]] && kill "$child" 2>/dev/null; exit 143' TERM
     for seed in "${seeds[@]}"; do
-        local m=$WORK/$name.m$seed resume=()
-        if [[ -f $m.ckpt/latest ]]; then # stopped part-way: go on from its last checkpoint
-            resume=(--resume "$m.ckpt")
-            echo "[$name] member $seed of $size: resumed from $m.ckpt" >&2
-        else
-            rm -rf "$m.ckpt"
-            : > "$m.log"
-        fi
+        local m=$WORK/$name.m$seed
+        resume_args "[$name] member $seed of $size" "$m"
         echo "[$name] member $seed of $size: digits train $* --seed $seed --threads $threads" >&2
-        "$DIGITS" train "$@" --data "$DATA" --test none --seed "$seed" --threads "$threads" \
-            --precision "$PRECISION" --out "$m.training.safetensors" --overwrite --log "$m.csv" "${QUICK_ARGS[@]}" \
-            --checkpoint-dir "$m.ckpt" "${resume[@]}" >> "$m.log" 2>&1 &
+        train_piece "$m" none "$seed" "$threads" "$@" &
         child=$!
         wait "$child" || { echo "[$name] member $seed failed; see $m.log" >&2; exit 1; }
         child=""
-        mv -f "$m.training.safetensors" "$m.safetensors"
-        rm -rf "$m.ckpt" # the member's file holds what is kept of it
+        piece_done "$m"
     done
 }
 
