@@ -51,6 +51,9 @@ best * (1 - 1e-4) halve the lr (at least 1e-6) from the next epoch on
 loss); --ema DECAY keeps a moving average of the parameters and batch-norm
 buffers updated after every step with decay min(DECAY, (1+t)/(10+t)), as
 digits' train.c, and the average is what is validated, monitored and kept.
+--lookahead K [--lookahead-alpha A] wraps the optimiser in Lookahead as
+digits' train.c does: every K steps slow += A*(w - slow) and w = slow, over
+the parameters only, the inner optimiser's state untouched.
 
 Run with Debian's interpreter, /usr/bin/python3 (python3-torch 1.13).
 Left out on purpose: early stopping (--patience, not accepted), and the
@@ -407,6 +410,16 @@ def ema_update(avg, model, decay, step):
                 ba.copy_(bm)
 
 
+def lookahead_sync(slow, model, alpha, step, k):
+    """After every k-th step: slow += alpha*(w - slow), then w = slow (parameters only)."""
+    if step % k:
+        return
+    with torch.no_grad():
+        for ps, pm in zip(slow, model.parameters()):
+            ps.add_(pm - ps, alpha=alpha)
+            pm.copy_(ps)
+
+
 def main():
     ap = argparse.ArgumentParser(description="PyTorch side of the time-to-accuracy benchmark; "
                                  "takes digits train's flags (the subset the recipe uses)")
@@ -437,6 +450,8 @@ def main():
                     "shear=DEG,elastic=ALPHA:SIGMA[:P], as digits (perspective, so seed003, refused)")
     ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--ema", type=float, default=0.0, help="decay of the weights' moving average (0: off)")
+    ap.add_argument("--lookahead", type=int, default=0, help="Lookahead's k (0: off)")
+    ap.add_argument("--lookahead-alpha", type=float, default=0.5)
     a = ap.parse_args()
     aug = parse_augment(a.augment)
 
@@ -487,6 +502,7 @@ def main():
           f"norm mean {mean:.6f} std {std:.6f}", flush=True)
 
     avg = copy.deepcopy(model) if a.ema > 0 else None
+    slow = [p.detach().clone() for p in model.parameters()] if a.lookahead > 0 else None
     judged = avg if avg is not None else model  # what validation, the monitor and the checkpoint see
     log = open(a.log, "w")
     log.write("epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,step,train_seconds,monitor_acc\n")
@@ -519,6 +535,8 @@ def main():
                 g["lr"] = lr
             opt.step()
             step += 1
+            if slow is not None:
+                lookahead_sync(slow, model, a.lookahead_alpha, step, a.lookahead)
             if avg is not None:
                 ema_update(avg, model, a.ema, step)
             loss_sum += float(loss) * len(y)

@@ -261,8 +261,9 @@ DG_API void dg_train_config_free(dg_train_config *cfg);
  * the same checks: dg_train_set(cfg, "epochs", "10"). Every name of
  * `digits train --help` is a setting: those of the training loop (epochs,
  * batch-size, lr, optimizer, momentum, nesterov, weight-decay, schedule,
- * gamma, step-size, patience, ema, label-smoothing, max-steps, seed, threads, dtype, log,
- * out, augment, normalize, precision, quiet, val-split, limit), which
+ * gamma, step-size, patience, ema, label-smoothing, lookahead, lookahead-alpha,
+ * max-steps, seed, threads, dtype, log, out, augment, normalize, precision,
+ * quiet, val-split, limit), which
  * dg_train and dg_train_run use, and those of a whole run, which only
  * dg_train_run uses (model, data, test, out-dir, overwrite, ensemble,
  * ensemble-models, kfold, vote, checkpoint-dir, resume, monitor,

@@ -63,6 +63,11 @@ static const TrainOption table[] = {
     {"label-smoothing", OPT_FLOAT, C(label_smoothing), "0", 0, 0.999, NULL, "EPS",
      "train towards (1-EPS) one-hot + EPS/10 (PyTorch's label_smoothing); validation keeps the plain loss "
      "(0 = off)", ALL, NULL, NULL},
+    {"lookahead", OPT_INT, C(lookahead), "0", 0, 1000000, NULL, "K",
+     "Lookahead around the optimiser: every K steps the weights move to slow + ALPHA (fast - slow), the new "
+     "slow weights (0 = off)", ALL, NULL, NULL},
+    {"lookahead-alpha", OPT_FLOAT, C(lookahead_alpha), "0.5", 0.001, 1, NULL, "ALPHA",
+     "Lookahead's step towards the fast weights", ALL, NULL, NULL},
     {"val-split", OPT_FLOAT, F(val_split), "0.1", 0, 0.9, NULL, "X", "stratified validation fraction", OPTF_RUN, NULL,
      NULL},
     {"limit", OPT_INT, F(limit), "0", 1, 100000000, NULL, "N", "use only the first N training images (0 = all)",

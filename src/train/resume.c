@@ -57,11 +57,18 @@ void train_state_init_ema(TrainState *st, const Model *m) {
     memcpy(st->ema + m->n_param, m->buffers, m->n_buffer * sizeof(float));
 }
 
+void train_state_init_slow(TrainState *st, const Model *m) {
+    st->slow = dg_xmalloc((m->n_param + 1) * sizeof(float));
+    memcpy(st->slow, m->params, m->n_param * sizeof(float));
+}
+
 void train_state_free(TrainState *st) {
     free(st->order);
     free(st->best);
     free(st->ema);
+    free(st->slow);
     st->ema = NULL;
+    st->slow = NULL;
     st->order = NULL;
     st->best = NULL;
 }
@@ -302,13 +309,15 @@ int checkpoint_save(const char *dir, const Model *m, Optimizer *o, const Schedul
                         NULL};
     size_t n_opt;
     const float *opt_state = optim_state(o, &n_opt);
-    const SafeTensor extra[] = {
+    SafeTensor extra[5] = {
         {"train.optim", "F32", n_opt, opt_state},
         {"train.best", "F32", st->n_best, st->best},
         {"train.order", "I32", (size_t)st->n, st->order},
-        {"train.ema", "F32", st->n_best, st->ema},
     };
-    int rc = model_save_extra(m, path, kv, extra, st->ema ? 4 : 3);
+    int n_extra = 3;
+    if (st->ema) extra[n_extra++] = (SafeTensor){"train.ema", "F32", st->n_best, st->ema};
+    if (st->slow) extra[n_extra++] = (SafeTensor){"train.slow", "F32", m->n_param, st->slow};
+    int rc = model_save_extra(m, path, kv, extra, n_extra);
     free(cfg_json);
     free(state_json);
     if (rc < 0) return -1;
@@ -526,7 +535,8 @@ int checkpoint_restore(const Checkpoint *ck, const Model *m, Optimizer *o, Sched
     if (safetensors_get(ck->st, "train.optim", "F32", n_opt, opt_state) < 0 ||
         safetensors_get(ck->st, "train.best", "F32", st->n_best, st->best) < 0 ||
         safetensors_get(ck->st, "train.order", "I32", (size_t)st->n, st->order) < 0 ||
-        (st->ema && safetensors_get(ck->st, "train.ema", "F32", st->n_best, st->ema) < 0))
+        (st->ema && safetensors_get(ck->st, "train.ema", "F32", st->n_best, st->ema) < 0) ||
+        (st->slow && safetensors_get(ck->st, "train.slow", "F32", m->n_param, st->slow) < 0))
         goto out;
     /* the order must be a permutation of 0..n-1: it indexes the images */
     uint8_t *seen_idx = dg_xcalloc((size_t)st->n, 1);

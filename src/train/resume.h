@@ -62,6 +62,7 @@ typedef struct {
     size_t n_best;        /* n_param + n_buffer */
     float *best;          /* (n_best) the best epoch's weights (owned) */
     float *ema;           /* (n_best) the weights' moving average (owned; NULL: cfg.ema off) */
+    float *slow;          /* (n_param) Lookahead's slow weights (owned; NULL: cfg.lookahead off) */
     TrainResult res;      /* totals so far */
     Rng shuffle;          /* the shuffle stream */
     uint64_t data_hash;   /* of the training + validation sets */
@@ -80,6 +81,8 @@ typedef struct {
 void train_state_init(TrainState *st, Model *m, int n, uint64_t seed);
 /* Start the weights' moving average (cfg.ema) from the model's weights. */
 void train_state_init_ema(TrainState *st, const Model *m);
+/* Start Lookahead's slow weights (cfg.lookahead) from the model's parameters. */
+void train_state_init_slow(TrainState *st, const Model *m);
 void train_state_free(TrainState *st);
 /* Save another RNG stream with the state (e.g. augmentation's). */
 void train_state_add_rng(TrainState *st, const char *name, Rng *rng);

@@ -28,6 +28,7 @@ void train_config_defaults(TrainConfig *c) {
     c->momentum = 0.9f;
     c->schedule = SCHED_CONSTANT;
     c->step_size = 5;
+    c->lookahead_alpha = 0.5f;
     c->seed = 42;
 }
 
@@ -125,6 +126,19 @@ static void ema_swap_out(Model *m, const float *raw) {
     memcpy(m->buffers, raw + m->n_param, m->n_buffer * sizeof(float));
 }
 
+/* ==== Lookahead (cfg.lookahead) ============================================= */
+
+/* After every k-th step (1-based `step`): slow += alpha·(w − slow), and the
+ * parameters restart from it. */
+static void lookahead_sync(float *slow, Model *m, const TrainConfig *cfg, long step) {
+    if (step % cfg->lookahead) return;
+    const float a = cfg->lookahead_alpha;
+    for (size_t i = 0; i < m->n_param; i++) {
+        slow[i] += a * (m->params[i] - slow[i]);
+        m->params[i] = slow[i];
+    }
+}
+
 /* ==== stop requests ======================================================== */
 
 static volatile sig_atomic_t stop_signal;
@@ -202,6 +216,7 @@ static int loop_start(Loop *L) {
     train_state_init(st, m, L->train->n, cfg->seed);
     st->ranks = dist_size();
     if (cfg->ema > 0) train_state_init_ema(st, m); /* (a resumed run's comes from its checkpoint) */
+    if (cfg->lookahead > 0) train_state_init_slow(st, m);
     if (cfg->checkpoint_dir || cfg->resume) st->data_hash = train_data_hash(L->train, L->have_val ? L->val : NULL);
     if (cfg->resume && checkpoint_restore(cfg->resume, m, &L->opt, &L->sched, st, cfg) < 0) {
         train_state_free(st);
@@ -328,6 +343,7 @@ static void train_step(Loop *L, int n) {
         L->lr = sched_lr(&L->sched, st->step, st->epoch);
         optim_step(&L->opt, m->params, m->grads, L->lr);
         st->step++;
+        if (st->slow) lookahead_sync(st->slow, m, L->cfg, st->step);
         if (st->ema) ema_update(st->ema, m, L->cfg->ema, st->step);
         st->loss_sum += loss_sum;
         st->seen += n;
@@ -346,6 +362,7 @@ static void train_step(Loop *L, int n) {
     L->lr = sched_lr(&L->sched, st->step, st->epoch);
     optim_step(&L->opt, m->params, m->grads, L->lr);
     st->step++;
+    if (st->slow) lookahead_sync(st->slow, m, L->cfg, st->step);
     if (st->ema) ema_update(st->ema, m, L->cfg->ema, st->step);
     st->loss_sum += (double)loss * n;
     st->seen += n;

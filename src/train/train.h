@@ -13,6 +13,11 @@
  * moving average (Keras's use_ema, timm's ModelEma): after step t,
  * ema = d·ema + (1−d)·w with d = min(ema_decay, (1+t)/(10+t)), over the
  * parameters and the batch-norm running statistics alike.
+ * With cfg.lookahead (Lookahead, Zhang et al. 2019, around any optimiser) a
+ * slow copy of the parameters starts as the initial weights; after every
+ * k-th step slow += alpha·(w − slow) and w = slow. The inner optimiser's
+ * state goes on untouched, and the batch-norm statistics are not averaged
+ * (as in the paper's and torch-optimizer's implementations).
  * Under mpirun (the MPI build, after dist_init) every rank runs train_run
  * on the same data and trains its shard of each batch; the ranks' steps
  * are the single-process steps bit for bit (dist_train.h). */
@@ -42,6 +47,9 @@ typedef struct {
                            * weights (and BN statistics), updated after every step, which is
                            * what validation, early stopping and the saved model use */
     float label_smoothing; /* 0 = off; else eps of the smoothed training loss (label_smooth.h) */
+    int lookahead;        /* 0 = off; else Lookahead's k: every k steps the parameters become
+                           * slow + alpha·(fast − slow), which is also the new slow copy */
+    float lookahead_alpha; /* Lookahead's alpha (0.5) */
     uint64_t seed;        /* 42 */
     int threads;          /* <= 0: all cores */
     int dist_mode;        /* under mpirun: 0 exact, 1 sync (dist_train.h's DistMode) */

@@ -4,9 +4,9 @@
 # gathers); then the model a distributed run saves holds, byte for byte,
 # the tensors of the one-process run with the same global batch and the
 # same total thread count: lenet5 (conv + linear) on 2 ranks x 1 thread vs
-# 2 threads; a net with dropout, dropout2d and augmentation on 2 ranks x 2
-# threads vs 4 threads, and on 3 ranks x 1 thread vs 3 threads (uneven
-# shards); a net with batch norm (synchronised: the same statistics,
+# 2 threads (also with label smoothing, and with Lookahead); a net with
+# dropout, dropout2d and augmentation on 2 ranks x 2 threads vs 4 threads,
+# and on 3 ranks x 1 thread vs 3 threads (uneven shards); a net with batch norm (synchronised: the same statistics,
 # running statistics and gradients), 2 x 1 vs 2. Only rank 0 writes the
 # model and the log. Refused: a batch smaller than the rank count; the
 # default build (no MPI) started as several ranks. See mpi_faults.sh for
@@ -31,6 +31,12 @@ same_weights "$TMP/ref.safetensors" "$TMP/mpi.safetensors" || fail "lenet5: 2 ra
     --out "$TMP/ls-mpi.safetensors" > "$TMP/ls.out" 2>&1 || { cat "$TMP/ls.out"; fail "mpirun -np 2 train --label-smoothing failed"; }
 same_weights "$TMP/ls-ref.safetensors" "$TMP/ls-mpi.safetensors" || fail "label smoothing: 2 ranks differ from 2 threads"
 ! same_weights "$TMP/ref.safetensors" "$TMP/ls-ref.safetensors" || fail "--label-smoothing 0.1 changed nothing"
+# Lookahead's slow weights: every rank syncs after the same steps
+"$DIGITS" train "${common[@]}" --lookahead 3 --threads 2 --out "$TMP/la-ref.safetensors" >/dev/null
+"${MPIRUN[@]}" -np 2 "$DIGITS_MPI" train "${common[@]}" --lookahead 3 --threads 1 \
+    --out "$TMP/la-mpi.safetensors" > "$TMP/la.out" 2>&1 || { cat "$TMP/la.out"; fail "mpirun -np 2 train --lookahead failed"; }
+same_weights "$TMP/la-ref.safetensors" "$TMP/la-mpi.safetensors" || fail "lookahead: 2 ranks differ from 2 threads"
+! same_weights "$TMP/ref.safetensors" "$TMP/la-ref.safetensors" || fail "--lookahead 3 changed nothing"
 [[ $(wc -l < "$TMP/mpi.csv") -eq 3 ]] || fail "the log should have a header and 2 epochs: $(cat "$TMP/mpi.csv")"
 grep -q "saved $TMP/mpi.safetensors" "$TMP/mpi.out" || fail "rank 0 should report the save once"
 [[ $(grep -c "^saved" "$TMP/mpi.out") -eq 1 ]] || fail "only rank 0 prints: $(cat "$TMP/mpi.out")"
