@@ -643,6 +643,52 @@ static void test_lookahead_steps(void **state) {
     model_free(&init);
 }
 
+/* A checkpoint written before a setting existed (here: its stored settings
+ * blanked of "lookahead", as digits 0.12 wrote them) matches a run that
+ * leaves the setting at its default, and not one that sets it: an ensemble
+ * member stopped by an older digits resumes. */
+static void test_checkpoint_predating_a_setting(void **state) {
+    const char *dir = tu_tmp_path("ck-older");
+    rm_rf(dir);
+    Model m;
+    TrainResult res;
+    assert_int_equal(fresh_run(&cases[0], 1, dir, 4, &m, &res), 0);
+    model_free(&m);
+    FILE *f = fopen(res.checkpoint, "r+b");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    char *bytes = malloc((size_t)len + 1);
+    rewind(f);
+    assert_int_equal(fread(bytes, 1, (size_t)len, f), (size_t)len);
+    bytes[len] = '\0';
+    /* in the escaped settings strings of the header (after its 8-byte length) */
+    const char *key = "\\\"lookahead\\\":0,";
+    int blanked = 0;
+    for (char *at = strstr(bytes + 8, key); at; at = strstr(at, key), blanked++)
+        memset(at, ' ', strlen(key)); /* JSON whitespace: same length, so no offset moves */
+    assert_true(blanked >= 1);
+    rewind(f);
+    assert_int_equal(fwrite(bytes, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    free(bytes);
+
+    Checkpoint ck;
+    assert_int_equal(checkpoint_open(dir, &ck, &m), 0);
+    assert_null(strstr(safetensors_meta(ck.st, "digits.resume_config"), "\"lookahead\":"));
+    TrainConfig cfg;
+    case_config(&cfg, &cases[0], 1);
+    cfg.checkpoint_dir = dir;
+    assert_true(checkpoint_matches(&ck, &cfg, 1));
+    cfg.lookahead = 3;
+    assert_false(checkpoint_matches(&ck, &cfg, 1));
+    cfg.lookahead = 0;
+    cfg.lr *= 2;
+    assert_false(checkpoint_matches(&ck, &cfg, 1));
+    checkpoint_close(&ck);
+    model_free(&m);
+}
+
 /* ==== ensembles ================================================================= */
 
 /* Stops after `*left` optimiser steps counted over every member. */
@@ -742,6 +788,7 @@ int main(void) {
         cmocka_unit_test(test_ensemble_resume_identical),
         cmocka_unit_test(test_ema_is_the_model),
         cmocka_unit_test(test_lookahead_steps),
+        cmocka_unit_test(test_checkpoint_predating_a_setting),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -614,9 +614,13 @@ int checkpoint_save_ensemble(const char *dir, const TrainConfig *cfg, int thread
 }
 
 int checkpoint_matches(const Checkpoint *ck, const TrainConfig *cfg, int threads) {
-    const char *saved = ck->st ? safetensors_meta(ck->st, "digits.resume_config") : NULL;
+    /* compared as settings (the stored ones read back), not as the stored
+     * text: a setting newer than the checkpoint reads as its default */
+    if (!ck->st) return 0;
+    char *saved = config_to_json(&ck->cfg, ck->threads);
     char *now = config_to_json(cfg, threads);
-    int same = saved && strcmp(saved, now) == 0;
+    int same = strcmp(saved, now) == 0;
+    free(saved);
     free(now);
     return same;
 }

@@ -124,7 +124,8 @@ int checkpoint_restore(const Checkpoint *ck, const Model *m, Optimizer *o, Sched
                        TrainState *st, const TrainConfig *cfg);
 void checkpoint_close(Checkpoint *ck);
 /* Whether the checkpoint was written with exactly cfg's settings, threads
- * being the thread count in effect. */
+ * being the thread count in effect (a setting the checkpoint predates
+ * counts as its default). */
 int checkpoint_matches(const Checkpoint *ck, const TrainConfig *cfg, int threads);
 
 /* ---- an ensemble run's folder --------------------------------------------
