@@ -235,178 +235,167 @@ int model_build(Model *m, const char *spec_text, const char *origin) {
     return model_build_limited(m, spec_text, origin, MODEL_MAX_PARAMS, NULL);
 }
 
-int model_build_limited(Model *m, const char *spec_text, const char *origin, size_t max_floats,
-                        const char *file) {
-    SpecBudget budget = {0, 0, max_floats, file};
-    memset(m, 0, sizeof *m);
-    m->spec_text = strdup(spec_text);
-    DG_ASSERT(m->spec_text);
-    m->input_shape = (Shape){1, 28, 28};
-    m->layers = dg_xcalloc(MODEL_MAX_LAYERS, sizeof(Layer));
-    m->norm_mean = 0.0f;
-    m->norm_std = 1.0f;
-    m->nthreads = 1;
+/* The parser between lines: what `prev` means next, the line of the last
+ * layer, and the stn block still open (its input, line, first layer, name
+ * and the stn line's own arguments, applied at `end`). */
+typedef struct {
+    Model *m;
+    const char *origin;
+    SpecBudget budget;
+    int prev;
+    int seen_layer, last_line;
+    struct {
+        int open, src, line, first;
+        char name[32];
+        SpecArgs args;
+    } stn;
+} SpecParser;
 
-    char *text = strdup(spec_text);
-    DG_ASSERT(text);
-    char line_buf[1024];
-    int lineno = 0;
-    const char *p = text;
-    int prev = LAYER_INPUT_IMAGE; /* what `prev` means on the next line */
-    int seen_layer = 0, last_line = 0;
-    /* an open stn block: its input, line and name */
-    int stn_open = 0, stn_src = 0, stn_line = 0, stn_first = 0;
-    char stn_name[32] = "";
-    SpecArgs stn_args; /* the stn line's own arguments, applied at `end` */
-    memset(&stn_args, 0, sizeof stn_args);
+/* `input CxHxW`: the model input's shape, before any layer. */
+static int parse_input_line(SpecParser *ps, int lineno, const SpecArgs *args) {
+    if (ps->seen_layer)
+        return dg_set_error("%s:%d: 'input' must come before the first layer", ps->origin, lineno);
+    if (args->n != 1 || strcmp(args->key[0], "shape") != 0 ||
+        parse_input_shape(args->val[0], &ps->m->input_shape) < 0)
+        return dg_set_error("%s:%d: input shape should be CxHxW, e.g. 'input 1x28x28'", ps->origin, lineno);
+    return 0;
+}
+
+/* `stn [align_corners=] [inputs=X] [name=N]`: opens a block whose lines are
+ * the localisation net, reading the stn's input. */
+static int open_stn(SpecParser *ps, int lineno, const char *name, const int *ids, int n_in,
+                    const SpecArgs *args) {
+    if (ps->stn.open)
+        return dg_set_error("%s:%d: stn: blocks do not nest (the one on line %d is still open)", ps->origin,
+                            lineno, ps->stn.line);
+    for (int i = 0; i < args->n; i++)
+        if (strcmp(args->key[i], "align_corners") != 0)
+            return dg_set_error("%s:%d: stn: unknown argument '%s' (usage: stn [align_corners=0|1] "
+                                "[inputs=X] [name=N], the localisation net, then 'end')", ps->origin, lineno,
+                                args->key[i]);
+    ps->stn.args = *args;
+    if (n_in != 1)
+        return dg_set_error("%s:%d: stn: takes one input (the image to transform)", ps->origin, lineno);
+    ps->stn.open = 1, ps->stn.src = ids[0], ps->stn.line = lineno, ps->stn.first = ps->m->n_layers;
+    snprintf(ps->stn.name, sizeof ps->stn.name, "%s", name);
+    ps->prev = ps->stn.src;
+    ps->seen_layer = 1;
+    return 0;
+}
+
+/* `end`: closes the open stn block by placing the stn layer, which reads
+ * the block's input and the localisation net's 6 outputs. has_args: the
+ * line carried arguments (end takes none). */
+static int close_stn(SpecParser *ps, int lineno, int has_args) {
+    Model *m = ps->m;
+    if (!ps->stn.open) return dg_set_error("%s:%d: 'end' without an open block (blocks: stn)", ps->origin, lineno);
+    if (has_args)
+        return dg_set_error("%s:%d: end takes no arguments (put name= on the stn line)", ps->origin, lineno);
+    Layer *loc = m->n_layers > ps->stn.first ? &m->layers[m->n_layers - 1] : NULL;
+    if (!loc || loc->type != LAYER_LINEAR || loc->out_features != 6 || !loc->bias)
+        return dg_set_error("%s:%d: stn: the localisation net (lines %d-%d) must end with "
+                            "'linear out=6' (the 2x3 affine transform)", ps->origin, lineno, ps->stn.line + 1,
+                            lineno - 1);
+    if (ps->stn.name[0] && check_name(m, ps->stn.name) < 0) /* taken inside the block? */
+        return line_error(ps->origin, ps->stn.line, "stn");
+    loc->init_affine_identity = 1;
+    int stn_ids[2] = {ps->stn.src, m->n_layers - 1};
+    if (append_layer(m, layer_kinds[LAYER_STN], LAYER_STN, ps->stn.line, ps->stn.name, stn_ids, 2,
+                     &ps->stn.args) < 0)
+        return line_error(ps->origin, ps->stn.line, NULL);
+    if (check_budget(&ps->budget, m, ps->origin) < 0) return -1;
+    ps->stn.open = 0;
+    ps->prev = m->n_layers - 1;
+    ps->last_line = lineno;
+    return 0;
+}
+
+/* A layer line: the layer kind's own arguments in args. */
+static int add_layer_line(SpecParser *ps, int lineno, const char *keyword, const char *name, const int *ids,
+                          int n_in, SpecArgs *args) {
+    LayerType type;
+    const LayerKind *kind = layer_kind_find(keyword, &type);
+    if (!kind || type == LAYER_STN) {
+        char known[256];
+        known_layers(known, sizeof known);
+        return dg_set_error("%s:%d: unknown layer '%s' (known: %s, end)", ps->origin, lineno, keyword, known);
+    }
+    if (append_layer(ps->m, kind, type, lineno, name, ids, n_in, args) < 0)
+        return line_error(ps->origin, lineno, NULL);
+    if (check_budget(&ps->budget, ps->m, ps->origin) < 0) return -1;
+    ps->prev = ps->m->n_layers - 1;
+    ps->seen_layer = 1;
+    ps->last_line = lineno;
+    return 0;
+}
+
+/* One line of the spec (comments and blank lines do nothing). */
+static int parse_line(SpecParser *ps, char *line, int lineno) {
     char keyword[64];
     SpecArgs args;
-    while (*p) {
+    int r = tokenize(line, keyword, sizeof keyword, &args);
+    if (r < 0) return line_error(ps->origin, lineno, NULL);
+    if (r == 0) return 0;
+    if (strcmp(keyword, "input") == 0) return parse_input_line(ps, lineno, &args);
+    /* the graph arguments, common to every line */
+    char name[64] = "", inputs[64] = "";
+    int has_name = take_arg(&args, "name", name, sizeof name);
+    int has_inputs = take_arg(&args, "inputs", inputs, sizeof inputs);
+    if (has_name && check_name(ps->m, name) < 0) return line_error(ps->origin, lineno, keyword);
+    int ids[LAYER_MAX_INPUTS], n_in = 1;
+    ids[0] = ps->prev;
+    if (has_inputs && parse_inputs(ps->m, inputs, ps->prev, ids, &n_in) < 0)
+        return line_error(ps->origin, lineno, keyword);
+    if (strcmp(keyword, "stn") == 0) return open_stn(ps, lineno, name, ids, n_in, &args);
+    if (strcmp(keyword, "end") == 0) return close_stn(ps, lineno, args.n || has_name || has_inputs);
+    return add_layer_line(ps, lineno, keyword, name, ids, n_in, &args);
+}
+
+/* Every line of spec_text, then the checks that need the whole spec. */
+static int parse_spec(SpecParser *ps, const char *spec_text) {
+    char line[1024];
+    int lineno = 0;
+    for (const char *p = spec_text; *p;) {
         const char *nl = strchr(p, '\n');
         size_t len = nl ? (size_t)(nl - p) : strlen(p);
         lineno++;
-        if (len >= sizeof line_buf) {
-            dg_set_error("%s:%d: line is too long", origin, lineno);
-            goto fail;
-        }
-        memcpy(line_buf, p, len);
-        line_buf[len] = '\0';
+        if (len >= sizeof line) return dg_set_error("%s:%d: line is too long", ps->origin, lineno);
+        memcpy(line, p, len);
+        line[len] = '\0';
         p += len + (nl ? 1 : 0);
+        if (parse_line(ps, line, lineno) < 0) return -1;
+    }
+    if (ps->stn.open) return dg_set_error("%s:%d: stn: block has no 'end'", ps->origin, ps->stn.line);
+    if (ps->m->n_layers == 0) return dg_set_error("%s: no layers", ps->origin);
+    return 0;
+}
 
-        int r = tokenize(line_buf, keyword, sizeof keyword, &args);
-        if (r < 0) {
-            line_error(origin, lineno, NULL);
-            goto fail;
-        }
-        if (r == 0) continue;
-        if (strcmp(keyword, "input") == 0) {
-            if (seen_layer) {
-                dg_set_error("%s:%d: 'input' must come before the first layer", origin, lineno);
-                goto fail;
-            }
-            if (args.n != 1 || strcmp(args.key[0], "shape") != 0 ||
-                parse_input_shape(args.val[0], &m->input_shape) < 0) {
-                dg_set_error("%s:%d: input shape should be CxHxW, e.g. 'input 1x28x28'", origin, lineno);
-                goto fail;
-            }
-            continue;
-        }
-        char name[64] = "", inputs[64] = "";
-        int has_name = take_arg(&args, "name", name, sizeof name);
-        int has_inputs = take_arg(&args, "inputs", inputs, sizeof inputs);
-        if (has_name && check_name(m, name) < 0) {
-            line_error(origin, lineno, keyword);
-            goto fail;
-        }
-        int ids[LAYER_MAX_INPUTS], n_in = 1;
-        ids[0] = prev;
-        if (has_inputs && parse_inputs(m, inputs, prev, ids, &n_in) < 0) {
-            line_error(origin, lineno, keyword);
-            goto fail;
-        }
-
-        if (strcmp(keyword, "stn") == 0) { /* open a block */
-            if (stn_open) {
-                dg_set_error("%s:%d: stn: blocks do not nest (the one on line %d is still open)",
-                             origin, lineno, stn_line);
-                goto fail;
-            }
-            for (int i = 0; i < args.n; i++)
-                if (strcmp(args.key[i], "align_corners") != 0) {
-                    dg_set_error("%s:%d: stn: unknown argument '%s' (usage: stn [align_corners=0|1] "
-                                 "[inputs=X] [name=N], the localisation net, then 'end')", origin,
-                                 lineno, args.key[i]);
-                    goto fail;
-                }
-            stn_args = args;
-            if (n_in != 1) {
-                dg_set_error("%s:%d: stn: takes one input (the image to transform)", origin, lineno);
-                goto fail;
-            }
-            stn_open = 1, stn_src = ids[0], stn_line = lineno, stn_first = m->n_layers;
-            snprintf(stn_name, sizeof stn_name, "%s", name);
-            prev = stn_src; /* the localisation net reads the stn's input */
-            seen_layer = 1;
-            continue;
-        }
-        if (strcmp(keyword, "end") == 0) { /* close it: the stn layer itself */
-            if (!stn_open) {
-                dg_set_error("%s:%d: 'end' without an open block (blocks: stn)", origin, lineno);
-                goto fail;
-            }
-            if (args.n || has_name || has_inputs) {
-                dg_set_error("%s:%d: end takes no arguments (put name= on the stn line)", origin, lineno);
-                goto fail;
-            }
-            Layer *loc = m->n_layers > stn_first ? &m->layers[m->n_layers - 1] : NULL;
-            if (!loc || loc->type != LAYER_LINEAR || loc->out_features != 6 || !loc->bias) {
-                dg_set_error("%s:%d: stn: the localisation net (lines %d-%d) must end with "
-                             "'linear out=6' (the 2x3 affine transform)", origin, lineno, stn_line + 1,
-                             lineno - 1);
-                goto fail;
-            }
-            if (stn_name[0] && check_name(m, stn_name) < 0) { /* taken inside the block? */
-                line_error(origin, stn_line, "stn");
-                goto fail;
-            }
-            loc->init_affine_identity = 1;
-            int stn_ids[2] = {stn_src, m->n_layers - 1};
-            if (append_layer(m, layer_kinds[LAYER_STN], LAYER_STN, stn_line, stn_name, stn_ids, 2, &stn_args) < 0) {
-                line_error(origin, stn_line, NULL);
-                goto fail;
-            }
-            if (check_budget(&budget, m, origin) < 0) goto fail;
-            stn_open = 0;
-            prev = m->n_layers - 1;
-            last_line = lineno;
-            continue;
-        }
-        LayerType type;
-        const LayerKind *kind = layer_kind_find(keyword, &type);
-        if (!kind || type == LAYER_STN) {
-            char known[256];
-            known_layers(known, sizeof known);
-            dg_set_error("%s:%d: unknown layer '%s' (known: %s, end)", origin, lineno, keyword, known);
-            goto fail;
-        }
-        if (append_layer(m, kind, type, lineno, name, ids, n_in, &args) < 0) {
-            line_error(origin, lineno, NULL);
-            goto fail;
-        }
-        if (check_budget(&budget, m, origin) < 0) goto fail;
-        prev = m->n_layers - 1;
-        seen_layer = 1;
-        last_line = lineno;
-    }
-    if (stn_open) {
-        dg_set_error("%s:%d: stn: block has no 'end'", origin, stn_line);
-        goto fail;
-    }
-    if (m->n_layers == 0) {
-        dg_set_error("%s: no layers", origin);
-        goto fail;
-    }
-    /* every output but the last must be read by someone: a dangling
-     * branch is a spec mistake (and would get no gradient) */
+/* Every output but the last must be read by someone: a dangling branch is
+ * a spec mistake (and would get no gradient). */
+static int check_outputs_used(const Model *m, const char *origin) {
     for (int i = 0; i < m->n_layers - 1; i++) {
         int used = 0;
         for (int j = i + 1; j < m->n_layers && !used; j++)
             for (int k = 0; k < m->layers[j].n_inputs; k++) used |= m->layers[j].input_ids[k] == i;
-        if (!used) {
-            dg_set_error("%s:%d: the output of this %s layer is never used (only the last layer "
-                         "may be unread)", origin, m->layers[i].line, m->layers[i].kind->name);
-            goto fail;
-        }
+        if (!used)
+            return dg_set_error("%s:%d: the output of this %s layer is never used (only the last layer "
+                                "may be unread)", origin, m->layers[i].line, m->layers[i].kind->name);
     }
-    Shape cur = m->layers[m->n_layers - 1].out;
-    if (shape_size(cur) != MODEL_NUM_CLASSES) {
-        dg_set_error("%s:%d: the last layer gives %dx%dx%d outputs, expected %d logits", origin,
-                     last_line, cur.c, cur.h, cur.w, MODEL_NUM_CLASSES);
-        goto fail;
-    }
-    free(text);
+    return 0;
+}
 
-    /* parameter blocks: one allocation per family */
+/* The last layer gives the 10 logits. */
+static int check_logits(const Model *m, const char *origin, int last_line) {
+    Shape cur = m->layers[m->n_layers - 1].out;
+    if (shape_size(cur) != MODEL_NUM_CLASSES)
+        return dg_set_error("%s:%d: the last layer gives %dx%dx%d outputs, expected %d logits", origin, last_line,
+                            cur.c, cur.h, cur.w, MODEL_NUM_CLASSES);
+    return 0;
+}
+
+/* Parameter, gradient and buffer blocks: one allocation per family, each
+ * layer pointing at its slice. */
+static void allocate_parameters(Model *m) {
     for (int i = 0; i < m->n_layers; i++) {
         m->n_param += m->layers[i].n_param;
         m->n_buffer += m->layers[i].n_buffer;
@@ -423,13 +412,33 @@ int model_build_limited(Model *m, const char *spec_text, const char *origin, siz
         po += l->n_param;
         bo += l->n_buffer;
     }
+}
+
+/* The spec's name: origin's file name without a .spec ending. */
+static void set_spec_name(Model *m, const char *origin) {
     const char *slash = strrchr(origin, '/');
     snprintf(m->spec_name, sizeof m->spec_name, "%s", slash ? slash + 1 : origin);
     char *dot = strstr(m->spec_name, ".spec");
     if (dot) *dot = '\0';
+}
+
+int model_build_limited(Model *m, const char *spec_text, const char *origin, size_t max_floats,
+                        const char *file) {
+    memset(m, 0, sizeof *m);
+    m->spec_text = strdup(spec_text);
+    DG_ASSERT(m->spec_text);
+    m->input_shape = (Shape){1, 28, 28};
+    m->layers = dg_xcalloc(MODEL_MAX_LAYERS, sizeof(Layer));
+    m->norm_mean = 0.0f;
+    m->norm_std = 1.0f;
+    m->nthreads = 1;
+    SpecParser ps = {.m = m, .origin = origin, .budget = {0, 0, max_floats, file}, .prev = LAYER_INPUT_IMAGE};
+    if (parse_spec(&ps, spec_text) < 0 || check_outputs_used(m, origin) < 0 ||
+        check_logits(m, origin, ps.last_line) < 0) {
+        model_free(m);
+        return -1;
+    }
+    allocate_parameters(m);
+    set_spec_name(m, origin);
     return 0;
-fail:
-    free(text);
-    model_free(m);
-    return -1;
 }
