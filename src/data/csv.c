@@ -116,6 +116,120 @@ static void col_name(int c, int has_label, char *out, size_t cap) {
 
 /* ---- reader ------------------------------------------------------------------ */
 
+/* What the header says: the layout (train.csv has a label column first,
+ * test.csv does not) and the square image its pixel columns make. */
+typedef struct {
+    const char *path;
+    int has_label, ncols, npix, side;
+} CsvLayout;
+
+/* The header line at *pp: every column named in place. Leaves *pp at the
+ * first data line. */
+static int parse_header(const char **pp, const char *end, CsvLayout *lay) {
+    const char *p = *pp, *path = lay->path;
+    char cell[48], name[24];
+    if (p == end || is_eol(p, end))
+        return dg_set_error("%s:1: %s (expected a header starting with 'label' or 'pixel0')", path,
+                            p == end ? "empty file" : "empty header line");
+    cell_text(p, end, cell, sizeof cell);
+    if (strcmp(cell, "label") == 0) lay->has_label = 1;
+    else if (strcmp(cell, "pixel0") == 0) lay->has_label = 0;
+    else {
+        int numeric = cell[0] >= '0' && cell[0] <= '9';
+        return dg_set_error("%s:1: %s header: first column is '%s', expected 'label' (train.csv) or "
+                            "'pixel0' (test.csv)", path, numeric ? "missing" : "unknown", cell);
+    }
+    long ncols = line_cells(p, end);
+    if (ncols > (long)DATA_MAX_SIDE * DATA_MAX_SIDE + 1)
+        return dg_set_error("%s:1: %ld columns in the header, more than a %dx%d image", path, ncols,
+                            DATA_MAX_SIDE, DATA_MAX_SIDE);
+    lay->ncols = (int)ncols;
+    for (int c = 0; c < lay->ncols; c++) {
+        cell_text(p, end, cell, sizeof cell);
+        col_name(c, lay->has_label, name, sizeof name);
+        if (strcmp(cell, name) != 0)
+            return dg_set_error("%s:1: column %d of the header is '%s', expected '%s'", path, c + 1, cell, name);
+        while (*p != ',' && !is_eol(p, end)) p++;
+        if (*p == ',') p++;
+    }
+    *pp = line_next(p, end);
+    lay->npix = lay->ncols - lay->has_label;
+    lay->side = 0;
+    while ((long)(lay->side + 1) * (lay->side + 1) <= lay->npix) lay->side++;
+    if (lay->npix < 1 || lay->side * lay->side != lay->npix || lay->side > DATA_MAX_SIDE)
+        return dg_set_error("%s:1: %d pixel columns is not a perfect square (images must be square, "
+                            "e.g. 784 = 28x28)", path, lay->npix);
+    return 0;
+}
+
+/* Upper bound on the rows from p on, so the pixels take one allocation. A
+ * valid row takes at least 2*ncols bytes (one digit and one separator per
+ * cell; the last row may lack its newline), which bounds the allocation by
+ * the file size even for a file of short lines. */
+static int row_bound(const char *p, const char *end, const CsvLayout *lay, size_t *max_rows) {
+    size_t rows = 0;
+    for (const char *q = p; q < end; q = line_next(q, end)) rows++;
+    size_t fit_rows = ((size_t)(end - p) + 1) / (2 * (size_t)lay->ncols);
+    if (rows > fit_rows) rows = fit_rows;
+    if (rows * (size_t)lay->npix > INT_MAX)
+        return dg_set_error("%s: %zu rows of %d pixels is more than 2^31-1 bytes", lay->path, rows, lay->npix);
+    if (rows > DATA_MAX_IMAGES)
+        return dg_set_error("%s: %zu lines, more than the %d-image limit", lay->path, rows, DATA_MAX_IMAGES);
+    *max_rows = rows;
+    return 0;
+}
+
+/* The error of cell c of `line`, which starts at `start`: empty, not an
+ * integer, or (range = 1) outside its range. */
+static int cell_error(const CsvLayout *lay, long line, int c, const char *start, const char *end, int range) {
+    char cell[48], name[24];
+    int is_label = lay->has_label && c == 0;
+    col_name(c, lay->has_label, name, sizeof name);
+    cell_text(start, end, cell, sizeof cell);
+    if (range)
+        return dg_set_error("%s:%ld: column %d (%s): %s %s is outside %s", lay->path, line, c + 1, name,
+                            is_label ? "label" : "pixel value", cell, is_label ? "0..9" : "0..255");
+    if (cell[0] == '\0') return dg_set_error("%s:%ld: column %d (%s): empty cell", lay->path, line, c + 1, name);
+    return dg_set_error("%s:%ld: column %d (%s): '%s' is not an integer", lay->path, line, c + 1, name, cell);
+}
+
+/* One data row at *pp into row[npix] and *label (when the layout has
+ * one); leaves *pp at the next line. */
+static int parse_row(const char **pp, const char *end, const CsvLayout *lay, long line, uint8_t *row,
+                     uint8_t *label) {
+    const char *p = *pp, *line_start = p;
+    for (int c = 0; c < lay->ncols; c++) {
+        const char *start = p;
+        int neg = *p == '-';
+        p += neg;
+        unsigned v = 0;
+        const char *digits = p;
+        while (p < end && (unsigned)(*p - '0') < 10u) {
+            if (v < 100000) v = v * 10 + (unsigned)(*p - '0');
+            p++;
+        }
+        int last = c == lay->ncols - 1;
+        int term_ok = last ? is_eol(p, end) : (p < end && *p == ',');
+        if (p == digits || !(term_ok || *p == ',' || is_eol(p, end))) return cell_error(lay, line, c, start, end, 0);
+        if (!term_ok) /* a well-formed number, the wrong terminator: the row is too short or too long */
+            return dg_set_error("%s:%ld: expected %d columns, found %ld", lay->path, line, lay->ncols,
+                                line_cells(line_start, end));
+        int is_label = lay->has_label && c == 0;
+        if ((neg && v != 0) || v > (is_label ? 9u : 255u)) return cell_error(lay, line, c, start, end, 1);
+        if (is_label) *label = (uint8_t)v;
+        else row[c - lay->has_label] = (uint8_t)v;
+        p = last ? line_next(p, end) : p + 1; /* past ',' or the line end */
+    }
+    *pp = p;
+    return 0;
+}
+
+/* Only blank lines from p to the end? */
+static int only_blank_lines(const char *p, const char *end) {
+    while (p < end && (*p == '\n' || *p == '\r')) p++;
+    return p == end;
+}
+
 int csv_read(const char *path, Dataset *ds) {
     memset(ds, 0, sizeof *ds);
     size_t len;
@@ -123,139 +237,32 @@ int csv_read(const char *path, Dataset *ds) {
     if (!buf) return -1;
     const char *p = buf, *end = buf + len;
     uint8_t *pixels = NULL, *labels = NULL;
-    char cell[48], name[24];
-
     if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3;
-    if (p == end || is_eol(p, end)) {
-        dg_set_error("%s:1: %s (expected a header starting with 'label' or 'pixel0')", path,
-                     p == end ? "empty file" : "empty header line");
-        goto fail;
-    }
 
-    /* Header: which layout, and every name in place. */
-    int has_label;
-    cell_text(p, end, cell, sizeof cell);
-    if (strcmp(cell, "label") == 0) has_label = 1;
-    else if (strcmp(cell, "pixel0") == 0) has_label = 0;
-    else {
-        int numeric = cell[0] >= '0' && cell[0] <= '9';
-        dg_set_error("%s:1: %s header: first column is '%s', expected 'label' (train.csv) or "
-                     "'pixel0' (test.csv)", path, numeric ? "missing" : "unknown", cell);
-        goto fail;
-    }
-    long ncols_l = line_cells(p, end);
-    if (ncols_l > (long)DATA_MAX_SIDE * DATA_MAX_SIDE + 1) {
-        dg_set_error("%s:1: %ld columns in the header, more than a %dx%d image", path, ncols_l,
-                     DATA_MAX_SIDE, DATA_MAX_SIDE);
-        goto fail;
-    }
-    int ncols = (int)ncols_l;
-    for (int c = 0; c < ncols; c++) {
-        cell_text(p, end, cell, sizeof cell);
-        col_name(c, has_label, name, sizeof name);
-        if (strcmp(cell, name) != 0) {
-            dg_set_error("%s:1: column %d of the header is '%s', expected '%s'", path, c + 1, cell,
-                         name);
-            goto fail;
-        }
-        while (*p != ',' && !is_eol(p, end)) p++;
-        if (*p == ',') p++;
-    }
-    p = line_next(p, end);
-    int npix = ncols - has_label;
-    int side = 0;
-    while ((long)(side + 1) * (side + 1) <= npix) side++;
-    if (npix < 1 || side * side != npix || side > DATA_MAX_SIDE) {
-        dg_set_error("%s:1: %d pixel columns is not a perfect square (images must be square, "
-                     "e.g. 784 = 28x28)", path, npix);
-        goto fail;
-    }
-
-    /* Upper bound on rows from the line count, so the pixels take one
-     * allocation. A valid row takes at least 2*ncols bytes (one digit and one
-     * separator per cell; the last row may lack its newline), which bounds
-     * the allocation by the file size even for a file of short lines. */
+    CsvLayout lay = {.path = path};
     size_t max_rows = 0;
-    for (const char *q = p; q < end; q = line_next(q, end)) max_rows++;
-    size_t fit_rows = ((size_t)(end - p) + 1) / (2 * (size_t)ncols);
-    if (max_rows > fit_rows) max_rows = fit_rows;
-    if (max_rows * (size_t)npix > INT_MAX) {
-        dg_set_error("%s: %zu rows of %d pixels is more than 2^31-1 bytes", path, max_rows, npix);
-        goto fail;
-    }
-    if (max_rows > DATA_MAX_IMAGES) {
-        dg_set_error("%s: %zu lines, more than the %d-image limit", path, max_rows,
-                     DATA_MAX_IMAGES);
-        goto fail;
-    }
-    pixels = malloc(max_rows * (size_t)npix + 1);
-    labels = has_label ? malloc(max_rows + 1) : NULL;
-    if (!pixels || (has_label && !labels)) {
-        dg_set_error("%s: out of memory for %zu rows of %d pixels", path, max_rows, npix);
+    if (parse_header(&p, end, &lay) < 0 || row_bound(p, end, &lay, &max_rows) < 0) goto fail;
+    pixels = malloc(max_rows * (size_t)lay.npix + 1);
+    labels = lay.has_label ? malloc(max_rows + 1) : NULL;
+    if (!pixels || (lay.has_label && !labels)) {
+        dg_set_error("%s: out of memory for %zu rows of %d pixels", path, max_rows, lay.npix);
         goto fail;
     }
 
     size_t n = 0;
-    long line = 2;
-    for (; p < end; line++) {
-        const char *line_start = p;
-        if (is_eol(p, end)) {
-            /* A blank line: fine only if nothing but blank lines follows. */
-            const char *q = p;
-            while (q < end && (*q == '\n' || *q == '\r')) q++;
-            if (q == end) break;
+    for (long line = 2; p < end; line++, n++) {
+        if (is_eol(p, end)) { /* a blank line: fine only if nothing but blank lines follows */
+            if (only_blank_lines(p, end)) break;
             dg_set_error("%s:%ld: blank line in the middle of the data", path, line);
             goto fail;
         }
-        if (n == max_rows) {
-            /* Too many rows for the bytes: some row must be short. */
-            dg_set_error("%s:%ld: expected %d columns, found %ld", path, line, ncols,
-                         line_cells(p, end));
+        if (n == max_rows) { /* too many rows for the bytes: some row must be short */
+            dg_set_error("%s:%ld: expected %d columns, found %ld", path, line, lay.ncols, line_cells(p, end));
             goto fail;
         }
-        uint8_t *row = pixels + n * (size_t)npix;
-        for (int c = 0; c < ncols; c++) {
-            const char *start = p;
-            int neg = *p == '-';
-            p += neg;
-            unsigned v = 0;
-            const char *digits = p;
-            while (p < end && (unsigned)(*p - '0') < 10u) {
-                if (v < 100000) v = v * 10 + (unsigned)(*p - '0');
-                p++;
-            }
-            int last = c == ncols - 1;
-            int term_ok = last ? is_eol(p, end) : (p < end && *p == ',');
-            if (p == digits || !(term_ok || *p == ',' || is_eol(p, end))) {
-                col_name(c, has_label, name, sizeof name);
-                cell_text(start, end, cell, sizeof cell);
-                if (cell[0] == '\0')
-                    dg_set_error("%s:%ld: column %d (%s): empty cell", path, line, c + 1, name);
-                else
-                    dg_set_error("%s:%ld: column %d (%s): '%s' is not an integer", path, line,
-                                 c + 1, name, cell);
-                goto fail;
-            }
-            if (!term_ok) {
-                /* Well-formed number, wrong terminator: the row is too short or too long. */
-                dg_set_error("%s:%ld: expected %d columns, found %ld", path, line, ncols,
-                             line_cells(line_start, end));
-                goto fail;
-            }
-            int is_label = has_label && c == 0;
-            if ((neg && v != 0) || v > (is_label ? 9u : 255u)) {
-                col_name(c, has_label, name, sizeof name);
-                cell_text(start, end, cell, sizeof cell);
-                dg_set_error("%s:%ld: column %d (%s): %s %s is outside %s", path, line, c + 1,
-                             name, is_label ? "label" : "pixel value", cell,
-                             is_label ? "0..9" : "0..255");
-                goto fail;
-            }
-            if (is_label) labels[n] = (uint8_t)v;
-            else row[c - has_label] = (uint8_t)v;
-            p = last ? line_next(p, end) : p + 1;  /* past ',' or the line end */
-        }
-        n++;
+        uint8_t dummy;
+        if (parse_row(&p, end, &lay, line, pixels + n * (size_t)lay.npix, labels ? &labels[n] : &dummy) < 0)
+            goto fail;
     }
     if (n == 0) {
         dg_set_error("%s:2: no data rows after the header", path);
@@ -263,7 +270,7 @@ int csv_read(const char *path, Dataset *ds) {
     }
     free(buf);
     ds->n = (int)n;
-    ds->rows = ds->cols = side;
+    ds->rows = ds->cols = lay.side;
     ds->pixels = pixels;
     ds->labels = labels;
     return 0;
