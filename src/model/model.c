@@ -304,38 +304,28 @@ void model_keep_outputs(Model *m) {
     }
 }
 
-void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
-    DG_ASSERT(max_batch > 0);
-#ifdef _OPENMP
-    if (threads <= 0) threads = omp_get_max_threads();
-#else
-    threads = 1;
-#endif
-    model_params_changed(m);
-    if (m->acts && max_batch <= m->max_batch && (with_grad <= m->with_grad) &&
-        threads == m->nthreads && !(m->acts_shared && (with_grad || m->keep_outputs)))
-        return;
-    free(m->acts);
-    free(m->scratch);
-    free(m->workspace);
-    free(m->conv_packed);
-    m->conv_packed = NULL;
-    lin_panels_free(m);
-    m->max_batch = max_batch;
-    m->with_grad = with_grad;
-    m->nthreads = threads;
-    fuse_forget(m); /* planned again for this mode (inference plans fold and pool) */
-    fuse_plan(m);
+/* What model_set_batch allocates, in floats, for a batch of N. */
+typedef struct {
+    size_t N;
+    size_t act;      /* the input, the outputs (and their gradients), the edge buffers */
+    size_t scratch;  /* the layers' scratch, the dropout noise, the per-thread partial sums */
+    size_t work;     /* the largest layer workspace, per thread */
+    size_t partial;  /* the largest per-thread partial sum */
+    size_t noise;    /* the largest dropout noise buffer (one, shared) */
+    size_t own;      /* inference: every conv layer's own (packed) workspace, per thread */
+    size_t *offset;  /* shared outputs: each layer's place in the pool; NULL: own outputs */
+} BatchPlan;
 
-    size_t N = (size_t)max_batch;
-    /* Who reads each output: the gradient of an output read by several
-     * layers is the sum over its readers. Backward runs from the last
-     * layer down, so the reader with the highest index runs first and
-     * writes the producer's dy directly; every later reader writes a
-     * private edge buffer that model_backward adds into that dy. */
+/* Who reads each output: the gradient of an output read by several layers
+ * is the sum over its readers. Backward runs from the last layer down, so
+ * the reader with the highest index runs first and writes the producer's
+ * dy directly; every later reader writes a private edge buffer that
+ * model_backward adds into that dy. Sets dx_accumulate; returns the edge
+ * buffers' floats. */
+static size_t mark_gradient_edges(Model *m, size_t N, int with_grad) {
     int *first_reader = dg_xmalloc((size_t)m->n_layers * sizeof(int));
     for (int i = 0; i < m->n_layers; i++) first_reader[i] = -1;
-    size_t edge = 0; /* floats of edge buffers */
+    size_t edge = 0;
     for (int i = m->n_layers - 1; i >= 0; i--) {
         Layer *l = &m->layers[i];
         for (int k = 0; k < l->n_inputs; k++) {
@@ -347,57 +337,67 @@ void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
             if (l->dx_accumulate[k]) edge += N * shape_size(l->ins[k]);
         }
     }
-    size_t act = N * shape_size(m->input_shape) + edge;
-    size_t scratch = 0, work = 0, partial = 0, noise = 0;
+    free(first_reader);
+    return edge;
+}
+
+/* The sizes of every buffer; inference without kept outputs shares one
+ * pool of outputs between layers whose lifetimes do not overlap. */
+static void size_buffers(Model *m, int with_grad, int threads, BatchPlan *bp) {
+    const size_t N = bp->N;
+    bp->act = N * shape_size(m->input_shape) + mark_gradient_edges(m, N, with_grad);
     const int shared = !with_grad && !m->keep_outputs;
-    size_t *offset = NULL;
     if (shared) {
-        offset = dg_xmalloc((size_t)m->n_layers * sizeof(size_t));
-        act += plan_shared_outputs(m, N, offset);
+        bp->offset = dg_xmalloc((size_t)m->n_layers * sizeof(size_t));
+        bp->act += plan_shared_outputs(m, N, bp->offset);
     }
     m->acts_shared = shared;
     for (int i = 0; i < m->n_layers; i++) {
-        Layer *l = &m->layers[i];
-        if (!shared) act += N * shape_size(l->out) * (with_grad ? 2 : 1);
-        scratch += N * l->n_scratch + l->n_scratch_fixed;
-        if (l->n_workspace > work) work = l->n_workspace;
-        if (l->n_partial > partial) partial = l->n_partial;
-        if ((l->type == LAYER_DROPOUT || l->type == LAYER_DROPOUT2D) && l->n_scratch > noise)
-            noise = l->n_scratch;
+        const Layer *l = &m->layers[i];
+        if (!shared) bp->act += N * shape_size(l->out) * (with_grad ? 2 : 1);
+        bp->scratch += N * l->n_scratch + l->n_scratch_fixed;
+        if (l->n_workspace > bp->work) bp->work = l->n_workspace;
+        if (l->n_partial > bp->partial) bp->partial = l->n_partial;
+        if ((l->type == LAYER_DROPOUT || l->type == LAYER_DROPOUT2D) && l->n_scratch > bp->noise)
+            bp->noise = l->n_scratch;
     }
-    scratch += N * noise + (size_t)threads * partial;
-    /* inference: each conv layer's own workspace after the shared one */
-    size_t own = 0;
-    const char *pack_env = getenv("DIGITS_INFER_PACK"); /* "0": repack per call (A/B measurements) */
-    if (!with_grad && !(pack_env && strcmp(pack_env, "0") == 0)) {
-        for (int i = 0; i < m->n_layers; i++)
-            if (m->layers[i].type == LAYER_CONV2D) own += m->layers[i].n_workspace;
-        m->conv_packed = dg_xcalloc((size_t)m->n_layers, sizeof *m->conv_packed);
-        const char *sparse_env = getenv("DIGITS_INFER_SPARSE"); /* "0": rows' product only (A/B) */
-        if (!(sparse_env && strcmp(sparse_env, "0") == 0)) {
-            m->lin_panels = dg_xcalloc((size_t)m->n_layers, sizeof *m->lin_panels);
-            m->lin_ready = dg_xcalloc((size_t)m->n_layers, 1);
-        }
-    }
-    if (shared) /* the fused poolings' buffers: nthreads slices each */
-        pool_buffers(m, threads);
-    m->acts = dg_xcalloc(act, sizeof(float));
-    m->scratch = dg_xcalloc(scratch, sizeof(float));
-    m->workspace = dg_xcalloc((size_t)threads * (work + own), sizeof(float));
-    float *own_ws = m->workspace + (size_t)threads * work;
+    bp->scratch += N * bp->noise + (size_t)threads * bp->partial;
+}
 
+/* Inference keeps each conv layer's packed weights in a workspace of its
+ * own (after the shared one) and the linear layers' sparse panels. The
+ * environment switches them off for A/B measurements: DIGITS_INFER_PACK=0
+ * repacks per call, DIGITS_INFER_SPARSE=0 takes the rows' product only. */
+static void plan_inference_packing(Model *m, int with_grad, BatchPlan *bp) {
+    const char *pack_env = getenv("DIGITS_INFER_PACK");
+    if (with_grad || (pack_env && strcmp(pack_env, "0") == 0)) return;
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].type == LAYER_CONV2D) bp->own += m->layers[i].n_workspace;
+    m->conv_packed = dg_xcalloc((size_t)m->n_layers, sizeof *m->conv_packed);
+    const char *sparse_env = getenv("DIGITS_INFER_SPARSE");
+    if (!(sparse_env && strcmp(sparse_env, "0") == 0)) {
+        m->lin_panels = dg_xcalloc((size_t)m->n_layers, sizeof *m->lin_panels);
+        m->lin_ready = dg_xcalloc((size_t)m->n_layers, 1);
+    }
+}
+
+/* Point every layer at its slices of the allocated blocks, in the order
+ * size_buffers counted them. */
+static void assign_buffers(Model *m, int with_grad, int threads, const BatchPlan *bp) {
+    const size_t N = bp->N;
     float *a = m->acts, *s = m->scratch;
+    float *own_ws = m->workspace + (size_t)threads * bp->work;
     m->input = a;
     a += N * shape_size(m->input_shape);
     float *pool = a; /* shared outputs */
     float *noise_buf = s;
-    s += N * noise;
+    s += N * bp->noise;
     float *partial_buf = s;
-    s += (size_t)threads * partial;
+    s += (size_t)threads * bp->partial;
     for (int i = 0; i < m->n_layers; i++) {
         Layer *l = &m->layers[i];
-        if (shared) {
-            l->y = offset[i] == SIZE_MAX ? NULL : pool + offset[i];
+        if (m->acts_shared) {
+            l->y = bp->offset[i] == SIZE_MAX ? NULL : pool + bp->offset[i];
         } else {
             l->y = a;
             a += N * shape_size(l->out);
@@ -430,8 +430,41 @@ void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
         l->nthreads = threads;
         l->rng = &m->dropout_rng;
     }
-    free(first_reader);
-    free(offset);
+}
+
+void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
+    DG_ASSERT(max_batch > 0);
+#ifdef _OPENMP
+    if (threads <= 0) threads = omp_get_max_threads();
+#else
+    threads = 1;
+#endif
+    model_params_changed(m);
+    if (m->acts && max_batch <= m->max_batch && (with_grad <= m->with_grad) &&
+        threads == m->nthreads && !(m->acts_shared && (with_grad || m->keep_outputs)))
+        return;
+    free(m->acts);
+    free(m->scratch);
+    free(m->workspace);
+    free(m->conv_packed);
+    m->conv_packed = NULL;
+    lin_panels_free(m);
+    m->max_batch = max_batch;
+    m->with_grad = with_grad;
+    m->nthreads = threads;
+    fuse_forget(m); /* planned again for this mode (inference plans fold and pool) */
+    fuse_plan(m);
+
+    BatchPlan bp = {.N = (size_t)max_batch};
+    size_buffers(m, with_grad, threads, &bp);
+    plan_inference_packing(m, with_grad, &bp);
+    if (m->acts_shared) /* the fused poolings' buffers: nthreads slices each */
+        pool_buffers(m, threads);
+    m->acts = dg_xcalloc(bp.act, sizeof(float));
+    m->scratch = dg_xcalloc(bp.scratch, sizeof(float));
+    m->workspace = dg_xcalloc((size_t)threads * (bp.work + bp.own), sizeof(float));
+    assign_buffers(m, with_grad, threads, &bp);
+    free(bp.offset);
 }
 
 void model_release_batch(Model *m) {
