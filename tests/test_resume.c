@@ -643,6 +643,68 @@ static void test_lookahead_steps(void **state) {
     model_free(&init);
 }
 
+/* Replaces every `from` in the header of the safetensors file at path by
+ * `to` (the same length; NULL: blanks, which JSON reads as whitespace), so
+ * no offset moves. Returns how many were replaced. */
+static int patch_header(const char *path, const char *from, const char *to) {
+    assert_true(to == NULL || strlen(to) == strlen(from));
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    char *bytes = malloc((size_t)len + 1);
+    rewind(f);
+    assert_int_equal(fread(bytes, 1, (size_t)len, f), (size_t)len);
+    bytes[len] = '\0';
+    uint64_t header = 0; /* the header's length, little-endian, then the header */
+    for (int i = 7; i >= 0; i--) header = header << 8 | (uint8_t)bytes[i];
+    assert_true(header + 8 <= (uint64_t)len);
+    bytes[8 + header] = '\0';
+    int n = 0;
+    for (char *at = strstr(bytes + 8, from); at; at = strstr(at, from), n++) {
+        if (to) memcpy(at, to, strlen(to));
+        else memset(at, ' ', strlen(from));
+    }
+    rewind(f);
+    assert_int_equal(fwrite(bytes, 1, (size_t)(8 + header), f), (size_t)(8 + header));
+    fclose(f);
+    free(bytes);
+    return n;
+}
+
+/* A checkpoint whose state is damaged is refused with the reason, before
+ * anything of it is used: a field missing, a random stream missing. */
+static void test_checkpoint_state_damaged(void **state) {
+    (void)state;
+    const struct {
+        const char *from, *to, *expect;
+    } damage[] = {
+        {"\\\"since_best\\\":", "\\\"since_besX\\\":", "checkpoint state is incomplete or out of range"},
+        {"\\\"n_train\\\":", "\\\"n_traiX\\\":", "checkpoint state lacks n_train/data_hash"},
+        {"\\\"batch\\\":", "\\\"batcX\\\":", "checkpoint state is incomplete or out of range"},
+        {"\\\"shuffle\\\":", "\\\"shufflX\\\":", "RNG stream 'shuffle' is missing or invalid"},
+    };
+    for (size_t i = 0; i < sizeof damage / sizeof *damage; i++) {
+        const char *dir = tu_tmp_path("ck-state");
+        rm_rf(dir);
+        Model m;
+        TrainResult res;
+        assert_int_equal(fresh_run(&cases[0], 1, dir, 4, &m, &res), 0);
+        model_free(&m);
+        assert_int_equal(patch_header(res.checkpoint, damage[i].from, damage[i].to), 1);
+        Checkpoint ck;
+        assert_int_equal(checkpoint_open(dir, &ck, &m), 0);
+        TrainConfig cfg = ck.cfg;
+        cfg.quiet = 1;
+        cfg.resume = &ck;
+        assert_int_equal(train_run(&m, &train_set, &val_set, &cfg, &res), -1);
+        print_message("%s\n", dg_errmsg());
+        assert_non_null(strstr(dg_errmsg(), damage[i].expect));
+        checkpoint_close(&ck);
+        model_free(&m);
+    }
+}
+
 /* A checkpoint written before a setting existed (here: its stored settings
  * blanked of "lookahead", as digits 0.12 wrote them) matches a run that
  * leaves the setting at its default, and not one that sets it: an ensemble
@@ -654,24 +716,8 @@ static void test_checkpoint_predating_a_setting(void **state) {
     TrainResult res;
     assert_int_equal(fresh_run(&cases[0], 1, dir, 4, &m, &res), 0);
     model_free(&m);
-    FILE *f = fopen(res.checkpoint, "r+b");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    char *bytes = malloc((size_t)len + 1);
-    rewind(f);
-    assert_int_equal(fread(bytes, 1, (size_t)len, f), (size_t)len);
-    bytes[len] = '\0';
     /* in the escaped settings strings of the header (after its 8-byte length) */
-    const char *key = "\\\"lookahead\\\":0,";
-    int blanked = 0;
-    for (char *at = strstr(bytes + 8, key); at; at = strstr(at, key), blanked++)
-        memset(at, ' ', strlen(key)); /* JSON whitespace: same length, so no offset moves */
-    assert_true(blanked >= 1);
-    rewind(f);
-    assert_int_equal(fwrite(bytes, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    free(bytes);
+    assert_true(patch_header(res.checkpoint, "\\\"lookahead\\\":0,", NULL) >= 1);
 
     Checkpoint ck;
     assert_int_equal(checkpoint_open(dir, &ck, &m), 0);
@@ -789,6 +835,7 @@ int main(void) {
         cmocka_unit_test(test_ema_is_the_model),
         cmocka_unit_test(test_lookahead_steps),
         cmocka_unit_test(test_checkpoint_predating_a_setting),
+        cmocka_unit_test(test_checkpoint_state_damaged),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -432,71 +432,61 @@ int checkpoint_open(const char *dir, Checkpoint *ck, Model *m) {
                         "with --checkpoint-dir %s?)", dir, dir, dir);
 }
 
-int checkpoint_restore(const Checkpoint *ck, const Model *m, Optimizer *o, Schedule *s,
-                       TrainState *st, const TrainConfig *cfg) {
-    const char *path = ck->path;
-    cJSON *j = cJSON_Parse(safetensors_meta(ck->st, "digits.state"));
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        return dg_set_error("%s: checkpoint metadata digits.state is not JSON", path);
-    }
+/* The checkpoint continues this run: the same training data, threads and
+ * (in --dist-mode exact) ranks, or the results would differ. */
+static int check_same_run(const char *path, const cJSON *j, const Checkpoint *ck, const Model *m,
+                          const TrainState *st, const TrainConfig *cfg) {
+    int n_train;
+    uint64_t hash;
+    if (get_int(j, "n_train", 1, 1 << 30, &n_train) < 0 || get_u64(j, "data_hash", &hash) < 0)
+        return dg_set_error("%s: checkpoint state lacks n_train/data_hash", path);
+    if (n_train != st->n || hash != st->data_hash)
+        return dg_set_error("%s: the checkpoint was trained on other data (%d training images, data hash "
+                            "%016llx; now %d, %016llx): same --data, --limit and --val-split needed",
+                            path, n_train, (unsigned long long)hash, st->n, (unsigned long long)st->data_hash);
+    if (m->nthreads != ck->threads)
+        return dg_set_error("%s: the run used %d threads, this one %d: results would differ (resume "
+                            "with --threads %d)", path, ck->threads, m->nthreads, ck->threads);
+    int ranks = 1, now = st->ranks > 1 ? st->ranks : 1;
+    if (cJSON_GetObjectItemCaseSensitive(j, "ranks") && get_int(j, "ranks", 2, 1 << 20, &ranks) < 0)
+        return dg_set_error("%s: checkpoint state has a malformed ranks count", path);
+    if (cfg->dist_mode == 0 && ranks != now)
+        return dg_set_error("%s: the run used %d rank%s, this one %d: in --dist-mode exact the results would "
+                            "differ (resume with mpirun -np %d)", path, ranks, ranks == 1 ? "" : "s", now, ranks);
+    return 0;
+}
+
+/* Where the run stood: epoch, batch and step, the epoch's running sums,
+ * the result so far, the optimiser's step and the schedule's state. Read
+ * whole before any of it is applied. */
+static int read_progress(const char *path, const cJSON *j, Optimizer *o, Schedule *s, TrainState *st,
+                         const TrainConfig *cfg) {
     const int B = cfg->batch_size;
     const int steps_per_epoch = (st->n + B - 1) / B;
-    int rc = -1, n_train, finished;
-    uint64_t hash;
-    long step, correct, seen, ostep;
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "result");
     const cJSON *oj = cJSON_GetObjectItemCaseSensitive(j, "optimizer");
     const cJSON *sj = cJSON_GetObjectItemCaseSensitive(j, "schedule");
-    const cJSON *rj = cJSON_GetObjectItemCaseSensitive(j, "rng");
     TrainResult res = {0};
+    int epoch, batch, since_best, bad_epochs, finished;
+    long step, correct, seen, ostep;
     double loss_sum, epoch_seconds, best_val_loss, sched_best, sched_current;
-
-    if (get_int(j, "n_train", 1, 1 << 30, &n_train) < 0 || get_u64(j, "data_hash", &hash) < 0) {
-        dg_set_error("%s: checkpoint state lacks n_train/data_hash", path);
-        goto out;
-    }
-    if (n_train != st->n || hash != st->data_hash) {
-        dg_set_error("%s: the checkpoint was trained on other data (%d training images, data hash "
-                     "%016llx; now %d, %016llx): same --data, --limit and --val-split needed",
-                     path, n_train, (unsigned long long)hash, st->n, (unsigned long long)st->data_hash);
-        goto out;
-    }
-    if (m->nthreads != ck->threads) {
-        dg_set_error("%s: the run used %d threads, this one %d: results would differ (resume "
-                     "with --threads %d)", path, ck->threads, m->nthreads, ck->threads);
-        goto out;
-    }
-    int ranks = 1, now = st->ranks > 1 ? st->ranks : 1;
-    if (cJSON_GetObjectItemCaseSensitive(j, "ranks") && get_int(j, "ranks", 2, 1 << 20, &ranks) < 0) {
-        dg_set_error("%s: checkpoint state has a malformed ranks count", path);
-        goto out;
-    }
-    if (cfg->dist_mode == 0 && ranks != now) {
-        dg_set_error("%s: the run used %d rank%s, this one %d: in --dist-mode exact the results would differ "
-                     "(resume with mpirun -np %d)", path, ranks, ranks == 1 ? "" : "s", now, ranks);
-        goto out;
-    }
-    if (get_int(j, "epoch", 0, cfg->epochs, &st->epoch) < 0 ||
-        get_int(j, "batch", 0, steps_per_epoch - 1, &st->batch) < 0 ||
+    if (get_int(j, "epoch", 0, cfg->epochs, &epoch) < 0 || get_int(j, "batch", 0, steps_per_epoch - 1, &batch) < 0 ||
         get_long(j, "step", 0, 1L << 50, &step) < 0 || get_int(j, "finished", 0, 1, &finished) < 0 ||
         get_f64(j, "loss_sum", &loss_sum) < 0 || get_long(j, "correct", 0, st->n, &correct) < 0 ||
         get_long(j, "seen", 0, st->n, &seen) < 0 || get_f64(j, "epoch_seconds", &epoch_seconds) < 0 ||
-        get_f64(j, "best_val_loss", &best_val_loss) < 0 ||
-        get_int(j, "since_best", 0, 1 << 30, &st->since_best) < 0 ||
+        get_f64(j, "best_val_loss", &best_val_loss) < 0 || get_int(j, "since_best", 0, 1 << 30, &since_best) < 0 ||
         !cJSON_IsObject(r) || get_int(r, "epochs_run", 0, cfg->epochs, &res.epochs_run) < 0 ||
         get_int(r, "best_epoch", 0, cfg->epochs, &res.best_epoch) < 0 ||
-        get_f64(r, "best_val_loss", &res.best_val_loss) < 0 ||
-        get_f64(r, "best_val_acc", &res.best_val_acc) < 0 ||
+        get_f64(r, "best_val_loss", &res.best_val_loss) < 0 || get_f64(r, "best_val_acc", &res.best_val_acc) < 0 ||
         get_f64(r, "train_loss", &res.train_loss) < 0 || get_f64(r, "train_acc", &res.train_acc) < 0 ||
         get_f64(r, "seconds", &res.seconds) < 0 || !cJSON_IsObject(oj) ||
         get_long(oj, "step", 0, 1L << 50, &ostep) < 0 || !cJSON_IsObject(sj) ||
-        get_f64(sj, "best", &sched_best) < 0 || get_int(sj, "bad_epochs", 0, 1 << 30, &s->bad_epochs) < 0 ||
-        get_f64(sj, "current", &sched_current) < 0) {
-        dg_set_error("%s: checkpoint state is incomplete or out of range (for %d epochs of %d "
-                     "batches)", path, cfg->epochs, steps_per_epoch);
-        goto out;
-    }
+        get_f64(sj, "best", &sched_best) < 0 || get_int(sj, "bad_epochs", 0, 1 << 30, &bad_epochs) < 0 ||
+        get_f64(sj, "current", &sched_current) < 0)
+        return dg_set_error("%s: checkpoint state is incomplete or out of range (for %d epochs of %d "
+                            "batches)", path, cfg->epochs, steps_per_epoch);
+    st->epoch = epoch;
+    st->batch = batch;
     st->step = step;
     st->finished = finished;
     st->loss_sum = loss_sum;
@@ -504,17 +494,20 @@ int checkpoint_restore(const Checkpoint *ck, const Model *m, Optimizer *o, Sched
     st->seen = seen;
     st->epoch_seconds = epoch_seconds;
     st->best_val_loss = best_val_loss;
+    st->since_best = since_best;
     st->res = res;
     o->step = ostep;
     s->best = (float)sched_best;
     s->current = (float)sched_current;
+    s->bad_epochs = bad_epochs;
+    return 0;
+}
 
-    /* every stream this build keeps, and no other */
+/* Every random stream this build keeps, and no other. */
+static int read_rngs(const char *path, const cJSON *rj, TrainState *st) {
     int n_saved = cJSON_IsObject(rj) ? cJSON_GetArraySize(rj) : -1;
-    if (n_saved != st->n_rngs) {
-        dg_set_error("%s: checkpoint has %d RNG streams, this digits keeps %d", path, n_saved, st->n_rngs);
-        goto out;
-    }
+    if (n_saved != st->n_rngs)
+        return dg_set_error("%s: checkpoint has %d RNG streams, this digits keeps %d", path, n_saved, st->n_rngs);
     for (int i = 0; i < st->n_rngs; i++) {
         const cJSON *a = cJSON_GetObjectItemCaseSensitive(rj, st->rng_names[i]);
         Rng v = {{0}};
@@ -523,13 +516,17 @@ int checkpoint_restore(const Checkpoint *ck, const Model *m, Optimizer *o, Sched
             const cJSON *w = cJSON_GetArrayItem(a, k);
             ok = cJSON_IsString(w) && parse_u64(w->valuestring, &v.s[k]) == 0;
         }
-        if (!ok || (v.s[0] | v.s[1] | v.s[2] | v.s[3]) == 0) {
-            dg_set_error("%s: checkpoint RNG stream '%s' is missing or invalid", path, st->rng_names[i]);
-            goto out;
-        }
+        if (!ok || (v.s[0] | v.s[1] | v.s[2] | v.s[3]) == 0)
+            return dg_set_error("%s: checkpoint RNG stream '%s' is missing or invalid", path, st->rng_names[i]);
         *st->rngs[i] = v;
     }
+    return 0;
+}
 
+/* The optimiser's state, the best weights, the data order and the weight
+ * averages the run keeps (EMA, Lookahead's slow weights). The order must be
+ * a permutation of 0..n-1: it indexes the images. */
+static int read_tensors(const Checkpoint *ck, const Model *m, Optimizer *o, TrainState *st) {
     size_t n_opt;
     float *opt_state = optim_state(o, &n_opt);
     if (safetensors_get(ck->st, "train.optim", "F32", n_opt, opt_state) < 0 ||
@@ -537,8 +534,7 @@ int checkpoint_restore(const Checkpoint *ck, const Model *m, Optimizer *o, Sched
         safetensors_get(ck->st, "train.order", "I32", (size_t)st->n, st->order) < 0 ||
         (st->ema && safetensors_get(ck->st, "train.ema", "F32", st->n_best, st->ema) < 0) ||
         (st->slow && safetensors_get(ck->st, "train.slow", "F32", m->n_param, st->slow) < 0))
-        goto out;
-    /* the order must be a permutation of 0..n-1: it indexes the images */
+        return -1;
     uint8_t *seen_idx = dg_xcalloc((size_t)st->n, 1);
     int perm = 1;
     for (int i = 0; i < st->n && perm; i++) {
@@ -547,12 +543,25 @@ int checkpoint_restore(const Checkpoint *ck, const Model *m, Optimizer *o, Sched
         if (perm) seen_idx[k] = 1;
     }
     free(seen_idx);
-    if (!perm) {
-        dg_set_error("%s: tensor train.order is not a permutation of the %d training images", path, st->n);
-        goto out;
+    if (!perm)
+        return dg_set_error("%s: tensor train.order is not a permutation of the %d training images", ck->path,
+                            st->n);
+    return 0;
+}
+
+int checkpoint_restore(const Checkpoint *ck, const Model *m, Optimizer *o, Schedule *s,
+                       TrainState *st, const TrainConfig *cfg) {
+    const char *path = ck->path;
+    cJSON *j = cJSON_Parse(safetensors_meta(ck->st, "digits.state"));
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return dg_set_error("%s: checkpoint metadata digits.state is not JSON", path);
     }
-    rc = 0;
-out:
+    int rc = check_same_run(path, j, ck, m, st, cfg) < 0 || read_progress(path, j, o, s, st, cfg) < 0 ||
+                     read_rngs(path, cJSON_GetObjectItemCaseSensitive(j, "rng"), st) < 0 ||
+                     read_tensors(ck, m, o, st) < 0
+                 ? -1
+                 : 0;
     cJSON_Delete(j);
     return rc;
 }
