@@ -62,13 +62,22 @@ static double evaluate(const PcaSvm *s, const Dataset *ds, double *loss) {
     return ds->n ? (double)correct / ds->n : 0;
 }
 
-int cmd_train_svm(int argc, char **argv) {
+/* The command line. */
+typedef struct {
     PcaSvmConfig cfg;
-    pcasvm_config_defaults(&cfg);
-    const char *data = "data/mnist", *test = NULL, *out = NULL;
-    float val_split = 0.1f;
-    int limit = 0, threads = 0, quiet = 0, overwrite = 0;
-    uint64_t seed = 42;
+    const char *data, *test, *out;
+    float val_split;
+    int limit, threads, quiet, overwrite;
+    uint64_t seed;
+} SvmArgs;
+
+/* Parses the flags into a (exits on a usage error); returns 1 after --help. */
+static int parse_args(int argc, char **argv, SvmArgs *a) {
+    pcasvm_config_defaults(&a->cfg);
+    a->data = "data/mnist", a->test = NULL, a->out = NULL;
+    a->val_split = 0.1f;
+    a->limit = a->threads = a->quiet = a->overwrite = 0;
+    a->seed = 42;
     enum { O_MODEL = 256, O_DATA, O_TEST, O_COMP, O_GAMMA, O_C, O_VAL, O_LIMIT, O_CACHE, O_SEED, O_THREADS,
            O_OUT, O_VERBOSE, O_QUIET, O_HELP, O_OVERWRITE };
     static const struct option opts[] = {
@@ -86,110 +95,140 @@ int cmd_train_svm(int argc, char **argv) {
         case O_MODEL:
             if (strcmp(optarg, "svm") != 0) cli_usage_error(CMD, "--model: '%s' reached the SVM trainer", optarg);
             break;
-        case O_DATA: data = optarg; break;
-        case O_TEST: test = optarg; break;
-        case O_COMP: cfg.components = cli_int(CMD, "--components", optarg, 1, 4096); break;
-        case O_GAMMA: cfg.gamma = cli_float(CMD, "--gamma", optarg, 1e-9f, 1e6f); break;
-        case O_C: cfg.C = cli_float(CMD, "--C", optarg, 1e-6f, 1e9f); break;
-        case O_VAL: val_split = cli_float(CMD, "--val-split", optarg, 0, 0.9f); break;
-        case O_LIMIT: limit = cli_int(CMD, "--limit", optarg, 2, 100000000); break;
-        case O_CACHE: cfg.cache_mb = cli_int(CMD, "--cache-mb", optarg, 1, 1 << 20); break;
-        case O_SEED: seed = cli_u64(CMD, "--seed", optarg); break;
-        case O_THREADS: threads = cli_int(CMD, "--threads", optarg, 0, 1024); break;
-        case O_OUT: out = optarg; break;
-        case O_VERBOSE: cfg.verbose = 1; break;
-        case O_QUIET: quiet = 1; break;
-        case O_OVERWRITE: overwrite = 1; break;
-        case O_HELP: help(); return 0;
+        case O_DATA: a->data = optarg; break;
+        case O_TEST: a->test = optarg; break;
+        case O_COMP: a->cfg.components = cli_int(CMD, "--components", optarg, 1, 4096); break;
+        case O_GAMMA: a->cfg.gamma = cli_float(CMD, "--gamma", optarg, 1e-9f, 1e6f); break;
+        case O_C: a->cfg.C = cli_float(CMD, "--C", optarg, 1e-6f, 1e9f); break;
+        case O_VAL: a->val_split = cli_float(CMD, "--val-split", optarg, 0, 0.9f); break;
+        case O_LIMIT: a->limit = cli_int(CMD, "--limit", optarg, 2, 100000000); break;
+        case O_CACHE: a->cfg.cache_mb = cli_int(CMD, "--cache-mb", optarg, 1, 1 << 20); break;
+        case O_SEED: a->seed = cli_u64(CMD, "--seed", optarg); break;
+        case O_THREADS: a->threads = cli_int(CMD, "--threads", optarg, 0, 1024); break;
+        case O_OUT: a->out = optarg; break;
+        case O_VERBOSE: a->cfg.verbose = 1; break;
+        case O_QUIET: a->quiet = 1; break;
+        case O_OVERWRITE: a->overwrite = 1; break;
+        case O_HELP: help(); return 1;
         default: cli_usage_error(CMD, "unknown or incomplete flag '%s' (for the SVM baseline)", argv[optind - 1]);
         }
     }
     if (optind < argc) cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
-    cli_set_threads(threads);
-    char out_buf[4200];
-    out = cli_train_out(out, overwrite, "runs", "svm", out_buf, sizeof out_buf);
+    return 0;
+}
 
-    Dataset all = {0}, train = {0}, val = {0}, testset = {0};
-    if (dataset_load(data, "train", &all) < 0) cli_fail(CMD, "%s", dg_errmsg());
-    if (!all.labels) cli_fail(CMD, "%s: has no labels (a Kaggle test.csv?); training needs train.csv", data);
-    if (cfg.components > all.rows * all.cols)
-        cli_usage_error(CMD, "--components: %d is more than the %d pixels of an image", cfg.components,
-                        all.rows * all.cols);
-    if (limit && limit < all.n) all.n = limit;
+/* The data: all training images (for the hold-out record), their
+ * stratified split, and the test set (none: *test_path NULL). Exits with
+ * the reason on bad data. */
+static void load_data(const SvmArgs *a, Dataset *all, Dataset *train, Dataset *val, Dataset *testset,
+                      const char **test_path) {
+    if (dataset_load(a->data, "train", all) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    if (!all->labels) cli_fail(CMD, "%s: has no labels (a Kaggle test.csv?); training needs train.csv", a->data);
+    if (a->cfg.components > all->rows * all->cols)
+        cli_usage_error(CMD, "--components: %d is more than the %d pixels of an image", a->cfg.components,
+                        all->rows * all->cols);
+    if (a->limit && a->limit < all->n) all->n = a->limit;
     int *tr_idx, *va_idx, n_tr, n_va;
-    split_stratified(all.labels, all.n, val_split, seed, &tr_idx, &n_tr, &va_idx, &n_va);
-    dataset_subset(&train, &all, tr_idx, n_tr);
-    dataset_subset(&val, &all, va_idx, n_va);
+    split_stratified(all->labels, all->n, a->val_split, a->seed, &tr_idx, &n_tr, &va_idx, &n_va);
+    dataset_subset(train, all, tr_idx, n_tr);
+    dataset_subset(val, all, va_idx, n_va);
     free(tr_idx);
     free(va_idx);
-    if (train.n < 2) cli_fail(CMD, "%s: fewer than 2 training images left after the validation split", data);
+    if (train->n < 2) cli_fail(CMD, "%s: fewer than 2 training images left after the validation split", a->data);
 
-    const char *test_path = test ? test : (is_dir(data) ? data : NULL);
-    if (test_path && strcmp(test_path, "none") == 0) test_path = NULL;
-    if (test_path && dataset_load(test_path, "test", &testset) < 0) cli_fail(CMD, "%s", dg_errmsg());
-    if (test_path && !testset.labels) cli_fail(CMD, "%s: test set has no labels", test_path);
-    if (testset.n && (testset.rows != all.rows || testset.cols != all.cols))
-        cli_fail(CMD, "%s: test images are %dx%d, training images %dx%d", test_path, testset.rows, testset.cols,
-                 all.rows, all.cols);
+    const char *path = a->test ? a->test : (is_dir(a->data) ? a->data : NULL);
+    if (path && strcmp(path, "none") == 0) path = NULL;
+    if (path && dataset_load(path, "test", testset) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    if (path && !testset->labels) cli_fail(CMD, "%s: test set has no labels", path);
+    if (testset->n && (testset->rows != all->rows || testset->cols != all->cols))
+        cli_fail(CMD, "%s: test images are %dx%d, training images %dx%d", path, testset->rows, testset->cols,
+                 all->rows, all->cols);
+    *test_path = path;
+}
 
-    if (!quiet) {
+static void print_training(const PcaSvm *s, const PcaSvmConfig *cfg, const PcaSvmStats *st, int n_train,
+                           int n_val, double val_acc, double seconds) {
+    printf("PCA: %d components explain %.2f%% of the variance (%.1fs)\n", cfg->components, 100 * st->explained,
+           st->pca_seconds);
+    printf("SVM: %d support vectors, %d classes (%.1fs); digits' decision functions agree with libsvm's on "
+           "%.2f%% of %d training images\n",
+           s->l, s->n_class, st->svm_seconds, 100 * st->agreement, n_train < 500 ? n_train : 500);
+    if (n_val) printf("validation accuracy %.4f; probability temperature %.3f\n", val_acc, s->temperature);
+    else printf("no validation split: probabilities uncalibrated (temperature 1)\n");
+    printf("trained in %.1fs\n", seconds);
+}
+
+/* The model file's training settings: what `digits info` shows and the
+ * hold-out record `digits eval` checks against. */
+static char *settings_json(const SvmArgs *a, const Dataset *all, int n_train, int n_val) {
+    cJSON *tc = cJSON_CreateObject();
+    cJSON_AddStringToObject(tc, "model", "svm");
+    cJSON_AddNumberToObject(tc, "components", a->cfg.components);
+    cJSON_AddNumberToObject(tc, "gamma", a->cfg.gamma);
+    cJSON_AddNumberToObject(tc, "C", a->cfg.C);
+    cJSON_AddStringToObject(tc, "kernel", "rbf");
+    cJSON_AddStringToObject(tc, "pixels", "scaled to [0,1]");
+    cJSON_AddNumberToObject(tc, "cache_mb", a->cfg.cache_mb);
+    cJSON_AddNumberToObject(tc, "eps", a->cfg.eps);
+    cJSON_AddNumberToObject(tc, "val_split", a->val_split);
+    cJSON_AddNumberToObject(tc, "seed", (double)a->seed);
+    cJSON_AddNumberToObject(tc, "n_train", n_train);
+    cJSON_AddNumberToObject(tc, "n_val", n_val);
+    char *rec = holdout_record_json(holdout_fingerprint(all, all->n), all->n, a->val_split, a->seed,
+                                    a->data); /* eval/holdout.h */
+    cJSON_AddItemToObject(tc, "holdout", cJSON_Parse(rec));
+    free(rec);
+    char *json = cJSON_PrintUnformatted(tc);
+    cJSON_Delete(tc);
+    return json;
+}
+
+/* The model file's metrics, the test set's among them (evaluated here). */
+static char *metrics_json(const PcaSvm *s, const PcaSvmStats *st, double seconds, int n_val, double val_acc,
+                          const Dataset *testset, const char *test_path, int quiet) {
+    cJSON *mj = cJSON_CreateObject();
+    cJSON_AddNumberToObject(mj, "train_seconds", round(seconds * 100) / 100);
+    cJSON_AddNumberToObject(mj, "pca_explained", st->explained);
+    cJSON_AddNumberToObject(mj, "n_sv", s->l);
+    cJSON_AddNumberToObject(mj, "temperature", s->temperature);
+    if (n_val) cJSON_AddNumberToObject(mj, "val_accuracy", val_acc);
+    if (testset->n) {
+        double loss, acc = evaluate(s, testset, &loss);
+        if (!quiet) printf("test accuracy %.4f (loss %.4f) on %d images from %s\n", acc, loss, testset->n, test_path);
+        cJSON_AddNumberToObject(mj, "test_accuracy", acc);
+        cJSON_AddNumberToObject(mj, "test_loss", loss);
+    }
+    char *json = cJSON_PrintUnformatted(mj);
+    cJSON_Delete(mj);
+    return json;
+}
+
+int cmd_train_svm(int argc, char **argv) {
+    SvmArgs a;
+    if (parse_args(argc, argv, &a)) return 0;
+    cli_set_threads(a.threads);
+    char out_buf[4200];
+    const char *out = cli_train_out(a.out, a.overwrite, "runs", "svm", out_buf, sizeof out_buf);
+    Dataset all = {0}, train = {0}, val = {0}, testset = {0};
+    const char *test_path;
+    load_data(&a, &all, &train, &val, &testset, &test_path);
+    if (!a.quiet) {
         printf("svm: PCA-%d + RBF SVM (gamma %g, C %g) on %d train / %d validation images from %s\n",
-               cfg.components, cfg.gamma, cfg.C, train.n, val.n, data);
+               a.cfg.components, a.cfg.gamma, a.cfg.C, train.n, val.n, a.data);
         fflush(stdout);
     }
     double t0 = now_seconds();
     PcaSvm s;
     PcaSvmStats st;
-    if (pcasvm_train(&s, &train, &cfg, &st) < 0) cli_fail(CMD, "%s", dg_errmsg());
-    double val_acc = NAN;
-    if (val.n) val_acc = pcasvm_calibrate(&s, &val);
+    if (pcasvm_train(&s, &train, &a.cfg, &st) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    double val_acc = val.n ? pcasvm_calibrate(&s, &val) : NAN;
     double seconds = now_seconds() - t0;
-    if (!quiet) {
-        printf("PCA: %d components explain %.2f%% of the variance (%.1fs)\n", cfg.components, 100 * st.explained,
-               st.pca_seconds);
-        printf("SVM: %d support vectors, %d classes (%.1fs); digits' decision functions agree with libsvm's on "
-               "%.2f%% of %d training images\n",
-               s.l, s.n_class, st.svm_seconds, 100 * st.agreement, train.n < 500 ? train.n : 500);
-        if (val.n) printf("validation accuracy %.4f; probability temperature %.3f\n", val_acc, s.temperature);
-        else printf("no validation split: probabilities uncalibrated (temperature 1)\n");
-        printf("trained in %.1fs\n", seconds);
-    }
+    if (!a.quiet) print_training(&s, &a.cfg, &st, train.n, val.n, val_acc, seconds);
 
-    cJSON *tc = cJSON_CreateObject();
-    cJSON_AddStringToObject(tc, "model", "svm");
-    cJSON_AddNumberToObject(tc, "components", cfg.components);
-    cJSON_AddNumberToObject(tc, "gamma", cfg.gamma);
-    cJSON_AddNumberToObject(tc, "C", cfg.C);
-    cJSON_AddStringToObject(tc, "kernel", "rbf");
-    cJSON_AddStringToObject(tc, "pixels", "scaled to [0,1]");
-    cJSON_AddNumberToObject(tc, "cache_mb", cfg.cache_mb);
-    cJSON_AddNumberToObject(tc, "eps", cfg.eps);
-    cJSON_AddNumberToObject(tc, "val_split", val_split);
-    cJSON_AddNumberToObject(tc, "seed", (double)seed);
-    cJSON_AddNumberToObject(tc, "n_train", train.n);
-    cJSON_AddNumberToObject(tc, "n_val", val.n);
-    char *rec = holdout_record_json(holdout_fingerprint(&all, all.n), all.n, val_split, seed, data); /* eval/holdout.h */
-    cJSON_AddItemToObject(tc, "holdout", cJSON_Parse(rec));
-    free(rec);
-    s.train_config_json = cJSON_PrintUnformatted(tc);
-    cJSON_Delete(tc);
-    cJSON *mj = cJSON_CreateObject();
-    cJSON_AddNumberToObject(mj, "train_seconds", round(seconds * 100) / 100);
-    cJSON_AddNumberToObject(mj, "pca_explained", st.explained);
-    cJSON_AddNumberToObject(mj, "n_sv", s.l);
-    cJSON_AddNumberToObject(mj, "temperature", s.temperature);
-    if (val.n) cJSON_AddNumberToObject(mj, "val_accuracy", val_acc);
-    if (testset.n) {
-        double loss, acc = evaluate(&s, &testset, &loss);
-        if (!quiet) printf("test accuracy %.4f (loss %.4f) on %d images from %s\n", acc, loss, testset.n, test_path);
-        cJSON_AddNumberToObject(mj, "test_accuracy", acc);
-        cJSON_AddNumberToObject(mj, "test_loss", loss);
-    }
-    s.metrics_json = cJSON_PrintUnformatted(mj);
-    cJSON_Delete(mj);
+    s.train_config_json = settings_json(&a, &all, train.n, val.n);
+    s.metrics_json = metrics_json(&s, &st, seconds, val.n, val_acc, &testset, test_path, a.quiet);
     if (pcasvm_save(&s, out) < 0) cli_fail(CMD, "%s", dg_errmsg());
-    if (!quiet) printf("saved %s\n", out);
-
+    if (!a.quiet) printf("saved %s\n", out);
     pcasvm_free(&s);
     dataset_free(&all);
     dataset_free(&train);
