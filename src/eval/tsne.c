@@ -355,6 +355,134 @@ static double kl_divergence(const Csr *P, const double *y, int n) {
     return kl;
 }
 
+/* The starting layout: the first two principal components, scaled so the
+ * first has standard deviation 1e-4 (scikit-learn's init="pca"). -1 when
+ * the PCA fails. */
+static int pca_layout(const float *x, int n, int d, double *y) {
+    Pca pca;
+    int pd = d >= 2 ? 2 : 1;
+    if (pca_fit(&pca, x, n, d, pd) < 0) return -1;
+    float *proj = dg_xmalloc((size_t)n * pd * sizeof(float));
+    pca_transform(&pca, x, n, pd, proj);
+    pca_free(&pca);
+    for (int i = 0; i < n; i++) {
+        y[2 * i] = proj[(size_t)i * pd];
+        y[2 * i + 1] = pd == 2 ? proj[(size_t)i * pd + 1] : 0;
+    }
+    free(proj);
+    double sd = 0, mean0 = 0;
+    for (int i = 0; i < n; i++) mean0 += y[2 * i];
+    mean0 /= n;
+    for (int i = 0; i < n; i++) sd += (y[2 * i] - mean0) * (y[2 * i] - mean0);
+    sd = sqrt(sd / n);
+    double scale = sd > 0 ? 1e-4 / sd : 1;
+    for (int i = 0; i < 2 * n; i++) y[i] *= scale;
+    return 0;
+}
+
+/* The sparse joint probabilities P over each point's K nearest neighbours. */
+static void input_affinities(const float *x, int n, int d, int K, double perplexity, Csr *P) {
+    int *nbr = dg_xmalloc((size_t)n * K * sizeof(int));
+    float *dist = dg_xmalloc((size_t)n * K * sizeof(float));
+    knn(x, n, d, K, nbr, dist);
+    float *cond = dg_xmalloc((size_t)n * K * sizeof(float));
+    conditional_p(dist, n, K, perplexity, cond);
+    symmetrize(nbr, cond, n, K, P);
+    free(nbr);
+    free(dist);
+    free(cond);
+}
+
+/* The gradient descent's state over the n points' 2-D positions. */
+typedef struct {
+    int n;
+    double *y, *attr, *rep, *update, *gains, *zpart;
+    float *yf; /* the tree's float copy of y */
+    QTree tree;
+} Descent;
+
+static void descent_init(Descent *g, int n) {
+    memset(g, 0, sizeof *g);
+    g->n = n;
+    g->y = dg_xmalloc((size_t)n * 2 * sizeof(double));
+    g->attr = dg_xmalloc((size_t)n * 2 * sizeof(double));
+    g->rep = dg_xmalloc((size_t)n * 2 * sizeof(double));
+    g->update = dg_xcalloc((size_t)n * 2, sizeof(double));
+    g->gains = dg_xmalloc((size_t)n * 2 * sizeof(double));
+    g->zpart = dg_xmalloc((size_t)n * sizeof(double));
+    for (int i = 0; i < 2 * n; i++) g->gains[i] = 1;
+    g->tree.idx = dg_xmalloc((size_t)n * sizeof(int));
+    g->yf = dg_xmalloc((size_t)n * 2 * sizeof(float));
+}
+
+static void descent_free(Descent *g) {
+    free(g->y);
+    free(g->attr);
+    free(g->rep);
+    free(g->update);
+    free(g->gains);
+    free(g->zpart);
+    free(g->tree.node);
+    free(g->tree.idx);
+    free(g->yf);
+}
+
+/* Every point's attractive force (over P, times the exaggeration) and its
+ * repulsive force and share of Z (over the quadtree), each point by one
+ * thread in a fixed order. Returns Z. */
+static double forces(Descent *g, const Csr *P, double exag, double theta) {
+    const int n = g->n;
+    const double *y = g->y;
+    for (int i = 0; i < 2 * n; i++) g->yf[i] = (float)y[i];
+    qt_rebuild(&g->tree, g->yf, n);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 64) if (n >= PARALLEL_MIN_POINTS)
+#endif
+    for (int i = 0; i < n; i++) {
+        double ax = 0, ay = 0;
+        for (int t = P->row[i]; t < P->row[i + 1]; t++) {
+            int j = P->col[t];
+            double dx = y[2 * i] - y[2 * j], dy = y[2 * i + 1] - y[2 * j + 1];
+            double q = 1.0 / (1.0 + dx * dx + dy * dy);
+            ax += P->val[t] * q * dx;
+            ay += P->val[t] * q * dy;
+        }
+        g->attr[2 * i] = exag * ax;
+        g->attr[2 * i + 1] = exag * ay;
+        qt_repulse(&g->tree, g->yf, i, (float)(theta * theta), &g->rep[2 * i], &g->rep[2 * i + 1], &g->zpart[i]);
+    }
+    double z = 0;
+    for (int i = 0; i < n; i++) z += g->zpart[i];
+    return z > 0 ? z : 1e-12;
+}
+
+/* One step of momentum descent with delta-bar-delta gains (the step grows
+ * where the direction holds), then the layout re-centred. Returns the
+ * gradient's squared norm. */
+static double descent_step(Descent *g, double z, double lr, double momentum) {
+    const int n = g->n;
+    double gnorm = 0, mx = 0, my = 0;
+    for (int i = 0; i < 2 * n; i++) {
+        double grad = 4 * (g->attr[i] - g->rep[i] / z);
+        gnorm += grad * grad;
+        g->gains[i] = (g->update[i] * grad < 0) ? g->gains[i] + 0.2 : g->gains[i] * 0.8;
+        if (g->gains[i] < 0.01) g->gains[i] = 0.01;
+        g->update[i] = momentum * g->update[i] - lr * g->gains[i] * grad;
+        g->y[i] += g->update[i];
+    }
+    for (int i = 0; i < n; i++) {
+        mx += g->y[2 * i];
+        my += g->y[2 * i + 1];
+    }
+    mx /= n;
+    my /= n;
+    for (int i = 0; i < n; i++) {
+        g->y[2 * i] -= mx;
+        g->y[2 * i + 1] -= my;
+    }
+    return gnorm;
+}
+
 int tsne_run(const float *x, int n, int d, const TsneConfig *cfg, float *yout, TsneStats *stats) {
     DG_ASSERT(n >= 3 && d >= 1);
     double t0 = now_seconds();
@@ -365,121 +493,32 @@ int tsne_run(const float *x, int n, int d, const TsneConfig *cfg, float *yout, T
     if (K > n - 1) K = n - 1;
     stats->neighbours = K;
 
-    /* PCA initialisation (before anything big is allocated) */
-    Pca pca;
-    int pd = d >= 2 ? 2 : 1;
-    if (pca_fit(&pca, x, n, d, pd) < 0) return -1;
-    float *init = dg_xcalloc((size_t)n * 2, sizeof(float));
-    float *proj = dg_xmalloc((size_t)n * pd * sizeof(float));
-    pca_transform(&pca, x, n, pd, proj);
-    for (int i = 0; i < n; i++)
-        for (int c = 0; c < pd; c++) init[2 * i + c] = proj[(size_t)i * pd + c];
-    free(proj);
-    pca_free(&pca);
-
-    int *nbr = dg_xmalloc((size_t)n * K * sizeof(int));
-    float *dist = dg_xmalloc((size_t)n * K * sizeof(float));
-    knn(x, n, d, K, nbr, dist);
-    float *cond = dg_xmalloc((size_t)n * K * sizeof(float));
-    conditional_p(dist, n, K, perplexity, cond);
+    Descent g;
+    descent_init(&g, n);
+    if (pca_layout(x, n, d, g.y) < 0) { /* (before the big allocations of P) */
+        descent_free(&g);
+        return -1;
+    }
     Csr P;
-    symmetrize(nbr, cond, n, K, &P);
-    free(nbr);
-    free(dist);
-    free(cond);
-
-    double *y = dg_xmalloc((size_t)n * 2 * sizeof(double));
-    double sd = 0, mean0 = 0;
-    for (int i = 0; i < n; i++) mean0 += init[2 * i];
-    mean0 /= n;
-    for (int i = 0; i < n; i++) sd += (init[2 * i] - mean0) * (init[2 * i] - mean0);
-    sd = sqrt(sd / n);
-    double scale = sd > 0 ? 1e-4 / sd : 1;
-    for (int i = 0; i < 2 * n; i++) y[i] = init[i] * scale;
-    free(init);
-
+    input_affinities(x, n, d, K, perplexity, &P);
     const double lr = cfg->learning_rate > 0 ? cfg->learning_rate : fmax(n / cfg->early_exaggeration / 4, 50);
-    double *attr = dg_xmalloc((size_t)n * 2 * sizeof(double));
-    double *rep = dg_xmalloc((size_t)n * 2 * sizeof(double));
-    double *update = dg_xcalloc((size_t)n * 2, sizeof(double));
-    double *gains = dg_xmalloc((size_t)n * 2 * sizeof(double));
-    double *zpart = dg_xmalloc((size_t)n * sizeof(double));
-    for (int i = 0; i < 2 * n; i++) gains[i] = 1;
-    QTree tree = {0};
-    tree.idx = dg_xmalloc((size_t)n * sizeof(int));
-    float *yf = dg_xmalloc((size_t)n * 2 * sizeof(float)); /* the tree's float copy of y */
-
     for (int it = 0; it < cfg->iters; it++) {
         const int exploring = it < cfg->exaggeration_iters;
-        const double exag = exploring ? cfg->early_exaggeration : 1.0, momentum = exploring ? 0.5 : 0.8;
         if (it == cfg->exaggeration_iters) {
             /* scikit-learn runs the two phases as separate descents: fresh state */
-            memset(update, 0, (size_t)n * 2 * sizeof(double));
-            for (int i = 0; i < 2 * n; i++) gains[i] = 1;
+            memset(g.update, 0, (size_t)n * 2 * sizeof(double));
+            for (int i = 0; i < 2 * n; i++) g.gains[i] = 1;
         }
-        for (int i = 0; i < 2 * n; i++) yf[i] = (float)y[i];
-        qt_rebuild(&tree, yf, n);
-        /* every point's forces by one thread, in a fixed order */
-#ifdef _OPENMP
-#pragma omp parallel if (n >= PARALLEL_MIN_POINTS)
-#endif
-        {
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic, 64)
-#endif
-            for (int i = 0; i < n; i++) {
-                double ax = 0, ay = 0;
-                for (int t = P.row[i]; t < P.row[i + 1]; t++) {
-                    int j = P.col[t];
-                    double dx = y[2 * i] - y[2 * j], dy = y[2 * i + 1] - y[2 * j + 1];
-                    double q = 1.0 / (1.0 + dx * dx + dy * dy);
-                    ax += P.val[t] * q * dx;
-                    ay += P.val[t] * q * dy;
-                }
-                attr[2 * i] = exag * ax;
-                attr[2 * i + 1] = exag * ay;
-                qt_repulse(&tree, yf, i, (float)(cfg->theta * cfg->theta), &rep[2 * i], &rep[2 * i + 1], &zpart[i]);
-            }
-        }
-        double z = 0;
-        for (int i = 0; i < n; i++) z += zpart[i];
-        if (!(z > 0)) z = 1e-12;
-        double gnorm = 0, mx = 0, my = 0;
-        for (int i = 0; i < 2 * n; i++) {
-            double g = 4 * (attr[i] - rep[i] / z);
-            gnorm += g * g;
-            /* delta-bar-delta: grow the step where the direction holds */
-            gains[i] = (update[i] * g < 0) ? gains[i] + 0.2 : gains[i] * 0.8;
-            if (gains[i] < 0.01) gains[i] = 0.01;
-            update[i] = momentum * update[i] - lr * gains[i] * g;
-            y[i] += update[i];
-        }
-        for (int i = 0; i < n; i++) {
-            mx += y[2 * i];
-            my += y[2 * i + 1];
-        }
-        mx /= n;
-        my /= n;
-        for (int i = 0; i < n; i++) {
-            y[2 * i] -= mx;
-            y[2 * i + 1] -= my;
-        }
+        double z = forces(&g, &P, exploring ? cfg->early_exaggeration : 1.0, cfg->theta);
+        double gnorm = descent_step(&g, z, lr, exploring ? 0.5 : 0.8);
         if (cfg->verbose && ((it + 1) % 50 == 0 || it == 0))
             fprintf(stderr, "t-SNE: iteration %d/%d, gradient norm %.3g, %.1fs\n", it + 1, cfg->iters, sqrt(gnorm),
                     now_seconds() - t0);
     }
-    free(attr);
-    free(rep);
-    free(update);
-    free(gains);
-    free(zpart);
-    free(tree.node);
-    free(tree.idx);
-    free(yf);
-    for (int i = 0; i < 2 * n; i++) yout[i] = (float)y[i];
-    stats->kl = kl_divergence(&P, y, n);
+    for (int i = 0; i < 2 * n; i++) yout[i] = (float)g.y[i];
+    stats->kl = kl_divergence(&P, g.y, n);
     stats->seconds = now_seconds() - t0;
-    free(y);
+    descent_free(&g);
     free(P.row);
     free(P.col);
     free(P.val);
