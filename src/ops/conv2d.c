@@ -874,147 +874,178 @@ static void forward_chunk_c1(const ForwardChunk *f, int t) {
     }
 }
 
-/* Chunk t of nt of the batch (images chunk_begin(t)..chunk_begin(t+1)-1)
- * on workspace slice t. */
-static void forward_chunk(const ForwardChunk *f, int t) {
-    float *y = f->y;
-    const float *x = f->x, *w = f->w, *b = f->b;
-    const Epilogue *ep = f->ep;
-    const int *table = f->table;
-    const int N = f->N, C = f->C, H = f->H, W = f->W, K = f->K, R = f->R, S = f->S, stride = f->stride, pad = f->pad;
-    const int nt = f->nt, P = f->P, Q = f->Q, PQ = P * Q, CRS = C * R * S, band = f->band, group = f->group;
-    const int pointwise = f->pointwise, wino = f->wino, direct = f->direct, kvec = f->kvec, phase = f->phase,
-              bf16 = f->bf16;
-    float *col = f->workspace + (size_t)t * f->ws; /* this chunk's workspace slice */
-    const int pooled = ep && (ep->pool || ep->padded); /* written through the pool buffer */
-    if (f->ilv) { /* 16 images a call, pooled straight into y */
-        float *ws = ilv_buffer(col, C, H, W, K, R, S, stride, pad);
-        if (t >= f->packed_ilv) conv2d_ilv_pack(ws, w, C, K, R, S);
-        const size_t out_img = (size_t)K * out_plane(ep, P, Q);
-        const int G = conv2d_ilv_images(), end = chunk_begin(t + 1, N, nt);
-        for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G)
-            conv2d_ilv_forward(y + (size_t)n0 * out_img, x + (size_t)n0 * C * H * W, b, end - n0 < G ? end - n0 : G,
-                               ws, C, H, W, K, R, S, pad, ep);
-        return;
+/* The forward paths of one chunk: chunk t of nt of the batch (images
+ * chunk_begin(t)..chunk_begin(t+1)-1) on workspace slice t, `col`. */
+
+/* images in the vector lanes: 16 images a call, pooled straight into y */
+static void chunk_ilv(const ForwardChunk *f, int t, float *col) {
+    const int C = f->C, H = f->H, W = f->W, K = f->K, R = f->R, S = f->S;
+    float *ws = ilv_buffer(col, C, H, W, K, R, S, f->stride, f->pad);
+    if (t >= f->packed_ilv) conv2d_ilv_pack(ws, f->w, C, K, R, S);
+    const size_t out_img = (size_t)K * out_plane(f->ep, f->P, f->Q);
+    const int G = conv2d_ilv_images(), end = chunk_begin(t + 1, f->N, f->nt);
+    for (int n0 = chunk_begin(t, f->N, f->nt); n0 < end; n0 += G)
+        conv2d_ilv_forward(f->y + (size_t)n0 * out_img, f->x + (size_t)n0 * C * H * W, f->b,
+                           end - n0 < G ? end - n0 : G, ws, C, H, W, K, R, S, f->pad, f->ep);
+}
+
+/* F(4x4,3x3) or F(2x2,5x5) Winograd, the weights in their own area */
+static void chunk_wino4(const ForwardChunk *f, int t, float *col) {
+    const int C = f->C, H = f->H, W = f->W, K = f->K, PQ = f->P * f->Q;
+    float *sc = wino4_buffer(col, C, H, W, K, f->R, f->S, f->stride, f->pad);
+    const int five = f->R == 5;
+    if (t >= f->packed4) (five ? conv2d_wino5_pack : conv2d_wino4_pack)(sc, f->w, C, K);
+    const int G = five ? conv2d_wino5_group(C, H, W, f->pad) : conv2d_wino4_group(C, H, W, f->pad);
+    const int end = chunk_begin(t + 1, f->N, f->nt);
+    for (int n0 = chunk_begin(t, f->N, f->nt); n0 < end; n0 += G) {
+        const int g = end - n0 < G ? end - n0 : G;
+        float *o = chunk_out(f, t, n0);
+        (five ? conv2d_wino5_forward : conv2d_wino4_forward)(o, f->x + (size_t)n0 * C * H * W, f->b, g, sc, C, H, W,
+                                                             K, f->pad);
+        if (f->ep) chunk_finish(f, o, (size_t)K * PQ, PQ, n0, g, NULL);
     }
-    if (f->wino4) { /* as F(2x2) below, the weights in their own area; 5x5: F(2x2,5x5) */
-        float *sc = wino4_buffer(col, C, H, W, K, R, S, stride, pad);
-        const int five = R == 5;
-        if (t >= f->packed4) (five ? conv2d_wino5_pack : conv2d_wino4_pack)(sc, w, C, K);
-        const int G = five ? conv2d_wino5_group(C, H, W, pad) : conv2d_wino4_group(C, H, W, pad);
-        const int end = chunk_begin(t + 1, N, nt);
-        for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G) {
-            const int g = end - n0 < G ? end - n0 : G;
-            float *o = chunk_out(f, t, n0);
-            (five ? conv2d_wino5_forward : conv2d_wino4_forward)(o, x + (size_t)n0 * C * H * W, b, g, sc, C, H, W, K,
-                                                                 pad);
-            if (ep) chunk_finish(f, o, (size_t)K * PQ, PQ, n0, g, NULL);
-        }
-        return;
+}
+
+/* F(2x2,3x3) Winograd: G images per call; each chunk transforms its own filters */
+static void chunk_wino(const ForwardChunk *f, int t, float *col) {
+    const int C = f->C, H = f->H, W = f->W, K = f->K, PQ = f->P * f->Q;
+    float *sc = wino_buffer(col, C, H, W, K, f->R, f->S, f->stride, f->pad);
+    const int wb = use_bf16 && conv2d_wino_bf16_ok(C);
+    if (t >= f->packed_slices) conv2d_wino_pack(sc, f->w, C, K, 0, wb);
+    const int G = conv2d_wino_group(C, H, W, f->pad), end = chunk_begin(t + 1, f->N, f->nt);
+    for (int n0 = chunk_begin(t, f->N, f->nt); n0 < end; n0 += G) {
+        const int g = end - n0 < G ? end - n0 : G;
+        float *o = chunk_out(f, t, n0);
+        conv2d_wino_forward(o, f->x + (size_t)n0 * C * H * W, f->b, g, sc, C, H, W, K, f->pad, wb);
+        if (f->ep) chunk_finish(f, o, (size_t)K * PQ, PQ, n0, g, NULL);
     }
-    if (wino) { /* G images per call; each chunk transforms its own filters */
-        float *sc = wino_buffer(col, C, H, W, K, R, S, stride, pad);
-        const int wb = use_bf16 && conv2d_wino_bf16_ok(C);
-        if (t >= f->packed_slices) conv2d_wino_pack(sc, w, C, K, 0, wb);
-        const int G = conv2d_wino_group(C, H, W, pad), end = chunk_begin(t + 1, N, nt);
-        for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G) {
-            const int g = end - n0 < G ? end - n0 : G;
-            float *o = chunk_out(f, t, n0);
-            conv2d_wino_forward(o, x + (size_t)n0 * C * H * W, b, g, sc, C, H, W, K, pad, wb);
-            if (ep) chunk_finish(f, o, (size_t)K * PQ, PQ, n0, g, NULL);
-        }
-        return;
+}
+
+/* the direct kernel: each chunk packs its own copy (a few KB, no barrier) */
+static void chunk_direct(const ForwardChunk *f, int t, float *col) {
+    const int C = f->C, H = f->H, W = f->W, K = f->K, R = f->R, S = f->S, stride = f->stride, pad = f->pad;
+    const int PQ = f->P * f->Q;
+    float *wp = col + im2col_floats(C, H, W, K, R, S, stride, pad);
+    if (t >= f->packed_slices) conv2d_direct_pack(wp, f->w, K, C, R, S, 0);
+    float *xp = direct_pad_buffer(col, C, H, W, K, R, S, stride, pad);
+    for (int n = chunk_begin(t, f->N, f->nt); n < chunk_begin(t + 1, f->N, f->nt); n++) {
+        float *o = chunk_out(f, t, n);
+        conv2d_direct_forward(o, f->x + (size_t)n * C * H * W, wp, f->b, C, H, W, K, R, S, pad, xp);
+        if (f->ep) chunk_finish(f, o, (size_t)K * PQ, PQ, n, 1, NULL);
     }
-    if (f->c1) {
-        forward_chunk_c1(f, t);
-        return;
+}
+
+/* stride 2 as stride 1 on the input's phases */
+static void chunk_phase(const ForwardChunk *f, int t, float *col) {
+    const int C = f->C, H = f->H, W = f->W, K = f->K, R = f->R, S = f->S, pad = f->pad, PQ = f->P * f->Q;
+    float *ps = phase_buffer(col, C, H, W, K, R, S, f->stride, pad);
+    if (t >= f->packed_slices) conv2d_phase_pack(ps, f->w, C, H, W, K, R, S, pad, 0);
+    for (int n = chunk_begin(t, f->N, f->nt); n < chunk_begin(t + 1, f->N, f->nt); n++) {
+        float *o = chunk_out(f, t, n);
+        conv2d_phase_forward(o, f->x + (size_t)n * C * H * W, f->b, ps, C, H, W, K, R, S, pad);
+        if (f->ep) chunk_finish(f, o, (size_t)K * PQ, PQ, n, 1, NULL);
     }
-    if (direct) { /* each chunk packs its own copy: a few KB, no barrier */
-        float *wp = col + im2col_floats(C, H, W, K, R, S, stride, pad);
-        if (t >= f->packed_slices) conv2d_direct_pack(wp, w, K, C, R, S, 0);
-        float *xp = direct_pad_buffer(col, C, H, W, K, R, S, stride, pad);
-        for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
-            float *o = chunk_out(f, t, n);
-            conv2d_direct_forward(o, x + (size_t)n * C * H * W, wp, b, C, H, W, K, R, S, pad, xp);
-            if (ep) chunk_finish(f, o, (size_t)K * PQ, PQ, n, 1, NULL);
-        }
-        return;
+}
+
+/* output channels in the vector lanes: G images per call */
+static void chunk_kvec(const ForwardChunk *f, int t, float *col) {
+    const int C = f->C, H = f->H, W = f->W, K = f->K, R = f->R, S = f->S, stride = f->stride, pad = f->pad;
+    const int PQ = f->P * f->Q;
+    float *ks = kvec_buffer(col, C, H, W, K, R, S, stride, pad);
+    if (t >= f->packed_slices) conv2d_kvec_pack(ks, f->w, C, H, W, K, R, S, stride, pad, 0, use_bf16);
+    const int G = conv2d_kvec_group(C, H, W, K, R, S, stride, pad), end = chunk_begin(t + 1, f->N, f->nt);
+    for (int n0 = chunk_begin(t, f->N, f->nt); n0 < end; n0 += G) {
+        const int g = end - n0 < G ? end - n0 : G;
+        float *o = chunk_out(f, t, n0);
+        conv2d_kvec_forward(o, f->x + (size_t)n0 * C * H * W, f->b, g, ks, C, H, W, K, R, S, stride, pad, use_bf16);
+        if (f->ep) chunk_finish(f, o, (size_t)K * PQ, PQ, n0, g, NULL);
     }
-    if (phase) { /* stride 2 as stride 1 on the input's phases */
-        float *ps = phase_buffer(col, C, H, W, K, R, S, stride, pad);
-        if (t >= f->packed_slices) conv2d_phase_pack(ps, w, C, H, W, K, R, S, pad, 0);
-        for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
-            float *o = chunk_out(f, t, n);
-            conv2d_phase_forward(o, x + (size_t)n * C * H * W, b, ps, C, H, W, K, R, S, pad);
-            if (ep) chunk_finish(f, o, (size_t)K * PQ, PQ, n, 1, NULL);
-        }
-        return;
+}
+
+/* im2col of `g` images from n0 into col, side by side (leading dimension g*PQ) */
+static void chunk_im2col_group(const ForwardChunk *f, float *col, int n0, int g) {
+    const int C = f->C, H = f->H, W = f->W, PQ = f->P * f->Q, ld = g * PQ;
+    for (int i = 0; i < g; i++)
+        im2col_image(col + (size_t)i * PQ, ld, f->x + (size_t)(n0 + i) * C * H * W, f->table, C, H, W, f->R, f->S,
+                     f->stride, f->pad, f->P, f->Q);
+}
+
+/* bf16 products of im2col, `group` images per product */
+static void chunk_bf16(const ForwardChunk *f, int t, float *col) {
+    const int C = f->C, H = f->H, W = f->W, K = f->K, R = f->R, S = f->S, stride = f->stride, pad = f->pad;
+    const int PQ = f->P * f->Q, CRS = C * R * S, group = f->group;
+    const int pooled = f->ep && (f->ep->pool || f->ep->padded); /* written through the pool buffer */
+    Bf16Scratch bs = bf16_scratch(col + im2col_floats(C, H, W, K, R, S, stride, pad) +
+                                      packed_floats(C, H, W, K, R, S, stride, pad), C, K, R, S, group * PQ);
+    const size_t lw = bf16_pair_words(CRS);
+    bf16_convert_rows(bs.w, lw, f->w, CRS, K, CRS);
+    const int end = chunk_begin(t + 1, f->N, f->nt);
+    for (int n0 = chunk_begin(t, f->N, f->nt); n0 < end; n0 += group) {
+        const int g = end - n0 < group ? end - n0 : group, ld = g * PQ;
+        chunk_im2col_group(f, col, n0, g);
+        bf16_pack_b(bs.pack, col, ld, CRS, ld);
+        /* (K, g*PQ) = w . col: straight into y[n0] for one image, else through yg */
+        float *out = g == 1 ? chunk_out(f, t, n0) : col + (size_t)CRS * group * PQ;
+        gemm_bf16(out, ld, bs.w, lw, bs.pack, K, ld, CRS, 0);
+        chunk_finish(f, out, g == 1 ? (size_t)K * PQ : (size_t)PQ, ld, n0, g, f->b);
+        if (g > 1 && !pooled) group_scatter(f->y, out, n0, g, K, PQ);
     }
-    if (kvec) { /* G images per call */
-        float *ks = kvec_buffer(col, C, H, W, K, R, S, stride, pad);
-        if (t >= f->packed_slices) conv2d_kvec_pack(ks, w, C, H, W, K, R, S, stride, pad, 0, use_bf16);
-        const int G = conv2d_kvec_group(C, H, W, K, R, S, stride, pad), end = chunk_begin(t + 1, N, nt);
-        for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += G) {
-            const int g = end - n0 < G ? end - n0 : G;
-            float *o = chunk_out(f, t, n0);
-            conv2d_kvec_forward(o, x + (size_t)n0 * C * H * W, b, g, ks, C, H, W, K, R, S, stride, pad, use_bf16);
-            if (ep) chunk_finish(f, o, (size_t)K * PQ, PQ, n0, g, NULL);
-        }
-        return;
+}
+
+/* fp32 products of im2col, `group` (> 1) images per product (see group_images) */
+static void chunk_grouped(const ForwardChunk *f, int t, float *col) {
+    const int K = f->K, PQ = f->P * f->Q, CRS = f->C * f->R * f->S, group = f->group;
+    const int pooled = f->ep && (f->ep->pool || f->ep->padded);
+    float *yg = col + (size_t)CRS * group * PQ;
+    const int end = chunk_begin(t + 1, f->N, f->nt);
+    for (int n0 = chunk_begin(t, f->N, f->nt); n0 < end; n0 += group) {
+        const int g = end - n0 < group ? end - n0 : group, ld = g * PQ;
+        chunk_im2col_group(f, col, n0, g);
+        /* yg (K, g*PQ) = w (K,CRS) . col (CRS, g*PQ) */
+        dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, ld, CRS, 1.0f, f->w, CRS, col, ld, 0.0f, yg,
+                          ld);
+        chunk_finish(f, yg, g == 1 ? (size_t)K * PQ : (size_t)PQ, ld, n0, g, f->b);
+        if (!pooled) group_scatter(f->y, yg, n0, g, K, PQ);
     }
-    if (bf16) {
-        Bf16Scratch bs = bf16_scratch(col + im2col_floats(C, H, W, K, R, S, stride, pad) +
-                                          packed_floats(C, H, W, K, R, S, stride, pad), C, K, R, S, group * PQ);
-        const size_t lw = bf16_pair_words(CRS);
-        bf16_convert_rows(bs.w, lw, w, CRS, K, CRS);
-        const int end = chunk_begin(t + 1, N, nt);
-        for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += group) { /* group images per product */
-            const int g = end - n0 < group ? end - n0 : group, ld = g * PQ;
-            for (int i = 0; i < g; i++)
-                im2col_image(col + (size_t)i * PQ, ld, x + (size_t)(n0 + i) * C * H * W, table, C, H, W, R, S,
-                             stride, pad, P, Q);
-            bf16_pack_b(bs.pack, col, ld, CRS, ld);
-            /* (K, g*PQ) = w . col: straight into y[n0] for one image, else through yg */
-            float *out = g == 1 ? chunk_out(f, t, n0) : col + (size_t)CRS * group * PQ;
-            gemm_bf16(out, ld, bs.w, lw, bs.pack, K, ld, CRS, 0);
-            chunk_finish(f, out, g == 1 ? (size_t)K * PQ : (size_t)PQ, ld, n0, g, b);
-            if (g > 1 && !pooled) group_scatter(y, out, n0, g, K, PQ);
-        }
-        return;
-    }
-    if (group > 1) { /* G images per product (see group_images) */
-        float *yg = col + (size_t)CRS * group * PQ;
-        const int end = chunk_begin(t + 1, N, nt);
-        for (int n0 = chunk_begin(t, N, nt); n0 < end; n0 += group) {
-            const int g = end - n0 < group ? end - n0 : group, ld = g * PQ;
-            for (int i = 0; i < g; i++)
-                im2col_image(col + (size_t)i * PQ, ld, x + (size_t)(n0 + i) * C * H * W, table, C, H, W, R, S,
-                             stride, pad, P, Q);
-            /* yg (K, g*PQ) = w (K,CRS) . col (CRS, g*PQ) */
-            dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, ld, CRS, 1.0f, w, CRS, col, ld, 0.0f,
-                              yg, ld);
-            chunk_finish(f, yg, g == 1 ? (size_t)K * PQ : (size_t)PQ, ld, n0, g, b);
-            if (!pooled) group_scatter(y, yg, n0, g, K, PQ);
-        }
-        return;
-    }
-    for (int n = chunk_begin(t, N, nt); n < chunk_begin(t + 1, N, nt); n++) {
-        const float *xn = x + (size_t)n * C * H * W;
+}
+
+/* fp32 products one image at a time: pointwise straight from x, otherwise
+ * im2col in bands of output rows */
+static void chunk_im2col(const ForwardChunk *f, int t, float *col) {
+    const int C = f->C, H = f->H, W = f->W, K = f->K, R = f->R, S = f->S, stride = f->stride, pad = f->pad;
+    const int P = f->P, Q = f->Q, PQ = P * Q, CRS = C * R * S, band = f->band;
+    for (int n = chunk_begin(t, f->N, f->nt); n < chunk_begin(t + 1, f->N, f->nt); n++) {
+        const float *xn = f->x + (size_t)n * C * H * W;
         float *yn = chunk_out(f, t, n);
-        if (pointwise) /* y[n] (K,PQ) = w (K,C) . x[n] (C,PQ) */
-            dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, PQ, CRS, 1.0f, w, CRS,
-                        xn, PQ, 0.0f, yn, PQ);
+        if (f->pointwise) /* y[n] (K,PQ) = w (K,C) . x[n] (C,PQ) */
+            dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, PQ, CRS, 1.0f, f->w, CRS, xn, PQ, 0.0f,
+                              yn, PQ);
         else
             for (int pb = 0; pb < P; pb += band) {
                 const int pe = pb + band < P ? pb + band : P, TQ = (pe - pb) * Q;
-                if (table) im2col_gather(col, TQ, xn, table, C, H, W, R * S, PQ); /* one band: the image */
+                if (f->table) im2col_gather(col, TQ, xn, f->table, C, H, W, R * S, PQ); /* one band: the image */
                 else im2col(col, xn, C, H, W, R, S, stride, pad, P, Q, pb, pe);
                 /* y[n][:, band] (K,TQ) = w (K,CRS) . col (CRS,TQ) */
-                dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, TQ, CRS, 1.0f, w,
-                            CRS, col, TQ, 0.0f, yn + (size_t)pb * Q, PQ);
+                dg_sgemm_parallel(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, TQ, CRS, 1.0f, f->w, CRS, col, TQ,
+                                  0.0f, yn + (size_t)pb * Q, PQ);
             }
-        chunk_finish(f, yn, (size_t)K * PQ, PQ, n, 1, b);
+        chunk_finish(f, yn, (size_t)K * PQ, PQ, n, 1, f->b);
     }
+}
+
+/* Chunk t of the batch on workspace slice t, by the layer's path. */
+static void forward_chunk(const ForwardChunk *f, int t) {
+    float *col = f->workspace + (size_t)t * f->ws;
+    if (f->ilv) chunk_ilv(f, t, col);
+    else if (f->wino4) chunk_wino4(f, t, col);
+    else if (f->wino) chunk_wino(f, t, col);
+    else if (f->c1) forward_chunk_c1(f, t);
+    else if (f->direct) chunk_direct(f, t, col);
+    else if (f->phase) chunk_phase(f, t, col);
+    else if (f->kvec) chunk_kvec(f, t, col);
+    else if (f->bf16) chunk_bf16(f, t, col);
+    else if (f->group > 1) chunk_grouped(f, t, col);
+    else chunk_im2col(f, t, col);
 }
 
 /* ---- one image on several threads (inference) ------------------------------
