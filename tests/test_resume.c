@@ -643,6 +643,17 @@ static void test_lookahead_steps(void **state) {
     model_free(&init);
 }
 
+/* The first case's run, stopped after 4 steps, in dir (emptied first);
+ * the path of its checkpoint into file. */
+static void stopped_run(const char *dir, char *file, size_t len) {
+    rm_rf(dir);
+    Model m;
+    TrainResult res;
+    assert_int_equal(fresh_run(&cases[0], 1, dir, 4, &m, &res), 0);
+    model_free(&m);
+    snprintf(file, len, "%s", res.checkpoint);
+}
+
 /* Replaces every `from` in the header of the safetensors file at path by
  * `to` (the same length; NULL: blanks, which JSON reads as whitespace), so
  * no offset moves. Returns how many were replaced. */
@@ -686,12 +697,11 @@ static void test_checkpoint_state_damaged(void **state) {
     };
     for (size_t i = 0; i < sizeof damage / sizeof *damage; i++) {
         const char *dir = tu_tmp_path("ck-state");
-        rm_rf(dir);
+        char file[4200];
+        stopped_run(dir, file, sizeof file);
+        assert_int_equal(patch_header(file, damage[i].from, damage[i].to), 1);
         Model m;
         TrainResult res;
-        assert_int_equal(fresh_run(&cases[0], 1, dir, 4, &m, &res), 0);
-        model_free(&m);
-        assert_int_equal(patch_header(res.checkpoint, damage[i].from, damage[i].to), 1);
         Checkpoint ck;
         assert_int_equal(checkpoint_open(dir, &ck, &m), 0);
         TrainConfig cfg = ck.cfg;
@@ -711,13 +721,11 @@ static void test_checkpoint_state_damaged(void **state) {
  * member stopped by an older digits resumes. */
 static void test_checkpoint_predating_a_setting(void **state) {
     const char *dir = tu_tmp_path("ck-older");
-    rm_rf(dir);
-    Model m;
-    TrainResult res;
-    assert_int_equal(fresh_run(&cases[0], 1, dir, 4, &m, &res), 0);
-    model_free(&m);
+    char file[4200];
+    stopped_run(dir, file, sizeof file);
     /* in the escaped settings strings of the header (after its 8-byte length) */
-    assert_true(patch_header(res.checkpoint, "\\\"lookahead\\\":0,", NULL) >= 1);
+    assert_true(patch_header(file, "\\\"lookahead\\\":0,", NULL) >= 1);
+    Model m;
 
     Checkpoint ck;
     assert_int_equal(checkpoint_open(dir, &ck, &m), 0);

@@ -443,12 +443,7 @@ void model_set_batch(Model *m, int max_batch, int with_grad, int threads) {
     if (m->acts && max_batch <= m->max_batch && (with_grad <= m->with_grad) &&
         threads == m->nthreads && !(m->acts_shared && (with_grad || m->keep_outputs)))
         return;
-    free(m->acts);
-    free(m->scratch);
-    free(m->workspace);
-    free(m->conv_packed);
-    m->conv_packed = NULL;
-    lin_panels_free(m);
+    model_release_batch(m);
     m->max_batch = max_batch;
     m->with_grad = with_grad;
     m->nthreads = threads;
