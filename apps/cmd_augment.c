@@ -71,11 +71,8 @@ int cmd_augment(int argc, char **argv) {
         {"seed", 1, 0, O_SEED}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
     CliOptions ol;
     cli_options(&ol, own, SHARED);
-    opterr = 0;
-    optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", ol.opts, NULL)) != -1) {
-        if (cli_common_parse(CMD, c, optarg, &co)) continue; /* --threads takes effect here */
+    while ((c = cli_next(&ol, CMD, argc, argv, &co)) != -1) { /* --threads takes effect there */
         switch (c) {
         case O_PREVIEW: preview = optarg; break;
         case O_BENCH: bench = 1; break;

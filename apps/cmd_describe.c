@@ -55,11 +55,8 @@ int cmd_describe(int argc, char **argv) {
                                         {0, 0, 0, 0}};
     CliOptions ol;
     cli_options(&ol, own, CLI_DATA);
-    opterr = 0;
-    optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", ol.opts, NULL)) != -1) {
-        if (cli_common_parse(CMD, c, optarg, &co)) continue;
+    while ((c = cli_next(&ol, CMD, argc, argv, &co)) != -1) {
         switch (c) {
         case O_SPLIT:
             if (strcmp(optarg, "train") != 0 && strcmp(optarg, "test") != 0)

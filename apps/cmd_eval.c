@@ -100,11 +100,8 @@ int cmd_eval(int argc, char **argv) {
         {"int8-logits", 1, 0, O_INT8_LOGITS}, {0, 0, 0, 0}};
     CliOptions ol;
     cli_options(&ol, own, SHARED);
-    opterr = 0;
-    optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", ol.opts, NULL)) != -1) {
-        if (cli_common_parse(CMD, c, optarg, &co)) continue;
+    while ((c = cli_next(&ol, CMD, argc, argv, &co)) != -1) {
         switch (c) {
         case O_SPLIT:
             if (strcmp(optarg, "train") && strcmp(optarg, "test") && strcmp(optarg, "val"))

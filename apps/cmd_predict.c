@@ -117,11 +117,8 @@ int cmd_predict(int argc, char **argv) {
                                         {0, 0, 0, 0}};
     CliOptions ol;
     cli_options(&ol, own, SHARED);
-    opterr = 0;
-    optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", ol.opts, NULL)) != -1) {
-        if (cli_common_parse(CMD, c, optarg, &co)) continue;
+    while ((c = cli_next(&ol, CMD, argc, argv, &co)) != -1) {
         switch (c) {
         case O_JSON: json = 1; break;
         case O_MULTI: multi = 1; break;

@@ -78,11 +78,8 @@ int cmd_report(int argc, char **argv) {
     CliOptions ol;
     cli_options(&ol, own, SHARED);
     int eda = 0;
-    opterr = 0;
-    optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", ol.opts, NULL)) != -1) {
-        if (cli_common_parse(CMD, c, optarg, &co)) continue;
+    while ((c = cli_next(&ol, CMD, argc, argv, &co)) != -1) {
         switch (c) {
         case O_OUT: cfg.out_dir = optarg; break;
         case O_LOG: cfg.log_path = optarg; break;

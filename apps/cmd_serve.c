@@ -63,11 +63,8 @@ int cmd_serve(int argc, char **argv) {
         {"delay-ms", 1, 0, O_DELAY},    {0, 0, 0, 0}};
     CliOptions ol;
     cli_options(&ol, own, CLI_MODEL);
-    opterr = 0;
-    optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", ol.opts, NULL)) != -1) {
-        if (cli_common_parse(CMD, c, optarg, &co)) continue;
+    while ((c = cli_next(&ol, CMD, argc, argv, &co)) != -1) {
         switch (c) {
         case O_HOST: cfg.host = optarg; break;
         case O_PORT: cfg.port = cli_int(CMD, "--port", optarg, 0, 65535); break;

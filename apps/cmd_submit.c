@@ -39,11 +39,8 @@ int cmd_submit(int argc, char **argv) {
         {"test", 1, 0, O_TEST}, {"out", 1, 0, O_OUT}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
     CliOptions ol;
     cli_options(&ol, own, SHARED);
-    opterr = 0;
-    optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", ol.opts, NULL)) != -1) {
-        if (cli_common_parse(CMD, c, optarg, &co)) continue;
+    while ((c = cli_next(&ol, CMD, argc, argv, &co)) != -1) {
         switch (c) {
         case O_TEST: test = optarg; break;
         case O_OUT: out = optarg; break;

@@ -49,6 +49,19 @@ void cli_options(CliOptions *ol, const struct option *own, unsigned which) {
             ol->opts[n++] = (struct option){SHARED[i].name, required_argument, NULL,
                                             CLI_OPT_BASE + bit_index(SHARED[i].bit)};
     ol->opts[n] = (struct option){0, 0, 0, 0};
+    ol->started = 0;
+}
+
+int cli_next(CliOptions *ol, const char *cmd, int argc, char **argv, CliCommon *co) {
+    if (!ol->started) {
+        opterr = 0; /* our own messages: cli_bad_flag */
+        optind = 1;
+        ol->started = 1;
+    }
+    int c;
+    while ((c = getopt_long(argc, argv, "", ol->opts, NULL)) != -1)
+        if (!cli_common_parse(cmd, c, optarg, co)) return c;
+    return -1;
 }
 
 int cli_common_parse(const char *cmd, int c, const char *arg, CliCommon *co) {

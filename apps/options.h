@@ -8,8 +8,7 @@
  *     CliCommon co = cli_common_defaults();
  *     CliOptions ol;
  *     cli_options(&ol, own, CLI_MODEL | CLI_THREADS);
- *     while ((c = getopt_long(argc, argv, "", ol.opts, NULL)) != -1) {
- *         if (cli_common_parse(CMD, c, optarg, &co)) continue;
+ *     while ((c = cli_next(&ol, CMD, argc, argv, &co)) != -1)
  *         switch (c) { ... default: cli_bad_flag(CMD, argv[optind - 1], ol.opts); }
  *     }
  */
@@ -41,6 +40,7 @@ typedef struct {
 
 typedef struct {
     struct option opts[CLI_MAX_OPTIONS];
+    int started; /* cli_next has started getopt over argv */
 } CliOptions;
 
 CliCommon cli_common_defaults(void);
@@ -49,6 +49,10 @@ void cli_options(CliOptions *ol, const struct option *own, unsigned which);
 /* Handle getopt result c if it is a shared flag (1), else 0. Bad values
  * are usage errors (exit 2). --threads and --precision take effect here. */
 int cli_common_parse(const char *cmd, int c, const char *arg, CliCommon *co);
+/* The next of the subcommand's own flags in argv (getopt's value, optarg
+ * holding its argument), -1 after the last; the shared flags on the way
+ * go into co (cli_common_parse). The first call starts getopt over argv. */
+int cli_next(CliOptions *ol, const char *cmd, int argc, char **argv, CliCommon *co);
 /* Print the help lines of the shared flags in `which`, with co's defaults. */
 void cli_common_help(unsigned which, const CliCommon *co);
 /* The usage error for an unknown flag, a missing value or a value given to
