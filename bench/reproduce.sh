@@ -15,6 +15,9 @@
 # when the script runs again (delete its model file, or the folder, to train
 # it again) and one stopped part-way goes on from its last checkpoint, so a
 # long row can be stopped and started again (see single and member_ensemble).
+# To stop a row, signal its digits processes once (Ctrl-C, or
+# pkill -TERM -f 'digits train'): each saves a checkpoint after its current
+# step; a second signal quits at once, losing the steps since the last one.
 #
 # The seed rows run the config files configs/seed000-1.yaml ...
 # configs/seed004.yaml (digits train --config), one per row of the seeds'
@@ -31,7 +34,8 @@
 # (data/mnist), REPRO_DIR (runs/reproduce: logs, models, table), SEEDS ("1 2 3"),
 # SEEDS5 ("1 2 3 4 5": seed 001's rows, which the seed averaged over 5 runs),
 # THREADS (0 = all cores), QUICK_STEPS (60), PRECISION (fp32; bf16 trains the
-# deep models 20-35 % faster at the same accuracy), LONG_EPOCHS (unset: the
+# deep models 20-35 % faster at the same accuracy on the EPYC machines, ~20 %
+# slower on a Xeon reporting model 167), LONG_EPOCHS (unset: the
 # config files' epochs; set, the epochs of seed 000's ensembles and seed 003),
 # S002_EPOCHS (unset: seed002-3.yaml's 45), PARALLEL (1: the members
 # of --ensemble N rows train as PARALLEL processes of THREADS threads each;
@@ -306,9 +310,19 @@ run_workers() {
         train_members "$name" "$size" "$threads" "${mine[@]}" "$@" &
         workers+=($!)
     done
-    for k in "${!workers[@]}"; do
-        wait -n "${workers[@]}" || { kill "${workers[@]}" 2>/dev/null; wait; die "$name: a member failed; see $WORK/$name.m*.log"; }
+    local stopped=0 rc done_pid
+    while [[ ${#workers[@]} -gt 0 ]]; do
+        rc=0
+        wait -n -p done_pid "${workers[@]}" || rc=$?
+        for k in "${!workers[@]}"; do [[ ${workers[k]} == "$done_pid" ]] && unset 'workers[k]'; done
+        if [[ $rc -ge 128 ]]; then
+            stopped=1 # a signal (Ctrl-C, kill): the others were most likely sent it too; a second
+                      # one would make digits quit at once, so they are left to save their checkpoints
+        elif [[ $rc -ne 0 ]]; then
+            kill "${workers[@]}" 2>/dev/null; wait; die "$name: a member failed; see $WORK/$name.m*.log"
+        fi
     done
+    [[ $stopped == 0 ]] || die "$name: stopped by a signal; run the row again to go on where it stopped"
 }
 
 # train_members NAME N THREADS SEED... -- train flags: one worker of
@@ -325,8 +339,14 @@ train_members() {
         echo "[$name] member $seed of $size: digits train $* --seed $seed --threads $threads" >&2
         train_piece "$m" none "$seed" "$threads" "$@" &
         child=$!
-        wait "$child" || { echo "[$name] member $seed failed; see $m.log" >&2; exit 1; }
+        local rc=0
+        wait "$child" || rc=$?
         child=""
+        if [[ $rc -ge 128 ]]; then # digits stopped by a signal: its last checkpoint is kept
+            echo "[$name] member $seed stopped by a signal; run the row again to go on from its checkpoint" >&2
+            exit "$rc"
+        fi
+        [[ $rc -eq 0 ]] || { echo "[$name] member $seed failed; see $m.log" >&2; exit 1; }
         piece_done "$m"
     done
 }

@@ -70,10 +70,19 @@ grep -q 'member 2 of 2: digits train .* --seed 2 --threads 2$' "$TMP/stderr" ||
 row seed000-4 | grep -Eq "\| 1 run, 2 members \|" || fail "resumed row: $(row seed000-4)"
 echo "ok: resumed $(row seed000-4)"
 
+# a member that fails (digits exits 1, not from a signal): the row stops
+# and says so
+printf '%s\n' '#!/usr/bin/env bash' "[[ \" \$* \" == *\" --seed 2 \"* ]] && exit 1" \
+    "exec \"$DIGITS\" \"\$@\"" > "$TMP/fails"
+chmod +x "$TMP/fails"
+rm "$m2" "$joined"
+run_repro seed000-4 DIGITS="$TMP/fails" PARALLEL=1 && fail "reproduce.sh went on past a member that failed"
+grep -q 'member 2 failed; see' "$TMP/stderr" || fail "no word of member 2's failure: $(cat "$TMP/stderr")"
+grep -q 'seed000-4: a member failed' "$TMP/stderr" || fail "the row's failure: $(cat "$TMP/stderr")"
+
 # a member killed after its last checkpoint, its best epoch so far saved:
 # this digits trains member 2 to the end, then "dies" before the script
 # can call the member done
-rm "$m2" "$joined"
 printf '%s\n' '#!/usr/bin/env bash' \
     "\"$DIGITS\" \"\$@\" || exit" \
     "[[ \" \$* \" == *\" --seed 2 \"* ]] && exit 137" \
@@ -85,7 +94,9 @@ chmod +x "$TMP/dies" "$TMP/dies-kfold"
 # gives the same sums)
 run_repro seed000-4 DIGITS="$TMP/dies" PARALLEL=1 &&
     fail "reproduce.sh went on past a member that died: $(cat "$TMP/stderr")"
-grep -q 'member 2 failed' "$TMP/stderr" || fail "no word of member 2's failure: $(cat "$TMP/stderr")"
+grep -q 'member 2 stopped by a signal; run the row again' "$TMP/stderr" ||
+    fail "no word of member 2's stop: $(cat "$TMP/stderr")"
+grep -q 'seed000-4: stopped by a signal' "$TMP/stderr" || fail "the row's stop: $(cat "$TMP/stderr")"
 [[ -f ${m2%.safetensors}.ckpt/latest ]] || fail "the dead member left no checkpoint"
 [[ -f ${m2%.safetensors}.training.safetensors && ! -f $m2 ]] || fail "the dead member's saved epoch passes for a whole member"
 repro seed000-4 PARALLEL=1
