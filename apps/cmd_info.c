@@ -4,10 +4,14 @@
  * wrote it), as text or one JSON object; and `digits info --list` (alias
  * `digits models`): the zoo and the pretrained models present.
  * `info MODEL` reads everything through the public API (dg_model_info_json).
+ * A training checkpoint (a file, or a --checkpoint-dir folder: its newest
+ * checkpoint, or for an ensemble run each member's) adds where the run
+ * stands (its digits.state) and the command that resumes it.
  * Leaves out: evaluating anything (that is `digits eval`). */
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +22,13 @@
 #include "digits_internal.h"
 #include "ops/isa.h"
 #include "options.h"
+#include "train/resume.h"
 
 static const char *CMD = "info";
 
 static void help(void) {
     printf("usage: digits info [--json] MODEL       (MODEL: a model file, default or best)\n"
+           "       digits info [--json] CHECKPOINT  (a --checkpoint-dir folder or one of its files)\n"
            "       digits info --list [--json]      (also: digits models)\n\n"
            "  --json    one JSON object instead of the text\n"
            "  --list    the zoo (models/*.spec: parameters, MACs per image) and the pretrained\n"
@@ -32,7 +38,10 @@ static void help(void) {
            "(trainable), buffers (BN running stats), macs (forward multiply-adds per image, all\n"
            "members), input [C,H,W], norm_mean, norm_std, summary (the layer table's lines; cnn),\n"
            "members ([{name, params, macs}]; ensemble), vote (probs|logits; ensemble),\n"
-           "train_config (object), data_hash, metrics (object) — null when not recorded.\n"
+           "train_config (object), data_hash, metrics (object) — null when not recorded;\n"
+           "a checkpoint adds checkpoint: {epoch, batch (0: the epoch's start), step, epochs,\n"
+           "finished, best_epoch, best_val_loss, best_val_acc, seconds, resume (the command)}, and an\n"
+           "ensemble run's folder gives {\"members\": [{member, checkpoint}]} (null: not started).\n"
            "JSON of '--list': {\"zoo\": [{name, file, params (with buffers), macs}], \"pretrained\": [{name, file,\n"
            "kind, model, dtype, bytes, test_accuracy}]}.\n");
 }
@@ -100,8 +109,67 @@ static cJSON *copy(const cJSON *o, const char *key) {
     return v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull();
 }
 
+/* ---- checkpoints ------------------------------------------------------------ */
+
+/* A number of digits.state: a JSON number, or a string holding a C99 hex
+ * float ("0x1.9ecbp-5", exact) or "inf". NAN when absent. */
+static double state_num(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (cJSON_IsNumber(v)) return v->valuedouble;
+    return cJSON_IsString(v) ? strtod(v->valuestring, NULL) : NAN;
+}
+
+/* Where the run of a checkpoint stands, from its digits.state text and
+ * the epochs it runs, with the command that resumes it from `dir`; NULL
+ * for a model file (no state). */
+static cJSON *checkpoint_progress(const char *state, double epochs, const char *dir) {
+    cJSON *st = state ? cJSON_Parse(state) : NULL;
+    if (!cJSON_IsObject(st)) {
+        cJSON_Delete(st);
+        return NULL;
+    }
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(st, "result");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "epoch", state_num(st, "epoch"));
+    cJSON_AddNumberToObject(o, "batch", state_num(st, "batch"));
+    cJSON_AddNumberToObject(o, "step", state_num(st, "step"));
+    cJSON_AddNumberToObject(o, "epochs", epochs);
+    cJSON_AddBoolToObject(o, "finished", state_num(st, "finished") == 1);
+    cJSON_AddNumberToObject(o, "best_epoch", state_num(res, "best_epoch"));
+    const double loss = state_num(res, "best_val_loss");
+    if (isfinite(loss)) cJSON_AddNumberToObject(o, "best_val_loss", loss);
+    else cJSON_AddNullToObject(o, "best_val_loss"); /* no validation split, or no epoch ended yet */
+    cJSON_AddNumberToObject(o, "best_val_acc", state_num(res, "best_val_acc"));
+    cJSON_AddNumberToObject(o, "seconds", state_num(res, "seconds"));
+    char cmd[8400], word[8300];
+    snprintf(cmd, sizeof cmd, "digits train --resume %s", cli_shell_word(dir, word, sizeof word));
+    if (state_num(st, "finished") == 1) cJSON_AddNullToObject(o, "resume"); /* nothing left to train */
+    else cJSON_AddStringToObject(o, "resume", cmd);
+    cJSON_Delete(st);
+    return o;
+}
+
+/* The text of checkpoint_progress: "after epoch 3 of 45" or "in epoch 4 of
+ * 45 (batch 120)", the step, the best epoch so far and the training time. */
+static void print_progress(const cJSON *p) {
+    const int epoch = (int)num(p, "epoch"), batch = (int)num(p, "batch"), epochs = (int)num(p, "epochs");
+    char where[96];
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "finished")))
+        snprintf(where, sizeof where, "finished (%d epochs)", epoch);
+    else if (batch == 0) snprintf(where, sizeof where, "after epoch %d of %d", epoch, epochs);
+    else snprintf(where, sizeof where, "in epoch %d of %d (batch %d)", epoch + 1, epochs, batch);
+    printf("%-10s%s, step %.0f", "progress", where, num(p, "step"));
+    const cJSON *loss = cJSON_GetObjectItemCaseSensitive(p, "best_val_loss");
+    if (cJSON_IsNumber(loss) && num(p, "best_epoch") > 0)
+        printf("; best epoch %d: val loss %.4f, acc %.4f", (int)num(p, "best_epoch"), loss->valuedouble,
+               num(p, "best_val_acc"));
+    printf("; %.0f s of training\n", num(p, "seconds"));
+    const cJSON *resume = cJSON_GetObjectItemCaseSensitive(p, "resume");
+    if (cJSON_IsString(resume)) printf("%-10s%s\n", "resume", resume->valuestring);
+}
+
 /* `info MODEL` from the public API: dg_model_load + dg_model_info_json. */
-static int info_model(const char *arg, int json) {
+static int info_model(const char *arg, int json, const char *ckpt_dir) {
     char path[PATH_MAX];
     cli_model_path(CMD, arg, path, sizeof path);
     dg_set_threads(1);
@@ -122,6 +190,15 @@ static int info_model(const char *arg, int json) {
     const char *vote = meta_str(info, "vote");
     const int has_sizes = cJSON_HasObjectItem(info, "params"), vote_logits = vote && strcmp(vote, "logits") == 0;
     const char *hash = data_hash(meta, cfg);
+    char dir_buf[PATH_MAX];
+    if (!ckpt_dir) { /* a checkpoint file: its folder resumes */
+        snprintf(dir_buf, sizeof dir_buf, "%s", path);
+        char *slash = strrchr(dir_buf, '/');
+        if (slash) *slash = '\0';
+        else snprintf(dir_buf, sizeof dir_buf, ".");
+        ckpt_dir = dir_buf;
+    }
+    cJSON *progress = checkpoint_progress(meta_str(meta, "digits.state"), state_num(cfg, "epochs"), ckpt_dir);
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "file", path);
@@ -147,7 +224,8 @@ static int info_model(const char *arg, int json) {
         if (hash) cJSON_AddStringToObject(o, "data_hash", hash);
         else cJSON_AddNullToObject(o, "data_hash");
         cJSON_AddItemToObject(o, "metrics", metrics ? metrics : cJSON_CreateNull());
-        cfg = metrics = NULL; /* owned by o now */
+        if (progress) cJSON_AddItemToObject(o, "checkpoint", progress);
+        cfg = metrics = progress = NULL; /* owned by o now */
         char *s = cJSON_Print(o);
         printf("%s\n", s);
         free(s);
@@ -177,13 +255,88 @@ static int info_model(const char *arg, int json) {
         print_flat("training", cfg);
         printf("%-10s%s\n", "data hash", hash ? hash : "(not recorded)");
         print_flat("metrics", metrics);
+        if (progress) print_progress(progress);
         printf("%-10s%s\n", "kernels", ops_isa_describe()); /* this binary's, on this CPU */
     }
+    cJSON_Delete(progress);
     cJSON_Delete(cfg);
     cJSON_Delete(metrics);
     cJSON_Delete(info);
     dg_model_free(dm);
     return 0;
+}
+
+/* ---- info CHECKPOINT-FOLDER ---------------------------------------------------- */
+
+static int is_member_dir(const struct dirent *e) { return strncmp(e->d_name, "member-", 7) == 0; }
+
+/* An ensemble run's folder: each member's progress (its newest checkpoint;
+ * null for a member not started), in member order. */
+static int info_ensemble_dir(const char *dir, int json) {
+    Checkpoint run;
+    if (checkpoint_open_ensemble(dir, &run) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    char out[sizeof run.out_path];
+    snprintf(out, sizeof out, "%s", run.out_path);
+    checkpoint_close(&run);
+    struct dirent **names;
+    int n = scandir(dir, &names, is_member_dir, alphasort);
+    if (n < 0) cli_fail(CMD, "%s: cannot read the folder", dir);
+    cJSON *members = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        char sub[PATH_MAX];
+        snprintf(sub, sizeof sub, "%s/%s", dir, names[i]->d_name);
+        const int member = atoi(names[i]->d_name + 7); /* member-KK */
+        free(names[i]);
+        Checkpoint ck;
+        Model m;
+        cJSON *progress = NULL;
+        if (checkpoint_open(sub, &ck, &m) == 0) { /* (a member not started has no checkpoint yet) */
+            progress = checkpoint_progress(safetensors_meta(ck.st, "digits.state"), ck.cfg.epochs, dir);
+            checkpoint_close(&ck);
+            model_free(&m);
+        }
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "member", member);
+        cJSON_AddItemToObject(o, "checkpoint", progress ? progress : cJSON_CreateNull());
+        cJSON_AddItemToArray(members, o);
+    }
+    free(names);
+    if (json) {
+        cJSON *o_out = cJSON_CreateObject();
+        cJSON_AddStringToObject(o_out, "folder", dir);
+        cJSON_AddStringToObject(o_out, "out", out);
+        cJSON_AddItemToObject(o_out, "members", members);
+        char *s = cJSON_Print(o_out);
+        printf("%s\n", s);
+        free(s);
+        cJSON_Delete(o_out);
+        return 0;
+    }
+    printf("%-10s%s: an ensemble run into %s (its finished members are there)\n", "folder", dir, out);
+    printf("%-10s%d member%s with a checkpoint\n", "", n, n == 1 ? "" : "s");
+    for (const cJSON *o = members->child; o; o = o->next) {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "checkpoint");
+        printf("\nmember %d\n", (int)num(o, "member"));
+        if (cJSON_IsObject(p)) print_progress(p);
+        else printf("%-10s(no checkpoint)\n", "progress");
+    }
+    cJSON_Delete(members);
+    return 0;
+}
+
+/* A --checkpoint-dir folder: its newest loadable checkpoint (as training
+ * would resume from it), or each member of an ensemble run. */
+static int info_checkpoint_dir(const char *dir, int json) {
+    if (checkpoint_is_ensemble(dir)) return info_ensemble_dir(dir, json);
+    Checkpoint ck;
+    Model m;
+    if (checkpoint_open(dir, &ck, &m) < 0) cli_fail(CMD, "%s", dg_errmsg());
+    if (ck.warning[0]) fprintf(stderr, "digits info: warning: %s\n", ck.warning);
+    char path[sizeof ck.path];
+    snprintf(path, sizeof path, "%s", ck.path);
+    checkpoint_close(&ck);
+    model_free(&m);
+    return info_model(path, json, dir);
 }
 
 /* ---- info --list -------------------------------------------------------------- */
@@ -355,5 +508,7 @@ int cmd_info(int argc, char **argv) {
     }
     if (optind >= argc) cli_usage_error(CMD, "give a model: a file, default or best (or --list)");
     if (optind + 1 < argc) cli_usage_error(CMD, "one model at a time (unexpected '%s')", argv[optind + 1]);
-    return info_model(argv[optind], json);
+    struct stat sb;
+    if (stat(argv[optind], &sb) == 0 && S_ISDIR(sb.st_mode)) return info_checkpoint_dir(argv[optind], json);
+    return info_model(argv[optind], json, NULL);
 }

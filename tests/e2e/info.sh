@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # info.sh — `digits info MODEL` (text and --json), `digits info --list` /
-# `digits models`, `digits --version`, and converting a network or an
-# ensemble to BF16/F16 with `digits ensemble --dtype` (half the size, the
-# same predictions within rounding, the metadata kept).
+# `digits models`, `digits --version`, converting a network or an ensemble
+# to BF16/F16 with `digits ensemble --dtype` (half the size, the same
+# predictions within rounding, the metadata kept), and `digits info` of
+# training checkpoints (a run's folder, one of its files, an ensemble run's
+# folder): where the run stands and the command that resumes it.
 source "$(dirname "$0")/lib.bash"
 require_data
 D="$DIGITS"
@@ -66,3 +68,50 @@ grep -qE "^  best +ensemble of 2 \(cnn, lenet5\) +BF16 .* $pct$" "$TMP/models.tx
 (cd / && DIGITS_MODELS="$TMP/models" "$D" info --list --json) | output_has '"test_accuracy":' || fail "info --list --json"
 (cd / && DIGITS_MODELS="$TMP/models" "$D" info default) | output_has "^dtype     BF16" || fail "info default"
 echo "info, models and dtype conversion work"
+
+# checkpoints: a run stopped by SIGTERM once its first epoch is saved
+stop_when() { # FILE CMD...: run CMD in the background; SIGTERM it once FILE exists
+    local file=$1; shift
+    "$@" >"$TMP/stopped.log" 2>&1 &
+    local pid=$! i=0
+    while [[ ! -e $file ]] && ((i++ < 600)); do sleep 0.1; done
+    kill -TERM "$pid"
+    wait "$pid" && fail "the run ended before it was stopped: $(cat "$TMP/stopped.log")"
+    [[ -e $file ]] || fail "no $file after 60 s: $(cat "$TMP/stopped.log")"
+}
+ck=$TMP/ck
+stop_when "$ck/latest" "$D" train --model cnn-bn --data "$DATA" --limit 700 --epochs 5 --threads 1 --test none \
+    --checkpoint-dir "$ck" --out "$TMP/ck.safetensors"
+"$D" info "$ck" >"$TMP/ck.txt"
+grep -qE "^progress  (after epoch [0-9]+|in epoch [0-9]+) of 5.*, step [1-9][0-9]*; best epoch [1-9]" "$TMP/ck.txt" ||
+    fail "info of a checkpoint folder: progress: $(cat "$TMP/ck.txt")"
+grep -qF "resume    digits train --resume $ck" "$TMP/ck.txt" || fail "info: the resume command: $(cat "$TMP/ck.txt")"
+grep -q "^Total params: 872426" "$TMP/ck.txt" || fail "info of a checkpoint: the network: $(cat "$TMP/ck.txt")"
+newest=$ck/$(cat "$ck/latest")
+"$D" info --json "$newest" >"$TMP/ck.json"
+for want in '"epochs":	5' '"finished":	false' "\"resume\":	\"digits train --resume $ck\""; do
+    grep -qF -- "$want" "$TMP/ck.json" || fail "info --json of a checkpoint file lacks $want: $(cat "$TMP/ck.json")"
+done
+grep -qE '"step":	[1-9]' "$TMP/ck.json" || fail "info --json of a checkpoint file: step: $(cat "$TMP/ck.json")"
+! "$D" info --json "$TMP/a.safetensors" | output_has '"checkpoint"' || fail "a model file has a checkpoint key"
+! "$D" info "$TMP/a.safetensors" | output_has '^progress' || fail "a model file has a progress line"
+# ... that ends: finished, nothing to resume
+"$D" train --resume "$ck" >"$TMP/resumed.log" 2>&1 || fail "the stopped run did not resume: $(cat "$TMP/resumed.log")"
+"$D" info "$ck" >"$TMP/ck.txt"
+grep -q "^progress  finished (5 epochs)" "$TMP/ck.txt" || fail "info of a finished run: $(cat "$TMP/ck.txt")"
+! grep -q "^resume" "$TMP/ck.txt" || fail "info offers to resume a finished run"
+# an ensemble run's folder: each member with a checkpoint
+ek=$TMP/ek
+stop_when "$ek/member-01/latest" "$D" train --model cnn-bn --data "$DATA" --limit 700 --epochs 5 --threads 1 \
+    --test none --ensemble 3 --checkpoint-dir "$ek" --out "$TMP/ek.safetensors"
+"$D" info "$ek" >"$TMP/ek.txt"
+grep -qF "folder    $ek: an ensemble run into $TMP/ek.safetensors" "$TMP/ek.txt" || fail "info ensemble: $(cat "$TMP/ek.txt")"
+grep -q "^member 1$" "$TMP/ek.txt" && grep -qE "^progress  .* of 5" "$TMP/ek.txt" ||
+    fail "info ensemble: member 1: $(cat "$TMP/ek.txt")"
+"$D" info --json "$ek" >"$TMP/ek.json"
+grep -qF '"member":	1,' "$TMP/ek.json" && grep -qF '"epochs":	5,' "$TMP/ek.json" ||
+    fail "info --json of an ensemble run's folder: $(cat "$TMP/ek.json")"
+# a folder that holds no checkpoint: a one-line error
+mkdir -p "$TMP/empty"
+expect_error 1 "no checkpoint to resume from" -- "$D" info "$TMP/empty"
+echo "info of checkpoints: $(grep '^progress' "$TMP/ck.txt")"
