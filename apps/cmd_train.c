@@ -271,6 +271,7 @@ const char *cli_train_out(const char *out, int overwrite, const char *dir, const
     }
     if (mkdir(dir, 0755) < 0 && errno != EEXIST) cli_fail(CMD, "%s: cannot create the folder: %s", dir, strerror(errno));
     int k = 1;
+    DG_ASSERT(buf && len > 0); /* (also tells gcc's -Wformat-truncation so under the sanitizers) */
     for (;;) {
         if (k == 1) snprintf(buf, len, "%s/%s.safetensors", dir, base);
         else snprintf(buf, len, "%s/%s-%d.safetensors", dir, base, k);

@@ -264,6 +264,11 @@ static void test_conv2d_wino5_vs_ref(void **state) {
     wino6_vs_ref(shapes, sizeof shapes / sizeof shapes[0], "wino5", 17);
 }
 
+/* Did an A/B run switch convolution paths off (DIGITS_CONV, DIGITS_WINO)?
+ * Then the tests of one path's own results skip themselves: the layer
+ * runs on another path, whose sums and epilogue differ. */
+static int paths_switched(void) { return getenv("DIGITS_CONV") || getenv("DIGITS_WINO"); }
+
 /* One image of each shape cut by rows over 2-4 threads (conv2d.c,
  * forward_rows): bit-identical to the same layer on one thread (the same
  * sums, the same epilogue; within TOL where the AVX-512 kernels do not
@@ -306,7 +311,7 @@ static void rows_vs_one_thread(const ConvShape *shapes, size_t n, const char *ta
                     conv2d_forward_packed(nt == 1 ? y1 : y, x, w, b, 1, s->C, s->H, s->W, s->K, s->R, s->S,
                                           s->stride, s->pad, work, nt, e ? &ep : NULL, &packed);
                     if (nt == 1) continue;
-                    if (tu_avx512_kernels()) { /* the row cut ran, with the one-thread sums */
+                    if (tu_avx512_kernels() && !paths_switched()) { /* the row cut ran, with the one-thread sums */
                         assert_true(packed.rows >= 2 && packed.rows <= nt);
                         assert_memory_equal(y, y1, sizeof(float) * no);
                     } else { /* other paths: a channel split, other sums */
@@ -431,6 +436,7 @@ static void test_conv2d_c1_vs_ref(void **state) {
  * layers, a padded one, batches that leave a part group per thread. */
 static void test_conv2d_ilv_vs_ref(void **state) {
     (void)state;
+    if (paths_switched()) skip(); /* noilv or im2col: the layers take another path */
     static const ConvShape shapes[] = {
         {"1->6 5x5 28x28 (lenet5 1)", 1, 28, 28, 6, 5, 5, 1, 0},
         {"6->16 5x5 12x12 (lenet5 2)", 6, 12, 12, 16, 5, 5, 1, 0},
@@ -1182,7 +1188,13 @@ static void test_conv2d_bf16_vs_ref(void **state) {
     }
     /* A stride-2 layer on the phase path keeps its fp32 forward in bf16
      * runs (faster there than the bf16 product): y matches the fp32
-     * reference on unrounded inputs; its backward is bf16 (above). */
+     * reference on unrounded inputs; its backward is bf16 (above). This
+     * and the Winograd layers below are skipped when an A/B run switched
+     * paths off (DIGITS_CONV, DIGITS_WINO). */
+    if (paths_switched()) {
+        conv2d_set_bf16(0);
+        return;
+    }
     const ConvShape ph = {"32->24 5x5 stride2 pad2 28x28", 32, 28, 28, 24, 5, 5, 2, 2};
     const int N = 3;
     const size_t nx = (size_t)N * ph.C * ph.H * ph.W, ny = (size_t)N * ph.K * 14 * 14, nw = (size_t)ph.K * ph.C * 25;
@@ -1202,12 +1214,7 @@ static void test_conv2d_bf16_vs_ref(void **state) {
      * against the fp32 reference on unrounded inputs their error is that
      * rounding's, bounded here by WINO_BF16_ERR times the error of a
      * direct convolution on bf16-rounded inputs (the other bf16 paths). dw
-     * stays fp32. (Skipped when an A/B run switched Winograd off with
-     * DIGITS_CONV.) */
-    if (getenv("DIGITS_CONV")) {
-        conv2d_set_bf16(0);
-        return;
-    }
+     * stays fp32. */
     static const ConvShape wshapes[] = {
         {"32->64 3x3 pad1 14x14 (Winograd, pairs)", 32, 14, 14, 64, 3, 3, 1, 1},
         {"16->24 3x3 pad0 18x16 (Winograd, 16 lanes)", 16, 18, 16, 24, 3, 3, 1, 0},
