@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "testutil.h"
 #include "data/data.h"
@@ -155,16 +154,11 @@ static void test_zero_frame(void **state) {
 }
 
 /* The same numbers through train.csv, test.csv (no labels) and an IDX
- * folder written to a temp dir. */
+ * folder written to the test's scratch folder (removed by its teardown). */
 static void test_through_readers(void **state) {
     (void)state;
-    char dir[] = "/tmp/digits-describe-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char train_csv[256], test_csv[256], imgs[256], labs[256];
-    snprintf(train_csv, sizeof train_csv, "%s/train.csv", dir);
-    snprintf(test_csv, sizeof test_csv, "%s/test.csv", dir);
-    snprintf(imgs, sizeof imgs, "%s/train-images-idx3-ubyte", dir);
-    snprintf(labs, sizeof labs, "%s/train-labels-idx1-ubyte", dir);
+    const char *dir = tu_tmpdir(), *train_csv = tu_tmp_path("train.csv"), *test_csv = tu_tmp_path("test.csv");
+    const char *imgs = tu_tmp_path("train-images-idx3-ubyte"), *labs = tu_tmp_path("train-labels-idx1-ubyte");
     Dataset ds = {0};
     make_set(&ds);
     assert_int_equal(csv_write(train_csv, &ds), 0);
@@ -187,11 +181,6 @@ static void test_through_readers(void **state) {
         describe_free(&s);
         dataset_free(&r);
     }
-    unlink(train_csv);
-    unlink(test_csv);
-    unlink(imgs);
-    unlink(labs);
-    rmdir(dir);
     dataset_free(&ds);
 }
 
@@ -241,8 +230,10 @@ static void test_json_keys(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hand_made_set),  cmocka_unit_test(test_balance_verdicts),
-        cmocka_unit_test(test_zero_frame),     cmocka_unit_test(test_through_readers),
+        cmocka_unit_test(test_hand_made_set),
+        cmocka_unit_test(test_balance_verdicts),
+        cmocka_unit_test(test_zero_frame),
+        cmocka_unit_test_setup_teardown(test_through_readers, tu_tmpdir_setup, tu_tmpdir_teardown),
         cmocka_unit_test(test_json_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/suggest.h"
 #include "digits_internal.h"
@@ -122,10 +121,7 @@ static void test_fingerprint_and_record(void **state) {
 
 static void test_load_validation(void **state) {
     (void)state;
-    char dir[] = "/tmp/digits-holdout-XXXXXX", csv[64], other[64];
-    assert_non_null(mkdtemp(dir));
-    snprintf(csv, sizeof csv, "%s/train.csv", dir);
-    snprintf(other, sizeof other, "%s/other.csv", dir);
+    const char *csv = tu_tmp_path("train.csv"), *other = tu_tmp_path("other.csv");
     Dataset a = {0};
     make_set(&a, 120);
     assert_int_equal(csv_write(csv, &a), 0);
@@ -186,9 +182,6 @@ static void test_load_validation(void **state) {
     free(meta);
     free(rec);
     dataset_free(&a);
-    unlink(csv);
-    unlink(other);
-    rmdir(dir);
 }
 
 int main(void) {
@@ -196,7 +189,7 @@ int main(void) {
         cmocka_unit_test(test_distance),
         cmocka_unit_test(test_closest),
         cmocka_unit_test(test_fingerprint_and_record),
-        cmocka_unit_test(test_load_validation),
+        cmocka_unit_test_setup_teardown(test_load_validation, tu_tmpdir_setup, tu_tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
