@@ -155,7 +155,7 @@ LIB_SRC  := $(filter-out src/dist/dist_mpi.c,$(LIB_SRC))
 endif
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 # PORTABLE=1: the kernels as one object per level instead (kernel levels below)
-ISA_SRC  := $(filter-out src/ops/isa.c,$(wildcard src/ops/*.c))
+ISA_SRC  := $(filter-out src/ops/isa.c,$(wildcard src/ops/*.c src/ops/conv2d/*.c))
 ifeq ($(PORTABLE),1)
 LIB_OBJ  := $(filter-out $(ISA_SRC:%.c=$(BUILD)/%.o),$(LIB_OBJ)) $(ISA_LEVELS:%=$(BUILD)/isa/ops-%.o)
 endif

@@ -277,7 +277,7 @@ static void test_infer_packed_weights(void **state) {
  * threads) against the reference path — the training model's eval forward
  * layer by layer (model_keep_outputs: no fusion) — within 1e-5, for one
  * image, a batch of 3, then one image again, and a batch of 16 (8 images
- * a thread: its 3x3 layers on Winograd F(4x4,3x3), conv2d_wino4.c). */
+ * a thread: its 3x3 layers on Winograd F(4x4,3x3), conv2d/wino4.c). */
 static void test_infer_every_zoo_model(void **state) {
     char spec[PATH_MAX];
     assert_int_equal(model_find_spec("cnn", spec, sizeof spec), 0);

@@ -79,13 +79,13 @@ static const ConvShape conv_shapes[] = {
     {"4->6 5x5 pad2 13x11 (same)", 4, 13, 11, 6, 5, 5, 1, 2},
     {"2->3 1x3 pad1 6x10 (P = H+2)", 2, 6, 10, 3, 1, 3, 1, 1},
     {"2->2 3x3 pad3 5x5 (all-pad rows)", 2, 5, 5, 2, 3, 3, 1, 3},
-    /* stride 2 as stride 1 on the input's four phases (conv2d_phase.c) */
+    /* stride 2 as stride 1 on the input's four phases (conv2d/phase.c) */
     {"32->32 5x5 stride2 pad2 28x28 (kvec, 32-wide)", 32, 28, 28, 32, 5, 5, 2, 2},
     {"32->24 5x5 stride2 pad2 28x28 (phases)", 32, 28, 28, 24, 5, 5, 2, 2},
     {"16->24 5x5 stride2 pad1 27x25 (phases, odd)", 16, 27, 25, 24, 5, 5, 2, 1},
     {"32->16 3x3 stride2 pad1 32x30 (phases, 3x3)", 32, 32, 30, 16, 3, 3, 2, 1},
     /* small outputs of deep layers: kernels vectorised over output
-     * channels (conv2d_kvec.c; stride-2 dx by grouped im2col), or several
+     * channels (conv2d/kvec.c; stride-2 dx by grouped im2col), or several
      * images per product where K is not a multiple of 64 */
     {"64->64 5x5 stride2 pad2 14x14 (kvec)", 64, 14, 14, 64, 5, 5, 2, 2},
     {"128->128 5x5 stride2 pad2 7x7 (kvec)", 128, 7, 7, 128, 5, 5, 2, 2},
@@ -95,7 +95,7 @@ static const ConvShape conv_shapes[] = {
     {"64->64 3x3 stride2 pad1 13x11 (kvec, odd)", 64, 13, 11, 64, 3, 3, 2, 1},
     {"128->64 4x2 stride2 12x10 (kvec, even taps)", 128, 12, 10, 64, 4, 2, 2, 0},
     {"64->48 3x3 pad1 7x7 (grouped)", 64, 7, 7, 48, 3, 3, 1, 1},
-    /* 3x3 stride 1 by Winograd F(2x2,3x3) (conv2d_wino.c): forward, and dx
+    /* 3x3 stride 1 by Winograd F(2x2,3x3) (conv2d/wino.c): forward, and dx
      * where C is a multiple of 8; 8-lane (two tile rows) and 16-lane
      * vectors, an odd number of tile rows, three images per call */
     {"64->64 3x3 pad1 14x14 (wino, 2 tile rows a vector)", 64, 14, 14, 64, 3, 3, 1, 1},
@@ -228,7 +228,7 @@ static void wino6_vs_ref(const ConvShape *shapes, size_t n, const char *tag, int
 }
 
 /* Inference batches of 3x3 stride-1 layers run as Winograd F(4x4,3x3)
- * (conv2d_wino4.c): 8 and 4 lanes an image, odd sizes, partial tiles, pads
+ * (conv2d/wino4.c): 8 and 4 lanes an image, odd sizes, partial tiles, pads
  * 0-2. Its error (32-64 channels of U(-1,1)): 1.5-3e-5 of the RMS; up to
  * 1.1e-4 in tu_max_rel_diff's metric against F(2x2)'s 9e-6, the price of
  * the larger constants; a wrong tile or lane errs by ~1. */
@@ -246,7 +246,7 @@ static void test_conv2d_wino4_vs_ref(void **state) {
     wino6_vs_ref(shapes, sizeof shapes / sizeof shapes[0], "wino4", 7);
 }
 
-/* 5x5 stride-1 layers as Winograd F(2x2,5x5) (conv2d_wino5.c, batches and
+/* 5x5 stride-1 layers as Winograd F(2x2,5x5) (conv2d/wino5.c, batches and
  * one image): 16 lanes an image (outputs 17-32 wide) and two halves of 8
  * (up to 16 wide: two images, or a lone image's top and bottom tile rows),
  * odd sizes, partial tiles, pads 0-2. */
@@ -269,7 +269,7 @@ static void test_conv2d_wino5_vs_ref(void **state) {
  * runs on another path, whose sums and epilogue differ. */
 static int paths_switched(void) { return getenv("DIGITS_CONV") || getenv("DIGITS_WINO"); }
 
-/* One image of each shape cut by rows over 2-4 threads (conv2d.c,
+/* One image of each shape cut by rows over 2-4 threads (conv2d/forward.c,
  * forward_rows): bit-identical to the same layer on one thread (the same
  * sums, the same epilogue; within TOL where the AVX-512 kernels do not
  * run), and within TOL of the reference; no epilogue, a ReLU (with 2x2
@@ -347,7 +347,7 @@ static void test_conv2d_wino_rows(void **state) {
     rows_vs_one_thread(shapes, sizeof shapes / sizeof shapes[0], "wino", 1, 13);
 }
 
-/* Layers of the output-channel kernels (conv2d_kvec.c) that the channel
+/* Layers of the output-channel kernels (conv2d/kvec.c) that the channel
  * split cannot keep on them (32 or 160 output channels: kvec_rows_blocks)
  * cut by output rows: stride 2 with and without padding, 3x3 at 7x7. */
 static void test_conv2d_kvec_rows(void **state) {
@@ -361,7 +361,7 @@ static void test_conv2d_kvec_rows(void **state) {
     rows_vs_one_thread(shapes, sizeof shapes / sizeof shapes[0], "kvec", 0, 14);
 }
 
-/* Inference of one-input-channel 3x3 layers (conv2d_c1.c, through
+/* Inference of one-input-channel 3x3 layers (conv2d/c1.c, through
  * conv2d_forward_packed: the epilogue's steps applied in the kernel):
  * against the reference followed by the steps (batch-norm affine then
  * ReLU) and, on one shape, a fused 2x2 max pooling; odd sizes, K not a
@@ -431,7 +431,7 @@ static void test_conv2d_c1_vs_ref(void **state) {
     }
 }
 
-/* Inference batches with 16 images in the vector lanes (conv2d_ilv.c)
+/* Inference batches with 16 images in the vector lanes (conv2d/ilv.c)
  * against the reference conv, steps and pooling: lenet5's and cnn's
  * layers, a padded one, batches that leave a part group per thread. */
 static void test_conv2d_ilv_vs_ref(void **state) {
@@ -1011,7 +1011,7 @@ static float *bf16_copy(const float *a, size_t n) {
     return r;
 }
 
-/* Winograd F(2x2,3x3) with bf16 rounding, as conv2d_wino.c computes it in
+/* Winograd F(2x2,3x3) with bf16 rounding, as conv2d/wino.c computes it in
  * bf16 runs: V = B^T d B in float in the kernel's order, U = G g G^T in
  * double then float, both rounded to bf16; products and the output
  * transform in double. y (N,K,H+2pad-2,W+2pad-2) from x (N,C,H,W), w
@@ -1208,7 +1208,7 @@ static void test_conv2d_bf16_vs_ref(void **state) {
     assert_true(ey <= 1e-4f);
     free(x), free(w), free(b), free(y), free(y_ref), free(work);
 
-    /* Winograd layers (conv2d_wino.c) in bf16 runs: the forward and dx
+    /* Winograd layers (conv2d/wino.c) in bf16 runs: the forward and dx
      * round the transformed input V and weights U to bf16, so they match
      * wino_bf16_ref (the same rounding, sums in double) to float rounding;
      * against the fp32 reference on unrounded inputs their error is that

@@ -2,7 +2,7 @@
  * output (see Epilogue in ops.h). One channel row at a time, so a row is
  * read from cache once per step. The affine step is written exactly as
  * batchnorm_forward_eval computes it, so fused and unfused inference agree.
- * An epilogue's pooling or padding is the conv's (conv2d.c, chunk_finish). */
+ * An epilogue's pooling or padding is the conv's (conv2d/forward.c, chunk_finish). */
 #include "ops/ops.h"
 
 #include <stddef.h>

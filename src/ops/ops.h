@@ -100,16 +100,16 @@ void conv2d_forward_ep(float *y, const float *x, const float *w, const float *b,
  * back to {0, 0} whenever w changes. The call packs the slices it uses
  * that lack them and records it. One image (N = 1) of a large layer is cut
  * by rows (a 3x3 Winograd layer by tile rows, a kvec layer whose channels
- * do not split into the kernel's blocks by output rows: conv2d.c,
- * forward_rows; packed->rows) or by output channels (conv2d.c,
+ * do not split into the kernel's blocks by output rows: conv2d/forward.c,
+ * forward_rows; packed->rows) or by output channels (conv2d/forward.c,
  * forward_split; its slices then hold the blocks' weights: packed->split)
- * into one block per thread; conv2d_plan.c decides which. Same results
+ * into one block per thread; conv2d/plan.c decides which. Same results
  * as conv2d_forward_ep. */
 typedef struct {
     int slices, bf16;
-    int split; /* the slices hold the blocks of a one-image split (conv2d.c) */
-    int wino4; /* slices holding the F(4x4) Winograd weights (conv2d.c, batch calls) */
-    int ilv;   /* slices holding the interleaved kernel's weights (conv2d_ilv.c, batch calls) */
+    int split; /* the slices hold the blocks of a one-image split (conv2d/forward.c) */
+    int wino4; /* slices holding the F(4x4) Winograd weights (conv2d/forward.c, batch calls) */
+    int ilv;   /* slices holding the interleaved kernel's weights (conv2d/ilv.c, batch calls) */
     int rows;  /* blocks of the last one-image call cut by rows (0: not cut so) */
 } Conv2dPacked;
 void conv2d_forward_packed(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W,
@@ -122,7 +122,7 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy, const flo
                      int pad, float *workspace, float *dw_partial, int nthreads);
 
 /* bf16 compute for the im2col convolutions (fp32 master weights and
- * accumulation; see conv2d_plan.c). Returns whether it is on: off when the CPU
+ * accumulation; see conv2d/plan.c). Returns whether it is on: off when the CPU
  * or the build lacks AVX512_BF16. Process-wide; set before training. */
 int conv2d_set_bf16(int on);
 /* ---- linear ------------------------------------------------------------

@@ -68,7 +68,7 @@ void dist_train_shard(int B, int *lo, int *n) {
     *n = (int)((r + 1) * B / N) - *lo;
 }
 
-/* Chunks a conv backward over n images cuts (conv2d_plan.h's conv_chunks). */
+/* Chunks a conv backward over n images cuts (conv2d/plan.h's conv_chunks). */
 static int chunks(int n, int nthreads) {
     if (nthreads > n) nthreads = n;
     return nthreads < 1 ? 1 : nthreads;
@@ -148,7 +148,7 @@ static void keep_partials(void *ctx, Layer *l, int n) {
 
 /* dw and db from the reduced block (every rank's chunk partials added in
  * global chunk order from +0: dist_allreduce_terms_f32), added onto the
- * zeroed gradients as conv2d_backward.c's backward_reduce does. */
+ * zeroed gradients as conv2d/backward.c's backward_reduce does. */
 static void reduce_conv(const DistTrain *d, const ConvPart *p) {
     Layer *l = p->l;
     float *dw = l->dparam, *db = l->bias ? l->dparam + p->nw : NULL;

@@ -11,7 +11,7 @@
  * Exactness: the gradient equals, bit for bit, the one a single process
  * with N*T threads computes for the same batch:
  *   - conv2d: that process sums per-chunk weight gradients in chunk order
- *     (src/ops/conv2d_backward.c); every rank puts its T chunks' partials into one
+ *     (src/ops/conv2d/backward.c); every rank puts its T chunks' partials into one
  *     fused buffer (T blocks) and dist_allreduce_terms_f32 adds all N * T
  *     of them in global chunk order (a reduce-scatter + all-gather: about
  *     (T + 1) x the gradient's bytes per rank, not N x);

@@ -1,9 +1,9 @@
-/* conv2d_wino.c — 3x3 stride-1 convolution by Winograd F(2x2, 3x3)
+/* conv2d/wino.c — 3x3 stride-1 convolution by Winograd F(2x2, 3x3)
  * (Lavin & Gray 2015), AVX-512, fp32: forward, input and weight gradients.
  *
  * Why: a 3x3 layer costs 9 multiply-adds per output pixel and channel
  * pair; F(2x2,3x3) computes a 2x2 output tile from a 4x4 input patch with
- * 16, i.e. 4 per pixel. The direct row kernels (conv2d_direct.c) ran
+ * 16, i.e. 4 per pixel. The direct row kernels (conv2d/direct.c) ran
  * cnn-bn's 32->32 at 28x28 and 64->64 at 14x14 at ~80 % of peak; here the
  * same work is 2.25x fewer FMAs plus two cheap transforms.
  *
@@ -42,15 +42,15 @@
  * the same 3 loads, 8 broadcasts and 24 instructions as fp32 spends per
  * channel — half the product's time. The weight gradient stays fp32.
  * Left out: other kernel sizes and strides, F(4x4,3x3) here (larger
- * constants, worse fp32 error; inference batches: conv2d_wino4.c), the weight gradient of layers with 64
+ * constants, worse fp32 error; inference batches: conv2d/wino4.c), the weight gradient of layers with 64
  * or more input channels (the kvec kernels' is faster there).
  */
-#include "ops/conv2d_wino.h"
+#include "ops/conv2d/wino.h"
 
 #include <stdint.h>
 #include <string.h>
 
-#include "ops/wino_product.h"
+#include "ops/conv2d/wino_product.h"
 #if defined(__AVX512BF16__) && defined(__AVX512F__)
 #define WINO_BF16 1
 #else

@@ -1,25 +1,25 @@
-/* conv2d_plan.c — which path each convolution pass takes, and where its
- * scratch sits in a thread's workspace slice (see conv2d_plan.h).
+/* conv2d/plan.c — which path each convolution pass takes, and where its
+ * scratch sits in a thread's workspace slice (see conv2d/plan.h).
  *
  * The forward and backward each ask once per call (conv_plan_forward,
  * conv_plan_backward); the chunks then only follow the plan. The
  * thresholds below were measured on the target with bench/bench_kernels;
  * each predicate says what it chose against what. */
-#include "ops/conv2d_plan.h"
+#include "ops/conv2d/plan.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/blocks.h"
-#include "ops/conv2d_c1.h"
-#include "ops/conv2d_direct.h"
-#include "ops/conv2d_ilv.h"
-#include "ops/conv2d_im2col.h"
-#include "ops/conv2d_kvec.h"
-#include "ops/conv2d_phase.h"
-#include "ops/conv2d_wino.h"
-#include "ops/conv2d_wino4.h"
-#include "ops/conv2d_wino5.h"
+#include "ops/conv2d/c1.h"
+#include "ops/conv2d/direct.h"
+#include "ops/conv2d/ilv.h"
+#include "ops/conv2d/im2col.h"
+#include "ops/conv2d/kvec.h"
+#include "ops/conv2d/phase.h"
+#include "ops/conv2d/wino.h"
+#include "ops/conv2d/wino4.h"
+#include "ops/conv2d/wino5.h"
 #include "ops/gemm_bf16.h"
 
 ConvShape conv_shape(int C, int H, int W, int K, int R, int S, int stride, int pad) {
@@ -238,7 +238,7 @@ size_t conv2d_pool_buf_floats(int C, int H, int W, int K, int R, int S, int stri
 
 /* ---- which kernels take a layer -------------------------------------------- */
 
-/* The output-channel kernels (conv2d_kvec.c) for its forward, dx and dw?
+/* The output-channel kernels (conv2d/kvec.c) for its forward, dx and dw?
  * In bf16 runs on bf16 pair words. DIGITS_CONV=nokvec turns them off. */
 static int kvec_layer(const ConvShape *s) {
     return !conv_path_disabled("nokvec") &&
@@ -254,7 +254,7 @@ static int kvec_dw_layer(const ConvShape *s) {
 }
 
 /* Does this layer's forward (wino_layer) or dx (wino_dx_layer) run as
- * Winograd F(2x2,3x3) (conv2d_wino.c)? In fp32, and in bf16 runs with a
+ * Winograd F(2x2,3x3) (conv2d/wino.c)? In fp32, and in bf16 runs with a
  * bf16 product (even channel counts): there it beats the other bf16 paths
  * (one core, batch 64: kaggle-deep's 32->32 at 28x28 2.7 ms forward
  * against 5.7 for the bf16 GEMM; 64->64 at 14x14 1.6 against 3.2 for the
@@ -273,14 +273,14 @@ static int wino_dx_layer(const ConvShape *s) {
 }
 
 /* Does an inference (packed weights) batch call of this layer run as
- * Winograd F(4x4,3x3) (conv2d_wino4.c)? fp32, where each thread's chunk
+ * Winograd F(4x4,3x3) (conv2d/wino4.c)? fp32, where each thread's chunk
  * fills a tile vector's images (fewer: F(2x2), whose one-image layout fills
  * its lanes; one image also keeps its split). Measured faster than F(2x2),
  * or than kvec where F(2x2) does not fit (odd outputs), on every zoo shape
  * (one core, in-cache batches: 32->32 at 28x28 1.3-1.4x, 32->64 and
  * 64->64 at 14x14 1.7-2x, 64->64 at 11x11 1.7x, 128->128 at 7x7 1.46x).
  * DIGITS_WINO=f2 turns it off (A/B). A 5x5 stride-1 layer runs as
- * F(2x2,5x5) (conv2d_wino5.c) in the same area, one image too (its lanes
+ * F(2x2,5x5) (conv2d/wino5.c) in the same area, one image too (its lanes
  * fill with one image's rows); DIGITS_CONV=nowino5 turns that off. */
 static int wino4_layer(const ConvShape *s, int N, int nthreads) {
     static int off = -1; /* read once */
@@ -296,7 +296,7 @@ static int wino4_layer(const ConvShape *s, int N, int nthreads) {
 }
 
 /* Does an inference (packed weights) batch call of this layer run with the
- * images in the vector lanes (conv2d_ilv.c)? fp32, a shape the kernel
+ * images in the vector lanes (conv2d/ilv.c)? fp32, a shape the kernel
  * takes, no zero padding after it, and a full group of images per thread.
  * DIGITS_CONV=noilv turns it off (A/B). */
 static int ilv_layer(const ConvShape *s, int N, int nthreads, const Epilogue *ep) {
@@ -408,7 +408,7 @@ static ConvPath forward_path(const ConvShape *s, int N, int nthreads, const Epil
      * product: as fast as the fp32 direct kernel there (78 vs 76 %), and bf16 */
     if (!conv_pointwise(s) && conv2d_direct_ok(s->H, s->W, s->R, s->S, s->stride, s->pad, CRS) &&
         !(use_bf16 && bf16_layer(s) && !conv2d_direct_shallow(CRS) && s->Q <= 16)) {
-        /* inference with one input channel: conv2d_c1.c (reads w as it is) */
+        /* inference with one input channel: conv2d/c1.c (reads w as it is) */
         if (packed && conv2d_c1_ok(s->C, s->H, s->W, s->R, s->S, s->stride, s->pad) && conv2d_c1_steps_ok(ep))
             return PATH_C1;
         return PATH_DIRECT;
@@ -457,7 +457,7 @@ ConvBackwardPlan conv_plan_backward(const ConvShape *s, int N, int nthreads, int
                  !(bf16_ok && !conv2d_direct_shallow(CRS));
     b.direct_x = !b.pointwise && conv2d_direct_dx_ok(H, W, R, S, stride, pad, K * R * S) &&
                  !(bf16_ok && !conv2d_direct_shallow(K * R * S));
-    /* stride 2 on the phases (conv2d_phase.c); with bf16 the products win
+    /* stride 2 on the phases (conv2d/phase.c); with bf16 the products win
      * the weight gradient (101 vs 77 GFLOP/s) and tie on dx */
     b.phase_x = !bf16_ok && !kvec_layer(s) && b.group == 1 && conv2d_phase_ok(C, H, W, K, R, S, stride, pad);
     /* 3x3 stride 1: dw by Winograd (db on the paths below) */

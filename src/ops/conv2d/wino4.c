@@ -1,7 +1,7 @@
-/* conv2d_wino4.c — the forward of a 3x3 stride-1 convolution by Winograd
+/* conv2d/wino4.c — the forward of a 3x3 stride-1 convolution by Winograd
  * F(4x4, 3x3) (Lavin & Gray 2015), AVX-512, fp32, for inference models.
  *
- * Why: F(2x2,3x3) (conv2d_wino.c) spends 16 multiply-adds on 4 outputs,
+ * Why: F(2x2,3x3) (conv2d/wino.c) spends 16 multiply-adds on 4 outputs,
  * 4 per output pixel and channel pair; F(4x4,3x3) spends 36 on 16, 2.25:
  * 1.78x fewer in the product, which is most of the time of a layer with
  * 16 or more input channels. Interpolation points 0, +-1, +-2, inf:
@@ -23,18 +23,18 @@
  * output transform turns the 4x4 tiles back into rows with unpacks and
  * 128-bit shuffles, and masked stores drop the columns and rows past the
  * output (partial tiles: any output size). The product's register block
- * is conv2d_wino.c's: 8 output channels x 3 tile vectors.
+ * is conv2d/wino.c's: 8 output channels x 3 tile vectors.
  * Accuracy: the constants (up to 8 in A, 5 in B, 1/24 in G) make the fp32
  * error a few times F(2x2)'s; the filters are transformed in double, and
  * the zoo's inference stays within 1e-5 of the reference path
  * (tests/test_model.c, tests/test_ops_ref.c).
  * Left out on purpose: the gradients (training keeps F(2x2): bit-identical
- * results whatever this file does), bf16, one-image calls (conv2d.c keeps
+ * results whatever this file does), bf16, one-image calls (conv2d/forward.c keeps
  * those on F(2x2), whose half-image trick fills the lanes), wider outputs.
  */
-#include "ops/conv2d_wino4.h"
+#include "ops/conv2d/wino4.h"
 
-#include "ops/wino_product.h"
+#include "ops/conv2d/wino_product.h"
 
 #define NPOS 36
 

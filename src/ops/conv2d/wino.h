@@ -1,9 +1,9 @@
-/* conv2d_wino.h — 3x3 stride-1 convolution by Winograd F(2x2, 3x3) in
+/* conv2d/wino.h — 3x3 stride-1 convolution by Winograd F(2x2, 3x3) in
  * AVX-512, for the forward and the input gradient of layers such as
- * cnn-bn's 32->32 at 28x28 and 64->64 at 14x14; see conv2d_wino.c.
+ * cnn-bn's 32->32 at 28x28 and 64->64 at 14x14; see conv2d/wino.c.
  *
- * Internal to src/ops: conv2d_plan.c chooses it, conv2d.c and
- * conv2d_backward.c call it. */
+ * Internal to src/ops: conv2d/plan.c chooses it, conv2d/forward.c and
+ * conv2d/backward.c call it. */
 #ifndef DG_CONV2D_WINO_H
 #define DG_CONV2D_WINO_H
 

@@ -1,11 +1,11 @@
-/* conv2d_im2col.c — im2col and its adjoint col2im: a convolution as a
+/* conv2d/im2col.c — im2col and its adjoint col2im: a convolution as a
  * matrix product. The row (c,r,s), column (p,q) of col holds
  * x[c, p*stride+r-pad, q*stride+s-pad], zero outside the image, so that
  * y (K,PQ) = w (K,CRS) . col (CRS,PQ) and dx = col2im(w^T . dy).
  * Row by row with short-row copies, or for small and strided outputs by
  * AVX-512 gathers from a table of offsets built once per shape. Internal
- * to src/ops (conv2d.c, conv2d_backward.c). */
-#include "ops/conv2d_im2col.h"
+ * to src/ops (conv2d/forward.c, conv2d/backward.c). */
+#include "ops/conv2d/im2col.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -80,7 +80,7 @@ static inline int rows_line_up(int stride, int W, int Q) { return stride == 1 &&
 /* The output rows [pb, pe) of col, as a (C*R*S, (pe-pb)*Q) matrix:
  * row (c,r,s), column (p-pb, q) = x[c, p*stride+r-pad, q*stride+s-pad],
  * zero outside the image. x is one sample (C,H,W). Working on a band of
- * output rows bounds the workspace (see BAND_FLOATS in conv2d_plan.c). */
+ * output rows bounds the workspace (see BAND_FLOATS in conv2d/plan.c). */
 static void im2col_ld(float *restrict col, size_t ld, const float *restrict x, int C, int H, int W, int R,
                       int S, int stride, int pad, int P, int Q, int pb, int pe) {
     const int TQ = (pe - pb) * Q, line_up = rows_line_up(stride, W, Q);
@@ -279,7 +279,7 @@ static void col2im(float *restrict x, float *restrict col, int C, int H, int W, 
 }
 
 
-/* ---- the interface (conv2d_im2col.h) --------------------------------------- */
+/* ---- the interface (conv2d/im2col.h) --------------------------------------- */
 
 int conv_use_gather(const ConvShape *s) { return use_gather(s->stride, s->W, s->P, s->Q); }
 

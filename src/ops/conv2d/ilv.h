@@ -1,5 +1,5 @@
-/* conv2d_ilv.h — inference batches of small convolutions with 16 images
- * interleaved in the vector lanes (see conv2d_ilv.c). */
+/* conv2d/ilv.h — inference batches of small convolutions with 16 images
+ * interleaved in the vector lanes (see conv2d/ilv.c). */
 #ifndef DG_CONV2D_ILV_H
 #define DG_CONV2D_ILV_H
 

@@ -1,7 +1,7 @@
-/* conv2d_direct.h — direct AVX-512 stride-1 convolution on small images;
- * see conv2d_direct.c.
- * Internal to src/ops: conv2d_plan.c chooses it, conv2d.c and
- * conv2d_backward.c call it. */
+/* conv2d/direct.h — direct AVX-512 stride-1 convolution on small images;
+ * see conv2d/direct.c.
+ * Internal to src/ops: conv2d/plan.c chooses it, conv2d/forward.c and
+ * conv2d/backward.c call it. */
 #ifndef DG_CONV2D_DIRECT_H
 #define DG_CONV2D_DIRECT_H
 

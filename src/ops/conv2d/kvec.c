@@ -1,9 +1,9 @@
-/* conv2d_kvec.c — direct AVX-512 convolution vectorised over output
+/* conv2d/kvec.c — direct AVX-512 convolution vectorised over output
  * channels, for deep layers with small outputs: kaggle-deep's 3x3 layers
  * at 7x7 and its 5x5/2 layers to 14x14, 7x7 and 4x4 (stride 1 or 2, any
  * padding), and the weight gradient of deep 14x14 layers.
  *
- * Why: the row kernels of conv2d_direct.c put an output row in a vector,
+ * Why: the row kernels of conv2d/direct.c put an output row in a vector,
  * which wastes 9 of 16 lanes on a 7-pixel row; im2col + sgemm ran these
  * layers at 43-66 % of peak (the col copy is R*S times the input, and the
  * BLAS repacks it). Here a register block is 64 output channels (4
@@ -33,7 +33,7 @@
  * Left out: K (or C for dx) not a multiple of 32, builds without AVX-512
  * (conv2d_kvec_ok says no).
  */
-#include "ops/conv2d_kvec.h"
+#include "ops/conv2d/kvec.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -68,7 +68,7 @@ int conv2d_kvec_ok(int C, int H, int W, int K, int R, int S, int stride, int pad
     /* measured (bench_kernels, README): 7x7 and 4x4 outputs, and stride 2
      * to 14x14 (kaggle-deep's 32->32 5x5/2: 149 GFLOP/s forward on one core
      * against 103 on the input's phases); stride-1 outputs of 8 and more
-     * columns run as fast or faster on the row kernels of conv2d_direct.c */
+     * columns run as fast or faster on the row kernels of conv2d/direct.c */
     return block_width(K) && P > 0 && Q > 0 && (Q < 8 || (stride == 2 && Q <= 16)) && C * R * S >= 256 &&
            stride <= 2;
 #else

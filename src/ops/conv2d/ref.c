@@ -1,11 +1,11 @@
-/* conv2d_ref.c — the reference 2-D convolution (cross-correlation, as
+/* conv2d/ref.c — the reference 2-D convolution (cross-correlation, as
  * PyTorch), forward and backward: plain nested loops with double
  * accumulators. What the tests trust (tests/test_ops_ref.c checks every
  * fast path against it), and a readable statement of the math. */
 #include "ops/ops.h"
 
 #include "core/check.h"
-#include "ops/conv2d_plan.h"
+#include "ops/conv2d/plan.h"
 
 /* y[n,k,p,q] = b[k] + sum_{c,r,s} w[k,c,r,s] * x[n,c,p*stride+r-pad,q*stride+s-pad] */
 void conv2d_forward_ref(float *y, const float *x, const float *w, const float *b,

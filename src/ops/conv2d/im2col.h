@@ -1,12 +1,12 @@
-/* conv2d_im2col.h — im2col and col2im; see conv2d_im2col.c. Internal to
+/* conv2d/im2col.h — im2col and col2im; see conv2d/im2col.c. Internal to
  * src/ops. x is one image (C,H,W); col is (C*R*S, columns) with row
- * stride ld, row (c,r,s) and column (p,q) as in conv2d_im2col.c. */
+ * stride ld, row (c,r,s) and column (p,q) as in conv2d/im2col.c. */
 #ifndef DG_CONV2D_IM2COL_H
 #define DG_CONV2D_IM2COL_H
 
 #include <stddef.h>
 
-#include "ops/conv2d_plan.h"
+#include "ops/conv2d/plan.h"
 
 /* Output rows [pb, pe) as a (CRS, (pe-pb)*Q) matrix, rows one after another. */
 void conv_im2col_band(float *col, const float *x, const ConvShape *s, int pb, int pe);

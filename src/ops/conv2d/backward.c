@@ -1,8 +1,8 @@
-/* conv2d_backward.c — the 2-D convolution's backward, fast version: dx,
+/* conv2d/backward.c — the 2-D convolution's backward, fast version: dx,
  * dw and db of a batch, each gradient on the path conv_plan_backward
- * chose for the layer (conv2d_plan.c): Winograd (dx as the forward of dy
+ * chose for the layer (conv2d/plan.c): Winograd (dx as the forward of dy
  * with turned filters; dw for 16/32 input channels), the output-channel
- * kernels (conv2d_kvec.c), the direct and stride-2 phase kernels, and
+ * kernels (conv2d/kvec.c), the direct and stride-2 phase kernels, and
  * otherwise im2col with sgemm or the bf16 GEMM (one image, or a group of
  * images side by side, a product) and col2im.
  *
@@ -19,12 +19,12 @@
 #include <string.h>
 
 #include "core/check.h"
-#include "ops/conv2d_direct.h"
-#include "ops/conv2d_im2col.h"
-#include "ops/conv2d_kvec.h"
-#include "ops/conv2d_phase.h"
-#include "ops/conv2d_plan.h"
-#include "ops/conv2d_wino.h"
+#include "ops/conv2d/direct.h"
+#include "ops/conv2d/im2col.h"
+#include "ops/conv2d/kvec.h"
+#include "ops/conv2d/phase.h"
+#include "ops/conv2d/plan.h"
+#include "ops/conv2d/wino.h"
 #include "ops/gemm_bf16.h"
 
 /* What one batch chunk needs: the arguments and the layer's plan. */
@@ -182,7 +182,7 @@ typedef struct {
     float *col, *xp;  /* the workspace slice; the direct kernels' padded input */
     Bf16State bf16;
     int packed;       /* dx weights packed into the slice (direct or phase) */
-    int phase_dw;     /* the phase-layer dw started (stride 2, see conv2d_phase.c) */
+    int phase_dw;     /* the phase-layer dw started (stride 2, see conv2d/phase.c) */
 } ImageScratch;
 
 /* A 1x1 stride-1 layer: both gradients as products on the image itself. */

@@ -1,6 +1,6 @@
-/* conv2d_wino4.h — the forward of a 3x3 stride-1 convolution by Winograd
+/* conv2d/wino4.h — the forward of a 3x3 stride-1 convolution by Winograd
  * F(4x4, 3x3) in AVX-512, fp32, for inference models (packed weights);
- * see conv2d_wino4.c. Internal to src/ops (conv2d.c dispatches to it). */
+ * see conv2d/wino4.c. Internal to src/ops (conv2d/forward.c dispatches to it). */
 #ifndef DG_CONV2D_WINO4_H
 #define DG_CONV2D_WINO4_H
 

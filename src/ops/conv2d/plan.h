@@ -1,11 +1,11 @@
-/* conv2d_plan.h — a convolution's shape, its workspace layout and the
- * path each pass takes; see conv2d_plan.c. Internal to src/ops: shared by
- * conv2d.c (forward), conv2d_backward.c and conv2d_im2col.c.
+/* conv2d/plan.h — a convolution's shape, its workspace layout and the
+ * path each pass takes; see conv2d/plan.c. Internal to src/ops: shared by
+ * conv2d/forward.c (forward), conv2d/backward.c and conv2d/im2col.c.
  *
  * Every decision about a layer is made here, once per call, from its
  * ConvShape: conv_plan_forward and conv_plan_backward return the path;
  * conv_layout where each path's scratch sits in a thread's workspace
- * slice. The kernel files (conv2d_wino.c, conv2d_kvec.c, ...) only answer
+ * slice. The kernel files (conv2d/wino.c, conv2d/kvec.c, ...) only answer
  * "can I run this shape" and "how much scratch do I need". */
 #ifndef DG_CONV2D_PLAN_H
 #define DG_CONV2D_PLAN_H
@@ -44,11 +44,11 @@ int conv_group_images(const ConvShape *s);
  *   PACKED  the direct kernels' packed weights
  *   BF16    bf16 weights, col and the packed B operand
  *   PAD     the direct kernels' zero-padded input copies
- *   PHASE   the stride-2 phase kernels' scratch (conv2d_phase.c)
- *   KVEC    the output-channel kernels' scratch (conv2d_kvec.c)
- *   WINO    F(2x2,3x3) Winograd, forward and dx (conv2d_wino.c)
+ *   PHASE   the stride-2 phase kernels' scratch (conv2d/phase.c)
+ *   KVEC    the output-channel kernels' scratch (conv2d/kvec.c)
+ *   WINO    F(2x2,3x3) Winograd, forward and dx (conv2d/wino.c)
  *   WINO4   F(4x4,3x3) or F(2x2,5x5) Winograd, inference
- *   ILV     the interleaved kernel's (conv2d_ilv.c), inference
+ *   ILV     the interleaved kernel's (conv2d/ilv.c), inference
  * The paths that pack weights keep them in their own area, so an
  * inference layer's slices hold every path's weights side by side. */
 enum { AREA_COL, AREA_PACKED, AREA_BF16, AREA_PAD, AREA_PHASE, AREA_KVEC, AREA_WINO, AREA_WINO4, AREA_ILV, AREA_END };
@@ -94,8 +94,8 @@ typedef enum {
     PATH_ILV,     /* inference batch, small layer: images in the vector lanes */
     PATH_WINO4,   /* inference batch: F(4x4,3x3), or a 5x5 layer's F(2x2,5x5) */
     PATH_WINO,    /* 3x3 stride 1: F(2x2,3x3) */
-    PATH_C1,      /* inference, one input channel (conv2d_c1.c) */
-    PATH_DIRECT,  /* stride 1, rows of 8-32 floats (conv2d_direct.c) */
+    PATH_C1,      /* inference, one input channel (conv2d/c1.c) */
+    PATH_DIRECT,  /* stride 1, rows of 8-32 floats (conv2d/direct.c) */
     PATH_PHASE,   /* stride 2 on the input's phases */
     PATH_KVEC,    /* deep layers with small outputs: output channels in the lanes */
     PATH_BF16,    /* im2col and the bf16 product, `group` images a product */

@@ -1,5 +1,5 @@
-/* conv2d_phase.h — stride-2 convolution as a stride-1 one on the input's
- * four phases; see conv2d_phase.c. Internal to src/ops (conv2d_plan.c chooses it). */
+/* conv2d/phase.h — stride-2 convolution as a stride-1 one on the input's
+ * four phases; see conv2d/phase.c. Internal to src/ops (conv2d/plan.c chooses it). */
 #ifndef DG_CONV2D_PHASE_H
 #define DG_CONV2D_PHASE_H
 

@@ -1,6 +1,6 @@
-/* conv2d_phase.c — stride-2 convolution (kaggle-deep's 5x5/2 layers) as a
+/* conv2d/phase.c — stride-2 convolution (kaggle-deep's 5x5/2 layers) as a
  * stride-1 convolution on the input's four phases, so that the direct
- * AVX-512 kernels (conv2d_direct.c) run it.
+ * AVX-512 kernels (conv2d/direct.c) run it.
  *
  * Why: im2col for a stride-2 5x5 layer copies 25 strided taps per output
  * for a GEMM of only P*Q columns; kaggle-deep's 32->32 5x5/2 layer (28x28
@@ -20,11 +20,11 @@
  * on the phase image, summed over a chunk's images), folded back onto the
  * R x S taps at the end of the chunk.
  */
-#include "ops/conv2d_phase.h"
+#include "ops/conv2d/phase.h"
 
 #include <string.h>
 
-#include "ops/conv2d_direct.h"
+#include "ops/conv2d/direct.h"
 
 typedef struct {
     int Hh, Wh;  /* phase image */
@@ -54,7 +54,7 @@ int conv2d_phase_ok(int C, int H, int W, int K, int R, int S, int stride, int pa
 }
 
 /* The weight gradient takes this many images per kernel call (see
- * DW_GROUP in conv2d.c: one lane reduction per block for all of them). */
+ * DW_GROUP in conv2d/forward.c: one lane reduction per block for all of them). */
 #define PHASE_DW_GROUP 4
 
 int conv2d_phase_dw_group(void) { return PHASE_DW_GROUP; }

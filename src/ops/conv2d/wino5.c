@@ -1,4 +1,4 @@
-/* conv2d_wino5.c — the forward of a 5x5 stride-1 convolution by Winograd
+/* conv2d/wino5.c — the forward of a 5x5 stride-1 convolution by Winograd
  * F(2x2, 5x5) (Lavin & Gray 2015), AVX-512, fp32, for inference models.
  *
  * Why: a 5x5 layer costs 25 multiply-adds per output pixel and channel
@@ -6,7 +6,7 @@
  * 36, i.e. 9 per pixel: 2.8x fewer in the product, which is most of the
  * time of twobranch's 5x5 branch (32->64 at 28x28, 64->256 at 14x14: 70 %
  * of its batch forward, near the FP32 peak on the direct kernels). On the
- * same six points as conv2d_wino4.c's F(4x4,3x3) (0, +-1, +-2, inf), so
+ * same six points as conv2d/wino4.c's F(4x4,3x3) (0, +-1, +-2, inf), so
  * the input transform B^T is the same (wino_product.h); only the filter
  * and output transforms differ:
  *
@@ -20,12 +20,12 @@
  * Layout: tiles are the vector lanes. A tile vector holds one row of 16
  * tiles of one image (outputs up to 32 wide), or two halves of 8 tiles
  * (outputs up to 16 wide): two images' rows, or for a lone image its top
- * half of tile rows beside its bottom half (as conv2d_wino.c does). The
+ * half of tile rows beside its bottom half (as conv2d/wino.c does). The
  * input transform reads x in place with masked loads (zeros outside: the
  * padding) and two-source permutes for the six patch columns 2t+j; the
  * output transform interleaves each tile's two columns back with one
  * permute per half-row and drops columns and rows past the output with
- * masked stores. The product is conv2d_wino.c's register block.
+ * masked stores. The product is conv2d/wino.c's register block.
  * Accuracy: the filters are transformed in double; the transforms'
  * constants (5 in B, 2/3 and 1/24 in G, 2 in A) keep the fp32 error a few
  * times the direct kernel's (tests/test_ops_ref.c bounds it against the
@@ -34,9 +34,9 @@
  * Left out on purpose: the gradients (training keeps the direct kernels),
  * bf16, strides other than 1 (kaggle-deep's 5x5/2 layers take the phases).
  */
-#include "ops/conv2d_wino5.h"
+#include "ops/conv2d/wino5.h"
 
-#include "ops/wino_product.h"
+#include "ops/conv2d/wino_product.h"
 
 #define NPOS 36
 

@@ -1,9 +1,9 @@
-/* conv2d_c1.c — inference forward of 3x3 stride-1 convolutions with one
+/* conv2d/c1.c — inference forward of 3x3 stride-1 convolutions with one
  * input channel (the first layer of cnn-bn and kaggle-deep: 1 -> 32 at
  * 28x28), with the bias and the epilogue's relu/affine steps applied in
  * registers before the store.
  *
- * Why: the direct kernel (conv2d_direct.c) walks output-channel blocks of
+ * Why: the direct kernel (conv2d/direct.c) walks output-channel blocks of
  * 8 and reloads the masked input taps for each block, and the epilogue
  * then makes one more pass over the output; with C = 1 there are only 9
  * taps, so the work per output row is small and those overheads dominate.
@@ -12,12 +12,12 @@
  * reused across all K output channels, 4 channels (4*NV accumulators) at
  * a time with broadcast weights read straight from w (K,1,3,3).
  * Left out: other kernel sizes and strides, rows over 32 floats, tanh
- * steps (conv2d.c keeps the direct kernel there), and the training path
- * (conv2d.c calls this for packed inference only).
+ * steps (conv2d/forward.c keeps the direct kernel there), and the training path
+ * (conv2d/forward.c calls this for packed inference only).
  */
-#include "ops/conv2d_c1.h"
+#include "ops/conv2d/c1.h"
 
-#include "ops/conv2d_direct.h"
+#include "ops/conv2d/direct.h"
 
 #ifdef __AVX512F__
 #include <immintrin.h>

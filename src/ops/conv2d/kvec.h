@@ -1,8 +1,8 @@
-/* conv2d_kvec.h — direct AVX-512 convolution vectorised over output
+/* conv2d/kvec.h — direct AVX-512 convolution vectorised over output
  * channels, for deep layers with small outputs (7x7, 4x4); see
- * conv2d_kvec.c.
- * Internal to src/ops: conv2d_plan.c chooses it, conv2d.c and
- * conv2d_backward.c call it. */
+ * conv2d/kvec.c.
+ * Internal to src/ops: conv2d/plan.c chooses it, conv2d/forward.c and
+ * conv2d/backward.c call it. */
 #ifndef DG_CONV2D_KVEC_H
 #define DG_CONV2D_KVEC_H
 

@@ -1,5 +1,5 @@
-/* conv2d_c1.h — inference kernel for 3x3 stride-1 convolutions of one
- * input channel; see conv2d_c1.c. Internal to src/ops (conv2d.c). */
+/* conv2d/c1.h — inference kernel for 3x3 stride-1 convolutions of one
+ * input channel; see conv2d/c1.c. Internal to src/ops (conv2d/forward.c). */
 #ifndef DG_CONV2D_C1_H
 #define DG_CONV2D_C1_H
 

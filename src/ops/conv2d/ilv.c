@@ -1,4 +1,4 @@
-/* conv2d_ilv.c — inference batches of small convolutions (few input
+/* conv2d/ilv.c — inference batches of small convolutions (few input
  * channels and taps, few output channels: lenet5's 1 -> 6 and 6 -> 16 5x5
  * layers) with 16 images interleaved in the vector lanes.
  *
@@ -17,10 +17,10 @@
  * path), the pooling on whole vectors (avgpool_forward's pair sums), and
  * only the final values are scattered back to (N, K, plane) planes.
  * Left out: strides other than 1, zero-padded outputs (a zeropad layer
- * after the conv), bf16 and training (conv2d.c calls this for packed
+ * after the conv), bf16 and training (conv2d/forward.c calls this for packed
  * inference batches only).
  */
-#include "ops/conv2d_ilv.h"
+#include "ops/conv2d/ilv.h"
 
 #include <string.h>
 

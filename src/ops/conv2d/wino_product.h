@@ -1,12 +1,12 @@
-/* wino_product.h — the Winograd product block shared by conv2d_wino.c
- * (F(2x2,3x3)), conv2d_wino4.c (F(4x4,3x3)) and conv2d_wino5.c
+/* wino_product.h — the Winograd product block shared by conv2d/wino.c
+ * (F(2x2,3x3)), conv2d/wino4.c (F(4x4,3x3)) and conv2d/wino5.c
  * (F(2x2,5x5)), and the input transform of the last two (6x6 tiles on the
  * points 0, +-1, +-2, inf: the same B^T for both). The block: for one transform position,
  * KB output channels times up to VB tile vectors (16 tiles each) of
  * accumulators in registers, summed over the input channels. Included by
  * those two files only (it defines a static function; the function only in
  * AVX-512 builds).
- * Left out: the bf16 product (conv2d_wino.c has its own). */
+ * Left out: the bf16 product (conv2d/wino.c has its own). */
 #ifndef DIGITS_OPS_WINO_PRODUCT_H
 #define DIGITS_OPS_WINO_PRODUCT_H
 

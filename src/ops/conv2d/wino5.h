@@ -1,6 +1,6 @@
-/* conv2d_wino5.h — the forward of a 5x5 stride-1 convolution by Winograd
+/* conv2d/wino5.h — the forward of a 5x5 stride-1 convolution by Winograd
  * F(2x2, 5x5) in AVX-512, fp32, for inference models (packed weights);
- * see conv2d_wino5.c. Internal to src/ops (conv2d.c dispatches to it). */
+ * see conv2d/wino5.c. Internal to src/ops (conv2d/forward.c dispatches to it). */
 #ifndef DG_CONV2D_WINO5_H
 #define DG_CONV2D_WINO5_H
 

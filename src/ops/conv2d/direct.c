@@ -1,6 +1,6 @@
-/* conv2d_direct.c — direct AVX-512 convolution for stride-1 layers on
+/* conv2d/direct.c — direct AVX-512 convolution for stride-1 layers on
  * small images (output and input rows of at most 32 floats: every
- * stride-1 conv of the zoo), used by conv2d.c in place of im2col + sgemm.
+ * stride-1 conv of the zoo), used by conv2d/forward.c in place of im2col + sgemm.
  *
  * Why: at 28x28 and below, im2col copies R*S times the input for a GEMM
  * whose operands the BLAS then packs again; profiling lenet5 showed
@@ -20,7 +20,7 @@
  * Backward:
  *   - dx is the same kernel on dy with the weights flipped and transposed,
  *     dx[c,h,:] = sum_{k,r,s} w[k,c,R-1-r,S-1-s] dy[k, h+r-(R-1-pad), ...],
- *     valid when pad <= R-1 (otherwise conv2d.c keeps im2col);
+ *     valid when pad <= R-1 (otherwise conv2d/forward.c keeps im2col);
  *   - dw[k,c,r,s] += sum_{p,q} dy[k,p,q] x[c,p+r-pad,q+s-pad]: per image,
  *     DB output channels x TB taps of vector accumulators per (c, r),
  *     reduced across lanes at the end of the image.
@@ -29,7 +29,7 @@
  * strides other than 1 and rows over 32 floats (im2col handles them), and
  * builds without AVX-512 (conv2d_direct_ok says no).
  */
-#include "ops/conv2d_direct.h"
+#include "ops/conv2d/direct.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -81,7 +81,7 @@ int conv2d_direct_dx_ok(int H, int W, int R, int S, int stride, int pad, int dep
 int conv2d_direct_shallow(int depth) { return depth < DIRECT_MAX_DEPTH; }
 
 int conv2d_direct_dw_ok(int H, int W, int R, int S, int stride, int pad, int depth) {
-    /* deep 14x14 layers too since conv2d.c hands them four images per
+    /* deep 14x14 layers too since conv2d/forward.c hands them four images per
      * call (alone: 128 GFLOP/s, as im2col + sgemm; four: 136-147) */
     return conv2d_direct_ok(H, W, R, S, stride, pad, depth);
 }

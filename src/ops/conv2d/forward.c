@@ -1,22 +1,22 @@
-/* conv2d.c — the 2-D convolution's forward (cross-correlation, as
+/* conv2d/forward.c — the 2-D convolution's forward (cross-correlation, as
  * PyTorch), fast version: OpenMP over the batch, each layer on the path
  * measured fastest for its shape (bench/bench_kernels), chosen once per
- * call by conv_plan_forward (conv2d_plan.c):
+ * call by conv_plan_forward (conv2d/plan.c):
  *   - Winograd F(2x2,3x3) for 3x3 stride-1 layers with even outputs up to
- *     30 wide (conv2d_wino.c; with a bf16 product in bf16 runs); an
- *     inference model's fp32 batch by F(4x4,3x3) (conv2d_wino4.c), a 5x5
- *     stride-1 layer's by F(2x2,5x5) (conv2d_wino5.c);
- *   - the direct row kernels (conv2d_direct.c: stride 1, rows of 8-32
- *     floats; one input channel at inference: conv2d_c1.c);
- *   - the output-channel kernels (conv2d_kvec.c: deep layers with small
+ *     30 wide (conv2d/wino.c; with a bf16 product in bf16 runs); an
+ *     inference model's fp32 batch by F(4x4,3x3) (conv2d/wino4.c), a 5x5
+ *     stride-1 layer's by F(2x2,5x5) (conv2d/wino5.c);
+ *   - the direct row kernels (conv2d/direct.c: stride 1, rows of 8-32
+ *     floats; one input channel at inference: conv2d/c1.c);
+ *   - the output-channel kernels (conv2d/kvec.c: deep layers with small
  *     outputs, fp32 or bf16 pair words);
- *   - stride 2 on the input's phases (conv2d_phase.c);
+ *   - stride 2 on the input's phases (conv2d/phase.c);
  *   - inference batches of small layers with the images in the vector
- *     lanes (conv2d_ilv.c);
- *   - otherwise im2col (conv2d_im2col.c; in bands of output rows, one band
+ *     lanes (conv2d/ilv.c);
+ *   - otherwise im2col (conv2d/im2col.c; in bands of output rows, one band
  *     for every zoo shape) into the calling thread's workspace slice and
  *     cblas_sgemm or the bf16 GEMM, one image or a group of images a product.
- * The reference is conv2d_ref.c, the backward conv2d_backward.c.
+ * The reference is conv2d/ref.c, the backward conv2d/backward.c.
  * Square or rectangular kernels, one stride and one zero padding for both
  * axes. Left out on purpose: dilation, groups, other padding modes.
  *
@@ -49,16 +49,16 @@
 
 #include "core/blocks.h"
 #include "core/check.h"
-#include "ops/conv2d_c1.h"
-#include "ops/conv2d_direct.h"
-#include "ops/conv2d_ilv.h"
-#include "ops/conv2d_im2col.h"
-#include "ops/conv2d_kvec.h"
-#include "ops/conv2d_phase.h"
-#include "ops/conv2d_plan.h"
-#include "ops/conv2d_wino.h"
-#include "ops/conv2d_wino4.h"
-#include "ops/conv2d_wino5.h"
+#include "ops/conv2d/c1.h"
+#include "ops/conv2d/direct.h"
+#include "ops/conv2d/ilv.h"
+#include "ops/conv2d/im2col.h"
+#include "ops/conv2d/kvec.h"
+#include "ops/conv2d/phase.h"
+#include "ops/conv2d/plan.h"
+#include "ops/conv2d/wino.h"
+#include "ops/conv2d/wino4.h"
+#include "ops/conv2d/wino5.h"
 #include "ops/gemm_bf16.h"
 
 /* What one batch chunk needs: the arguments, the layer's plan and the
@@ -354,7 +354,7 @@ static void forward_chunk(const ForwardChunk *f, int t) {
 }
 
 /* ---- one image cut into blocks (inference) ---------------------------------
- * See conv2d_plan.c for when a one-image call is cut, and how. */
+ * See conv2d/plan.c for when a one-image call is cut, and how. */
 
 static void forward_impl(float *y, const float *x, const float *w, const float *b, int N, const ConvShape *s,
                          float *workspace, int nthreads, const Epilogue *ep, Conv2dPacked *packed);
@@ -417,7 +417,7 @@ typedef struct { /* one row-cut call */
     ConvShape s;
     ConvLayout lay;
     int TH, ns, have, wb;
-    int kvec; /* the output-channel kernels (conv2d_kvec.c), cut by output rows */
+    int kvec; /* the output-channel kernels (conv2d/kvec.c), cut by output rows */
 } RowsJob;
 
 /* The epilogue's per-channel steps on rows p0..p1-1 of each plane. */
