@@ -48,12 +48,17 @@ best * (1 - 1e-4) halve the lr (at least 1e-6) from the next epoch on
 --step-size do not apply to it, and without a validation set it stays put.
 
 --label-smoothing EPS is F.cross_entropy's label_smoothing (digits' training
-loss); --ema DECAY keeps a moving average of the parameters and batch-norm
-buffers updated after every step with decay min(DECAY, (1+t)/(10+t)), as
-digits' train.c, and the average is what is validated, monitored and kept.
+loss, and its validation loss, which picks the kept epoch); --ema DECAY
+keeps a moving average of the parameters and batch-norm buffers updated
+after every step with decay min(DECAY, (1+t)/(10+t)), as digits' train.c,
+and the average is what is validated, monitored and kept.
 --lookahead K [--lookahead-alpha A] wraps the optimiser in Lookahead as
 digits' train.c does: every K steps slow += A*(w - slow) and w = slow, over
-the parameters only, the inner optimiser's state untouched.
+the parameters only, the inner optimiser's state untouched. --precision
+bf16 runs each training step's forward under torch.autocast on the CPU in
+bfloat16 (oneDNN's AVX512_BF16 kernels for convolutions and linear layers;
+digits' bf16 covers the convolutions), the loss in float32, the weights and
+optimiser in float32 on both sides; validation and the monitor stay float32.
 
 Run with Debian's interpreter, /usr/bin/python3 (python3-torch 1.13).
 Left out on purpose: early stopping (--patience, not accepted), and the
@@ -384,14 +389,17 @@ def augment(u8, aug, gen):
 # ---- training -----------------------------------------------------------------
 
 
-def evaluate(model, x, y, batch=1000):
-    """(accuracy, mean loss) in eval mode; x is already normalised float."""
+def evaluate(model, x, y, batch=1000, label_smoothing=0.0):
+    """(accuracy, mean loss) in eval mode; x is already normalised float. The
+    validation pass gives the run's label_smoothing: its loss is then the
+    smoothed one the network trains on, as digits' model_validate."""
     model.eval()
     correct, loss = 0, 0.0
     with torch.no_grad():
         for i in range(0, len(y), batch):
             logits = model(x[i:i + batch])
-            loss += float(F.cross_entropy(logits, y[i:i + batch], reduction="sum"))
+            loss += float(F.cross_entropy(logits, y[i:i + batch], reduction="sum",
+                                          label_smoothing=label_smoothing))
             correct += int((logits.argmax(1) == y[i:i + batch]).sum())
     model.train()
     return correct / len(y), loss / len(y)
@@ -449,6 +457,10 @@ def main():
                     help="preset (seed000, seed002, mnist, none) or rotate=DEG,shift=F,intshift=1,zoom=Z,zoomxy=Z,"
                     "shear=DEG,elastic=ALPHA:SIGMA[:P], as digits (perspective, so seed003, refused)")
     ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--precision", choices=("none", "fp32", "bf16"), default="none",
+                    help="bf16: the training step's forward under torch.autocast('cpu', bfloat16), which "
+                         "multiplies convolutions and linear layers in bfloat16 (digits' bf16 does the "
+                         "convolutions only); float32 weights, as digits keeps them")
     ap.add_argument("--ema", type=float, default=0.0, help="decay of the weights' moving average (0: off)")
     ap.add_argument("--lookahead", type=int, default=0, help="Lookahead's k (0: off)")
     ap.add_argument("--lookahead-alpha", type=float, default=0.5)
@@ -526,8 +538,9 @@ def main():
                 break
             idx = order[b * B:(b + 1) * B]
             x, y = normalise(augment(train_u8[idx], aug, gen) if aug else train_u8[idx]), train_y[idx]
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=a.label_smoothing)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=a.label_smoothing)
             opt.zero_grad()
             loss.backward()
             lr = lr_at(step, epoch)
@@ -551,7 +564,8 @@ def main():
                 paused += time.perf_counter() - t_pause
         secs = time.perf_counter() - t0 - paused
         total_seconds += secs
-        v_acc, v_loss = evaluate(judged, val_x, val_y) if len(val_y) else (math.nan, math.nan)
+        v_acc, v_loss = (evaluate(judged, val_x, val_y, label_smoothing=a.label_smoothing) if len(val_y)
+                         else (math.nan, math.nan))
         if len(val_y):  # train.c's epoch_end: the plateau rule sees the (averaged) model's val loss
             sched_epoch_end(v_loss)
         if not a.quiet:

@@ -781,24 +781,33 @@ static void test_same_seed_same_weights(void **state) {
  * worse after the first epochs; training must stop after `patience` bad
  * epochs, end with the best epoch's weights, and the file saved during
  * training must hold exactly those weights. */
-static void test_early_stopping_restores_best(void **state) {
-    Dataset train = {0}, val = {0};
-    train.n = 320;
-    val.n = 64;
-    train.rows = train.cols = val.rows = val.cols = 28;
-    train.pixels = malloc((size_t)train.n * 784);
-    train.labels = malloc((size_t)train.n);
-    val.pixels = malloc((size_t)val.n * 784);
-    val.labels = malloc((size_t)val.n);
-    /* learnable: the label is the brightness level of the whole image */
-    for (int i = 0; i < train.n + val.n; i++) {
+/* 320 training and 64 validation images a small network learns: the label
+ * is the brightness level of the whole image. */
+static void brightness_sets(Dataset *train, Dataset *val) {
+    memset(train, 0, sizeof *train);
+    memset(val, 0, sizeof *val);
+    train->n = 320;
+    val->n = 64;
+    train->rows = train->cols = val->rows = val->cols = 28;
+    train->pixels = malloc((size_t)train->n * 784);
+    train->labels = malloc((size_t)train->n);
+    val->pixels = malloc((size_t)val->n * 784);
+    val->labels = malloc((size_t)val->n);
+    assert_non_null(train->pixels), assert_non_null(train->labels);
+    assert_non_null(val->pixels), assert_non_null(val->labels);
+    for (int i = 0; i < train->n + val->n; i++) {
         int label = i % 10;
-        uint8_t *px = i < train.n ? train.pixels + (size_t)i * 784 : val.pixels + (size_t)(i - train.n) * 784;
+        uint8_t *px = i < train->n ? train->pixels + (size_t)i * 784 : val->pixels + (size_t)(i - train->n) * 784;
         memset(px, label * 25, 784);
         px[i % 784] = 255; /* a little variety */
-        if (i < train.n) train.labels[i] = (uint8_t)label;
-        else val.labels[i - train.n] = (uint8_t)label;
+        if (i < train->n) train->labels[i] = (uint8_t)label;
+        else val->labels[i - train->n] = (uint8_t)label;
     }
+}
+
+static void test_early_stopping_restores_best(void **state) {
+    Dataset train, val;
+    brightness_sets(&train, &val);
     Model m;
     assert_int_equal(model_build_named(&m, "cnn"), 0);
     model_init_params(&m, 3);
@@ -827,6 +836,49 @@ static void test_early_stopping_restores_best(void **state) {
     assert_int_equal(model_load(&saved, path), 0);
     assert_memory_equal(saved.params, m.params, m.n_param * sizeof(float));
     model_free(&saved);
+    model_free(&m);
+    dataset_free(&train);
+    dataset_free(&val);
+}
+
+/* With label smoothing the validation loss is the smoothed one the network
+ * trains on (Keras's val_loss): the run's best validation loss is
+ * model_validate's with the run's eps on the kept weights, which is the
+ * smoothed loss of the forward pass's logits and differs from the plain
+ * cross-entropy; with eps 0 model_validate is model_predict_dataset. (The
+ * plain loss's floor rises as the network learns the smoothed targets, so
+ * it made early, less confident epochs look best.) */
+static void test_label_smoothing_validation_loss(void **state) {
+    Dataset train, val;
+    brightness_sets(&train, &val);
+    Model m;
+    assert_int_equal(model_build_named(&m, "cnn"), 0);
+    model_init_params(&m, 3);
+    m.norm_mean = 0.5f;
+    m.norm_std = 0.3f;
+    TrainConfig cfg;
+    train_config_defaults(&cfg);
+    cfg.epochs = 4;
+    cfg.batch_size = 32;
+    cfg.lr = 0.003f;
+    cfg.label_smoothing = 0.1f;
+    cfg.quiet = 1;
+    cfg.threads = 1;
+    TrainResult res;
+    assert_int_equal(train_run(&m, &train, &val, &cfg, &res), 0);
+    double smooth, plain, plain0;
+    double acc = model_validate(&m, &val, 64, 0.1f, &smooth);
+    print_message("best epoch %d: val loss %.6f (smoothed), acc %.4f\n", res.best_epoch, res.best_val_loss, acc);
+    assert_float_equal(smooth, res.best_val_loss, 1e-9);
+    assert_float_equal(acc, res.best_val_acc, 1e-12);
+    model_load_pixels(&m, val.pixels, val.n);
+    const float *logits = model_forward(&m, val.n, 0);
+    assert_float_equal(smooth, label_smooth_loss_sum(logits, val.labels, val.n, MODEL_NUM_CLASSES, 0.1f) / val.n,
+                       1e-12);
+    assert_float_equal(model_validate(&m, &val, 64, 0.0f, &plain0), model_predict_dataset(&m, &val, 64, NULL, NULL,
+                       &plain), 0.0);
+    assert_float_equal(plain0, plain, 0.0);
+    assert_true(fabs(smooth - plain) > 1e-3);
     model_free(&m);
     dataset_free(&train);
     dataset_free(&val);
@@ -1009,7 +1061,7 @@ int main(void) {
         cmocka_unit_test(test_metrics_by_hand),
         cmocka_unit_test(test_same_seed_same_weights),
         cmocka_unit_test(test_rng_fill_uniform),
-        cmocka_unit_test(test_early_stopping_restores_best),
+        cmocka_unit_test(test_early_stopping_restores_best), cmocka_unit_test(test_label_smoothing_validation_loss),
         cmocka_unit_test(test_dtype_rounding),
         cmocka_unit_test(test_dtype_round_trip),
         cmocka_unit_test(test_dtype_nonfinite),

@@ -69,7 +69,6 @@
 #include "model/model.h"
 #include "ops/ops.h"
 #include "optim/optim.h"
-#include "train/label_smooth.h"
 #include "testutil.h"
 
 #define TOL 1e-4f

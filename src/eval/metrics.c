@@ -9,8 +9,10 @@
 #include "core/check.h"
 #include "ops/ops.h"
 
-double model_predict_dataset(Model *m, const Dataset *ds, int batch, uint8_t *pred, float *probs,
-                             double *loss) {
+/* model_predict_dataset's pass; eps > 0: the loss is the label-smoothed
+ * cross-entropy (model_validate). */
+static double predict_pass(Model *m, const Dataset *ds, int batch, uint8_t *pred, float *probs, double *loss,
+                           float eps) {
     DG_ASSERT(ds->rows == m->input_shape.h && ds->cols == m->input_shape.w);
     if (m->max_batch < batch || !m->acts) model_set_batch(m, batch, m->with_grad, m->nthreads);
     size_t img = (size_t)ds->rows * ds->cols;
@@ -21,7 +23,10 @@ double model_predict_dataset(Model *m, const Dataset *ds, int batch, uint8_t *pr
         int n = ds->n - start < batch ? ds->n - start : batch;
         model_load_pixels(m, ds->pixels + (size_t)start * img, n);
         float *logits = model_forward(m, n, 0);
-        if (ds->labels)
+        if (ds->labels && eps > 0) {
+            loss_sum += label_smooth_loss_sum(logits, ds->labels + start, n, MODEL_NUM_CLASSES, eps);
+            softmax_forward(p, logits, n, MODEL_NUM_CLASSES);
+        } else if (ds->labels)
             loss_sum += (double)softmax_xent_forward(p, logits, ds->labels + start, n, MODEL_NUM_CLASSES) * n;
         else
             softmax_forward(p, logits, n, MODEL_NUM_CLASSES);
@@ -38,6 +43,15 @@ double model_predict_dataset(Model *m, const Dataset *ds, int batch, uint8_t *pr
     free(p);
     if (loss) *loss = ds->labels && ds->n ? loss_sum / ds->n : 0.0;
     return ds->labels && ds->n ? (double)correct / ds->n : 0.0;
+}
+
+double model_predict_dataset(Model *m, const Dataset *ds, int batch, uint8_t *pred, float *probs,
+                             double *loss) {
+    return predict_pass(m, ds, batch, pred, probs, loss, 0.0f);
+}
+
+double model_validate(Model *m, const Dataset *ds, int batch, float label_smoothing, double *loss) {
+    return predict_pass(m, ds, batch, NULL, NULL, loss, label_smoothing);
 }
 
 void metrics_compute(Metrics *mt, const uint8_t *labels, const uint8_t *pred, int n) {

@@ -17,6 +17,14 @@
  * cross-entropy. Returns accuracy (0 if unlabelled). */
 double model_predict_dataset(Model *m, const Dataset *ds, int batch, uint8_t *pred, float *probs,
                              double *loss);
+/* A training run's validation pass: the accuracy as model_predict_dataset
+ * counts it, and in *loss the mean of the loss the network trains on. With
+ * label_smoothing > 0 that is the smoothed cross-entropy, as Keras's
+ * val_loss of a model compiled with CategoricalCrossentropy(label_smoothing)
+ * and PyTorch's usual criterion(model(x_val), y_val): the plain one has a
+ * floor near -log(1 - eps + eps/10) that rises as the network learns the
+ * smoothed targets, so an early, less confident epoch could look best. */
+double model_validate(Model *m, const Dataset *ds, int batch, float label_smoothing, double *loss);
 
 typedef struct {
     int n;

@@ -130,6 +130,10 @@
     X_VOID(ISA_, softmax_xent_backward, (float *dlogits, const float *probs, const uint8_t *labels, int N, int M), \
         (dlogits, probs, labels, N, M)) \
     X_VOID(ISA_, softmax_forward, (float *probs, const float *logits, int N, int M), (probs, logits, N, M)) \
+    X_RET(ISA_, double, label_smooth_loss_sum, (const float *logits, const uint8_t *labels, int N, int M, float eps), \
+        (logits, labels, N, M, eps)) \
+    X_VOID(ISA_, label_smooth_grad, (float *dlogits, const uint8_t *labels, int N, int M, int B, float eps), (dlogits, \
+        labels, N, M, B, eps)) \
     X_VOID(ISA_, elu_forward, (float *y, const float *x, size_t n, float alpha), (y, x, n, alpha)) \
     X_VOID(ISA_, elu_backward, (float *dx, const float *dy, const float *y, size_t n, float alpha), (dx, dy, y, n, \
         alpha)) \

@@ -213,6 +213,19 @@ float softmax_xent_forward(float *probs, const float *logits, const uint8_t *lab
 void softmax_xent_backward(float *dlogits, const float *probs, const uint8_t *labels, int N, int M);
 void softmax_forward(float *probs, const float *logits, int N, int M);
 
+/* ---- label smoothing (label_smooth.c) ------------------------------------
+ * The softmax cross-entropy against q = (1 - eps)·onehot(y) + eps/M over the
+ * M classes: PyTorch's CrossEntropyLoss(label_smoothing=eps), Keras's
+ * CategoricalCrossentropy(label_smoothing=eps). Training's loss and
+ * gradient, and the validation loss of a run trained on it.
+ * label_smooth_loss_sum: the sum over the N rows of -sum_k q_k log softmax(z)_k.
+ * label_smooth_grad: turns softmax_xent_backward's (probs - onehot)/B of N
+ * rows into (probs - q)/B by adding eps·(onehot - 1/M)/B to each row; B is
+ * the batch the loss is averaged over (N, or a distributed step's whole
+ * batch).                                                                 */
+double label_smooth_loss_sum(const float *logits, const uint8_t *labels, int N, int M, float eps);
+void label_smooth_grad(float *dlogits, const uint8_t *labels, int N, int M, int B, float eps);
+
 /* ---- ELU (Clevert et al. 2015) ------------------------------------------
  * y = x (x > 0), alpha*(exp(x)-1) (x <= 0);  dx = dy (y > 0), dy*(y+alpha)
  * (for x <= 0, dy/dx = alpha*exp(x) = y + alpha, so backward needs only y). */

@@ -61,8 +61,8 @@ static const TrainOption table[] = {
      "keep an exponential moving average of the weights (e.g. 0.999); validation, early stopping and the "
      "saved model use it (0 = off)", ALL, NULL, NULL},
     {"label-smoothing", OPT_FLOAT, C(label_smoothing), "0", 0, 0.999, NULL, "EPS",
-     "train towards (1-EPS) one-hot + EPS/10 (PyTorch's label_smoothing); validation keeps the plain loss "
-     "(0 = off)", ALL, NULL, NULL},
+     "train towards (1-EPS) one-hot + EPS/10 (PyTorch's label_smoothing); the validation loss (best epoch, "
+     "early stopping, plateau) is the smoothed one too, as Keras's val_loss (0 = off)", ALL, NULL, NULL},
     {"lookahead", OPT_INT, C(lookahead), "0", 0, 1000000, NULL, "K",
      "Lookahead around the optimiser: every K steps the weights move to slow + ALPHA (fast - slow), the new "
      "slow weights (0 = off)", ALL, NULL, NULL},

@@ -15,7 +15,6 @@
 #include "eval/metrics.h"
 #include "ops/ops.h"
 #include "train/dist_train.h"
-#include "train/label_smooth.h"
 #include "train/options.h"
 #include "train/resume.h"
 
@@ -456,7 +455,7 @@ static int epoch_end(Loop *L) {
     if (st->ema) ema_swap_in(m, st->ema, L->raw);
     double val_loss = NAN, val_acc = NAN;
     if (L->have_val) {
-        val_acc = model_predict_dataset(m, L->val, L->B, NULL, NULL, &val_loss);
+        val_acc = model_validate(m, L->val, L->B, cfg->label_smoothing, &val_loss);
         sched_epoch_end(&L->sched, (float)val_loss);
     }
     report_epoch(L, val_loss, val_acc, secs);

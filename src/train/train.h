@@ -46,7 +46,7 @@ typedef struct {
     float ema;            /* 0 = off; else the decay of an exponential moving average of the
                            * weights (and BN statistics), updated after every step, which is
                            * what validation, early stopping and the saved model use */
-    float label_smoothing; /* 0 = off; else eps of the smoothed training loss (label_smooth.h) */
+    float label_smoothing; /* 0 = off; else eps of the smoothed training and validation loss (ops.h) */
     int lookahead;        /* 0 = off; else Lookahead's k: every k steps the parameters become
                            * slow + alpha·(fast − slow), which is also the new slow copy */
     float lookahead_alpha; /* Lookahead's alpha (0.5) */

@@ -1,8 +1,9 @@
-/* label_smooth.c — the smoothed cross-entropy's loss and gradient
- * correction; see label_smooth.h.
+/* label_smooth.c — the label-smoothed softmax cross-entropy: its loss and
+ * the correction that turns the plain gradient into the smoothed one (see
+ * ops.h). Sums run in double, log-sum-exp shifted by the row's maximum.
  *
  * Left out on purpose: a smoothing prior other than the uniform one. */
-#include "train/label_smooth.h"
+#include "ops/ops.h"
 
 #include <math.h>
 #include <stddef.h>
