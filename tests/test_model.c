@@ -805,22 +805,29 @@ static void brightness_sets(Dataset *train, Dataset *val) {
     }
 }
 
+/* brightness_sets, the zoo's cnn (seed 3) with fixed normalisation, and the
+ * default training settings, quiet, on one thread, batch 32: what a test
+ * then changes is what it is about. */
+static void brightness_run(Dataset *train, Dataset *val, Model *m, TrainConfig *cfg) {
+    brightness_sets(train, val);
+    assert_int_equal(model_build_named(m, "cnn"), 0);
+    model_init_params(m, 3);
+    m->norm_mean = 0.5f;
+    m->norm_std = 0.3f;
+    train_config_defaults(cfg);
+    cfg->batch_size = 32;
+    cfg->quiet = 1;
+    cfg->threads = 1;
+}
+
 static void test_early_stopping_restores_best(void **state) {
     Dataset train, val;
-    brightness_sets(&train, &val);
     Model m;
-    assert_int_equal(model_build_named(&m, "cnn"), 0);
-    model_init_params(&m, 3);
-    m.norm_mean = 0.5f;
-    m.norm_std = 0.3f;
     TrainConfig cfg;
-    train_config_defaults(&cfg);
+    brightness_run(&train, &val, &m, &cfg);
     cfg.epochs = 30;
-    cfg.batch_size = 32;
     cfg.lr = 0.05f; /* too high for Adam: the validation loss goes up and down */
     cfg.patience = 2;
-    cfg.quiet = 1;
-    cfg.threads = 1;
     char path[512];
     snprintf(path, sizeof path, "%s", tu_tmp_path("best.safetensors"));
     cfg.out_path = path;
@@ -850,20 +857,12 @@ static void test_early_stopping_restores_best(void **state) {
  * it made early, less confident epochs look best.) */
 static void test_label_smoothing_validation_loss(void **state) {
     Dataset train, val;
-    brightness_sets(&train, &val);
     Model m;
-    assert_int_equal(model_build_named(&m, "cnn"), 0);
-    model_init_params(&m, 3);
-    m.norm_mean = 0.5f;
-    m.norm_std = 0.3f;
     TrainConfig cfg;
-    train_config_defaults(&cfg);
+    brightness_run(&train, &val, &m, &cfg);
     cfg.epochs = 4;
-    cfg.batch_size = 32;
     cfg.lr = 0.003f;
     cfg.label_smoothing = 0.1f;
-    cfg.quiet = 1;
-    cfg.threads = 1;
     TrainResult res;
     assert_int_equal(train_run(&m, &train, &val, &cfg, &res), 0);
     double smooth, plain, plain0;
