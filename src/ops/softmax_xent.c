@@ -3,7 +3,7 @@
  * Numerically stable: each row has its max subtracted before exp, and the
  * loss uses log-sum-exp (log p[y] = z[y] - max - log sum exp(z - max))
  * rather than log of a possibly-underflowed probability. Sums run in double.
- * Left out: label smoothing, class weights, ignore_index.
+ * Left out: label smoothing (its own op, label_smooth.c), class weights, ignore_index.
  */
 #include "ops/ops.h"
 
